@@ -1,0 +1,56 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace MaskFormer.Engine.Hosting;
+
+/// <summary>
+/// Loads the models when the host starts (a missing or corrupt model fails start-up), warms them up
+/// in the background, and stops the session workers when the host stops.
+/// </summary>
+internal sealed partial class InferenceHostedService(SegmentationEngine engine, ILogger<InferenceHostedService> logger) : IHostedService, IDisposable
+{
+    private Task? _warmUp;
+    private readonly CancellationTokenSource _stopping = new();
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        engine.Load();
+        _warmUp = Task.Run(() => WarmUpAsync(_stopping.Token), CancellationToken.None);
+        return Task.CompletedTask;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_warmUp is not null)
+        {
+            await _warmUp.ConfigureAwait(false);
+        }
+
+        await engine.DisposeAsync().ConfigureAwait(false);
+    }
+
+    public void Dispose() => _stopping.Dispose();
+
+    private async Task WarmUpAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await engine.WarmUpAsync(cancellationToken).ConfigureAwait(false);
+            LogReady(logger, engine.Models.Count);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+        catch (Exception ex)
+        {
+            LogWarmUpFailed(logger, ex);
+        }
+    }
+
+    [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "Inference engine ready: {Count} model(s) serving")]
+    private static partial void LogReady(ILogger logger, int count);
+
+    [LoggerMessage(EventId = 11, Level = LogLevel.Critical, Message = "Warm-up failed; the service stays NOT_SERVING")]
+    private static partial void LogWarmUpFailed(ILogger logger, Exception exception);
+}

@@ -1,0 +1,54 @@
+using MaskFormer.Engine.Decoding;
+using MaskFormer.Engine.Sessions;
+using Microsoft.Extensions.Options;
+
+namespace MaskFormer.Engine.Hosting;
+
+/// <summary>Rejects settings that cannot work, naming the setting, so the process stops at start-up.</summary>
+internal sealed class InferenceOptionsValidator : IValidateOptions<InferenceOptions>, IValidateOptions<ImageDecoderOptions>
+{
+    public ValidateOptionsResult Validate(string? name, InferenceOptions options)
+    {
+        var failures = new List<string>();
+        const string Section = InferenceOptions.SectionName;
+        for (var i = 0; i < options.Devices.Count; i++)
+        {
+            if (!DeviceSpec.TryParse(options.Devices[i].Name, out _))
+            {
+                failures.Add($"{Section}:Devices:{i}:Name '{options.Devices[i].Name}' must be 'cpu' or 'cuda:N'.");
+            }
+
+            if (options.Devices[i].Sessions is < 1 or > 64)
+            {
+                failures.Add($"{Section}:Devices:{i}:Sessions must be between 1 and 64 (was {options.Devices[i].Sessions}).");
+            }
+        }
+
+        if (options.MaxBatchSize is < 1 or > 256)
+        {
+            failures.Add($"{Section}:MaxBatchSize must be between 1 and 256 (was {options.MaxBatchSize}).");
+        }
+
+        if (options.MaxQueueSize < 1)
+        {
+            failures.Add($"{Section}:MaxQueueSize must be at least 1 (was {options.MaxQueueSize}).");
+        }
+
+        if (options.MaxQueueDelay < TimeSpan.Zero || options.MaxQueueDelay > TimeSpan.FromSeconds(10))
+        {
+            failures.Add($"{Section}:MaxQueueDelay must be between 0 and 10 seconds (was {options.MaxQueueDelay}).");
+        }
+
+        if (options.IntraOpThreads < 0)
+        {
+            failures.Add($"{Section}:IntraOpThreads must be 0 (automatic) or more (was {options.IntraOpThreads}).");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    public ValidateOptionsResult Validate(string? name, ImageDecoderOptions options) =>
+        options.MaxDimension < 1 || options.MaxPixels < 1
+            ? ValidateOptionsResult.Fail($"{ImageDecoderOptions.SectionName}:MaxDimension and MaxPixels must be positive.")
+            : ValidateOptionsResult.Success;
+}

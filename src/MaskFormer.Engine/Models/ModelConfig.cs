@@ -1,0 +1,103 @@
+using System.Globalization;
+using System.Text.Json;
+
+namespace MaskFormer.Engine.Models;
+
+/// <summary>
+/// The parts of a HuggingFace-style <c>config.json</c> the service needs: architecture, labels and
+/// which labels are things.
+/// </summary>
+public sealed record ModelConfig
+{
+    /// <summary>"maskformer" or "mask2former"; selects the panoptic pixel rule.</summary>
+    public required string ModelType { get; init; }
+
+    /// <summary>Labels by id, without the "no object" class.</summary>
+    public required IReadOnlyList<ModelLabel> Labels { get; init; }
+
+    /// <summary>Whether the config names its thing classes (otherwise every class counts as a thing).</summary>
+    public required bool DeclaresThings { get; init; }
+
+    /// <summary>The model's version from the config, if it gives one.</summary>
+    public string? Version { get; init; }
+
+    /// <summary>True for Mask2Former exports, whose panoptic rule also requires sigmoid ≥ 0.5.</summary>
+    public bool IsMask2Former => string.Equals(ModelType, "mask2former", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Parses <paramref name="path"/>; throws <see cref="ModelLoadException"/> naming it.</summary>
+    public static ModelConfig Load(string path)
+    {
+        using var document = ModelJson.Parse(path);
+        var root = document.RootElement;
+        var modelType = root.TryGetProperty("model_type", out var type) && type.ValueKind == JsonValueKind.String
+            ? type.GetString()!
+            : "maskformer";
+
+        if (!root.TryGetProperty("id2label", out var id2Label) || id2Label.ValueKind != JsonValueKind.Object)
+        {
+            throw new ModelLoadException(path, "has no 'id2label' object.");
+        }
+
+        var thingIds = ReadThingIds(root, path);
+        var names = new SortedDictionary<int, string>();
+        foreach (var entry in id2Label.EnumerateObject())
+        {
+            if (!int.TryParse(entry.Name, NumberStyles.None, CultureInfo.InvariantCulture, out var id) || id > ushort.MaxValue)
+            {
+                throw new ModelLoadException(path, $"'id2label' key '{entry.Name}' is not a label id between 0 and 65535.");
+            }
+
+            names[id] = entry.Value.GetString() ?? throw new ModelLoadException(path, $"label {id} has no name.");
+        }
+
+        var expectedId = 0;
+        foreach (var id in names.Keys)
+        {
+            if (id != expectedId++)
+            {
+                throw new ModelLoadException(path, $"'id2label' ids must run 0..{names.Count - 1} without gaps; {expectedId - 1} is missing.");
+            }
+        }
+
+        if (names.Count == 0)
+        {
+            throw new ModelLoadException(path, "'id2label' is empty.");
+        }
+
+        var labels = names
+            .Select(pair => new ModelLabel(pair.Key, pair.Value, thingIds is null || thingIds.Contains(pair.Key)))
+            .ToArray();
+
+        return new ModelConfig
+        {
+            ModelType = modelType,
+            Labels = labels,
+            DeclaresThings = thingIds is not null,
+            Version = root.TryGetProperty("version", out var version) && version.ValueKind == JsonValueKind.String
+                ? version.GetString()
+                : null,
+        };
+    }
+
+    // Exports name things in different ways: an explicit "thing_ids" list, or detectron2-style
+    // "isthing" flags per label. None of them means "treat every class as a thing".
+    private static HashSet<int>? ReadThingIds(JsonElement root, string path)
+    {
+        if (root.TryGetProperty("thing_ids", out var thingIds) && thingIds.ValueKind == JsonValueKind.Array)
+        {
+            return thingIds.EnumerateArray().Select(e => e.TryGetInt32(out var id)
+                ? id
+                : throw new ModelLoadException(path, "'thing_ids' must hold integers.")).ToHashSet();
+        }
+
+        if (root.TryGetProperty("label2isthing", out var isThing) && isThing.ValueKind == JsonValueKind.Object)
+        {
+            return isThing.EnumerateObject()
+                .Where(e => e.Value.ValueKind == JsonValueKind.True)
+                .Select(e => int.Parse(e.Name, CultureInfo.InvariantCulture))
+                .ToHashSet();
+        }
+
+        return null;
+    }
+}

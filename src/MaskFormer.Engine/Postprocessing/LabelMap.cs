@@ -1,0 +1,52 @@
+using System.Buffers;
+
+namespace MaskFormer.Engine.Postprocessing;
+
+/// <summary>A per-pixel map of 16-bit ids (labels or segment ids) in a pooled buffer.</summary>
+public sealed class LabelMap : IDisposable
+{
+    private ushort[]? _values;
+
+    /// <summary>Allocates a cleared map.</summary>
+    public LabelMap(int width, int height)
+    {
+        Width = width;
+        Height = height;
+        _values = ArrayPool<ushort>.Shared.Rent(width * height);
+        Values.Clear();
+    }
+
+    /// <summary>Width in pixels.</summary>
+    public int Width { get; }
+
+    /// <summary>Height in pixels.</summary>
+    public int Height { get; }
+
+    /// <summary>The ids, row by row.</summary>
+    public Span<ushort> Values => (_values ?? throw new ObjectDisposedException(nameof(LabelMap))).AsSpan(0, Width * Height);
+
+    /// <summary>One row.</summary>
+    public Span<ushort> Row(int y) => Values.Slice(y * Width, Width);
+
+    /// <summary>The largest id in the map.</summary>
+    public int MaxValue()
+    {
+        var max = 0;
+        foreach (var value in Values)
+        {
+            max = Math.Max(max, value);
+        }
+
+        return max;
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        var values = Interlocked.Exchange(ref _values, null);
+        if (values is not null)
+        {
+            ArrayPool<ushort>.Shared.Return(values);
+        }
+    }
+}

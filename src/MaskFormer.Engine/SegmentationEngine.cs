@@ -1,0 +1,228 @@
+using MaskFormer.Engine.Batching;
+using MaskFormer.Engine.Decoding;
+using MaskFormer.Engine.Models;
+using MaskFormer.Engine.Postprocessing;
+using MaskFormer.Engine.Preprocessing;
+using MaskFormer.Engine.Sessions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace MaskFormer.Engine;
+
+/// <summary>
+/// The inference engine: loads every model of the repository into session pools, and runs requests
+/// through decode → pre-process → batch → session → post-process, timing each stage.
+/// </summary>
+public sealed partial class SegmentationEngine(
+    IOptions<ModelRepositoryOptions> repositoryOptions,
+    IOptions<InferenceOptions> inferenceOptions,
+    ImageDecoder decoder,
+    TimeProvider time,
+    ILogger<SegmentationEngine> logger) : IAsyncDisposable
+{
+    private readonly InferenceOptions _inference = inferenceOptions.Value;
+    private IReadOnlyList<ServedModel> _models = [];
+    private volatile bool _ready;
+
+    /// <summary>The served models, default first.</summary>
+    public IReadOnlyList<ServedModel> Models => _models;
+
+    /// <summary>True once every model is loaded and warmed up.</summary>
+    public bool IsReady => _ready;
+
+    /// <summary>Reads the repository and creates every session. Throws <see cref="ModelLoadException"/>.</summary>
+    public void Load()
+    {
+        var options = repositoryOptions.Value;
+        var folders = ModelFolder.Discover(options.Path);
+        var defaultName = string.IsNullOrEmpty(options.DefaultModel) ? folders[0].Name : options.DefaultModel;
+        if (!folders.Any(f => f.Name == defaultName))
+        {
+            throw new ModelLoadException(Path.Combine(Path.GetFullPath(options.Path), defaultName), $"the configured default model '{defaultName}' is not in the repository (found: {string.Join(", ", folders.Select(f => f.Name).Distinct())}).");
+        }
+
+        var devices = _inference.Devices.Count > 0 ? _inference.Devices : [new DeviceOptions()];
+        var cpuSessions = devices.Where(d => !DeviceSpec.TryParse(d.Name, out var spec) || !spec.IsCuda).Sum(d => d.Sessions) * folders.Count;
+        var threads = _inference.IntraOpThreads > 0 ? _inference.IntraOpThreads : Math.Max(1, Environment.ProcessorCount / Math.Max(1, cpuSessions));
+        var factory = new SessionFactory(_inference, logger);
+
+        var models = new List<ServedModel>();
+        try
+        {
+            foreach (var folder in folders)
+            {
+                var sessions = new List<ModelSession>();
+                foreach (var device in devices)
+                {
+                    var spec = DeviceSpec.TryParse(device.Name, out var parsed) ? parsed : DeviceSpec.Cpu;
+                    for (var i = 0; i < device.Sessions; i++)
+                    {
+                        sessions.Add(factory.Create(folder.ModelPath, spec, spec.IsCuda ? 1 : threads));
+                    }
+                }
+
+                var scheduler = new BatchScheduler([.. sessions], _inference, time, logger);
+                var isDefault = folder.Name == defaultName && ReferenceEquals(folder, folders.Where(f => f.Name == defaultName).OrderByDescending(f => f.Version, StringComparer.Ordinal).First());
+                models.Add(new ServedModel(folder, scheduler, 0, isDefault));
+                LogModelLoaded(logger, folder.Name, folder.Version, folder.Config.Labels.Count, sessions.Count);
+            }
+        }
+        catch
+        {
+            foreach (var model in models)
+            {
+                model.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            }
+
+            throw;
+        }
+
+        _models = [.. models.OrderByDescending(m => m.IsDefault).ThenBy(m => m.Name, StringComparer.Ordinal)];
+        foreach (var model in _models)
+        {
+            model.Scheduler.Start();
+        }
+    }
+
+    /// <summary>Runs every session once per batch size, then reports ready.</summary>
+    public async Task WarmUpAsync(CancellationToken cancellationToken)
+    {
+        if (_inference.WarmUp)
+        {
+            foreach (var model in _models)
+            {
+                var started = time.GetTimestamp();
+                var plan = model.Preprocessor.Plan(WarmUpSide(model.Folder.Preprocessor), WarmUpSide(model.Folder.Preprocessor));
+                foreach (var session in model.Scheduler.Sessions)
+                {
+                    for (var batch = 1; batch <= _inference.MaxBatchSize; batch++)
+                    {
+                        var inputs = Enumerable.Range(0, batch).Select(_ => new ModelInput(plan)).ToArray();
+                        try
+                        {
+                            foreach (var input in inputs)
+                            {
+                                input.Tensor.Clear();
+                            }
+
+                            await Task.Run(() => DisposeAll(session.Run(inputs)), cancellationToken).ConfigureAwait(false);
+                        }
+                        finally
+                        {
+                            DisposeAll(inputs);
+                        }
+                    }
+                }
+
+                var elapsed = time.GetElapsedTime(started);
+                LogWarmedUp(logger, model.Name, elapsed.TotalMilliseconds);
+            }
+        }
+
+        _ready = true;
+    }
+
+    /// <summary>Finds a model by name (empty for the default) and version (empty for the newest).</summary>
+    /// <exception cref="SegmentationException">No such model.</exception>
+    public ServedModel Resolve(string name, string version)
+    {
+        var candidates = string.IsNullOrEmpty(name)
+            ? _models.Where(m => m.IsDefault)
+            : _models.Where(m => m.Name == name);
+        var match = string.IsNullOrEmpty(version)
+            ? candidates.OrderByDescending(m => m.Version, StringComparer.Ordinal).FirstOrDefault()
+            : candidates.FirstOrDefault(m => m.Version == version);
+        return match ?? throw new SegmentationException(
+            SegmentationErrorKind.ModelNotFound,
+            string.IsNullOrEmpty(version) ? $"Model '{name}' is not served." : $"Model '{name}' version '{version}' is not served.")
+        {
+            Field = "model",
+        };
+    }
+
+    /// <summary>Segments one image.</summary>
+    public async Task<SegmentationResult> SegmentAsync(SegmentationRequest request, CancellationToken cancellationToken)
+    {
+        if (!_ready)
+        {
+            throw new SegmentationException(SegmentationErrorKind.Unavailable, "The models are still loading; retry shortly.");
+        }
+
+        var model = Resolve(request.Model, request.ModelVersion);
+        var unsupported = request.Tasks & ~model.SupportedTasks;
+        if (unsupported != SegmentationTasks.None)
+        {
+            throw new SegmentationException(SegmentationErrorKind.Unimplemented, $"Task(s) {unsupported} are not implemented yet for model '{model.Name}'.") { Field = "tasks" };
+        }
+
+        var stamp = time.GetTimestamp();
+        using var image = Decode(request.Image);
+        var decodeTime = time.GetElapsedTime(stamp);
+
+        stamp = time.GetTimestamp();
+        using var input = model.Preprocessor.Process(image);
+        var preprocessTime = time.GetElapsedTime(stamp);
+
+        var batched = await model.Scheduler.RunAsync(input, request.Deadline, cancellationToken).ConfigureAwait(false);
+        using var output = batched.Output;
+
+        stamp = time.GetTimestamp();
+        var semantic = (request.Tasks & SegmentationTasks.Semantic) != 0 ? SemanticInference.Run(output, input.Plan) : null;
+        var postprocessTime = time.GetElapsedTime(stamp);
+
+        return new SegmentationResult
+        {
+            Model = model,
+            Width = image.Width,
+            Height = image.Height,
+            Semantic = semantic,
+            Device = batched.Device,
+            Timings = new StageTimings
+            {
+                Decode = decodeTime,
+                Preprocess = preprocessTime,
+                Queue = batched.QueueTime,
+                Inference = batched.InferenceTime,
+                Postprocess = postprocessTime,
+                BatchSize = batched.BatchSize,
+            },
+        };
+    }
+
+    private RgbImage Decode(ImageSource source) => source.RawLayout is { } layout
+        ? decoder.FromRaw(source.Data.Span, layout)
+        : decoder.Decode(source.Data);
+
+    private static int WarmUpSide(PreprocessorConfig config) => config.ResizeMode switch
+    {
+        ResizeMode.Fixed => Math.Max(config.Height, config.Width),
+        ResizeMode.ShortestEdge => config.ShortestEdge,
+        _ => 64,
+    };
+
+    private static void DisposeAll(IEnumerable<IDisposable> items)
+    {
+        foreach (var item in items)
+        {
+            item.Dispose();
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        _ready = false;
+        foreach (var model in _models)
+        {
+            await model.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _models = [];
+    }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Model {Model} version {Version} loaded: {Labels} labels, {Sessions} sessions")]
+    private static partial void LogModelLoaded(ILogger logger, string model, string version, int labels, int sessions);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Model {Model} warmed up in {Milliseconds:F0} ms")]
+    private static partial void LogWarmedUp(ILogger logger, string model, double milliseconds);
+}

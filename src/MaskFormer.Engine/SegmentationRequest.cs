@@ -1,0 +1,20 @@
+namespace MaskFormer.Engine;
+
+/// <summary>One image to segment.</summary>
+public sealed record SegmentationRequest
+{
+    /// <summary>The model's name; empty for the default model.</summary>
+    public string Model { get; init; } = string.Empty;
+
+    /// <summary>The model's version; empty for the newest.</summary>
+    public string ModelVersion { get; init; } = string.Empty;
+
+    /// <summary>The image.</summary>
+    public required ImageSource Image { get; init; }
+
+    /// <summary>The tasks wanted.</summary>
+    public SegmentationTasks Tasks { get; init; } = SegmentationTasks.Semantic;
+
+    /// <summary>When the caller stops waiting; a request still queued then is dropped.</summary>
+    public DateTimeOffset? Deadline { get; init; }
+}

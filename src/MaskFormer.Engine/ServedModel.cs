@@ -1,0 +1,55 @@
+using MaskFormer.Engine.Batching;
+using MaskFormer.Engine.Models;
+using MaskFormer.Engine.Preprocessing;
+using MaskFormer.Engine.Sessions;
+
+namespace MaskFormer.Engine;
+
+/// <summary>A model loaded into sessions and ready to take requests.</summary>
+public sealed class ServedModel : IAsyncDisposable
+{
+    internal ServedModel(ModelFolder folder, BatchScheduler scheduler, int numQueries, bool isDefault)
+    {
+        Folder = folder;
+        Scheduler = scheduler;
+        Preprocessor = new ImagePreprocessor(folder.Preprocessor);
+        NumQueries = numQueries;
+        IsDefault = isDefault;
+    }
+
+    /// <summary>The model's files and configs.</summary>
+    public ModelFolder Folder { get; }
+
+    /// <summary>The name requests use.</summary>
+    public string Name => Folder.Name;
+
+    /// <summary>The version.</summary>
+    public string Version => Folder.Version;
+
+    /// <summary>The labels, by id.</summary>
+    public IReadOnlyList<Models.ModelLabel> Labels => Folder.Config.Labels;
+
+    /// <summary>Number of queries, as read from the model (0 when it is dynamic and not yet seen).</summary>
+    public int NumQueries { get; }
+
+    /// <summary>True for the model used when a request names none.</summary>
+    public bool IsDefault { get; }
+
+    /// <summary>The tasks this engine can answer with this model.</summary>
+#pragma warning disable CA1822 // Grows with the post-processors (instance, panoptic).
+    public SegmentationTasks SupportedTasks => SegmentationTasks.Semantic;
+#pragma warning restore CA1822
+
+    /// <summary>Where each session runs.</summary>
+    public IReadOnlyList<SessionPlacement> Placements => [.. Scheduler.Sessions.Select(s => s.Placement)];
+
+    /// <summary>The scheduler's counters now.</summary>
+    public SchedulerCounters GetCounters() => Scheduler.GetCounters();
+
+    internal ImagePreprocessor Preprocessor { get; }
+
+    internal BatchScheduler Scheduler { get; }
+
+    /// <inheritdoc />
+    public ValueTask DisposeAsync() => Scheduler.DisposeAsync();
+}

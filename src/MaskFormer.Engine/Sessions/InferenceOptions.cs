@@ -1,0 +1,46 @@
+namespace MaskFormer.Engine.Sessions;
+
+/// <summary>Where models run and how requests are batched. Bound from the "MaskFormer:Inference" section.</summary>
+public sealed class InferenceOptions
+{
+    /// <summary>Configuration section name.</summary>
+    public const string SectionName = "MaskFormer:Inference";
+
+    /// <summary>The devices and how many sessions each gets. Default: one CPU session.</summary>
+    public List<DeviceOptions> Devices { get; set; } = [];
+
+    /// <summary>
+    /// Intra-op threads per CPU session; 0 means the processor count divided by the number of CPU
+    /// sessions (at least 1), so sessions do not oversubscribe the cores.
+    /// </summary>
+    public int IntraOpThreads { get; set; }
+
+    /// <summary>Most images in one model run. Default 4.</summary>
+    public int MaxBatchSize { get; set; } = 4;
+
+    /// <summary>How long the first request of a batch may wait for others. Default 2 ms.</summary>
+    public TimeSpan MaxQueueDelay { get; set; } = TimeSpan.FromMilliseconds(2);
+
+    /// <summary>Most requests waiting per model; beyond it callers get "queue full" at once. Default 256.</summary>
+    public int MaxQueueSize { get; set; } = 256;
+
+    /// <summary>The retry delay suggested to callers turned away by a full queue. Default 100 ms.</summary>
+    public TimeSpan QueueFullRetryAfter { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Run every session once per batch size before reporting ready. Default true.</summary>
+    public bool WarmUp { get; set; } = true;
+
+    /// <summary>CUDA execution provider options, passed to ONNX Runtime as they are
+    /// (for example cudnn_conv_algo_search, arena_extend_strategy, gpu_mem_limit).</summary>
+    public Dictionary<string, string> CudaProviderOptions { get; set; } = [];
+}
+
+/// <summary>One device and its sessions.</summary>
+public sealed class DeviceOptions
+{
+    /// <summary>"cpu" or "cuda:N".</summary>
+    public string Name { get; set; } = "cpu";
+
+    /// <summary>Sessions (each with its own worker) on this device. Default 1.</summary>
+    public int Sessions { get; set; } = 1;
+}

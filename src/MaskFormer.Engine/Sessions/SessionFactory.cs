@@ -1,0 +1,99 @@
+using MaskFormer.Engine.Models;
+using Microsoft.Extensions.Logging;
+using Microsoft.ML.OnnxRuntime;
+
+namespace MaskFormer.Engine.Sessions;
+
+/// <summary>
+/// Creates ONNX Runtime sessions on the configured devices. A CUDA device whose provider cannot be
+/// loaded falls back to the CPU; the fallback is logged and reported in the session's placement.
+/// </summary>
+internal sealed partial class SessionFactory(InferenceOptions options, ILogger logger)
+{
+    public ModelSession Create(string modelPath, DeviceSpec device, int intraOpThreads)
+    {
+        string? fallbackReason = null;
+        if (device.IsCuda)
+        {
+            try
+            {
+                return new ModelSession(Build(modelPath, device, intraOpThreads, useCuda: true), new SessionPlacement(device, "CUDAExecutionProvider", null));
+            }
+            catch (Exception ex) when (ex is OnnxRuntimeException or DllNotFoundException or EntryPointNotFoundException or TypeInitializationException)
+            {
+                fallbackReason = ex.Message.Split('\n')[0].Trim();
+                LogCudaFallback(logger, device.ToString(), fallbackReason);
+            }
+        }
+
+        return new ModelSession(Build(modelPath, device, intraOpThreads, useCuda: false), new SessionPlacement(device, "CPUExecutionProvider", fallbackReason));
+    }
+
+    private InferenceSession Build(string modelPath, DeviceSpec device, int intraOpThreads, bool useCuda)
+    {
+        using var sessionOptions = new SessionOptions
+        {
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+            IntraOpNumThreads = intraOpThreads,
+            InterOpNumThreads = 1,
+            LogId = Path.GetFileName(Path.GetDirectoryName(modelPath)),
+        };
+
+        if (useCuda)
+        {
+            using var cudaOptions = new OrtCUDAProviderOptions();
+            var providerOptions = new Dictionary<string, string>(options.CudaProviderOptions, StringComparer.Ordinal)
+            {
+                ["device_id"] = device.DeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            };
+            cudaOptions.UpdateOptions(providerOptions);
+            sessionOptions.AppendExecutionProvider_CUDA(cudaOptions);
+        }
+
+        InferenceSession session;
+        try
+        {
+            session = new InferenceSession(modelPath, sessionOptions);
+        }
+        catch (OnnxRuntimeException ex) when (!useCuda)
+        {
+            throw new ModelLoadException(modelPath, $"ONNX Runtime cannot load it ({ex.Message.Split('\n')[0].Trim()}).", ex);
+        }
+
+        try
+        {
+            ValidateSignature(session, modelPath);
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
+
+        LogSessionCreated(logger, sessionOptions.LogId ?? modelPath, device, useCuda, intraOpThreads);
+        return session;
+    }
+
+    private static void ValidateSignature(InferenceSession session, string modelPath)
+    {
+        if (!session.InputMetadata.TryGetValue(ModelSession.InputName, out var input) || input.Dimensions.Length != 4)
+        {
+            throw new ModelLoadException(modelPath, $"has no 4-D input '{ModelSession.InputName}' (inputs: {string.Join(", ", session.InputMetadata.Keys)}).");
+        }
+
+        foreach (var (name, rank) in new[] { (ModelSession.ClassOutputName, 3), (ModelSession.MaskOutputName, 4) })
+        {
+            if (!session.OutputMetadata.TryGetValue(name, out var output) || output.Dimensions.Length != rank)
+            {
+                throw new ModelLoadException(modelPath, $"has no {rank}-D output '{name}' (outputs: {string.Join(", ", session.OutputMetadata.Keys)}).");
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 100, Level = LogLevel.Warning, Message = "CUDA device {Device} cannot be used; falling back to the CPU: {Reason}")]
+    private static partial void LogCudaFallback(ILogger logger, string device, string reason);
+
+    [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Session for model {Model} created for {Device} (CUDA provider: {UsesCuda}; {Threads} intra-op threads)")]
+    private static partial void LogSessionCreated(ILogger logger, string model, DeviceSpec device, bool usesCuda, int threads);
+}

@@ -1,0 +1,97 @@
+using Grpc.Core;
+using MaskFormer.Contracts.V1;
+using MaskFormer.Engine;
+using MaskFormer.Engine.Decoding;
+using MaskFormer.Server.Services;
+
+namespace MaskFormer.Server.Mapping;
+
+/// <summary>Checks and converts contract messages into engine requests.</summary>
+internal static class RequestMapper
+{
+    public static SegmentationRequest ToEngineRequest(SegmentRequest request, DateTime deadline)
+    {
+        ValidateOptions(request.Options);
+        return new SegmentationRequest
+        {
+            Model = request.Model,
+            ModelVersion = request.ModelVersion,
+            Image = ToImageSource(request.Image),
+            Tasks = ToTasks(request.Tasks),
+            Deadline = deadline == DateTime.MaxValue ? null : new DateTimeOffset(deadline.ToUniversalTime(), TimeSpan.Zero),
+        };
+    }
+
+    public static SegmentationTasks ToTasks(IEnumerable<SegmentationTask> tasks)
+    {
+        var result = SegmentationTasks.None;
+        foreach (var task in tasks)
+        {
+            result |= task switch
+            {
+                SegmentationTask.Semantic => SegmentationTasks.Semantic,
+                SegmentationTask.Instance => SegmentationTasks.Instance,
+                SegmentationTask.Panoptic => SegmentationTasks.Panoptic,
+                _ => throw RpcErrors.InvalidArgument("tasks", $"Task {task} is not a task; use SEGMENTATION_TASK_SEMANTIC, _INSTANCE or _PANOPTIC."),
+            };
+        }
+
+        return result == SegmentationTasks.None ? SegmentationTasks.Semantic : result;
+    }
+
+    public static ImageSource ToImageSource(Image? image)
+    {
+        switch (image?.SourceCase)
+        {
+            case Image.SourceOneofCase.Encoded:
+                return ImageSource.Encoded(image.Encoded.Memory);
+            case Image.SourceOneofCase.Raw:
+                var raw = image.Raw;
+                var format = raw.PixelFormat switch
+                {
+                    PixelFormat.Rgb24 => RawPixelFormat.Rgb24,
+                    PixelFormat.Bgr24 => RawPixelFormat.Bgr24,
+                    PixelFormat.Rgba32 => RawPixelFormat.Rgba32,
+                    PixelFormat.Gray8 => RawPixelFormat.Gray8,
+                    _ => throw RpcErrors.InvalidArgument("image.raw.pixel_format", $"Pixel format {raw.PixelFormat} is not supported; use RGB24, BGR24, RGBA32 or GRAY8."),
+                };
+                if (raw.Width is 0 or > int.MaxValue || raw.Height is 0 or > int.MaxValue || raw.Stride > int.MaxValue)
+                {
+                    throw RpcErrors.InvalidArgument("image.raw", $"A raw frame of {raw.Width}x{raw.Height} (stride {raw.Stride}) is not valid.");
+                }
+
+                return ImageSource.Raw(raw.Data.Memory, new RawFrameLayout((int)raw.Width, (int)raw.Height, (int)raw.Stride, format));
+            default:
+                throw RpcErrors.InvalidArgument("image", "No image was sent: set image.encoded or image.raw.");
+        }
+    }
+
+    private static void ValidateOptions(SegmentationOptions? options)
+    {
+        if (options is null)
+        {
+            return;
+        }
+
+        CheckProbability(options.HasObjectMaskThreshold, options.ObjectMaskThreshold, "options.object_mask_threshold");
+        CheckProbability(options.HasOverlapThreshold, options.OverlapThreshold, "options.overlap_threshold");
+        CheckProbability(options.HasInstanceScoreThreshold, options.InstanceScoreThreshold, "options.instance_score_threshold");
+        if (options.HasInstanceTopK && options.InstanceTopK is 0 or > 10_000)
+        {
+            throw RpcErrors.InvalidArgument("options.instance_top_k", $"instance_top_k must be between 1 and 10000 (was {options.InstanceTopK}).");
+        }
+
+        if (!Enum.IsDefined(options.LabelMapEncoding))
+        {
+            throw RpcErrors.InvalidArgument("options.label_map_encoding", $"Label map encoding {options.LabelMapEncoding} is not known.");
+        }
+    }
+
+    private static void CheckProbability(bool isSet, float value, string field)
+    {
+        if (isSet && !(value >= 0f && value <= 1f))
+        {
+            throw RpcErrors.InvalidArgument(field, $"{field} must be between 0 and 1 (was {value}).");
+        }
+    }
+}

@@ -1,0 +1,3 @@
+using MaskFormer.Server.Hosting;
+
+return await ServerApp.RunAsync(args).ConfigureAwait(false);

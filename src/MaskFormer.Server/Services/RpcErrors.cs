@@ -1,0 +1,47 @@
+using Google.Protobuf.WellKnownTypes;
+using Google.Rpc;
+using Grpc.Core;
+using MaskFormer.Engine;
+
+namespace MaskFormer.Server.Services;
+
+/// <summary>
+/// Turns engine errors into gRPC statuses with google.rpc details: BadRequest naming the field at
+/// fault, RetryInfo when the queue is full.
+/// </summary>
+internal static class RpcErrors
+{
+    public static RpcException InvalidArgument(string field, string message) =>
+        ToRpcException(new SegmentationException(SegmentationErrorKind.InvalidArgument, message) { Field = field });
+
+    public static RpcException ToRpcException(SegmentationException exception)
+    {
+        var code = ToCode(exception.Kind);
+        var status = new Google.Rpc.Status { Code = (int)code, Message = exception.Message };
+        if (exception.Field is { } field && code == Code.InvalidArgument)
+        {
+            status.Details.Add(Any.Pack(new BadRequest
+            {
+                FieldViolations = { new BadRequest.Types.FieldViolation { Field = field, Description = exception.Message } },
+            }));
+        }
+
+        if (exception.RetryAfter is { } retryAfter)
+        {
+            status.Details.Add(Any.Pack(new RetryInfo { RetryDelay = Duration.FromTimeSpan(retryAfter) }));
+        }
+
+        return status.ToRpcException();
+    }
+
+    public static Code ToCode(SegmentationErrorKind kind) => kind switch
+    {
+        SegmentationErrorKind.InvalidArgument => Code.InvalidArgument,
+        SegmentationErrorKind.ModelNotFound => Code.NotFound,
+        SegmentationErrorKind.Unimplemented => Code.Unimplemented,
+        SegmentationErrorKind.QueueFull => Code.ResourceExhausted,
+        SegmentationErrorKind.DeadlineExceeded => Code.DeadlineExceeded,
+        SegmentationErrorKind.Unavailable => Code.Unavailable,
+        _ => Code.Internal,
+    };
+}

@@ -1,0 +1,39 @@
+using Grpc.Core;
+using MaskFormer.Contracts.V1;
+using MaskFormer.Engine;
+using MaskFormer.Server.Mapping;
+
+namespace MaskFormer.Server.Services;
+
+/// <summary>The gRPC face of the engine: maps messages, and engine errors to statuses.</summary>
+internal sealed class SegmentationGrpcService(SegmentationEngine engine, TimeProvider time) : SegmentationService.SegmentationServiceBase
+{
+    public override async Task<SegmentResponse> Segment(SegmentRequest request, ServerCallContext context)
+    {
+        var startedAt = time.GetTimestamp();
+        try
+        {
+            var engineRequest = RequestMapper.ToEngineRequest(request, context.Deadline);
+            using var result = await engine.SegmentAsync(engineRequest, context.CancellationToken).ConfigureAwait(false);
+            return ResponseMapper.ToResponse(result, request, time, startedAt);
+        }
+        catch (SegmentationException ex)
+        {
+            throw RpcErrors.ToRpcException(ex);
+        }
+        catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
+        {
+            throw new RpcException(new Status(StatusCode.Cancelled, "The call was cancelled before it was answered."));
+        }
+    }
+
+    public override Task SegmentStream(IAsyncStreamReader<SegmentStreamRequest> requestStream, IServerStreamWriter<SegmentStreamResponse> responseStream, ServerCallContext context) =>
+        throw new RpcException(new Status(StatusCode.Unimplemented, "SegmentStream is not implemented yet; use Segment per frame."));
+
+    public override Task<ListModelsResponse> ListModels(ListModelsRequest request, ServerCallContext context)
+    {
+        var response = new ListModelsResponse();
+        response.Models.AddRange(engine.Models.Select(ModelInfoMapper.ToModelInfo));
+        return Task.FromResult(response);
+    }
+}
