@@ -167,7 +167,7 @@ public sealed partial class SegmentationEngine(
         using var output = batched.Output;
 
         stamp = time.GetTimestamp();
-        var semantic = (request.Tasks & SegmentationTasks.Semantic) != 0 ? SemanticInference.Run(output, input.Plan) : null;
+        var (semantic, instances, panoptic) = Postprocess(model, request, output, input.Plan);
         var postprocessTime = time.GetElapsedTime(stamp);
 
         return new SegmentationResult
@@ -176,6 +176,8 @@ public sealed partial class SegmentationEngine(
             Width = image.Width,
             Height = image.Height,
             Semantic = semantic,
+            Instances = instances,
+            Panoptic = panoptic,
             Device = batched.Device,
             Timings = new StageTimings
             {
@@ -187,6 +189,35 @@ public sealed partial class SegmentationEngine(
                 BatchSize = batched.BatchSize,
             },
         };
+    }
+
+    private static (LabelMap? Semantic, IReadOnlyList<InstanceMask>? Instances, PanopticResult? Panoptic) Postprocess(ServedModel model, SegmentationRequest request, ModelOutput output, ResizePlan plan)
+    {
+        var config = model.Folder.Config;
+        var options = request.Postprocess;
+        LabelMap? semantic = null;
+        IReadOnlyList<InstanceMask>? instances = null;
+        try
+        {
+            semantic = (request.Tasks & SegmentationTasks.Semantic) != 0 ? SemanticInference.Run(output, plan) : null;
+            instances = (request.Tasks & SegmentationTasks.Instance) != 0
+                ? InstanceInference.Run(output, plan, config.Labels, options.InstanceThingsOnly ?? config.DeclaresThings, options)
+                : null;
+            var panoptic = (request.Tasks & SegmentationTasks.Panoptic) != 0
+                ? PanopticInference.Run(output, plan, config.Labels, config.IsMask2Former, options)
+                : null;
+            return (semantic, instances, panoptic);
+        }
+        catch
+        {
+            semantic?.Dispose();
+            foreach (var instance in instances ?? [])
+            {
+                instance.Dispose();
+            }
+
+            throw;
+        }
     }
 
     private RgbImage Decode(ImageSource source) => source.RawLayout is { } layout

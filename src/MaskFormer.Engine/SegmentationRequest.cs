@@ -15,6 +15,9 @@ public sealed record SegmentationRequest
     /// <summary>The tasks wanted.</summary>
     public SegmentationTasks Tasks { get; init; } = SegmentationTasks.Semantic;
 
+    /// <summary>Thresholds for the inference rules.</summary>
+    public Postprocessing.PostprocessOptions Postprocess { get; init; } = Postprocessing.PostprocessOptions.Detectron2;
+
     /// <summary>When the caller stops waiting; a request still queued then is dropped.</summary>
     public DateTimeOffset? Deadline { get; init; }
 }

@@ -17,6 +17,12 @@ public sealed class SegmentationResult : IDisposable
     /// <summary>The semantic label map, when asked for.</summary>
     public LabelMap? Semantic { get; init; }
 
+    /// <summary>The instances, best first, when asked for.</summary>
+    public IReadOnlyList<InstanceMask>? Instances { get; init; }
+
+    /// <summary>The panoptic segmentation, when asked for.</summary>
+    public PanopticResult? Panoptic { get; init; }
+
     /// <summary>Stage timings.</summary>
     public required StageTimings Timings { get; init; }
 
@@ -24,5 +30,13 @@ public sealed class SegmentationResult : IDisposable
     public required string Device { get; init; }
 
     /// <inheritdoc />
-    public void Dispose() => Semantic?.Dispose();
+    public void Dispose()
+    {
+        Semantic?.Dispose();
+        Panoptic?.Dispose();
+        foreach (var instance in Instances ?? [])
+        {
+            instance.Dispose();
+        }
+    }
 }

@@ -36,8 +36,8 @@ public sealed class ServedModel : IAsyncDisposable
     public bool IsDefault { get; }
 
     /// <summary>The tasks this engine can answer with this model.</summary>
-#pragma warning disable CA1822 // Grows with the post-processors (instance, panoptic).
-    public SegmentationTasks SupportedTasks => SegmentationTasks.Semantic;
+#pragma warning disable CA1822 // Per model once exports without mask outputs (semantic-only) are served.
+    public SegmentationTasks SupportedTasks => SegmentationTasks.Semantic | SegmentationTasks.Instance | SegmentationTasks.Panoptic;
 #pragma warning restore CA1822
 
     /// <summary>Where each session runs.</summary>

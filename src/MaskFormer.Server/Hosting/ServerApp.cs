@@ -9,7 +9,9 @@ public static class ServerApp
     /// <summary>Builds the application from command-line arguments, appsettings.json and the environment.</summary>
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
-        var builder = WebApplication.CreateBuilder(args);
+        // appsettings.json ships beside the binaries; relative model paths still resolve against the
+        // working directory, so "models" works from a checkout's root.
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
         builder.Services.AddMaskFormerInference();
         builder.Services.AddMaskFormerGrpc(builder.Configuration);
         configure?.Invoke(builder);

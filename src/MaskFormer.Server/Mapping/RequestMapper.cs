@@ -2,6 +2,7 @@ using Grpc.Core;
 using MaskFormer.Contracts.V1;
 using MaskFormer.Engine;
 using MaskFormer.Engine.Decoding;
+using MaskFormer.Engine.Postprocessing;
 using MaskFormer.Server.Services;
 
 namespace MaskFormer.Server.Mapping;
@@ -18,6 +19,7 @@ internal static class RequestMapper
             ModelVersion = request.ModelVersion,
             Image = ToImageSource(request.Image),
             Tasks = ToTasks(request.Tasks),
+            Postprocess = ToPostprocessOptions(request.Options),
             Deadline = deadline == DateTime.MaxValue ? null : new DateTimeOffset(deadline.ToUniversalTime(), TimeSpan.Zero),
         };
     }
@@ -66,6 +68,24 @@ internal static class RequestMapper
         }
     }
 
+    public static PostprocessOptions ToPostprocessOptions(SegmentationOptions? options)
+    {
+        if (options is null)
+        {
+            return PostprocessOptions.Detectron2;
+        }
+
+        var defaults = options.Convention == PostProcessingConvention.Huggingface ? PostprocessOptions.HuggingFace : PostprocessOptions.Detectron2;
+        return defaults with
+        {
+            ObjectMaskThreshold = options.HasObjectMaskThreshold ? options.ObjectMaskThreshold : defaults.ObjectMaskThreshold,
+            OverlapThreshold = options.HasOverlapThreshold ? options.OverlapThreshold : defaults.OverlapThreshold,
+            InstanceTopK = options.HasInstanceTopK ? (int)options.InstanceTopK : defaults.InstanceTopK,
+            InstanceScoreThreshold = options.HasInstanceScoreThreshold ? options.InstanceScoreThreshold : defaults.InstanceScoreThreshold,
+            InstanceThingsOnly = options.HasInstanceThingsOnly ? options.InstanceThingsOnly : defaults.InstanceThingsOnly,
+        };
+    }
+
     private static void ValidateOptions(SegmentationOptions? options)
     {
         if (options is null)
@@ -79,6 +99,11 @@ internal static class RequestMapper
         if (options.HasInstanceTopK && options.InstanceTopK is 0 or > 10_000)
         {
             throw RpcErrors.InvalidArgument("options.instance_top_k", $"instance_top_k must be between 1 and 10000 (was {options.InstanceTopK}).");
+        }
+
+        if (!Enum.IsDefined(options.RleFormat) || !Enum.IsDefined(options.Convention))
+        {
+            throw RpcErrors.InvalidArgument("options", "rle_format or convention has a value this server does not know.");
         }
 
         if (!Enum.IsDefined(options.LabelMapEncoding))

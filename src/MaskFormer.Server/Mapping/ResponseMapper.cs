@@ -26,6 +26,16 @@ internal static class ResponseMapper
             response.Semantic = ToSemantic(semantic, result.Model, request.Options?.LabelMapEncoding ?? LabelMapEncoding.Unspecified);
         }
 
+        if (result.Instances is { } instances)
+        {
+            response.Instance = ToInstances(instances, result.Model, request.Options?.RleFormat ?? RleFormat.Unspecified);
+        }
+
+        if (result.Panoptic is { } panoptic)
+        {
+            response.Panoptic = ToPanoptic(panoptic, result.Model);
+        }
+
         var timings = result.Timings;
         response.Timings = new Contracts.V1.StageTimings
         {
@@ -40,6 +50,56 @@ internal static class ResponseMapper
         };
         return response;
     }
+
+    private static InstanceResult ToInstances(IReadOnlyList<Engine.Postprocessing.InstanceMask> instances, ServedModel model, RleFormat format)
+    {
+        var result = new InstanceResult();
+        foreach (var instance in instances)
+        {
+            var counts = CocoRle.Encode(instance.Mask);
+            var rle = new Rle { Height = (uint)instance.Mask.Height, Width = (uint)instance.Mask.Width };
+            if (format != RleFormat.Compressed)
+            {
+                rle.Counts.AddRange(counts);
+            }
+
+            if (format != RleFormat.Counts)
+            {
+                rle.Compressed = CocoRle.Compress(counts);
+            }
+
+            result.Instances.Add(new Instance
+            {
+                LabelId = (uint)instance.LabelId,
+                LabelName = model.Labels[instance.LabelId].Name,
+                Score = instance.Score,
+                Area = (ulong)instance.Area,
+                Bbox = ToBox(instance.Box),
+                Mask = rle,
+            });
+        }
+
+        return result;
+    }
+
+    private static PanopticResult ToPanoptic(Engine.Postprocessing.PanopticResult panoptic, ServedModel model)
+    {
+        var result = new PanopticResult { SegmentIdPng = UnsafeByteOperations.UnsafeWrap(PanopticPngEncoder.Encode(panoptic.SegmentIds)) };
+        result.Segments.AddRange(panoptic.Segments.Select(segment => new PanopticSegment
+        {
+            Id = (uint)segment.Id,
+            CategoryId = (uint)segment.CategoryId,
+            LabelName = model.Labels[segment.CategoryId].Name,
+            IsThing = segment.IsThing,
+            Score = segment.Score,
+            Area = (ulong)segment.Area,
+            Bbox = ToBox(segment.Box),
+        }));
+        return result;
+    }
+
+    private static BoundingBox ToBox(Engine.Postprocessing.PixelBox box) =>
+        new() { X = (uint)box.X, Y = (uint)box.Y, Width = (uint)box.Width, Height = (uint)box.Height };
 
     private static SemanticResult ToSemantic(Engine.Postprocessing.LabelMap map, ServedModel model, LabelMapEncoding encoding)
     {

@@ -1,0 +1,32 @@
+using Grpc.Net.Client;
+using MaskFormer.Contracts.V1;
+
+namespace MaskFormer.Cli.Commands;
+
+/// <summary><c>maskformer models</c>: lists the served models, their labels and devices.</summary>
+internal static class ModelsCommand
+{
+    public static async Task<int> RunAsync(CommandArguments args, TextWriter output, CancellationToken cancellationToken)
+    {
+        using var channel = GrpcChannel.ForAddress(args.ServerAddress);
+        var client = new SegmentationService.SegmentationServiceClient(channel);
+        var response = await client.ListModelsAsync(new ListModelsRequest(), deadline: DateTime.UtcNow.AddSeconds(30), cancellationToken: cancellationToken).ConfigureAwait(false);
+        foreach (var model in response.Models)
+        {
+            await output.WriteLineAsync($"{model.Name} {model.Version} ({model.ModelType}, {model.NumQueries} queries){(model.IsDefault ? " [default]" : string.Empty)}").ConfigureAwait(false);
+            await output.WriteLineAsync($"  tasks: {string.Join(", ", model.SupportedTasks)}").ConfigureAwait(false);
+            foreach (var device in model.Devices)
+            {
+                var fallback = device.FellBackToCpu ? $" (fell back to CPU: {device.FallbackReason})" : string.Empty;
+                await output.WriteLineAsync($"  device {device.Name}: {device.Sessions} session(s) on {device.ExecutionProvider}{fallback}").ConfigureAwait(false);
+            }
+
+            foreach (var label in model.Labels)
+            {
+                await output.WriteLineAsync($"  {label.Id,3} {label.Name}{(label.IsThing ? " (thing)" : " (stuff)")}").ConfigureAwait(false);
+            }
+        }
+
+        return 0;
+    }
+}

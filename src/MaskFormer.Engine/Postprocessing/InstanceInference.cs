@@ -1,0 +1,142 @@
+using System.Buffers;
+using System.Numerics.Tensors;
+using MaskFormer.Engine.Models;
+using MaskFormer.Engine.Preprocessing;
+using MaskFormer.Engine.Sessions;
+
+namespace MaskFormer.Engine.Postprocessing;
+
+/// <summary>One instance: its class, score, mask and extent. Dispose to return the mask.</summary>
+public sealed class InstanceMask(int labelId, float score, long area, PixelBox box, BinaryMask mask) : IDisposable
+{
+    /// <summary>The label id.</summary>
+    public int LabelId { get; } = labelId;
+
+    /// <summary>Class probability × mean mask probability inside the mask.</summary>
+    public float Score { get; } = score;
+
+    /// <summary>Pixels in the mask.</summary>
+    public long Area { get; } = area;
+
+    /// <summary>The box around the mask.</summary>
+    public PixelBox Box { get; } = box;
+
+    /// <summary>The mask (logit &gt; 0) at the original image size.</summary>
+    public BinaryMask Mask { get; } = mask;
+
+    /// <inheritdoc />
+    public void Dispose() => Mask.Dispose();
+}
+
+/// <summary>
+/// Mask2Former's <c>instance_inference</c> (detectron2): top-k over queries × classes of the class
+/// probabilities (without "no object"); binary mask = mask logit &gt; 0; score = class probability ×
+/// the mean sigmoid inside the binary mask; optionally things only and a score threshold.
+/// Results are sorted best first (ties by query, then class).
+/// </summary>
+public static class InstanceInference
+{
+    /// <summary>Computes the instances at the original image size.</summary>
+    public static IReadOnlyList<InstanceMask> Run(ModelOutput output, ResizePlan plan, IReadOnlyList<ModelLabel> labels, bool thingsOnly, PostprocessOptions options)
+    {
+        var upsampler = new MaskUpsampler(output, plan);
+        var probabilities = ClassProbabilities.Softmax(output);
+        var classes = output.ClassesWithNoObject - 1;
+        var candidates = new List<(int Query, int Label, float Probability)>(output.Queries * classes);
+        for (var q = 0; q < output.Queries; q++)
+        {
+            for (var c = 0; c < classes; c++)
+            {
+                candidates.Add((q, c, probabilities[(q * (classes + 1)) + c]));
+            }
+        }
+
+        // Top-k first, then the things-only filter, as the reference does.
+        var top = candidates
+            .OrderByDescending(c => c.Probability)
+            .ThenBy(c => c.Query)
+            .ThenBy(c => c.Label)
+            .Take(Math.Min(options.InstanceTopK, candidates.Count))
+            .Where(c => !thingsOnly || labels[c.Label].IsThing)
+            .ToArray();
+
+        var queries = top.Select(t => t.Query).Distinct().ToArray();
+        var masks = queries.ToDictionary(q => q, q => MeasureMask(upsampler, q));
+        try
+        {
+            var instances = new List<InstanceMask>();
+            foreach (var (query, label, probability) in top)
+            {
+                var measured = masks[query];
+                var score = probability * (float)(measured.SigmoidSum / (measured.Area + 1e-6));
+                if (score <= options.InstanceScoreThreshold)
+                {
+                    continue;
+                }
+
+                var copy = new BinaryMask(measured.Mask.Width, measured.Mask.Height);
+                measured.Mask.Pixels.CopyTo(copy.Pixels);
+                instances.Add(new InstanceMask(label, score, measured.Area, measured.Box, copy));
+            }
+
+            return [.. instances.OrderByDescending(i => i.Score)];
+        }
+        finally
+        {
+            foreach (var measured in masks.Values)
+            {
+                measured.Mask.Dispose();
+            }
+        }
+    }
+
+    private static (BinaryMask Mask, long Area, double SigmoidSum, PixelBox Box) MeasureMask(MaskUpsampler upsampler, int query)
+    {
+        var width = upsampler.Width;
+        var mask = new BinaryMask(width, upsampler.Height);
+        var rowAreas = new long[upsampler.Height];
+        var rowSums = new double[upsampler.Height];
+        Parallel.For(0, upsampler.Height, y =>
+        {
+            var scratch = ArrayPool<float>.Shared.Rent(upsampler.ScratchLength + width);
+            try
+            {
+                var logits = scratch.AsSpan(upsampler.ScratchLength, width);
+                upsampler.ComputeRow(query, y, logits, scratch.AsSpan(0, upsampler.ScratchLength));
+                var row = mask.Row(y);
+                var area = 0L;
+                var sum = 0.0;
+                for (var x = 0; x < width; x++)
+                {
+                    if (logits[x] > 0f)
+                    {
+                        row[x] = 1;
+                        area++;
+                        sum += 1.0 / (1.0 + Math.Exp(-logits[x]));
+                    }
+                }
+
+                rowAreas[y] = area;
+                rowSums[y] = sum;
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(scratch);
+            }
+        });
+
+        var box = default(PixelBox.Builder);
+        for (var y = 0; y < upsampler.Height; y++)
+        {
+            if (rowAreas[y] == 0)
+            {
+                continue;
+            }
+
+            var row = mask.Row(y);
+            box.AddRun(row.IndexOf((byte)1), row.LastIndexOf((byte)1), y);
+        }
+
+        return (mask, rowAreas.Sum(), rowSums.Sum(), box.Build());
+    }
+}

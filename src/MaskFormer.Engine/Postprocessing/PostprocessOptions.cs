@@ -1,0 +1,29 @@
+namespace MaskFormer.Engine.Postprocessing;
+
+/// <summary>
+/// Thresholds of the inference rules. Defaults are detectron2's; <see cref="HuggingFace"/> gives
+/// transformers' post_process_* defaults.
+/// </summary>
+public sealed record PostprocessOptions
+{
+    /// <summary>detectron2's defaults.</summary>
+    public static PostprocessOptions Detectron2 { get; } = new();
+
+    /// <summary>HuggingFace transformers' defaults (threshold 0.5, overlap 0.8, instance score 0.5).</summary>
+    public static PostprocessOptions HuggingFace { get; } = new() { ObjectMaskThreshold = 0.5f, OverlapThreshold = 0.8f, InstanceScoreThreshold = 0.5f };
+
+    /// <summary>Panoptic: keep a query when its best class is not "no object" and scores above this.</summary>
+    public float ObjectMaskThreshold { get; init; } = 0.8f;
+
+    /// <summary>Panoptic: drop a segment whose visible area over its mask area is below this.</summary>
+    public float OverlapThreshold { get; init; } = 0.8f;
+
+    /// <summary>Instance: (query, class) pairs kept, best first.</summary>
+    public int InstanceTopK { get; init; } = 100;
+
+    /// <summary>Instance: drop instances scoring at or below this (0 drops only empty masks).</summary>
+    public float InstanceScoreThreshold { get; init; }
+
+    /// <summary>Instance: keep only thing classes; null means "when the model names its things".</summary>
+    public bool? InstanceThingsOnly { get; init; }
+}

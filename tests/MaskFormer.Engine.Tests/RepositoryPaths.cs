@@ -1,0 +1,26 @@
+namespace MaskFormer.Engine.Tests;
+
+/// <summary>Finds files of the repository (the committed model) from the test's output folder.</summary>
+internal static class RepositoryPaths
+{
+    public static string Root { get; } = FindRoot();
+
+    public static string Models => Path.Combine(Root, "models");
+
+    public static string TinyShapes => Path.Combine(Models, "tiny-shapes");
+
+    public static string HeldOut => Path.Combine(TinyShapes, "heldout");
+
+    private static string FindRoot()
+    {
+        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+        {
+            if (File.Exists(Path.Combine(directory.FullName, "MaskFormer.sln")))
+            {
+                return directory.FullName;
+            }
+        }
+
+        throw new InvalidOperationException($"MaskFormer.sln not found above {AppContext.BaseDirectory}.");
+    }
+}

@@ -1,0 +1,112 @@
+using System.Diagnostics;
+using Grpc.Health.V1;
+using Grpc.Net.Client;
+using MaskFormer.Engine.Models;
+using Microsoft.Extensions.Options;
+
+namespace MaskFormer.Server.Tests;
+
+public sealed class StartupTests : IDisposable
+{
+    private readonly string _scratch = Directory.CreateTempSubdirectory("maskformer-startup-").FullName;
+
+    [Fact]
+    public async Task Start_ModelFileMissing_FailsNamingTheFile()
+    {
+        var folder = CopyModel();
+        File.Delete(Path.Combine(folder, "model.onnx"));
+
+        var error = await Assert.ThrowsAsync<ModelLoadException>(() => StartAsync(_scratch));
+
+        Assert.Equal(Path.Combine(folder, "model.onnx"), error.FilePath);
+        Assert.Contains("model.onnx", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Start_ConfigNotJson_FailsNamingTheFile()
+    {
+        var folder = CopyModel();
+        await File.WriteAllTextAsync(Path.Combine(folder, "config.json"), "{ not json");
+
+        var error = await Assert.ThrowsAsync<ModelLoadException>(() => StartAsync(_scratch));
+
+        Assert.EndsWith("config.json", error.FilePath, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Start_InvalidBatchSize_FailsNamingTheSetting()
+    {
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => StartAsync(RepositoryPaths.Models, "--MaskFormer:Inference:MaxBatchSize=0"));
+
+        Assert.Contains("MaskFormer:Inference:MaxBatchSize", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ServerProcess_CorruptModel_ExitsNonZeroNamingTheFile()
+    {
+        var folder = CopyModel();
+        await File.WriteAllBytesAsync(Path.Combine(folder, "model.onnx"), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+
+        var (exitCode, stderr) = await RunServerProcessAsync($"--MaskFormer:Models:Path={_scratch}", "--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:0");
+
+        Assert.Equal(1, exitCode);
+        Assert.Contains(Path.Combine(folder, "model.onnx"), stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Health_DuringWarmUp_NotServingThenServing()
+    {
+        // Warm-up runs every batch size up to the maximum; a large maximum makes it long enough to watch.
+        var (app, address) = await ServerFixture.StartAsync(ServerFixture.Arguments("--MaskFormer:Inference:MaxBatchSize=48"));
+        await using (app)
+        {
+            using var channel = GrpcChannel.ForAddress(address);
+            var health = new Grpc.Health.V1.Health.HealthClient(channel);
+
+            var first = await health.CheckAsync(new HealthCheckRequest { Service = "maskformer.v1.SegmentationService" });
+            await ServerFixture.WaitUntilServingAsync(channel);
+
+            Assert.Equal(HealthCheckResponse.Types.ServingStatus.NotServing, first.Status);
+            await app.StopAsync();
+        }
+    }
+
+    public void Dispose() => Directory.Delete(_scratch, recursive: true);
+
+    private string CopyModel()
+    {
+        var target = Path.Combine(_scratch, "tiny-shapes");
+        Directory.CreateDirectory(target);
+        foreach (var file in new[] { "model.onnx", "config.json", "preprocessor_config.json" })
+        {
+            File.Copy(Path.Combine(RepositoryPaths.TinyShapes, file), Path.Combine(target, file));
+        }
+
+        return target;
+    }
+
+    private static async Task StartAsync(string modelsPath, params string[] extra)
+    {
+        var (app, _) = await ServerFixture.StartAsync([.. ServerFixture.Arguments(extra), $"--MaskFormer:Models:Path={modelsPath}"]);
+        await app.StopAsync();
+        await app.DisposeAsync();
+    }
+
+    private static async Task<(int ExitCode, string Stderr)> RunServerProcessAsync(params string[] args)
+    {
+        var serverDll = Path.Combine(AppContext.BaseDirectory, "MaskFormer.Server.dll");
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        start.ArgumentList.Add(serverDll);
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(start)!;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var stderr = process.StandardError.ReadToEndAsync(timeout.Token);
+        _ = process.StandardOutput.ReadToEndAsync(timeout.Token);
+        await process.WaitForExitAsync(timeout.Token);
+        return (process.ExitCode, await stderr);
+    }
+}

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Runs every test of the repository on a clean machine: .NET unit and integration tests, the proto
+# lint (buf, DEFAULT rules), and the Node client against a live server on the committed model.
+# Ends with one line "N passed, N failed" summed over every test run; exits non-zero on any failure.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+CONFIGURATION="${CONFIGURATION:-Release}"
+PORT="${MASKFORMER_TEST_PORT:-5181}"
+LOGS="$(mktemp -d /tmp/maskformer-tests.XXXXXX)"
+passed=0
+failed=0
+status=0
+server_pid=""
+
+cleanup() {
+  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null
+    wait "$server_pid" 2>/dev/null
+  fi
+}
+trap cleanup EXIT
+
+step() { printf '\n==> %s\n' "$*"; }
+fail_step() { echo "FAILED: $*"; failed=$((failed + 1)); status=1; }
+
+# Counts from a `dotnet test` log: "Failed!  - Failed: 1, Passed: 9, ..." / "Passed!  - Failed: 0, Passed: 10, ...".
+count_dotnet() {
+  local log="$1" p f
+  p=$(grep -Eo 'Passed: +[0-9]+,' "$log" | awk '{ s += $2 } END { print s + 0 }')
+  f=$(grep -Eo 'Failed: +[0-9]+,' "$log" | awk '{ s += $2 } END { print s + 0 }')
+  passed=$((passed + p))
+  failed=$((failed + f))
+}
+
+step "build ($CONFIGURATION)"
+if ! dotnet build MaskFormer.sln -c "$CONFIGURATION" -nologo -clp:ErrorsOnly >"$LOGS/build.log" 2>&1; then
+  cat "$LOGS/build.log"
+  fail_step "build"
+  echo "$passed passed, $failed failed"
+  exit 1
+fi
+echo "ok"
+
+step "code style (dotnet format --verify-no-changes)"
+if dotnet format MaskFormer.sln --verify-no-changes --no-restore >"$LOGS/format.log" 2>&1; then
+  passed=$((passed + 1)); echo "ok"
+else
+  cat "$LOGS/format.log"; fail_step "dotnet format"
+fi
+
+for project in tests/*/*.Tests.csproj; do
+  name="$(basename "$project" .csproj)"
+  step "dotnet test $name"
+  dotnet test "$project" -c "$CONFIGURATION" --no-build -nologo --logger "console;verbosity=normal" >"$LOGS/$name.log" 2>&1
+  code=$?
+  grep -E '^\s+Failed |Error Message|Passed!|Failed!|Total tests' "$LOGS/$name.log" | head -40
+  count_dotnet "$LOGS/$name.log"
+  if [[ $code -ne 0 ]]; then
+    status=1
+    grep -qE 'Passed!|Failed!' "$LOGS/$name.log" || { tail -40 "$LOGS/$name.log"; fail_step "$name did not run"; }
+  fi
+done
+
+step "npm ci (tests/node)"
+if ! (cd tests/node && npm ci --no-audit --no-fund >"$LOGS/npm.log" 2>&1); then
+  cat "$LOGS/npm.log"; fail_step "npm ci"
+else
+  echo "ok"
+  step "buf lint protos (DEFAULT rules)"
+  if (cd tests/node && npm run --silent lint:proto) >"$LOGS/buf.log" 2>&1; then
+    passed=$((passed + 1)); grep -v "deprecated" "$LOGS/buf.log" || true; echo "ok"
+  else
+    cat "$LOGS/buf.log"; fail_step "buf lint"
+  fi
+
+  step "start the server on 127.0.0.1:$PORT (committed model)"
+  SERVER_DLL="src/MaskFormer.Server/bin/$CONFIGURATION/net10.0/MaskFormer.Server.dll"
+  CLI_DLL="src/MaskFormer.Cli/bin/$CONFIGURATION/net10.0/maskformer.dll"
+  dotnet "$SERVER_DLL" --Kestrel:Endpoints:Grpc:Url="http://127.0.0.1:$PORT" --MaskFormer:Models:Path="$ROOT/models" >"$LOGS/server.log" 2>&1 &
+  server_pid=$!
+  if dotnet "$CLI_DLL" health --server "http://127.0.0.1:$PORT" --wait 120; then
+    step "node client tests"
+    (cd tests/node && MASKFORMER_ADDRESS="127.0.0.1:$PORT" node --test 2>&1) | tee "$LOGS/node.log" | grep -E '^# (tests|pass|fail)|^not ok' || true
+    p=$(grep -Eo '^# pass [0-9]+' "$LOGS/node.log" | grep -Eo '[0-9]+' || echo 0)
+    f=$(grep -Eo '^# fail [0-9]+' "$LOGS/node.log" | grep -Eo '[0-9]+' || echo 0)
+    passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+    if [[ "${p:-0}" -eq 0 || "${f:-0}" -ne 0 ]]; then status=1; grep -A20 '^not ok' "$LOGS/node.log" | head -60; fi
+  else
+    tail -30 "$LOGS/server.log"; fail_step "server did not become SERVING"
+  fi
+  cleanup
+  server_pid=""
+fi
+
+echo
+echo "logs: $LOGS"
+[[ $failed -gt 0 ]] && status=1
+echo "$passed passed, $failed failed"
+exit $status
