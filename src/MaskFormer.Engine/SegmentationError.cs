@@ -41,6 +41,7 @@ public sealed class SegmentationException : Exception
     /// <summary>For <see cref="SegmentationErrorKind.InvalidArgument"/>: the request field at fault, if one is.</summary>
     public string? Field { get; init; }
 
-    internal static SegmentationException Invalid(string field, string message) =>
+    /// <summary>An <see cref="SegmentationErrorKind.InvalidArgument"/> error naming the field at fault.</summary>
+    public static SegmentationException Invalid(string field, string message) =>
         new(SegmentationErrorKind.InvalidArgument, message) { Field = field };
 }

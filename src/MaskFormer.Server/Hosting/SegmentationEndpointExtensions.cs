@@ -1,5 +1,6 @@
 using MaskFormer.Server.Health;
 using MaskFormer.Server.Services;
+using MaskFormer.Server.Streaming;
 
 namespace MaskFormer.Server.Hosting;
 
@@ -20,6 +21,10 @@ public static class SegmentationEndpointExtensions
             options.EnableDetailedErrors = false;
         });
         services.AddGrpcReflection();
+        services.AddOptions<StreamingOptions>().BindConfiguration(StreamingOptions.SectionName)
+            .Validate(o => o.DefaultMaxInFlight >= 1 && o.MaxInFlightLimit >= o.DefaultMaxInFlight, $"{StreamingOptions.SectionName}:DefaultMaxInFlight must be at least 1 and at most MaxInFlightLimit.")
+            .Validate(o => o.PendingFrames >= 1 && o.MaxUnwrittenResponses >= 1, $"{StreamingOptions.SectionName}:PendingFrames and MaxUnwrittenResponses must be at least 1.")
+            .ValidateOnStart();
         services.AddGrpcHealthChecks(options =>
         {
             options.Services.Map(string.Empty, result => result.Tags.Contains(ReadyTag));

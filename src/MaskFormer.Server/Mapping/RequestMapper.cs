@@ -3,7 +3,6 @@ using MaskFormer.Contracts.V1;
 using MaskFormer.Engine;
 using MaskFormer.Engine.Decoding;
 using MaskFormer.Engine.Postprocessing;
-using MaskFormer.Server.Services;
 
 namespace MaskFormer.Server.Mapping;
 
@@ -34,7 +33,7 @@ internal static class RequestMapper
                 SegmentationTask.Semantic => SegmentationTasks.Semantic,
                 SegmentationTask.Instance => SegmentationTasks.Instance,
                 SegmentationTask.Panoptic => SegmentationTasks.Panoptic,
-                _ => throw RpcErrors.InvalidArgument("tasks", $"Task {task} is not a task; use SEGMENTATION_TASK_SEMANTIC, _INSTANCE or _PANOPTIC."),
+                _ => throw SegmentationException.Invalid("tasks", $"Task {task} is not a task; use SEGMENTATION_TASK_SEMANTIC, _INSTANCE or _PANOPTIC."),
             };
         }
 
@@ -55,16 +54,16 @@ internal static class RequestMapper
                     PixelFormat.Bgr24 => RawPixelFormat.Bgr24,
                     PixelFormat.Rgba32 => RawPixelFormat.Rgba32,
                     PixelFormat.Gray8 => RawPixelFormat.Gray8,
-                    _ => throw RpcErrors.InvalidArgument("image.raw.pixel_format", $"Pixel format {raw.PixelFormat} is not supported; use RGB24, BGR24, RGBA32 or GRAY8."),
+                    _ => throw SegmentationException.Invalid("image.raw.pixel_format", $"Pixel format {raw.PixelFormat} is not supported; use RGB24, BGR24, RGBA32 or GRAY8."),
                 };
                 if (raw.Width is 0 or > int.MaxValue || raw.Height is 0 or > int.MaxValue || raw.Stride > int.MaxValue)
                 {
-                    throw RpcErrors.InvalidArgument("image.raw", $"A raw frame of {raw.Width}x{raw.Height} (stride {raw.Stride}) is not valid.");
+                    throw SegmentationException.Invalid("image.raw", $"A raw frame of {raw.Width}x{raw.Height} (stride {raw.Stride}) is not valid.");
                 }
 
                 return ImageSource.Raw(raw.Data.Memory, new RawFrameLayout((int)raw.Width, (int)raw.Height, (int)raw.Stride, format));
             default:
-                throw RpcErrors.InvalidArgument("image", "No image was sent: set image.encoded or image.raw.");
+                throw SegmentationException.Invalid("image", "No image was sent: set image.encoded or image.raw.");
         }
     }
 
@@ -86,7 +85,7 @@ internal static class RequestMapper
         };
     }
 
-    private static void ValidateOptions(SegmentationOptions? options)
+    public static void ValidateOptions(SegmentationOptions? options)
     {
         if (options is null)
         {
@@ -98,17 +97,17 @@ internal static class RequestMapper
         CheckProbability(options.HasInstanceScoreThreshold, options.InstanceScoreThreshold, "options.instance_score_threshold");
         if (options.HasInstanceTopK && options.InstanceTopK is 0 or > 10_000)
         {
-            throw RpcErrors.InvalidArgument("options.instance_top_k", $"instance_top_k must be between 1 and 10000 (was {options.InstanceTopK}).");
+            throw SegmentationException.Invalid("options.instance_top_k", $"instance_top_k must be between 1 and 10000 (was {options.InstanceTopK}).");
         }
 
         if (!Enum.IsDefined(options.RleFormat) || !Enum.IsDefined(options.Convention))
         {
-            throw RpcErrors.InvalidArgument("options", "rle_format or convention has a value this server does not know.");
+            throw SegmentationException.Invalid("options", "rle_format or convention has a value this server does not know.");
         }
 
         if (!Enum.IsDefined(options.LabelMapEncoding))
         {
-            throw RpcErrors.InvalidArgument("options.label_map_encoding", $"Label map encoding {options.LabelMapEncoding} is not known.");
+            throw SegmentationException.Invalid("options.label_map_encoding", $"Label map encoding {options.LabelMapEncoding} is not known.");
         }
     }
 
@@ -116,7 +115,7 @@ internal static class RequestMapper
     {
         if (isSet && !(value >= 0f && value <= 1f))
         {
-            throw RpcErrors.InvalidArgument(field, $"{field} must be between 0 and 1 (was {value}).");
+            throw SegmentationException.Invalid(field, $"{field} must be between 0 and 1 (was {value}).");
         }
     }
 }

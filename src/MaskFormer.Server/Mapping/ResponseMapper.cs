@@ -2,18 +2,22 @@ using Google.Protobuf;
 using MaskFormer.Contracts.V1;
 using MaskFormer.Engine;
 using MaskFormer.Engine.Encoding;
+using MaskFormer.Engine.Tracking;
 
 namespace MaskFormer.Server.Mapping;
 
 /// <summary>Encodes engine results into contract messages.</summary>
 internal static class ResponseMapper
 {
-    public static SegmentResponse ToResponse(SegmentationResult result, SegmentRequest request, TimeProvider time, long startedAt)
+    public static SegmentResponse ToResponse(SegmentationResult result, SegmentRequest request, TimeProvider time, long startedAt) =>
+        ToResponse(result, request.FrameId, request.Options, null, time, startedAt);
+
+    public static SegmentResponse ToResponse(SegmentationResult result, ulong frameId, SegmentationOptions? options, TrackedFrame? tracks, TimeProvider time, long startedAt)
     {
         var encodeStarted = time.GetTimestamp();
         var response = new SegmentResponse
         {
-            FrameId = request.FrameId,
+            FrameId = frameId,
             Model = result.Model.Name,
             ModelVersion = result.Model.Version,
             Width = (uint)result.Width,
@@ -23,17 +27,17 @@ internal static class ResponseMapper
 
         if (result.Semantic is { } semantic)
         {
-            response.Semantic = ToSemantic(semantic, result.Model, request.Options?.LabelMapEncoding ?? LabelMapEncoding.Unspecified);
+            response.Semantic = ToSemantic(semantic, result.Model, options?.LabelMapEncoding ?? LabelMapEncoding.Unspecified);
         }
 
         if (result.Instances is { } instances)
         {
-            response.Instance = ToInstances(instances, result.Model, request.Options?.RleFormat ?? RleFormat.Unspecified);
+            response.Instance = ToInstances(instances, result.Model, options?.RleFormat ?? RleFormat.Unspecified, tracks?.InstanceTrackIds);
         }
 
         if (result.Panoptic is { } panoptic)
         {
-            response.Panoptic = ToPanoptic(panoptic, result.Model);
+            response.Panoptic = ToPanoptic(panoptic, result.Model, tracks?.PanopticTrackIds);
         }
 
         var timings = result.Timings;
@@ -51,11 +55,12 @@ internal static class ResponseMapper
         return response;
     }
 
-    private static InstanceResult ToInstances(IReadOnlyList<Engine.Postprocessing.InstanceMask> instances, ServedModel model, RleFormat format)
+    private static InstanceResult ToInstances(IReadOnlyList<Engine.Postprocessing.InstanceMask> instances, ServedModel model, RleFormat format, IReadOnlyList<int>? trackIds)
     {
         var result = new InstanceResult();
-        foreach (var instance in instances)
+        for (var i = 0; i < instances.Count; i++)
         {
+            var instance = instances[i];
             var counts = CocoRle.Encode(instance.Mask);
             var rle = new Rle { Height = (uint)instance.Mask.Height, Width = (uint)instance.Mask.Width };
             if (format != RleFormat.Compressed)
@@ -76,16 +81,17 @@ internal static class ResponseMapper
                 Area = (ulong)instance.Area,
                 Bbox = ToBox(instance.Box),
                 Mask = rle,
+                TrackId = trackIds is null ? 0u : (uint)trackIds[i],
             });
         }
 
         return result;
     }
 
-    private static PanopticResult ToPanoptic(Engine.Postprocessing.PanopticResult panoptic, ServedModel model)
+    private static PanopticResult ToPanoptic(Engine.Postprocessing.PanopticResult panoptic, ServedModel model, IReadOnlyList<int>? trackIds)
     {
         var result = new PanopticResult { SegmentIdPng = UnsafeByteOperations.UnsafeWrap(PanopticPngEncoder.Encode(panoptic.SegmentIds)) };
-        result.Segments.AddRange(panoptic.Segments.Select(segment => new PanopticSegment
+        result.Segments.AddRange(panoptic.Segments.Select((segment, i) => new PanopticSegment
         {
             Id = (uint)segment.Id,
             CategoryId = (uint)segment.CategoryId,
@@ -94,6 +100,7 @@ internal static class ResponseMapper
             Score = segment.Score,
             Area = (ulong)segment.Area,
             Bbox = ToBox(segment.Box),
+            TrackId = trackIds is null ? 0u : (uint)trackIds[i],
         }));
         return result;
     }

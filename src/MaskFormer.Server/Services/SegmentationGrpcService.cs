@@ -2,11 +2,13 @@ using Grpc.Core;
 using MaskFormer.Contracts.V1;
 using MaskFormer.Engine;
 using MaskFormer.Server.Mapping;
+using MaskFormer.Server.Streaming;
+using Microsoft.Extensions.Options;
 
 namespace MaskFormer.Server.Services;
 
 /// <summary>The gRPC face of the engine: maps messages, and engine errors to statuses.</summary>
-internal sealed class SegmentationGrpcService(SegmentationEngine engine, TimeProvider time) : SegmentationService.SegmentationServiceBase
+internal sealed class SegmentationGrpcService(SegmentationEngine engine, IOptions<StreamingOptions> streaming, TimeProvider time) : SegmentationService.SegmentationServiceBase
 {
     public override async Task<SegmentResponse> Segment(SegmentRequest request, ServerCallContext context)
     {
@@ -27,8 +29,11 @@ internal sealed class SegmentationGrpcService(SegmentationEngine engine, TimePro
         }
     }
 
-    public override Task SegmentStream(IAsyncStreamReader<SegmentStreamRequest> requestStream, IServerStreamWriter<SegmentStreamResponse> responseStream, ServerCallContext context) =>
-        throw new RpcException(new Status(StatusCode.Unimplemented, "SegmentStream is not implemented yet; use Segment per frame."));
+    public override async Task SegmentStream(IAsyncStreamReader<SegmentStreamRequest> requestStream, IServerStreamWriter<SegmentStreamResponse> responseStream, ServerCallContext context)
+    {
+        using var session = new StreamSession(engine, streaming.Value, time, requestStream, responseStream, context);
+        await session.RunAsync().ConfigureAwait(false);
+    }
 
     public override Task<ListModelsResponse> ListModels(ListModelsRequest request, ServerCallContext context)
     {

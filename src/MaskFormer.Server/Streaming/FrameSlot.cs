@@ -1,0 +1,28 @@
+using MaskFormer.Contracts.V1;
+using MaskFormer.Engine;
+
+namespace MaskFormer.Server.Streaming;
+
+/// <summary>One frame's place in the stream's answer order, and its eventual outcome.</summary>
+internal sealed class FrameSlot(ulong frameId, StreamSettings settings, Image? image, long receivedAt)
+{
+    public ulong FrameId { get; } = frameId;
+
+    public StreamSettings Settings { get; } = settings;
+
+    /// <summary>The frame's pixels until it starts; released then so skipped frames cost nothing.</summary>
+    public Image? Image { get; set; } = image;
+
+    public long ReceivedAt { get; } = receivedAt;
+
+    public TaskCompletionSource<FrameOutcome> Outcome { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+}
+
+/// <summary>A frame's outcome: an engine result to encode, an error, or a skip.</summary>
+internal sealed record FrameOutcome(SegmentationResult? Result, FrameError? Error, SkipReason Skip)
+{
+    public static FrameOutcome Skipped(SkipReason reason) => new(null, null, reason);
+
+    public static FrameOutcome Failed(Grpc.Core.StatusCode code, string message) =>
+        new(null, new FrameError { Code = (int)code, Message = message }, SkipReason.Unspecified);
+}

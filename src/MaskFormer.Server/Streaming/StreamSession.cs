@@ -1,0 +1,274 @@
+using System.Threading.Channels;
+using Grpc.Core;
+using MaskFormer.Contracts.V1;
+using MaskFormer.Engine;
+using MaskFormer.Engine.Tracking;
+using MaskFormer.Server.Mapping;
+using MaskFormer.Server.Services;
+
+namespace MaskFormer.Server.Streaming;
+
+/// <summary>
+/// One SegmentStream call. A reader takes frames in, a pump keeps up to max_in_flight of them in the
+/// engine (whose batcher may batch them with other callers'), and a writer answers them strictly in
+/// arrival order, tracking segments across frames as it goes. Every buffer is bounded: frames not yet
+/// started (PendingFrames; the overload policy decides what happens when it is full) and answers not
+/// yet written (MaxUnwrittenResponses; when reached the reader stops, so HTTP/2 flow control holds
+/// the client back).
+/// </summary>
+internal sealed class StreamSession(
+    SegmentationEngine engine,
+    StreamingOptions limits,
+    TimeProvider time,
+    IAsyncStreamReader<SegmentStreamRequest> requests,
+    IServerStreamWriter<SegmentStreamResponse> responses,
+    ServerCallContext context) : IDisposable
+{
+    private readonly Lock _lock = new();
+    private readonly LinkedList<FrameSlot> _waiting = new();
+    private readonly Channel<FrameSlot> _ordered = Channel.CreateUnbounded<FrameSlot>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+    private readonly SemaphoreSlim _unwritten = new(limits.MaxUnwrittenResponses, limits.MaxUnwrittenResponses);
+    private readonly SemaphoreSlim _waitingChanged = new(0);
+    private readonly SegmentTracker _tracker = new();
+    private readonly List<Task> _processing = [];
+    private StreamSettings _settings = new() { MaxInFlight = limits.DefaultMaxInFlight };
+    private int _inFlight;
+
+    public async Task RunAsync()
+    {
+        using var abort = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
+        var writer = WriteAsync(abort.Token);
+        try
+        {
+            await ReadAsync(abort.Token).ConfigureAwait(false);
+            _ordered.Writer.TryComplete();
+            await writer.ConfigureAwait(false);
+        }
+        catch
+        {
+            await abort.CancelAsync().ConfigureAwait(false);
+            _ordered.Writer.TryComplete();
+            SkipWaiting(SkipReason.StreamEnded);
+            throw;
+        }
+        finally
+        {
+            // In-flight frames observe the cancellation and leave the engine's queue before the call ends.
+            Task[] processing;
+            lock (_lock)
+            {
+                processing = [.. _processing];
+            }
+
+            await Task.WhenAll(processing).ConfigureAwait(false);
+            try
+            {
+                await writer.ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or IOException or InvalidOperationException)
+            {
+            }
+
+            DisposeUnwritten();
+        }
+    }
+
+    public void Dispose()
+    {
+        _unwritten.Dispose();
+        _waitingChanged.Dispose();
+    }
+
+    private async Task ReadAsync(CancellationToken cancellationToken)
+    {
+        await foreach (var message in requests.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+        {
+            switch (message.MessageCase)
+            {
+                case SegmentStreamRequest.MessageOneofCase.Config:
+                    _settings = StreamSettings.From(message.Config, limits);
+                    Pump(cancellationToken);
+                    break;
+                case SegmentStreamRequest.MessageOneofCase.Frame:
+                    await AcceptAsync(message.Frame, cancellationToken).ConfigureAwait(false);
+                    break;
+                default:
+                    throw RpcErrors.InvalidArgument("message", "A stream message must carry a config or a frame.");
+            }
+        }
+    }
+
+    private async Task AcceptAsync(StreamFrame frame, CancellationToken cancellationToken)
+    {
+        // Bounded answers: a client that stops reading stops being read.
+        await _unwritten.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var slot = new FrameSlot(frame.FrameId, _settings, frame.Image, time.GetTimestamp());
+        _ordered.Writer.TryWrite(slot);
+        while (true)
+        {
+            lock (_lock)
+            {
+                switch (slot.Settings.Policy)
+                {
+                    case OverloadPolicy.LatestOnly:
+                        SkipAllWaitingLocked(SkipReason.Superseded);
+                        break;
+                    case OverloadPolicy.DropOldest when _waiting.Count >= limits.PendingFrames:
+                        SkipLocked(_waiting.First!.Value, SkipReason.DroppedOldest);
+                        _waiting.RemoveFirst();
+                        break;
+                }
+
+                if (_waiting.Count < limits.PendingFrames)
+                {
+                    _waiting.AddLast(slot);
+                    break;
+                }
+            }
+
+            // OVERLOAD_POLICY_QUEUE with a full buffer: wait for a frame to start.
+            await _waitingChanged.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        Pump(cancellationToken);
+    }
+
+    private void Pump(CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            while (_waiting.Count > 0 && _inFlight < _settings.MaxInFlight)
+            {
+                var slot = _waiting.First!.Value;
+                _waiting.RemoveFirst();
+                _inFlight++;
+                _processing.RemoveAll(t => t.IsCompleted);
+                _processing.Add(ProcessAsync(slot, cancellationToken));
+            }
+
+            if (_waitingChanged.CurrentCount == 0)
+            {
+                _waitingChanged.Release();
+            }
+        }
+    }
+
+    private async Task ProcessAsync(FrameSlot slot, CancellationToken cancellationToken)
+    {
+        await Task.Yield();
+        try
+        {
+            if (slot.Settings.Error is { } error)
+            {
+                slot.Outcome.TrySetResult(FrameOutcome.Failed(StatusCode.InvalidArgument, error));
+                return;
+            }
+
+            var request = new SegmentationRequest
+            {
+                Model = slot.Settings.Model,
+                ModelVersion = slot.Settings.ModelVersion,
+                Image = RequestMapper.ToImageSource(slot.Image),
+                Tasks = slot.Settings.Tasks,
+                Postprocess = slot.Settings.Postprocess,
+                Deadline = context.Deadline == DateTime.MaxValue ? null : new DateTimeOffset(context.Deadline.ToUniversalTime(), TimeSpan.Zero),
+            };
+            slot.Image = null;
+            var result = await engine.SegmentAsync(request, cancellationToken).ConfigureAwait(false);
+            if (!slot.Outcome.TrySetResult(new FrameOutcome(result, null, SkipReason.Unspecified)))
+            {
+                result.Dispose();
+            }
+        }
+        catch (SegmentationException ex)
+        {
+            slot.Outcome.TrySetResult(FrameOutcome.Failed((StatusCode)(int)RpcErrors.ToCode(ex.Kind), ex.Message));
+        }
+        catch (OperationCanceledException)
+        {
+            slot.Outcome.TrySetResult(FrameOutcome.Skipped(SkipReason.StreamEnded));
+        }
+        catch (Exception ex)
+        {
+            slot.Outcome.TrySetResult(FrameOutcome.Failed(StatusCode.Internal, $"The frame failed: {ex.Message}"));
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                _inFlight--;
+            }
+
+            if (!cancellationToken.IsCancellationRequested)
+            {
+                Pump(cancellationToken);
+            }
+        }
+    }
+
+    private async Task WriteAsync(CancellationToken cancellationToken)
+    {
+        await foreach (var slot in _ordered.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var outcome = await slot.Outcome.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            var response = new SegmentStreamResponse { FrameId = slot.FrameId };
+            if (outcome.Result is { } result)
+            {
+                using (result)
+                {
+                    var tracks = (slot.Settings.Tasks & (SegmentationTasks.Instance | SegmentationTasks.Panoptic)) != 0
+                        ? _tracker.Track(result, slot.Settings.Tracking)
+                        : null;
+                    response.Result = ResponseMapper.ToResponse(result, slot.FrameId, slot.Settings.Options, tracks, time, slot.ReceivedAt);
+                }
+            }
+            else if (outcome.Error is { } error)
+            {
+                response.Error = error;
+            }
+            else
+            {
+                response.Skipped = new FrameSkipped { Reason = outcome.Skip };
+            }
+
+            await responses.WriteAsync(response, cancellationToken).ConfigureAwait(false);
+            _unwritten.Release();
+        }
+    }
+
+    private void SkipWaiting(SkipReason reason)
+    {
+        lock (_lock)
+        {
+            SkipAllWaitingLocked(reason);
+        }
+    }
+
+    private void SkipAllWaitingLocked(SkipReason reason)
+    {
+        foreach (var waiting in _waiting)
+        {
+            SkipLocked(waiting, reason);
+        }
+
+        _waiting.Clear();
+    }
+
+    private static void SkipLocked(FrameSlot slot, SkipReason reason)
+    {
+        slot.Image = null;
+        slot.Outcome.TrySetResult(FrameOutcome.Skipped(reason));
+    }
+
+    // Results finished after the call ended are never written; return their pooled buffers.
+    private void DisposeUnwritten()
+    {
+        while (_ordered.Reader.TryRead(out var slot))
+        {
+            if (slot.Outcome.Task.IsCompletedSuccessfully)
+            {
+                slot.Outcome.Task.Result.Result?.Dispose();
+            }
+        }
+    }
+}

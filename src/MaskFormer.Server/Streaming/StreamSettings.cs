@@ -1,0 +1,67 @@
+using MaskFormer.Contracts.V1;
+using MaskFormer.Engine;
+using MaskFormer.Engine.Postprocessing;
+using TrackingOptions = MaskFormer.Engine.Tracking.TrackingOptions;
+using MaskFormer.Server.Mapping;
+
+namespace MaskFormer.Server.Streaming;
+
+/// <summary>A stream's settings as of one StreamConfig; each frame keeps the settings it arrived under.</summary>
+internal sealed record StreamSettings
+{
+    public string Model { get; init; } = string.Empty;
+
+    public string ModelVersion { get; init; } = string.Empty;
+
+    public SegmentationTasks Tasks { get; init; } = SegmentationTasks.Semantic;
+
+    public SegmentationOptions? Options { get; init; }
+
+    public PostprocessOptions Postprocess { get; init; } = PostprocessOptions.Detectron2;
+
+    public OverloadPolicy Policy { get; init; } = OverloadPolicy.Queue;
+
+    public int MaxInFlight { get; init; }
+
+    public TrackingOptions Tracking { get; init; } = new();
+
+    /// <summary>Why the last config was rejected; frames under it fail with this message.</summary>
+    public string? Error { get; init; }
+
+    public static StreamSettings From(StreamConfig config, StreamingOptions limits)
+    {
+        try
+        {
+            RequestMapper.ValidateOptions(config.Options);
+            if (config.Tracking is { HasIouThreshold: true } t && !(t.IouThreshold > 0f && t.IouThreshold <= 1f))
+            {
+                throw SegmentationException.Invalid("config.tracking.iou_threshold", $"iou_threshold must be in (0, 1] (was {t.IouThreshold}).");
+            }
+
+            if (!Enum.IsDefined(config.OverloadPolicy))
+            {
+                throw SegmentationException.Invalid("config.overload_policy", $"Overload policy {config.OverloadPolicy} is not known.");
+            }
+
+            return new StreamSettings
+            {
+                Model = config.Model,
+                ModelVersion = config.ModelVersion,
+                Tasks = RequestMapper.ToTasks(config.Tasks),
+                Options = config.Options,
+                Postprocess = RequestMapper.ToPostprocessOptions(config.Options),
+                Policy = config.OverloadPolicy == OverloadPolicy.Unspecified ? OverloadPolicy.Queue : config.OverloadPolicy,
+                MaxInFlight = config.MaxInFlight == 0 ? limits.DefaultMaxInFlight : (int)Math.Min(config.MaxInFlight, (uint)limits.MaxInFlightLimit),
+                Tracking = new TrackingOptions
+                {
+                    IouThreshold = config.Tracking is { HasIouThreshold: true } ? config.Tracking.IouThreshold : 0.3f,
+                    MaxMissedFrames = config.Tracking is { HasMaxMissedFrames: true } ? (int)Math.Min(config.Tracking.MaxMissedFrames, 1000u) : 5,
+                },
+            };
+        }
+        catch (SegmentationException ex)
+        {
+            return new StreamSettings { MaxInFlight = limits.DefaultMaxInFlight, Error = $"The last StreamConfig was rejected: {ex.Message}" };
+        }
+    }
+}

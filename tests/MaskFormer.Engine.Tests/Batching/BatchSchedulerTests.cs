@@ -1,0 +1,135 @@
+using MaskFormer.Engine.Sessions;
+
+namespace MaskFormer.Engine.Tests.Batching;
+
+public sealed class BatchSchedulerTests
+{
+    [Fact]
+    public async Task SegmentAsync_TwoCpuDevicesTwoSessionsEach_64ConcurrentAnswersEqualSingleAnswers()
+    {
+        await using var engine = await EngineFactory.StartAsync(new InferenceOptions
+        {
+            Devices = [new DeviceOptions { Name = "cpu", Sessions = 2 }, new DeviceOptions { Name = "cpu", Sessions = 2 }],
+            IntraOpThreads = 1,
+            MaxBatchSize = 8,
+            MaxQueueDelay = TimeSpan.FromMilliseconds(20),
+            MaxQueueSize = 128,
+        });
+        var images = Enumerable.Range(0, 4).Select(EngineFactory.HeldOutImage).ToArray();
+        var expected = new List<ushort[]>();
+        foreach (var image in images)
+        {
+            using var single = await engine.SegmentAsync(new SegmentationRequest { Image = image }, CancellationToken.None);
+            expected.Add(single.Semantic!.Values.ToArray());
+        }
+
+        var results = await Task.WhenAll(Enumerable.Range(0, 64).Select(async i =>
+        {
+            using var result = await engine.SegmentAsync(new SegmentationRequest { Image = images[i % images.Length] }, CancellationToken.None);
+            return (Index: i, Labels: result.Semantic!.Values.ToArray(), result.Timings.BatchSize);
+        }));
+
+        foreach (var (index, labels, _) in results)
+        {
+            Assert.Equal(expected[index % images.Length], labels);
+        }
+
+        var counters = engine.Models[0].GetCounters();
+        Assert.True(counters.LargestBatch > 1, $"no batch larger than 1 under 64 concurrent requests: {string.Join(",", counters.BatchSizeCounts)}");
+        Assert.Contains(results, r => r.BatchSize > 1);
+        Assert.Equal(0, counters.Queued);
+        Assert.Equal(0, counters.InFlight);
+    }
+
+    [Fact]
+    public async Task SegmentAsync_QueueFull_RejectedAtOnceWithRetryHint()
+    {
+        await using var engine = await EngineFactory.StartAsync(new InferenceOptions { MaxBatchSize = 1, MaxQueueSize = 2, MaxQueueDelay = TimeSpan.Zero, QueueFullRetryAfter = TimeSpan.FromMilliseconds(250) });
+        var image = EngineFactory.HeldOutImage(0);
+
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, 40).Select(async _ =>
+        {
+            try
+            {
+                using var result = await engine.SegmentAsync(new SegmentationRequest { Image = image }, CancellationToken.None);
+                return (SegmentationException?)null;
+            }
+            catch (SegmentationException ex)
+            {
+                return ex;
+            }
+        }));
+
+        var rejections = outcomes.Where(o => o is not null).ToArray();
+        Assert.NotEmpty(rejections);
+        Assert.All(rejections, r =>
+        {
+            Assert.Equal(SegmentationErrorKind.QueueFull, r!.Kind);
+            Assert.Equal(TimeSpan.FromMilliseconds(250), r.RetryAfter);
+        });
+        var counters = engine.Models[0].GetCounters();
+        Assert.Equal(rejections.Length, counters.Rejected);
+        Assert.Equal(40 - rejections.Length, counters.Completed);
+        Assert.Equal(0, counters.Queued);
+    }
+
+    [Fact]
+    public async Task SegmentAsync_DeadlinePassesWhileQueued_DroppedBeforeInference()
+    {
+        await using var engine = await EngineFactory.StartAsync(new InferenceOptions { MaxBatchSize = 1, MaxQueueSize = 256, MaxQueueDelay = TimeSpan.Zero });
+        var image = EngineFactory.HeldOutImage(0);
+        var before = engine.Models[0].GetCounters().Completed;
+
+        // A backlog of patient requests, then impatient ones that cannot be reached in time.
+        var patient = Enumerable.Range(0, 30).Select(_ => RunAsync(engine, image, deadline: null)).ToArray();
+        var impatient = Enumerable.Range(0, 10).Select(_ => RunAsync(engine, image, deadline: TimeSpan.FromMilliseconds(5))).ToArray();
+        var patientOutcomes = await Task.WhenAll(patient);
+        var impatientOutcomes = await Task.WhenAll(impatient);
+
+        Assert.All(patientOutcomes, Assert.Null);
+        var expired = impatientOutcomes.Count(o => o is SegmentationException { Kind: SegmentationErrorKind.DeadlineExceeded });
+        Assert.True(expired > 0, "no queued request expired");
+        var counters = engine.Models[0].GetCounters();
+        Assert.Equal(expired, counters.Expired);
+        Assert.Equal(before + 30 + (10 - expired), counters.Completed);
+        Assert.Equal(0, counters.Queued);
+    }
+
+    [Fact]
+    public async Task SegmentAsync_CallerCancelsWhileQueued_LeavesTheQueue()
+    {
+        await using var engine = await EngineFactory.StartAsync(new InferenceOptions { MaxBatchSize = 1, MaxQueueSize = 256, MaxQueueDelay = TimeSpan.Zero });
+        var image = EngineFactory.HeldOutImage(0);
+        using var cancellation = new CancellationTokenSource();
+
+        var backlog = Enumerable.Range(0, 30).Select(_ => RunAsync(engine, image, deadline: null)).ToArray();
+        var cancelled = Enumerable.Range(0, 10).Select(_ => RunAsync(engine, image, deadline: null, cancellation.Token)).ToArray();
+        await cancellation.CancelAsync();
+        var cancelledOutcomes = await Task.WhenAll(cancelled);
+        await Task.WhenAll(backlog);
+
+        var leftQueue = cancelledOutcomes.Count(o => o is OperationCanceledException);
+        Assert.True(leftQueue > 0, "no cancelled request left the queue");
+        var counters = engine.Models[0].GetCounters();
+        Assert.Equal(leftQueue, counters.Cancelled);
+        Assert.Equal(0, counters.Queued);
+        Assert.Equal(0, counters.InFlight);
+    }
+
+    private static async Task<Exception?> RunAsync(SegmentationEngine engine, ImageSource image, TimeSpan? deadline, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            // As gRPC does, the deadline both travels with the request and cancels the call.
+            using var timeout = deadline is { } limit ? new CancellationTokenSource(limit) : new CancellationTokenSource();
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
+            var request = new SegmentationRequest { Image = image, Deadline = deadline is { } d ? DateTimeOffset.UtcNow + d : null };
+            using var result = await engine.SegmentAsync(request, linked.Token);
+            return null;
+        }
+        catch (Exception ex) when (ex is SegmentationException or OperationCanceledException)
+        {
+            return ex;
+        }
+    }
+}
