@@ -16,6 +16,7 @@ try
     {
         "segment" => await SegmentCommand.RunAsync(arguments, Console.Out, cancellation.Token),
         "models" => await ModelsCommand.RunAsync(arguments, Console.Out, cancellation.Token),
+        "stream" => await StreamCommand.RunAsync(arguments, cancellation.Token),
         "health" => await HealthCommand.RunAsync(arguments, Console.Out, cancellation.Token),
         _ => await PrintUsageAsync(),
     };
@@ -36,6 +37,7 @@ static async Task<int> PrintUsageAsync()
     await Console.Error.WriteLineAsync($"""
         usage:
           {SegmentCommand.Usage}
+          {StreamCommand.Usage}
           maskformer models [--server URL]
           maskformer health [--server URL] [--wait SECONDS]
         The server address defaults to $MASKFORMER_SERVER or http://127.0.0.1:5081.

@@ -20,21 +20,7 @@ internal static class OverlayRenderer
     public static Image<Rgb24> Render(Image<Rgb24> image, ushort[] labels, IReadOnlyList<LegendEntry> legend, float alpha)
     {
         var factor = Math.Max(1, (int)Math.Ceiling(MinimumDisplaySide / (double)Math.Min(image.Width, image.Height)));
-        using var blended = image.Clone();
-        blended.ProcessPixelRows(rows =>
-        {
-            for (var y = 0; y < rows.Height; y++)
-            {
-                var row = rows.GetRowSpan(y);
-                for (var x = 0; x < row.Length; x++)
-                {
-                    var colour = Palette.ForId(labels[(y * row.Length) + x]);
-                    ref var pixel = ref row[x];
-                    pixel = new Rgb24(Mix(pixel.R, colour.R, alpha), Mix(pixel.G, colour.G, alpha), Mix(pixel.B, colour.B, alpha));
-                }
-            }
-        });
-
+        using var blended = Blend(image, labels, alpha);
         if (factor > 1)
         {
             blended.Mutate(context => context.Resize(image.Width * factor, image.Height * factor, KnownResamplers.NearestNeighbor));
@@ -55,6 +41,26 @@ internal static class OverlayRenderer
         }
 
         return canvas;
+    }
+
+    /// <summary>The image with each pixel's id colour blended over it, at the image's own size.</summary>
+    public static Image<Rgb24> Blend(Image<Rgb24> image, ushort[] labels, float alpha)
+    {
+        var blended = image.Clone();
+        blended.ProcessPixelRows(rows =>
+        {
+            for (var y = 0; y < rows.Height; y++)
+            {
+                var row = rows.GetRowSpan(y);
+                for (var x = 0; x < row.Length; x++)
+                {
+                    var colour = Palette.ForId(labels[(y * row.Length) + x]);
+                    ref var pixel = ref row[x];
+                    pixel = new Rgb24(Mix(pixel.R, colour.R, alpha), Mix(pixel.G, colour.G, alpha), Mix(pixel.B, colour.B, alpha));
+                }
+            }
+        });
+        return blended;
     }
 
     public static ushort[] DecodeLabelMap(byte[] png, int width, int height)

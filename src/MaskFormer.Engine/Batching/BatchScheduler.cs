@@ -59,7 +59,6 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
     /// <exception cref="OperationCanceledException">The caller cancelled while the request was queued.</exception>
     public Task<BatchedOutput> RunAsync(ModelInput input, DateTimeOffset? deadline, CancellationToken cancellationToken)
     {
-        cancellationToken.ThrowIfCancellationRequested();
         if (_stopping.IsCancellationRequested)
         {
             throw new SegmentationException(SegmentationErrorKind.Unavailable, "The server is shutting down.");
@@ -69,6 +68,12 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
         {
             Interlocked.Increment(ref _expired);
             throw DeadlineExceeded();
+        }
+
+        if (cancellationToken.IsCancellationRequested)
+        {
+            Interlocked.Increment(ref _cancelled);
+            cancellationToken.ThrowIfCancellationRequested();
         }
 
         if (Interlocked.Increment(ref _queued) > _options.MaxQueueSize)

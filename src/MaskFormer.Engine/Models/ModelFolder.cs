@@ -30,8 +30,12 @@ public sealed record ModelFolder
     /// <summary>The parsed preprocessor_config.json.</summary>
     public required PreprocessorConfig Preprocessor { get; init; }
 
-    /// <summary>True when <paramref name="directory"/> holds a model file.</summary>
-    public static bool IsModelFolder(string directory) => File.Exists(System.IO.Path.Combine(directory, ModelFileName));
+    /// <summary>
+    /// True when <paramref name="directory"/> holds a model file or a model config, so a folder whose
+    /// model.onnx is missing is reported as such rather than skipped.
+    /// </summary>
+    public static bool IsModelFolder(string directory) =>
+        File.Exists(System.IO.Path.Combine(directory, ModelFileName)) || File.Exists(System.IO.Path.Combine(directory, ConfigFileName));
 
     /// <summary>Reads a model folder; throws <see cref="ModelLoadException"/> naming the file at fault.</summary>
     public static ModelFolder Read(string directory, string name, string? version)

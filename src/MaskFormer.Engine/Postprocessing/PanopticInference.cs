@@ -82,6 +82,9 @@ public static class PanopticInference
         });
 
         // Decide the segments in query order, as the reference's loop does.
+        // detectron2 compares mask_area / original_area with the threshold in doubles; read the float
+        // setting as the decimal it was written as (0.8f → 0.8), or a ratio of exactly 0.8 would be "below".
+        var overlapThreshold = (double)(decimal)options.OverlapThreshold;
         var segmentOf = new int[kept.Count];
         var stuffSegment = new Dictionary<int, int>();
         var scores = new List<(int Id, int Label, float Score)>();
@@ -89,7 +92,7 @@ public static class PanopticInference
         {
             var (_, label, score) = kept[k];
             var (won, mask) = (totals.Won[k], totals.Mask[k]);
-            if (won == 0 || mask == 0 || (isMask2Former && totals.WonInsideMask[k] == 0) || won < options.OverlapThreshold * (double)mask)
+            if (won == 0 || mask == 0 || (isMask2Former && totals.WonInsideMask[k] == 0) || won / (double)mask < overlapThreshold)
             {
                 continue;
             }

@@ -121,9 +121,9 @@ public sealed class BatchSchedulerTests
         try
         {
             // As gRPC does, the deadline both travels with the request and cancels the call.
+            var request = new SegmentationRequest { Image = image, Deadline = deadline is { } d ? DateTimeOffset.UtcNow + d : null };
             using var timeout = deadline is { } limit ? new CancellationTokenSource(limit) : new CancellationTokenSource();
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
-            var request = new SegmentationRequest { Image = image, Deadline = deadline is { } d ? DateTimeOffset.UtcNow + d : null };
             using var result = await engine.SegmentAsync(request, linked.Token);
             return null;
         }

@@ -1,0 +1,28 @@
+using BenchmarkDotNet.Running;
+
+namespace MaskFormer.Benchmarks;
+
+/// <summary>
+/// <c>throughput [requests]</c> and <c>stream [frames]</c> print side-by-side reports; anything else goes
+/// to BenchmarkDotNet's switcher (per-stage suites). Exit code 1 on failure.
+/// </summary>
+internal static class BenchmarkProgram
+{
+    public static async Task<int> Main(string[] args)
+    {
+        try
+        {
+            return args.FirstOrDefault() switch
+            {
+                "throughput" => await ThroughputReport.RunAsync([.. args.Skip(1)]),
+                "stream" => await StreamReport.RunAsync([.. args.Skip(1)]),
+                _ => BenchmarkSwitcher.FromAssembly(typeof(BenchmarkProgram).Assembly).Run(args).Any(summary => summary.HasCriticalValidationErrors) ? 1 : 0,
+            };
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or IOException or Grpc.Core.RpcException or TimeoutException)
+        {
+            await Console.Error.WriteLineAsync($"benchmark failed: {ex}");
+            return 1;
+        }
+    }
+}

@@ -1,0 +1,136 @@
+// Checks the Node examples against a running MaskFormer Serve server.
+//
+//   MASKFORMER_ADDRESS=127.0.0.1:5081 npm test
+//
+// Without MASKFORMER_ADDRESS, or when the server cannot be reached, every test fails; none is skipped.
+// The server's default model must be the tiny-shapes model.
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { connect, listFrames, pngSize } from '../client.js';
+import { decodePng, isPng } from '../png.js';
+import { segment } from '../segment.js';
+import { describe as describeResponse, streamFrames } from '../stream.js';
+
+const here = (relative) => fileURLToPath(new URL(`../${relative}`, import.meta.url));
+const HELDOUT_IMAGE = here('../../models/tiny-shapes/heldout/0000.png');
+const CLIP = here('../../models/tiny-shapes/clip');
+const SCRIPT_TIMEOUT_MS = 300_000;
+const run = promisify(execFile);
+
+describe('MaskFormer Serve Node examples', () => {
+  const address = process.env.MASKFORMER_ADDRESS;
+  let client; // a promise of a connected client, made by the first test that needs it
+
+  function requireAddress() {
+    assert.ok(
+      address,
+      'MASKFORMER_ADDRESS is not set: start the server and run e.g. `MASKFORMER_ADDRESS=127.0.0.1:5081 npm test`',
+    );
+    return address;
+  }
+
+  function getClient() {
+    client ??= Promise.resolve().then(() => connect(requireAddress()));
+    return client;
+  }
+
+  after(async () => {
+    if (client) (await client.catch(() => null))?.close();
+  });
+
+  /** Runs an example script with node; resolves with { code, stdout, stderr }. */
+  async function runScript(...args) {
+    try {
+      const { stdout, stderr } = await run(process.execPath, [...args, '--server', requireAddress()], {
+        cwd: here('.'),
+        timeout: SCRIPT_TIMEOUT_MS,
+        maxBuffer: 16 * 1024 * 1024,
+      });
+      return { code: 0, stdout, stderr };
+    } catch (e) {
+      if (typeof e.code !== 'number') throw e;
+      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+    }
+  }
+
+  test('Segment returns a semantic label map of the image size', async () => {
+    const image = readFileSync(HELDOUT_IMAGE);
+    const { width, height } = pngSize(image);
+    const r = await segment(await getClient(), image, '42');
+
+    assert.equal(r.frame_id, '42', 'frame_id is echoed');
+    assert.ok(r.model, 'the response names no model');
+    assert.deepEqual([r.width, r.height], [width, height], 'response size');
+    assert.ok(r.semantic, 'semantic result missing');
+    const lm = r.semantic.label_map;
+    assert.deepEqual([lm.width, lm.height], [width, height], 'label_map size');
+    assert.equal(lm.encoding, 'LABEL_MAP_ENCODING_PNG', 'label_map.encoding');
+    assert.equal(lm.bits_per_pixel, 8, 'label_map.bits_per_pixel');
+    assert.ok(isPng(lm.data), 'label_map.data is not a PNG');
+    const png = decodePng(lm.data);
+    assert.deepEqual([png.width, png.height, png.channels, png.bitDepth], [width, height, 1, 8], 'label map PNG');
+    // The classes listed are exactly those in the map, with their pixel counts.
+    const counts = new Map();
+    for (const v of png.data) counts.set(v, (counts.get(v) ?? 0) + 1);
+    assert.deepEqual(
+      Object.fromEntries(r.semantic.classes.map((c) => [c.label_id, Number(c.area)])),
+      Object.fromEntries(counts),
+      'semantic.classes areas',
+    );
+    assert.ok(r.panoptic, 'panoptic result missing');
+    assert.ok(r.panoptic.segments.length > 0, 'no panoptic segments');
+    for (const s of r.panoptic.segments) assert.equal(s.track_id, 0, 'track_id is 0 on unary calls');
+    assert.ok(r.timings.total_ms > 0, 'timings.total_ms');
+  });
+
+  test('segment.js prints the result', async () => {
+    const { code, stdout, stderr } = await runScript('segment.js', HELDOUT_IMAGE);
+    assert.equal(code, 0, `segment.js failed:\n${stdout}\n${stderr}`);
+    const { width, height } = pngSize(readFileSync(HELDOUT_IMAGE));
+    for (const expected of [`size:    ${width}x${height}`, 'classes:', 'panoptic segments', 'timings (ms):']) {
+      assert.ok(stdout.includes(expected), `output lacks "${expected}":\n${stdout}`);
+    }
+  });
+
+  test('SegmentStream answers every clip frame once, in order, with tracked panoptic things', async () => {
+    const paths = listFrames(CLIP);
+    assert.equal(paths.length, 16, `expected the 16 clip frames, got ${paths}`);
+    const frames = paths.map((p, i) => [String(100 + i), p]);
+    const summary = await streamFrames(await getClient(), frames, { policy: 'OVERLOAD_POLICY_QUEUE' });
+
+    assert.deepEqual(summary.problems, [], 'stream contract violations');
+    assert.deepEqual(
+      summary.responses.map((r) => r.frame_id),
+      frames.map(([id]) => id),
+      'one response per frame, in frame order',
+    );
+    const notResults = summary.responses.filter((r) => r.outcome !== 'result');
+    assert.deepEqual(
+      notResults.map((r) => describeResponse(r)),
+      [],
+      'every frame has a result under OVERLOAD_POLICY_QUEUE',
+    );
+    let things = 0;
+    for (const r of summary.responses) {
+      assert.equal(r.result.frame_id, r.frame_id, 'result.frame_id matches the response');
+      assert.ok(r.result.panoptic, `frame ${r.frame_id}: panoptic result missing`);
+      for (const s of r.result.panoptic.segments) {
+        if (!s.is_thing) continue;
+        things++;
+        assert.notEqual(s.track_id, 0, `frame ${r.frame_id}: thing segment ${s.id} (${s.label_name}) has track_id 0`);
+      }
+    }
+    assert.ok(things > 0, 'no thing segments in the whole clip');
+  });
+
+  test('stream.js streams the clip and counts every frame', async () => {
+    const { code, stdout, stderr } = await runScript('stream.js', CLIP, '--policy', 'queue', '--in-flight', '2');
+    assert.equal(code, 0, `stream.js failed:\n${stdout}\n${stderr}`);
+    const lines = stdout.trim().split('\n');
+    assert.equal(lines.at(-1), 'sent 16, results 16, errors 0, skipped 0', stdout);
+  });
+});

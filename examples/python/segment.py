@@ -1,0 +1,79 @@
+#!/usr/bin/python3
+"""Segments one image with a unary Segment call (semantic + panoptic) and prints the result.
+
+    /usr/bin/python3 segment.py IMAGE [--server host:port]
+
+The server address defaults to $MASKFORMER_ADDRESS, else 127.0.0.1:5081.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import grpc
+
+from common import DEFAULT_SERVER, connect, load_stubs
+
+pb, pb_grpc = load_stubs()
+
+DEADLINE_S = 30.0
+
+
+def segment(stub, image_bytes, frame_id=1):
+    """Sends one encoded image and returns the SegmentResponse."""
+    request = pb.SegmentRequest(
+        image=pb.Image(encoded=image_bytes),
+        tasks=[pb.SEGMENTATION_TASK_SEMANTIC, pb.SEGMENTATION_TASK_PANOPTIC],
+        frame_id=frame_id,
+    )
+    return stub.Segment(request, timeout=DEADLINE_S)
+
+
+def print_response(r, out=sys.stdout):
+    """Prints a SegmentResponse in a human-readable form."""
+    p = lambda *a: print(*a, file=out)  # noqa: E731
+    p(f"model:   {r.model} (version {r.model_version or '-'}) on {r.device or '?'}")
+    p(f"size:    {r.width}x{r.height}")
+    if r.HasField("semantic"):
+        lm = r.semantic.label_map
+        p(f"semantic label map: {lm.width}x{lm.height}, {lm.bits_per_pixel}-bit, "
+          f"{pb.LabelMapEncoding.Name(lm.encoding)}, {len(lm.data)} bytes")
+        p("classes:")
+        total = r.width * r.height or 1
+        for c in r.semantic.classes:
+            p(f"  {c.label_id:3d} {c.label_name:<16} {c.area:8d} px  {100.0 * c.area / total:5.1f}%")
+    if r.HasField("panoptic"):
+        p(f"panoptic segments ({len(r.panoptic.segments)}):")
+        for s in r.panoptic.segments:
+            b = s.bbox
+            p(f"  id {s.id:3d} {s.label_name:<16} {'thing' if s.is_thing else 'stuff'}  "
+              f"score {s.score:.3f}  area {s.area:6d}  bbox [{b.x}, {b.y}, {b.width}, {b.height}]")
+    t = r.timings
+    p(f"timings (ms): decode {t.decode_ms:.2f}, preprocess {t.preprocess_ms:.2f}, queue {t.queue_ms:.2f}, "
+      f"inference {t.inference_ms:.2f} (batch {t.batch_size}), postprocess {t.postprocess_ms:.2f}, "
+      f"encode {t.encode_ms:.2f}, total {t.total_ms:.2f}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("image", type=Path, help="an encoded image (PNG, JPEG, ...)")
+    parser.add_argument("--server", default=DEFAULT_SERVER, help=f"host:port (default {DEFAULT_SERVER})")
+    args = parser.parse_args(argv)
+
+    image_bytes = args.image.read_bytes()
+    try:
+        with connect(args.server) as channel:
+            response = segment(pb_grpc.SegmentationServiceStub(channel), image_bytes)
+    except ConnectionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except grpc.RpcError as e:
+        print(f"error: Segment failed with {e.code().name}: {e.details()}", file=sys.stderr)
+        return 1
+    print(f"image:   {args.image}")
+    print_response(response)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Checks the Python examples against a running MaskFormer Serve server.
+
+    MASKFORMER_ADDRESS=127.0.0.1:5081 /usr/bin/python3 -m unittest -v test_examples
+
+Plain unittest (no pytest). Without MASKFORMER_ADDRESS, or when the server cannot be reached, every
+test fails; none is skipped. The server's default model must be the tiny-shapes model.
+"""
+
+import os
+import subprocess
+import sys
+import unittest
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+HELDOUT_IMAGE = REPO / "models" / "tiny-shapes" / "heldout" / "0000.png"
+CLIP = REPO / "models" / "tiny-shapes" / "clip"
+SCRIPT_TIMEOUT_S = 300
+
+sys.path.insert(0, str(HERE))
+from common import connect, decode_grey_png, list_frames, load_stubs, png_size  # noqa: E402
+
+pb, pb_grpc = load_stubs()
+import segment  # noqa: E402
+import stream  # noqa: E402
+
+
+def address():
+    value = os.environ.get("MASKFORMER_ADDRESS")
+    if not value:
+        raise AssertionError(
+            "MASKFORMER_ADDRESS is not set: start the server and run e.g. "
+            "`MASKFORMER_ADDRESS=127.0.0.1:5081 /usr/bin/python3 -m unittest -v test_examples`")
+    return value
+
+
+class _ServerTest(unittest.TestCase):
+    channel = None
+
+    @classmethod
+    def stub(cls):
+        if cls.channel is None:
+            cls.channel = connect(address())  # raises (and so fails the test) when unreachable
+        return pb_grpc.SegmentationServiceStub(cls.channel)
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.channel is not None:
+            cls.channel.close()
+            cls.channel = None
+
+    def run_script(self, *args):
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+        proc = subprocess.run(
+            ["/usr/bin/python3", *map(str, args), "--server", address()],
+            cwd=HERE, env=env, capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S)
+        return proc
+
+
+class SegmentTest(_ServerTest):
+    def test_unary_semantic_label_map_has_image_size(self):
+        image = HELDOUT_IMAGE.read_bytes()
+        width, height = png_size(image)
+        r = segment.segment(self.stub(), image, frame_id=42)
+
+        self.assertEqual(r.frame_id, 42, "frame_id is echoed")
+        self.assertTrue(r.model, "response names no model")
+        self.assertEqual((r.width, r.height), (width, height), "response size")
+        self.assertTrue(r.HasField("semantic"), "semantic result missing")
+        lm = r.semantic.label_map
+        self.assertEqual((lm.width, lm.height), (width, height), "label_map size")
+        self.assertEqual(lm.encoding, pb.LABEL_MAP_ENCODING_PNG, "label_map encoding")
+        self.assertEqual(lm.bits_per_pixel, 8, "label_map bits_per_pixel")
+        w, h, pixels = decode_grey_png(lm.data)
+        self.assertEqual((w, h), (width, height), "label map PNG size")
+        self.assertEqual(len(pixels), width * height)
+        # The classes listed are exactly those in the map, with their pixel counts.
+        counts = {}
+        for v in pixels:
+            counts[v] = counts.get(v, 0) + 1
+        self.assertEqual({c.label_id: c.area for c in r.semantic.classes}, counts, "semantic.classes areas")
+        self.assertTrue(r.HasField("panoptic"), "panoptic result missing")
+        self.assertGreater(len(r.panoptic.segments), 0, "no panoptic segments")
+        for s in r.panoptic.segments:
+            self.assertEqual(s.track_id, 0, "track_id is 0 on unary calls")
+        self.assertGreater(r.timings.total_ms, 0, "timings.total_ms")
+
+    def test_segment_script(self):
+        proc = self.run_script("segment.py", HELDOUT_IMAGE)
+        self.assertEqual(proc.returncode, 0, f"segment.py failed:\n{proc.stdout}\n{proc.stderr}")
+        width, height = png_size(HELDOUT_IMAGE.read_bytes())
+        self.assertIn(f"size:    {width}x{height}", proc.stdout)
+        self.assertIn("classes:", proc.stdout)
+        self.assertIn("panoptic segments", proc.stdout)
+        self.assertIn("timings (ms):", proc.stdout)
+
+
+class StreamTest(_ServerTest):
+    def test_stream_answers_every_frame_in_order_with_tracks(self):
+        paths = list_frames(CLIP)
+        self.assertEqual(len(paths), 16, f"expected the 16 clip frames, got {[p.name for p in paths]}")
+        frames = [(100 + i, p) for i, p in enumerate(paths)]
+        summary = stream.stream_frames(self.stub(), frames, pb.OVERLOAD_POLICY_QUEUE)
+
+        self.assertEqual(summary.problems, [], "stream contract violations")
+        self.assertEqual([r.frame_id for r in summary.responses], [fid for fid, _ in frames],
+                         "one response per frame, in frame order")
+        outcomes = [r.WhichOneof("outcome") for r in summary.responses]
+        self.assertEqual(outcomes, ["result"] * len(frames),
+                         "every frame has a result under OVERLOAD_POLICY_QUEUE: "
+                         + "; ".join(stream.describe(r) for r in summary.responses if r.WhichOneof("outcome") != "result"))
+        things = 0
+        for r in summary.responses:
+            res = r.result
+            self.assertEqual(r.frame_id, res.frame_id, "result.frame_id matches the response's")
+            self.assertTrue(res.HasField("panoptic"), f"frame {r.frame_id}: panoptic result missing")
+            for s in res.panoptic.segments:
+                if s.is_thing:
+                    things += 1
+                    self.assertNotEqual(s.track_id, 0, f"frame {r.frame_id}: thing segment {s.id} "
+                                        f"({s.label_name}) has track_id 0")
+        self.assertGreater(things, 0, "no thing segments in the whole clip")
+
+    def test_stream_script(self):
+        proc = self.run_script("stream.py", CLIP, "--policy", "queue", "--in-flight", "2")
+        self.assertEqual(proc.returncode, 0, f"stream.py failed:\n{proc.stdout}\n{proc.stderr}")
+        lines = proc.stdout.strip().splitlines()
+        self.assertEqual(lines[-1], "sent 16, results 16, errors 0, skipped 0", proc.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,123 @@
+using MaskFormer.Engine.Encoding;
+using MaskFormer.Engine.Postprocessing;
+
+namespace MaskFormer.Engine.Tests.Encoding;
+
+public sealed class CocoRleTests
+{
+    // A mask pycocotools encoded (mask.encode on a 50x70 np.asfortranarray), published in the README of
+    // github.com/armengot/COCOtoolsFORK, python/README.md (commit 3b137b9b3e2f20988d72badfa97ca2f7358f6ea9).
+    private const string PublishedCounts = "0g05b08J4M2N2NA^O1`0OCO=0E090H080IO68DH;>@C>a0_O_O`0j0OWOF<:CM72I24NL43JM92FN;1ENKO72L0LO91J0MO92INO0NO122OO0M031O000NO31OO11MO40N011MO41MO21L06OL021L06OL021L06OL021L060J040L060J040L060J040L060J040L060J040L060J040L060KO31L060KO31L06OL021L06OL021L06OL021MO41MO21MO40N100NO310O00M0310O00NO1220NO92IONO91KOMO72M0<1EO:2GN63KM34OLM73JF<;=1G_O_Ob0=AC`07EH=1IO71H090F0:1DO>1_O1b0>2N2N3L6H]O";
+
+    public static TheoryData<int> Seeds => [.. Enumerable.Range(1, 30)];
+
+    [Theory]
+    [MemberData(nameof(Seeds))]
+    public void EncodeCompressDecompressDecode_RandomMask_RoundTrips(int seed)
+    {
+        var random = new Random(seed);
+        var (height, width) = (random.Next(1, 60), random.Next(1, 60));
+        using var mask = new BinaryMask(width, height);
+        var density = random.NextDouble();
+        for (var i = 0; i < mask.Pixels.Length; i++)
+        {
+            mask.Pixels[i] = random.NextDouble() < density ? (byte)1 : (byte)0;
+        }
+
+        var counts = CocoRle.Encode(mask);
+        var decompressed = CocoRle.Decompress(CocoRle.Compress(counts));
+        using var decoded = CocoRle.Decode(decompressed, height, width);
+
+        Assert.Equal(counts, decompressed);
+        Assert.Equal(mask.Pixels.ToArray(), decoded.Pixels.ToArray());
+        Assert.Equal((long)height * width, counts.Sum(c => (long)c));
+        Assert.All(counts.Skip(1), c => Assert.NotEqual(0u, c));
+    }
+
+    [Fact]
+    public void Encode_ThreeByTwoMask_RunsAreColumnMajorFromAZeroRun()
+    {
+        // Rows [0 1] [1 1] [0 0]; column by column that reads 0 1 0 | 1 1 0.
+        using var mask = Mask(3, 2, [0, 1, 1, 1, 0, 0]);
+
+        Assert.Equal([1u, 1u, 1u, 2u, 1u], CocoRle.Encode(mask));
+    }
+
+    [Fact]
+    public void Encode_FirstPixelSet_StartsWithEmptyZeroRun()
+    {
+        // Rows [1 0] [0 0]; column-major 1 0 | 0 0.
+        using var mask = Mask(2, 2, [1, 0, 0, 0]);
+
+        Assert.Equal([0u, 1u, 3u], CocoRle.Encode(mask));
+    }
+
+    [Fact]
+    public void Encode_AllOnes_IsAnEmptyZeroRunThenEveryPixel()
+    {
+        using var mask = Mask(4, 5, [.. Enumerable.Repeat((byte)1, 20)]);
+
+        Assert.Equal([0u, 20u], CocoRle.Encode(mask));
+    }
+
+    [Fact]
+    public void Encode_Empty_IsOneZeroRun()
+    {
+        using var mask = new BinaryMask(7, 3);
+
+        Assert.Equal([21u], CocoRle.Encode(mask));
+    }
+
+    // Pairs worked by hand from maskApi.c's rleToString: 5-bit groups, 0x20 = more follows, 0x10 of the
+    // last group = sign, +48; counts from the fourth on are stored as the difference from two before.
+    [Theory]
+    [InlineData(new uint[] { 0, 6 }, "06")]
+    [InlineData(new uint[] { 1, 1, 1, 2, 1 }, "11110")]
+    [InlineData(new uint[] { 0, 6, 1, 3 }, "061M")] // 3 - 6 = -3: one group 0b11101 (sign set) → 'M'.
+    [InlineData(new uint[] { 5, 3, 2, 1 }, "532N")] // 1 - 3 = -2 → 0b11110 → 'N'.
+    [InlineData(new uint[] { 16 }, "`0")] // 16 has bit 0x10 set, so a 0 group must follow to keep it positive.
+    [InlineData(new uint[] { 0, 1024 }, "0PP1")] // 1024 = 1 << 10: groups 0, 0, 1.
+    public void Compress_KnownCounts_GivesMaskApiString(uint[] counts, string expected)
+    {
+        Assert.Equal(expected, CocoRle.Compress(counts));
+        Assert.Equal(counts, CocoRle.Decompress(expected));
+    }
+
+    [Fact]
+    public void Decompress_PycocotoolsString_CoversTheMaskAndRecompressesIdentically()
+    {
+        var counts = CocoRle.Decompress(PublishedCounts);
+        using var mask = CocoRle.Decode(counts, 50, 70);
+
+        Assert.Equal(3500L, counts.Sum(c => (long)c));
+        Assert.Equal(PublishedCounts, CocoRle.Compress(counts));
+        Assert.Equal(counts, CocoRle.Encode(mask));
+        Assert.Equal(1, mask.Row(0)[0]);
+    }
+
+    [Fact]
+    public void Decompress_CharacterOutsideAlphabet_Throws()
+    {
+        Assert.Throws<FormatException>(() => CocoRle.Decompress("06 1"));
+    }
+
+    [Fact]
+    public void Decompress_StringEndsMidNumber_Throws()
+    {
+        // 'P' (0x20 set) promises another group.
+        Assert.Throws<FormatException>(() => CocoRle.Decompress("0P"));
+    }
+
+    [Fact]
+    public void Decode_RunsNotCoveringTheMask_Throws()
+    {
+        Assert.Throws<FormatException>(() => CocoRle.Decode([1u, 2u], 2, 2));
+    }
+
+    private static BinaryMask Mask(int height, int width, byte[] rowMajor)
+    {
+        var mask = new BinaryMask(width, height);
+        rowMajor.CopyTo(mask.Pixels);
+        return mask;
+    }
+}

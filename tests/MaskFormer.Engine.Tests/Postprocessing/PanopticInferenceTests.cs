@@ -1,0 +1,288 @@
+using MaskFormer.Engine.Postprocessing;
+using MaskFormer.Engine.Preprocessing;
+using MaskFormer.Engine.Sessions;
+using MaskFormer.Engine.Tests.Reference;
+
+namespace MaskFormer.Engine.Tests.Postprocessing;
+
+public sealed class PanopticInferenceTests
+{
+    private const int SeedCount = 30;
+
+    public static TheoryData<int, bool> Cases()
+    {
+        var cases = new TheoryData<int, bool>();
+        foreach (var seed in Enumerable.Range(1, SeedCount))
+        {
+            cases.Add(seed, false);
+            cases.Add(seed, true);
+        }
+
+        return cases;
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Run_RandomLogits_MatchesFloat64Reference(int seed, bool isMask2Former)
+    {
+        // A case with a decision too close to call in float32 is skipped here and counted (and bounded)
+        // by Run_RandomLogits_MostCasesAreClearAndProduceSegments.
+        RunRandomCase(seed, isMask2Former);
+    }
+
+    [Fact]
+    public void Run_RandomLogits_MostCasesAreClearAndProduceSegments()
+    {
+        var (cases, skipped, segments, things, stuff, voidPixels, dropped, merged) = (0, 0, 0, 0, 0, 0L, 0, 0);
+        foreach (var seed in Enumerable.Range(1, SeedCount))
+        {
+            foreach (var isMask2Former in new[] { false, true })
+            {
+                var outcome = RunRandomCase(seed, isMask2Former);
+                cases++;
+                skipped += outcome.Ambiguity is null ? 0 : 1;
+                segments += outcome.Segments;
+                things += outcome.Things;
+                stuff += outcome.Segments - outcome.Things;
+                voidPixels += outcome.VoidPixels;
+                dropped += outcome.DroppedByOverlap;
+                merged += outcome.MergedStuff;
+            }
+        }
+
+        Assert.True(skipped <= cases / 5, $"{skipped} of {cases} cases had a decision too close to call");
+        Assert.True(segments >= 60 && things >= 15 && stuff >= 15, $"only {segments} segments ({things} things, {stuff} stuff) across {cases} cases, {skipped} skipped");
+        Assert.True(voidPixels > 0, "no case left a pixel void");
+        Assert.True(dropped >= 20 && merged >= 5, $"only {dropped} queries dropped by the overlap check and {merged} stuff merges ({segments} segments, {skipped} skipped)");
+    }
+
+    [Fact]
+    public void Run_TwoStuffQueriesOfOneClass_MergeIntoOneSegment()
+    {
+        // Query 0 covers the left half and query 1 the right, both the stuff class 0; query 1 is surer.
+        var plan = new ResizePlan(8, 8, 8, 8, 8, 8);
+        using var output = Output(plan, [[10f, 0f, 0f], [12f, 0f, 0f]], [[8f, -8f, 8f, -8f], [-8f, 8f, -8f, 8f]]);
+
+        using var result = PanopticInference.Run(output, plan, Labels(false, true), isMask2Former: false, PostprocessOptions.Detectron2);
+
+        AssertSegments([new PanopticSegment(1, 0, false, Probability(10f, 0f, 0f), 64, new PixelBox(0, 0, 8, 8))], result.Segments);
+        Assert.All(result.SegmentIds.Values.ToArray(), id => Assert.Equal(1, id));
+    }
+
+    [Fact]
+    public void Run_TwoThingQueriesOfOneClass_StaySeparateSegments()
+    {
+        var plan = new ResizePlan(8, 8, 8, 8, 8, 8);
+        using var output = Output(plan, [[0f, 10f, 0f], [0f, 12f, 0f]], [[8f, -8f, 8f, -8f], [-8f, 8f, -8f, 8f]]);
+
+        using var result = PanopticInference.Run(output, plan, Labels(false, true), isMask2Former: false, PostprocessOptions.Detectron2);
+
+        AssertSegments(
+            [new PanopticSegment(1, 1, true, Probability(0f, 10f, 0f), 32, new PixelBox(0, 0, 4, 8)), new PanopticSegment(2, 1, true, Probability(0f, 12f, 0f), 32, new PixelBox(4, 0, 4, 8))],
+            result.Segments);
+        Assert.Equal([1, 1, 1, 1, 2, 2, 2, 2], result.SegmentIds.Row(5).ToArray().Select(v => (int)v));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Run_ThingWinsTooLittleOfItsMask_IsDroppedAndLeavesVoid(bool isMask2Former)
+    {
+        // Query 0 (surer) is in on the left half; query 1 is in everywhere but wins only the right half,
+        // 32 of its 64 mask pixels: 0.5 < 0.8, so it goes and the right half is void.
+        var plan = new ResizePlan(8, 8, 8, 8, 8, 8);
+        using var output = Output(plan, [[0f, 10f, 0f], [0f, 6f, 0f]], [[8f, -8f, 8f, -8f], [1f, 1f, 1f, 1f]]);
+
+        using var result = PanopticInference.Run(output, plan, Labels(true, true), isMask2Former, PostprocessOptions.Detectron2);
+
+        AssertSegments([new PanopticSegment(1, 1, true, Probability(0f, 10f, 0f), 32, new PixelBox(0, 0, 4, 8))], result.Segments);
+        Assert.Equal([1, 1, 1, 1, 0, 0, 0, 0], result.SegmentIds.Row(0).ToArray().Select(v => (int)v));
+    }
+
+    [Fact]
+    public void Run_ThingWinsEnoughOfItsMaskAtLowerOverlapThreshold_IsKept()
+    {
+        var plan = new ResizePlan(8, 8, 8, 8, 8, 8);
+        using var output = Output(plan, [[0f, 10f, 0f], [0f, 6f, 0f]], [[8f, -8f, 8f, -8f], [1f, 1f, 1f, 1f]]);
+
+        using var result = PanopticInference.Run(output, plan, Labels(true, true), isMask2Former: false, PostprocessOptions.Detectron2 with { OverlapThreshold = 0.4f });
+
+        AssertSegments(
+            [new PanopticSegment(1, 1, true, Probability(0f, 10f, 0f), 32, new PixelBox(0, 0, 4, 8)), new PanopticSegment(2, 1, true, Probability(0f, 6f, 0f), 32, new PixelBox(4, 0, 4, 8))],
+            result.Segments);
+    }
+
+    [Fact]
+    public void Run_VisibleAreaExactlyAtOverlapThreshold_IsKeptAsDetectron2Does()
+    {
+        // 8x20 image. Query 0 (surer) is in on columns 0-3; query 1 is in everywhere and wins columns
+        // 4-19: 128 of its 160 mask pixels, a ratio of exactly 0.8. detectron2 drops a segment only when
+        // mask_area / original_area < overlap_threshold (Python floats: 0.8 < 0.8 is false), so it stays.
+        var plan = new ResizePlan(8, 20, 8, 20, 8, 20);
+        float[] columnsZeroToThree = [8f, -8f, -8f, -8f, -8f, 8f, -8f, -8f, -8f, -8f];
+        using var output = Output(plan, [[0f, 10f, 0f], [0f, 6f, 0f]], [columnsZeroToThree, [.. Enumerable.Repeat(1f, 10)]]);
+
+        using var result = PanopticInference.Run(output, plan, Labels(true, true), isMask2Former: false, PostprocessOptions.Detectron2);
+
+        AssertSegments(
+            [new PanopticSegment(1, 1, true, Probability(0f, 10f, 0f), 32, new PixelBox(0, 0, 4, 8)), new PanopticSegment(2, 1, true, Probability(0f, 6f, 0f), 128, new PixelBox(4, 0, 16, 8))],
+            result.Segments);
+    }
+
+    [Fact]
+    public void Run_Mask2FormerPixelsBelowHalf_AreVoid()
+    {
+        // One query wins every pixel but is in (sigmoid >= 0.5) only on the left half. MaskFormer paints
+        // all it wins; Mask2Former only what is also inside its mask.
+        var plan = new ResizePlan(8, 8, 8, 8, 8, 8);
+        using var output = Output(plan, [[0f, 10f, 0f]], [[8f, -8f, 8f, -8f]]);
+
+        using var maskFormer = PanopticInference.Run(output, plan, Labels(true, true), isMask2Former: false, PostprocessOptions.Detectron2);
+        using var mask2Former = PanopticInference.Run(output, plan, Labels(true, true), isMask2Former: true, PostprocessOptions.Detectron2);
+
+        Assert.Equal(64, Assert.Single(maskFormer.Segments).Area);
+        Assert.Equal(new PixelBox(0, 0, 4, 8), Assert.Single(mask2Former.Segments).Box);
+        Assert.Equal(32, mask2Former.Segments[0].Area);
+        Assert.Equal([1, 1, 1, 1, 0, 0, 0, 0], mask2Former.SegmentIds.Row(7).ToArray().Select(v => (int)v));
+    }
+
+    [Fact]
+    public void Run_Mask2FormerQueryWinningOnlyOutsideItsMask_IsDroppedWithoutTakingAnId()
+    {
+        // Query 0 is in on the left half, where query 1 beats it, and wins the right half only where
+        // both are out. MaskFormer keeps it as segment 1 (the right half); Mask2Former's
+        // mask.sum() > 0 check drops it, so query 1 becomes segment 1 and the right half is void.
+        var plan = new ResizePlan(8, 8, 8, 8, 8, 8);
+        using var output = Output(plan, [[0f, 10f, 0f], [10f, 0f, 0f]], [[4f, -4f, 4f, -4f], [8f, -8f, 8f, -8f]]);
+
+        using var maskFormer = PanopticInference.Run(output, plan, Labels(true, true), isMask2Former: false, PostprocessOptions.Detectron2);
+        using var mask2Former = PanopticInference.Run(output, plan, Labels(true, true), isMask2Former: true, PostprocessOptions.Detectron2);
+
+        Assert.Equal([(1, 1), (2, 0)], maskFormer.Segments.Select(s => (s.Id, s.CategoryId)));
+        Assert.Equal(new PixelBox(4, 0, 4, 8), maskFormer.Segments[0].Box);
+        Assert.Equal([(1, 0)], mask2Former.Segments.Select(s => (s.Id, s.CategoryId)));
+        Assert.Equal([1, 1, 1, 1, 0, 0, 0, 0], mask2Former.SegmentIds.Row(2).ToArray().Select(v => (int)v));
+    }
+
+    [Fact]
+    public void Run_TwoQueriesTiedEverywhere_FirstWinsAsTorchArgmax()
+    {
+        // Same score and same mask: cur_prob_masks.argmax(0) picks the first kept query at every pixel.
+        var plan = new ResizePlan(8, 8, 8, 8, 8, 8);
+        using var output = Output(plan, [[0f, 10f, 0f], [10f, 0f, 0f]], [[3f, 3f, 3f, 3f], [3f, 3f, 3f, 3f]]);
+
+        using var result = PanopticInference.Run(output, plan, Labels(true, true), isMask2Former: false, PostprocessOptions.Detectron2);
+
+        Assert.Equal([(1, 1, 64L)], result.Segments.Select(s => (s.Id, s.CategoryId, s.Area)));
+    }
+
+    [Fact]
+    public void Run_Mask2FormerSigmoidExactlyHalf_CountsAsInsideTheMask()
+    {
+        // Logit 0 gives sigmoid 0.5 exactly; the reference's test is cur_masks[k] >= 0.5.
+        var plan = new ResizePlan(8, 8, 8, 8, 8, 8);
+        using var output = Output(plan, [[0f, 10f, 0f]], [[0f, 0f, 0f, 0f]]);
+
+        using var result = PanopticInference.Run(output, plan, Labels(true, true), isMask2Former: true, PostprocessOptions.Detectron2);
+
+        Assert.Equal([(1, 64L)], result.Segments.Select(s => (s.Id, s.Area)));
+    }
+
+    [Fact]
+    public void Run_NoQueryPassesThreshold_AllVoidAndNoSegments()
+    {
+        // Query 0's best is "no object"; query 1's best class scores below 0.8.
+        var plan = new ResizePlan(8, 8, 8, 8, 8, 8);
+        using var output = Output(plan, [[0f, 0f, 10f], [2f, 0f, 0f]], [[8f, 8f, 8f, 8f], [8f, 8f, 8f, 8f]]);
+
+        using var result = PanopticInference.Run(output, plan, Labels(true, true), isMask2Former: false, PostprocessOptions.Detectron2);
+
+        Assert.Empty(result.Segments);
+        Assert.Equal(0, result.SegmentIds.MaxValue());
+        Assert.Equal(64, result.SegmentIds.Values.Length);
+    }
+
+    private static Outcome RunRandomCase(int seed, bool isMask2Former)
+    {
+        var random = new Random(seed);
+        var config = SemanticInferenceTests.Config(random);
+        var plan = ResizePlan.For(random.Next(1, 81), random.Next(1, 81), config);
+        var queries = random.Next(1, 13);
+        var classes = random.Next(1, 10);
+        var labels = PeakyModelOutput.Labels(random, classes);
+        using var output = PeakyModelOutput.Create(random, queries, classes + 1, plan);
+        float[] objectThresholds = [0.2f, 0.35f, 0.5f, 0.8f];
+        double[] overlapThresholds = [0.2, 0.5, 0.8];
+        var objectThreshold = objectThresholds[random.Next(objectThresholds.Length)];
+        var overlapThreshold = overlapThresholds[random.Next(overlapThresholds.Length)];
+        var options = new PostprocessOptions { ObjectMaskThreshold = objectThreshold, OverlapThreshold = (float)overlapThreshold };
+
+        using var result = PanopticInference.Run(output, plan, labels, isMask2Former, options);
+        var expected = ReferencePanoptic.Run(
+            output.ClassLogits.ToArray(),
+            output.MaskLogits.ToArray(),
+            queries,
+            classes + 1,
+            output.MaskHeight,
+            output.MaskWidth,
+            plan,
+            [.. labels.Select(l => l.IsThing)],
+            isMask2Former,
+            objectThreshold,
+            overlapThreshold);
+
+        if (expected.Ambiguity is not null)
+        {
+            return new Outcome(expected.Ambiguity, 0, 0, 0, 0, 0);
+        }
+
+        var context = $"seed {seed}, plan {plan}, {queries} queries, {classes} classes, thresholds {objectThreshold}/{overlapThreshold}";
+        Assert.Equal(plan.OriginalWidth, result.SegmentIds.Width);
+        Assert.Equal(plan.OriginalHeight, result.SegmentIds.Height);
+        var ids = result.SegmentIds.Values;
+        for (var i = 0; i < expected.SegmentIds.Length; i++)
+        {
+            Assert.True(expected.SegmentIds[i] == ids[i], $"pixel {i % plan.OriginalWidth},{i / plan.OriginalWidth}: expected {expected.SegmentIds[i]}, got {ids[i]} ({context})");
+        }
+
+        Assert.True(expected.Segments.Count == result.Segments.Count, $"expected {expected.Segments.Count} segments, got {result.Segments.Count} ({context})");
+        for (var s = 0; s < expected.Segments.Count; s++)
+        {
+            var (want, got) = (expected.Segments[s], result.Segments[s]);
+            Assert.Equal((want.Id, want.CategoryId, want.IsThing, want.Area), (got.Id, got.CategoryId, got.IsThing, got.Area));
+            Assert.Equal(new PixelBox(want.X, want.Y, want.Width, want.Height), got.Box);
+            Assert.True(Math.Abs(want.Score - got.Score) < 1e-6, $"segment {want.Id}: score {got.Score}, expected {want.Score} ({context})");
+        }
+
+        return new Outcome(null, expected.Segments.Count, expected.Segments.Count(s => s.IsThing), expected.SegmentIds.LongCount(id => id == 0), expected.DroppedByOverlap, expected.MergedStuff);
+    }
+
+    // Scores come from float32 softmax, so they are compared within 1e-6; everything else exactly.
+    private static void AssertSegments(PanopticSegment[] expected, IReadOnlyList<PanopticSegment> actual)
+    {
+        Assert.Equal(expected.Select(s => s with { Score = 0f }), actual.Select(s => s with { Score = 0f }));
+        for (var i = 0; i < expected.Length; i++)
+        {
+            Assert.Equal(expected[i].Score, actual[i].Score, 1e-6);
+        }
+    }
+
+    private static ModelOutput Output(ResizePlan plan, float[][] classLogits, float[][] maskLogits)
+    {
+        var output = new ModelOutput(classLogits.Length, classLogits[0].Length, plan.PaddedHeight / 4, plan.PaddedWidth / 4);
+        for (var q = 0; q < classLogits.Length; q++)
+        {
+            classLogits[q].CopyTo(output.ClassLogits[(q * classLogits[0].Length)..]);
+            maskLogits[q].CopyTo(output.MaskLogits[(q * maskLogits[0].Length)..]);
+        }
+
+        return output;
+    }
+
+    private static Models.ModelLabel[] Labels(bool firstIsThing, bool secondIsThing) =>
+        [new(0, "first", firstIsThing), new(1, "second", secondIsThing)];
+
+    private static float Probability(params float[] logits) => (float)ReferenceMath.Softmax(logits)[Array.IndexOf(logits, logits.Max())];
+
+    private sealed record Outcome(string? Ambiguity, int Segments, int Things, long VoidPixels, int DroppedByOverlap, int MergedStuff);
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what the tests need beyond the .NET SDK and Node.js, from Debian's packages, when missing:
+# ffmpeg (video in and out for the streaming CLI) and the Python example's gRPC runtime and stub
+# generator (Debian's matched set: protoc + grpc_python_plugin + python3-grpcio/python3-protobuf).
+set -euo pipefail
+
+packages=(ffmpeg python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "test dependencies present"
+  exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+  SUDO=sudo
+else
+  SUDO=
+fi
+echo "installing: ${missing[*]}"
+$SUDO apt-get -o DPkg::Lock::Timeout=300 update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
