@@ -26,6 +26,25 @@ step() { printf '\n==> %s\n' "$*"; }
 fail_step() { echo "FAILED: $*"; failed=$((failed + 1)); status=1; }
 
 # Counts from a `dotnet test` log: "Failed!  - Failed: 1, Passed: 9, ..." / "Passed!  - Failed: 0, Passed: 10, ...".
+# Counts from node's test runner: "# pass N" / "# fail N".
+count_node() {
+  local log="$1" p f
+  p=$(grep -Eo '^# pass [0-9]+' "$log" | awk '{ s += $3 } END { print s + 0 }')
+  f=$(grep -Eo '^# fail [0-9]+' "$log" | awk '{ s += $3 } END { print s + 0 }')
+  passed=$((passed + p)); failed=$((failed + f))
+  if [[ $p -eq 0 || $f -ne 0 ]]; then status=1; grep -B2 -A20 '^not ok' "$log" | head -80; fi
+}
+
+# Counts from Python's unittest: "Ran N tests" then "OK" or "FAILED (failures=F, errors=E)".
+count_unittest() {
+  local log="$1" total f
+  total=$(grep -Eo '^Ran [0-9]+ test' "$log" | awk '{ print $2 }' | tail -1)
+  total=${total:-0}
+  f=$(grep -Eo '(failures|errors)=[0-9]+' "$log" | awk -F= '{ s += $2 } END { print s + 0 }')
+  passed=$((passed + total - f)); failed=$((failed + f))
+  if [[ $total -eq 0 || $f -ne 0 ]]; then status=1; tail -40 "$log"; [[ $total -eq 0 ]] && failed=$((failed + 1)); fi
+}
+
 count_dotnet() {
   local log="$1" p f
   p=$(grep -Eo 'Passed: +[0-9]+,' "$log" | awk '{ s += $2 } END { print s + 0 }')
@@ -33,6 +52,11 @@ count_dotnet() {
   passed=$((passed + p))
   failed=$((failed + f))
 }
+
+step "test dependencies (ffmpeg, Python gRPC from Debian)"
+if ! bash tools/install-test-deps.sh; then
+  fail_step "installing test dependencies"
+fi
 
 step "build ($CONFIGURATION)"
 if ! dotnet build MaskFormer.sln -c "$CONFIGURATION" -nologo -clp:ErrorsOnly >"$LOGS/build.log" 2>&1; then
@@ -81,12 +105,28 @@ else
   dotnet "$SERVER_DLL" --Kestrel:Endpoints:Grpc:Url="http://127.0.0.1:$PORT" --MaskFormer:Models:Path="$ROOT/models" >"$LOGS/server.log" 2>&1 &
   server_pid=$!
   if dotnet "$CLI_DLL" health --server "http://127.0.0.1:$PORT" --wait 120; then
-    step "node client tests"
-    (cd tests/node && MASKFORMER_ADDRESS="127.0.0.1:$PORT" node --test 2>&1) | tee "$LOGS/node.log" | grep -E '^# (tests|pass|fail)|^not ok' || true
-    p=$(grep -Eo '^# pass [0-9]+' "$LOGS/node.log" | grep -Eo '[0-9]+' || echo 0)
-    f=$(grep -Eo '^# fail [0-9]+' "$LOGS/node.log" | grep -Eo '[0-9]+' || echo 0)
-    passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
-    if [[ "${p:-0}" -eq 0 || "${f:-0}" -ne 0 ]]; then status=1; grep -A20 '^not ok' "$LOGS/node.log" | head -60; fi
+    step "node client tests (tests/node)"
+    (cd tests/node && MASKFORMER_ADDRESS="127.0.0.1:$PORT" node --test 2>&1) >"$LOGS/node.log"
+    grep -E '^# (tests|pass|fail)' "$LOGS/node.log"
+    count_node "$LOGS/node.log"
+
+    step "Node example (examples/node)"
+    if (cd examples/node && npm ci --no-audit --no-fund >"$LOGS/npm-examples.log" 2>&1); then
+      (cd examples/node && MASKFORMER_ADDRESS="127.0.0.1:$PORT" node --test 2>&1) >"$LOGS/node-examples.log"
+      grep -E '^# (tests|pass|fail)' "$LOGS/node-examples.log"
+      count_node "$LOGS/node-examples.log"
+    else
+      cat "$LOGS/npm-examples.log"; fail_step "npm ci (examples/node)"
+    fi
+
+    step "Python example (examples/python, Debian's python3-grpcio)"
+    if (cd examples/python && bash install.sh >"$LOGS/python-install.log" 2>&1); then
+      (cd examples/python && MASKFORMER_ADDRESS="127.0.0.1:$PORT" /usr/bin/python3 -m unittest -v test_examples 2>&1) >"$LOGS/python.log"
+      grep -E '^Ran |^OK|^FAILED' "$LOGS/python.log"
+      count_unittest "$LOGS/python.log"
+    else
+      cat "$LOGS/python-install.log"; fail_step "examples/python/install.sh"
+    fi
   else
     tail -30 "$LOGS/server.log"; fail_step "server did not become SERVING"
   fi

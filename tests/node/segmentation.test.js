@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
-import { decodePng, isPng, toRgb24 } from './png.js';
+import { decodePng, isPng, toRgb24 } from '../../examples/node/png.js';
 
 const repoPath = (relative) => fileURLToPath(new URL(`../../${relative}`, import.meta.url));
 

@@ -1,8 +1,8 @@
 using MaskFormer.Contracts.V1;
 using MaskFormer.Engine;
 using MaskFormer.Engine.Postprocessing;
-using TrackingOptions = MaskFormer.Engine.Tracking.TrackingOptions;
 using MaskFormer.Server.Mapping;
+using TrackingOptions = MaskFormer.Engine.Tracking.TrackingOptions;
 
 namespace MaskFormer.Server.Streaming;
 

@@ -1,4 +1,4 @@
-namespace MaskFormer.Server.Tests;
+namespace MaskFormer.Testing;
 
 /// <summary>Finds files of the repository (the committed model) from the test's output folder.</summary>
 internal static class RepositoryPaths
