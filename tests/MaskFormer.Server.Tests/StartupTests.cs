@@ -2,6 +2,11 @@ using System.Diagnostics;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
 using MaskFormer.Engine.Models;
+using MaskFormer.Server.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 
 namespace MaskFormer.Server.Tests;
@@ -54,19 +59,24 @@ public sealed class StartupTests : IDisposable
     }
 
     [Fact]
-    public async Task Health_DuringWarmUp_NotServingThenServing()
+    public async Task Health_BeforeWarmUp_UnhealthyThenServingOverGrpc()
     {
-        // Warm-up runs every batch size up to the maximum; a large maximum makes it long enough to watch.
-        var (app, address) = await ServerFixture.StartAsync(ServerFixture.Arguments("--MaskFormer:Inference:MaxBatchSize=48"));
+        // The readiness check the gRPC health service maps, asked before the host has loaded and warmed
+        // the models (deterministic, unlike racing a warm-up over the wire), then over the wire once started.
+        var app = ServerApp.Build(ServerFixture.Arguments());
         await using (app)
         {
+            var checks = app.Services.GetRequiredService<HealthCheckService>();
+
+            var before = await checks.CheckHealthAsync();
+            await app.StartAsync();
+            var address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
             using var channel = GrpcChannel.ForAddress(address);
-            var health = new Grpc.Health.V1.Health.HealthClient(channel);
-
-            var first = await health.CheckAsync(new HealthCheckRequest { Service = "maskformer.v1.SegmentationService" });
             await ServerFixture.WaitUntilServingAsync(channel);
+            var serving = await new Grpc.Health.V1.Health.HealthClient(channel).CheckAsync(new HealthCheckRequest { Service = "maskformer.v1.SegmentationService" });
 
-            Assert.Equal(HealthCheckResponse.Types.ServingStatus.NotServing, first.Status);
+            Assert.Equal(HealthStatus.Unhealthy, before.Status);
+            Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, serving.Status);
             await app.StopAsync();
         }
     }

@@ -20,15 +20,18 @@ public sealed class SegmentTracker
     private long _frame;
 
     /// <summary>Assigns track ids to the frame's instances and thing segments.</summary>
-    public TrackedFrame Track(SegmentationResult result, TrackingOptions options)
+    public TrackedFrame Track(SegmentationResult result, TrackingOptions options) => Track(result.Instances, result.Panoptic, options);
+
+    /// <summary>Assigns track ids to one frame's instances and panoptic segments (either may be null).</summary>
+    public TrackedFrame Track(IReadOnlyList<InstanceMask>? frameInstances, PanopticResult? framePanoptic, TrackingOptions options)
     {
         _frame++;
-        var instanceIds = result.Instances is { } instances
+        var instanceIds = frameInstances is { } instances
             ? Match(_instanceTracks, [.. instances.Select(i => (i.LabelId, CroppedMask.FromBinary(i.Mask, i.Box, i.Area)))], options)
             : [];
 
         int[] panopticIds = [];
-        if (result.Panoptic is { } panoptic)
+        if (framePanoptic is { } panoptic)
         {
             var things = panoptic.Segments.Where(s => s.IsThing).ToArray();
             var thingIds = Match(_panopticTracks, [.. things.Select(s => (s.CategoryId, CroppedMask.FromSegment(panoptic.SegmentIds, s.Id, s.Box, s.Area)))], options);
