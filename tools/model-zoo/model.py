@@ -1,0 +1,222 @@
+"""A tiny MaskFormer (Cheng et al., 2021, "Per-Pixel Classification is Not All
+You Need for Semantic Segmentation").
+
+backbone (small ResNet-like CNN, features at strides 4/8/16/32)
+  -> pixel decoder (FPN, top-down to stride 4) -> per-pixel embeddings (mask_dim)
+  -> transformer decoder (DETR style, N learnable queries, cross-attention to
+     the stride-32 backbone features + sine positional encodings)
+  -> class head (K+1 logits, last = "no object") and 3-layer mask-embedding MLP
+  -> mask logits = einsum("bqc,bchw->bqhw") at stride 4.
+
+Everything is written so that torch.onnx.export traces a graph whose height,
+width and batch are dynamic: no Python control flow on tensor sizes, the
+positional encoding is computed from the runtime feature map, upsampling uses
+a fixed scale factor of 2 (inputs are multiples of 32).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, asdict
+from typing import Dict, List
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class ModelConfig:
+    num_classes: int = 6
+    num_queries: int = 16
+    widths: tuple = (32, 48, 96, 128)   # backbone channels at strides 4, 8, 16, 32
+    fpn_dim: int = 64
+    mask_dim: int = 64
+    d_model: int = 96
+    nheads: int = 4
+    dim_feedforward: int = 384
+    dec_layers: int = 3
+    dropout: float = 0.0
+
+    def to_dict(self) -> Dict:
+        d = asdict(self)
+        d["widths"] = list(self.widths)
+        return d
+
+
+def conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.down = None
+        if stride != 1 or cin != cout:
+            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        idt = x if self.down is None else self.down(x)
+        y = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        y = self.bn2(self.conv2(y))
+        return F.relu(y + idt, inplace=True)
+
+
+class Backbone(nn.Module):
+    """Tiny ResNet: stem to stride 4, then one or two basic blocks per stage."""
+
+    def __init__(self, widths):
+        super().__init__()
+        c1, c2, c3, c4 = widths
+        self.stem = nn.Sequential(conv_bn_relu(3, 24, 2), conv_bn_relu(24, c1, 2))     # stride 4
+        self.res2 = BasicBlock(c1, c1, 1)
+        self.res3 = nn.Sequential(BasicBlock(c1, c2, 2), BasicBlock(c2, c2, 1))         # stride 8
+        self.res4 = nn.Sequential(BasicBlock(c2, c3, 2), BasicBlock(c3, c3, 1))         # stride 16
+        self.res5 = BasicBlock(c3, c4, 2)                                               # stride 32
+
+    def forward(self, x) -> List[torch.Tensor]:
+        r2 = self.res2(self.stem(x))
+        r3 = self.res3(r2)
+        r4 = self.res4(r3)
+        r5 = self.res5(r4)
+        return [r2, r3, r4, r5]
+
+
+class PixelDecoder(nn.Module):
+    """FPN as in MaskFormer's BasePixelDecoder: lateral 1x1 + top-down + 3x3 output convs."""
+
+    def __init__(self, widths, dim: int, mask_dim: int):
+        super().__init__()
+        self.layer4 = conv_bn_relu(widths[3], dim)
+        self.lateral = nn.ModuleList([nn.Sequential(nn.Conv2d(c, dim, 1, bias=False), nn.BatchNorm2d(dim))
+                                      for c in widths[:3]])
+        self.output = nn.ModuleList([conv_bn_relu(dim, dim) for _ in widths[:3]])
+        self.mask_features = nn.Conv2d(dim, mask_dim, 3, 1, 1)
+
+    def forward(self, feats: List[torch.Tensor]) -> torch.Tensor:
+        y = self.layer4(feats[3])
+        for i in (2, 1, 0):
+            y = self.lateral[i](feats[i]) + F.interpolate(y, scale_factor=2.0, mode="nearest")
+            y = self.output[i](y)
+        return self.mask_features(y)
+
+
+def sine_position_encoding(x: torch.Tensor, num_pos_feats: int, temperature: float = 10000.0) -> torch.Tensor:
+    """DETR's PositionEmbeddingSine(normalize=True) computed from the runtime size of x [B,C,H,W]."""
+    ones = torch.ones_like(x[:, 0])                       # B,H,W
+    y_embed = ones.cumsum(1)
+    x_embed = ones.cumsum(2)
+    eps, scale = 1e-6, 2 * math.pi
+    y_embed = (y_embed - 0.5) / (y_embed[:, -1:, :] + eps) * scale
+    x_embed = (x_embed - 0.5) / (x_embed[:, :, -1:] + eps) * scale
+    dim_t = torch.arange(num_pos_feats, dtype=torch.float32)
+    dim_t = torch.pow(torch.full_like(dim_t, temperature), 2 * torch.div(dim_t, 2, rounding_mode="floor") / num_pos_feats)
+    pos_x = x_embed[:, :, :, None] / dim_t
+    pos_y = y_embed[:, :, :, None] / dim_t
+    pos_x = torch.stack((pos_x[:, :, :, 0::2].sin(), pos_x[:, :, :, 1::2].cos()), dim=4).flatten(3)
+    pos_y = torch.stack((pos_y[:, :, :, 0::2].sin(), pos_y[:, :, :, 1::2].cos()), dim=4).flatten(3)
+    return torch.cat((pos_y, pos_x), dim=3).permute(0, 3, 1, 2)   # B, 2*num_pos_feats, H, W
+
+
+class Attention(nn.Module):
+    """Plain multi-head attention (batch first) written with matmuls so it exports cleanly."""
+
+    def __init__(self, d: int, heads: int):
+        super().__init__()
+        self.h, self.dh = heads, d // heads
+        self.q = nn.Linear(d, d)
+        self.k = nn.Linear(d, d)
+        self.v = nn.Linear(d, d)
+        self.o = nn.Linear(d, d)
+
+    def _split(self, x):  # B,L,D -> B,h,L,dh
+        return x.reshape(x.shape[0], -1, self.h, self.dh).transpose(1, 2)
+
+    def forward(self, q, k, v):
+        qh = self._split(self.q(q)) * (self.dh ** -0.5)
+        kh = self._split(self.k(k))
+        vh = self._split(self.v(v))
+        attn = torch.softmax(qh @ kh.transpose(-1, -2), dim=-1)
+        out = (attn @ vh).transpose(1, 2)
+        out = out.reshape(out.shape[0], -1, self.h * self.dh)
+        return self.o(out)
+
+
+class DecoderLayer(nn.Module):
+    """DETR post-norm decoder layer: self-attn, cross-attn, FFN."""
+
+    def __init__(self, d: int, heads: int, ff: int, dropout: float):
+        super().__init__()
+        self.self_attn = Attention(d, heads)
+        self.cross_attn = Attention(d, heads)
+        self.ff = nn.Sequential(nn.Linear(d, ff), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(ff, d))
+        self.n1, self.n2, self.n3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, tgt, memory, pos, query_pos):
+        q = k = tgt + query_pos
+        tgt = self.n1(tgt + self.drop(self.self_attn(q, k, tgt)))
+        tgt = self.n2(tgt + self.drop(self.cross_attn(tgt + query_pos, memory + pos, memory)))
+        tgt = self.n3(tgt + self.drop(self.ff(tgt)))
+        return tgt
+
+
+class MLP(nn.Module):
+    def __init__(self, din: int, dh: int, dout: int, layers: int = 3):
+        super().__init__()
+        dims = [din] + [dh] * (layers - 1) + [dout]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+
+    def forward(self, x):
+        for i, l in enumerate(self.layers):
+            x = l(x)
+            if i < len(self.layers) - 1:
+                x = F.relu(x)
+        return x
+
+
+class MaskFormer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = Backbone(cfg.widths)
+        self.pixel_decoder = PixelDecoder(cfg.widths, cfg.fpn_dim, cfg.mask_dim)
+        self.input_proj = nn.Conv2d(cfg.widths[3], cfg.d_model, 1)
+        self.query_embed = nn.Embedding(cfg.num_queries, cfg.d_model)
+        self.layers = nn.ModuleList(DecoderLayer(cfg.d_model, cfg.nheads, cfg.dim_feedforward, cfg.dropout)
+                                    for _ in range(cfg.dec_layers))
+        self.decoder_norm = nn.LayerNorm(cfg.d_model)
+        self.class_embed = nn.Linear(cfg.d_model, cfg.num_classes + 1)
+        self.mask_embed = MLP(cfg.d_model, cfg.d_model, cfg.mask_dim, 3)
+
+    def forward(self, pixel_values: torch.Tensor, aux: bool = False):
+        feats = self.backbone(pixel_values)
+        mask_features = self.pixel_decoder(feats)                    # B, mask_dim, H/4, W/4
+        src = self.input_proj(feats[3])                              # B, d, H/32, W/32
+        pos = sine_position_encoding(src, self.cfg.d_model // 2)
+        memory = src.flatten(2).transpose(1, 2)                      # B, HW, d
+        pos = pos.flatten(2).transpose(1, 2)
+        query_pos = self.query_embed.weight.unsqueeze(0).expand(pixel_values.shape[0], -1, -1)
+        tgt = torch.zeros_like(query_pos)
+        outs = []
+        for layer in self.layers:
+            tgt = layer(tgt, memory, pos, query_pos)
+            if aux:
+                outs.append(self._heads(tgt, mask_features))
+        if aux:
+            return outs   # last element = final prediction
+        return self._heads(tgt, mask_features)
+
+    def _heads(self, tgt, mask_features):
+        h = self.decoder_norm(tgt)
+        class_logits = self.class_embed(h)
+        mask_emb = self.mask_embed(h)
+        mask_logits = torch.einsum("bqc,bchw->bqhw", mask_emb, mask_features)
+        return class_logits, mask_logits
+
+
+def num_parameters(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())

@@ -1,0 +1,167 @@
+"""Train the tiny MaskFormer on the synthetic shapes data set (CPU, deterministic).
+
+    /usr/bin/python3 tools/model-zoo/train.py --out models/tiny-shapes
+
+Writes the checkpoint to <work-dir>/model.pt (not committed) and a small
+<out>/train_log.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import pickle
+import sys
+import time
+from multiprocessing import Pool
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dataset as D  # noqa: E402
+from losses import SetCriterion  # noqa: E402
+from model import MaskFormer, ModelConfig, num_parameters  # noqa: E402
+from preprocess import DEFAULT_CONFIG, preprocess  # noqa: E402
+
+
+def _gen(i):
+    s = D.make_sample("train", i)
+    return s.image, s.panoptic.astype(np.uint8), {g["id"]: g["category_id"] for g in s.segments}
+
+
+def build_cache(n: int, path: str, workers: int):
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            data = pickle.load(f)
+        if len(data) == n:
+            return data
+    t = time.time()
+    with Pool(workers) as p:
+        data = p.map(_gen, range(n), chunksize=32)
+    with open(path, "wb") as f:
+        pickle.dump(data, f, protocol=4)
+    print(f"generated {n} training images in {time.time() - t:.1f}s", flush=True)
+    return data
+
+
+def make_example(item, crop: int, rng: np.random.Generator):
+    """Pre-process exactly like inference, then a random crop (padding with 0 / void) and flip."""
+    image, pan, seg2cat = item
+    x, (rh, rw) = preprocess(image, DEFAULT_CONFIG)
+    x = x[0, :, :rh, :rw]
+    p = F.interpolate(torch.from_numpy(pan.astype(np.float32))[None, None], size=(rh, rw), mode="nearest")[0, 0]
+    p = p.to(torch.int64)
+    ph, pw = max(rh, crop), max(rw, crop)
+    if (ph, pw) != (rh, rw):
+        x = F.pad(x, (0, pw - rw, 0, ph - rh), value=0.0)
+        p = F.pad(p, (0, pw - rw, 0, ph - rh), value=0)   # 0 = void
+    y0 = int(rng.integers(0, ph - crop + 1))
+    x0 = int(rng.integers(0, pw - crop + 1))
+    x = x[:, y0:y0 + crop, x0:x0 + crop]
+    p = p[y0:y0 + crop, x0:x0 + crop]
+    if rng.random() < 0.5:
+        x = x.flip(-1)
+        p = p.flip(-1)
+    labels, masks = [], []
+    for sid in torch.unique(p).tolist():
+        if sid == 0:
+            continue
+        m = p == sid
+        if int(m.sum()) < 8:
+            continue
+        labels.append(seg2cat[sid])
+        masks.append(m)
+    tgt = {"labels": torch.tensor(labels, dtype=torch.int64),
+           "masks": torch.stack(masks) if masks else torch.zeros(0, crop, crop, dtype=torch.bool)}
+    return x, tgt
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="models/tiny-shapes")
+    ap.add_argument("--work-dir", default="/tmp/tiny-shapes-work")
+    ap.add_argument("--train-images", type=int, default=4000)
+    ap.add_argument("--steps", type=int, default=3600)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--weight-decay", type=float, default=1e-4)
+    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--clip", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--init", default=None, help="checkpoint to continue from (stage 2)")
+    ap.add_argument("--ckpt-out", default=None, help="default: <work-dir>/model.pt")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    rng = np.random.default_rng(args.seed)
+    os.makedirs(args.work_dir, exist_ok=True)
+    os.makedirs(args.out, exist_ok=True)
+
+    data = build_cache(args.train_images, os.path.join(args.work_dir, f"train_{args.train_images}.pkl"),
+                       args.threads)
+    cfg = ModelConfig(num_classes=D.NUM_CLASSES)
+    model = MaskFormer(cfg)
+    previous = None
+    if args.init:
+        model.load_state_dict(torch.load(args.init, map_location="cpu")["model"])
+        prev_log = os.path.join(args.out, "train_log.json")
+        if os.path.exists(prev_log):
+            with open(prev_log) as f:
+                previous = json.load(f)
+    print(f"parameters: {num_parameters(model)}", flush=True)
+    criterion = SetCriterion(D.NUM_CLASSES, eos_coef=0.1, weight_ce=1.0, weight_mask=20.0, weight_dice=1.0)
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1 and "query_embed" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim > 1 and "query_embed" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
+
+    def lr_at(step):
+        if step < args.warmup:
+            return args.lr * (step + 1) / args.warmup
+        t = (step - args.warmup) / max(1, args.steps - args.warmup)
+        return args.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
+
+    log = []
+    order = np.concatenate([rng.permutation(len(data)) for _ in range(
+        math.ceil(args.steps * args.batch / len(data)) + 1)])
+    t0 = time.time()
+    model.train()
+    run = {}
+    for step in range(args.steps):
+        idx = order[step * args.batch:(step + 1) * args.batch]
+        xs, tgts = zip(*(make_example(data[i], args.crop, rng) for i in idx))
+        x = torch.stack(xs)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        outs = model(x, aux=True)
+        total, last = criterion(outs, list(tgts))
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+        opt.step()
+        for k, v in [("total", total)] + list(last.items()):
+            run[k] = run.get(k, 0.0) + float(v)
+        if (step + 1) % 50 == 0:
+            entry = {"step": step + 1, "lr": lr_at(step), "time_s": round(time.time() - t0, 1)}
+            entry.update({k: round(v / 50, 4) for k, v in run.items()})
+            log.append(entry)
+            run = {}
+            print(json.dumps(entry), flush=True)
+    train_time = time.time() - t0
+    torch.save({"model": model.state_dict(), "config": cfg.to_dict(), "args": vars(args)},
+               args.ckpt_out or os.path.join(args.work_dir, "model.pt"))
+    with open(os.path.join(args.out, "train_log.json"), "w") as f:
+        json.dump({"args": vars(args), "parameters": num_parameters(model), "train_time_s": round(train_time, 1),
+                   "torch": torch.__version__, "log": log, "previous_stage": previous}, f, indent=1)
+    print(f"done in {train_time:.0f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
