@@ -132,8 +132,8 @@ public sealed class StreamTests(ServerFixture server)
     public async Task SegmentStream_MovingObjects_OverlappingSegmentsOfAClassKeepTheirTrackId()
     {
         // The tracker's own stability on ground truth is an engine test; here the real model's segments
-        // go through the stream: whenever a thing segment overlaps (mask IoU >= 0.3) a segment of the
-        // same class in the previous frame, it must carry that segment's track id.
+        // go through the stream: a thing segment that clearly continues (mask IoU >= 0.5, one to one) a
+        // segment of the same class in the previous frame must carry that segment's track id.
         var clip = Path.Combine(RepositoryPaths.TinyShapes, "clip");
         var files = Directory.GetFiles(clip, "frame_???.png").Order(StringComparer.Ordinal).ToArray();
         var frames = files.Select((f, i) => new StreamFrame { FrameId = (ulong)i, Image = new Contracts.V1.Image { Encoded = ByteString.CopyFrom(File.ReadAllBytes(f)) } });
@@ -148,22 +148,22 @@ public sealed class StreamTests(ServerFixture server)
             var current = ThingPixels(response.Result.Panoptic);
             Assert.Equal(current.Length, current.Select(c => c.Segment.TrackId).Distinct().Count());
             Assert.All(response.Result.Panoptic.Segments.Where(s => !s.IsThing), s => Assert.Equal(s.CategoryId, s.TrackId));
-            foreach (var (segment, pixels) in current)
+            // One to one, best overlap first, as the tracker matches.
+            var pairs = current
+                .SelectMany(c => previous.Where(p => p.Segment.CategoryId == c.Segment.CategoryId).Select(p => (Current: c.Segment, Previous: p.Segment, IoU: c.Pixels.Intersect(p.Pixels).Count() / (double)c.Pixels.Union(p.Pixels).Count())))
+                .Where(p => p.IoU >= 0.5)
+                .OrderByDescending(p => p.IoU);
+            var used = new HashSet<PanopticSegment>(ReferenceEqualityComparer.Instance);
+            foreach (var (segment, before, _) in pairs)
             {
-                Assert.NotEqual(0u, segment.TrackId);
-                var match = previous
-                    .Where(p => p.Segment.CategoryId == segment.CategoryId)
-                    .Select(p => (p.Segment, IoU: pixels.Intersect(p.Pixels).Count() / (double)pixels.Union(p.Pixels).Count()))
-                    .Where(p => p.IoU >= 0.3)
-                    .OrderByDescending(p => p.IoU)
-                    .FirstOrDefault();
-                if (match.Segment is not null)
+                if (used.Add(segment) && used.Add(before))
                 {
-                    Assert.Equal(match.Segment.TrackId, segment.TrackId);
+                    Assert.Equal(before.TrackId, segment.TrackId);
                     continued++;
                 }
             }
 
+            Assert.All(current, c => Assert.NotEqual(0u, c.Segment.TrackId));
             previous = current;
         }
 

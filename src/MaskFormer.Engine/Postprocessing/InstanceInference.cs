@@ -96,7 +96,7 @@ public static class InstanceInference
         var mask = new BinaryMask(width, upsampler.Height);
         var rowAreas = new long[upsampler.Height];
         var rowSums = new double[upsampler.Height];
-        Parallel.For(0, upsampler.Height, y =>
+        Parallel.For(0, upsampler.Height, RowParallelism.For(width, upsampler.Height, 1), y =>
         {
             var scratch = ArrayPool<float>.Shared.Rent(upsampler.ScratchLength + width);
             try

@@ -69,7 +69,7 @@ public static class PanopticInference
         // below 0.5), and per query the won area and its own mask area.
         var totals = new AreaCounts(kept.Count);
         var sync = new object();
-        Parallel.For(0, height, () => new AreaCounts(kept.Count), (y, _, counts) =>
+        Parallel.For(0, height, RowParallelism.For(width, height, kept.Count), () => new AreaCounts(kept.Count), (y, _, counts) =>
         {
             AssignRow(upsampler, kept, y, ids.Row(y), counts);
             return counts;

@@ -24,7 +24,7 @@ public static class SemanticInference
         var map = new LabelMap(width, upsampler.Height);
         var rowsPerChunk = Math.Max(1, 16384 / Math.Max(1, width * Math.Max(queries, classes) / 64));
 
-        Parallel.For(0, (upsampler.Height + rowsPerChunk - 1) / rowsPerChunk, chunk =>
+        Parallel.For(0, (upsampler.Height + rowsPerChunk - 1) / rowsPerChunk, RowParallelism.For(width, upsampler.Height, queries), chunk =>
         {
             var scratch = ArrayPool<float>.Shared.Rent(upsampler.ScratchLength + width + (classes * width));
             try

@@ -15,6 +15,12 @@ public sealed class InferenceOptions
     /// </summary>
     public int IntraOpThreads { get; set; }
 
+    /// <summary>
+    /// Let ONNX Runtime's intra-op threads spin while waiting for work. Off by default: in a server the
+    /// same cores decode, post-process and encode, and spinning threads starve that work.
+    /// </summary>
+    public bool AllowSpinning { get; set; }
+
     /// <summary>Most images in one model run. Default 4.</summary>
     public int MaxBatchSize { get; set; } = 4;
 

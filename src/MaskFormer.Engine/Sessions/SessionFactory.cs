@@ -40,6 +40,8 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
             LogId = Path.GetFileName(Path.GetDirectoryName(modelPath)),
         };
 
+        sessionOptions.AddSessionConfigEntry("session.intra_op.allow_spinning", options.AllowSpinning ? "1" : "0");
+        sessionOptions.AddSessionConfigEntry("session.inter_op.allow_spinning", options.AllowSpinning ? "1" : "0");
         if (useCuda)
         {
             using var cudaOptions = new OrtCUDAProviderOptions();
