@@ -24,4 +24,11 @@ internal static class EngineFactory
 
     public static ImageSource HeldOutImage(int index) =>
         ImageSource.Encoded(File.ReadAllBytes(Path.Combine(RepositoryPaths.HeldOut, $"{index:D4}.png")));
+
+    /// <summary>A held-out image as a raw RGB24 frame: queued at once, with no decoding in front of the queue.</summary>
+    public static ImageSource HeldOutRawFrame(int index)
+    {
+        using var image = new ImageDecoder(Options.Create(new ImageDecoderOptions())).Decode(File.ReadAllBytes(Path.Combine(RepositoryPaths.HeldOut, $"{index:D4}.png")));
+        return ImageSource.Raw(image.ReadOnlyPixels.ToArray(), new RawFrameLayout(image.Width, image.Height, 0, RawPixelFormat.Rgb24));
+    }
 }

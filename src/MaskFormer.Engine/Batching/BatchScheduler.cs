@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Threading.Channels;
 using MaskFormer.Engine.Preprocessing;
 using MaskFormer.Engine.Sessions;
 using Microsoft.Extensions.Logging;
@@ -9,8 +7,8 @@ namespace MaskFormer.Engine.Batching;
 /// <summary>
 /// Dynamic batching in Triton's sense for one model: requests with the same input shape are gathered
 /// up to <see cref="InferenceOptions.MaxBatchSize"/> for at most <see cref="InferenceOptions.MaxQueueDelay"/>
-/// after the oldest arrived, and a batch is formed only when a session is free, so batches grow under
-/// load. The queue is bounded: a full queue turns callers away at once. Requests whose deadline passes
+/// after the oldest arrived, and a batch is formed only when a session is free (each session's thread
+/// takes its next batch itself), so batches grow under load. The queue is bounded: a full queue turns callers away at once. Requests whose deadline passes
 /// or whose caller cancels leave the queue without running.
 /// </summary>
 internal sealed partial class BatchScheduler : IAsyncDisposable
@@ -19,12 +17,13 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
     private readonly InferenceOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly Channel<BatchWorkItem> _arrivals = Channel.CreateUnbounded<BatchWorkItem>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly Channel<List<BatchWorkItem>> _batches = Channel.CreateUnbounded<List<BatchWorkItem>>();
-    private readonly SemaphoreSlim _freeSessions;
-    private readonly CancellationTokenSource _stopping = new();
+
+    // Guards _pending and _stopping; workers wait on it for arrivals (Monitor.Wait / Pulse).
+    private readonly object _gate = new();
+    private readonly List<BatchWorkItem> _pending = [];
     private readonly long[] _batchSizeCounts;
-    private readonly List<Task> _loops = [];
+    private readonly List<Thread> _workers = [];
+    private bool _stopping;
     private int _queued;
     private int _inFlight;
     private long _completed;
@@ -39,18 +38,21 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
         _options = options;
         _time = time;
         _logger = logger;
-        _freeSessions = new SemaphoreSlim(sessions.Length, sessions.Length);
         _batchSizeCounts = new long[options.MaxBatchSize];
     }
 
     public IReadOnlyList<ModelSession> Sessions => _sessions;
 
+    // Each session gets a dedicated thread: ONNX Runtime's Run blocks its caller anyway, and a thread of
+    // its own starts the next batch the moment one ends, never queued behind thread-pool work.
     public void Start()
     {
-        _loops.Add(Task.Run(() => DispatchAsync(_stopping.Token)));
-        foreach (var session in _sessions)
+        for (var i = 0; i < _sessions.Length; i++)
         {
-            _loops.Add(Task.Run(() => WorkAsync(session, _stopping.Token)));
+            var session = _sessions[i];
+            var worker = new Thread(() => Work(session)) { IsBackground = true, Name = $"maskformer-session-{i}" };
+            _workers.Add(worker);
+            worker.Start();
         }
     }
 
@@ -59,7 +61,7 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
     /// <exception cref="OperationCanceledException">The caller cancelled while the request was queued.</exception>
     public Task<BatchedOutput> RunAsync(ModelInput input, DateTimeOffset? deadline, CancellationToken cancellationToken)
     {
-        if (_stopping.IsCancellationRequested)
+        if (Volatile.Read(ref _stopping))
         {
             throw new SegmentationException(SegmentationErrorKind.Unavailable, "The server is shutting down.");
         }
@@ -98,7 +100,12 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
                 (this, item));
         }
 
-        _arrivals.Writer.TryWrite(item);
+        lock (_gate)
+        {
+            _pending.Add(item);
+            Monitor.Pulse(_gate);
+        }
+
         return item.Completion.Task;
     }
 
@@ -114,6 +121,7 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
         BatchSizeCounts = [.. _batchSizeCounts.Select(count => Interlocked.Read(ref count))],
     };
 
+    // A cancelled or expired item is failed at once; workers drop it from the list when they next look.
     private void Abandon(BatchWorkItem item, bool cancelled)
     {
         if (!item.TryAbandon())
@@ -136,83 +144,76 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
         }
     }
 
-    private async Task DispatchAsync(CancellationToken stopping)
+    private void Work(ModelSession session)
     {
-        var pending = new List<BatchWorkItem>();
-        try
+        while (TakeBatch() is { } batch)
+        {
+            RunBatch(session, batch);
+        }
+    }
+
+    // Blocks this session's thread until a batch is due: as many same-shape requests as MaxBatchSize,
+    // or whatever has gathered once the oldest has waited MaxQueueDelay. Null when stopping.
+    private List<BatchWorkItem>? TakeBatch()
+    {
+        lock (_gate)
         {
             while (true)
             {
-                await _freeSessions.WaitAsync(stopping).ConfigureAwait(false);
-                var batch = await GatherBatchAsync(pending, stopping).ConfigureAwait(false);
-                await _batches.Writer.WriteAsync(batch, stopping).ConfigureAwait(false);
-            }
-        }
-        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
-        {
-            _batches.Writer.TryComplete();
-            DrainAfterStop(pending);
-        }
-    }
-
-    private async Task<List<BatchWorkItem>> GatherBatchAsync(List<BatchWorkItem> pending, CancellationToken stopping)
-    {
-        while (true)
-        {
-            TakeArrivals(pending);
-            if (pending.Count == 0)
-            {
-                await _arrivals.Reader.WaitToReadAsync(stopping).ConfigureAwait(false);
-                continue;
-            }
-
-            var first = pending[0];
-            var sameShape = pending.Count(item => item.ShapeKey == first.ShapeKey);
-            var waited = _time.GetElapsedTime(first.EnqueuedTimestamp);
-            if (sameShape < _options.MaxBatchSize && waited < _options.MaxQueueDelay)
-            {
-                await WaitForArrivalAsync(_options.MaxQueueDelay - waited, stopping).ConfigureAwait(false);
-                continue;
-            }
-
-            var batch = new List<BatchWorkItem>(Math.Min(sameShape, _options.MaxBatchSize));
-            for (var i = 0; i < pending.Count && batch.Count < _options.MaxBatchSize;)
-            {
-                var item = pending[i];
-                if (item.ShapeKey != first.ShapeKey)
+                if (_stopping)
                 {
-                    i++;
+                    return null;
+                }
+
+                DropAbandonedLocked();
+                if (_pending.Count == 0)
+                {
+                    Monitor.Wait(_gate);
                     continue;
                 }
 
-                pending.RemoveAt(i);
-                if (item.TryTake())
+                var first = _pending[0];
+                var sameShape = _pending.Count(item => item.ShapeKey == first.ShapeKey);
+                var waited = _time.GetElapsedTime(first.EnqueuedTimestamp);
+                if (sameShape < _options.MaxBatchSize && waited < _options.MaxQueueDelay)
                 {
-                    item.CancellationRegistration.Dispose();
-                    Interlocked.Decrement(ref _queued);
-                    Interlocked.Increment(ref _inFlight);
-                    batch.Add(item);
+                    Monitor.Wait(_gate, _options.MaxQueueDelay - waited);
+                    continue;
                 }
-            }
 
-            if (batch.Count > 0)
-            {
-                return batch;
+                var batch = new List<BatchWorkItem>(Math.Min(sameShape, _options.MaxBatchSize));
+                for (var i = 0; i < _pending.Count && batch.Count < _options.MaxBatchSize;)
+                {
+                    var item = _pending[i];
+                    if (item.ShapeKey != first.ShapeKey)
+                    {
+                        i++;
+                        continue;
+                    }
+
+                    _pending.RemoveAt(i);
+                    if (item.TryTake())
+                    {
+                        item.CancellationRegistration.Dispose();
+                        Interlocked.Decrement(ref _queued);
+                        Interlocked.Increment(ref _inFlight);
+                        batch.Add(item);
+                    }
+                }
+
+                if (batch.Count > 0)
+                {
+                    return batch;
+                }
             }
         }
     }
 
-    // Moves new arrivals into the dispatcher's own list and drops items that were cancelled or
-    // whose deadline has passed, so they never reach a session.
-    private void TakeArrivals(List<BatchWorkItem> pending)
+    // Removes items that were cancelled, and fails those whose deadline has passed, so neither runs.
+    private void DropAbandonedLocked()
     {
-        while (_arrivals.Reader.TryRead(out var item))
-        {
-            pending.Add(item);
-        }
-
         var now = _time.GetUtcNow();
-        pending.RemoveAll(item =>
+        _pending.RemoveAll(item =>
         {
             if (item.IsPending && item.Deadline is { } due && due <= now)
             {
@@ -221,41 +222,6 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
 
             return !item.IsPending;
         });
-    }
-
-    private async Task WaitForArrivalAsync(TimeSpan timeout, CancellationToken stopping)
-    {
-        using var timeoutSource = new CancellationTokenSource(timeout, _time);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(stopping, timeoutSource.Token);
-        try
-        {
-            await _arrivals.Reader.WaitToReadAsync(linked.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
-        {
-            // The batch's wait is over; it goes out with what it has.
-        }
-    }
-
-    private async Task WorkAsync(ModelSession session, CancellationToken stopping)
-    {
-        try
-        {
-            await foreach (var batch in _batches.Reader.ReadAllAsync(stopping).ConfigureAwait(false))
-            {
-                try
-                {
-                    RunBatch(session, batch);
-                }
-                finally
-                {
-                    _freeSessions.Release();
-                }
-            }
-        }
-        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
-        {
-        }
     }
 
     private void RunBatch(ModelSession session, List<BatchWorkItem> batch)
@@ -286,52 +252,45 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
         }
     }
 
-    private void DrainAfterStop(List<BatchWorkItem> pending)
-    {
-        TakeArrivals(pending);
-        foreach (var item in pending)
-        {
-            if (item.TryAbandon())
-            {
-                Interlocked.Decrement(ref _queued);
-                item.Completion.TrySetException(new SegmentationException(SegmentationErrorKind.Unavailable, "The server is shutting down."));
-            }
-        }
-
-        pending.Clear();
-    }
-
     private static SegmentationException DeadlineExceeded() =>
         new(SegmentationErrorKind.DeadlineExceeded, "The deadline passed while the request was queued; it was not run.");
 
     public async ValueTask DisposeAsync()
     {
-        await _stopping.CancelAsync().ConfigureAwait(false);
-        try
+        lock (_gate)
         {
-            await Task.WhenAll(_loops).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
+            _stopping = true;
+            Monitor.PulseAll(_gate);
         }
 
-        // Batches formed but not started are failed rather than left waiting.
-        while (_batches.Reader.TryRead(out var batch))
+        // A worker finishes the batch it is running; then its thread ends.
+        await Task.Run(() =>
         {
-            foreach (var item in batch)
+            foreach (var worker in _workers)
             {
-                Interlocked.Decrement(ref _inFlight);
-                item.Completion.TrySetException(new SegmentationException(SegmentationErrorKind.Unavailable, "The server is shutting down."));
+                worker.Join();
             }
+        }).ConfigureAwait(false);
+
+        lock (_gate)
+        {
+            foreach (var item in _pending)
+            {
+                if (item.TryAbandon())
+                {
+                    Interlocked.Decrement(ref _queued);
+                    item.CancellationRegistration.Dispose();
+                    item.Completion.TrySetException(new SegmentationException(SegmentationErrorKind.Unavailable, "The server is shutting down."));
+                }
+            }
+
+            _pending.Clear();
         }
 
         foreach (var session in _sessions)
         {
             session.Dispose();
         }
-
-        _freeSessions.Dispose();
-        _stopping.Dispose();
     }
 
     [LoggerMessage(EventId = 200, Level = LogLevel.Error, Message = "A model run of {BatchSize} images failed")]
