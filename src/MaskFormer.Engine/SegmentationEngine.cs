@@ -63,7 +63,7 @@ public sealed partial class SegmentationEngine(
 
                 var scheduler = new BatchScheduler([.. sessions], _inference, time, logger);
                 var isDefault = folder.Name == defaultName && ReferenceEquals(folder, folders.Where(f => f.Name == defaultName).OrderByDescending(f => f.Version, StringComparer.Ordinal).First());
-                models.Add(new ServedModel(folder, scheduler, 0, isDefault));
+                models.Add(new ServedModel(folder, scheduler, folder.Config.NumQueries, isDefault));
                 LogModelLoaded(logger, folder.Name, folder.Version, folder.Config.Labels.Count, sessions.Count);
             }
         }

@@ -168,6 +168,7 @@ public sealed class SegmentTests(ServerFixture server)
         Assert.Equal(["sky", "grass", "water", "circle", "rectangle", "triangle"], model.Labels.Select(l => l.Name));
         Assert.Equal([false, false, false, true, true, true], model.Labels.Select(l => l.IsThing));
         Assert.Equal(128u, model.InputSize.ShortestEdge);
+        Assert.Equal(16u, model.NumQueries);
         Assert.Equal(32u, model.InputSize.SizeDivisor);
         Assert.Contains(SegmentationTask.Semantic, model.SupportedTasks);
         var device = Assert.Single(model.Devices);

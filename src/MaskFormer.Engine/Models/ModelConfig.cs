@@ -18,6 +18,9 @@ public sealed record ModelConfig
     /// <summary>Whether the config names its thing classes (otherwise every class counts as a thing).</summary>
     public required bool DeclaresThings { get; init; }
 
+    /// <summary>The number of queries, when the config states it (HuggingFace's num_queries); else 0.</summary>
+    public int NumQueries { get; init; }
+
     /// <summary>The model's version from the config, if it gives one.</summary>
     public string? Version { get; init; }
 
@@ -73,6 +76,7 @@ public sealed record ModelConfig
             ModelType = modelType,
             Labels = labels,
             DeclaresThings = thingIds is not null,
+            NumQueries = root.TryGetProperty("num_queries", out var queries) && queries.TryGetInt32(out var count) && count > 0 ? count : 0,
             Version = root.TryGetProperty("version", out var version) && version.ValueKind == JsonValueKind.String
                 ? version.GetString()
                 : null,
