@@ -46,6 +46,28 @@ public sealed class StreamTests(ServerFixture server)
         Assert.Equal(8, responses.Count(r => r.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Result));
     }
 
+    [Fact]
+    public async Task SegmentStream_ConfigChangedMidStream_LaterFramesFollowIt()
+    {
+        using var call = server.Client.SegmentStream(deadline: DateTime.UtcNow.AddMinutes(1));
+        await call.RequestStream.WriteAsync(new SegmentStreamRequest { Config = new StreamConfig { Tasks = { SegmentationTask.Semantic } } });
+        await call.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = Frame(1, HeldOutSet.ImageFiles[0]) });
+        await call.RequestStream.WriteAsync(new SegmentStreamRequest { Config = new StreamConfig { Tasks = { SegmentationTask.Panoptic }, Options = new SegmentationOptions { OverlapThreshold = 2f } } });
+        await call.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = Frame(2, HeldOutSet.ImageFiles[0]) });
+        await call.RequestStream.WriteAsync(new SegmentStreamRequest { Config = new StreamConfig { Tasks = { SegmentationTask.Panoptic } } });
+        await call.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = Frame(3, HeldOutSet.ImageFiles[0]) });
+        await call.RequestStream.CompleteAsync();
+        var responses = await call.ResponseStream.ReadAllAsync().ToArrayAsync();
+
+        Assert.Equal([1ul, 2ul, 3ul], responses.Select(r => r.FrameId));
+        Assert.NotNull(responses[0].Result.Semantic);
+        Assert.Null(responses[0].Result.Panoptic);
+        Assert.Equal((int)StatusCode.InvalidArgument, responses[1].Error.Code);
+        Assert.Contains("overlap_threshold", responses[1].Error.Message, StringComparison.Ordinal);
+        Assert.Null(responses[2].Result.Semantic);
+        Assert.NotNull(responses[2].Result.Panoptic);
+    }
+
     [Theory]
     [InlineData(OverloadPolicy.Queue)]
     [InlineData(OverloadPolicy.DropOldest)]

@@ -279,7 +279,7 @@ public sealed class PanopticInferenceTests
         return output;
     }
 
-    private static Models.ModelLabel[] Labels(bool firstIsThing, bool secondIsThing) =>
+    private static Engine.Models.ModelLabel[] Labels(bool firstIsThing, bool secondIsThing) =>
         [new(0, "first", firstIsThing), new(1, "second", secondIsThing)];
 
     private static float Probability(params float[] logits) => (float)ReferenceMath.Softmax(logits)[Array.IndexOf(logits, logits.Max())];

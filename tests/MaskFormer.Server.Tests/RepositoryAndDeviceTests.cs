@@ -1,0 +1,97 @@
+using Grpc.Net.Client;
+using Grpc.Reflection.V1Alpha;
+using MaskFormer.Contracts.V1;
+
+namespace MaskFormer.Server.Tests;
+
+public sealed class RepositoryAndDeviceTests : IDisposable
+{
+    private readonly string _repository = Directory.CreateTempSubdirectory("maskformer-repo-").FullName;
+
+    [Fact]
+    public async Task ListModels_TwoModelsOneVersioned_ServedSideBySideByName()
+    {
+        CopyModel(Path.Combine(_repository, "alpha"));
+        CopyModel(Path.Combine(_repository, "beta", "2"));
+        var (app, address) = await ServerFixture.StartAsync([.. ServerFixture.Arguments(), $"--MaskFormer:Models:Path={_repository}", "--MaskFormer:Models:DefaultModel=beta"]);
+        await using (app)
+        {
+            using var channel = GrpcChannel.ForAddress(address);
+            await ServerFixture.WaitUntilServingAsync(channel);
+            var client = new SegmentationService.SegmentationServiceClient(channel);
+
+            var models = await client.ListModelsAsync(new ListModelsRequest());
+            var byDefault = await client.SegmentAsync(new SegmentRequest { Image = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[0]) });
+            var byName = await client.SegmentAsync(new SegmentRequest { Model = "alpha", Image = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[0]) });
+
+            Assert.Equal([("beta", "2", true), ("alpha", "1.0.0", false)], models.Models.Select(m => (m.Name, m.Version, m.IsDefault)));
+            Assert.Equal(("beta", "2"), (byDefault.Model, byDefault.ModelVersion));
+            Assert.Equal("alpha", byName.Model);
+            Assert.Equal(SegmentTests.DecodeLabels(byDefault), SegmentTests.DecodeLabels(byName));
+            await app.StopAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Start_CudaDeviceConfigured_UsesItOrFallsBackToCpuAndSaysWhy()
+    {
+        var (app, address) = await ServerFixture.StartAsync(ServerFixture.Arguments("--MaskFormer:Inference:Devices:0:Name=cuda:0", "--MaskFormer:Inference:Devices:0:Sessions=1"));
+        await using (app)
+        {
+            using var channel = GrpcChannel.ForAddress(address);
+            await ServerFixture.WaitUntilServingAsync(channel);
+            var client = new SegmentationService.SegmentationServiceClient(channel);
+
+            var device = (await client.ListModelsAsync(new ListModelsRequest())).Models[0].Devices.Single();
+            var response = await client.SegmentAsync(new SegmentRequest { Image = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[0]) });
+
+            Assert.Equal("cuda:0", device.Name);
+            if (device.FellBackToCpu)
+            {
+                // No usable CUDA here (the CI machines have no GPU): the CPU serves, and the reason is given.
+                Assert.Equal("CPUExecutionProvider", device.ExecutionProvider);
+                Assert.NotEmpty(device.FallbackReason);
+                Assert.Equal("cpu", response.Device);
+            }
+            else
+            {
+                Assert.Equal("CUDAExecutionProvider", device.ExecutionProvider);
+                Assert.Equal("cuda:0", response.Device);
+            }
+
+            Assert.NotEmpty(response.Semantic.LabelMap.Data);
+            await app.StopAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Reflection_ListsTheSegmentationServiceAndHealth()
+    {
+        var (app, address) = await ServerFixture.StartAsync(ServerFixture.Arguments());
+        await using (app)
+        {
+            using var channel = GrpcChannel.ForAddress(address);
+            using var call = new ServerReflection.ServerReflectionClient(channel).ServerReflectionInfo();
+
+            await call.RequestStream.WriteAsync(new ServerReflectionRequest { ListServices = string.Empty });
+            await call.RequestStream.CompleteAsync();
+            Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None));
+            var services = call.ResponseStream.Current.ListServicesResponse.Service.Select(s => s.Name).ToArray();
+
+            Assert.Contains("maskformer.v1.SegmentationService", services);
+            Assert.Contains("grpc.health.v1.Health", services);
+            await app.StopAsync();
+        }
+    }
+
+    public void Dispose() => Directory.Delete(_repository, recursive: true);
+
+    private static void CopyModel(string target)
+    {
+        Directory.CreateDirectory(target);
+        foreach (var file in new[] { "model.onnx", "config.json", "preprocessor_config.json" })
+        {
+            File.Copy(Path.Combine(RepositoryPaths.TinyShapes, file), Path.Combine(target, file));
+        }
+    }
+}
