@@ -7,7 +7,7 @@ using SixLabors.ImageSharp.PixelFormats;
 namespace MaskFormer.Server.Tests;
 
 [Collection(ServerTestGroup.Name)]
-public sealed class SegmentTests(ServerFixture server)
+public sealed class SegmentTests(ServerFixture server, Xunit.Abstractions.ITestOutputHelper output)
 {
     private static readonly DateTime s_noDeadline = DateTime.MaxValue;
 
@@ -25,6 +25,7 @@ public sealed class SegmentTests(ServerFixture server)
             meanIou.Add(HeldOutSet.ReadLabels(Path.Combine(RepositoryPaths.HeldOut, Path.ChangeExtension(file, null) + "_semantic.png")), DecodeLabels(response));
         }
 
+        output.WriteLine($"service mIoU {meanIou.Value:F4} on {HeldOutSet.ImageFiles.Count} held-out images; Python evaluation {pythonMiou:F4}");
         Assert.InRange(meanIou.Value, pythonMiou - 0.01, pythonMiou + 0.01);
     }
 
