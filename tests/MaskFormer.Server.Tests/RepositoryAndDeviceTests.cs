@@ -1,3 +1,4 @@
+using Grpc.Core;
 using Grpc.Net.Client;
 using Grpc.Reflection.V1Alpha;
 using MaskFormer.Contracts.V1;
@@ -60,6 +61,42 @@ public sealed class RepositoryAndDeviceTests : IDisposable
             }
 
             Assert.NotEmpty(response.Semantic.LabelMap.Data);
+            await app.StopAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Segment_QueueFull_ResourceExhaustedWithRetryInfo()
+    {
+        var (app, address) = await ServerFixture.StartAsync(ServerFixture.Arguments("--MaskFormer:Inference:MaxQueueSize=1", "--MaskFormer:Inference:MaxBatchSize=1", "--MaskFormer:Inference:QueueFullRetryAfter=00:00:00.250"));
+        await using (app)
+        {
+            using var channel = GrpcChannel.ForAddress(address);
+            await ServerFixture.WaitUntilServingAsync(channel);
+            var client = new SegmentationService.SegmentationServiceClient(channel);
+            var request = new SegmentRequest { Image = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[0]) };
+
+            var outcomes = await Task.WhenAll(Enumerable.Range(0, 32).Select(async _ =>
+            {
+                try
+                {
+                    await client.SegmentAsync(request);
+                    return null;
+                }
+                catch (Grpc.Core.RpcException ex)
+                {
+                    return ex;
+                }
+            }));
+
+            var rejected = outcomes.OfType<Grpc.Core.RpcException>().ToArray();
+            Assert.NotEmpty(rejected);
+            Assert.Contains(outcomes, o => o is null);
+            Assert.All(rejected, ex =>
+            {
+                Assert.Equal(Grpc.Core.StatusCode.ResourceExhausted, ex.StatusCode);
+                Assert.Equal(TimeSpan.FromMilliseconds(250), ex.GetRpcStatus()!.GetDetail<Google.Rpc.RetryInfo>().RetryDelay.ToTimeSpan());
+            });
             await app.StopAsync();
         }
     }
