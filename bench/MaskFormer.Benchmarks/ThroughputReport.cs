@@ -19,18 +19,19 @@ internal static class ThroughputReport
     public static async Task<int> RunAsync(string[] args)
     {
         var requests = args.Length > 0 ? int.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 256;
+        var intraOpThreads = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 0;
         const int Concurrency = 16;
         var imageBytes = await File.ReadAllBytesAsync(Path.Combine(BenchPaths.HeldOut, "0000.png"));
         var folder = ModelFolder.Read(Path.Combine(BenchPaths.Models, "tiny-shapes"), "tiny-shapes", null);
-        Console.WriteLine($"model tiny-shapes, image 0000.png, {requests} requests per row, {Concurrency} concurrent callers, {Environment.ProcessorCount} cores, 1 CPU session");
+        Console.WriteLine($"model tiny-shapes, image 0000.png, {requests} requests per row, {Concurrency} concurrent callers, {Environment.ProcessorCount} cores, 1 CPU session, intra-op threads {(intraOpThreads == 0 ? "auto" : intraOpThreads)}");
         Console.WriteLine();
         Console.WriteLine("| max batch | raw ORT img/s | engine img/s | engine / raw | mean batch | inference ms/img | post-process ms/img (semantic) |");
         Console.WriteLine("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
 
         foreach (var maxBatch in new[] { 1, 2, 4, 8 })
         {
-            var raw = RawOrtImagesPerSecond(folder, imageBytes, maxBatch, requests);
-            var (engineRate, meanBatch, inferencePerImage, postprocess) = await EngineImagesPerSecondAsync(imageBytes, maxBatch, requests, Concurrency);
+            var raw = RawOrtImagesPerSecond(folder, imageBytes, maxBatch, requests, intraOpThreads);
+            var (engineRate, meanBatch, inferencePerImage, postprocess) = await EngineImagesPerSecondAsync(imageBytes, maxBatch, requests, Concurrency, intraOpThreads);
             Console.WriteLine($"| {maxBatch} | {raw:F1} | {engineRate:F1} | {engineRate / raw:F2} | {meanBatch:F2} | {inferencePerImage:F2} | {postprocess:F2} |");
         }
 
@@ -39,7 +40,7 @@ internal static class ThroughputReport
         return 0;
     }
 
-    private static double RawOrtImagesPerSecond(ModelFolder folder, byte[] imageBytes, int batch, int requests)
+    private static double RawOrtImagesPerSecond(ModelFolder folder, byte[] imageBytes, int batch, int requests, int intraOpThreads)
     {
         using var image = new ImageDecoder(Options.Create(new ImageDecoderOptions())).Decode(imageBytes);
         using var input = new MaskFormer.Engine.Preprocessing.ImagePreprocessor(folder.Preprocessor).Process(image);
@@ -49,7 +50,7 @@ internal static class ThroughputReport
             input.Tensor.CopyTo(tensor.AsSpan(i * input.Length));
         }
 
-        using var options = new SessionOptions { IntraOpNumThreads = Environment.ProcessorCount, InterOpNumThreads = 1, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
+        using var options = new SessionOptions { IntraOpNumThreads = intraOpThreads > 0 ? intraOpThreads : Environment.ProcessorCount, InterOpNumThreads = 1, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
         using var session = new InferenceSession(folder.ModelPath, options);
         using var value = OrtValue.CreateTensorValueFromMemory(tensor, [batch, 3, input.Plan.PaddedHeight, input.Plan.PaddedWidth]);
         using var runOptions = new RunOptions();
@@ -70,11 +71,11 @@ internal static class ThroughputReport
         return runs * batch / clock.Elapsed.TotalSeconds;
     }
 
-    private static async Task<(double Rate, double MeanBatch, double InferencePerImage, double Postprocess)> EngineImagesPerSecondAsync(byte[] imageBytes, int maxBatch, int requests, int concurrency)
+    private static async Task<(double Rate, double MeanBatch, double InferencePerImage, double Postprocess)> EngineImagesPerSecondAsync(byte[] imageBytes, int maxBatch, int requests, int concurrency, int intraOpThreads)
     {
         await using var engine = new SegmentationEngine(
             Options.Create(new ModelRepositoryOptions { Path = BenchPaths.Models }),
-            Options.Create(new InferenceOptions { MaxBatchSize = maxBatch, MaxQueueDelay = TimeSpan.FromMilliseconds(2), MaxQueueSize = 1024 }),
+            Options.Create(new InferenceOptions { MaxBatchSize = maxBatch, MaxQueueDelay = TimeSpan.FromMilliseconds(2), MaxQueueSize = 1024, IntraOpThreads = intraOpThreads }),
             new ImageDecoder(Options.Create(new ImageDecoderOptions())),
             TimeProvider.System,
             NullLogger<SegmentationEngine>.Instance);
