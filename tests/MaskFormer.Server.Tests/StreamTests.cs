@@ -47,6 +47,23 @@ public sealed class StreamTests(ServerFixture server)
     }
 
     [Fact]
+    public async Task SegmentStream_DeadlinePassesMidStream_DeadlineExceededAndEngineIdle()
+    {
+        using var call = server.Client.SegmentStream(deadline: DateTime.UtcNow.AddMilliseconds(400));
+        var error = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            await call.RequestStream.WriteAsync(new SegmentStreamRequest { Config = new StreamConfig { MaxInFlight = 2 } });
+            for (var i = 0; i < 10_000; i++)
+            {
+                await call.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = Frame((ulong)i, HeldOutSet.ImageFiles[i % 4]) });
+            }
+        });
+
+        Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
+        await WaitForIdleEngineAsync();
+    }
+
+    [Fact]
     public async Task SegmentStream_ConfigChangedMidStream_LaterFramesFollowIt()
     {
         using var call = server.Client.SegmentStream(deadline: DateTime.UtcNow.AddMinutes(1));
