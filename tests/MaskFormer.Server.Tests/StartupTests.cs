@@ -47,12 +47,24 @@ public sealed class StartupTests : IDisposable
     }
 
     [Fact]
+    public async Task ServerProcess_BadSettingFromEnvironment_ExitsNonZeroNamingTheSetting()
+    {
+        var (exitCode, stderr) = await RunServerProcessAsync(
+            new Dictionary<string, string> { ["MaskFormer__Inference__MaxBatchSize"] = "0" },
+            $"--MaskFormer:Models:Path={RepositoryPaths.Models}",
+            "--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:0");
+
+        Assert.Equal(1, exitCode);
+        Assert.Contains("MaskFormer:Inference:MaxBatchSize", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ServerProcess_CorruptModel_ExitsNonZeroNamingTheFile()
     {
         var folder = CopyModel();
         await File.WriteAllBytesAsync(Path.Combine(folder, "model.onnx"), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
 
-        var (exitCode, stderr) = await RunServerProcessAsync($"--MaskFormer:Models:Path={_scratch}", "--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:0");
+        var (exitCode, stderr) = await RunServerProcessAsync([], $"--MaskFormer:Models:Path={_scratch}", "--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:0");
 
         Assert.Equal(1, exitCode);
         Assert.Contains(Path.Combine(folder, "model.onnx"), stderr, StringComparison.Ordinal);
@@ -102,10 +114,15 @@ public sealed class StartupTests : IDisposable
         await app.DisposeAsync();
     }
 
-    private static async Task<(int ExitCode, string Stderr)> RunServerProcessAsync(params string[] args)
+    private static async Task<(int ExitCode, string Stderr)> RunServerProcessAsync(Dictionary<string, string> environment, params string[] args)
     {
         var serverDll = Path.Combine(AppContext.BaseDirectory, "MaskFormer.Server.dll");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var (name, value) in environment)
+        {
+            start.Environment[name] = value;
+        }
+
         start.ArgumentList.Add(serverDll);
         foreach (var arg in args)
         {
