@@ -55,7 +55,7 @@ internal static class SegmentCommand
             .ToArray();
         using (var image = SixLabors.ImageSharp.Image.Load<Rgb24>(bytes))
         {
-            var labels = OverlayRenderer.DecodeLabelMap(labelMap.Data.ToByteArray(), image.Width, image.Height);
+            var labels = OverlayRenderer.DecodeLabelMap(labelMap.Data.ToByteArray(), (int)labelMap.BitsPerPixel, image.Width, image.Height);
             using var overlay = OverlayRenderer.Render(image, labels, legend, alpha);
             await overlay.SaveAsPngAsync($"{stem}.overlay.png", cancellationToken).ConfigureAwait(false);
         }

@@ -213,7 +213,7 @@ internal static class StreamCommand
             }
             else
             {
-                ids = OverlayRenderer.DecodeLabelMap(result.Semantic.LabelMap.Data.ToByteArray(), frame.Width, frame.Height);
+                ids = OverlayRenderer.DecodeLabelMap(result.Semantic.LabelMap.Data.ToByteArray(), (int)result.Semantic.LabelMap.BitsPerPixel, frame.Width, frame.Height);
             }
 
             return OverlayRenderer.Blend(frame, ids, 0.5f);

@@ -63,7 +63,7 @@ internal static class OverlayRenderer
         return blended;
     }
 
-    public static ushort[] DecodeLabelMap(byte[] png, int width, int height)
+    public static ushort[] DecodeLabelMap(byte[] png, int bitsPerPixel, int width, int height)
     {
         using var map = Image.Load<L16>(png);
         if (map.Width != width || map.Height != height)
@@ -72,7 +72,7 @@ internal static class OverlayRenderer
         }
 
         var labels = new ushort[width * height];
-        var isEightBit = png.Length > 24 && png[24] == 8;
+        var isEightBit = bitsPerPixel == 8;
         map.ProcessPixelRows(rows =>
         {
             for (var y = 0; y < rows.Height; y++)

@@ -7,16 +7,19 @@ using SixLabors.ImageSharp.PixelFormats;
 namespace MaskFormer.Engine.Encoding;
 
 /// <summary>
-/// Encodes label maps as single-channel PNGs (8-bit grey when every id fits in a byte, 16-bit
-/// otherwise) or as raw little-endian integers.
+/// Encodes label maps as single-channel PNGs (8-bit grey when every id of the model fits in a byte,
+/// 16-bit otherwise) or as raw little-endian integers.
 /// </summary>
 public static class LabelMapPngEncoder
 {
     private static readonly PngEncoder s_gray8 = new() { ColorType = PngColorType.Grayscale, BitDepth = PngBitDepth.Bit8, CompressionLevel = PngCompressionLevel.BestSpeed };
     private static readonly PngEncoder s_gray16 = new() { ColorType = PngColorType.Grayscale, BitDepth = PngBitDepth.Bit16, CompressionLevel = PngCompressionLevel.BestSpeed };
 
-    /// <summary>Bits per pixel needed for <paramref name="map"/>: 8 or 16.</summary>
-    public static int BitsPerPixel(LabelMap map) => map.MaxValue() < 256 ? 8 : 16;
+    /// <summary>
+    /// Bits per pixel for a model with <paramref name="labelCount"/> labels: 8 up to 256 labels, else 16.
+    /// Decided by the model, not the image, so one model's maps always have one depth.
+    /// </summary>
+    public static int BitsPerPixel(int labelCount) => labelCount <= 256 ? 8 : 16;
 
     /// <summary>Encodes <paramref name="map"/> as a PNG of <paramref name="bitsPerPixel"/> bits.</summary>
     public static byte[] EncodePng(LabelMap map, int bitsPerPixel)

@@ -28,18 +28,6 @@ public sealed class LabelMap : IDisposable
     /// <summary>One row.</summary>
     public Span<ushort> Row(int y) => Values.Slice(y * Width, Width);
 
-    /// <summary>The largest id in the map.</summary>
-    public int MaxValue()
-    {
-        var max = 0;
-        foreach (var value in Values)
-        {
-            max = Math.Max(max, value);
-        }
-
-        return max;
-    }
-
     /// <inheritdoc />
     public void Dispose()
     {

@@ -110,7 +110,7 @@ internal static class ResponseMapper
 
     private static SemanticResult ToSemantic(Engine.Postprocessing.LabelMap map, ServedModel model, LabelMapEncoding encoding)
     {
-        var bits = LabelMapPngEncoder.BitsPerPixel(map);
+        var bits = LabelMapPngEncoder.BitsPerPixel(model.Labels.Count);
         var raw = encoding == LabelMapEncoding.Raw;
         var result = new SemanticResult
         {
