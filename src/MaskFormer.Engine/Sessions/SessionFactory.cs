@@ -6,14 +6,17 @@ namespace MaskFormer.Engine.Sessions;
 
 /// <summary>
 /// Creates ONNX Runtime sessions on the configured devices. A CUDA device whose provider cannot be
-/// loaded falls back to the CPU; the fallback is logged and reported in the session's placement.
+/// loaded falls back to the CPU once: the first failure is logged and remembered, later sessions for
+/// that device go straight to the CPU, and every placement reports the reason.
 /// </summary>
 internal sealed partial class SessionFactory(InferenceOptions options, ILogger logger)
 {
+    private readonly Dictionary<DeviceSpec, string> _failedDevices = [];
+
     public ModelSession Create(string modelPath, DeviceSpec device, int intraOpThreads)
     {
         string? fallbackReason = null;
-        if (device.IsCuda)
+        if (device.IsCuda && !_failedDevices.TryGetValue(device, out fallbackReason))
         {
             try
             {
@@ -22,6 +25,7 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
             catch (Exception ex) when (ex is OnnxRuntimeException or DllNotFoundException or EntryPointNotFoundException or TypeInitializationException)
             {
                 fallbackReason = ex.Message.Split('\n')[0].Trim();
+                _failedDevices[device] = fallbackReason;
                 LogCudaFallback(logger, device.ToString(), fallbackReason);
             }
         }
