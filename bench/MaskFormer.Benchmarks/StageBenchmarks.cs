@@ -25,8 +25,8 @@ public abstract class StageBenchmarkBase
     [GlobalSetup]
     public void Setup()
     {
-        Folder = ModelFolder.Read(Path.Combine(BenchPaths.Models, "tiny-shapes"), "tiny-shapes", null);
-        Image = new ImageDecoder(Options.Create(new ImageDecoderOptions())).Decode(File.ReadAllBytes(Path.Combine(BenchPaths.HeldOut, "0000.png")));
+        Folder = ModelFolder.Read(RepositoryPaths.TinyShapes, "tiny-shapes", null);
+        Image = new ImageDecoder(Options.Create(new ImageDecoderOptions())).Decode(File.ReadAllBytes(Path.Combine(RepositoryPaths.HeldOut, "0000.png")));
         Preprocessor = new ImagePreprocessor(Folder.Preprocessor);
         Plan = Preprocessor.Plan(Image.Height, Image.Width);
         var random = new Random(1);

@@ -22,7 +22,7 @@ internal static class StreamReport
     {
         var frames = args.Length > 0 ? int.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 160;
         const int Concurrency = 4;
-        var app = ServerApp.Build(["--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:0", $"--MaskFormer:Models:Path={BenchPaths.Models}", "--Logging:LogLevel:Default=Warning"]);
+        var app = ServerApp.Build(["--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:0", $"--MaskFormer:Models:Path={RepositoryPaths.Models}", "--Logging:LogLevel:Default=Warning"]);
         await app.StartAsync();
         try
         {
@@ -30,7 +30,7 @@ internal static class StreamReport
             using var channel = GrpcChannel.ForAddress(address);
             var client = new SegmentationService.SegmentationServiceClient(channel);
             await WaitServingAsync(channel);
-            var images = Directory.GetFiles(BenchPaths.Clip, "frame_???.png").Order(StringComparer.Ordinal)
+            var images = Directory.GetFiles(Path.Combine(RepositoryPaths.TinyShapes, "clip"), "frame_???.png").Order(StringComparer.Ordinal)
                 .Select(f => new Image { Encoded = ByteString.CopyFrom(File.ReadAllBytes(f)) }).ToArray();
 
             // Warm the connection and the server's paths.

@@ -21,8 +21,8 @@ internal static class ThroughputReport
         var requests = args.Length > 0 ? int.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 256;
         var intraOpThreads = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 0;
         const int Concurrency = 16;
-        var imageBytes = await File.ReadAllBytesAsync(Path.Combine(BenchPaths.HeldOut, "0000.png"));
-        var folder = ModelFolder.Read(Path.Combine(BenchPaths.Models, "tiny-shapes"), "tiny-shapes", null);
+        var imageBytes = await File.ReadAllBytesAsync(Path.Combine(RepositoryPaths.HeldOut, "0000.png"));
+        var folder = ModelFolder.Read(RepositoryPaths.TinyShapes, "tiny-shapes", null);
         Console.WriteLine($"model tiny-shapes, image 0000.png, {requests} requests per row, {Concurrency} concurrent callers, {Environment.ProcessorCount} cores, 1 CPU session, intra-op threads {(intraOpThreads == 0 ? "auto" : intraOpThreads)}");
         Console.WriteLine();
         Console.WriteLine("| max batch | raw ORT img/s | engine img/s | engine / raw | mean batch | inference ms/img | post-process ms/img (semantic) |");
@@ -74,7 +74,7 @@ internal static class ThroughputReport
     private static async Task<(double Rate, double MeanBatch, double InferencePerImage, double Postprocess)> EngineImagesPerSecondAsync(byte[] imageBytes, int maxBatch, int requests, int concurrency, int intraOpThreads)
     {
         await using var engine = new SegmentationEngine(
-            Options.Create(new ModelRepositoryOptions { Path = BenchPaths.Models }),
+            Options.Create(new ModelRepositoryOptions { Path = RepositoryPaths.Models }),
             Options.Create(new InferenceOptions { MaxBatchSize = maxBatch, MaxQueueDelay = TimeSpan.FromMilliseconds(2), MaxQueueSize = 1024, IntraOpThreads = intraOpThreads }),
             new ImageDecoder(Options.Create(new ImageDecoderOptions())),
             TimeProvider.System,

@@ -36,10 +36,8 @@ public sealed partial class SegmentationEngine(
         var options = repositoryOptions.Value;
         var folders = ModelFolder.Discover(options.Path);
         var defaultName = string.IsNullOrEmpty(options.DefaultModel) ? folders[0].Name : options.DefaultModel;
-        if (!folders.Any(f => f.Name == defaultName))
-        {
-            throw new ModelLoadException(Path.Combine(Path.GetFullPath(options.Path), defaultName), $"the configured default model '{defaultName}' is not in the repository (found: {string.Join(", ", folders.Select(f => f.Name).Distinct())}).");
-        }
+        var defaultFolder = NewestVersion(folders.Where(f => f.Name == defaultName), f => f.Version)
+            ?? throw new ModelLoadException(Path.Combine(Path.GetFullPath(options.Path), defaultName), $"the configured default model '{defaultName}' is not in the repository (found: {string.Join(", ", folders.Select(f => f.Name).Distinct())}).");
 
         var devices = _inference.Devices.Count > 0 ? _inference.Devices : [new DeviceOptions()];
         var cpuSessions = devices.Where(d => !DeviceSpec.TryParse(d.Name, out var spec) || !spec.IsCuda).Sum(d => d.Sessions) * folders.Count;
@@ -47,6 +45,7 @@ public sealed partial class SegmentationEngine(
         var factory = new SessionFactory(_inference, logger);
 
         var models = new List<ServedModel>();
+        var created = new List<ModelSession>();
         try
         {
             foreach (var folder in folders)
@@ -57,21 +56,23 @@ public sealed partial class SegmentationEngine(
                     var spec = DeviceSpec.TryParse(device.Name, out var parsed) ? parsed : DeviceSpec.Cpu;
                     for (var i = 0; i < device.Sessions; i++)
                     {
-                        sessions.Add(factory.Create(folder.ModelPath, spec, spec.IsCuda ? 1 : threads));
+                        var session = factory.Create(folder.ModelPath, spec, spec.IsCuda ? 1 : threads);
+                        created.Add(session);
+                        sessions.Add(session);
                     }
                 }
 
                 var scheduler = new BatchScheduler([.. sessions], _inference, time, logger);
-                var isDefault = folder.Name == defaultName && ReferenceEquals(folder, folders.Where(f => f.Name == defaultName).OrderByDescending(f => f.Version, StringComparer.Ordinal).First());
-                models.Add(new ServedModel(folder, scheduler, folder.Config.NumQueries, isDefault));
+                models.Add(new ServedModel(folder, scheduler, folder.Config.NumQueries, ReferenceEquals(folder, defaultFolder)));
                 LogModelLoaded(logger, folder.Name, folder.Version, folder.Config.Labels.Count, sessions.Count);
             }
         }
         catch
         {
-            foreach (var model in models)
+            // No scheduler has started yet, so releasing the sessions made so far is all there is to undo.
+            foreach (var session in created)
             {
-                model.DisposeAsync().AsTask().GetAwaiter().GetResult();
+                session.Dispose();
             }
 
             throw;
@@ -130,7 +131,7 @@ public sealed partial class SegmentationEngine(
             ? _models.Where(m => m.IsDefault)
             : _models.Where(m => m.Name == name);
         var match = string.IsNullOrEmpty(version)
-            ? candidates.OrderByDescending(m => m.Version, StringComparer.Ordinal).FirstOrDefault()
+            ? NewestVersion(candidates, m => m.Version)
             : candidates.FirstOrDefault(m => m.Version == version);
         return match ?? throw new SegmentationException(
             SegmentationErrorKind.ModelNotFound,
@@ -219,6 +220,9 @@ public sealed partial class SegmentationEngine(
             throw;
         }
     }
+
+    private static T? NewestVersion<T>(IEnumerable<T> candidates, Func<T, string> version)
+        where T : class => candidates.OrderByDescending(version, StringComparer.Ordinal).FirstOrDefault();
 
     private RgbImage Decode(ImageSource source) => source.RawLayout is { } layout
         ? decoder.FromRaw(source.Data.Span, layout)

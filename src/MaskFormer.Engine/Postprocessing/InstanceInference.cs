@@ -62,6 +62,7 @@ public static class InstanceInference
 
         var queries = top.Select(t => t.Query).Distinct().ToArray();
         var masks = queries.ToDictionary(q => q, q => MeasureMask(upsampler, q));
+        var handedOver = new HashSet<int>();
         try
         {
             var instances = new List<InstanceMask>();
@@ -74,20 +75,31 @@ public static class InstanceInference
                     continue;
                 }
 
-                var copy = new BinaryMask(measured.Mask.Width, measured.Mask.Height);
-                measured.Mask.Pixels.CopyTo(copy.Pixels);
-                instances.Add(new InstanceMask(label, score, measured.Area, measured.Box, copy));
+                // The first instance of a query takes its mask; only a query scored under several
+                // classes needs copies.
+                var mask = handedOver.Add(query) ? measured.Mask : Copy(measured.Mask);
+                instances.Add(new InstanceMask(label, score, measured.Area, measured.Box, mask));
             }
 
             return [.. instances.OrderByDescending(i => i.Score)];
         }
         finally
         {
-            foreach (var measured in masks.Values)
+            foreach (var (query, measured) in masks)
             {
-                measured.Mask.Dispose();
+                if (!handedOver.Contains(query))
+                {
+                    measured.Mask.Dispose();
+                }
             }
         }
+    }
+
+    private static BinaryMask Copy(BinaryMask source)
+    {
+        var copy = new BinaryMask(source.Width, source.Height);
+        source.Pixels.CopyTo(copy.Pixels);
+        return copy;
     }
 
     private static (BinaryMask Mask, long Area, double SigmoidSum, PixelBox Box) MeasureMask(MaskUpsampler upsampler, int query)
