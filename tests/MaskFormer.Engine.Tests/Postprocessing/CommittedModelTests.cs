@@ -56,25 +56,23 @@ public sealed class CommittedModelTests : IDisposable
             var outputs = _session.Run([input]);
             using var output = outputs[0];
             var plan = input.Plan;
-            var classLogits = output.ClassLogits.ToArray();
-            var maskLogits = output.MaskLogits.ToArray();
 
             using var semantic = SemanticInference.Run(output, plan);
-            var (expectedLabels, margins) = ReferenceSemantic.Run(classLogits, maskLogits, output.Queries, output.ClassesWithNoObject, output.MaskHeight, output.MaskWidth, plan);
+            var (expectedLabels, margins) = ReferenceSemantic.Run(output, plan);
             for (var i = 0; i < expectedLabels.Length; i++)
             {
                 Assert.True(margins[i] <= 1e-5 || expectedLabels[i] == semantic.Values[i], $"{file}: semantic pixel {i}");
             }
 
             using var panoptic = PanopticInference.Run(output, plan, labels, false, PostprocessOptions.Detectron2);
-            var expectedPanoptic = ReferencePanoptic.Run(classLogits, maskLogits, output.Queries, output.ClassesWithNoObject, output.MaskHeight, output.MaskWidth, plan, isThing, false, 0.8, 0.8);
+            var expectedPanoptic = ReferencePanoptic.Run(output, plan, isThing, false, 0.8, 0.8);
             var pyTorchPanoptic = ReadPanopticPng(Path.ChangeExtension(file, null) + "_pred_panoptic.png");
             var agreeing = pyTorchPanoptic.Zip(panoptic.SegmentIds.Values.ToArray()).Count(p => p.First == p.Second);
             Assert.True(agreeing >= pyTorchPanoptic.Length * 0.995, $"{file}: {agreeing} of {pyTorchPanoptic.Length} panoptic pixels agree with PyTorch");
 
             var instanceOptions = PostprocessOptions.Detectron2;
             var fastInstances = InstanceInference.Run(output, plan, labels, thingsOnly: true, instanceOptions);
-            var expectedInstances = ReferenceInstance.Run(classLogits, maskLogits, output.Queries, output.ClassesWithNoObject, output.MaskHeight, output.MaskWidth, plan, isThing, true, instanceOptions.InstanceTopK, instanceOptions.InstanceScoreThreshold);
+            var expectedInstances = ReferenceInstance.Run(output, plan, isThing, true, instanceOptions.InstanceTopK, instanceOptions.InstanceScoreThreshold);
             try
             {
                 if (expectedPanoptic.Ambiguity is not null || expectedInstances.Ambiguity is not null)

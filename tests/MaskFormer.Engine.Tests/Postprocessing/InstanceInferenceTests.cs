@@ -177,18 +177,7 @@ public sealed class InstanceInferenceTests
         var instances = InstanceInference.Run(output, plan, labels, thingsOnly, options);
         try
         {
-            var expected = ReferenceInstance.Run(
-                output.ClassLogits.ToArray(),
-                output.MaskLogits.ToArray(),
-                queries,
-                classes + 1,
-                output.MaskHeight,
-                output.MaskWidth,
-                plan,
-                [.. labels.Select(l => l.IsThing)],
-                thingsOnly,
-                topK,
-                scoreThreshold);
+            var expected = ReferenceInstance.Run(output, plan, [.. labels.Select(l => l.IsThing)], thingsOnly, topK, scoreThreshold);
             if (expected.Ambiguity is not null)
             {
                 return new Outcome(expected.Ambiguity, 0, false, 0, 0);

@@ -218,18 +218,7 @@ public sealed class PanopticInferenceTests
         var options = new PostprocessOptions { ObjectMaskThreshold = objectThreshold, OverlapThreshold = (float)overlapThreshold };
 
         using var result = PanopticInference.Run(output, plan, labels, isMask2Former, options);
-        var expected = ReferencePanoptic.Run(
-            output.ClassLogits.ToArray(),
-            output.MaskLogits.ToArray(),
-            queries,
-            classes + 1,
-            output.MaskHeight,
-            output.MaskWidth,
-            plan,
-            [.. labels.Select(l => l.IsThing)],
-            isMask2Former,
-            objectThreshold,
-            overlapThreshold);
+        var expected = ReferencePanoptic.Run(output, plan, [.. labels.Select(l => l.IsThing)], isMask2Former, objectThreshold, overlapThreshold);
 
         if (expected.Ambiguity is not null)
         {

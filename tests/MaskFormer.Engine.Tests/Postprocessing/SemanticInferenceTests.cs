@@ -26,7 +26,7 @@ public sealed class SemanticInferenceTests
         using var output = RandomOutput(random, queries, classes + 1, plan);
 
         using var labels = SemanticInference.Run(output, plan);
-        var (expected, margins) = ReferenceSemantic.Run(output.ClassLogits.ToArray(), output.MaskLogits.ToArray(), queries, classes + 1, output.MaskHeight, output.MaskWidth, plan);
+        var (expected, margins) = ReferenceSemantic.Run(output, plan);
 
         Assert.Equal(plan.OriginalWidth, labels.Width);
         Assert.Equal(plan.OriginalHeight, labels.Height);

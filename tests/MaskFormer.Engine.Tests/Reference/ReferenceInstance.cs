@@ -1,4 +1,5 @@
 using MaskFormer.Engine.Preprocessing;
+using MaskFormer.Engine.Sessions;
 
 namespace MaskFormer.Engine.Tests.Reference;
 
@@ -24,6 +25,9 @@ internal static class ReferenceInstance
 
     /// <summary>An upsampled logit closer than this to 0 is on the mask's edge within float32 error.</summary>
     public const double LogitMargin = 1e-5;
+
+    public static ReferenceInstanceResult Run(ModelOutput output, ResizePlan plan, bool[] isThing, bool thingsOnly, int topK, double scoreThreshold) =>
+        Run(output.ClassLogits.ToArray(), output.MaskLogits.ToArray(), output.Queries, output.ClassesWithNoObject, output.MaskHeight, output.MaskWidth, plan, isThing, thingsOnly, topK, scoreThreshold);
 
     public static ReferenceInstanceResult Run(
         float[] classLogits,

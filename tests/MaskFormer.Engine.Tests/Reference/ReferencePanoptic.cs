@@ -1,4 +1,5 @@
 using MaskFormer.Engine.Preprocessing;
+using MaskFormer.Engine.Sessions;
 
 namespace MaskFormer.Engine.Tests.Reference;
 
@@ -33,6 +34,9 @@ internal static class ReferencePanoptic
 
     /// <summary>An area ratio closer than this to the overlap threshold is a tie.</summary>
     public const double RatioMargin = 1e-6;
+
+    public static ReferencePanopticResult Run(ModelOutput output, ResizePlan plan, bool[] isThing, bool mask2Former, double objectMaskThreshold, double overlapThreshold) =>
+        Run(output.ClassLogits.ToArray(), output.MaskLogits.ToArray(), output.Queries, output.ClassesWithNoObject, output.MaskHeight, output.MaskWidth, plan, isThing, mask2Former, objectMaskThreshold, overlapThreshold);
 
     public static ReferencePanopticResult Run(
         float[] classLogits,

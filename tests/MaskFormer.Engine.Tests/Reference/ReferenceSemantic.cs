@@ -1,4 +1,5 @@
 using MaskFormer.Engine.Preprocessing;
+using MaskFormer.Engine.Sessions;
 
 namespace MaskFormer.Engine.Tests.Reference;
 
@@ -9,6 +10,9 @@ namespace MaskFormer.Engine.Tests.Reference;
 /// </summary>
 internal static class ReferenceSemantic
 {
+    public static (int[] Labels, double[] Margins) Run(ModelOutput output, ResizePlan plan) =>
+        Run(output.ClassLogits.ToArray(), output.MaskLogits.ToArray(), output.Queries, output.ClassesWithNoObject, output.MaskHeight, output.MaskWidth, plan);
+
     public static (int[] Labels, double[] Margins) Run(float[] classLogits, float[] maskLogits, int queries, int classesWithNoObject, int maskHeight, int maskWidth, ResizePlan plan)
     {
         var classes = classesWithNoObject - 1;
