@@ -26,6 +26,13 @@ internal static class HeldOutSet
         return labels;
     }
 
+    /// <summary>The mIoU the model card states for the committed held-out images (its "committed" row).</summary>
+    public static double ReadCardMiou()
+    {
+        var row = File.ReadLines(Path.Combine(RepositoryPaths.TinyShapes, "MODEL.md")).First(line => line.StartsWith("| committed", StringComparison.Ordinal));
+        return double.Parse(row.Split('|', StringSplitOptions.TrimEntries)[3], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     public static JsonDocument ReadEvaluation() => JsonDocument.Parse(File.ReadAllText(Path.Combine(RepositoryPaths.TinyShapes, "eval.json")));
 
     private static List<string> LoadImageFiles()

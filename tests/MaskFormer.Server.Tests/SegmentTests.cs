@@ -25,8 +25,10 @@ public sealed class SegmentTests(ServerFixture server, Xunit.Abstractions.ITestO
             meanIou.Add(HeldOutSet.ReadLabels(Path.Combine(RepositoryPaths.HeldOut, Path.ChangeExtension(file, null) + "_semantic.png")), DecodeLabels(response));
         }
 
-        output.WriteLine($"service mIoU {meanIou.Value:F4} on {HeldOutSet.ImageFiles.Count} held-out images; Python evaluation {pythonMiou:F4}");
+        var cardMiou = HeldOutSet.ReadCardMiou();
+        output.WriteLine($"service mIoU {meanIou.Value:F4} on {HeldOutSet.ImageFiles.Count} held-out images; Python evaluation {pythonMiou:F4}; MODEL.md {cardMiou:F4}");
         Assert.InRange(meanIou.Value, pythonMiou - 0.01, pythonMiou + 0.01);
+        Assert.InRange(meanIou.Value, cardMiou - 0.02, cardMiou + 0.02);
     }
 
     [Fact]
