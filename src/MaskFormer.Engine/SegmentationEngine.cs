@@ -30,7 +30,10 @@ public sealed partial class SegmentationEngine(
     /// <summary>True once every model is loaded and warmed up.</summary>
     public bool IsReady => _ready;
 
-    /// <summary>Reads the repository and creates every session. Throws <see cref="ModelLoadException"/>.</summary>
+    /// <summary>
+    /// Reads the repository and creates every session. Throws <see cref="ModelLoadException"/>, or
+    /// <see cref="DeviceUnavailableException"/> when a required device cannot be used.
+    /// </summary>
     public void Load()
     {
         var options = repositoryOptions.Value;
@@ -56,7 +59,7 @@ public sealed partial class SegmentationEngine(
                     var spec = DeviceSpec.TryParse(device.Name, out var parsed) ? parsed : DeviceSpec.Cpu;
                     for (var i = 0; i < device.Sessions; i++)
                     {
-                        var session = factory.Create(folder.ModelPath, spec, spec.IsCuda ? 1 : threads);
+                        var session = factory.Create(folder.ModelPath, spec, spec.IsCuda ? 1 : threads, device.Required);
                         created.Add(session);
                         sessions.Add(session);
                     }

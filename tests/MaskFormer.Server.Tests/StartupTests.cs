@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
 using MaskFormer.Engine.Models;
+using MaskFormer.Engine.Sessions;
 using MaskFormer.Server.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -68,6 +69,31 @@ public sealed class StartupTests : IDisposable
 
         Assert.Equal(1, exitCode);
         Assert.Contains(Path.Combine(folder, "model.onnx"), stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ServerProcess_RequiredCudaDeviceUnusable_ExitsNonZeroWithTheReason()
+    {
+        // cuda:99 exists on no machine, so this fails the same way with or without a GPU.
+        var (exitCode, stderr) = await RunServerProcessAsync(
+            new Dictionary<string, string> { ["MaskFormer__Inference__Devices__0__Name"] = "cuda:99", ["MaskFormer__Inference__Devices__0__Required"] = "true" },
+            $"--MaskFormer:Models:Path={RepositoryPaths.Models}",
+            "--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:0");
+
+        Assert.Equal(1, exitCode);
+        Assert.Contains("maskformer-server: cannot start: Required device cuda:99 cannot be used: ", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Start_RequiredCuda0_ServesOnCudaOrFailsWithTheReason()
+    {
+        var error = await Record.ExceptionAsync(() => StartAsync(RepositoryPaths.Models, "--MaskFormer:Inference:Devices:0:Name=cuda:0", "--MaskFormer:Inference:Devices:0:Required=true"));
+
+        // This machine class has no GPU, so a required cuda:0 stops start-up here; on a GPU machine it starts.
+        if (error is not null)
+        {
+            Assert.Equal("cuda:0", Assert.IsType<DeviceUnavailableException>(error).Device);
+        }
     }
 
     [Fact]

@@ -49,4 +49,10 @@ public sealed class DeviceOptions
 
     /// <summary>Sessions (each with its own worker) on this device. Default 1.</summary>
     public int Sessions { get; set; } = 1;
+
+    /// <summary>
+    /// When true, a CUDA device that cannot be used stops start-up (exit code 1, the reason on stderr)
+    /// instead of falling back to the CPU. Default false: fall back, log and report the reason.
+    /// </summary>
+    public bool Required { get; set; }
 }

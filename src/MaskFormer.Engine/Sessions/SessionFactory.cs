@@ -7,15 +7,21 @@ namespace MaskFormer.Engine.Sessions;
 /// <summary>
 /// Creates ONNX Runtime sessions on the configured devices. A CUDA device whose provider cannot be
 /// loaded falls back to the CPU once: the first failure is logged and remembered, later sessions for
-/// that device go straight to the CPU, and every placement reports the reason.
+/// that device go straight to the CPU, and every placement reports the reason. A required device never
+/// falls back: its failure is thrown as <see cref="DeviceUnavailableException"/>.
 /// </summary>
 internal sealed partial class SessionFactory(InferenceOptions options, ILogger logger)
 {
     private readonly Dictionary<DeviceSpec, string> _failedDevices = [];
 
-    public ModelSession Create(string modelPath, DeviceSpec device, int intraOpThreads)
+    public ModelSession Create(string modelPath, DeviceSpec device, int intraOpThreads, bool required = false)
     {
         string? fallbackReason = null;
+        if (required && device.IsCuda && _failedDevices.TryGetValue(device, out var known))
+        {
+            throw new DeviceUnavailableException(device.ToString(), known);
+        }
+
         if (device.IsCuda && !_failedDevices.TryGetValue(device, out fallbackReason))
         {
             try
@@ -26,6 +32,11 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
             {
                 fallbackReason = ex.Message.Split('\n')[0].Trim();
                 _failedDevices[device] = fallbackReason;
+                if (required)
+                {
+                    throw new DeviceUnavailableException(device.ToString(), fallbackReason, ex);
+                }
+
                 LogCudaFallback(logger, device.ToString(), fallbackReason);
             }
         }

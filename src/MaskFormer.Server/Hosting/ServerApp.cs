@@ -1,4 +1,5 @@
 using MaskFormer.Engine.Models;
+using MaskFormer.Engine.Sessions;
 using Microsoft.Extensions.Options;
 
 namespace MaskFormer.Server.Hosting;
@@ -42,7 +43,7 @@ public static class ServerApp
                 await app.RunAsync().ConfigureAwait(false);
                 return 0;
             }
-            catch (ModelLoadException ex)
+            catch (Exception ex) when (ex is ModelLoadException or DeviceUnavailableException)
             {
                 await Console.Error.WriteLineAsync($"maskformer-server: cannot start: {ex.Message}").ConfigureAwait(false);
                 return 1;

@@ -40,6 +40,48 @@ public sealed class SessionFactoryTests
         }
     }
 
+    [Fact]
+    public void Create_RequiredCudaDevice_UsesCudaOrThrowsWithTheReason()
+    {
+        var factory = new SessionFactory(new InferenceOptions(), new RecordingLogger());
+        var modelPath = Path.Combine(RepositoryPaths.TinyShapes, "model.onnx");
+
+        ModelSession? session = null;
+        var error = Record.Exception(() => session = factory.Create(modelPath, new DeviceSpec(true, 0), 1, required: true));
+        using (session)
+        {
+            if (error is not null)
+            {
+                // No usable CUDA here: no CPU fallback, and the second attempt reuses the verdict.
+                var unavailable = Assert.IsType<DeviceUnavailableException>(error);
+                Assert.Equal("cuda:0", unavailable.Device);
+                Assert.StartsWith("Required device cuda:0 cannot be used: ", unavailable.Message, StringComparison.Ordinal);
+                Assert.NotEmpty(unavailable.Reason);
+                var again = Assert.Throws<DeviceUnavailableException>(() => factory.Create(modelPath, new DeviceSpec(true, 0), 1, required: true));
+                Assert.Equal(unavailable.Reason, again.Reason);
+            }
+            else
+            {
+                Assert.Equal(("CUDAExecutionProvider", false), (session!.Placement.ExecutionProvider, session.Placement.FellBackToCpu));
+            }
+        }
+    }
+
+    [Fact]
+    public void Create_OptionalDeviceAfterRequiredFailure_StillFallsBack()
+    {
+        // A device id no machine has, so CUDA fails on GPU machines too.
+        var factory = new SessionFactory(new InferenceOptions(), new RecordingLogger());
+        var modelPath = Path.Combine(RepositoryPaths.TinyShapes, "model.onnx");
+        var missing = new DeviceSpec(true, 99);
+
+        Assert.Throws<DeviceUnavailableException>(() => factory.Create(modelPath, missing, 1, required: true));
+        using var fallback = factory.Create(modelPath, missing, 1);
+
+        Assert.True(fallback.Placement.FellBackToCpu);
+        Assert.Equal("cpu", fallback.Placement.ActualDevice);
+    }
+
     private sealed class RecordingLogger : ILogger
     {
         public List<int> EventIds { get; } = [];
