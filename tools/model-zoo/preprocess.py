@@ -32,6 +32,9 @@ DEFAULT_CONFIG = {
     "ignore_index": 255,
     "do_reduce_labels": False,
     "image_processor_type": "MaskFormerImageProcessor",
+    # MaskFormer Serve's key: this model was trained on tensors resized by F.interpolate (no antialias),
+    # not through PIL as HF image processors resize, so the service must not default to PIL for it.
+    "resize_method": "interpolate",
 }
 
 

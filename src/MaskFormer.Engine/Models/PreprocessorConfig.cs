@@ -15,6 +15,22 @@ public enum ResizeMode
     ShortestEdge,
 }
 
+/// <summary>How 8-bit images are resampled when resized.</summary>
+public enum ResizeMethod
+{
+    /// <summary>
+    /// PyTorch's <c>F.interpolate(mode="bilinear", align_corners=False)</c> on float pixels: no
+    /// antialiasing. What models trained on tensors resized in PyTorch expect.
+    /// </summary>
+    Interpolate,
+
+    /// <summary>
+    /// Pillow's <c>Image.resize(BILINEAR)</c> on the 8-bit image, antialiased when shrinking: what
+    /// HuggingFace image processors and detectron2's <c>ResizeTransform</c> feed their models.
+    /// </summary>
+    Pil,
+}
+
 /// <summary>
 /// A HuggingFace-style <c>preprocessor_config.json</c>: resize, rescale, normalise, pad. Reads the
 /// variants real exports use: <c>size</c> as {height, width}, as {shortest_edge, longest_edge}, as a
@@ -36,6 +52,17 @@ public sealed record PreprocessorConfig
 
     /// <summary>Cap for the longer side for <see cref="ResizeMode.ShortestEdge"/>; 0 for none.</summary>
     public int LongestEdge { get; init; }
+
+    /// <summary>
+    /// How images are resampled: the file's <c>resize_method</c> ("pil" or "interpolate") when it
+    /// names one, else <see cref="ResizeMethod.Pil"/> for a HuggingFace image processor config (it
+    /// names an <c>image_processor_type</c> or <c>feature_extractor_type</c>), else
+    /// <see cref="ResizeMethod.Interpolate"/>.
+    /// </summary>
+    public ResizeMethod ResizeMethod { get; init; }
+
+    /// <summary>Where <see cref="ResizeMethod"/> came from, for ListModels and logs.</summary>
+    public string ResizeMethodSource { get; init; } = "default";
 
     /// <summary>Pad bottom and right to a multiple of this; 1 for none.</summary>
     public int SizeDivisor { get; init; } = 1;
@@ -78,13 +105,43 @@ public sealed record PreprocessorConfig
 
         var rescale = doRescale ? (float)(ReadDouble(root, "rescale_factor") ?? 1.0 / 255.0) : 1f;
 
+        var (method, methodSource) = ReadResizeMethod(root, path);
         return config with
         {
+            ResizeMethod = method,
+            ResizeMethodSource = methodSource,
             SizeDivisor = doPad && divisor > 1 ? divisor : 1,
             RescaleFactor = rescale,
             ImageMean = mean,
             ImageStd = std,
         };
+    }
+
+    private static (ResizeMethod Method, string Source) ReadResizeMethod(JsonElement root, string path)
+    {
+        if (root.TryGetProperty("resize_method", out var method))
+        {
+            return method.ValueKind == JsonValueKind.String && TryParseResizeMethod(method.GetString(), out var parsed)
+                ? (parsed, "preprocessor_config.json resize_method")
+                : throw new ModelLoadException(path, "'resize_method' must be \"pil\" or \"interpolate\".");
+        }
+
+        foreach (var key in (string[])["image_processor_type", "feature_extractor_type"])
+        {
+            if (root.TryGetProperty(key, out var type) && type.ValueKind == JsonValueKind.String)
+            {
+                return (ResizeMethod.Pil, $"preprocessor_config.json {key} {type.GetString()}");
+            }
+        }
+
+        return (ResizeMethod.Interpolate, "default");
+    }
+
+    /// <summary>Parses "pil" or "interpolate" (any case).</summary>
+    public static bool TryParseResizeMethod(string? text, out ResizeMethod method)
+    {
+        method = string.Equals(text, "pil", StringComparison.OrdinalIgnoreCase) ? ResizeMethod.Pil : ResizeMethod.Interpolate;
+        return string.Equals(text, "pil", StringComparison.OrdinalIgnoreCase) || string.Equals(text, "interpolate", StringComparison.OrdinalIgnoreCase);
     }
 
     private static PreprocessorConfig ReadSize(JsonElement root, string path, int? maxSize)

@@ -1,12 +1,14 @@
+using System.Buffers;
 using MaskFormer.Engine.Decoding;
 using MaskFormer.Engine.Models;
 
 namespace MaskFormer.Engine.Preprocessing;
 
 /// <summary>
-/// Resizes (bilinear, half-pixel centres, no antialiasing), rescales, normalises and zero-pads an
-/// image into the model's CHW float32 input, as HuggingFace's MaskFormer image processor and
-/// detectron2 do. Zero padding is applied after normalisation, as both references do.
+/// Resizes (bilinear: PyTorch's half-pixel rule without antialiasing, or Pillow's antialiased 8-bit
+/// resize, as the config says), rescales, normalises and zero-pads an image into the model's CHW
+/// float32 input, as HuggingFace's MaskFormer image processor and detectron2 do. Zero padding is
+/// applied after normalisation, as both references do.
 /// </summary>
 public sealed class ImagePreprocessor(PreprocessorConfig config)
 {
@@ -38,6 +40,12 @@ public sealed class ImagePreprocessor(PreprocessorConfig config)
     internal void Fill(RgbImage image, ResizePlan plan, Span<float> tensor)
     {
         tensor.Clear();
+        if (config.ResizeMethod == ResizeMethod.Pil)
+        {
+            FillPil(image, plan, tensor);
+            return;
+        }
+
         using var xAxis = new BilinearAxis(image.Width, plan.ResizedWidth);
         using var yAxis = new BilinearAxis(image.Height, plan.ResizedHeight);
         var planeSize = plan.PaddedHeight * plan.PaddedWidth;
@@ -70,6 +78,35 @@ public sealed class ImagePreprocessor(PreprocessorConfig config)
                     target[x] = (value * scale) + offset;
                 }
             }
+        }
+    }
+
+    private void FillPil(RgbImage image, ResizePlan plan, Span<float> tensor)
+    {
+        var resizedBytes = plan.ResizedWidth * plan.ResizedHeight * 3;
+        var resized = ArrayPool<byte>.Shared.Rent(resizedBytes);
+        try
+        {
+            PilResize.ResizeRgb(image.ReadOnlyPixels, image.Width, image.Height, resized, plan.ResizedWidth, plan.ResizedHeight);
+            var planeSize = plan.PaddedHeight * plan.PaddedWidth;
+            for (var y = 0; y < plan.ResizedHeight; y++)
+            {
+                var row = resized.AsSpan(y * plan.ResizedWidth * 3, plan.ResizedWidth * 3);
+                for (var c = 0; c < 3; c++)
+                {
+                    var target = tensor.Slice((c * planeSize) + (y * plan.PaddedWidth), plan.ResizedWidth);
+                    var scale = _scale[c];
+                    var offset = _offset[c];
+                    for (var x = 0; x < target.Length; x++)
+                    {
+                        target[x] = (row[(x * 3) + c] * scale) + offset;
+                    }
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(resized);
         }
     }
 }

@@ -37,6 +37,30 @@ public sealed class ModelConfigTests : IDisposable
         Assert.Contains(named, error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("""{"size": 8, "image_processor_type": "MaskFormerImageProcessor"}""", ResizeMethod.Pil)]
+    [InlineData("""{"size": 8, "image_processor_type": "Mask2FormerImageProcessor"}""", ResizeMethod.Pil)]
+    [InlineData("""{"size": 8, "feature_extractor_type": "MaskFormerFeatureExtractor"}""", ResizeMethod.Pil)]
+    [InlineData("""{"size": 8, "image_processor_type": "OneFormerImageProcessor", "resize_method": "interpolate"}""", ResizeMethod.Interpolate)]
+    [InlineData("""{"size": 8, "resize_method": "PIL"}""", ResizeMethod.Pil)]
+    [InlineData("""{"size": 8}""", ResizeMethod.Interpolate)]
+    public void PreprocessorLoad_ResizeMethod_FollowsTheProcessorUnlessNamed(string json, ResizeMethod expected)
+    {
+        var path = Write("preprocessor_config.json", json);
+
+        Assert.Equal(expected, PreprocessorConfig.Load(path).ResizeMethod);
+    }
+
+    [Fact]
+    public void PreprocessorLoad_UnknownResizeMethod_FailsNamingTheKey()
+    {
+        var path = Write("preprocessor_config.json", """{"size": 8, "resize_method": "lanczos"}""");
+
+        var error = Assert.Throws<ModelLoadException>(() => PreprocessorConfig.Load(path));
+
+        Assert.Contains("resize_method", error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void ConfigLoad_DetectronStyleThingFlags_MarksThings()
     {
