@@ -11,7 +11,7 @@ namespace MaskFormer.Engine.Tests.Preprocessing;
 /// </summary>
 public sealed class PilResizeTests
 {
-    private static readonly (int Width, int Height, int TargetWidth, int TargetHeight)[] Cases = BuildCases();
+    private static readonly (int Width, int Height, int TargetWidth, int TargetHeight)[] s_cases = BuildCases();
 
     [Fact]
     public void ResizeRgb_ManySizes_EqualsPillowExactly()
@@ -22,9 +22,9 @@ public sealed class PilResizeTests
             var random = new Random(12345);
             var lines = new List<string>();
             var sources = new List<byte[]>();
-            for (var i = 0; i < Cases.Length; i++)
+            for (var i = 0; i < s_cases.Length; i++)
             {
-                var (width, height, targetWidth, targetHeight) = Cases[i];
+                var (width, height, targetWidth, targetHeight) = s_cases[i];
                 var pixels = new byte[width * height * 3];
                 random.NextBytes(pixels);
 
@@ -45,9 +45,9 @@ public sealed class PilResizeTests
 
             RunPillow(lines);
 
-            for (var i = 0; i < Cases.Length; i++)
+            for (var i = 0; i < s_cases.Length; i++)
             {
-                var (width, height, targetWidth, targetHeight) = Cases[i];
+                var (width, height, targetWidth, targetHeight) = s_cases[i];
                 var expected = File.ReadAllBytes(Path.Combine(folder.FullName, $"{i}.out"));
                 var actual = new byte[targetWidth * targetHeight * 3];
                 PilResize.ResizeRgb(sources[i], width, height, actual, targetWidth, targetHeight);
