@@ -31,16 +31,24 @@ public sealed partial class SegmentationEngine(
     public bool IsReady => _ready;
 
     /// <summary>
-    /// Reads the repository and creates every session. Throws <see cref="ModelLoadException"/>, or
+    /// Reads the repository and creates every session; later calls do nothing, so a host can load before
+    /// it starts and report a failure itself. Throws <see cref="ModelLoadException"/>, or
     /// <see cref="DeviceUnavailableException"/> when a required device cannot be used.
     /// </summary>
     public void Load()
     {
+        if (_models.Count > 0)
+        {
+            return;
+        }
+
         var options = repositoryOptions.Value;
-        var folders = ModelFolder.Discover(options.Path);
+        var root = ModelRepositoryLocator.Locate(options.Path, AppContext.BaseDirectory, Environment.CurrentDirectory);
+        var folders = ModelFolder.Discover(root);
         var defaultName = string.IsNullOrEmpty(options.DefaultModel) ? folders[0].Name : options.DefaultModel;
         var defaultFolder = NewestVersion(folders.Where(f => f.Name == defaultName), f => f.Version)
-            ?? throw new ModelLoadException(Path.Combine(Path.GetFullPath(options.Path), defaultName), $"the configured default model '{defaultName}' is not in the repository (found: {string.Join(", ", folders.Select(f => f.Name).Distinct())}).");
+            ?? throw ModelLoadException.DefaultModelNotFound(Path.Combine(root, defaultName), $"The configured default model '{defaultName}' is not in the model repository '{root}' (found: {string.Join(", ", folders.Select(f => f.Name).Distinct())}).");
+        LogRepository(logger, root);
 
         var devices = _inference.Devices.Count > 0 ? _inference.Devices : [new DeviceOptions()];
         var cpuSessions = devices.Where(d => !DeviceSpec.TryParse(d.Name, out var spec) || !spec.IsCuda).Sum(d => d.Sessions) * folders.Count;
@@ -260,6 +268,9 @@ public sealed partial class SegmentationEngine(
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Model {Model} version {Version} loaded: {Labels} labels, {Sessions} sessions")]
     private static partial void LogModelLoaded(ILogger logger, string model, string version, int labels, int sessions);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Serving the model repository {Path}")]
+    private static partial void LogRepository(ILogger logger, string path);
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Model {Model} warmed up in {Milliseconds:F0} ms")]
     private static partial void LogWarmedUp(ILogger logger, string model, double milliseconds);

@@ -50,13 +50,26 @@ public sealed class StartupTests : IDisposable
     [Fact]
     public async Task ServerProcess_BadSettingFromEnvironment_ExitsNonZeroNamingTheSetting()
     {
-        var (exitCode, stderr) = await RunServerProcessAsync(
+        var (exitCode, output) = await RunServerProcessAsync(
             new Dictionary<string, string> { ["MaskFormer__Inference__MaxBatchSize"] = "0" },
             $"--MaskFormer:Models:Path={RepositoryPaths.Models}",
             "--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:0");
 
         Assert.Equal(1, exitCode);
-        Assert.Contains("MaskFormer:Inference:MaxBatchSize", stderr, StringComparison.Ordinal);
+        Assert.Contains("MaskFormer:Inference:MaxBatchSize", AssertOneLineWithoutStackTrace(output), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ServerProcess_NoModelRepository_ExitsNonZeroWithOneLineNamingThePathAndSetting()
+    {
+        var missing = Path.Combine(_scratch, "no-such-models");
+
+        var (exitCode, output) = await RunServerProcessAsync([], $"--MaskFormer:Models:Path={missing}", "--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:0");
+
+        Assert.Equal(1, exitCode);
+        var line = AssertOneLineWithoutStackTrace(output);
+        Assert.Contains($"'{missing}'", line, StringComparison.Ordinal);
+        Assert.Contains("MaskFormer__Models__Path", line, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -65,23 +78,25 @@ public sealed class StartupTests : IDisposable
         var folder = CopyModel();
         await File.WriteAllBytesAsync(Path.Combine(folder, "model.onnx"), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
 
-        var (exitCode, stderr) = await RunServerProcessAsync([], $"--MaskFormer:Models:Path={_scratch}", "--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:0");
+        var (exitCode, output) = await RunServerProcessAsync([], $"--MaskFormer:Models:Path={_scratch}", "--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:0");
 
         Assert.Equal(1, exitCode);
-        Assert.Contains(Path.Combine(folder, "model.onnx"), stderr, StringComparison.Ordinal);
+        var line = AssertOneLineWithoutStackTrace(output);
+        Assert.Contains(Path.Combine(folder, "model.onnx"), line, StringComparison.Ordinal);
+        Assert.Contains("MaskFormer:Models:Path", line, StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task ServerProcess_RequiredCudaDeviceUnusable_ExitsNonZeroWithTheReason()
     {
         // cuda:99 exists on no machine, so this fails the same way with or without a GPU.
-        var (exitCode, stderr) = await RunServerProcessAsync(
+        var (exitCode, output) = await RunServerProcessAsync(
             new Dictionary<string, string> { ["MaskFormer__Inference__Devices__0__Name"] = "cuda:99", ["MaskFormer__Inference__Devices__0__Required"] = "true" },
             $"--MaskFormer:Models:Path={RepositoryPaths.Models}",
             "--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:0");
 
         Assert.Equal(1, exitCode);
-        Assert.Contains("maskformer-server: cannot start: Required device cuda:99 cannot be used: ", stderr, StringComparison.Ordinal);
+        Assert.Contains("maskformer-server: cannot start: Required device cuda:99 cannot be used: ", AssertOneLineWithoutStackTrace(output), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -140,7 +155,17 @@ public sealed class StartupTests : IDisposable
         await app.DisposeAsync();
     }
 
-    private static async Task<(int ExitCode, string Stderr)> RunServerProcessAsync(Dictionary<string, string> environment, params string[] args)
+    /// <summary>The error is one line on stderr, and no stack trace went to either stream.</summary>
+    private static string AssertOneLineWithoutStackTrace((string Stderr, string Stdout) output)
+    {
+        var line = Assert.Single(output.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        Assert.StartsWith("maskformer-server: ", line, StringComparison.Ordinal);
+        Assert.DoesNotMatch(@"(?m)^\s+at \S+\(", output.Stdout);
+        Assert.DoesNotContain("Exception", output.Stdout, StringComparison.Ordinal);
+        return line;
+    }
+
+    private static async Task<(int ExitCode, (string Stderr, string Stdout) Output)> RunServerProcessAsync(Dictionary<string, string> environment, params string[] args)
     {
         var serverDll = Path.Combine(AppContext.BaseDirectory, "MaskFormer.Server.dll");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
@@ -158,8 +183,8 @@ public sealed class StartupTests : IDisposable
         using var process = Process.Start(start)!;
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         var stderr = process.StandardError.ReadToEndAsync(timeout.Token);
-        _ = process.StandardOutput.ReadToEndAsync(timeout.Token);
+        var stdout = process.StandardOutput.ReadToEndAsync(timeout.Token);
         await process.WaitForExitAsync(timeout.Token);
-        return (process.ExitCode, await stderr);
+        return (process.ExitCode, (await stderr, await stdout));
     }
 }

@@ -72,7 +72,7 @@ public sealed record ModelFolder
         var full = System.IO.Path.GetFullPath(root);
         if (!System.IO.Directory.Exists(full))
         {
-            throw new ModelLoadException(full, "the model repository folder does not exist.");
+            throw ModelLoadException.RepositoryNotFound(full, $"No model repository at '{full}'.");
         }
 
         if (IsModelFolder(full))

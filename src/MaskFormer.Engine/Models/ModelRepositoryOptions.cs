@@ -8,10 +8,11 @@ public sealed class ModelRepositoryOptions
 
     /// <summary>
     /// A folder of model folders (each with model.onnx, config.json, preprocessor_config.json, or with
-    /// one such folder per version), or a single model folder. Relative paths are resolved against the
-    /// working directory. Default "models".
+    /// one such folder per version), or a single model folder. A relative path is resolved against the
+    /// working directory. Empty (the default) means the shipped "models" folder, found as
+    /// <see cref="ModelRepositoryLocator"/> says.
     /// </summary>
-    public string Path { get; set; } = "models";
+    public string Path { get; set; } = string.Empty;
 
     /// <summary>The model used when a request names none; empty means the first by name.</summary>
     public string DefaultModel { get; set; } = string.Empty;

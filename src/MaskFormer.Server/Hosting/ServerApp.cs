@@ -1,3 +1,4 @@
+using MaskFormer.Engine;
 using MaskFormer.Engine.Models;
 using MaskFormer.Engine.Sessions;
 using Microsoft.Extensions.Options;
@@ -7,11 +8,13 @@ namespace MaskFormer.Server.Hosting;
 /// <summary>Builds and runs the server; the tests build it the same way on a free port.</summary>
 public static class ServerApp
 {
+    private const string Name = "maskformer-server";
+
     /// <summary>Builds the application from command-line arguments, appsettings.json and the environment.</summary>
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
-        // appsettings.json ships beside the binaries; relative model paths still resolve against the
-        // working directory, so "models" works from a checkout's root.
+        // appsettings.json ships beside the binaries, wherever `dotnet run` or a container starts the
+        // process; the model repository is found as ModelRepositoryLocator says.
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
         builder.Services.AddMaskFormerInference();
         builder.Services.AddMaskFormerGrpc(builder.Configuration);
@@ -22,7 +25,11 @@ public static class ServerApp
         return app;
     }
 
-    /// <summary>Runs until shut down. Returns 1, with the reason on stderr, when start-up fails.</summary>
+    /// <summary>
+    /// Runs until shut down. Returns 1 when start-up fails for an expected reason (a bad setting, a
+    /// missing or corrupt model), with one line on stderr naming what was wrong where and the setting
+    /// that changes it.
+    /// </summary>
     public static async Task<int> RunAsync(string[] args)
     {
         WebApplication app;
@@ -32,27 +39,47 @@ public static class ServerApp
         }
         catch (Exception ex) when (ex is InvalidOperationException or FormatException)
         {
-            await Console.Error.WriteLineAsync($"maskformer-server: configuration error: {ex.Message}").ConfigureAwait(false);
-            return 1;
+            return await FailAsync($"configuration error: {ex.Message} {SettingsHint}").ConfigureAwait(false);
         }
 
         await using (app.ConfigureAwait(false))
         {
             try
             {
+                // Checked before the host starts, so an expected failure is this one line rather than
+                // the host's "Hosting failed to start" log with a stack trace.
+                app.Services.GetService<IStartupValidator>()?.Validate();
+                app.Services.GetRequiredService<SegmentationEngine>().Load();
                 await app.RunAsync().ConfigureAwait(false);
                 return 0;
             }
-            catch (Exception ex) when (ex is ModelLoadException or DeviceUnavailableException)
+            catch (ModelLoadException ex)
             {
-                await Console.Error.WriteLineAsync($"maskformer-server: cannot start: {ex.Message}").ConfigureAwait(false);
-                return 1;
+                return await FailAsync($"cannot start: {ex.Message} Change it with {ex.Setting} ({Forms(ex.Setting)}).").ConfigureAwait(false);
+            }
+            catch (DeviceUnavailableException ex)
+            {
+                return await FailAsync($"cannot start: {ex.Message} MaskFormer:Inference:Devices chooses the devices; a device not marked Required falls back to the CPU.").ConfigureAwait(false);
             }
             catch (OptionsValidationException ex)
             {
-                await Console.Error.WriteLineAsync($"maskformer-server: invalid configuration: {string.Join("; ", ex.Failures)}").ConfigureAwait(false);
-                return 1;
+                return await FailAsync($"invalid configuration: {string.Join(" ", ex.Failures)} {SettingsHint}").ConfigureAwait(false);
+            }
+            catch (InvalidOperationException ex) when (ex.InnerException is FormatException or InvalidOperationException or ArgumentException)
+            {
+                // A value the configuration binder cannot convert, e.g. "MaxBatchSize=four".
+                return await FailAsync($"configuration error: {ex.Message} {ex.InnerException.Message} {SettingsHint}").ConfigureAwait(false);
             }
         }
+    }
+
+    private const string SettingsHint = "Settings come from appsettings.json beside the server, environment variables (MaskFormer__Section__Key) and --MaskFormer:Section:Key=value arguments.";
+
+    private static string Forms(string setting) => $"--{setting}=... or {setting.Replace(":", "__", StringComparison.Ordinal)}=...";
+
+    private static async Task<int> FailAsync(string message)
+    {
+        await Console.Error.WriteLineAsync($"{Name}: {message.ReplaceLineEndings(" ")}").ConfigureAwait(false);
+        return 1;
     }
 }
