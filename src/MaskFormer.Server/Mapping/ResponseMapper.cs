@@ -55,6 +55,26 @@ internal static class ResponseMapper
         return response;
     }
 
+    /// <summary>Fills in the track ids of a response encoded before its frame's turn to be tracked.</summary>
+    public static void SetTrackIds(SegmentResponse response, TrackedFrame tracks)
+    {
+        if (response.Instance is { } instances)
+        {
+            for (var i = 0; i < instances.Instances.Count; i++)
+            {
+                instances.Instances[i].TrackId = (uint)tracks.InstanceTrackIds[i];
+            }
+        }
+
+        if (response.Panoptic is { } panoptic)
+        {
+            for (var i = 0; i < panoptic.Segments.Count; i++)
+            {
+                panoptic.Segments[i].TrackId = (uint)tracks.PanopticTrackIds[i];
+            }
+        }
+    }
+
     private static InstanceResult ToInstances(IReadOnlyList<Engine.Postprocessing.InstanceMask> instances, ServedModel model, RleFormat format, IReadOnlyList<int>? trackIds)
     {
         var result = new InstanceResult();

@@ -1,5 +1,5 @@
 using MaskFormer.Contracts.V1;
-using MaskFormer.Engine;
+using MaskFormer.Engine.Tracking;
 
 namespace MaskFormer.Server.Streaming;
 
@@ -18,11 +18,14 @@ internal sealed class FrameSlot(ulong frameId, StreamSettings settings, Image? i
     public TaskCompletionSource<FrameOutcome> Outcome { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 }
 
-/// <summary>A frame's outcome: an engine result to encode, an error, or a skip.</summary>
-internal sealed record FrameOutcome(SegmentationResult? Result, FrameError? Error, SkipReason Skip)
+/// <summary>
+/// A frame's outcome: an encoded result (with its segments read for tracking, when it has any; track
+/// ids are filled in when it is answered, in frame order), an error, or a skip.
+/// </summary>
+internal sealed record FrameOutcome(SegmentResponse? Result, FrameSegments? Segments, FrameError? Error, SkipReason Skip)
 {
-    public static FrameOutcome Skipped(SkipReason reason) => new(null, null, reason);
+    public static FrameOutcome Skipped(SkipReason reason) => new(null, null, null, reason);
 
     public static FrameOutcome Failed(Grpc.Core.StatusCode code, string message) =>
-        new(null, new FrameError { Code = (int)code, Message = message }, SkipReason.Unspecified);
+        new(null, null, new FrameError { Code = (int)code, Message = message }, SkipReason.Unspecified);
 }

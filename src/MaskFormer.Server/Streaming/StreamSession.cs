@@ -69,7 +69,6 @@ internal sealed class StreamSession(
             {
             }
 
-            DisposeUnwritten();
         }
     }
 
@@ -174,11 +173,13 @@ internal sealed class StreamSession(
                 Deadline = context.Deadline == DateTime.MaxValue ? null : new DateTimeOffset(context.Deadline.ToUniversalTime(), TimeSpan.Zero),
             };
             slot.Image = null;
-            var result = await engine.SegmentAsync(request, cancellationToken).ConfigureAwait(false);
-            if (!slot.Outcome.TrySetResult(new FrameOutcome(result, null, SkipReason.Unspecified)))
-            {
-                result.Dispose();
-            }
+            using var result = await engine.SegmentAsync(request, cancellationToken).ConfigureAwait(false);
+
+            // Encoding and reading masks for tracking happen here, for several frames at once; the
+            // ordered writer only matches runs, so a stream keeps up with as many unary callers.
+            var segments = (slot.Settings.Tasks & (SegmentationTasks.Instance | SegmentationTasks.Panoptic)) != 0 ? FrameSegments.From(result) : null;
+            var response = ResponseMapper.ToResponse(result, slot.FrameId, slot.Settings.Options, null, time, slot.ReceivedAt);
+            slot.Outcome.TrySetResult(new FrameOutcome(response, segments, null, SkipReason.Unspecified));
         }
         catch (SegmentationException ex)
         {
@@ -214,13 +215,12 @@ internal sealed class StreamSession(
             var response = new SegmentStreamResponse { FrameId = slot.FrameId };
             if (outcome.Result is { } result)
             {
-                using (result)
+                if (outcome.Segments is { } segments)
                 {
-                    var tracks = (slot.Settings.Tasks & (SegmentationTasks.Instance | SegmentationTasks.Panoptic)) != 0
-                        ? _tracker.Track(result, slot.Settings.Tracking)
-                        : null;
-                    response.Result = ResponseMapper.ToResponse(result, slot.FrameId, slot.Settings.Options, tracks, time, slot.ReceivedAt);
+                    ResponseMapper.SetTrackIds(result, _tracker.Track(segments, slot.Settings.Tracking));
                 }
+
+                response.Result = result;
             }
             else if (outcome.Error is { } error)
             {
@@ -260,15 +260,4 @@ internal sealed class StreamSession(
         slot.Outcome.TrySetResult(FrameOutcome.Skipped(reason));
     }
 
-    // Results finished after the call ended are never written; return their pooled buffers.
-    private void DisposeUnwritten()
-    {
-        while (_ordered.Reader.TryRead(out var slot))
-        {
-            if (slot.Outcome.Task.IsCompletedSuccessfully)
-            {
-                slot.Outcome.Task.Result.Result?.Dispose();
-            }
-        }
-    }
 }
