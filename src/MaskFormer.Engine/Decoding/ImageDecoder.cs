@@ -1,49 +1,76 @@
 using System.Runtime.InteropServices;
+using MaskFormer.Engine.Decoding.Containers;
 using Microsoft.Extensions.Options;
 using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats.Tga;
 using SixLabors.ImageSharp.PixelFormats;
 
 namespace MaskFormer.Engine.Decoding;
 
 /// <summary>
-/// Turns encoded images (via ImageSharp) and raw frames into <see cref="RgbImage"/>s, enforcing the
-/// configured size limits before any large allocation.
+/// Turns encoded images (via ImageSharp) and raw frames into <see cref="RgbImage"/>s in their displayed
+/// orientation, enforcing the configured size limits on every declared size before any pixel buffer
+/// exists. Decoder memory is bounded and, once no image has been decoded for
+/// <see cref="ImageDecoderOptions.IdleTrimAfter"/>, released.
 /// </summary>
-public sealed class ImageDecoder(IOptions<ImageDecoderOptions> options)
+public sealed class ImageDecoder : IDisposable
 {
-    private readonly ImageDecoderOptions _options = options.Value;
+    private readonly ImageDecoderOptions _options;
+    private readonly SizeLimits _limits;
+    private readonly Configuration _configuration;
+    private readonly ITimer _trim;
+    private int _decoding;
 
-    /// <summary>Decodes a PNG, JPEG, BMP, GIF, TGA, TIFF or WebP image.</summary>
-    /// <exception cref="SegmentationException">The bytes are not an image this decoder reads, or it is too large.</exception>
+    /// <summary>Creates the decoder and its own ImageSharp configuration.</summary>
+    public ImageDecoder(IOptions<ImageDecoderOptions> options, TimeProvider? time = null)
+    {
+        _options = options.Value;
+        _limits = SizeLimits.From(_options);
+        _configuration = DecoderConfiguration.Create(_options);
+        _trim = (time ?? TimeProvider.System).CreateTimer(_ => TrimIfIdle(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+    }
+
+    /// <summary>Decodes a PNG, JPEG, BMP, GIF (first frame), TGA, TIFF (first page) or WebP image, applying its EXIF orientation.</summary>
+    /// <exception cref="SegmentationException">The bytes are not an image this decoder reads, are cut short or corrupt, or declare a size over the limits.</exception>
     public RgbImage Decode(ReadOnlyMemory<byte> encoded)
     {
         if (encoded.IsEmpty)
         {
-            throw SegmentationException.Invalid("image.encoded", "The encoded image is empty.");
+            throw SegmentationException.Invalid(DecodeFailure.Field, "The encoded image is empty.");
         }
 
+        Interlocked.Increment(ref _decoding);
         try
         {
+            var orientation = ContainerInspector.Inspect(encoded.Span, _limits);
             using var probe = AsStream(encoded);
-            var info = Image.Identify(probe)
-                ?? throw SegmentationException.Invalid("image.encoded", "The encoded image is in no format this server reads (PNG, JPEG, BMP, GIF, TGA, TIFF, WebP).");
-            CheckSize(info.Width, info.Height, "image.encoded");
+            var info = Image.Identify(_configuration, probe, out var format)
+                ?? throw SegmentationException.Invalid(DecodeFailure.Field, "The encoded image is in no format this server reads (PNG, JPEG, BMP, GIF, TGA, TIFF, WebP).");
+            _limits.Check(info.Width, info.Height, DecodeFailure.Field);
+            if (format is TgaFormat)
+            {
+                TgaContainer.Inspect(encoded.Span);
+            }
 
             using var stream = AsStream(encoded);
-            using var image = Image.Load<Rgb24>(stream);
-            var result = RgbImage.Create(image.Width, image.Height);
-            image.ProcessPixelRows(rows =>
+            using var image = Image.Load<Rgb24>(_configuration, stream);
+            if (image.Width != info.Width || image.Height != info.Height)
             {
-                for (var y = 0; y < rows.Height; y++)
-                {
-                    MemoryMarshal.AsBytes(rows.GetRowSpan(y)).CopyTo(result.Row(y));
-                }
-            });
-            return result;
+                throw SegmentationException.Invalid(DecodeFailure.Field, $"The encoded image declares {info.Width}x{info.Height} but decodes to {image.Width}x{image.Height}.");
+            }
+
+            return OrientedCopy.ToRgbImage(image, orientation);
         }
-        catch (Exception ex) when (ex is ImageFormatException or UnknownImageFormatException or InvalidImageContentException or NotSupportedException or InvalidDataException or ArgumentException)
+        catch (Exception ex) when (DecodeFailure.IsDecodingError(ex))
         {
-            throw new SegmentationException(SegmentationErrorKind.InvalidArgument, $"The encoded image cannot be decoded: {ex.Message}", ex) { Field = "image.encoded" };
+            throw DecodeFailure.From(ex);
+        }
+        finally
+        {
+            if (Interlocked.Decrement(ref _decoding) == 0)
+            {
+                _trim.Change(_options.IdleTrimAfter, Timeout.InfiniteTimeSpan);
+            }
         }
     }
 
@@ -51,7 +78,7 @@ public sealed class ImageDecoder(IOptions<ImageDecoderOptions> options)
     /// <exception cref="SegmentationException">The layout is invalid or does not match the data.</exception>
     public RgbImage FromRaw(ReadOnlySpan<byte> data, RawFrameLayout layout)
     {
-        CheckSize(layout.Width, layout.Height, "image.raw");
+        _limits.Check(layout.Width, layout.Height, "image.raw");
         var packedRow = (long)layout.Width * layout.BytesPerPixel;
         var stride = layout.Stride == 0 ? packedRow : layout.Stride;
         if (stride < packedRow)
@@ -112,16 +139,19 @@ public sealed class ImageDecoder(IOptions<ImageDecoderOptions> options)
         }
     }
 
-    private void CheckSize(int width, int height, string field)
+    /// <inheritdoc />
+    public void Dispose()
     {
-        if (width < 1 || height < 1)
-        {
-            throw SegmentationException.Invalid(field, $"The image is {width}x{height}; both sides must be at least 1 pixel.");
-        }
+        _trim.Dispose();
+        _configuration.MemoryAllocator.ReleaseRetainedResources();
+    }
 
-        if (width > _options.MaxDimension || height > _options.MaxDimension || (long)width * height > _options.MaxPixels)
+    // A request that starts meanwhile still works: the pool only hands back buffers nobody holds.
+    private void TrimIfIdle()
+    {
+        if (Volatile.Read(ref _decoding) == 0)
         {
-            throw SegmentationException.Invalid(field, $"The image is {width}x{height}; the limit is {_options.MaxDimension} pixels a side and {_options.MaxPixels} pixels in all.");
+            _configuration.MemoryAllocator.ReleaseRetainedResources();
         }
     }
 

@@ -47,8 +47,31 @@ internal sealed class InferenceOptionsValidator : IValidateOptions<InferenceOpti
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 
-    public ValidateOptionsResult Validate(string? name, ImageDecoderOptions options) =>
-        options.MaxDimension < 1 || options.MaxPixels < 1
-            ? ValidateOptionsResult.Fail($"{ImageDecoderOptions.SectionName}:MaxDimension and MaxPixels must be positive.")
-            : ValidateOptionsResult.Success;
+    public ValidateOptionsResult Validate(string? name, ImageDecoderOptions options)
+    {
+        var failures = new List<string>();
+        const string Section = ImageDecoderOptions.SectionName;
+        if (options.MaxDimension < 1 || options.MaxPixels < 1)
+        {
+            failures.Add($"{Section}:MaxDimension and MaxPixels must be positive.");
+        }
+
+        var needed = (options.MaxPixels * ImageDecoderOptions.WidestPixelBytes) >> 20;
+        if (options.AllocationLimitMegabytes < needed || options.AllocationLimitMegabytes < 16)
+        {
+            failures.Add($"{Section}:AllocationLimitMegabytes must be at least 16 and at least MaxPixels x {ImageDecoderOptions.WidestPixelBytes} bytes ({needed} MiB) (was {options.AllocationLimitMegabytes}).");
+        }
+
+        if (options.PoolMegabytes < 0)
+        {
+            failures.Add($"{Section}:PoolMegabytes must be 0 or more (was {options.PoolMegabytes}).");
+        }
+
+        if (options.IdleTrimAfter <= TimeSpan.Zero)
+        {
+            failures.Add($"{Section}:IdleTrimAfter must be positive (was {options.IdleTrimAfter}).");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
 }

@@ -13,7 +13,7 @@ using SixLabors.ImageSharp.PixelFormats;
 
 namespace MaskFormer.Engine.Tests.Decoding;
 
-public sealed class ImageDecoderTests
+public sealed class ImageDecoderTests : IDisposable
 {
     private readonly ImageDecoder _decoder = new(Options.Create(new ImageDecoderOptions { MaxDimension = 4096, MaxPixels = 1_000_000 }));
 
@@ -93,6 +93,8 @@ public sealed class ImageDecoderTests
         Assert.Equal(SegmentationErrorKind.InvalidArgument, error.Kind);
         Assert.Contains("1200x1000", error.Message, StringComparison.Ordinal);
     }
+
+    public void Dispose() => _decoder.Dispose();
 
     private static IImageEncoder Encoder(string format) => format switch
     {

@@ -1,0 +1,145 @@
+using MaskFormer.Engine.Decoding;
+using Microsoft.Extensions.Options;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace MaskFormer.Engine.Tests.Decoding;
+
+public sealed class HostileImageTests : IDisposable
+{
+    private readonly ImageDecoder _decoder = new(Options.Create(new ImageDecoderOptions { MaxDimension = 4096, MaxPixels = 1_000_000 }));
+
+    public static TheoryData<string, double> CutShort()
+    {
+        var data = new TheoryData<string, double>();
+        foreach (var format in HostileImages.Formats.Append("tga-rle"))
+        {
+            foreach (var fraction in new[] { 0.3, 0.7, 0.98 })
+            {
+                data.Add(format, fraction);
+            }
+        }
+
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(CutShort))]
+    public void Decode_CutShort_InvalidArgumentNamingTheImage(string format, double fraction)
+    {
+        var whole = HostileImages.Encode(format);
+        using (var decoded = _decoder.Decode(whole))
+        {
+            Assert.Equal((64, 48), (decoded.Width, decoded.Height));
+        }
+
+        AssertInvalid(HostileImages.Truncate(whole, fraction));
+    }
+
+    [Fact]
+    public void Decode_Netpbm_NotAFormatThisServerReads()
+    {
+        var error = AssertInvalid(HostileImages.Netpbm());
+
+        Assert.Contains("no format this server reads", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Decode_TiffWithHugeSecondPage_RejectedNamingThePage()
+    {
+        var error = AssertInvalid(HostileImages.Tiff((1, 1), (20000, 20000)));
+
+        Assert.Contains("Page 2 of the TIFF image is 20000x20000", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Decode_TiffWithSmallPages_DecodesTheFirstPageOnly()
+    {
+        using var decoded = _decoder.Decode(HostileImages.Tiff((3, 2), (5, 7), (9, 9)));
+
+        Assert.Equal((3, 2), (decoded.Width, decoded.Height));
+        Assert.Equal(new byte[] { 0, 0, 0, 37, 37, 37, 74, 74, 74 }, decoded.Row(0).ToArray());
+    }
+
+    [Fact]
+    public void Decode_GifFrameLargerThanTheLimits_RejectedBeforeDecoding()
+    {
+        var error = AssertInvalid(HostileImages.Gif(1, 1, (1, 1), (20000, 20000)));
+
+        Assert.Contains("Frame 2 of the GIF image is 20000x20000", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Decode_AnimatedGif_GivesTheFirstFrame()
+    {
+        using var animation = new Image<Rgb24>(4, 4, new Rgb24(255, 0, 0));
+        for (var i = 0; i < 20; i++)
+        {
+            using var frame = new Image<Rgb24>(4, 4, new Rgb24(0, 0, 255));
+            animation.Frames.AddFrame(frame.Frames.RootFrame);
+        }
+
+        using var decoded = _decoder.Decode(HostileImages.Encode(animation, "gif"));
+
+        Assert.Equal(new byte[] { 255, 0, 0 }, decoded.Row(3)[^3..].ToArray());
+    }
+
+    [Theory]
+    [InlineData(100_000, 100_000)]
+    [InlineData(0, 10)]
+    [InlineData(int.MinValue, 1)]
+    public void Decode_BmpHeaderDeclaringABadSize_InvalidArgument(int width, int height) => AssertInvalid(HostileImages.BmpHeader(width, height));
+
+    [Fact]
+    public void Decode_JpegWithTooManyScans_Rejected()
+    {
+        using (var fine = _decoder.Decode(HostileImages.JpegWithScans(3)))
+        {
+            Assert.Equal(8, fine.Width);
+        }
+
+        var error = AssertInvalid(HostileImages.JpegWithScans(101));
+
+        Assert.Contains("scans", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("png", 5000u, 10u)]
+    [InlineData("png", 0u, 10u)]
+    [InlineData("jpeg", 65535, 65535)]
+    [InlineData("tga", 4097, 1)]
+    [InlineData("webp-lossless", 2000, 2000)]
+    public void Decode_HeaderDeclaringASizeOverTheLimits_InvalidArgument(string format, uint width, uint height)
+    {
+        var data = format switch
+        {
+            "png" => HostileImages.PngDeclaring(width, height),
+            "jpeg" => HostileImages.JpegDeclaring((ushort)width, (ushort)height),
+            "tga" => HostileImages.TgaDeclaring((ushort)width, (ushort)height),
+            _ => HostileImages.WebpLosslessDeclaring((int)width, (int)height),
+        };
+
+        AssertInvalid(data);
+    }
+
+    [Fact]
+    public void Decode_AllocationOverTheLimit_InvalidArgumentNotOutOfMemory()
+    {
+        using var tight = new ImageDecoder(Options.Create(new ImageDecoderOptions { MaxPixels = 8_000_000, AllocationLimitMegabytes = 16 }));
+
+        var error = Assert.Throws<SegmentationException>(() => tight.Decode(HostileImages.Encode("png", 2500, 2500)));
+
+        Assert.Equal(SegmentationErrorKind.InvalidArgument, error.Kind);
+        Assert.Contains("more memory", error.Message, StringComparison.Ordinal);
+    }
+
+    public void Dispose() => _decoder.Dispose();
+
+    private SegmentationException AssertInvalid(byte[] data)
+    {
+        var error = Assert.Throws<SegmentationException>(() => _decoder.Decode(data).Dispose());
+        Assert.Equal(SegmentationErrorKind.InvalidArgument, error.Kind);
+        Assert.Equal("image.encoded", error.Field);
+        return error;
+    }
+}

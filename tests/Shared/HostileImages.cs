@@ -1,0 +1,247 @@
+using System.Buffers.Binary;
+using System.Text;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats;
+using SixLabors.ImageSharp.Formats.Bmp;
+using SixLabors.ImageSharp.Formats.Gif;
+using SixLabors.ImageSharp.Formats.Jpeg;
+using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.Formats.Tga;
+using SixLabors.ImageSharp.Formats.Tiff;
+using SixLabors.ImageSharp.Formats.Webp;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace MaskFormer.Testing;
+
+/// <summary>
+/// Makes well-formed, cut-short, corrupt and oversized images, so the decoder tests, the gRPC catalogue
+/// of bad inputs and the fuzzing corpus share one source of hostile files.
+/// </summary>
+internal static class HostileImages
+{
+    public static readonly string[] Formats = ["png", "jpeg", "bmp", "gif", "tga", "tiff", "webp", "webp-lossless"];
+
+    /// <summary>An image whose every pixel differs from its neighbours, so any misplaced pixel shows.</summary>
+    public static Image<Rgb24> Pattern(int width = 64, int height = 48)
+    {
+        var image = new Image<Rgb24>(width, height);
+        for (var y = 0; y < height; y++)
+        {
+            for (var x = 0; x < width; x++)
+            {
+                image[x, y] = new Rgb24((byte)(x * 255 / width), (byte)(y * 255 / height), (byte)((x * 7) ^ (y * 13)));
+            }
+        }
+
+        return image;
+    }
+
+    public static byte[] Encode(Image image, string format)
+    {
+        using var stream = new MemoryStream();
+        image.Save(stream, Encoder(format));
+        return stream.ToArray();
+    }
+
+    public static byte[] Encode(string format, int width = 64, int height = 48)
+    {
+        using var image = Pattern(width, height);
+        return Encode(image, format);
+    }
+
+    public static IImageEncoder Encoder(string format) => format switch
+    {
+        "png" => new PngEncoder(),
+        "jpeg" => new JpegEncoder { Quality = 95 },
+        "bmp" => new BmpEncoder { BitsPerPixel = BmpBitsPerPixel.Pixel24 },
+        "gif" => new GifEncoder(),
+        "tga" => new TgaEncoder { BitsPerPixel = TgaBitsPerPixel.Pixel24, Compression = TgaCompression.None },
+        "tga-rle" => new TgaEncoder { BitsPerPixel = TgaBitsPerPixel.Pixel24, Compression = TgaCompression.RunLength },
+        "tiff" => new TiffEncoder(),
+        "webp" => new WebpEncoder { FileFormat = WebpFileFormatType.Lossy },
+        "webp-lossless" => new WebpEncoder { FileFormat = WebpFileFormatType.Lossless },
+        _ => throw new ArgumentOutOfRangeException(nameof(format), format, "not a format"),
+    };
+
+    public static byte[] Truncate(byte[] data, double fraction) => data[..(int)(data.Length * fraction)];
+
+    /// <summary>A classic little-endian TIFF of 8-bit grey pages, each with its declared size; only page data of 1 pixel per row is present.</summary>
+    public static byte[] Tiff(params (int Width, int Height)[] pages)
+    {
+        using var stream = new MemoryStream();
+        using var writer = new BinaryWriter(stream);
+        writer.Write("II"u8);
+        writer.Write((ushort)42);
+        writer.Write(8u);
+        for (var page = 0; page < pages.Length; page++)
+        {
+            var (width, height) = pages[page];
+            var ifdAt = (uint)stream.Position;
+            const ushort Entries = 8;
+            var dataAt = ifdAt + 2 + (Entries * 12) + 4;
+            var bytes = (uint)Math.Min((long)width * height, 1 << 16);
+            writer.Write(Entries);
+            Entry(writer, 256, 4, 1, (uint)width);
+            Entry(writer, 257, 4, 1, (uint)height);
+            Entry(writer, 258, 3, 1, 8);
+            Entry(writer, 259, 3, 1, 1);
+            Entry(writer, 262, 3, 1, 1);
+            Entry(writer, 273, 4, 1, dataAt);
+            Entry(writer, 278, 4, 1, (uint)height);
+            Entry(writer, 279, 4, 1, bytes);
+            writer.Write(page == pages.Length - 1 ? 0u : dataAt + bytes);
+            for (var i = 0; i < bytes; i++)
+            {
+                writer.Write((byte)(i * 37));
+            }
+        }
+
+        writer.Flush();
+        return stream.ToArray();
+    }
+
+    /// <summary>A GIF with the given logical screen and, per frame, the declared size (each frame's data is one pixel).</summary>
+    public static byte[] Gif(int screenWidth, int screenHeight, params (int Width, int Height)[] frames)
+    {
+        using var stream = new MemoryStream();
+        using var writer = new BinaryWriter(stream);
+        writer.Write("GIF89a"u8);
+        writer.Write((ushort)screenWidth);
+        writer.Write((ushort)screenHeight);
+        writer.Write([0x80, 0, 0]);
+        writer.Write([0, 0, 0, 255, 255, 255]);
+        foreach (var (width, height) in frames)
+        {
+            writer.Write((byte)0x2C);
+            writer.Write((ushort)0);
+            writer.Write((ushort)0);
+            writer.Write((ushort)width);
+            writer.Write((ushort)height);
+            writer.Write((byte)0);
+
+            // LZW, 2-bit minimum code size: clear, index 1, end of information.
+            writer.Write([2, 2, 0x4C, 0x01, 0]);
+        }
+
+        writer.Write((byte)0x3B);
+        writer.Flush();
+        return stream.ToArray();
+    }
+
+    /// <summary>A 24-bit BMP header declaring the size, with no pixel data.</summary>
+    public static byte[] BmpHeader(int width, int height)
+    {
+        var data = new byte[54];
+        "BM"u8.CopyTo(data);
+        BinaryPrimitives.WriteUInt32LittleEndian(data.AsSpan(2), 54);
+        BinaryPrimitives.WriteUInt32LittleEndian(data.AsSpan(10), 54);
+        BinaryPrimitives.WriteUInt32LittleEndian(data.AsSpan(14), 40);
+        BinaryPrimitives.WriteInt32LittleEndian(data.AsSpan(18), width);
+        BinaryPrimitives.WriteInt32LittleEndian(data.AsSpan(22), height);
+        BinaryPrimitives.WriteUInt16LittleEndian(data.AsSpan(26), 1);
+        BinaryPrimitives.WriteUInt16LittleEndian(data.AsSpan(28), 24);
+        return data;
+    }
+
+    /// <summary>A PNG of the pattern whose IHDR declares another size (with a correct CRC, so only the size is wrong).</summary>
+    public static byte[] PngDeclaring(uint width, uint height)
+    {
+        var data = Encode("png", 8, 8);
+        BinaryPrimitives.WriteUInt32BigEndian(data.AsSpan(16), width);
+        BinaryPrimitives.WriteUInt32BigEndian(data.AsSpan(20), height);
+        BinaryPrimitives.WriteUInt32BigEndian(data.AsSpan(29), Crc32(data.AsSpan(12, 17)));
+        return data;
+    }
+
+    /// <summary>A JPEG of the pattern whose frame header (SOF) declares another size.</summary>
+    public static byte[] JpegDeclaring(ushort width, ushort height)
+    {
+        var data = Encode("jpeg", 16, 16);
+        for (var at = 2; at + 9 < data.Length;)
+        {
+            var marker = data[at + 1];
+            var length = BinaryPrimitives.ReadUInt16BigEndian(data.AsSpan(at + 2));
+            if (marker is 0xC0 or 0xC1 or 0xC2)
+            {
+                BinaryPrimitives.WriteUInt16BigEndian(data.AsSpan(at + 5), height);
+                BinaryPrimitives.WriteUInt16BigEndian(data.AsSpan(at + 7), width);
+                return data;
+            }
+
+            at += 2 + length;
+        }
+
+        throw new InvalidOperationException("no SOF marker");
+    }
+
+    /// <summary>An uncompressed 24-bit TGA header declaring the size, with the pixel data of an 8×8 image.</summary>
+    public static byte[] TgaDeclaring(ushort width, ushort height)
+    {
+        var data = Encode("tga", 8, 8);
+        BinaryPrimitives.WriteUInt16LittleEndian(data.AsSpan(12), width);
+        BinaryPrimitives.WriteUInt16LittleEndian(data.AsSpan(14), height);
+        return data;
+    }
+
+    /// <summary>A lossless WebP whose VP8L header declares another size (14 bits a side).</summary>
+    public static byte[] WebpLosslessDeclaring(int width, int height)
+    {
+        var data = Encode("webp-lossless", 8, 8);
+        var at = data.AsSpan().IndexOf("VP8L"u8) + 9;
+        var bits = BinaryPrimitives.ReadUInt32LittleEndian(data.AsSpan(at));
+        bits = (bits & 0xF0000000) | (uint)((width - 1) & 0x3FFF) | ((uint)((height - 1) & 0x3FFF) << 14);
+        BinaryPrimitives.WriteUInt32LittleEndian(data.AsSpan(at), bits);
+        return data;
+    }
+
+    public static byte[] Netpbm() => [.. Encoding.ASCII.GetBytes("P6\n2 2\n255\n"), .. new byte[12]];
+
+    /// <summary>A JPEG with more scans than any encoder writes (the same scan repeated).</summary>
+    public static byte[] JpegWithScans(int scans)
+    {
+        var data = Encode("jpeg", 8, 8);
+        var sos = data.AsSpan().IndexOf([(byte)0xFF, (byte)0xDA]);
+        var eoi = data.AsSpan().LastIndexOf([(byte)0xFF, (byte)0xD9]);
+        var scan = data[sos..eoi];
+        using var stream = new MemoryStream();
+        stream.Write(data.AsSpan(0, sos));
+        for (var i = 0; i < scans; i++)
+        {
+            stream.Write(scan);
+        }
+
+        stream.Write(data.AsSpan(eoi));
+        return stream.ToArray();
+    }
+
+    public static uint Crc32(ReadOnlySpan<byte> bytes)
+    {
+        var crc = 0xFFFFFFFFu;
+        foreach (var b in bytes)
+        {
+            crc ^= b;
+            for (var k = 0; k < 8; k++)
+            {
+                crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB88320u : crc >> 1;
+            }
+        }
+
+        return ~crc;
+    }
+
+    private static void Entry(BinaryWriter writer, ushort tag, ushort type, uint count, uint value)
+    {
+        writer.Write(tag);
+        writer.Write(type);
+        writer.Write(count);
+        if (type == 3)
+        {
+            writer.Write((ushort)value);
+            writer.Write((ushort)0);
+        }
+        else
+        {
+            writer.Write(value);
+        }
+    }
+}
