@@ -2,10 +2,10 @@
 # Installs what the tests need beyond the .NET SDK and Node.js, from Debian's packages, when missing:
 # ffmpeg (video in and out for the streaming CLI) and the Python example's gRPC runtime and stub
 # generator (Debian's matched set: protoc + grpc_python_plugin + python3-grpcio/python3-protobuf).
-# python3-pil is the oracle for the Pillow-exact resize test.
+# python3-pil is the oracle for the Pillow-exact resize test; python3-onnx makes the float16 model variant.
 set -euo pipefail
 
-packages=(ffmpeg python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc python3-pil)
+packages=(ffmpeg python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc python3-pil python3-onnx)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

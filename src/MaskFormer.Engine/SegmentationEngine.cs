@@ -44,7 +44,7 @@ public sealed partial class SegmentationEngine(
 
         var options = repositoryOptions.Value;
         var root = ModelRepositoryLocator.Locate(options.Path, AppContext.BaseDirectory, Environment.CurrentDirectory);
-        var folders = ModelFolder.Discover(root);
+        var folders = ModelFolder.Discover(root, options);
         var defaultName = string.IsNullOrEmpty(options.DefaultModel) ? folders[0].Name : options.DefaultModel;
         var defaultFolder = NewestVersion(folders.Where(f => f.Name == defaultName), f => f.Version)
             ?? throw ModelLoadException.DefaultModelNotFound(Path.Combine(root, defaultName), $"The configured default model '{defaultName}' is not in the model repository '{root}' (found: {string.Join(", ", folders.Select(f => f.Name).Distinct())}).");
@@ -76,6 +76,10 @@ public sealed partial class SegmentationEngine(
                 var scheduler = new BatchScheduler([.. sessions], _inference, time, logger);
                 models.Add(new ServedModel(folder, scheduler, folder.Config.NumQueries, ReferenceEquals(folder, defaultFolder)));
                 LogModelLoaded(logger, folder.Name, folder.Version, folder.Config.Labels.Count, sessions.Count);
+                if (!folder.Config.DeclaresThings)
+                {
+                    LogNoThingStuffSplit(logger, folder.Name, PanopticCategories.FileName);
+                }
             }
         }
         catch
@@ -167,6 +171,11 @@ public sealed partial class SegmentationEngine(
             throw new SegmentationException(SegmentationErrorKind.Unimplemented, $"Task(s) {unsupported} are not implemented yet for model '{model.Name}'.") { Field = "tasks" };
         }
 
+        if (request.Postprocess.LabelIdsToFuse?.FirstOrDefault(id => id < 0 || id >= model.Labels.Count, -1) is { } badLabel && badLabel >= 0)
+        {
+            throw SegmentationException.Invalid("options.label_ids_to_fuse", $"Label id {badLabel} is not a label of model '{model.Name}' (0..{model.Labels.Count - 1}).");
+        }
+
         var stamp = time.GetTimestamp();
         using var image = Decode(request.Image);
         var decodeTime = time.GetElapsedTime(stamp);
@@ -207,16 +216,20 @@ public sealed partial class SegmentationEngine(
     {
         var config = model.Folder.Config;
         var options = request.Postprocess;
+        var labels = options.LabelIdsToFuse is { } fuse
+            ? [.. config.Labels.Select(l => l with { IsThing = !fuse.Contains(l.Id) })]
+            : config.Labels;
+        var thingsOnly = options.InstanceThingsOnly ?? (config.DeclaresThings || options.LabelIdsToFuse is not null);
         LabelMap? semantic = null;
         IReadOnlyList<InstanceMask>? instances = null;
         try
         {
             semantic = (request.Tasks & SegmentationTasks.Semantic) != 0 ? SemanticInference.Run(output, plan) : null;
             instances = (request.Tasks & SegmentationTasks.Instance) != 0
-                ? InstanceInference.Run(output, plan, config.Labels, options.InstanceThingsOnly ?? config.DeclaresThings, options)
+                ? InstanceInference.Run(output, plan, labels, thingsOnly, options)
                 : null;
             var panoptic = (request.Tasks & SegmentationTasks.Panoptic) != 0
-                ? PanopticInference.Run(output, plan, config.Labels, config.IsMask2Former, options)
+                ? PanopticInference.Run(output, plan, labels, config.IsMask2Former, options)
                 : null;
             return (semantic, instances, panoptic);
         }
@@ -271,6 +284,9 @@ public sealed partial class SegmentationEngine(
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Serving the model repository {Path}")]
     private static partial void LogRepository(ILogger logger, string path);
+
+    [LoggerMessage(EventId = 20, Level = LogLevel.Warning, Message = "Model {Model} does not say which labels are things: every label is treated as a thing (no stuff merging in panoptic results). Add {Sidecar} next to its config.json, set MaskFormer:Models:Overrides:{Model}:ThingIds, or pass label_ids_to_fuse per call")]
+    private static partial void LogNoThingStuffSplit(ILogger logger, string model, string sidecar);
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Model {Model} warmed up in {Milliseconds:F0} ms")]
     private static partial void LogWarmedUp(ILogger logger, string model, double milliseconds);

@@ -18,6 +18,12 @@ public sealed record ModelConfig
     /// <summary>Whether the config names its thing classes (otherwise every class counts as a thing).</summary>
     public required bool DeclaresThings { get; init; }
 
+    /// <summary>Where the thing/stuff split came from, or "none (every label is a thing)".</summary>
+    public string ThingSource { get; init; } = NoThingSource;
+
+    /// <summary>The <see cref="ThingSource"/> of a model that names no things.</summary>
+    public const string NoThingSource = "none (every label is a thing)";
+
     /// <summary>The number of queries, when the config states it (HuggingFace's num_queries); else 0.</summary>
     public int NumQueries { get; init; }
 
@@ -41,7 +47,7 @@ public sealed record ModelConfig
             throw new ModelLoadException(path, "has no 'id2label' object.");
         }
 
-        var thingIds = ReadThingIds(root, path);
+        var (thingIds, thingSource) = ReadThingIds(root, path);
         var names = new SortedDictionary<int, string>();
         foreach (var entry in id2Label.EnumerateObject())
         {
@@ -76,6 +82,7 @@ public sealed record ModelConfig
             ModelType = modelType,
             Labels = labels,
             DeclaresThings = thingIds is not null,
+            ThingSource = thingSource,
             NumQueries = root.TryGetProperty("num_queries", out var queries) && queries.TryGetInt32(out var count) && count > 0 ? count : 0,
             Version = root.TryGetProperty("version", out var version) && version.ValueKind == JsonValueKind.String
                 ? version.GetString()
@@ -83,25 +90,55 @@ public sealed record ModelConfig
         };
     }
 
-    // Exports name things in different ways: an explicit "thing_ids" list, or detectron2-style
-    // "isthing" flags per label. None of them means "treat every class as a thing".
-    private static HashSet<int>? ReadThingIds(JsonElement root, string path)
+    /// <summary>The same labels with <paramref name="thingIds"/> as the things, recording <paramref name="source"/>.</summary>
+    public ModelConfig WithThings(IReadOnlySet<int> thingIds, string source) => this with
+    {
+        Labels = [.. Labels.Select(l => l with { IsThing = thingIds.Contains(l.Id) })],
+        DeclaresThings = true,
+        ThingSource = source,
+    };
+
+    // Exports name things in different ways: an explicit "thing_ids" list, "label2isthing" flags per
+    // label, or detectron2's metadata ("thing_ids" or "thing_classes" by name). None of them means
+    // "treat every class as a thing" (what transformers' own config.json gives: only id2label).
+    private static (HashSet<int>? ThingIds, string Source) ReadThingIds(JsonElement root, string path)
     {
         if (root.TryGetProperty("thing_ids", out var thingIds) && thingIds.ValueKind == JsonValueKind.Array)
         {
-            return thingIds.EnumerateArray().Select(e => e.TryGetInt32(out var id)
-                ? id
-                : throw new ModelLoadException(path, "'thing_ids' must hold integers.")).ToHashSet();
+            return (ReadIds(thingIds, path, "thing_ids"), "config.json thing_ids");
         }
 
         if (root.TryGetProperty("label2isthing", out var isThing) && isThing.ValueKind == JsonValueKind.Object)
         {
-            return isThing.EnumerateObject()
+            return (isThing.EnumerateObject()
                 .Where(e => e.Value.ValueKind == JsonValueKind.True)
                 .Select(e => int.Parse(e.Name, CultureInfo.InvariantCulture))
-                .ToHashSet();
+                .ToHashSet(), "config.json label2isthing");
         }
 
-        return null;
+        if (root.TryGetProperty("metadata", out var metadata) && metadata.ValueKind == JsonValueKind.Object)
+        {
+            if (metadata.TryGetProperty("thing_ids", out var metadataIds) && metadataIds.ValueKind == JsonValueKind.Array)
+            {
+                return (ReadIds(metadataIds, path, "metadata.thing_ids"), "config.json metadata.thing_ids");
+            }
+
+            if (metadata.TryGetProperty("thing_classes", out var thingClasses) && thingClasses.ValueKind == JsonValueKind.Array
+                && root.TryGetProperty("id2label", out var id2Label) && id2Label.ValueKind == JsonValueKind.Object)
+            {
+                var names = thingClasses.EnumerateArray().Select(e => e.GetString()).ToHashSet(StringComparer.Ordinal);
+                return (id2Label.EnumerateObject()
+                    .Where(e => names.Contains(e.Value.GetString()))
+                    .Select(e => int.Parse(e.Name, CultureInfo.InvariantCulture))
+                    .ToHashSet(), "config.json metadata.thing_classes");
+            }
+        }
+
+        return (null, NoThingSource);
     }
+
+    private static HashSet<int> ReadIds(JsonElement array, string path, string key) =>
+        array.EnumerateArray().Select(e => e.TryGetInt32(out var id)
+            ? id
+            : throw new ModelLoadException(path, $"'{key}' must hold integers.")).ToHashSet();
 }

@@ -21,8 +21,11 @@ public sealed record ModelFolder
     /// <summary>The folder.</summary>
     public required string Directory { get; init; }
 
-    /// <summary>Full path of model.onnx.</summary>
-    public string ModelPath => System.IO.Path.Combine(Directory, ModelFileName);
+    /// <summary>Full path of the ONNX file served (model.onnx, onnx/model.onnx or a variant of either).</summary>
+    public required string ModelPath { get; init; }
+
+    /// <summary>The ONNX file served, relative to <see cref="Directory"/>.</summary>
+    public string ModelFile => System.IO.Path.GetRelativePath(Directory, ModelPath);
 
     /// <summary>The parsed config.json.</summary>
     public required ModelConfig Config { get; init; }
@@ -35,39 +38,86 @@ public sealed record ModelFolder
     /// model.onnx is missing is reported as such rather than skipped.
     /// </summary>
     public static bool IsModelFolder(string directory) =>
-        File.Exists(System.IO.Path.Combine(directory, ModelFileName)) || File.Exists(System.IO.Path.Combine(directory, ConfigFileName));
+        File.Exists(System.IO.Path.Combine(directory, ModelFileName))
+        || File.Exists(System.IO.Path.Combine(directory, ConfigFileName))
+        || File.Exists(System.IO.Path.Combine(directory, OnnxSubfolder, ModelFileName));
+
+    /// <summary>The sub-folder transformers.js and onnx-community exports keep their ONNX files in.</summary>
+    public const string OnnxSubfolder = "onnx";
 
     /// <summary>Reads a model folder; throws <see cref="ModelLoadException"/> naming the file at fault.</summary>
-    public static ModelFolder Read(string directory, string name, string? version)
+    public static ModelFolder Read(string directory, string name, string? version, ModelRepositoryOptions? options = null)
     {
-        var modelPath = System.IO.Path.Combine(directory, ModelFileName);
-        if (!File.Exists(modelPath))
-        {
-            throw new ModelLoadException(modelPath, "does not exist.");
-        }
-
+        var overrides = options?.Overrides.GetValueOrDefault(name);
+        var modelPath = FindModelFile(directory, overrides?.Variant ?? options?.Variant ?? string.Empty);
         if (new FileInfo(modelPath).Length == 0)
         {
             throw new ModelLoadException(modelPath, "is empty.");
         }
 
         var config = ModelConfig.Load(System.IO.Path.Combine(directory, ConfigFileName));
+        if (overrides?.ThingIds is { } thingIds)
+        {
+            var bad = thingIds.Where(id => id < 0 || id >= config.Labels.Count).ToArray();
+            if (bad.Length > 0)
+            {
+                throw new ModelLoadException(System.IO.Path.Combine(directory, ConfigFileName), $"setting MaskFormer:Models:Overrides:{name}:ThingIds names label ids [{string.Join(", ", bad)}], which are not labels 0..{config.Labels.Count - 1}.");
+            }
+
+            config = config.WithThings(thingIds.ToHashSet(), "server configuration (MaskFormer:Models:Overrides)");
+        }
+        else if (PanopticCategories.TryLoad(directory, config.Labels) is { } sidecarThings)
+        {
+            config = config.WithThings(sidecarThings, PanopticCategories.FileName);
+        }
+
         var preprocessor = PreprocessorConfig.Load(System.IO.Path.Combine(directory, PreprocessorFileName));
+        if (overrides?.ResizeMethod is { } resizeMethod)
+        {
+            preprocessor = PreprocessorConfig.TryParseResizeMethod(resizeMethod, out var method)
+                ? preprocessor with { ResizeMethod = method, ResizeMethodSource = "server configuration (MaskFormer:Models:Overrides)" }
+                : throw new ModelLoadException(System.IO.Path.Combine(directory, PreprocessorFileName), $"setting MaskFormer:Models:Overrides:{name}:ResizeMethod must be \"pil\" or \"interpolate\" (was \"{resizeMethod}\").");
+        }
+
         return new ModelFolder
         {
             Name = name,
             Version = version ?? config.Version ?? "1",
             Directory = directory,
+            ModelPath = modelPath,
             Config = config,
             Preprocessor = preprocessor,
         };
+    }
+
+    // model.onnx or model_{variant}.onnx, beside config.json or in onnx/ (the transformers.js layout).
+    private static string FindModelFile(string directory, string variant)
+    {
+        var fileName = string.IsNullOrEmpty(variant) ? ModelFileName : $"model_{variant}.onnx";
+        string[] candidates = [System.IO.Path.Combine(directory, fileName), System.IO.Path.Combine(directory, OnnxSubfolder, fileName)];
+        var found = candidates.FirstOrDefault(File.Exists);
+        if (found is not null)
+        {
+            return found;
+        }
+
+        var available = new[] { directory, System.IO.Path.Combine(directory, OnnxSubfolder) }
+            .Where(System.IO.Directory.Exists)
+            .SelectMany(d => System.IO.Directory.EnumerateFiles(d, "*.onnx"))
+            .Select(f => System.IO.Path.GetRelativePath(directory, f))
+            .Order(StringComparer.Ordinal)
+            .ToArray();
+        var hint = available.Length > 0
+            ? $" Found: {string.Join(", ", available)}; choose one with MaskFormer:Models:Variant (\"fp16\" for model_fp16.onnx)."
+            : string.Empty;
+        throw new ModelLoadException(candidates[0], $"does not exist (nor {System.IO.Path.Combine(OnnxSubfolder, fileName)}).{hint}");
     }
 
     /// <summary>
     /// Finds every model under <paramref name="root"/>: the root itself when it is a model folder, else
     /// each sub-folder that is one, else each version folder inside a sub-folder.
     /// </summary>
-    public static IReadOnlyList<ModelFolder> Discover(string root)
+    public static IReadOnlyList<ModelFolder> Discover(string root, ModelRepositoryOptions? options = null)
     {
         var full = System.IO.Path.GetFullPath(root);
         if (!System.IO.Directory.Exists(full))
@@ -77,7 +127,7 @@ public sealed record ModelFolder
 
         if (IsModelFolder(full))
         {
-            return [Read(full, System.IO.Path.GetFileName(full), null)];
+            return [Read(full, System.IO.Path.GetFileName(full), null, options)];
         }
 
         var models = new List<ModelFolder>();
@@ -86,14 +136,20 @@ public sealed record ModelFolder
             var name = System.IO.Path.GetFileName(folder);
             if (IsModelFolder(folder))
             {
-                models.Add(Read(folder, name, null));
+                models.Add(Read(folder, name, null, options));
                 continue;
             }
 
             models.AddRange(System.IO.Directory.EnumerateDirectories(folder)
                 .Where(IsModelFolder)
                 .Order(StringComparer.Ordinal)
-                .Select(versionFolder => Read(versionFolder, name, System.IO.Path.GetFileName(versionFolder))));
+                .Select(versionFolder => Read(versionFolder, name, System.IO.Path.GetFileName(versionFolder), options)));
+        }
+
+        var unknown = options?.Overrides.Keys.Where(key => !models.Any(m => m.Name == key)).ToArray() ?? [];
+        if (unknown.Length > 0 && models.Count > 0)
+        {
+            throw new ModelLoadException(full, $"setting MaskFormer:Models:Overrides names model(s) {string.Join(", ", unknown)} that the repository does not hold (found: {string.Join(", ", models.Select(m => m.Name).Distinct())}).");
         }
 
         return models.Count > 0

@@ -4,7 +4,7 @@ namespace MaskFormer.Engine.Models;
 
 internal static class ModelJson
 {
-    public static JsonDocument Parse(string path)
+    public static JsonDocument Parse(string path, bool allowArray = false)
     {
         if (!File.Exists(path))
         {
@@ -15,7 +15,7 @@ internal static class ModelJson
         {
             using var stream = File.OpenRead(path);
             var document = JsonDocument.Parse(stream, new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
-            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            if (document.RootElement.ValueKind != JsonValueKind.Object && !(allowArray && document.RootElement.ValueKind == JsonValueKind.Array))
             {
                 document.Dispose();
                 throw new ModelLoadException(path, "is not a JSON object.");

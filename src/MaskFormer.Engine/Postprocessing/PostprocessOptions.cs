@@ -26,4 +26,10 @@ public sealed record PostprocessOptions
 
     /// <summary>Instance: keep only thing classes; null means "when the model names its things".</summary>
     public bool? InstanceThingsOnly { get; init; }
+
+    /// <summary>
+    /// Label ids treated as stuff for this call, as HuggingFace's <c>label_ids_to_fuse</c>: null keeps
+    /// the model's own split; otherwise every other label is a thing.
+    /// </summary>
+    public IReadOnlySet<int>? LabelIdsToFuse { get; init; }
 }

@@ -1,6 +1,9 @@
 using System.Buffers;
+using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
 using MaskFormer.Engine.Preprocessing;
 using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
 
 namespace MaskFormer.Engine.Sessions;
 
@@ -19,10 +22,15 @@ internal sealed class ModelSession : IDisposable
     private readonly InferenceSession _session;
     private readonly RunOptions _runOptions = new();
 
+    // float16 exports (transformers.js' model_fp16.onnx) take and give float16 tensors; the engine
+    // works in float32 and converts at the session's edge.
+    private readonly bool _halfInput;
+
     public ModelSession(InferenceSession session, SessionPlacement placement)
     {
         _session = session;
         Placement = placement;
+        _halfInput = session.InputMetadata.TryGetValue(InputName, out var metadata) && metadata.ElementDataType == TensorElementType.Float16;
     }
 
     public SessionPlacement Placement { get; }
@@ -52,6 +60,11 @@ internal sealed class ModelSession : IDisposable
                 memory = batchBuffer.AsMemory(0, itemLength * inputs.Count);
             }
 
+            if (_halfInput)
+            {
+                return RunHalf(memory, shape, inputs.Count);
+            }
+
             using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, memory, shape);
             using var results = _session.Run(_runOptions, [InputName], [input], s_outputNames);
             return SplitOutputs(results[0], results[1], inputs.Count);
@@ -65,6 +78,35 @@ internal sealed class ModelSession : IDisposable
         }
     }
 
+    private ModelOutput[] RunHalf(Memory<float> memory, long[] shape, int batch)
+    {
+        var half = ArrayPool<Float16>.Shared.Rent(memory.Length);
+        try
+        {
+            TensorPrimitives.ConvertToHalf(memory.Span, MemoryMarshal.Cast<Float16, Half>(half.AsSpan(0, memory.Length)));
+            using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, half.AsMemory(0, memory.Length), shape);
+            using var results = _session.Run(_runOptions, [InputName], [input], s_outputNames);
+            return SplitOutputs(results[0], results[1], batch);
+        }
+        finally
+        {
+            ArrayPool<Float16>.Shared.Return(half);
+        }
+    }
+
+    private static void CopyAsSingle(OrtValue value, int offset, Span<float> target)
+    {
+        if (value.GetTensorTypeAndShape().ElementDataType == TensorElementType.Float16)
+        {
+            var source = MemoryMarshal.Cast<Float16, Half>(value.GetTensorDataAsSpan<Float16>().Slice(offset, target.Length));
+            TensorPrimitives.ConvertToSingle(source, target);
+        }
+        else
+        {
+            value.GetTensorDataAsSpan<float>().Slice(offset, target.Length).CopyTo(target);
+        }
+    }
+
     private static ModelOutput[] SplitOutputs(OrtValue classValue, OrtValue maskValue, int batch)
     {
         var classShape = classValue.GetTensorTypeAndShape().Shape;
@@ -75,14 +117,12 @@ internal sealed class ModelSession : IDisposable
         }
 
         var (queries, classes, maskHeight, maskWidth) = ((int)classShape[1], (int)classShape[2], (int)maskShape[2], (int)maskShape[3]);
-        var classData = classValue.GetTensorDataAsSpan<float>();
-        var maskData = maskValue.GetTensorDataAsSpan<float>();
         var outputs = new ModelOutput[batch];
         for (var i = 0; i < batch; i++)
         {
             var output = new ModelOutput(queries, classes, maskHeight, maskWidth);
-            classData.Slice(i * output.ClassLogits.Length, output.ClassLogits.Length).CopyTo(output.ClassLogits);
-            maskData.Slice(i * output.MaskLogits.Length, output.MaskLogits.Length).CopyTo(output.MaskLogits);
+            CopyAsSingle(classValue, i * output.ClassLogits.Length, output.ClassLogits);
+            CopyAsSingle(maskValue, i * output.MaskLogits.Length, output.MaskLogits);
             outputs[i] = output;
         }
 

@@ -27,6 +27,9 @@ internal static class ModelInfoMapper
             },
         };
 
+        info.ThingStuffSource = model.Folder.Config.ThingSource;
+        info.ModelFile = model.Folder.ModelFile.Replace('\\', '/');
+        info.ResizeMethod = preprocessor.ResizeMethod == ResizeMethod.Pil ? "pil" : "interpolate";
         info.Labels.AddRange(model.Labels.Select(label => new Label { Id = (uint)label.Id, Name = label.Name, IsThing = label.IsThing }));
         foreach (var (task, flag) in new[] { (SegmentationTask.Semantic, SegmentationTasks.Semantic), (SegmentationTask.Instance, SegmentationTasks.Instance), (SegmentationTask.Panoptic, SegmentationTasks.Panoptic) })
         {

@@ -82,6 +82,7 @@ internal static class RequestMapper
             InstanceTopK = options.HasInstanceTopK ? (int)options.InstanceTopK : defaults.InstanceTopK,
             InstanceScoreThreshold = options.HasInstanceScoreThreshold ? options.InstanceScoreThreshold : defaults.InstanceScoreThreshold,
             InstanceThingsOnly = options.HasInstanceThingsOnly ? options.InstanceThingsOnly : defaults.InstanceThingsOnly,
+            LabelIdsToFuse = options.LabelIdsToFuse.Count > 0 ? options.LabelIdsToFuse.Select(id => (int)id).ToHashSet() : null,
         };
     }
 
