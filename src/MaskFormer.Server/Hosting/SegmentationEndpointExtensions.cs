@@ -1,6 +1,9 @@
 using MaskFormer.Server.Health;
 using MaskFormer.Server.Services;
 using MaskFormer.Server.Streaming;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
 
 namespace MaskFormer.Server.Hosting;
 
@@ -9,6 +12,18 @@ public static class SegmentationEndpointExtensions
 {
     /// <summary>The health-check tag for checks that gate readiness.</summary>
     public const string ReadyTag = "ready";
+
+    /// <summary>The health-check tag for liveness: the process is up and answering.</summary>
+    public const string LiveTag = "live";
+
+    /// <summary>
+    /// The grpc.health.v1 service name for liveness (probe it for "process alive"; it stays SERVING while
+    /// loading and draining). The empty name and <see cref="ReadinessService"/> report readiness.
+    /// </summary>
+    public const string LivenessService = "liveness";
+
+    /// <summary>The grpc.health.v1 service name for readiness: models warm and not draining.</summary>
+    public const string ReadinessService = "maskformer.v1.SegmentationService";
 
     /// <summary>Adds gRPC with the configured message limits, health checks and reflection.</summary>
     public static IServiceCollection AddMaskFormerGrpc(this IServiceCollection services, IConfiguration configuration)
@@ -19,17 +34,29 @@ public static class SegmentationEndpointExtensions
             options.MaxReceiveMessageSize = limits.MaxReceiveMessageSize;
             options.MaxSendMessageSize = limits.MaxSendMessageSize;
             options.EnableDetailedErrors = false;
+            options.Interceptors.Add<DrainingInterceptor>();
         });
         services.AddGrpcReflection();
         services.AddOptions<StreamingOptions>().BindConfiguration(StreamingOptions.SectionName)
             .Validate(o => o.DefaultMaxInFlight >= 1 && o.MaxInFlightLimit >= o.DefaultMaxInFlight, $"{StreamingOptions.SectionName}:DefaultMaxInFlight must be at least 1 and at most MaxInFlightLimit.")
             .Validate(o => o.PendingFrames >= 1 && o.MaxUnwrittenResponses >= 1, $"{StreamingOptions.SectionName}:PendingFrames and MaxUnwrittenResponses must be at least 1.")
+            .Validate(o => o.DrainTimeout > TimeSpan.Zero && o.DrainTimeout <= TimeSpan.FromMinutes(10), $"{StreamingOptions.SectionName}:DrainTimeout must be more than 0 and at most 10 minutes.")
             .ValidateOnStart();
+
+        // Streams drain before Kestrel stops; the host gives up only after the drain time plus a margin.
+        services.TryAddSingleton<OpenStreams>();
+        services.AddHostedService(provider => provider.GetRequiredService<OpenStreams>());
+        services.AddOptions<HostOptions>().Configure<IOptions<StreamingOptions>>((host, streaming) =>
+            host.ShutdownTimeout = streaming.Value.DrainTimeout + StreamingOptions.ShutdownMargin);
+
         services.AddGrpcHealthChecks(options =>
         {
             options.Services.Map(string.Empty, result => result.Tags.Contains(ReadyTag));
-            options.Services.Map("maskformer.v1.SegmentationService", result => result.Tags.Contains(ReadyTag));
-        }).AddCheck<ModelReadinessHealthCheck>("models", tags: [ReadyTag]);
+            options.Services.Map(ReadinessService, result => result.Tags.Contains(ReadyTag));
+            options.Services.Map(LivenessService, result => result.Tags.Contains(LiveTag));
+        })
+            .AddCheck<ModelReadinessHealthCheck>("models", tags: [ReadyTag])
+            .AddCheck("process", () => HealthCheckResult.Healthy("answering"), tags: [LiveTag]);
         return services;
     }
 

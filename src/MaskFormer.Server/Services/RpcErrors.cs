@@ -14,6 +14,9 @@ internal static class RpcErrors
     public static RpcException InvalidArgument(string field, string message) =>
         ToRpcException(new SegmentationException(SegmentationErrorKind.InvalidArgument, message) { Field = field });
 
+    /// <summary>UNAVAILABLE while draining: the client should reconnect (to another instance).</summary>
+    public static RpcException ShuttingDown(string message) => new(new Grpc.Core.Status(StatusCode.Unavailable, message));
+
     public static RpcException ToRpcException(SegmentationException exception)
     {
         var code = ToCode(exception.Kind);

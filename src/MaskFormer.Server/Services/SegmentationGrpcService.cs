@@ -8,7 +8,12 @@ using Microsoft.Extensions.Options;
 namespace MaskFormer.Server.Services;
 
 /// <summary>The gRPC face of the engine: maps messages, and engine errors to statuses.</summary>
-internal sealed class SegmentationGrpcService(SegmentationEngine engine, IOptions<StreamingOptions> streaming, TimeProvider time) : SegmentationService.SegmentationServiceBase
+internal sealed class SegmentationGrpcService(
+    SegmentationEngine engine,
+    IOptions<StreamingOptions> streaming,
+    OpenStreams openStreams,
+    IHostApplicationLifetime lifetime,
+    TimeProvider time) : SegmentationService.SegmentationServiceBase
 {
     public override async Task<SegmentResponse> Segment(SegmentRequest request, ServerCallContext context)
     {
@@ -31,7 +36,8 @@ internal sealed class SegmentationGrpcService(SegmentationEngine engine, IOption
 
     public override async Task SegmentStream(IAsyncStreamReader<SegmentStreamRequest> requestStream, IServerStreamWriter<SegmentStreamResponse> responseStream, ServerCallContext context)
     {
-        using var session = new StreamSession(engine, streaming.Value, time, requestStream, responseStream, context);
+        using var open = openStreams.Open();
+        using var session = new StreamSession(engine, streaming.Value, time, requestStream, responseStream, context, lifetime.ApplicationStopping);
         await session.RunAsync().ConfigureAwait(false);
     }
 

@@ -15,6 +15,10 @@ namespace MaskFormer.Server.Streaming;
 /// started (PendingFrames; the overload policy decides what happens when it is full) and answers not
 /// yet written (MaxUnwrittenResponses; when reached the reader stops, so HTTP/2 flow control holds
 /// the client back).
+/// When the host starts stopping (<paramref name="draining"/>), the session drains: it goes on serving
+/// and marks every answer as draining so the client half-closes and moves on; after
+/// <see cref="StreamingOptions.DrainTimeout"/> it stops reading, skips frames not started, answers the
+/// ones in the engine and ends the call with UNAVAILABLE, telling the client to reconnect.
 /// </summary>
 internal sealed class StreamSession(
     SegmentationEngine engine,
@@ -22,7 +26,8 @@ internal sealed class StreamSession(
     TimeProvider time,
     IAsyncStreamReader<SegmentStreamRequest> requests,
     IServerStreamWriter<SegmentStreamResponse> responses,
-    ServerCallContext context) : IDisposable
+    ServerCallContext context,
+    CancellationToken draining) : IDisposable
 {
     private readonly Lock _lock = new();
     private readonly LinkedList<FrameSlot> _waiting = new();
@@ -31,16 +36,31 @@ internal sealed class StreamSession(
     private readonly SemaphoreSlim _waitingChanged = new(0);
     private readonly SegmentTracker _tracker = new();
     private readonly List<Task> _processing = [];
+    private readonly CancellationTokenSource _drainDeadline = new(Timeout.InfiniteTimeSpan, time);
     private StreamSettings _settings = new() { MaxInFlight = limits.DefaultMaxInFlight };
     private int _inFlight;
+    private volatile bool _draining;
 
     public async Task RunAsync()
     {
         using var abort = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
+        using var stopReading = CancellationTokenSource.CreateLinkedTokenSource(abort.Token, _drainDeadline.Token);
+        using var drain = draining.Register(static state => ((StreamSession)state!).BeginDrain(), this);
         var writer = WriteAsync(abort.Token);
+        var drainTimeRanOut = false;
         try
         {
-            await ReadAsync(abort.Token).ConfigureAwait(false);
+            try
+            {
+                await ReadAsync(stopReading.Token, abort.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (_drainDeadline.IsCancellationRequested && !abort.IsCancellationRequested)
+            {
+                // Frames not yet started are answered as draining; those in the engine finish and are written.
+                drainTimeRanOut = true;
+                SkipWaiting(SkipReason.Draining);
+            }
+
             _ordered.Writer.TryComplete();
             await writer.ConfigureAwait(false);
         }
@@ -70,26 +90,40 @@ internal sealed class StreamSession(
             }
 
         }
+
+        if (drainTimeRanOut)
+        {
+            throw RpcErrors.ShuttingDown("The server is shutting down and its drain time ran out; reconnect and send again every frame that got no result.");
+        }
     }
 
     public void Dispose()
     {
         _unwritten.Dispose();
         _waitingChanged.Dispose();
+        _drainDeadline.Dispose();
     }
 
-    private async Task ReadAsync(CancellationToken cancellationToken)
+    private void BeginDrain()
     {
-        await foreach (var message in requests.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+        _draining = true;
+        _drainDeadline.CancelAfter(limits.DrainTimeout);
+    }
+
+    // Reading stops on abort or when the drain time runs out; processing and writing stop only on abort,
+    // so frames already in the engine are answered.
+    private async Task ReadAsync(CancellationToken reading, CancellationToken processing)
+    {
+        await foreach (var message in requests.ReadAllAsync(reading).ConfigureAwait(false))
         {
             switch (message.MessageCase)
             {
                 case SegmentStreamRequest.MessageOneofCase.Config:
                     _settings = StreamSettings.From(message.Config, limits);
-                    Pump(cancellationToken);
+                    Pump(processing);
                     break;
                 case SegmentStreamRequest.MessageOneofCase.Frame:
-                    await AcceptAsync(message.Frame, cancellationToken).ConfigureAwait(false);
+                    await AcceptAsync(message.Frame, reading, processing).ConfigureAwait(false);
                     break;
                 default:
                     throw RpcErrors.InvalidArgument("message", "A stream message must carry a config or a frame.");
@@ -97,12 +131,28 @@ internal sealed class StreamSession(
         }
     }
 
-    private async Task AcceptAsync(StreamFrame frame, CancellationToken cancellationToken)
+    private async Task AcceptAsync(StreamFrame frame, CancellationToken reading, CancellationToken processing)
     {
         // Bounded answers: a client that stops reading stops being read.
-        await _unwritten.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await _unwritten.WaitAsync(reading).ConfigureAwait(false);
         var slot = new FrameSlot(frame.FrameId, _settings, frame.Image, time.GetTimestamp());
         _ordered.Writer.TryWrite(slot);
+        try
+        {
+            await EnqueueAsync(slot, reading).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // Never queued, so nothing else will answer it.
+            SkipLocked(slot, _draining ? SkipReason.Draining : SkipReason.StreamEnded);
+            throw;
+        }
+
+        Pump(processing);
+    }
+
+    private async Task EnqueueAsync(FrameSlot slot, CancellationToken cancellationToken)
+    {
         while (true)
         {
             lock (_lock)
@@ -128,8 +178,6 @@ internal sealed class StreamSession(
             // OVERLOAD_POLICY_QUEUE with a full buffer: wait for a frame to start.
             await _waitingChanged.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
-
-        Pump(cancellationToken);
     }
 
     private void Pump(CancellationToken cancellationToken)
@@ -212,7 +260,7 @@ internal sealed class StreamSession(
         await foreach (var slot in _ordered.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
         {
             var outcome = await slot.Outcome.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-            var response = new SegmentStreamResponse { FrameId = slot.FrameId };
+            var response = new SegmentStreamResponse { FrameId = slot.FrameId, Draining = _draining };
             if (outcome.Result is { } result)
             {
                 if (outcome.Segments is { } segments)

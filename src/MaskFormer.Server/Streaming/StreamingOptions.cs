@@ -20,4 +20,16 @@ public sealed class StreamingOptions
     /// stream until the client reads, whatever the overload policy, so memory stays bounded. Default 32.
     /// </summary>
     public int MaxUnwrittenResponses { get; set; } = 32;
+
+    /// <summary>
+    /// How long open streams may take to finish when the server shuts down (SIGTERM): frames received
+    /// before the drain began are answered, later ones are skipped as draining, and when this time runs
+    /// out the stream ends with UNAVAILABLE. The host's shutdown timeout is this plus
+    /// <see cref="ShutdownMargin"/>; a Kubernetes terminationGracePeriodSeconds must exceed both. Default 20 s.
+    /// </summary>
+    public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>Time the host adds to <see cref="DrainTimeout"/> to finish in-flight model runs, write the
+    /// last answers and stop the engine before it gives up on shutting down gracefully.</summary>
+    public static TimeSpan ShutdownMargin { get; } = TimeSpan.FromSeconds(5);
 }

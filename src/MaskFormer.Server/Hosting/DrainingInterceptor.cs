@@ -1,0 +1,47 @@
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+using MaskFormer.Server.Services;
+
+namespace MaskFormer.Server.Hosting;
+
+/// <summary>
+/// Once the host is stopping, turns every new call away with UNAVAILABLE (clients retry elsewhere),
+/// except grpc.health.v1, which keeps answering so probes and balancers see NOT_SERVING. Calls already
+/// running are not affected: they finish.
+/// </summary>
+internal sealed class DrainingInterceptor(IHostApplicationLifetime lifetime) : Interceptor
+{
+    private const string HealthPrefix = "/grpc.health.v1.Health/";
+
+    public override Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
+    {
+        ThrowIfDraining(context);
+        return continuation(request, context);
+    }
+
+    public override Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream, ServerCallContext context, ClientStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        ThrowIfDraining(context);
+        return continuation(requestStream, context);
+    }
+
+    public override Task ServerStreamingServerHandler<TRequest, TResponse>(TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        ThrowIfDraining(context);
+        return continuation(request, responseStream, context);
+    }
+
+    public override Task DuplexStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        ThrowIfDraining(context);
+        return continuation(requestStream, responseStream, context);
+    }
+
+    private void ThrowIfDraining(ServerCallContext context)
+    {
+        if (lifetime.ApplicationStopping.IsCancellationRequested && !context.Method.StartsWith(HealthPrefix, StringComparison.Ordinal))
+        {
+            throw RpcErrors.ShuttingDown("The server is shutting down; retry on another instance.");
+        }
+    }
+}

@@ -1,0 +1,317 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Health.V1;
+using Grpc.Net.Client;
+using MaskFormer.Contracts.V1;
+using MaskFormer.Server.Hosting;
+using Xunit.Abstractions;
+
+namespace MaskFormer.Server.Tests;
+
+/// <summary>
+/// Graceful drain on a real server process with a real SIGTERM: open streams, unary calls in flight,
+/// health and new calls during the drain, and the exit code.
+/// </summary>
+public sealed partial class DrainTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan s_drainTimeout = TimeSpan.FromSeconds(10);
+
+    // Frames a test client keeps unanswered, as a live client with a small buffer would.
+    private const int ClientWindow = 12;
+
+    [Fact]
+    public async Task Sigterm_OpenStreamsAndUnaryInFlight_EveryFrameSentBeforeIsAnsweredAndTheProcessExitsZero()
+    {
+        // Batches of 8 fill from one stream's frames; a unary call of another shape waits the full
+        // queue delay, so it is still in flight when the signal comes.
+        using var server = ServerProcess.Start(
+            $"--MaskFormer:Streaming:DrainTimeout={s_drainTimeout}",
+            "--MaskFormer:Inference:MaxBatchSize=8",
+            "--MaskFormer:Inference:MaxQueueDelay=00:00:02");
+        var address = await server.AddressAsync();
+        using var channel = GrpcChannel.ForAddress(address);
+        await ServerFixture.WaitUntilServingAsync(channel);
+
+        using var smartChannel = GrpcChannel.ForAddress(address);
+        using var naiveChannel = GrpcChannel.ForAddress(address);
+        var signalled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var smart = StreamUntilEndAsync(smartChannel, halfCloseOnDrain: true, signalled.Task);
+        var naive = StreamUntilEndAsync(naiveChannel, halfCloseOnDrain: false, signalled.Task);
+        await Task.WhenAll(smart.FirstResult, naive.FirstResult);
+        var client = new SegmentationService.SegmentationServiceClient(channel);
+        var unary = Enumerable.Range(0, 2).Select(_ => client.SegmentAsync(new SegmentRequest { Image = RawImage(64, 128) }).ResponseAsync).ToArray();
+        await Task.Delay(TimeSpan.FromSeconds(1));
+
+        signalled.SetResult();
+        var stopwatch = Stopwatch.StartNew();
+        server.Signal("TERM");
+
+        var readiness = await WaitForHealthAsync(address, string.Empty, HealthCheckResponse.Types.ServingStatus.NotServing);
+        var liveness = await HealthAsync(address, SegmentationEndpointExtensions.LivenessService);
+        using var lateChannel = GrpcChannel.ForAddress(address);
+        var late = await Assert.ThrowsAsync<RpcException>(() => new SegmentationService.SegmentationServiceClient(lateChannel).SegmentAsync(new SegmentRequest { Image = RawImage(64, 64) }).ResponseAsync);
+        var unaryResults = await Task.WhenAll(unary);
+        var (smartRun, naiveRun) = (await smart.Run, await naive.Run);
+        var exitCode = await server.WaitForExitAsync(s_drainTimeout + TimeSpan.FromSeconds(20));
+        var exitedAfter = stopwatch.Elapsed;
+
+        foreach (var (name, run) in new[] { ("half-closes on drain", smartRun), ("keeps sending", naiveRun) })
+        {
+            output.WriteLine($"stream that {name}: {run.SentBeforeSignal} frames sent before SIGTERM, {run.Answers.Length} answered " +
+                $"({run.Answers.Count(a => a.Result is not null)} results, {run.Answers.Count(a => a.Draining)} marked draining, " +
+                $"{run.Answers.Count(a => a.Skipped?.Reason == SkipReason.Draining)} skipped as draining), status {run.Status.StatusCode}");
+        }
+
+        output.WriteLine($"exit code {exitCode} {exitedAfter.TotalSeconds:F1} s after SIGTERM (drain time {s_drainTimeout.TotalSeconds} s)");
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.NotServing, readiness);
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, liveness);
+        Assert.Equal(StatusCode.Unavailable, late.StatusCode);
+        Assert.All(unaryResults, r => Assert.NotEmpty(r.Semantic.LabelMap.Data));
+
+        AssertAnsweredInOrder(smartRun);
+        AssertAnsweredInOrder(naiveRun);
+        Assert.Equal(StatusCode.OK, smartRun.Status.StatusCode);
+        Assert.Contains(smartRun.Answers, a => a.Draining);
+        Assert.Equal(StatusCode.Unavailable, naiveRun.Status.StatusCode);
+        Assert.Contains("reconnect", naiveRun.Status.Detail, StringComparison.Ordinal);
+
+        Assert.Equal(0, exitCode);
+        Assert.True(exitedAfter < s_drainTimeout + TimeSpan.FromSeconds(10), $"exited {exitedAfter} after SIGTERM; the manifests' grace period is the drain time + 10 s");
+        Assert.Contains("Drained: every stream has ended", server.Output, StringComparison.Ordinal);
+    }
+
+    // Every frame written before the signal has exactly one answer, in order, and it is a result: none
+    // is cut, failed or skipped. Frames sent later are answered in order too (results until the drain
+    // time runs out, then skipped as draining) or, once the call has ended, not at all.
+    private static void AssertAnsweredInOrder(StreamRun run)
+    {
+        var answeredIds = run.Answers.Select(a => a.FrameId).ToArray();
+        Assert.Equal(Enumerable.Range(0, answeredIds.Length).Select(i => (ulong)i), answeredIds);
+        Assert.True(run.SentBeforeSignal > 0);
+        Assert.True(answeredIds.Length >= run.SentBeforeSignal, $"{run.SentBeforeSignal} frames sent before SIGTERM, {answeredIds.Length} answered");
+        Assert.All(run.Answers.Take(run.SentBeforeSignal), a => Assert.True(
+            a.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Result,
+            $"frame {a.FrameId}: {a.OutcomeCase} {a.Skipped?.Reason} {a.Error?.Message}"));
+        Assert.All(run.Answers.Skip(run.SentBeforeSignal), a => Assert.True(
+            a.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Result || a.Skipped?.Reason == SkipReason.Draining,
+            $"frame {a.FrameId}: {a.OutcomeCase} {a.Skipped?.Reason} {a.Error?.Message}"));
+    }
+
+    private static StreamHandle StreamUntilEndAsync(GrpcChannel channel, bool halfCloseOnDrain, Task signalled)
+    {
+        var firstResult = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var drainSeen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var call = new SegmentationService.SegmentationServiceClient(channel).SegmentStream();
+        var answers = new List<SegmentStreamResponse>();
+        var window = new SemaphoreSlim(ClientWindow, int.MaxValue);
+
+        async Task<Status> ReadAsync()
+        {
+            try
+            {
+                await foreach (var answer in call.ResponseStream.ReadAllAsync())
+                {
+                    answers.Add(answer);
+                    window.Release();
+                    if (answer.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Result)
+                    {
+                        firstResult.TrySetResult();
+                    }
+
+                    if (answer.Draining)
+                    {
+                        drainSeen.TrySetResult();
+                    }
+                }
+
+                return call.GetStatus();
+            }
+            catch (RpcException ex)
+            {
+                return ex.Status;
+            }
+            finally
+            {
+                firstResult.TrySetResult();
+                drainSeen.TrySetResult();
+                window.Release(ClientWindow);
+            }
+        }
+
+        async Task<StreamRun> RunAsync()
+        {
+            var reading = ReadAsync();
+            var sentBeforeSignal = 0;
+            try
+            {
+                await call.RequestStream.WriteAsync(new SegmentStreamRequest { Config = new StreamConfig { MaxInFlight = 8, OverloadPolicy = OverloadPolicy.Queue } });
+                for (ulong id = 0; !(halfCloseOnDrain && drainSeen.Task.IsCompleted) && !reading.IsCompleted; id++)
+                {
+                    await window.WaitAsync(CancellationToken.None);
+                    await call.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = new StreamFrame { FrameId = id, Image = RawImage(64, 64) } });
+                    if (!signalled.IsCompleted)
+                    {
+                        // Handed to the transport before the signal was sent.
+                        sentBeforeSignal = (int)id + 1;
+                    }
+
+                    await Task.Delay(5, CancellationToken.None);
+                }
+
+                await call.RequestStream.CompleteAsync();
+            }
+            catch (Exception ex) when (ex is RpcException or InvalidOperationException or IOException)
+            {
+                // The server ended the call; frames written after that are not the server's to answer.
+            }
+
+            var status = await reading;
+            call.Dispose();
+            window.Dispose();
+            return new StreamRun([.. answers], sentBeforeSignal, status);
+        }
+
+        return new StreamHandle(firstResult.Task, RunAsync());
+    }
+
+    private static async Task<HealthCheckResponse.Types.ServingStatus> WaitForHealthAsync(Uri address, string service, HealthCheckResponse.Types.ServingStatus wanted)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var status = await HealthAsync(address, service);
+            if (status == wanted || attempt == 200)
+            {
+                return status;
+            }
+
+            await Task.Delay(25);
+        }
+    }
+
+    private static async Task<HealthCheckResponse.Types.ServingStatus> HealthAsync(Uri address, string service)
+    {
+        using var channel = GrpcChannel.ForAddress(address);
+        var response = await new Grpc.Health.V1.Health.HealthClient(channel).CheckAsync(new HealthCheckRequest { Service = service }, deadline: DateTime.UtcNow.AddSeconds(10));
+        return response.Status;
+    }
+
+    private static Contracts.V1.Image RawImage(int width, int height)
+    {
+        var pixels = new byte[width * height];
+        for (var i = 0; i < pixels.Length; i++)
+        {
+            pixels[i] = (byte)((i % width) * 255 / width);
+        }
+
+        return new Contracts.V1.Image { Raw = new RawFrame { Width = (uint)width, Height = (uint)height, PixelFormat = PixelFormat.Gray8, Data = ByteString.CopyFrom(pixels) } };
+    }
+
+    private sealed record StreamHandle(Task FirstResult, Task<StreamRun> Run);
+
+    private sealed record StreamRun(SegmentStreamResponse[] Answers, int SentBeforeSignal, Status Status);
+
+    /// <summary>The server as its own process, on a free loopback port it reports in its log.</summary>
+    private sealed partial class ServerProcess : IDisposable
+    {
+        private readonly Process _process;
+        private readonly TaskCompletionSource<Uri> _address = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly System.Text.StringBuilder _output = new();
+
+        private ServerProcess(Process process) => _process = process;
+
+        public string Output
+        {
+            get
+            {
+                lock (_output)
+                {
+                    return _output.ToString();
+                }
+            }
+        }
+
+        public static ServerProcess Start(params string[] args)
+        {
+            var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+            start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "MaskFormer.Server.dll"));
+            start.ArgumentList.Add("--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:0");
+            start.ArgumentList.Add($"--MaskFormer:Models:Path={RepositoryPaths.Models}");
+            foreach (var arg in args)
+            {
+                start.ArgumentList.Add(arg);
+            }
+
+            var server = new ServerProcess(new Process { StartInfo = start });
+            server._process.OutputDataReceived += (_, e) => server.Append(e.Data);
+            server._process.ErrorDataReceived += (_, e) => server.Append(e.Data);
+            server._process.Start();
+            server._process.BeginOutputReadLine();
+            server._process.BeginErrorReadLine();
+            return server;
+        }
+
+        public async Task<Uri> AddressAsync()
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+            var exited = _process.WaitForExitAsync(timeout.Token);
+            var first = await Task.WhenAny(_address.Task, exited);
+            return first == _address.Task ? await _address.Task : throw new InvalidOperationException($"The server did not start:\n{Output}");
+        }
+
+        public void Signal(string signal)
+        {
+            using var kill = Process.Start("kill", ["-" + signal, _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            kill.WaitForExit();
+            Assert.Equal(0, kill.ExitCode);
+        }
+
+        public async Task<int> WaitForExitAsync(TimeSpan timeout)
+        {
+            using var cancel = new CancellationTokenSource(timeout);
+            try
+            {
+                await _process.WaitForExitAsync(cancel.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                Assert.Fail($"The server did not exit within {timeout} of SIGTERM:\n{Output}");
+            }
+
+            return _process.ExitCode;
+        }
+
+        public void Dispose()
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+                _process.WaitForExit();
+            }
+
+            _process.Dispose();
+        }
+
+        private void Append(string? line)
+        {
+            if (line is null)
+            {
+                return;
+            }
+
+            lock (_output)
+            {
+                _output.AppendLine(line);
+            }
+
+            if (ListeningLine().Match(line) is { Success: true } match)
+            {
+                _address.TrySetResult(new Uri(match.Groups[1].Value));
+            }
+        }
+
+        [GeneratedRegex(@"Now listening on: (http://\S+)")]
+        private static partial Regex ListeningLine();
+    }
+}
