@@ -25,10 +25,15 @@ const proto = grpc.loadPackageDefinition(packageDefinition);
 /** The generated client constructor: new SegmentationService('host:port', credentials). */
 export const SegmentationService = proto.maskformer.v1.SegmentationService;
 
+/** host:port from host:port or http://host:port, the forms MASKFORMER_ADDRESS takes across all clients. */
+export function hostPort(address) {
+  return address.replace(/^http:\/\//, '').replace(/\/+$/, '');
+}
+
 /** Opens a plaintext client and waits until it is connected; rejects when it cannot within timeoutMs. */
 export function connect(address, timeoutMs = 15_000) {
   return new Promise((resolve, reject) => {
-    const client = new SegmentationService(address, grpc.credentials.createInsecure(), {
+    const client = new SegmentationService(hostPort(address), grpc.credentials.createInsecure(), {
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
     });
     client.waitForReady(Date.now() + timeoutMs, (err) => {

@@ -29,12 +29,17 @@ def load_stubs():
     return segmentation_pb2, segmentation_pb2_grpc
 
 
+def host_port(address):
+    """host:port from host:port or http://host:port, the forms MASKFORMER_ADDRESS takes across all clients."""
+    return address.removeprefix("http://").rstrip("/")
+
+
 def connect(address, timeout=15.0):
     """Opens a plaintext channel and waits until it is ready; raises grpc.FutureTimeoutError if not."""
     import grpc
 
     channel = grpc.insecure_channel(
-        address,
+        host_port(address),
         options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
     )
     try:

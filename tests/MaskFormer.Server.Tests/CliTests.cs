@@ -1,6 +1,8 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Text.Json;
 using MaskFormer.Cli.Commands;
+using MaskFormer.Cli.Rendering;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 
@@ -27,19 +29,23 @@ public sealed class CliTests(ServerFixture server) : IDisposable
 
         using var original = SixLabors.ImageSharp.Image.Load<Rgb24>(image);
         using var overlay = SixLabors.ImageSharp.Image.Load<Rgb24>($"{stem}.overlay.png");
-        var factor = (int)Math.Ceiling(320.0 / Math.Min(original.Width, original.Height));
+        var factor = OverlayRenderer.DisplayFactor(original.Width, original.Height);
         Assert.True(overlay.Width > original.Width * factor, "the overlay carries no legend");
+        var (tinted, pure) = (0, 0);
         for (var y = 0; y < original.Height; y++)
         {
             for (var x = 0; x < original.Width; x++)
             {
-                // Each pixel is the image blended half and half with its class's colour.
-                var colour = MaskFormer.Cli.Rendering.Palette.ForId(labels[(y * original.Width) + x]);
-                var under = original[x, y];
-                var expected = new Rgb24(Half(under.R, colour.R), Half(under.G, colour.G), Half(under.B, colour.B));
-                Assert.Equal(expected, overlay[x * factor, y * factor]);
+                // Inside a region: the class colour over the image's brightness; on an outline or a tag: the swatch colour.
+                var colour = Palette.ForId(labels[(y * original.Width) + x]);
+                var drawn = overlay[(x * factor) + (factor / 2), (y * factor) + (factor / 2)];
+                tinted += drawn == OverlayRenderer.Tint(original[x, y], colour, 0.6) ? 1 : 0;
+                pure += drawn == colour ? 1 : 0;
             }
         }
+
+        Assert.True(tinted > labels.Length * 0.8, $"only {tinted} of {labels.Length} pixels show their class colour over the image");
+        Assert.True(pure > 0, "no outline or tag in a class colour");
 
         using var summary = JsonDocument.Parse(await File.ReadAllTextAsync($"{stem}.json"));
         var classes = summary.RootElement.GetProperty("classes").EnumerateArray().ToArray();
@@ -55,11 +61,17 @@ public sealed class CliTests(ServerFixture server) : IDisposable
         var overlay = Path.Combine(_out, "overlay.mp4");
         await FfmpegAsync("-v", "error", "-y", "-framerate", "8", "-i", Path.Combine(clip, "frame_%03d.png"), "-pix_fmt", "yuv420p", video);
 
-        var exitCode = await StreamCommand.RunAsync(new CommandArguments([video, "--server", server.Address.ToString(), "--out", overlay, "--panoptic"]), CancellationToken.None);
+        using var output = new StringWriter();
+
+        var exitCode = await StreamCommand.RunAsync(new CommandArguments([video, "--server", server.Address.ToString(), "--out", overlay, "--panoptic"]), output, CancellationToken.None);
 
         Assert.Equal(0, exitCode);
-        var frames = await FfmpegAsync("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames,width,height", "-of", "csv=p=0", overlay);
-        Assert.Equal("160,120,16", frames.Trim());
+        Assert.Contains("at 8 fps", output.ToString(), StringComparison.Ordinal);
+        var probe = (await FfmpegAsync("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames,width,height", "-of", "csv=p=0", overlay)).Trim().Split(',');
+        var factor = OverlayRenderer.DisplayFactor(160, 120);
+        Assert.True(int.Parse(probe[0], CultureInfo.InvariantCulture) > 160 * factor, $"{probe[0]} wide: no legend beside the {160 * factor}-pixel frame");
+        Assert.Equal(120 * factor, int.Parse(probe[1], CultureInfo.InvariantCulture));
+        Assert.Equal("16", probe[2]);
     }
 
     [Fact]
@@ -67,15 +79,86 @@ public sealed class CliTests(ServerFixture server) : IDisposable
     {
         var clip = Path.Combine(RepositoryPaths.TinyShapes, "clip");
 
-        var exitCode = await StreamCommand.RunAsync(new CommandArguments([clip, "--server", server.Address.ToString(), "--out", _out, "--policy", "queue"]), CancellationToken.None);
+        var exitCode = await StreamCommand.RunAsync(new CommandArguments([clip, "--server", server.Address.ToString(), "--out", _out, "--policy", "queue", "--fps", "40"]), TextWriter.Null, CancellationToken.None);
 
         Assert.Equal(0, exitCode);
         Assert.Equal(16, Directory.GetFiles(_out, "*.overlay.png").Length);
     }
 
-    public void Dispose() => Directory.Delete(_out, recursive: true);
+    [Fact]
+    public async Task Segment_PanopticAndInstance_DrawSegmentsInClassColoursAndLeaveTheRestAsTheImage()
+    {
+        var image = Path.Combine(RepositoryPaths.HeldOut, HeldOutSet.ImageFiles[0]);
+        using var output = new StringWriter();
 
-    private static byte Half(byte under, byte over) => (byte)Math.Round((under * 0.5f) + (over * 0.5f));
+        var exitCode = await SegmentCommand.RunAsync(new CommandArguments([image, "--server", server.Address.ToString(), "--out", _out, "--task", "panoptic,instance"]), output, CancellationToken.None);
+
+        Assert.Equal(0, exitCode);
+        var stem = Path.Combine(_out, Path.GetFileNameWithoutExtension(image));
+        Assert.False(File.Exists($"{stem}.overlay.png"), "semantic was not asked for");
+        using var original = SixLabors.ImageSharp.Image.Load<Rgb24>(image);
+        var factor = OverlayRenderer.DisplayFactor(original.Width, original.Height);
+        Rgb24 Drawn(Image<Rgb24> overlay, int x, int y) => overlay[(x * factor) + (factor / 2), (y * factor) + (factor / 2)];
+        using var summary = JsonDocument.Parse(await File.ReadAllTextAsync($"{stem}.json"));
+
+        // Panoptic: each pixel in its segment's class colour, void (id 0) as the image.
+        var category = summary.RootElement.GetProperty("panoptic").EnumerateArray()
+            .ToDictionary(s => s.GetProperty("id").GetUInt32(), s => s.GetProperty("category_id").GetInt32());
+        using (var ids = SixLabors.ImageSharp.Image.Load<Rgb24>($"{stem}.panoptic.png"))
+        using (var overlay = SixLabors.ImageSharp.Image.Load<Rgb24>($"{stem}.panoptic.overlay.png"))
+        {
+            var expected = 0;
+            for (var y = 0; y < original.Height; y++)
+            {
+                for (var x = 0; x < original.Width; x++)
+                {
+                    var id = ids[x, y].R + (256u * ids[x, y].G) + (65536u * ids[x, y].B);
+                    var want = id == 0 ? original[x, y] : OverlayRenderer.Tint(original[x, y], Palette.ForId(category[id]), 0.6);
+                    expected += Drawn(overlay, x, y) == want ? 1 : 0;
+                }
+            }
+
+            Assert.True(expected > original.Width * original.Height * 0.8, $"only {expected} pixels drawn as their panoptic segment says");
+        }
+
+        // Instances: outside every instance's box the picture is the image itself (tags aside).
+        var boxes = summary.RootElement.GetProperty("instances").EnumerateArray()
+            .Select(i => i.GetProperty("bbox").EnumerateArray().Select(v => v.GetInt32()).ToArray())
+            .ToArray();
+        Assert.All(summary.RootElement.GetProperty("instances").EnumerateArray(), i => Assert.True(i.GetProperty("score").GetDouble() > 0.5));
+        using (var overlay = SixLabors.ImageSharp.Image.Load<Rgb24>($"{stem}.instance.overlay.png"))
+        {
+            var (outside, same) = (0, 0);
+            for (var y = 0; y < original.Height; y++)
+            {
+                for (var x = 0; x < original.Width; x++)
+                {
+                    if (!boxes.Any(b => x >= b[0] && y >= b[1] && x < b[0] + b[2] && y < b[1] + b[3]))
+                    {
+                        outside++;
+                        same += Drawn(overlay, x, y) == original[x, y] ? 1 : 0;
+                    }
+                }
+            }
+
+            Assert.True(outside > 0 && same > outside * 0.9, $"{same} of {outside} pixels outside the instances are the image");
+        }
+    }
+
+    [Fact]
+    public async Task Stream_LatestOnlyAsFastAsPossible_WritesAnOverlayForEveryFrame()
+    {
+        var clip = Path.Combine(RepositoryPaths.TinyShapes, "clip");
+        using var output = new StringWriter();
+
+        var exitCode = await StreamCommand.RunAsync(new CommandArguments([clip, "--server", server.Address.ToString(), "--out", _out, "--policy", "latest-only", "--no-pacing", "--in-flight", "1"]), output, CancellationToken.None);
+
+        Assert.Equal(0, exitCode);
+        Assert.Equal(Directory.GetFiles(clip, "frame_???.png").Length, Directory.GetFiles(_out, "*.overlay.png").Length);
+        Assert.Contains("as fast as", output.ToString(), StringComparison.Ordinal);
+    }
+
+    public void Dispose() => Directory.Delete(_out, recursive: true);
 
     private static async Task<string> FfmpegAsync(params string[] args)
     {

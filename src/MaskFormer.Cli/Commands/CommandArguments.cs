@@ -1,8 +1,18 @@
+using System.Globalization;
+
 namespace MaskFormer.Cli.Commands;
 
-/// <summary>Positional arguments and "--name value" options, the little the CLI needs.</summary>
+/// <summary>Positional arguments, "--name value" options and "--flag" switches, the little the CLI needs.</summary>
 internal sealed class CommandArguments
 {
+    /// <summary>The environment variable naming the server, shared with every example and test client.</summary>
+    public const string AddressVariable = "MASKFORMER_ADDRESS";
+
+    public const string DefaultAddress = "127.0.0.1:5081";
+
+    // Switches take no value, so "--panoptic clip/" leaves clip/ positional.
+    private static readonly HashSet<string> s_flags = ["panoptic", "no-pacing", "help"];
+
     private readonly Dictionary<string, string> _options = new(StringComparer.Ordinal);
 
     public CommandArguments(IEnumerable<string> args)
@@ -10,7 +20,11 @@ internal sealed class CommandArguments
         var queue = new Queue<string>(args);
         while (queue.TryDequeue(out var arg))
         {
-            if (arg.StartsWith("--", StringComparison.Ordinal))
+            if (arg == "-h")
+            {
+                _options["help"] = "true";
+            }
+            else if (arg.StartsWith("--", StringComparison.Ordinal) && arg.Length > 2)
             {
                 var name = arg[2..];
                 var equals = name.IndexOf('=', StringComparison.Ordinal);
@@ -18,13 +32,17 @@ internal sealed class CommandArguments
                 {
                     _options[name[..equals]] = name[(equals + 1)..];
                 }
-                else if (queue.TryPeek(out var next) && !next.StartsWith("--", StringComparison.Ordinal))
+                else if (s_flags.Contains(name))
                 {
-                    _options[name] = queue.Dequeue();
+                    _options[name] = "true";
+                }
+                else if (queue.TryDequeue(out var value))
+                {
+                    _options[name] = value;
                 }
                 else
                 {
-                    _options[name] = "true";
+                    throw new FormatException($"--{name} needs a value.");
                 }
             }
             else
@@ -36,12 +54,41 @@ internal sealed class CommandArguments
 
     public List<string> Positional { get; } = [];
 
+    public bool WantsHelp => Has("help");
+
+    /// <summary>The server as a URL: --server, else $MASKFORMER_ADDRESS, else 127.0.0.1:5081; "host:port" means http.</summary>
+    public Uri ServerAddress
+    {
+        get
+        {
+            var text = Get("server", Environment.GetEnvironmentVariable(AddressVariable) is { Length: > 0 } fromEnvironment ? fromEnvironment : DefaultAddress);
+            var url = text.Contains("://", StringComparison.Ordinal) ? text : $"http://{text}";
+            return Uri.TryCreate(url, UriKind.Absolute, out var address) && address.Scheme is "http" or "https"
+                ? address
+                : throw new FormatException($"'{text}' is not a server address: use host:port or http://host:port (--server or ${AddressVariable}).");
+        }
+    }
+
+    public bool Has(string name) => _options.ContainsKey(name);
+
     public string Get(string name, string fallback) => _options.GetValueOrDefault(name, fallback);
 
-    public double GetDouble(string name, double fallback) =>
-        _options.TryGetValue(name, out var text)
-            ? double.Parse(text, System.Globalization.CultureInfo.InvariantCulture)
-            : fallback;
+    public double GetDouble(string name, double fallback)
+    {
+        if (!_options.TryGetValue(name, out var text))
+        {
+            return fallback;
+        }
 
-    public string ServerAddress => Get("server", Environment.GetEnvironmentVariable("MASKFORMER_SERVER") ?? "http://127.0.0.1:5081");
+        return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && double.IsFinite(value)
+            ? value
+            : throw new FormatException($"--{name} {text}: expected a number.");
+    }
+
+    /// <summary>The options given that the command does not know, as "--name".</summary>
+    public IEnumerable<string> Unknown(IEnumerable<string> known)
+    {
+        var allowed = new HashSet<string>(known, StringComparer.Ordinal) { "help", "server" };
+        return _options.Keys.Where(name => !allowed.Contains(name)).Select(name => $"--{name}");
+    }
 }

@@ -1,3 +1,4 @@
+using Grpc.Core;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
 
@@ -9,27 +10,41 @@ namespace MaskFormer.Cli.Commands;
 /// </summary>
 internal static class HealthCommand
 {
+    public static CommandInfo Info { get; } = new(
+        "health",
+        "is the server SERVING? (exit 0 only when it is)",
+        $"""
+        usage: maskformer health [--wait SECONDS] [--service NAME] [--server host:port]
+        Asks grpc.health.v1 whether the server is SERVING; prints the status. Exit code 0 only when SERVING.
+          --wait SECONDS         keep asking until SERVING or the time is up (default 0: ask once)
+          --service NAME         a service name to ask about (default: the whole server)
+        {CliApp.ServerHelp}
+        """,
+        ["wait", "service"],
+        RunAsync);
+
     public static async Task<int> RunAsync(CommandArguments args, TextWriter output, CancellationToken cancellationToken)
     {
-        using var channel = GrpcChannel.ForAddress(args.ServerAddress);
+        var address = args.ServerAddress;
+        using var channel = GrpcChannel.ForAddress(address);
         var client = new Health.HealthClient(channel);
         var until = DateTime.UtcNow.AddSeconds(args.GetDouble("wait", 0));
-        var status = "UNREACHABLE";
+        string status;
         do
         {
             try
             {
                 var response = await client.CheckAsync(new HealthCheckRequest { Service = args.Get("service", string.Empty) }, deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: cancellationToken).ConfigureAwait(false);
-                status = response.Status.ToString();
+                status = response.Status.ToString().ToUpperInvariant();
                 if (response.Status == HealthCheckResponse.Types.ServingStatus.Serving)
                 {
                     await output.WriteLineAsync("SERVING").ConfigureAwait(false);
                     return 0;
                 }
             }
-            catch (Grpc.Core.RpcException ex) when (ex.StatusCode is Grpc.Core.StatusCode.Unavailable or Grpc.Core.StatusCode.DeadlineExceeded)
+            catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
             {
-                status = "UNREACHABLE";
+                status = $"UNREACHABLE: no answer from {address.ToString().TrimEnd('/')} ({(ex.Status.DebugException?.GetBaseException() ?? ex).Message})";
             }
 
             if (DateTime.UtcNow < until)

@@ -6,6 +6,17 @@ namespace MaskFormer.Cli.Commands;
 /// <summary><c>maskformer models</c>: lists the served models, their labels and devices.</summary>
 internal static class ModelsCommand
 {
+    public static CommandInfo Info { get; } = new(
+        "models",
+        "the served models, their labels and devices",
+        $"""
+        usage: maskformer models [--server host:port]
+        Lists the served models: name, version, tasks, devices (with any CPU fallback) and labels.
+        {CliApp.ServerHelp}
+        """,
+        [],
+        RunAsync);
+
     public static async Task<int> RunAsync(CommandArguments args, TextWriter output, CancellationToken cancellationToken)
     {
         using var channel = GrpcChannel.ForAddress(args.ServerAddress);

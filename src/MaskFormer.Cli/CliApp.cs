@@ -1,0 +1,146 @@
+using System.ComponentModel;
+using System.Net.Http;
+using Grpc.Core;
+using MaskFormer.Cli.Commands;
+
+namespace MaskFormer.Cli;
+
+/// <summary>
+/// Dispatches "maskformer COMMAND ...": help on request (exit 0), usage errors (exit 2), and the
+/// failures a user can act on (server unreachable, bad file, missing ffmpeg) as one line (exit 1).
+/// </summary>
+internal static class CliApp
+{
+    public const string ServerHelp = $"  --server host:port     the server (default ${CommandArguments.AddressVariable}, else {CommandArguments.DefaultAddress}); http://host:port also works";
+
+    public static IReadOnlyList<CommandInfo> Commands { get; } =
+    [
+        SegmentCommand.Info,
+        StreamCommand.Info,
+        ModelsCommand.Info,
+        HealthCommand.Info,
+    ];
+
+    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    {
+        var name = args.FirstOrDefault();
+        if (name is null)
+        {
+            await error.WriteLineAsync(Overview()).ConfigureAwait(false);
+            return 2;
+        }
+
+        if (name is "-h" or "--help" or "help")
+        {
+            var topic = args.Skip(1).FirstOrDefault();
+            var about = Commands.FirstOrDefault(c => c.Name == topic);
+            await output.WriteLineAsync(about is null ? Overview() : about.Help).ConfigureAwait(false);
+            return 0;
+        }
+
+        if (name == "--version")
+        {
+            await output.WriteLineAsync(typeof(CliApp).Assembly.GetName().Version?.ToString(3)).ConfigureAwait(false);
+            return 0;
+        }
+
+        var command = Commands.FirstOrDefault(c => c.Name == name);
+        if (command is null)
+        {
+            await error.WriteLineAsync($"maskformer: unknown command '{name}'.{Environment.NewLine}{Overview()}").ConfigureAwait(false);
+            return 2;
+        }
+
+        CommandArguments arguments;
+        try
+        {
+            arguments = new CommandArguments(args.Skip(1));
+        }
+        catch (FormatException ex)
+        {
+            await error.WriteLineAsync($"maskformer {name}: {ex.Message}{Environment.NewLine}{command.Help}").ConfigureAwait(false);
+            return 2;
+        }
+
+        if (arguments.WantsHelp)
+        {
+            await output.WriteLineAsync(command.Help).ConfigureAwait(false);
+            return 0;
+        }
+
+        if (arguments.Unknown(command.Options).FirstOrDefault() is { } unknown)
+        {
+            await error.WriteLineAsync($"maskformer {name}: unknown option {unknown}.{Environment.NewLine}{command.Help}").ConfigureAwait(false);
+            return 2;
+        }
+
+        try
+        {
+            return await command.RunAsync(arguments, output, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (Describe(ex, arguments) is { } message)
+        {
+            await error.WriteLineAsync($"maskformer {name}: {message}").ConfigureAwait(false);
+            return ex is UsageException ? 2 : 1;
+        }
+    }
+
+    public static string Overview() => $"""
+        maskformer: a client for MaskFormer Serve.
+        usage: maskformer COMMAND [ARGUMENTS] [--server host:port]
+        {string.Join(Environment.NewLine, Commands.Select(c => $"  {c.Name,-8} {c.Summary}"))}
+        Run 'maskformer COMMAND --help' for a command's options.
+        The server address is --server, else ${CommandArguments.AddressVariable} (host:port), else {CommandArguments.DefaultAddress}.
+        """;
+
+    // A user can act on these; anything else is a bug and keeps its stack trace.
+    private static string? Describe(Exception ex, CommandArguments arguments)
+    {
+        switch (ex)
+        {
+            case UsageException or FormatException or IOException or UnauthorizedAccessException or InvalidDataException:
+                return ex.Message;
+            case Win32Exception:
+                return $"a program could not be started ({ex.Message}); is ffmpeg installed?";
+            case OperationCanceledException:
+            case RpcException { StatusCode: StatusCode.Cancelled }:
+                return "cancelled.";
+            case RpcException rpc when IsUnreachable(rpc):
+                return $"cannot reach the server at {SafeAddress(arguments)} ({Innermost(rpc).Message}). Start it, or point --server or ${CommandArguments.AddressVariable} at it.";
+            case RpcException rpc:
+                return $"the server at {SafeAddress(arguments)} answered {rpc.StatusCode}: {rpc.Status.Detail}";
+            default:
+                return null;
+        }
+    }
+
+    private static bool IsUnreachable(RpcException ex) =>
+        ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Internal
+        && ex.Status.DebugException is HttpRequestException or IOException or System.Net.Sockets.SocketException;
+
+    private static Exception Innermost(RpcException ex)
+    {
+        Exception inner = ex.Status.DebugException ?? ex;
+        while (inner.InnerException is not null)
+        {
+            inner = inner.InnerException;
+        }
+
+        return inner;
+    }
+
+    private static string SafeAddress(CommandArguments arguments)
+    {
+        try
+        {
+            return arguments.ServerAddress.ToString().TrimEnd('/');
+        }
+        catch (FormatException)
+        {
+            return "(no valid address)";
+        }
+    }
+}
+
+/// <summary>A mistake in how the command was called; reported with exit code 2.</summary>
+internal sealed class UsageException(string message) : Exception(message);

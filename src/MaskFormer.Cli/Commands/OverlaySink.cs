@@ -1,0 +1,85 @@
+using System.Diagnostics;
+using System.Globalization;
+using MaskFormer.Cli.Rendering;
+using MaskFormer.Contracts.V1;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace MaskFormer.Cli.Commands;
+
+/// <summary>
+/// Writes one overlay per frame: into an ffmpeg-encoded video (when the destination ends in
+/// .mp4/.mkv/.webm/.avi) or as PNGs in a folder. A frame that got no result (skipped under the
+/// overload policy, or failed) repeats the last overlay, so the video does not flash raw frames.
+/// </summary>
+internal sealed class OverlaySink(string destination, double fps, SegmentationTask task, IReadOnlyDictionary<int, string> labelNames, IReadOnlyList<LegendEntry> legend, OverlayOptions options) : IAsyncDisposable
+{
+    private static readonly string[] s_videoExtensions = [".mp4", ".mkv", ".webm", ".avi"];
+    private Process? _ffmpeg;
+    private (int Width, int Height) _size;
+    private Image<Rgb24>? _last;
+
+    public string Destination { get; } = destination;
+
+    private bool IsVideo => s_videoExtensions.Contains(Path.GetExtension(Destination).ToLowerInvariant());
+
+    public async Task WriteAsync(Contracts.V1.Image image, string name, SegmentStreamResponse response, CancellationToken cancellationToken)
+    {
+        if (response.Result is { } result || _last is null)
+        {
+            using var frame = ToImage(image);
+            var map = response.Result is { } answer ? Map(answer) : SegmentMap.Empty(frame.Width, frame.Height);
+            _last?.Dispose();
+            _last = OverlayRenderer.Render(frame, map, legend, options);
+        }
+
+        if (!IsVideo)
+        {
+            Directory.CreateDirectory(Destination);
+            await _last.SaveAsPngAsync(Path.Combine(Destination, $"{name}.overlay.png"), cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        _ffmpeg ??= StartEncoder(_last.Width, _last.Height);
+        if ((_last.Width, _last.Height) != _size)
+        {
+            throw new InvalidDataException($"Frame {name} gives a {_last.Width}x{_last.Height} overlay; the video is {_size.Width}x{_size.Height}.");
+        }
+
+        var pixels = new byte[_last.Width * _last.Height * 3];
+        _last.CopyPixelDataTo(pixels);
+        await _ffmpeg.StandardInput.BaseStream.WriteAsync(pixels, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _last?.Dispose();
+        if (_ffmpeg is not null)
+        {
+            _ffmpeg.StandardInput.Close();
+            await _ffmpeg.WaitForExitAsync().ConfigureAwait(false);
+            _ffmpeg.Dispose();
+        }
+    }
+
+    private SegmentMap Map(SegmentResponse result) => task switch
+    {
+        SegmentationTask.Panoptic => ResultPictures.Panoptic(result, streaming: true),
+        SegmentationTask.Instance => ResultPictures.Instances(result, streaming: true),
+        _ => ResultPictures.Semantic(result, labelNames),
+    };
+
+    private Process StartEncoder(int width, int height)
+    {
+        _size = (width, height);
+        return Process.Start(new ProcessStartInfo("ffmpeg", ["-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", $"{width}x{height}", "-r", fps.ToString(CultureInfo.InvariantCulture), "-i", "-", "-pix_fmt", "yuv420p", Destination])
+        {
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        }) ?? throw new IOException("ffmpeg could not be started.");
+    }
+
+    private static Image<Rgb24> ToImage(Contracts.V1.Image image) => image.SourceCase == Contracts.V1.Image.SourceOneofCase.Raw
+        ? SixLabors.ImageSharp.Image.LoadPixelData<Rgb24>(image.Raw.Data.Span, (int)image.Raw.Width, (int)image.Raw.Height)
+        : SixLabors.ImageSharp.Image.Load<Rgb24>(image.Encoded.Span);
+}

@@ -1,0 +1,115 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace MaskFormer.Cli.Tests;
+
+public sealed class CliAppTests
+{
+    [Theory]
+    [InlineData("--help")]
+    [InlineData("-h")]
+    [InlineData("help")]
+    public async Task RunAsync_Help_PrintsEveryCommandAndExitsZero(string flag)
+    {
+        var (code, output, error) = await RunAsync(flag);
+
+        Assert.Equal(0, code);
+        Assert.Empty(error);
+        foreach (var command in new[] { "segment", "stream", "models", "health" })
+        {
+            Assert.Contains(command, output, StringComparison.Ordinal);
+        }
+
+        Assert.Contains("MASKFORMER_ADDRESS", output, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("segment", "--task")]
+    [InlineData("stream", "--no-pacing")]
+    [InlineData("models", "--server")]
+    [InlineData("health", "--wait")]
+    public async Task RunAsync_CommandHelp_PrintsItsOptionsAndExitsZero(string command, string option)
+    {
+        foreach (var args in new[] { new[] { command, "--help" }, [command, "-h"], ["help", command] })
+        {
+            var (code, output, _) = await RunAsync(args);
+
+            Assert.Equal(0, code);
+            Assert.Contains($"usage: maskformer {command}", output, StringComparison.Ordinal);
+            Assert.Contains(option, output, StringComparison.Ordinal);
+        }
+    }
+
+    [Theory]
+    [InlineData("frobnicate")]
+    [InlineData("segment")]
+    [InlineData("segment", "a.png", "--ot", "dir")]
+    [InlineData("segment", "a.png", "--task", "depth")]
+    public async Task RunAsync_Misuse_ExitsTwoWithAMessage(params string[] args)
+    {
+        var (code, _, error) = await RunAsync(args);
+
+        Assert.Equal(2, code);
+        Assert.StartsWith("maskformer", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task RunAsync_NoArguments_PrintsUsageAndExitsTwo()
+    {
+        var (code, _, error) = await RunAsync();
+
+        Assert.Equal(2, code);
+        Assert.Contains("usage: maskformer COMMAND", error, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("models")]
+    [InlineData("segment")]
+    [InlineData("stream")]
+    public async Task RunAsync_ServerUnreachable_SaysWhereInOneLineAndExitsOne(string command)
+    {
+        var port = ClosedPort();
+        var input = Path.Combine(RepositoryPaths.HeldOut, "0000.png");
+        string[] args = command switch
+        {
+            "segment" => [command, input, "--out", Path.GetTempPath(), "--server", $"127.0.0.1:{port}"],
+            "stream" => [command, Path.Combine(RepositoryPaths.TinyShapes, "clip"), "--server", $"127.0.0.1:{port}"],
+            _ => [command, "--server", $"127.0.0.1:{port}"],
+        };
+
+        var (code, _, error) = await RunAsync(args);
+
+        Assert.Equal(1, code);
+        Assert.Contains($"cannot reach the server at http://127.0.0.1:{port}", error, StringComparison.Ordinal);
+        Assert.Single(error.Trim().Split('\n'));
+    }
+
+    [Fact]
+    public async Task RunAsync_HealthWithServerUnreachable_PrintsUnreachableWithTheAddress()
+    {
+        var port = ClosedPort();
+
+        var (code, output, _) = await RunAsync("health", "--server", $"127.0.0.1:{port}");
+
+        Assert.Equal(1, code);
+        Assert.StartsWith($"UNREACHABLE: no answer from http://127.0.0.1:{port}", output, StringComparison.Ordinal);
+    }
+
+    private static async Task<(int Code, string Output, string Error)> RunAsync(params string[] args)
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var code = await CliApp.RunAsync(args, output, error, CancellationToken.None);
+        return (code, output.ToString(), error.ToString());
+    }
+
+    // A port nothing listens on: bound by the system, then released.
+    private static int ClosedPort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+}

@@ -1,0 +1,66 @@
+using MaskFormer.Cli.Commands;
+
+namespace MaskFormer.Cli.Tests.Commands;
+
+public sealed class CommandArgumentsTests
+{
+    [Theory]
+    [InlineData("127.0.0.1:5099", "http://127.0.0.1:5099/")]
+    [InlineData("http://localhost:5099", "http://localhost:5099/")]
+    [InlineData("https://segment.example:443", "https://segment.example/")]
+    public void ServerAddress_HostPortOrUrl_IsAUrl(string given, string expected)
+    {
+        var args = new CommandArguments(["--server", given]);
+
+        Assert.Equal(new Uri(expected), args.ServerAddress);
+    }
+
+    [Fact]
+    public void ServerAddress_FromTheSharedEnvironmentVariable_WhenNoOptionGiven()
+    {
+        var before = Environment.GetEnvironmentVariable(CommandArguments.AddressVariable);
+        try
+        {
+            Environment.SetEnvironmentVariable("MASKFORMER_ADDRESS", "127.0.0.1:5231");
+            Assert.Equal(new Uri("http://127.0.0.1:5231/"), new CommandArguments([]).ServerAddress);
+            Assert.Equal(new Uri("http://10.0.0.1:1/"), new CommandArguments(["--server=10.0.0.1:1"]).ServerAddress);
+
+            Environment.SetEnvironmentVariable("MASKFORMER_ADDRESS", null);
+            Assert.Equal(new Uri("http://127.0.0.1:5081/"), new CommandArguments([]).ServerAddress);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(CommandArguments.AddressVariable, before);
+        }
+    }
+
+    [Fact]
+    public void ServerAddress_NotAnAddress_IsAFormatError()
+    {
+        Assert.Throws<FormatException>(() => new CommandArguments(["--server", "ftp://x"]).ServerAddress);
+    }
+
+    [Fact]
+    public void Constructor_SwitchBeforeAPath_LeavesThePathPositional()
+    {
+        var args = new CommandArguments(["--panoptic", "clip/", "--out", "o", "--no-pacing", "-h"]);
+
+        Assert.Equal(["clip/"], args.Positional);
+        Assert.True(args.Has("panoptic") && args.Has("no-pacing") && args.WantsHelp);
+        Assert.Equal("o", args.Get("out", "."));
+    }
+
+    [Fact]
+    public void Constructor_OptionWithoutValue_IsAFormatError()
+    {
+        Assert.Throws<FormatException>(() => new CommandArguments(["image.png", "--out"]));
+    }
+
+    [Fact]
+    public void Unknown_MisspelledOption_IsNamed()
+    {
+        var args = new CommandArguments(["image.png", "--ot", "dir", "--server", "x:1"]);
+
+        Assert.Equal(["--ot"], args.Unknown(["out"]));
+    }
+}
