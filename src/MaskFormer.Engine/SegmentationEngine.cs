@@ -46,7 +46,7 @@ public sealed partial class SegmentationEngine(
         var root = ModelRepositoryLocator.Locate(options.Path, AppContext.BaseDirectory, Environment.CurrentDirectory);
         var folders = ModelFolder.Discover(root, options);
         var defaultName = string.IsNullOrEmpty(options.DefaultModel) ? folders[0].Name : options.DefaultModel;
-        var defaultFolder = NewestVersion(folders.Where(f => f.Name == defaultName), f => f.Version)
+        var defaultFolder = ModelVersionComparer.Newest(folders.Where(f => f.Name == defaultName), f => f.Version)
             ?? throw ModelLoadException.DefaultModelNotFound(Path.Combine(root, defaultName), $"The configured default model '{defaultName}' is not in the model repository '{root}' (found: {string.Join(", ", folders.Select(f => f.Name).Distinct())}).");
         LogRepository(logger, root);
 
@@ -67,7 +67,7 @@ public sealed partial class SegmentationEngine(
                     var spec = DeviceSpec.TryParse(device.Name, out var parsed) ? parsed : DeviceSpec.Cpu;
                     for (var i = 0; i < device.Sessions; i++)
                     {
-                        var session = factory.Create(folder.ModelPath, spec, spec.IsCuda ? 1 : threads, device.Required);
+                        var session = factory.Create(folder, spec, spec.IsCuda ? 1 : threads, device.Required);
                         created.Add(session);
                         sessions.Add(session);
                     }
@@ -93,7 +93,7 @@ public sealed partial class SegmentationEngine(
             throw;
         }
 
-        _models = [.. models.OrderByDescending(m => m.IsDefault).ThenBy(m => m.Name, StringComparer.Ordinal)];
+        _models = [.. models.OrderByDescending(m => m.IsDefault).ThenBy(m => m.Name, StringComparer.Ordinal).ThenByDescending(m => m.Version, ModelVersionComparer.Instance)];
         foreach (var model in _models)
         {
             model.Scheduler.Start();
@@ -142,15 +142,15 @@ public sealed partial class SegmentationEngine(
     /// <exception cref="SegmentationException">No such model.</exception>
     public ServedModel Resolve(string name, string version)
     {
-        var candidates = string.IsNullOrEmpty(name)
-            ? _models.Where(m => m.IsDefault)
-            : _models.Where(m => m.Name == name);
+        // No name means the default model, in any of its versions; the default itself is its newest.
+        var wanted = string.IsNullOrEmpty(name) ? _models.FirstOrDefault(m => m.IsDefault)?.Name : name;
+        var candidates = _models.Where(m => m.Name == wanted);
         var match = string.IsNullOrEmpty(version)
-            ? NewestVersion(candidates, m => m.Version)
+            ? ModelVersionComparer.Newest(candidates, m => m.Version)
             : candidates.FirstOrDefault(m => m.Version == version);
         return match ?? throw new SegmentationException(
             SegmentationErrorKind.ModelNotFound,
-            string.IsNullOrEmpty(version) ? $"Model '{name}' is not served." : $"Model '{name}' version '{version}' is not served.")
+            string.IsNullOrEmpty(version) ? $"Model '{wanted}' is not served." : $"Model '{wanted}' version '{version}' is not served.")
         {
             Field = "model",
         };
@@ -244,9 +244,6 @@ public sealed partial class SegmentationEngine(
             throw;
         }
     }
-
-    private static T? NewestVersion<T>(IEnumerable<T> candidates, Func<T, string> version)
-        where T : class => candidates.OrderByDescending(version, StringComparer.Ordinal).FirstOrDefault();
 
     private RgbImage Decode(ImageSource source) => source.RawLayout is { } layout
         ? decoder.FromRaw(source.Data.Span, layout)

@@ -142,7 +142,7 @@ public sealed record ModelFolder
 
             models.AddRange(System.IO.Directory.EnumerateDirectories(folder)
                 .Where(IsModelFolder)
-                .Order(StringComparer.Ordinal)
+                .OrderBy(System.IO.Path.GetFileName, ModelVersionComparer.Instance)
                 .Select(versionFolder => Read(versionFolder, name, System.IO.Path.GetFileName(versionFolder), options)));
         }
 

@@ -14,8 +14,13 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
 {
     private readonly Dictionary<DeviceSpec, string> _failedDevices = [];
 
-    public ModelSession Create(string modelPath, DeviceSpec device, int intraOpThreads, bool required = false)
+    /// <summary>A session for a model folder; logs name the model and its version, not the folder.</summary>
+    public ModelSession Create(ModelFolder folder, DeviceSpec device, int intraOpThreads, bool required = false) =>
+        Create(folder.ModelPath, device, intraOpThreads, required, folder.Name, folder.Version);
+
+    public ModelSession Create(string modelPath, DeviceSpec device, int intraOpThreads, bool required = false, string? modelName = null, string? version = null)
     {
+        var model = new ModelId(modelName ?? Path.GetFileName(Path.GetDirectoryName(modelPath)) ?? modelPath, version ?? string.Empty);
         string? fallbackReason = null;
         if (required && device.IsCuda && _failedDevices.TryGetValue(device, out var known))
         {
@@ -26,7 +31,7 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
         {
             try
             {
-                return new ModelSession(Build(modelPath, device, intraOpThreads, useCuda: true), new SessionPlacement(device, "CUDAExecutionProvider", null));
+                return new ModelSession(Build(modelPath, model, device, intraOpThreads, useCuda: true), new SessionPlacement(device, "CUDAExecutionProvider", null));
             }
             catch (Exception ex) when (ex is OnnxRuntimeException or DllNotFoundException or EntryPointNotFoundException or TypeInitializationException)
             {
@@ -41,10 +46,10 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
             }
         }
 
-        return new ModelSession(Build(modelPath, device, intraOpThreads, useCuda: false), new SessionPlacement(device, "CPUExecutionProvider", fallbackReason));
+        return new ModelSession(Build(modelPath, model, device, intraOpThreads, useCuda: false), new SessionPlacement(device, "CPUExecutionProvider", fallbackReason));
     }
 
-    private InferenceSession Build(string modelPath, DeviceSpec device, int intraOpThreads, bool useCuda)
+    private InferenceSession Build(string modelPath, ModelId model, DeviceSpec device, int intraOpThreads, bool useCuda)
     {
         using var sessionOptions = new SessionOptions
         {
@@ -52,7 +57,7 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
             IntraOpNumThreads = intraOpThreads,
             InterOpNumThreads = 1,
-            LogId = Path.GetFileName(Path.GetDirectoryName(modelPath)),
+            LogId = model.Version.Length > 0 ? $"{model.Name}:{model.Version}" : model.Name,
         };
 
         sessionOptions.AddSessionConfigEntry("session.intra_op.allow_spinning", options.AllowSpinning ? "1" : "0");
@@ -88,7 +93,7 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
             throw;
         }
 
-        LogSessionCreated(logger, sessionOptions.LogId ?? modelPath, device, useCuda, intraOpThreads);
+        LogSessionCreated(logger, model.Name, model.Version, device, useCuda, intraOpThreads);
         return session;
     }
 
@@ -111,6 +116,8 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
     [LoggerMessage(EventId = 100, Level = LogLevel.Warning, Message = "CUDA device {Device} cannot be used; falling back to the CPU: {Reason}")]
     private static partial void LogCudaFallback(ILogger logger, string device, string reason);
 
-    [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Session for model {Model} created for {Device} (CUDA provider: {UsesCuda}; {Threads} intra-op threads)")]
-    private static partial void LogSessionCreated(ILogger logger, string model, DeviceSpec device, bool usesCuda, int threads);
+    [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Session for model {Model} version {Version} created for {Device} (CUDA provider: {UsesCuda}; {Threads} intra-op threads)")]
+    private static partial void LogSessionCreated(ILogger logger, string model, string version, DeviceSpec device, bool usesCuda, int threads);
+
+    private readonly record struct ModelId(string Name, string Version);
 }
