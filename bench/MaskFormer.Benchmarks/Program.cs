@@ -16,6 +16,7 @@ internal static class BenchmarkProgram
             {
                 "throughput" => await ThroughputReport.RunAsync([.. args.Skip(1)]),
                 "stream" => await StreamReport.RunAsync([.. args.Skip(1)]),
+                "encode" => PrintLines(EncodeReport.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 30)),
                 _ => BenchmarkSwitcher.FromAssembly(typeof(BenchmarkProgram).Assembly).Run(args).Any(summary => summary.HasCriticalValidationErrors) ? 1 : 0,
             };
         }
@@ -24,5 +25,15 @@ internal static class BenchmarkProgram
             await Console.Error.WriteLineAsync($"benchmark failed: {ex}");
             return 1;
         }
+    }
+
+    private static int PrintLines(IEnumerable<string> lines)
+    {
+        foreach (var line in lines)
+        {
+            Console.WriteLine(line);
+        }
+
+        return 0;
     }
 }

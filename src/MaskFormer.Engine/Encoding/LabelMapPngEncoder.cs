@@ -1,8 +1,4 @@
-using System.Runtime.InteropServices;
 using MaskFormer.Engine.Postprocessing;
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.Formats.Png;
-using SixLabors.ImageSharp.PixelFormats;
 
 namespace MaskFormer.Engine.Encoding;
 
@@ -12,9 +8,6 @@ namespace MaskFormer.Engine.Encoding;
 /// </summary>
 public static class LabelMapPngEncoder
 {
-    private static readonly PngEncoder s_gray8 = new() { ColorType = PngColorType.Grayscale, BitDepth = PngBitDepth.Bit8, CompressionLevel = PngCompressionLevel.BestSpeed };
-    private static readonly PngEncoder s_gray16 = new() { ColorType = PngColorType.Grayscale, BitDepth = PngBitDepth.Bit16, CompressionLevel = PngCompressionLevel.BestSpeed };
-
     /// <summary>
     /// Bits per pixel for a model with <paramref name="labelCount"/> labels: 8 up to 256 labels, else 16.
     /// Decided by the model, not the image, so one model's maps always have one depth.
@@ -22,41 +15,8 @@ public static class LabelMapPngEncoder
     public static int BitsPerPixel(int labelCount) => labelCount <= 256 ? 8 : 16;
 
     /// <summary>Encodes <paramref name="map"/> as a PNG of <paramref name="bitsPerPixel"/> bits.</summary>
-    public static byte[] EncodePng(LabelMap map, int bitsPerPixel)
-    {
-        using var stream = new MemoryStream();
-        if (bitsPerPixel == 8)
-        {
-            using var image = new Image<L8>(map.Width, map.Height);
-            image.ProcessPixelRows(rows =>
-            {
-                for (var y = 0; y < rows.Height; y++)
-                {
-                    var source = map.Row(y);
-                    var target = MemoryMarshal.AsBytes(rows.GetRowSpan(y));
-                    for (var x = 0; x < source.Length; x++)
-                    {
-                        target[x] = (byte)source[x];
-                    }
-                }
-            });
-            image.Save(stream, s_gray8);
-        }
-        else
-        {
-            using var image = new Image<L16>(map.Width, map.Height);
-            image.ProcessPixelRows(rows =>
-            {
-                for (var y = 0; y < rows.Height; y++)
-                {
-                    MemoryMarshal.Cast<ushort, L16>(map.Row(y)).CopyTo(rows.GetRowSpan(y));
-                }
-            });
-            image.Save(stream, s_gray16);
-        }
-
-        return stream.ToArray();
-    }
+    public static byte[] EncodePng(LabelMap map, int bitsPerPixel) =>
+        LabelPngWriter.Write(map, bitsPerPixel == 8 ? 8 : 16);
 
     /// <summary>Row-major little-endian ids, 1 or 2 bytes each.</summary>
     public static byte[] EncodeRaw(LabelMap map, int bitsPerPixel)
