@@ -3,9 +3,10 @@
 # ffmpeg (video in and out for the streaming CLI) and the Python example's gRPC runtime and stub
 # generator (Debian's matched set: protoc + grpc_python_plugin + python3-grpcio/python3-protobuf).
 # python3-pil is the oracle for the Pillow-exact resize test; python3-onnx makes the float16 model variant.
+# afl++ runs the fuzzing step (tools/fuzz.sh).
 set -euo pipefail
 
-packages=(ffmpeg python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc python3-pil python3-onnx)
+packages=(ffmpeg python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc python3-pil python3-onnx afl++)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

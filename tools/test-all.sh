@@ -87,6 +87,13 @@ for project in tests/*/*.Tests.csproj; do
   fi
 done
 
+step "fuzzing: AFL++ and SharpFuzz over decoding and request validation (tools/fuzz.sh, 45 s)"
+if bash tools/fuzz.sh 45 "$LOGS/fuzz" >"$LOGS/fuzz.log" 2>&1; then
+  passed=$((passed + 1)); tail -1 "$LOGS/fuzz.log"
+else
+  tail -30 "$LOGS/fuzz.log"; fail_step "fuzzing"
+fi
+
 step "npm ci (tests/node)"
 if ! (cd tests/node && npm ci --no-audit --no-fund >"$LOGS/npm.log" 2>&1); then
   cat "$LOGS/npm.log"; fail_step "npm ci"
