@@ -4,7 +4,9 @@ using System.Text.Json;
 using MaskFormer.Cli.Commands;
 using MaskFormer.Cli.Rendering;
 using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Metadata.Profiles.Exif;
 using SixLabors.ImageSharp.PixelFormats;
+using SixLabors.ImageSharp.Processing;
 
 namespace MaskFormer.Server.Tests;
 
@@ -143,6 +145,27 @@ public sealed class CliTests(ServerFixture server) : IDisposable
 
             Assert.True(outside > 0 && same > outside * 0.9, $"{same} of {outside} pixels outside the instances are the image");
         }
+    }
+
+    [Fact]
+    public async Task Segment_JpegRotatedByExif_DrawsTheDisplayedOrientation()
+    {
+        // Stored 183 wide and 123 high, displayed (EXIF orientation 6) as the held-out image is.
+        using var upright = SixLabors.ImageSharp.Image.Load<Rgb24>(Path.Combine(RepositoryPaths.HeldOut, HeldOutSet.ImageFiles[0]));
+        using var stored = upright.Clone(context => context.Rotate(RotateMode.Rotate270));
+        stored.Metadata.ExifProfile = new ExifProfile();
+        stored.Metadata.ExifProfile.SetValue(ExifTag.Orientation, (ushort)6);
+        var path = Path.Combine(_out, "rotated.jpg");
+        await stored.SaveAsJpegAsync(path);
+
+        var exitCode = await SegmentCommand.RunAsync(new CommandArguments([path, "--server", server.Address.ToString(), "--out", _out]), TextWriter.Null, CancellationToken.None);
+
+        Assert.Equal(0, exitCode);
+        var factor = OverlayRenderer.DisplayFactor(upright.Width, upright.Height);
+        using var overlay = SixLabors.ImageSharp.Image.Load<Rgb24>(Path.Combine(_out, "rotated.overlay.png"));
+        Assert.InRange(overlay.Height, upright.Height * factor, (upright.Height * factor) + 1);
+        using var labels = SixLabors.ImageSharp.Image.Load<L8>(Path.Combine(_out, "rotated.labels.png"));
+        Assert.Equal((upright.Width, upright.Height), (labels.Width, labels.Height));
     }
 
     [Fact]

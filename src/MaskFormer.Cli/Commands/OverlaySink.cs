@@ -81,5 +81,5 @@ internal sealed class OverlaySink(string destination, double fps, SegmentationTa
 
     private static Image<Rgb24> ToImage(Contracts.V1.Image image) => image.SourceCase == Contracts.V1.Image.SourceOneofCase.Raw
         ? SixLabors.ImageSharp.Image.LoadPixelData<Rgb24>(image.Raw.Data.Span, (int)image.Raw.Width, (int)image.Raw.Height)
-        : SixLabors.ImageSharp.Image.Load<Rgb24>(image.Encoded.Span);
+        : DisplayedImage.Load(image.Encoded.Span);
 }

@@ -79,7 +79,7 @@ internal static class SegmentCommand
             ["width"] = response.Width,
             ["height"] = response.Height,
         };
-        using var image = SixLabors.ImageSharp.Image.Load<Rgb24>(bytes);
+        using var image = DisplayedImage.Load(bytes);
         await output.WriteLineAsync($"{Path.GetFileName(imagePath)}: {response.Width}x{response.Height} by {response.Model} {response.ModelVersion} on {response.Device} in {response.Timings.TotalMs:F1} ms").ConfigureAwait(false);
 
         if (response.Semantic is { } semantic)
