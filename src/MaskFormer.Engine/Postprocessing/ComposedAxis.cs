@@ -16,13 +16,21 @@ internal sealed class ComposedAxis
     public ComposedAxis(int maskSize, int paddedSize, int resizedSize, int originalSize)
     {
         OutputSize = originalSize;
+        MaskSize = maskSize;
+        ResizedSize = resizedSize;
         Indices = new int[originalSize * Taps];
         Weights = new float[originalSize * Taps];
+        ResizedLower = new int[originalSize];
+        GridLower = new int[resizedSize];
+        GridWeights = new float[resizedSize];
         using var first = new BilinearAxis(maskSize, paddedSize);
         using var second = new BilinearAxis(resizedSize, originalSize);
+        first.Lower[..resizedSize].CopyTo(GridLower);
+        first.Weights[..resizedSize].CopyTo(GridWeights);
         for (var i = 0; i < originalSize; i++)
         {
             var lower = second.Lower[i];
+            ResizedLower[i] = lower;
             var upperWeight = second.Weights[i];
             Fill(i, 0, first, lower, 1f - upperWeight, maskSize);
             Fill(i, 2, first, Math.Min(lower + 1, resizedSize - 1), upperWeight, maskSize);
@@ -30,6 +38,23 @@ internal sealed class ComposedAxis
     }
 
     public int OutputSize { get; }
+
+    public int MaskSize { get; }
+
+    /// <summary>Size of the resized (cropped) grid between the two resizes.</summary>
+    public int ResizedSize { get; }
+
+    /// <summary>
+    /// For output i, the resized-grid coordinate below it: the output is a blend of grid points
+    /// ResizedLower[i] and the next, with a weight that grows with i while ResizedLower[i] stays put.
+    /// </summary>
+    public int[] ResizedLower { get; }
+
+    /// <summary>For resized-grid point r, the mask index below it (the first resize).</summary>
+    public int[] GridLower { get; }
+
+    /// <summary>For resized-grid point r, the weight of mask index GridLower[r] + 1.</summary>
+    public float[] GridWeights { get; }
 
     /// <summary>For output i, mask indices at [i * 4, i * 4 + 4).</summary>
     public int[] Indices { get; }

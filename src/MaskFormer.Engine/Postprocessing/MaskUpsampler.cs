@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using MaskFormer.Engine.Preprocessing;
 using MaskFormer.Engine.Sessions;
 
@@ -33,8 +34,72 @@ internal sealed class MaskUpsampler
     /// <summary>Floats of scratch space <see cref="ComputeRow"/> needs.</summary>
     public int ScratchLength => _output.MaskWidth;
 
+    public ModelOutput Output => _output;
+
+    public ComposedAxis Rows => _rows;
+
+    public ComposedAxis Columns => _columns;
+
     /// <summary>Writes query <paramref name="query"/>'s mask logits for output row <paramref name="y"/>.</summary>
     public void ComputeRow(int query, int y, Span<float> row, Span<float> scratch)
+    {
+        var blended = BlendRows(query, y, scratch);
+        var indices = _columns.Indices;
+        var weights = _columns.Weights;
+        for (var x = 0; x < row.Length; x++)
+        {
+            var i = x * ComposedAxis.Taps;
+            row[x] = (weights[i] * blended[indices[i]]) + (weights[i + 1] * blended[indices[i + 1]])
+                + (weights[i + 2] * blended[indices[i + 2]]) + (weights[i + 3] * blended[indices[i + 3]]);
+        }
+    }
+
+    /// <summary>
+    /// Writes the logits of output row <paramref name="y"/> at columns <paramref name="xs"/> only,
+    /// bit for bit what <see cref="ComputeRow"/> gives there.
+    /// </summary>
+    public void ComputePixels(int query, int y, ReadOnlySpan<int> xs, Span<float> values, Span<float> scratch)
+    {
+        var blended = BlendRows(query, y, scratch);
+        var indices = _columns.Indices;
+        var weights = _columns.Weights;
+        for (var k = 0; k < xs.Length; k++)
+        {
+            var i = xs[k] * ComposedAxis.Taps;
+            values[k] = (weights[i] * blended[indices[i]]) + (weights[i + 1] * blended[indices[i + 1]])
+                + (weights[i + 2] * blended[indices[i + 2]]) + (weights[i + 3] * blended[indices[i + 3]]);
+        }
+    }
+
+    /// <summary>
+    /// Writes query <paramref name="query"/>'s logits on row <paramref name="gridRow"/> of the resized
+    /// grid (the crop of the first resize), at every grid column. Each output pixel is a convex blend
+    /// of the 2×2 grid points around it, so these bound it.
+    /// </summary>
+    public void ComputeGridRow(int query, int gridRow, Span<float> values, Span<float> scratch)
+    {
+        var maskWidth = _output.MaskWidth;
+        var plane = Plane(query);
+        var blended = scratch[..maskWidth];
+        var lower = _rows.GridLower[gridRow];
+        var weight = _rows.GridWeights[gridRow];
+        var upper = Math.Min(lower + 1, _output.MaskHeight - 1);
+        TensorPrimitives.Multiply(plane.Slice(lower * maskWidth, maskWidth), 1f - weight, blended);
+        TensorPrimitives.MultiplyAdd(plane.Slice(upper * maskWidth, maskWidth), weight, blended, blended);
+        var columnLower = _columns.GridLower;
+        var columnWeights = _columns.GridWeights;
+        for (var c = 0; c < values.Length; c++)
+        {
+            var left = columnLower[c];
+            var w = columnWeights[c];
+            values[c] = ((1f - w) * blended[left]) + (w * blended[Math.Min(left + 1, maskWidth - 1)]);
+        }
+    }
+
+    /// <summary>One query's mask logits, [maskHeight, maskWidth].</summary>
+    public ReadOnlySpan<float> Plane(int query) => _output.MaskLogits.Slice(query * _output.MaskHeight * _output.MaskWidth, _output.MaskHeight * _output.MaskWidth);
+
+    private Span<float> BlendRows(int query, int y, Span<float> scratch)
     {
         var maskWidth = _output.MaskWidth;
         var plane = _output.MaskLogits.Slice(query * _output.MaskHeight * maskWidth, _output.MaskHeight * maskWidth);
@@ -46,17 +111,10 @@ internal sealed class MaskUpsampler
             var weight = _rows.Weights[at + k];
             if (weight != 0f)
             {
-                System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(plane.Slice(_rows.Indices[at + k] * maskWidth, maskWidth), weight, blended, blended);
+                TensorPrimitives.MultiplyAdd(plane.Slice(_rows.Indices[at + k] * maskWidth, maskWidth), weight, blended, blended);
             }
         }
 
-        var indices = _columns.Indices;
-        var weights = _columns.Weights;
-        for (var x = 0; x < row.Length; x++)
-        {
-            var i = x * ComposedAxis.Taps;
-            row[x] = (weights[i] * blended[indices[i]]) + (weights[i + 1] * blended[indices[i + 1]])
-                + (weights[i + 2] * blended[indices[i + 2]]) + (weights[i + 3] * blended[indices[i + 3]]);
-        }
+        return blended;
     }
 }

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Numerics.Tensors;
 using MaskFormer.Engine.Preprocessing;
 using MaskFormer.Engine.Sessions;
@@ -9,70 +8,42 @@ namespace MaskFormer.Engine.Postprocessing;
 /// detectron2 MaskFormer's <c>semantic_inference</c> with <c>sem_seg_postprocess_before_inference</c>:
 /// mask logits are upsampled (bilinear, align_corners=False) to the padded input, cropped, upsampled
 /// to the original size; then softmax over classes without "no object", sigmoid over masks,
-/// <c>einsum("qc,qhw->chw")</c> and argmax. Works one output row at a time, rows in parallel.
+/// <c>einsum("qc,qhw->chw")</c> and argmax.
 /// </summary>
+/// <remarks>
+/// Cost follows the class boundaries: a class's score over a tile lies between Σ_q p_q(c)·σ(lower_q)
+/// and Σ_q p_q(c)·σ(upper_q) (<see cref="MaskTiles"/>), so a tile whose best lower bound beats every
+/// other class's upper bound takes that class whole. Elsewhere only the classes still in the running
+/// are scored, per pixel, with the very float32 operations of the dense computation, so labels are
+/// the same bit for bit.
+/// </remarks>
 public static class SemanticInference
 {
     /// <summary>Computes the label map at the original image size.</summary>
     public static LabelMap Run(ModelOutput output, ResizePlan plan)
     {
-        var upsampler = new MaskUpsampler(output, plan);
-        var probabilities = ClassProbabilities.Softmax(output);
-        var queries = output.Queries;
-        var classes = output.ClassesWithNoObject - 1;
-        var width = upsampler.Width;
-        var map = new LabelMap(width, upsampler.Height);
-        var rowsPerChunk = Math.Max(1, 16384 / Math.Max(1, width * Math.Max(queries, classes) / 64));
-
-        Parallel.For(0, (upsampler.Height + rowsPerChunk - 1) / rowsPerChunk, RowParallelism.For(width, upsampler.Height, queries), chunk =>
-        {
-            var scratch = ArrayPool<float>.Shared.Rent(upsampler.ScratchLength + width + (classes * width));
-            try
-            {
-                var rowScratch = scratch.AsSpan(0, upsampler.ScratchLength);
-                var mask = scratch.AsSpan(upsampler.ScratchLength, width);
-                var scores = scratch.AsSpan(upsampler.ScratchLength + width, classes * width);
-                var end = Math.Min(upsampler.Height, (chunk + 1) * rowsPerChunk);
-                for (var y = chunk * rowsPerChunk; y < end; y++)
-                {
-                    scores.Clear();
-                    for (var q = 0; q < queries; q++)
-                    {
-                        upsampler.ComputeRow(q, y, mask, rowScratch);
-                        TensorPrimitives.Sigmoid(mask, mask);
-                        var classRow = probabilities.AsSpan(q * (classes + 1), classes);
-                        for (var c = 0; c < classes; c++)
-                        {
-                            TensorPrimitives.MultiplyAdd(mask, classRow[c], scores.Slice(c * width, width), scores.Slice(c * width, width));
-                        }
-                    }
-
-                    ArgMaxOverClasses(scores, classes, width, map.Row(y));
-                }
-            }
-            finally
-            {
-                ArrayPool<float>.Shared.Return(scratch);
-            }
-        });
-
-        return map;
+        using var tiles = new MaskTiles(output, plan);
+        return Run(tiles);
     }
 
-    // The first class wins a tie, as torch.argmax does.
-    private static void ArgMaxOverClasses(ReadOnlySpan<float> scores, int classes, int width, Span<ushort> labels)
+    internal static LabelMap Run(MaskTiles tiles)
     {
-        labels.Clear();
-        for (var c = 1; c < classes; c++)
+        var output = tiles.Output;
+        var probabilities = ClassProbabilities.Softmax(output);
+        var classes = output.ClassesWithNoObject - 1;
+        var map = new LabelMap(tiles.Upsampler.Width, tiles.Upsampler.Height);
+        if (classes <= 1)
         {
-            var row = scores.Slice(c * width, width);
-            for (var x = 0; x < width; x++)
-            {
-                if (row[x] > scores[(labels[x] * width) + x])
-                {
-                    labels[x] = (ushort)c;
-                }
-            }
+            return map;
         }
+
+        var work = (long)tiles.TileCount * output.Queries * classes * 8;
+        Parallel.For(0, tiles.TileRows.Count, RowParallelism.ForWork(work), () => new SemanticTileRow(tiles, probabilities, classes), (row, _, solver) =>
+        {
+            solver.Solve(row, map);
+            return solver;
+        }, solver => solver.Dispose());
+
+        return map;
     }
 }
