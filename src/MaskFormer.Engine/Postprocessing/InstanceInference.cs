@@ -1,32 +1,8 @@
-using System.Buffers;
-using System.Numerics.Tensors;
 using MaskFormer.Engine.Models;
 using MaskFormer.Engine.Preprocessing;
 using MaskFormer.Engine.Sessions;
 
 namespace MaskFormer.Engine.Postprocessing;
-
-/// <summary>One instance: its class, score, mask and extent. Dispose to return the mask.</summary>
-public sealed class InstanceMask(int labelId, float score, long area, PixelBox box, BinaryMask mask) : IDisposable
-{
-    /// <summary>The label id.</summary>
-    public int LabelId { get; } = labelId;
-
-    /// <summary>Class probability × mean mask probability inside the mask.</summary>
-    public float Score { get; } = score;
-
-    /// <summary>Pixels in the mask.</summary>
-    public long Area { get; } = area;
-
-    /// <summary>The box around the mask.</summary>
-    public PixelBox Box { get; } = box;
-
-    /// <summary>The mask (logit &gt; 0) at the original image size.</summary>
-    public BinaryMask Mask { get; } = mask;
-
-    /// <inheritdoc />
-    public void Dispose() => Mask.Dispose();
-}
 
 /// <summary>
 /// Mask2Former's <c>instance_inference</c> (detectron2): top-k over queries × classes of the class
@@ -34,12 +10,22 @@ public sealed class InstanceMask(int labelId, float score, long area, PixelBox b
 /// the mean sigmoid inside the binary mask; optionally things only and a score threshold.
 /// Results are sorted best first (ties by query, then class).
 /// </summary>
+/// <remarks>
+/// Masks are measured tile by tile (<see cref="TiledMask"/>): the same pixels as the dense
+/// computation, bit for bit; the score's mean sigmoid within 1e-6.
+/// </remarks>
 public static class InstanceInference
 {
     /// <summary>Computes the instances at the original image size.</summary>
     public static IReadOnlyList<InstanceMask> Run(ModelOutput output, ResizePlan plan, IReadOnlyList<ModelLabel> labels, bool thingsOnly, PostprocessOptions options)
     {
-        var upsampler = new MaskUpsampler(output, plan);
+        using var tiles = new MaskTiles(output, plan);
+        return Run(tiles, labels, thingsOnly, options);
+    }
+
+    internal static IReadOnlyList<InstanceMask> Run(MaskTiles tiles, IReadOnlyList<ModelLabel> labels, bool thingsOnly, PostprocessOptions options)
+    {
+        var output = tiles.Output;
         var probabilities = ClassProbabilities.Softmax(output);
         var classes = output.ClassesWithNoObject - 1;
         var candidates = new List<(int Query, int Label, float Probability)>(output.Queries * classes);
@@ -61,7 +47,7 @@ public static class InstanceInference
             .ToArray();
 
         var queries = top.Select(t => t.Query).Distinct().ToArray();
-        var masks = queries.ToDictionary(q => q, q => MeasureMask(upsampler, q));
+        var masks = queries.ToDictionary(q => q, q => TiledMask.Measure(tiles, q));
         var handedOver = new HashSet<int>();
         try
         {
@@ -100,55 +86,5 @@ public static class InstanceInference
         var copy = new BinaryMask(source.Width, source.Height);
         source.Pixels.CopyTo(copy.Pixels);
         return copy;
-    }
-
-    private static (BinaryMask Mask, long Area, double SigmoidSum, PixelBox Box) MeasureMask(MaskUpsampler upsampler, int query)
-    {
-        var width = upsampler.Width;
-        var mask = new BinaryMask(width, upsampler.Height);
-        var rowAreas = new long[upsampler.Height];
-        var rowSums = new double[upsampler.Height];
-        Parallel.For(0, upsampler.Height, RowParallelism.For(width, upsampler.Height, 1), y =>
-        {
-            var scratch = ArrayPool<float>.Shared.Rent(upsampler.ScratchLength + width);
-            try
-            {
-                var logits = scratch.AsSpan(upsampler.ScratchLength, width);
-                upsampler.ComputeRow(query, y, logits, scratch.AsSpan(0, upsampler.ScratchLength));
-                var row = mask.Row(y);
-                var area = 0L;
-                var sum = 0.0;
-                for (var x = 0; x < width; x++)
-                {
-                    if (logits[x] > 0f)
-                    {
-                        row[x] = 1;
-                        area++;
-                        sum += 1.0 / (1.0 + Math.Exp(-logits[x]));
-                    }
-                }
-
-                rowAreas[y] = area;
-                rowSums[y] = sum;
-            }
-            finally
-            {
-                ArrayPool<float>.Shared.Return(scratch);
-            }
-        });
-
-        var box = default(PixelBox.Builder);
-        for (var y = 0; y < upsampler.Height; y++)
-        {
-            if (rowAreas[y] == 0)
-            {
-                continue;
-            }
-
-            var row = mask.Row(y);
-            box.AddRun(row.IndexOf((byte)1), row.LastIndexOf((byte)1), y);
-        }
-
-        return (mask, rowAreas.Sum(), rowSums.Sum(), box.Build());
     }
 }
