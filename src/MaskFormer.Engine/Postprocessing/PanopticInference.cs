@@ -1,32 +1,9 @@
-using System.Buffers;
 using System.Numerics.Tensors;
 using MaskFormer.Engine.Models;
 using MaskFormer.Engine.Preprocessing;
 using MaskFormer.Engine.Sessions;
 
 namespace MaskFormer.Engine.Postprocessing;
-
-/// <summary>One segment of a panoptic result.</summary>
-/// <param name="Id">Its id in the segment-id map, from 1.</param>
-/// <param name="CategoryId">The label id.</param>
-/// <param name="IsThing">Thing or stuff.</param>
-/// <param name="Score">The class probability of the (first) query that made it.</param>
-/// <param name="Area">Pixels in the final map.</param>
-/// <param name="Box">The box around those pixels.</param>
-public sealed record PanopticSegment(int Id, int CategoryId, bool IsThing, float Score, long Area, PixelBox Box);
-
-/// <summary>A panoptic segmentation: segment ids per pixel (0 = void) and the segments.</summary>
-public sealed class PanopticResult(LabelMap segmentIds, IReadOnlyList<PanopticSegment> segments) : IDisposable
-{
-    /// <summary>Segment id per pixel; 0 is void.</summary>
-    public LabelMap SegmentIds { get; } = segmentIds;
-
-    /// <summary>The segments by id.</summary>
-    public IReadOnlyList<PanopticSegment> Segments { get; } = segments;
-
-    /// <inheritdoc />
-    public void Dispose() => SegmentIds.Dispose();
-}
 
 /// <summary>
 /// MaskFormer's <c>panoptic_inference</c> (detectron2): keep queries whose best class is not "no
@@ -35,15 +12,28 @@ public sealed class PanopticResult(LabelMap segmentIds, IReadOnlyList<PanopticSe
 /// overlap threshold is dropped; stuff of one class merges into one segment. For Mask2Former a
 /// pixel also needs sigmoid ≥ 0.5 for its query, as that reference does.
 /// </summary>
+/// <remarks>
+/// Tile by tile (<see cref="PanopticTileRow"/>): a tile takes a query whole when that query's lowest
+/// score · sigmoid beats every other kept query's highest and every kept mask is on one side of 0.5
+/// there; elsewhere only the queries still in question are computed per pixel, with the dense
+/// computation's float32 arithmetic, so the map, areas and boxes are the same bit for bit.
+/// </remarks>
 public static class PanopticInference
 {
-    private const ushort Unassigned = ushort.MaxValue;
-    private const ushort BelowHalf = 0x8000;
+    internal const ushort Unassigned = ushort.MaxValue;
+    internal const ushort BelowHalf = 0x8000;
 
     /// <summary>Computes the panoptic segmentation at the original image size.</summary>
     public static PanopticResult Run(ModelOutput output, ResizePlan plan, IReadOnlyList<ModelLabel> labels, bool isMask2Former, PostprocessOptions options)
     {
-        var upsampler = new MaskUpsampler(output, plan);
+        using var tiles = new MaskTiles(output, plan);
+        return Run(tiles, labels, isMask2Former, options);
+    }
+
+    internal static PanopticResult Run(MaskTiles tiles, IReadOnlyList<ModelLabel> labels, bool isMask2Former, PostprocessOptions options)
+    {
+        var output = tiles.Output;
+        var upsampler = tiles.Upsampler;
         var probabilities = ClassProbabilities.Softmax(output);
         var classes = output.ClassesWithNoObject;
         var kept = new List<(int Query, int Label, float Score)>();
@@ -66,19 +56,24 @@ public static class PanopticInference
         }
 
         // Pass 1: each pixel's winning kept query (its index, with a flag when that query's sigmoid is
-        // below 0.5), and per query the won area and its own mask area.
+        // below 0.5), and per query the won area and its own mask area; whole tiles where the bounds
+        // decide, written only to the tile's entry in tileValues.
         var totals = new AreaCounts(kept.Count);
+        var tileValues = new ushort[tiles.TileCount];
         var sync = new object();
-        Parallel.For(0, height, RowParallelism.For(width, height, kept.Count), () => new AreaCounts(kept.Count), (y, _, counts) =>
+        var work = (long)tiles.TileCount * kept.Count * 16;
+        Parallel.For(0, tiles.TileRows.Count, RowParallelism.ForWork(work), () => new PanopticTileRow(tiles, kept, new AreaCounts(kept.Count)), (row, _, solver) =>
         {
-            AssignRow(upsampler, kept, y, ids.Row(y), counts);
-            return counts;
-        }, counts =>
+            solver.Solve(row, ids, tileValues);
+            return solver;
+        }, solver =>
         {
             lock (sync)
             {
-                totals.Add(counts);
+                totals.Add(solver.Counts);
             }
+
+            solver.Dispose();
         });
 
         // Decide the segments in query order, as the reference's loop does.
@@ -116,18 +111,46 @@ public static class PanopticInference
         // Pass 2: write segment ids and measure each segment.
         var areasById = new long[scores.Count + 1];
         var boxes = new PixelBox.Builder[scores.Count + 1];
-        for (var y = 0; y < height; y++)
+        int SegmentOf(ushort value) => value == Unassigned || (isMask2Former && (value & BelowHalf) != 0) ? 0 : segmentOf[value & ~BelowHalf];
+        var columns = tiles.TileColumns;
+        for (var row = 0; row < tiles.TileRows.Count; row++)
         {
-            var row = ids.Row(y);
-            for (var x = 0; x < width; x++)
+            var (y0, y1) = (tiles.TileRows.Starts[row], tiles.TileRows.Starts[row + 1]);
+            for (var t = 0; t < columns.Count; t++)
             {
-                var value = row[x];
-                var id = value == Unassigned || (isMask2Former && (value & BelowHalf) != 0) ? 0 : segmentOf[value & ~BelowHalf];
-                row[x] = (ushort)id;
-                if (id != 0)
+                var (x0, x1) = (columns.Starts[t], columns.Starts[t + 1]);
+                var value = tileValues[(row * columns.Count) + t];
+                if (value != PanopticTileRow.Mixed)
                 {
-                    areasById[id]++;
-                    boxes[id].Add(x, y);
+                    var id = SegmentOf(value);
+                    for (var y = y0; y < y1; y++)
+                    {
+                        ids.Row(y)[x0..x1].Fill((ushort)id);
+                    }
+
+                    if (id != 0)
+                    {
+                        areasById[id] += (long)(x1 - x0) * (y1 - y0);
+                        boxes[id].Add(x0, y0);
+                        boxes[id].Add(x1 - 1, y1 - 1);
+                    }
+
+                    continue;
+                }
+
+                for (var y = y0; y < y1; y++)
+                {
+                    var pixels = ids.Row(y)[x0..x1];
+                    for (var x = 0; x < pixels.Length; x++)
+                    {
+                        var id = SegmentOf(pixels[x]);
+                        pixels[x] = (ushort)id;
+                        if (id != 0)
+                        {
+                            areasById[id]++;
+                            boxes[id].Add(x0 + x, y);
+                        }
+                    }
                 }
             }
         }
@@ -139,57 +162,8 @@ public static class PanopticInference
         return new PanopticResult(ids, segments);
     }
 
-    private static void AssignRow(MaskUpsampler upsampler, List<(int Query, int Label, float Score)> kept, int y, Span<ushort> assignment, AreaCounts counts)
-    {
-        var width = upsampler.Width;
-        var scratch = ArrayPool<float>.Shared.Rent(upsampler.ScratchLength + (2 * width));
-        try
-        {
-            var rowScratch = scratch.AsSpan(0, upsampler.ScratchLength);
-            var sigmoid = scratch.AsSpan(upsampler.ScratchLength, width);
-            var best = scratch.AsSpan(upsampler.ScratchLength + width, width);
-            best.Fill(float.NegativeInfinity);
-            assignment.Fill(Unassigned);
-            for (var k = 0; k < kept.Count; k++)
-            {
-                upsampler.ComputeRow(kept[k].Query, y, sigmoid, rowScratch);
-                TensorPrimitives.Sigmoid(sigmoid, sigmoid);
-                var score = kept[k].Score;
-                for (var x = 0; x < width; x++)
-                {
-                    var isMask = sigmoid[x] >= 0.5f;
-                    if (isMask)
-                    {
-                        counts.Mask[k]++;
-                    }
-
-                    // Strictly greater: the first kept query wins a tie, as torch.argmax does.
-                    var probability = score * sigmoid[x];
-                    if (probability > best[x])
-                    {
-                        best[x] = probability;
-                        assignment[x] = (ushort)(isMask ? k : k | BelowHalf);
-                    }
-                }
-            }
-
-            foreach (var value in assignment)
-            {
-                counts.Won[value & ~BelowHalf]++;
-                if ((value & BelowHalf) == 0)
-                {
-                    counts.WonInsideMask[value]++;
-                }
-            }
-        }
-        finally
-        {
-            ArrayPool<float>.Shared.Return(scratch);
-        }
-    }
-
     // Per kept query: pixels won, pixels of its own mask (sigmoid >= 0.5), and pixels won inside it.
-    private sealed class AreaCounts(int queries)
+    internal sealed class AreaCounts(int queries)
     {
         public long[] Won { get; } = new long[queries];
 

@@ -1,0 +1,298 @@
+using System.Buffers;
+using System.Numerics.Tensors;
+
+namespace MaskFormer.Engine.Postprocessing;
+
+/// <summary>
+/// Pass 1 of panoptic inference over one row of tiles at a time, with its scratch space and area
+/// counts (one per worker thread).
+/// </summary>
+internal sealed class PanopticTileRow : IDisposable
+{
+    /// <summary>The tile value of a tile decided per pixel.</summary>
+    public const ushort Mixed = ushort.MaxValue;
+
+    private const byte Outside = 0;
+    private const byte Inside = 1;
+    private const byte Undecided = 2;
+
+    // A logit this far from 0 has a float32 sigmoid clearly on its side of 0.5.
+    private const float SignMargin = 1e-3f;
+
+    // score · sigmoid in float32 is within a few ulps of the true product, and so are the bounds:
+    // four times the sum of both, relative, plus slack for denormals.
+    private const float RelativeMargin = 4e-6f;
+    private const float AbsoluteSlack = 1e-30f;
+
+    private readonly MaskTiles _tiles;
+    private readonly List<(int Query, int Label, float Score)> _kept;
+    private readonly byte[] _state;
+    private readonly bool[] _canWin;
+    private readonly int[] _winner;
+    private readonly bool[] _winnerDecided;
+    private readonly int[] _mixedTiles;
+    private readonly int[] _xs;
+    private readonly int[] _pixelTile;
+    private readonly int[] _gathered;
+    private readonly int[] _positions;
+    private readonly float[] _values;
+    private readonly float[] _sigmoids;
+    private readonly float[] _blend;
+
+    public PanopticTileRow(MaskTiles tiles, List<(int Query, int Label, float Score)> kept, PanopticInference.AreaCounts counts)
+    {
+        _tiles = tiles;
+        _kept = kept;
+        Counts = counts;
+        var columns = tiles.TileColumns.Count;
+        var width = tiles.Upsampler.Width;
+        _state = ArrayPool<byte>.Shared.Rent(columns * kept.Count);
+        _canWin = ArrayPool<bool>.Shared.Rent(columns * kept.Count);
+        _winner = ArrayPool<int>.Shared.Rent(columns);
+        _winnerDecided = ArrayPool<bool>.Shared.Rent(columns);
+        _mixedTiles = ArrayPool<int>.Shared.Rent(columns);
+        _xs = ArrayPool<int>.Shared.Rent(width);
+        _pixelTile = ArrayPool<int>.Shared.Rent(width);
+        _gathered = ArrayPool<int>.Shared.Rent(width);
+        _positions = ArrayPool<int>.Shared.Rent(width);
+        _values = ArrayPool<float>.Shared.Rent(width);
+        _sigmoids = ArrayPool<float>.Shared.Rent(kept.Count * width);
+        _blend = ArrayPool<float>.Shared.Rent(tiles.Upsampler.ScratchLength);
+    }
+
+    public PanopticInference.AreaCounts Counts { get; }
+
+    /// <summary>
+    /// Decides tile row <paramref name="row"/>: a decided tile's assignment goes to
+    /// <paramref name="tileValues"/>, a mixed tile's pixels' assignments to <paramref name="ids"/>.
+    /// </summary>
+    public void Solve(int row, LabelMap ids, ushort[] tileValues)
+    {
+        var columns = _tiles.TileColumns;
+        var rows = _tiles.TileRows;
+        var tileHeight = rows.Starts[row + 1] - rows.Starts[row];
+        var mixedCount = DecideTiles(row);
+        for (var t = 0; t < columns.Count; t++)
+        {
+            var pixels = (long)tileHeight * columns.Length(t);
+            for (var k = 0; k < _kept.Count; k++)
+            {
+                if (_state[(t * _kept.Count) + k] == Inside)
+                {
+                    Counts.Mask[k] += pixels;
+                }
+            }
+
+            if (_winnerDecided[t])
+            {
+                var winner = _winner[t];
+                Counts.Won[winner] += pixels;
+                var winnerState = _state[(t * _kept.Count) + winner];
+                if (winnerState == Inside)
+                {
+                    Counts.WonInsideMask[winner] += pixels;
+                }
+            }
+
+            tileValues[(row * columns.Count) + t] = Mixed;
+        }
+
+        var pixelCount = 0;
+        for (var i = 0; i < mixedCount; i++)
+        {
+            var t = _mixedTiles[i];
+            for (var x = columns.Starts[t]; x < columns.Starts[t + 1]; x++)
+            {
+                _xs[pixelCount] = x;
+                _pixelTile[pixelCount++] = t;
+            }
+        }
+
+        for (var t = 0; t < columns.Count; t++)
+        {
+            if (_winnerDecided[t] && !IsMixed(t))
+            {
+                var winner = _winner[t];
+                tileValues[(row * columns.Count) + t] = (ushort)(_state[(t * _kept.Count) + winner] == Inside ? winner : winner | PanopticInference.BelowHalf);
+            }
+        }
+
+        if (pixelCount == 0)
+        {
+            return;
+        }
+
+        for (var y = rows.Starts[row]; y < rows.Starts[row + 1]; y++)
+        {
+            SolvePixels(y, pixelCount, ids.Row(y));
+        }
+    }
+
+    public void Dispose()
+    {
+        ArrayPool<byte>.Shared.Return(_state);
+        ArrayPool<bool>.Shared.Return(_canWin);
+        ArrayPool<int>.Shared.Return(_winner);
+        ArrayPool<bool>.Shared.Return(_winnerDecided);
+        ArrayPool<int>.Shared.Return(_mixedTiles);
+        ArrayPool<int>.Shared.Return(_xs);
+        ArrayPool<int>.Shared.Return(_pixelTile);
+        ArrayPool<int>.Shared.Return(_gathered);
+        ArrayPool<int>.Shared.Return(_positions);
+        ArrayPool<float>.Shared.Return(_values);
+        ArrayPool<float>.Shared.Return(_sigmoids);
+        ArrayPool<float>.Shared.Return(_blend);
+    }
+
+    private bool IsMixed(int t)
+    {
+        if (!_winnerDecided[t])
+        {
+            return true;
+        }
+
+        for (var k = 0; k < _kept.Count; k++)
+        {
+            if (_state[(t * _kept.Count) + k] == Undecided)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    // A kept query needs its per-pixel sigmoid in a tile when its mask is undecided there, or when it
+    // is still in the running for a winner the bounds left open.
+    private bool Needs(int t, int k) => _state[(t * _kept.Count) + k] == Undecided || (!_winnerDecided[t] && _canWin[(t * _kept.Count) + k]);
+
+    private int DecideTiles(int row)
+    {
+        var columns = _tiles.TileColumns;
+        var kept = _kept.Count;
+        var mixed = 0;
+        for (var t = 0; t < columns.Count; t++)
+        {
+            // Written so that a NaN anywhere leaves every query undecided and in the running.
+            var (winner, winnerLower) = (0, float.NaN);
+            for (var k = 0; k < kept; k++)
+            {
+                var (query, _, score) = _kept[k];
+                var lower = _tiles.Lower(query, row)[t];
+                var upper = _tiles.Upper(query, row)[t];
+                _state[(t * kept) + k] = lower > SignMargin ? Inside : upper < -SignMargin ? Outside : Undecided;
+                var scoreLower = score * _tiles.SigmoidLower(query, row)[t];
+                if (k == 0 || scoreLower > winnerLower)
+                {
+                    (winner, winnerLower) = (k, scoreLower);
+                }
+            }
+
+            var threshold = (winnerLower * (1f - RelativeMargin)) - AbsoluteSlack;
+            var inRunning = 0;
+            for (var k = 0; k < kept; k++)
+            {
+                var (query, _, score) = _kept[k];
+                var scoreUpper = score * _tiles.SigmoidUpper(query, row)[t];
+                var canWin = k == winner || !((scoreUpper * (1f + RelativeMargin)) + AbsoluteSlack < threshold);
+                _canWin[(t * kept) + k] = canWin;
+                inRunning += canWin ? 1 : 0;
+            }
+
+            _winner[t] = winner;
+            _winnerDecided[t] = inRunning == 1;
+            if (IsMixed(t))
+            {
+                _mixedTiles[mixed++] = t;
+            }
+        }
+
+        return mixed;
+    }
+
+    // The dense computation's operations on the mixed tiles' pixels of row y: each kept query's
+    // sigmoid where some tile needs it, then the mask counts and the first strict maximum.
+    private void SolvePixels(int y, int pixelCount, Span<ushort> assignment)
+    {
+        var width = _tiles.Upsampler.Width;
+        for (var k = 0; k < _kept.Count; k++)
+        {
+            var count = 0;
+            for (var p = 0; p < pixelCount; p++)
+            {
+                if (Needs(_pixelTile[p], k))
+                {
+                    _gathered[count] = _xs[p];
+                    _positions[count++] = p;
+                }
+            }
+
+            if (count == 0)
+            {
+                continue;
+            }
+
+            var padded = PixelBatch.PaddedLength(count, width);
+            var values = _values.AsSpan(0, padded);
+            _tiles.Upsampler.ComputePixels(_kept[k].Query, y, _gathered.AsSpan(0, count), values, _blend);
+            values[count..].Clear();
+            TensorPrimitives.Sigmoid(values, values);
+            var sigmoids = _sigmoids.AsSpan(k * width, width);
+            for (var i = 0; i < count; i++)
+            {
+                sigmoids[_positions[i]] = values[i];
+            }
+        }
+
+        for (var p = 0; p < pixelCount; p++)
+        {
+            var t = _pixelTile[p];
+            var best = float.NegativeInfinity;
+            var value = PanopticInference.Unassigned;
+            for (var k = 0; k < _kept.Count; k++)
+            {
+                var state = _state[(t * _kept.Count) + k];
+                var sigmoid = _sigmoids[(k * width) + p];
+                if (state == Undecided && sigmoid >= 0.5f)
+                {
+                    Counts.Mask[k]++;
+                }
+
+                var isMask = state == Inside || (state == Undecided && sigmoid >= 0.5f);
+                if (_winnerDecided[t])
+                {
+                    if (k == _winner[t])
+                    {
+                        value = (ushort)(isMask ? k : k | PanopticInference.BelowHalf);
+                    }
+
+                    continue;
+                }
+
+                // Strictly greater: the first kept query wins a tie, as torch.argmax does.
+                var probability = _kept[k].Score * sigmoid;
+                if (_canWin[(t * _kept.Count) + k] && probability > best)
+                {
+                    best = probability;
+                    value = (ushort)(isMask ? k : k | PanopticInference.BelowHalf);
+                }
+            }
+
+            if (!_winnerDecided[t])
+            {
+                Counts.Won[value & ~PanopticInference.BelowHalf]++;
+                if ((value & PanopticInference.BelowHalf) == 0)
+                {
+                    Counts.WonInsideMask[value]++;
+                }
+            }
+            else if ((value & PanopticInference.BelowHalf) == 0 && _state[(t * _kept.Count) + _winner[t]] == Undecided)
+            {
+                // Won was counted for the whole tile; inside-the-mask only now that the pixel is known.
+                Counts.WonInsideMask[value]++;
+            }
+
+            assignment[_xs[p]] = value;
+        }
+    }
+}
