@@ -141,6 +141,15 @@ else
   server_pid=""
 fi
 
+step "deployment checks (tests/deploy): Dockerfile lint + cpu target built by its own commands; Kubernetes overlays rendered and validated"
+if (cd tests/deploy && npm ci --no-audit --no-fund >"$LOGS/npm-deploy.log" 2>&1); then
+  (cd tests/deploy && node --test 2>&1) >"$LOGS/deploy.log"
+  grep -E '^# (tests|pass|fail)|^not ok|^# (publish|cpu image)' "$LOGS/deploy.log"
+  count_node "$LOGS/deploy.log"
+else
+  cat "$LOGS/npm-deploy.log"; fail_step "npm ci (tests/deploy)"
+fi
+
 echo
 echo "logs: $LOGS"
 [[ $failed -gt 0 ]] && status=1
