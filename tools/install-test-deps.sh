@@ -4,6 +4,8 @@
 # generator (Debian's matched set: protoc + grpc_python_plugin + python3-grpcio/python3-protobuf).
 # python3-pil is the oracle for the Pillow-exact resize test; python3-onnx makes the float16 model variant.
 # afl++ runs the fuzzing step (tools/fuzz.sh).
+# kubectl renders the Kubernetes overlays (`kubectl kustomize`, tests/deploy): the machine image ships one;
+# where none is on the PATH, Debian's kubernetes-client provides it (its kustomize 2.0 reads k8s/ too).
 set -euo pipefail
 
 packages=(ffmpeg python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc python3-pil python3-onnx afl++)
@@ -11,6 +13,7 @@ missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
+command -v kubectl >/dev/null || missing+=(kubernetes-client)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "test dependencies present"
