@@ -74,6 +74,13 @@ else
   cat "$LOGS/format.log"; fail_step "dotnet format"
 fi
 
+step "npm ci (tests/hf: transformers.js, the oracle of the HUGGINGFACE panoptic tests)"
+if (cd tests/hf && npm ci --no-audit --no-fund --ignore-scripts >"$LOGS/npm-hf.log" 2>&1); then
+  echo "ok"
+else
+  cat "$LOGS/npm-hf.log"; fail_step "npm ci (tests/hf)"
+fi
+
 for project in tests/*/*.Tests.csproj; do
   name="$(basename "$project" .csproj)"
   step "dotnet test $name"

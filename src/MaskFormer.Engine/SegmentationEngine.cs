@@ -220,6 +220,11 @@ public sealed partial class SegmentationEngine(
             ? [.. config.Labels.Select(l => l with { IsThing = !fuse.Contains(l.Id) })]
             : config.Labels;
         var thingsOnly = options.InstanceThingsOnly ?? (config.DeclaresThings || options.LabelIdsToFuse is not null);
+        if (options.Convention == PostprocessConvention.HuggingFace)
+        {
+            return PostprocessHuggingFace(config, request.Tasks, options, output, plan);
+        }
+
         LabelMap? semantic = null;
         IReadOnlyList<InstanceMask>? instances = null;
         try
@@ -230,6 +235,39 @@ public sealed partial class SegmentationEngine(
                 : null;
             var panoptic = (request.Tasks & SegmentationTasks.Panoptic) != 0
                 ? PanopticInference.Run(output, plan, labels, config.IsMask2Former, options)
+                : null;
+            return (semantic, instances, panoptic);
+        }
+        catch
+        {
+            semantic?.Dispose();
+            foreach (var instance in instances ?? [])
+            {
+                instance.Dispose();
+            }
+
+            throw;
+        }
+    }
+
+    // transformers' rules: without label_ids_to_fuse in the call, the model's stuff labels are fused
+    // (transformers itself fuses nothing then); instance results keep every class unless asked.
+    private static (LabelMap? Semantic, IReadOnlyList<InstanceMask>? Instances, PanopticResult? Panoptic) PostprocessHuggingFace(ModelConfig config, SegmentationTasks tasks, PostprocessOptions options, ModelOutput output, ResizePlan plan)
+    {
+        var fuse = options.LabelIdsToFuse ?? (config.DeclaresThings ? config.Labels.Where(l => !l.IsThing).Select(l => l.Id).ToHashSet() : new HashSet<int>());
+        var hfOptions = options with { LabelIdsToFuse = fuse };
+        var labels = config.Labels.Select(l => l with { IsThing = !fuse.Contains(l.Id) }).ToArray();
+        var (height, width) = (plan.OriginalHeight, plan.OriginalWidth);
+        LabelMap? semantic = null;
+        IReadOnlyList<InstanceMask>? instances = null;
+        try
+        {
+            semantic = (tasks & SegmentationTasks.Semantic) != 0 ? HuggingFaceInference.Semantic(output, height, width, config.IsMask2Former) : null;
+            instances = (tasks & SegmentationTasks.Instance) != 0
+                ? HuggingFaceInference.Instance(output, height, width, config.IsMask2Former, labels, options.InstanceThingsOnly ?? false, hfOptions)
+                : null;
+            var panoptic = (tasks & SegmentationTasks.Panoptic) != 0
+                ? HuggingFaceInference.Panoptic(output, height, width, config.IsMask2Former, labels, hfOptions)
                 : null;
             return (semantic, instances, panoptic);
         }

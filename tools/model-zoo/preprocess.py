@@ -35,6 +35,9 @@ DEFAULT_CONFIG = {
     # MaskFormer Serve's key: this model was trained on tensors resized by F.interpolate (no antialias),
     # not through PIL as HF image processors resize, so the service must not default to PIL for it.
     "resize_method": "interpolate",
+    # ... and zero-padded to the divisor after resizing (detectron2), where HF processors instead round
+    # the resize target up to the divisor.
+    "size_divisor_rule": "pad",
 }
 
 

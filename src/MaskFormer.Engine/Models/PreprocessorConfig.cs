@@ -31,6 +31,16 @@ public enum ResizeMethod
     Pil,
 }
 
+/// <summary>How an image is brought to a multiple of the size divisor.</summary>
+public enum SizeDivisorRule
+{
+    /// <summary>Zero-pad bottom and right after resizing (detectron2).</summary>
+    Pad,
+
+    /// <summary>Round the resize target up to the divisor (HuggingFace MaskFormer/Mask2Former processors).</summary>
+    Resize,
+}
+
 /// <summary>
 /// A HuggingFace-style <c>preprocessor_config.json</c>: resize, rescale, normalise, pad. Reads the
 /// variants real exports use: <c>size</c> as {height, width}, as {shortest_edge, longest_edge}, as a
@@ -60,6 +70,14 @@ public sealed record PreprocessorConfig
     /// <see cref="ResizeMethod.Interpolate"/>.
     /// </summary>
     public ResizeMethod ResizeMethod { get; init; }
+
+    /// <summary>
+    /// How the size divisor is met: <see cref="SizeDivisorRule.Pad"/> (resize, then zero-pad bottom and
+    /// right: detectron2) or <see cref="SizeDivisorRule.Resize"/> (the resize target itself rounded up to
+    /// the divisor, no padding: HuggingFace's MaskFormer and Mask2Former image processors). The file's
+    /// <c>size_divisor_rule</c> when it names one, else Resize for a HuggingFace processor config.
+    /// </summary>
+    public SizeDivisorRule SizeDivisorRule { get; init; }
 
     /// <summary>Where <see cref="ResizeMethod"/> came from, for ListModels and logs.</summary>
     public string ResizeMethodSource { get; init; } = "default";
@@ -106,9 +124,11 @@ public sealed record PreprocessorConfig
         var rescale = doRescale ? (float)(ReadDouble(root, "rescale_factor") ?? 1.0 / 255.0) : 1f;
 
         var (method, methodSource) = ReadResizeMethod(root, path);
+        var divisorRule = ReadDivisorRule(root, path);
         return config with
         {
             ResizeMethod = method,
+            SizeDivisorRule = divisorRule,
             ResizeMethodSource = methodSource,
             SizeDivisor = doPad && divisor > 1 ? divisor : 1,
             RescaleFactor = rescale,
@@ -135,6 +155,21 @@ public sealed record PreprocessorConfig
         }
 
         return (ResizeMethod.Interpolate, "default");
+    }
+
+    private static SizeDivisorRule ReadDivisorRule(JsonElement root, string path)
+    {
+        if (root.TryGetProperty("size_divisor_rule", out var rule))
+        {
+            return rule.ValueKind == JsonValueKind.String && rule.GetString() is "pad" or "resize"
+                ? rule.GetString() == "pad" ? SizeDivisorRule.Pad : SizeDivisorRule.Resize
+                : throw new ModelLoadException(path, "'size_divisor_rule' must be \"pad\" or \"resize\".");
+        }
+
+        return root.TryGetProperty("image_processor_type", out var type) && type.GetString() is "MaskFormerImageProcessor" or "Mask2FormerImageProcessor"
+            || root.TryGetProperty("feature_extractor_type", out var extractor) && extractor.GetString() is "MaskFormerFeatureExtractor"
+            ? SizeDivisorRule.Resize
+            : SizeDivisorRule.Pad;
     }
 
     /// <summary>Parses "pil" or "interpolate" (any case).</summary>

@@ -10,7 +10,13 @@ public sealed record PostprocessOptions
     public static PostprocessOptions Detectron2 { get; } = new();
 
     /// <summary>HuggingFace transformers' defaults (threshold 0.5, overlap 0.8, instance score 0.5).</summary>
-    public static PostprocessOptions HuggingFace { get; } = new() { ObjectMaskThreshold = 0.5f, OverlapThreshold = 0.8f, InstanceScoreThreshold = 0.5f };
+    public static PostprocessOptions HuggingFace { get; } = new() { Convention = PostprocessConvention.HuggingFace, ObjectMaskThreshold = 0.5f, OverlapThreshold = 0.8f, InstanceScoreThreshold = 0.5f };
+
+    /// <summary>Whose rules apply: detectron2's (default) or transformers' <c>post_process_*</c>.</summary>
+    public PostprocessConvention Convention { get; init; }
+
+    /// <summary>HuggingFace panoptic: a query's own area counts pixels whose weighted probability is at least this.</summary>
+    public float MaskThreshold { get; init; } = 0.5f;
 
     /// <summary>Panoptic: keep a query when its best class is not "no object" and scores above this.</summary>
     public float ObjectMaskThreshold { get; init; } = 0.8f;
@@ -32,4 +38,14 @@ public sealed record PostprocessOptions
     /// the model's own split; otherwise every other label is a thing.
     /// </summary>
     public IReadOnlySet<int>? LabelIdsToFuse { get; init; }
+}
+
+/// <summary>Which reference implementation's inference rules apply.</summary>
+public enum PostprocessConvention
+{
+    /// <summary>detectron2's <c>semantic_inference</c>, <c>panoptic_inference</c>, <c>instance_inference</c>.</summary>
+    Detectron2,
+
+    /// <summary>transformers' <c>post_process_semantic/instance/panoptic_segmentation</c>.</summary>
+    HuggingFace,
 }

@@ -19,6 +19,12 @@ public readonly record struct ResizePlan(int OriginalHeight, int OriginalWidth, 
         };
 
         var divisor = Math.Max(1, config.SizeDivisor);
+        if (config.SizeDivisorRule == SizeDivisorRule.Resize && config.ResizeMode != ResizeMode.None)
+        {
+            // HuggingFace's get_maskformer_resize_output_image_size: the target itself is rounded up.
+            (resizedHeight, resizedWidth) = (RoundUp(resizedHeight, divisor), RoundUp(resizedWidth, divisor));
+        }
+
         return new ResizePlan(
             height,
             width,

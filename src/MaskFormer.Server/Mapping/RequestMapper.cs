@@ -82,6 +82,7 @@ internal static class RequestMapper
             InstanceTopK = options.HasInstanceTopK ? (int)options.InstanceTopK : defaults.InstanceTopK,
             InstanceScoreThreshold = options.HasInstanceScoreThreshold ? options.InstanceScoreThreshold : defaults.InstanceScoreThreshold,
             InstanceThingsOnly = options.HasInstanceThingsOnly ? options.InstanceThingsOnly : defaults.InstanceThingsOnly,
+            MaskThreshold = options.HasMaskThreshold ? options.MaskThreshold : defaults.MaskThreshold,
             LabelIdsToFuse = options.LabelIdsToFuse.Count > 0 ? options.LabelIdsToFuse.Select(id => (int)id).ToHashSet() : null,
         };
     }
@@ -96,6 +97,7 @@ internal static class RequestMapper
         CheckProbability(options.HasObjectMaskThreshold, options.ObjectMaskThreshold, "options.object_mask_threshold");
         CheckProbability(options.HasOverlapThreshold, options.OverlapThreshold, "options.overlap_threshold");
         CheckProbability(options.HasInstanceScoreThreshold, options.InstanceScoreThreshold, "options.instance_score_threshold");
+        CheckProbability(options.HasMaskThreshold, options.MaskThreshold, "options.mask_threshold");
         if (options.HasInstanceTopK && options.InstanceTopK is 0 or > 10_000)
         {
             throw SegmentationException.Invalid("options.instance_top_k", $"instance_top_k must be between 1 and 10000 (was {options.InstanceTopK}).");
