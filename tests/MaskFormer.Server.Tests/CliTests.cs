@@ -60,7 +60,7 @@ public sealed class CliTests(ServerFixture server) : IDisposable
     {
         var clip = Path.Combine(RepositoryPaths.TinyShapes, "clip");
         var video = Path.Combine(_out, "clip.mp4");
-        var overlay = Path.Combine(_out, "overlay.mp4");
+        var overlay = Path.Combine(_out, "not-made-yet", "overlay.mp4");
         await FfmpegAsync("-v", "error", "-y", "-framerate", "8", "-i", Path.Combine(clip, "frame_%03d.png"), "-pix_fmt", "yuv420p", video);
 
         using var output = new StringWriter();

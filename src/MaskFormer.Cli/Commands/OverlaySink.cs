@@ -18,6 +18,7 @@ internal sealed class OverlaySink(string destination, double fps, SegmentationTa
     private Process? _ffmpeg;
     private (int Width, int Height) _size;
     private Image<Rgb24>? _last;
+    private Task<string>? _ffmpegErrors;
 
     public string Destination { get; } = destination;
 
@@ -48,7 +49,31 @@ internal sealed class OverlaySink(string destination, double fps, SegmentationTa
 
         var pixels = new byte[_last.Width * _last.Height * 3];
         _last.CopyPixelDataTo(pixels);
-        await _ffmpeg.StandardInput.BaseStream.WriteAsync(pixels, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await _ffmpeg.StandardInput.BaseStream.WriteAsync(pixels, cancellationToken).ConfigureAwait(false);
+        }
+        catch (IOException)
+        {
+            await _ffmpeg.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
+            throw new IOException($"ffmpeg stopped writing {Destination}: {(await _ffmpegErrors!.ConfigureAwait(false)).Trim()}");
+        }
+    }
+
+    /// <summary>Finishes the video; throws with ffmpeg's message when it could not write it.</summary>
+    public async Task CompleteAsync(CancellationToken cancellationToken)
+    {
+        if (_ffmpeg is null)
+        {
+            return;
+        }
+
+        _ffmpeg.StandardInput.Close();
+        await _ffmpeg.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
+        if (_ffmpeg.ExitCode != 0)
+        {
+            throw new IOException($"ffmpeg could not write {Destination}: {(await _ffmpegErrors!.ConfigureAwait(false)).Trim()}");
+        }
     }
 
     public async ValueTask DisposeAsync()
@@ -56,8 +81,12 @@ internal sealed class OverlaySink(string destination, double fps, SegmentationTa
         _last?.Dispose();
         if (_ffmpeg is not null)
         {
-            _ffmpeg.StandardInput.Close();
-            await _ffmpeg.WaitForExitAsync().ConfigureAwait(false);
+            if (!_ffmpeg.HasExited)
+            {
+                _ffmpeg.Kill();
+                await _ffmpeg.WaitForExitAsync().ConfigureAwait(false);
+            }
+
             _ffmpeg.Dispose();
         }
     }
@@ -72,11 +101,20 @@ internal sealed class OverlaySink(string destination, double fps, SegmentationTa
     private Process StartEncoder(int width, int height)
     {
         _size = (width, height);
-        return Process.Start(new ProcessStartInfo("ffmpeg", ["-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", $"{width}x{height}", "-r", fps.ToString(CultureInfo.InvariantCulture), "-i", "-", "-pix_fmt", "yuv420p", Destination])
+        var folder = Path.GetDirectoryName(Path.GetFullPath(Destination));
+        if (folder is not null)
+        {
+            Directory.CreateDirectory(folder);
+        }
+
+        var ffmpeg = Process.Start(new ProcessStartInfo("ffmpeg", ["-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", $"{width}x{height}", "-r", fps.ToString(CultureInfo.InvariantCulture), "-i", "-", "-pix_fmt", "yuv420p", Destination])
         {
             RedirectStandardInput = true,
+            RedirectStandardError = true,
             UseShellExecute = false,
         }) ?? throw new IOException("ffmpeg could not be started.");
+        _ffmpegErrors = ffmpeg.StandardError.ReadToEndAsync();
+        return ffmpeg;
     }
 
     private static Image<Rgb24> ToImage(Contracts.V1.Image image) => image.SourceCase == Contracts.V1.Image.SourceOneofCase.Raw

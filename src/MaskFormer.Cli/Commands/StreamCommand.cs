@@ -16,8 +16,9 @@ namespace MaskFormer.Cli.Commands;
 /// </summary>
 internal static class StreamCommand
 {
-    // Answers waiting to be drawn; past this the reader waits, which the answers' latencies would then show.
-    private const int RenderQueue = 64;
+    // Frames sent but not yet drawn. Past this the sender waits for the drawing, never the reader: an
+    // answer is always read (and timed) as soon as it arrives, and memory stays bounded.
+    private const int MaxUndrawnFrames = 128;
 
     public static CommandInfo Info { get; } = new(
         "stream",
@@ -98,7 +99,9 @@ internal static class StreamCommand
         var stats = new StreamStats();
         var sent = new Dictionary<ulong, SentFrame>();
         var sync = new Lock();
-        var answers = Channel.CreateBounded<(SegmentStreamResponse Response, SentFrame Frame)>(new BoundedChannelOptions(RenderQueue) { SingleReader = true, SingleWriter = true });
+        var answers = Channel.CreateUnbounded<(SegmentStreamResponse Response, SentFrame Frame)>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        using var undrawn = new SemaphoreSlim(MaxUndrawnFrames);
+        var heldBack = 0;
         var clock = Stopwatch.StartNew();
 
         var sending = Task.Run(
@@ -110,6 +113,12 @@ internal static class StreamCommand
                     if (pacer is not null)
                     {
                         await pacer.WaitAsync((long)id, stop.Token).ConfigureAwait(false);
+                    }
+
+                    if (!undrawn.Wait(0, CancellationToken.None))
+                    {
+                        heldBack++;
+                        await undrawn.WaitAsync(stop.Token).ConfigureAwait(false);
                     }
 
                     lock (sync)
@@ -140,8 +149,8 @@ internal static class StreamCommand
                             sent.Remove(response.FrameId);
                         }
 
-                        stats.Record(response, Stopwatch.GetElapsedTime(frame.Timestamp, arrived));
-                        await answers.Writer.WriteAsync((response, frame), stop.Token).ConfigureAwait(false);
+                        stats.Record(response, Stopwatch.GetElapsedTime(frame.Timestamp, arrived), clock.Elapsed);
+                        answers.Writer.TryWrite((response, frame));
                     }
 
                     answers.Writer.Complete();
@@ -164,13 +173,15 @@ internal static class StreamCommand
                     await foreach (var (response, frame) in answers.Reader.ReadAllAsync(stop.Token).ConfigureAwait(false))
                     {
                         await sink.WriteAsync(frame.Image, frame.Name, response, stop.Token).ConfigureAwait(false);
+                        undrawn.Release();
                         bar.Increment(1);
-                        bar.Description = stats.Describe(clock.Elapsed);
+                        bar.Description = stats.Describe();
                     }
 
                     bar.Value = bar.MaxValue;
                 }).ConfigureAwait(false);
             await sending.ConfigureAwait(false);
+            await sink.CompleteAsync(stop.Token).ConfigureAwait(false);
         }
         catch
         {
@@ -182,7 +193,11 @@ internal static class StreamCommand
             await Task.WhenAll(sending, receiving).ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
         }
 
-        console.MarkupLineInterpolated($"[green]{stats.Describe(clock.Elapsed)}[/] (latency: frame sent to answer read); overlays in {sink.Destination}");
+        console.MarkupLineInterpolated($"[green]{stats.Describe()}[/] (latency: frame sent to answer read); overlays in {sink.Destination}");
+        if (heldBack > 0)
+        {
+            console.MarkupLineInterpolated($"[yellow]drawing the overlays fell {MaxUndrawnFrames} frames behind, so {heldBack} frames were sent late: the rate shown is this client's, not the server's (try --out with a folder, or --no-pacing to measure the server)[/]");
+        }
         return stats.Errors == 0 ? 0 : 1;
     }
 

@@ -13,6 +13,7 @@ internal sealed class StreamStats
     private int _results;
     private int _errors;
     private int _skipped;
+    private TimeSpan _lastAnswer;
 
     public int Errors
     {
@@ -25,10 +26,12 @@ internal sealed class StreamStats
         }
     }
 
-    public void Record(SegmentStreamResponse response, TimeSpan latency)
+    /// <summary>Counts an answer read <paramref name="at"/> (since the stream began), <paramref name="latency"/> after its frame was sent.</summary>
+    public void Record(SegmentStreamResponse response, TimeSpan latency, TimeSpan at)
     {
         lock (_sync)
         {
+            _lastAnswer = at;
             switch (response.OutcomeCase)
             {
                 case SegmentStreamResponse.OutcomeOneofCase.Result:
@@ -45,10 +48,12 @@ internal sealed class StreamStats
         }
     }
 
-    public string Describe(TimeSpan elapsed)
+    /// <summary>Counts, answers per second up to the last answer, and latency percentiles.</summary>
+    public string Describe()
     {
         lock (_sync)
         {
+            var elapsed = _lastAnswer;
             var sorted = _latencies.Order().ToArray();
             var p50 = sorted.Length > 0 ? sorted[sorted.Length / 2] : 0;
             var p95 = sorted.Length > 0 ? sorted[Math.Min(sorted.Length - 1, (int)(sorted.Length * 0.95))] : 0;
