@@ -3,7 +3,7 @@ using BenchmarkDotNet.Running;
 namespace MaskFormer.Benchmarks;
 
 /// <summary>
-/// <c>throughput [requests]</c> and <c>stream [frames]</c> print side-by-side reports; anything else goes
+/// <c>throughput [requests]</c>, <c>stream [frames]</c> and <c>firstcall [runs] [port]</c> print side-by-side reports; anything else goes
 /// to BenchmarkDotNet's switcher (per-stage suites). Exit code 1 on failure.
 /// </summary>
 internal static class BenchmarkProgram
@@ -17,6 +17,7 @@ internal static class BenchmarkProgram
                 "throughput" => await ThroughputReport.RunAsync([.. args.Skip(1)]),
                 "stream" => await StreamReport.RunAsync([.. args.Skip(1)]),
                 "encode" => PrintLines(EncodeReport.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 30)),
+                "firstcall" => await FirstCallReport.RunAsync([.. args.Skip(1)]),
                 _ => BenchmarkSwitcher.FromAssembly(typeof(BenchmarkProgram).Assembly).Run(args).Any(summary => summary.HasCriticalValidationErrors) ? 1 : 0,
             };
         }

@@ -18,7 +18,8 @@ public sealed partial class SegmentationEngine(
     IOptions<InferenceOptions> inferenceOptions,
     ImageDecoder decoder,
     TimeProvider time,
-    ILogger<SegmentationEngine> logger) : IAsyncDisposable
+    ILogger<SegmentationEngine> logger,
+    IEnumerable<Hosting.IResultWarmUp>? resultWarmUps = null) : IAsyncDisposable
 {
     private readonly InferenceOptions _inference = inferenceOptions.Value;
     private IReadOnlyList<ServedModel> _models = [];
@@ -100,7 +101,10 @@ public sealed partial class SegmentationEngine(
         }
     }
 
-    /// <summary>Runs every session once per batch size, then reports ready.</summary>
+    /// <summary>
+    /// Runs every session once per batch size, then the whole request path (see
+    /// SegmentationEngine.WarmUp.cs), then reports ready.
+    /// </summary>
     public async Task WarmUpAsync(CancellationToken cancellationToken)
     {
         if (_inference.WarmUp)
@@ -130,6 +134,7 @@ public sealed partial class SegmentationEngine(
                     }
                 }
 
+                await WarmUpRequestPathAsync(model, cancellationToken).ConfigureAwait(false);
                 var elapsed = time.GetElapsedTime(started);
                 LogWarmedUp(logger, model.Name, elapsed.TotalMilliseconds);
             }
@@ -164,7 +169,11 @@ public sealed partial class SegmentationEngine(
             throw new SegmentationException(SegmentationErrorKind.Unavailable, "The models are still loading; retry shortly.");
         }
 
-        var model = Resolve(request.Model, request.ModelVersion);
+        return await RunAsync(Resolve(request.Model, request.ModelVersion), request, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<SegmentationResult> RunAsync(ServedModel model, SegmentationRequest request, CancellationToken cancellationToken)
+    {
         var unsupported = request.Tasks & ~model.SupportedTasks;
         if (unsupported != SegmentationTasks.None)
         {

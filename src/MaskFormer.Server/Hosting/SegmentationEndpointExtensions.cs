@@ -1,3 +1,4 @@
+using MaskFormer.Engine.Hosting;
 using MaskFormer.Server.Health;
 using MaskFormer.Server.Services;
 using MaskFormer.Server.Streaming;
@@ -44,6 +45,7 @@ public static class SegmentationEndpointExtensions
             .ValidateOnStart();
 
         // Streams drain before Kestrel stops; the host gives up only after the drain time plus a margin.
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IResultWarmUp, ResponseWarmUp>());
         services.TryAddSingleton<OpenStreams>();
         services.AddHostedService(provider => provider.GetRequiredService<OpenStreams>());
         services.AddOptions<HostOptions>().Configure<IOptions<StreamingOptions>>((host, streaming) =>
