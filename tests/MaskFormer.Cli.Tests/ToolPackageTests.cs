@@ -20,9 +20,12 @@ public sealed class ToolPackageTests : IDisposable
         var packages = Path.Combine(_work, "packages");
         var tools = Path.Combine(_work, "tools");
 
+        // A version of its own, so no package cached by an earlier run can stand in for this build.
+        var version = $"1.0.0-test.{Guid.NewGuid():N}";
+
         // --no-build: the test project already built the CLI in this configuration.
-        await RunAsync("dotnet", "pack", project, "-c", Configuration, "--no-build", "-nologo", "-o", packages);
-        await RunAsync("dotnet", "tool", "install", "MaskFormer.Cli", "--tool-path", tools, "--add-source", packages, "--ignore-failed-sources");
+        await RunAsync("dotnet", "pack", project, "-c", Configuration, "--no-build", "-nologo", "-o", packages, $"-p:Version={version}");
+        await RunAsync("dotnet", "tool", "install", "MaskFormer.Cli", "--version", version, "--tool-path", tools, "--add-source", packages, "--ignore-failed-sources");
         var help = await RunAsync(Path.Combine(tools, OperatingSystem.IsWindows() ? "maskformer.exe" : "maskformer"), "--help");
 
         Assert.Contains("usage: maskformer COMMAND", help, StringComparison.Ordinal);
