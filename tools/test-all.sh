@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the repository on a clean machine: .NET unit and integration tests, the proto
-# lint (buf, DEFAULT rules), and the Node client against a live server on the committed model.
+# lint (buf, DEFAULT rules), and the Node client against a live server on the committed model, and the
+# deployment checks (tests/deploy: the Dockerfile's cpu target built by its own commands and served, every
+# Kubernetes overlay rendered and validated against the schemas and the application's settings).
 # Ends with one line "N passed, N failed" summed over every test run; exits non-zero on any failure.
 set -uo pipefail
 
