@@ -2,7 +2,8 @@
 # Installs what the tests need beyond the .NET SDK and Node.js, from Debian's packages, when missing:
 # ffmpeg (video in and out for the streaming CLI) and the Python example's gRPC runtime and stub
 # generator (Debian's matched set: protoc + grpc_python_plugin + python3-grpcio/python3-protobuf).
-# python3-pil is the oracle for the Pillow-exact resize test; python3-onnx makes the float16 model variant.
+# python3-pil is the oracle for the Pillow-exact resize test; python3-onnx makes the float16 model variant;
+# python3-torch runs the HF export recipe (tools/model-zoo/export_hf.py) that a test checks.
 # afl++ runs the fuzzing step (tools/fuzz.sh).
 # kubectl renders the Kubernetes overlays (`kubectl kustomize`, tests/deploy): the machine image ships one;
 # where none is on the PATH, Debian's kubernetes-client provides it (its kustomize 2.0 reads k8s/ too).
