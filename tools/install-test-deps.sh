@@ -9,7 +9,7 @@
 # where none is on the PATH, Debian's kubernetes-client provides it (its kustomize 2.0 reads k8s/ too).
 set -euo pipefail
 
-packages=(ffmpeg python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc python3-pil python3-onnx afl++)
+packages=(ffmpeg python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc python3-pil python3-onnx python3-torch afl++)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
