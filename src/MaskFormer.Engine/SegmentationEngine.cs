@@ -155,7 +155,7 @@ public sealed partial class SegmentationEngine(
             : candidates.FirstOrDefault(m => m.Version == version);
         return match ?? throw new SegmentationException(
             SegmentationErrorKind.ModelNotFound,
-            string.IsNullOrEmpty(version) ? $"Model '{wanted}' is not served." : $"Model '{wanted}' version '{version}' is not served.")
+            string.IsNullOrEmpty(version) ? $"Model '{ClientText.Shorten(wanted ?? string.Empty)}' is not served." : $"Model '{ClientText.Shorten(wanted ?? string.Empty)}' version '{ClientText.Shorten(version)}' is not served.")
         {
             Field = "model",
         };

@@ -1,5 +1,6 @@
 using MaskFormer.Engine.Hosting;
 using MaskFormer.Server.Health;
+using MaskFormer.Server.Limits;
 using MaskFormer.Server.Services;
 using MaskFormer.Server.Streaming;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -29,14 +30,12 @@ public static class SegmentationEndpointExtensions
     /// <summary>Adds gRPC with the configured message limits, health checks and reflection.</summary>
     public static IServiceCollection AddMaskFormerGrpc(this IServiceCollection services, IConfiguration configuration)
     {
-        var limits = configuration.GetSection(GrpcServerOptions.SectionName).Get<GrpcServerOptions>() ?? new GrpcServerOptions();
         services.AddGrpc(options =>
         {
-            options.MaxReceiveMessageSize = limits.MaxReceiveMessageSize;
-            options.MaxSendMessageSize = limits.MaxSendMessageSize;
             options.EnableDetailedErrors = false;
             options.Interceptors.Add<DrainingInterceptor>();
         });
+        services.AddMaskFormerLimits();
         services.AddGrpcReflection();
         services.AddOptions<StreamingOptions>().BindConfiguration(StreamingOptions.SectionName)
             .Validate(o => o.DefaultMaxInFlight >= 1 && o.MaxInFlightLimit >= o.DefaultMaxInFlight, $"{StreamingOptions.SectionName}:DefaultMaxInFlight must be at least 1 and at most MaxInFlightLimit.")

@@ -1,6 +1,7 @@
 using MaskFormer.Engine;
 using MaskFormer.Engine.Models;
 using MaskFormer.Engine.Sessions;
+using MaskFormer.Server.Limits;
 using Microsoft.Extensions.Options;
 
 namespace MaskFormer.Server.Hosting;
@@ -21,6 +22,7 @@ public static class ServerApp
         configure?.Invoke(builder);
 
         var app = builder.Build();
+        app.UseMaskFormerDefaultDeadline();
         app.MapSegmentation();
         return app;
     }
