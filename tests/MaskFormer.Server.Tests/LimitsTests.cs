@@ -10,7 +10,12 @@ using Microsoft.Extensions.Options;
 
 namespace MaskFormer.Server.Tests;
 
-/// <summary>Transport limits on a server of their own: concurrent calls, the default deadline, Kestrel agreeing with gRPC.</summary>
+/// <summary>
+/// Transport limits, each on a server of its own: concurrent calls, the default deadline, Kestrel agreeing
+/// with gRPC. In the server collection so their extra servers never load the machine while the shared
+/// server's timing-sensitive stream tests run.
+/// </summary>
+[Collection(ServerTestGroup.Name)]
 public sealed class LimitsTests
 {
     [Fact]
@@ -66,6 +71,30 @@ public sealed class LimitsTests
         Assert.Equal(7, kestrel.Http2.MaxStreamsPerConnection);
         Assert.Equal(9, kestrel.MaxConcurrentConnections);
         Assert.Equal(1048576, grpc.MaxReceiveMessageSize);
+    }
+
+    [Fact]
+    public async Task Limits_StreamLongerThanTheMessageLimit_EveryFrameAnswered()
+    {
+        // Kestrel's request-body limit follows the message limit for unary calls only; a stream's body is
+        // as long as the video, so gRPC lifts the limit for it.
+        var (app, address) = await ServerFixture.StartAsync(ServerFixture.Arguments("--MaskFormer:Grpc:MaxReceiveMessageSize=1048576"));
+        await using var _ = app;
+        using var channel = GrpcChannel.ForAddress(address);
+        await ServerFixture.WaitUntilServingAsync(channel);
+        var client = new SegmentationService.SegmentationServiceClient(channel);
+        var frame = new RawFrame { Width = 400, Height = 400, PixelFormat = PixelFormat.Rgb24, Data = Google.Protobuf.ByteString.CopyFrom(new byte[400 * 400 * 3]) };
+
+        using var stream = client.SegmentStream(deadline: DateTime.UtcNow.AddMinutes(2));
+        for (var i = 0; i < 4; i++)
+        {
+            await stream.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = new StreamFrame { FrameId = (ulong)i, Image = new Contracts.V1.Image { Raw = frame } } });
+        }
+
+        await stream.RequestStream.CompleteAsync();
+        var answers = await stream.ResponseStream.ReadAllAsync().ToArrayAsync();
+
+        Assert.Equal(4, answers.Count(a => a.Result is not null));
     }
 
     [Theory]
