@@ -159,6 +159,11 @@ else
   cat "$LOGS/npm-deploy.log"; fail_step "npm ci (tests/deploy)"
 fi
 
+step "README test (tools/test-readme.sh): command 1 and the first call exactly as printed, on a clean copy"
+MASKFORMER_README_PORT="${MASKFORMER_README_PORT:-$((PORT + 1))}" bash tools/test-readme.sh >"$LOGS/readme.log" 2>&1
+grep -E '^(ok|not ok) |^# (pass|fail)' "$LOGS/readme.log"
+count_node "$LOGS/readme.log"
+
 echo
 echo "logs: $LOGS"
 [[ $failed -gt 0 ]] && status=1
