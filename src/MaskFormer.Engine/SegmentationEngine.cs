@@ -236,14 +236,17 @@ public sealed partial class SegmentationEngine(
 
         LabelMap? semantic = null;
         IReadOnlyList<InstanceMask>? instances = null;
+
+        // One pass of mask bounds, shared by every requested mode.
+        using var tiles = new MaskTiles(output, plan);
         try
         {
-            semantic = (request.Tasks & SegmentationTasks.Semantic) != 0 ? SemanticInference.Run(output, plan) : null;
+            semantic = (request.Tasks & SegmentationTasks.Semantic) != 0 ? SemanticInference.Run(tiles) : null;
             instances = (request.Tasks & SegmentationTasks.Instance) != 0
-                ? InstanceInference.Run(output, plan, labels, thingsOnly, options)
+                ? InstanceInference.Run(tiles, labels, thingsOnly, options)
                 : null;
             var panoptic = (request.Tasks & SegmentationTasks.Panoptic) != 0
-                ? PanopticInference.Run(output, plan, labels, config.IsMask2Former, options)
+                ? PanopticInference.Run(tiles, labels, config.IsMask2Former, options)
                 : null;
             return (semantic, instances, panoptic);
         }

@@ -112,9 +112,16 @@ internal sealed class MaskTiles : IDisposable
             var upper = Bounds(Output.Queries + q).Slice(row * columns.Count, columns.Count);
             for (var t = 0; t < columns.Count; t++)
             {
-                var length = columns.GridEnds[t] - columns.GridStarts[t] + 1;
-                lower[t] = TensorPrimitives.Min(low.Slice(columns.GridStarts[t], length)) - margin;
-                upper[t] = TensorPrimitives.Max(high.Slice(columns.GridStarts[t], length)) + margin;
+                var (min, max) = (low[columns.GridStarts[t]], high[columns.GridStarts[t]]);
+                for (var c = columns.GridStarts[t] + 1; c <= columns.GridEnds[t]; c++)
+                {
+                    // MathF.Min and Max return NaN when either side is NaN.
+                    min = MathF.Min(min, low[c]);
+                    max = MathF.Max(max, high[c]);
+                }
+
+                lower[t] = min - margin;
+                upper[t] = max + margin;
             }
         }
     }

@@ -137,6 +137,22 @@ internal sealed class SemanticTileRow : IDisposable
         ArrayPool<float>.Shared.Return(_blend);
     }
 
+    // Whether class `best` beats class `other` at every pixel of the tile: the two scores share each
+    // query's sigmoid, so their difference Σ_q (p_q(best) − p_q(other))·σ_q is bounded below by taking
+    // each σ_q at the end of its range that hurts; tighter than comparing the two scores' bounds.
+    private bool Dominates(int row, int tile, int best, int other, float upperSum)
+    {
+        var difference = 0f;
+        for (var q = 0; q < _tiles.Output.Queries; q++)
+        {
+            var weight = _probabilities[(q * (_classes + 1)) + best] - _probabilities[(q * (_classes + 1)) + other];
+            difference += weight * (weight > 0f ? _tiles.SigmoidLower(q, row)[tile] : _tiles.SigmoidUpper(q, row)[tile]);
+        }
+
+        // Both scores' float32 errors, and this sum's, are within the margin of their sizes.
+        return difference > (2f * _margin * upperSum) + AbsoluteSlack;
+    }
+
     // Bounds every class's score over each tile of the row. A tile whose best lower bound beats every
     // other upper bound joins a run of decided pixels; the others list their candidate classes, add
     // their pixels to the row's gathered columns and their candidates to the row's union of classes.
@@ -177,7 +193,8 @@ internal sealed class SemanticTileRow : IDisposable
             var start = candidates;
             for (var c = 0; c < _classes; c++)
             {
-                if (!((upper[(c * count) + t] * (1f + _margin)) + AbsoluteSlack < threshold))
+                if (c == best || !(((upper[(c * count) + t] * (1f + _margin)) + AbsoluteSlack < threshold)
+                    || Dominates(row, t, best, c, upper[(best * count) + t] + upper[(c * count) + t])))
                 {
                     _candidates[candidates++] = c;
                 }

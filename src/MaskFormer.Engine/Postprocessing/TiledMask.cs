@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Numerics.Tensors;
 
 namespace MaskFormer.Engine.Postprocessing;
 
@@ -24,14 +25,15 @@ internal static class TiledMask
         var rowLast = new int[height];
         var scratchLength = upsampler.ScratchLength + width;
         var work = (long)tiles.TileCount * 64;
-        Parallel.For(0, tiles.TileRows.Count, RowParallelism.ForWork(work), () => (ArrayPool<int>.Shared.Rent(3 * width), ArrayPool<float>.Shared.Rent(scratchLength)), (row, _, scratch) =>
+        Parallel.For(0, tiles.TileRows.Count, RowParallelism.ForWork(work), () => (ArrayPool<int>.Shared.Rent(3 * width), ArrayPool<float>.Shared.Rent(scratchLength), ArrayPool<double>.Shared.Rent(width)), (row, _, scratch) =>
         {
-            MeasureRow(tiles, query, row, mask, (rowAreas, rowSums, rowFirst, rowLast), scratch.Item1, scratch.Item2);
+            MeasureRow(tiles, query, row, mask, (rowAreas, rowSums, rowFirst, rowLast), scratch.Item1, scratch.Item2, scratch.Item3);
             return scratch;
         }, scratch =>
         {
             ArrayPool<int>.Shared.Return(scratch.Item1);
             ArrayPool<float>.Shared.Return(scratch.Item2);
+            ArrayPool<double>.Shared.Return(scratch.Item3);
         });
 
         var box = default(PixelBox.Builder);
@@ -46,7 +48,7 @@ internal static class TiledMask
         return (mask, rowAreas.Sum(), rowSums.Sum(), box.Build());
     }
 
-    private static void MeasureRow(MaskTiles tiles, int query, int row, BinaryMask mask, (long[] Areas, double[] Sums, int[] First, int[] Last) rows, int[] indices, float[] floats)
+    private static void MeasureRow(MaskTiles tiles, int query, int row, BinaryMask mask, (long[] Areas, double[] Sums, int[] First, int[] Last) rows, int[] indices, float[] floats, double[] doubles)
     {
         var upsampler = tiles.Upsampler;
         var columns = tiles.TileColumns;
@@ -94,6 +96,7 @@ internal static class TiledMask
 
         var values = floats.AsSpan(0, pixels);
         var blend = floats.AsSpan(width, upsampler.ScratchLength);
+        var insideLogits = doubles.AsSpan(0, width);
         for (var y = tiles.TileRows.Starts[row]; y < tiles.TileRows.Starts[row + 1]; y++)
         {
             var maskRow = mask.Row(y);
@@ -108,17 +111,25 @@ internal static class TiledMask
             if (pixels > 0)
             {
                 upsampler.ComputePixels(query, y, xs[..pixels], values, blend);
+                var inside = 0;
                 for (var k = 0; k < pixels; k++)
                 {
                     if (values[k] > 0f)
                     {
                         var x = xs[k];
                         maskRow[x] = 1;
-                        area++;
-                        sum += 1.0 / (1.0 + Math.Exp(-values[k]));
+                        insideLogits[inside++] = values[k];
                         first = Math.Min(first, x);
                         last = Math.Max(last, x);
                     }
+                }
+
+                // The dense sum in float64, vectorized: each term within an ulp or two of 1 / (1 + exp(-x)).
+                if (inside > 0)
+                {
+                    area += inside;
+                    TensorPrimitives.Sigmoid(insideLogits[..inside], insideLogits[..inside]);
+                    sum += TensorPrimitives.Sum<double>(insideLogits[..inside]);
                 }
             }
 
