@@ -28,6 +28,8 @@ internal static class OverlayRenderer
 {
     private const int MinimumDisplaySide = 320;
 
+    private static readonly int[] s_tagShifts = [0, -1, 1];
+
     /// <summary>The integer enlargement for an image of this size (1 when it is big enough).</summary>
     public static int DisplayFactor(int width, int height) =>
         Math.Max(1, (int)Math.Ceiling(MinimumDisplaySide / (double)Math.Min(width, height)));
@@ -160,14 +162,27 @@ internal static class OverlayRenderer
             var tagHeight = (BitmapFont.GlyphHeight * fontScale) + (2 * padding);
             var (ay, ax) = Math.DivRem(anchors[segment], map.Width);
             var left = Math.Clamp((ax * factor) + (factor / 2) - (tagWidth / 2), 0, Math.Max(0, width - tagWidth));
-            var top = Math.Clamp((ay * factor) + (factor / 2) - (tagHeight / 2), 0, Math.Max(0, height - tagHeight));
-            var rectangle = new Rectangle(left, top, tagWidth, tagHeight);
-            if (placed.Any(r => r.IntersectsWith(rectangle)))
+            var centre = (ay * factor) + (factor / 2) - (tagHeight / 2);
+
+            // At the segment's most interior point, else just above or below it, never over another tag.
+            Rectangle? free = null;
+            foreach (var shift in s_tagShifts)
+            {
+                var candidate = new Rectangle(left, Math.Clamp(centre + (shift * (tagHeight + 1)), 0, Math.Max(0, height - tagHeight)), tagWidth, tagHeight);
+                if (!placed.Any(r => r.IntersectsWith(candidate)))
+                {
+                    free = candidate;
+                    break;
+                }
+            }
+
+            if (free is not { } rectangle)
             {
                 continue;
             }
 
             placed.Add(rectangle);
+            var top = rectangle.Top;
             var colour = map.Segments[segment].Colour;
             Fill(canvas, left, top, tagWidth, tagHeight, new Rgb24((byte)(colour.R / 2), (byte)(colour.G / 2), (byte)(colour.B / 2)));
             Fill(canvas, left + 1, top + 1, tagWidth - 2, tagHeight - 2, colour);

@@ -83,6 +83,38 @@ public sealed class OverlayRendererTests
     }
 
     [Fact]
+    public void Render_TagsThatWouldOverlap_AreMovedApartNotDropped()
+    {
+        // Two thin strips, one above the other, on a void image: their tags would cover each other.
+        using var image = TestPictures.Gradient(Width, Height);
+        var pixels = new int[Width * Height];
+        for (var i = 0; i < pixels.Length; i++)
+        {
+            pixels[i] = (i / Width) switch { 14 => 0, 15 => 1, _ => -1 };
+        }
+
+        var map = new SegmentMap(Width, Height, pixels, [new DrawnSegment(s_first, "UPPER"), new DrawnSegment(s_second, "LOWER")]);
+
+        using var plain = OverlayRenderer.Render(image, map, [], new OverlayOptions { Labels = false });
+        using var tagged = OverlayRenderer.Render(image, map, [], new OverlayOptions());
+
+        var changed = new HashSet<Rgb24>();
+        for (var y = 0; y < plain.Height; y++)
+        {
+            for (var x = 0; x < plain.Width; x++)
+            {
+                if (plain[x, y] != tagged[x, y])
+                {
+                    changed.Add(tagged[x, y]);
+                }
+            }
+        }
+
+        Assert.Contains(s_first, changed);
+        Assert.Contains(s_second, changed);
+    }
+
+    [Fact]
     public void Render_Legend_SwatchesAreTheSegmentColoursThemselves()
     {
         using var image = TestPictures.Gradient(Width, Height);
