@@ -60,6 +60,21 @@ public sealed class StartupTests : IDisposable
     }
 
     [Fact]
+    public async Task ServerProcess_PortInUse_ExitsNonZeroWithOneLineNamingTheAddressAndSetting()
+    {
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        var address = $"http://127.0.0.1:{((System.Net.IPEndPoint)taken.LocalEndpoint).Port}";
+
+        var (exitCode, output) = await RunServerProcessAsync([], $"--MaskFormer:Models:Path={RepositoryPaths.Models}", $"--Kestrel:Endpoints:Grpc:Url={address}");
+
+        Assert.Equal(1, exitCode);
+        var line = AssertOneLineWithoutStackTrace(output);
+        Assert.Contains(address, line, StringComparison.Ordinal);
+        Assert.Contains("Kestrel__Endpoints__Grpc__Url", line, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ServerProcess_NoModelRepository_ExitsNonZeroWithOneLineNamingThePathAndSetting()
     {
         var missing = Path.Combine(_scratch, "no-such-models");

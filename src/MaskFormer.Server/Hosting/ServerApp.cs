@@ -59,6 +59,14 @@ public static class ServerApp
             {
                 return await FailAsync($"cannot start: {ex.Message} Change it with {ex.Setting} ({Forms(ex.Setting)}).").ConfigureAwait(false);
             }
+            catch (IOException ex) when (ex.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
+            {
+                // The host's own "Hosting failed to start" error log is filtered out in appsettings.json
+                // (category Microsoft.Extensions.Hosting.Internal.Host at Critical), so this line is all
+                // that is printed; an unexpected start-up exception still ends the process with its trace.
+                const string Setting = "Kestrel:Endpoints:Grpc:Url";
+                return await FailAsync($"cannot start: {ex.Message} Change it with {Setting} ({Forms(Setting)}).").ConfigureAwait(false);
+            }
             catch (DeviceUnavailableException ex)
             {
                 return await FailAsync($"cannot start: {ex.Message} MaskFormer:Inference:Devices chooses the devices; a device not marked Required falls back to the CPU.").ConfigureAwait(false);
