@@ -72,6 +72,11 @@ public sealed record ModelFolder
         }
 
         var preprocessor = PreprocessorConfig.Load(System.IO.Path.Combine(directory, PreprocessorFileName));
+        if (!config.DeclaresThings && preprocessor.MetadataThingIds is { } processorThings)
+        {
+            // OneFormer's processor configs carry detectron2 metadata (thing_ids) that its model config lacks.
+            config = config.WithThings(processorThings.Where(id => id >= 0 && id < config.Labels.Count).ToHashSet(), "preprocessor_config.json metadata.thing_ids");
+        }
         if (overrides?.ResizeMethod is { } resizeMethod)
         {
             preprocessor = PreprocessorConfig.TryParseResizeMethod(resizeMethod, out var method)

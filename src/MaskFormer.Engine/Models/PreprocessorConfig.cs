@@ -79,6 +79,9 @@ public sealed record PreprocessorConfig
     /// </summary>
     public SizeDivisorRule SizeDivisorRule { get; init; }
 
+    /// <summary>Thing label ids from the processor's detectron2 <c>metadata.thing_ids</c> (OneFormer), if any.</summary>
+    public IReadOnlySet<int>? MetadataThingIds { get; init; }
+
     /// <summary>Where <see cref="ResizeMethod"/> came from, for ListModels and logs.</summary>
     public string ResizeMethodSource { get; init; } = "default";
 
@@ -129,6 +132,10 @@ public sealed record PreprocessorConfig
         {
             ResizeMethod = method,
             SizeDivisorRule = divisorRule,
+            MetadataThingIds = root.TryGetProperty("metadata", out var metadata) && metadata.ValueKind == JsonValueKind.Object
+                && metadata.TryGetProperty("thing_ids", out var thingIds) && thingIds.ValueKind == JsonValueKind.Array
+                ? thingIds.EnumerateArray().Where(e => e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out _)).Select(e => e.GetInt32()).ToHashSet()
+                : null,
             ResizeMethodSource = methodSource,
             SizeDivisor = doPad && divisor > 1 ? divisor : 1,
             RescaleFactor = rescale,

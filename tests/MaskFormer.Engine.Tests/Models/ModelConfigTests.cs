@@ -51,6 +51,22 @@ public sealed class ModelConfigTests : IDisposable
         Assert.Equal(expected, PreprocessorConfig.Load(path).ResizeMethod);
     }
 
+    [Theory]
+    [InlineData("""{"do_normalize": true, "do_rescale": true, "do_resize": true, "ignore_index": 255, "image_mean": [0.48500001430511475, 0.4560000002384186, 0.4059999942779541], "image_processor_type": "Mask2FormerImageProcessor", "image_std": [0.2290000021457672, 0.2239999920129776, 0.22499999403953552], "num_labels": 133, "reduce_labels": false, "resample": 2, "rescale_factor": 0.00392156862745098, "size": {"height": 384, "width": 384}, "size_divisor": 32}""", ResizeMode.Fixed, 384, 32, SizeDivisorRule.Resize)]
+    [InlineData("""{"do_normalize": true, "do_reduce_labels": false, "do_rescale": true, "do_resize": true, "ignore_index": 255, "image_mean": [0.485, 0.456, 0.406], "image_processor_type": "MaskFormerImageProcessor", "image_std": [0.229, 0.224, 0.225], "num_labels": 150, "resample": 2, "rescale_factor": 0.00392156862745098, "size": {"longest_edge": 2560, "shortest_edge": 512}, "size_divisor": 32}""", ResizeMode.ShortestEdge, 512, 32, SizeDivisorRule.Resize)]
+    [InlineData("""{"feature_extractor_type": "MaskFormerFeatureExtractor", "do_normalize": true, "do_resize": true, "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225], "max_size": 1333, "size": 800, "size_divisibility": 32}""", ResizeMode.ShortestEdge, 800, 32, SizeDivisorRule.Resize)]
+    [InlineData("""{"do_normalize": true, "do_rescale": true, "do_resize": true, "ignore_index": 255, "image_processor_type": "OneFormerImageProcessor", "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225], "max_seq_length": 77, "num_text": 134, "task_seq_length": 77, "resample": 2, "rescale_factor": 0.00392156862745098, "size": {"longest_edge": 2560, "shortest_edge": 512}, "metadata": {"0": "wall", "1": "building", "thing_ids": [1]}}""", ResizeMode.ShortestEdge, 512, 32, SizeDivisorRule.Pad)]
+    public void PreprocessorLoad_HubProcessorConfigs_ReadAsTheirProcessorsDo(string json, ResizeMode mode, int side, int divisor, SizeDivisorRule rule)
+    {
+        var path = Write("preprocessor_config.json", json);
+
+        var config = PreprocessorConfig.Load(path);
+
+        Assert.Equal((mode, divisor, rule, ResizeMethod.Pil), (config.ResizeMode, config.SizeDivisor, config.SizeDivisorRule, config.ResizeMethod));
+        Assert.Equal(side, mode == ResizeMode.Fixed ? config.Height : config.ShortestEdge);
+        Assert.Equal(json.Contains("thing_ids", StringComparison.Ordinal), config.MetadataThingIds is not null);
+    }
+
     [Fact]
     public void PreprocessorLoad_UnknownResizeMethod_FailsNamingTheKey()
     {
