@@ -6,8 +6,9 @@ using MaskFormer.Cli.Commands;
 namespace MaskFormer.Cli;
 
 /// <summary>
-/// Dispatches "maskformer COMMAND ...": help on request (exit 0), usage errors (exit 2), and the
-/// failures a user can act on (server unreachable, bad file, missing ffmpeg) as one line (exit 1).
+/// Dispatches "maskformer COMMAND ...": help on request (exit 0), usage errors (exit 2), the
+/// failures a user can act on (server unreachable, bad file, missing ffmpeg) as one line (exit 1),
+/// and Ctrl+C (exit 130, as a shell reports SIGINT).
 /// </summary>
 internal static class CliApp
 {
@@ -81,7 +82,12 @@ internal static class CliApp
         catch (Exception ex) when (Describe(ex, arguments) is { } message)
         {
             await error.WriteLineAsync($"maskformer {name}: {message}").ConfigureAwait(false);
-            return ex is UsageException ? 2 : 1;
+            return ex switch
+            {
+                UsageException => 2,
+                OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled } => 130,
+                _ => 1,
+            };
         }
     }
 

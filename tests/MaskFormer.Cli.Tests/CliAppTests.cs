@@ -95,6 +95,18 @@ public sealed class CliAppTests
         Assert.StartsWith($"UNREACHABLE: no answer from http://127.0.0.1:{port}", output, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task RunAsync_Cancelled_SaysSoAndExits130()
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+
+        var code = await CliApp.RunAsync(["models", "--server", $"127.0.0.1:{ClosedPort()}"], output, error, new CancellationToken(canceled: true));
+
+        Assert.Equal(130, code);
+        Assert.Equal("maskformer models: cancelled.", error.ToString().Trim());
+    }
+
     private static async Task<(int Code, string Output, string Error)> RunAsync(params string[] args)
     {
         using var output = new StringWriter();
