@@ -164,6 +164,14 @@ MASKFORMER_README_PORT="${MASKFORMER_README_PORT:-$((PORT + 1))}" bash tools/tes
 grep -E '^(ok|not ok) |^# (pass|fail)' "$LOGS/readme.log"
 count_node "$LOGS/readme.log"
 
+step "benchmark smoke run (bench report --quick: tiny model, raw ORT and the service over gRPC)"
+BENCH_DLL="bench/MaskFormer.Benchmarks/bin/$CONFIGURATION/net10.0/MaskFormer.Benchmarks.dll"
+if dotnet "$BENCH_DLL" report --quick --out "$LOGS/bench" >"$LOGS/bench.log" 2>&1 && [[ -s "$LOGS/bench/BENCHMARKS.md" ]]; then
+  passed=$((passed + 1)); echo "ok ($LOGS/bench/BENCHMARKS.md)"
+else
+  tail -30 "$LOGS/bench.log"; fail_step "benchmark smoke run"
+fi
+
 echo
 echo "logs: $LOGS"
 [[ $failed -gt 0 ]] && status=1

@@ -49,19 +49,29 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
         return new ModelSession(Build(modelPath, model, device, intraOpThreads, useCuda: false), new SessionPlacement(device, "CPUExecutionProvider", fallbackReason));
     }
 
-    private InferenceSession Build(string modelPath, ModelId model, DeviceSpec device, int intraOpThreads, bool useCuda)
+    /// <summary>
+    /// The session options every session starts from (threads, spinning, graph optimisation); the
+    /// benchmarks' raw ONNX Runtime runs use them too, so the two compare like with like.
+    /// </summary>
+    internal static SessionOptions CreateCpuOptions(InferenceOptions options, int intraOpThreads, string logId)
     {
-        using var sessionOptions = new SessionOptions
+        var sessionOptions = new SessionOptions
         {
             GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
             IntraOpNumThreads = intraOpThreads,
             InterOpNumThreads = 1,
-            LogId = model.Version.Length > 0 ? $"{model.Name}:{model.Version}" : model.Name,
+            LogId = logId,
         };
 
         sessionOptions.AddSessionConfigEntry("session.intra_op.allow_spinning", options.AllowSpinning ? "1" : "0");
         sessionOptions.AddSessionConfigEntry("session.inter_op.allow_spinning", options.AllowSpinning ? "1" : "0");
+        return sessionOptions;
+    }
+
+    private InferenceSession Build(string modelPath, ModelId model, DeviceSpec device, int intraOpThreads, bool useCuda)
+    {
+        using var sessionOptions = CreateCpuOptions(options, intraOpThreads, model.Version.Length > 0 ? $"{model.Name}:{model.Version}" : model.Name);
         if (useCuda)
         {
             using var cudaOptions = new OrtCUDAProviderOptions();

@@ -1,0 +1,149 @@
+using Grpc.Net.Client;
+using MaskFormer.Engine.Models;
+using MaskFormer.Engine.Sessions;
+using Microsoft.Extensions.Configuration;
+
+namespace MaskFormer.Benchmarks.Report;
+
+/// <summary>
+/// The one benchmark command: raw ONNX Runtime and the service over real gRPC, side by side in one run,
+/// on the tiny committed model and a realistic-width one (full mode), plus a 1920x1080 input and
+/// resident memory over many requests; writes BENCHMARKS.md, a CSV and charts. Exit 1 when any call
+/// failed or a cell measured nothing; missed targets are reported, not failed (the machine is shared).
+/// </summary>
+internal static class BenchmarkReport
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var settings = ReportSettings.Parse(args);
+        using var cancellation = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            cancellation.Cancel();
+        };
+        var token = cancellation.Token;
+        var run = new RunInfo { LoadBefore = MachineInfo.LoadAverage(), Started = DateTimeOffset.UtcNow };
+        var models = new List<(string Name, string Folder, byte[] BaseImage, string BaseImageName)>
+        {
+            (BenchmarkInputs.Tiny, RepositoryPaths.TinyShapes, BenchmarkInputs.HeldOut(), "held-out 0000.png (123x183 PNG)"),
+        };
+        if (!settings.Quick)
+        {
+            var folder = await BenchmarkInputs.EnsureRealisticAsync(Console.Out, token);
+            models.Add((BenchmarkInputs.Realistic, folder, BenchmarkInputs.Scaled(512, 512), "held-out 0000 scaled to 512x512 (JPEG)"));
+        }
+
+        var image512 = BenchmarkInputs.Scaled(512, 512);
+        var image1080 = BenchmarkInputs.Scaled(1920, 1080);
+        var results = new List<CellResult>();
+        var rss = new List<(int Requests, long Bytes)>();
+        var inference = InferenceSettings(settings.ServerArguments);
+        var threads = inference.IntraOpThreads > 0 ? inference.IntraOpThreads : Environment.ProcessorCount;
+        foreach (var (name, folder, baseImage, _) in models)
+        {
+            var modelFolder = ModelFolder.Read(folder, name, null);
+            await using var server = await ServerProcess.StartAsync(folder, settings.ServerArguments, token);
+            using var channel = GrpcChannel.ForAddress(server.Address, new GrpcChannelOptions { MaxReceiveMessageSize = 256 << 20 });
+            var load = new GrpcLoad(channel, server);
+            await load.WaitServingAsync(token);
+            for (var round = 1; round <= settings.Rounds; round++)
+            {
+                Console.WriteLine($"{name}, round {round}: raw ONNX Runtime (load {MachineInfo.LoadAverage()})");
+                foreach (var batch in settings.RawBatches)
+                {
+                    results.Add(Report(RawOrtRunner.Measure(name, modelFolder, baseImage, inference, threads, batch, settings.CellDuration, round)));
+                }
+
+                Console.WriteLine($"{name}, round {round}: service over gRPC");
+                foreach (var (tasks, taskList) in new[] { ("all", GrpcLoad.AllTasks), ("semantic", GrpcLoad.SemanticOnly) })
+                {
+                    foreach (var concurrency in settings.Concurrency)
+                    {
+                        results.Add(Report(await load.UnaryAsync(new CellKey(name, "unary", tasks, concurrency, round), baseImage, taskList, settings.CellDuration, token)));
+                    }
+
+                    results.Add(Report(await load.StreamAsync(new CellKey(name, "stream", tasks, 4, round), baseImage, taskList, settings.CellDuration, token)));
+                }
+
+                results.Add(Report(await load.UnaryAsync(new CellKey(name, "size-512", "all", 1, round), image512, GrpcLoad.AllTasks, settings.CellDuration, token)));
+                results.Add(Report(await load.UnaryAsync(new CellKey(name, "size-1080", "all", 1, round), image1080, GrpcLoad.AllTasks, settings.CellDuration, token)));
+            }
+
+            if (name == BenchmarkInputs.Tiny)
+            {
+                rss.AddRange(await MeasureResidentMemoryAsync(load, server, baseImage, settings.RssRequests, token));
+            }
+        }
+
+        run = run with { LoadAfter = MachineInfo.LoadAverage(), Finished = DateTimeOffset.UtcNow };
+        Directory.CreateDirectory(settings.ResultsDirectory);
+        var csv = Path.Combine(settings.ResultsDirectory, "benchmark.csv");
+        await File.WriteAllLinesAsync(csv, [CellResult.CsvHeader, .. results.Select(r => r.ToCsv())], token);
+        var charts = models.SelectMany(m => Charts.Write(results, m.Name, settings.ResultsDirectory)).ToArray();
+        var markdown = Path.Combine(settings.OutputDirectory, "BENCHMARKS.md");
+        var inputs = models.Select(m => (m.Name, m.BaseImageName)).ToArray();
+        await File.WriteAllTextAsync(markdown, MarkdownReport.Write(settings, run, inference, threads, results, rss, inputs, csv, charts), token);
+        Console.WriteLine($"wrote {markdown}, {csv} and {charts.Length} charts");
+
+        var failed = results.Where(r => r.Errors > 0 || r.Images == 0).ToArray();
+        foreach (var cell in failed)
+        {
+            await Console.Error.WriteLineAsync($"failed cell: {cell.Model} {cell.Scenario} {cell.Tasks} x{cell.Concurrency}: {cell.Images} images, {cell.Errors} errors");
+        }
+
+        return failed.Length == 0 && (rss.Count == 2 || settings.RssRequests.Second == 0) ? 0 : 1;
+    }
+
+    private static async Task<IReadOnlyList<(int Requests, long Bytes)>> MeasureResidentMemoryAsync(GrpcLoad load, ServerProcess server, byte[] image, (int First, int Second) requests, CancellationToken cancellationToken)
+    {
+        if (requests.Second == 0)
+        {
+            return [];
+        }
+
+        Console.WriteLine($"resident memory after {requests.First} and {requests.Second} requests (tiny model, semantic, 8 callers)");
+        var samples = new List<(int, long)>();
+        var sent = 0;
+        foreach (var target in new[] { requests.First, requests.Second })
+        {
+            while (sent < target)
+            {
+                var batch = Math.Min(400, target - sent);
+                var cell = await load.UnaryCountAsync(image, GrpcLoad.SemanticOnly, batch, 8, cancellationToken);
+                sent += cell;
+            }
+
+            samples.Add((sent, server.ResidentBytes()));
+        }
+
+        return samples;
+    }
+
+    private static InferenceOptions InferenceSettings(IReadOnlyList<string> serverArguments)
+    {
+        var appsettings = Path.Combine(RepositoryPaths.Root, "src", "MaskFormer.Server", "appsettings.json");
+        var configuration = new ConfigurationBuilder().AddJsonFile(appsettings, optional: true).AddCommandLine([.. serverArguments]).Build();
+        var options = new InferenceOptions();
+        configuration.GetSection(InferenceOptions.SectionName).Bind(options);
+        return options;
+    }
+
+    private static CellResult Report(CellResult cell)
+    {
+        Console.WriteLine($"  {cell.Scenario,-9} {cell.Tasks,-8} x{cell.Concurrency,-2} {cell.ImagesPerSecond,8:F1} img/s  cpu {cell.CpuMsPerImage,7:F1} ms/img  p50 {cell.LatencyP50Ms,7:F1} ms  infer {cell.InferenceMsPerImage,6:F1}  post {cell.PostprocessMs,6:F1}  enc {cell.EncodeMs,5:F1}  batch {cell.MeanBatch:F2}{(cell.Errors > 0 ? $"  ERRORS {cell.Errors}" : "")}");
+        return cell;
+    }
+}
+
+/// <summary>When the run happened and how loaded the machine was.</summary>
+internal sealed record RunInfo
+{
+    public required string LoadBefore { get; init; }
+
+    public string LoadAfter { get; init; } = "";
+
+    public required DateTimeOffset Started { get; init; }
+
+    public DateTimeOffset Finished { get; init; }
+}

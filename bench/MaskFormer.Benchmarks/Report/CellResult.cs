@@ -1,0 +1,50 @@
+namespace MaskFormer.Benchmarks.Report;
+
+/// <summary>One measured cell of one round: a load on one model, and what it cost.</summary>
+internal sealed record CellResult
+{
+    public required string Model { get; init; }
+
+    /// <summary>raw-ort, unary, stream, or size-512 / size-1080 (unary at concurrency 1 on that image).</summary>
+    public required string Scenario { get; init; }
+
+    /// <summary>"all" (semantic + instance + panoptic) or "semantic".</summary>
+    public required string Tasks { get; init; }
+
+    /// <summary>Concurrent callers, frames in flight, or the raw batch size.</summary>
+    public required int Concurrency { get; init; }
+
+    public required int Round { get; init; }
+
+    public required int Images { get; init; }
+
+    public required double Seconds { get; init; }
+
+    public double ImagesPerSecond => Images / Seconds;
+
+    /// <summary>CPU time of the process doing the work (server, or the raw ORT loop) per image.</summary>
+    public required double CpuMsPerImage { get; init; }
+
+    public double LatencyP50Ms { get; init; }
+
+    public double LatencyP95Ms { get; init; }
+
+    /// <summary>Median model run per image (the batch's run divided by its size).</summary>
+    public double InferenceMsPerImage { get; init; }
+
+    public double PostprocessMs { get; init; }
+
+    public double EncodeMs { get; init; }
+
+    public double MeanBatch { get; init; }
+
+    public int Errors { get; init; }
+
+    public static string CsvHeader => "model,scenario,tasks,concurrency,round,images,seconds,images_per_s,cpu_ms_per_image,latency_p50_ms,latency_p95_ms,inference_ms_per_image,postprocess_ms,encode_ms,mean_batch,errors";
+
+    public string ToCsv() => string.Join(',', Model, Scenario, Tasks, I(Concurrency), I(Round), I(Images), F(Seconds), F(ImagesPerSecond), F(CpuMsPerImage), F(LatencyP50Ms), F(LatencyP95Ms), F(InferenceMsPerImage), F(PostprocessMs), F(EncodeMs), F(MeanBatch), I(Errors));
+
+    private static string I(int value) => value.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    private static string F(double value) => value.ToString("0.####", System.Globalization.CultureInfo.InvariantCulture);
+}

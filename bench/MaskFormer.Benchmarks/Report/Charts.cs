@@ -1,0 +1,65 @@
+using ScottPlot;
+
+namespace MaskFormer.Benchmarks.Report;
+
+/// <summary>Throughput and latency against concurrency, one chart each per model (ScottPlot).</summary>
+internal static class Charts
+{
+    public static IReadOnlyList<string> Write(IReadOnlyList<CellResult> results, string model, string directory)
+    {
+        var levels = results.Where(r => r.Model == model && r.Scenario == "unary").Select(r => r.Concurrency).Distinct().Order().ToArray();
+        if (levels.Length == 0)
+        {
+            return [];
+        }
+
+        var positions = levels.Select(c => Math.Log2(c)).ToArray();
+        var labels = levels.Select(c => c.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        var throughput = Plot(model, "images per second (median of rounds)", positions, labels);
+        var latency = Plot(model, "latency p50, ms (median of rounds)", positions, labels);
+        foreach (var (tasks, name) in new[] { ("all", "service, all three tasks"), ("semantic", "service, semantic only") })
+        {
+            var rates = levels.Select(c => Stats.Median(Cells(results, model, "unary", tasks, c).Select(r => r.ImagesPerSecond))).ToArray();
+            var p50 = levels.Select(c => Stats.Median(Cells(results, model, "unary", tasks, c).Select(r => r.LatencyP50Ms))).ToArray();
+            throughput.Add.Scatter(positions, rates).LegendText = name;
+            latency.Add.Scatter(positions, p50).LegendText = name;
+        }
+
+        var raw = results.Where(r => r.Model == model && r.Scenario == "raw-ort").GroupBy(r => r.Concurrency)
+            .Select(g => (Batch: g.Key, Rate: Stats.Median(g.Select(r => r.ImagesPerSecond)), Latency: Stats.Median(g.Select(r => r.LatencyP50Ms)))).ToArray();
+        foreach (var (batch, rate, runLatency) in raw.Where(r => r.Batch == 1 || r.Rate == raw.Max(x => x.Rate)).DistinctBy(r => r.Batch))
+        {
+            var line = throughput.Add.HorizontalLine(rate);
+            line.LegendText = $"raw ONNX Runtime, batch {batch}";
+            line.LinePattern = LinePattern.Dashed;
+            if (batch == 1)
+            {
+                var runLine = latency.Add.HorizontalLine(runLatency);
+                runLine.LegendText = "raw ONNX Runtime, one run (batch 1)";
+                runLine.LinePattern = LinePattern.Dashed;
+            }
+        }
+
+        Directory.CreateDirectory(directory);
+        var throughputFile = Path.Combine(directory, $"{model}-throughput.png");
+        var latencyFile = Path.Combine(directory, $"{model}-latency.png");
+        throughput.SavePng(throughputFile, 800, 480);
+        latency.SavePng(latencyFile, 800, 480);
+        return [throughputFile, latencyFile];
+    }
+
+    private static IEnumerable<CellResult> Cells(IReadOnlyList<CellResult> results, string model, string scenario, string tasks, int concurrency) =>
+        results.Where(r => r.Model == model && r.Scenario == scenario && r.Tasks == tasks && r.Concurrency == concurrency);
+
+    private static Plot Plot(string model, string yLabel, double[] positions, string[] labels)
+    {
+        var plot = new Plot();
+        plot.Title(model);
+        plot.XLabel("concurrent unary callers");
+        plot.YLabel(yLabel);
+        plot.Axes.Bottom.SetTicks(positions, labels);
+        plot.Axes.Margins(bottom: 0);
+        plot.ShowLegend(Alignment.UpperLeft);
+        return plot;
+    }
+}

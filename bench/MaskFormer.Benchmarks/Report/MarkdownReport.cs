@@ -1,0 +1,190 @@
+using System.Globalization;
+using System.Text;
+using MaskFormer.Engine.Sessions;
+
+namespace MaskFormer.Benchmarks.Report;
+
+/// <summary>Writes BENCHMARKS.md: the run's machine and load, the targets side by side, every cell, charts and notes.</summary>
+internal static class MarkdownReport
+{
+    public static string Write(
+        ReportSettings settings,
+        RunInfo run,
+        InferenceOptions inference,
+        int threads,
+        IReadOnlyList<CellResult> results,
+        IReadOnlyList<(int Requests, long Bytes)> rss,
+        IReadOnlyList<(string Model, string Image)> inputs,
+        string csv,
+        IReadOnlyList<string> charts)
+    {
+        var text = new StringBuilder();
+        var relative = (string path) => Path.GetRelativePath(settings.OutputDirectory, path).Replace('\\', '/');
+        Line(text, "# Benchmarks");
+        Line(text);
+        Line(text, "Written by one command, which measures everything below in one run (do not edit by hand; the notes at the end come from `bench/BENCHMARKS.notes.md`):");
+        Line(text);
+        Line(text, "```bash");
+        Line(text, $"dotnet run -c Release --project bench/MaskFormer.Benchmarks -- {settings.CommandLine.Trim()}");
+        Line(text, "```");
+        Line(text);
+        Line(text, "## Machine and load");
+        Line(text);
+        Line(text, "| cores | CPU | memory | OS | .NET | ONNX Runtime | load avg before (1/5/15 min) | after | started (UTC) | took |");
+        Line(text, "| ---: | --- | --- | --- | --- | --- | --- | --- | --- | ---: |");
+        Line(text, $"| {Environment.ProcessorCount} | {MachineInfo.CpuModel()} | {MachineInfo.Memory()} | {MachineInfo.Os()} | {MachineInfo.DotNet()} | {MachineInfo.OnnxRuntime()} | {run.LoadBefore} | {run.LoadAfter} | {run.Started:yyyy-MM-dd HH:mm} | {(run.Finished - run.Started).TotalMinutes:F1} min |");
+        Line(text);
+        var load = double.TryParse(run.LoadBefore.Split(' ')[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var l) ? l : 0;
+        if (load > Environment.ProcessorCount * 0.5)
+        {
+            Line(text, $"**The machine was shared and busy during this run** (load average {run.LoadBefore} before, {run.LoadAfter} after, on {Environment.ProcessorCount} cores): other processes competed for the CPU, so absolute rates are low and noisy. The ratios compare measurements taken minutes apart under the same kind of load; min and median over rounds show the spread.");
+            Line(text);
+        }
+
+        Line(text, $"Service settings (as the server runs by default{(settings.ServerArguments.Count > 0 ? $", plus `{string.Join(' ', settings.ServerArguments)}`" : "")}): one CPU session, {threads} intra-op threads, spinning {(inference.AllowSpinning ? "on" : "off")}, max batch {inference.MaxBatchSize}, queue delay {inference.MaxQueueDelay.TotalMilliseconds:F0} ms. Raw ONNX Runtime uses the same session options (`SessionFactory.CreateCpuOptions`), one caller, a pre-built tensor. The service runs in its own process (`MaskFormer.Server.dll`) and is called over loopback gRPC by a light client (pre-encoded images, one HTTP/2 channel); its CPU is the server process's own. {settings.Rounds} round(s), {settings.CellDuration.TotalSeconds:F1} s per cell.");
+        Line(text);
+        Line(text, "Inputs: " + string.Join("; ", inputs.Select(i => $"`{i.Model}`: {i.Image}")) + "; the size rows use that image scaled to 512x512 and 1920x1080 (JPEG).");
+        Line(text);
+
+        Line(text, "## Targets (issue 13), medians of rounds");
+        Line(text);
+        Line(text, "| target | model | goal | measured | |");
+        Line(text, "| --- | --- | ---: | ---: | --- |");
+        foreach (var (model, _) in inputs)
+        {
+            WriteTargets(text, results, model);
+        }
+
+        if (rss.Count == 2)
+        {
+            var ratio = rss[1].Bytes / (double)rss[0].Bytes;
+            Line(text, $"| resident memory after {rss[1].Requests:N0} ÷ after {rss[0].Requests:N0} requests | {BenchmarkInputs.Tiny} | ≤ 1.05 | {ratio:F3} | {Mark(ratio <= 1.05)} |");
+        }
+
+        Line(text);
+        Line(text, "Definitions: *service ÷ raw* compares the service with 16 callers (all three tasks, or semantic only) to raw ONNX Runtime at its best batch size (at most the service's max batch); *CPU per image* is the server process's CPU time over the images it answered, against the raw loop's; *post-processing % of inference* is the median post-processing time over the median model run per image, all tasks, one caller; *stream ÷ unary* is one stream with 4 frames in flight against 4 unary callers, same tasks; *1080p ÷ 512²* is post-processing + encoding of all three tasks for a 1920x1080 image over a 512x512 one, one caller; *model run in service ÷ raw* is the model run per image inside the service with one caller over raw ONNX Runtime at batch 1.");
+        Line(text);
+
+        Line(text, "## Raw ONNX Runtime");
+        Line(text);
+        Line(text, "| model | batch | img/s min / median | CPU ms per image min / median | run ms p50 (median) |");
+        Line(text, "| --- | ---: | ---: | ---: | ---: |");
+        foreach (var group in results.Where(r => r.Scenario == "raw-ort").GroupBy(r => (r.Model, r.Concurrency)))
+        {
+            var cells = group.ToArray();
+            Line(text, $"| {group.Key.Model} | {group.Key.Concurrency} | {MinMedian(cells, c => c.ImagesPerSecond)} | {MinMedian(cells, c => c.CpuMsPerImage)} | {Stats.Median(cells.Select(c => c.LatencyP50Ms)):F1} |");
+        }
+
+        Line(text);
+        Line(text, "## Service over gRPC");
+        Line(text);
+        Line(text, "`unary`: N concurrent callers; `stream`: one SegmentStream, QUEUE policy, N frames in flight; `size-*`: one caller on the scaled image. Stage times are the server's own, medians per image.");
+        Line(text);
+        Line(text, "| model | scenario | tasks | N | img/s min / median | server CPU ms per image min / median | latency p50 / p95 ms | model run ms per image | post-process ms | encode ms | mean batch |");
+        Line(text, "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        foreach (var group in results.Where(r => r.Scenario != "raw-ort").GroupBy(r => (r.Model, r.Scenario, r.Tasks, r.Concurrency)))
+        {
+            var cells = group.ToArray();
+            Line(text, $"| {group.Key.Model} | {group.Key.Scenario} | {group.Key.Tasks} | {group.Key.Concurrency} | {MinMedian(cells, c => c.ImagesPerSecond)} | {MinMedian(cells, c => c.CpuMsPerImage)} | {Stats.Median(cells.Select(c => c.LatencyP50Ms)):F1} / {Stats.Median(cells.Select(c => c.LatencyP95Ms)):F1} | {Stats.Median(cells.Select(c => c.InferenceMsPerImage)):F2} | {Stats.Median(cells.Select(c => c.PostprocessMs)):F2} | {Stats.Median(cells.Select(c => c.EncodeMs)):F2} | {Stats.Median(cells.Select(c => c.MeanBatch)):F2} |");
+        }
+
+        if (rss.Count > 0)
+        {
+            Line(text);
+            Line(text, "## Resident memory (tiny model, semantic, 8 callers, one server process)");
+            Line(text);
+            Line(text, "| requests answered | resident MiB |");
+            Line(text, "| ---: | ---: |");
+            foreach (var (requests, bytes) in rss)
+            {
+                Line(text, $"| {requests:N0} | {bytes / 1048576.0:F1} |");
+            }
+        }
+
+        Line(text);
+        Line(text, "## Charts");
+        Line(text);
+        foreach (var chart in charts)
+        {
+            Line(text, $"![{Path.GetFileNameWithoutExtension(chart)}]({relative(chart)})");
+            Line(text);
+        }
+
+        Line(text, $"Every cell of every round: [{Path.GetFileName(csv)}]({relative(csv)}).");
+        if (!settings.Quick)
+        {
+            Line(text);
+            Line(text, "## PNG settings for label data (`MaskFormer.Benchmarks encode`)");
+            Line(text);
+            foreach (var line in EncodeReport.Run(15))
+            {
+                Line(text, line);
+            }
+        }
+
+        var notes = Path.Combine(RepositoryPaths.Root, "bench", "BENCHMARKS.notes.md");
+        if (File.Exists(notes))
+        {
+            Line(text);
+            text.Append(File.ReadAllText(notes).TrimEnd()).Append('\n');
+        }
+
+        return text.ToString();
+    }
+
+    private static void WriteTargets(StringBuilder text, IReadOnlyList<CellResult> results, string model)
+    {
+        double Median(string scenario, string tasks, int n, Func<CellResult, double> metric) =>
+            Stats.Median(results.Where(r => r.Model == model && r.Scenario == scenario && r.Tasks == tasks && r.Concurrency == n).Select(metric));
+
+        var raw = results.Where(r => r.Model == model && r.Scenario == "raw-ort").GroupBy(r => r.Concurrency)
+            .Select(g => (Batch: g.Key, Rate: Stats.Median(g.Select(r => r.ImagesPerSecond)), Cpu: Stats.Median(g.Select(r => r.CpuMsPerImage)), Run: Stats.Median(g.Select(r => r.InferenceMsPerImage))))
+            .OrderByDescending(r => r.Rate).ToArray();
+        if (raw.Length == 0)
+        {
+            return;
+        }
+
+        var best = raw[0];
+        var batch1 = raw.FirstOrDefault(r => r.Batch == 1);
+        var realistic = model == BenchmarkInputs.Realistic;
+        var allRatio = Median("unary", "all", 16, r => r.ImagesPerSecond) / best.Rate;
+        var semanticRatio = Median("unary", "semantic", 16, r => r.ImagesPerSecond) / best.Rate;
+        var cpuRatio = Median("unary", "all", 16, r => r.CpuMsPerImage) / best.Cpu;
+        Target(text, $"service ÷ raw throughput, all tasks (raw batch {best.Batch})", model, realistic ? 0.95 : 0.75, allRatio, higherIsBetter: true);
+        Target(text, $"service ÷ raw throughput, semantic (raw batch {best.Batch})", model, realistic ? double.NaN : 0.9, semanticRatio, higherIsBetter: true);
+        Target(text, "service ÷ raw CPU per image, all tasks", model, realistic ? 1.05 : double.NaN, cpuRatio, higherIsBetter: false);
+        var post = Median("unary", "all", 1, r => r.PostprocessMs) / Median("unary", "all", 1, r => r.InferenceMsPerImage);
+        Target(text, "post-processing ÷ inference, all tasks, 1 caller", model, realistic ? 0.10 : double.NaN, post, higherIsBetter: false, percent: true);
+        var encode = Median("unary", "all", 1, r => r.EncodeMs) / Median("unary", "all", 1, r => r.PostprocessMs);
+        Target(text, "encoding ÷ post-processing, all tasks, 1 caller", model, double.NaN, encode, higherIsBetter: false, percent: true);
+        foreach (var tasks in new[] { "all", "semantic" })
+        {
+            var stream = Median("stream", tasks, 4, r => r.ImagesPerSecond) / Median("unary", tasks, 4, r => r.ImagesPerSecond);
+            Target(text, $"one stream ÷ unary, {tasks}, 4 in flight", model, 0.9, stream, higherIsBetter: true);
+        }
+
+        var sizes = Median("size-1080", "all", 1, r => r.PostprocessMs + r.EncodeMs) / Median("size-512", "all", 1, r => r.PostprocessMs + r.EncodeMs);
+        Target(text, "1920x1080 ÷ 512x512 post-processing + encoding, all tasks", model, 3, sizes, higherIsBetter: false);
+        if (batch1 != default)
+        {
+            var inService = Median("unary", "all", 1, r => r.InferenceMsPerImage) / batch1.Run;
+            Target(text, "model run in the service (1 caller) ÷ raw batch 1", model, double.NaN, inService, higherIsBetter: false);
+        }
+    }
+
+    private static void Target(StringBuilder text, string name, string model, double goal, double measured, bool higherIsBetter, bool percent = false)
+    {
+        var format = (double v) => percent ? $"{v * 100:F1}%" : $"{v:F2}";
+        var goalText = double.IsNaN(goal) ? "(shown)" : $"{(higherIsBetter ? "≥" : "≤")} {format(goal)}";
+        var met = double.IsNaN(goal) || double.IsNaN(measured) ? "" : Mark(higherIsBetter ? measured >= goal : measured <= goal);
+        Line(text, $"| {name} | {model} | {goalText} | {format(measured)} | {met} |");
+    }
+
+    private static string Mark(bool met) => met ? "met" : "**missed**";
+
+    private static string MinMedian(IReadOnlyList<CellResult> cells, Func<CellResult, double> metric) =>
+        string.Create(CultureInfo.InvariantCulture, $"{cells.Min(metric):F1} / {Stats.Median(cells.Select(metric)):F1}");
+
+    private static void Line(StringBuilder text, string line = "") => text.Append(line).Append('\n');
+}

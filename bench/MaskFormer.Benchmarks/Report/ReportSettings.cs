@@ -1,0 +1,82 @@
+using System.Globalization;
+
+namespace MaskFormer.Benchmarks.Report;
+
+/// <summary>
+/// <c>report [--quick] [--out DIR] [--rounds N] [--seconds S] [--rss N1,N2] [--server-arg --Key=Value]...</c>.
+/// Full (default): both models, 2 rounds, 4 s per cell, RSS after 1,000 and 10,000 requests, written to
+/// BENCHMARKS.md and bench/results/ of the repository. Quick: the tiny model, one round, short cells,
+/// written to a temporary folder unless --out says otherwise.
+/// </summary>
+internal sealed record ReportSettings
+{
+    public bool Quick { get; init; }
+
+    public required string OutputDirectory { get; init; }
+
+    public required string ResultsDirectory { get; init; }
+
+    public int Rounds { get; init; } = 2;
+
+    public TimeSpan CellDuration { get; init; } = TimeSpan.FromSeconds(5);
+
+    public (int First, int Second) RssRequests { get; init; } = (1000, 10000);
+
+    public IReadOnlyList<string> ServerArguments { get; init; } = [];
+
+    public IReadOnlyList<int> Concurrency { get; init; } = [1, 4, 16];
+
+    public IReadOnlyList<int> RawBatches { get; init; } = [1, 2, 4];
+
+    public string CommandLine { get; init; } = "";
+
+    public static ReportSettings Parse(string[] args)
+    {
+        var quick = args.Contains("--quick");
+        string? output = null;
+        int? rounds = null;
+        double? seconds = null;
+        (int, int)? rss = null;
+        var serverArguments = new List<string>();
+        for (var i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--quick":
+                    break;
+                case "--out":
+                    output = Path.GetFullPath(args[++i]);
+                    break;
+                case "--rounds":
+                    rounds = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                    break;
+                case "--seconds":
+                    seconds = double.Parse(args[++i], CultureInfo.InvariantCulture);
+                    break;
+                case "--rss":
+                    var parts = args[++i].Split(',');
+                    rss = (int.Parse(parts[0], CultureInfo.InvariantCulture), int.Parse(parts[1], CultureInfo.InvariantCulture));
+                    break;
+                case "--server-arg":
+                    serverArguments.Add(args[++i]);
+                    break;
+                default:
+                    throw new ArgumentException($"unknown argument '{args[i]}'; usage: report [--quick] [--out DIR] [--rounds N] [--seconds S] [--rss N1,N2] [--server-arg --Key=Value]...");
+            }
+        }
+
+        output ??= quick ? Path.Combine(Path.GetTempPath(), $"maskformer-bench-{Environment.ProcessId}") : RepositoryPaths.Root;
+        return new ReportSettings
+        {
+            Quick = quick,
+            OutputDirectory = output,
+            ResultsDirectory = output == RepositoryPaths.Root ? Path.Combine(output, "bench", "results") : Path.Combine(output, "results"),
+            Rounds = rounds ?? (quick ? 1 : 2),
+            CellDuration = TimeSpan.FromSeconds(seconds ?? (quick ? 0.6 : 4)),
+            RssRequests = rss ?? (quick ? (100, 300) : (1000, 10000)),
+            ServerArguments = serverArguments,
+            RawBatches = quick ? [1, 4] : [1, 2, 4],
+            CommandLine = "report " + string.Join(' ', args),
+        };
+    }
+}

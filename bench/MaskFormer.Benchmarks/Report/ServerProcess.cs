@@ -1,0 +1,125 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+
+namespace MaskFormer.Benchmarks.Report;
+
+/// <summary>
+/// The service as it is deployed: its own process (its own runtime settings, GC and threads), started
+/// from the built MaskFormer.Server.dll on a free loopback port, so its CPU time and resident memory
+/// are its own and not the load generator's.
+/// </summary>
+internal sealed partial class ServerProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly TaskCompletionSource<string> _address = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly List<string> _log = [];
+
+    private ServerProcess(Process process) => _process = process;
+
+    public string Address => _address.Task.Result;
+
+    public static async Task<ServerProcess> StartAsync(string modelFolder, IReadOnlyList<string> extraArguments, CancellationToken cancellationToken)
+    {
+        var dll = ServerDll();
+        var info = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = Path.GetDirectoryName(dll)!,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var argument in new[]
+        {
+            dll,
+            "--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:0",
+            $"--MaskFormer:Models:Path={modelFolder}",
+            "--Logging:LogLevel:Default=Warning",
+            "--Logging:LogLevel:Microsoft.Hosting.Lifetime=Information",
+        }.Concat(extraArguments))
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        var server = new ServerProcess(Process.Start(info) ?? throw new InvalidOperationException("could not start the server"));
+        server._process.OutputDataReceived += (_, e) => server.OnLine(e.Data);
+        server._process.ErrorDataReceived += (_, e) => server.OnLine(e.Data);
+        server._process.BeginOutputReadLine();
+        server._process.BeginErrorReadLine();
+        try
+        {
+            await server._address.Task.WaitAsync(TimeSpan.FromMinutes(3), cancellationToken);
+        }
+        catch (TimeoutException)
+        {
+            await server.DisposeAsync();
+            throw new TimeoutException($"the server did not start listening; its log:\n{server.Log()}");
+        }
+
+        return server;
+    }
+
+    /// <summary>The server's CPU time so far (user + system, all threads).</summary>
+    public TimeSpan CpuTime()
+    {
+        _process.Refresh();
+        return _process.TotalProcessorTime;
+    }
+
+    /// <summary>Resident memory now.</summary>
+    public long ResidentBytes()
+    {
+        _process.Refresh();
+        return _process.WorkingSet64;
+    }
+
+    public string Log()
+    {
+        lock (_log)
+        {
+            return string.Join('\n', _log.TakeLast(40));
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+
+        _process.Dispose();
+    }
+
+    private static string ServerDll()
+    {
+#if DEBUG
+        const string Configuration = "Debug";
+#else
+        const string Configuration = "Release";
+#endif
+        var dll = Path.Combine(RepositoryPaths.Root, "src", "MaskFormer.Server", "bin", Configuration, "net10.0", "MaskFormer.Server.dll");
+        return File.Exists(dll) ? dll : throw new InvalidOperationException($"{dll} is missing; build the solution in {Configuration} first.");
+    }
+
+    private void OnLine(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (_log)
+        {
+            _log.Add(line);
+        }
+
+        if (ListeningOn().Match(line) is { Success: true } match)
+        {
+            _address.TrySetResult(match.Groups[1].Value);
+        }
+    }
+
+    [GeneratedRegex(@"Now listening on: (http://\S+)")]
+    private static partial Regex ListeningOn();
+}
