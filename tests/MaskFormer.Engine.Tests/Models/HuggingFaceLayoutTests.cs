@@ -5,6 +5,7 @@ using MaskFormer.Engine.Decoding;
 using MaskFormer.Engine.Models;
 using MaskFormer.Engine.Postprocessing;
 using MaskFormer.Engine.Sessions;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
@@ -144,14 +145,27 @@ public sealed class HuggingFaceLayoutTests : IDisposable
         Assert.True(expected.SegmentIds.Values.SequenceEqual(actual.SegmentIds.Values), "segment id maps differ");
     }
 
-    private static async Task<SegmentationEngine> StartAsync(string path, string variant = "")
+    [Fact]
+    public async Task Load_NoSplitAnywhere_WarnsOnceNamingTheModelAndTheRemedies()
+    {
+        var logger = new WarningLog();
+        await using var hf = await StartAsync(MakeHuggingFaceFolder("hf-warn", sidecar: null), logger: logger);
+        await using var withSidecar = await StartAsync(MakeHuggingFaceFolder("hf-quiet", """{"thing_ids": [3]}"""), logger: logger);
+
+        var warning = Assert.Single(logger.Warnings);
+        Assert.Contains("hf-warn", warning, StringComparison.Ordinal);
+        Assert.Contains(PanopticCategories.FileName, warning, StringComparison.Ordinal);
+        Assert.Contains("label_ids_to_fuse", warning, StringComparison.Ordinal);
+    }
+
+    private static async Task<SegmentationEngine> StartAsync(string path, string variant = "", ILogger<SegmentationEngine>? logger = null)
     {
         var engine = new SegmentationEngine(
             Options.Create(new ModelRepositoryOptions { Path = path, Variant = variant }),
             Options.Create(new InferenceOptions { MaxBatchSize = 1, WarmUp = false }),
             new ImageDecoder(Options.Create(new ImageDecoderOptions())),
             TimeProvider.System,
-            NullLogger<SegmentationEngine>.Instance);
+            logger ?? NullLogger<SegmentationEngine>.Instance);
         engine.Load();
         await engine.WarmUpAsync(CancellationToken.None);
         return engine;
@@ -190,5 +204,23 @@ public sealed class HuggingFaceLayoutTests : IDisposable
 
         Assert.DoesNotContain(s_stuff, name.Contains);
         return folder;
+    }
+
+    private sealed class WarningLog : ILogger<SegmentationEngine>
+    {
+        public List<string> Warnings { get; } = [];
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (logLevel == LogLevel.Warning)
+            {
+                Warnings.Add(formatter(state, exception));
+            }
+        }
     }
 }
