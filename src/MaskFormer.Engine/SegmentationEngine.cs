@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using MaskFormer.Engine.Batching;
 using MaskFormer.Engine.Decoding;
+using MaskFormer.Engine.Diagnostics;
 using MaskFormer.Engine.Models;
 using MaskFormer.Engine.Postprocessing;
 using MaskFormer.Engine.Preprocessing;
@@ -74,7 +76,10 @@ public sealed partial class SegmentationEngine(
                     }
                 }
 
-                var scheduler = new BatchScheduler([.. sessions], _inference, time, logger);
+                var scheduler = new BatchScheduler([.. sessions], _inference, time, logger)
+                {
+                    Telemetry = new ModelTelemetry(folder.Name, folder.Version, _inference.MaxBatchSize),
+                };
                 models.Add(new ServedModel(folder, scheduler, folder.Config.NumQueries, ReferenceEquals(folder, defaultFolder)));
                 LogModelLoaded(logger, folder.Name, folder.Version, folder.Config.Labels.Count, sessions.Count);
                 if (!folder.Config.DeclaresThings)
@@ -140,6 +145,11 @@ public sealed partial class SegmentationEngine(
             }
         }
 
+        foreach (var model in _models)
+        {
+            model.Telemetry.Start();
+        }
+
         _ready = true;
     }
 
@@ -164,12 +174,32 @@ public sealed partial class SegmentationEngine(
     /// <summary>Segments one image.</summary>
     public async Task<SegmentationResult> SegmentAsync(SegmentationRequest request, CancellationToken cancellationToken)
     {
-        if (!_ready)
+        var started = time.GetTimestamp();
+        using var span = MaskFormerTelemetry.ActivitySource.StartActivity(EngineSpans.Segment);
+        span?.SetTag(TelemetryTags.Tasks, TelemetryTags.Label(request.Tasks));
+        ServedModel? model = null;
+        try
         {
-            throw new SegmentationException(SegmentationErrorKind.Unavailable, "The models are still loading; retry shortly.");
-        }
+            if (!_ready)
+            {
+                throw new SegmentationException(SegmentationErrorKind.Unavailable, "The models are still loading; retry shortly.");
+            }
 
-        return await RunAsync(Resolve(request.Model, request.ModelVersion), request, cancellationToken).ConfigureAwait(false);
+            model = Resolve(request.Model, request.ModelVersion);
+            span?.SetTag(TelemetryTags.ModelName, model.Name).SetTag(TelemetryTags.ModelVersion, model.Version);
+            var result = await RunAsync(model, request, cancellationToken).ConfigureAwait(false);
+            span?.SetTag(TelemetryTags.ImageWidth, result.Width).SetTag(TelemetryTags.ImageHeight, result.Height)
+                .SetTag(TelemetryTags.Device, result.Device).SetTag(TelemetryTags.BatchSize, result.Timings.BatchSize);
+            model.Telemetry.RecordRequest(request.Tasks, time.GetElapsedTime(started), null);
+            return result;
+        }
+        catch (Exception ex)
+        {
+            var errorType = TelemetryTags.ErrorTypeOf(ex);
+            model?.Telemetry.RecordRequest(request.Tasks, time.GetElapsedTime(started), errorType);
+            span?.SetStatus(ActivityStatusCode.Error, ex.Message).SetTag(TelemetryTags.ErrorType, errorType);
+            throw;
+        }
     }
 
     private async Task<SegmentationResult> RunAsync(ServedModel model, SegmentationRequest request, CancellationToken cancellationToken)
@@ -188,13 +218,23 @@ public sealed partial class SegmentationEngine(
         var stamp = time.GetTimestamp();
         using var image = Decode(request.Image);
         var decodeTime = time.GetElapsedTime(stamp);
+        model.Telemetry.RecordImage(image.Width, image.Height);
 
         stamp = time.GetTimestamp();
-        using var input = model.Preprocessor.Process(image);
+        ModelInput input;
+        using (EngineSpans.Start(EngineSpans.Preprocess))
+        {
+            input = model.Preprocessor.Process(image);
+        }
+
+        using var ownedInput = input;
         var preprocessTime = time.GetElapsedTime(stamp);
 
+        var enqueuedAt = DateTime.UtcNow;
         var batched = await model.Scheduler.RunAsync(input, request.Deadline, cancellationToken).ConfigureAwait(false);
         using var output = batched.Output;
+        EngineSpans.RecordQueue(enqueuedAt, batched);
+        model.Telemetry.RecordQueued(batched.QueueTime, batched.InferenceTime);
 
         stamp = time.GetTimestamp();
         var (semantic, instances, panoptic) = Postprocess(model, request, output, input.Plan);
@@ -231,6 +271,7 @@ public sealed partial class SegmentationEngine(
         var thingsOnly = options.InstanceThingsOnly ?? (config.DeclaresThings || options.LabelIdsToFuse is not null);
         if (options.Convention == PostprocessConvention.HuggingFace)
         {
+            using var span = EngineSpans.StartPostprocess(TelemetryTags.Label(request.Tasks));
             return PostprocessHuggingFace(config, request.Tasks, options, output, plan);
         }
 
@@ -241,13 +282,25 @@ public sealed partial class SegmentationEngine(
         using var tiles = new MaskTiles(output, plan);
         try
         {
-            semantic = (request.Tasks & SegmentationTasks.Semantic) != 0 ? SemanticInference.Run(tiles) : null;
-            instances = (request.Tasks & SegmentationTasks.Instance) != 0
-                ? InstanceInference.Run(tiles, labels, thingsOnly, options)
-                : null;
-            var panoptic = (request.Tasks & SegmentationTasks.Panoptic) != 0
-                ? PanopticInference.Run(tiles, labels, config.IsMask2Former, options)
-                : null;
+            PanopticResult? panoptic = null;
+            if ((request.Tasks & SegmentationTasks.Semantic) != 0)
+            {
+                using var span = EngineSpans.StartPostprocess("semantic");
+                semantic = SemanticInference.Run(tiles);
+            }
+
+            if ((request.Tasks & SegmentationTasks.Instance) != 0)
+            {
+                using var span = EngineSpans.StartPostprocess("instance");
+                instances = InstanceInference.Run(tiles, labels, thingsOnly, options);
+            }
+
+            if ((request.Tasks & SegmentationTasks.Panoptic) != 0)
+            {
+                using var span = EngineSpans.StartPostprocess("panoptic");
+                panoptic = PanopticInference.Run(tiles, labels, config.IsMask2Former, options);
+            }
+
             return (semantic, instances, panoptic);
         }
         catch
@@ -295,9 +348,21 @@ public sealed partial class SegmentationEngine(
         }
     }
 
-    private RgbImage Decode(ImageSource source) => source.RawLayout is { } layout
-        ? decoder.FromRaw(source.Data.Span, layout)
-        : decoder.Decode(source.Data);
+    private RgbImage Decode(ImageSource source)
+    {
+        using var span = EngineSpans.Start(EngineSpans.Decode);
+        try
+        {
+            return source.RawLayout is { } layout
+                ? decoder.FromRaw(source.Data.Span, layout)
+                : decoder.Decode(source.Data);
+        }
+        catch (SegmentationException ex) when (ex.Kind == SegmentationErrorKind.InvalidArgument)
+        {
+            EngineSpans.RecordDecodeFailure(source, span);
+            throw;
+        }
+    }
 
     private static int WarmUpSide(PreprocessorConfig config) => config.ResizeMode switch
     {

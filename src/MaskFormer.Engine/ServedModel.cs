@@ -1,4 +1,5 @@
 using MaskFormer.Engine.Batching;
+using MaskFormer.Engine.Diagnostics;
 using MaskFormer.Engine.Models;
 using MaskFormer.Engine.Preprocessing;
 using MaskFormer.Engine.Sessions;
@@ -42,6 +43,9 @@ public sealed class ServedModel : IAsyncDisposable
 
     /// <summary>Where each session runs.</summary>
     public IReadOnlyList<SessionPlacement> Placements => [.. Scheduler.Sessions.Select(s => s.Placement)];
+
+    /// <summary>This model's telemetry: its statistics since start.</summary>
+    public ModelTelemetry Telemetry => Scheduler.Telemetry;
 
     /// <summary>The scheduler's counters now.</summary>
     public SchedulerCounters GetCounters() => Scheduler.GetCounters();

@@ -56,9 +56,18 @@ public sealed class ServerFixture : IAsyncLifetime
     {
         var app = ServerApp.Build(args);
         await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        return (app, new Uri(address));
+        return (app, new Uri(GrpcAddress(app)));
     }
+
+    /// <summary>The gRPC listener's address: not the metrics listener's, when one is configured.</summary>
+    internal static string GrpcAddress(WebApplication app)
+    {
+        var metricsPort = app.Services.GetService<MetricsEndpoint>()?.BoundPort;
+        return app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First(address => metricsPort is null || new Uri(address).Port != metricsPort);
+    }
+
+    /// <summary>The metrics listener's address.</summary>
+    internal static Uri MetricsAddress(WebApplication app) => new($"http://127.0.0.1:{app.Services.GetRequiredService<MetricsEndpoint>().BoundPort}/metrics");
 
     internal static async Task WaitUntilServingAsync(GrpcChannel channel)
     {

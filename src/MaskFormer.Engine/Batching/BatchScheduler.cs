@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using MaskFormer.Engine.Diagnostics;
 using MaskFormer.Engine.Preprocessing;
 using MaskFormer.Engine.Sessions;
 using Microsoft.Extensions.Logging;
@@ -39,14 +41,19 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
         _time = time;
         _logger = logger;
         _batchSizeCounts = new long[options.MaxBatchSize];
+        Telemetry = new ModelTelemetry(string.Empty, string.Empty, options.MaxBatchSize);
     }
 
     public IReadOnlyList<ModelSession> Sessions => _sessions;
+
+    /// <summary>Where model runs and queue depth are reported; the engine gives each model its own.</summary>
+    public ModelTelemetry Telemetry { get; init; }
 
     // Each session gets a dedicated thread: ONNX Runtime's Run blocks its caller anyway, and a thread of
     // its own starts the next batch the moment one ends, never queued behind thread-pool work.
     public void Start()
     {
+        EngineMetrics.Track(Telemetry, () => Volatile.Read(ref _queued));
         for (var i = 0; i < _sessions.Length; i++)
         {
             var session = _sessions[i];
@@ -88,7 +95,7 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
             };
         }
 
-        var item = new BatchWorkItem(input, _time.GetTimestamp(), deadline);
+        var item = new BatchWorkItem(input, _time.GetTimestamp(), deadline) { TraceContext = Activity.Current?.Context ?? default };
         if (cancellationToken.CanBeCanceled)
         {
             item.CancellationRegistration = cancellationToken.Register(
@@ -227,10 +234,12 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
     private void RunBatch(ModelSession session, List<BatchWorkItem> batch)
     {
         var started = _time.GetTimestamp();
+        using var span = ModelRunSpan.Start(batch, session.Placement.ActualDevice, Telemetry);
         try
         {
             var outputs = session.Run([.. batch.Select(item => item.Input)]);
             var inferenceTime = _time.GetElapsedTime(started);
+            Telemetry.RecordModelRun(batch.Count, inferenceTime, session.Placement.ActualDevice);
             Interlocked.Increment(ref _batchCount);
             Interlocked.Increment(ref _batchSizeCounts[batch.Count - 1]);
             for (var i = 0; i < batch.Count; i++)
@@ -243,6 +252,7 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
         }
         catch (Exception ex)
         {
+            span?.SetStatus(ActivityStatusCode.Error, ex.Message).SetTag(TelemetryTags.ErrorType, TelemetryTags.ErrorTypeOf(ex));
             LogBatchFailed(_logger, ex, batch.Count);
             foreach (var item in batch)
             {
@@ -257,6 +267,7 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        EngineMetrics.Untrack(Telemetry);
         lock (_gate)
         {
             _stopping = true;

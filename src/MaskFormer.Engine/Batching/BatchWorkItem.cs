@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using MaskFormer.Engine.Preprocessing;
 
 namespace MaskFormer.Engine.Batching;
@@ -21,6 +22,9 @@ internal sealed class BatchWorkItem(ModelInput input, long enqueuedTimestamp, Da
     public TaskCompletionSource<BatchedOutput> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public CancellationTokenRegistration CancellationRegistration { get; set; }
+
+    /// <summary>The span of the request that queued this item; the model run that serves it links to it.</summary>
+    public ActivityContext TraceContext { get; init; }
 
     public bool IsPending => Volatile.Read(ref _state) == Pending;
 

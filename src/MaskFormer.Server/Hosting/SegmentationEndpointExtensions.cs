@@ -37,6 +37,7 @@ public static class SegmentationEndpointExtensions
         });
         services.AddMaskFormerLimits();
         services.AddGrpcReflection();
+        services.TryAddSingleton<IFrameSegmenter, EngineFrameSegmenter>();
         services.AddOptions<StreamingOptions>().BindConfiguration(StreamingOptions.SectionName)
             .Validate(o => o.DefaultMaxInFlight >= 1 && o.MaxInFlightLimit >= o.DefaultMaxInFlight, $"{StreamingOptions.SectionName}:DefaultMaxInFlight must be at least 1 and at most MaxInFlightLimit.")
             .Validate(o => o.PendingFrames >= 1 && o.MaxUnwrittenResponses >= 1, $"{StreamingOptions.SectionName}:PendingFrames and MaxUnwrittenResponses must be at least 1.")

@@ -19,9 +19,11 @@ public static class ServerApp
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
         builder.Services.AddMaskFormerInference();
         builder.Services.AddMaskFormerGrpc(builder.Configuration);
+        builder.Services.AddMaskFormerTelemetry(builder.Configuration);
         configure?.Invoke(builder);
 
         var app = builder.Build();
+        app.UseMaskFormerMetricsEndpoint();
         app.UseMaskFormerDefaultDeadline();
         app.MapSegmentation();
         return app;

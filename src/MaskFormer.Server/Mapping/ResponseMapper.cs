@@ -1,6 +1,7 @@
 using Google.Protobuf;
 using MaskFormer.Contracts.V1;
 using MaskFormer.Engine;
+using MaskFormer.Engine.Diagnostics;
 using MaskFormer.Engine.Encoding;
 using MaskFormer.Engine.Tracking;
 
@@ -15,6 +16,7 @@ internal static class ResponseMapper
     public static SegmentResponse ToResponse(SegmentationResult result, ulong frameId, SegmentationOptions? options, TrackedFrame? tracks, TimeProvider time, long startedAt)
     {
         var encodeStarted = time.GetTimestamp();
+        using var span = MaskFormerTelemetry.ActivitySource.StartActivity("maskformer.encode");
         var response = new SegmentResponse
         {
             FrameId = frameId,

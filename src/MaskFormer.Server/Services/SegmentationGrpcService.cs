@@ -10,10 +10,12 @@ namespace MaskFormer.Server.Services;
 /// <summary>The gRPC face of the engine: maps messages, and engine errors to statuses.</summary>
 internal sealed class SegmentationGrpcService(
     SegmentationEngine engine,
+    IFrameSegmenter segmenter,
     IOptions<StreamingOptions> streaming,
     OpenStreams openStreams,
     IHostApplicationLifetime lifetime,
-    TimeProvider time) : SegmentationService.SegmentationServiceBase
+    TimeProvider time,
+    FrameTelemetry frames) : SegmentationService.SegmentationServiceBase
 {
     public override async Task<SegmentResponse> Segment(SegmentRequest request, ServerCallContext context)
     {
@@ -37,7 +39,7 @@ internal sealed class SegmentationGrpcService(
     public override async Task SegmentStream(IAsyncStreamReader<SegmentStreamRequest> requestStream, IServerStreamWriter<SegmentStreamResponse> responseStream, ServerCallContext context)
     {
         using var open = openStreams.Open();
-        using var session = new StreamSession(engine, streaming.Value, time, requestStream, responseStream, context, lifetime.ApplicationStopping);
+        using var session = new StreamSession(segmenter, streaming.Value, time, requestStream, responseStream, context, frames, lifetime.ApplicationStopping);
         await session.RunAsync().ConfigureAwait(false);
     }
 

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using MaskFormer.Contracts.V1;
 using MaskFormer.Engine.Tracking;
 
@@ -14,6 +15,9 @@ internal sealed class FrameSlot(ulong frameId, StreamSettings settings, Image? i
     public Image? Image { get; set; } = image;
 
     public long ReceivedAt { get; } = receivedAt;
+
+    /// <summary>The frame's span, ended once its answer is written.</summary>
+    public Activity? Span { get; init; }
 
     public TaskCompletionSource<FrameOutcome> Outcome { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 }

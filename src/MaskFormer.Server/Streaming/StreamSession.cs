@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Threading.Channels;
 using Grpc.Core;
 using MaskFormer.Contracts.V1;
@@ -21,12 +22,13 @@ namespace MaskFormer.Server.Streaming;
 /// ones in the engine and ends the call with UNAVAILABLE, telling the client to reconnect.
 /// </summary>
 internal sealed class StreamSession(
-    SegmentationEngine engine,
+    IFrameSegmenter engine,
     StreamingOptions limits,
     TimeProvider time,
     IAsyncStreamReader<SegmentStreamRequest> requests,
     IServerStreamWriter<SegmentStreamResponse> responses,
     ServerCallContext context,
+    FrameTelemetry frames,
     CancellationToken draining) : IDisposable
 {
     private readonly Lock _lock = new();
@@ -40,6 +42,7 @@ internal sealed class StreamSession(
     private StreamSettings _settings = new() { MaxInFlight = limits.DefaultMaxInFlight };
     private int _inFlight;
     private volatile bool _draining;
+    private long _frameIndex;
 
     public async Task RunAsync()
     {
@@ -135,7 +138,7 @@ internal sealed class StreamSession(
     {
         // Bounded answers: a client that stops reading stops being read.
         await _unwritten.WaitAsync(reading).ConfigureAwait(false);
-        var slot = new FrameSlot(frame.FrameId, _settings, frame.Image, time.GetTimestamp());
+        var slot = new FrameSlot(frame.FrameId, _settings, frame.Image, time.GetTimestamp()) { Span = frames.Start(frame.FrameId, _frameIndex++) };
         _ordered.Writer.TryWrite(slot);
         try
         {
@@ -203,6 +206,7 @@ internal sealed class StreamSession(
     private async Task ProcessAsync(FrameSlot slot, CancellationToken cancellationToken)
     {
         await Task.Yield();
+        Activity.Current = slot.Span ?? Activity.Current;
         try
         {
             if (slot.Settings.Error is { } error)
@@ -239,6 +243,7 @@ internal sealed class StreamSession(
         }
         catch (Exception ex)
         {
+            frames.LogFrameFailed(ex, slot.FrameId, context.Method, slot.Settings.Model);
             slot.Outcome.TrySetResult(FrameOutcome.Failed(StatusCode.Internal, $"The frame failed: {ex.Message}"));
         }
         finally
@@ -280,6 +285,7 @@ internal sealed class StreamSession(
             }
 
             await responses.WriteAsync(response, cancellationToken).ConfigureAwait(false);
+            FrameTelemetry.End(slot, outcome);
             _unwritten.Release();
         }
     }

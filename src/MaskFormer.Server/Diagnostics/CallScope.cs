@@ -1,0 +1,202 @@
+using System.Diagnostics;
+using Google.Protobuf;
+using Grpc.Core;
+using MaskFormer.Contracts.V1;
+using MaskFormer.Engine;
+using MaskFormer.Engine.Diagnostics;
+using MaskFormer.Server.Mapping;
+
+namespace MaskFormer.Server.Diagnostics;
+
+/// <summary>
+/// One call as telemetry sees it: its server span (continuing the caller's W3C traceparent), the model
+/// and tasks it asked for, message sizes, and its final status.
+/// </summary>
+internal sealed class CallScope : IDisposable
+{
+    private readonly TagList _methodTags;
+    private readonly SegmentationEngine _engine;
+    private string? _requestedModel;
+    private string? _model;
+    private SegmentationTasks _tasks;
+
+    private CallScope(ServerCallContext context, SegmentationEngine engine, long startedAt)
+    {
+        _engine = engine;
+        StartedAt = startedAt;
+        Method = context.Method;
+        var slash = context.Method.LastIndexOf('/');
+        Service = slash > 0 ? context.Method[1..slash] : context.Method;
+        MethodName = slash > 0 ? context.Method[(slash + 1)..] : context.Method;
+        IsInfrastructure = Service.StartsWith("grpc.", StringComparison.Ordinal);
+        _methodTags = new TagList { { RpcTelemetry.RpcSystem, "grpc" }, { RpcTelemetry.RpcService, Service }, { RpcTelemetry.RpcMethod, MethodName } };
+    }
+
+    public string Method { get; }
+
+    public string Service { get; }
+
+    public string MethodName { get; }
+
+    public bool IsInfrastructure { get; }
+
+    public long StartedAt { get; }
+
+    public Activity? Span { get; private set; }
+
+    public long RequestBytes { get; private set; }
+
+    public long ResponseBytes { get; private set; }
+
+    public int RequestMessages { get; private set; }
+
+    public int ResponseMessages { get; private set; }
+
+    public StatusCode Status { get; private set; } = StatusCode.OK;
+
+    /// <summary>The served model the call used: as answered, else as asked for when it is served (never a client's arbitrary string).</summary>
+    public string Model => _model ?? (_requestedModel is { } requested && _engine.Models.Any(m => m.Name == requested) ? requested : string.Empty);
+
+    public string Tasks => _tasks == SegmentationTasks.None ? string.Empty : TelemetryTags.Label(_tasks);
+
+    public static CallScope Start(ServerCallContext context, SegmentationEngine engine, long startedAt)
+    {
+        var call = new CallScope(context, engine, startedAt);
+        call.Span = StartSpan(call, context);
+        return call;
+    }
+
+    public void OnRequest(object message)
+    {
+        RequestMessages++;
+        if (message is IMessage protobuf)
+        {
+            var size = protobuf.CalculateSize();
+            RequestBytes += size;
+            RpcTelemetry.RequestSize.Record(size, _methodTags);
+        }
+
+        switch (message)
+        {
+            case SegmentRequest request:
+                Asked(request.Model, request.Tasks);
+                break;
+            case SegmentStreamRequest { MessageCase: SegmentStreamRequest.MessageOneofCase.Config } stream:
+                Asked(stream.Config.Model, stream.Config.Tasks);
+                break;
+        }
+    }
+
+    public void OnResponse(object message)
+    {
+        ResponseMessages++;
+        if (message is IMessage protobuf)
+        {
+            var size = protobuf.CalculateSize();
+            ResponseBytes += size;
+            RpcTelemetry.ResponseSize.Record(size, _methodTags);
+        }
+
+        var answeredBy = message switch
+        {
+            SegmentResponse response => response.Model,
+            SegmentStreamResponse { Result: { } result } => result.Model,
+            _ => null,
+        };
+        if (!string.IsNullOrEmpty(answeredBy) && _model is null)
+        {
+            _model = answeredBy;
+            Span?.SetTag(TelemetryTags.ModelName, answeredBy);
+        }
+    }
+
+    public void Complete(StatusCode status, string? description)
+    {
+        Status = status;
+        if (Span is { } span)
+        {
+            span.SetTag(RpcTelemetry.RpcGrpcStatusCode, (int)status);
+            // As OpenTelemetry's gRPC conventions: these codes mark a server span as failed; the others are the client's doing.
+            if (status is StatusCode.Unknown or StatusCode.DeadlineExceeded or StatusCode.Unimplemented or StatusCode.Internal or StatusCode.Unavailable or StatusCode.DataLoss)
+            {
+                span.SetStatus(ActivityStatusCode.Error, description);
+            }
+        }
+    }
+
+    public void RecordDuration(TimeSpan duration)
+    {
+        var tags = _methodTags;
+        tags.Add(RpcTelemetry.RpcGrpcStatusCode, (int)Status);
+        if (Model is { Length: > 0 } model)
+        {
+            tags.Add(TelemetryTags.ModelName, model);
+        }
+
+        if (_tasks != SegmentationTasks.None)
+        {
+            tags.Add(TelemetryTags.Tasks, Tasks);
+        }
+
+        RpcTelemetry.CallDuration.Record(duration.TotalSeconds, tags);
+    }
+
+    public void Dispose() => Span?.Dispose();
+
+    private void Asked(string model, IEnumerable<SegmentationTask> tasks)
+    {
+        _requestedModel = model;
+        try
+        {
+            _tasks = RequestMapper.ToTasks(tasks);
+        }
+        catch (SegmentationException)
+        {
+            _tasks = SegmentationTasks.None;
+        }
+
+        Span?.SetTag(TelemetryTags.Tasks, Tasks);
+        if (!string.IsNullOrEmpty(model))
+        {
+            Span?.SetTag(TelemetryTags.ModelName + ".requested", model);
+        }
+    }
+
+    // The caller's traceparent (gRPC metadata is HTTP/2 headers) is the parent. ASP.NET Core may have
+    // made an activity of its own for the request that nothing exports; a span under it would hang from
+    // a parent no backend ever sees, so the server span starts from the header instead.
+    private static Activity? StartSpan(CallScope call, ServerCallContext context)
+    {
+        if (!MaskFormerTelemetry.ActivitySource.HasListeners())
+        {
+            return null;
+        }
+
+        var headers = context.RequestHeaders;
+        ActivityContext.TryParse(headers.GetValue("traceparent"), headers.GetValue("tracestate"), isRemote: true, out var parent);
+        Activity.Current = null;
+
+        var tags = new TagList
+        {
+            { RpcTelemetry.RpcSystem, "grpc" },
+            { RpcTelemetry.RpcService, call.Service },
+            { RpcTelemetry.RpcMethod, call.MethodName },
+        };
+        if (Peer.TryParse(context.Peer, out var address, out var port))
+        {
+            tags.Add(RpcTelemetry.NetworkPeerAddress, address);
+            tags.Add(RpcTelemetry.NetworkPeerPort, port);
+        }
+
+        if (Peer.TryParse(context.Host, out var host, out var hostPort, hostOnly: true))
+        {
+            tags.Add(RpcTelemetry.ServerAddress, host);
+            if (hostPort > 0)
+            {
+                tags.Add(RpcTelemetry.ServerPort, hostPort);
+            }
+        }
+
+        return MaskFormerTelemetry.ActivitySource.StartActivity($"{call.Service}/{call.MethodName}", ActivityKind.Server, parent, tags);
+    }
+}

@@ -1,0 +1,154 @@
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+using MaskFormer.Engine;
+using Microsoft.Extensions.Options;
+
+namespace MaskFormer.Server.Diagnostics;
+
+/// <summary>
+/// Every call's telemetry in one place: its server span, its RPC metrics, one access-log line, and the
+/// error policy for logs. An unexpected exception is logged once, with its stack and the call, and
+/// answered INTERNAL; a client that cancels, resets or runs out of deadline is expected behaviour and
+/// logged at debug, never as an error a client could trigger at will.
+/// </summary>
+internal sealed partial class CallTelemetryInterceptor(
+    SegmentationEngine engine,
+    IOptionsMonitor<TelemetryOptions> options,
+    TimeProvider time,
+    ILogger<CallTelemetryInterceptor> logger) : Interceptor
+{
+    public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
+    {
+        using var call = CallScope.Start(context, engine, time.GetTimestamp());
+        call.OnRequest(request);
+        try
+        {
+            var response = await continuation(request, context).ConfigureAwait(false);
+            call.OnResponse(response);
+            call.Complete(context.Status.StatusCode, context.Status.Detail);
+            return response;
+        }
+        catch (Exception ex)
+        {
+            throw Fail(call, ex, context);
+        }
+        finally
+        {
+            Finish(call);
+        }
+    }
+
+    public override async Task ServerStreamingServerHandler<TRequest, TResponse>(TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        using var call = CallScope.Start(context, engine, time.GetTimestamp());
+        call.OnRequest(request);
+        try
+        {
+            await continuation(request, new ObservedStreamWriter<TResponse>(responseStream, call), context).ConfigureAwait(false);
+            call.Complete(context.Status.StatusCode, context.Status.Detail);
+        }
+        catch (Exception ex)
+        {
+            throw Fail(call, ex, context);
+        }
+        finally
+        {
+            Finish(call);
+        }
+    }
+
+    public override async Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream, ServerCallContext context, ClientStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        using var call = CallScope.Start(context, engine, time.GetTimestamp());
+        try
+        {
+            var response = await continuation(new ObservedStreamReader<TRequest>(requestStream, call), context).ConfigureAwait(false);
+            call.OnResponse(response);
+            call.Complete(context.Status.StatusCode, context.Status.Detail);
+            return response;
+        }
+        catch (Exception ex)
+        {
+            throw Fail(call, ex, context);
+        }
+        finally
+        {
+            Finish(call);
+        }
+    }
+
+    public override async Task DuplexStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        using var call = CallScope.Start(context, engine, time.GetTimestamp());
+        var isStream = !call.IsInfrastructure;
+        if (isStream)
+        {
+            RpcTelemetry.ActiveStreams.Add(1);
+        }
+
+        try
+        {
+            await continuation(new ObservedStreamReader<TRequest>(requestStream, call), new ObservedStreamWriter<TResponse>(responseStream, call), context).ConfigureAwait(false);
+            call.Complete(context.Status.StatusCode, context.Status.Detail);
+        }
+        catch (Exception ex)
+        {
+            throw Fail(call, ex, context);
+        }
+        finally
+        {
+            if (isStream)
+            {
+                RpcTelemetry.ActiveStreams.Add(-1);
+            }
+
+            Finish(call);
+        }
+    }
+
+    private RpcException Fail(CallScope call, Exception exception, ServerCallContext context)
+    {
+        if (exception is RpcException rpc)
+        {
+            call.Complete(rpc.StatusCode, rpc.Status.Detail);
+            return rpc;
+        }
+
+        if (IsClientGone(exception, context))
+        {
+            var code = context.Deadline <= time.GetUtcNow().UtcDateTime ? StatusCode.DeadlineExceeded : StatusCode.Cancelled;
+            call.Complete(code, exception.Message);
+            LogClientGone(logger, call.Method, code, exception.Message);
+            return new RpcException(new Status(code, code == StatusCode.DeadlineExceeded ? "The deadline passed." : "The call was cancelled."));
+        }
+
+        call.Complete(StatusCode.Internal, exception.Message);
+        LogUnexpected(logger, exception, call.Method, call.Model, call.Tasks);
+        return new RpcException(new Status(StatusCode.Internal, "An internal error occurred; the server has logged it."));
+    }
+
+    // The request was aborted (client cancel, reset, or the deadline passed): whatever the handler threw
+    // on its way out is a consequence, not a fault.
+    private static bool IsClientGone(Exception exception, ServerCallContext context) =>
+        context.CancellationToken.IsCancellationRequested
+        && exception is OperationCanceledException or IOException or InvalidOperationException or ObjectDisposedException;
+
+    private void Finish(CallScope call)
+    {
+        var duration = time.GetElapsedTime(call.StartedAt);
+        call.RecordDuration(duration);
+        var settings = options.CurrentValue;
+        var level = call.IsInfrastructure ? settings.AccessLogInfrastructureLevel : settings.AccessLogLevel;
+        if (!logger.IsEnabled(level))
+        {
+            return;
+        }
+
+        if (call.Status == StatusCode.OK && settings.AccessLogSuccessSampleRatio < 1 && Random.Shared.NextDouble() >= settings.AccessLogSuccessSampleRatio)
+        {
+            return;
+        }
+
+        LogCall(logger, level, call.Method, call.Status, duration.TotalMilliseconds, call.Model, call.Tasks, call.RequestBytes, call.ResponseBytes, call.RequestMessages, call.ResponseMessages);
+    }
+}

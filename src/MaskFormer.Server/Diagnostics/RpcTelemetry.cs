@@ -1,0 +1,37 @@
+using System.Diagnostics.Metrics;
+using MaskFormer.Engine.Diagnostics;
+
+namespace MaskFormer.Server.Diagnostics;
+
+/// <summary>
+/// The host's instruments, on the engine's one <see cref="MaskFormerTelemetry.Meter"/>, named per
+/// OpenTelemetry's RPC semantic conventions where they apply.
+/// </summary>
+internal static class RpcTelemetry
+{
+    public const string RpcSystem = "rpc.system";
+    public const string RpcService = "rpc.service";
+    public const string RpcMethod = "rpc.method";
+    public const string RpcGrpcStatusCode = "rpc.grpc.status_code";
+    public const string ServerAddress = "server.address";
+    public const string ServerPort = "server.port";
+    public const string NetworkPeerAddress = "network.peer.address";
+    public const string NetworkPeerPort = "network.peer.port";
+    public const string FrameSpanName = "maskformer.frame";
+
+    public static readonly Histogram<double> CallDuration = MaskFormerTelemetry.Meter.CreateHistogram(
+        "rpc.server.call.duration", "s", "gRPC calls handled, by service, method, status code, model and tasks.",
+        advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = MaskFormerTelemetry.DurationBuckets });
+
+    public static readonly Histogram<long> RequestSize = MaskFormerTelemetry.Meter.CreateHistogram<long>(
+        "rpc.server.request.size", "By", "Size of each request message received, by service and method.");
+
+    public static readonly Histogram<long> ResponseSize = MaskFormerTelemetry.Meter.CreateHistogram<long>(
+        "rpc.server.response.size", "By", "Size of each response message sent, by service and method.");
+
+    public static readonly UpDownCounter<long> ActiveStreams = MaskFormerTelemetry.Meter.CreateUpDownCounter<long>(
+        "maskformer.streams.active", "{stream}", "SegmentStream calls open now.");
+
+    public static readonly Counter<long> Frames = MaskFormerTelemetry.Meter.CreateCounter<long>(
+        "maskformer.stream.frames", "{frame}", "Stream frames answered, by outcome (result, error, skipped) and skip reason.");
+}

@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using Grpc.Core;
+using MaskFormer.Contracts.V1;
+using Xunit.Abstractions;
+
+namespace MaskFormer.Server.Tests.Observability;
+
+// One collection for every test whose server exports spans: the activity source is process-wide, and a
+// span is sampled when any listening provider samples it, so their samplers must not run side by side.
+[Collection(TelemetryTestGroup.Name)]
+public sealed class TracingTests(ITestOutputHelper output)
+{
+
+    [Fact]
+    public async Task Segment_ClientTraceparent_SpanTreeContinuesTheCallersTraceWithEveryStage()
+    {
+        await using var server = await TelemetryServer.StartAsync("traced", []);
+        var (traceId, clientSpanId, headers) = TelemetryServer.ClientTrace();
+        var response = await server.Client.SegmentAsync(
+            new SegmentRequest { Image = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[0]), Tasks = { SegmentationTask.Semantic, SegmentationTask.Panoptic } },
+            headers);
+
+        var spans = await server.SpansAsync(traceId, s => s.Any(x => x.DisplayName == "maskformer.v1.SegmentationService/Segment") && s.Any(x => x.DisplayName == "maskformer.model_run"));
+        output.WriteLine(SpanTree.Render(spans));
+
+        var call = Assert.Single(spans, s => s.DisplayName == "maskformer.v1.SegmentationService/Segment");
+        Assert.Equal(clientSpanId, call.ParentSpanId);
+        Assert.Equal(ActivityKind.Server, call.Kind);
+        Assert.Equal("grpc", call.GetTagItem("rpc.system"));
+        Assert.Equal("maskformer.v1.SegmentationService", call.GetTagItem("rpc.service"));
+        Assert.Equal("Segment", call.GetTagItem("rpc.method"));
+        Assert.Equal(0, call.GetTagItem("rpc.grpc.status_code"));
+        Assert.Equal("traced", call.GetTagItem("maskformer.model.name"));
+        Assert.Equal("127.0.0.1", call.GetTagItem("network.peer.address"));
+
+        var segment = Assert.Single(spans, s => s.DisplayName == "maskformer.segment");
+        Assert.Equal(call.SpanId, segment.ParentSpanId);
+        Assert.Equal("traced", segment.GetTagItem("maskformer.model.name"));
+        Assert.Equal(response.ModelVersion, segment.GetTagItem("maskformer.model.version"));
+        Assert.Equal("cpu", segment.GetTagItem("maskformer.device"));
+        Assert.Equal("semantic,panoptic", segment.GetTagItem("maskformer.tasks"));
+        Assert.Equal((int)response.Width, segment.GetTagItem("maskformer.image.width"));
+        Assert.Equal((int)response.Height, segment.GetTagItem("maskformer.image.height"));
+        Assert.Equal(1, segment.GetTagItem("maskformer.batch.size"));
+
+        string[] stages = ["maskformer.decode", "maskformer.preprocess", "maskformer.queue", "maskformer.model_run", "maskformer.postprocess", "maskformer.postprocess"];
+        Assert.Equal(stages, spans.Where(s => s.ParentSpanId == segment.SpanId).OrderBy(s => s.StartTimeUtc).Select(s => s.DisplayName));
+        Assert.Equal(["semantic", "panoptic"], spans.Where(s => s.DisplayName == "maskformer.postprocess").OrderBy(s => s.StartTimeUtc).Select(s => s.GetTagItem("maskformer.task")));
+        var encode = Assert.Single(spans, s => s.DisplayName == "maskformer.encode");
+        Assert.Equal(call.SpanId, encode.ParentSpanId);
+
+        var run = Assert.Single(spans, s => s.DisplayName == "maskformer.model_run");
+        Assert.Equal(1, run.GetTagItem("maskformer.batch.size"));
+        Assert.Equal("cpu", run.GetTagItem("maskformer.device"));
+        Assert.Equal(segment.SpanId, Assert.Single(run.Links).Context.SpanId);
+        var queue = Assert.Single(spans, s => s.DisplayName == "maskformer.queue");
+        Assert.InRange(Math.Abs((queue.Duration - TimeSpan.FromMilliseconds(response.Timings.QueueMs)).TotalMilliseconds), 0, 0.01);
+    }
+
+    [Fact]
+    public async Task SegmentStream_TwoFrames_EachFrameASpanUnderTheStreamSpanWithItsStages()
+    {
+        await using var server = await TelemetryServer.StartAsync("traced", ["--MaskFormer:Telemetry:StreamFrameSampleInterval=1"]);
+        var (traceId, clientSpanId, headers) = TelemetryServer.ClientTrace();
+        using (var call = server.Client.SegmentStream(headers))
+        {
+            await call.RequestStream.WriteAsync(new SegmentStreamRequest { Config = new StreamConfig { Tasks = { SegmentationTask.Semantic } } });
+            for (var i = 0; i < 2; i++)
+            {
+                await call.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = new StreamFrame { FrameId = (ulong)(10 + i), Image = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[i]) } });
+            }
+
+            await call.RequestStream.CompleteAsync();
+            await foreach (var _ in call.ResponseStream.ReadAllAsync())
+            {
+            }
+        }
+
+        var spans = await server.SpansAsync(traceId, s => s.Any(x => x.DisplayName == "maskformer.v1.SegmentationService/SegmentStream") && s.Count(x => x.DisplayName == "maskformer.model_run") == 2);
+        output.WriteLine(SpanTree.Render(spans));
+
+        var stream = Assert.Single(spans, s => s.DisplayName == "maskformer.v1.SegmentationService/SegmentStream");
+        Assert.Equal(clientSpanId, stream.ParentSpanId);
+        Assert.Equal("SegmentStream", stream.GetTagItem("rpc.method"));
+        Assert.Equal(0, stream.GetTagItem("rpc.grpc.status_code"));
+        var frames = spans.Where(s => s.DisplayName == "maskformer.frame").OrderBy(s => s.StartTimeUtc).ToList();
+        Assert.Equal(2, frames.Count);
+        Assert.All(frames, frame => Assert.Equal(stream.SpanId, frame.ParentSpanId));
+        Assert.Equal([10L, 11L], frames.Select(f => f.GetTagItem("maskformer.frame.id")));
+        Assert.All(frames, frame => Assert.Equal("result", frame.GetTagItem("maskformer.frame.outcome")));
+        foreach (var frame in frames)
+        {
+            var segment = Assert.Single(spans, s => s.DisplayName == "maskformer.segment" && s.ParentSpanId == frame.SpanId);
+            Assert.Contains(spans, s => s.DisplayName == "maskformer.model_run" && s.ParentSpanId == segment.SpanId);
+            Assert.Contains(spans, s => s.DisplayName == "maskformer.encode" && s.ParentSpanId == frame.SpanId);
+        }
+    }
+
+    [Fact]
+    public async Task SegmentStream_SampleIntervalTwo_ExportsEveryOtherFrameAndNothingUnderTheOthers()
+    {
+        await using var server = await TelemetryServer.StartAsync("sampled", ["--MaskFormer:Telemetry:StreamFrameSampleInterval=2"]);
+        var (traceId, _, headers) = TelemetryServer.ClientTrace();
+        using (var call = server.Client.SegmentStream(headers))
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                await call.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = new StreamFrame { FrameId = (ulong)i, Image = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[i]) } });
+            }
+
+            await call.RequestStream.CompleteAsync();
+            await foreach (var _ in call.ResponseStream.ReadAllAsync())
+            {
+            }
+        }
+
+        var spans = await server.SpansAsync(traceId, s => s.Any(x => x.DisplayName == "maskformer.v1.SegmentationService/SegmentStream"));
+        await Task.Delay(500);
+        spans = server.AllSpans().Where(s => s.TraceId == traceId).ToList();
+        output.WriteLine(SpanTree.Render(spans));
+
+        Assert.Equal([0L, 2L], spans.Where(s => s.DisplayName == "maskformer.frame").Select(f => f.GetTagItem("maskformer.frame.id")).Order());
+        Assert.Equal(2, spans.Count(s => s.DisplayName == "maskformer.segment"));
+        Assert.Equal(2, spans.Count(s => s.DisplayName == "maskformer.model_run"));
+    }
+
+    [Fact]
+    public async Task Segment_ThreeCallsBatchedTogether_OneModelRunSpanLinkedToEveryRequest()
+    {
+        await using var server = await TelemetryServer.StartAsync("batched", ["--MaskFormer:Inference:MaxBatchSize=3", "--MaskFormer:Inference:MaxQueueDelay=00:00:10", "--MaskFormer:Inference:WarmUp=false"]);
+        var traces = Enumerable.Range(0, 3).Select(_ => TelemetryServer.ClientTrace()).ToList();
+
+        var responses = await Task.WhenAll(traces.Select(trace =>
+            server.Client.SegmentAsync(new SegmentRequest { Image = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[0]) }, trace.Headers).ResponseAsync));
+
+        Assert.All(responses, r => Assert.Equal(3u, r.Timings.BatchSize));
+        var segments = new List<Activity>();
+        var all = new List<Activity>();
+        foreach (var trace in traces)
+        {
+            var spans = await server.SpansAsync(trace.TraceId, s => s.Any(x => x.DisplayName == "maskformer.v1.SegmentationService/Segment"));
+            segments.Add(Assert.Single(spans, s => s.DisplayName == "maskformer.segment"));
+            all.AddRange(spans);
+        }
+
+        var run = Assert.Single(all, s => s.DisplayName == "maskformer.model_run");
+        output.WriteLine(SpanTree.Render(all.Where(s => s.TraceId == run.TraceId).ToList()));
+        Assert.Equal(3, run.GetTagItem("maskformer.batch.size"));
+        Assert.Equal("cpu", run.GetTagItem("maskformer.device"));
+        Assert.Equal("batched", run.GetTagItem("maskformer.model.name"));
+        Assert.Equal(segments.Select(s => $"{s.TraceId}-{s.SpanId}").Order(), run.Links.Select(l => $"{l.Context.TraceId}-{l.Context.SpanId}").Order());
+        Assert.Contains(segments, s => s.SpanId == run.ParentSpanId);
+    }
+}
