@@ -1,6 +1,7 @@
 using MaskFormer.Engine.Hosting;
 using MaskFormer.Server.Health;
 using MaskFormer.Server.Limits;
+using MaskFormer.Server.Security;
 using MaskFormer.Server.Services;
 using MaskFormer.Server.Streaming;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -36,6 +37,7 @@ public static class SegmentationEndpointExtensions
             options.Interceptors.Add<DrainingInterceptor>();
         });
         services.AddMaskFormerLimits();
+        services.AddMaskFormerSecurity();
         services.AddGrpcReflection();
         services.TryAddSingleton<IFrameSegmenter, EngineFrameSegmenter>();
         services.AddOptions<StreamingOptions>().BindConfiguration(StreamingOptions.SectionName)
@@ -67,7 +69,11 @@ public static class SegmentationEndpointExtensions
     {
         endpoints.MapGrpcService<SegmentationGrpcService>();
         endpoints.MapGrpcHealthChecksService();
-        endpoints.MapGrpcReflectionService();
+        if (endpoints.ServiceProvider.GetRequiredService<IOptions<SecurityOptions>>().Value.Reflection != EndpointAccess.Off)
+        {
+            endpoints.MapGrpcReflectionService();
+        }
+
         return endpoints;
     }
 }

@@ -1,0 +1,75 @@
+using System.Security.Cryptography.X509Certificates;
+using Grpc.AspNetCore.Server;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.Options;
+
+namespace MaskFormer.Server.Security;
+
+/// <summary>TLS from PEM files (reloaded), optional mutual TLS, and bearer-token authentication.</summary>
+internal static class SecurityServiceCollectionExtensions
+{
+    public static IServiceCollection AddMaskFormerSecurity(this IServiceCollection services)
+    {
+        const string Section = SecurityOptions.SectionName;
+        services.AddOptions<SecurityOptions>().BindConfiguration(Section)
+            .Validate(o => o.KeyPath.Length == 0 || o.TlsConfigured, $"{Section}:KeyPath needs {Section}:CertificatePath.")
+            .Validate(o => o.ClientCaPath.Length == 0 || o.TlsConfigured, $"{Section}:ClientCaPath (mutual TLS) needs {Section}:CertificatePath.")
+            .Validate(o => !o.TlsConfigured || File.Exists(o.CertificatePath), $"{Section}:CertificatePath names no file.")
+            .Validate(o => o.KeyPath.Length == 0 || File.Exists(o.KeyPath), $"{Section}:KeyPath names no file.")
+            .Validate(o => o.ClientCaPath.Length == 0 || File.Exists(o.ClientCaPath), $"{Section}:ClientCaPath names no file.")
+            .Validate(o => o.TokensFile.Length == 0 || File.Exists(o.TokensFile), $"{Section}:TokensFile names no file.")
+            .Validate(o => o.Health != EndpointAccess.Off, $"{Section}:Health may be Open or Authenticated, not Off (probes need it).")
+            .Validate(o => !o.TokensConfigured || new TokenAuthenticator(Options.Create(o)).Enabled, $"{Section}:TokensFile / TokensEnvironmentVariable are set but hold no token.")
+            .ValidateOnStart();
+
+        services.AddSingleton<CertificateReloader>();
+        services.AddSingleton<TokenAuthenticator>();
+        services.AddSingleton<AuthenticationInterceptor>();
+
+        // First, so no other interceptor (limits, draining, logging) runs for an unauthenticated call.
+        services.AddOptions<GrpcServiceOptions>().Configure(grpc =>
+        {
+            grpc.Interceptors.Add<AuthenticationInterceptor>();
+            var registration = grpc.Interceptors[^1];
+            grpc.Interceptors.RemoveAt(grpc.Interceptors.Count - 1);
+            grpc.Interceptors.Insert(0, registration);
+        });
+        services.AddOptions<KestrelServerOptions>().Configure<IOptions<SecurityOptions>, CertificateReloader>((kestrel, security, reloader) =>
+        {
+            var o = security.Value;
+            if (!o.TlsConfigured)
+            {
+                return;
+            }
+
+            X509Certificate2Collection? clientCas = null;
+            if (o.ClientCaPath.Length > 0)
+            {
+                clientCas = [];
+                clientCas.ImportFromPemFile(o.ClientCaPath);
+            }
+
+            // Applies to every https:// endpoint of Kestrel:Endpoints; http:// endpoints stay cleartext.
+            kestrel.ConfigureHttpsDefaults(https =>
+            {
+                https.ServerCertificateSelector = (_, _) => reloader.Current;
+                if (clientCas is not null)
+                {
+                    https.ClientCertificateMode = ClientCertificateMode.RequireCertificate;
+                    https.ClientCertificateValidation = (certificate, _, _) => IsIssuedBy(certificate, clientCas);
+                }
+            });
+        });
+        return services;
+    }
+
+    private static bool IsIssuedBy(X509Certificate2 certificate, X509Certificate2Collection authorities)
+    {
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.AddRange(authorities);
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        return chain.Build(certificate);
+    }
+}

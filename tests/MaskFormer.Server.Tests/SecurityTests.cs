@@ -1,0 +1,221 @@
+using System.Net;
+using System.Net.Security;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Grpc.Core;
+using Grpc.Health.V1;
+using Grpc.Net.Client;
+using Grpc.Reflection.V1Alpha;
+using MaskFormer.Contracts.V1;
+using Microsoft.AspNetCore.Builder;
+
+namespace MaskFormer.Server.Tests;
+
+/// <summary>
+/// TLS, mutual TLS and bearer tokens over real HTTP/2: a CA, server and client certificates made here,
+/// written as PEM files the server reads from MaskFormer:Security.
+/// </summary>
+public sealed class SecureServerFixture : IAsyncLifetime
+{
+    public const string Token = "s3cret-token-for-tests";
+    private readonly string _dir = Directory.CreateTempSubdirectory("maskformer-tls-").FullName;
+    private readonly X509Certificate2 _ca = CreateCa();
+    private X509Certificate2 _client = null!;
+    private WebApplication App { get; set; } = null!;
+    internal Uri Address { get; private set; } = null!;
+    internal string ServerThumbprint { get; private set; } = "";
+
+    public async Task InitializeAsync()
+    {
+        WriteServerCertificate("CN=first");
+        File.WriteAllText(Path.Combine(_dir, "ca.pem"), _ca.ExportCertificatePem());
+        File.WriteAllText(Path.Combine(_dir, "tokens"), $"# test tokens\n{Token}\n");
+        _client = Issue("CN=client", serverAuth: false);
+        (App, Address) = await ServerFixture.StartAsync(
+        [
+            "--Kestrel:Endpoints:Grpc:Url=https://127.0.0.1:0",
+            $"--MaskFormer:Models:Path={RepositoryPaths.Models}",
+            "--Logging:LogLevel:Default=Warning",
+            "--MaskFormer:Inference:WarmUp=false",
+            $"--MaskFormer:Security:CertificatePath={Path.Combine(_dir, "server.pem")}",
+            $"--MaskFormer:Security:KeyPath={Path.Combine(_dir, "server.key")}",
+            $"--MaskFormer:Security:ClientCaPath={Path.Combine(_dir, "ca.pem")}",
+            $"--MaskFormer:Security:TokensFile={Path.Combine(_dir, "tokens")}",
+            "--MaskFormer:Security:Reflection=Off",
+        ]);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await App.StopAsync();
+        await App.DisposeAsync();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    internal static Metadata Bearer(string token) => new() { { "authorization", $"Bearer {token}" } };
+
+    internal GrpcChannel Channel(bool withClientCertificate)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            SslOptions = new SslClientAuthenticationOptions
+            {
+                RemoteCertificateValidationCallback = (_, certificate, _, _) =>
+                {
+                    using var presented = new X509Certificate2(certificate!);
+                    ServerThumbprint = presented.Thumbprint;
+                    using var chain = new X509Chain();
+                    chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                    chain.ChainPolicy.CustomTrustStore.Add(_ca);
+                    chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                    return chain.Build(presented);
+                },
+                ClientCertificates = withClientCertificate ? [_client] : null,
+            },
+        };
+        return GrpcChannel.ForAddress(Address, new GrpcChannelOptions { HttpHandler = handler });
+    }
+
+    internal X509Certificate2 WriteServerCertificate(string subject)
+    {
+        var certificate = Issue(subject, serverAuth: true);
+        using var key = certificate.GetECDsaPrivateKey()!;
+
+        // Key first, then certificate: the server reloads on the certificate's change and must find both new.
+        File.WriteAllText(Path.Combine(_dir, "server.key"), key.ExportPkcs8PrivateKeyPem());
+        File.WriteAllText(Path.Combine(_dir, "server.pem"), certificate.ExportCertificatePem());
+        File.SetLastWriteTimeUtc(Path.Combine(_dir, "server.pem"), DateTime.UtcNow.AddSeconds(Interlocked.Increment(ref s_tick)));
+        return certificate;
+    }
+
+    private static int s_tick;
+
+    private static X509Certificate2 CreateCa()
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=MaskFormer test CA", key, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+        return request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30));
+    }
+
+    private X509Certificate2 Issue(string subject, bool serverAuth)
+    {
+        var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(
+            [serverAuth ? new Oid("1.3.6.1.5.5.7.3.1") : new Oid("1.3.6.1.5.5.7.3.2")], false));
+        if (serverAuth)
+        {
+            var names = new SubjectAlternativeNameBuilder();
+            names.AddIpAddress(IPAddress.Loopback);
+            names.AddDnsName("localhost");
+            request.CertificateExtensions.Add(names.Build());
+        }
+
+        var serial = RandomNumberGenerator.GetBytes(16);
+        using var issued = request.Create(_ca, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(7), serial);
+        var withKey = issued.CopyWithPrivateKey(key);
+
+        // Windows-style ephemeral keys cannot be used by SslStream for client auth; a PKCS#12 round trip can.
+        return X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
+    }
+}
+
+/// <summary>TLS, mutual TLS, bearer tokens, health open, reflection off and certificate reload.</summary>
+[Collection(ServerTestGroup.Name)]
+public sealed class SecurityTests(SecureServerFixture fixture) : IClassFixture<SecureServerFixture>
+{
+    [Fact]
+    public async Task ListModels_TlsWithClientCertificateAndToken_Succeeds()
+    {
+        using var channel = fixture.Channel(withClientCertificate: true);
+        var client = new SegmentationService.SegmentationServiceClient(channel);
+
+        var response = await client.ListModelsAsync(new ListModelsRequest(), SecureServerFixture.Bearer(SecureServerFixture.Token));
+
+        Assert.NotEmpty(response.Models);
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("wrong-token")]
+    [InlineData("s3cret-token-for-test")]
+    public async Task ListModels_MissingOrWrongToken_Unauthenticated(string? token)
+    {
+        using var channel = fixture.Channel(withClientCertificate: true);
+        var client = new SegmentationService.SegmentationServiceClient(channel);
+
+        var error = await Assert.ThrowsAsync<RpcException>(async () => await client.ListModelsAsync(new ListModelsRequest(), token is null ? [] : SecureServerFixture.Bearer(token)));
+
+        Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
+        Assert.DoesNotContain(SecureServerFixture.Token, error.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task HealthCheck_NoToken_OpenWhileMethodsAreClosed()
+    {
+        using var channel = fixture.Channel(withClientCertificate: true);
+
+        var response = await new Grpc.Health.V1.Health.HealthClient(channel).CheckAsync(new HealthCheckRequest { Service = "liveness" });
+
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, response.Status);
+    }
+
+    [Fact]
+    public async Task Reflection_Off_Unimplemented()
+    {
+        using var channel = fixture.Channel(withClientCertificate: true);
+        using var call = new ServerReflection.ServerReflectionClient(channel).ServerReflectionInfo(SecureServerFixture.Bearer(SecureServerFixture.Token));
+
+        var error = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            await call.RequestStream.WriteAsync(new ServerReflectionRequest { ListServices = "" });
+            await call.ResponseStream.MoveNext(CancellationToken.None);
+        });
+
+        Assert.Equal(StatusCode.Unimplemented, error.StatusCode);
+    }
+
+    [Fact]
+    public async Task Call_WithoutClientCertificate_Rejected()
+    {
+        using var channel = fixture.Channel(withClientCertificate: false);
+        var client = new SegmentationService.SegmentationServiceClient(channel);
+
+        var error = await Assert.ThrowsAsync<RpcException>(async () => await client.ListModelsAsync(new ListModelsRequest(), SecureServerFixture.Bearer(SecureServerFixture.Token)));
+
+        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+    }
+
+    [Fact]
+    public async Task Call_Cleartext_OnTlsEndpoint_Refused()
+    {
+        using var channel = GrpcChannel.ForAddress(new UriBuilder(fixture.Address) { Scheme = "http" }.Uri);
+        var client = new SegmentationService.SegmentationServiceClient(channel);
+
+        var error = await Assert.ThrowsAsync<RpcException>(async () => await client.ListModelsAsync(new ListModelsRequest(), SecureServerFixture.Bearer(SecureServerFixture.Token), deadline: DateTime.UtcNow.AddSeconds(30)));
+
+        Assert.NotEqual(StatusCode.OK, error.StatusCode);
+        Assert.NotEqual(StatusCode.Unauthenticated, error.StatusCode);
+    }
+
+    [Fact]
+    public async Task Handshake_AfterCertificateFilesChange_ServesTheNewCertificate()
+    {
+        using (var before = fixture.Channel(withClientCertificate: true))
+        {
+            await new Grpc.Health.V1.Health.HealthClient(before).CheckAsync(new HealthCheckRequest());
+        }
+
+        var first = fixture.ServerThumbprint;
+        var renewed = fixture.WriteServerCertificate("CN=renewed");
+        using var after = fixture.Channel(withClientCertificate: true);
+
+        await new Grpc.Health.V1.Health.HealthClient(after).CheckAsync(new HealthCheckRequest());
+
+        Assert.NotEqual(first, renewed.Thumbprint);
+        Assert.Equal(renewed.Thumbprint, fixture.ServerThumbprint);
+    }
+}
