@@ -34,6 +34,16 @@ CLASS_COLORS = [(110, 170, 240), (60, 150, 50), (30, 70, 160),
                 (230, 60, 60), (240, 200, 40), (200, 80, 220)]
 
 MIN_SIZE, MAX_SIZE = 96, 200
+# Things per image, their size s (circle radius; half side of rectangles, ~circumradius / 1.3 of
+# triangles) as a fraction of min(H, W), the largest fraction of an earlier thing a later one may
+# hide, and the least L1 distance (sum over RGB) of a thing's colour from its background's mean.
+# Version 2 of the data (larger, less occluded, contrasting things): at stride 4 a version-1
+# thing of radius 0.10 * 96 px covered only ~3 mask pixels across, too few to tell its shape.
+THING_COUNT = (2, 4)
+THING_SCALE = (0.13, 0.24)
+MAX_HIDDEN = 0.3
+MIN_CONTRAST = 90.0
+DATA_VERSION = 2
 
 # Seeds of the splits: image i of a split is generated from
 # np.random.default_rng([SPLIT_SEEDS[split], i]).
@@ -106,8 +116,14 @@ def _thing_mask(cls: int, h: int, w: int, cx: float, cy: float, s: float,
     raise ValueError(cls)
 
 
-def _thing_color(rng: np.random.Generator) -> np.ndarray:
-    return rng.uniform(0, 255, 3).astype(np.float32)
+def _thing_color(rng: np.random.Generator, background: np.ndarray | None = None) -> np.ndarray:
+    """Uniformly random colour, redrawn (a few times) while it is too close to the
+    mean colour of the background it is painted on, so every thing has a visible outline."""
+    for _ in range(8):
+        c = rng.uniform(0, 255, 3).astype(np.float32)
+        if background is None or float(np.abs(c - background).sum()) >= MIN_CONTRAST:
+            break
+    return c
 
 
 # --------------------------------------------------------------------------
@@ -161,22 +177,23 @@ def render(h: int, w: int, rng: np.random.Generator, things: List[Tuple[int, flo
     inst_masks: List[np.ndarray] = []   # visible masks of placed things
     inst_area0: List[int] = []          # full (unoccluded) area
     if things is None:
-        n_things = int(rng.integers(2, 6))
+        n_things = int(rng.integers(THING_COUNT[0], THING_COUNT[1] + 1))
         placed = []
         for _ in range(n_things):
             for _attempt in range(20):
                 cls = int(rng.choice(THING_IDS))
-                s = rng.uniform(0.10, 0.22) * min(h, w)
+                s = rng.uniform(*THING_SCALE) * min(h, w)
                 cx = rng.uniform(s, w - s)
                 cy = rng.uniform(s, h - s)
                 mask = _thing_mask(cls, h, w, cx, cy, s, rng)
                 area = int(mask.sum())
                 if area < 40:
                     continue
-                # the new shape may not hide more than half of any earlier one
-                ok = all(((m & ~mask).sum() >= 0.5 * a0) for m, a0 in zip(inst_masks, inst_area0))
+                # the new shape may hide at most MAX_HIDDEN of any earlier one, so every
+                # instance keeps enough of its outline to tell its shape
+                ok = all(((m & ~mask).sum() >= (1 - MAX_HIDDEN) * a0) for m, a0 in zip(inst_masks, inst_area0))
                 if ok:
-                    placed.append((cls, mask, _thing_color(rng)))
+                    placed.append((cls, mask, _thing_color(rng, img[mask].mean(0))))
                     inst_masks = [m & ~mask for m in inst_masks] + [mask]
                     inst_area0.append(area)
                     break

@@ -23,6 +23,8 @@ def main(source: str, target: str) -> None:
         inner = value.name + "_float32"
         for node in graph.node:
             node.output[:] = [inner if name == value.name else name for name in node.output]
+            # the graph may also read its own output (tiny-shapes pools its class features under the masks)
+            node.input[:] = [inner if name == value.name else name for name in node.input]
         graph.node.append(helper.make_node("Cast", [inner], [value.name], to=TensorProto.FLOAT16))
         value.type.tensor_type.elem_type = TensorProto.FLOAT16
     onnx.checker.check_model(model)

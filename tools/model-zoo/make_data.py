@@ -21,11 +21,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dataset as D  # noqa: E402
 
 CLIP_W, CLIP_H, CLIP_FRAMES = 160, 120, 16
-# (track id, class, x0, y0, dx per frame, dy per frame, size); lanes never overlap
+# (track id, class, x0, y0, dx per frame, dy per frame, size); lanes never overlap;
+# sizes within the training range (dataset.THING_SCALE of min(H, W) = 120 px)
 CLIP_OBJECTS = [
-    (1, 3, 28.0, 30.0, 3.0, 0.25, 11.0),     # circle moving right
-    (2, 4, 128.0, 62.0, -2.5, 0.0, 10.0),    # rectangle moving left
-    (3, 5, 40.0, 95.0, 2.0, -0.25, 11.0),    # triangle moving right
+    (1, 3, 28.0, 24.0, 3.0, 0.25, 17.0),     # circle moving right
+    (2, 4, 128.0, 62.0, -2.5, 0.0, 15.0),    # rectangle moving left
+    (3, 5, 40.0, 100.0, 2.0, -0.25, 16.0),    # triangle moving right
 ]
 CLIP_COLORS = [(220, 40, 40), (250, 210, 30), (200, 60, 220)]   # clearly visible on every stuff texture
 

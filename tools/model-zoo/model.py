@@ -36,6 +36,10 @@ class ModelConfig:
     dim_feedforward: int = 384
     dec_layers: int = 3
     dropout: float = 0.0
+    # Channels of the stride-4 class features that are pooled under each query's (detached)
+    # mask and fed to the class head together with the query embedding; 0 = class from the
+    # query embedding alone (plain MaskFormer head, version 1 of this model).
+    class_pool_dim: int = 64
 
     def to_dict(self) -> Dict:
         d = asdict(self)
@@ -96,12 +100,13 @@ class PixelDecoder(nn.Module):
         self.output = nn.ModuleList([conv_bn_relu(dim, dim) for _ in widths[:3]])
         self.mask_features = nn.Conv2d(dim, mask_dim, 3, 1, 1)
 
-    def forward(self, feats: List[torch.Tensor]) -> torch.Tensor:
+    def forward(self, feats: List[torch.Tensor]):
+        """Returns (mask features, FPN output), both at stride 4."""
         y = self.layer4(feats[3])
         for i in (2, 1, 0):
             y = self.lateral[i](feats[i]) + F.interpolate(y, scale_factor=2.0, mode="nearest")
             y = self.output[i](y)
-        return self.mask_features(y)
+        return self.mask_features(y), y
 
 
 def sine_position_encoding(x: torch.Tensor, num_pos_feats: int, temperature: float = 10000.0) -> torch.Tensor:
@@ -189,12 +194,26 @@ class MaskFormer(nn.Module):
         self.layers = nn.ModuleList(DecoderLayer(cfg.d_model, cfg.nheads, cfg.dim_feedforward, cfg.dropout)
                                     for _ in range(cfg.dec_layers))
         self.decoder_norm = nn.LayerNorm(cfg.d_model)
-        self.class_embed = nn.Linear(cfg.d_model, cfg.num_classes + 1)
         self.mask_embed = MLP(cfg.d_model, cfg.d_model, cfg.mask_dim, 3)
+        if cfg.class_pool_dim:
+            # Shape is what tells the thing classes apart, and the 4x4 stride-32 memory the queries
+            # attend to barely resolves it; features pooled under the query's own mask do (the idea
+            # of Mask2Former's masked attention, applied once at the head).
+            self.class_features = nn.Sequential(conv_bn_relu(cfg.fpn_dim, cfg.class_pool_dim),
+                                                nn.Conv2d(cfg.class_pool_dim, cfg.class_pool_dim, 1))
+            self.class_embed = MLP(cfg.d_model + cfg.class_pool_dim, cfg.d_model, cfg.num_classes + 1, 2)
+            # training only (not in the exported graph): per-pixel class logits from the class features,
+            # supervised with the semantic map so the pooled features carry the class from the start
+            # (without it the queries learn "query i = class c" from the embedding alone and stay there)
+            self.semantic_aux = nn.Conv2d(cfg.class_pool_dim, cfg.num_classes, 1)
+        else:
+            self.class_features = None
+            self.class_embed = nn.Linear(cfg.d_model, cfg.num_classes + 1)
 
     def forward(self, pixel_values: torch.Tensor, aux: bool = False):
         feats = self.backbone(pixel_values)
-        mask_features = self.pixel_decoder(feats)                    # B, mask_dim, H/4, W/4
+        mask_features, fpn = self.pixel_decoder(feats)               # B, mask_dim, H/4, W/4
+        class_features = self.class_features(fpn) if self.class_features is not None else None
         src = self.input_proj(feats[3])                              # B, d, H/32, W/32
         pos = sine_position_encoding(src, self.cfg.d_model // 2)
         memory = src.flatten(2).transpose(1, 2)                      # B, HW, d
@@ -205,17 +224,21 @@ class MaskFormer(nn.Module):
         for layer in self.layers:
             tgt = layer(tgt, memory, pos, query_pos)
             if aux:
-                outs.append(self._heads(tgt, mask_features))
+                outs.append(self._heads(tgt, mask_features, class_features))
         if aux:
-            return outs   # last element = final prediction
-        return self._heads(tgt, mask_features)
+            # outs[-1] = final prediction; per-pixel class logits at stride 4 (None without class features)
+            return outs, (self.semantic_aux(class_features) if class_features is not None else None)
+        return self._heads(tgt, mask_features, class_features)
 
-    def _heads(self, tgt, mask_features):
+    def _heads(self, tgt, mask_features, class_features):
         h = self.decoder_norm(tgt)
-        class_logits = self.class_embed(h)
         mask_emb = self.mask_embed(h)
         mask_logits = torch.einsum("bqc,bchw->bqhw", mask_emb, mask_features)
-        return class_logits, mask_logits
+        if class_features is None:
+            return self.class_embed(h), mask_logits
+        weights = mask_logits.detach().sigmoid()
+        pooled = torch.einsum("bqhw,bchw->bqc", weights, class_features) / (weights.sum((2, 3)).unsqueeze(-1) + 1.0)
+        return self.class_embed(torch.cat([h, pooled], -1)), mask_logits
 
 
 def num_parameters(m: nn.Module) -> int:

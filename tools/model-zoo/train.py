@@ -66,20 +66,22 @@ def make_example(item, crop: int, rng: np.random.Generator):
         x = x.flip(-1)
         p = p.flip(-1)
     labels, masks = [], []
+    semantic = torch.full_like(p, D.IGNORE_INDEX)
     for sid in torch.unique(p).tolist():
         if sid == 0:
             continue
         m = p == sid
+        semantic[m] = seg2cat[sid]
         if int(m.sum()) < 8:
             continue
         labels.append(seg2cat[sid])
         masks.append(m)
-    tgt = {"labels": torch.tensor(labels, dtype=torch.int64),
+    tgt = {"labels": torch.tensor(labels, dtype=torch.int64), "semantic": semantic,
            "masks": torch.stack(masks) if masks else torch.zeros(0, crop, crop, dtype=torch.bool)}
     return x, tgt
 
 
-def main():
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="models/tiny-shapes")
     ap.add_argument("--work-dir", default="/tmp/tiny-shapes-work")
@@ -92,10 +94,35 @@ def main():
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--clip", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--weight-ce", type=float, default=2.0, help="class loss (and matching cost) weight")
+    ap.add_argument("--class-pool-dim", type=int, default=64, help="mask-pooled class features; 0 = off")
+    ap.add_argument("--weight-semantic", type=float, default=1.0,
+                    help="per-pixel cross-entropy on the class features (training-only head); 0 = off")
+    ap.add_argument("--ckpt-every", type=int, default=0,
+                    help="also save <work-dir>/ckpt_<step>.pt and train_log_<step>.json every N steps")
+    ap.add_argument("--schedule", choices=["cosine", "constant"], default="cosine",
+                    help="after the warm-up: cosine decay to 1%% of --lr, or constant --lr (then the checkpoint "
+                         "at step N equals a run with --steps N, so a long run can be cut short)")
+    ap.add_argument("--loss-size", type=int, default=64,
+                    help="mask losses on target masks area-averaged to this size (crop = full resolution)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--init", default=None, help="checkpoint to continue from (stage 2)")
     ap.add_argument("--ckpt-out", default=None, help="default: <work-dir>/model.pt")
-    args = ap.parse_args()
+    return ap
+
+
+def command_line(args: dict) -> str:
+    """The train.py command that reproduces a run with these arguments (only non-default ones)."""
+    defaults = vars(build_parser().parse_args([]))
+    parts = [f"/usr/bin/python3 tools/model-zoo/train.py --out {args['out']}"]
+    for k, v in args.items():
+        if k in defaults and v != defaults[k] and k not in ("ckpt_every", "out"):
+            parts.append(f"--{k.replace('_', '-')} {v}")
+    return " ".join(parts)
+
+
+def main():
+    args = build_parser().parse_args()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -104,19 +131,29 @@ def main():
     os.makedirs(args.work_dir, exist_ok=True)
     os.makedirs(args.out, exist_ok=True)
 
-    data = build_cache(args.train_images, os.path.join(args.work_dir, f"train_{args.train_images}.pkl"),
+    data = build_cache(args.train_images, os.path.join(args.work_dir, f"train_v{D.DATA_VERSION}_{args.train_images}.pkl"),
                        args.threads)
-    cfg = ModelConfig(num_classes=D.NUM_CLASSES)
+    cfg = ModelConfig(num_classes=D.NUM_CLASSES, class_pool_dim=args.class_pool_dim)
     model = MaskFormer(cfg)
     previous = None
     if args.init:
-        model.load_state_dict(torch.load(args.init, map_location="cpu")["model"])
+        init = torch.load(args.init, map_location="cpu")
+        state = init["model"]
+        if not init.get("args", {}).get("weight_semantic"):
+            # an untrained training-only head starts fresh, as if the checkpoint never had it
+            state = {k: v for k, v in state.items() if not k.startswith("semantic_aux.")}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or any(not k.startswith("semantic_aux.") for k in missing):
+            raise SystemExit(f"--init checkpoint does not fit: missing {missing}, unexpected {unexpected}")
+        if missing:
+            print(f"--init: new training-only parameters {missing}", flush=True)
         prev_log = os.path.join(args.out, "train_log.json")
         if os.path.exists(prev_log):
             with open(prev_log) as f:
                 previous = json.load(f)
     print(f"parameters: {num_parameters(model)}", flush=True)
-    criterion = SetCriterion(D.NUM_CLASSES, eos_coef=0.1, weight_ce=1.0, weight_mask=20.0, weight_dice=1.0)
+    criterion = SetCriterion(D.NUM_CLASSES, eos_coef=0.1, weight_ce=args.weight_ce, weight_mask=20.0, weight_dice=1.0,
+                             loss_size=args.loss_size)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1 and "query_embed" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim > 1 and "query_embed" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
@@ -125,11 +162,15 @@ def main():
     def lr_at(step):
         if step < args.warmup:
             return args.lr * (step + 1) / args.warmup
+        if args.schedule == "constant":
+            return args.lr
         t = (step - args.warmup) / max(1, args.steps - args.warmup)
         return args.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
 
     log = []
-    order = np.concatenate([rng.permutation(len(data)) for _ in range(
+    # its own generator, so the image order (and the crops drawn from `rng`) do not depend on --steps
+    order_rng = np.random.default_rng([args.seed, 1])
+    order = np.concatenate([order_rng.permutation(len(data)) for _ in range(
         math.ceil(args.steps * args.batch / len(data)) + 1)])
     t0 = time.time()
     model.train()
@@ -140,8 +181,13 @@ def main():
         x = torch.stack(xs)
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
-        outs = model(x, aux=True)
+        outs, sem_logits = model(x, aux=True)
         total, last = criterion(outs, list(tgts))
+        if args.weight_semantic and sem_logits is not None:
+            sem_logits = F.interpolate(sem_logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            last["semantic"] = F.cross_entropy(sem_logits, torch.stack([t["semantic"] for t in tgts]),
+                                               ignore_index=D.IGNORE_INDEX)
+            total = total + args.weight_semantic * last["semantic"]
         opt.zero_grad(set_to_none=True)
         total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
@@ -154,6 +200,14 @@ def main():
             log.append(entry)
             run = {}
             print(json.dumps(entry), flush=True)
+        if args.ckpt_every and (step + 1) % args.ckpt_every == 0 and step + 1 < args.steps:
+            torch.save({"model": model.state_dict(), "config": cfg.to_dict(), "args": vars(args), "step": step + 1},
+                       os.path.join(args.work_dir, f"ckpt_{step + 1}.pt"))
+            # what a run with --steps <step + 1> would have logged (exact only for --schedule constant)
+            with open(os.path.join(args.work_dir, f"train_log_{step + 1}.json"), "w") as f:
+                json.dump({"args": dict(vars(args), steps=step + 1, ckpt_every=0), "parameters": num_parameters(model),
+                           "train_time_s": round(time.time() - t0, 1), "torch": torch.__version__, "log": log,
+                           "previous_stage": previous}, f, indent=1)
     train_time = time.time() - t0
     torch.save({"model": model.state_dict(), "config": cfg.to_dict(), "args": vars(args)},
                args.ckpt_out or os.path.join(args.work_dir, "model.pt"))

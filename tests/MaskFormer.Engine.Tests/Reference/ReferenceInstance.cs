@@ -20,8 +20,19 @@ internal sealed record ReferenceInstanceResult(IReadOnlyList<ReferenceInstanceMa
 /// </summary>
 internal static class ReferenceInstance
 {
-    /// <summary>Closer than this, two probabilities or scores (or a score and the threshold) are a tie.</summary>
+    /// <summary>
+    /// Closer than this fraction of the larger, two probabilities or scores (or a score and the threshold)
+    /// are a tie. Relative, because float32 softmax and sigmoid err relative to the value: a confident
+    /// model's "circle" score of 1e-9 for a triangle query is ordered as surely as 0.9 against 0.8.
+    /// </summary>
     public const double ScoreMargin = 1e-6;
+
+    /// <summary>Whether float32 arithmetic might order <paramref name="a"/> and <paramref name="b"/> either way.</summary>
+    public static bool Tie(double a, double b) =>
+        Math.Abs(a - b) < Math.Max(ScoreMargin * Math.Max(Math.Abs(a), Math.Abs(b)), FloatMinNormal);
+
+    // Below float32's smallest normal value a probability may already have underflowed to 0.
+    private const double FloatMinNormal = 1.1754943508222875e-38;
 
     /// <summary>An upsampled logit closer than this to 0 is on the mask's edge within float32 error.</summary>
     public const double LogitMargin = 1e-5;
@@ -62,7 +73,7 @@ internal static class ReferenceInstance
         // topk(k); which of two equal scores torch picks is unspecified, so a tie at the cut is flagged.
         var k = Math.Min(topK, flat.Length);
         var order = Enumerable.Range(0, flat.Length).OrderByDescending(i => flat[i]).ThenBy(i => i).ToArray();
-        if (k < order.Length && flat[order[k - 1]] - flat[order[k]] < ScoreMargin)
+        if (k < order.Length && Tie(flat[order[k - 1]], flat[order[k]]))
         {
             Flag($"top-k cut: scores {flat[order[k - 1]]} and {flat[order[k]]} tie");
         }
@@ -107,7 +118,7 @@ internal static class ReferenceInstance
             var score = flat[index] * (sigmoidSum / (area + 1e-6));
 
             // An empty mask scores exactly 0 in any precision; anything else near the threshold is a tie.
-            if (area > 0 && Math.Abs(score - scoreThreshold) < ScoreMargin)
+            if (area > 0 && Tie(score, scoreThreshold))
             {
                 Flag($"query {query} class {label}: score {score} is at the threshold");
             }
@@ -126,7 +137,7 @@ internal static class ReferenceInstance
         var sorted = instances.OrderByDescending(i => i.Score).ToArray();
         for (var i = 1; i < sorted.Length; i++)
         {
-            if (sorted[i - 1].Score - sorted[i].Score < ScoreMargin)
+            if (Tie(sorted[i - 1].Score, sorted[i].Score))
             {
                 Flag($"instances {i - 1} and {i}: scores {sorted[i - 1].Score} and {sorted[i].Score} tie");
             }
