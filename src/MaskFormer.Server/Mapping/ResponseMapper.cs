@@ -83,7 +83,7 @@ internal static class ResponseMapper
         for (var i = 0; i < instances.Count; i++)
         {
             var instance = instances[i];
-            var counts = CocoRle.Encode(instance.Mask);
+            var counts = CocoRle.Encode(instance.Mask, instance.Box);
             var rle = new Rle { Height = (uint)instance.Mask.Height, Width = (uint)instance.Mask.Width };
             if (format != RleFormat.Compressed)
             {

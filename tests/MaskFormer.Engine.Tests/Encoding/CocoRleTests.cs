@@ -114,6 +114,62 @@ public sealed class CocoRleTests
         Assert.Throws<FormatException>(() => CocoRle.Decode([1u, 2u], 2, 2));
     }
 
+    [Theory]
+    [MemberData(nameof(Seeds))]
+    public void Encode_BlobsInTheirBox_SameRunsAsTheColumnMajorReference(int seed)
+    {
+        var random = new Random(seed);
+        var (height, width) = (random.Next(1, 40), random.Next(1, 40));
+        using var mask = new BinaryMask(width, height);
+        var box = new PixelBox.Builder();
+        var (cx, cy, r) = (random.Next(width), random.Next(height), random.Next(1, 20));
+        var density = random.NextDouble();
+        for (var y = 0; y < height; y++)
+        {
+            for (var x = 0; x < width; x++)
+            {
+                // Seeds that are multiples of 5 fill the whole image, so runs cross column ends.
+                var inside = seed % 5 == 0 || (((x - cx) * (x - cx)) + ((y - cy) * (y - cy)) <= r * r);
+                if (inside && random.NextDouble() < density + 0.3)
+                {
+                    mask.Row(y)[x] = 1;
+                    box.Add(x, y);
+                }
+            }
+        }
+
+        var expected = ReferenceEncode(mask);
+
+        Assert.Equal(expected, CocoRle.Encode(mask, box.Build()));
+        Assert.Equal(expected, CocoRle.Encode(mask));
+    }
+
+    // pycocotools' rleEncode in plain loops: walk the pixels column by column and count runs.
+    private static uint[] ReferenceEncode(BinaryMask mask)
+    {
+        var counts = new List<uint>();
+        byte current = 0;
+        uint run = 0;
+        for (var x = 0; x < mask.Width; x++)
+        {
+            for (var y = 0; y < mask.Height; y++)
+            {
+                var value = mask.Row(y)[x] != 0 ? (byte)1 : (byte)0;
+                if (value != current)
+                {
+                    counts.Add(run);
+                    run = 0;
+                    current = value;
+                }
+
+                run++;
+            }
+        }
+
+        counts.Add(run);
+        return [.. counts];
+    }
+
     private static BinaryMask Mask(int height, int width, byte[] rowMajor)
     {
         var mask = new BinaryMask(width, height);
