@@ -230,6 +230,8 @@ public sealed partial class SegmentationEngine(
         using var ownedInput = input;
         var preprocessTime = time.GetElapsedTime(stamp);
 
+        // Checked before the model runs: a bad output size fails without costing a batch slot.
+        var plan = request.Postprocess.Output.Apply(input.Plan);
         var enqueuedAt = DateTime.UtcNow;
         var batched = await model.Scheduler.RunAsync(input, request.Deadline, cancellationToken).ConfigureAwait(false);
         using var output = batched.Output;
@@ -237,14 +239,14 @@ public sealed partial class SegmentationEngine(
         model.Telemetry.RecordQueued(batched.QueueTime, batched.InferenceTime);
 
         stamp = time.GetTimestamp();
-        var (semantic, instances, panoptic) = Postprocess(model, request, output, input.Plan);
+        var (semantic, instances, panoptic) = Postprocess(model, request, output, plan);
         var postprocessTime = time.GetElapsedTime(stamp);
 
         return new SegmentationResult
         {
             Model = model,
-            Width = image.Width,
-            Height = image.Height,
+            Width = plan.OriginalWidth,
+            Height = plan.OriginalHeight,
             Semantic = semantic,
             Instances = instances,
             Panoptic = panoptic,

@@ -38,6 +38,9 @@ public sealed record PostprocessOptions
     /// the model's own split; otherwise every other label is a thing.
     /// </summary>
     public IReadOnlySet<int>? LabelIdsToFuse { get; init; }
+
+    /// <summary>The size results are produced at; the original image size by default.</summary>
+    public OutputSize Output { get; init; } = OutputSize.Original;
 }
 
 /// <summary>Which reference implementation's inference rules apply.</summary>

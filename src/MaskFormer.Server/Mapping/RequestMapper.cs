@@ -84,8 +84,17 @@ internal static class RequestMapper
             InstanceThingsOnly = options.HasInstanceThingsOnly ? options.InstanceThingsOnly : defaults.InstanceThingsOnly,
             MaskThreshold = options.HasMaskThreshold ? options.MaskThreshold : defaults.MaskThreshold,
             LabelIdsToFuse = options.LabelIdsToFuse.Count > 0 ? options.LabelIdsToFuse.Select(id => (int)id).ToHashSet() : null,
+            Output = ToOutputSize(options.OutputSize),
         };
     }
+
+    public static Engine.Postprocessing.OutputSize ToOutputSize(Contracts.V1.OutputSize? size) => size?.SizeCase switch
+    {
+        Contracts.V1.OutputSize.SizeOneofCase.ModelInput when size.ModelInput => Engine.Postprocessing.OutputSize.ModelInput,
+        Contracts.V1.OutputSize.SizeOneofCase.Exact => Engine.Postprocessing.OutputSize.Exact((int)Math.Min(size.Exact.Width, int.MaxValue), (int)Math.Min(size.Exact.Height, int.MaxValue)),
+        Contracts.V1.OutputSize.SizeOneofCase.Scale => Engine.Postprocessing.OutputSize.Scaled(size.Scale),
+        _ => Engine.Postprocessing.OutputSize.Original,
+    };
 
     public static void ValidateOptions(SegmentationOptions? options)
     {
@@ -106,6 +115,17 @@ internal static class RequestMapper
         if (!Enum.IsDefined(options.RleFormat) || !Enum.IsDefined(options.Convention))
         {
             throw SegmentationException.Invalid("options", "rle_format or convention has a value this server does not know.");
+        }
+
+        if (options.OutputSize is { SizeCase: Contracts.V1.OutputSize.SizeOneofCase.Exact } exact
+            && (exact.Exact.Width is 0 or > Engine.Postprocessing.OutputSize.MaxSide || exact.Exact.Height is 0 or > Engine.Postprocessing.OutputSize.MaxSide))
+        {
+            throw SegmentationException.Invalid("options.output_size.exact", $"output_size.exact must be between 1x1 and {Engine.Postprocessing.OutputSize.MaxSide}x{Engine.Postprocessing.OutputSize.MaxSide} (was {exact.Exact.Width}x{exact.Exact.Height}).");
+        }
+
+        if (options.OutputSize is { SizeCase: Contracts.V1.OutputSize.SizeOneofCase.Scale } scaled && !(scaled.Scale > 0f && scaled.Scale <= 16f))
+        {
+            throw SegmentationException.Invalid("options.output_size.scale", $"output_size.scale must be above 0 and at most 16 (was {scaled.Scale}).");
         }
 
         if (!Enum.IsDefined(options.LabelMapEncoding))
