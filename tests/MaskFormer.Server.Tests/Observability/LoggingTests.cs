@@ -1,0 +1,79 @@
+using Grpc.Core;
+using MaskFormer.Contracts.V1;
+using MaskFormer.Engine;
+using MaskFormer.Server.Streaming;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+
+namespace MaskFormer.Server.Tests.Observability;
+
+[Collection(TelemetryTestGroup.Name)]
+public sealed class LoggingTests
+{
+    [Fact]
+    public async Task SegmentStream_FrameThrowsUnexpectedly_LoggedOnceWithStackAndItsCall()
+    {
+        await using var server = await TelemetryServer.StartAsync("faulty", ["--Logging:LogLevel:Default=Information"], services => services.Replace(ServiceDescriptor.Singleton<IFrameSegmenter, ThrowingFrameSegmenterFake>()));
+        var (traceId, _, headers) = TelemetryServer.ClientTrace();
+        var answers = new List<SegmentStreamResponse>();
+        using (var call = server.Client.SegmentStream(headers))
+        {
+            await call.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = new StreamFrame { FrameId = 7, Image = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[0]) } });
+            await call.RequestStream.CompleteAsync();
+            await foreach (var answer in call.ResponseStream.ReadAllAsync())
+            {
+                answers.Add(answer);
+            }
+        }
+
+        await WaitForAsync(() => server.Logs.Entries.Any(e => e.EventId.Name == "Call" && e.Message.Contains("SegmentStream", StringComparison.Ordinal)));
+        Assert.Equal((int)StatusCode.Internal, Assert.Single(answers).Error.Code);
+        var errors = server.Logs.Entries.Where(e => e.Level >= LogLevel.Error).ToList();
+        var logged = Assert.Single(errors);
+        Assert.Equal("FrameFailed", logged.EventId.Name);
+        Assert.Contains("Frame 7 of /maskformer.v1.SegmentationService/SegmentStream", logged.Message, StringComparison.Ordinal);
+        Assert.IsType<InvalidOperationException>(logged.Exception);
+        Assert.Contains(nameof(ThrowingFrameSegmenterFake), logged.Exception!.StackTrace, StringComparison.Ordinal);
+        Assert.Equal(traceId, logged.TraceId);
+    }
+
+    [Fact]
+    public async Task SegmentStream_HundredClientResets_NoErrorLevelLine()
+    {
+        await using var server = await TelemetryServer.StartAsync("reset", ["--Logging:LogLevel:Default=Debug"]);
+        for (var i = 0; i < 100; i++)
+        {
+            var call = server.Client.SegmentStream();
+            await call.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = new StreamFrame { FrameId = (ulong)i, Image = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[i % 4]) } });
+            call.Dispose();
+        }
+
+        await WaitForAsync(() => server.Logs.Entries.Count(e => e.EventId.Name == "Call" && e.Message.Contains("SegmentStream", StringComparison.Ordinal)) >= 100);
+        var errors = server.Logs.Entries.Where(e => e.Level >= LogLevel.Error).ToList();
+        Assert.True(errors.Count == 0, string.Join("\n", errors.Select(e => $"{e.Category} {e.Level} {e.Message} {e.Exception}")));
+        Assert.Contains(server.Logs.Entries, e => e.EventId.Name == "Call" && e.Message.Contains(" Cancelled ", StringComparison.Ordinal));
+    }
+
+    private static async Task WaitForAsync(Func<bool> condition)
+    {
+        var until = DateTime.UtcNow.AddSeconds(60);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < until, "timed out waiting for the logs");
+            await Task.Delay(50);
+        }
+    }
+
+    /// <summary>A fake: a frame whose processing throws, a fault no real request can cause.</summary>
+    private sealed class ThrowingFrameSegmenterFake : IFrameSegmenter
+    {
+        public Task<SegmentationResult> SegmentAsync(SegmentationRequest request, CancellationToken cancellationToken) => Fail();
+
+        private static async Task<SegmentationResult> Fail()
+        {
+            await Task.Yield();
+            throw new InvalidOperationException("the fake session failed");
+        }
+    }
+}
