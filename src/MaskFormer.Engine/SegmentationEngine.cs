@@ -140,6 +140,7 @@ public sealed partial class SegmentationEngine(
                 }
 
                 await WarmUpRequestPathAsync(model, cancellationToken).ConfigureAwait(false);
+                model.Scheduler.ResetTotals();
                 var elapsed = time.GetElapsedTime(started);
                 LogWarmedUp(logger, model.Name, elapsed.TotalMilliseconds);
             }

@@ -116,6 +116,22 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
         return item.Completion.Task;
     }
 
+    /// <summary>
+    /// Zeroes the totals (not the queue), so the warm-up's synthetic requests are not counted as served.
+    /// </summary>
+    public void ResetTotals()
+    {
+        Interlocked.Exchange(ref _completed, 0);
+        Interlocked.Exchange(ref _rejected, 0);
+        Interlocked.Exchange(ref _expired, 0);
+        Interlocked.Exchange(ref _cancelled, 0);
+        Interlocked.Exchange(ref _batchCount, 0);
+        for (var i = 0; i < _batchSizeCounts.Length; i++)
+        {
+            Interlocked.Exchange(ref _batchSizeCounts[i], 0);
+        }
+    }
+
     public SchedulerCounters GetCounters() => new()
     {
         Queued = Volatile.Read(ref _queued),

@@ -9,7 +9,7 @@ public sealed record SchedulerCounters
     /// <summary>Requests taken into a batch and not yet answered.</summary>
     public required int InFlight { get; init; }
 
-    /// <summary>Requests answered by a model run since start.</summary>
+    /// <summary>Requests answered by a model run since the model was ready (warm-up not counted).</summary>
     public required long Completed { get; init; }
 
     /// <summary>Requests turned away because the queue was full.</summary>
