@@ -7,7 +7,11 @@ using Grpc.Health.V1;
 using Grpc.Net.Client;
 using Grpc.Reflection.V1Alpha;
 using MaskFormer.Contracts.V1;
+using MaskFormer.Server.Hosting;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace MaskFormer.Server.Tests;
 
@@ -23,6 +27,8 @@ public sealed class SecureServerFixture : IAsyncLifetime
     private X509Certificate2 _client = null!;
     private WebApplication App { get; set; } = null!;
     internal Uri Address { get; private set; } = null!;
+    internal Uri CleartextAddress { get; private set; } = null!;
+
     internal string ServerThumbprint { get; private set; } = "";
 
     public async Task InitializeAsync()
@@ -31,9 +37,10 @@ public sealed class SecureServerFixture : IAsyncLifetime
         File.WriteAllText(Path.Combine(_dir, "ca.pem"), _ca.ExportCertificatePem());
         File.WriteAllText(Path.Combine(_dir, "tokens"), $"# test tokens\n{Token}\n");
         _client = Issue("CN=client", serverAuth: false);
-        (App, Address) = await ServerFixture.StartAsync(
+        App = ServerApp.Build(
         [
             "--Kestrel:Endpoints:Grpc:Url=https://127.0.0.1:0",
+            "--Kestrel:Endpoints:Probes:Url=http://127.0.0.1:0",
             $"--MaskFormer:Models:Path={RepositoryPaths.Models}",
             "--Logging:LogLevel:Default=Warning",
             "--MaskFormer:Inference:WarmUp=false",
@@ -43,6 +50,10 @@ public sealed class SecureServerFixture : IAsyncLifetime
             $"--MaskFormer:Security:TokensFile={Path.Combine(_dir, "tokens")}",
             "--MaskFormer:Security:Reflection=Off",
         ]);
+        await App.StartAsync();
+        var addresses = App.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Select(a => new Uri(a)).ToList();
+        Address = addresses.Single(a => a.Scheme == "https");
+        CleartextAddress = addresses.Single(a => a.Scheme == "http");
     }
 
     public async Task DisposeAsync()
@@ -199,6 +210,19 @@ public sealed class SecurityTests(SecureServerFixture fixture) : IClassFixture<S
 
         Assert.NotEqual(StatusCode.OK, error.StatusCode);
         Assert.NotEqual(StatusCode.Unauthenticated, error.StatusCode);
+    }
+
+    [Fact]
+    public async Task CleartextEndpoint_WithTlsConfigured_ServesHealthOnly()
+    {
+        using var channel = GrpcChannel.ForAddress(fixture.CleartextAddress);
+        var client = new SegmentationService.SegmentationServiceClient(channel);
+
+        var health = await new Grpc.Health.V1.Health.HealthClient(channel).CheckAsync(new HealthCheckRequest { Service = "liveness" });
+        var error = await Assert.ThrowsAsync<RpcException>(async () => await client.ListModelsAsync(new ListModelsRequest(), SecureServerFixture.Bearer(SecureServerFixture.Token)));
+
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, health.Status);
+        Assert.Equal(StatusCode.PermissionDenied, error.StatusCode);
     }
 
     [Fact]

@@ -7,7 +7,8 @@ namespace MaskFormer.Server.Security;
 /// <summary>
 /// Checks "authorization: Bearer &lt;token&gt;" before any other interceptor or service code runs: a missing
 /// or wrong token is UNAUTHENTICATED. Health and reflection follow <see cref="SecurityOptions.Health"/> and
-/// <see cref="SecurityOptions.Reflection"/>. The token is never logged or echoed.
+/// <see cref="SecurityOptions.Reflection"/>. When TLS is configured, cleartext endpoints serve health only
+/// (PERMISSION_DENIED otherwise). The token is never logged or echoed.
 /// </summary>
 internal sealed class AuthenticationInterceptor(TokenAuthenticator tokens, IOptions<SecurityOptions> options) : Interceptor
 {
@@ -42,6 +43,12 @@ internal sealed class AuthenticationInterceptor(TokenAuthenticator tokens, IOpti
 
     private void Authenticate(ServerCallContext context)
     {
+        // With TLS on, a cleartext endpoint exists only for probes that cannot speak TLS (kubelet).
+        if (_options.TlsConfigured && !context.GetHttpContext().Request.IsHttps && !context.Method.StartsWith(HealthPrefix, StringComparison.Ordinal))
+        {
+            throw new RpcException(new Status(StatusCode.PermissionDenied, "This endpoint is cleartext and serves grpc.health.v1 only; call the TLS endpoint."));
+        }
+
         if (!tokens.Enabled || IsOpen(context.Method))
         {
             return;
