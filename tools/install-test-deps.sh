@@ -5,11 +5,12 @@
 # python3-pil is the oracle for the Pillow-exact resize test; python3-onnx makes the float16 model variant;
 # python3-torch runs the HF export recipe (tools/model-zoo/export_hf.py) that a test checks.
 # afl++ runs the fuzzing step (tools/fuzz.sh).
+# prometheus is the real scraper the metrics test starts on loopback (its service is not used).
 # kubectl renders the Kubernetes overlays (`kubectl kustomize`, tests/deploy): the machine image ships one;
 # where none is on the PATH, Debian's kubernetes-client provides it (its kustomize 2.0 reads k8s/ too).
 set -euo pipefail
 
-packages=(ffmpeg python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc python3-pil python3-onnx python3-torch afl++)
+packages=(ffmpeg python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc python3-pil python3-onnx python3-torch afl++ prometheus)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

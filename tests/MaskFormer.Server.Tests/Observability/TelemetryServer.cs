@@ -46,6 +46,8 @@ internal sealed class TelemetryServer : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
+    public WebApplication App => _app;
+
     public static async Task<TelemetryServer> StartAsync(string modelName, string[] extra, Action<IServiceCollection>? services = null)
     {
         var server = new TelemetryServer(modelName);
