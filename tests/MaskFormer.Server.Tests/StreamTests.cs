@@ -228,6 +228,44 @@ public sealed class StreamTests(ServerFixture server)
         return [.. panoptic.Segments.Where(s => s.IsThing).Select(s => (s, pixels[s.Id]))];
     }
 
+    [Fact]
+    public async Task SegmentStream_SwitchFromQueueToLatestOnly_FramesSentUnderQueueAreNeverSkipped()
+    {
+        var queued = Enumerable.Range(0, 24).Select(i => Frame((ulong)i, HeldOutSet.ImageFiles[i % HeldOutSet.ImageFiles.Count])).ToArray();
+        var latest = Enumerable.Range(24, 12).Select(i => Frame((ulong)i, HeldOutSet.ImageFiles[i % HeldOutSet.ImageFiles.Count])).ToArray();
+
+        using var call = server.Client.SegmentStream(deadline: DateTime.UtcNow.AddMinutes(2));
+        var reading = Task.Run(async () =>
+        {
+            var responses = new List<SegmentStreamResponse>();
+            await foreach (var response in call.ResponseStream.ReadAllAsync())
+            {
+                responses.Add(response);
+            }
+
+            return responses.ToArray();
+        });
+        await call.RequestStream.WriteAsync(new SegmentStreamRequest { Config = new StreamConfig { MaxInFlight = 1, OverloadPolicy = OverloadPolicy.Queue } });
+        foreach (var frame in queued)
+        {
+            await call.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = frame });
+        }
+
+        await call.RequestStream.WriteAsync(new SegmentStreamRequest { Config = new StreamConfig { MaxInFlight = 1, OverloadPolicy = OverloadPolicy.LatestOnly } });
+        foreach (var frame in latest)
+        {
+            await call.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = frame });
+        }
+
+        await call.RequestStream.CompleteAsync();
+        var responses = await reading;
+
+        Assert.Equal(Enumerable.Range(0, 36).Select(i => (ulong)i), responses.Select(r => r.FrameId));
+        Assert.All(responses.Take(24), r => Assert.Equal(SegmentStreamResponse.OutcomeOneofCase.Result, r.OutcomeCase));
+        Assert.Equal(SegmentStreamResponse.OutcomeOneofCase.Result, responses[^1].OutcomeCase);
+        Assert.All(responses.Skip(24).Where(r => r.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Skipped), r => Assert.Equal(SkipReason.Superseded, r.Skipped.Reason));
+    }
+
     private async Task<SegmentStreamResponse[]> StreamAsync(StreamConfig config, IEnumerable<StreamFrame> frames)
     {
         using var call = server.Client.SegmentStream(deadline: DateTime.UtcNow.AddMinutes(2));

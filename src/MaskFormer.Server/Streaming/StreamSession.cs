@@ -160,15 +160,21 @@ internal sealed class StreamSession(
         {
             lock (_lock)
             {
-                switch (slot.Settings.Policy)
+                // Each waiting frame keeps the policy it was sent under: a newer frame supersedes only
+                // LATEST_ONLY frames, a full buffer drops only DROP_OLDEST frames, and QUEUE frames are
+                // never skipped, whatever config came after them.
+                SkipWaitingLocked(OverloadPolicy.LatestOnly, SkipReason.Superseded);
+                if (_waiting.Count >= limits.PendingFrames)
                 {
-                    case OverloadPolicy.LatestOnly:
-                        SkipAllWaitingLocked(SkipReason.Superseded);
-                        break;
-                    case OverloadPolicy.DropOldest when _waiting.Count >= limits.PendingFrames:
-                        SkipLocked(_waiting.First!.Value, SkipReason.DroppedOldest);
-                        _waiting.RemoveFirst();
-                        break;
+                    for (var node = _waiting.First; node is not null; node = node.Next)
+                    {
+                        if (node.Value.Settings.Policy == OverloadPolicy.DropOldest)
+                        {
+                            SkipLocked(node.Value, SkipReason.DroppedOldest);
+                            _waiting.Remove(node);
+                            break;
+                        }
+                    }
                 }
 
                 if (_waiting.Count < limits.PendingFrames)
@@ -306,6 +312,22 @@ internal sealed class StreamSession(
         }
 
         _waiting.Clear();
+    }
+
+    private void SkipWaitingLocked(OverloadPolicy policy, SkipReason reason)
+    {
+        var node = _waiting.First;
+        while (node is not null)
+        {
+            var next = node.Next;
+            if (node.Value.Settings.Policy == policy)
+            {
+                SkipLocked(node.Value, reason);
+                _waiting.Remove(node);
+            }
+
+            node = next;
+        }
     }
 
     private static void SkipLocked(FrameSlot slot, SkipReason reason)
