@@ -49,4 +49,26 @@ internal sealed class SegmentationGrpcService(
         response.Models.AddRange(engine.Models.Select(ModelInfoMapper.ToModelInfo));
         return Task.FromResult(response);
     }
+
+    public override Task<GetModelStatisticsResponse> GetModelStatistics(GetModelStatisticsRequest request, ServerCallContext context)
+    {
+        var models = engine.Models
+            .Where(m => (request.Model.Length == 0 || m.Name == request.Model) && (request.ModelVersion.Length == 0 || m.Version == request.ModelVersion))
+            .ToArray();
+        if (models.Length == 0 && request.Model.Length > 0)
+        {
+            try
+            {
+                engine.Resolve(request.Model, request.ModelVersion);
+            }
+            catch (SegmentationException exception)
+            {
+                throw RpcErrors.ToRpcException(exception);
+            }
+        }
+
+        var response = new GetModelStatisticsResponse();
+        response.ModelStats.AddRange(models.Select(m => StatisticsMapper.ToProto(m.Telemetry.Snapshot())));
+        return Task.FromResult(response);
+    }
 }
