@@ -85,6 +85,7 @@ for (const overlay of OVERLAYS) {
     for (const [name, endpoint] of Object.entries(appsettings.Kestrel.Endpoints)) {
       assert.ok(Object.values(ports).includes(Number(new URL(endpoint.Url).port)), `Kestrel endpoint ${name} has a container port`);
     }
+    assert.equal(ports.metrics, Number(new URL(settings.MaskFormer__Telemetry__PrometheusUrl).port), 'the metrics port is where the Prometheus listener is');
     for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) assert.equal(container[probe].grpc.port, grpcPort, probe);
     const services = byKind(objects, 'Service');
     assert.deepEqual(services.map((s) => s.spec.clusterIP === 'None').sort(), [false, true], 'a regular and a headless Service');
