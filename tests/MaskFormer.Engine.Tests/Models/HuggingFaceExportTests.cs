@@ -4,6 +4,7 @@ using MaskFormer.Engine.Decoding;
 using MaskFormer.Engine.Models;
 using MaskFormer.Engine.Preprocessing;
 using MaskFormer.Engine.Sessions;
+using MaskFormer.Engine.Tests.Postprocessing;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
@@ -35,14 +36,14 @@ public sealed class HuggingFaceExportTests : IDisposable
         using var decoded = new ImageDecoder(Options.Create(new ImageDecoderOptions())).Decode(File.ReadAllBytes(image));
         using var input = new ImagePreprocessor(folder.Preprocessor).Process(decoded);
         Assert.Equal(Shape(shapes, "pixel_values"), new[] { 1, 3, input.Plan.PaddedHeight, input.Plan.PaddedWidth });
-        AssertClose(ReadFloats("check.pixel_values.f32"), input.Tensor, 1e-4, "pixel_values");
+        CommittedModelTests.AssertClose(ReadFloats("check.pixel_values.f32"), input.Tensor, 1e-4, "pixel_values");
 
         using var session = new SessionFactory(new InferenceOptions(), NullLogger.Instance).Create(folder.ModelPath, DeviceSpec.Cpu, 2);
         using var output = session.Run([input])[0];
         Assert.Equal(Shape(shapes, "class_logits"), new[] { 1, output.Queries, output.ClassesWithNoObject });
         Assert.Equal(Shape(shapes, "mask_logits"), new[] { 1, output.Queries, output.MaskHeight, output.MaskWidth });
-        AssertClose(ReadFloats("check.class_logits.f32"), output.ClassLogits, 2e-3, "class_queries_logits");
-        AssertClose(ReadFloats("check.mask_logits.f32"), output.MaskLogits, 2e-3, "masks_queries_logits");
+        CommittedModelTests.AssertClose(ReadFloats("check.class_logits.f32"), output.ClassLogits, 2e-3, "class_queries_logits");
+        CommittedModelTests.AssertClose(ReadFloats("check.mask_logits.f32"), output.MaskLogits, 2e-3, "masks_queries_logits");
     }
 
     public void Dispose() => _folder.Delete(recursive: true);
@@ -57,17 +58,6 @@ public sealed class HuggingFaceExportTests : IDisposable
         return floats;
     }
 
-    private static void AssertClose(float[] expected, ReadOnlySpan<float> actual, double tolerance, string what)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        var worst = 0.0;
-        for (var i = 0; i < expected.Length; i++)
-        {
-            worst = Math.Max(worst, Math.Abs(expected[i] - actual[i]));
-        }
-
-        Assert.True(worst <= tolerance, $"{what}: largest difference from PyTorch {worst:G3} > {tolerance:G3}");
-    }
 
     private static void RunExport(params string[] arguments)
     {

@@ -132,7 +132,7 @@ public sealed class CommittedModelTests : IDisposable
         return ids;
     }
 
-    private static void AssertClose(float[] expected, ReadOnlySpan<float> actual, double tolerance, string what)
+    internal static void AssertClose(float[] expected, ReadOnlySpan<float> actual, double tolerance, string what)
     {
         Assert.Equal(expected.Length, actual.Length);
         var worst = 0.0;
