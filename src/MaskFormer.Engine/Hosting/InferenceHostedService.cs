@@ -5,9 +5,11 @@ namespace MaskFormer.Engine.Hosting;
 
 /// <summary>
 /// Loads the models when the host starts (a missing or corrupt model fails start-up), warms them up
-/// in the background, and stops the session workers when the host stops.
+/// in the background, and stops the session workers when the host stops. When the host fails to start
+/// after this service started (a port in use), StopAsync is never called: disposal then waits for the
+/// warm-up, so the engine's sessions are never released under a model run still going.
 /// </summary>
-internal sealed partial class InferenceHostedService(SegmentationEngine engine, ILogger<InferenceHostedService> logger) : IHostedService, IDisposable
+internal sealed partial class InferenceHostedService(SegmentationEngine engine, ILogger<InferenceHostedService> logger) : IHostedService, IAsyncDisposable, IDisposable
 {
     private Task? _warmUp;
     private readonly CancellationTokenSource _stopping = new();
@@ -21,16 +23,30 @@ internal sealed partial class InferenceHostedService(SegmentationEngine engine, 
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        await _stopping.CancelAsync().ConfigureAwait(false);
+        await StopWarmUpAsync().ConfigureAwait(false);
+        await engine.DisposeAsync().ConfigureAwait(false);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopWarmUpAsync().ConfigureAwait(false);
+        _stopping.Dispose();
+    }
+
+    public void Dispose() => _stopping.Dispose();
+
+    private async Task StopWarmUpAsync()
+    {
+        if (!_stopping.IsCancellationRequested)
+        {
+            await _stopping.CancelAsync().ConfigureAwait(false);
+        }
+
         if (_warmUp is not null)
         {
             await _warmUp.ConfigureAwait(false);
         }
-
-        await engine.DisposeAsync().ConfigureAwait(false);
     }
-
-    public void Dispose() => _stopping.Dispose();
 
     private async Task WarmUpAsync(CancellationToken cancellationToken)
     {
