@@ -28,6 +28,9 @@ internal sealed class FrameSlot(ulong frameId, StreamSettings settings, Image? i
 /// </summary>
 internal sealed record FrameOutcome(SegmentResponse? Result, FrameSegments? Segments, FrameError? Error, SkipReason Skip)
 {
+    /// <summary>The result's maps as pixels, when the stream sends deltas.</summary>
+    public DeltaMaps? Maps { get; init; }
+
     public static FrameOutcome Skipped(SkipReason reason) => new(null, null, null, reason);
 
     public static FrameOutcome Failed(Grpc.Core.StatusCode code, string message) =>

@@ -37,6 +37,7 @@ internal sealed class StreamSession(
     private readonly SemaphoreSlim _unwritten = new(limits.MaxUnwrittenResponses, limits.MaxUnwrittenResponses);
     private readonly SemaphoreSlim _waitingChanged = new(0);
     private readonly SegmentTracker _tracker = new();
+    private readonly DeltaEncoder _delta = new();
     private readonly List<Task> _processing = [];
     private readonly CancellationTokenSource _drainDeadline = new(Timeout.InfiniteTimeSpan, time);
     private StreamSettings _settings = new() { MaxInFlight = limits.DefaultMaxInFlight };
@@ -237,7 +238,8 @@ internal sealed class StreamSession(
             // ordered writer only matches runs, so a stream keeps up with as many unary callers.
             var segments = (slot.Settings.Tasks & (SegmentationTasks.Instance | SegmentationTasks.Panoptic)) != 0 ? FrameSegments.From(result) : null;
             var response = ResponseMapper.ToResponse(result, slot.FrameId, slot.Settings.Options, null, time, slot.ReceivedAt);
-            slot.Outcome.TrySetResult(new FrameOutcome(response, segments, null, SkipReason.Unspecified));
+            var maps = slot.Settings.Delta is null ? null : new DeltaMaps(result.Semantic?.Values.ToArray(), result.Panoptic?.SegmentIds.Values.ToArray());
+            slot.Outcome.TrySetResult(new FrameOutcome(response, segments, null, SkipReason.Unspecified) { Maps = maps });
         }
         catch (SegmentationException ex)
         {
@@ -278,6 +280,8 @@ internal sealed class StreamSession(
                 {
                     ResponseMapper.SetTrackIds(result, _tracker.Track(segments, slot.Settings.Tracking));
                 }
+
+                _delta.Encode(result, outcome.Maps, slot.Settings);
 
                 response.Result = result;
             }

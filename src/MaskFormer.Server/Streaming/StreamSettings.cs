@@ -25,6 +25,9 @@ internal sealed record StreamSettings
 
     public TrackingOptions Tracking { get; init; } = new();
 
+    /// <summary>Set when results go out as deltas (StreamConfig.delta.enabled).</summary>
+    public DeltaSettings? Delta { get; init; }
+
     /// <summary>Why the last config was rejected; frames under it fail with this message.</summary>
     public string? Error { get; init; }
 
@@ -57,6 +60,7 @@ internal sealed record StreamSettings
                     IouThreshold = config.Tracking is { HasIouThreshold: true } ? config.Tracking.IouThreshold : 0.3f,
                     MaxMissedFrames = config.Tracking is { HasMaxMissedFrames: true } ? (int)Math.Min(config.Tracking.MaxMissedFrames, 1000u) : 5,
                 },
+                Delta = config.Delta is { Enabled: true } d ? new DeltaSettings((int)Math.Min(d.KeyframeInterval, int.MaxValue)) : null,
             };
         }
         catch (SegmentationException ex)
@@ -65,3 +69,6 @@ internal sealed record StreamSettings
         }
     }
 }
+
+/// <summary>Delta results: a keyframe at least every <paramref name="KeyframeInterval"/> results (0: only when needed).</summary>
+internal sealed record DeltaSettings(int KeyframeInterval);
