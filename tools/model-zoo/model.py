@@ -40,10 +40,16 @@ class ModelConfig:
     # mask and fed to the class head together with the query embedding; 0 = class from the
     # query embedding alone (plain MaskFormer head, version 1 of this model).
     class_pool_dim: int = 64
+    # Backbone strides whose features the queries cross-attend to, as one token sequence (each level
+    # 1x1 projected, with its own sine positional encoding plus a learned level embedding when there
+    # are several). (32,) = the stride-32 map alone (a 4x4 map for a 128x128 crop: too coarse to
+    # tell two nearby things of one class apart); version 3 of this model uses (32, 16).
+    memory_strides: tuple = (32,)
 
     def to_dict(self) -> Dict:
         d = asdict(self)
         d["widths"] = list(self.widths)
+        d["memory_strides"] = list(self.memory_strides)
         return d
 
 
@@ -189,7 +195,14 @@ class MaskFormer(nn.Module):
         self.cfg = cfg
         self.backbone = Backbone(cfg.widths)
         self.pixel_decoder = PixelDecoder(cfg.widths, cfg.fpn_dim, cfg.mask_dim)
-        self.input_proj = nn.Conv2d(cfg.widths[3], cfg.d_model, 1)
+        strides = tuple(cfg.memory_strides)
+        if not strides or strides[0] != 32 or any(st not in (4, 8, 16) for st in strides[1:]):
+            raise ValueError(f"memory_strides must start with 32, then any of 16/8/4: {strides}")
+        self.input_proj = nn.Conv2d(cfg.widths[3], cfg.d_model, 1)            # stride 32
+        # further levels: backbone features at that stride (index 0..2 = stride 4/8/16)
+        self.memory_levels = [{4: 0, 8: 1, 16: 2}[st] for st in strides[1:]]
+        self.extra_proj = nn.ModuleList(nn.Conv2d(cfg.widths[i], cfg.d_model, 1) for i in self.memory_levels)
+        self.level_embed = nn.Embedding(len(strides), cfg.d_model) if len(strides) > 1 else None
         self.query_embed = nn.Embedding(cfg.num_queries, cfg.d_model)
         self.layers = nn.ModuleList(DecoderLayer(cfg.d_model, cfg.nheads, cfg.dim_feedforward, cfg.dropout)
                                     for _ in range(cfg.dec_layers))
@@ -218,6 +231,15 @@ class MaskFormer(nn.Module):
         pos = sine_position_encoding(src, self.cfg.d_model // 2)
         memory = src.flatten(2).transpose(1, 2)                      # B, HW, d
         pos = pos.flatten(2).transpose(1, 2)
+        if self.level_embed is not None:
+            memories, poss = [memory], [pos + self.level_embed.weight[0]]
+            for j, (i, proj) in enumerate(zip(self.memory_levels, self.extra_proj)):
+                s = proj(feats[i])
+                memories.append(s.flatten(2).transpose(1, 2))
+                poss.append(sine_position_encoding(s, self.cfg.d_model // 2).flatten(2).transpose(1, 2)
+                            + self.level_embed.weight[j + 1])
+            memory = torch.cat(memories, 1)                          # B, sum of HW over levels, d
+            pos = torch.cat(poss, 1)
         query_pos = self.query_embed.weight.unsqueeze(0).expand(pixel_values.shape[0], -1, -1)
         tgt = torch.zeros_like(query_pos)
         outs = []

@@ -56,6 +56,17 @@ def main():
                           + (" (initialised from stage %d)" % i if x['args'].get('init') else "")
                           + f", {x['train_time_s'] / 60:.1f} min" for i, x in enumerate(stages))
 
+    strides = a.get("memory_strides", [32])
+    memory_txt = ("the stride-32\n  backbone features (1x1 projected) with 2-D sine positional encodings computed from the runtime size"
+                  if list(strides) == [32] else
+                  "the backbone features at strides\n  " + " and ".join(str(x) for x in strides)
+                  + " as one token sequence (each 1x1 projected, with 2-D sine positional encodings computed\n"
+                  "  from the runtime size plus a learned per-level embedding)")
+    weak = ("Things PQ is the weak figure: most misses are two nearby things of one class under one query, or a\n"
+            "thing no query's mask covers well, rather than a wrong class; the training curve and what was\n"
+            "tried are in `tools/model-zoo/README.md`." if full["pq_things"] < 0.75 else
+            "Things PQ is below stuff PQ: the remaining misses are mostly two nearby things of one class under one\n"
+            "query or a thing hidden in part; the training curve is in `tools/model-zoo/README.md`.")
     rows = []
     for n in names:
         pf, pc = full["per_class_pq"].get(n, {}), com["per_class_pq"].get(n, {})
@@ -108,8 +119,7 @@ mean over categories. Full definitions and per-image intersection/union arrays:
 * pixel decoder: FPN ({a['fpn_dim']} channels, nearest x2 top-down) to stride 4, 3x3 conv to
   per-pixel embeddings (mask_dim {a['mask_dim']})
 * transformer decoder: {a['dec_layers']} DETR post-norm layers, d_model {a['d_model']}, {a['nheads']} heads,
-  FFN {a['dim_feedforward']}, {a['num_queries']} learnable queries, cross-attention to the stride-32
-  backbone features (1x1 projected) with 2-D sine positional encodings computed from the runtime size
+  FFN {a['dim_feedforward']}, {a['num_queries']} learnable queries, cross-attention to {memory_txt}
 * heads: 3-layer MLP mask embedding, mask logits = einsum("bqc,bchw->bqhw") at stride 4;
   {class_head}
 
@@ -167,9 +177,7 @@ Only meaningful on images like the synthetic ones. Things smaller than about
 {D.THING_SCALE[0]} x the image's short side, or hidden by more than {D.MAX_HIDDEN:.0%}, are outside the
 training data.
 
-Things PQ is the weak figure: most misses are two nearby things of one class under one query, or a
-thing no query's mask covers well, rather than a wrong class; the training curve and what was
-tried are in `tools/model-zoo/README.md`.
+{weak}
 """
     with open(os.path.join(d, "MODEL.md"), "w") as f:
         f.write(card)

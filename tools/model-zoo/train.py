@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--weight-ce", type=float, default=2.0, help="class loss (and matching cost) weight")
     ap.add_argument("--class-pool-dim", type=int, default=64, help="mask-pooled class features; 0 = off")
+    ap.add_argument("--memory-strides", default="32",
+                    help="comma-separated backbone strides the queries cross-attend to (32 first), e.g. 32,16")
     ap.add_argument("--weight-semantic", type=float, default=1.0,
                     help="per-pixel cross-entropy on the class features (training-only head); 0 = off")
     ap.add_argument("--ckpt-every", type=int, default=0,
@@ -133,7 +135,8 @@ def main():
 
     data = build_cache(args.train_images, os.path.join(args.work_dir, f"train_v{D.DATA_VERSION}_{args.train_images}.pkl"),
                        args.threads)
-    cfg = ModelConfig(num_classes=D.NUM_CLASSES, class_pool_dim=args.class_pool_dim)
+    cfg = ModelConfig(num_classes=D.NUM_CLASSES, class_pool_dim=args.class_pool_dim,
+                      memory_strides=tuple(int(v) for v in args.memory_strides.split(",")))
     model = MaskFormer(cfg)
     previous = None
     if args.init:
