@@ -47,6 +47,17 @@ public sealed class StartupTests : IDisposable
         Assert.Contains("MaskFormer:Inference:MaxBatchSize", error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("ClassVoteFrames", "0")]
+    [InlineData("MaxMissedTime", "-00:00:01")]
+    [InlineData("MinInstanceScore", "1.5")]
+    public async Task Start_InvalidTrackingDefault_FailsNamingTheSetting(string setting, string value)
+    {
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => StartAsync(RepositoryPaths.Models, $"--MaskFormer:Streaming:Tracking:{setting}={value}"));
+
+        Assert.Contains($"MaskFormer:Streaming:Tracking:{setting}", error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task ServerProcess_BadSettingFromEnvironment_ExitsNonZeroNamingTheSetting()
     {

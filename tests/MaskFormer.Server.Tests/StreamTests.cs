@@ -168,11 +168,11 @@ public sealed class StreamTests(ServerFixture server)
     }
 
     [Fact]
-    public async Task SegmentStream_MovingObjects_OverlappingSegmentsOfAClassKeepTheirTrackId()
+    public async Task SegmentStream_MovingObjects_OverlappingSegmentsKeepTheirTrackIdWhateverTheirClass()
     {
         // The tracker's own stability on ground truth is an engine test; here the real model's segments
-        // go through the stream: a thing segment that clearly continues (mask IoU >= 0.5, one to one) a
-        // segment of the same class in the previous frame must carry that segment's track id.
+        // go through the stream: a segment, stuff or thing, that clearly continues (mask IoU >= 0.5, one
+        // to one, whatever either's class) a segment of the previous frame must carry its track id.
         var clip = Path.Combine(RepositoryPaths.TinyShapes, "clip");
         var files = Directory.GetFiles(clip, "frame_???.png").Order(StringComparer.Ordinal).ToArray();
         var frames = files.Select((f, i) => new StreamFrame { FrameId = (ulong)i, Image = new Contracts.V1.Image { Encoded = ByteString.CopyFrom(File.ReadAllBytes(f)) } });
@@ -184,12 +184,13 @@ public sealed class StreamTests(ServerFixture server)
         (PanopticSegment Segment, HashSet<int> Pixels)[] previous = [];
         foreach (var response in responses)
         {
-            var current = ThingPixels(response.Result.Panoptic);
+            var current = SegmentPixels(response.Result.Panoptic);
             Assert.Equal(current.Length, current.Select(c => c.Segment.TrackId).Distinct().Count());
-            Assert.All(response.Result.Panoptic.Segments.Where(s => !s.IsThing), s => Assert.Equal(s.CategoryId, s.TrackId));
+            Assert.All(current, c => Assert.NotEqual(0u, c.Segment.TrackId));
+
             // One to one, best overlap first, as the tracker matches.
             var pairs = current
-                .SelectMany(c => previous.Where(p => p.Segment.CategoryId == c.Segment.CategoryId).Select(p => (Current: c.Segment, Previous: p.Segment, IoU: c.Pixels.Intersect(p.Pixels).Count() / (double)c.Pixels.Union(p.Pixels).Count())))
+                .SelectMany(c => previous.Select(p => (Current: c.Segment, Previous: p.Segment, IoU: c.Pixels.Intersect(p.Pixels).Count() / (double)c.Pixels.Union(p.Pixels).Count())))
                 .Where(p => p.IoU >= 0.5)
                 .OrderByDescending(p => p.IoU);
             var used = new HashSet<PanopticSegment>(ReferenceEqualityComparer.Instance);
@@ -202,17 +203,16 @@ public sealed class StreamTests(ServerFixture server)
                 }
             }
 
-            Assert.All(current, c => Assert.NotEqual(0u, c.Segment.TrackId));
             previous = current;
         }
 
         Assert.True(continued >= 8, $"only {continued} segments continued a track over 16 frames");
     }
 
-    private static (PanopticSegment Segment, HashSet<int> Pixels)[] ThingPixels(PanopticResult panoptic)
+    private static (PanopticSegment Segment, HashSet<int> Pixels)[] SegmentPixels(PanopticResult panoptic)
     {
         using var png = SixLabors.ImageSharp.Image.Load<SixLabors.ImageSharp.PixelFormats.Rgb24>(panoptic.SegmentIdPng.Span);
-        var pixels = panoptic.Segments.Where(s => s.IsThing).ToDictionary(s => s.Id, _ => new HashSet<int>());
+        var pixels = panoptic.Segments.ToDictionary(s => s.Id, _ => new HashSet<int>());
         for (var y = 0; y < png.Height; y++)
         {
             for (var x = 0; x < png.Width; x++)
@@ -225,7 +225,7 @@ public sealed class StreamTests(ServerFixture server)
             }
         }
 
-        return [.. panoptic.Segments.Where(s => s.IsThing).Select(s => (s, pixels[s.Id]))];
+        return [.. panoptic.Segments.Select(s => (s, pixels[s.Id]))];
     }
 
     [Fact]

@@ -3,29 +3,29 @@ using MaskFormer.Engine.Postprocessing;
 namespace MaskFormer.Engine.Tracking;
 
 /// <summary>
-/// One frame's segments reduced to what tracking needs: class and run-length mask. Building it reads
-/// the frame's masks and needs no tracker state, so it can run as soon as the frame is segmented,
-/// off the stream's ordered path; <see cref="SegmentTracker.Track(FrameSegments, TrackingOptions)"/>
+/// One frame's segments reduced to what tracking needs: class, score and run-length mask. Building it
+/// reads the frame's masks and needs no tracker state, so it can run as soon as the frame is segmented,
+/// off the stream's ordered path; <see cref="SegmentTracker.Track(FrameSegments, TrackingOptions, TimeSpan?)"/>
 /// then only compares runs. Holds no pooled memory.
 /// </summary>
 public sealed class FrameSegments
 {
-    private FrameSegments(TrackedSegment[]? instances, TrackedSegment[]? panopticThings, int[]? panopticStuff)
+    private FrameSegments(TrackedSegment[]? instances, TrackedSegment[]? panoptic)
     {
         Instances = instances;
-        PanopticThings = panopticThings;
-        PanopticCategories = panopticStuff;
+        Panoptic = panoptic;
     }
 
     internal TrackedSegment[]? Instances { get; }
 
-    internal TrackedSegment[]? PanopticThings { get; }
+    // Stuff and things alike, in the panoptic result's order.
+    internal TrackedSegment[]? Panoptic { get; }
 
-    // One per panoptic segment: -1 for a thing (its id comes from matching), else the stuff category.
-    internal int[]? PanopticCategories { get; }
-
-    /// <summary>Reads the instances and panoptic segments of one frame (either may be null).</summary>
-    public static FrameSegments From(IReadOnlyList<InstanceMask>? instances, PanopticResult? panoptic)
+    /// <summary>
+    /// Reads the instances and panoptic segments of one frame (either may be null). Instances scoring
+    /// below <paramref name="minInstanceScore"/> are not read: they will not be tracked.
+    /// </summary>
+    public static FrameSegments From(IReadOnlyList<InstanceMask>? instances, PanopticResult? panoptic, float minInstanceScore = 0f)
     {
         TrackedSegment[]? tracked = null;
         if (instances is not null)
@@ -34,33 +34,30 @@ public sealed class FrameSegments
             for (var i = 0; i < tracked.Length; i++)
             {
                 var instance = instances[i];
-                tracked[i] = new TrackedSegment(instance.LabelId, RunMask.FromBinary(instance.Mask, instance.Box, instance.Area));
+                tracked[i] = new TrackedSegment(
+                    instance.LabelId,
+                    instance.Score,
+                    instance.Score >= minInstanceScore ? RunMask.FromBinary(instance.Mask, instance.Box, instance.Area) : null);
             }
         }
 
-        if (panoptic is null)
+        TrackedSegment[]? segments = null;
+        if (panoptic is not null)
         {
-            return new FrameSegments(tracked, null, null);
-        }
-
-        var things = new List<TrackedSegment>();
-        var categories = new int[panoptic.Segments.Count];
-        for (var i = 0; i < categories.Length; i++)
-        {
-            var segment = panoptic.Segments[i];
-            categories[i] = segment.IsThing ? -1 : segment.CategoryId;
-            if (segment.IsThing)
+            segments = new TrackedSegment[panoptic.Segments.Count];
+            for (var i = 0; i < segments.Length; i++)
             {
-                things.Add(new TrackedSegment(segment.CategoryId, RunMask.FromSegment(panoptic.SegmentIds, segment.Id, segment.Box, segment.Area)));
+                var segment = panoptic.Segments[i];
+                segments[i] = new TrackedSegment(segment.CategoryId, segment.Score, RunMask.FromSegment(panoptic.SegmentIds, segment.Id, segment.Box, segment.Area));
             }
         }
 
-        return new FrameSegments(tracked, [.. things], categories);
+        return new FrameSegments(tracked, segments);
     }
 
     /// <summary>Reads the instances and panoptic segments of <paramref name="result"/>.</summary>
-    public static FrameSegments From(SegmentationResult result) => From(result.Instances, result.Panoptic);
+    public static FrameSegments From(SegmentationResult result, float minInstanceScore = 0f) => From(result.Instances, result.Panoptic, minInstanceScore);
 }
 
-/// <summary>A segment as the tracker sees it.</summary>
-internal readonly record struct TrackedSegment(int ClassId, RunMask Mask);
+/// <summary>A segment as the tracker sees it; no mask means it is not tracked.</summary>
+internal readonly record struct TrackedSegment(int ClassId, float Score, RunMask? Mask);

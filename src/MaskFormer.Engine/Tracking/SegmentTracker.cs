@@ -2,101 +2,163 @@ using MaskFormer.Engine.Postprocessing;
 
 namespace MaskFormer.Engine.Tracking;
 
-/// <summary>Track ids for one frame, parallel to its instance and panoptic segment lists.</summary>
-/// <param name="InstanceTrackIds">One per instance.</param>
-/// <param name="PanopticTrackIds">One per panoptic segment; stuff gets its category id.</param>
-public sealed record TrackedFrame(IReadOnlyList<int> InstanceTrackIds, IReadOnlyList<int> PanopticTrackIds);
+/// <summary>Track ids and track classes for one frame, parallel to its instance and panoptic segment lists.</summary>
+/// <param name="InstanceTrackIds">One per instance; 0 for an instance not tracked (below the score threshold).</param>
+/// <param name="PanopticTrackIds">One per panoptic segment, stuff and things alike.</param>
+/// <param name="InstanceTrackClasses">One per instance: the class its track's recent frames vote for (its own label when not tracked).</param>
+/// <param name="PanopticTrackClasses">One per panoptic segment: the class its track's recent frames vote for.</param>
+public sealed record TrackedFrame(
+    IReadOnlyList<int> InstanceTrackIds,
+    IReadOnlyList<int> PanopticTrackIds,
+    IReadOnlyList<int> InstanceTrackClasses,
+    IReadOnlyList<int> PanopticTrackClasses);
 
 /// <summary>
-/// Gives segments stable ids across the frames of one stream: a segment continues the track of the same
-/// class whose last mask overlaps it most (greedy by IoU, at least the threshold); otherwise it starts a
-/// new track. Frames must be fed in order. Not thread-safe: one per stream.
+/// Gives the segments of one stream stable ids, one id space for stuff, things, instances and panoptic
+/// segments, counting from 1 (0 means "not tracked"); ids are not category ids. A segment continues the
+/// track whose last mask overlaps it most, whatever either's class (greedy by IoU, at least the
+/// threshold), so a frame in which the model mislabels an object keeps its id; the track's class is a
+/// vote over its recent frames. Panoptic segments are matched first when the frame has them; an
+/// instance then takes the id of the panoptic segment of the same frame it overlaps most (the same
+/// object seen by both tasks), and only instances left over are matched to the remaining tracks.
+/// Unmatched segments start tracks; tracks unseen for too many frames or too long are forgotten.
+/// Frames must be fed in order. Not thread-safe: one per stream.
 /// </summary>
 /// <remarks>
 /// Cost follows boxes and boundaries: masks are kept as row runs, a pair whose IoU cannot reach the
 /// threshold given its box overlap and areas is never compared, and the exact IoU of the rest walks
-/// only the runs of the rows both boxes share. The matches are those of comparing every same-class
-/// pair pixel by pixel.
+/// only the runs of the rows both boxes share. The matches are those of comparing every pair pixel by
+/// pixel.
 /// </remarks>
 public sealed class SegmentTracker
 {
-    private readonly List<TrackState> _instanceTracks = [];
-    private readonly List<TrackState> _panopticTracks = [];
-    private int _nextId;
+    private readonly List<Track> _tracks = [];
+    private int _lastId;
     private long _frame;
 
-    /// <summary>Assigns track ids to the frame's instances and thing segments.</summary>
-    public TrackedFrame Track(SegmentationResult result, TrackingOptions options) => Track(FrameSegments.From(result), options);
+    /// <summary>Assigns track ids to the frame's instances and panoptic segments.</summary>
+    public TrackedFrame Track(SegmentationResult result, TrackingOptions options, TimeSpan? time = null) =>
+        Track(FrameSegments.From(result, options.MinInstanceScore), options, time);
 
     /// <summary>Assigns track ids to one frame's instances and panoptic segments (either may be null).</summary>
-    public TrackedFrame Track(IReadOnlyList<InstanceMask>? frameInstances, PanopticResult? framePanoptic, TrackingOptions options) =>
-        Track(FrameSegments.From(frameInstances, framePanoptic), options);
+    public TrackedFrame Track(IReadOnlyList<InstanceMask>? frameInstances, PanopticResult? framePanoptic, TrackingOptions options, TimeSpan? time = null) =>
+        Track(FrameSegments.From(frameInstances, framePanoptic, options.MinInstanceScore), options, time);
 
-    /// <summary>Assigns track ids to one frame read by <see cref="FrameSegments.From(SegmentationResult)"/>.</summary>
-    public TrackedFrame Track(FrameSegments frame, TrackingOptions options)
+    /// <summary>
+    /// Assigns track ids to one frame read by <see cref="FrameSegments.From(SegmentationResult, float)"/>.
+    /// <paramref name="time"/> is when the frame was taken or received, on any clock that only goes
+    /// forward; without it tracks expire by frame count alone.
+    /// </summary>
+    public TrackedFrame Track(FrameSegments frame, TrackingOptions options, TimeSpan? time = null)
     {
         _frame++;
-        var instanceIds = frame.Instances is { } instances ? Match(_instanceTracks, instances, options) : [];
-        int[] panopticIds = [];
-        if (frame.PanopticCategories is { } categories)
+        _tracks.RemoveAll(t => t.Expired(_frame, time, options));
+        var matched = new bool[_tracks.Count];
+        var existing = _tracks.Count;
+
+        var panoptic = frame.Panoptic ?? [];
+        var panopticIds = new int[panoptic.Length];
+        var panopticClasses = new int[panoptic.Length];
+        Assign(panoptic, panopticIds, panopticClasses, matched, existing, options, time);
+
+        var instances = frame.Instances ?? [];
+        var instanceIds = new int[instances.Length];
+        var instanceClasses = new int[instances.Length];
+        for (var i = 0; i < instances.Length; i++)
         {
-            var thingIds = Match(_panopticTracks, frame.PanopticThings!, options);
-            panopticIds = new int[categories.Length];
-            for (int i = 0, thing = 0; i < categories.Length; i++)
+            instanceClasses[i] = instances[i].ClassId;
+            if (instances[i].Mask is null || instances[i].Score < options.MinInstanceScore)
             {
-                panopticIds[i] = categories[i] >= 0 ? categories[i] : thingIds[thing++];
+                instanceIds[i] = -1;
             }
         }
 
-        return new TrackedFrame(instanceIds, panopticIds);
+        if (panoptic.Length > 0)
+        {
+            // Each panoptic segment lends its id to at most one instance of the same frame.
+            var lent = new bool[panoptic.Length];
+            foreach (var (i, p) in Matches(instances, instanceIds, panoptic.Length, p => panoptic[p].Mask!, lent, options.IouThreshold))
+            {
+                lent[p] = true;
+                instanceIds[i] = panopticIds[p];
+                instanceClasses[i] = panopticClasses[p];
+            }
+        }
+
+        Assign(instances, instanceIds, instanceClasses, matched, existing, options, time);
+        for (var i = 0; i < instanceIds.Length; i++)
+        {
+            instanceIds[i] = Math.Max(instanceIds[i], 0);
+        }
+
+        return new TrackedFrame(instanceIds, panopticIds, instanceClasses, panopticClasses);
     }
 
-    private int[] Match(List<TrackState> tracks, TrackedSegment[] detections, TrackingOptions options)
+    // Segments whose id is still 0 continue the best-overlapping tracks not yet seen in this frame, or
+    // start new ones.
+    private void Assign(TrackedSegment[] segments, int[] ids, int[] classes, bool[] matched, int existing, TrackingOptions options, TimeSpan? time)
     {
-        tracks.RemoveAll(t => _frame - t.LastSeen > options.MaxMissedFrames + 1);
-        var pairs = new List<(double IoU, int Track, int Detection)>();
-        for (var t = 0; t < tracks.Count; t++)
+        foreach (var (d, t) in Matches(segments, ids, existing, t => _tracks[t].Mask, matched, options.IouThreshold))
         {
-            var track = tracks[t];
-            for (var d = 0; d < detections.Length; d++)
+            matched[t] = true;
+            ids[d] = _tracks[t].Id;
+            classes[d] = _tracks[t].See(segments[d].ClassId, segments[d].Mask!, _frame, time);
+        }
+
+        for (var d = 0; d < segments.Length; d++)
+        {
+            if (ids[d] == 0)
             {
-                if (track.ClassId != detections[d].ClassId || track.Mask.IoUUpperBound(detections[d].Mask) < options.IouThreshold)
+                // Wraps past int.MaxValue to 1, never to 0 or a negative id.
+                _lastId = _lastId == int.MaxValue ? 1 : _lastId + 1;
+                ids[d] = _lastId;
+                classes[d] = segments[d].ClassId;
+                _tracks.Add(new Track(_lastId, segments[d].ClassId, segments[d].Mask!, _frame, time, options.ClassVoteFrames));
+            }
+        }
+    }
+
+    // Greedy one-to-one matching by IoU, highest first (ties by target, then segment), of the segments
+    // whose id is 0 to the targets not taken; only pairs at or above the threshold.
+    private static List<(int Segment, int Target)> Matches(TrackedSegment[] segments, int[] ids, int targets, Func<int, RunMask> target, bool[] taken, float threshold)
+    {
+        var pairs = new List<(double IoU, int Target, int Segment)>();
+        for (var t = 0; t < targets; t++)
+        {
+            if (taken[t])
+            {
+                continue;
+            }
+
+            var mask = target(t);
+            for (var d = 0; d < segments.Length; d++)
+            {
+                if (ids[d] != 0 || mask.IoUUpperBound(segments[d].Mask!) < threshold)
                 {
                     continue;
                 }
 
-                var iou = track.Mask.IoU(detections[d].Mask);
-                if (iou >= options.IouThreshold)
+                var iou = mask.IoU(segments[d].Mask!);
+                if (iou >= threshold)
                 {
                     pairs.Add((iou, t, d));
                 }
             }
         }
 
-        pairs.Sort(static (a, b) => a.IoU != b.IoU ? b.IoU.CompareTo(a.IoU) : a.Track != b.Track ? a.Track.CompareTo(b.Track) : a.Detection.CompareTo(b.Detection));
-        var ids = new int[detections.Length];
-        var trackUsed = new bool[tracks.Count];
+        pairs.Sort(static (a, b) => a.IoU != b.IoU ? b.IoU.CompareTo(a.IoU) : a.Target != b.Target ? a.Target.CompareTo(b.Target) : a.Segment.CompareTo(b.Segment));
+        var result = new List<(int Segment, int Target)>();
+        var targetUsed = new bool[targets];
+        var segmentUsed = new bool[segments.Length];
         foreach (var (_, t, d) in pairs)
         {
-            if (!trackUsed[t] && ids[d] == 0)
+            if (!targetUsed[t] && !segmentUsed[d])
             {
-                trackUsed[t] = true;
-                ids[d] = tracks[t].Id;
-                tracks[t] = tracks[t] with { Mask = detections[d].Mask, LastSeen = _frame };
+                targetUsed[t] = segmentUsed[d] = true;
+                result.Add((d, t));
             }
         }
 
-        for (var d = 0; d < detections.Length; d++)
-        {
-            if (ids[d] == 0)
-            {
-                ids[d] = ++_nextId;
-                tracks.Add(new TrackState(ids[d], detections[d].ClassId, detections[d].Mask, _frame));
-            }
-        }
-
-        return ids;
+        return result;
     }
-
-    private sealed record TrackState(int Id, int ClassId, RunMask Mask, long LastSeen);
 }

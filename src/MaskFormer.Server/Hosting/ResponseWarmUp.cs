@@ -26,9 +26,9 @@ internal sealed class ResponseWarmUp(TimeProvider time) : IResultWarmUp
         foreach (var options in s_options)
         {
             var response = ResponseMapper.ToResponse(result, 1, options, null, time, time.GetTimestamp());
-            ResponseMapper.SetTrackIds(response, new TrackedFrame(
-                [.. Enumerable.Repeat(1, response.Instance?.Instances.Count ?? 0)],
-                [.. Enumerable.Repeat(1, response.Panoptic?.Segments.Count ?? 0)]));
+            int[] instances = [.. Enumerable.Repeat(1, response.Instance?.Instances.Count ?? 0)];
+            int[] panoptic = [.. Enumerable.Repeat(1, response.Panoptic?.Segments.Count ?? 0)];
+            ResponseMapper.SetTrackIds(response, new TrackedFrame(instances, panoptic, instances, panoptic));
             _ = new SegmentStreamResponse { FrameId = 1, Result = response }.ToByteArray();
 
             var request = new SegmentRequest

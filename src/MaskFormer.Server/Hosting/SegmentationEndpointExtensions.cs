@@ -45,6 +45,7 @@ public static class SegmentationEndpointExtensions
             .Validate(o => o.PendingFrames >= 1 && o.MaxUnwrittenResponses >= 1, $"{StreamingOptions.SectionName}:PendingFrames and MaxUnwrittenResponses must be at least 1.")
             .Validate(o => o.DrainTimeout > TimeSpan.Zero && o.DrainTimeout <= TimeSpan.FromMinutes(10), $"{StreamingOptions.SectionName}:DrainTimeout must be more than 0 and at most 10 minutes.")
             .ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<StreamingOptions>, TrackingDefaultsValidator>());
 
         // Streams drain before Kestrel stops; the host gives up only after the drain time plus a margin.
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IResultWarmUp, ResponseWarmUp>());

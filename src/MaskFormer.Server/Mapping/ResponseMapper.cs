@@ -65,6 +65,7 @@ internal static class ResponseMapper
             for (var i = 0; i < instances.Instances.Count; i++)
             {
                 instances.Instances[i].TrackId = (uint)tracks.InstanceTrackIds[i];
+                instances.Instances[i].TrackLabelId = (uint)tracks.InstanceTrackClasses[i];
             }
         }
 
@@ -73,6 +74,7 @@ internal static class ResponseMapper
             for (var i = 0; i < panoptic.Segments.Count; i++)
             {
                 panoptic.Segments[i].TrackId = (uint)tracks.PanopticTrackIds[i];
+                panoptic.Segments[i].TrackCategoryId = (uint)tracks.PanopticTrackClasses[i];
             }
         }
     }

@@ -40,7 +40,7 @@ internal sealed class StreamSession(
     private readonly DeltaEncoder _delta = new();
     private readonly List<Task> _processing = [];
     private readonly CancellationTokenSource _drainDeadline = new(Timeout.InfiniteTimeSpan, time);
-    private StreamSettings _settings = new() { MaxInFlight = limits.DefaultMaxInFlight };
+    private StreamSettings _settings = new() { MaxInFlight = limits.DefaultMaxInFlight, Tracking = limits.Tracking };
     private int _inFlight;
     private volatile bool _draining;
     private long _frameIndex;
@@ -236,7 +236,7 @@ internal sealed class StreamSession(
 
             // Encoding and reading masks for tracking happen here, for several frames at once; the
             // ordered writer only matches runs, so a stream keeps up with as many unary callers.
-            var segments = (slot.Settings.Tasks & (SegmentationTasks.Instance | SegmentationTasks.Panoptic)) != 0 ? FrameSegments.From(result) : null;
+            var segments = (slot.Settings.Tasks & (SegmentationTasks.Instance | SegmentationTasks.Panoptic)) != 0 ? FrameSegments.From(result, slot.Settings.Tracking.MinInstanceScore) : null;
             var response = ResponseMapper.ToResponse(result, slot.FrameId, slot.Settings.Options, null, time, slot.ReceivedAt);
             var maps = slot.Settings.Delta is null ? null : new DeltaMaps(result.Semantic?.Values.ToArray(), result.Panoptic?.SegmentIds.Values.ToArray());
             slot.Outcome.TrySetResult(new FrameOutcome(response, segments, null, SkipReason.Unspecified) { Maps = maps });
@@ -278,7 +278,8 @@ internal sealed class StreamSession(
             {
                 if (outcome.Segments is { } segments)
                 {
-                    ResponseMapper.SetTrackIds(result, _tracker.Track(segments, slot.Settings.Tracking));
+                    // Tracks expire by the frames' arrival times: StreamFrame carries no capture time.
+                    ResponseMapper.SetTrackIds(result, _tracker.Track(segments, slot.Settings.Tracking, time.GetElapsedTime(0, slot.ReceivedAt)));
                 }
 
                 _delta.Encode(result, outcome.Maps, slot.Settings);

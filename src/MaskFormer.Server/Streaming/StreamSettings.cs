@@ -36,11 +36,7 @@ internal sealed record StreamSettings
         try
         {
             RequestMapper.ValidateOptions(config.Options);
-            if (config.Tracking is { HasIouThreshold: true } t && !(t.IouThreshold > 0f && t.IouThreshold <= 1f))
-            {
-                throw SegmentationException.Invalid("config.tracking.iou_threshold", $"iou_threshold must be in (0, 1] (was {t.IouThreshold}).");
-            }
-
+            var tracking = TrackingSettings.From(config.Tracking, limits.Tracking);
             if (!Enum.IsDefined(config.OverloadPolicy))
             {
                 throw SegmentationException.Invalid("config.overload_policy", $"Overload policy {config.OverloadPolicy} is not known.");
@@ -55,11 +51,7 @@ internal sealed record StreamSettings
                 Postprocess = RequestMapper.ToPostprocessOptions(config.Options),
                 Policy = config.OverloadPolicy == OverloadPolicy.Unspecified ? OverloadPolicy.Queue : config.OverloadPolicy,
                 MaxInFlight = config.MaxInFlight == 0 ? limits.DefaultMaxInFlight : (int)Math.Min(config.MaxInFlight, (uint)limits.MaxInFlightLimit),
-                Tracking = new TrackingOptions
-                {
-                    IouThreshold = config.Tracking is { HasIouThreshold: true } ? config.Tracking.IouThreshold : 0.3f,
-                    MaxMissedFrames = config.Tracking is { HasMaxMissedFrames: true } ? (int)Math.Min(config.Tracking.MaxMissedFrames, 1000u) : 5,
-                },
+                Tracking = tracking,
                 Delta = config.Delta is { Enabled: true } d ? new DeltaSettings((int)Math.Min(d.KeyframeInterval, int.MaxValue)) : null,
             };
         }

@@ -1,3 +1,5 @@
+using MaskFormer.Engine.Tracking;
+
 namespace MaskFormer.Server.Streaming;
 
 /// <summary>Per-stream limits. Bound from "MaskFormer:Streaming".</summary>
@@ -20,6 +22,12 @@ public sealed class StreamingOptions
     /// stream until the client reads, whatever the overload policy, so memory stays bounded. Default 32.
     /// </summary>
     public int MaxUnwrittenResponses { get; set; } = 32;
+
+    /// <summary>
+    /// How a stream's segments are matched across frames when its config does not say ("Tracking:IouThreshold",
+    /// "Tracking:MaxMissedFrames", "Tracking:MaxMissedTime", "Tracking:ClassVoteFrames", "Tracking:MinInstanceScore").
+    /// </summary>
+    public TrackingOptions Tracking { get; set; } = new();
 
     /// <summary>
     /// How long open streams may take to finish when the server shuts down (SIGTERM): frames received

@@ -4,77 +4,117 @@ using MaskFormer.Engine.Tracking;
 namespace MaskFormer.Engine.Tests.Tracking;
 
 /// <summary>
-/// The tracker's rule in plain loops, the oracle for the fast one: every same-class pair of track and
-/// detection compared pixel by pixel over their boxes' overlap, greedy by IoU (ties by track, then
-/// detection), unmatched detections start tracks, tracks unseen for more than MaxMissedFrames go.
+/// The tracker's rule in plain loops, the oracle for the fast one. One list of tracks and one id counter
+/// for everything. Each frame: tracks unseen for more than MaxMissedFrames frames or MaxMissedTime go;
+/// panoptic segments (stuff and things) take the tracks they overlap most, whatever the classes, every
+/// pair compared pixel by pixel over their boxes' overlap, greedy by IoU (ties by track, then segment);
+/// each instance at or above MinInstanceScore then takes the id of the same frame's panoptic segment it
+/// overlaps most (greedy the same way), the rest take the remaining old tracks, and what is left starts
+/// tracks. A track's class is the most frequent of its last ClassVoteFrames classes, a tie keeping the
+/// class it had, else going to the latest of the tied.
 /// </summary>
 internal sealed class ReferenceTracker
 {
-    private readonly List<TrackRecord> _instanceTracks = [];
-    private readonly List<TrackRecord> _panopticTracks = [];
+    private readonly List<TrackRecord> _tracks = [];
     private int _nextId;
     private long _frame;
 
-    public (int[] Instances, int[] Panoptic) Track(IReadOnlyList<InstanceMask>? instances, PanopticResult? panoptic, TrackingOptions options)
+    public (int[] Instances, int[] Panoptic, int[] InstanceClasses, int[] PanopticClasses) Track(
+        IReadOnlyList<InstanceMask>? instances, PanopticResult? panoptic, TrackingOptions options, TimeSpan? time = null)
     {
         _frame++;
-        var instanceIds = instances is null
+        _tracks.RemoveAll(t => _frame - t.LastFrame > options.MaxMissedFrames + 1
+            || (time is { } now && t.LastTime is { } last && options.MaxMissedTime > TimeSpan.Zero && now - last > options.MaxMissedTime));
+        var old = _tracks.ToList();
+
+        var map = panoptic?.SegmentIds;
+        var segments = panoptic is null
             ? []
-            : Match(_instanceTracks, [.. instances.Select(i => new Detection(i.LabelId, i.Box, i.Area, (x, y) => i.Mask.Pixels[(y * i.Mask.Width) + x] != 0))], options);
-        int[] panopticIds = [];
-        if (panoptic is not null)
+            : panoptic.Segments.Select(s => new Detection(s.CategoryId, new Cropped(s.Box, s.Area, (x, y) => map!.Values[(y * map.Width) + x] == s.Id))).ToArray();
+        var panopticIds = new int[segments.Length];
+        var panopticClasses = new int[segments.Length];
+        var free = old.ToList();
+        Continue(segments, Enumerable.Range(0, segments.Length).ToList(), panopticIds, panopticClasses, free, time);
+        Start(segments, panopticIds, panopticClasses, options, time);
+
+        var detections = instances is null
+            ? []
+            : instances.Select(i => new Detection(i.LabelId, new Cropped(i.Box, i.Area, (x, y) => i.Mask.Pixels[(y * i.Mask.Width) + x] != 0))).ToArray();
+        var instanceIds = new int[detections.Length];
+        var instanceClasses = detections.Select(d => d.ClassId).ToArray();
+        var tracked = Enumerable.Range(0, detections.Length).Where(i => instances![i].Score >= options.MinInstanceScore).ToList();
+        var lent = new bool[segments.Length];
+        foreach (var (_, p, i) in Pairs(segments.Select(s => s.Mask).ToList(), detections, tracked, options.IouThreshold))
         {
-            var things = panoptic.Segments.Where(s => s.IsThing).ToArray();
-            var map = panoptic.SegmentIds;
-            var thingIds = Match(_panopticTracks, [.. things.Select(s => new Detection(s.CategoryId, s.Box, s.Area, (x, y) => map.Values[(y * map.Width) + x] == s.Id))], options);
-            var byId = things.Select((s, i) => (s.Id, thingIds[i])).ToDictionary(p => p.Id, p => p.Item2);
-            panopticIds = [.. panoptic.Segments.Select(s => s.IsThing ? byId[s.Id] : s.CategoryId)];
+            if (!lent[p] && instanceIds[i] == 0)
+            {
+                lent[p] = true;
+                instanceIds[i] = panopticIds[p];
+                instanceClasses[i] = panopticClasses[p];
+            }
         }
 
-        return (instanceIds, panopticIds);
-    }
-
-    private int[] Match(List<TrackRecord> tracks, Detection[] detections, TrackingOptions options)
-    {
-        tracks.RemoveAll(t => _frame - t.LastSeen > options.MaxMissedFrames + 1);
-        var pairs = new List<(double IoU, int Track, int Detection)>();
-        for (var t = 0; t < tracks.Count; t++)
+        Continue(detections, [.. tracked.Where(i => instanceIds[i] == 0)], instanceIds, instanceClasses, free, time);
+        var untracked = Enumerable.Range(0, detections.Length).Except(tracked).ToArray();
+        foreach (var i in untracked)
         {
-            for (var d = 0; d < detections.Length; d++)
+            instanceIds[i] = -1;
+        }
+
+        Start(detections, instanceIds, instanceClasses, options, time);
+        foreach (var i in untracked)
+        {
+            instanceIds[i] = 0;
+        }
+
+        return (instanceIds, panopticIds, instanceClasses, panopticClasses);
+
+        void Continue(Detection[] found, List<int> candidates, int[] ids, int[] classes, List<TrackRecord> tracks, TimeSpan? at)
+        {
+            var taken = new HashSet<TrackRecord>();
+            foreach (var (_, t, d) in Pairs(tracks.Select(t => t.Mask).ToList(), found, candidates, options.IouThreshold))
             {
-                if (tracks[t].ClassId == detections[d].ClassId)
+                if (!taken.Contains(tracks[t]) && ids[d] == 0)
                 {
-                    var iou = IoU(tracks[t].Mask, detections[d].Mask);
-                    if (iou >= options.IouThreshold)
-                    {
-                        pairs.Add((iou, t, d));
-                    }
+                    taken.Add(tracks[t]);
+                    ids[d] = tracks[t].Id;
+                    classes[d] = tracks[t].See(found[d].ClassId, found[d].Mask, _frame, at);
                 }
             }
-        }
 
-        var ids = new int[detections.Length];
-        var used = new bool[tracks.Count];
-        foreach (var (_, t, d) in pairs.OrderByDescending(p => p.IoU).ThenBy(p => p.Track).ThenBy(p => p.Detection))
-        {
-            if (!used[t] && ids[d] == 0)
-            {
-                used[t] = true;
-                ids[d] = tracks[t].Id;
-                tracks[t] = tracks[t] with { Mask = detections[d].Mask, LastSeen = _frame };
-            }
+            tracks.RemoveAll(taken.Contains);
         }
+    }
 
-        for (var d = 0; d < detections.Length; d++)
+    private void Start(Detection[] found, int[] ids, int[] classes, TrackingOptions options, TimeSpan? time)
+    {
+        for (var d = 0; d < found.Length; d++)
         {
             if (ids[d] == 0)
             {
                 ids[d] = ++_nextId;
-                tracks.Add(new TrackRecord(ids[d], detections[d].ClassId, detections[d].Mask, _frame));
+                classes[d] = found[d].ClassId;
+                _tracks.Add(new TrackRecord(ids[d], found[d].ClassId, found[d].Mask, _frame, time, options.ClassVoteFrames));
+            }
+        }
+    }
+
+    private static IEnumerable<(double IoU, int Target, int Detection)> Pairs(List<Cropped> targets, Detection[] found, List<int> candidates, float threshold)
+    {
+        var pairs = new List<(double IoU, int Target, int Detection)>();
+        for (var t = 0; t < targets.Count; t++)
+        {
+            foreach (var d in candidates)
+            {
+                var iou = IoU(targets[t], found[d].Mask);
+                if (iou >= threshold)
+                {
+                    pairs.Add((iou, t, d));
+                }
             }
         }
 
-        return ids;
+        return pairs.OrderByDescending(p => p.IoU).ThenBy(p => p.Target).ThenBy(p => p.Detection);
     }
 
     private static double IoU(Cropped a, Cropped b)
@@ -106,12 +146,35 @@ internal sealed class ReferenceTracker
         public bool Inside(int x, int y) => _pixels[((y - Box.Y) * Box.Width) + x - Box.X];
     }
 
-    private sealed class Detection(int classId, PixelBox box, long area, Func<int, int, bool> inside)
+    private sealed record Detection(int ClassId, Cropped Mask);
+
+    private sealed class TrackRecord(int id, int classId, Cropped mask, long frame, TimeSpan? time, int voteFrames)
     {
-        public int ClassId { get; } = classId;
+        private readonly List<int> _classes = [classId];
 
-        public Cropped Mask { get; } = new(box, area, inside);
+        public int Id { get; } = id;
+
+        public int ClassId { get; private set; } = classId;
+
+        public Cropped Mask { get; private set; } = mask;
+
+        public long LastFrame { get; private set; } = frame;
+
+        public TimeSpan? LastTime { get; private set; } = time;
+
+        public int See(int classId, Cropped mask, long frame, TimeSpan? time)
+        {
+            (Mask, LastFrame, LastTime) = (mask, frame, time);
+            _classes.Add(classId);
+            var window = _classes.TakeLast(voteFrames).ToList();
+            var counts = window.GroupBy(c => c).ToDictionary(g => g.Key, g => g.Count());
+            var most = counts.Values.Max();
+            if (counts.GetValueOrDefault(ClassId) != most)
+            {
+                ClassId = window.Last(c => counts[c] == most);
+            }
+
+            return ClassId;
+        }
     }
-
-    private sealed record TrackRecord(int Id, int ClassId, Cropped Mask, long LastSeen);
 }

@@ -7,32 +7,50 @@ namespace MaskFormer.Engine.Tests.Tracking;
 public sealed class SegmentTrackerEquivalenceTests
 {
     [Theory]
-    [InlineData(1, 0.3f, 5)]
-    [InlineData(2, 0.05f, 0)]
-    [InlineData(3, 0.7f, 2)]
-    [InlineData(4, 1f, 1)]
-    [InlineData(5, 0.5f, 3)]
-    public void Track_RandomMovingBlobs_SameIdsAsThePixelReference(int seed, float threshold, int maxMissed)
+    [InlineData(1, 0.3f, 5, 8, 0.5f, 2000)]
+    [InlineData(2, 0.05f, 0, 1, 0f, 0)]
+    [InlineData(3, 0.7f, 2, 3, 0.3f, 150)]
+    [InlineData(4, 1f, 1, 8, 0.9f, 2000)]
+    [InlineData(5, 0.5f, 3, 5, 0.5f, 90)]
+    public void Track_RandomMovingBlobs_SameIdsAndClassesAsThePixelReference(int seed, float threshold, int maxMissed, int voteFrames, float minScore, int maxMissedMs)
     {
-        var options = new TrackingOptions { IouThreshold = threshold, MaxMissedFrames = maxMissed };
+        var options = new TrackingOptions
+        {
+            IouThreshold = threshold,
+            MaxMissedFrames = maxMissed,
+            ClassVoteFrames = voteFrames,
+            MinInstanceScore = minScore,
+            MaxMissedTime = TimeSpan.FromMilliseconds(maxMissedMs),
+        };
         var fast = new SegmentTracker();
         var reference = new ReferenceTracker();
-        var scene = new Scene(new Random(seed), 61, 47);
-        var matchedSomething = false;
+        var random = new Random(seed);
+        var scene = new Scene(random, 61, 47);
+        var time = TimeSpan.Zero;
+        var (continued, votedOver, untracked) = (false, false, false);
+        var seen = new HashSet<int>();
 
         for (var frame = 0; frame < 40; frame++)
         {
             scene.Step();
+            time += TimeSpan.FromMilliseconds(random.Next(10, 60));
             var instances = scene.Instances();
             using var panoptic = scene.Panoptic();
             try
             {
-                var expected = reference.Track(instances, panoptic, options);
-                var actual = fast.Track(instances, panoptic, options);
+                // Some frames come without a time: tracks then expire by frame count alone.
+                var at = frame % 7 == 3 ? (TimeSpan?)null : time;
+                var expected = reference.Track(instances, panoptic, options, at);
+                var actual = fast.Track(instances, panoptic, options, at);
 
                 Assert.Equal(expected.Instances, actual.InstanceTrackIds);
                 Assert.Equal(expected.Panoptic, actual.PanopticTrackIds);
-                matchedSomething |= frame > 0 && expected.Instances.Any(id => id <= instances.Count);
+                Assert.Equal(expected.InstanceClasses, actual.InstanceTrackClasses);
+                Assert.Equal(expected.PanopticClasses, actual.PanopticTrackClasses);
+                continued |= actual.PanopticTrackIds.Concat(actual.InstanceTrackIds).Any(seen.Contains);
+                seen.UnionWith(actual.PanopticTrackIds.Concat(actual.InstanceTrackIds).Where(id => id != 0));
+                votedOver |= panoptic.Segments.Select((s, i) => s.CategoryId != actual.PanopticTrackClasses[i]).Any(b => b);
+                untracked |= actual.InstanceTrackIds.Contains(0);
             }
             finally
             {
@@ -43,7 +61,9 @@ public sealed class SegmentTrackerEquivalenceTests
             }
         }
 
-        Assert.True(matchedSomething || threshold >= 1f, "no track was ever continued: the scene tests nothing");
+        Assert.True(continued || threshold >= 1f, "no track was ever continued: the scene tests nothing");
+        Assert.True(votedOver || voteFrames == 1 || threshold >= 1f, "no vote ever overruled a frame's class: the scene tests nothing");
+        Assert.True(untracked || minScore == 0f, "every instance was tracked: the score threshold is not tested");
     }
 
     [Fact]
@@ -58,7 +78,7 @@ public sealed class SegmentTrackerEquivalenceTests
             scene.Step();
             var instances = scene.Instances();
             using var panoptic = scene.Panoptic();
-            var segments = FrameSegments.From(instances, panoptic);
+            var segments = FrameSegments.From(instances, panoptic, options.MinInstanceScore);
             var expected = direct.Track(instances, panoptic, options);
             foreach (var instance in instances)
             {
@@ -68,6 +88,7 @@ public sealed class SegmentTrackerEquivalenceTests
             var actual = prepared.Track(segments, options);
             Assert.Equal(expected.InstanceTrackIds, actual.InstanceTrackIds);
             Assert.Equal(expected.PanopticTrackIds, actual.PanopticTrackIds);
+            Assert.Equal(expected.InstanceTrackClasses, actual.InstanceTrackClasses);
         }
     }
 
@@ -86,15 +107,20 @@ public sealed class SegmentTrackerEquivalenceTests
                 blob.Y += random.Next(-3, 4);
                 blob.Radius = Math.Clamp(blob.Radius + random.Next(-1, 2), 2, 14);
                 blob.Seed = random.Next();
+
+                // A mislabelled frame now and then, as a model gives.
+                blob.ShownClass = random.NextDouble() < 0.15 ? random.Next(3) : blob.Class;
+                blob.Score = (float)random.NextDouble();
             }
 
             while (_blobs.Count < 7 || random.NextDouble() < 0.2)
             {
-                var blob = new Blob { Class = random.Next(3), X = random.Next(width), Y = random.Next(height), Radius = random.Next(2, 12), Seed = random.Next() };
+                var cls = random.Next(3);
+                var blob = new Blob { Class = cls, ShownClass = cls, X = random.Next(width), Y = random.Next(height), Radius = random.Next(2, 12), Seed = random.Next() };
                 _blobs.Add(blob);
                 if (random.NextDouble() < 0.2)
                 {
-                    _blobs.Add(new Blob { Class = blob.Class, X = blob.X, Y = blob.Y, Radius = blob.Radius, Seed = blob.Seed });
+                    _blobs.Add(new Blob { Class = blob.Class, ShownClass = blob.ShownClass, X = blob.X, Y = blob.Y, Radius = blob.Radius, Seed = blob.Seed });
                 }
             }
         }
@@ -113,7 +139,7 @@ public sealed class SegmentTrackerEquivalenceTests
                     box.Add(x, y);
                     area++;
                 });
-                instances.Add(new InstanceMask(blob.Class, 0.9f, area, box.Build(), mask));
+                instances.Add(new InstanceMask(blob.ShownClass, blob.Score, area, box.Build(), mask));
             }
 
             return instances;
@@ -147,7 +173,7 @@ public sealed class SegmentTrackerEquivalenceTests
                 {
                     segments.Add(id == 1
                         ? new PanopticSegment(id, 7, false, 1f, area, box.Build())
-                        : new PanopticSegment(id, _blobs[id - 2].Class + 3, true, 0.9f, area, box.Build()));
+                        : new PanopticSegment(id, _blobs[id - 2].ShownClass + 3, true, 0.9f, area, box.Build()));
                 }
             }
 
@@ -174,6 +200,10 @@ public sealed class SegmentTrackerEquivalenceTests
     private sealed class Blob
     {
         public int Class { get; init; }
+
+        public int ShownClass { get; set; }
+
+        public float Score { get; set; } = 0.9f;
 
         public int X { get; set; }
 

@@ -11,39 +11,41 @@ public sealed class SegmentTrackerTests
     private static readonly string s_clip = Path.Combine(RepositoryPaths.TinyShapes, "clip");
 
     [Fact]
-    public void Track_GroundTruthClipWithMovingObjects_EachObjectKeepsOneId()
+    public void Track_GroundTruthClip_EachObjectStuffAndThingsKeepsOneIdFromOneIdSpace()
     {
         var tracker = new SegmentTracker();
-        var idsByTruth = new Dictionary<int, HashSet<int>>();
+        var idsByObject = new Dictionary<string, HashSet<int>>();
+        var frame = 0;
 
         foreach (var (panoptic, truthTrackBySegment) in LoadClip())
         {
             using (panoptic)
             {
-                var tracked = tracker.Track(null, panoptic, new TrackingOptions());
+                var tracked = tracker.Track(null, panoptic, new TrackingOptions(), TimeSpan.FromMilliseconds(40 * frame++));
+                Assert.DoesNotContain(0, tracked.PanopticTrackIds);
+                Assert.Equal(tracked.PanopticTrackIds.Count, tracked.PanopticTrackIds.Distinct().Count());
                 for (var i = 0; i < panoptic.Segments.Count; i++)
                 {
                     var segment = panoptic.Segments[i];
-                    if (!segment.IsThing)
+                    var key = segment.IsThing ? $"thing {truthTrackBySegment[segment.Id]}" : $"stuff {segment.CategoryId}";
+                    if (!idsByObject.TryGetValue(key, out var ids))
                     {
-                        Assert.Equal(segment.CategoryId, tracked.PanopticTrackIds[i]);
-                        continue;
-                    }
-
-                    var truth = truthTrackBySegment[segment.Id];
-                    if (!idsByTruth.TryGetValue(truth, out var ids))
-                    {
-                        idsByTruth[truth] = ids = [];
+                        idsByObject[key] = ids = [];
                     }
 
                     ids.Add(tracked.PanopticTrackIds[i]);
+                    Assert.Equal(segment.CategoryId, tracked.PanopticTrackClasses[i]);
                 }
             }
         }
 
-        Assert.Equal(3, idsByTruth.Count);
-        Assert.All(idsByTruth.Values, ids => Assert.Single(ids));
-        Assert.Equal(3, idsByTruth.Values.Select(ids => ids.Single()).Distinct().Count());
+        Assert.Equal(3, idsByObject.Keys.Count(k => k.StartsWith("thing", StringComparison.Ordinal)));
+        Assert.All(idsByObject.Values, ids => Assert.Single(ids));
+        var all = idsByObject.Values.Select(ids => ids.Single()).ToArray();
+        Assert.Equal(all.Length, all.Distinct().Count());
+
+        // One counter from 1: as many ids as objects, however many frames.
+        Assert.Equal(all.Length, all.Max());
     }
 
     [Fact]
@@ -61,29 +63,213 @@ public sealed class SegmentTrackerTests
         }
 
         var after = tracker.Track(null, first, options).PanopticTrackIds;
-        var things = first.Segments.Select((s, i) => (s, i)).Where(p => p.s.IsThing).Select(p => p.i).ToArray();
-        Assert.NotEmpty(things);
-        Assert.All(things, i => Assert.NotEqual(before[i], after[i]));
+        Assert.NotEmpty(after);
+        Assert.All(Enumerable.Range(0, after.Count), i => Assert.NotEqual(before[i], after[i]));
         foreach (var (panoptic, _) in frames)
         {
             panoptic.Dispose();
         }
     }
 
-    [Fact]
-    public void Track_SameObjectTwiceButAnotherClass_DoesNotInheritTheId()
+    [Theory]
+    [InlineData(900, true)]
+    [InlineData(1100, false)]
+    public void Track_ObjectGoneForAWhile_KeepsItsIdOnlyWithinMaxMissedTime(int goneMs, bool keeps)
     {
         var tracker = new SegmentTracker();
-        using var mask = new BinaryMask(10, 10);
-        mask.Row(3).Slice(2, 5).Fill(1);
-        var box = new PixelBox(2, 3, 5, 1);
+        var options = new TrackingOptions { MaxMissedFrames = 100, MaxMissedTime = TimeSpan.FromSeconds(1) };
+        using var mask = Square(10, 10, 2, 2, 5);
+        using var empty = new BinaryMask(10, 10);
 
-        var first = tracker.Track([new InstanceMask(3, 0.9f, 5, box, mask)], null, new TrackingOptions()).InstanceTrackIds;
-        var same = tracker.Track([new InstanceMask(3, 0.9f, 5, box, mask)], null, new TrackingOptions()).InstanceTrackIds;
-        var otherClass = tracker.Track([new InstanceMask(4, 0.9f, 5, box, mask)], null, new TrackingOptions()).InstanceTrackIds;
+        var before = tracker.Track([Instance(3, mask)], null, options, TimeSpan.FromSeconds(5)).InstanceTrackIds;
+        tracker.Track([], null, options, TimeSpan.FromSeconds(5) + TimeSpan.FromMilliseconds(goneMs / 2));
+        var after = tracker.Track([Instance(3, mask)], null, options, TimeSpan.FromSeconds(5) + TimeSpan.FromMilliseconds(goneMs)).InstanceTrackIds;
 
-        Assert.Equal(first[0], same[0]);
-        Assert.NotEqual(first[0], otherClass[0]);
+        Assert.Equal(keeps, before[0] == after[0]);
+    }
+
+    [Fact]
+    public void Track_ObjectMislabelledInSomeFrames_KeepsItsIdAndTheVotedClass()
+    {
+        var tracker = new SegmentTracker();
+        var options = new TrackingOptions { ClassVoteFrames = 5 };
+        var idsByTruth = new Dictionary<int, HashSet<int>>();
+        var frame = 0;
+        var flipped = 0;
+        foreach (var (panoptic, truthTrackBySegment) in LoadClip())
+        {
+            using (panoptic)
+            {
+                // Every third frame the model calls one thing (in turn) by another thing class.
+                var segments = panoptic.Segments.ToArray();
+                var things = Enumerable.Range(0, segments.Length).Where(i => segments[i].IsThing).ToArray();
+                var flip = frame % 3 == 2 ? things[frame / 3 % things.Length] : -1;
+                if (flip >= 0)
+                {
+                    segments[flip] = segments[flip] with { CategoryId = 3 + ((segments[flip].CategoryId - 3 + 1) % 3) };
+                    flipped++;
+                }
+
+                var shown = new PanopticResult(panoptic.SegmentIds, segments);
+                var tracked = tracker.Track(null, shown, options);
+                for (var i = 0; i < segments.Length; i++)
+                {
+                    // The track's class is the true one; the frame's own class is still what the model said.
+                    Assert.Equal(panoptic.Segments[i].CategoryId, tracked.PanopticTrackClasses[i]);
+                    if (segments[i].IsThing)
+                    {
+                        var truth = truthTrackBySegment[segments[i].Id];
+                        if (!idsByTruth.TryGetValue(truth, out var ids))
+                        {
+                            idsByTruth[truth] = ids = [];
+                        }
+
+                        ids.Add(tracked.PanopticTrackIds[i]);
+                    }
+                }
+            }
+
+            frame++;
+        }
+
+        Assert.True(flipped >= 4);
+        Assert.Equal(3, idsByTruth.Count);
+        Assert.All(idsByTruth.Values, ids => Assert.Single(ids));
+    }
+
+    [Fact]
+    public void Track_ClassChangesForGood_TrackFollowsOnceMostRecentFramesAgree()
+    {
+        var tracker = new SegmentTracker();
+        var options = new TrackingOptions { ClassVoteFrames = 4 };
+        using var mask = Square(10, 10, 2, 2, 5);
+        var classes = new List<int>();
+        var ids = new HashSet<int>();
+        foreach (var label in new[] { 3, 3, 3, 4, 4, 4, 4 })
+        {
+            var tracked = tracker.Track([Instance(label, mask)], null, options);
+            ids.Add(tracked.InstanceTrackIds[0]);
+            classes.Add(tracked.InstanceTrackClasses[0]);
+        }
+
+        Assert.Single(ids);
+
+        // Window of 4: [3,3,3,4] and [3,3,4,4] (a tie keeps 3), then [3,4,4,4].
+        Assert.Equal(new[] { 3, 3, 3, 3, 3, 4, 4 }, classes);
+    }
+
+    [Fact]
+    public void Track_InstancesAndPanopticOfTheSameObjects_ShareIdsAndLowScoresAreNotTracked()
+    {
+        var tracker = new SegmentTracker();
+        var idsByTruth = new Dictionary<int, HashSet<int>>();
+        var maxId = 0;
+        foreach (var (panoptic, truthTrackBySegment) in LoadClip())
+        {
+            using (panoptic)
+            {
+                var things = panoptic.Segments.Where(s => s.IsThing).ToArray();
+                var instances = things.Select(s => new InstanceMask(s.CategoryId, 0.9f, s.Area, s.Box, MaskOf(panoptic, s.Id))).ToList();
+
+                // A low-scoring near-duplicate of each object, as the model gives at score threshold 0.
+                instances.AddRange(things.Select(s => new InstanceMask(s.CategoryId, 0.1f, s.Area, s.Box, MaskOf(panoptic, s.Id))));
+                try
+                {
+                    var tracked = tracker.Track(instances, panoptic, new TrackingOptions());
+                    for (var i = 0; i < things.Length; i++)
+                    {
+                        var p = panoptic.Segments.ToList().IndexOf(things[i]);
+                        Assert.Equal(tracked.PanopticTrackIds[p], tracked.InstanceTrackIds[i]);
+                        Assert.Equal(0, tracked.InstanceTrackIds[things.Length + i]);
+                        Assert.Equal(things[i].CategoryId, tracked.InstanceTrackClasses[things.Length + i]);
+                        var truth = truthTrackBySegment[things[i].Id];
+                        if (!idsByTruth.TryGetValue(truth, out var ids))
+                        {
+                            idsByTruth[truth] = ids = [];
+                        }
+
+                        ids.Add(tracked.InstanceTrackIds[i]);
+                    }
+
+                    maxId = Math.Max(maxId, tracked.PanopticTrackIds.Concat(tracked.InstanceTrackIds).Max());
+                }
+                finally
+                {
+                    instances.ForEach(i => i.Dispose());
+                }
+            }
+        }
+
+        Assert.All(idsByTruth.Values, ids => Assert.Single(ids));
+
+        // Instances take their panoptic segment's id: no second set of ids, however many frames.
+        var (first, _) = LoadClip().First();
+        using (first)
+        {
+            Assert.Equal(first.Segments.Count, maxId);
+        }
+    }
+
+    [Theory]
+    [InlineData(0f, 5, 2, 8, 0.5f, "IouThreshold")]
+    [InlineData(0.3f, -1, 2, 8, 0.5f, "MaxMissedFrames")]
+    [InlineData(0.3f, 5, -1, 8, 0.5f, "MaxMissedTime")]
+    [InlineData(0.3f, 5, 2, 0, 0.5f, "ClassVoteFrames")]
+    [InlineData(0.3f, 5, 2, 8, 1.5f, "MinInstanceScore")]
+    [InlineData(0.3f, 5, 2, 8, 0.5f, null)]
+    public void Check_SettingOutOfRange_NamesIt(float iou, int missed, int missedSeconds, int vote, float score, string? named)
+    {
+        var options = new TrackingOptions { IouThreshold = iou, MaxMissedFrames = missed, MaxMissedTime = TimeSpan.FromSeconds(missedSeconds), ClassVoteFrames = vote, MinInstanceScore = score };
+
+        var error = options.Check();
+
+        if (named is null)
+        {
+            Assert.Null(error);
+        }
+        else
+        {
+            Assert.StartsWith(named, error);
+        }
+    }
+
+    private static BinaryMask Square(int width, int height, int x, int y, int size)
+    {
+        var mask = new BinaryMask(width, height);
+        for (var r = y; r < y + size; r++)
+        {
+            mask.Row(r).Slice(x, size).Fill(1);
+        }
+
+        return mask;
+    }
+
+    private static InstanceMask Instance(int label, BinaryMask mask)
+    {
+        var box = new PixelBox.Builder();
+        long area = 0;
+        for (var p = 0; p < mask.Pixels.Length; p++)
+        {
+            if (mask.Pixels[p] != 0)
+            {
+                box.Add(p % mask.Width, p / mask.Width);
+                area++;
+            }
+        }
+
+        return new InstanceMask(label, 0.9f, area, box.Build(), mask);
+    }
+
+    private static BinaryMask MaskOf(PanopticResult panoptic, int id)
+    {
+        var map = panoptic.SegmentIds;
+        var mask = new BinaryMask(map.Width, map.Height);
+        for (var p = 0; p < map.Values.Length; p++)
+        {
+            mask.Pixels[p] = (byte)(map.Values[p] == id ? 1 : 0);
+        }
+
+        return mask;
     }
 
     // Each clip frame's ground truth as a panoptic result, with the ground-truth track of each segment.
