@@ -27,6 +27,13 @@ public sealed partial class SegmentationEngine(
     private IReadOnlyList<ServedModel> _models = [];
     private volatile bool _ready;
 
+    /// <summary>
+    /// Where sessions come from; null for ONNX Runtime sessions (<see cref="SessionFactory"/>). The
+    /// container sets it when an <see cref="IModelSessionFactory"/> is registered: only tests do, to make
+    /// a session throw or hang.
+    /// </summary>
+    internal IModelSessionFactory? ModelSessionFactory { get; set; }
+
     /// <summary>The served models, default first.</summary>
     public IReadOnlyList<ServedModel> Models => _models;
 
@@ -56,27 +63,31 @@ public sealed partial class SegmentationEngine(
         var devices = _inference.Devices.Count > 0 ? _inference.Devices : [new DeviceOptions()];
         var cpuSessions = devices.Where(d => !DeviceSpec.TryParse(d.Name, out var spec) || !spec.IsCuda).Sum(d => d.Sessions) * folders.Count;
         var threads = _inference.IntraOpThreads > 0 ? _inference.IntraOpThreads : Math.Max(1, Environment.ProcessorCount / Math.Max(1, cpuSessions));
-        var factory = new SessionFactory(_inference, logger);
+        var factory = ModelSessionFactory ?? new SessionFactory(_inference, logger);
 
         var models = new List<ServedModel>();
-        var created = new List<ModelSession>();
+        var created = new List<IModelSession>();
         try
         {
             foreach (var folder in folders)
             {
-                var sessions = new List<ModelSession>();
+                var sessions = new List<IModelSession>();
+                var slots = new List<(DeviceSpec Device, int Threads, bool Required)>();
                 foreach (var device in devices)
                 {
                     var spec = DeviceSpec.TryParse(device.Name, out var parsed) ? parsed : DeviceSpec.Cpu;
                     for (var i = 0; i < device.Sessions; i++)
                     {
-                        var session = factory.Create(folder, spec, spec.IsCuda ? 1 : threads, device.Required);
+                        (DeviceSpec Device, int Threads, bool Required) slot = (spec, spec.IsCuda ? 1 : threads, device.Required);
+                        var session = factory.Create(folder, slot.Device, slot.Threads, slot.Required);
                         created.Add(session);
                         sessions.Add(session);
+                        slots.Add(slot);
                     }
                 }
 
-                var scheduler = new BatchScheduler([.. sessions], _inference, time, logger)
+                IModelSession Replace(int slot) => factory.Create(folder, slots[slot].Device, slots[slot].Threads, slots[slot].Required);
+                var scheduler = new BatchScheduler([.. sessions], Replace, _inference, time, logger)
                 {
                     Telemetry = new ModelTelemetry(folder.Name, folder.Version, _inference.MaxBatchSize),
                 };

@@ -18,8 +18,11 @@ public enum SegmentationErrorKind
     /// <summary>The request's deadline passed before inference started.</summary>
     DeadlineExceeded,
 
-    /// <summary>The engine is not ready (still loading, or shutting down).</summary>
+    /// <summary>The engine is not ready (still loading, or shutting down), or the model run hung and its session is being replaced.</summary>
     Unavailable,
+
+    /// <summary>The model run that served the request failed (ONNX Runtime threw); other requests are not affected.</summary>
+    ModelRunFailed,
 }
 
 /// <summary>A request the engine cannot answer, with a message fit to show the caller.</summary>
@@ -35,7 +38,7 @@ public sealed class SegmentationException : Exception
     /// <summary>Why the request failed.</summary>
     public SegmentationErrorKind Kind { get; }
 
-    /// <summary>For <see cref="SegmentationErrorKind.QueueFull"/>: when a retry may succeed.</summary>
+    /// <summary>For <see cref="SegmentationErrorKind.QueueFull"/> and a hung run's <see cref="SegmentationErrorKind.Unavailable"/>: when a retry may succeed.</summary>
     public TimeSpan? RetryAfter { get; init; }
 
     /// <summary>For <see cref="SegmentationErrorKind.InvalidArgument"/>: the request field at fault, if one is.</summary>

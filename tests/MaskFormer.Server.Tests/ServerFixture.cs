@@ -52,9 +52,9 @@ public sealed class ServerFixture : IAsyncLifetime
         }
     }
 
-    internal static async Task<(WebApplication App, Uri Address)> StartAsync(string[] args)
+    internal static async Task<(WebApplication App, Uri Address)> StartAsync(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
-        var app = ServerApp.Build(args);
+        var app = ServerApp.Build(args, configure);
         await app.StartAsync();
         return (app, new Uri(GrpcAddress(app)));
     }

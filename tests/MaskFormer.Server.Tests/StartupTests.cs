@@ -58,6 +58,17 @@ public sealed class StartupTests : IDisposable
         Assert.Contains($"MaskFormer:Streaming:Tracking:{setting}", error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("00:00:00.050")]
+    [InlineData("02:00:00")]
+    [InlineData("-00:00:01")]
+    public async Task Start_InvalidSessionRunTimeout_FailsNamingTheSetting(string timeout)
+    {
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => StartAsync(RepositoryPaths.Models, $"--MaskFormer:Inference:SessionRunTimeout={timeout}"));
+
+        Assert.Contains("MaskFormer:Inference:SessionRunTimeout", error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task ServerProcess_BadSettingFromEnvironment_ExitsNonZeroNamingTheSetting()
     {

@@ -11,11 +11,11 @@ namespace MaskFormer.Engine.Batching;
 /// up to <see cref="InferenceOptions.MaxBatchSize"/> for at most <see cref="InferenceOptions.MaxQueueDelay"/>
 /// after the oldest arrived, and a batch is formed only when a session is free (each session's thread
 /// takes its next batch itself), so batches grow under load. The queue is bounded: a full queue turns callers away at once. Requests whose deadline passes
-/// or whose caller cancels leave the queue without running.
+/// or whose caller cancels leave the queue without running. The session workers, and what happens when a
+/// run fails or hangs, are in BatchScheduler.Workers.cs.
 /// </summary>
 internal sealed partial class BatchScheduler : IAsyncDisposable
 {
-    private readonly ModelSession[] _sessions;
     private readonly InferenceOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -24,7 +24,6 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
     private readonly object _gate = new();
     private readonly List<BatchWorkItem> _pending = [];
     private readonly long[] _batchSizeCounts;
-    private readonly List<Thread> _workers = [];
     private bool _stopping;
     private int _queued;
     private int _inFlight;
@@ -34,9 +33,11 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
     private long _cancelled;
     private long _batchCount;
 
-    public BatchScheduler(ModelSession[] sessions, InferenceOptions options, TimeProvider time, ILogger logger)
+    // replace creates the session of a slot again, when the one there hung.
+    public BatchScheduler(IModelSession[] sessions, Func<int, IModelSession> replace, InferenceOptions options, TimeProvider time, ILogger logger)
     {
-        _sessions = sessions;
+        _sessions = [.. sessions];
+        _replace = replace;
         _options = options;
         _time = time;
         _logger = logger;
@@ -44,24 +45,20 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
         Telemetry = new ModelTelemetry(string.Empty, string.Empty, options.MaxBatchSize);
     }
 
-    public IReadOnlyList<ModelSession> Sessions => _sessions;
+    /// <summary>The sessions serving now (a hung one is out of the pool until its replacement is created).</summary>
+    public IReadOnlyList<IModelSession> Sessions
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [.. _sessions.OfType<IModelSession>()];
+            }
+        }
+    }
 
     /// <summary>Where model runs and queue depth are reported; the engine gives each model its own.</summary>
     public ModelTelemetry Telemetry { get; init; }
-
-    // Each session gets a dedicated thread: ONNX Runtime's Run blocks its caller anyway, and a thread of
-    // its own starts the next batch the moment one ends, never queued behind thread-pool work.
-    public void Start()
-    {
-        EngineMetrics.Track(Telemetry, () => Volatile.Read(ref _queued));
-        for (var i = 0; i < _sessions.Length; i++)
-        {
-            var session = _sessions[i];
-            var worker = new Thread(() => Work(session)) { IsBackground = true, Name = $"maskformer-session-{i}" };
-            _workers.Add(worker);
-            worker.Start();
-        }
-    }
 
     /// <summary>Queues <paramref name="input"/> and waits for its share of a batched run.</summary>
     /// <exception cref="SegmentationException">The queue is full, or the deadline passed while queued.</exception>
@@ -126,6 +123,8 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
         Interlocked.Exchange(ref _expired, 0);
         Interlocked.Exchange(ref _cancelled, 0);
         Interlocked.Exchange(ref _batchCount, 0);
+        Interlocked.Exchange(ref _failedRuns, 0);
+        Interlocked.Exchange(ref _hungRuns, 0);
         for (var i = 0; i < _batchSizeCounts.Length; i++)
         {
             Interlocked.Exchange(ref _batchSizeCounts[i], 0);
@@ -141,6 +140,8 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
         Expired = Interlocked.Read(ref _expired),
         Cancelled = Interlocked.Read(ref _cancelled),
         Batches = Interlocked.Read(ref _batchCount),
+        FailedRuns = Interlocked.Read(ref _failedRuns),
+        HungRuns = Interlocked.Read(ref _hungRuns),
         BatchSizeCounts = [.. _batchSizeCounts.Select(count => Interlocked.Read(ref count))],
     };
 
@@ -164,14 +165,6 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
         {
             Interlocked.Increment(ref _cancelled);
             item.Completion.TrySetCanceled();
-        }
-    }
-
-    private void Work(ModelSession session)
-    {
-        while (TakeBatch() is { } batch)
-        {
-            RunBatch(session, batch);
         }
     }
 
@@ -247,79 +240,6 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
         });
     }
 
-    private void RunBatch(ModelSession session, List<BatchWorkItem> batch)
-    {
-        var started = _time.GetTimestamp();
-        using var span = ModelRunSpan.Start(batch, session.Placement.ActualDevice, Telemetry);
-        try
-        {
-            var outputs = session.Run([.. batch.Select(item => item.Input)]);
-            var inferenceTime = _time.GetElapsedTime(started);
-            Telemetry.RecordModelRun(batch.Count, inferenceTime, session.Placement.ActualDevice);
-            Interlocked.Increment(ref _batchCount);
-            Interlocked.Increment(ref _batchSizeCounts[batch.Count - 1]);
-            for (var i = 0; i < batch.Count; i++)
-            {
-                var queueTime = TimeSpan.FromTicks((started - batch[i].EnqueuedTimestamp) * TimeSpan.TicksPerSecond / _time.TimestampFrequency);
-                Interlocked.Increment(ref _completed);
-                Interlocked.Decrement(ref _inFlight);
-                batch[i].Completion.TrySetResult(new BatchedOutput(outputs[i], batch.Count, queueTime, inferenceTime, session.Placement.ActualDevice));
-            }
-        }
-        catch (Exception ex)
-        {
-            span?.SetStatus(ActivityStatusCode.Error, ex.Message).SetTag(TelemetryTags.ErrorType, TelemetryTags.ErrorTypeOf(ex));
-            LogBatchFailed(_logger, ex, batch.Count);
-            foreach (var item in batch)
-            {
-                Interlocked.Decrement(ref _inFlight);
-                item.Completion.TrySetException(ex);
-            }
-        }
-    }
-
     private static SegmentationException DeadlineExceeded() =>
         new(SegmentationErrorKind.DeadlineExceeded, "The deadline passed while the request was queued; it was not run.");
-
-    public async ValueTask DisposeAsync()
-    {
-        EngineMetrics.Untrack(Telemetry);
-        lock (_gate)
-        {
-            _stopping = true;
-            Monitor.PulseAll(_gate);
-        }
-
-        // A worker finishes the batch it is running; then its thread ends.
-        await Task.Run(() =>
-        {
-            foreach (var worker in _workers)
-            {
-                worker.Join();
-            }
-        }).ConfigureAwait(false);
-
-        lock (_gate)
-        {
-            foreach (var item in _pending)
-            {
-                if (item.TryAbandon())
-                {
-                    Interlocked.Decrement(ref _queued);
-                    item.CancellationRegistration.Dispose();
-                    item.Completion.TrySetException(new SegmentationException(SegmentationErrorKind.Unavailable, "The server is shutting down."));
-                }
-            }
-
-            _pending.Clear();
-        }
-
-        foreach (var session in _sessions)
-        {
-            session.Dispose();
-        }
-    }
-
-    [LoggerMessage(EventId = 200, Level = LogLevel.Error, Message = "A model run of {BatchSize} images failed")]
-    private static partial void LogBatchFailed(ILogger logger, Exception exception, int batchSize);
 }

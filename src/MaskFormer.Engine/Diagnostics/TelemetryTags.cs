@@ -63,6 +63,7 @@ public static class TelemetryTags
         SegmentationErrorKind.QueueFull => "queue_full",
         SegmentationErrorKind.DeadlineExceeded => "deadline_exceeded",
         SegmentationErrorKind.Unavailable => "unavailable",
+        SegmentationErrorKind.ModelRunFailed => "model_run_failed",
         _ => "unknown",
     };
 

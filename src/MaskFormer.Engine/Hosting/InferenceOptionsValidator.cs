@@ -39,6 +39,11 @@ internal sealed class InferenceOptionsValidator : IValidateOptions<InferenceOpti
             failures.Add($"{Section}:MaxQueueDelay must be between 0 and 10 seconds (was {options.MaxQueueDelay}).");
         }
 
+        if (options.SessionRunTimeout != TimeSpan.Zero && (options.SessionRunTimeout < TimeSpan.FromMilliseconds(100) || options.SessionRunTimeout > TimeSpan.FromHours(1)))
+        {
+            failures.Add($"{Section}:SessionRunTimeout must be 0 (off) or between 100 ms and 1 hour (was {options.SessionRunTimeout}).");
+        }
+
         if (options.IntraOpThreads < 0)
         {
             failures.Add($"{Section}:IntraOpThreads must be 0 (automatic) or more (was {options.IntraOpThreads}).");

@@ -26,7 +26,12 @@ public static class InferenceServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ImageDecoderOptions>, InferenceOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ImageDecoder>();
-        services.TryAddSingleton<SegmentationEngine>();
+        services.TryAddSingleton(provider =>
+        {
+            var engine = ActivatorUtilities.CreateInstance<SegmentationEngine>(provider);
+            engine.ModelSessionFactory = provider.GetService<IModelSessionFactory>();
+            return engine;
+        });
         services.AddHostedService<InferenceHostedService>();
         return services;
     }

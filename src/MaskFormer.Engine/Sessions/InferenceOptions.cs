@@ -30,8 +30,16 @@ public sealed class InferenceOptions
     /// <summary>Most requests waiting per model; beyond it callers get "queue full" at once. Default 256.</summary>
     public int MaxQueueSize { get; set; } = 256;
 
-    /// <summary>The retry delay suggested to callers turned away by a full queue. Default 100 ms.</summary>
+    /// <summary>The retry delay suggested to callers turned away by a full queue, and to those whose model run hung. Default 100 ms.</summary>
     public TimeSpan QueueFullRetryAfter { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>
+    /// How long one model run may take before its session is taken out of the pool and replaced: the
+    /// run's requests are answered UNAVAILABLE with RetryInfo at once, ONNX Runtime is asked to
+    /// terminate the run, and a new session is created for the slot. Default 60 s; 0 turns the watchdog
+    /// off. Set it well above the slowest batch the devices run (MaxBatchSize images of the largest size).
+    /// </summary>
+    public TimeSpan SessionRunTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>Run every session once per batch size before reporting ready. Default true.</summary>
     public bool WarmUp { get; set; } = true;

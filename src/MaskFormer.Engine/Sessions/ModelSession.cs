@@ -12,7 +12,7 @@ namespace MaskFormer.Engine.Sessions;
 /// outputs <c>class_queries_logits</c> [batch, queries, classes + 1] and <c>masks_queries_logits</c>
 /// [batch, queries, height / 4, width / 4]. Not thread-safe: one worker owns it.
 /// </summary>
-internal sealed class ModelSession : IDisposable
+internal sealed class ModelSession : IModelSession
 {
     internal const string InputName = "pixel_values";
     internal const string ClassOutputName = "class_queries_logits";
@@ -128,6 +128,9 @@ internal sealed class ModelSession : IDisposable
 
         return outputs;
     }
+
+    /// <summary>ONNX Runtime checks the flag between nodes: the run ends with an OnnxRuntimeException.</summary>
+    public void Terminate() => _runOptions.Terminate = true;
 
     public void Dispose()
     {

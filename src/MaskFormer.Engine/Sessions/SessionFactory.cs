@@ -10,13 +10,16 @@ namespace MaskFormer.Engine.Sessions;
 /// that device go straight to the CPU, and every placement reports the reason. A required device never
 /// falls back: its failure is thrown as <see cref="DeviceUnavailableException"/>.
 /// </summary>
-internal sealed partial class SessionFactory(InferenceOptions options, ILogger logger)
+internal sealed partial class SessionFactory(InferenceOptions options, ILogger logger) : IModelSessionFactory
 {
     private readonly Dictionary<DeviceSpec, string> _failedDevices = [];
 
     /// <summary>A session for a model folder; logs name the model and its version, not the folder.</summary>
     public ModelSession Create(ModelFolder folder, DeviceSpec device, int intraOpThreads, bool required = false) =>
         Create(folder.ModelPath, device, intraOpThreads, required, folder.Name, folder.Version);
+
+    IModelSession IModelSessionFactory.Create(ModelFolder folder, DeviceSpec device, int intraOpThreads, bool required) =>
+        Create(folder, device, intraOpThreads, required);
 
     public ModelSession Create(string modelPath, DeviceSpec device, int intraOpThreads, bool required = false, string? modelName = null, string? version = null)
     {

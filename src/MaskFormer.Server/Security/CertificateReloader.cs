@@ -21,7 +21,7 @@ internal sealed partial class CertificateReloader(IOptions<SecurityOptions> opti
     {
         get
         {
-            var stamp = (Stamp(_options.CertificatePath), Stamp(_options.KeyPath));
+            var stamp = (FileStamp.Of(_options.CertificatePath), FileStamp.Of(_options.KeyPath));
             lock (_gate)
             {
                 if (_current is null || stamp != _stamp)
@@ -52,18 +52,6 @@ internal sealed partial class CertificateReloader(IOptions<SecurityOptions> opti
 
         // SslStream on Linux needs the key in a form it can export to OpenSSL; PKCS#12 round-trip gives that.
         return X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
-    }
-
-    private static string Stamp(string path)
-    {
-        if (path.Length == 0)
-        {
-            return "";
-        }
-
-        var file = new FileInfo(path);
-        var target = file.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? file;
-        return target.Exists ? $"{target.FullName}|{target.LastWriteTimeUtc.Ticks}|{target.Length}" : "missing";
     }
 
     [LoggerMessage(EventId = 401, Level = LogLevel.Information, Message = "TLS certificate loaded: {Subject}, thumbprint {Thumbprint}, valid until {NotAfter:u}.")]

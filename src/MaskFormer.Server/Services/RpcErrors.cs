@@ -45,6 +45,7 @@ internal static class RpcErrors
         SegmentationErrorKind.QueueFull => Code.ResourceExhausted,
         SegmentationErrorKind.DeadlineExceeded => Code.DeadlineExceeded,
         SegmentationErrorKind.Unavailable => Code.Unavailable,
+        SegmentationErrorKind.ModelRunFailed => Code.Internal,
         _ => Code.Internal,
     };
 }

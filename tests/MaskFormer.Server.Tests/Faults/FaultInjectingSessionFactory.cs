@@ -1,0 +1,129 @@
+using MaskFormer.Engine.Models;
+using MaskFormer.Engine.Preprocessing;
+using MaskFormer.Engine.Sessions;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace MaskFormer.Server.Tests.Faults;
+
+/// <summary>What a <see cref="FaultInjectingSession"/> does on its next runs.</summary>
+internal enum SessionFault
+{
+    /// <summary>Runs the real model.</summary>
+    None,
+
+    /// <summary>Throws, as a failed ONNX Runtime run does.</summary>
+    Throw,
+
+    /// <summary>Blocks until terminated, then throws, as ONNX Runtime does after RunOptions.Terminate.</summary>
+    Hang,
+
+    /// <summary>Blocks and ignores Terminate (a run stuck in native code) until the test releases it.</summary>
+    HangIgnoringTerminate,
+}
+
+/// <summary>
+/// A FAKE, for the faults that cannot be caused for real (a session that throws or hangs): real ONNX
+/// Runtime sessions on the committed model, wrapped so a test can make one of them fail. Registered in
+/// the server's container in place of the real factory.
+/// </summary>
+internal sealed class FaultInjectingSessionFactory : IModelSessionFactory
+{
+    private readonly SessionFactory _real = new(new InferenceOptions(), NullLogger.Instance);
+    private readonly List<FaultInjectingSession> _created = [];
+
+    /// <summary>Every session created, in order: at load, then replacements.</summary>
+    public IReadOnlyList<FaultInjectingSession> Created
+    {
+        get
+        {
+            lock (_created)
+            {
+                return [.. _created];
+            }
+        }
+    }
+
+    public IModelSession Create(ModelFolder folder, DeviceSpec device, int intraOpThreads, bool required)
+    {
+        var session = new FaultInjectingSession(_real.Create(folder, device, intraOpThreads, required));
+        lock (_created)
+        {
+            _created.Add(session);
+        }
+
+        return session;
+    }
+}
+
+/// <summary>A FAKE wrapper of a real session (see <see cref="FaultInjectingSessionFactory"/>).</summary>
+internal sealed class FaultInjectingSession(IModelSession inner) : IModelSession
+{
+    private readonly ManualResetEventSlim _released = new();
+    private int _failedItems;
+    private int _servedItems;
+    private int _terminated;
+    private int _disposed;
+    private int _hanging;
+    private volatile SessionFault _fault;
+
+    public SessionFault Fault
+    {
+        get => _fault;
+        set => _fault = value;
+    }
+
+    public SessionPlacement Placement => inner.Placement;
+
+    /// <summary>Requests of the runs this session failed (thrown or hung).</summary>
+    public int FailedItems => Volatile.Read(ref _failedItems);
+
+    /// <summary>Requests this session answered with the real model since it was created (warm-up included).</summary>
+    public int ServedItems => Volatile.Read(ref _servedItems);
+
+    public bool Terminated => Volatile.Read(ref _terminated) == 1;
+
+    public bool Disposed => Volatile.Read(ref _disposed) == 1;
+
+    /// <summary>True while a run is blocked in a hang.</summary>
+    public bool Hanging => Volatile.Read(ref _hanging) == 1;
+
+    public ModelOutput[] Run(IReadOnlyList<ModelInput> inputs)
+    {
+        switch (Fault)
+        {
+            case SessionFault.Throw:
+                Interlocked.Add(ref _failedItems, inputs.Count);
+                throw new InvalidOperationException("Injected session failure (test fake).");
+            case SessionFault.Hang or SessionFault.HangIgnoringTerminate:
+                Interlocked.Add(ref _failedItems, inputs.Count);
+                Volatile.Write(ref _hanging, 1);
+                _released.Wait();
+                Volatile.Write(ref _hanging, 0);
+                throw new InvalidOperationException("Exiting due to terminate flag being set to true (test fake).");
+            default:
+                var outputs = inner.Run(inputs);
+                Interlocked.Add(ref _servedItems, inputs.Count);
+                return outputs;
+        }
+    }
+
+    public void Terminate()
+    {
+        Volatile.Write(ref _terminated, 1);
+        inner.Terminate();
+        if (Fault != SessionFault.HangIgnoringTerminate)
+        {
+            _released.Set();
+        }
+    }
+
+    /// <summary>Lets a run stuck in <see cref="SessionFault.HangIgnoringTerminate"/> return.</summary>
+    public void Release() => _released.Set();
+
+    public void Dispose()
+    {
+        Volatile.Write(ref _disposed, 1);
+        inner.Dispose();
+        _released.Dispose();
+    }
+}
