@@ -20,6 +20,15 @@ const packageDefinition = protoLoader.loadSync(PROTO_FILE, {
   defaults: true, // unset scalars read as 0 / '' / false, unset messages as null
   oneofs: true, // the name of the set oneof field, e.g. response.outcome === 'result'
 });
+// Each stream response remembers its size on the wire (non-enumerable `wire_bytes`), so the stream
+// example can report what deltas save.
+const streamMethod = packageDefinition['maskformer.v1.SegmentationService'].SegmentStream;
+const deserializeResponse = streamMethod.responseDeserialize;
+streamMethod.responseDeserialize = (bytes) => {
+  const message = deserializeResponse(bytes);
+  Object.defineProperty(message, 'wire_bytes', { value: bytes.length });
+  return message;
+};
 const proto = grpc.loadPackageDefinition(packageDefinition);
 
 /** The generated client constructor: new SegmentationService('host:port', credentials). */

@@ -35,7 +35,7 @@ internal sealed class DeltaRebuilder
             {
                 Assert.Equal(_frameId, patches.BaseFrameId);
                 var header = _semanticHeader!;
-                _semantic = Apply(_semantic!, width, patches, data => DecodeLabels(data, header.Encoding, (int)header.BitsPerPixel));
+                _semantic = Apply(_semantic!, width, patches, data => DecodeLabels(data, header.Encoding, (int)header.BitsPerPixel), header.BitsPerPixel == 16 ? 16 : 8);
                 semantic.LabelMapDelta = null;
                 semantic.LabelMap = header.Clone();
                 semantic.LabelMap.Data = ByteString.CopyFrom(EncodeLabels(_semantic, width, height, header.Encoding, (int)header.BitsPerPixel));
@@ -54,7 +54,7 @@ internal sealed class DeltaRebuilder
             if (panoptic.SegmentIdDelta is { } patches)
             {
                 Assert.Equal(_frameId, patches.BaseFrameId);
-                _panoptic = Apply(_panoptic!, width, patches, DecodeSegmentIds);
+                _panoptic = Apply(_panoptic!, width, patches, DecodeSegmentIds, 8);
                 panoptic.SegmentIdDelta = null;
                 using var map = ToMap(_panoptic, width, height);
                 panoptic.SegmentIdPng = ByteString.CopyFrom(PanopticPngEncoder.Encode(map));
@@ -109,16 +109,24 @@ internal sealed class DeltaRebuilder
         return (image.Width, image.Height, Pixels(image, p => checked((ushort)(p.R + (256 * p.G) + (65536 * p.B)))));
     }
 
-    private static ushort[] Apply(ushort[] previous, int width, MapDelta delta, Func<ByteString, (int Width, int Height, ushort[] Pixels)> decode)
+    // Each patch pixel is added to the old one per sample, modulo the sample's size (bytes of an 8-bit label or an RGB id; 16-bit labels whole).
+    private static ushort[] Apply(ushort[] previous, int width, MapDelta delta, Func<ByteString, (int Width, int Height, ushort[] Pixels)> decode, int sampleBits)
     {
         var pixels = (ushort[])previous.Clone();
         foreach (var patch in delta.Patches)
         {
             var (_, _, patchPixels) = decode(patch.Data);
             Assert.Equal((int)(patch.Width * patch.Height), patchPixels.Length);
-            for (var y = 0; y < patch.Height; y++)
+            for (var y = 0; y < (int)patch.Height; y++)
             {
-                patchPixels.AsSpan((int)(y * patch.Width), (int)patch.Width).CopyTo(pixels.AsSpan((int)(((patch.Y + y) * width) + patch.X)));
+                for (var x = 0; x < (int)patch.Width; x++)
+                {
+                    ref var pixel = ref pixels[((patch.Y + y) * width) + patch.X + x];
+                    var change = patchPixels[(y * patch.Width) + x];
+                    pixel = sampleBits == 16
+                        ? (ushort)(pixel + change)
+                        : (ushort)(((pixel + change) & 0xFF) | ((((pixel >> 8) + (change >> 8)) & 0xFF) << 8));
+                }
             }
         }
 

@@ -59,7 +59,7 @@ internal sealed class DeltaEncoder
 
         var bits = (int)full.BitsPerPixel;
         var raw = full.Encoding == LabelMapEncoding.Raw;
-        var patches = Patches(previous, pixels, crop => raw ? LabelMapPngEncoder.EncodeRaw(crop, bits) : LabelMapPngEncoder.EncodePng(crop, bits));
+        var patches = Patches(previous, pixels, bits, change => raw ? LabelMapPngEncoder.EncodeRaw(change, bits) : MapPatches.EncodeChangePng(change, bits));
         if (Smaller(patches, full.Data.Length))
         {
             semantic.LabelMap = null;
@@ -74,7 +74,7 @@ internal sealed class DeltaEncoder
             return;
         }
 
-        var patches = Patches(previous, pixels, PanopticPngEncoder.Encode);
+        var patches = Patches(previous, pixels, 8, change => MapPatches.EncodeChangePng(change, 24));
         if (Smaller(patches, panoptic.SegmentIdPng.Length))
         {
             panoptic.SegmentIdPng = ByteString.Empty;
@@ -99,20 +99,20 @@ internal sealed class DeltaEncoder
         }
     }
 
-    private MapDelta Patches(ushort[] previous, ushort[] current, Func<LabelMap, byte[]> encode)
+    private MapDelta Patches(ushort[] previous, ushort[] current, int sampleBits, Func<LabelMap, byte[]> encode)
     {
         var (width, height) = ((int)_width, (int)_height);
         var delta = new MapDelta { BaseFrameId = _frameId };
         foreach (var rectangle in MapPatches.Changed(previous, current, width, height))
         {
-            using var crop = MapPatches.Crop(current, width, rectangle);
+            using var change = MapPatches.Change(previous, current, width, rectangle, sampleBits);
             delta.Patches.Add(new MapPatch
             {
                 X = (uint)rectangle.X,
                 Y = (uint)rectangle.Y,
                 Width = (uint)rectangle.Width,
                 Height = (uint)rectangle.Height,
-                Data = UnsafeByteOperations.UnsafeWrap(encode(crop)),
+                Data = UnsafeByteOperations.UnsafeWrap(encode(change)),
             });
         }
 

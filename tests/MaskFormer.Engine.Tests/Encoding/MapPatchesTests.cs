@@ -8,9 +8,10 @@ public sealed class MapPatchesTests
 
     [Theory]
     [MemberData(nameof(Seeds))]
-    public void Changed_RandomEdits_CopyingTheRectanglesOverTheOldMapGivesTheNewOne(int seed)
+    public void ChangedAndChange_RandomEdits_AddingTheChangesToTheOldMapGivesTheNewOne(int seed)
     {
         var random = new Random(seed);
+        var sampleBits = seed % 2 == 0 ? 8 : 16;
         var (width, height) = (random.Next(1, 70), random.Next(1, 70));
         var previous = new ushort[width * height];
         for (var i = 0; i < previous.Length; i++)
@@ -45,11 +46,16 @@ public sealed class MapPatchesTests
             Assert.InRange(r.X + r.Width, 1, width);
             Assert.InRange(r.Y + r.Height, 1, height);
             lastBottom = r.Y + r.Height - 1;
-            using var crop = MapPatches.Crop(current, width, r);
-            Assert.Equal((r.Width, r.Height), (crop.Width, crop.Height));
+            using var change = MapPatches.Change(previous, current, width, r, sampleBits);
+            Assert.Equal((r.Width, r.Height), (change.Width, change.Height));
             for (var y = 0; y < r.Height; y++)
             {
-                crop.Row(y).CopyTo(rebuilt.AsSpan(((r.Y + y) * width) + r.X));
+                for (var x = 0; x < r.Width; x++)
+                {
+                    ref var pixel = ref rebuilt[((r.Y + y) * width) + r.X + x];
+                    pixel = Add(pixel, change.Row(y)[x], sampleBits);
+                }
+
                 covered.AsSpan(((r.Y + y) * width) + r.X, r.Width).Fill(true);
             }
         }
@@ -76,4 +82,23 @@ public sealed class MapPatchesTests
 
         Assert.Equal([new MapRectangle(7, 2, 3, 2), new MapRectangle(0, 39, 1, 1)], rectangles);
     }
+
+    [Fact]
+    public void Change_IdsCrossingAByte_PerByteOrPer16BitSample()
+    {
+        ushort[] previous = [0x01FF, 0x0100, 7];
+        ushort[] current = [0x0200, 0x00FF, 7];
+
+        using var perByte = MapPatches.Change(previous, current, 3, new MapRectangle(0, 0, 3, 1), 8);
+        using var perSample = MapPatches.Change(previous, current, 3, new MapRectangle(0, 0, 3, 1), 16);
+
+        // Bytes: 0xFF→0x00 is +1, 0x01→0x02 is +1; 0x00→0xFF is −1 = 0xFF, 0x01→0x00 is 0xFF.
+        Assert.Equal([0x0101, 0xFFFF, 0], perByte.Values.ToArray());
+        Assert.Equal([0x0001, 0xFFFF, 0], perSample.Values.ToArray());
+    }
+
+    // The client's rule: each sample added modulo its size (bytes of a COCO RGB id or an 8-bit label; 16-bit labels whole).
+    private static ushort Add(ushort old, ushort change, int sampleBits) => sampleBits == 16
+        ? (ushort)(old + change)
+        : (ushort)(((old + change) & 0xFF) | ((((old >> 8) + (change >> 8)) & 0xFF) << 8));
 }
