@@ -88,6 +88,23 @@ public sealed class CliTests(ServerFixture server) : IDisposable
     }
 
     [Fact]
+    public async Task Stream_TargetFpsAndMaxAge_PassedToTheServerAndItsFiguresShown()
+    {
+        var clip = Path.Combine(RepositoryPaths.TinyShapes, "clip");
+        using var output = new StringWriter();
+
+        var exitCode = await StreamCommand.RunAsync(new CommandArguments([clip, "--server", server.Address.ToString(), "--out", _out, "--target-fps", "40", "--max-age", "2s"]), output, CancellationToken.None);
+
+        Assert.Equal(0, exitCode);
+        var text = output.ToString();
+        Assert.Contains("at 40 fps", text, StringComparison.Ordinal);
+        var summary = text.Split('\n').Single(l => l.Contains("server: ", StringComparison.Ordinal));
+        Assert.Contains("target 40 fps, max age 2000 ms", summary, StringComparison.Ordinal);
+        Assert.Contains("of 16 |", summary, StringComparison.Ordinal);
+        Assert.Equal(16, Directory.GetFiles(_out, "*.overlay.png").Length);
+    }
+
+    [Fact]
     public async Task Segment_PanopticAndInstance_DrawSegmentsInClassColoursAndLeaveTheRestAsTheImage()
     {
         var image = Path.Combine(RepositoryPaths.HeldOut, HeldOutSet.ImageFiles[0]);

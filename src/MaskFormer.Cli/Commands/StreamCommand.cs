@@ -20,6 +20,9 @@ internal static class StreamCommand
     // answer is always read (and timed) as soon as it arrives, and memory stays bounded.
     private const int MaxUndrawnFrames = 128;
 
+    // How often the server reports its figures, shown live.
+    private const uint StatusIntervalMs = 500;
+
     public static CommandInfo Info { get; } = new(
         "stream",
         "stream a video or a folder of frames; live fps, latency, skipped; overlay video out",
@@ -29,19 +32,23 @@ internal static class StreamCommand
         10 fps for a folder of images) as a camera would. Shows answers, skipped frames, fps and latency
         (from sending a frame to reading its answer; drawing the overlays is not counted).
         Overlays go to a video when --out ends in .mp4/.mkv/.webm/.avi (ffmpeg), else as PNGs in the folder.
-        A frame the server skipped repeats the last overlay.
+        A frame the server skipped repeats the last overlay. The server's own figures (achieved and
+        sustainable rate, result age, skips by reason) come from its status messages, shown live and at the end.
           --out PATH             overlay video or folder (default stream-out)
           --task NAME            semantic, panoptic or instance (default semantic); --panoptic is short for panoptic
           --policy NAME          queue, drop-oldest or latest-only: what the server does when frames come too fast (default queue)
           --in-flight N          frames of this stream in the engine at once (default 4)
-          --fps N                send at N frames per second instead of the source's rate
+          --fps N                send at N frames per second instead of the source's rate (or the target's)
+          --target-fps N         latency contract: the rate wanted; the server adapts frames in flight to it (frames are sent at it unless --fps)
+          --max-age D            latency contract: the oldest a result may be, e.g. 100ms or 0.2s; older frames are skipped (too_old)
+          --allow-downscale      latency contract: the server may lower the output resolution to keep up
           --no-pacing            send as fast as the stream accepts them
           --model NAME           the model (default: the server's default model)
           --alpha A              strength of the class colours over the image, 0..1 (default 0.6)
           --min-score S          instance: the lowest score kept and drawn (default 0.5)
         {CliApp.ServerHelp}
         """,
-        ["out", "task", "panoptic", "policy", "in-flight", "fps", "no-pacing", "model", "alpha", "min-score"],
+        ["out", "task", "panoptic", "policy", "in-flight", "fps", "no-pacing", "model", "alpha", "min-score", "target-fps", "max-age", "allow-downscale"],
         RunAsync);
 
     public static async Task<int> RunAsync(CommandArguments args, TextWriter output, CancellationToken cancellationToken)
@@ -51,25 +58,18 @@ internal static class StreamCommand
             throw new UsageException($"give one INPUT, a video or a folder of images (got {args.Positional.Count}); see 'maskformer stream --help'.");
         }
 
-        var policy = args.Get("policy", "queue") switch
-        {
-            "queue" => OverloadPolicy.Queue,
-            "drop-oldest" => OverloadPolicy.DropOldest,
-            "latest-only" => OverloadPolicy.LatestOnly,
-            var other => throw new UsageException($"--policy {other}: use queue, drop-oldest or latest-only."),
-        };
-        var tasks = SegmentCommand.ParseTasks(args.Has("panoptic") ? "panoptic" : args.Get("task", "semantic"));
-        var task = tasks.Count == 1 ? tasks[0] : throw new UsageException("--task: a stream draws one task; give semantic, panoptic or instance.");
+        var config = ToConfig(args);
+        var task = config.Tasks[0];
         var options = new OverlayOptions { Alpha = Math.Clamp(args.GetDouble("alpha", 0.6), 0, 1) };
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
         if (!ReferenceEquals(output, Console.Out) || Console.IsOutputRedirected)
         {
             // Logs and pipes have no width; keep each status on one line.
-            console.Profile.Width = Math.Max(console.Profile.Width, 160);
+            console.Profile.Width = Math.Max(console.Profile.Width, 320);
         }
 
         await using var source = await FrameSource.OpenAsync(args.Positional[0], cancellationToken).ConfigureAwait(false);
-        var fps = args.Has("fps") ? args.GetDouble("fps", 0) : source.FramesPerSecond;
+        var fps = args.Has("fps") ? args.GetDouble("fps", 0) : config.Latency is { TargetFps: > 0 } latency ? latency.TargetFps : source.FramesPerSecond;
         var pacer = args.Has("no-pacing") ? null : new FramePacer(fps, TimeProvider.System);
 
         using var channel = GrpcChannel.ForAddress(args.ServerAddress);
@@ -82,18 +82,10 @@ internal static class StreamCommand
         var labelNames = model.Labels.ToDictionary(l => (int)l.Id, l => l.Name);
         await using var sink = new OverlaySink(args.Get("out", "stream-out"), fps, task, labelNames, legend, options);
 
-        console.MarkupLineInterpolated($"streaming {args.Positional[0]} ({(source.Count > 0 ? $"{source.Count} frames" : "frames")}) to {args.ServerAddress} {(pacer is null ? "as fast as the stream accepts them" : string.Create(CultureInfo.InvariantCulture, $"at {fps:0.##} fps"))}, {task.ToString().ToLowerInvariant()}, policy {args.Get("policy", "queue")}");
+        console.MarkupLineInterpolated($"streaming {args.Positional[0]} ({(source.Count > 0 ? $"{source.Count} frames" : "frames")}) to {args.ServerAddress} {(pacer is null ? "as fast as the stream accepts them" : string.Create(CultureInfo.InvariantCulture, $"at {fps:0.##} fps"))}, {task.ToString().ToLowerInvariant()}, policy {args.Get("policy", "queue")}, {StreamStats.DescribeContract(config.Latency)}");
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var call = client.SegmentStream(cancellationToken: stop.Token);
-        var config = new StreamConfig
-        {
-            Model = modelName,
-            OverloadPolicy = policy,
-            MaxInFlight = (uint)args.GetDouble("in-flight", 4),
-            Options = new SegmentationOptions { InstanceScoreThreshold = (float)args.GetDouble("min-score", 0.5), RleFormat = RleFormat.Counts },
-        };
-        config.Tasks.Add(task);
         await call.RequestStream.WriteAsync(new SegmentStreamRequest { Config = config }, stop.Token).ConfigureAwait(false);
 
         var stats = new StreamStats();
@@ -141,6 +133,12 @@ internal static class StreamCommand
                 {
                     await foreach (var response in call.ResponseStream.ReadAllAsync(stop.Token).ConfigureAwait(false))
                     {
+                        if (response.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Status)
+                        {
+                            stats.Record(response.Status);
+                            continue;
+                        }
+
                         var arrived = Stopwatch.GetTimestamp();
                         SentFrame frame;
                         lock (sync)
@@ -194,11 +192,41 @@ internal static class StreamCommand
         }
 
         console.MarkupLineInterpolated($"[green]{stats.Describe()}[/] (latency: frame sent to answer read); overlays in {sink.Destination}");
+        if (stats.ServerSummary(config.Latency) is { } summary)
+        {
+            console.MarkupLineInterpolated($"[green]{summary}[/]");
+        }
+
         if (heldBack > 0)
         {
             console.MarkupLineInterpolated($"[yellow]drawing the overlays fell {MaxUndrawnFrames} frames behind, so {heldBack} frames were sent late: the rate shown is this client's, not the server's (try --out with a folder, or --no-pacing to measure the server)[/]");
         }
         return stats.Errors == 0 ? 0 : 1;
+    }
+
+    /// <summary>The StreamConfig the options ask for: model, task, policy, in-flight, latency contract; status every 500 ms.</summary>
+    public static StreamConfig ToConfig(CommandArguments args)
+    {
+        var policy = args.Get("policy", "queue") switch
+        {
+            "queue" => OverloadPolicy.Queue,
+            "drop-oldest" => OverloadPolicy.DropOldest,
+            "latest-only" => OverloadPolicy.LatestOnly,
+            var other => throw new UsageException($"--policy {other}: use queue, drop-oldest or latest-only."),
+        };
+        var tasks = SegmentCommand.ParseTasks(args.Has("panoptic") ? "panoptic" : args.Get("task", "semantic"));
+        var task = tasks.Count == 1 ? tasks[0] : throw new UsageException("--task: a stream draws one task; give semantic, panoptic or instance.");
+        var config = new StreamConfig
+        {
+            Model = args.Get("model", string.Empty),
+            OverloadPolicy = policy,
+            MaxInFlight = (uint)args.GetDouble("in-flight", 4),
+            Options = new SegmentationOptions { InstanceScoreThreshold = (float)args.GetDouble("min-score", 0.5), RleFormat = RleFormat.Counts },
+            Latency = LatencyArguments.Parse(args),
+            StatusIntervalMs = StatusIntervalMs,
+        };
+        config.Tasks.Add(task);
+        return config;
     }
 
     private sealed record SentFrame(Contracts.V1.Image Image, string Name, long Timestamp);

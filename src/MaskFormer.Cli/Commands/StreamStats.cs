@@ -1,3 +1,4 @@
+using System.Globalization;
 using MaskFormer.Contracts.V1;
 
 namespace MaskFormer.Cli.Commands;
@@ -14,6 +15,7 @@ internal sealed class StreamStats
     private int _errors;
     private int _skipped;
     private TimeSpan _lastAnswer;
+    private StreamStatus? _status;
 
     public int Errors
     {
@@ -48,7 +50,16 @@ internal sealed class StreamStats
         }
     }
 
-    /// <summary>Counts, answers per second up to the last answer, and latency percentiles.</summary>
+    /// <summary>Keeps the server's latest status message.</summary>
+    public void Record(StreamStatus status)
+    {
+        lock (_sync)
+        {
+            _status = status;
+        }
+    }
+
+    /// <summary>Counts, answers per second up to the last answer, and latency percentiles; the server's figures when it sent some.</summary>
     public string Describe()
     {
         lock (_sync)
@@ -57,7 +68,58 @@ internal sealed class StreamStats
             var sorted = _latencies.Order().ToArray();
             var p50 = sorted.Length > 0 ? sorted[sorted.Length / 2] : 0;
             var p95 = sorted.Length > 0 ? sorted[Math.Min(sorted.Length - 1, (int)(sorted.Length * 0.95))] : 0;
-            return $"{_results} done, {_skipped} skipped, {_errors} errors | {_results / Math.Max(elapsed.TotalSeconds, 1e-3):F1} fps | latency p50 {p50:F0} ms p95 {p95:F0} ms";
+            var client = string.Create(CultureInfo.InvariantCulture, $"{_results} done, {_skipped} skipped, {_errors} errors | {_results / Math.Max(elapsed.TotalSeconds, 1e-3):F1} fps | latency p50 {p50:F0} ms p95 {p95:F0} ms");
+            return _status is { } status
+                ? string.Create(CultureInfo.InvariantCulture, $"{client} | server {status.AchievedFps:F1} fps (sustainable {status.SustainableFps:F1}), age p50 {status.ResultAge.P50Ms:F0} p99 {status.ResultAge.P99Ms:F0} ms, {status.FramesSkipped} skipped, {status.MaxInFlight} in flight")
+                : client;
         }
     }
+
+    /// <summary>The server's final figures against the contract, one line; null when it sent no status.</summary>
+    public string? ServerSummary(LatencyContract? contract)
+    {
+        lock (_sync)
+        {
+            if (_status is not { } status)
+            {
+                return null;
+            }
+
+            var skips = status.Skips.Count == 0 ? "none" : string.Join(", ", status.Skips.Select(s => $"{SkipName(s.Reason)} {s.Count}"));
+            return string.Create(
+                CultureInfo.InvariantCulture,
+                $"server: {DescribeContract(contract)} | achieved {status.AchievedFps:F1} fps, sustainable {status.SustainableFps:F1} fps | result age p50 {status.ResultAge.P50Ms:F0} p90 {status.ResultAge.P90Ms:F0} p99 {status.ResultAge.P99Ms:F0} max {status.ResultAge.MaxMs:F0} ms | {status.FramesAnswered} answered, {status.FramesSkipped} skipped ({skips}), {status.FramesFailed} failed of {status.FramesReceived} | {status.MaxInFlight} in flight, scale {status.OutputScale:0.##}");
+        }
+    }
+
+    /// <summary>"target 30 fps, max age 100 ms", or "no target".</summary>
+    public static string DescribeContract(LatencyContract? contract)
+    {
+        if (contract is null || (contract.TargetFps <= 0 && contract.MaxAgeMs == 0))
+        {
+            return "no target";
+        }
+
+        var parts = new List<string>();
+        if (contract.TargetFps > 0)
+        {
+            parts.Add(string.Create(CultureInfo.InvariantCulture, $"target {contract.TargetFps:0.##} fps"));
+        }
+
+        if (contract.MaxAgeMs > 0)
+        {
+            parts.Add(string.Create(CultureInfo.InvariantCulture, $"max age {contract.MaxAgeMs} ms"));
+        }
+
+        return string.Join(", ", parts);
+    }
+
+    private static string SkipName(SkipReason reason) => reason switch
+    {
+        SkipReason.TooOld => "too_old",
+        SkipReason.Superseded => "superseded",
+        SkipReason.DroppedOldest => "dropped_oldest",
+        SkipReason.StreamEnded => "stream_ended",
+        _ => reason.ToString().ToLowerInvariant(),
+    };
 }

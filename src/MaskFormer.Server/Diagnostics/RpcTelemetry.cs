@@ -34,4 +34,10 @@ internal static class RpcTelemetry
 
     public static readonly Counter<long> Frames = MaskFormerTelemetry.Meter.CreateCounter<long>(
         "maskformer.stream.frames", "{frame}", "Stream frames answered, by outcome (result, error, skipped) and skip reason.");
+
+    public static readonly UpDownCounter<long> UnwrittenBytes = MaskFormerTelemetry.Meter.CreateUpDownCounter<long>(
+        "maskformer.stream.unwritten_bytes", "By", "Bytes of finished stream answers not yet handed to the transport.");
+
+    public static readonly Counter<long> HeldBack = MaskFormerTelemetry.Meter.CreateCounter<long>(
+        "maskformer.stream.held_back", "{event}", "Times a stream started no frame because its unwritten answers reached MaxUnwrittenBytes.");
 }

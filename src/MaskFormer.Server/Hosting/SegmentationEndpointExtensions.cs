@@ -43,6 +43,7 @@ public static class SegmentationEndpointExtensions
         services.AddOptions<StreamingOptions>().BindConfiguration(StreamingOptions.SectionName)
             .Validate(o => o.DefaultMaxInFlight >= 1 && o.MaxInFlightLimit >= o.DefaultMaxInFlight, $"{StreamingOptions.SectionName}:DefaultMaxInFlight must be at least 1 and at most MaxInFlightLimit.")
             .Validate(o => o.PendingFrames >= 1 && o.MaxUnwrittenResponses >= 1, $"{StreamingOptions.SectionName}:PendingFrames and MaxUnwrittenResponses must be at least 1.")
+            .Validate(o => o.MaxUnwrittenBytes is >= 1024 and <= int.MaxValue, $"{StreamingOptions.SectionName}:MaxUnwrittenBytes must be between 1024 and {int.MaxValue} bytes.")
             .Validate(o => o.DrainTimeout > TimeSpan.Zero && o.DrainTimeout <= TimeSpan.FromMinutes(10), $"{StreamingOptions.SectionName}:DrainTimeout must be more than 0 and at most 10 minutes.")
             .ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<StreamingOptions>, TrackingDefaultsValidator>());
@@ -50,6 +51,7 @@ public static class SegmentationEndpointExtensions
         // Streams drain before Kestrel stops; the host gives up only after the drain time plus a margin.
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IResultWarmUp, ResponseWarmUp>());
         services.TryAddSingleton<OpenStreams>();
+        services.TryAddSingleton<StreamBuffers>();
         services.AddHostedService(provider => provider.GetRequiredService<OpenStreams>());
         services.AddOptions<HostOptions>().Configure<IOptions<StreamingOptions>>((host, streaming) =>
             host.ShutdownTimeout = streaming.Value.DrainTimeout + StreamingOptions.ShutdownMargin);

@@ -15,7 +15,8 @@ internal sealed class SegmentationGrpcService(
     OpenStreams openStreams,
     IHostApplicationLifetime lifetime,
     TimeProvider time,
-    FrameTelemetry frames) : SegmentationService.SegmentationServiceBase
+    FrameTelemetry frames,
+    StreamBuffers buffers) : SegmentationService.SegmentationServiceBase
 {
     public override async Task<SegmentResponse> Segment(SegmentRequest request, ServerCallContext context)
     {
@@ -39,7 +40,7 @@ internal sealed class SegmentationGrpcService(
     public override async Task SegmentStream(IAsyncStreamReader<SegmentStreamRequest> requestStream, IServerStreamWriter<SegmentStreamResponse> responseStream, ServerCallContext context)
     {
         using var open = openStreams.Open();
-        using var session = new StreamSession(segmenter, streaming.Value, time, requestStream, responseStream, context, frames, lifetime.ApplicationStopping);
+        using var session = new StreamSession(segmenter, streaming.Value, time, requestStream, responseStream, context, frames, buffers, lifetime.ApplicationStopping);
         await session.RunAsync().ConfigureAwait(false);
     }
 

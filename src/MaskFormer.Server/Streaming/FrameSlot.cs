@@ -30,6 +30,8 @@ internal sealed record FrameOutcome(SegmentResponse? Result, FrameSegments? Segm
 {
     /// <summary>The result's maps as pixels, when the stream sends deltas.</summary>
     public DeltaMaps? Maps { get; init; }
+    /// <summary>The encoded result's size, held by the stream until the answer is written.</summary>
+    public long Bytes { get; init; }
 
     public static FrameOutcome Skipped(SkipReason reason) => new(null, null, null, reason);
 

@@ -75,6 +75,7 @@ internal sealed partial class FrameTelemetry(IOptions<TelemetryOptions> options,
         SkipReason.Superseded => "superseded",
         SkipReason.DroppedOldest => "dropped_oldest",
         SkipReason.StreamEnded => "stream_ended",
+        SkipReason.TooOld => "too_old",
         _ => reason.ToString().ToLowerInvariant(),
     };
 

@@ -15,7 +15,10 @@ namespace MaskFormer.Server.Streaming;
 /// arrival order, tracking segments across frames as it goes. Every buffer is bounded: frames not yet
 /// started (PendingFrames; the overload policy decides what happens when it is full) and answers not
 /// yet written (MaxUnwrittenResponses; when reached the reader stops, so HTTP/2 flow control holds
-/// the client back).
+/// the client back), and their bytes (MaxUnwrittenBytes; when reached no frame starts, so a client that
+/// does not read stops the stream's work rather than having results finished and held for it).
+/// A latency contract (<see cref="LatencyGovernor"/>) sets how many frames are in flight and skips
+/// frames too old to start; <see cref="StreamLedger"/> counts what the status messages report.
 /// When the host starts stopping (<paramref name="draining"/>), the session drains: it goes on serving
 /// and marks every answer as draining so the client half-closes and moves on; after
 /// <see cref="StreamingOptions.DrainTimeout"/> it stops reading, skips frames not started, answers the
@@ -29,6 +32,7 @@ internal sealed class StreamSession(
     IServerStreamWriter<SegmentStreamResponse> responses,
     ServerCallContext context,
     FrameTelemetry frames,
+    StreamBuffers buffers,
     CancellationToken draining) : IDisposable
 {
     private readonly Lock _lock = new();
@@ -40,7 +44,12 @@ internal sealed class StreamSession(
     private readonly DeltaEncoder _delta = new();
     private readonly List<Task> _processing = [];
     private readonly CancellationTokenSource _drainDeadline = new(Timeout.InfiniteTimeSpan, time);
+    private readonly LatencyGovernor _governor = new();
+    private readonly StreamLedger _ledger = new(time);
     private StreamSettings _settings = new() { MaxInFlight = limits.DefaultMaxInFlight, Tracking = limits.Tracking };
+    private CancellationToken _processingToken;
+    private long _heldBytes;
+    private long _largestAnswer;
     private int _inFlight;
     private volatile bool _draining;
     private long _frameIndex;
@@ -50,6 +59,7 @@ internal sealed class StreamSession(
         using var abort = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
         using var stopReading = CancellationTokenSource.CreateLinkedTokenSource(abort.Token, _drainDeadline.Token);
         using var drain = draining.Register(static state => ((StreamSession)state!).BeginDrain(), this);
+        _processingToken = abort.Token;
         var writer = WriteAsync(abort.Token);
         var drainTimeRanOut = false;
         try
@@ -85,6 +95,13 @@ internal sealed class StreamSession(
             }
 
             await Task.WhenAll(processing).ConfigureAwait(false);
+            lock (_lock)
+            {
+                // Answers never written (the call ended first) are held no more.
+                buffers.Add(-_heldBytes);
+                _heldBytes = 0;
+            }
+
             try
             {
                 await writer.ConfigureAwait(false);
@@ -140,6 +157,7 @@ internal sealed class StreamSession(
         // Bounded answers: a client that stops reading stops being read.
         await _unwritten.WaitAsync(reading).ConfigureAwait(false);
         var slot = new FrameSlot(frame.FrameId, _settings, frame.Image, time.GetTimestamp()) { Span = frames.Start(frame.FrameId, _frameIndex++) };
+        _ledger.Received(slot.ReceivedAt);
         _ordered.Writer.TryWrite(slot);
         try
         {
@@ -192,12 +210,29 @@ internal sealed class StreamSession(
 
     private void Pump(CancellationToken cancellationToken)
     {
+        var inFlightLimit = _governor.InFlight(_settings, _ledger.InputFps());
+        var now = time.GetTimestamp();
         lock (_lock)
         {
-            while (_waiting.Count > 0 && _inFlight < _settings.MaxInFlight)
+            while (_waiting.Count > 0 && _inFlight < inFlightLimit)
             {
+                if (!RoomForAnswerLocked())
+                {
+                    buffers.HoldBack();
+                    break;
+                }
+
                 var slot = _waiting.First!.Value;
                 _waiting.RemoveFirst();
+
+                // The newest frame still starts when none is in flight: its result is the freshest the
+                // stream can have, and skipping it would leave the engine idle.
+                if ((_waiting.Count > 0 || _inFlight > 0) && _governor.TooOld(slot.Settings, time.GetElapsedTime(slot.ReceivedAt, now).TotalSeconds))
+                {
+                    SkipLocked(slot, SkipReason.TooOld);
+                    continue;
+                }
+
                 _inFlight++;
                 _processing.RemoveAll(t => t.IsCompleted);
                 _processing.Add(ProcessAsync(slot, cancellationToken));
@@ -210,10 +245,18 @@ internal sealed class StreamSession(
         }
     }
 
+    // Bounded bytes: a frame starts only while the answers held, those in flight (each guessed as large
+    // as the largest so far) and its own fit under MaxUnwrittenBytes. Before the first result nothing is
+    // known, so one frame at a time; an answer larger than the bound still goes through alone.
+    private bool RoomForAnswerLocked() =>
+        (_inFlight == 0 && _heldBytes == 0)
+        || (_largestAnswer > 0 && _heldBytes + ((_inFlight + 1) * _largestAnswer) <= limits.MaxUnwrittenBytes);
+
     private async Task ProcessAsync(FrameSlot slot, CancellationToken cancellationToken)
     {
         await Task.Yield();
         Activity.Current = slot.Span ?? Activity.Current;
+        var startedAt = time.GetTimestamp();
         try
         {
             if (slot.Settings.Error is { } error)
@@ -222,13 +265,19 @@ internal sealed class StreamSession(
                 return;
             }
 
+            var postprocess = slot.Settings.Postprocess;
+            if (slot.Settings.Latency is { AllowDownscale: true } && slot.Settings.Options?.OutputSize is null && _governor.OutputScale is var scale and < 1f)
+            {
+                postprocess = postprocess with { Output = Engine.Postprocessing.OutputSize.Scaled(scale) };
+            }
+
             var request = new SegmentationRequest
             {
                 Model = slot.Settings.Model,
                 ModelVersion = slot.Settings.ModelVersion,
                 Image = RequestMapper.ToImageSource(slot.Image),
                 Tasks = slot.Settings.Tasks,
-                Postprocess = slot.Settings.Postprocess,
+                Postprocess = postprocess,
                 Deadline = context.Deadline == DateTime.MaxValue ? null : new DateTimeOffset(context.Deadline.ToUniversalTime(), TimeSpan.Zero),
             };
             slot.Image = null;
@@ -239,7 +288,18 @@ internal sealed class StreamSession(
             var segments = (slot.Settings.Tasks & (SegmentationTasks.Instance | SegmentationTasks.Panoptic)) != 0 ? FrameSegments.From(result, slot.Settings.Tracking.MinInstanceScore) : null;
             var response = ResponseMapper.ToResponse(result, slot.FrameId, slot.Settings.Options, null, time, slot.ReceivedAt);
             var maps = slot.Settings.Delta is null ? null : new DeltaMaps(result.Semantic?.Values.ToArray(), result.Panoptic?.SegmentIds.Values.ToArray());
-            slot.Outcome.TrySetResult(new FrameOutcome(response, segments, null, SkipReason.Unspecified) { Maps = maps });
+            _governor.Served(slot.Settings, time.GetElapsedTime(startedAt).TotalSeconds);
+            // The maps a delta stream keeps for its writer are held as well.
+            var bytes = response.CalculateSize() + (((maps?.Semantic?.Length ?? 0) + (maps?.Panoptic?.Length ?? 0)) * sizeof(ushort));
+            lock (_lock)
+            {
+                _heldBytes += bytes;
+                _largestAnswer = Math.Max(_largestAnswer, bytes);
+            }
+
+            _ledger.Hold(bytes);
+            buffers.Add(bytes);
+            slot.Outcome.TrySetResult(new FrameOutcome(response, segments, null, SkipReason.Unspecified) { Maps = maps, Bytes = bytes });
         }
         catch (SegmentationException ex)
         {
@@ -270,6 +330,7 @@ internal sealed class StreamSession(
 
     private async Task WriteAsync(CancellationToken cancellationToken)
     {
+        var lastStatus = time.GetTimestamp();
         await foreach (var slot in _ordered.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
         {
             var outcome = await slot.Outcome.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -295,10 +356,42 @@ internal sealed class StreamSession(
                 response.Skipped = new FrameSkipped { Reason = outcome.Skip };
             }
 
+            var age = time.GetElapsedTime(slot.ReceivedAt);
             await responses.WriteAsync(response, cancellationToken).ConfigureAwait(false);
             FrameTelemetry.End(slot, outcome);
+            _ledger.Written(outcome, age);
+            if (outcome.Bytes > 0)
+            {
+                lock (_lock)
+                {
+                    _heldBytes -= outcome.Bytes;
+                }
+
+                buffers.Add(-outcome.Bytes);
+                if (!_processingToken.IsCancellationRequested)
+                {
+                    Pump(_processingToken);
+                }
+            }
+
             _unwritten.Release();
+            if (_settings.StatusInterval is { } interval && time.GetElapsedTime(lastStatus) >= interval)
+            {
+                await WriteStatusAsync(final: false, cancellationToken).ConfigureAwait(false);
+                lastStatus = time.GetTimestamp();
+            }
         }
+
+        if (_settings.StatusInterval is not null)
+        {
+            await WriteStatusAsync(final: true, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private Task WriteStatusAsync(bool final, CancellationToken cancellationToken)
+    {
+        var status = _ledger.Snapshot(_governor, _governor.InFlight(_settings, _ledger.InputFps()), final);
+        return responses.WriteAsync(new SegmentStreamResponse { Status = status, Draining = _draining }, cancellationToken);
     }
 
     private void SkipWaiting(SkipReason reason)

@@ -9,6 +9,9 @@ namespace MaskFormer.Server.Streaming;
 /// <summary>A stream's settings as of one StreamConfig; each frame keeps the settings it arrived under.</summary>
 internal sealed record StreamSettings
 {
+    private const float MaxTargetFps = 1000f;
+    private const uint MaxMilliseconds = 60_000;
+
     public string Model { get; init; } = string.Empty;
 
     public string ModelVersion { get; init; } = string.Empty;
@@ -28,6 +31,15 @@ internal sealed record StreamSettings
     /// <summary>Set when results go out as deltas (StreamConfig.delta.enabled).</summary>
     public DeltaSettings? Delta { get; init; }
 
+    /// <summary>The latency contract, when the config states one.</summary>
+    public LatencyContract? Latency { get; init; }
+
+    /// <summary>The most frames a latency contract may keep in flight: max_in_flight, or the server's limit.</summary>
+    public int InFlightCap { get; init; } = 1;
+
+    /// <summary>How often a StreamStatus is sent; null for never.</summary>
+    public TimeSpan? StatusInterval { get; init; }
+
     /// <summary>Why the last config was rejected; frames under it fail with this message.</summary>
     public string? Error { get; init; }
 
@@ -42,6 +54,8 @@ internal sealed record StreamSettings
                 throw SegmentationException.Invalid("config.overload_policy", $"Overload policy {config.OverloadPolicy} is not known.");
             }
 
+            var latency = ValidateLatency(config);
+            var maxInFlight = config.MaxInFlight == 0 ? limits.DefaultMaxInFlight : (int)Math.Min(config.MaxInFlight, (uint)limits.MaxInFlightLimit);
             return new StreamSettings
             {
                 Model = config.Model,
@@ -50,7 +64,12 @@ internal sealed record StreamSettings
                 Options = config.Options,
                 Postprocess = RequestMapper.ToPostprocessOptions(config.Options),
                 Policy = config.OverloadPolicy == OverloadPolicy.Unspecified ? OverloadPolicy.Queue : config.OverloadPolicy,
-                MaxInFlight = config.MaxInFlight == 0 ? limits.DefaultMaxInFlight : (int)Math.Min(config.MaxInFlight, (uint)limits.MaxInFlightLimit),
+                MaxInFlight = maxInFlight,
+                Latency = latency,
+                InFlightCap = config.MaxInFlight == 0 ? limits.MaxInFlightLimit : maxInFlight,
+                StatusInterval = config.HasStatusIntervalMs
+                    ? (config.StatusIntervalMs == 0 ? null : TimeSpan.FromMilliseconds(config.StatusIntervalMs))
+                    : (latency is null ? null : TimeSpan.FromSeconds(1)),
                 Tracking = tracking,
                 Delta = config.Delta is { Enabled: true } d ? new DeltaSettings((int)Math.Min(d.KeyframeInterval, int.MaxValue)) : null,
             };
@@ -59,6 +78,31 @@ internal sealed record StreamSettings
         {
             return new StreamSettings { MaxInFlight = limits.DefaultMaxInFlight, Error = $"The last StreamConfig was rejected: {ex.Message}" };
         }
+    }
+
+    private static LatencyContract? ValidateLatency(StreamConfig config)
+    {
+        if (config.HasStatusIntervalMs && config.StatusIntervalMs > MaxMilliseconds)
+        {
+            throw SegmentationException.Invalid("config.status_interval_ms", $"config.status_interval_ms must be at most {MaxMilliseconds} (was {config.StatusIntervalMs}).");
+        }
+
+        if (config.Latency is not { } latency)
+        {
+            return null;
+        }
+
+        if (!(latency.TargetFps >= 0f && latency.TargetFps <= MaxTargetFps))
+        {
+            throw SegmentationException.Invalid("config.latency.target_fps", $"config.latency.target_fps must be between 0 and {MaxTargetFps} frames per second (was {latency.TargetFps}).");
+        }
+
+        if (latency.MaxAgeMs > MaxMilliseconds)
+        {
+            throw SegmentationException.Invalid("config.latency.max_age_ms", $"config.latency.max_age_ms must be at most {MaxMilliseconds} (was {latency.MaxAgeMs}).");
+        }
+
+        return latency;
     }
 }
 

@@ -30,6 +30,14 @@ public sealed class StreamingOptions
     public TrackingOptions Tracking { get; set; } = new();
 
     /// <summary>
+    /// Bytes of finished answers not yet handed to the transport, per stream. A frame starts only while
+    /// the held answers and those in flight (each guessed as large as the stream's largest) fit under it,
+    /// so a client that stops reading stops its stream's work; an answer larger than this still goes
+    /// through alone. Default 64 MiB.
+    /// </summary>
+    public long MaxUnwrittenBytes { get; set; } = 64L * 1024 * 1024;
+
+    /// <summary>
     /// How long open streams may take to finish when the server shuts down (SIGTERM): frames received
     /// before the drain began are answered, later ones are skipped as draining, and when this time runs
     /// out the stream ends with UNAVAILABLE. The host's shutdown timeout is this plus

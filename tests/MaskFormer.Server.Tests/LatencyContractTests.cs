@@ -1,0 +1,166 @@
+using Google.Protobuf;
+using Grpc.Core;
+using MaskFormer.Contracts.V1;
+
+namespace MaskFormer.Server.Tests;
+
+/// <summary>
+/// A stream's latency contract and status messages (issue 11 item 1), over real HTTP/2 with the
+/// committed model. Nothing here asserts a duration: what is checked holds however slow the machine.
+/// </summary>
+[Collection(ServerTestGroup.Name)]
+public sealed class LatencyContractTests(ServerFixture server)
+{
+    [Fact]
+    public async Task SegmentStream_StatusRequested_EachStatusCountsTheAnswersBeforeIt()
+    {
+        // LATEST_ONLY skips some frames, one frame is bad (unless superseded): every kind of answer is counted.
+        var frames = Enumerable.Range(0, 30).Select(i => i == 7
+            ? new StreamFrame { FrameId = (ulong)i, Image = new Contracts.V1.Image { Encoded = ByteString.CopyFromUtf8("not an image") } }
+            : Frame((ulong)i, HeldOutSet.ImageFiles[i % 6])).ToArray();
+        var config = new StreamConfig
+        {
+            MaxInFlight = 2,
+            OverloadPolicy = OverloadPolicy.LatestOnly,
+            Latency = new LatencyContract { TargetFps = 30 },
+            StatusIntervalMs = 1,
+        };
+
+        var messages = await StreamAsync(server.Client, config, frames);
+
+        var answers = messages.Where(m => m.OutcomeCase != SegmentStreamResponse.OutcomeOneofCase.Status).ToArray();
+        Assert.Equal(frames.Select(f => f.FrameId), answers.Select(a => a.FrameId));
+        var statuses = 0;
+        ulong results = 0, failed = 0, skipped = 0;
+        foreach (var message in messages)
+        {
+            switch (message.OutcomeCase)
+            {
+                case SegmentStreamResponse.OutcomeOneofCase.Result: results++; break;
+                case SegmentStreamResponse.OutcomeOneofCase.Error: failed++; break;
+                case SegmentStreamResponse.OutcomeOneofCase.Skipped: skipped++; break;
+                default:
+                    var status = message.Status;
+                    statuses++;
+                    Assert.Equal(0ul, message.FrameId);
+                    Assert.Equal((results, failed, skipped), (status.FramesAnswered, status.FramesFailed, status.FramesSkipped));
+                    Assert.Equal(status.FramesReceived, status.FramesAnswered + status.FramesFailed + status.FramesSkipped + status.FramesPending);
+                    Assert.Equal(status.FramesSkipped, (ulong)status.Skips.Sum(s => (long)s.Count));
+                    Assert.InRange(status.MaxInFlight, 1u, 2u);
+                    Assert.True(status.ResultAge.P50Ms <= status.ResultAge.P90Ms && status.ResultAge.P90Ms <= status.ResultAge.P99Ms && status.ResultAge.P99Ms <= status.ResultAge.MaxMs, status.ToString());
+                    Assert.Equal(1f, status.OutputScale);
+                    break;
+            }
+        }
+
+        var final = messages[^1].Status;
+        Assert.NotNull(final);
+        Assert.True(final.Final);
+        Assert.Equal(1, messages.Count(m => m.Status?.Final == true));
+        Assert.True(statuses >= 2, $"{statuses} status messages");
+        Assert.Equal(30ul, final.FramesReceived);
+        Assert.Equal(0ul, final.FramesPending);
+        Assert.Equal(answers.Count(a => a.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Error), (int)final.FramesFailed);
+        Assert.Equal(30ul, final.FramesAnswered + final.FramesFailed + final.FramesSkipped);
+        Assert.All(final.Skips, s => Assert.Equal(SkipReason.Superseded, s.Reason));
+        Assert.True(final.ServiceTimeMs > 0 && final.SustainableFps > 0 && final.ResultAge.MaxMs > 0, final.ToString());
+    }
+
+    [Fact]
+    public async Task SegmentStream_NoStatusAsked_OnlyAnswers()
+    {
+        var frames = Enumerable.Range(0, 4).Select(i => Frame((ulong)i, HeldOutSet.ImageFiles[i])).ToArray();
+
+        var messages = await StreamAsync(server.Client, new StreamConfig { MaxInFlight = 2 }, frames);
+
+        Assert.Equal([0ul, 1ul, 2ul, 3ul], messages.Select(m => m.FrameId));
+        Assert.DoesNotContain(messages, m => m.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Status);
+    }
+
+    [Fact]
+    public async Task SegmentStream_MaxAge_FramesTooOldToStartAreSkippedWithTheReason()
+    {
+        // One frame in flight and 40 sent at once: every frame but the first waits at least one model run,
+        // far longer than 1 ms, so frames are too old when their turn comes, unless one is the newest with
+        // nothing in flight (the stream never idles holding a frame).
+        var frames = Enumerable.Range(0, 40).Select(i => Frame((ulong)i, HeldOutSet.ImageFiles[i % 6])).ToArray();
+        var config = new StreamConfig { MaxInFlight = 1, OverloadPolicy = OverloadPolicy.Queue, Latency = new LatencyContract { MaxAgeMs = 1 } };
+
+        var messages = await StreamAsync(server.Client, config, frames);
+
+        var answers = messages.Where(m => m.OutcomeCase != SegmentStreamResponse.OutcomeOneofCase.Status).ToArray();
+        Assert.Equal(frames.Select(f => f.FrameId), answers.Select(a => a.FrameId));
+        var skipped = answers.Where(a => a.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Skipped).ToArray();
+        Assert.NotEmpty(skipped);
+        Assert.All(skipped, s => Assert.Equal(SkipReason.TooOld, s.Skipped.Reason));
+        Assert.Equal(SegmentStreamResponse.OutcomeOneofCase.Result, answers[0].OutcomeCase);
+        Assert.Equal(SegmentStreamResponse.OutcomeOneofCase.Result, answers[^1].OutcomeCase);
+        var final = messages[^1].Status;
+        Assert.True(final.Final);
+        Assert.Equal((ulong)skipped.Length, final.Skips.Single(s => s.Reason == SkipReason.TooOld).Count);
+        Assert.Equal((ulong)(answers.Length - skipped.Length), final.FramesAnswered);
+    }
+
+    [Fact]
+    public async Task SegmentStream_TargetAboveWhatOneFrameInFlightSustains_OutputScaleStepsDown()
+    {
+        // 1000 fps with one frame in flight needs a service time under 1 ms, which no machine gives for a
+        // decode, a model run and post-processing: the server lowers the output size, as allowed.
+        var frames = Enumerable.Range(0, 40).Select(i => Frame((ulong)i, HeldOutSet.ImageFiles[0])).ToArray();
+        var config = new StreamConfig { MaxInFlight = 1, Latency = new LatencyContract { TargetFps = 1000, AllowDownscale = true } };
+
+        var messages = await StreamAsync(server.Client, config, frames);
+
+        var results = messages.Where(m => m.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Result).Select(m => m.Result).ToArray();
+        Assert.Equal(40, results.Length);
+        Assert.True(messages[^1].Status.OutputScale < 1f, messages[^1].Status.ToString());
+        Assert.True(results[^1].Width < results[0].Width && results[^1].Height < results[0].Height, $"{results[0].Width}x{results[0].Height} then {results[^1].Width}x{results[^1].Height}");
+    }
+
+    [Theory]
+    [InlineData(-1f, 0u, null, "config.latency.target_fps")]
+    [InlineData(float.NaN, 0u, null, "config.latency.target_fps")]
+    [InlineData(1001f, 0u, null, "config.latency.target_fps")]
+    [InlineData(30f, 60_001u, null, "config.latency.max_age_ms")]
+    [InlineData(30f, 100u, 60_001u, "config.status_interval_ms")]
+    public async Task SegmentStream_InvalidLatencyContract_FramesFailWithInvalidArgumentNamingTheField(float targetFps, uint maxAgeMs, uint? statusIntervalMs, string field)
+    {
+        var config = new StreamConfig { Latency = new LatencyContract { TargetFps = targetFps, MaxAgeMs = maxAgeMs } };
+        if (statusIntervalMs is { } interval)
+        {
+            config.StatusIntervalMs = interval;
+        }
+
+        var messages = await StreamAsync(server.Client, config, [Frame(5, HeldOutSet.ImageFiles[0])]);
+
+        var answer = Assert.Single(messages);
+        Assert.Equal(5ul, answer.FrameId);
+        Assert.Equal((int)StatusCode.InvalidArgument, answer.Error.Code);
+        Assert.Contains(field, answer.Error.Message, StringComparison.Ordinal);
+    }
+
+    internal static async Task<SegmentStreamResponse[]> StreamAsync(SegmentationService.SegmentationServiceClient client, StreamConfig config, IEnumerable<StreamFrame> frames)
+    {
+        using var call = client.SegmentStream(deadline: DateTime.UtcNow.AddMinutes(3));
+        var reading = Task.Run(async () =>
+        {
+            var responses = new List<SegmentStreamResponse>();
+            await foreach (var response in call.ResponseStream.ReadAllAsync())
+            {
+                responses.Add(response);
+            }
+
+            return responses.ToArray();
+        });
+        await call.RequestStream.WriteAsync(new SegmentStreamRequest { Config = config });
+        foreach (var frame in frames)
+        {
+            await call.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = frame });
+        }
+
+        await call.RequestStream.CompleteAsync();
+        return await reading;
+    }
+
+    internal static StreamFrame Frame(ulong id, string file) => new() { FrameId = id, Image = SegmentTests.EncodedImage(file) };
+}
