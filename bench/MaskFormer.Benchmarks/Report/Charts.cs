@@ -58,7 +58,6 @@ internal static class Charts
         plot.XLabel("concurrent unary callers");
         plot.YLabel(yLabel);
         plot.Axes.Bottom.SetTicks(positions, labels);
-        plot.Axes.Margins(bottom: 0);
         plot.ShowLegend(Alignment.UpperLeft);
         return plot;
     }

@@ -18,7 +18,10 @@ internal sealed partial class ServerProcess : IAsyncDisposable
 
     public string Address => _address.Task.Result;
 
-    public static async Task<ServerProcess> StartAsync(string modelFolder, IReadOnlyList<string> extraArguments, CancellationToken cancellationToken)
+    /// <summary>The server's process id (for attaching a profiler).</summary>
+    public int Id => _process.Id;
+
+    public static async Task<ServerProcess> StartAsync(string modelFolder, IReadOnlyList<string> extraArguments, CancellationToken cancellationToken, IReadOnlyDictionary<string, string>? environment = null)
     {
         var dll = ServerDll();
         var info = new ProcessStartInfo("dotnet")
@@ -38,6 +41,11 @@ internal sealed partial class ServerProcess : IAsyncDisposable
         }.Concat(extraArguments))
         {
             info.ArgumentList.Add(argument);
+        }
+
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[name] = value;
         }
 
         var server = new ServerProcess(Process.Start(info) ?? throw new InvalidOperationException("could not start the server"));

@@ -3,7 +3,8 @@ using System.Buffers;
 namespace MaskFormer.Engine.Sessions;
 
 /// <summary>
-/// One image's raw model outputs, copied out of the batch into pooled buffers: class logits
+/// One image's raw model outputs in pooled buffers (a single image's run writes straight into them, a
+/// batch's outputs are copied out per image): class logits
 /// [queries, classes + 1] and mask logits [queries, maskHeight, maskWidth]. Dispose to return them.
 /// </summary>
 public sealed class ModelOutput : IDisposable
@@ -39,6 +40,12 @@ public sealed class ModelOutput : IDisposable
 
     /// <summary>[queries, maskHeight, maskWidth], row-major.</summary>
     public Span<float> MaskLogits => (_maskLogits ?? throw new ObjectDisposedException(nameof(ModelOutput))).AsSpan(0, Queries * MaskHeight * MaskWidth);
+
+    /// <summary>The class logits as memory, for ONNX Runtime to write into.</summary>
+    internal Memory<float> ClassLogitsMemory => (_classLogits ?? throw new ObjectDisposedException(nameof(ModelOutput))).AsMemory(0, Queries * ClassesWithNoObject);
+
+    /// <summary>The mask logits as memory, for ONNX Runtime to write into.</summary>
+    internal Memory<float> MaskLogitsMemory => (_maskLogits ?? throw new ObjectDisposedException(nameof(ModelOutput))).AsMemory(0, Queries * MaskHeight * MaskWidth);
 
     /// <inheritdoc />
     public void Dispose()

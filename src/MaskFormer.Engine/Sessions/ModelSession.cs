@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Collections.Concurrent;
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using MaskFormer.Engine.Preprocessing;
@@ -21,6 +22,10 @@ internal sealed class ModelSession : IModelSession
     private static readonly string[] s_outputNames = [ClassOutputName, MaskOutputName];
     private readonly InferenceSession _session;
     private readonly RunOptions _runOptions = new();
+
+    // Output shapes per padded input size, learnt from the first run at that size: later single-image
+    // runs write straight into the pooled buffers the post-processing reads (no copy out of ORT's tensors).
+    private readonly ConcurrentDictionary<(int Height, int Width), (int Queries, int Classes, int MaskHeight, int MaskWidth)> _outputShapes = new();
 
     // float16 exports (transformers.js' model_fp16.onnx) take and give float16 tensors; the engine
     // works in float32 and converts at the session's edge.
@@ -66,8 +71,15 @@ internal sealed class ModelSession : IModelSession
             }
 
             using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, memory, shape);
+            if (inputs.Count == 1 && _outputShapes.TryGetValue((plan.PaddedHeight, plan.PaddedWidth), out var known))
+            {
+                return [RunInto(input, known)];
+            }
+
             using var results = _session.Run(_runOptions, [InputName], [input], s_outputNames);
-            return SplitOutputs(results[0], results[1], inputs.Count);
+            var outputs = SplitOutputs(results[0], results[1], inputs.Count);
+            _outputShapes.TryAdd((plan.PaddedHeight, plan.PaddedWidth), (outputs[0].Queries, outputs[0].ClassesWithNoObject, outputs[0].MaskHeight, outputs[0].MaskWidth));
+            return outputs;
         }
         finally
         {
@@ -75,6 +87,23 @@ internal sealed class ModelSession : IModelSession
             {
                 ArrayPool<float>.Shared.Return(batchBuffer);
             }
+        }
+    }
+
+    private ModelOutput RunInto(OrtValue input, (int Queries, int Classes, int MaskHeight, int MaskWidth) shape)
+    {
+        var output = new ModelOutput(shape.Queries, shape.Classes, shape.MaskHeight, shape.MaskWidth);
+        try
+        {
+            using var classValue = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, output.ClassLogitsMemory, [1, shape.Queries, shape.Classes]);
+            using var maskValue = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, output.MaskLogitsMemory, [1, shape.Queries, shape.MaskHeight, shape.MaskWidth]);
+            _session.Run(_runOptions, [InputName], [input], s_outputNames, [classValue, maskValue]);
+            return output;
+        }
+        catch
+        {
+            output.Dispose();
+            throw;
         }
     }
 

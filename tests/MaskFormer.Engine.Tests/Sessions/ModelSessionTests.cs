@@ -1,0 +1,93 @@
+using MaskFormer.Engine.Decoding;
+using MaskFormer.Engine.Models;
+using MaskFormer.Engine.Preprocessing;
+using MaskFormer.Engine.Sessions;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Microsoft.ML.OnnxRuntime;
+
+namespace MaskFormer.Engine.Tests.Sessions;
+
+/// <summary>
+/// The session wrapper's output hand-over: the first single-image run at a size copies ONNX Runtime's
+/// tensors, later ones have ONNX Runtime write into the pooled buffers, and a batch is split per image;
+/// every path gives ONNX Runtime's own outputs exactly.
+/// </summary>
+public sealed class ModelSessionTests : IDisposable
+{
+    private readonly ModelFolder _folder = ModelFolder.Read(RepositoryPaths.TinyShapes, "tiny-shapes", null);
+    private readonly ImageDecoder _decoder = new(Options.Create(new ImageDecoderOptions()));
+    private readonly ModelSession _session;
+    private readonly InferenceSession _raw;
+
+    public ModelSessionTests()
+    {
+        _session = new SessionFactory(new InferenceOptions(), NullLogger.Instance).Create(_folder.ModelPath, DeviceSpec.Cpu, 1);
+        using var options = SessionFactory.CreateCpuOptions(new InferenceOptions(), 1, "raw");
+        _raw = new InferenceSession(_folder.ModelPath, options);
+    }
+
+    [Fact]
+    public void Run_RepeatedSingleImagesAndABatch_GiveOnnxRuntimesOutputsExactly()
+    {
+        using var first = Input("0000");
+        using var second = new ModelInput(first.Plan);
+        first.Tensor.CopyTo(second.Tensor);
+        second.Tensor.Reverse();
+        using var otherSize = Input("0001");
+        Assert.NotEqual((first.Plan.PaddedHeight, first.Plan.PaddedWidth), (otherSize.Plan.PaddedHeight, otherSize.Plan.PaddedWidth));
+        var (firstClasses, firstMasks) = RawOutputs(first);
+        var (secondClasses, secondMasks) = RawOutputs(second);
+        var (otherClasses, otherMasks) = RawOutputs(otherSize);
+
+        // Copied (size not yet seen), written in place, in place with other pixels, a new size (copied), then in place at it.
+        var runs = new[]
+        {
+            (first, firstClasses, firstMasks), (first, firstClasses, firstMasks), (second, secondClasses, secondMasks),
+            (otherSize, otherClasses, otherMasks), (otherSize, otherClasses, otherMasks),
+        };
+        for (var i = 0; i < runs.Length; i++)
+        {
+            var (input, classes, masks) = runs[i];
+            using var output = _session.Run([input])[0];
+            Assert.True(classes.AsSpan().SequenceEqual(output.ClassLogits), $"class logits differ in run {i}");
+            Assert.True(masks.AsSpan().SequenceEqual(output.MaskLogits), $"mask logits differ in run {i}");
+        }
+
+        var batch = _session.Run([first, second]);
+        try
+        {
+            Assert.Equal(firstClasses, batch[0].ClassLogits.ToArray());
+            Assert.Equal(firstMasks, batch[0].MaskLogits.ToArray());
+            Assert.Equal(secondClasses, batch[1].ClassLogits.ToArray());
+            Assert.Equal(secondMasks, batch[1].MaskLogits.ToArray());
+        }
+        finally
+        {
+            foreach (var output in batch)
+            {
+                output.Dispose();
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        _session.Dispose();
+        _raw.Dispose();
+    }
+
+    private ModelInput Input(string name)
+    {
+        using var image = _decoder.Decode(File.ReadAllBytes(Path.Combine(RepositoryPaths.HeldOut, $"{name}.png")));
+        return new ImagePreprocessor(_folder.Preprocessor).Process(image);
+    }
+
+    private (float[] Classes, float[] Masks) RawOutputs(ModelInput input)
+    {
+        using var value = OrtValue.CreateTensorValueFromMemory(input.Tensor.ToArray(), [1, 3, input.Plan.PaddedHeight, input.Plan.PaddedWidth]);
+        using var runOptions = new RunOptions();
+        using var results = _raw.Run(runOptions, [ModelSession.InputName], [value], [ModelSession.ClassOutputName, ModelSession.MaskOutputName]);
+        return (results[0].GetTensorDataAsSpan<float>().ToArray(), results[1].GetTensorDataAsSpan<float>().ToArray());
+    }
+}
