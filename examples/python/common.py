@@ -76,8 +76,13 @@ def png_size(data):
     return struct.unpack(">II", data[16:24])
 
 
-def decode_grey_png(data):
-    """Decodes a non-interlaced 8-bit greyscale PNG (a label map): returns (width, height, pixels)."""
+_CHANNELS = {0: 1, 2: 3}  # grey, RGB: the colour types the server writes
+
+
+def decode_png(data):
+    """Decodes a non-interlaced 8- or 16-bit grey or 8-bit RGB PNG (label maps, segment-id maps and
+    their delta patches): returns (width, height, channels, bit_depth, samples), samples a flat list
+    of width * height * channels integers, row by row. Every row filter is undone."""
     if data[:8] != b"\x89PNG\r\n\x1a\n":
         raise ValueError("not a PNG")
     pos, idat, header = 8, [], None
@@ -92,31 +97,43 @@ def decode_grey_png(data):
             break
         pos += 12 + length
     width, height, depth, colour, _, _, interlace = header
-    if (depth, colour, interlace) != (8, 0, 0):
-        raise ValueError(f"not an 8-bit non-interlaced grey PNG (depth {depth}, colour type {colour})")
+    if colour not in _CHANNELS or depth not in (8, 16) or (colour == 2 and depth != 8) or interlace != 0:
+        raise ValueError(f"unsupported PNG (depth {depth}, colour type {colour}, interlace {interlace})")
+    channels = _CHANNELS[colour]
+    bpp = channels * depth // 8  # the filters' byte distance to the "left" pixel
+    stride = width * bpp
     raw = zlib.decompress(b"".join(idat))
-    out = bytearray(width * height)
-    prev = bytearray(width)
+    out = bytearray(height * stride)
+    prev = bytearray(stride)
     for y in range(height):
-        kind, row = raw[y * (width + 1)], bytearray(raw[y * (width + 1) + 1:(y + 1) * (width + 1)])
-        for x in range(width):
-            a = row[x - 1] if x else 0
-            b = prev[x]
-            c = prev[x - 1] if x else 0
-            if kind == 0:
-                p = 0
-            elif kind == 1:
-                p = a
-            elif kind == 2:
-                p = b
-            elif kind == 3:
-                p = (a + b) >> 1
-            elif kind == 4:
-                pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
-                p = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
-            else:
-                raise ValueError(f"bad PNG filter {kind}")
-            row[x] = (row[x] + p) & 0xFF
-        out[y * width:(y + 1) * width] = row
+        kind = raw[y * (stride + 1)]
+        row = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        if kind == 2:
+            row = bytearray((r + p) & 0xFF for r, p in zip(row, prev))
+        elif kind != 0:
+            for x in range(stride):
+                a = row[x - bpp] if x >= bpp else 0
+                b = prev[x]
+                c = prev[x - bpp] if x >= bpp else 0
+                if kind == 1:
+                    p = a
+                elif kind == 3:
+                    p = (a + b) >> 1
+                elif kind == 4:
+                    pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                    p = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+                else:
+                    raise ValueError(f"bad PNG filter {kind}")
+                row[x] = (row[x] + p) & 0xFF
+        out[y * stride:(y + 1) * stride] = row
         prev = row
-    return width, height, bytes(out)
+    samples = list(out) if depth == 8 else [(out[i] << 8) | out[i + 1] for i in range(0, len(out), 2)]
+    return width, height, channels, depth, samples
+
+
+def decode_grey_png(data):
+    """Decodes a non-interlaced 8-bit greyscale PNG (a label map): returns (width, height, pixels)."""
+    width, height, channels, depth, samples = decode_png(data)
+    if (channels, depth) != (1, 8):
+        raise ValueError(f"not an 8-bit grey PNG ({channels} channels, depth {depth})")
+    return width, height, bytes(samples)

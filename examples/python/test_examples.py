@@ -122,11 +122,42 @@ class StreamTest(_ServerTest):
                                         f"({s.label_name}) has track_id 0")
         self.assertGreater(things, 0, "no thing segments in the whole clip")
 
+    def test_delta_results_rebuild_to_exactly_the_complete_answers(self):
+        paths = list_frames(CLIP)
+        # Frame 5 twice in a row: the second is unchanged, so its maps are deltas without patches.
+        sequence = paths[:6] + [paths[5]] + paths[6:]
+        frames = [(200 + i, p) for i, p in enumerate(sequence)]
+        summary, rebuilder, check = stream.stream_with_deltas(
+            self.stub(), frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=4, tasks=list(stream.TASKS.values()))
+
+        self.assertEqual(summary.problems, [], "stream contract violations")
+        self.assertEqual(summary.results, len(frames), "every frame has a result under OVERLOAD_POLICY_QUEUE")
+        self.assertEqual(check.differences, [], "rebuilt frames that differ from the complete answers")
+        self.assertEqual((check.compared, check.equal), (len(frames), len(frames)), "every rebuilt frame compared and equal")
+        self.assertGreaterEqual(rebuilder.deltas, len(frames) // 2, "results that were deltas")
+        first = summary.responses[0].result
+        self.assertTrue(first.semantic.HasField("label_map") and first.panoptic.segment_id_png, "the first result is complete")
+        repeated = summary.responses[6].result
+        self.assertTrue(repeated.semantic.HasField("label_map_delta"), "a repeated frame: semantic delta")
+        self.assertEqual(len(repeated.semantic.label_map_delta.patches), 0, "a repeated frame: semantic map unchanged")
+        self.assertTrue(repeated.panoptic.HasField("segment_id_delta"), "a repeated frame: panoptic delta")
+        self.assertEqual(len(repeated.panoptic.segment_id_delta.patches), 0, "a repeated frame: panoptic map unchanged")
+        self.assertTrue(any(i.mask_unchanged for i in repeated.instance.instances), "a repeated frame: masks by track id")
+        self.assertLess(check.delta_bytes, check.complete_bytes)
+
     def test_stream_script(self):
         proc = self.run_script("stream.py", CLIP, "--policy", "queue", "--in-flight", "2")
         self.assertEqual(proc.returncode, 0, f"stream.py failed:\n{proc.stdout}\n{proc.stderr}")
         lines = proc.stdout.strip().splitlines()
+        self.assertIn("check: 16 of 16 rebuilt frames equal the complete answers", lines, proc.stdout)
+        self.assertRegex(proc.stdout, r"(?m)^bytes: [\d,]+ with deltas, [\d,]+ without \([\d.]+ % saved\)$")
         self.assertEqual(lines[-1], "sent 16, results 16, errors 0, skipped 0", proc.stdout)
+
+    def test_stream_script_without_deltas(self):
+        proc = self.run_script("stream.py", CLIP, "--no-delta", "--tasks", "semantic,panoptic")
+        self.assertEqual(proc.returncode, 0, f"stream.py failed:\n{proc.stdout}\n{proc.stderr}")
+        self.assertNotIn("check:", proc.stdout)
+        self.assertEqual(proc.stdout.strip().splitlines()[-1], "sent 16, results 16, errors 0, skipped 0", proc.stdout)
 
 
 if __name__ == "__main__":

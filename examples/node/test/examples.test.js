@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { connect, listFrames, pngSize } from '../client.js';
 import { decodePng, isPng } from '../png.js';
 import { segment } from '../segment.js';
-import { describe as describeResponse, streamFrames } from '../stream.js';
+import { describe as describeResponse, streamFrames, streamWithDeltas, TASKS } from '../stream.js';
 
 const here = (relative) => fileURLToPath(new URL(`../${relative}`, import.meta.url));
 const HELDOUT_IMAGE = here('../../models/tiny-shapes/heldout/0000.png');
@@ -127,10 +127,44 @@ describe('MaskFormer Serve Node examples', () => {
     assert.ok(things > 0, 'no thing segments in the whole clip');
   });
 
-  test('stream.js streams the clip and counts every frame', async () => {
+  test('Delta results rebuild to exactly the complete answers (maps pixel for pixel, masks, segments)', async () => {
+    const paths = listFrames(CLIP);
+    // Frame 5 twice in a row: the second is unchanged, so its maps are deltas without patches.
+    const sequence = [...paths.slice(0, 6), paths[5], ...paths.slice(6)];
+    const frames = sequence.map((p, i) => [String(200 + i), p]);
+    const { summary, deltas, check } = await streamWithDeltas(await getClient(), frames, {
+      tasks: Object.values(TASKS),
+      maxInFlight: 4,
+    });
+
+    assert.deepEqual(summary.problems, [], 'stream contract violations');
+    assert.equal(summary.results, frames.length, 'every frame has a result under OVERLOAD_POLICY_QUEUE');
+    assert.deepEqual(check.differences, [], 'rebuilt frames that differ from the complete answers');
+    assert.equal(check.compared, frames.length, 'every frame compared');
+    assert.equal(check.equal, frames.length, 'every rebuilt frame equal');
+    assert.ok(deltas >= frames.length / 2, `only ${deltas} of ${frames.length} results were deltas`);
+    const first = summary.responses[0].result;
+    assert.ok(first.semantic.label_map && first.panoptic.segment_id_png.length > 0, 'the first result is complete');
+    const repeated = summary.responses[6].result;
+    assert.deepEqual(repeated.semantic.label_map_delta?.patches, [], 'a repeated frame: semantic map unchanged');
+    assert.deepEqual(repeated.panoptic.segment_id_delta?.patches, [], 'a repeated frame: panoptic map unchanged');
+    assert.ok(repeated.instance.instances.some((i) => i.mask_unchanged), 'a repeated frame: masks by track id');
+    assert.ok(check.bytes.delta < check.bytes.complete, `deltas took ${check.bytes.delta} bytes, complete results ${check.bytes.complete}`);
+  });
+
+  test('stream.js streams the clip with deltas, checks the rebuilt frames and counts every frame', async () => {
     const { code, stdout, stderr } = await runScript('stream.js', CLIP, '--policy', 'queue', '--in-flight', '2');
     assert.equal(code, 0, `stream.js failed:\n${stdout}\n${stderr}`);
     const lines = stdout.trim().split('\n');
+    assert.ok(lines.includes('check: 16 of 16 rebuilt frames equal the complete answers'), stdout);
+    assert.match(stdout, /^bytes: [\d,]+ with deltas, [\d,]+ without \([\d.]+ % saved\)$/m);
     assert.equal(lines.at(-1), 'sent 16, results 16, errors 0, skipped 0', stdout);
+  });
+
+  test('stream.js --no-delta streams complete results', async () => {
+    const { code, stdout, stderr } = await runScript('stream.js', CLIP, '--no-delta', '--tasks', 'semantic,panoptic');
+    assert.equal(code, 0, `stream.js failed:\n${stdout}\n${stderr}`);
+    assert.ok(!stdout.includes('check:'), stdout);
+    assert.equal(stdout.trim().split('\n').at(-1), 'sent 16, results 16, errors 0, skipped 0', stdout);
   });
 });
