@@ -41,6 +41,25 @@ public sealed class ClipTrackingTests(ServerFixture server, Xunit.Abstractions.I
         Assert.Equal(1, report.MostIdsPerObject);
         Assert.Equal(s_clip.Tracks.Count, report.DistinctIds);
         AssertIdsWellFormed(responses);
+
+        // Instances carry the ids of the same objects' panoptic segments: one id space, no second set.
+        var instances = responses.Select(r => r.Result.Instance.Instances.Where(i => i.TrackId != 0).ToArray()).ToArray();
+        var instanceMatches = s_clip.MatchInstances([.. instances.Select(list => (IReadOnlyList<int[]>)[.. list.Select(i => ClipTruth.DecodeRle(i.Mask))])]);
+        var instanceReport = s_clip.CountIdSwitches(instanceMatches, (f, i) => (int)instances[f][i].TrackId);
+        output.WriteLine($"committed clip, instances (score >= 0.5; {responses.Average(r => r.Result.Instance.Instances.Count):0.#} a frame in all, {instances.Average(i => i.Length):0.#} tracked): {instanceReport}");
+        output.WriteLine($"largest track id over the clip, panoptic and instances: {responses.Max(r => r.Result.Panoptic.Segments.Select(s => s.TrackId).Concat(r.Result.Instance.Instances.Select(i => i.TrackId)).Max())}");
+        for (var f = 0; f < responses.Length; f++)
+        {
+            foreach (var (track, i) in instanceMatches[f])
+            {
+                if (matches[f].TryGetValue(track, out var segment))
+                {
+                    Assert.Equal(Segment(responses[f], segment).TrackId, instances[f][i].TrackId);
+                }
+            }
+        }
+
+        Assert.Equal(0, instanceReport.IdSwitches);
     }
 
     [Fact]

@@ -74,6 +74,65 @@ internal sealed record ClipTruth(string Folder, IReadOnlyList<ClipTruth.Frame> F
     }
 
     /// <summary>
+    /// For each frame, each ground-truth object's instance: of the instances with a mask IoU above 0.5 with
+    /// the object's mask, the one with the highest, as an index into <paramref name="instances"/>.
+    /// </summary>
+    public IReadOnlyList<Dictionary<int, int>> MatchInstances(IReadOnlyList<IReadOnlyList<int[]>> instances)
+    {
+        var matches = new List<Dictionary<int, int>>();
+        foreach (var (frame, masks) in Frames.Zip(instances))
+        {
+            var (truth, _, _) = ReadSegmentIds(File.ReadAllBytes(Path.Combine(Folder, frame.PanopticFile)));
+            var byObject = new Dictionary<int, int>();
+            foreach (var (track, segment) in frame.Objects)
+            {
+                var inside = truth.Count(id => id == segment);
+                var (best, bestIoU) = (-1, 0.5);
+                for (var m = 0; m < masks.Count; m++)
+                {
+                    var intersection = masks[m].Count(p => truth[p] == segment);
+                    var iou = intersection / (double)(inside + masks[m].Length - intersection);
+                    if (iou > bestIoU)
+                    {
+                        (best, bestIoU) = (m, iou);
+                    }
+                }
+
+                if (best >= 0)
+                {
+                    byObject[track] = best;
+                }
+            }
+
+            matches.Add(byObject);
+        }
+
+        return matches;
+    }
+
+    /// <summary>The pixel indices (row-major) of a mask sent as uncompressed COCO RLE (column-major runs, first of 0s).</summary>
+    public static int[] DecodeRle(Contracts.V1.Rle rle)
+    {
+        var pixels = new List<int>();
+        var (position, set) = (0, false);
+        foreach (var count in rle.Counts)
+        {
+            if (set)
+            {
+                for (var p = position; p < position + count; p++)
+                {
+                    pixels.Add((p % (int)rle.Height * (int)rle.Width) + (p / (int)rle.Height));
+                }
+            }
+
+            position += (int)count;
+            set = !set;
+        }
+
+        return [.. pixels];
+    }
+
+    /// <summary>
     /// Identity switches as CLEAR MOT counts them: an object matched to a track other than the one it was
     /// last matched to. <paramref name="trackOf"/> gives, per frame, the track id of a predicted segment id.
     /// </summary>

@@ -148,6 +148,9 @@ public static class BadInputCatalogue
         yield return StreamConfigCase("stream-config-overlap-2", "a stream config with overlap_threshold 2: its frames fail", Invalid, new StreamConfig { Options = new SegmentationOptions { OverlapThreshold = 2f } });
         yield return StreamConfigCase("stream-config-policy-99", "a stream config with overload policy 99", Invalid, new StreamConfig { OverloadPolicy = (OverloadPolicy)99 });
         yield return StreamConfigCase("stream-config-iou-0", "a stream config with tracking iou_threshold 0", Invalid, new StreamConfig { Tracking = new TrackingOptions { IouThreshold = 0f } });
+        yield return StreamConfigCase("stream-config-class-vote-0", "a stream config with tracking class_vote_frames 0", Invalid, new StreamConfig { Tracking = new TrackingOptions { ClassVoteFrames = 0 } });
+        yield return StreamConfigCase("stream-config-min-instance-score-2", "a stream config with tracking min_instance_score 2", Invalid, new StreamConfig { Tracking = new TrackingOptions { MinInstanceScore = 2f } });
+        yield return StreamConfigCase("stream-config-max-missed-2-hours", "a stream config with tracking max_missed_ms of 2 hours", Invalid, new StreamConfig { Tracking = new TrackingOptions { MaxMissedMs = 7_200_000 } });
         yield return StreamConfigCase("stream-config-unknown-model", "a stream config naming a model that is not served", StatusCode.NotFound, new StreamConfig { Model = "no-such-model" });
         yield return new("stream-empty-message", "a stream message with neither config nor frame: the call ends", Invalid, null)
         {
