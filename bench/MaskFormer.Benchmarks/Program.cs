@@ -3,7 +3,8 @@ using BenchmarkDotNet.Running;
 namespace MaskFormer.Benchmarks;
 
 /// <summary>
-/// <c>throughput [requests]</c>, <c>stream [frames]</c> and <c>firstcall [runs] [port]</c> print side-by-side reports; anything else goes
+/// <c>throughput [requests]</c>, <c>stream [frames]</c> and <c>firstcall [runs] [port]</c> print side-by-side reports;
+/// <c>soak [--quick] [options]</c> is the load, soak and disconnect run of RELIABILITY.md; anything else goes
 /// to BenchmarkDotNet's switcher (per-stage suites). Exit code 1 on failure.
 /// </summary>
 internal static class BenchmarkProgram
@@ -21,6 +22,7 @@ internal static class BenchmarkProgram
                 "profile" => await Report.ProfileLoad.RunAsync([.. args.Skip(1)]),
                 "encode" => PrintLines(EncodeReport.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 30)),
                 "firstcall" => await FirstCallReport.RunAsync([.. args.Skip(1)]),
+                "soak" => await Soak.SoakReport.RunAsync([.. args.Skip(1)]),
                 _ => BenchmarkSwitcher.FromAssembly(typeof(BenchmarkProgram).Assembly).Run(args).Any(summary => summary.HasCriticalValidationErrors) ? 1 : 0,
             };
         }

@@ -14,14 +14,25 @@ internal sealed partial class ServerProcess : IAsyncDisposable
     private readonly TaskCompletionSource<string> _address = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly List<string> _log = [];
 
-    private ServerProcess(Process process) => _process = process;
+    private readonly int? _ignoredPort;
+
+    private ServerProcess(Process process, int? ignoredPort)
+    {
+        _process = process;
+        _ignoredPort = ignoredPort;
+    }
 
     public string Address => _address.Task.Result;
 
     /// <summary>The server's process id (for attaching a profiler).</summary>
     public int Id => _process.Id;
 
-    public static async Task<ServerProcess> StartAsync(string modelFolder, IReadOnlyList<string> extraArguments, CancellationToken cancellationToken, IReadOnlyDictionary<string, string>? environment = null)
+    /// <param name="modelFolder">The model repository to serve.</param>
+    /// <param name="extraArguments">More settings, as "--Key=Value".</param>
+    /// <param name="cancellationToken">Stops waiting for the server to listen.</param>
+    /// <param name="environment">More environment variables for the server.</param>
+    /// <param name="otherListenerPort">A port of another listener the arguments open (Prometheus), not the gRPC one.</param>
+    public static async Task<ServerProcess> StartAsync(string modelFolder, IReadOnlyList<string> extraArguments, CancellationToken cancellationToken, IReadOnlyDictionary<string, string>? environment = null, int? otherListenerPort = null)
     {
         var dll = ServerDll();
         var info = new ProcessStartInfo("dotnet")
@@ -48,7 +59,7 @@ internal sealed partial class ServerProcess : IAsyncDisposable
             info.Environment[name] = value;
         }
 
-        var server = new ServerProcess(Process.Start(info) ?? throw new InvalidOperationException("could not start the server"));
+        var server = new ServerProcess(Process.Start(info) ?? throw new InvalidOperationException("could not start the server"), otherListenerPort);
         server._process.OutputDataReceived += (_, e) => server.OnLine(e.Data);
         server._process.ErrorDataReceived += (_, e) => server.OnLine(e.Data);
         server._process.BeginOutputReadLine();
@@ -122,7 +133,7 @@ internal sealed partial class ServerProcess : IAsyncDisposable
             _log.Add(line);
         }
 
-        if (ListeningOn().Match(line) is { Success: true } match)
+        if (ListeningOn().Match(line) is { Success: true } match && (_ignoredPort is not { } ignored || new Uri(match.Groups[1].Value).Port != ignored))
         {
             _address.TrySetResult(match.Groups[1].Value);
         }
