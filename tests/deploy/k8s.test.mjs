@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const OVERLAYS = ['cpu', 'gpu'];
+const OVERLAYS = ['cpu', 'gpu', 'cpu-tls'];
 const read = (relative) => fs.readFileSync(path.join(ROOT, relative), 'utf8');
 const appsettings = JSON.parse(read('src/MaskFormer.Server/appsettings.json'));
 const grpcPort = Number(new URL(appsettings.Kestrel.Endpoints.Grpc.Url).port);
@@ -81,23 +81,39 @@ for (const overlay of OVERLAYS) {
     // Ports: the app's gRPC endpoint, every probe, both Services, the NetworkPolicy.
     const ports = Object.fromEntries(container.ports.map((p) => [p.name, p.containerPort]));
     assert.equal(ports.grpc, grpcPort);
-    assert.equal(Number(new URL(settings.Kestrel__Endpoints__Grpc__Url).port), grpcPort);
-    for (const [name, endpoint] of Object.entries(appsettings.Kestrel.Endpoints)) {
-      assert.ok(Object.values(ports).includes(Number(new URL(endpoint.Url).port)), `Kestrel endpoint ${name} has a container port`);
+    const grpcUrl = new URL(settings.Kestrel__Endpoints__Grpc__Url);
+    assert.equal(Number(grpcUrl.port), grpcPort);
+    // Endpoints: appsettings.json's, with their URLs as the settings override them, and those only the settings add.
+    const kestrelUrls = Object.fromEntries(Object.entries(appsettings.Kestrel.Endpoints).map(([name, endpoint]) => [name, endpoint.Url]));
+    for (const [name, value] of Object.entries(settings)) {
+      const match = /^Kestrel__Endpoints__(\w+)__Url$/.exec(name);
+      if (match) kestrelUrls[match[1]] = value;
+    }
+    for (const [name, url] of Object.entries(kestrelUrls)) {
+      assert.ok(Object.values(ports).includes(Number(new URL(url).port)), `Kestrel endpoint ${name} has a container port`);
     }
     assert.equal(ports.metrics, Number(new URL(settings.MaskFormer__Telemetry__PrometheusUrl).port), 'the metrics port is where the Prometheus listener is');
-    for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) assert.equal(container[probe].grpc.port, grpcPort, probe);
+    // With TLS the kubelet's probes (which cannot speak TLS) use a cleartext endpoint that serves health only.
+    const tls = grpcUrl.protocol === 'https:';
+    const probePort = tls ? ports.health : grpcPort;
+    if (tls) {
+      const probeEndpoint = Object.values(kestrelUrls).map((u) => new URL(u)).find((u) => Number(u.port) === probePort);
+      assert.equal(probeEndpoint?.protocol, 'http:', 'the probe port is a cleartext Kestrel endpoint');
+    }
+    for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) assert.equal(container[probe].grpc.port, probePort, probe);
     const services = byKind(objects, 'Service');
     assert.deepEqual(services.map((s) => s.spec.clusterIP === 'None').sort(), [false, true], 'a regular and a headless Service');
     for (const service of services) {
       assert.deepEqual(service.spec.selector, Object.fromEntries(Object.entries(service.spec.selector).filter(([k, v]) => deployment.spec.template.metadata.labels[k] === v)));
       const grpc = service.spec.ports.find((p) => p.name === 'grpc');
       assert.equal(grpc.port, grpcPort);
-      assert.equal(grpc.appProtocol, 'kubernetes.io/h2c');
+      assert.equal(grpc.appProtocol, tls ? 'https' : 'kubernetes.io/h2c');
       for (const port of service.spec.ports) assert.ok(port.targetPort in ports, `Service ${service.metadata.name} targets a named container port`);
+      if (tls) assert.ok(!service.spec.ports.some((p) => p.targetPort === 'health'), 'the probe-only port is not in a Service');
     }
     const policy = one(objects, 'NetworkPolicy');
-    assert.deepEqual(policy.spec.ingress.flatMap((rule) => rule.ports.map((p) => p.port)).sort(), Object.keys(ports).sort());
+    assert.deepEqual(policy.spec.ingress.flatMap((rule) => rule.ports.map((p) => p.port)).sort(), Object.keys(ports).filter((p) => !(tls && p === 'health')).sort(),
+      'the NetworkPolicy opens every port but the probe-only one');
 
     // Probes: the health service names the server maps; readiness and liveness differ.
     assert.equal(readinessService, 'maskformer.v1.SegmentationService');
@@ -122,7 +138,8 @@ for (const overlay of OVERLAYS) {
     }
     for (const name of Object.keys(env).filter((n) => n.startsWith('Kestrel__'))) {
       const [, , endpoint, key] = name.split('__');
-      assert.ok(endpoint in appsettings.Kestrel.Endpoints && key in appsettings.Kestrel.Endpoints[endpoint], `${name} is not in appsettings.json`);
+      const known = endpoint in appsettings.Kestrel.Endpoints;
+      assert.ok(known ? key in appsettings.Kestrel.Endpoints[endpoint] : key === 'Url', `${name} is neither in appsettings.json nor a new endpoint's Url`);
     }
     assert.equal(container.envFrom[0].configMapRef.name, configMap.metadata.name);
 
@@ -159,13 +176,37 @@ for (const overlay of OVERLAYS) {
     assert.equal(pod.serviceAccountName, account.metadata.name);
 
     // Image pinned; PDB and HPA aimed at this Deployment.
-    assert.match(container.image, new RegExp(`:\\d+\\.\\d+\\.\\d+-${overlay}$`));
+    assert.match(container.image, new RegExp(`:\\d+\\.\\d+\\.\\d+-${overlay.split('-')[0]}$`));
     const pdb = one(objects, 'PodDisruptionBudget');
     assert.deepEqual(pdb.spec.selector.matchLabels, deployment.spec.selector.matchLabels);
     const hpa = one(objects, 'HorizontalPodAutoscaler');
     assert.equal(hpa.spec.scaleTargetRef.name, deployment.metadata.name);
     assert.equal(hpa.spec.metrics[0].resource.name, 'cpu');
     assert.ok(hpa.spec.minReplicas >= 2, 'two pods at least, so the PDB lets one drain');
+
+    // TLS: certificate, key and tokens from secrets mounted read-only, where the settings point; the
+    // files readable by the image's user through fsGroup and by nobody else.
+    if (tls) {
+      const secretMount = (file) => {
+        const mount = container.volumeMounts.find((m) => file.startsWith(`${m.mountPath}/`));
+        assert.ok(mount, `${file} is on no volume`);
+        assert.equal(mount.readOnly, true, `${mount.mountPath} is mounted read-only`);
+        const volume = pod.volumes.find((v) => v.name === mount.name);
+        assert.ok(volume.secret?.secretName, `${file} comes from a secret`);
+        assert.equal(volume.secret.defaultMode, 0o440, `${volume.name}: mode 0440`);
+        return { volume, key: file.slice(mount.mountPath.length + 1) };
+      };
+      const certificate = secretMount(settings.MaskFormer__Security__CertificatePath);
+      const key = secretMount(settings.MaskFormer__Security__KeyPath);
+      assert.equal(certificate.volume, key.volume, 'certificate and key from one secret');
+      assert.deepEqual([certificate.key, key.key], ['tls.crt', 'tls.key'], 'the keys of a kubernetes.io/tls secret');
+      const tokens = secretMount(settings.MaskFormer__Security__TokensFile);
+      assert.notEqual(tokens.volume, certificate.volume);
+      assert.equal(pod.securityContext.fsGroup, dockerUser);
+      assert.equal(settings.MaskFormer__Security__Reflection, 'Off');
+    } else {
+      assert.equal(settings.MaskFormer__Security__CertificatePath, undefined);
+    }
 
     // Devices: the GPU overlay asks for a GPU and requires it; the CPU overlay has none.
     const gpus = container.resources.limits['nvidia.com/gpu'];
