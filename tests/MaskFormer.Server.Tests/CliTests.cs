@@ -87,6 +87,32 @@ public sealed class CliTests(ServerFixture server) : IDisposable
         Assert.Equal(16, Directory.GetFiles(_out, "*.overlay.png").Length);
     }
 
+    [Theory]
+    [InlineData("semantic")]
+    [InlineData("panoptic")]
+    [InlineData("instance")]
+    public async Task Stream_Delta_OverlaysEqualThoseDrawnFromCompleteResults(string task)
+    {
+        var clip = Path.Combine(RepositoryPaths.TinyShapes, "clip");
+        var (complete, deltas) = (Path.Combine(_out, "complete"), Path.Combine(_out, "deltas"));
+        using var output = new StringWriter();
+
+        var exitComplete = await StreamCommand.RunAsync(new CommandArguments([clip, "--server", server.Address.ToString(), "--out", complete, "--task", task, "--no-pacing"]), TextWriter.Null, CancellationToken.None);
+        var exitDeltas = await StreamCommand.RunAsync(new CommandArguments([clip, "--server", server.Address.ToString(), "--out", deltas, "--task", task, "--no-pacing", "--delta"]), output, CancellationToken.None);
+
+        Assert.Equal((0, 0), (exitComplete, exitDeltas));
+        var files = Directory.GetFiles(complete, "*.overlay.png").Select(Path.GetFileName).Order().ToArray();
+        Assert.Equal(16, files.Length);
+        Assert.Equal(files, Directory.GetFiles(deltas, "*.overlay.png").Select(Path.GetFileName).Order());
+        foreach (var file in files)
+        {
+            Assert.True(File.ReadAllBytes(Path.Combine(complete, file!)).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(deltas, file!))), $"{task}: {file} differs when drawn from deltas");
+        }
+
+        var summary = output.ToString().Split('\n').Single(l => l.Contains("deltas: ", StringComparison.Ordinal));
+        Assert.Contains("of 16 results came as changes", summary, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Stream_TargetFpsAndMaxAge_PassedToTheServerAndItsFiguresShown()
     {

@@ -42,13 +42,14 @@ internal static class StreamCommand
           --target-fps N         latency contract: the rate wanted; the server adapts frames in flight to it (frames are sent at it unless --fps)
           --max-age D            latency contract: the oldest a result may be, e.g. 100ms or 0.2s; older frames are skipped (too_old)
           --allow-downscale      latency contract: the server may lower the output resolution to keep up
+          --delta                results as changes from the previous one (StreamConfig.delta), rebuilt here before drawing
           --no-pacing            send as fast as the stream accepts them
           --model NAME           the model (default: the server's default model)
           --alpha A              strength of the class colours over the image, 0..1 (default 0.6)
           --min-score S          instance: the lowest score kept and drawn (default 0.5)
         {CliApp.ServerHelp}
         """,
-        ["out", "task", "panoptic", "policy", "in-flight", "fps", "no-pacing", "model", "alpha", "min-score", "target-fps", "max-age", "allow-downscale"],
+        ["out", "task", "panoptic", "policy", "in-flight", "fps", "no-pacing", "model", "alpha", "min-score", "target-fps", "max-age", "allow-downscale", "delta"],
         RunAsync);
 
     public static async Task<int> RunAsync(CommandArguments args, TextWriter output, CancellationToken cancellationToken)
@@ -94,6 +95,9 @@ internal static class StreamCommand
         var answers = Channel.CreateUnbounded<(SegmentStreamResponse Response, SentFrame Frame)>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         using var undrawn = new SemaphoreSlim(MaxUndrawnFrames);
         var heldBack = 0;
+        var rebuilder = config.Delta is { Enabled: true } ? new DeltaRebuilder() : null;
+        long receivedBytes = 0;
+        var results = 0;
         var clock = Stopwatch.StartNew();
 
         var sending = Task.Run(
@@ -148,6 +152,7 @@ internal static class StreamCommand
                         }
 
                         stats.Record(response, Stopwatch.GetElapsedTime(frame.Timestamp, arrived), clock.Elapsed);
+                        receivedBytes += response.CalculateSize();
                         answers.Writer.TryWrite((response, frame));
                     }
 
@@ -168,8 +173,16 @@ internal static class StreamCommand
                 .StartAsync(async progress =>
                 {
                     var bar = progress.AddTask("streaming", maxValue: source.Count > 0 ? source.Count : 1);
-                    await foreach (var (response, frame) in answers.Reader.ReadAllAsync(stop.Token).ConfigureAwait(false))
+                    await foreach (var (answer, frame) in answers.Reader.ReadAllAsync(stop.Token).ConfigureAwait(false))
                     {
+                        var response = answer;
+                        results += answer.Result is null ? 0 : 1;
+                        if (rebuilder is not null && answer.Result is { } delta)
+                        {
+                            response = answer.Clone();
+                            response.Result = rebuilder.Rebuild(delta);
+                        }
+
                         await sink.WriteAsync(frame.Image, frame.Name, response, stop.Token).ConfigureAwait(false);
                         undrawn.Release();
                         bar.Increment(1);
@@ -195,6 +208,11 @@ internal static class StreamCommand
         if (stats.ServerSummary(config.Latency) is { } summary)
         {
             console.MarkupLineInterpolated($"[green]{summary}[/]");
+        }
+
+        if (rebuilder is not null)
+        {
+            console.MarkupLineInterpolated($"[green]deltas: {rebuilder.Deltas} of {results} results came as changes from the previous one; {receivedBytes:N0} bytes of answers received[/]");
         }
 
         if (heldBack > 0)
@@ -224,6 +242,7 @@ internal static class StreamCommand
             Options = new SegmentationOptions { InstanceScoreThreshold = (float)args.GetDouble("min-score", 0.5), RleFormat = RleFormat.Counts },
             Latency = LatencyArguments.Parse(args),
             StatusIntervalMs = StatusIntervalMs,
+            Delta = args.Has("delta") ? new DeltaOptions { Enabled = true } : null,
         };
         config.Tasks.Add(task);
         return config;
