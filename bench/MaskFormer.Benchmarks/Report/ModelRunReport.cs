@@ -14,12 +14,13 @@ using Microsoft.ML.OnnxRuntime;
 namespace MaskFormer.Benchmarks.Report;
 
 /// <summary>
-/// <c>modelrun [--realistic] [--rounds N] [--seconds S] [--out FILE]</c>: why a model run inside the service
+/// <c>modelrun [--realistic] [--rounds N] [--seconds S] [--part 1|2|12] [--settings KEY,...] [--out FILE]</c>: why a model run inside the service
 /// costs what it costs, side by side in one run. Part 1, in this process: raw <c>InferenceSession.Run</c> on a
 /// pre-built tensor against the service's <c>ModelSession.Run</c> (input wrapping, output hand-over), for
 /// intra-op threads 1 and all cores, spinning off and on, alone and with one other core kept busy (as
 /// post-processing does in the service). Part 2: the service as its own process, over gRPC, under each
-/// setting (threads, spinning, server or workstation GC) against raw ONNX Runtime with the same settings.
+/// setting (threads, spinning, server or workstation GC, tiered compilation with or without PGO) against raw ONNX Runtime
+/// with the same settings.
 /// Rounds visit the settings in alternating order so a drift in the machine's load does not favour one.
 /// </summary>
 internal static class ModelRunReport
@@ -30,6 +31,8 @@ internal static class ModelRunReport
         var seconds = 3.0;
         var realistic = false;
         string? output = null;
+        var parts = "12";
+        var settings = AllSettings();
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -46,8 +49,15 @@ internal static class ModelRunReport
                 case "--out":
                     output = args[++i];
                     break;
+                case "--part":
+                    parts = args[++i];
+                    break;
+                case "--settings":
+                    var keys = args[++i].Split(',');
+                    settings = [.. settings.Where(s => keys.Contains(s.Key))];
+                    break;
                 default:
-                    throw new ArgumentException($"unknown argument '{args[i]}'; usage: modelrun [--realistic] [--rounds N] [--seconds S] [--out FILE]");
+                    throw new ArgumentException($"unknown argument '{args[i]}'; usage: modelrun [--realistic] [--rounds N] [--seconds S] [--part 1|2|12] [--settings default,threads1,spin,wksgc,tiered,nopgo] [--out FILE]");
             }
         }
 
@@ -61,8 +71,15 @@ internal static class ModelRunReport
         var loadBefore = MachineInfo.LoadAverage();
         Line(text, $"Model `{name}`, {Environment.ProcessorCount} cores, load average before {loadBefore}, {rounds} rounds of {seconds:F1} s per cell, started {started:yyyy-MM-dd HH:mm} UTC.");
         Line(text);
-        InProcess(text, folder, image, rounds, duration);
-        await ServiceAsync(text, name, folderPath, folder, image, rounds, duration);
+        if (parts.Contains('1', StringComparison.Ordinal))
+        {
+            InProcess(text, folder, image, rounds, duration);
+        }
+
+        if (parts.Contains('2', StringComparison.Ordinal))
+        {
+            await ServiceAsync(text, name, folderPath, folder, image, rounds, duration, settings);
+        }
         Line(text);
         Line(text, $"Load average after: {MachineInfo.LoadAverage()}; took {(DateTimeOffset.UtcNow - started).TotalMinutes:F1} min.");
         Console.WriteLine();
@@ -215,59 +232,72 @@ internal static class ModelRunReport
         return (Stats.Median(runs), cpu / runs.Count, rate);
     }
 
-    private static async Task ServiceAsync(StringBuilder text, string name, string folderPath, ModelFolder folder, byte[] image, int rounds, TimeSpan duration)
+    private static async Task ServiceAsync(StringBuilder text, string name, string folderPath, ModelFolder folder, byte[] image, int rounds, TimeSpan duration, IReadOnlyList<ServiceSetting> settings)
     {
-        var cores = Environment.ProcessorCount;
-        var configurations = new List<(string Label, int Threads, bool Spin, bool ServerGc)>
-        {
-            ($"default: {cores} threads, spinning off, server GC", cores, false, true),
-            ("1 intra-op thread", 1, false, true),
-            ("spinning on", cores, true, true),
-            ("workstation GC", cores, false, false),
-            ("1 thread, workstation GC", 1, false, false),
-        };
-        var results = new Dictionary<string, List<(CellResult Unary1, CellResult Unary4, CellResult Raw)>>();
+        var results = new Dictionary<string, List<ServiceCells>>();
         for (var round = 1; round <= rounds; round++)
         {
-            var order = round % 2 == 1 ? configurations : Enumerable.Reverse(configurations).ToList();
-            foreach (var (label, threads, spin, serverGc) in order)
+            var order = round % 2 == 1 ? settings : settings.Reverse().ToList();
+            foreach (var setting in order)
             {
-                Console.WriteLine($"round {round}: service with {label} (load {MachineInfo.LoadAverage()})");
-                string[] arguments = [$"--MaskFormer:Inference:IntraOpThreads={threads}", $"--MaskFormer:Inference:AllowSpinning={spin}"];
-                var environment = new Dictionary<string, string> { ["DOTNET_gcServer"] = serverGc ? "1" : "0" };
-                var raw = RawOrtRunner.Measure(name, folder, image, new InferenceOptions { AllowSpinning = spin }, threads, 1, duration, round);
-                await using var server = await ServerProcess.StartAsync(folderPath, arguments, CancellationToken.None, environment);
+                Console.WriteLine($"round {round}: service with {setting.Label} (load {MachineInfo.LoadAverage()})");
+                string[] arguments = [$"--MaskFormer:Inference:IntraOpThreads={setting.Threads}", $"--MaskFormer:Inference:AllowSpinning={setting.Spin}"];
+                var raw = RawOrtRunner.Measure(name, folder, image, new InferenceOptions { AllowSpinning = setting.Spin }, setting.Threads, 1, duration, round);
+                var clock = Stopwatch.StartNew();
+                await using var server = await ServerProcess.StartAsync(folderPath, arguments, CancellationToken.None, setting.Environment);
                 using var channel = GrpcChannel.ForAddress(server.Address, new GrpcChannelOptions { MaxReceiveMessageSize = 256 << 20 });
                 var load = new GrpcLoad(channel, server);
                 await load.WaitServingAsync(CancellationToken.None);
-                var unary1 = await load.UnaryAsync(new CellKey(name, "unary", "all", 1, round), image, GrpcLoad.AllTasks, duration, CancellationToken.None);
-                var unary4 = await load.UnaryAsync(new CellKey(name, "unary", "all", 4, round), image, GrpcLoad.AllTasks, duration, CancellationToken.None);
-                Console.WriteLine($"  raw {raw.ImagesPerSecond:F1} img/s ({raw.InferenceMsPerImage:F2} ms/run); service x1 {unary1.ImagesPerSecond:F1} img/s, run {unary1.InferenceMsPerImage:F2} ms, cpu {unary1.CpuMsPerImage:F1} ms/img; x4 {unary4.ImagesPerSecond:F1} img/s, run {unary4.InferenceMsPerImage:F2} ms/img, cpu {unary4.CpuMsPerImage:F1} ms/img");
-                if (!results.TryGetValue(label, out var list))
+                var serving = clock.Elapsed.TotalSeconds;
+                var first = await load.UnaryAsync(new CellKey(name, "unary", "all", 1, round), image, GrpcLoad.AllTasks, duration, CancellationToken.None);
+                var four = await load.UnaryAsync(new CellKey(name, "unary", "all", 4, round), image, GrpcLoad.AllTasks, duration, CancellationToken.None);
+                var again = await load.UnaryAsync(new CellKey(name, "unary", "all", 1, round), image, GrpcLoad.AllTasks, duration, CancellationToken.None);
+                Console.WriteLine($"  serving after {serving:F1} s; raw {raw.ImagesPerSecond:F1} img/s, {raw.CpuMsPerImage:F2} CPU ms/img; service x1 {first.ImagesPerSecond:F1} img/s, run {first.InferenceMsPerImage:F2} ms, cpu {first.CpuMsPerImage:F1} ms/img; x4 {four.ImagesPerSecond:F1} img/s, cpu {four.CpuMsPerImage:F1} ms/img; x1 again {again.ImagesPerSecond:F1} img/s, run {again.InferenceMsPerImage:F2} ms, cpu {again.CpuMsPerImage:F1} ms/img");
+                if (!results.TryGetValue(setting.Key, out var list))
                 {
-                    results[label] = list = [];
+                    results[setting.Key] = list = [];
                 }
 
-                list.Add((unary1, unary4, raw));
+                list.Add(new ServiceCells(serving, raw, first, four, again));
             }
         }
 
         Line(text, "### Part 2: the service (its own process, gRPC, all three tasks) under each setting, medians over rounds");
         Line(text);
-        Line(text, "Raw ONNX Runtime (batch 1, same threads and spinning) is measured just before each server starts. *run* is the model run per image inside the service (its own stage timing).");
+        Line(text, "Raw ONNX Runtime (batch 1, same threads and spinning) is measured just before each server starts. The cells run in this order on a fresh server: 1 caller right after SERVING (*first*), 4 callers, 1 caller again (*later*). *run* is the model run per image inside the service (its own stage timing); CPU is the server process's per image answered.");
         Line(text);
-        Line(text, "| setting | raw ms/run | 1 caller: run ms | run ÷ raw | img/s | CPU ms/img | 4 callers: run ms/img | img/s | CPU ms/img | service (4) ÷ raw img/s |");
-        Line(text, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-        foreach (var (label, _, _, _) in configurations)
+        Line(text, "| setting | to SERVING s | raw ms/run | raw CPU ms/img | first: run ms | CPU ms/img | 4 callers: img/s | CPU ms/img | later: run ms | run ÷ raw | img/s | CPU ms/img | CPU ÷ raw (later) | 4 callers ÷ raw img/s |");
+        Line(text, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        foreach (var setting in settings)
         {
-            var cells = results[label];
-            var raw = Stats.Median(cells.Select(c => c.Raw.InferenceMsPerImage));
-            var run1 = Stats.Median(cells.Select(c => c.Unary1.InferenceMsPerImage));
-            var rawRate = Stats.Median(cells.Select(c => c.Raw.ImagesPerSecond));
-            var rate4 = Stats.Median(cells.Select(c => c.Unary4.ImagesPerSecond));
-            Line(text, $"| {label} | {raw:F2} | {run1:F2} | {run1 / raw:F2} | {Stats.Median(cells.Select(c => c.Unary1.ImagesPerSecond)):F1} | {Stats.Median(cells.Select(c => c.Unary1.CpuMsPerImage)):F1} | {Stats.Median(cells.Select(c => c.Unary4.InferenceMsPerImage)):F2} | {rate4:F1} | {Stats.Median(cells.Select(c => c.Unary4.CpuMsPerImage)):F1} | {rate4 / rawRate:F2} |");
+            var cells = results[setting.Key];
+            double M(Func<ServiceCells, double> pick) => Stats.Median(cells.Select(pick));
+            var raw = M(c => c.Raw.InferenceMsPerImage);
+            var rawCpu = M(c => c.Raw.CpuMsPerImage);
+            var later = M(c => c.Again.InferenceMsPerImage);
+            var laterCpu = M(c => c.Again.CpuMsPerImage);
+            Line(text, $"| {setting.Label} | {M(c => c.Serving):F1} | {raw:F2} | {rawCpu:F2} | {M(c => c.First.InferenceMsPerImage):F2} | {M(c => c.First.CpuMsPerImage):F1} | {M(c => c.Four.ImagesPerSecond):F1} | {M(c => c.Four.CpuMsPerImage):F1} | {later:F2} | {later / raw:F2} | {M(c => c.Again.ImagesPerSecond):F1} | {laterCpu:F1} | {laterCpu / rawCpu:F2} | {M(c => c.Four.ImagesPerSecond) / M(c => c.Raw.ImagesPerSecond):F2} |");
         }
     }
+
+    private static List<ServiceSetting> AllSettings()
+    {
+        var cores = Environment.ProcessorCount;
+        var none = new Dictionary<string, string>();
+        return
+        [
+            new("default", $"as configured: {cores} threads, spinning off, server GC, no tiered compilation", cores, false, none),
+            new("threads1", "1 intra-op thread", 1, false, none),
+            new("spin", "spinning on", cores, true, none),
+            new("wksgc", "workstation GC (DOTNET_gcServer=0)", cores, false, new Dictionary<string, string> { ["DOTNET_gcServer"] = "0" }),
+            new("tiered", "tiered compilation with PGO (DOTNET_TieredCompilation=1, the .NET default)", cores, false, new Dictionary<string, string> { ["DOTNET_TieredCompilation"] = "1" }),
+            new("nopgo", "tiered compilation without PGO (DOTNET_TieredCompilation=1, DOTNET_TieredPGO=0)", cores, false, new Dictionary<string, string> { ["DOTNET_TieredCompilation"] = "1", ["DOTNET_TieredPGO"] = "0" }),
+        ];
+    }
+
+    private sealed record ServiceSetting(string Key, string Label, int Threads, bool Spin, IReadOnlyDictionary<string, string> Environment);
+
+    private sealed record ServiceCells(double Serving, CellResult Raw, CellResult First, CellResult Four, CellResult Again);
 
     private static void DisposeAll(ModelOutput[] outputs)
     {

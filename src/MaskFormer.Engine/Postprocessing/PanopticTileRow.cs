@@ -31,8 +31,15 @@ internal sealed class PanopticTileRow : IDisposable
     private readonly int[] _winner;
     private readonly bool[] _winnerDecided;
     private readonly int[] _mixedTiles;
+
+    // Per mixed tile, the kept queries (ascending) a pixel's decision reads: undecided masks, queries
+    // still in the running, the decided winner. The others are on one side everywhere in the tile and
+    // cannot win there, so skipping them changes nothing and keeps the per-pixel work to the boundary.
+    private readonly int[] _relevant;
+    private readonly int[] _relevantCount;
     private readonly int[] _xs;
     private readonly int[] _pixelTile;
+    private readonly int[] _mixedStart;
     private readonly int[] _gathered;
     private readonly int[] _positions;
     private readonly float[] _values;
@@ -51,8 +58,11 @@ internal sealed class PanopticTileRow : IDisposable
         _winner = ArrayPool<int>.Shared.Rent(columns);
         _winnerDecided = ArrayPool<bool>.Shared.Rent(columns);
         _mixedTiles = ArrayPool<int>.Shared.Rent(columns);
+        _relevant = ArrayPool<int>.Shared.Rent(columns * kept.Count);
+        _relevantCount = ArrayPool<int>.Shared.Rent(columns);
         _xs = ArrayPool<int>.Shared.Rent(width);
         _pixelTile = ArrayPool<int>.Shared.Rent(width);
+        _mixedStart = ArrayPool<int>.Shared.Rent(columns + 1);
         _gathered = ArrayPool<int>.Shared.Rent(width);
         _positions = ArrayPool<int>.Shared.Rent(width);
         _values = ArrayPool<float>.Shared.Rent(width);
@@ -101,12 +111,15 @@ internal sealed class PanopticTileRow : IDisposable
         for (var i = 0; i < mixedCount; i++)
         {
             var t = _mixedTiles[i];
+            _mixedStart[i] = pixelCount;
             for (var x = columns.Starts[t]; x < columns.Starts[t + 1]; x++)
             {
                 _xs[pixelCount] = x;
                 _pixelTile[pixelCount++] = t;
             }
         }
+
+        _mixedStart[mixedCount] = pixelCount;
 
         for (var t = 0; t < columns.Count; t++)
         {
@@ -124,7 +137,7 @@ internal sealed class PanopticTileRow : IDisposable
 
         for (var y = rows.Starts[row]; y < rows.Starts[row + 1]; y++)
         {
-            SolvePixels(y, pixelCount, ids.Row(y));
+            SolvePixels(y, mixedCount, pixelCount, ids.Row(y));
         }
     }
 
@@ -135,8 +148,11 @@ internal sealed class PanopticTileRow : IDisposable
         ArrayPool<int>.Shared.Return(_winner);
         ArrayPool<bool>.Shared.Return(_winnerDecided);
         ArrayPool<int>.Shared.Return(_mixedTiles);
+        ArrayPool<int>.Shared.Return(_relevant);
+        ArrayPool<int>.Shared.Return(_relevantCount);
         ArrayPool<int>.Shared.Return(_xs);
         ArrayPool<int>.Shared.Return(_pixelTile);
+        ArrayPool<int>.Shared.Return(_mixedStart);
         ArrayPool<int>.Shared.Return(_gathered);
         ArrayPool<int>.Shared.Return(_positions);
         ArrayPool<float>.Shared.Return(_values);
@@ -204,6 +220,16 @@ internal sealed class PanopticTileRow : IDisposable
             if (IsMixed(t))
             {
                 _mixedTiles[mixed++] = t;
+                var count = 0;
+                for (var k = 0; k < kept; k++)
+                {
+                    if (k == winner || _state[(t * kept) + k] == Undecided || (!_winnerDecided[t] && _canWin[(t * kept) + k]))
+                    {
+                        _relevant[(t * kept) + count++] = k;
+                    }
+                }
+
+                _relevantCount[t] = count;
             }
         }
 
@@ -212,18 +238,21 @@ internal sealed class PanopticTileRow : IDisposable
 
     // The dense computation's operations on the mixed tiles' pixels of row y: each kept query's
     // sigmoid where some tile needs it, then the mask counts and the first strict maximum.
-    private void SolvePixels(int y, int pixelCount, Span<ushort> assignment)
+    private void SolvePixels(int y, int mixedCount, int pixelCount, Span<ushort> assignment)
     {
         var width = _tiles.Upsampler.Width;
         for (var k = 0; k < _kept.Count; k++)
         {
             var count = 0;
-            for (var p = 0; p < pixelCount; p++)
+            for (var i = 0; i < mixedCount; i++)
             {
-                if (Needs(_pixelTile[p], k))
+                if (Needs(_mixedTiles[i], k))
                 {
-                    _gathered[count] = _xs[p];
-                    _positions[count++] = p;
+                    for (var p = _mixedStart[i]; p < _mixedStart[i + 1]; p++)
+                    {
+                        _gathered[count] = _xs[p];
+                        _positions[count++] = p;
+                    }
                 }
             }
 
@@ -249,7 +278,8 @@ internal sealed class PanopticTileRow : IDisposable
             var t = _pixelTile[p];
             var best = float.NegativeInfinity;
             var value = PanopticInference.Unassigned;
-            for (var k = 0; k < _kept.Count; k++)
+            var relevant = _relevant.AsSpan(t * _kept.Count, _relevantCount[t]);
+            foreach (var k in relevant)
             {
                 var state = _state[(t * _kept.Count) + k];
                 var sigmoid = _sigmoids[(k * width) + p];
