@@ -11,7 +11,7 @@ internal sealed class CommandArguments
     public const string DefaultAddress = "127.0.0.1:5081";
 
     // Switches take no value, so "--panoptic clip/" leaves clip/ positional.
-    private static readonly HashSet<string> s_flags = ["panoptic", "no-pacing", "allow-downscale", "delta", "help"];
+    private static readonly HashSet<string> s_flags = ["panoptic", "no-pacing", "allow-downscale", "delta", "no-overlays", "help"];
 
     private readonly Dictionary<string, string> _options = new(StringComparer.Ordinal);
 

@@ -43,13 +43,14 @@ internal static class StreamCommand
           --max-age D            latency contract: the oldest a result may be, e.g. 100ms or 0.2s; older frames are skipped (too_old)
           --allow-downscale      latency contract: the server may lower the output resolution to keep up
           --delta                results as changes from the previous one (StreamConfig.delta), rebuilt here before drawing
+          --no-overlays          draw nothing: measure the stream alone
           --no-pacing            send as fast as the stream accepts them
           --model NAME           the model (default: the server's default model)
           --alpha A              strength of the class colours over the image, 0..1 (default 0.6)
           --min-score S          instance: the lowest score kept and drawn (default 0.5)
         {CliApp.ServerHelp}
         """,
-        ["out", "task", "panoptic", "policy", "in-flight", "fps", "no-pacing", "model", "alpha", "min-score", "target-fps", "max-age", "allow-downscale", "delta"],
+        ["out", "task", "panoptic", "policy", "in-flight", "fps", "no-pacing", "model", "alpha", "min-score", "target-fps", "max-age", "allow-downscale", "delta", "no-overlays"],
         RunAsync);
 
     public static async Task<int> RunAsync(CommandArguments args, TextWriter output, CancellationToken cancellationToken)
@@ -81,7 +82,8 @@ internal static class StreamCommand
             ?? throw new UsageException($"--model {modelName}: the server has no such model ({string.Join(", ", models.Models.Select(m => m.Name).Distinct())}).");
         var legend = task == SegmentationTask.Instance ? [] : ResultPictures.ModelLegend(model);
         var labelNames = model.Labels.ToDictionary(l => (int)l.Id, l => l.Name);
-        await using var sink = new OverlaySink(args.Get("out", "stream-out"), fps, task, labelNames, legend, options);
+        // --no-overlays measures the stream alone: on a small machine drawing can be slower than the server.
+        await using var sink = args.Has("no-overlays") ? null : new OverlaySink(args.Get("out", "stream-out"), fps, task, labelNames, legend, options);
 
         console.MarkupLineInterpolated($"streaming {args.Positional[0]} ({(source.Count > 0 ? $"{source.Count} frames" : "frames")}) to {args.ServerAddress} {(pacer is null ? "as fast as the stream accepts them" : string.Create(CultureInfo.InvariantCulture, $"at {fps:0.##} fps"))}, {task.ToString().ToLowerInvariant()}, policy {args.Get("policy", "queue")}, {StreamStats.DescribeContract(config.Latency)}");
 
@@ -183,7 +185,11 @@ internal static class StreamCommand
                             response.Result = rebuilder.Rebuild(delta);
                         }
 
-                        await sink.WriteAsync(frame.Image, frame.Name, response, stop.Token).ConfigureAwait(false);
+                        if (sink is not null)
+                        {
+                            await sink.WriteAsync(frame.Image, frame.Name, response, stop.Token).ConfigureAwait(false);
+                        }
+
                         undrawn.Release();
                         bar.Increment(1);
                         bar.Description = stats.Describe();
@@ -192,7 +198,10 @@ internal static class StreamCommand
                     bar.Value = bar.MaxValue;
                 }).ConfigureAwait(false);
             await sending.ConfigureAwait(false);
-            await sink.CompleteAsync(stop.Token).ConfigureAwait(false);
+            if (sink is not null)
+            {
+                await sink.CompleteAsync(stop.Token).ConfigureAwait(false);
+            }
         }
         catch
         {
@@ -204,7 +213,7 @@ internal static class StreamCommand
             await Task.WhenAll(sending, receiving).ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
         }
 
-        console.MarkupLineInterpolated($"[green]{stats.Describe()}[/] (latency: frame sent to answer read); overlays in {sink.Destination}");
+        console.MarkupLineInterpolated($"[green]{stats.Describe()}[/] (latency: frame sent to answer read){(sink is null ? string.Empty : $"; overlays in {sink.Destination}")}");
         if (stats.ServerSummary(config.Latency) is { } summary)
         {
             console.MarkupLineInterpolated($"[green]{summary}[/]");

@@ -33,6 +33,16 @@ public sealed class LatencyArgumentsTests
     }
 
     [Fact]
+    public void Arguments_NoOverlaysIsASwitch_TheInputStaysPositional()
+    {
+        var args = new CommandArguments(["--no-overlays", "clip", "--target-fps", "15"]);
+
+        Assert.True(args.Has("no-overlays"));
+        Assert.Equal(["clip"], args.Positional);
+        Assert.Empty(args.Unknown(StreamCommand.Info.Options));
+    }
+
+    [Fact]
     public void ToConfig_NoContractOptions_NoContractButStatusAsked()
     {
         var config = StreamCommand.ToConfig(new CommandArguments(["clip"]));

@@ -151,6 +151,8 @@ public static class BadInputCatalogue
         yield return StreamConfigCase("stream-config-class-vote-0", "a stream config with tracking class_vote_frames 0", Invalid, new StreamConfig { Tracking = new TrackingOptions { ClassVoteFrames = 0 } });
         yield return StreamConfigCase("stream-config-min-instance-score-2", "a stream config with tracking min_instance_score 2", Invalid, new StreamConfig { Tracking = new TrackingOptions { MinInstanceScore = 2f } });
         yield return StreamConfigCase("stream-config-max-missed-2-hours", "a stream config with tracking max_missed_ms of 2 hours", Invalid, new StreamConfig { Tracking = new TrackingOptions { MaxMissedMs = 7_200_000 } });
+        yield return StreamConfigCase("stream-config-target-fps-nan", "a stream config with latency target_fps NaN", Invalid, new StreamConfig { Latency = new LatencyContract { TargetFps = float.NaN } });
+        yield return StreamConfigCase("stream-config-max-age-61s", "a stream config with latency max_age_ms 61000", Invalid, new StreamConfig { Latency = new LatencyContract { MaxAgeMs = 61_000 } });
         yield return StreamConfigCase("stream-config-unknown-model", "a stream config naming a model that is not served", StatusCode.NotFound, new StreamConfig { Model = "no-such-model" });
         yield return new("stream-empty-message", "a stream message with neither config nor frame: the call ends", Invalid, null)
         {
