@@ -15,15 +15,20 @@ public sealed class DeltaStreamTests(ServerFixture server, Xunit.Abstractions.IT
     private static readonly string[] s_frames = [.. Directory.GetFiles(s_clip, "frame_???.png").Order()];
     private static readonly SegmentationTask[] s_allTasks = [SegmentationTask.Semantic, SegmentationTask.Instance, SegmentationTask.Panoptic];
 
-    [Fact]
-    public async Task SegmentStream_DeltasOnCommittedClip_RebuiltResultsEqualCompleteOnesByteForByte()
+    [Theory]
+    [InlineData(LabelMapEncoding.Png)]
+    [InlineData(LabelMapEncoding.Raw)]
+    public async Task SegmentStream_DeltasOnCommittedClip_RebuiltResultsEqualCompleteOnesByteForByte(LabelMapEncoding encoding)
     {
         // Frame 7 twice in a row: a frame whose maps and masks did not change at all.
         var files = s_frames.Take(8).Append(s_frames[7]).Concat(s_frames.Skip(8)).ToArray();
         var frames = files.Select((file, i) => Frame((ulong)(100 + i), File.ReadAllBytes(file))).ToArray();
 
-        var complete = await StreamAsync(Config(delta: null), frames.Select(f => (object)f));
-        var deltas = await StreamAsync(Config(new DeltaOptions { Enabled = true }), frames.Select(f => (object)f));
+        var (completeConfig, deltaConfig) = (Config(delta: null), Config(new DeltaOptions { Enabled = true }));
+        completeConfig.Options = new SegmentationOptions { LabelMapEncoding = encoding };
+        deltaConfig.Options = new SegmentationOptions { LabelMapEncoding = encoding };
+        var complete = await StreamAsync(completeConfig, frames.Select(f => (object)f));
+        var deltas = await StreamAsync(deltaConfig, frames.Select(f => (object)f));
 
         Assert.Equal(frames.Length, complete.Length);
         Assert.Equal(frames.Length, deltas.Length);
@@ -47,7 +52,7 @@ public sealed class DeltaStreamTests(ServerFixture server, Xunit.Abstractions.IT
         Assert.Contains(repeated.Instance.Instances, i => i.MaskUnchanged);
 
         var (full, delta) = (complete.Sum(r => r.CalculateSize()), deltas.Sum(r => r.CalculateSize()));
-        output.WriteLine($"{frames.Length} frames, semantic + instance + panoptic: complete {full} bytes, deltas {delta} bytes ({100.0 * (full - delta) / full:F1} % saved)");
+        output.WriteLine($"{frames.Length} frames, semantic ({encoding}) + instance + panoptic: complete {full} bytes, deltas {delta} bytes ({100.0 * (full - delta) / full:F1} % saved)");
         Assert.True(delta < full);
     }
 
