@@ -35,6 +35,7 @@ internal sealed class SoakResult
     public long EndRss;
     public long AfterDisconnectsRss;
     public double SlopeMiBPerMinute;
+    public IReadOnlyList<(double Seconds, long Bytes)> RssTimeline = [];
     public double ActiveStreamsAfter = double.NaN;
     public double QueueAfter = double.NaN;
 
@@ -65,6 +66,8 @@ internal sealed class SoakResult
         yield return "| RSS idle | start of load | peak | end of load | slope, second half | after disconnects | open streams after | queue after |";
         yield return "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |";
         yield return $"| {MiB(IdleRss)} MiB | {MiB(StartRss)} MiB | {MiB(PeakRss)} MiB | {MiB(EndRss)} MiB | {SlopeMiBPerMinute:+0.0;-0.0} MiB/min | {MiB(AfterDisconnectsRss)} MiB | {ActiveStreamsAfter} | {QueueAfter} |";
+        yield return "";
+        yield return $"RSS during the load (s: MiB): {string.Join(", ", RssTimeline.Select(t => $"{t.Seconds:F0}: {MiB(t.Bytes)}"))}";
         yield return "";
         var violations = Violations;
         yield return violations.Count == 0 ? "PASS: every frame answered exactly once, only OK and documented overload outcomes, memory flat, nothing left after disconnects" : $"FAIL ({violations.Count}):";

@@ -283,11 +283,13 @@ internal static class SoakRun
         }
     }
 
-    // Start: the first sample after the pools have warmed (a quarter of the duration, at most 20 s).
+    // Start: the sample a quarter of the way through the load as it ran (longer than the duration when
+    // the server cannot keep up), once pools, the GC's budgets and every stream's buffers have grown.
     private static void SummarizeMemory(List<(double Seconds, long Bytes)> samples, SoakSettings settings, SoakResult result)
     {
-        var warm = Math.Min(20, settings.Duration.TotalSeconds / 4);
+        var warm = samples[^1].Seconds / 4;
         var start = samples.FirstOrDefault(s => s.Seconds >= warm, samples[^1]);
+        result.RssTimeline = [.. samples.Where((s, i) => i == 0 || i == samples.Count - 1 || (int)(s.Seconds / 30) != (int)(samples[i - 1].Seconds / 30))];
         result.StartRss = start.Bytes;
         result.EndRss = samples[^1].Bytes;
         result.PeakRss = samples.Max(s => s.Bytes);

@@ -21,7 +21,7 @@ internal sealed record SoakSettings
     /// <summary>Streams that send frames and disconnect without waiting for their answers, after the load.</summary>
     public int Disconnects { get; init; } = 32;
 
-    /// <summary>Most resident-memory growth allowed from the start of the load (after its first quarter, at most 20 s) to its end.</summary>
+    /// <summary>Most resident-memory growth allowed from a quarter of the way through the load to its end.</summary>
     public int MaxGrowthMiB { get; init; } = 64;
 
     /// <summary>Frames of one stream in the engine at once.</summary>
