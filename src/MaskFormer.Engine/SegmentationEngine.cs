@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using MaskFormer.Engine.Admission;
 using MaskFormer.Engine.Batching;
 using MaskFormer.Engine.Decoding;
 using MaskFormer.Engine.Diagnostics;
@@ -21,9 +22,12 @@ public sealed partial class SegmentationEngine(
     ImageDecoder decoder,
     TimeProvider time,
     ILogger<SegmentationEngine> logger,
-    IEnumerable<Hosting.IResultWarmUp>? resultWarmUps = null) : IAsyncDisposable
+    IEnumerable<Hosting.IResultWarmUp>? resultWarmUps = null,
+    AdmissionGate? admission = null) : IAsyncDisposable
 {
     private readonly InferenceOptions _inference = inferenceOptions.Value;
+    private static readonly TimeSpan s_loadingRetryAfter = TimeSpan.FromSeconds(1);
+    private readonly AdmissionGate _admission = admission ?? new AdmissionGate(Options.Create(new AdmissionOptions()), time);
     private IReadOnlyList<ServedModel> _models = [];
     private volatile bool _ready;
 
@@ -36,6 +40,9 @@ public sealed partial class SegmentationEngine(
 
     /// <summary>The served models, default first.</summary>
     public IReadOnlyList<ServedModel> Models => _models;
+
+    /// <summary>Admission control for decoding, pre-processing, post-processing and encoding.</summary>
+    public AdmissionGate Admission => _admission;
 
     /// <summary>True once every model is loaded and warmed up.</summary>
     public bool IsReady => _ready;
@@ -110,6 +117,7 @@ public sealed partial class SegmentationEngine(
             throw;
         }
 
+        EngineMetrics.Track(_admission);
         _models = [.. models.OrderByDescending(m => m.IsDefault).ThenBy(m => m.Name, StringComparer.Ordinal).ThenByDescending(m => m.Version, ModelVersionComparer.Instance)];
         foreach (var model in _models)
         {
@@ -194,7 +202,7 @@ public sealed partial class SegmentationEngine(
         {
             if (!_ready)
             {
-                throw new SegmentationException(SegmentationErrorKind.Unavailable, "The models are still loading; retry shortly.");
+                throw new SegmentationException(SegmentationErrorKind.Unavailable, "The models are still loading; retry shortly.") { RetryAfter = s_loadingRetryAfter };
             }
 
             model = Resolve(request.Model, request.ModelVersion);
@@ -227,52 +235,73 @@ public sealed partial class SegmentationEngine(
             throw SegmentationException.Invalid("options.label_ids_to_fuse", $"Label id {badLabel} is not a label of model '{model.Name}' (0..{model.Labels.Count - 1}).");
         }
 
-        var stamp = time.GetTimestamp();
-        using var image = Decode(request.Image);
-        var decodeTime = time.GetElapsedTime(stamp);
-        model.Telemetry.RecordImage(image.Width, image.Height);
-
-        stamp = time.GetTimestamp();
-        ModelInput input;
-        using (EngineSpans.Start(EngineSpans.Preprocess))
+        // Weighed by its declared size before any pixel buffer exists: the image, the model input and
+        // the result (an output size may be larger than the image).
+        var probed = Probe(request.Image);
+        var sizes = request.Postprocess.Output.Apply(model.Preprocessor.Plan(probed.Height, probed.Width));
+        var pixels = Math.Max(probed.Pixels, Math.Max((long)sizes.PaddedWidth * sizes.PaddedHeight, (long)sizes.OriginalWidth * sizes.OriginalHeight));
+        var ticket = await _admission.EnterAsync(pixels, request.WaitForCapacity, cancellationToken).ConfigureAwait(false);
+        try
         {
-            input = model.Preprocessor.Process(image);
-        }
-
-        using var ownedInput = input;
-        var preprocessTime = time.GetElapsedTime(stamp);
-
-        // Checked before the model runs: a bad output size fails without costing a batch slot.
-        var plan = request.Postprocess.Output.Apply(input.Plan);
-        var enqueuedAt = DateTime.UtcNow;
-        var batched = await model.Scheduler.RunAsync(input, request.Deadline, cancellationToken).ConfigureAwait(false);
-        using var output = batched.Output;
-        EngineSpans.RecordQueue(enqueuedAt, batched);
-        model.Telemetry.RecordQueued(batched.QueueTime, batched.InferenceTime);
-
-        stamp = time.GetTimestamp();
-        var (semantic, instances, panoptic) = Postprocess(model, request, output, plan);
-        var postprocessTime = time.GetElapsedTime(stamp);
-
-        return new SegmentationResult
-        {
-            Model = model,
-            Width = plan.OriginalWidth,
-            Height = plan.OriginalHeight,
-            Semantic = semantic,
-            Instances = instances,
-            Panoptic = panoptic,
-            Device = batched.Device,
-            Timings = new StageTimings
+            var stamp = time.GetTimestamp();
+            ModelInput input;
+            TimeSpan decodeTime;
+            using (var image = Decode(probed))
             {
-                Decode = decodeTime,
-                Preprocess = preprocessTime,
-                Queue = batched.QueueTime,
-                Inference = batched.InferenceTime,
-                Postprocess = postprocessTime,
-                BatchSize = batched.BatchSize,
-            },
-        };
+                decodeTime = time.GetElapsedTime(stamp);
+                model.Telemetry.RecordImage(image.Width, image.Height);
+
+                stamp = time.GetTimestamp();
+                using (EngineSpans.Start(EngineSpans.Preprocess))
+                {
+                    input = model.Preprocessor.Process(image);
+                }
+            }
+
+            using var ownedInput = input;
+            var preprocessTime = time.GetElapsedTime(stamp);
+
+            // Checked before the model runs: a bad output size fails without costing a batch slot.
+            var plan = request.Postprocess.Output.Apply(input.Plan);
+            ticket.LeaveSlot();
+            var enqueuedAt = DateTime.UtcNow;
+            var batched = await model.Scheduler.RunAsync(input, request.Deadline, request.WaitForCapacity, cancellationToken).ConfigureAwait(false);
+            using var output = batched.Output;
+            EngineSpans.RecordQueue(enqueuedAt, batched);
+            model.Telemetry.RecordQueued(batched.QueueTime, batched.InferenceTime);
+
+            await ticket.ResumeAsync(cancellationToken).ConfigureAwait(false);
+            stamp = time.GetTimestamp();
+            var (semantic, instances, panoptic) = Postprocess(model, request, output, plan);
+            var postprocessTime = time.GetElapsedTime(stamp);
+
+            // The ticket goes with the result: its slot and pixels are held until the host has encoded it.
+            return new SegmentationResult
+            {
+                Model = model,
+                Width = plan.OriginalWidth,
+                Height = plan.OriginalHeight,
+                Semantic = semantic,
+                Instances = instances,
+                Panoptic = panoptic,
+                Device = batched.Device,
+                Timings = new StageTimings
+                {
+                    Decode = decodeTime,
+                    Preprocess = preprocessTime,
+                    Queue = batched.QueueTime,
+                    Inference = batched.InferenceTime,
+                    Postprocess = postprocessTime,
+                    BatchSize = batched.BatchSize,
+                },
+                Admission = ticket,
+            };
+        }
+        catch
+        {
+            ticket.Dispose();
+            throw;
+        }
     }
 
     private static (LabelMap? Semantic, IReadOnlyList<InstanceMask>? Instances, PanopticResult? Panoptic) Postprocess(ServedModel model, SegmentationRequest request, ModelOutput output, ResizePlan plan)
@@ -362,18 +391,32 @@ public sealed partial class SegmentationEngine(
         }
     }
 
-    private RgbImage Decode(ImageSource source)
+    private ProbedImage Probe(ImageSource source)
+    {
+        try
+        {
+            return decoder.Probe(source);
+        }
+        catch (SegmentationException ex) when (ex.Kind == SegmentationErrorKind.InvalidArgument)
+        {
+            // The header is part of decoding: a failure here is a failed decode, with its span.
+            using var span = EngineSpans.Start(EngineSpans.Decode);
+            span?.SetStatus(ActivityStatusCode.Error, ex.Message);
+            EngineSpans.RecordDecodeFailure(source, span);
+            throw;
+        }
+    }
+
+    private RgbImage Decode(ProbedImage probed)
     {
         using var span = EngineSpans.Start(EngineSpans.Decode);
         try
         {
-            return source.RawLayout is { } layout
-                ? decoder.FromRaw(source.Data.Span, layout)
-                : decoder.Decode(source.Data);
+            return decoder.Decode(probed);
         }
         catch (SegmentationException ex) when (ex.Kind == SegmentationErrorKind.InvalidArgument)
         {
-            EngineSpans.RecordDecodeFailure(source, span);
+            EngineSpans.RecordDecodeFailure(probed.Source, span);
             throw;
         }
     }
@@ -397,6 +440,7 @@ public sealed partial class SegmentationEngine(
     public async ValueTask DisposeAsync()
     {
         _ready = false;
+        EngineMetrics.Untrack(_admission);
         foreach (var model in _models)
         {
             await model.DisposeAsync().ConfigureAwait(false);

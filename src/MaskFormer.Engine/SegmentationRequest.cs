@@ -20,4 +20,12 @@ public sealed record SegmentationRequest
 
     /// <summary>When the caller stops waiting; a request still queued then is dropped.</summary>
     public DateTimeOffset? Deadline { get; init; }
+
+    /// <summary>
+    /// Wait for admission control and for room in the model's queue as long as it takes (until the
+    /// deadline or cancellation) instead of being turned away with <see cref="SegmentationErrorKind.QueueFull"/>:
+    /// for callers whose own backlog is bounded and who are slowed down by waiting, such as a stream
+    /// that stops reading meanwhile. Default false.
+    /// </summary>
+    public bool WaitForCapacity { get; init; }
 }

@@ -29,9 +29,13 @@ public sealed class SegmentationResult : IDisposable
     /// <summary>The device that ran the model.</summary>
     public required string Device { get; init; }
 
+    // Admission control's hold on this request, released once the host has encoded the result.
+    internal IDisposable? Admission { get; init; }
+
     /// <inheritdoc />
     public void Dispose()
     {
+        Admission?.Dispose();
         Semantic?.Dispose();
         Panoptic?.Dispose();
         foreach (var instance in Instances ?? [])

@@ -1,3 +1,4 @@
+using MaskFormer.Engine.Admission;
 using MaskFormer.Engine.Decoding;
 using MaskFormer.Engine.Models;
 using MaskFormer.Engine.Sessions;
@@ -9,14 +10,15 @@ namespace MaskFormer.Engine.Tests;
 /// <summary>Builds a real engine on the committed model, the way the host does, with chosen options.</summary>
 internal static class EngineFactory
 {
-    public static async Task<SegmentationEngine> StartAsync(InferenceOptions options, TimeProvider? time = null)
+    public static async Task<SegmentationEngine> StartAsync(InferenceOptions options, TimeProvider? time = null, AdmissionOptions? admission = null)
     {
         var engine = new SegmentationEngine(
             Options.Create(new ModelRepositoryOptions { Path = RepositoryPaths.Models }),
             Options.Create(options),
             new ImageDecoder(Options.Create(new ImageDecoderOptions())),
             time ?? TimeProvider.System,
-            NullLogger<SegmentationEngine>.Instance);
+            NullLogger<SegmentationEngine>.Instance,
+            admission: admission is null ? null : new AdmissionGate(Options.Create(admission), time));
         engine.Load();
         await engine.WarmUpAsync(CancellationToken.None);
         return engine;

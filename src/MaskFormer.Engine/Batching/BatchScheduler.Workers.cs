@@ -215,6 +215,9 @@ internal sealed partial class BatchScheduler
             workers = [.. _workers];
         }
 
+        // Callers waiting for room look again, see the scheduler stopping and leave.
+        _room.Release(Math.Max(1, Volatile.Read(ref _roomWaiters)));
+
         // A worker finishes the batch it is running; then its thread ends. An abandoned worker's run
         // may never return, so it is not waited for: it disposes its own session if it does.
         await Task.Run(() =>

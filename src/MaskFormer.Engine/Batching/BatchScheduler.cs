@@ -32,6 +32,11 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
     private long _expired;
     private long _cancelled;
     private long _batchCount;
+    private long _waitedForRoom;
+
+    // Callers that wait for room in a full queue rather than being turned away (QUEUE-policy stream frames).
+    private readonly SemaphoreSlim _room = new(0);
+    private int _roomWaiters;
 
     // replace creates the session of a slot again, when the one there hung.
     public BatchScheduler(IModelSession[] sessions, Func<int, IModelSession> replace, InferenceOptions options, TimeProvider time, ILogger logger)
@@ -63,11 +68,42 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
     /// <summary>Queues <paramref name="input"/> and waits for its share of a batched run.</summary>
     /// <exception cref="SegmentationException">The queue is full, or the deadline passed while queued.</exception>
     /// <exception cref="OperationCanceledException">The caller cancelled while the request was queued.</exception>
-    public Task<BatchedOutput> RunAsync(ModelInput input, DateTimeOffset? deadline, CancellationToken cancellationToken)
+    public Task<BatchedOutput> RunAsync(ModelInput input, DateTimeOffset? deadline, CancellationToken cancellationToken) =>
+        RunAsync(input, deadline, waitForRoom: false, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="RunAsync(ModelInput, DateTimeOffset?, CancellationToken)"/>; with
+    /// <paramref name="waitForRoom"/> a full queue is waited out (until the deadline, cancellation or
+    /// shutdown) instead of turning the caller away.
+    /// </summary>
+    public async Task<BatchedOutput> RunAsync(ModelInput input, DateTimeOffset? deadline, bool waitForRoom, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            ThrowIfNotRunnable(deadline, cancellationToken);
+            if (TryReserve())
+            {
+                return await EnqueueAsync(input, deadline, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (!waitForRoom)
+            {
+                Interlocked.Increment(ref _rejected);
+                throw new SegmentationException(SegmentationErrorKind.QueueFull, $"The queue is full ({_options.MaxQueueSize} requests waiting); retry later.")
+                {
+                    RetryAfter = _options.QueueFullRetryAfter,
+                };
+            }
+
+            await WaitForRoomAsync(deadline, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private void ThrowIfNotRunnable(DateTimeOffset? deadline, CancellationToken cancellationToken)
     {
         if (Volatile.Read(ref _stopping))
         {
-            throw new SegmentationException(SegmentationErrorKind.Unavailable, "The server is shutting down.");
+            throw new SegmentationException(SegmentationErrorKind.Unavailable, "The server is shutting down.") { RetryAfter = _options.QueueFullRetryAfter };
         }
 
         if (deadline is { } due && due <= _time.GetUtcNow())
@@ -81,17 +117,58 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
             Interlocked.Increment(ref _cancelled);
             cancellationToken.ThrowIfCancellationRequested();
         }
+    }
 
+    private bool TryReserve()
+    {
         if (Interlocked.Increment(ref _queued) > _options.MaxQueueSize)
         {
             Interlocked.Decrement(ref _queued);
-            Interlocked.Increment(ref _rejected);
-            throw new SegmentationException(SegmentationErrorKind.QueueFull, $"The queue is full ({_options.MaxQueueSize} requests waiting); retry later.")
-            {
-                RetryAfter = _options.QueueFullRetryAfter,
-            };
+            return false;
         }
 
+        return true;
+    }
+
+    // A place in the queue was given up (taken into a batch, abandoned): wake one caller waiting for room.
+    private void Unreserve()
+    {
+        Interlocked.Decrement(ref _queued);
+        if (Volatile.Read(ref _roomWaiters) > 0)
+        {
+            _room.Release();
+        }
+    }
+
+    // Registered as a waiter before looking again, so a place given up in between is never missed; a
+    // spare release only makes some waiter look once more.
+    private async Task WaitForRoomAsync(DateTimeOffset? deadline, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref _waitedForRoom);
+        Interlocked.Increment(ref _roomWaiters);
+        try
+        {
+            if (Volatile.Read(ref _queued) < _options.MaxQueueSize || Volatile.Read(ref _stopping))
+            {
+                return;
+            }
+
+            var wait = deadline is { } due ? due - _time.GetUtcNow() : Timeout.InfiniteTimeSpan;
+            if (wait != Timeout.InfiniteTimeSpan && wait <= TimeSpan.Zero)
+            {
+                return;
+            }
+
+            await _room.WaitAsync(wait, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _roomWaiters);
+        }
+    }
+
+    private Task<BatchedOutput> EnqueueAsync(ModelInput input, DateTimeOffset? deadline, CancellationToken cancellationToken)
+    {
         var item = new BatchWorkItem(input, _time.GetTimestamp(), deadline) { TraceContext = Activity.Current?.Context ?? default };
         if (cancellationToken.CanBeCanceled)
         {
@@ -125,6 +202,7 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
         Interlocked.Exchange(ref _batchCount, 0);
         Interlocked.Exchange(ref _failedRuns, 0);
         Interlocked.Exchange(ref _hungRuns, 0);
+        Interlocked.Exchange(ref _waitedForRoom, 0);
         for (var i = 0; i < _batchSizeCounts.Length; i++)
         {
             Interlocked.Exchange(ref _batchSizeCounts[i], 0);
@@ -142,6 +220,7 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
         Batches = Interlocked.Read(ref _batchCount),
         FailedRuns = Interlocked.Read(ref _failedRuns),
         HungRuns = Interlocked.Read(ref _hungRuns),
+        WaitedForRoom = Interlocked.Read(ref _waitedForRoom),
         BatchSizeCounts = [.. _batchSizeCounts.Select(count => Interlocked.Read(ref count))],
     };
 
@@ -153,7 +232,7 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
             return;
         }
 
-        Interlocked.Decrement(ref _queued);
+        Unreserve();
         item.CancellationRegistration.Dispose();
         var expired = item.Deadline is { } due && due <= _time.GetUtcNow();
         if (expired || !cancelled)
@@ -211,7 +290,7 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
                     if (item.TryTake())
                     {
                         item.CancellationRegistration.Dispose();
-                        Interlocked.Decrement(ref _queued);
+                        Unreserve();
                         Interlocked.Increment(ref _inFlight);
                         batch.Add(item);
                     }

@@ -21,6 +21,9 @@ public sealed record SchedulerCounters
     /// <summary>Requests that left the queue because their caller cancelled.</summary>
     public required long Cancelled { get; init; }
 
+    /// <summary>Times a caller found the queue full and waited for room instead of being turned away (QUEUE-policy stream frames).</summary>
+    public long WaitedForRoom { get; init; }
+
     /// <summary>Model runs since start.</summary>
     public required long Batches { get; init; }
 

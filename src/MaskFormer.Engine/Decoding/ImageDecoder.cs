@@ -32,8 +32,23 @@ public sealed class ImageDecoder : IDisposable
 
     /// <summary>Decodes a PNG, JPEG, BMP, GIF (first frame), TGA, TIFF (first page) or WebP image, applying its EXIF orientation.</summary>
     /// <exception cref="SegmentationException">The bytes are not an image this decoder reads, are cut short or corrupt, or declare a size over the limits.</exception>
-    public RgbImage Decode(ReadOnlyMemory<byte> encoded)
+    public RgbImage Decode(ReadOnlyMemory<byte> encoded) => Decode(Probe(ImageSource.Encoded(encoded)));
+
+    /// <summary>
+    /// Reads an image's declared size and checks it (and, for an encoded image, its whole container)
+    /// against the limits, without allocating any pixel buffer: what admission control weighs a request by
+    /// before it decodes.
+    /// </summary>
+    /// <exception cref="SegmentationException">As <see cref="Decode(ReadOnlyMemory{byte})"/>, for what the header alone shows.</exception>
+    public ProbedImage Probe(ImageSource source)
     {
+        if (source.RawLayout is { } layout)
+        {
+            _limits.Check(layout.Width, layout.Height, "image.raw");
+            return new ProbedImage(source, layout.Width, layout.Height, ExifOrientation.TopLeft);
+        }
+
+        var encoded = source.Data;
         if (encoded.IsEmpty)
         {
             throw SegmentationException.Invalid(DecodeFailure.Field, "The encoded image is empty.");
@@ -52,14 +67,7 @@ public sealed class ImageDecoder : IDisposable
                 TgaContainer.Inspect(encoded.Span);
             }
 
-            using var stream = AsStream(encoded);
-            using var image = Image.Load<Rgb24>(_configuration, stream);
-            if (image.Width != info.Width || image.Height != info.Height)
-            {
-                throw SegmentationException.Invalid(DecodeFailure.Field, $"The encoded image declares {info.Width}x{info.Height} but decodes to {image.Width}x{image.Height}.");
-            }
-
-            return OrientedCopy.ToRgbImage(image, orientation);
+            return new ProbedImage(source, info.Width, info.Height, orientation);
         }
         catch (Exception ex) when (DecodeFailure.IsDecodingError(ex))
         {
@@ -67,10 +75,39 @@ public sealed class ImageDecoder : IDisposable
         }
         finally
         {
-            if (Interlocked.Decrement(ref _decoding) == 0)
+            Idle();
+        }
+    }
+
+    /// <summary>Decodes an image <see cref="Probe"/> accepted.</summary>
+    /// <exception cref="SegmentationException">The data is cut short or corrupt, or does not match its header.</exception>
+    public RgbImage Decode(ProbedImage probed)
+    {
+        ArgumentNullException.ThrowIfNull(probed);
+        if (probed.Source.RawLayout is { } layout)
+        {
+            return FromRaw(probed.Source.Data.Span, layout);
+        }
+
+        Interlocked.Increment(ref _decoding);
+        try
+        {
+            using var stream = AsStream(probed.Source.Data);
+            using var image = Image.Load<Rgb24>(_configuration, stream);
+            if (image.Width != probed.Width || image.Height != probed.Height)
             {
-                _trim.Change(_options.IdleTrimAfter, Timeout.InfiniteTimeSpan);
+                throw SegmentationException.Invalid(DecodeFailure.Field, $"The encoded image declares {probed.Width}x{probed.Height} but decodes to {image.Width}x{image.Height}.");
             }
+
+            return OrientedCopy.ToRgbImage(image, probed.Orientation);
+        }
+        catch (Exception ex) when (DecodeFailure.IsDecodingError(ex))
+        {
+            throw DecodeFailure.From(ex);
+        }
+        finally
+        {
+            Idle();
         }
     }
 
@@ -144,6 +181,14 @@ public sealed class ImageDecoder : IDisposable
     {
         _trim.Dispose();
         _configuration.MemoryAllocator.ReleaseRetainedResources();
+    }
+
+    private void Idle()
+    {
+        if (Interlocked.Decrement(ref _decoding) == 0)
+        {
+            _trim.Change(_options.IdleTrimAfter, Timeout.InfiniteTimeSpan);
+        }
     }
 
     // A request that starts meanwhile still works: the pool only hands back buffers nobody holds.

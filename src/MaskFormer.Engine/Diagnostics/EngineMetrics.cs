@@ -11,6 +11,7 @@ namespace MaskFormer.Engine.Diagnostics;
 internal static class EngineMetrics
 {
     private static readonly ConcurrentDictionary<ModelTelemetry, Func<int>> s_queues = new();
+    private static readonly ConcurrentDictionary<Admission.AdmissionGate, byte> s_gates = new();
 
     public static readonly Counter<long> Requests = MaskFormerTelemetry.Meter.CreateCounter<long>(
         "maskformer.requests", "{request}", "Images the engine was asked to segment, by model, tasks and error.type (absent on success).");
@@ -41,13 +42,27 @@ internal static class EngineMetrics
     public static readonly Counter<long> DecodeFailures = MaskFormerTelemetry.Meter.CreateCounter<long>(
         "maskformer.decode.failures", "{image}", "Images that could not be decoded, by sniffed format (png, jpeg, ..., raw, unknown).");
 
+    public static readonly Counter<long> AdmissionRejected = MaskFormerTelemetry.Meter.CreateCounter<long>(
+        "maskformer.admission.rejected", "{request}", "Requests admission control turned away (RESOURCE_EXHAUSTED with RetryInfo).");
+
     static EngineMetrics()
     {
         MaskFormerTelemetry.Meter.CreateObservableUpDownCounter(
             "maskformer.queue.size", ObserveQueues, "{request}", "Requests waiting for a batch now, by model.");
+        MaskFormerTelemetry.Meter.CreateObservableUpDownCounter(
+            "maskformer.admission.running", () => s_gates.Keys.Sum(g => g.GetCounters().Running), "{request}", "Requests decoding, pre-processing, post-processing or encoding now (at most MaskFormer:Admission:MaxConcurrency).");
+        MaskFormerTelemetry.Meter.CreateObservableUpDownCounter(
+            "maskformer.admission.pixels", () => s_gates.Keys.Sum(g => g.GetCounters().PixelsInFlight), "{pixel}", "Pixels of requests between decoding and encoded result now (at most MaskFormer:Admission:MaxPixelsInFlight).");
+        MaskFormerTelemetry.Meter.CreateObservableUpDownCounter(
+            "maskformer.admission.waiting", () => s_gates.Keys.Sum(g => g.GetCounters().Waiting), "{request}", "Requests waiting for admission control now.");
     }
 
-    /// <summary>Reports <paramref name="queued"/> as the model's queue size until <see cref="Untrack"/>.</summary>
+    /// <summary>Reports the gate's state until <see cref="Untrack(Admission.AdmissionGate)"/>.</summary>
+    public static void Track(Admission.AdmissionGate gate) => s_gates[gate] = 0;
+
+    public static void Untrack(Admission.AdmissionGate gate) => s_gates.TryRemove(gate, out _);
+
+    /// <summary>Reports <paramref name="queued"/> as the model's queue size until <see cref="Untrack(ModelTelemetry)"/>.</summary>
     public static void Track(ModelTelemetry model, Func<int> queued) => s_queues[model] = queued;
 
     public static void Untrack(ModelTelemetry model) => s_queues.TryRemove(model, out _);

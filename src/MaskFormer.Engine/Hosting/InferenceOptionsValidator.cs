@@ -1,3 +1,4 @@
+using MaskFormer.Engine.Admission;
 using MaskFormer.Engine.Decoding;
 using MaskFormer.Engine.Sessions;
 using Microsoft.Extensions.Options;
@@ -5,8 +6,40 @@ using Microsoft.Extensions.Options;
 namespace MaskFormer.Engine.Hosting;
 
 /// <summary>Rejects settings that cannot work, naming the setting, so the process stops at start-up.</summary>
-internal sealed class InferenceOptionsValidator : IValidateOptions<InferenceOptions>, IValidateOptions<ImageDecoderOptions>
+internal sealed class InferenceOptionsValidator : IValidateOptions<InferenceOptions>, IValidateOptions<ImageDecoderOptions>, IValidateOptions<AdmissionOptions>
 {
+    public ValidateOptionsResult Validate(string? name, AdmissionOptions options)
+    {
+        var failures = new List<string>();
+        const string Section = AdmissionOptions.SectionName;
+        if (options.MaxConcurrency is < 0 or > 1024)
+        {
+            failures.Add($"{Section}:MaxConcurrency must be between 0 (the processor count) and 1024 (was {options.MaxConcurrency}).");
+        }
+
+        if (options.MaxPixelsInFlight < 1)
+        {
+            failures.Add($"{Section}:MaxPixelsInFlight must be positive (was {options.MaxPixelsInFlight}).");
+        }
+
+        if (options.MaxWaiting < 0)
+        {
+            failures.Add($"{Section}:MaxWaiting must be 0 or more (was {options.MaxWaiting}).");
+        }
+
+        if (options.MaxWait < TimeSpan.Zero || options.MaxWait > TimeSpan.FromMinutes(10))
+        {
+            failures.Add($"{Section}:MaxWait must be between 0 and 10 minutes (was {options.MaxWait}).");
+        }
+
+        if (options.RetryAfter <= TimeSpan.Zero || options.RetryAfter > TimeSpan.FromMinutes(10))
+        {
+            failures.Add($"{Section}:RetryAfter must be positive and at most 10 minutes (was {options.RetryAfter}).");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
     public ValidateOptionsResult Validate(string? name, InferenceOptions options)
     {
         var failures = new List<string>();

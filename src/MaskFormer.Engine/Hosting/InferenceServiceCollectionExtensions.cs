@@ -1,4 +1,5 @@
 using MaskFormer.Engine;
+using MaskFormer.Engine.Admission;
 using MaskFormer.Engine.Decoding;
 using MaskFormer.Engine.Hosting;
 using MaskFormer.Engine.Models;
@@ -15,7 +16,7 @@ public static class InferenceServiceCollectionExtensions
 {
     /// <summary>
     /// Adds the engine, its options (bound from "MaskFormer:Models", "MaskFormer:Inference",
-    /// "MaskFormer:Images" and validated at start-up) and the hosted service that loads and warms models.
+    /// "MaskFormer:Images", "MaskFormer:Admission" and validated at start-up) and the hosted service that loads and warms models.
     /// </summary>
     public static IServiceCollection AddMaskFormerInference(this IServiceCollection services)
     {
@@ -24,6 +25,9 @@ public static class InferenceServiceCollectionExtensions
         services.AddOptions<ImageDecoderOptions>().BindConfiguration(ImageDecoderOptions.SectionName).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<InferenceOptions>, InferenceOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ImageDecoderOptions>, InferenceOptionsValidator>());
+        services.AddOptions<AdmissionOptions>().BindConfiguration(AdmissionOptions.SectionName).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AdmissionOptions>, InferenceOptionsValidator>());
+        services.TryAddSingleton<AdmissionGate>();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ImageDecoder>();
         services.TryAddSingleton(provider =>

@@ -1,6 +1,8 @@
+using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Google.Rpc;
 using Grpc.Core;
+using MaskFormer.Contracts.V1;
 using MaskFormer.Engine;
 
 namespace MaskFormer.Server.Services;
@@ -17,7 +19,22 @@ internal static class RpcErrors
     /// <summary>UNAVAILABLE while draining: the client should reconnect (to another instance).</summary>
     public static RpcException ShuttingDown(string message) => new(new Grpc.Core.Status(StatusCode.Unavailable, message));
 
-    public static RpcException ToRpcException(SegmentationException exception)
+    public static RpcException ToRpcException(SegmentationException exception) => ToStatus(exception).ToRpcException();
+
+    /// <summary>A stream frame's error: the code, message and details the unary call's status would have.</summary>
+    public static FrameError ToFrameError(SegmentationException exception)
+    {
+        var status = ToStatus(exception);
+        var error = new FrameError { Code = status.Code, Message = status.Message };
+        if (status.Details.Count > 0)
+        {
+            error.StatusDetails = status.ToByteString();
+        }
+
+        return error;
+    }
+
+    private static Google.Rpc.Status ToStatus(SegmentationException exception)
     {
         var code = ToCode(exception.Kind);
         var status = new Google.Rpc.Status { Code = (int)code, Message = exception.Message };
@@ -34,7 +51,7 @@ internal static class RpcErrors
             status.Details.Add(Any.Pack(new RetryInfo { RetryDelay = Duration.FromTimeSpan(retryAfter) }));
         }
 
-        return status.ToRpcException();
+        return status;
     }
 
     public static Code ToCode(SegmentationErrorKind kind) => kind switch

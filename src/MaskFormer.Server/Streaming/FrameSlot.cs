@@ -37,4 +37,8 @@ internal sealed record FrameOutcome(SegmentResponse? Result, FrameSegments? Segm
 
     public static FrameOutcome Failed(Grpc.Core.StatusCode code, string message) =>
         new(null, null, new FrameError { Code = (int)code, Message = message }, SkipReason.Unspecified);
+
+    /// <summary>A frame the engine turned down, with the status details a unary call would carry (RetryInfo, BadRequest).</summary>
+    public static FrameOutcome Failed(Engine.SegmentationException exception) =>
+        new(null, null, Services.RpcErrors.ToFrameError(exception), SkipReason.Unspecified);
 }

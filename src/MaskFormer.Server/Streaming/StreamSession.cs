@@ -279,6 +279,11 @@ internal sealed class StreamSession(
                 Tasks = slot.Settings.Tasks,
                 Postprocess = postprocess,
                 Deadline = context.Deadline == DateTime.MaxValue ? null : new DateTimeOffset(context.Deadline.ToUniversalTime(), TimeSpan.Zero),
+
+                // A busy server slows a stream down instead of failing its frames: a frame in flight waits
+                // for capacity, this stream's frames behind it wait in its buffer (where DROP_OLDEST and
+                // LATEST_ONLY skip them, with a reason) and, under QUEUE, reading stops.
+                WaitForCapacity = true,
             };
             slot.Image = null;
             using var result = await engine.SegmentAsync(request, cancellationToken).ConfigureAwait(false);
@@ -303,7 +308,7 @@ internal sealed class StreamSession(
         }
         catch (SegmentationException ex)
         {
-            slot.Outcome.TrySetResult(FrameOutcome.Failed((StatusCode)(int)RpcErrors.ToCode(ex.Kind), ex.Message));
+            slot.Outcome.TrySetResult(FrameOutcome.Failed(ex));
         }
         catch (OperationCanceledException)
         {

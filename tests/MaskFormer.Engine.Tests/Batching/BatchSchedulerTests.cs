@@ -1,3 +1,4 @@
+using MaskFormer.Engine.Admission;
 using MaskFormer.Engine.Sessions;
 
 namespace MaskFormer.Engine.Tests.Batching;
@@ -14,7 +15,7 @@ public sealed class BatchSchedulerTests
             MaxBatchSize = 8,
             MaxQueueDelay = TimeSpan.FromMilliseconds(20),
             MaxQueueSize = 128,
-        });
+        }, admission: EveryoneAdmitted);
         var images = Enumerable.Range(0, 4).Select(EngineFactory.HeldOutImage).ToArray();
         var expected = new List<ushort[]>();
         foreach (var image in images)
@@ -76,7 +77,8 @@ public sealed class BatchSchedulerTests
     [Fact]
     public async Task SegmentAsync_DeadlinePassesWhileQueued_DroppedBeforeInference()
     {
-        await using var engine = await EngineFactory.StartAsync(new InferenceOptions { MaxBatchSize = 1, MaxQueueSize = 256, MaxQueueDelay = TimeSpan.Zero });
+        // The scheduler's queue is under test, not admission control: every request is admitted at once.
+        await using var engine = await EngineFactory.StartAsync(new InferenceOptions { MaxBatchSize = 1, MaxQueueSize = 256, MaxQueueDelay = TimeSpan.Zero }, admission: EveryoneAdmitted);
         var image = EngineFactory.HeldOutRawFrame(0);
         var before = engine.Models[0].GetCounters().Completed;
 
@@ -103,7 +105,8 @@ public sealed class BatchSchedulerTests
     [Fact]
     public async Task SegmentAsync_CallerCancelsWhileQueued_LeavesTheQueue()
     {
-        await using var engine = await EngineFactory.StartAsync(new InferenceOptions { MaxBatchSize = 1, MaxQueueSize = 256, MaxQueueDelay = TimeSpan.Zero });
+        // The scheduler's queue is under test, not admission control: every request is admitted at once.
+        await using var engine = await EngineFactory.StartAsync(new InferenceOptions { MaxBatchSize = 1, MaxQueueSize = 256, MaxQueueDelay = TimeSpan.Zero }, admission: EveryoneAdmitted);
         var image = EngineFactory.HeldOutRawFrame(0);
         using var cancellation = new CancellationTokenSource();
 
@@ -125,6 +128,8 @@ public sealed class BatchSchedulerTests
         Assert.Equal(0, counters.Queued);
         Assert.Equal(0, counters.InFlight);
     }
+
+    private static AdmissionOptions EveryoneAdmitted => new() { MaxConcurrency = 64 };
 
     private static async Task<Exception?> RunAsync(SegmentationEngine engine, ImageSource image, TimeSpan? deadline, CancellationToken cancellationToken = default)
     {

@@ -1,0 +1,195 @@
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
+using MaskFormer.Contracts.V1;
+using MaskFormer.Engine;
+using MaskFormer.Server.Hosting;
+using MaskFormer.Server.Streaming;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+
+namespace MaskFormer.Server.Tests;
+
+/// <summary>
+/// Admission control and overload semantics over real HTTP/2 with the committed model, each on a server
+/// of its own with small limits: a flood of large images is queued or answered RESOURCE_EXHAUSTED with
+/// RetryInfo and nothing else; the concurrency and pixel bounds hold (read from the gate's counters, not
+/// from timing); stream frames wait for a full engine queue instead of failing. In the server collection
+/// so their servers never load the machine while the shared server's stream tests run.
+/// </summary>
+[Collection(ServerTestGroup.Name)]
+public sealed class AdmissionTests
+{
+    private const int Side = 1024;
+
+    [Fact]
+    public async Task Segment_FloodOfLargeImagesOverTheLimits_OkOrResourceExhaustedWithRetryInfo_BoundsHeld()
+    {
+        await using var server = await StartAsync(
+            "--MaskFormer:Admission:MaxConcurrency=1",
+            "--MaskFormer:Admission:MaxPixelsInFlight=2000000",
+            "--MaskFormer:Admission:MaxWaiting=2",
+            "--MaskFormer:Admission:MaxWait=00:00:00.300",
+            "--MaskFormer:Admission:RetryAfter=00:00:00.750");
+
+        var statuses = await Task.WhenAll(Enumerable.Range(0, 16).Select(i => CallAsync(server.Client, LargeFrame(i))));
+
+        var gate = server.Engine.Admission.GetCounters();
+        var refused = statuses.Where(s => s.Code == StatusCode.ResourceExhausted).ToArray();
+        Assert.All(statuses, s => Assert.Contains(s.Code, new[] { StatusCode.OK, StatusCode.ResourceExhausted }));
+        Assert.All(refused, s => Assert.Equal(TimeSpan.FromMilliseconds(750), s.RetryDelay));
+        Assert.NotEmpty(refused);
+        Assert.Contains(statuses, s => s.Code == StatusCode.OK);
+        Assert.Equal(refused.Length, gate.Rejected);
+        Assert.Equal(1, gate.PeakRunning);
+        Assert.InRange(gate.PeakPixelsInFlight, Side * Side, 2_000_000);
+        Assert.Equal(0, gate.Running);
+        Assert.Equal(0, gate.PixelsInFlight);
+    }
+
+    [Fact]
+    public async Task Segment_FloodWithinTheWaitLimit_EveryCallQueuedAndAnswered_ConcurrencyBoundHeld()
+    {
+        await using var server = await StartAsync(
+            "--MaskFormer:Admission:MaxConcurrency=2",
+            "--MaskFormer:Admission:MaxWait=00:05:00");
+
+        var statuses = await Task.WhenAll(Enumerable.Range(0, 12).Select(i => CallAsync(server.Client, LargeFrame(i))));
+
+        var gate = server.Engine.Admission.GetCounters();
+        Assert.All(statuses, s => Assert.Equal(StatusCode.OK, s.Code));
+        Assert.True(gate.Waited > 0, "no call ever waited: the flood never reached the bound");
+        Assert.InRange(gate.PeakRunning, 1, 2);
+        Assert.Equal(0, gate.Rejected);
+    }
+
+    [Theory]
+    [InlineData(OverloadPolicy.Queue)]
+    [InlineData(OverloadPolicy.DropOldest)]
+    [InlineData(OverloadPolicy.LatestOnly)]
+    public async Task SegmentStream_TinyEngineQueue_EveryFrameAnsweredOnce_NeverResourceExhausted(OverloadPolicy policy)
+    {
+        // One place in the engine's queue for three streams of up to eight frames in flight each: the
+        // queue is full most of the time, and frames wait for it.
+        await using var server = await StartAsync(
+            "--MaskFormer:Inference:MaxQueueSize=1",
+            "--MaskFormer:Inference:MaxBatchSize=1");
+        const int Frames = 24;
+
+        var streams = await Task.WhenAll(Enumerable.Range(0, 3).Select(s => StreamAsync(server.Client, policy, Frames)));
+
+        var scheduler = server.Engine.Models[0].GetCounters();
+        Assert.True(scheduler.WaitedForRoom > 0, "no frame found the engine queue full");
+        foreach (var answers in streams)
+        {
+            Assert.Equal(Enumerable.Range(0, Frames).Select(i => (ulong)i), answers.Select(a => a.FrameId));
+            Assert.DoesNotContain(answers, a => a.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Error);
+            var skipped = answers.Where(a => a.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Skipped).Select(a => a.Skipped.Reason).ToArray();
+            switch (policy)
+            {
+                case OverloadPolicy.Queue:
+                    Assert.All(answers, a => Assert.Equal(SegmentStreamResponse.OutcomeOneofCase.Result, a.OutcomeCase));
+                    break;
+                case OverloadPolicy.DropOldest:
+                    Assert.All(skipped, reason => Assert.Equal(SkipReason.DroppedOldest, reason));
+                    break;
+                default:
+                    Assert.All(skipped, reason => Assert.Equal(SkipReason.Superseded, reason));
+                    Assert.Equal(SegmentStreamResponse.OutcomeOneofCase.Result, answers[^1].OutcomeCase);
+                    break;
+            }
+        }
+
+        if (policy != OverloadPolicy.Queue)
+        {
+            Assert.Contains(streams.SelectMany(a => a), a => a.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Skipped);
+        }
+    }
+
+    [Fact]
+    public async Task SegmentStream_RetryableFrameError_CarriesRetryInfo_BadFrameCarriesBadRequestOnly()
+    {
+        // Frames go to a real engine that is still loading (never loaded here): UNAVAILABLE, retry shortly.
+        await using var server = await StartAsync(
+            services => services.Replace(ServiceDescriptor.Singleton<IFrameSegmenter>(sp => new EngineFrameSegmenter(ActivatorUtilities.CreateInstance<SegmentationEngine>(sp)))));
+        using var call = server.Client.SegmentStream(deadline: DateTime.UtcNow.AddMinutes(2));
+        await call.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = new StreamFrame { FrameId = 1, Image = LargeFrame(0) } });
+        await call.RequestStream.CompleteAsync();
+        var loading = Assert.Single(await call.ResponseStream.ReadAllAsync().ToArrayAsync());
+
+        await using var healthy = await StartAsync();
+        using var badCall = healthy.Client.SegmentStream(deadline: DateTime.UtcNow.AddMinutes(2));
+        await badCall.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = new StreamFrame { FrameId = 2, Image = new Contracts.V1.Image { Encoded = ByteString.CopyFromUtf8("not an image") } } });
+        await badCall.RequestStream.CompleteAsync();
+        var invalid = Assert.Single(await badCall.ResponseStream.ReadAllAsync().ToArrayAsync());
+
+        Assert.Equal((int)StatusCode.Unavailable, loading.Error.Code);
+        var status = Google.Rpc.Status.Parser.ParseFrom(loading.Error.StatusDetails);
+        Assert.Equal(loading.Error.Code, status.Code);
+        Assert.Equal(TimeSpan.FromSeconds(1), status.GetDetail<Google.Rpc.RetryInfo>().RetryDelay.ToTimeSpan());
+        Assert.Equal((int)StatusCode.InvalidArgument, invalid.Error.Code);
+        var invalidStatus = Google.Rpc.Status.Parser.ParseFrom(invalid.Error.StatusDetails);
+        Assert.Null(invalidStatus.GetDetail<Google.Rpc.RetryInfo>());
+        Assert.Equal("image.encoded", Assert.Single(invalidStatus.GetDetail<Google.Rpc.BadRequest>().FieldViolations).Field);
+    }
+
+    private static Contracts.V1.Image LargeFrame(int seed)
+    {
+        var data = new byte[Side * Side * 3];
+        new Random(seed).NextBytes(data);
+        return new Contracts.V1.Image { Raw = new RawFrame { Width = Side, Height = Side, PixelFormat = PixelFormat.Rgb24, Data = ByteString.CopyFrom(data) } };
+    }
+
+    private static async Task<(StatusCode Code, TimeSpan? RetryDelay)> CallAsync(SegmentationService.SegmentationServiceClient client, Contracts.V1.Image image)
+    {
+        try
+        {
+            await client.SegmentAsync(new SegmentRequest { Image = image }, deadline: DateTime.UtcNow.AddMinutes(5));
+            return (StatusCode.OK, null);
+        }
+        catch (RpcException error)
+        {
+            return (error.StatusCode, error.GetRpcStatus()?.GetDetail<Google.Rpc.RetryInfo>()?.RetryDelay.ToTimeSpan());
+        }
+    }
+
+    private static async Task<SegmentStreamResponse[]> StreamAsync(SegmentationService.SegmentationServiceClient client, OverloadPolicy policy, int frames)
+    {
+        using var call = client.SegmentStream(deadline: DateTime.UtcNow.AddMinutes(5));
+        var reading = Task.Run(async () => await call.ResponseStream.ReadAllAsync().ToArrayAsync());
+        await call.RequestStream.WriteAsync(new SegmentStreamRequest { Config = new StreamConfig { OverloadPolicy = policy, MaxInFlight = 8 } });
+        for (var i = 0; i < frames; i++)
+        {
+            await call.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = new StreamFrame { FrameId = (ulong)i, Image = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[i % 8]) } });
+        }
+
+        await call.RequestStream.CompleteAsync();
+        return await reading;
+    }
+
+    private static Task<Server> StartAsync(params string[] extra) => StartAsync(null, extra);
+
+    private static async Task<Server> StartAsync(Action<IServiceCollection>? services, params string[] extra)
+    {
+        var app = ServerApp.Build(ServerFixture.Arguments(extra), builder => services?.Invoke(builder.Services));
+        await app.StartAsync();
+        var channel = GrpcChannel.ForAddress(ServerFixture.GrpcAddress(app));
+        await ServerFixture.WaitUntilServingAsync(channel);
+        return new Server(app, channel);
+    }
+
+    private sealed class Server(WebApplication app, GrpcChannel channel) : IAsyncDisposable
+    {
+        public SegmentationService.SegmentationServiceClient Client { get; } = new(channel);
+
+        public SegmentationEngine Engine => app.Services.GetRequiredService<SegmentationEngine>();
+
+        public async ValueTask DisposeAsync()
+        {
+            channel.Dispose();
+            await app.StopAsync();
+            await app.DisposeAsync();
+        }
+    }
+}
