@@ -81,6 +81,27 @@ public sealed class AdmissionGateTests
     }
 
     [Fact]
+    public async Task Enter_WaitRunsOut_TurnedAwayWithRetryDelay_AndLeavesTheQueue()
+    {
+        var clock = new ManualClock();
+        var gate = new AdmissionGate(Options.Create(new AdmissionOptions { MaxConcurrency = 1, MaxWait = TimeSpan.FromSeconds(2) }), clock);
+        using var running = await gate.EnterAsync(1, waitAsLongAsNeeded: false, CancellationToken.None);
+        var waiting = gate.EnterAsync(1, waitAsLongAsNeeded: false, CancellationToken.None);
+        var patient = gate.EnterAsync(1, waitAsLongAsNeeded: true, CancellationToken.None);
+
+        clock.FireAll();
+
+        var refused = await Assert.ThrowsAsync<SegmentationException>(() => waiting);
+        Assert.Equal(SegmentationErrorKind.QueueFull, refused.Kind);
+        Assert.NotNull(refused.RetryAfter);
+        Assert.False(patient.IsCompleted);
+        Assert.Equal(1, gate.GetCounters().Rejected);
+        Assert.Equal(1, gate.GetCounters().Waiting);
+        running.Dispose();
+        (await patient).Dispose();
+    }
+
+    [Fact]
     public async Task Resume_AfterTheModelRun_GoesAheadOfNewRequests()
     {
         var gate = Gate(new AdmissionOptions { MaxConcurrency = 1, MaxWait = TimeSpan.FromMinutes(5) });
@@ -121,4 +142,58 @@ public sealed class AdmissionGateTests
     }
 
     private static AdmissionGate Gate(AdmissionOptions options) => new(Options.Create(options));
+
+    /// <summary>A clock whose timers fire only when told: a wait runs out without the test waiting.</summary>
+    private sealed class ManualClock : TimeProvider
+    {
+        private readonly List<Timer> _timers = [];
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            var timer = new Timer(callback, state);
+            lock (_timers)
+            {
+                _timers.Add(timer);
+            }
+
+            return timer;
+        }
+
+        public void FireAll()
+        {
+            Timer[] timers;
+            lock (_timers)
+            {
+                timers = [.. _timers];
+            }
+
+            foreach (var timer in timers)
+            {
+                timer.Fire();
+            }
+        }
+
+        private sealed class Timer(TimerCallback callback, object? state) : ITimer
+        {
+            private bool _disposed;
+
+            public void Fire()
+            {
+                if (!_disposed)
+                {
+                    callback(state);
+                }
+            }
+
+            public bool Change(TimeSpan dueTime, TimeSpan period) => !_disposed;
+
+            public void Dispose() => _disposed = true;
+
+            public ValueTask DisposeAsync()
+            {
+                Dispose();
+                return ValueTask.CompletedTask;
+            }
+        }
+    }
 }
