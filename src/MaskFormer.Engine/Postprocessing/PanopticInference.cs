@@ -62,7 +62,27 @@ public static class PanopticInference
         var tileValues = new ushort[tiles.TileCount];
         var sync = new object();
         var work = (long)tiles.TileCount * kept.Count * 16;
-        Parallel.For(0, tiles.TileRows.Count, RowParallelism.ForWork(work), () => new PanopticTileRow(tiles, kept, new AreaCounts(kept.Count)), (row, _, solver) =>
+
+        // Pass 0, from the bounds alone: which kept queries are in the running anywhere (see PanopticTileRow).
+        var mayWin = new bool[kept.Count];
+        Parallel.For(0, tiles.TileRows.Count, RowParallelism.ForWork(work), () => (new PanopticTileRow(tiles, kept, new AreaCounts(kept.Count)), new bool[kept.Count]), (row, _, local) =>
+        {
+            local.Item1.MarkPossibleWinners(row, local.Item2);
+            return local;
+        }, local =>
+        {
+            lock (sync)
+            {
+                for (var k = 0; k < mayWin.Length; k++)
+                {
+                    mayWin[k] |= local.Item2[k];
+                }
+            }
+
+            local.Item1.Dispose();
+        });
+
+        Parallel.For(0, tiles.TileRows.Count, RowParallelism.ForWork(work), () => new PanopticTileRow(tiles, kept, new AreaCounts(kept.Count), mayWin), (row, _, solver) =>
         {
             solver.Solve(row, ids, tileValues);
             return solver;

@@ -46,10 +46,16 @@ internal sealed class PanopticTileRow : IDisposable
     private readonly float[] _sigmoids;
     private readonly float[] _blend;
 
-    public PanopticTileRow(MaskTiles tiles, List<(int Query, int Label, float Score)> kept, PanopticInference.AreaCounts counts)
+    // Per kept query: whether it is in the running for some tile of the image (null: not known yet, all
+    // are). A query in the running nowhere wins no pixel, so detectron2's loop drops it whatever its mask
+    // area: its mask is not measured per pixel, and a tile it alone leaves undecided is decided whole.
+    private readonly bool[]? _mayWin;
+
+    public PanopticTileRow(MaskTiles tiles, List<(int Query, int Label, float Score)> kept, PanopticInference.AreaCounts counts, bool[]? mayWin = null)
     {
         _tiles = tiles;
         _kept = kept;
+        _mayWin = mayWin;
         Counts = counts;
         var columns = tiles.TileColumns.Count;
         var width = tiles.Upsampler.Width;
@@ -141,6 +147,20 @@ internal sealed class PanopticTileRow : IDisposable
         }
     }
 
+    /// <summary>Marks in <paramref name="mayWin"/> the kept queries in the running for some tile of row <paramref name="row"/>.</summary>
+    public void MarkPossibleWinners(int row, bool[] mayWin)
+    {
+        DecideTiles(row);
+        var kept = _kept.Count;
+        for (var t = 0; t < _tiles.TileColumns.Count; t++)
+        {
+            for (var k = 0; k < kept; k++)
+            {
+                mayWin[k] |= _canWin[(t * kept) + k];
+            }
+        }
+    }
+
     public void Dispose()
     {
         ArrayPool<byte>.Shared.Return(_state);
@@ -169,7 +189,7 @@ internal sealed class PanopticTileRow : IDisposable
 
         for (var k = 0; k < _kept.Count; k++)
         {
-            if (_state[(t * _kept.Count) + k] == Undecided)
+            if (_state[(t * _kept.Count) + k] == Undecided && MayWin(k))
             {
                 return true;
             }
@@ -178,9 +198,11 @@ internal sealed class PanopticTileRow : IDisposable
         return false;
     }
 
+    private bool MayWin(int k) => _mayWin is null || _mayWin[k];
+
     // A kept query needs its per-pixel sigmoid in a tile when its mask is undecided there, or when it
     // is still in the running for a winner the bounds left open.
-    private bool Needs(int t, int k) => _state[(t * _kept.Count) + k] == Undecided || (!_winnerDecided[t] && _canWin[(t * _kept.Count) + k]);
+    private bool Needs(int t, int k) => (_state[(t * _kept.Count) + k] == Undecided && MayWin(k)) || (!_winnerDecided[t] && _canWin[(t * _kept.Count) + k]);
 
     private int DecideTiles(int row)
     {
@@ -223,7 +245,7 @@ internal sealed class PanopticTileRow : IDisposable
                 var count = 0;
                 for (var k = 0; k < kept; k++)
                 {
-                    if (k == winner || _state[(t * kept) + k] == Undecided || (!_winnerDecided[t] && _canWin[(t * kept) + k]))
+                    if (k == winner || Needs(t, k))
                     {
                         _relevant[(t * kept) + count++] = k;
                     }
