@@ -49,11 +49,34 @@ def main():
     semantic_txt = (";\n  from stage %d on, + %s x per-pixel cross-entropy of the class features through a "
                     "training-only\n  1x1 conv (not in model.onnx)" % (sem_stages[0], stages[sem_stages[0] - 1]["args"]["weight_semantic"])
                     if sem_stages else "")
-    train_commands = "\n".join(
-        command_line(dict(x["args"], out="models/tiny-shapes")) for x in stages)
+    lines = []
+    for i, x in enumerate(stages):
+        init = x["args"].get("init") or ""
+        if os.path.basename(init).startswith("from_onnx") and i > 0:
+            # continued from the previous stage's exported model.onnx (its checkpoint had not been kept)
+            prev = stages[i - 1]["args"].get("ckpt_out") or "/tmp/tiny-shapes-work/model.pt"
+            lines.append(f"/usr/bin/python3 tools/model-zoo/export.py --out /tmp/tiny-shapes-prev --ckpt {prev}")
+            lines.append(f"/usr/bin/python3 tools/model-zoo/onnx_to_ckpt.py --onnx /tmp/tiny-shapes-prev/model.onnx --out {init}")
+        cmd = command_line(dict(x["args"], out="models/tiny-shapes"))
+        if x is tl and tl.get("averaged") and x["args"].get("ckpt_every"):
+            cmd += f" --ckpt-every {x['args']['ckpt_every']}"   # the averaged checkpoints
+        lines.append(cmd)
+    final_ckpt = ta.get("ckpt_out") or os.path.join(ta.get("work_dir", "/tmp/tiny-shapes-work"), "model.pt")
+    averaged = tl.get("averaged")
+    average_txt = ""
+    if averaged:
+        lines.append(averaged["command"])
+        final_ckpt = averaged["out"]
+        average_txt = (f";\n  the weights are the uniform average of the last stage's checkpoints at steps "
+                       + ", ".join(os.path.basename(p)[5:-3] if os.path.basename(p).startswith("ckpt_") else f"{ta['steps']} (its end)"
+                                    for p in averaged["checkpoints"])
+                       + " (`average.py`)")
+    train_commands = "\n".join(lines)
+    ckpt_arg = "" if final_ckpt == "/tmp/tiny-shapes-work/model.pt" else f" --ckpt {final_ckpt}"
     stage_txt = ";\n  ".join(f"stage {i + 1}: {x['args']['steps']} steps, lr {x['args']['lr']}, warm-up "
                           f"{x['args']['warmup']}, {x['args'].get('schedule', 'cosine')}, seed {x['args']['seed']}"
-                          + (" (initialised from stage %d)" % i if x['args'].get('init') else "")
+                          + ((" (initialised from stage %d%s)" % (i, ", through its model.onnx" if os.path.basename(
+                              x['args']['init']).startswith("from_onnx") else "")) if x['args'].get('init') else "")
                           + f", {x['train_time_s'] / 60:.1f} min" for i, x in enumerate(stages))
 
     strides = a.get("memory_strides", [32])
@@ -138,7 +161,7 @@ mean over categories. Full definitions and per-image intersection/union arrays:
   supervision on all {a['dec_layers']} decoder layers{semantic_txt}
 * optimiser: AdamW, weight decay {ta['weight_decay']}, linear warm-up then a constant lr or a cosine decay
   to 1% of the lr, gradient clipping {ta['clip']}, batch {ta['batch']}, {total_steps} steps in all:
-  {stage_txt}
+  {stage_txt}{average_txt}
 * hardware / time: CPU, {ta['threads']} thread(s), {total_min:.1f} min in all (on a machine shared with
   concurrent builds, so far slower than the ~0.3 s/step an idle 2-core machine gives);
   final training losses (mean of the last 50 steps, last layer): CE {last['ce']}, focal {last['mask']}, dice {last['dice']}
@@ -149,8 +172,8 @@ mean over categories. Full definitions and per-image intersection/union arrays:
 bash tools/model-zoo/install.sh
 /usr/bin/python3 tools/model-zoo/make_data.py  --out models/tiny-shapes
 {train_commands}
-/usr/bin/python3 tools/model-zoo/export.py     --out models/tiny-shapes
-/usr/bin/python3 tools/model-zoo/evaluate.py   --model-dir models/tiny-shapes
+/usr/bin/python3 tools/model-zoo/export.py     --out models/tiny-shapes{ckpt_arg}
+/usr/bin/python3 tools/model-zoo/evaluate.py   --model-dir models/tiny-shapes{ckpt_arg}
 /usr/bin/python3 tools/model-zoo/model_card.py --model-dir models/tiny-shapes
 ```
 
