@@ -23,6 +23,7 @@ internal sealed class LatencyGovernor
 
     private readonly Lock _lock = new();
     private double _serviceSeconds;
+    private double _deviationSeconds;
     private int _scaleLevel;
     private int _framesAtLevel;
 
@@ -74,18 +75,42 @@ internal sealed class LatencyGovernor
     }
 
     /// <summary>
-    /// True when a frame that arrived <paramref name="waitedSeconds"/> ago cannot be answered within
-    /// its contract's maximum age if it starts now.
+    /// True when a frame that arrived <paramref name="waitedSeconds"/> ago is unlikely to be answered
+    /// within its contract's maximum age if it starts now: its wait plus the mean service time and twice
+    /// the mean deviation (as TCP estimates a retransmission timeout), since on a busy machine single
+    /// frames run well past the mean.
     /// </summary>
-    public bool TooOld(StreamSettings settings, double waitedSeconds) =>
-        settings.Latency is { MaxAgeMs: > 0 } contract && (waitedSeconds + ServiceSeconds) * 1000 > contract.MaxAgeMs;
+    public bool TooOld(StreamSettings settings, double waitedSeconds)
+    {
+        if (settings.Latency is not { MaxAgeMs: > 0 } contract)
+        {
+            return false;
+        }
+
+        double expected;
+        lock (_lock)
+        {
+            expected = _serviceSeconds + (2 * _deviationSeconds);
+        }
+
+        return (waitedSeconds + expected) * 1000 > contract.MaxAgeMs;
+    }
 
     /// <summary>Takes one frame's service time into the average and moves the output scale if allowed.</summary>
     public void Served(StreamSettings settings, double seconds)
     {
         lock (_lock)
         {
-            _serviceSeconds = _serviceSeconds <= 0 ? seconds : (Alpha * seconds) + ((1 - Alpha) * _serviceSeconds);
+            if (_serviceSeconds <= 0)
+            {
+                _serviceSeconds = seconds;
+            }
+            else
+            {
+                _deviationSeconds = (Alpha * Math.Abs(seconds - _serviceSeconds)) + ((1 - Alpha) * _deviationSeconds);
+                _serviceSeconds = (Alpha * seconds) + ((1 - Alpha) * _serviceSeconds);
+            }
+
             if (settings.Latency is not { AllowDownscale: true } contract || ++_framesAtLevel < FramesPerStep)
             {
                 return;
