@@ -6,7 +6,7 @@ reads VmRSS from /proc, sends the burst from THREADS callers at once (a 2048x153
 GIF, the TIFF second-page bomb, a 40 MB message, a PNG cut short), then reads VmRSS every second for
 SETTLE seconds. Runs on Debian's /usr/bin/python3 with the Python example's stubs (examples/python/install.sh) and python3-pil.
 
-    /usr/bin/python3 tools/memory-burst.py [--port 5341] [--threads 8] [--rounds 4] [--settle 90]
+    /usr/bin/python3 tools/memory-burst.py [--port 5341] [--threads 8] [--rounds 4] [--settle 90] [--server-arg=--Key=Value ...]
 """
 import argparse
 import io
@@ -65,11 +65,12 @@ def main():
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--settle", type=int, default=90)
+    parser.add_argument("--server-arg", action="append", default=[], help="extra server setting, e.g. --server-arg=--MaskFormer:Inference:CpuMemoryArena=Keep")
     args = parser.parse_args()
 
     server = subprocess.Popen(
         ["dotnet", str(ROOT / "src/MaskFormer.Server/bin/Release/net10.0/MaskFormer.Server.dll"),
-         f"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{args.port}", f"--MaskFormer:Models:Path={ROOT / 'models'}"],
+         f"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{args.port}", f"--MaskFormer:Models:Path={ROOT / 'models'}", *args.server_arg],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         channel = grpc.insecure_channel(f"127.0.0.1:{args.port}", options=[("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 256 << 20)])

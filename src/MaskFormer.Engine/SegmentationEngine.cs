@@ -118,6 +118,7 @@ public sealed partial class SegmentationEngine(
         }
 
         EngineMetrics.Track(_admission);
+        StartMemoryReturn();
         _models = [.. models.OrderByDescending(m => m.IsDefault).ThenBy(m => m.Name, StringComparer.Ordinal).ThenByDescending(m => m.Version, ModelVersionComparer.Instance)];
         foreach (var model in _models)
         {
@@ -441,6 +442,7 @@ public sealed partial class SegmentationEngine(
     {
         _ready = false;
         EngineMetrics.Untrack(_admission);
+        StopMemoryReturn();
         foreach (var model in _models)
         {
             await model.DisposeAsync().ConfigureAwait(false);

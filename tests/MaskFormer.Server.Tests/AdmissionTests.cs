@@ -148,6 +148,45 @@ public sealed class AdmissionTests
         Assert.Equal("image.encoded", Assert.Single(invalidStatus.GetDetail<Google.Rpc.BadRequest>().FieldViolations).Field);
     }
 
+    [Fact]
+    public async Task Segment_ThenIdle_MemoryGivenBackOnce_AndAgainOnlyAfterMoreWork()
+    {
+        await using var server = await StartAsync("--MaskFormer:Admission:ReturnMemoryAfterIdle=00:00:00.200");
+        await WaitUntilAsync(() => server.Engine.MemoryReturns > 0);
+        var before = server.Engine.MemoryReturns;
+
+        Assert.Equal(StatusCode.OK, (await CallAsync(server.Client, LargeFrame(1))).Code);
+        await WaitUntilAsync(() => server.Engine.MemoryReturns > before);
+        await Task.Delay(1000);
+
+        // One return per idle period: an idle server does not collect over and over.
+        Assert.Equal(before + 1, server.Engine.MemoryReturns);
+    }
+
+    [Theory]
+    [InlineData("MaxConcurrency", "-1")]
+    [InlineData("MaxPixelsInFlight", "0")]
+    [InlineData("MaxWaiting", "-1")]
+    [InlineData("MaxWait", "-00:00:01")]
+    [InlineData("RetryAfter", "00:00:00")]
+    [InlineData("ReturnMemoryAfterIdle", "-00:00:01")]
+    public async Task Start_BadAdmissionSetting_FailsNamingTheSetting(string setting, string value)
+    {
+        WebApplication? app = null;
+
+        var error = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(async () =>
+        {
+            app = ServerApp.Build(ServerFixture.Arguments($"--MaskFormer:Admission:{setting}={value}", "--MaskFormer:Inference:WarmUp=false"));
+            await app.StartAsync();
+        });
+        if (app is not null)
+        {
+            await app.DisposeAsync();
+        }
+
+        Assert.Contains($"MaskFormer:Admission:{setting}", error.Message, StringComparison.Ordinal);
+    }
+
     private static async Task WaitUntilAsync(Func<bool> condition)
     {
         for (var attempt = 0; attempt < 1200 && !condition(); attempt++)
@@ -155,7 +194,7 @@ public sealed class AdmissionTests
             await Task.Delay(50);
         }
 
-        Assert.True(condition(), "the flood never reached the gate");
+        Assert.True(condition(), "the condition never held within 60 s");
     }
 
     private static Contracts.V1.Image LargeFrame(int seed)

@@ -37,6 +37,12 @@ public sealed class AdmissionGate
         _slots = _options.EffectiveConcurrency;
     }
 
+    /// <summary>Raised (outside the gate's lock) when the last request in flight finishes and none waits.</summary>
+    internal event Action? BecameIdle;
+
+    /// <summary>The gate's settings.</summary>
+    internal AdmissionOptions Options => _options;
+
     /// <summary>The number of requests that may run the gated stages at once.</summary>
     public int Concurrency => _slots;
 
@@ -123,6 +129,7 @@ public sealed class AdmissionGate
 
     internal void Release(long pixels, bool holdsSlot)
     {
+        bool idle;
         lock (_lock)
         {
             _pixels -= pixels;
@@ -132,6 +139,24 @@ public sealed class AdmissionGate
             }
 
             DispatchLocked();
+            idle = _running == 0 && _pixels == 0 && _entering.Count == 0 && _resuming.Count == 0;
+        }
+
+        if (idle)
+        {
+            BecameIdle?.Invoke();
+        }
+    }
+
+    /// <summary>True when no request is admitted or waiting.</summary>
+    internal bool IsIdle
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _running == 0 && _pixels == 0 && _entering.Count == 0 && _resuming.Count == 0;
+            }
         }
     }
 

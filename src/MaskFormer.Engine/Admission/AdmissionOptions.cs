@@ -37,6 +37,13 @@ public sealed class AdmissionOptions
     /// <summary>The retry delay (RetryInfo) suggested to callers turned away. Default 500 ms.</summary>
     public TimeSpan RetryAfter { get; set; } = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>
+    /// After this long with no request admitted or waiting, the process gives memory back: the image
+    /// decoder's pool, a compacting garbage collection that decommits the free heap, and (glibc)
+    /// malloc_trim for native memory freed by ONNX Runtime and ImageSharp. 0 turns it off. Default 5 s.
+    /// </summary>
+    public TimeSpan ReturnMemoryAfterIdle { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>The concurrency in effect: <see cref="MaxConcurrency"/>, or the processor count for 0.</summary>
     public int EffectiveConcurrency => MaxConcurrency > 0 ? MaxConcurrency : Environment.ProcessorCount;
 }

@@ -191,6 +191,9 @@ public sealed class ImageDecoder : IDisposable
         }
     }
 
+    /// <summary>Releases the decoder's pooled memory now, unless an image is being decoded.</summary>
+    public void ReleaseRetainedMemory() => TrimIfIdle();
+
     // A request that starts meanwhile still works: the pool only hands back buffers nobody holds.
     private void TrimIfIdle()
     {

@@ -32,6 +32,11 @@ internal sealed class InferenceOptionsValidator : IValidateOptions<InferenceOpti
             failures.Add($"{Section}:MaxWait must be between 0 and 10 minutes (was {options.MaxWait}).");
         }
 
+        if (options.ReturnMemoryAfterIdle < TimeSpan.Zero || options.ReturnMemoryAfterIdle > TimeSpan.FromHours(1))
+        {
+            failures.Add($"{Section}:ReturnMemoryAfterIdle must be between 0 (off) and one hour (was {options.ReturnMemoryAfterIdle}).");
+        }
+
         if (options.RetryAfter <= TimeSpan.Zero || options.RetryAfter > TimeSpan.FromMinutes(10))
         {
             failures.Add($"{Section}:RetryAfter must be positive and at most 10 minutes (was {options.RetryAfter}).");

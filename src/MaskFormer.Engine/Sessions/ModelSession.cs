@@ -31,10 +31,16 @@ internal sealed class ModelSession : IModelSession
     // works in float32 and converts at the session's edge.
     private readonly bool _halfInput;
 
-    public ModelSession(InferenceSession session, SessionPlacement placement)
+    public ModelSession(InferenceSession session, SessionPlacement placement, bool shrinkArena = false)
     {
         _session = session;
         Placement = placement;
+        if (shrinkArena)
+        {
+            // The CPU arena hands back, at the end of each run, the chunks the run no longer uses.
+            _runOptions.AddRunConfigEntry("memory.enable_memory_arena_shrinkage", "cpu:0");
+        }
+
         _halfInput = session.InputMetadata.TryGetValue(InputName, out var metadata) && metadata.ElementDataType == TensorElementType.Float16;
     }
 

@@ -34,7 +34,7 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
         {
             try
             {
-                return new ModelSession(Build(modelPath, model, device, intraOpThreads, useCuda: true), new SessionPlacement(device, "CUDAExecutionProvider", null));
+                return new ModelSession(Build(modelPath, model, device, intraOpThreads, useCuda: true), new SessionPlacement(device, "CUDAExecutionProvider", null), ShrinkArena);
             }
             catch (Exception ex) when (ex is OnnxRuntimeException or DllNotFoundException or EntryPointNotFoundException or TypeInitializationException)
             {
@@ -49,8 +49,10 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
             }
         }
 
-        return new ModelSession(Build(modelPath, model, device, intraOpThreads, useCuda: false), new SessionPlacement(device, "CPUExecutionProvider", fallbackReason));
+        return new ModelSession(Build(modelPath, model, device, intraOpThreads, useCuda: false), new SessionPlacement(device, "CPUExecutionProvider", fallbackReason), ShrinkArena);
     }
+
+    private bool ShrinkArena => options.CpuMemoryArena == CpuArenaMode.Shrink;
 
     /// <summary>
     /// The session options every session starts from (threads, spinning, graph optimisation); the
@@ -65,6 +67,7 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
             IntraOpNumThreads = intraOpThreads,
             InterOpNumThreads = 1,
             LogId = logId,
+            EnableCpuMemArena = options.CpuMemoryArena != CpuArenaMode.Off,
         };
 
         sessionOptions.AddSessionConfigEntry("session.intra_op.allow_spinning", options.AllowSpinning ? "1" : "0");
