@@ -4,7 +4,8 @@ namespace MaskFormer.Engine;
 
 /// <summary>
 /// Giving memory back after a burst (issue 10 item 3): once admission control has been idle for
-/// <see cref="AdmissionOptions.ReturnMemoryAfterIdle"/>, the decoder's pool is released, a compacting
+/// <see cref="AdmissionOptions.ReturnMemoryAfterIdle"/>, the decoder's pool and the engine's array pools
+/// (<see cref="EngineArrayPool"/>) are released, a compacting
 /// garbage collection in aggressive mode decommits the free managed heap (large object heap included),
 /// and glibc's heaps are trimmed. ONNX Runtime's CPU arena shrinks after each run
 /// (<see cref="Sessions.CpuArenaMode.Shrink"/>). These are the memory-return settings; the GC mode
@@ -49,6 +50,7 @@ public sealed partial class SegmentationEngine
         }
 
         decoder.ReleaseRetainedMemory();
+        EngineArrayPool.ReleaseAll();
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         NativeMemoryTrim.Trim();
         Interlocked.Increment(ref _memoryReturns);

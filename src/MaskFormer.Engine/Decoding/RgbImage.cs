@@ -13,7 +13,7 @@ public sealed class RgbImage : IDisposable
     {
         Width = width;
         Height = height;
-        _pixels = ArrayPool<byte>.Shared.Rent(checked(width * height * 3));
+        _pixels = EngineArrayPool<byte>.Shared.Rent(checked(width * height * 3));
     }
 
     /// <summary>Width in pixels.</summary>
@@ -45,7 +45,7 @@ public sealed class RgbImage : IDisposable
         var pixels = Interlocked.Exchange(ref _pixels, null);
         if (pixels is not null)
         {
-            ArrayPool<byte>.Shared.Return(pixels);
+            EngineArrayPool<byte>.Shared.Return(pixels);
         }
     }
 }

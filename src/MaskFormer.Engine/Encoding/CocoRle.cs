@@ -31,7 +31,7 @@ public static class CocoRle
         // Where each column of the box flips between 0 and 1, found row by row: (column, row) pairs in
         // row order, so each column's flips come out sorted once grouped by column.
         var flips = new List<(int Column, int Row)>();
-        var previous = ArrayPool<byte>.Shared.Rent(box.Width);
+        var previous = EngineArrayPool<byte>.Shared.Rent(box.Width);
         try
         {
             var above = previous.AsSpan(0, box.Width);
@@ -66,7 +66,7 @@ public static class CocoRle
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(previous);
+            EngineArrayPool<byte>.Shared.Return(previous);
         }
 
         var starts = new int[box.Width + 1];

@@ -32,9 +32,9 @@ internal static class LabelPngWriter
     {
         var bytesPerPixel = bitsPerPixel / 8;
         var rowLength = map.Width * bytesPerPixel;
-        var current = ArrayPool<byte>.Shared.Rent(rowLength + 1);
-        var previous = ArrayPool<byte>.Shared.Rent(rowLength);
-        var filtered = ArrayPool<byte>.Shared.Rent(rowLength + 1);
+        var current = EngineArrayPool<byte>.Shared.Rent(rowLength + 1);
+        var previous = EngineArrayPool<byte>.Shared.Rent(rowLength);
+        var filtered = EngineArrayPool<byte>.Shared.Rent(rowLength + 1);
         try
         {
             using var output = new MemoryStream(Math.Max(1024, map.Width * map.Height / 16));
@@ -75,9 +75,9 @@ internal static class LabelPngWriter
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(current);
-            ArrayPool<byte>.Shared.Return(previous);
-            ArrayPool<byte>.Shared.Return(filtered);
+            EngineArrayPool<byte>.Shared.Return(current);
+            EngineArrayPool<byte>.Shared.Return(previous);
+            EngineArrayPool<byte>.Shared.Return(filtered);
         }
     }
 

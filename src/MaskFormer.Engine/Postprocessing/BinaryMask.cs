@@ -12,7 +12,7 @@ public sealed class BinaryMask : IDisposable
     {
         Width = width;
         Height = height;
-        _pixels = ArrayPool<byte>.Shared.Rent(width * height);
+        _pixels = EngineArrayPool<byte>.Shared.Rent(width * height);
         Pixels.Clear();
     }
 
@@ -34,7 +34,7 @@ public sealed class BinaryMask : IDisposable
         var pixels = Interlocked.Exchange(ref _pixels, null);
         if (pixels is not null)
         {
-            ArrayPool<byte>.Shared.Return(pixels);
+            EngineArrayPool<byte>.Shared.Return(pixels);
         }
     }
 }

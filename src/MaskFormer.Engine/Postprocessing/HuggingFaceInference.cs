@@ -19,8 +19,8 @@ public static class HuggingFaceInference
         var (rented, maskHeight, maskWidth) = HuggingFaceResize.MaskLogits(output, mask2Former);
         var classes = output.ClassesWithNoObject - 1;
         var plane = maskHeight * maskWidth;
-        var scores = ArrayPool<float>.Shared.Rent(classes * plane);
-        var resized = ArrayPool<float>.Shared.Rent(classes * height * width);
+        var scores = EngineArrayPool<float>.Shared.Rent(classes * plane);
+        var resized = EngineArrayPool<float>.Shared.Rent(classes * height * width);
         var probabilities = new float[output.ClassesWithNoObject];
         var sums = new double[classes * plane];
         try
@@ -69,11 +69,11 @@ public static class HuggingFaceInference
         }
         finally
         {
-            ArrayPool<float>.Shared.Return(scores);
-            ArrayPool<float>.Shared.Return(resized);
+            EngineArrayPool<float>.Shared.Return(scores);
+            EngineArrayPool<float>.Shared.Return(resized);
             if (rented is not null)
             {
-                ArrayPool<float>.Shared.Return(rented);
+                EngineArrayPool<float>.Shared.Return(rented);
             }
         }
     }
@@ -188,7 +188,7 @@ public static class HuggingFaceInference
         {
             if (rented is not null)
             {
-                ArrayPool<float>.Shared.Return(rented);
+                EngineArrayPool<float>.Shared.Return(rented);
             }
         }
     }
@@ -234,9 +234,9 @@ public static class HuggingFaceInference
         }
 
         var outPlane = height * width;
-        var weighted = ArrayPool<float>.Shared.Rent(kept.Count * outPlane);
-        var sigmoid = ArrayPool<float>.Shared.Rent(kept.Count * plane);
-        var owner = ArrayPool<int>.Shared.Rent(outPlane);
+        var weighted = EngineArrayPool<float>.Shared.Rent(kept.Count * outPlane);
+        var sigmoid = EngineArrayPool<float>.Shared.Rent(kept.Count * plane);
+        var owner = EngineArrayPool<int>.Shared.Rent(outPlane);
         try
         {
             ReadOnlySpan<float> logits = rented is null ? output.MaskLogits : rented.AsSpan(0, output.Queries * plane);
@@ -253,7 +253,7 @@ public static class HuggingFaceInference
             HuggingFaceResize.Bilinear(sigmoid.AsSpan(0, kept.Count * plane), kept.Count, maskHeight, maskWidth, weighted, height, width);
 
             // Weigh each mask by its score; argmax over queries, the first maximum winning.
-            var best = ArrayPool<float>.Shared.Rent(outPlane);
+            var best = EngineArrayPool<float>.Shared.Rent(outPlane);
             try
             {
                 best.AsSpan(0, outPlane).Clear();
@@ -276,7 +276,7 @@ public static class HuggingFaceInference
             }
             finally
             {
-                ArrayPool<float>.Shared.Return(best);
+                EngineArrayPool<float>.Shared.Return(best);
             }
 
             return BuildSegments(map, kept, weighted, owner, outPlane, width, labels, options);
@@ -288,9 +288,9 @@ public static class HuggingFaceInference
         }
         finally
         {
-            ArrayPool<float>.Shared.Return(weighted);
-            ArrayPool<float>.Shared.Return(sigmoid);
-            ArrayPool<int>.Shared.Return(owner);
+            EngineArrayPool<float>.Shared.Return(weighted);
+            EngineArrayPool<float>.Shared.Return(sigmoid);
+            EngineArrayPool<int>.Shared.Return(owner);
             ReturnRented(rented);
         }
     }
@@ -378,7 +378,7 @@ public static class HuggingFaceInference
     {
         if (rented is not null)
         {
-            ArrayPool<float>.Shared.Return(rented);
+            EngineArrayPool<float>.Shared.Return(rented);
         }
     }
 }

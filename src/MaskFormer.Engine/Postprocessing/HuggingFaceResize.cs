@@ -77,7 +77,7 @@ internal static class HuggingFaceResize
             return (null, output.MaskHeight, output.MaskWidth);
         }
 
-        var rented = System.Buffers.ArrayPool<float>.Shared.Rent(output.Queries * Mask2FormerSide * Mask2FormerSide);
+        var rented = EngineArrayPool<float>.Shared.Rent(output.Queries * Mask2FormerSide * Mask2FormerSide);
         Bilinear(output.MaskLogits, output.Queries, output.MaskHeight, output.MaskWidth, rented, Mask2FormerSide, Mask2FormerSide);
         return (rented, Mask2FormerSide, Mask2FormerSide);
     }

@@ -12,7 +12,7 @@ public sealed class LabelMap : IDisposable
     {
         Width = width;
         Height = height;
-        _values = ArrayPool<ushort>.Shared.Rent(width * height);
+        _values = EngineArrayPool<ushort>.Shared.Rent(width * height);
         Values.Clear();
     }
 
@@ -34,7 +34,7 @@ public sealed class LabelMap : IDisposable
         var values = Interlocked.Exchange(ref _values, null);
         if (values is not null)
         {
-            ArrayPool<ushort>.Shared.Return(values);
+            EngineArrayPool<ushort>.Shared.Return(values);
         }
     }
 }

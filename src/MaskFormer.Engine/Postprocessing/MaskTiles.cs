@@ -29,7 +29,7 @@ internal sealed class MaskTiles : IDisposable
         TileColumns = new TileAxis(Upsampler.Columns);
         TileCount = TileRows.Count * TileColumns.Count;
         var queries = output.Queries;
-        _bounds = ArrayPool<float>.Shared.Rent(4 * queries * TileCount);
+        _bounds = EngineArrayPool<float>.Shared.Rent(4 * queries * TileCount);
         var margins = new float[queries];
         for (var q = 0; q < queries; q++)
         {
@@ -38,11 +38,11 @@ internal sealed class MaskTiles : IDisposable
 
         var gridWidth = Upsampler.Columns.ResizedSize;
         var work = (long)queries * Upsampler.Rows.ResizedSize * (gridWidth + output.MaskWidth);
-        Parallel.For(0, TileRows.Count, RowParallelism.ForWork(work), () => ArrayPool<float>.Shared.Rent((3 * gridWidth) + output.MaskWidth), (row, _, scratch) =>
+        Parallel.For(0, TileRows.Count, RowParallelism.ForWork(work), () => EngineArrayPool<float>.Shared.Rent((3 * gridWidth) + output.MaskWidth), (row, _, scratch) =>
         {
             BoundRow(row, margins, scratch);
             return scratch;
-        }, scratch => ArrayPool<float>.Shared.Return(scratch));
+        }, scratch => EngineArrayPool<float>.Shared.Return(scratch));
 
         var logits = _bounds.AsSpan(0, 2 * queries * TileCount);
         TensorPrimitives.Sigmoid(logits, _bounds.AsSpan(logits.Length, logits.Length));
@@ -75,7 +75,7 @@ internal sealed class MaskTiles : IDisposable
         var bounds = Interlocked.Exchange(ref _bounds, null);
         if (bounds is not null)
         {
-            ArrayPool<float>.Shared.Return(bounds);
+            EngineArrayPool<float>.Shared.Return(bounds);
         }
     }
 

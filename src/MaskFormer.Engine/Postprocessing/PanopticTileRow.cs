@@ -59,21 +59,21 @@ internal sealed class PanopticTileRow : IDisposable
         Counts = counts;
         var columns = tiles.TileColumns.Count;
         var width = tiles.Upsampler.Width;
-        _state = ArrayPool<byte>.Shared.Rent(columns * kept.Count);
-        _canWin = ArrayPool<bool>.Shared.Rent(columns * kept.Count);
-        _winner = ArrayPool<int>.Shared.Rent(columns);
-        _winnerDecided = ArrayPool<bool>.Shared.Rent(columns);
-        _mixedTiles = ArrayPool<int>.Shared.Rent(columns);
-        _relevant = ArrayPool<int>.Shared.Rent(columns * kept.Count);
-        _relevantCount = ArrayPool<int>.Shared.Rent(columns);
-        _xs = ArrayPool<int>.Shared.Rent(width);
-        _pixelTile = ArrayPool<int>.Shared.Rent(width);
-        _mixedStart = ArrayPool<int>.Shared.Rent(columns + 1);
-        _gathered = ArrayPool<int>.Shared.Rent(width);
-        _positions = ArrayPool<int>.Shared.Rent(width);
-        _values = ArrayPool<float>.Shared.Rent(width);
-        _sigmoids = ArrayPool<float>.Shared.Rent(kept.Count * width);
-        _blend = ArrayPool<float>.Shared.Rent(tiles.Upsampler.ScratchLength);
+        _state = EngineArrayPool<byte>.Shared.Rent(columns * kept.Count);
+        _canWin = EngineArrayPool<bool>.Shared.Rent(columns * kept.Count);
+        _winner = EngineArrayPool<int>.Shared.Rent(columns);
+        _winnerDecided = EngineArrayPool<bool>.Shared.Rent(columns);
+        _mixedTiles = EngineArrayPool<int>.Shared.Rent(columns);
+        _relevant = EngineArrayPool<int>.Shared.Rent(columns * kept.Count);
+        _relevantCount = EngineArrayPool<int>.Shared.Rent(columns);
+        _xs = EngineArrayPool<int>.Shared.Rent(width);
+        _pixelTile = EngineArrayPool<int>.Shared.Rent(width);
+        _mixedStart = EngineArrayPool<int>.Shared.Rent(columns + 1);
+        _gathered = EngineArrayPool<int>.Shared.Rent(width);
+        _positions = EngineArrayPool<int>.Shared.Rent(width);
+        _values = EngineArrayPool<float>.Shared.Rent(width);
+        _sigmoids = EngineArrayPool<float>.Shared.Rent(kept.Count * width);
+        _blend = EngineArrayPool<float>.Shared.Rent(tiles.Upsampler.ScratchLength);
     }
 
     public PanopticInference.AreaCounts Counts { get; }
@@ -163,21 +163,21 @@ internal sealed class PanopticTileRow : IDisposable
 
     public void Dispose()
     {
-        ArrayPool<byte>.Shared.Return(_state);
-        ArrayPool<bool>.Shared.Return(_canWin);
-        ArrayPool<int>.Shared.Return(_winner);
-        ArrayPool<bool>.Shared.Return(_winnerDecided);
-        ArrayPool<int>.Shared.Return(_mixedTiles);
-        ArrayPool<int>.Shared.Return(_relevant);
-        ArrayPool<int>.Shared.Return(_relevantCount);
-        ArrayPool<int>.Shared.Return(_xs);
-        ArrayPool<int>.Shared.Return(_pixelTile);
-        ArrayPool<int>.Shared.Return(_mixedStart);
-        ArrayPool<int>.Shared.Return(_gathered);
-        ArrayPool<int>.Shared.Return(_positions);
-        ArrayPool<float>.Shared.Return(_values);
-        ArrayPool<float>.Shared.Return(_sigmoids);
-        ArrayPool<float>.Shared.Return(_blend);
+        EngineArrayPool<byte>.Shared.Return(_state);
+        EngineArrayPool<bool>.Shared.Return(_canWin);
+        EngineArrayPool<int>.Shared.Return(_winner);
+        EngineArrayPool<bool>.Shared.Return(_winnerDecided);
+        EngineArrayPool<int>.Shared.Return(_mixedTiles);
+        EngineArrayPool<int>.Shared.Return(_relevant);
+        EngineArrayPool<int>.Shared.Return(_relevantCount);
+        EngineArrayPool<int>.Shared.Return(_xs);
+        EngineArrayPool<int>.Shared.Return(_pixelTile);
+        EngineArrayPool<int>.Shared.Return(_mixedStart);
+        EngineArrayPool<int>.Shared.Return(_gathered);
+        EngineArrayPool<int>.Shared.Return(_positions);
+        EngineArrayPool<float>.Shared.Return(_values);
+        EngineArrayPool<float>.Shared.Return(_sigmoids);
+        EngineArrayPool<float>.Shared.Return(_blend);
     }
 
     private bool IsMixed(int t)

@@ -41,19 +41,19 @@ internal sealed class SemanticTileRow : IDisposable
         _margin = 4e-6f + ((tiles.Output.Queries + 1) * 2.4e-7f);
         var columns = tiles.TileColumns.Count;
         var width = tiles.Upsampler.Width;
-        _lower = ArrayPool<float>.Shared.Rent(classes * columns);
-        _upper = ArrayPool<float>.Shared.Rent(classes * columns);
-        _candidates = ArrayPool<int>.Shared.Rent(classes * columns);
-        _candidateStart = ArrayPool<int>.Shared.Rent(columns);
-        _candidateCount = ArrayPool<int>.Shared.Rent(columns);
-        _unionSlot = ArrayPool<int>.Shared.Rent(classes);
-        _union = ArrayPool<int>.Shared.Rent(classes);
-        _xs = ArrayPool<int>.Shared.Rent(width);
-        _pixelTile = ArrayPool<int>.Shared.Rent(width);
-        _runs = ArrayPool<int>.Shared.Rent(3 * columns);
-        _values = ArrayPool<float>.Shared.Rent(width);
-        _scores = ArrayPool<float>.Shared.Rent(classes * width);
-        _blend = ArrayPool<float>.Shared.Rent(tiles.Upsampler.ScratchLength);
+        _lower = EngineArrayPool<float>.Shared.Rent(classes * columns);
+        _upper = EngineArrayPool<float>.Shared.Rent(classes * columns);
+        _candidates = EngineArrayPool<int>.Shared.Rent(classes * columns);
+        _candidateStart = EngineArrayPool<int>.Shared.Rent(columns);
+        _candidateCount = EngineArrayPool<int>.Shared.Rent(columns);
+        _unionSlot = EngineArrayPool<int>.Shared.Rent(classes);
+        _union = EngineArrayPool<int>.Shared.Rent(classes);
+        _xs = EngineArrayPool<int>.Shared.Rent(width);
+        _pixelTile = EngineArrayPool<int>.Shared.Rent(width);
+        _runs = EngineArrayPool<int>.Shared.Rent(3 * columns);
+        _values = EngineArrayPool<float>.Shared.Rent(width);
+        _scores = EngineArrayPool<float>.Shared.Rent(classes * width);
+        _blend = EngineArrayPool<float>.Shared.Rent(tiles.Upsampler.ScratchLength);
         _unionSlot.AsSpan(0, classes).Fill(-1);
     }
 
@@ -122,19 +122,19 @@ internal sealed class SemanticTileRow : IDisposable
 
     public void Dispose()
     {
-        ArrayPool<float>.Shared.Return(_lower);
-        ArrayPool<float>.Shared.Return(_upper);
-        ArrayPool<int>.Shared.Return(_candidates);
-        ArrayPool<int>.Shared.Return(_candidateStart);
-        ArrayPool<int>.Shared.Return(_candidateCount);
-        ArrayPool<int>.Shared.Return(_unionSlot);
-        ArrayPool<int>.Shared.Return(_union);
-        ArrayPool<int>.Shared.Return(_xs);
-        ArrayPool<int>.Shared.Return(_pixelTile);
-        ArrayPool<int>.Shared.Return(_runs);
-        ArrayPool<float>.Shared.Return(_values);
-        ArrayPool<float>.Shared.Return(_scores);
-        ArrayPool<float>.Shared.Return(_blend);
+        EngineArrayPool<float>.Shared.Return(_lower);
+        EngineArrayPool<float>.Shared.Return(_upper);
+        EngineArrayPool<int>.Shared.Return(_candidates);
+        EngineArrayPool<int>.Shared.Return(_candidateStart);
+        EngineArrayPool<int>.Shared.Return(_candidateCount);
+        EngineArrayPool<int>.Shared.Return(_unionSlot);
+        EngineArrayPool<int>.Shared.Return(_union);
+        EngineArrayPool<int>.Shared.Return(_xs);
+        EngineArrayPool<int>.Shared.Return(_pixelTile);
+        EngineArrayPool<int>.Shared.Return(_runs);
+        EngineArrayPool<float>.Shared.Return(_values);
+        EngineArrayPool<float>.Shared.Return(_scores);
+        EngineArrayPool<float>.Shared.Return(_blend);
     }
 
     // Whether class `best` beats class `other` at every pixel of the tile: the two scores share each

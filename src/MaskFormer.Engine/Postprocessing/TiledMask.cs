@@ -25,15 +25,15 @@ internal static class TiledMask
         var rowLast = new int[height];
         var scratchLength = upsampler.ScratchLength + width;
         var work = (long)tiles.TileCount * 64;
-        Parallel.For(0, tiles.TileRows.Count, RowParallelism.ForWork(work), () => (ArrayPool<int>.Shared.Rent(3 * width), ArrayPool<float>.Shared.Rent(scratchLength), ArrayPool<double>.Shared.Rent(width)), (row, _, scratch) =>
+        Parallel.For(0, tiles.TileRows.Count, RowParallelism.ForWork(work), () => (EngineArrayPool<int>.Shared.Rent(3 * width), EngineArrayPool<float>.Shared.Rent(scratchLength), EngineArrayPool<double>.Shared.Rent(width)), (row, _, scratch) =>
         {
             MeasureRow(tiles, query, row, mask, (rowAreas, rowSums, rowFirst, rowLast), scratch.Item1, scratch.Item2, scratch.Item3);
             return scratch;
         }, scratch =>
         {
-            ArrayPool<int>.Shared.Return(scratch.Item1);
-            ArrayPool<float>.Shared.Return(scratch.Item2);
-            ArrayPool<double>.Shared.Return(scratch.Item3);
+            EngineArrayPool<int>.Shared.Return(scratch.Item1);
+            EngineArrayPool<float>.Shared.Return(scratch.Item2);
+            EngineArrayPool<double>.Shared.Return(scratch.Item3);
         });
 
         var box = default(PixelBox.Builder);

@@ -15,8 +15,8 @@ internal sealed class BilinearAxis : IDisposable
     public BilinearAxis(int inputSize, int outputSize)
     {
         OutputSize = outputSize;
-        _lower = ArrayPool<int>.Shared.Rent(outputSize);
-        _weights = ArrayPool<float>.Shared.Rent(outputSize);
+        _lower = EngineArrayPool<int>.Shared.Rent(outputSize);
+        _weights = EngineArrayPool<float>.Shared.Rent(outputSize);
         var scale = (float)inputSize / outputSize;
         for (var i = 0; i < outputSize; i++)
         {
@@ -39,8 +39,8 @@ internal sealed class BilinearAxis : IDisposable
     {
         if (_lower is not null)
         {
-            ArrayPool<int>.Shared.Return(_lower);
-            ArrayPool<float>.Shared.Return(_weights!);
+            EngineArrayPool<int>.Shared.Return(_lower);
+            EngineArrayPool<float>.Shared.Return(_weights!);
             _lower = null;
             _weights = null;
         }

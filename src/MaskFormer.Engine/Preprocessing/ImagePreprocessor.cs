@@ -84,7 +84,7 @@ public sealed class ImagePreprocessor(PreprocessorConfig config)
     private void FillPil(RgbImage image, ResizePlan plan, Span<float> tensor)
     {
         var resizedBytes = plan.ResizedWidth * plan.ResizedHeight * 3;
-        var resized = ArrayPool<byte>.Shared.Rent(resizedBytes);
+        var resized = EngineArrayPool<byte>.Shared.Rent(resizedBytes);
         try
         {
             PilResize.ResizeRgb(image.ReadOnlyPixels, image.Width, image.Height, resized, plan.ResizedWidth, plan.ResizedHeight);
@@ -106,7 +106,7 @@ public sealed class ImagePreprocessor(PreprocessorConfig config)
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(resized);
+            EngineArrayPool<byte>.Shared.Return(resized);
         }
     }
 }

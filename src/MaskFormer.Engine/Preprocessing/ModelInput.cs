@@ -13,7 +13,7 @@ public sealed class ModelInput : IDisposable
     internal ModelInput(ResizePlan plan)
     {
         Plan = plan;
-        _tensor = ArrayPool<float>.Shared.Rent(Length);
+        _tensor = EngineArrayPool<float>.Shared.Rent(Length);
     }
 
     /// <summary>The sizes the image goes through.</summary>
@@ -34,7 +34,7 @@ public sealed class ModelInput : IDisposable
         var tensor = Interlocked.Exchange(ref _tensor, null);
         if (tensor is not null)
         {
-            ArrayPool<float>.Shared.Return(tensor);
+            EngineArrayPool<float>.Shared.Return(tensor);
         }
     }
 }

@@ -31,9 +31,9 @@ internal sealed class PilResampleAxis : IDisposable
         var support = filterScale; // the bilinear filter's support is 1
         KernelSize = ((int)Math.Ceiling(support) * 2) + 1;
 
-        _starts = ArrayPool<int>.Shared.Rent(outputSize);
-        _counts = ArrayPool<int>.Shared.Rent(outputSize);
-        _coefficients = ArrayPool<int>.Shared.Rent(outputSize * KernelSize);
+        _starts = EngineArrayPool<int>.Shared.Rent(outputSize);
+        _counts = EngineArrayPool<int>.Shared.Rent(outputSize);
+        _coefficients = EngineArrayPool<int>.Shared.Rent(outputSize * KernelSize);
         Span<double> weights = KernelSize <= 256 ? stackalloc double[KernelSize] : new double[KernelSize];
         var inverseFilterScale = 1.0 / filterScale;
 
@@ -87,9 +87,9 @@ internal sealed class PilResampleAxis : IDisposable
     {
         if (_starts is not null)
         {
-            ArrayPool<int>.Shared.Return(_starts);
-            ArrayPool<int>.Shared.Return(_counts!);
-            ArrayPool<int>.Shared.Return(_coefficients!);
+            EngineArrayPool<int>.Shared.Return(_starts);
+            EngineArrayPool<int>.Shared.Return(_counts!);
+            EngineArrayPool<int>.Shared.Return(_coefficients!);
             _starts = null;
             _counts = null;
             _coefficients = null;

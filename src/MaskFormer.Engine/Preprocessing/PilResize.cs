@@ -40,7 +40,7 @@ internal static class PilResize
         var firstRow = yAxis.Starts[0];
         var lastRow = yAxis.Starts[targetHeight - 1] + yAxis.Counts[targetHeight - 1];
         var rows = lastRow - firstRow;
-        var temporary = ArrayPool<byte>.Shared.Rent(rows * targetWidth * 3);
+        var temporary = EngineArrayPool<byte>.Shared.Rent(rows * targetWidth * 3);
         try
         {
             Horizontal(source, width, xAxis, firstRow, rows, temporary);
@@ -48,7 +48,7 @@ internal static class PilResize
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(temporary);
+            EngineArrayPool<byte>.Shared.Return(temporary);
         }
     }
 

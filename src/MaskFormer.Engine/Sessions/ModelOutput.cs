@@ -19,8 +19,8 @@ public sealed class ModelOutput : IDisposable
         ClassesWithNoObject = classesWithNoObject;
         MaskHeight = maskHeight;
         MaskWidth = maskWidth;
-        _classLogits = ArrayPool<float>.Shared.Rent(queries * classesWithNoObject);
-        _maskLogits = ArrayPool<float>.Shared.Rent(queries * maskHeight * maskWidth);
+        _classLogits = EngineArrayPool<float>.Shared.Rent(queries * classesWithNoObject);
+        _maskLogits = EngineArrayPool<float>.Shared.Rent(queries * maskHeight * maskWidth);
     }
 
     /// <summary>Number of queries.</summary>
@@ -53,8 +53,8 @@ public sealed class ModelOutput : IDisposable
         var classLogits = Interlocked.Exchange(ref _classLogits, null);
         if (classLogits is not null)
         {
-            ArrayPool<float>.Shared.Return(classLogits);
-            ArrayPool<float>.Shared.Return(_maskLogits!);
+            EngineArrayPool<float>.Shared.Return(classLogits);
+            EngineArrayPool<float>.Shared.Return(_maskLogits!);
             _maskLogits = null;
         }
     }

@@ -62,7 +62,7 @@ internal sealed class ModelSession : IModelSession
             }
             else
             {
-                batchBuffer = ArrayPool<float>.Shared.Rent(itemLength * inputs.Count);
+                batchBuffer = EngineArrayPool<float>.Shared.Rent(itemLength * inputs.Count);
                 for (var i = 0; i < inputs.Count; i++)
                 {
                     inputs[i].Tensor.CopyTo(batchBuffer.AsSpan(i * itemLength, itemLength));
@@ -91,7 +91,7 @@ internal sealed class ModelSession : IModelSession
         {
             if (batchBuffer is not null)
             {
-                ArrayPool<float>.Shared.Return(batchBuffer);
+                EngineArrayPool<float>.Shared.Return(batchBuffer);
             }
         }
     }
