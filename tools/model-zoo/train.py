@@ -146,8 +146,18 @@ def main():
             # an untrained training-only head starts fresh, as if the checkpoint never had it
             state = {k: v for k, v in state.items() if not k.startswith("semantic_aux.")}
         missing, unexpected = model.load_state_dict(state, strict=False)
+        # a model that attends to more feature levels than the checkpoint (--memory-strides 32,16 from a
+        # 32-only model): the new projections and level embeddings start at zero, so the added memory
+        # carries nothing at first and the checkpoint's behaviour is the starting point
+        new_levels = [k for k in missing if k.startswith(("extra_proj.", "level_embed."))]
+        with torch.no_grad():
+            for k in new_levels:
+                model.get_parameter(k).zero_()
+        missing = [k for k in missing if k not in new_levels]
         if unexpected or any(not k.startswith("semantic_aux.") for k in missing):
             raise SystemExit(f"--init checkpoint does not fit: missing {missing}, unexpected {unexpected}")
+        if new_levels:
+            print(f"--init: new memory levels, zero-initialised: {new_levels}", flush=True)
         if missing:
             print(f"--init: new training-only parameters {missing}", flush=True)
         prev_log = os.path.join(args.out, "train_log.json")
