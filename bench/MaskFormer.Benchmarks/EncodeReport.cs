@@ -39,6 +39,16 @@ internal static class EncodeReport
                         var own = Measure(() => LabelPngWriter.Write(map, bits, filter, level), repeats);
                         lines.Add($"| {name} | {width}x{height} | label writer | {filter} | {level} | {own.Ms:F2} | {own.Bytes / 1024.0:F1} |");
                     }
+
+                    foreach (var (zlevel, strategy) in new[] { (1, ZLibCompressionStrategy.RunLengthEncoding), (6, ZLibCompressionStrategy.RunLengthEncoding) })
+                    {
+                        var zoptions = new ZLibCompressionOptions { CompressionLevel = zlevel, CompressionStrategy = strategy };
+                        var own = Measure(() => LabelPngWriter.Write(map, bits, filter, zoptions), repeats);
+                        lines.Add($"| {name} | {width}x{height} | label writer | {filter} | zlib {zlevel} {strategy} | {own.Ms:F2} | {own.Bytes / 1024.0:F1} |");
+                    }
+
+                    var runs = Measure(() => LabelPngWriter.Write(map, bits, filter), repeats);
+                    lines.Add($"| {name} | {width}x{height} | label writer | {filter} | run deflater | {runs.Ms:F2} | {runs.Bytes / 1024.0:F1} |");
                 }
             }
         }

@@ -149,13 +149,7 @@ internal static class ResponseMapper
         };
 
         var areas = new long[model.Labels.Count];
-        foreach (var label in map.Values)
-        {
-            if (label < areas.Length)
-            {
-                areas[label]++;
-            }
-        }
+        LabelAreas.Count(map, areas);
 
         for (var id = 0; id < areas.Length; id++)
         {
