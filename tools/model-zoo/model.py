@@ -45,6 +45,18 @@ class ModelConfig:
     # are several). (32,) = the stride-32 map alone (a 4x4 map for a 128x128 crop: too coarse to
     # tell two nearby things of one class apart); version 3 of this model uses (32, 16).
     memory_strides: tuple = (32,)
+    # Mask2Former's masked attention from the second decoder layer on: a query cross-attends only to the
+    # memory positions where the mask predicted from the previous layer's output has sigmoid >= 0.5 (all
+    # positions when that leaves none), so each query reads the features of its own segment.
+    masked_attention: bool = False
+    # Sine positional encodings (1x1 projected) added to the stride-4 mask features, so that a query's mask
+    # embedding can pick pixels by where they are and not only by what they look like: without it two
+    # things of one class look the same to every query, and one query's mask covers both.
+    mask_position: bool = False
+    # Each query also predicts a centre (cx, cy) and a strength a >= 0, and its mask logits get
+    # -a * squared distance to that centre (coordinates normalised to the stride-4 map): a query can keep
+    # its mask near one thing, so two things of one class no longer share one query's mask.
+    mask_locality: bool = False
 
     def to_dict(self) -> Dict:
         d = asdict(self)
@@ -146,11 +158,14 @@ class Attention(nn.Module):
     def _split(self, x):  # B,L,D -> B,h,L,dh
         return x.reshape(x.shape[0], -1, self.h, self.dh).transpose(1, 2)
 
-    def forward(self, q, k, v):
+    def forward(self, q, k, v, bias=None):
         qh = self._split(self.q(q)) * (self.dh ** -0.5)
         kh = self._split(self.k(k))
         vh = self._split(self.v(v))
-        attn = torch.softmax(qh @ kh.transpose(-1, -2), dim=-1)
+        logits = qh @ kh.transpose(-1, -2)
+        if bias is not None:                       # B,1,Lq,Lk additive mask (0 or a large negative)
+            logits = logits + bias
+        attn = torch.softmax(logits, dim=-1)
         out = (attn @ vh).transpose(1, 2)
         out = out.reshape(out.shape[0], -1, self.h * self.dh)
         return self.o(out)
@@ -167,10 +182,10 @@ class DecoderLayer(nn.Module):
         self.n1, self.n2, self.n3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, tgt, memory, pos, query_pos):
+    def forward(self, tgt, memory, pos, query_pos, memory_bias=None):
         q = k = tgt + query_pos
         tgt = self.n1(tgt + self.drop(self.self_attn(q, k, tgt)))
-        tgt = self.n2(tgt + self.drop(self.cross_attn(tgt + query_pos, memory + pos, memory)))
+        tgt = self.n2(tgt + self.drop(self.cross_attn(tgt + query_pos, memory + pos, memory, memory_bias)))
         tgt = self.n3(tgt + self.drop(self.ff(tgt)))
         return tgt
 
@@ -203,11 +218,19 @@ class MaskFormer(nn.Module):
         self.memory_levels = [{4: 0, 8: 1, 16: 2}[st] for st in strides[1:]]
         self.extra_proj = nn.ModuleList(nn.Conv2d(cfg.widths[i], cfg.d_model, 1) for i in self.memory_levels)
         self.level_embed = nn.Embedding(len(strides), cfg.d_model) if len(strides) > 1 else None
+        self.mask_position = nn.Conv2d(cfg.mask_dim, cfg.mask_dim, 1) if cfg.mask_position else None
         self.query_embed = nn.Embedding(cfg.num_queries, cfg.d_model)
         self.layers = nn.ModuleList(DecoderLayer(cfg.d_model, cfg.nheads, cfg.dim_feedforward, cfg.dropout)
                                     for _ in range(cfg.dec_layers))
         self.decoder_norm = nn.LayerNorm(cfg.d_model)
         self.mask_embed = MLP(cfg.d_model, cfg.d_model, cfg.mask_dim, 3)
+        if cfg.mask_locality:
+            self.mask_locality = MLP(cfg.d_model, cfg.d_model, 3, 2)
+            with torch.no_grad():   # centre 0.5, strength softplus(-3) * 10 ~ 0.5: a mild pull at first
+                self.mask_locality.layers[-1].weight.zero_()
+                self.mask_locality.layers[-1].bias.copy_(torch.tensor([0.0, 0.0, -3.0]))
+        else:
+            self.mask_locality = None
         if cfg.class_pool_dim:
             # Shape is what tells the thing classes apart, and the 4x4 stride-32 memory the queries
             # attend to barely resolves it; features pooled under the query's own mask do (the idea
@@ -226,6 +249,9 @@ class MaskFormer(nn.Module):
     def forward(self, pixel_values: torch.Tensor, aux: bool = False):
         feats = self.backbone(pixel_values)
         mask_features, fpn = self.pixel_decoder(feats)               # B, mask_dim, H/4, W/4
+        if self.mask_position is not None:
+            mask_features = mask_features + self.mask_position(
+                sine_position_encoding(mask_features, self.cfg.mask_dim // 2))
         class_features = self.class_features(fpn) if self.class_features is not None else None
         src = self.input_proj(feats[3])                              # B, d, H/32, W/32
         pos = sine_position_encoding(src, self.cfg.d_model // 2)
@@ -243,19 +269,49 @@ class MaskFormer(nn.Module):
         query_pos = self.query_embed.weight.unsqueeze(0).expand(pixel_values.shape[0], -1, -1)
         tgt = torch.zeros_like(query_pos)
         outs = []
-        for layer in self.layers:
-            tgt = layer(tgt, memory, pos, query_pos)
-            if aux:
-                outs.append(self._heads(tgt, mask_features, class_features))
+        strides = self.cfg.memory_strides
+        bias = None
+        for li, layer in enumerate(self.layers):
+            tgt = layer(tgt, memory, pos, query_pos, bias)
+            last = li == len(self.layers) - 1
+            if aux or (self.cfg.masked_attention and not last):
+                head = self._heads(tgt, mask_features, class_features)
+                if aux:
+                    outs.append(head)
+                if self.cfg.masked_attention and not last:
+                    bias = self._attention_bias(head[1], strides)
         if aux:
             # outs[-1] = final prediction; per-pixel class logits at stride 4 (None without class features)
             return outs, (self.semantic_aux(class_features) if class_features is not None else None)
         return self._heads(tgt, mask_features, class_features)
 
+    @staticmethod
+    def _attention_bias(mask_logits, strides):
+        """B,1,Q,L additive attention bias from stride-4 mask logits: -1e4 on the memory cells where the
+        query's mask has sigmoid < 0.5 in all the stride-4 cells the memory cell covers (a max pool by a
+        fixed factor, so the export keeps dynamic sizes, and a small thing keeps the cells it touches);
+        a query masked everywhere attends everywhere."""
+        levels = [F.max_pool2d(mask_logits.detach(), st // 4).flatten(2) for st in strides]
+        logits = torch.cat(levels, 2)                                   # B,Q,L
+        outside = logits < 0
+        everywhere = outside.all(-1, keepdim=True)
+        outside = outside & ~everywhere
+        return (outside.to(logits.dtype) * -1e4).unsqueeze(1)
+
     def _heads(self, tgt, mask_features, class_features):
         h = self.decoder_norm(tgt)
         mask_emb = self.mask_embed(h)
         mask_logits = torch.einsum("bqc,bchw->bqhw", mask_emb, mask_features)
+        if self.mask_locality is not None:
+            loc = self.mask_locality(h)                                   # B,Q,3
+            centre = loc[..., :2].sigmoid()
+            strength = F.softplus(loc[..., 2]) * 10.0
+            ones = torch.ones_like(mask_features[:, 0])                   # B,H,W (runtime size, exports)
+            ys = (ones.cumsum(1) - 0.5) / ones.sum(1, keepdim=True)       # pixel centres in (0, 1)
+            xs = (ones.cumsum(2) - 0.5) / ones.sum(2, keepdim=True)
+            d2 = ((xs.unsqueeze(1) - centre[..., 0, None, None]) ** 2
+                  + (ys.unsqueeze(1) - centre[..., 1, None, None]) ** 2)  # B,Q,H,W
+            mask_logits = mask_logits - strength[..., None, None] * d2
         if class_features is None:
             return self.class_embed(h), mask_logits
         weights = mask_logits.detach().sigmoid()

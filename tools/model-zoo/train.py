@@ -98,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--class-pool-dim", type=int, default=64, help="mask-pooled class features; 0 = off")
     ap.add_argument("--memory-strides", default="32",
                     help="comma-separated backbone strides the queries cross-attend to (32 first), e.g. 32,16")
+    ap.add_argument("--masked-attention", action="store_true",
+                    help="Mask2Former's masked cross-attention from the second decoder layer on")
+    ap.add_argument("--mask-locality", action="store_true",
+                    help="each query's mask logits fall off with the squared distance to a centre it predicts")
+    ap.add_argument("--new-lr-scale", type=float, default=1.0,
+                    help="learning-rate factor for parameters the --init checkpoint does not have")
+    ap.add_argument("--mask-position", action="store_true",
+                    help="positional encodings added to the mask features (new parameters start at zero with --init)")
     ap.add_argument("--weight-semantic", type=float, default=1.0,
                     help="per-pixel cross-entropy on the class features (training-only head); 0 = off")
     ap.add_argument("--ckpt-every", type=int, default=0,
@@ -136,9 +144,12 @@ def main():
     data = build_cache(args.train_images, os.path.join(args.work_dir, f"train_v{D.DATA_VERSION}_{args.train_images}.pkl"),
                        args.threads)
     cfg = ModelConfig(num_classes=D.NUM_CLASSES, class_pool_dim=args.class_pool_dim,
-                      memory_strides=tuple(int(v) for v in args.memory_strides.split(",")))
+                      memory_strides=tuple(int(v) for v in args.memory_strides.split(",")),
+                      masked_attention=args.masked_attention, mask_position=args.mask_position,
+                      mask_locality=args.mask_locality)
     model = MaskFormer(cfg)
     previous = None
+    new_names = []   # parameters the --init checkpoint does not have (trained at --new-lr-scale x the rate)
     if args.init:
         init = torch.load(args.init, map_location="cpu")
         state = init["model"]
@@ -149,15 +160,19 @@ def main():
         # a model that attends to more feature levels than the checkpoint (--memory-strides 32,16 from a
         # 32-only model): the new projections and level embeddings start at zero, so the added memory
         # carries nothing at first and the checkpoint's behaviour is the starting point
-        new_levels = [k for k in missing if k.startswith(("extra_proj.", "level_embed."))]
+        new_levels = [k for k in missing if k.startswith(("extra_proj.", "level_embed.", "mask_position."))]
+        new_params = [k for k in missing if k.startswith("mask_locality.")]   # keep their own initialisation
         with torch.no_grad():
             for k in new_levels:
                 model.get_parameter(k).zero_()
-        missing = [k for k in missing if k not in new_levels]
+        new_names = new_levels + new_params
+        missing = [k for k in missing if k not in new_levels and k not in new_params]
         if unexpected or any(not k.startswith("semantic_aux.") for k in missing):
             raise SystemExit(f"--init checkpoint does not fit: missing {missing}, unexpected {unexpected}")
         if new_levels:
             print(f"--init: new memory levels, zero-initialised: {new_levels}", flush=True)
+        if new_params:
+            print(f"--init: new parameters: {new_params}", flush=True)
         if missing:
             print(f"--init: new training-only parameters {missing}", flush=True)
         prev_log = os.path.join(args.out, "train_log.json")
@@ -167,10 +182,16 @@ def main():
     print(f"parameters: {num_parameters(model)}", flush=True)
     criterion = SetCriterion(D.NUM_CLASSES, eos_coef=0.1, weight_ce=args.weight_ce, weight_mask=20.0, weight_dice=1.0,
                              loss_size=args.loss_size)
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1 and "query_embed" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim > 1 and "query_embed" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
+    fresh = set(new_names)
+    groups = []
+    for is_new in (False, True):
+        named = [(n, p) for n, p in model.named_parameters() if (n in fresh) == is_new]
+        scale = args.new_lr_scale if is_new else 1.0
+        groups += [{"params": [p for n, p in named if p.ndim > 1 and "query_embed" not in n],
+                    "weight_decay": args.weight_decay, "lr_scale": scale},
+                   {"params": [p for n, p in named if not (p.ndim > 1 and "query_embed" not in n)],
+                    "weight_decay": 0.0, "lr_scale": scale}]
+    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=args.lr)
 
     def lr_at(step):
         if step < args.warmup:
@@ -193,7 +214,7 @@ def main():
         xs, tgts = zip(*(make_example(data[i], args.crop, rng) for i in idx))
         x = torch.stack(xs)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step)
+            g["lr"] = lr_at(step) * g["lr_scale"]
         outs, sem_logits = model(x, aux=True)
         total, last = criterion(outs, list(tgts))
         if args.weight_semantic and sem_logits is not None:
