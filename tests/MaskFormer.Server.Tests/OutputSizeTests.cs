@@ -96,6 +96,53 @@ public sealed class OutputSizeTests(ServerFixture server)
         Assert.All(results, r => Assert.Equal((40u, 30u, 40u, 30u), (r.Width, r.Height, r.Semantic.LabelMap.Width, r.Semantic.LabelMap.Height)));
     }
 
+    [Fact]
+    public async Task Segment_1920x1080Output_MapsAndMasksEncodedSideBySideAgreeWithTheirAreas()
+    {
+        // Over a megapixel the server encodes the three results and the instances in parallel.
+        var response = await SegmentAsync(new OutputSize { Exact = new OutputDimensions { Width = 1920, Height = 1080 } });
+
+        var labels = SegmentTests.DecodeLabels(response);
+        Assert.Equal(1920 * 1080, labels.Length);
+        var labelAreas = labels.GroupBy(l => (uint)l).ToDictionary(g => g.Key, g => (ulong)g.LongCount());
+        Assert.Equal(labelAreas, response.Semantic.Classes.ToDictionary(c => c.LabelId, c => c.Area));
+
+        Assert.NotEmpty(response.Instance.Instances);
+        foreach (var instance in response.Instance.Instances)
+        {
+            Assert.Equal(instance.Mask.Compressed, Engine.Encoding.CocoRle.Compress([.. instance.Mask.Counts]));
+            using var mask = Engine.Encoding.CocoRle.Decode([.. instance.Mask.Counts], 1080, 1920);
+            Assert.Equal(instance.Area, (ulong)mask.Pixels.Count((byte)1));
+            for (var y = 0; y < 1080; y++)
+            {
+                var row = mask.Row(y);
+                var inside = y >= instance.Bbox.Y && y < instance.Bbox.Y + instance.Bbox.Height;
+                Assert.Equal(inside ? 0 : -1, inside ? 0 : row.IndexOf((byte)1));
+                if (inside)
+                {
+                    Assert.Equal(-1, row[..(int)instance.Bbox.X].IndexOf((byte)1));
+                    Assert.Equal(-1, row[(int)(instance.Bbox.X + instance.Bbox.Width)..].IndexOf((byte)1));
+                }
+            }
+        }
+
+        using var panoptic = SixLabors.ImageSharp.Image.Load<SixLabors.ImageSharp.PixelFormats.Rgb24>(response.Panoptic.SegmentIdPng.ToByteArray());
+        var segmentAreas = new Dictionary<uint, ulong>();
+        panoptic.ProcessPixelRows(rows =>
+        {
+            for (var y = 0; y < rows.Height; y++)
+            {
+                foreach (var pixel in rows.GetRowSpan(y))
+                {
+                    var id = (uint)(pixel.R + (256 * pixel.G) + (65536 * pixel.B));
+                    segmentAreas[id] = segmentAreas.GetValueOrDefault(id) + 1;
+                }
+            }
+        });
+        segmentAreas.Remove(0);
+        Assert.Equal(segmentAreas, response.Panoptic.Segments.ToDictionary(s => s.Id, s => s.Area));
+    }
+
     private async Task<SegmentResponse> SegmentAsync(OutputSize? size)
     {
         var request = new SegmentRequest { Image = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[2]), Tasks = { s_allTasks }, Options = new SegmentationOptions { OutputSize = size } };

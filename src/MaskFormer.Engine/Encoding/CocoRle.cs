@@ -28,17 +28,18 @@ public static class CocoRle
             return [(uint)(mask.Width * height)];
         }
 
-        // Where each column of the box flips between 0 and 1, found row by row: (column, row) pairs in
-        // row order, so each column's flips come out sorted once grouped by column.
+        // Where each column of the box flips between 0 and 1, found row by row against the row above
+        // (zeros above the box): (column, row) pairs in row order, so each column's flips come out sorted
+        // once grouped by column.
         var flips = new List<(int Column, int Row)>();
-        var previous = EngineArrayPool<byte>.Shared.Rent(box.Width);
+        var zeros = EngineArrayPool<byte>.Shared.Rent(box.Width);
         try
         {
-            var above = previous.AsSpan(0, box.Width);
-            above.Clear();
+            ReadOnlySpan<byte> above = zeros.AsSpan(0, box.Width);
+            zeros.AsSpan(0, box.Width).Clear();
             for (var y = box.Y; y < box.Y + box.Height; y++)
             {
-                var row = mask.Row(y).Slice(box.X, box.Width);
+                ReadOnlySpan<byte> row = mask.Row(y).Slice(box.X, box.Width);
                 for (var x = 0; x < row.Length;)
                 {
                     x += row[x..].CommonPrefixLength(above[x..]);
@@ -55,7 +56,7 @@ public static class CocoRle
                     x++;
                 }
 
-                row.CopyTo(above);
+                above = row;
             }
 
             // Below the box every pixel is 0: a set pixel on its last row flips there.
@@ -66,7 +67,7 @@ public static class CocoRle
         }
         finally
         {
-            EngineArrayPool<byte>.Shared.Return(previous);
+            EngineArrayPool<byte>.Shared.Return(zeros);
         }
 
         var starts = new int[box.Width + 1];

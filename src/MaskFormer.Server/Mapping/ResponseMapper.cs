@@ -10,6 +10,11 @@ namespace MaskFormer.Server.Mapping;
 /// <summary>Encodes engine results into contract messages.</summary>
 internal static class ResponseMapper
 {
+    // About a megapixel: below it all of a response's encoding takes a millisecond or two.
+    private const long ParallelPixels = 1L << 20;
+
+    private static readonly ParallelOptions s_parallel = new() { MaxDegreeOfParallelism = Environment.ProcessorCount };
+
     public static SegmentResponse ToResponse(SegmentationResult result, SegmentRequest request, TimeProvider time, long startedAt) =>
         ToResponse(result, request.FrameId, request.Options, null, time, startedAt);
 
@@ -27,19 +32,41 @@ internal static class ResponseMapper
             Device = result.Device,
         };
 
-        if (result.Semantic is { } semantic)
+        void Semantic()
         {
-            response.Semantic = ToSemantic(semantic, result.Model, options?.LabelMapEncoding ?? LabelMapEncoding.Unspecified);
+            if (result.Semantic is { } semantic)
+            {
+                response.Semantic = ToSemantic(semantic, result.Model, options?.LabelMapEncoding ?? LabelMapEncoding.Unspecified);
+            }
         }
 
-        if (result.Instances is { } instances)
+        void Instances(bool parallel)
         {
-            response.Instance = ToInstances(instances, result.Model, options?.RleFormat ?? RleFormat.Unspecified, tracks?.InstanceTrackIds);
+            if (result.Instances is { } instances)
+            {
+                response.Instance = ToInstances(instances, result.Model, options?.RleFormat ?? RleFormat.Unspecified, tracks?.InstanceTrackIds, parallel);
+            }
         }
 
-        if (result.Panoptic is { } panoptic)
+        void Panoptic()
         {
-            response.Panoptic = ToPanoptic(panoptic, result.Model, tracks?.PanopticTrackIds);
+            if (result.Panoptic is { } panoptic)
+            {
+                response.Panoptic = ToPanoptic(panoptic, result.Model, tracks?.PanopticTrackIds);
+            }
+        }
+
+        // A large image's maps and masks are encoded side by side on the idle cores; a small one's on
+        // this thread, where splitting would cost more in scheduling than it saves under load.
+        if ((long)result.Width * result.Height >= ParallelPixels)
+        {
+            Parallel.Invoke(s_parallel, Semantic, () => Instances(parallel: true), Panoptic);
+        }
+        else
+        {
+            Semantic();
+            Instances(parallel: false);
+            Panoptic();
         }
 
         var timings = result.Timings;
@@ -79,10 +106,10 @@ internal static class ResponseMapper
         }
     }
 
-    private static InstanceResult ToInstances(IReadOnlyList<Engine.Postprocessing.InstanceMask> instances, ServedModel model, RleFormat format, IReadOnlyList<int>? trackIds)
+    private static InstanceResult ToInstances(IReadOnlyList<Engine.Postprocessing.InstanceMask> instances, ServedModel model, RleFormat format, IReadOnlyList<int>? trackIds, bool parallel)
     {
-        var result = new InstanceResult();
-        for (var i = 0; i < instances.Count; i++)
+        var encoded = new Instance[instances.Count];
+        void Encode(int i)
         {
             var instance = instances[i];
             var counts = CocoRle.Encode(instance.Mask, instance.Box);
@@ -97,7 +124,7 @@ internal static class ResponseMapper
                 rle.Compressed = CocoRle.Compress(counts);
             }
 
-            result.Instances.Add(new Instance
+            encoded[i] = new Instance
             {
                 LabelId = (uint)instance.LabelId,
                 LabelName = model.Labels[instance.LabelId].Name,
@@ -106,9 +133,23 @@ internal static class ResponseMapper
                 Bbox = ToBox(instance.Box),
                 Mask = rle,
                 TrackId = trackIds is null ? 0u : (uint)trackIds[i],
-            });
+            };
         }
 
+        if (parallel)
+        {
+            Parallel.For(0, instances.Count, s_parallel, Encode);
+        }
+        else
+        {
+            for (var i = 0; i < instances.Count; i++)
+            {
+                Encode(i);
+            }
+        }
+
+        var result = new InstanceResult();
+        result.Instances.AddRange(encoded);
         return result;
     }
 
