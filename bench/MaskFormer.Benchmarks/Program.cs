@@ -20,6 +20,7 @@ internal static class BenchmarkProgram
                 "report" => await Report.BenchmarkReport.RunAsync([.. args.Skip(1)]),
                 "modelrun" => await Report.ModelRunReport.RunAsync([.. args.Skip(1)]),
                 "arena" => await Report.ArenaReport.RunAsync([.. args.Skip(1)]),
+                "overhead" => await Report.OverheadReport.RunAsync([.. args.Skip(1)]),
                 "profile" => await Report.ProfileLoad.RunAsync([.. args.Skip(1)]),
                 "hires" => await Report.HighResolutionReport.RunAsync([.. args.Skip(1)]),
                 "encode" => PrintLines(EncodeReport.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 30)),

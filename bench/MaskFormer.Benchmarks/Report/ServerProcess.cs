@@ -32,9 +32,10 @@ internal sealed partial class ServerProcess : IAsyncDisposable
     /// <param name="cancellationToken">Stops waiting for the server to listen.</param>
     /// <param name="environment">More environment variables for the server.</param>
     /// <param name="otherListenerPort">A port of another listener the arguments open (Prometheus), not the gRPC one.</param>
-    public static async Task<ServerProcess> StartAsync(string modelFolder, IReadOnlyList<string> extraArguments, CancellationToken cancellationToken, IReadOnlyDictionary<string, string>? environment = null, int? otherListenerPort = null)
+    /// <param name="serverDll">Another build of MaskFormer.Server.dll (a baseline to compare with); this tree's by default.</param>
+    public static async Task<ServerProcess> StartAsync(string modelFolder, IReadOnlyList<string> extraArguments, CancellationToken cancellationToken, IReadOnlyDictionary<string, string>? environment = null, int? otherListenerPort = null, string? serverDll = null)
     {
-        var dll = ServerDll();
+        var dll = serverDll ?? ServerDll();
         var info = new ProcessStartInfo("dotnet")
         {
             WorkingDirectory = Path.GetDirectoryName(dll)!,
