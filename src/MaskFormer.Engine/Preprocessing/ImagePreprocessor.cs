@@ -1,4 +1,6 @@
-using System.Buffers;
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using MaskFormer.Engine.Decoding;
 using MaskFormer.Engine.Models;
 
@@ -39,7 +41,7 @@ public sealed class ImagePreprocessor(PreprocessorConfig config)
 
     internal void Fill(RgbImage image, ResizePlan plan, Span<float> tensor)
     {
-        tensor.Clear();
+        ClearPadding(plan, tensor);
         if (config.ResizeMethod == ResizeMethod.Pil)
         {
             FillPil(image, plan, tensor);
@@ -49,35 +51,118 @@ public sealed class ImagePreprocessor(PreprocessorConfig config)
         using var xAxis = new BilinearAxis(image.Width, plan.ResizedWidth);
         using var yAxis = new BilinearAxis(image.Height, plan.ResizedHeight);
         var planeSize = plan.PaddedHeight * plan.PaddedWidth;
-        var pixels = image.ReadOnlyPixels;
-        var rowBytes = image.Width * 3;
-        var xLower = xAxis.Lower;
-        var xWeight = xAxis.Weights;
+        var width = plan.ResizedWidth;
 
-        for (var y = 0; y < plan.ResizedHeight; y++)
+        // Separable: each source row is blended along x once (per channel) and kept while output rows
+        // still read it, then rows are blended along y. The arithmetic per pixel is the one of the
+        // direct formula (top and bottom along x, then y; then scale and offset), in the same order.
+        var rows = EngineArrayPool<float>.Shared.Rent(2 * 3 * width);
+        try
         {
-            var y0 = yAxis.Lower[y];
-            var wy = yAxis.Weights[y];
-            var y1 = wy > 0f ? y0 + 1 : y0;
-            var row0 = pixels.Slice(y0 * rowBytes, rowBytes);
-            var row1 = pixels.Slice(y1 * rowBytes, rowBytes);
-            for (var c = 0; c < 3; c++)
+            // Where in rows the upper and lower source rows are, and which source rows they hold.
+            var (upper, lower) = (0, 3 * width);
+            var (upperRow, lowerRow) = (-1, -1);
+            for (var y = 0; y < plan.ResizedHeight; y++)
             {
-                var target = tensor.Slice((c * planeSize) + (y * plan.PaddedWidth), plan.ResizedWidth);
-                var scale = _scale[c];
-                var offset = _offset[c];
-                for (var x = 0; x < target.Length; x++)
+                var y0 = yAxis.Lower[y];
+                var wy = yAxis.Weights[y];
+                var y1 = wy > 0f ? y0 + 1 : y0;
+                if (upperRow != y0)
                 {
-                    var x0 = xLower[x];
-                    var wx = xWeight[x];
-                    var i0 = (x0 * 3) + c;
-                    var i1 = wx > 0f ? i0 + 3 : i0;
-                    var top = row0[i0] + (wx * (row0[i1] - row0[i0]));
-                    var bottom = row1[i0] + (wx * (row1[i1] - row1[i0]));
-                    var value = top + (wy * (bottom - top));
-                    target[x] = (value * scale) + offset;
+                    if (lowerRow == y0)
+                    {
+                        (upper, lower) = (lower, upper);
+                        (upperRow, lowerRow) = (lowerRow, upperRow);
+                    }
+                    else
+                    {
+                        BlendRow(image, y0, xAxis, rows.AsSpan(upper, 3 * width));
+                        upperRow = y0;
+                    }
+                }
+
+                if (lowerRow != y1 && y1 != y0)
+                {
+                    BlendRow(image, y1, xAxis, rows.AsSpan(lower, 3 * width));
+                    lowerRow = y1;
+                }
+
+                var bottom = y1 == y0 ? upper : lower;
+                for (var c = 0; c < 3; c++)
+                {
+                    var target = tensor.Slice((c * planeSize) + (y * plan.PaddedWidth), width);
+                    BlendColumns(rows.AsSpan(upper + (c * width), width), rows.AsSpan(bottom + (c * width), width), wy, _scale[c], _offset[c], target);
                 }
             }
+        }
+        finally
+        {
+            EngineArrayPool<float>.Shared.Return(rows);
+        }
+    }
+
+    // Zeroes only what the resized image does not cover: the columns right of it and the rows below it.
+    private static void ClearPadding(ResizePlan plan, Span<float> tensor)
+    {
+        var planeSize = plan.PaddedHeight * plan.PaddedWidth;
+        for (var c = 0; c < 3; c++)
+        {
+            var plane = tensor.Slice(c * planeSize, planeSize);
+            if (plan.ResizedWidth < plan.PaddedWidth)
+            {
+                for (var y = 0; y < plan.ResizedHeight; y++)
+                {
+                    plane.Slice((y * plan.PaddedWidth) + plan.ResizedWidth, plan.PaddedWidth - plan.ResizedWidth).Clear();
+                }
+            }
+
+            plane[(plan.ResizedHeight * plan.PaddedWidth)..].Clear();
+        }
+    }
+
+    // One source row blended along x, channel-planar: target[c * width + x].
+    private static void BlendRow(RgbImage image, int sourceRow, BilinearAxis xAxis, Span<float> target)
+    {
+        var rowBytes = image.Width * 3;
+        ref var row = ref MemoryMarshal.GetReference(image.ReadOnlyPixels.Slice(sourceRow * rowBytes, rowBytes));
+        var lower = xAxis.Lower;
+        var weights = xAxis.Weights;
+        var width = xAxis.OutputSize;
+        var red = target[..width];
+        var green = target.Slice(width, width);
+        var blue = target.Slice(2 * width, width);
+        for (var x = 0; x < width; x++)
+        {
+            // BilinearAxis keeps lower within the row, and lower + 1 too whenever its weight is above 0.
+            var i0 = lower[x] * 3;
+            var wx = weights[x];
+            var i1 = wx > 0f ? i0 + 3 : i0;
+            red[x] = Unsafe.Add(ref row, i0) + (wx * (Unsafe.Add(ref row, i1) - Unsafe.Add(ref row, i0)));
+            green[x] = Unsafe.Add(ref row, i0 + 1) + (wx * (Unsafe.Add(ref row, i1 + 1) - Unsafe.Add(ref row, i0 + 1)));
+            blue[x] = Unsafe.Add(ref row, i0 + 2) + (wx * (Unsafe.Add(ref row, i1 + 2) - Unsafe.Add(ref row, i0 + 2)));
+        }
+    }
+
+    // value = top + wy * (bottom - top); target = value * scale + offset: separate multiplies and adds
+    // (no fused multiply-add), so vector and scalar lanes round as the per-pixel formula does.
+    private static void BlendColumns(ReadOnlySpan<float> top, ReadOnlySpan<float> bottom, float wy, float scale, float offset, Span<float> target)
+    {
+        var x = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var (weight, scales, offsets) = (new Vector<float>(wy), new Vector<float>(scale), new Vector<float>(offset));
+            for (; x <= target.Length - Vector<float>.Count; x += Vector<float>.Count)
+            {
+                var t = new Vector<float>(top[x..]);
+                var value = t + (weight * (new Vector<float>(bottom[x..]) - t));
+                ((value * scales) + offsets).CopyTo(target[x..]);
+            }
+        }
+
+        for (; x < target.Length; x++)
+        {
+            var value = top[x] + (wy * (bottom[x] - top[x]));
+            target[x] = (value * scale) + offset;
         }
     }
 
