@@ -17,10 +17,10 @@ internal static class BenchmarkInputs
     /// <summary>A held-out image as committed (PNG, about 150 pixels a side).</summary>
     public static byte[] HeldOut() => File.ReadAllBytes(Path.Combine(RepositoryPaths.HeldOut, "0000.png"));
 
-    /// <summary>The held-out image scaled to <paramref name="width"/> x <paramref name="height"/>, as a JPEG (quality 90).</summary>
-    public static byte[] Scaled(int width, int height)
+    /// <summary>A held-out image (0000.png unless named) scaled to <paramref name="width"/> x <paramref name="height"/>, as a JPEG (quality 90).</summary>
+    public static byte[] Scaled(int width, int height, string file = "0000.png")
     {
-        using var image = Image.Load(Path.Combine(RepositoryPaths.HeldOut, "0000.png"));
+        using var image = Image.Load(Path.Combine(RepositoryPaths.HeldOut, file));
         image.Mutate(x => x.Resize(width, height, KnownResamplers.Triangle));
         using var stream = new MemoryStream();
         image.Save(stream, new JpegEncoder { Quality = 90 });

@@ -13,6 +13,10 @@ namespace MaskFormer.Benchmarks.Report;
 /// </summary>
 internal static class BenchmarkReport
 {
+    // Full batches of the service's default max batch 4, four at a time: the 10,000 requests go by at
+    // the service's best rate.
+    public const int MemoryCallers = 16;
+
     public static async Task<int> RunAsync(string[] args)
     {
         var settings = ReportSettings.Parse(args);
@@ -40,8 +44,11 @@ internal static class BenchmarkReport
         var rss = new List<(int Requests, long Bytes)>();
         var inference = InferenceSettings(settings.ServerArguments);
         var threads = inference.IntraOpThreads > 0 ? inference.IntraOpThreads : Environment.ProcessorCount;
+        var phases = new List<(string Phase, double Seconds)>();
         foreach (var (name, folder, baseImage, _) in models)
         {
+            var phaseClock = System.Diagnostics.Stopwatch.StartNew();
+            var duration = name == BenchmarkInputs.Realistic ? settings.RealisticCellDuration : settings.CellDuration;
             var modelFolder = ModelFolder.Read(folder, name, null);
             await using var server = await ServerProcess.StartAsync(folder, settings.ServerArguments, token);
             using var channel = GrpcChannel.ForAddress(server.Address, new GrpcChannelOptions { MaxReceiveMessageSize = 256 << 20 });
@@ -52,7 +59,7 @@ internal static class BenchmarkReport
                 Console.WriteLine($"{name}, round {round}: raw ONNX Runtime (load {MachineInfo.LoadAverage()})");
                 foreach (var batch in settings.RawBatches)
                 {
-                    results.Add(Report(RawOrtRunner.Measure(name, modelFolder, baseImage, inference, threads, batch, settings.CellDuration, round)));
+                    results.Add(Report(RawOrtRunner.Measure(name, modelFolder, baseImage, inference, threads, batch, duration, round)));
                 }
 
                 Console.WriteLine($"{name}, round {round}: service over gRPC");
@@ -60,21 +67,28 @@ internal static class BenchmarkReport
                 {
                     foreach (var concurrency in settings.Concurrency)
                     {
-                        results.Add(Report(await load.UnaryAsync(new CellKey(name, "unary", tasks, concurrency, round), baseImage, taskList, settings.CellDuration, token)));
+                        results.Add(Report(await load.UnaryAsync(new CellKey(name, "unary", tasks, concurrency, round), baseImage, taskList, duration, token)));
                     }
 
-                    results.Add(Report(await load.StreamAsync(new CellKey(name, "stream", tasks, 4, round), baseImage, taskList, settings.CellDuration, token)));
+                    results.Add(Report(await load.StreamAsync(new CellKey(name, "stream", tasks, 4, round), baseImage, taskList, duration, token)));
                 }
 
-                results.Add(Report(await load.UnaryAsync(new CellKey(name, "size-512", "all", 1, round), image512, GrpcLoad.AllTasks, settings.CellDuration, token)));
-                results.Add(Report(await load.UnaryAsync(new CellKey(name, "size-1080", "all", 1, round), image1080, GrpcLoad.AllTasks, settings.CellDuration, token)));
+                results.Add(Report(await load.UnaryAsync(new CellKey(name, "size-512", "all", 1, round), image512, GrpcLoad.AllTasks, duration, token)));
+                results.Add(Report(await load.UnaryAsync(new CellKey(name, "size-1080", "all", 1, round), image1080, GrpcLoad.AllTasks, duration, token)));
             }
 
+            phases.Add(($"{name} cells", phaseClock.Elapsed.TotalSeconds));
             if (name == BenchmarkInputs.Tiny)
             {
+                phaseClock.Restart();
                 rss.AddRange(await MeasureResidentMemoryAsync(load, server, baseImage, settings.RssRequests, token));
+                phases.Add(("resident memory", phaseClock.Elapsed.TotalSeconds));
             }
         }
+
+        // Where the run's time went, so the default's length can be judged (and predicted) from one run.
+        var cellSeconds = results.GroupBy(r => r.Model).Select(g => $"{g.Key} {g.Sum(r => r.WallSeconds):F0} s in {g.Count()} cells");
+        Console.WriteLine($"time: {string.Join(", ", phases.Select(p => $"{p.Phase} {p.Seconds:F0} s"))} (of which measuring: {string.Join(", ", cellSeconds)})");
 
         run = run with { LoadAfter = MachineInfo.LoadAverage(), Finished = DateTimeOffset.UtcNow };
         Directory.CreateDirectory(settings.ResultsDirectory);
@@ -102,7 +116,7 @@ internal static class BenchmarkReport
             return [];
         }
 
-        Console.WriteLine($"resident memory after {requests.First} and {requests.Second} requests (tiny model, semantic, 8 callers)");
+        Console.WriteLine($"resident memory after {requests.First} and {requests.Second} requests (tiny model, semantic, {MemoryCallers} callers)");
         var samples = new List<(int, long)>();
         var sent = 0;
         foreach (var target in new[] { requests.First, requests.Second })
@@ -110,7 +124,7 @@ internal static class BenchmarkReport
             while (sent < target)
             {
                 var batch = Math.Min(400, target - sent);
-                var cell = await load.UnaryCountAsync(image, GrpcLoad.SemanticOnly, batch, 8, cancellationToken);
+                var cell = await load.UnaryCountAsync(image, GrpcLoad.SemanticOnly, batch, MemoryCallers, cancellationToken);
                 sent += cell;
             }
 

@@ -22,6 +22,9 @@ internal sealed record CellResult
 
     public double ImagesPerSecond => Images / Seconds;
 
+    /// <summary>The whole cell's time, warm-up and ending included (for the report's own duration).</summary>
+    public double WallSeconds { get; init; }
+
     /// <summary>CPU time of the process doing the work (server, or the raw ORT loop) per image.</summary>
     public required double CpuMsPerImage { get; init; }
 
@@ -40,9 +43,9 @@ internal sealed record CellResult
 
     public int Errors { get; init; }
 
-    public static string CsvHeader => "model,scenario,tasks,concurrency,round,images,seconds,images_per_s,cpu_ms_per_image,latency_p50_ms,latency_p95_ms,inference_ms_per_image,postprocess_ms,encode_ms,mean_batch,errors";
+    public static string CsvHeader => "model,scenario,tasks,concurrency,round,images,seconds,images_per_s,cpu_ms_per_image,latency_p50_ms,latency_p95_ms,inference_ms_per_image,postprocess_ms,encode_ms,mean_batch,errors,cell_wall_s";
 
-    public string ToCsv() => string.Join(',', Model, Scenario, Tasks, I(Concurrency), I(Round), I(Images), F(Seconds), F(ImagesPerSecond), F(CpuMsPerImage), F(LatencyP50Ms), F(LatencyP95Ms), F(InferenceMsPerImage), F(PostprocessMs), F(EncodeMs), F(MeanBatch), I(Errors));
+    public string ToCsv() => string.Join(',', Model, Scenario, Tasks, I(Concurrency), I(Round), I(Images), F(Seconds), F(ImagesPerSecond), F(CpuMsPerImage), F(LatencyP50Ms), F(LatencyP95Ms), F(InferenceMsPerImage), F(PostprocessMs), F(EncodeMs), F(MeanBatch), I(Errors), F(WallSeconds));
 
     private static string I(int value) => value.ToString(System.Globalization.CultureInfo.InvariantCulture);
 

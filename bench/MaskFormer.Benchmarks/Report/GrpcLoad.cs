@@ -14,6 +14,9 @@ internal sealed class GrpcLoad(GrpcChannel channel, ServerProcess server)
 
     public static SegmentationTask[] SemanticOnly { get; } = [SegmentationTask.Semantic];
 
+    // The service's default max batch: callers answered by one batch arrive together.
+    private const int MaxBatch = 4;
+
     public async Task WaitServingAsync(CancellationToken cancellationToken)
     {
         var health = new Grpc.Health.V1.Health.HealthClient(channel);
@@ -37,40 +40,41 @@ internal sealed class GrpcLoad(GrpcChannel channel, ServerProcess server)
         throw new TimeoutException($"the server never reported SERVING; its log:\n{server.Log()}");
     }
 
-    /// <summary><paramref name="concurrency"/> callers, each sending the next request when its answer arrives.</summary>
-    public async Task<CellResult> UnaryAsync(CellKey key, byte[] image, SegmentationTask[] tasks, TimeSpan duration, CancellationToken cancellationToken)
+    /// <summary>
+    /// <paramref name="key"/>.Concurrency callers, each sending the next request when its answer arrives,
+    /// measured in steady state (see <see cref="LoadWindow"/>): the first answers warm the path, then the
+    /// window runs at least <paramref name="duration"/> and <paramref name="minImages"/> answers.
+    /// </summary>
+    public async Task<CellResult> UnaryAsync(CellKey key, byte[] image, SegmentationTask[] tasks, TimeSpan duration, CancellationToken cancellationToken, int minImages = 0)
     {
         var request = new SegmentRequest { Image = new Image { Encoded = Google.Protobuf.ByteString.CopyFrom(image) } };
         request.Tasks.AddRange(tasks);
-
-        // Warm this path (and let a batch size settle) before the clock starts.
-        await Task.WhenAll(Enumerable.Range(0, Math.Min(key.Concurrency, 4)).Select(_ => _client.SegmentAsync(request, cancellationToken: cancellationToken).ResponseAsync));
-
-        var samples = new List<Sample>();
-        var errors = 0;
-        var cpuBefore = server.CpuTime();
-        var clock = Stopwatch.StartNew();
+        var wall = Stopwatch.StartNew();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var group = Math.Min(key.Concurrency, MaxBatch);
+        var window = new LoadWindow(server, group, group, duration, minImages, stop);
         await Task.WhenAll(Enumerable.Range(0, key.Concurrency).Select(async _ =>
         {
-            while (clock.Elapsed < duration)
+            while (!stop.IsCancellationRequested)
             {
                 var started = Stopwatch.GetTimestamp();
                 try
                 {
-                    var response = await _client.SegmentAsync(request, cancellationToken: cancellationToken);
-                    lock (samples)
-                    {
-                        samples.Add(new Sample(Stopwatch.GetElapsedTime(started).TotalMilliseconds, response.Timings));
-                    }
+                    var response = await _client.SegmentAsync(request, cancellationToken: stop.Token);
+                    window.Answered(Stopwatch.GetElapsedTime(started).TotalMilliseconds, response.Timings);
+                }
+                catch (RpcException ex) when (ex.StatusCode == StatusCode.Cancelled && stop.IsCancellationRequested)
+                {
+                    // Calls still out when the window closed: not part of the cell.
                 }
                 catch (RpcException)
                 {
-                    Interlocked.Increment(ref errors);
+                    window.Failed();
                 }
             }
         }));
-        var seconds = clock.Elapsed.TotalSeconds;
-        return Summarize(key, samples, errors, seconds, server.CpuTime() - cpuBefore);
+        cancellationToken.ThrowIfCancellationRequested();
+        return window.Summarize(key, wall.Elapsed.TotalSeconds);
     }
 
     /// <summary>Sends <paramref name="count"/> requests from <paramref name="concurrency"/> callers; returns how many succeeded.</summary>
@@ -91,79 +95,77 @@ internal sealed class GrpcLoad(GrpcChannel channel, ServerProcess server)
         return succeeded;
     }
 
-    /// <summary>One stream (QUEUE policy, <paramref name="key"/>.Concurrency frames in flight), fed as fast as it reads.</summary>
-    public async Task<CellResult> StreamAsync(CellKey key, byte[] image, SegmentationTask[] tasks, TimeSpan duration, CancellationToken cancellationToken)
+    /// <summary>
+    /// One stream (QUEUE policy, <paramref name="key"/>.Concurrency frames in flight), measured in steady
+    /// state like <see cref="UnaryAsync"/>. The client keeps twice the frames in flight outstanding, so the
+    /// server always has the next frame waiting and an answer's latency is the server's, not a queue the
+    /// client built up; the stream's own ramp (one frame until the first answer) is part of the warm-up.
+    /// </summary>
+    public async Task<CellResult> StreamAsync(CellKey key, byte[] image, SegmentationTask[] tasks, TimeSpan duration, CancellationToken cancellationToken, int minImages = 0)
     {
         var frame = new Image { Encoded = Google.Protobuf.ByteString.CopyFrom(image) };
         var config = new StreamConfig { MaxInFlight = (uint)key.Concurrency, OverloadPolicy = OverloadPolicy.Queue };
         config.Tasks.AddRange(tasks);
-        await RunStreamAsync(config, frame, TimeSpan.Zero, key.Concurrency, cancellationToken);
-        var cpuBefore = server.CpuTime();
-        var clock = Stopwatch.StartNew();
-        var (samples, errors) = await RunStreamAsync(config, frame, duration, 0, cancellationToken);
-        var seconds = clock.Elapsed.TotalSeconds;
-        return Summarize(key, samples, errors, seconds, server.CpuTime() - cpuBefore);
-    }
-
-    private async Task<(List<Sample> Samples, int Errors)> RunStreamAsync(StreamConfig config, Image frame, TimeSpan duration, int minimumFrames, CancellationToken cancellationToken)
-    {
-        using var call = _client.SegmentStream(cancellationToken: cancellationToken);
+        var wall = Stopwatch.StartNew();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var window = new LoadWindow(server, key.Concurrency + 1, Math.Min(key.Concurrency, MaxBatch), duration, minImages, stop);
+        using var ending = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var call = _client.SegmentStream(cancellationToken: ending.Token);
         var sentAt = new System.Collections.Concurrent.ConcurrentDictionary<ulong, long>();
-        var samples = new List<Sample>();
-        var errors = 0;
+        using var outstanding = new SemaphoreSlim(2 * key.Concurrency);
         var reading = Task.Run(
             async () =>
             {
-                await foreach (var response in call.ResponseStream.ReadAllAsync(cancellationToken))
+                try
                 {
-                    sentAt.TryRemove(response.FrameId, out var sent);
-                    if (response.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Result)
+                    await foreach (var response in call.ResponseStream.ReadAllAsync(ending.Token))
                     {
-                        samples.Add(new Sample(Stopwatch.GetElapsedTime(sent).TotalMilliseconds, response.Result.Timings));
+                        if (response.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Status)
+                        {
+                            continue;
+                        }
+
+                        sentAt.TryRemove(response.FrameId, out var sent);
+                        outstanding.Release();
+                        if (response.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Result)
+                        {
+                            window.Answered(Stopwatch.GetElapsedTime(sent).TotalMilliseconds, response.Result.Timings);
+                        }
+                        else
+                        {
+                            window.Failed();
+                        }
                     }
-                    else
-                    {
-                        errors++;
-                    }
+                }
+                catch (Exception ex) when (ex is RpcException { StatusCode: StatusCode.Cancelled } or OperationCanceledException && stop.IsCancellationRequested)
+                {
                 }
             },
             cancellationToken);
 
         await call.RequestStream.WriteAsync(new SegmentStreamRequest { Config = config }, cancellationToken);
-        var clock = Stopwatch.StartNew();
         ulong id = 0;
-        while (clock.Elapsed < duration || (int)id < minimumFrames)
+        try
         {
-            sentAt[id] = Stopwatch.GetTimestamp();
-            await call.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = new StreamFrame { FrameId = id, Image = frame } }, cancellationToken);
-            id++;
+            while (true)
+            {
+                await outstanding.WaitAsync(stop.Token);
+                sentAt[id] = Stopwatch.GetTimestamp();
+                await call.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = new StreamFrame { FrameId = id, Image = frame } }, stop.Token);
+                id++;
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or RpcException && stop.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
         }
 
-        await call.RequestStream.CompleteAsync();
+        // The frames still out (at most twice the frames in flight) are not part of the cell: the call is
+        // cancelled rather than drained, which the server's session handles as a client going away.
+        await ending.CancelAsync();
         await reading;
-        return (samples, errors);
+        cancellationToken.ThrowIfCancellationRequested();
+        return window.Summarize(key, wall.Elapsed.TotalSeconds);
     }
-
-    private static CellResult Summarize(CellKey key, List<Sample> samples, int errors, double seconds, TimeSpan serverCpu) => new()
-    {
-        Model = key.Model,
-        Scenario = key.Scenario,
-        Tasks = key.Tasks,
-        Concurrency = key.Concurrency,
-        Round = key.Round,
-        Images = samples.Count,
-        Seconds = seconds,
-        CpuMsPerImage = samples.Count > 0 ? serverCpu.TotalMilliseconds / samples.Count : double.NaN,
-        LatencyP50Ms = Stats.Median(samples.Select(s => s.LatencyMs)),
-        LatencyP95Ms = Stats.Quantile(samples.Select(s => s.LatencyMs), 0.95),
-        InferenceMsPerImage = Stats.Median(samples.Select(s => s.Timings.InferenceMs / Math.Max(1, s.Timings.BatchSize))),
-        PostprocessMs = Stats.Median(samples.Select(s => s.Timings.PostprocessMs)),
-        EncodeMs = Stats.Median(samples.Select(s => s.Timings.EncodeMs)),
-        MeanBatch = samples.Count > 0 ? samples.Average(s => (double)s.Timings.BatchSize) : 0,
-        Errors = errors,
-    };
-
-    private sealed record Sample(double LatencyMs, StageTimings Timings);
 }
 
 /// <summary>Which cell a measurement belongs to.</summary>

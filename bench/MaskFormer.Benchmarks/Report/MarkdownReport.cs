@@ -41,7 +41,7 @@ internal static class MarkdownReport
             Line(text);
         }
 
-        Line(text, $"Service settings (as the server runs by default{(settings.ServerArguments.Count > 0 ? $", plus `{string.Join(' ', settings.ServerArguments)}`" : "")}): one CPU session, {threads} intra-op threads, spinning {(inference.AllowSpinning ? "on" : "off")}, max batch {inference.MaxBatchSize}, queue delay {inference.MaxQueueDelay.TotalMilliseconds:F0} ms. Raw ONNX Runtime uses the same session options (`SessionFactory.CreateCpuOptions`), one caller, a pre-built tensor. The service runs in its own process (`MaskFormer.Server.dll`) and is called over loopback gRPC by a light client (pre-encoded images, one HTTP/2 channel); its CPU is the server process's own. {settings.Rounds} round(s), {settings.CellDuration.TotalSeconds:F1} s per cell.");
+        Line(text, $"Service settings (as the server runs by default{(settings.ServerArguments.Count > 0 ? $", plus `{string.Join(' ', settings.ServerArguments)}`" : "")}): one CPU session, {threads} intra-op threads, spinning {(inference.AllowSpinning ? "on" : "off")}, max batch {inference.MaxBatchSize}, queue delay {inference.MaxQueueDelay.TotalMilliseconds:F0} ms. Raw ONNX Runtime uses the same session options (`SessionFactory.CreateCpuOptions`), one caller, a pre-built tensor. The service runs in its own process (`MaskFormer.Server.dll`) and is called over loopback gRPC by a light client (pre-encoded images, one HTTP/2 channel); its CPU is the server process's own. {settings.Rounds} round(s). Each service cell is measured in steady state: its first answers (one batch's worth of callers, or a stream's first frames) warm it up, then a window of at least {settings.CellDuration.TotalSeconds:F1} s ({settings.RealisticCellDuration.TotalSeconds:F1} s on `{BenchmarkInputs.Realistic}`) and at least one caller group's answers besides its two ends, each end at the end of a group of answers (callers answered by one batch arrive together); calls still out when it closes are cancelled and not counted. A stream's client keeps twice its frames in flight outstanding. Raw cells run at least that long.");
         Line(text);
         Line(text, "Inputs: " + string.Join("; ", inputs.Select(i => $"`{i.Model}`: {i.Image}")) + "; the size rows use that image scaled to 512x512 and 1920x1080 (JPEG).");
         Line(text);
@@ -91,7 +91,7 @@ internal static class MarkdownReport
         if (rss.Count > 0)
         {
             Line(text);
-            Line(text, "## Resident memory (tiny model, semantic, 8 callers, one server process)");
+            Line(text, $"## Resident memory (tiny model, semantic, {BenchmarkReport.MemoryCallers} callers, one server process)");
             Line(text);
             Line(text, "| requests answered | resident MiB |");
             Line(text, "| ---: | ---: |");

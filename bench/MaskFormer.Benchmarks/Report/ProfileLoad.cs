@@ -5,8 +5,11 @@ using Grpc.Net.Client;
 namespace MaskFormer.Benchmarks.Report;
 
 /// <summary>
-/// <c>profile [--realistic] [--seconds S] [--warm S] [--concurrency C] [--tasks all|semantic] [--trace FILE] [--perf FILE]</c>:
-/// the service as its own process under steady unary load, for a profiler. With <c>--trace</c>, dotnet-trace
+/// <c>profile [--realistic] [--stream] [--compare N] [--min-images M] [--seconds S] [--warm S] [--concurrency C] [--tasks all|semantic] [--trace FILE] [--perf FILE]</c>:
+/// the service as its own process under steady unary load (or one stream with C frames in flight, with
+/// <c>--stream</c>), for a profiler. <c>--compare N</c> instead measures C unary callers and one stream
+/// of C frames in flight side by side on one server, N rounds in alternating order, and prints the
+/// stream ÷ unary ratios of throughput and server CPU per image. With <c>--trace</c>, dotnet-trace
 /// (on the PATH) samples the server's managed threads for the whole load (<c>dotnet-sampled-thread-time</c>:
 /// wall time, waits included; read it with <c>dotnet-trace report FILE topN</c>). With <c>--perf</c>, Linux
 /// perf samples where the server's CPU time goes, native code (ONNX Runtime, the kernel) included, and the
@@ -17,12 +20,22 @@ internal static class ProfileLoad
     public static async Task<int> RunAsync(string[] args)
     {
         var (realistic, seconds, warm, concurrency, tasks, trace, perf) = (false, 20.0, 3.0, 1, "all", (string?)null, (string?)null);
+        var (stream, compare, minImages) = (false, 0, 0);
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
             {
                 case "--realistic":
                     realistic = true;
+                    break;
+                case "--stream":
+                    stream = true;
+                    break;
+                case "--compare":
+                    compare = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                    break;
+                case "--min-images":
+                    minImages = int.Parse(args[++i], CultureInfo.InvariantCulture);
                     break;
                 case "--seconds":
                     seconds = double.Parse(args[++i], CultureInfo.InvariantCulture);
@@ -43,7 +56,7 @@ internal static class ProfileLoad
                     perf = Path.GetFullPath(args[++i]);
                     break;
                 default:
-                    throw new ArgumentException($"unknown argument '{args[i]}'; usage: profile [--realistic] [--seconds S] [--warm S] [--concurrency C] [--tasks all|semantic] [--trace FILE] [--perf FILE]");
+                    throw new ArgumentException($"unknown argument '{args[i]}'; usage: profile [--realistic] [--stream] [--compare N] [--min-images M] [--seconds S] [--warm S] [--concurrency C] [--tasks all|semantic] [--trace FILE] [--perf FILE]");
             }
         }
 
@@ -64,11 +77,19 @@ internal static class ProfileLoad
         var load = new GrpcLoad(channel, server);
         await load.WaitServingAsync(CancellationToken.None);
         var taskList = tasks == "semantic" ? GrpcLoad.SemanticOnly : GrpcLoad.AllTasks;
-        await load.UnaryAsync(new CellKey(name, "unary", tasks, concurrency, 0), image, taskList, TimeSpan.FromSeconds(warm), CancellationToken.None);
+        Task<CellResult> Cell(bool asStream, int round, double duration) => asStream
+            ? load.StreamAsync(new CellKey(name, "stream", tasks, concurrency, round), image, taskList, TimeSpan.FromSeconds(duration), CancellationToken.None, minImages)
+            : load.UnaryAsync(new CellKey(name, "unary", tasks, concurrency, round), image, taskList, TimeSpan.FromSeconds(duration), CancellationToken.None, minImages);
+        if (compare > 0)
+        {
+            return await CompareAsync(Cell, compare, seconds, $"{name} {tasks} x{concurrency}");
+        }
+
+        await Cell(stream, 0, warm);
         Console.WriteLine($"server pid {server.Id}, load average {MachineInfo.LoadAverage()}");
         using var tracer = trace is null ? null : StartTrace(server.Id, trace, seconds);
         using var sampler = perf is null ? null : Start("perf", ["record", "-F", "499", "-g", "-p", server.Id.ToString(CultureInfo.InvariantCulture), "-o", perf, "--", "sleep", seconds.ToString(CultureInfo.InvariantCulture)]);
-        var cell = await load.UnaryAsync(new CellKey(name, "unary", tasks, concurrency, 1), image, taskList, TimeSpan.FromSeconds(seconds), CancellationToken.None);
+        var cell = await Cell(stream, 1, seconds);
         foreach (var profiler in new[] { tracer, sampler })
         {
             if (profiler is not null)
@@ -77,7 +98,30 @@ internal static class ProfileLoad
             }
         }
 
-        Console.WriteLine($"{name} {tasks} x{concurrency}: {cell.ImagesPerSecond:F1} img/s, server CPU {cell.CpuMsPerImage:F2} ms/img, model run {cell.InferenceMsPerImage:F2} ms/img, post {cell.PostprocessMs:F2} ms, encode {cell.EncodeMs:F2} ms, batch {cell.MeanBatch:F2}, load average {MachineInfo.LoadAverage()}");
+        Console.WriteLine($"{name} {cell.Scenario} {tasks} x{concurrency}: {cell.ImagesPerSecond:F2} img/s ({cell.Images} in {cell.Seconds:F1} s), server CPU {cell.CpuMsPerImage:F2} ms/img, model run {cell.InferenceMsPerImage:F2} ms/img, post {cell.PostprocessMs:F2} ms, encode {cell.EncodeMs:F2} ms, batch {cell.MeanBatch:F2}, load average {MachineInfo.LoadAverage()}");
+        return 0;
+    }
+
+    // Unary and stream cells alternate (unary first in odd rounds), so a change in the machine's load
+    // falls on both alike; each round's ratio compares neighbours.
+    private static async Task<int> CompareAsync(Func<bool, int, double, Task<CellResult>> cell, int rounds, double seconds, string label)
+    {
+        var ratios = new List<(double Throughput, double Cpu)>();
+        for (var round = 1; round <= rounds; round++)
+        {
+            CellResult? unary = null, stream = null;
+            foreach (var asStream in round % 2 == 1 ? new[] { false, true } : [true, false])
+            {
+                var result = await cell(asStream, round, seconds);
+                Console.WriteLine($"round {round} {result.Scenario,-6}: {result.ImagesPerSecond,6:F2} img/s ({result.Images} in {result.Seconds:F1} s, cell {result.WallSeconds:F0} s), server CPU {result.CpuMsPerImage,7:F1} ms/img, p50 {result.LatencyP50Ms:F0} ms, model run {result.InferenceMsPerImage:F1} ms/img, post {result.PostprocessMs:F1} ms, encode {result.EncodeMs:F1} ms, batch {result.MeanBatch:F2}, errors {result.Errors}, load {MachineInfo.LoadAverage()}");
+                (unary, stream) = asStream ? (unary, result) : (result, stream);
+            }
+
+            ratios.Add((stream!.ImagesPerSecond / unary!.ImagesPerSecond, stream.CpuMsPerImage / unary.CpuMsPerImage));
+            Console.WriteLine($"round {round}: stream ÷ unary throughput {ratios[^1].Throughput:F2}, CPU per image {ratios[^1].Cpu:F2}");
+        }
+
+        Console.WriteLine($"{label}, {rounds} rounds: stream ÷ unary throughput min / median {ratios.Min(r => r.Throughput):F2} / {Stats.Median(ratios.Select(r => r.Throughput)):F2}; CPU per image median {Stats.Median(ratios.Select(r => r.Cpu)):F2}");
         return 0;
     }
 

@@ -118,7 +118,10 @@ internal sealed partial class ServerProcess : IAsyncDisposable
 #else
         const string Configuration = "Release";
 #endif
-        var dll = Path.Combine(RepositoryPaths.Root, "src", "MaskFormer.Server", "bin", Configuration, "net10.0", "MaskFormer.Server.dll");
+        // Another build of the server (a before/after comparison) when named.
+        var dll = Environment.GetEnvironmentVariable("MASKFORMER_BENCH_SERVER_DLL") is { Length: > 0 } other
+            ? other
+            : Path.Combine(RepositoryPaths.Root, "src", "MaskFormer.Server", "bin", Configuration, "net10.0", "MaskFormer.Server.dll");
         return File.Exists(dll) ? dll : throw new InvalidOperationException($"{dll} is missing; build the solution in {Configuration} first.");
     }
 

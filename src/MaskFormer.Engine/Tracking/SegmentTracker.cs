@@ -26,7 +26,8 @@ public sealed record TrackedFrame(
 /// </summary>
 /// <remarks>
 /// Cost follows boxes and boundaries: masks are kept as row runs, a pair whose IoU cannot reach the
-/// threshold given its box overlap and areas is never compared, and the exact IoU of the rest walks
+/// threshold given its box overlap and areas is never compared, a pair one of whose sides was taken by
+/// a better pair before its turn came is never compared either, and the exact IoU of the rest walks
 /// only the runs of the rows both boxes share. The matches are those of comparing every pair pixel by
 /// pixel.
 /// </remarks>
@@ -119,10 +120,15 @@ public sealed class SegmentTracker
     }
 
     // Greedy one-to-one matching by IoU, highest first (ties by target, then segment), of the segments
-    // whose id is 0 to the targets not taken; only pairs at or above the threshold.
+    // whose id is 0 to the targets not taken; only pairs at or above the threshold. Lazily: every pair
+    // enters a queue under its bound, and only a pair that reaches the head while both its sides are
+    // still free is measured exactly (and goes back in under its IoU). A bound never falls below the
+    // IoU and goes ahead of an equal IoU, so pairs are taken in the order sorting every exact IoU would
+    // give, and the pairs left behind by a taken side (most of them, when objects overlap a lot) are
+    // never measured.
     private static List<(int Segment, int Target)> Matches(TrackedSegment[] segments, int[] ids, int targets, Func<int, RunMask> target, bool[] taken, float threshold)
     {
-        var pairs = new List<(double IoU, int Target, int Segment)>();
+        var pairs = new List<((int Target, int Segment) Pair, PairKey Key)>();
         for (var t = 0; t < targets; t++)
         {
             if (taken[t])
@@ -133,32 +139,73 @@ public sealed class SegmentTracker
             var mask = target(t);
             for (var d = 0; d < segments.Length; d++)
             {
-                if (ids[d] != 0 || mask.IoUUpperBound(segments[d].Mask!) < threshold)
+                if (ids[d] != 0)
                 {
                     continue;
                 }
 
-                var iou = mask.IoU(segments[d].Mask!);
-                if (iou >= threshold)
+                var bound = mask.IoUUpperBound(segments[d].Mask!);
+                if (bound >= threshold)
                 {
-                    pairs.Add((iou, t, d));
+                    pairs.Add(((t, d), new PairKey(bound, false, t, d)));
                 }
             }
         }
 
-        pairs.Sort(static (a, b) => a.IoU != b.IoU ? b.IoU.CompareTo(a.IoU) : a.Target != b.Target ? a.Target.CompareTo(b.Target) : a.Segment.CompareTo(b.Segment));
+        var queue = new PriorityQueue<(int Target, int Segment), PairKey>(pairs, PairKey.Order);
         var result = new List<(int Segment, int Target)>();
         var targetUsed = new bool[targets];
         var segmentUsed = new bool[segments.Length];
-        foreach (var (_, t, d) in pairs)
+
+        // A target measured against several segments is unpacked into bits once, for this call only.
+        var bits = new MaskBits?[targets];
+        try
         {
-            if (!targetUsed[t] && !segmentUsed[d])
+            while (queue.TryDequeue(out var pair, out var key))
             {
+                var (t, d) = pair;
+                if (targetUsed[t] || segmentUsed[d])
+                {
+                    continue;
+                }
+
+                if (!key.Exact)
+                {
+                    var mask = target(t);
+                    var iou = bits[t] is { } unpacked ? segments[d].Mask!.IoU(mask, unpacked)
+                        : pairs.Count > targets ? segments[d].Mask!.IoU(mask, bits[t] = new MaskBits(mask))
+                        : mask.IoU(segments[d].Mask!);
+                    if (iou >= threshold)
+                    {
+                        queue.Enqueue(pair, new PairKey(iou, true, t, d));
+                    }
+
+                    continue;
+                }
+
                 targetUsed[t] = segmentUsed[d] = true;
                 result.Add((d, t));
             }
         }
+        finally
+        {
+            foreach (var unpacked in bits)
+            {
+                unpacked?.Dispose();
+            }
+        }
 
         return result;
+    }
+
+    // A pair's place in the queue: higher IoU (or bound) first; at equal values a bound before an exact
+    // IoU, then lower target, then lower segment.
+    private readonly record struct PairKey(double Value, bool Exact, int Target, int Segment)
+    {
+        public static IComparer<PairKey> Order { get; } = Comparer<PairKey>.Create(static (a, b) =>
+            a.Value != b.Value ? b.Value.CompareTo(a.Value)
+            : a.Exact != b.Exact ? a.Exact.CompareTo(b.Exact)
+            : a.Target != b.Target ? a.Target.CompareTo(b.Target)
+            : a.Segment.CompareTo(b.Segment));
     }
 }
