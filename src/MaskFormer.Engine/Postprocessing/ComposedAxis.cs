@@ -20,6 +20,8 @@ internal sealed class ComposedAxis
         ResizedSize = resizedSize;
         Indices = new int[originalSize * Taps];
         Weights = new float[originalSize * Taps];
+        TapIndices = new int[originalSize * Taps];
+        TapWeights = new float[originalSize * Taps];
         ResizedLower = new int[originalSize];
         GridLower = new int[resizedSize];
         GridWeights = new float[resizedSize];
@@ -34,6 +36,11 @@ internal sealed class ComposedAxis
             var upperWeight = second.Weights[i];
             Fill(i, 0, first, lower, 1f - upperWeight, maskSize);
             Fill(i, 2, first, Math.Min(lower + 1, resizedSize - 1), upperWeight, maskSize);
+            for (var k = 0; k < Taps; k++)
+            {
+                TapIndices[(k * originalSize) + i] = Indices[(i * Taps) + k];
+                TapWeights[(k * originalSize) + i] = Weights[(i * Taps) + k];
+            }
         }
     }
 
@@ -61,6 +68,12 @@ internal sealed class ComposedAxis
 
     /// <summary>For output i, the weights of those indices (summing to 1).</summary>
     public float[] Weights { get; }
+
+    /// <summary><see cref="Indices"/> tap by tap: tap k of output i at [k * OutputSize + i], for vector loads.</summary>
+    public int[] TapIndices { get; }
+
+    /// <summary><see cref="Weights"/> tap by tap, as <see cref="TapIndices"/>.</summary>
+    public float[] TapWeights { get; }
 
     private void Fill(int output, int slot, BilinearAxis first, int paddedIndex, float weight, int maskSize)
     {

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 using MaskFormer.Engine.Preprocessing;
 using MaskFormer.Engine.Sessions;
 
@@ -56,18 +57,23 @@ internal sealed class MaskUpsampler
 
     /// <summary>
     /// Writes the logits of output row <paramref name="y"/> at columns <paramref name="xs"/> only,
-    /// bit for bit what <see cref="ComputeRow"/> gives there.
+    /// bit for bit what <see cref="ComputeRow"/> gives there. Runs of consecutive columns are
+    /// computed eight at a time with the same float32 operations in the same order.
     /// </summary>
     public void ComputePixels(int query, int y, ReadOnlySpan<int> xs, Span<float> values, Span<float> scratch)
     {
         var blended = BlendRows(query, y, scratch);
-        var indices = _columns.Indices;
-        var weights = _columns.Weights;
-        for (var k = 0; k < xs.Length; k++)
+        var k = 0;
+        while (k < xs.Length)
         {
-            var i = xs[k] * ComposedAxis.Taps;
-            values[k] = (weights[i] * blended[indices[i]]) + (weights[i + 1] * blended[indices[i + 1]])
-                + (weights[i + 2] * blended[indices[i + 2]]) + (weights[i + 3] * blended[indices[i + 3]]);
+            var start = k;
+            k++;
+            while (k < xs.Length && xs[k] == xs[k - 1] + 1)
+            {
+                k++;
+            }
+
+            Interpolate(blended, xs[start], values.Slice(start, k - start));
         }
     }
 
@@ -98,6 +104,51 @@ internal sealed class MaskUpsampler
 
     /// <summary>One query's mask logits, [maskHeight, maskWidth].</summary>
     public ReadOnlySpan<float> Plane(int query) => _output.MaskLogits.Slice(query * _output.MaskHeight * _output.MaskWidth, _output.MaskHeight * _output.MaskWidth);
+
+    // Output columns [x0, x0 + values.Length) from one blended mask row. A vector's eight columns read
+    // each tap from a window of eight neighbouring mask columns (the taps move slowly when upsampling);
+    // where they spread wider (downsampling) the scalar loop takes over.
+    private void Interpolate(ReadOnlySpan<float> blended, int x0, Span<float> values)
+    {
+        var width = _columns.OutputSize;
+        var (tapIndices, tapWeights) = (_columns.TapIndices, _columns.TapWeights);
+        var p = 0;
+        if (Vector256.IsHardwareAccelerated && blended.Length >= Vector256<float>.Count)
+        {
+            var lanes = Vector256.Create((uint)Vector256<float>.Count);
+            for (; p + Vector256<float>.Count <= values.Length; p += Vector256<float>.Count)
+            {
+                var x = x0 + p;
+                var sum = Vector256<float>.Zero;
+                var inWindow = true;
+                for (var tap = 0; tap < ComposedAxis.Taps && inWindow; tap++)
+                {
+                    var indices = Vector256.Create(tapIndices.AsSpan((tap * width) + x, Vector256<int>.Count));
+                    var first = Math.Min(tapIndices[(tap * width) + x], blended.Length - Vector256<float>.Count);
+                    var offsets = indices - Vector256.Create(first);
+                    inWindow = Vector256.LessThanAll(offsets.AsUInt32(), lanes);
+                    var taps = Vector256.Shuffle(Vector256.Create(blended.Slice(first, Vector256<float>.Count)), offsets);
+                    var product = Vector256.Create(tapWeights.AsSpan((tap * width) + x, Vector256<float>.Count)) * taps;
+                    sum = tap == 0 ? product : sum + product;
+                }
+
+                if (!inWindow)
+                {
+                    break;
+                }
+
+                sum.CopyTo(values.Slice(p, Vector256<float>.Count));
+            }
+        }
+
+        var (indicesByPixel, weights) = (_columns.Indices, _columns.Weights);
+        for (; p < values.Length; p++)
+        {
+            var i = (x0 + p) * ComposedAxis.Taps;
+            values[p] = (weights[i] * blended[indicesByPixel[i]]) + (weights[i + 1] * blended[indicesByPixel[i + 1]])
+                + (weights[i + 2] * blended[indicesByPixel[i + 2]]) + (weights[i + 3] * blended[indicesByPixel[i + 3]]);
+        }
+    }
 
     private Span<float> BlendRows(int query, int y, Span<float> scratch)
     {

@@ -14,9 +14,10 @@ namespace MaskFormer.Engine.Postprocessing;
 /// </summary>
 /// <remarks>
 /// Tile by tile (<see cref="PanopticTileRow"/>): a tile takes a query whole when that query's lowest
-/// score · sigmoid beats every other kept query's highest and every kept mask is on one side of 0.5
-/// there; elsewhere only the queries still in question are computed per pixel, with the dense
-/// computation's float32 arithmetic, so the map, areas and boxes are the same bit for bit.
+/// score · sigmoid beats every other kept query's highest (and, for Mask2Former, that query's mask is
+/// on one side of 0.5 there); elsewhere only the queries still in question are computed per pixel,
+/// with the dense computation's float32 arithmetic, so the map, areas and boxes are the same bit for
+/// bit. A query's own mask area is counted per pixel only when the bounds on it leave its drop open.
 /// </remarks>
 public static class PanopticInference
 {
@@ -56,33 +57,14 @@ public static class PanopticInference
         }
 
         // Pass 1: each pixel's winning kept query (its index, with a flag when that query's sigmoid is
-        // below 0.5), and per query the won area and its own mask area; whole tiles where the bounds
-        // decide, written only to the tile's entry in tileValues.
+        // below 0.5), and per query the won area and bounds on its own mask area; whole tiles where the
+        // bounds decide, written only to the tile's entry in tileValues. Pixels are computed only where
+        // the winner is open (segment boundaries), and own mask areas only where they decide a drop.
         var totals = new AreaCounts(kept.Count);
         var tileValues = new ushort[tiles.TileCount];
         var sync = new object();
         var work = (long)tiles.TileCount * kept.Count * 16;
-
-        // Pass 0, from the bounds alone: which kept queries are in the running anywhere (see PanopticTileRow).
-        var mayWin = new bool[kept.Count];
-        Parallel.For(0, tiles.TileRows.Count, RowParallelism.ForWork(work), () => (new PanopticTileRow(tiles, kept, new AreaCounts(kept.Count)), new bool[kept.Count]), (row, _, local) =>
-        {
-            local.Item1.MarkPossibleWinners(row, local.Item2);
-            return local;
-        }, local =>
-        {
-            lock (sync)
-            {
-                for (var k = 0; k < mayWin.Length; k++)
-                {
-                    mayWin[k] |= local.Item2[k];
-                }
-            }
-
-            local.Item1.Dispose();
-        });
-
-        Parallel.For(0, tiles.TileRows.Count, RowParallelism.ForWork(work), () => new PanopticTileRow(tiles, kept, new AreaCounts(kept.Count), mayWin), (row, _, solver) =>
+        Parallel.For(0, tiles.TileRows.Count, RowParallelism.ForWork(work), () => new PanopticTileRow(tiles, kept, new AreaCounts(kept.Count), isMask2Former), (row, _, solver) =>
         {
             solver.Solve(row, ids, tileValues);
             return solver;
@@ -96,6 +78,8 @@ public static class PanopticInference
             solver.Dispose();
         });
 
+        CountOpenMasks(tiles, kept, totals, isMask2Former, options);
+
         // Decide the segments in query order, as the reference's loop does.
         // detectron2 compares mask_area / original_area with the threshold in doubles; read the float
         // setting as the decimal it was written as (0.8f → 0.8), or a ratio of exactly 0.8 would be "below".
@@ -106,8 +90,7 @@ public static class PanopticInference
         for (var k = 0; k < kept.Count; k++)
         {
             var (_, label, score) = kept[k];
-            var (won, mask) = (totals.Won[k], totals.Mask[k]);
-            if (won == 0 || mask == 0 || (isMask2Former && totals.WonInsideMask[k] == 0) || won / (double)mask < overlapThreshold)
+            if (Drops(totals, k, totals.Mask[k], isMask2Former, overlapThreshold))
             {
                 continue;
             }
@@ -182,12 +165,71 @@ public static class PanopticInference
         return new PanopticResult(ids, segments);
     }
 
-    // Per kept query: pixels won, pixels of its own mask (sigmoid >= 0.5), and pixels won inside it.
+    // detectron2's test for dropping a query, with its own mask area given.
+    private static bool Drops(AreaCounts totals, int k, long mask, bool isMask2Former, double overlapThreshold)
+    {
+        var won = totals.Won[k];
+        return won == 0 || mask == 0 || (isMask2Former && totals.WonInsideMask[k] == 0) || won / (double)mask < overlapThreshold;
+    }
+
+    // A query's own mask area is known from the bounds to within its undecided pixels. won / mask falls
+    // as mask grows, so when both ends of that range (from 1 up) give the same answer, the exact area
+    // changes nothing; only the queries where they differ are counted per pixel, in their undecided tiles.
+    private static void CountOpenMasks(MaskTiles tiles, List<(int Query, int Label, float Score)> kept, AreaCounts totals, bool isMask2Former, PostprocessOptions options)
+    {
+        var overlapThreshold = (double)(decimal)options.OverlapThreshold;
+        var open = new List<int>();
+        for (var k = 0; k < kept.Count; k++)
+        {
+            var (lower, undecided) = (totals.Mask[k], totals.MaskUndecided[k]);
+            if (undecided > 0 && totals.Won[k] > 0
+                && (lower == 0 || Drops(totals, k, lower, isMask2Former, overlapThreshold) != Drops(totals, k, lower + undecided, isMask2Former, overlapThreshold)))
+            {
+                open.Add(k);
+            }
+        }
+
+        if (open.Count == 0)
+        {
+            return;
+        }
+
+        var queries = open.ToArray();
+        var counts = new long[queries.Length];
+        var sync = new object();
+        var work = (long)tiles.TileCount * queries.Length * 16;
+        Parallel.For(0, tiles.TileRows.Count, RowParallelism.ForWork(work), () => (new PanopticTileRow(tiles, kept, new AreaCounts(kept.Count), isMask2Former), new long[queries.Length]), (row, _, local) =>
+        {
+            local.Item1.CountMask(row, queries, local.Item2);
+            return local;
+        }, local =>
+        {
+            lock (sync)
+            {
+                for (var i = 0; i < counts.Length; i++)
+                {
+                    counts[i] += local.Item2[i];
+                }
+            }
+
+            local.Item1.Dispose();
+        });
+
+        for (var i = 0; i < queries.Length; i++)
+        {
+            totals.Mask[queries[i]] += counts[i];
+        }
+    }
+
+    // Per kept query: pixels won, pixels of its own mask (sigmoid >= 0.5) known from the bounds, those
+    // the bounds leave undecided, and pixels won inside its mask.
     internal sealed class AreaCounts(int queries)
     {
         public long[] Won { get; } = new long[queries];
 
         public long[] Mask { get; } = new long[queries];
+
+        public long[] MaskUndecided { get; } = new long[queries];
 
         public long[] WonInsideMask { get; } = new long[queries];
 
@@ -197,6 +239,7 @@ public static class PanopticInference
             {
                 Won[k] += other.Won[k];
                 Mask[k] += other.Mask[k];
+                MaskUndecided[k] += other.MaskUndecided[k];
                 WonInsideMask[k] += other.WonInsideMask[k];
             }
         }

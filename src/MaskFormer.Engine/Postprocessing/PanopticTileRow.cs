@@ -46,16 +46,15 @@ internal sealed class PanopticTileRow : IDisposable
     private readonly float[] _sigmoids;
     private readonly float[] _blend;
 
-    // Per kept query: whether it is in the running for some tile of the image (null: not known yet, all
-    // are). A query in the running nowhere wins no pixel, so detectron2's loop drops it whatever its mask
-    // area: its mask is not measured per pixel, and a tile it alone leaves undecided is decided whole.
-    private readonly bool[]? _mayWin;
+    // Whether a pixel's value must say if the winner's own mask covers it (Mask2Former's rule); for
+    // MaskFormer only the winner matters, so a tile with a decided winner is decided whatever its mask.
+    private readonly bool _winnerMaskMatters;
 
-    public PanopticTileRow(MaskTiles tiles, List<(int Query, int Label, float Score)> kept, PanopticInference.AreaCounts counts, bool[]? mayWin = null)
+    public PanopticTileRow(MaskTiles tiles, List<(int Query, int Label, float Score)> kept, PanopticInference.AreaCounts counts, bool winnerMaskMatters)
     {
         _tiles = tiles;
         _kept = kept;
-        _mayWin = mayWin;
+        _winnerMaskMatters = winnerMaskMatters;
         Counts = counts;
         var columns = tiles.TileColumns.Count;
         var width = tiles.Upsampler.Width;
@@ -91,11 +90,18 @@ internal sealed class PanopticTileRow : IDisposable
         for (var t = 0; t < columns.Count; t++)
         {
             var pixels = (long)tileHeight * columns.Length(t);
+            // Own mask areas from the bounds; the undecided pixels are counted only for the queries
+            // whose keep-or-drop the bounds leave open (CountMask).
             for (var k = 0; k < _kept.Count; k++)
             {
-                if (_state[(t * _kept.Count) + k] == Inside)
+                var state = _state[(t * _kept.Count) + k];
+                if (state == Inside)
                 {
                     Counts.Mask[k] += pixels;
+                }
+                else if (state == Undecided)
+                {
+                    Counts.MaskUndecided[k] += pixels;
                 }
             }
 
@@ -147,16 +153,53 @@ internal sealed class PanopticTileRow : IDisposable
         }
     }
 
-    /// <summary>Marks in <paramref name="mayWin"/> the kept queries in the running for some tile of row <paramref name="row"/>.</summary>
-    public void MarkPossibleWinners(int row, bool[] mayWin)
+    /// <summary>
+    /// Adds to <paramref name="counts"/>[i] the pixels of tile row <paramref name="row"/> where kept query
+    /// <paramref name="queries"/>[i]'s mask is undecided by the bounds and its sigmoid, computed as the
+    /// dense computation does, is at least 0.5.
+    /// </summary>
+    public void CountMask(int row, ReadOnlySpan<int> queries, long[] counts)
     {
-        DecideTiles(row);
-        var kept = _kept.Count;
-        for (var t = 0; t < _tiles.TileColumns.Count; t++)
+        var columns = _tiles.TileColumns;
+        var rows = _tiles.TileRows;
+        var width = _tiles.Upsampler.Width;
+        for (var i = 0; i < queries.Length; i++)
         {
-            for (var k = 0; k < kept; k++)
+            var k = queries[i];
+            var query = _kept[k].Query;
+            var lower = _tiles.Lower(query, row);
+            var upper = _tiles.Upper(query, row);
+            var count = 0;
+            for (var t = 0; t < columns.Count; t++)
             {
-                mayWin[k] |= _canWin[(t * kept) + k];
+                if (!(lower[t] > SignMargin) && !(upper[t] < -SignMargin))
+                {
+                    for (var x = columns.Starts[t]; x < columns.Starts[t + 1]; x++)
+                    {
+                        _gathered[count++] = x;
+                    }
+                }
+            }
+
+            if (count == 0)
+            {
+                continue;
+            }
+
+            var padded = PixelBatch.PaddedLength(count, width);
+            var values = _values.AsSpan(0, padded);
+            for (var y = rows.Starts[row]; y < rows.Starts[row + 1]; y++)
+            {
+                _tiles.Upsampler.ComputePixels(query, y, _gathered.AsSpan(0, count), values, _blend);
+                values[count..].Clear();
+                TensorPrimitives.Sigmoid(values, values);
+                var inside = 0L;
+                foreach (var sigmoid in values[..count])
+                {
+                    inside += sigmoid >= 0.5f ? 1 : 0;
+                }
+
+                counts[i] += inside;
             }
         }
     }
@@ -180,29 +223,12 @@ internal sealed class PanopticTileRow : IDisposable
         EngineArrayPool<float>.Shared.Return(_blend);
     }
 
-    private bool IsMixed(int t)
-    {
-        if (!_winnerDecided[t])
-        {
-            return true;
-        }
+    private bool IsMixed(int t) => !_winnerDecided[t] || (_winnerMaskMatters && _state[(t * _kept.Count) + _winner[t]] == Undecided);
 
-        for (var k = 0; k < _kept.Count; k++)
-        {
-            if (_state[(t * _kept.Count) + k] == Undecided && MayWin(k))
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
-
-    private bool MayWin(int k) => _mayWin is null || _mayWin[k];
-
-    // A kept query needs its per-pixel sigmoid in a tile when its mask is undecided there, or when it
-    // is still in the running for a winner the bounds left open.
-    private bool Needs(int t, int k) => (_state[(t * _kept.Count) + k] == Undecided && MayWin(k)) || (!_winnerDecided[t] && _canWin[(t * _kept.Count) + k]);
+    // A kept query needs its per-pixel sigmoid in a tile when it is still in the running for a winner
+    // the bounds left open, or when it is the winner and its own mask, undecided there, matters.
+    private bool Needs(int t, int k) => (!_winnerDecided[t] && _canWin[(t * _kept.Count) + k])
+        || (_winnerMaskMatters && k == _winner[t] && _state[(t * _kept.Count) + k] == Undecided);
 
     private int DecideTiles(int row)
     {
@@ -305,11 +331,6 @@ internal sealed class PanopticTileRow : IDisposable
             {
                 var state = _state[(t * _kept.Count) + k];
                 var sigmoid = _sigmoids[(k * width) + p];
-                if (state == Undecided && sigmoid >= 0.5f)
-                {
-                    Counts.Mask[k]++;
-                }
-
                 var isMask = state == Inside || (state == Undecided && sigmoid >= 0.5f);
                 if (_winnerDecided[t])
                 {

@@ -1,0 +1,192 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text;
+using MaskFormer.Engine.Decoding;
+using MaskFormer.Engine.Encoding;
+using MaskFormer.Engine.Models;
+using MaskFormer.Engine.Postprocessing;
+using MaskFormer.Engine.Preprocessing;
+using MaskFormer.Engine.Sessions;
+using Microsoft.Extensions.Options;
+using Microsoft.ML.OnnxRuntime;
+
+namespace MaskFormer.Benchmarks.Report;
+
+/// <summary>
+/// <c>postproc [--models tiny,realistic] [--sizes 512x512,1920x1080] [--rounds N] [--runs N] [--tasks semantic,instance,panoptic,all,all+encode]</c>: each
+/// post-processing task's CPU time per image on one saved model output per model and size, beside the
+/// model run's CPU time on the same input; min and median over rounds. Process CPU time (all threads),
+/// so a pass that uses both cores counts both. A checksum of every result lets two builds be compared
+/// for identical output.
+/// </summary>
+internal static class PostprocessCpuReport
+{
+    private static string[] s_tasks = ["semantic", "instance", "panoptic", "all", "all+encode"];
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var (models, sizes, rounds, runs) = (new[] { "tiny", "realistic" }, new[] { "512x512", "1920x1080" }, 5, 3);
+        for (var i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--models": models = args[++i].Split(','); break;
+                case "--sizes": sizes = args[++i].Split(','); break;
+                case "--rounds": rounds = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--runs": runs = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--tasks": s_tasks = args[++i].Split(','); break;
+                default: throw new ArgumentException($"unknown argument '{args[i]}'; usage: postproc [--models tiny,realistic] [--sizes 512x512,1920x1080] [--rounds N] [--runs N] [--tasks semantic,instance,panoptic,all,all+encode]");
+            }
+        }
+
+        Console.WriteLine($"postproc: {Environment.ProcessorCount} cores, load average {MachineInfo.LoadAverage()}, {rounds} rounds of {runs} runs, {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC");
+        Console.WriteLine("| model | size | model run CPU ms | task | CPU ms min | CPU ms median | wall ms median | ÷ model run | checksum |");
+        Console.WriteLine("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |");
+        foreach (var model in models)
+        {
+            var (name, path) = model == "realistic"
+                ? (BenchmarkInputs.Realistic, await BenchmarkInputs.EnsureRealisticAsync(Console.Out, CancellationToken.None))
+                : (BenchmarkInputs.Tiny, RepositoryPaths.TinyShapes);
+            var folder = ModelFolder.Read(path, name, null);
+            using var session = new InferenceSession(folder.ModelPath);
+            foreach (var size in sizes)
+            {
+                var parts = size.Split('x');
+                var (width, height) = (int.Parse(parts[0], CultureInfo.InvariantCulture), int.Parse(parts[1], CultureInfo.InvariantCulture));
+                MeasureCell(name, size, folder, session, BenchmarkInputs.Scaled(width, height), rounds, runs);
+            }
+        }
+
+        Console.WriteLine($"load average after: {MachineInfo.LoadAverage()}");
+        return 0;
+    }
+
+    private static void MeasureCell(string name, string size, ModelFolder folder, InferenceSession session, byte[] imageBytes, int rounds, int runs)
+    {
+        using var image = new ImageDecoder(Options.Create(new ImageDecoderOptions())).Decode(imageBytes);
+        using var input = new ImagePreprocessor(folder.Preprocessor).Process(image);
+        var plan = input.Plan;
+        using var value = OrtValue.CreateTensorValueFromMemory(input.Tensor.ToArray(), [1, 3, plan.PaddedHeight, plan.PaddedWidth]);
+        using var runOptions = new RunOptions();
+        ModelOutput? output = null;
+        var modelRuns = new List<double>();
+        for (var i = 0; i < 3; i++)
+        {
+            modelRuns.Add(Cpu(() =>
+            {
+                using var results = session.Run(runOptions, ["pixel_values"], [value], ["class_queries_logits", "masks_queries_logits"]);
+                if (output is null)
+                {
+                    var classShape = results[0].GetTensorTypeAndShape().Shape;
+                    var maskShape = results[1].GetTensorTypeAndShape().Shape;
+                    output = new ModelOutput((int)classShape[1], (int)classShape[2], (int)maskShape[2], (int)maskShape[3]);
+                    results[0].GetTensorDataAsSpan<float>().CopyTo(output.ClassLogits);
+                    results[1].GetTensorDataAsSpan<float>().CopyTo(output.MaskLogits);
+                }
+            }, 1).Cpu);
+        }
+
+        using var modelOutput = output!;
+        var modelCpu = modelRuns.Min();
+        var labels = folder.Config.Labels;
+        var checksums = new Dictionary<string, string>();
+        Action Task(string task) => () => checksums[task] = RunTask(task, modelOutput, plan, labels);
+        foreach (var task in s_tasks)
+        {
+            Task(task)();
+        }
+
+        var cells = s_tasks.ToDictionary(t => t, _ => new List<(double Cpu, double Wall)>());
+        for (var round = 0; round < rounds; round++)
+        {
+            foreach (var task in round % 2 == 0 ? s_tasks : s_tasks.Reverse())
+            {
+                cells[task].Add(Cpu(Task(task), runs));
+            }
+        }
+
+        foreach (var task in s_tasks)
+        {
+            var cpu = cells[task].Select(c => c.Cpu).ToArray();
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {name} | {size} | {modelCpu:F1} | {task} | {cpu.Min():F2} | {Stats.Median(cpu):F2} | {Stats.Median(cells[task].Select(c => c.Wall)):F2} | {Stats.Median(cpu) / modelCpu:F3} | {checksums[task]} |"));
+        }
+    }
+
+    private static string RunTask(string task, ModelOutput output, ResizePlan plan, IReadOnlyList<ModelLabel> labels)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        using var tiles = new MaskTiles(output, plan);
+        if (task == "tiles")
+        {
+            hash.AppendData(BitConverter.GetBytes(tiles.TileCount));
+        }
+
+        if (task is "semantic" or "all" or "all+encode")
+        {
+            using var map = SemanticInference.Run(tiles);
+            for (var y = 0; y < map.Height; y++)
+            {
+                hash.AppendData(MemoryMarshal.AsBytes(map.Row(y)));
+            }
+
+            if (task == "all+encode")
+            {
+                hash.AppendData(LabelMapPngEncoder.EncodePng(map, 8));
+            }
+        }
+
+        if (task is "instance" or "all" or "all+encode")
+        {
+            var instances = InstanceInference.Run(tiles, labels, true, PostprocessOptions.Detectron2);
+            foreach (var instance in instances)
+            {
+                hash.AppendData(Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{instance.LabelId} {instance.Score:R} {instance.Area} {instance.Box};")));
+                hash.AppendData(instance.Mask.Pixels);
+                if (task == "all+encode")
+                {
+                    hash.AppendData(Encoding.ASCII.GetBytes(CocoRle.Compress(CocoRle.Encode(instance.Mask, instance.Box))));
+                }
+
+                instance.Dispose();
+            }
+        }
+
+        if (task is "panoptic" or "all" or "all+encode")
+        {
+            using var panoptic = PanopticInference.Run(tiles, labels, false, PostprocessOptions.Detectron2);
+            for (var y = 0; y < panoptic.SegmentIds.Height; y++)
+            {
+                hash.AppendData(MemoryMarshal.AsBytes(panoptic.SegmentIds.Row(y)));
+            }
+
+            foreach (var segment in panoptic.Segments)
+            {
+                hash.AppendData(Encoding.ASCII.GetBytes(segment.ToString()));
+            }
+
+            if (task == "all+encode")
+            {
+                hash.AppendData(PanopticPngEncoder.Encode(panoptic.SegmentIds));
+            }
+        }
+
+        return Convert.ToHexString(hash.GetHashAndReset(), 0, 8);
+    }
+
+    private static (double Cpu, double Wall) Cpu(Action action, int runs)
+    {
+        using var process = Process.GetCurrentProcess();
+        process.Refresh();
+        var before = process.TotalProcessorTime;
+        var clock = Stopwatch.StartNew();
+        for (var i = 0; i < runs; i++)
+        {
+            action();
+        }
+
+        process.Refresh();
+        return ((process.TotalProcessorTime - before).TotalMilliseconds / runs, clock.Elapsed.TotalMilliseconds / runs);
+    }
+}
