@@ -154,6 +154,9 @@ internal sealed class RunMask
     /// <summary>Intersection over union with <paramref name="other"/>, read from its bits: the same value as <see cref="IoU(RunMask)"/> with the mask they were made from.</summary>
     public double IoU(RunMask other, MaskBits otherBits) => Ratio(Intersection(otherBits), Area, other.Area);
 
+    /// <summary>Intersection over union of two unpacked masks: the same value as <see cref="IoU(RunMask)"/> with the masks they were made from.</summary>
+    public double IoU(MaskBits bits, RunMask other, MaskBits otherBits) => Ratio(bits.Intersection(otherBits), Area, other.Area);
+
     /// <summary>Pixels set in both this mask and <paramref name="other"/>: each of this mask's runs inside the other's box counted in its bits.</summary>
     public long Intersection(MaskBits other)
     {

@@ -157,8 +157,9 @@ public sealed class SegmentTracker
         var targetUsed = new bool[targets];
         var segmentUsed = new bool[segments.Length];
 
-        // A target measured against several segments is unpacked into bits once, for this call only.
-        var bits = new MaskBits?[targets];
+        // A mask measured against several others is unpacked into bits once, for this call only.
+        var targetBits = new MaskBits?[targets];
+        var segmentBits = new MaskBits?[segments.Length];
         try
         {
             while (queue.TryDequeue(out var pair, out var key))
@@ -171,10 +172,24 @@ public sealed class SegmentTracker
 
                 if (!key.Exact)
                 {
-                    var mask = target(t);
-                    var iou = bits[t] is { } unpacked ? segments[d].Mask!.IoU(mask, unpacked)
-                        : pairs.Count > targets ? segments[d].Mask!.IoU(mask, bits[t] = new MaskBits(mask))
-                        : mask.IoU(segments[d].Mask!);
+                    var (mask, other) = (target(t), segments[d].Mask!);
+                    if (pairs.Count > targets)
+                    {
+                        targetBits[t] ??= new MaskBits(mask);
+                    }
+
+                    if (pairs.Count > segments.Length)
+                    {
+                        segmentBits[d] ??= new MaskBits(other);
+                    }
+
+                    var iou = (targetBits[t], segmentBits[d]) switch
+                    {
+                        ({ } a, { } b) => mask.IoU(a, other, b),
+                        ({ } a, null) => other.IoU(mask, a),
+                        (null, { } b) => mask.IoU(other, b),
+                        _ => mask.IoU(other),
+                    };
                     if (iou >= threshold)
                     {
                         queue.Enqueue(pair, new PairKey(iou, true, t, d));
@@ -189,7 +204,7 @@ public sealed class SegmentTracker
         }
         finally
         {
-            foreach (var unpacked in bits)
+            foreach (var unpacked in targetBits.Concat(segmentBits))
             {
                 unpacked?.Dispose();
             }

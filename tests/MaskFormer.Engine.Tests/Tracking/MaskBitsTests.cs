@@ -35,7 +35,10 @@ public sealed class MaskBitsTests
             Assert.Equal(expected, runsA.Intersection(bitsB));
             Assert.Equal(expected, runsB.Intersection(bitsA));
             Assert.Equal(runsA.PixelCount, runsA.Intersection(bitsA));
+            Assert.Equal(expected, bitsA.Intersection(bitsB));
+            Assert.Equal(expected, bitsB.Intersection(bitsA));
             Assert.Equal(runsA.IoU(runsB), runsB.IoU(runsA, bitsA));
+            Assert.Equal(runsA.IoU(runsB), runsA.IoU(bitsA, runsB, bitsB));
         }
     }
 
