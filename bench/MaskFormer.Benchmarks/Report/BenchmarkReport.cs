@@ -49,6 +49,7 @@ internal static class BenchmarkReport
         {
             var phaseClock = System.Diagnostics.Stopwatch.StartNew();
             var duration = name == BenchmarkInputs.Realistic ? settings.RealisticCellDuration : settings.CellDuration;
+            var minImages = name == BenchmarkInputs.Realistic ? settings.RealisticMinImages : 0;
             var modelFolder = ModelFolder.Read(folder, name, null);
             await using var server = await ServerProcess.StartAsync(folder, settings.ServerArguments, token);
             using var channel = GrpcChannel.ForAddress(server.Address, new GrpcChannelOptions { MaxReceiveMessageSize = 256 << 20 });
@@ -67,10 +68,10 @@ internal static class BenchmarkReport
                 {
                     foreach (var concurrency in settings.Concurrency)
                     {
-                        results.Add(Report(await load.UnaryAsync(new CellKey(name, "unary", tasks, concurrency, round), baseImage, taskList, duration, token)));
+                        results.Add(Report(await load.UnaryAsync(new CellKey(name, "unary", tasks, concurrency, round), baseImage, taskList, duration, token, minImages)));
                     }
 
-                    results.Add(Report(await load.StreamAsync(new CellKey(name, "stream", tasks, 4, round), baseImage, taskList, duration, token)));
+                    results.Add(Report(await load.StreamAsync(new CellKey(name, "stream", tasks, 4, round), baseImage, taskList, duration, token, minImages)));
                 }
 
                 results.Add(Report(await load.UnaryAsync(new CellKey(name, "size-512", "all", 1, round), image512, GrpcLoad.AllTasks, duration, token)));

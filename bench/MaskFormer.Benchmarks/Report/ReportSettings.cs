@@ -3,10 +3,10 @@ using System.Globalization;
 namespace MaskFormer.Benchmarks.Report;
 
 /// <summary>
-/// <c>report [--quick] [--out DIR] [--rounds N] [--seconds S] [--realistic-seconds S] [--rss N1,N2] [--server-arg --Key=Value]...</c>.
+/// <c>report [--quick] [--out DIR] [--rounds N] [--seconds S] [--realistic-seconds S] [--realistic-images N] [--rss N1,N2] [--server-arg --Key=Value]...</c>.
 /// Full (default): both models, 2 rounds, RSS after 1,000 and 10,000 requests, written to BENCHMARKS.md
 /// and bench/results/ of the repository; each service cell's steady-state window lasts at least 4 s on
-/// the tiny model and 2 s on the realistic-width one, whose cells are set by their image counts instead
+/// the tiny model; on the realistic-width one 2 s, and its unary and stream cells hold at least 8 images
 /// (a window holds at least one answer per caller group besides its two ends, see <see cref="LoadWindow"/>),
 /// so the default fits in about 15 minutes on a quiet 2-core machine. Quick: the tiny model, one round,
 /// short cells, written to a temporary folder unless --out says otherwise.
@@ -26,6 +26,9 @@ internal sealed record ReportSettings
     /// <summary>The shortest window of a realistic-width cell: at about 1 image/s the image counts decide.</summary>
     public TimeSpan RealisticCellDuration { get; init; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>The fewest images a realistic-width unary or stream cell's window holds (the size cells: one).</summary>
+    public int RealisticMinImages { get; init; } = 8;
+
     public (int First, int Second) RssRequests { get; init; } = (1000, 10000);
 
     public IReadOnlyList<string> ServerArguments { get; init; } = [];
@@ -43,6 +46,7 @@ internal sealed record ReportSettings
         int? rounds = null;
         double? seconds = null;
         double? realisticSeconds = null;
+        int? realisticImages = null;
         (int, int)? rss = null;
         var serverArguments = new List<string>();
         for (var i = 0; i < args.Length; i++)
@@ -63,6 +67,9 @@ internal sealed record ReportSettings
                 case "--realistic-seconds":
                     realisticSeconds = double.Parse(args[++i], CultureInfo.InvariantCulture);
                     break;
+                case "--realistic-images":
+                    realisticImages = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                    break;
                 case "--rss":
                     var parts = args[++i].Split(',');
                     rss = (int.Parse(parts[0], CultureInfo.InvariantCulture), int.Parse(parts[1], CultureInfo.InvariantCulture));
@@ -71,7 +78,7 @@ internal sealed record ReportSettings
                     serverArguments.Add(args[++i]);
                     break;
                 default:
-                    throw new ArgumentException($"unknown argument '{args[i]}'; usage: report [--quick] [--out DIR] [--rounds N] [--seconds S] [--realistic-seconds S] [--rss N1,N2] [--server-arg --Key=Value]...");
+                    throw new ArgumentException($"unknown argument '{args[i]}'; usage: report [--quick] [--out DIR] [--rounds N] [--seconds S] [--realistic-seconds S] [--realistic-images N] [--rss N1,N2] [--server-arg --Key=Value]...");
             }
         }
 
@@ -84,6 +91,7 @@ internal sealed record ReportSettings
             Rounds = rounds ?? (quick ? 1 : 2),
             CellDuration = TimeSpan.FromSeconds(seconds ?? (quick ? 0.6 : 4)),
             RealisticCellDuration = TimeSpan.FromSeconds(realisticSeconds ?? 2),
+            RealisticMinImages = realisticImages ?? 8,
             RssRequests = rss ?? (quick ? (100, 300) : (1000, 10000)),
             ServerArguments = serverArguments,
             RawBatches = quick ? [1, 4] : [1, 2, 4],
