@@ -67,7 +67,8 @@ public sealed class LabelPngWriterTests
         return map;
     }
 
-    private static ushort[] Decode(byte[] png, int bits)
+    // Shared with RunDeflaterTests: decodes with ImageSharp and checks the header says what was asked for.
+    internal static ushort[] Decode(byte[] png, int bits)
     {
         var values = new List<ushort>();
         if (bits == 24)

@@ -1,9 +1,6 @@
 using System.IO.Compression;
-using System.Runtime.InteropServices;
 using MaskFormer.Engine.Encoding;
 using MaskFormer.Engine.Postprocessing;
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
 
 namespace MaskFormer.Engine.Tests.Encoding;
 
@@ -88,7 +85,7 @@ public sealed class RunDeflaterTests
 
         var png = LabelPngWriter.Write(map, bits, filter);
 
-        Assert.Equal(map.Values.ToArray(), Decode(png, bits));
+        Assert.Equal(map.Values.ToArray(), LabelPngWriterTests.Decode(png, bits));
         AssertChunkCrcs(png);
     }
 
@@ -102,8 +99,8 @@ public sealed class RunDeflaterTests
         using var uniform = new LabelMap(1, 300);
         uniform.Values.Fill(bits == 8 ? (ushort)200 : (ushort)40000);
 
-        Assert.Equal(zero.Values.ToArray(), Decode(LabelPngWriter.Write(zero, bits), bits));
-        Assert.Equal(uniform.Values.ToArray(), Decode(LabelPngWriter.Write(uniform, bits), bits));
+        Assert.Equal(zero.Values.ToArray(), LabelPngWriterTests.Decode(LabelPngWriter.Write(zero, bits), bits));
+        Assert.Equal(uniform.Values.ToArray(), LabelPngWriterTests.Decode(LabelPngWriter.Write(uniform, bits), bits));
     }
 
     // Large blocks of a few ids with slanted edges (as label maps are), a noisy band, every extreme id.
@@ -158,37 +155,5 @@ public sealed class RunDeflaterTests
         }
 
         return ~crc;
-    }
-
-    private static ushort[] Decode(byte[] png, int bits)
-    {
-        var values = new List<ushort>();
-        if (bits == 24)
-        {
-            using var rgb = Image.Load<Rgb24>(png);
-            rgb.ProcessPixelRows(rows =>
-            {
-                for (var y = 0; y < rows.Height; y++)
-                {
-                    foreach (var p in rows.GetRowSpan(y))
-                    {
-                        Assert.Equal(0, p.B);
-                        values.Add((ushort)(p.R + (256 * p.G)));
-                    }
-                }
-            });
-            return [.. values];
-        }
-
-        using var grey = Image.Load<L16>(png);
-        grey.ProcessPixelRows(rows =>
-        {
-            for (var y = 0; y < rows.Height; y++)
-            {
-                // ImageSharp widens 8-bit grey v to v * 257.
-                values.AddRange(MemoryMarshal.Cast<L16, ushort>(rows.GetRowSpan(y)).ToArray().Select(v => bits == 8 ? (ushort)(v / 257) : v));
-            }
-        });
-        return [.. values];
     }
 }

@@ -9,23 +9,25 @@ public sealed class ImagePreprocessorTests
 {
     public static TheoryData<int> Seeds => [.. Enumerable.Range(1, 25)];
 
+    private static PreprocessorConfig RandomConfig(int seed, Random random, int minSize, int maxSize, int longestEdge) => new()
+    {
+        ResizeMode = seed % 3 == 0 ? ResizeMode.Fixed : ResizeMode.ShortestEdge,
+        Height = random.Next(minSize, maxSize),
+        Width = random.Next(minSize, maxSize),
+        ShortestEdge = random.Next(minSize, maxSize),
+        LongestEdge = longestEdge,
+        SizeDivisor = seed % 2 == 0 ? 32 : 1,
+        RescaleFactor = 1f / 255f,
+        ImageMean = [0.485f, 0.456f, 0.406f],
+        ImageStd = [0.229f, 0.224f, 0.225f],
+    };
+
     [Theory]
     [MemberData(nameof(Seeds))]
     public void Process_RandomImage_MatchesFloat64Reference(int seed)
     {
         var random = new Random(seed);
-        var config = new PreprocessorConfig
-        {
-            ResizeMode = seed % 3 == 0 ? ResizeMode.Fixed : ResizeMode.ShortestEdge,
-            Height = random.Next(4, 90),
-            Width = random.Next(4, 90),
-            ShortestEdge = random.Next(4, 90),
-            LongestEdge = 160,
-            SizeDivisor = seed % 2 == 0 ? 32 : 1,
-            RescaleFactor = 1f / 255f,
-            ImageMean = [0.485f, 0.456f, 0.406f],
-            ImageStd = [0.229f, 0.224f, 0.225f],
-        };
+        var config = RandomConfig(seed, random, minSize: 4, maxSize: 90, longestEdge: 160);
         using var image = RgbImage.Create(random.Next(1, 120), random.Next(1, 120));
         random.NextBytes(image.Pixels);
 
@@ -65,18 +67,7 @@ public sealed class ImagePreprocessorTests
     public void Process_RandomImage_EqualsDirectFormulaBitForBit(int seed)
     {
         var random = new Random(seed);
-        var config = new PreprocessorConfig
-        {
-            ResizeMode = seed % 3 == 0 ? ResizeMode.Fixed : ResizeMode.ShortestEdge,
-            Height = random.Next(1, 200),
-            Width = random.Next(1, 200),
-            ShortestEdge = random.Next(1, 200),
-            LongestEdge = 400,
-            SizeDivisor = seed % 2 == 0 ? 32 : 1,
-            RescaleFactor = 1f / 255f,
-            ImageMean = [0.485f, 0.456f, 0.406f],
-            ImageStd = [0.229f, 0.224f, 0.225f],
-        };
+        var config = RandomConfig(seed, random, minSize: 1, maxSize: 200, longestEdge: 400);
         using var image = RgbImage.Create(random.Next(1, 300), random.Next(1, 300));
         random.NextBytes(image.Pixels);
         var preprocessor = new ImagePreprocessor(config);
