@@ -7,8 +7,8 @@ namespace MaskFormer.Engine;
 /// <see cref="AdmissionOptions.ReturnMemoryAfterIdle"/>, the decoder's pool and the engine's array pools
 /// (<see cref="EngineArrayPool"/>) are released, a compacting
 /// garbage collection in aggressive mode decommits the free managed heap (large object heap included),
-/// and glibc's heaps are trimmed. ONNX Runtime's CPU arena shrinks after each run
-/// (<see cref="Sessions.CpuArenaMode.Shrink"/>). These are the memory-return settings; the GC mode
+/// and glibc's heaps are trimmed. ONNX Runtime's CPU arena keeps what its largest run needed unless
+/// <see cref="Sessions.CpuArenaMode.Shrink"/> is chosen (it costs every run). These are the memory-return settings; the GC mode
 /// (server or workstation, DOTNET_gcServer) and thread settings belong to the performance work and are
 /// not set here.
 /// </summary>

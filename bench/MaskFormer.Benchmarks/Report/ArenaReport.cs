@@ -18,10 +18,11 @@ internal static class ArenaReport
 {
     private static readonly (int Width, int Height)[] s_sizes = [(640, 480), (2048, 1536)];
 
-    public static Task<int> RunAsync(string[] args)
+    public static async Task<int> RunAsync(string[] args)
     {
         var rounds = 3;
         var runs = 20;
+        var realistic = false;
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -32,12 +33,18 @@ internal static class ArenaReport
                 case "--runs":
                     runs = int.Parse(args[++i], CultureInfo.InvariantCulture);
                     break;
+                case "--realistic":
+                    realistic = true;
+                    break;
                 default:
-                    throw new ArgumentException($"unknown argument '{args[i]}'; usage: arena [--rounds N] [--runs R]");
+                    throw new ArgumentException($"unknown argument '{args[i]}'; usage: arena [--rounds N] [--runs R] [--realistic]");
             }
         }
 
-        var folder = ModelFolder.Read(RepositoryPaths.TinyShapes, BenchmarkInputs.Tiny, null);
+        // --realistic: the realistic-width model (fixed 512x512 input, ~100x the tiny model's tensors).
+        var folder = realistic
+            ? ModelFolder.Read(await BenchmarkInputs.EnsureRealisticAsync(Console.Out, CancellationToken.None), BenchmarkInputs.Realistic, null)
+            : ModelFolder.Read(RepositoryPaths.TinyShapes, BenchmarkInputs.Tiny, null);
         var plans = s_sizes.Select(s => ResizePlan.For(s.Height, s.Width, folder.Preprocessor)).ToArray();
         var modes = new[] { CpuArenaMode.Keep, CpuArenaMode.Shrink, CpuArenaMode.Off };
         var times = modes.ToDictionary(m => m, _ => plans.Select(_ => new List<double>()).ToArray());
@@ -85,8 +92,8 @@ internal static class ArenaReport
             Console.WriteLine($"| {mode} | " + string.Join(" | ", times[mode].Select(t => Stats.Median(t).ToString("F2", CultureInfo.InvariantCulture))) + " |");
         }
 
-        Console.WriteLine($"({rounds} rounds x {runs} runs per size, intra-op threads {threads}, batch 1, {Environment.ProcessorCount} cores)");
-        return Task.FromResult(0);
+        Console.WriteLine($"({(realistic ? BenchmarkInputs.Realistic : BenchmarkInputs.Tiny)}, {rounds} rounds x {runs} runs per size, intra-op threads {threads}, batch 1, {Environment.ProcessorCount} cores)");
+        return 0;
     }
 
     private static void DisposeAll(IEnumerable<IDisposable> items)

@@ -22,12 +22,13 @@ public sealed class InferenceOptions
     public bool AllowSpinning { get; set; }
 
     /// <summary>
-    /// ONNX Runtime's CPU memory arena: <see cref="CpuArenaMode.Shrink"/> (default) returns what a run
-    /// no longer uses when it ends, so resident memory comes back down after large images;
-    /// <see cref="CpuArenaMode.Keep"/> is ONNX Runtime's own default (the arena never shrinks);
-    /// <see cref="CpuArenaMode.Off"/> allocates every tensor on its own. RELIABILITY.md compares their cost.
+    /// ONNX Runtime's CPU memory arena: <see cref="CpuArenaMode.Keep"/> (default, ONNX Runtime's own) keeps
+    /// what the largest run needed; <see cref="CpuArenaMode.Shrink"/> returns what a run no longer uses when
+    /// it ends, so resident memory comes back down after large images, but every run then allocates its
+    /// tensors afresh (2.3x the realistic-width model's run time); <see cref="CpuArenaMode.Off"/> allocates
+    /// every tensor on its own. RELIABILITY.md compares their cost.
     /// </summary>
-    public CpuArenaMode CpuMemoryArena { get; set; } = CpuArenaMode.Shrink;
+    public CpuArenaMode CpuMemoryArena { get; set; } = CpuArenaMode.Keep;
 
     /// <summary>Most images in one model run. Default 4.</summary>
     public int MaxBatchSize { get; set; } = 4;
