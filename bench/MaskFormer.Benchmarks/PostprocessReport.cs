@@ -12,6 +12,17 @@ namespace MaskFormer.Benchmarks;
 /// <summary>Each post-processing mode's time per image beside one model run, on the same output.</summary>
 internal static class PostprocessReport
 {
+    /// <summary>The first image's logits out of ONNX Runtime's tensors (class, mask), to post-process repeatedly.</summary>
+    internal static ModelOutput CopyOutput(IReadOnlyList<OrtValue> results)
+    {
+        var classShape = results[0].GetTensorTypeAndShape().Shape;
+        var maskShape = results[1].GetTensorTypeAndShape().Shape;
+        var output = new ModelOutput((int)classShape[1], (int)classShape[2], (int)maskShape[2], (int)maskShape[3]);
+        results[0].GetTensorDataAsSpan<float>().CopyTo(output.ClassLogits);
+        results[1].GetTensorDataAsSpan<float>().CopyTo(output.MaskLogits);
+        return output;
+    }
+
     public static void Run(ModelFolder folder, byte[] imageBytes)
     {
         using var image = new ImageDecoder(Options.Create(new ImageDecoderOptions())).Decode(imageBytes);
@@ -27,14 +38,7 @@ internal static class PostprocessReport
         var inference = Time(() =>
         {
             using var results = session.Run(runOptions, inputs, [value], outputs);
-            if (output is null)
-            {
-                var classShape = results[0].GetTensorTypeAndShape().Shape;
-                var maskShape = results[1].GetTensorTypeAndShape().Shape;
-                output = new ModelOutput((int)classShape[1], (int)classShape[2], (int)maskShape[2], (int)maskShape[3]);
-                results[0].GetTensorDataAsSpan<float>().CopyTo(output.ClassLogits);
-                results[1].GetTensorDataAsSpan<float>().CopyTo(output.MaskLogits);
-            }
+            output ??= CopyOutput(results);
         });
 
         using var modelOutput = output!;

@@ -77,14 +77,7 @@ internal static class PostprocessCpuReport
             modelRuns.Add(Cpu(() =>
             {
                 using var results = session.Run(runOptions, ["pixel_values"], [value], ["class_queries_logits", "masks_queries_logits"]);
-                if (output is null)
-                {
-                    var classShape = results[0].GetTensorTypeAndShape().Shape;
-                    var maskShape = results[1].GetTensorTypeAndShape().Shape;
-                    output = new ModelOutput((int)classShape[1], (int)classShape[2], (int)maskShape[2], (int)maskShape[3]);
-                    results[0].GetTensorDataAsSpan<float>().CopyTo(output.ClassLogits);
-                    results[1].GetTensorDataAsSpan<float>().CopyTo(output.MaskLogits);
-                }
+                output ??= PostprocessReport.CopyOutput(results);
             }, 1).Cpu);
         }
 
