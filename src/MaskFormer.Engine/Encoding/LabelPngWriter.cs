@@ -98,16 +98,6 @@ internal static class LabelPngWriter
         try
         {
             using var output = new MemoryStream(Math.Max(1024, map.Width * map.Height / 16));
-            output.Write(s_signature);
-            Span<byte> header = stackalloc byte[13];
-            BinaryPrimitives.WriteInt32BigEndian(header, map.Width);
-            BinaryPrimitives.WriteInt32BigEndian(header[4..], map.Height);
-            header[8] = bitsPerPixel == 24 ? (byte)8 : (byte)bitsPerPixel;
-            header[9] = bitsPerPixel == 24 ? (byte)2 : (byte)0; // colour type: RGB or grey
-            WriteChunk(output, "IHDR"u8, header);
-
-            var idatStart = output.Position;
-            output.Write(stackalloc byte[8]); // length and type, filled in below
             using (var zlib = new ZLibStream(output, options, leaveOpen: true))
             {
                 previous.AsSpan(0, rowLength).Clear();
@@ -123,15 +113,7 @@ internal static class LabelPngWriter
                 }
             }
 
-            var dataLength = output.Position - idatStart - 8;
-            var buffer = output.GetBuffer();
-            BinaryPrimitives.WriteInt32BigEndian(buffer.AsSpan((int)idatStart), checked((int)dataLength));
-            "IDAT"u8.CopyTo(buffer.AsSpan((int)idatStart + 4));
-            Span<byte> crc = stackalloc byte[4];
-            BinaryPrimitives.WriteUInt32BigEndian(crc, Crc(buffer.AsSpan((int)idatStart + 4, (int)dataLength + 4)));
-            output.Write(crc);
-            WriteChunk(output, "IEND"u8, []);
-            return output.ToArray();
+            return Png(map.Width, map.Height, bitsPerPixel, output.GetBuffer().AsSpan(0, (int)output.Length));
         }
         finally
         {
@@ -249,19 +231,6 @@ internal static class LabelPngWriter
                 row.CopyTo(target);
                 break;
         }
-    }
-
-    private static void WriteChunk(Stream output, ReadOnlySpan<byte> type, ReadOnlySpan<byte> data)
-    {
-        Span<byte> word = stackalloc byte[4];
-        BinaryPrimitives.WriteInt32BigEndian(word, data.Length);
-        output.Write(word);
-        var typed = new byte[4 + data.Length];
-        type.CopyTo(typed);
-        data.CopyTo(typed.AsSpan(4));
-        output.Write(typed);
-        BinaryPrimitives.WriteUInt32BigEndian(word, Crc(typed));
-        output.Write(word);
     }
 
     // The CRC-32 of PNG (ISO 3309), over chunk type and data.
