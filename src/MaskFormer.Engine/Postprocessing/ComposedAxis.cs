@@ -23,6 +23,7 @@ internal sealed class ComposedAxis
         TapIndices = new int[originalSize * Taps];
         TapWeights = new float[originalSize * Taps];
         ResizedLower = new int[originalSize];
+        ResizedWeights = new float[originalSize];
         GridLower = new int[resizedSize];
         GridWeights = new float[resizedSize];
         using var first = new BilinearAxis(maskSize, paddedSize);
@@ -34,6 +35,7 @@ internal sealed class ComposedAxis
             var lower = second.Lower[i];
             ResizedLower[i] = lower;
             var upperWeight = second.Weights[i];
+            ResizedWeights[i] = upperWeight;
             Fill(i, 0, first, lower, 1f - upperWeight, maskSize);
             Fill(i, 2, first, Math.Min(lower + 1, resizedSize - 1), upperWeight, maskSize);
             for (var k = 0; k < Taps; k++)
@@ -56,6 +58,9 @@ internal sealed class ComposedAxis
     /// ResizedLower[i] and the next, with a weight that grows with i while ResizedLower[i] stays put.
     /// </summary>
     public int[] ResizedLower { get; }
+
+    /// <summary>For output i, the weight of resized-grid point ResizedLower[i] + 1 (the second resize).</summary>
+    public float[] ResizedWeights { get; }
 
     /// <summary>For resized-grid point r, the mask index below it (the first resize).</summary>
     public int[] GridLower { get; }

@@ -20,6 +20,7 @@ internal sealed class MaskTiles : IDisposable
     // per-pixel arithmetic gives.
     private const float RelativeMargin = 1e-5f;
 
+    private readonly float[] _margins;
     private float[]? _bounds;
 
     public MaskTiles(ModelOutput output, ResizePlan plan)
@@ -28,9 +29,11 @@ internal sealed class MaskTiles : IDisposable
         TileRows = new TileAxis(Upsampler.Rows);
         TileColumns = new TileAxis(Upsampler.Columns);
         TileCount = TileRows.Count * TileColumns.Count;
+        BlockRows = new BlockAxis(Upsampler.Rows, TileRows);
+        BlockColumns = new BlockAxis(Upsampler.Columns, TileColumns);
         var queries = output.Queries;
         _bounds = EngineArrayPool<float>.Shared.Rent(4 * queries * TileCount);
-        var margins = new float[queries];
+        var margins = _margins = new float[queries];
         for (var q = 0; q < queries; q++)
         {
             margins[q] = (RelativeMargin * MathF.Abs(TensorPrimitives.MaxMagnitude(Upsampler.Plane(q)))) + 1e-30f;
@@ -57,6 +60,18 @@ internal sealed class MaskTiles : IDisposable
     public TileAxis TileColumns { get; }
 
     public int TileCount { get; }
+
+    /// <summary>Tile rows cut into blocks, for bounds finer than a tile's.</summary>
+    public BlockAxis BlockRows { get; }
+
+    /// <summary>Tile columns cut into blocks.</summary>
+    public BlockAxis BlockColumns { get; }
+
+    /// <summary>
+    /// What query <paramref name="query"/>'s bounds add to the extremes of its resized-grid values so
+    /// that they hold for the per-pixel float32 arithmetic.
+    /// </summary>
+    public float Margin(int query) => _margins[query];
 
     /// <summary>Lower bounds on query <paramref name="query"/>'s logits, one per tile of tile row <paramref name="row"/>.</summary>
     public ReadOnlySpan<float> Lower(int query, int row) => Bounds(query).Slice(row * TileColumns.Count, TileColumns.Count);

@@ -7,7 +7,7 @@ namespace MaskFormer.Engine.Postprocessing;
 /// Pass 1 of panoptic inference over one row of tiles at a time, with its scratch space and area
 /// counts (one per worker thread).
 /// </summary>
-internal sealed class PanopticTileRow : IDisposable
+internal sealed partial class PanopticTileRow : IDisposable
 {
     /// <summary>The tile value of a tile decided per pixel.</summary>
     public const ushort Mixed = ushort.MaxValue;
@@ -43,8 +43,16 @@ internal sealed class PanopticTileRow : IDisposable
     private readonly int[] _gathered;
     private readonly int[] _positions;
     private readonly float[] _values;
-    private readonly float[] _sigmoids;
     private readonly float[] _blend;
+
+    // Per kept query, the row's pixels it is computed at (x and position among the mixed pixels), for
+    // one band of output rows; and per mixed pixel the running first strict maximum over the queries.
+    private readonly int[] _gatherStart;
+    private readonly int[] _gatherX;
+    private readonly int[] _gatherPosition;
+    private readonly float[] _best;
+    private readonly ushort[] _value;
+    private readonly ushort[] _preset;
 
     // Whether a pixel's value must say if the winner's own mask covers it (Mask2Former's rule); for
     // MaskFormer only the winner matters, so a tile with a decided winner is decided whatever its mask.
@@ -71,8 +79,14 @@ internal sealed class PanopticTileRow : IDisposable
         _gathered = EngineArrayPool<int>.Shared.Rent(width);
         _positions = EngineArrayPool<int>.Shared.Rent(width);
         _values = EngineArrayPool<float>.Shared.Rent(width);
-        _sigmoids = EngineArrayPool<float>.Shared.Rent(kept.Count * width);
         _blend = EngineArrayPool<float>.Shared.Rent(tiles.Upsampler.ScratchLength);
+        _gatherStart = EngineArrayPool<int>.Shared.Rent(kept.Count + 1);
+        _gatherX = EngineArrayPool<int>.Shared.Rent(kept.Count * width);
+        _gatherPosition = EngineArrayPool<int>.Shared.Rent(kept.Count * width);
+        _best = EngineArrayPool<float>.Shared.Rent(width);
+        _value = EngineArrayPool<ushort>.Shared.Rent(width);
+        _preset = EngineArrayPool<ushort>.Shared.Rent(width);
+        (_refined, _blockBase, _boundBase, _cursor, _blockLower, _blockUpper, _blockRelevant, _blockRelevantCount, _grid) = RentBlocks(tiles, kept.Count);
     }
 
     public PanopticInference.AreaCounts Counts { get; }
@@ -147,9 +161,20 @@ internal sealed class PanopticTileRow : IDisposable
             return;
         }
 
-        for (var y = rows.Starts[row]; y < rows.Starts[row + 1]; y++)
+        // Bands of output rows: the row blocks where some tile is cut into blocks, else the whole row.
+        var refined = RefineBlocks(row, mixedCount);
+        var blockRows = _tiles.BlockRows;
+        var bands = refined ? blockRows.BlockCount(row) : 1;
+        for (var band = 0; band < bands; band++)
         {
-            SolvePixels(y, mixedCount, pixelCount, ids.Row(y));
+            var (y0, y1) = refined
+                ? (blockRows.Starts[blockRows.TileFirst[row] + band], blockRows.Starts[blockRows.TileFirst[row] + band + 1])
+                : (rows.Starts[row], rows.Starts[row + 1]);
+            Gather(band, mixedCount);
+            for (var y = y0; y < y1; y++)
+            {
+                SolvePixels(y, pixelCount, ids.Row(y));
+            }
         }
     }
 
@@ -219,8 +244,14 @@ internal sealed class PanopticTileRow : IDisposable
         EngineArrayPool<int>.Shared.Return(_gathered);
         EngineArrayPool<int>.Shared.Return(_positions);
         EngineArrayPool<float>.Shared.Return(_values);
-        EngineArrayPool<float>.Shared.Return(_sigmoids);
         EngineArrayPool<float>.Shared.Return(_blend);
+        EngineArrayPool<int>.Shared.Return(_gatherStart);
+        EngineArrayPool<int>.Shared.Return(_gatherX);
+        EngineArrayPool<int>.Shared.Return(_gatherPosition);
+        EngineArrayPool<float>.Shared.Return(_best);
+        EngineArrayPool<ushort>.Shared.Return(_value);
+        EngineArrayPool<ushort>.Shared.Return(_preset);
+        ReturnBlocks();
     }
 
     private bool IsMixed(int t) => !_winnerDecided[t] || (_winnerMaskMatters && _state[(t * _kept.Count) + _winner[t]] == Undecided);
@@ -284,26 +315,20 @@ internal sealed class PanopticTileRow : IDisposable
         return mixed;
     }
 
-    // The dense computation's operations on the mixed tiles' pixels of row y: each kept query's
-    // sigmoid where some tile needs it, then the mask counts and the first strict maximum.
-    private void SolvePixels(int y, int mixedCount, int pixelCount, Span<ushort> assignment)
+    // The dense computation's operations on the mixed pixels of row y: each kept query's sigmoid where
+    // it was gathered, in query order, keeping each pixel's first strict maximum (as torch.argmax), then
+    // the area counts.
+    private void SolvePixels(int y, int pixelCount, Span<ushort> assignment)
     {
         var width = _tiles.Upsampler.Width;
-        for (var k = 0; k < _kept.Count; k++)
+        var kept = _kept.Count;
+        var best = _best.AsSpan(0, pixelCount);
+        var assigned = _value.AsSpan(0, pixelCount);
+        best.Fill(float.NegativeInfinity);
+        _preset.AsSpan(0, pixelCount).CopyTo(assigned);
+        for (var k = 0; k < kept; k++)
         {
-            var count = 0;
-            for (var i = 0; i < mixedCount; i++)
-            {
-                if (Needs(_mixedTiles[i], k))
-                {
-                    for (var p = _mixedStart[i]; p < _mixedStart[i + 1]; p++)
-                    {
-                        _gathered[count] = _xs[p];
-                        _positions[count++] = p;
-                    }
-                }
-            }
-
+            var (start, count) = (_gatherStart[k], _gatherStart[k + 1] - _gatherStart[k]);
             if (count == 0)
             {
                 continue;
@@ -311,46 +336,38 @@ internal sealed class PanopticTileRow : IDisposable
 
             var padded = PixelBatch.PaddedLength(count, width);
             var values = _values.AsSpan(0, padded);
-            _tiles.Upsampler.ComputePixels(_kept[k].Query, y, _gathered.AsSpan(0, count), values, _blend);
+            _tiles.Upsampler.ComputePixels(_kept[k].Query, y, _gatherX.AsSpan(start, count), values, _blend);
             values[count..].Clear();
             TensorPrimitives.Sigmoid(values, values);
-            var sigmoids = _sigmoids.AsSpan(k * width, width);
+            var score = _kept[k].Score;
+            var positions = _gatherPosition.AsSpan(start, count);
             for (var i = 0; i < count; i++)
             {
-                sigmoids[_positions[i]] = values[i];
+                var p = positions[i];
+                var t = _pixelTile[p];
+                var sigmoid = values[i];
+                var state = _state[(t * kept) + k];
+                var value = (ushort)(state == Inside || (state == Undecided && sigmoid >= 0.5f) ? k : k | PanopticInference.BelowHalf);
+                if (_winnerDecided[t])
+                {
+                    // Only the winner is gathered here, for its own mask.
+                    assigned[p] = value;
+                    continue;
+                }
+
+                var probability = score * sigmoid;
+                if (probability > best[p])
+                {
+                    best[p] = probability;
+                    assigned[p] = value;
+                }
             }
         }
 
         for (var p = 0; p < pixelCount; p++)
         {
             var t = _pixelTile[p];
-            var best = float.NegativeInfinity;
-            var value = PanopticInference.Unassigned;
-            var relevant = _relevant.AsSpan(t * _kept.Count, _relevantCount[t]);
-            foreach (var k in relevant)
-            {
-                var state = _state[(t * _kept.Count) + k];
-                var sigmoid = _sigmoids[(k * width) + p];
-                var isMask = state == Inside || (state == Undecided && sigmoid >= 0.5f);
-                if (_winnerDecided[t])
-                {
-                    if (k == _winner[t])
-                    {
-                        value = (ushort)(isMask ? k : k | PanopticInference.BelowHalf);
-                    }
-
-                    continue;
-                }
-
-                // Strictly greater: the first kept query wins a tie, as torch.argmax does.
-                var probability = _kept[k].Score * sigmoid;
-                if (_canWin[(t * _kept.Count) + k] && probability > best)
-                {
-                    best = probability;
-                    value = (ushort)(isMask ? k : k | PanopticInference.BelowHalf);
-                }
-            }
-
+            var value = assigned[p];
             if (!_winnerDecided[t])
             {
                 Counts.Won[value & ~PanopticInference.BelowHalf]++;

@@ -1,0 +1,291 @@
+using System.Numerics.Tensors;
+
+namespace MaskFormer.Engine.Postprocessing;
+
+/// <summary>
+/// Block refinement of pass 1: a tile whose winner the tile bounds leave open is cut into blocks
+/// (<see cref="BlockAxis"/>), each kept query still in the running is bounded over each block, and a
+/// pixel is computed only for the queries still in the running in its block. At a large output a tile
+/// covers many pixels of a slowly varying blend, so this keeps the per-pixel work near the boundaries
+/// rather than over whole boundary tiles.
+/// </summary>
+internal sealed partial class PanopticTileRow
+{
+    // Below this many pixels a block, a block's bound costs about as much as computing its pixels.
+    private const int MinimumBlockPixels = 6;
+
+    private readonly bool[] _refined;
+    private readonly int[] _blockBase;
+    private readonly int[] _boundBase;
+    private readonly int[] _cursor;
+    private readonly float[] _blockLower;
+    private readonly float[] _blockUpper;
+    private readonly int[] _blockRelevant;
+    private readonly int[] _blockRelevantCount;
+    private readonly float[] _grid;
+
+    private static (bool[], int[], int[], int[], float[], float[], int[], int[], float[]) RentBlocks(MaskTiles tiles, int kept)
+    {
+        var columns = tiles.TileColumns.Count;
+        var (rowBlocks, gridRows) = (1, 1);
+        for (var row = 0; row < tiles.TileRows.Count; row++)
+        {
+            rowBlocks = Math.Max(rowBlocks, tiles.BlockRows.BlockCount(row));
+            gridRows = Math.Max(gridRows, tiles.TileRows.GridEnds[row] - tiles.TileRows.GridStarts[row] + 1);
+        }
+
+        var blocks = rowBlocks * (tiles.BlockColumns.Starts.Length - 1);
+        return (
+            EngineArrayPool<bool>.Shared.Rent(columns),
+            EngineArrayPool<int>.Shared.Rent(columns),
+            EngineArrayPool<int>.Shared.Rent(columns),
+            EngineArrayPool<int>.Shared.Rent(columns),
+            EngineArrayPool<float>.Shared.Rent(blocks * kept),
+            EngineArrayPool<float>.Shared.Rent(blocks * kept),
+            EngineArrayPool<int>.Shared.Rent(blocks * kept),
+            EngineArrayPool<int>.Shared.Rent(blocks),
+            EngineArrayPool<float>.Shared.Rent(gridRows * tiles.Upsampler.Columns.ResizedSize));
+    }
+
+    private void ReturnBlocks()
+    {
+        EngineArrayPool<bool>.Shared.Return(_refined);
+        EngineArrayPool<int>.Shared.Return(_blockBase);
+        EngineArrayPool<int>.Shared.Return(_boundBase);
+        EngineArrayPool<int>.Shared.Return(_cursor);
+        EngineArrayPool<float>.Shared.Return(_blockLower);
+        EngineArrayPool<float>.Shared.Return(_blockUpper);
+        EngineArrayPool<int>.Shared.Return(_blockRelevant);
+        EngineArrayPool<int>.Shared.Return(_blockRelevantCount);
+        EngineArrayPool<float>.Shared.Return(_grid);
+    }
+
+    // Cuts the row's open tiles that are large enough into blocks and lists, per block, the kept
+    // queries still in the running there (ascending), by the tile code's test on block bounds.
+    private bool RefineBlocks(int row, int mixedCount)
+    {
+        var (rowsAxis, columnsAxis) = (_tiles.BlockRows, _tiles.BlockColumns);
+        var tileHeight = _tiles.TileRows.Length(row);
+        var bandCount = rowsAxis.BlockCount(row);
+        var kept = _kept.Count;
+        var (blocks, bounds) = (0, 0);
+        for (var i = 0; i < mixedCount; i++)
+        {
+            var t = _mixedTiles[i];
+            var count = bandCount * columnsAxis.BlockCount(t);
+            _refined[t] = !_winnerDecided[t] && count > 1 && tileHeight * _tiles.TileColumns.Length(t) >= MinimumBlockPixels * count;
+            if (_refined[t])
+            {
+                (_blockBase[t], _boundBase[t], _cursor[t]) = (blocks, bounds, 0);
+                blocks += count;
+                bounds += count * _relevantCount[t];
+            }
+        }
+
+        if (blocks == 0)
+        {
+            return false;
+        }
+
+        // Query by query (ascending, as each tile's list), its resized-grid rows under this tile row,
+        // then its bounds over the blocks of each refined tile where it is in the running.
+        var gridStart = _tiles.TileRows.GridStarts[row];
+        var gridWidth = _tiles.Upsampler.Columns.ResizedSize;
+        for (var k = 0; k < kept; k++)
+        {
+            var computed = false;
+            for (var i = 0; i < mixedCount; i++)
+            {
+                var t = _mixedTiles[i];
+                if (!_refined[t] || _cursor[t] >= _relevantCount[t] || _relevant[(t * kept) + _cursor[t]] != k)
+                {
+                    continue;
+                }
+
+                var query = _kept[k].Query;
+                if (!computed)
+                {
+                    for (var r = gridStart; r <= _tiles.TileRows.GridEnds[row]; r++)
+                    {
+                        _tiles.Upsampler.ComputeGridRow(query, r, _grid.AsSpan((r - gridStart) * gridWidth, gridWidth), _blend);
+                    }
+
+                    computed = true;
+                }
+
+                BoundBlocks(row, t, _cursor[t]++, _tiles.Margin(query));
+            }
+        }
+
+        TensorPrimitives.Sigmoid(_blockLower.AsSpan(0, bounds), _blockLower.AsSpan(0, bounds));
+        TensorPrimitives.Sigmoid(_blockUpper.AsSpan(0, bounds), _blockUpper.AsSpan(0, bounds));
+        for (var i = 0; i < mixedCount; i++)
+        {
+            var t = _mixedTiles[i];
+            if (_refined[t])
+            {
+                ListBlockCandidates(t, bandCount * columnsAxis.BlockCount(t));
+            }
+        }
+
+        return true;
+    }
+
+    // Bounds on the logits of the tile's j-th relevant query over each of its blocks, from the four
+    // blends of the block's grid points at the ends of its weight ranges. Those blends round a few times
+    // more than the grid values do; the query's margin (ten times the rounding of the per-pixel
+    // arithmetic) covers both.
+    private void BoundBlocks(int row, int t, int j, float margin)
+    {
+        var (rowsAxis, columnsAxis) = (_tiles.BlockRows, _tiles.BlockColumns);
+        var (bandCount, blockColumns) = (rowsAxis.BlockCount(row), columnsAxis.BlockCount(t));
+        var count = bandCount * blockColumns;
+        var at = _boundBase[t] + (j * count);
+        var gridStart = _tiles.TileRows.GridStarts[row];
+        var gridWidth = _tiles.Upsampler.Columns.ResizedSize;
+        for (var band = 0; band < bandCount; band++)
+        {
+            var rb = rowsAxis.TileFirst[row] + band;
+            var r0 = rowsAxis.GridLower[rb];
+            var top = _grid.AsSpan((r0 - gridStart) * gridWidth, gridWidth);
+            var bottom = _grid.AsSpan((Math.Min(r0 + 1, rowsAxis.GridLast) - gridStart) * gridWidth, gridWidth);
+            var (wy0, wy1) = (rowsAxis.WeightLow[rb], rowsAxis.WeightHigh[rb]);
+            for (var b = 0; b < blockColumns; b++)
+            {
+                var cb = columnsAxis.TileFirst[t] + b;
+                var c0 = columnsAxis.GridLower[cb];
+                var c1 = Math.Min(c0 + 1, columnsAxis.GridLast);
+                var (wx0, wx1) = (columnsAxis.WeightLow[cb], columnsAxis.WeightHigh[cb]);
+                var (a0, a1) = (Blend(top[c0], top[c1], wx0), Blend(top[c0], top[c1], wx1));
+                var (b0, b1) = (Blend(bottom[c0], bottom[c1], wx0), Blend(bottom[c0], bottom[c1], wx1));
+                var (v0, v1, v2, v3) = (Blend(a0, b0, wy0), Blend(a0, b0, wy1), Blend(a1, b1, wy0), Blend(a1, b1, wy1));
+
+                // MathF.Min and Max return NaN when either side is NaN: a NaN leaves the block open.
+                _blockLower[at + (band * blockColumns) + b] = MathF.Min(MathF.Min(v0, v1), MathF.Min(v2, v3)) - margin;
+                _blockUpper[at + (band * blockColumns) + b] = MathF.Max(MathF.Max(v0, v1), MathF.Max(v2, v3)) + margin;
+            }
+        }
+    }
+
+    private static float Blend(float low, float high, float weight) => ((1f - weight) * low) + (weight * high);
+
+    // As DecideTiles over the tile's relevant queries, block by block, on the sigmoid bounds.
+    private void ListBlockCandidates(int t, int count)
+    {
+        var kept = _kept.Count;
+        var relevant = _relevant.AsSpan(t * kept, _relevantCount[t]);
+        var at = _boundBase[t];
+        for (var b = 0; b < count; b++)
+        {
+            // Written so that a NaN anywhere leaves every query in the running.
+            var (winner, winnerLower) = (0, float.NaN);
+            for (var j = 0; j < relevant.Length; j++)
+            {
+                var scoreLower = _kept[relevant[j]].Score * _blockLower[at + (j * count) + b];
+                if (j == 0 || scoreLower > winnerLower)
+                {
+                    (winner, winnerLower) = (j, scoreLower);
+                }
+            }
+
+            var threshold = (winnerLower * (1f - RelativeMargin)) - AbsoluteSlack;
+            var listed = 0;
+            var list = _blockRelevant.AsSpan(at + (b * relevant.Length), relevant.Length);
+            for (var j = 0; j < relevant.Length; j++)
+            {
+                var scoreUpper = _kept[relevant[j]].Score * _blockUpper[at + (j * count) + b];
+                if (j == winner || !((scoreUpper * (1f + RelativeMargin)) + AbsoluteSlack < threshold))
+                {
+                    list[listed++] = relevant[j];
+                }
+            }
+
+            _blockRelevantCount[_blockBase[t] + b] = listed;
+        }
+    }
+
+    // Lists, per kept query, the mixed pixels of this band of rows where it is computed: in a refined
+    // tile the block's candidates, elsewhere the tile's relevant queries. A block with one candidate
+    // whose own mask is decided there needs no pixel: its value is preset.
+    private void Gather(int band, int mixedCount)
+    {
+        var kept = _kept.Count;
+        var columns = _tiles.TileColumns;
+        var columnsAxis = _tiles.BlockColumns;
+        _gatherStart.AsSpan(0, kept + 1).Clear();
+        _preset.AsSpan(0, _mixedStart[mixedCount]).Fill(PanopticInference.Unassigned);
+        for (var pass = 0; pass < 2; pass++)
+        {
+            if (pass == 1)
+            {
+                // Counts to starts; _gatherStart[k + 1] then advances as query k's entries are written.
+                var sum = 0;
+                for (var k = 0; k < kept; k++)
+                {
+                    var count = _gatherStart[k + 1];
+                    _gatherStart[k + 1] = sum;
+                    sum += count;
+                }
+            }
+
+            for (var i = 0; i < mixedCount; i++)
+            {
+                var t = _mixedTiles[i];
+                var (x0, p0) = (columns.Starts[t], _mixedStart[i]);
+                if (!_refined[t])
+                {
+                    foreach (var k in _relevant.AsSpan(t * kept, _relevantCount[t]))
+                    {
+                        Add(pass, k, x0, columns.Starts[t + 1], p0);
+                    }
+
+                    continue;
+                }
+
+                var blockColumns = columnsAxis.BlockCount(t);
+                for (var b = 0; b < blockColumns; b++)
+                {
+                    var block = (band * blockColumns) + b;
+                    var cb = columnsAxis.TileFirst[t] + b;
+                    var (bx0, bx1) = (columnsAxis.Starts[cb], columnsAxis.Starts[cb + 1]);
+                    var list = _blockRelevant.AsSpan(_boundBase[t] + (block * _relevantCount[t]), _blockRelevantCount[_blockBase[t] + block]);
+                    if (list.Length == 1 && _state[(t * kept) + list[0]] != Undecided)
+                    {
+                        if (pass == 1)
+                        {
+                            var k = list[0];
+                            _preset.AsSpan(p0 + bx0 - x0, bx1 - bx0).Fill((ushort)(_state[(t * kept) + k] == Inside ? k : k | PanopticInference.BelowHalf));
+                        }
+
+                        continue;
+                    }
+
+                    foreach (var k in list)
+                    {
+                        Add(pass, k, bx0, bx1, p0 + bx0 - x0);
+                    }
+                }
+            }
+        }
+
+        _gatherStart[0] = 0;
+    }
+
+    private void Add(int pass, int k, int x0, int x1, int p0)
+    {
+        if (pass == 0)
+        {
+            _gatherStart[k + 1] += x1 - x0;
+            return;
+        }
+
+        var at = _gatherStart[k + 1];
+        for (var x = x0; x < x1; x++)
+        {
+            _gatherX[at] = x;
+            _gatherPosition[at++] = p0 + x - x0;
+        }
+
+        _gatherStart[k + 1] = at;
+    }
+}
