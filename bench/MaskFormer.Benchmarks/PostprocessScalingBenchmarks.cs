@@ -82,7 +82,7 @@ public class PostprocessScalingBenchmarks
         var instances = InstanceInference.Run(tiles, _folder.Config.Labels, true, PostprocessOptions.Detectron2);
         foreach (var instance in instances)
         {
-            bytes += CocoRle.Compress(CocoRle.Encode(instance.Mask)).Length;
+            bytes += CocoRle.Compress(CocoRle.Encode(instance)).Length;
         }
 
         DisposeAll(instances);

@@ -68,7 +68,7 @@ public sealed partial class SegmentationEngine
 
         foreach (var instance in result.Instances ?? [])
         {
-            CocoRle.Compress(CocoRle.Encode(instance.Mask));
+            CocoRle.Compress(CocoRle.Encode(instance));
         }
     }
 }

@@ -150,7 +150,7 @@ internal static class HighResolutionReport
         {
             foreach (var instance in result.Instances!)
             {
-                counts.Add(CocoRle.Encode(instance.Mask, instance.Box));
+                counts.Add(CocoRle.Encode(instance));
             }
         });
         var compress = Time(() =>

@@ -139,7 +139,7 @@ internal static class PostprocessCpuReport
                 hash.AppendData(instance.Mask.Pixels);
                 if (task == "all+encode")
                 {
-                    hash.AppendData(Encoding.ASCII.GetBytes(CocoRle.Compress(CocoRle.Encode(instance.Mask, instance.Box))));
+                    hash.AppendData(Encoding.ASCII.GetBytes(CocoRle.Compress(CocoRle.Encode(instance))));
                 }
 
                 instance.Dispose();

@@ -70,25 +70,175 @@ public static class CocoRle
             EngineArrayPool<byte>.Shared.Return(zeros);
         }
 
-        var starts = new int[box.Width + 1];
-        foreach (var (column, _) in flips)
+        var starts = EngineArrayPool<int>.Shared.Rent(box.Width + 1);
+        var rows = EngineArrayPool<int>.Shared.Rent(Math.Max(1, flips.Count));
+        try
         {
-            starts[column + 1]++;
+            starts.AsSpan(0, box.Width + 1).Clear();
+            foreach (var (column, _) in flips)
+            {
+                starts[column + 1]++;
+            }
+
+            for (var x = 0; x < box.Width; x++)
+            {
+                starts[x + 1] += starts[x];
+            }
+
+            foreach (var (column, row) in flips)
+            {
+                rows[starts[column]++] = row;
+            }
+
+            // Filling moved each column's start to the next one's.
+            for (var x = box.Width; x > 0; x--)
+            {
+                starts[x] = starts[x - 1];
+            }
+
+            starts[0] = 0;
+            return Emit(starts, rows, box, mask.Width, height);
+        }
+        finally
+        {
+            EngineArrayPool<int>.Shared.Return(starts);
+            EngineArrayPool<int>.Shared.Return(rows);
+        }
+    }
+
+    /// <summary>
+    /// The run lengths of an instance's mask in column-major order: from its row runs where instance
+    /// inference produced them (costs the mask's boundary), else from its pixels inside its box.
+    /// </summary>
+    public static uint[] Encode(InstanceMask instance) => Encode(instance.Runs, instance.Box);
+
+    /// <summary>
+    /// The run lengths of <paramref name="runs"/> in column-major order; every run lies in <paramref name="box"/>.
+    /// Costs the runs and the mask's boundary: where a row's runs differ from the row above's, those
+    /// columns flip.
+    /// </summary>
+    internal static uint[] Encode(MaskRuns runs, PixelBox box)
+    {
+        var height = runs.Height;
+        if (box.Width <= 0 || box.Height <= 0)
+        {
+            return [(uint)(runs.Width * height)];
         }
 
-        for (var x = 0; x < box.Width; x++)
+        // Each row's difference from the row above (zeros above and below the box) as column ranges
+        // (start, end, row), in row order; a difference array counts each column's flips.
+        var ranges = EngineArrayPool<int>.Shared.Rent(Math.Max(16, 3 * (runs.RunCount + box.Height)));
+        var starts = EngineArrayPool<int>.Shared.Rent(box.Width + 1);
+        int[]? rows = null;
+        try
         {
-            starts[x + 1] += starts[x];
+            var count = 0;
+            ReadOnlySpan<int> above = [];
+            for (var y = box.Y; y <= box.Y + box.Height; y++)
+            {
+                var row = y < box.Y + box.Height ? runs.Row(y) : [];
+                count = Difference(above, row, y, box.X, ref ranges, count);
+                above = row;
+            }
+
+            var column = starts.AsSpan(0, box.Width + 1);
+            column.Clear();
+            for (var r = 0; r < count; r += 3)
+            {
+                column[ranges[r]]++;
+                column[ranges[r + 1]]--;
+            }
+
+            // Flips per column (the ranges covering it), then where each column's flips start.
+            var (covering, flips) = (0, 0);
+            for (var x = 0; x < box.Width; x++)
+            {
+                covering += column[x];
+                column[x] = flips;
+                flips += covering;
+            }
+
+            column[box.Width] = flips;
+            rows = EngineArrayPool<int>.Shared.Rent(Math.Max(1, flips));
+            var fill = EngineArrayPool<int>.Shared.Rent(box.Width);
+            try
+            {
+                column[..box.Width].CopyTo(fill);
+                for (var r = 0; r < count; r += 3)
+                {
+                    for (var x = ranges[r]; x < ranges[r + 1]; x++)
+                    {
+                        rows[fill[x]++] = ranges[r + 2];
+                    }
+                }
+            }
+            finally
+            {
+                EngineArrayPool<int>.Shared.Return(fill);
+            }
+
+            return Emit(starts, rows, box, runs.Width, height);
+        }
+        finally
+        {
+            EngineArrayPool<int>.Shared.Return(ranges);
+            EngineArrayPool<int>.Shared.Return(starts);
+            if (rows is not null)
+            {
+                EngineArrayPool<int>.Shared.Return(rows);
+            }
+        }
+    }
+
+    // Appends the column ranges (relative to x0) where `above` and `row` (sorted, disjoint runs as
+    // start/end pairs) differ: a walk over both lists' ends in order, each end toggling one side.
+    private static int Difference(ReadOnlySpan<int> above, ReadOnlySpan<int> row, int y, int x0, ref int[] ranges, int count)
+    {
+        var (a, b, inside, start) = (0, 0, false, 0);
+        while (a < above.Length || b < row.Length)
+        {
+            int at;
+            if (b >= row.Length || (a < above.Length && above[a] < row[b]))
+            {
+                at = above[a++];
+            }
+            else if (a >= above.Length || row[b] < above[a])
+            {
+                at = row[b++];
+            }
+            else
+            {
+                // Both sides change here: the difference does not.
+                (a, b) = (a + 1, b + 1);
+                continue;
+            }
+
+            inside = !inside;
+            if (inside)
+            {
+                start = at;
+                continue;
+            }
+
+            if (count + 3 > ranges.Length)
+            {
+                var larger = EngineArrayPool<int>.Shared.Rent(2 * ranges.Length);
+                ranges.AsSpan(0, count).CopyTo(larger);
+                EngineArrayPool<int>.Shared.Return(ranges);
+                ranges = larger;
+            }
+
+            (ranges[count], ranges[count + 1], ranges[count + 2]) = (start - x0, at - x0, y);
+            count += 3;
         }
 
-        var rows = new int[flips.Count];
-        var fill = (int[])starts.Clone();
-        foreach (var (column, row) in flips)
-        {
-            rows[fill[column]++] = row;
-        }
+        return count;
+    }
 
-        var counts = new List<uint>(flips.Count + 2);
+    // Column-major run lengths from each box column's flip rows (column x's at rows[starts[x] .. starts[x + 1]), ascending).
+    private static uint[] Emit(int[] starts, int[] rows, PixelBox box, int width, int height)
+    {
+        var counts = new List<uint>(starts[box.Width] + 2);
         var run = (long)box.X * height;
         for (var x = 0; x < box.Width; x++)
         {
@@ -113,7 +263,7 @@ public static class CocoRle
             run += height - position;
         }
 
-        run += (long)(mask.Width - box.X - box.Width) * height;
+        run += (long)(width - box.X - box.Width) * height;
 
         // A mask whose last pixel is set ends on its run of 1s, with no empty run of 0s after it.
         if (run > 0 || counts.Count == 0)

@@ -11,7 +11,7 @@ namespace MaskFormer.Engine.Postprocessing;
 /// Results are sorted best first (ties by query, then class).
 /// </summary>
 /// <remarks>
-/// Masks are measured tile by tile (<see cref="TiledMask"/>): the same pixels as the dense
+/// Masks are measured tile by tile (<see cref="TiledMask"/>) as row runs: the same pixels as the dense
 /// computation, bit for bit; the score's mean sigmoid within 1e-6.
 /// </remarks>
 public static class InstanceInference
@@ -28,63 +28,46 @@ public static class InstanceInference
         var output = tiles.Output;
         var probabilities = ClassProbabilities.Softmax(output);
         var classes = output.ClassesWithNoObject - 1;
-        var candidates = new List<(int Query, int Label, float Probability)>(output.Queries * classes);
-        for (var q = 0; q < output.Queries; q++)
-        {
-            for (var c = 0; c < classes; c++)
-            {
-                candidates.Add((q, c, probabilities[(q * (classes + 1)) + c]));
-            }
-        }
 
         // Top-k first, then the things-only filter, as the reference does.
-        var top = candidates
-            .OrderByDescending(c => c.Probability)
-            .ThenBy(c => c.Query)
-            .ThenBy(c => c.Label)
-            .Take(Math.Min(options.InstanceTopK, candidates.Count))
+        var top = TopPairs.Select(probabilities, output.Queries, classes, options.InstanceTopK)
             .Where(c => !thingsOnly || labels[c.Label].IsThing)
             .ToArray();
 
         var queries = top.Select(t => t.Query).Distinct().ToArray();
-        var masks = queries.ToDictionary(q => q, q => TiledMask.Measure(tiles, q));
-        var handedOver = new HashSet<int>();
+        var measured = TiledMask.Measure(tiles, queries);
+        var handedOver = new bool[queries.Length];
         try
         {
             var instances = new List<InstanceMask>();
             foreach (var (query, label, probability) in top)
             {
-                var measured = masks[query];
-                var score = probability * (float)(measured.SigmoidSum / (measured.Area + 1e-6));
+                var q = Array.IndexOf(queries, query);
+                var mask = measured[q];
+                var score = probability * (float)(mask.SigmoidSum / (mask.Area + 1e-6));
                 if (score <= options.InstanceScoreThreshold)
                 {
                     continue;
                 }
 
-                // The first instance of a query takes its mask; only a query scored under several
+                // The first instance of a query takes its runs; only a query scored under several
                 // classes needs copies.
-                var mask = handedOver.Add(query) ? measured.Mask : Copy(measured.Mask);
-                instances.Add(new InstanceMask(label, score, measured.Area, measured.Box, mask));
+                var runs = handedOver[q] ? mask.Runs.Copy() : mask.Runs;
+                handedOver[q] = true;
+                instances.Add(new InstanceMask(label, score, mask.Area, mask.Box, runs));
             }
 
             return [.. instances.OrderByDescending(i => i.Score)];
         }
         finally
         {
-            foreach (var (query, measured) in masks)
+            for (var q = 0; q < queries.Length; q++)
             {
-                if (!handedOver.Contains(query))
+                if (!handedOver[q])
                 {
-                    measured.Mask.Dispose();
+                    measured[q].Runs.Dispose();
                 }
             }
         }
-    }
-
-    private static BinaryMask Copy(BinaryMask source)
-    {
-        var copy = new BinaryMask(source.Width, source.Height);
-        source.Pixels.CopyTo(copy.Pixels);
-        return copy;
     }
 }

@@ -1,12 +1,13 @@
-using System.Buffers;
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 
 namespace MaskFormer.Engine.Postprocessing;
 
 /// <summary>
-/// One query's binary mask (logit &gt; 0) at the original size, its area, box and sigmoid sum, tile by
-/// tile: a tile whose logit bounds are all above 0 is inside, all at or below 0 outside; only the
-/// tiles between are computed per pixel, with the dense computation's float32 arithmetic.
+/// Queries' binary masks (logit &gt; 0) at the original size as row runs, with their area, box and
+/// sigmoid sum, tile by tile: a tile whose logit bounds are all above 0 is inside, all at or below 0
+/// outside; only the tiles between, and inside tiles whose sigmoids the score needs, are computed per
+/// pixel, with the dense computation's float32 logits. No full-size mask is written.
 /// </summary>
 internal static class TiledMask
 {
@@ -14,126 +15,290 @@ internal static class TiledMask
     // midpoint for each pixel: within 1e-6 of each pixel's own sigmoid, so the mean within 1e-6 too.
     private const float SaturatedGap = 1e-6f;
 
-    public static (BinaryMask Mask, long Area, double SigmoidSum, PixelBox Box) Measure(MaskTiles tiles, int query)
+    public static MeasuredMask Measure(MaskTiles tiles, int query) => Measure(tiles, [query])[0];
+
+    /// <summary>Measures each of <paramref name="queries"/>, in parallel over queries (and bands of rows when there are few).</summary>
+    public static MeasuredMask[] Measure(MaskTiles tiles, int[] queries)
     {
         var upsampler = tiles.Upsampler;
         var (width, height) = (upsampler.Width, upsampler.Height);
-        var mask = new BinaryMask(width, height);
-        var rowAreas = new long[height];
-        var rowSums = new double[height];
-        var rowFirst = new int[height];
-        var rowLast = new int[height];
-        var scratchLength = upsampler.ScratchLength + width;
-        var work = (long)tiles.TileCount * 64;
-        Parallel.For(0, tiles.TileRows.Count, RowParallelism.ForWork(work), () => (EngineArrayPool<int>.Shared.Rent(3 * width), EngineArrayPool<float>.Shared.Rent(scratchLength), EngineArrayPool<double>.Shared.Rent(width)), (row, _, scratch) =>
-        {
-            MeasureRow(tiles, query, row, mask, (rowAreas, rowSums, rowFirst, rowLast), scratch.Item1, scratch.Item2, scratch.Item3);
-            return scratch;
-        }, scratch =>
-        {
-            EngineArrayPool<int>.Shared.Return(scratch.Item1);
-            EngineArrayPool<float>.Shared.Return(scratch.Item2);
-            EngineArrayPool<double>.Shared.Return(scratch.Item3);
-        });
+        var tileRows = tiles.TileRows.Count;
 
-        var box = default(PixelBox.Builder);
-        for (var y = 0; y < height; y++)
+        // One band per query when the queries alone keep the cores busy (no joins); with few queries,
+        // bands of tile rows so that one large mask still spreads.
+        var bands = Math.Clamp(((2 * Environment.ProcessorCount) + queries.Length - 1) / Math.Max(1, queries.Length), 1, Math.Max(1, tileRows));
+        var builders = new MaskRunsBuilder[queries.Length * bands];
+        var rowSums = new double[queries.Length][];
+        var measured = new MeasuredMask[queries.Length];
+        try
         {
-            if (rowAreas[y] > 0)
+            for (var q = 0; q < queries.Length; q++)
             {
-                box.AddRun(rowFirst[y], rowLast[y], y);
+                rowSums[q] = EngineArrayPool<double>.Shared.Rent(height);
+                for (var b = 0; b < bands; b++)
+                {
+                    var (first, end) = (tiles.TileRows.Starts[b * tileRows / bands], tiles.TileRows.Starts[(b + 1) * tileRows / bands]);
+                    builders[(q * bands) + b] = new MaskRunsBuilder(first, end - first);
+                }
+            }
+
+            var work = (long)queries.Length * width * height;
+            Parallel.For(0, builders.Length, RowParallelism.ForWork(work), () => new Scratch(tiles), (i, _, scratch) =>
+            {
+                var (q, b) = (i / bands, i % bands);
+                MeasureBand(tiles, queries[q], b * tileRows / bands, (b + 1) * tileRows / bands, builders[i], rowSums[q], scratch);
+                return scratch;
+            }, scratch => scratch.Dispose());
+
+            for (var q = 0; q < queries.Length; q++)
+            {
+                var band = builders.AsSpan(q * bands, bands);
+                var runs = MaskRunsBuilder.Build(band, width, height);
+                var (area, sum) = (0L, 0.0);
+                foreach (var builder in band)
+                {
+                    area += builder.Area;
+                }
+
+                // Row by row in order, whatever the bands: the same sum on any number of cores.
+                foreach (var rowSum in rowSums[q].AsSpan(0, height))
+                {
+                    sum += rowSum;
+                }
+
+                measured[q] = new MeasuredMask(runs, area, sum, Box(runs));
+            }
+
+            return measured;
+        }
+        catch
+        {
+            foreach (var done in measured)
+            {
+                done.Runs?.Dispose();
+            }
+
+            throw;
+        }
+        finally
+        {
+            foreach (var builder in builders)
+            {
+                builder?.Dispose();
+            }
+
+            foreach (var sums in rowSums)
+            {
+                if (sums is not null)
+                {
+                    EngineArrayPool<double>.Shared.Return(sums);
+                }
+            }
+        }
+    }
+
+    private static PixelBox Box(MaskRuns runs)
+    {
+        var box = default(PixelBox.Builder);
+        for (var y = 0; y < runs.Height; y++)
+        {
+            var row = runs.Row(y);
+            if (row.Length > 0)
+            {
+                box.AddRun(row[0], row[^1] - 1, y);
             }
         }
 
-        return (mask, rowAreas.Sum(), rowSums.Sum(), box.Build());
+        return box.Build();
     }
 
-    private static void MeasureRow(MaskTiles tiles, int query, int row, BinaryMask mask, (long[] Areas, double[] Sums, int[] First, int[] Last) rows, int[] indices, float[] floats, double[] doubles)
+    private static void MeasureBand(MaskTiles tiles, int query, int firstTileRow, int endTileRow, MaskRunsBuilder runs, double[] rowSums, Scratch scratch)
     {
         var upsampler = tiles.Upsampler;
+        for (var row = firstTileRow; row < endTileRow; row++)
+        {
+            var (spanCount, pixels, saturatedSum) = Classify(tiles, query, row, scratch);
+            var spans = scratch.Spans;
+            var xs = scratch.Xs.AsSpan(0, pixels);
+            var values = scratch.Values.AsSpan(0, pixels);
+            var sigmoids = scratch.Sigmoids.AsSpan(0, pixels);
+            for (var y = tiles.TileRows.Starts[row]; y < tiles.TileRows.Starts[row + 1]; y++)
+            {
+                if (pixels > 0)
+                {
+                    upsampler.ComputePixels(query, y, xs, values, scratch.Blend);
+
+                    // float32 sigmoids (a few float32 ulps of 1 / (1 + exp(-x)), under 1e-6 of 1), summed in float64.
+                    TensorPrimitives.Sigmoid(values, sigmoids);
+                }
+
+                var sum = saturatedSum;
+                for (var s = 0; s < 3 * spanCount; s += 3)
+                {
+                    var (start, end, offset) = (spans[s], spans[s + 1], spans[s + 2]);
+                    if (offset < 0)
+                    {
+                        runs.Add(start, end);
+                    }
+                    else
+                    {
+                        sum += Scan(values.Slice(offset, end - start), sigmoids.Slice(offset, end - start), start, runs);
+                    }
+                }
+
+                runs.EndRow(y);
+                rowSums[y] = sum;
+            }
+        }
+    }
+
+    // Tile row `row` as spans of columns (start, end, offset): saturated inside tiles (offset -1) become
+    // runs of ones with a known sigmoid sum; the rest that are not outside are computed per pixel, their
+    // columns gathered in order and the span's first value at `offset`.
+    private static (int Spans, int Pixels, double SaturatedSum) Classify(MaskTiles tiles, int query, int row, Scratch scratch)
+    {
         var columns = tiles.TileColumns;
         var lower = tiles.Lower(query, row);
         var upper = tiles.Upper(query, row);
         var sigmoidLower = tiles.SigmoidLower(query, row);
         var sigmoidUpper = tiles.SigmoidUpper(query, row);
-
-        // Saturated inside tiles become runs of ones with a known sigmoid sum; undecided pixels (and
-        // those of unsaturated inside tiles, whose sigmoids are needed) are gathered.
-        var width = upsampler.Width;
-        var xs = indices.AsSpan(0, width);
-        var runs = indices.AsSpan(width, 2 * width);
-        var (pixels, runCount, runArea, runSum) = (0, 0, 0L, 0.0);
+        var (spans, xs) = (scratch.Spans, scratch.Xs);
+        var (count, pixels, saturatedSum) = (0, 0, 0.0);
         for (var t = 0; t < columns.Count; t++)
         {
-            var (x0, length) = (columns.Starts[t], columns.Length(t));
             if (upper[t] <= 0f)
             {
                 continue;
             }
 
-            if (lower[t] > 0f && sigmoidUpper[t] - sigmoidLower[t] <= SaturatedGap)
+            var (x0, length) = (columns.Starts[t], columns.Length(t));
+            var saturated = lower[t] > 0f && sigmoidUpper[t] - sigmoidLower[t] <= SaturatedGap;
+            if (saturated)
             {
-                if (runCount > 0 && runs[(2 * runCount) - 2] + runs[(2 * runCount) - 1] == x0)
+                saturatedSum += length * (((double)sigmoidLower[t] + sigmoidUpper[t]) / 2);
+            }
+            else
+            {
+                for (var x = x0; x < x0 + length; x++)
                 {
-                    runs[(2 * runCount) - 1] += length;
+                    xs[pixels++] = x;
                 }
-                else
-                {
-                    (runs[2 * runCount], runs[(2 * runCount) + 1]) = (x0, length);
-                    runCount++;
-                }
+            }
 
-                runArea += length;
-                runSum += length * (((double)sigmoidLower[t] + sigmoidUpper[t]) / 2);
+            var last = 3 * (count - 1);
+            if (count > 0 && spans[last + 1] == x0 && (spans[last + 2] < 0) == saturated)
+            {
+                spans[last + 1] = x0 + length;
                 continue;
             }
 
-            for (var x = x0; x < x0 + length; x++)
+            (spans[3 * count], spans[(3 * count) + 1], spans[(3 * count) + 2]) = (x0, x0 + length, saturated ? -1 : pixels - length);
+            count++;
+        }
+
+        return (count, pixels, saturatedSum);
+    }
+
+    // The runs of logits above 0 among one span's values (columns x0 on) and the sum of their sigmoids.
+    // Eight at a time: a block wholly inside or outside costs a compare, only blocks on the mask's
+    // boundary are walked pixel by pixel.
+    private static double Scan(ReadOnlySpan<float> values, ReadOnlySpan<float> sigmoids, int x0, MaskRunsBuilder runs)
+    {
+        var (start, i, sum) = (-1, 0, 0.0);
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var total = Vector256<double>.Zero;
+            for (; i <= values.Length - Vector256<float>.Count; i += Vector256<float>.Count)
             {
-                xs[pixels++] = x;
+                var inside = Vector256.GreaterThan(Vector256.Create(values.Slice(i, Vector256<float>.Count)), Vector256<float>.Zero);
+                var bits = inside.ExtractMostSignificantBits();
+                if (bits == 0)
+                {
+                    if (start >= 0)
+                    {
+                        runs.Add(start, x0 + i);
+                        start = -1;
+                    }
+
+                    continue;
+                }
+
+                var (low, high) = Vector256.Widen(Vector256.Create(sigmoids.Slice(i, Vector256<float>.Count)) & inside);
+                total += low + high;
+                if (bits == (1u << Vector256<float>.Count) - 1)
+                {
+                    start = start >= 0 ? start : x0 + i;
+                    continue;
+                }
+
+                for (var k = 0; k < Vector256<float>.Count; k++)
+                {
+                    if ((bits & (1u << k)) != 0)
+                    {
+                        start = start >= 0 ? start : x0 + i + k;
+                    }
+                    else if (start >= 0)
+                    {
+                        runs.Add(start, x0 + i + k);
+                        start = -1;
+                    }
+                }
+            }
+
+            sum = Vector256.Sum(total);
+        }
+
+        for (; i < values.Length; i++)
+        {
+            if (values[i] > 0f)
+            {
+                sum += sigmoids[i];
+                start = start >= 0 ? start : x0 + i;
+            }
+            else if (start >= 0)
+            {
+                runs.Add(start, x0 + i);
+                start = -1;
             }
         }
 
-        var values = floats.AsSpan(0, pixels);
-        var blend = floats.AsSpan(width, upsampler.ScratchLength);
-        var insideLogits = doubles.AsSpan(0, width);
-        for (var y = tiles.TileRows.Starts[row]; y < tiles.TileRows.Starts[row + 1]; y++)
+        if (start >= 0)
         {
-            var maskRow = mask.Row(y);
-            var (area, sum, first, last) = (runArea, runSum, int.MaxValue, -1);
-            for (var r = 0; r < runCount; r++)
-            {
-                maskRow.Slice(runs[2 * r], runs[(2 * r) + 1]).Fill(1);
-                first = Math.Min(first, runs[2 * r]);
-                last = Math.Max(last, runs[2 * r] + runs[(2 * r) + 1] - 1);
-            }
+            runs.Add(start, x0 + values.Length);
+        }
 
-            if (pixels > 0)
-            {
-                upsampler.ComputePixels(query, y, xs[..pixels], values, blend);
-                var inside = 0;
-                for (var k = 0; k < pixels; k++)
-                {
-                    if (values[k] > 0f)
-                    {
-                        var x = xs[k];
-                        maskRow[x] = 1;
-                        insideLogits[inside++] = values[k];
-                        first = Math.Min(first, x);
-                        last = Math.Max(last, x);
-                    }
-                }
+        return sum;
+    }
 
-                // The dense sum in float64, vectorized: each term within an ulp or two of 1 / (1 + exp(-x)).
-                if (inside > 0)
-                {
-                    area += inside;
-                    TensorPrimitives.Sigmoid(insideLogits[..inside], insideLogits[..inside]);
-                    sum += TensorPrimitives.Sum<double>(insideLogits[..inside]);
-                }
-            }
+    private sealed class Scratch : IDisposable
+    {
+        public Scratch(MaskTiles tiles)
+        {
+            var width = tiles.Upsampler.Width;
+            Xs = EngineArrayPool<int>.Shared.Rent(width);
+            Spans = EngineArrayPool<int>.Shared.Rent(3 * tiles.TileColumns.Count);
+            Values = EngineArrayPool<float>.Shared.Rent(width);
+            Sigmoids = EngineArrayPool<float>.Shared.Rent(width);
+            Blend = EngineArrayPool<float>.Shared.Rent(tiles.Upsampler.ScratchLength);
+        }
 
-            (rows.Areas[y], rows.Sums[y], rows.First[y], rows.Last[y]) = (area, sum, first, last);
+        public int[] Xs { get; }
+
+        public int[] Spans { get; }
+
+        public float[] Values { get; }
+
+        public float[] Sigmoids { get; }
+
+        public float[] Blend { get; }
+
+        public void Dispose()
+        {
+            EngineArrayPool<int>.Shared.Return(Xs);
+            EngineArrayPool<int>.Shared.Return(Spans);
+            EngineArrayPool<float>.Shared.Return(Values);
+            EngineArrayPool<float>.Shared.Return(Sigmoids);
+            EngineArrayPool<float>.Shared.Return(Blend);
         }
     }
 }

@@ -37,7 +37,7 @@ public sealed class FrameSegments
                 tracked[i] = new TrackedSegment(
                     instance.LabelId,
                     instance.Score,
-                    instance.Score >= minInstanceScore ? RunMask.FromBinary(instance.Mask, instance.Box, instance.Area) : null);
+                    instance.Score >= minInstanceScore ? RunMask.FromRuns(instance.Runs, instance.Box, instance.Area) : null);
             }
         }
 

@@ -67,6 +67,28 @@ internal sealed class RunMask
         return builder.Build(area);
     }
 
+    /// <summary>The runs of <paramref name="runs"/> inside <paramref name="box"/> (all of them, for an instance's box).</summary>
+    public static RunMask FromRuns(MaskRuns runs, PixelBox box, long area)
+    {
+        var builder = new Builder(box);
+        for (var r = 0; r < box.Height; r++)
+        {
+            var row = runs.Row(box.Y + r);
+            for (var i = 0; i < row.Length; i += 2)
+            {
+                var (start, end) = (Math.Max(row[i], box.X), Math.Min(row[i + 1], box.X + box.Width));
+                if (end > start)
+                {
+                    builder.Add(start, end);
+                }
+            }
+
+            builder.EndRow();
+        }
+
+        return builder.Build(area);
+    }
+
     /// <summary>The pixels of <paramref name="segmentIds"/> equal to <paramref name="id"/> inside <paramref name="box"/>.</summary>
     public static RunMask FromSegment(LabelMap segmentIds, int id, PixelBox box, long area)
     {

@@ -112,8 +112,8 @@ internal static class ResponseMapper
         void Encode(int i)
         {
             var instance = instances[i];
-            var counts = CocoRle.Encode(instance.Mask, instance.Box);
-            var rle = new Rle { Height = (uint)instance.Mask.Height, Width = (uint)instance.Mask.Width };
+            var counts = CocoRle.Encode(instance);
+            var rle = new Rle { Height = (uint)instance.Height, Width = (uint)instance.Width };
             if (format != RleFormat.Compressed)
             {
                 rle.Counts.AddRange(counts);

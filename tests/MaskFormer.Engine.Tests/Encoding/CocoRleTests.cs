@@ -144,6 +144,50 @@ public sealed class CocoRleTests
         Assert.Equal(expected, CocoRle.Encode(mask));
     }
 
+    [Theory]
+    [MemberData(nameof(Seeds))]
+    public void Encode_RowRuns_SameRunsAsTheColumnMajorReferenceAndDecodesToTheMask(int seed)
+    {
+        var random = new Random(seed);
+        var (height, width) = (random.Next(1, 40), random.Next(1, 40));
+        using var mask = new BinaryMask(width, height);
+        var box = new PixelBox.Builder();
+        var (cx, cy, r) = (random.Next(width), random.Next(height), random.Next(1, 20));
+        var density = random.NextDouble();
+        for (var y = 0; y < height; y++)
+        {
+            for (var x = 0; x < width; x++)
+            {
+                // Seeds that are multiples of 5 fill the whole image, so runs cross column ends.
+                var inside = seed % 5 == 0 || (((x - cx) * (x - cx)) + ((y - cy) * (y - cy)) <= r * r);
+                if (inside && random.NextDouble() < density + 0.3)
+                {
+                    mask.Row(y)[x] = 1;
+                    box.Add(x, y);
+                }
+            }
+        }
+
+        using var runs = MaskRuns.FromBinary(mask);
+        using var instance = new InstanceMask(0, 1f, 0, box.Build(), runs.Copy());
+        var counts = CocoRle.Encode(instance);
+        using var decoded = CocoRle.Decode(counts, height, width);
+
+        Assert.Equal(ReferenceEncode(mask), counts);
+        Assert.Equal(mask.Pixels.ToArray(), decoded.Pixels.ToArray());
+        Assert.Equal(mask.Pixels.ToArray(), instance.Mask.Pixels.ToArray());
+        Assert.Equal((width, height), (instance.Width, instance.Height));
+    }
+
+    [Fact]
+    public void Encode_InstanceWithPixelMask_ReadsItsRuns()
+    {
+        // Rows [0 1] [1 1] [0 0]; column by column that reads 0 1 0 | 1 1 0.
+        using var instance = new InstanceMask(0, 1f, 3, new PixelBox(0, 0, 2, 2), Mask(3, 2, [0, 1, 1, 1, 0, 0]));
+
+        Assert.Equal([1u, 1u, 1u, 2u, 1u], CocoRle.Encode(instance));
+    }
+
     // pycocotools' rleEncode in plain loops: walk the pixels column by column and count runs.
     private static uint[] ReferenceEncode(BinaryMask mask)
     {
