@@ -18,8 +18,8 @@ namespace MaskFormer.Benchmarks.Report;
 /// <c>postproc [--models tiny,realistic] [--sizes 512x512,1920x1080] [--rounds N] [--runs N] [--tasks semantic,instance,panoptic,all,all+encode]</c>: each
 /// post-processing task's CPU time per image on one saved model output per model and size, beside the
 /// model run's CPU time on the same input; min and median over rounds. Process CPU time (all threads),
-/// so a pass that uses both cores counts both. A checksum of every result lets two builds be compared
-/// for identical output.
+/// so a pass that uses both cores counts both. A checksum of every result, taken in an untimed run of
+/// its own, lets two builds be compared for identical output.
 /// </summary>
 internal static class PostprocessCpuReport
 {
@@ -85,10 +85,14 @@ internal static class PostprocessCpuReport
         var modelCpu = modelRuns.Min();
         var labels = folder.Config.Labels;
         var checksums = new Dictionary<string, string>();
-        Action Task(string task) => () => checksums[task] = RunTask(task, modelOutput, plan, labels);
+        // The checksum run hashes every result; the timed runs only compute them (hashing a 1080p
+        // instance's mask pixels cost more than computing its runs).
+        Action Task(string task) => () => RunTask(task, modelOutput, plan, labels, null);
         foreach (var task in s_tasks)
         {
-            Task(task)();
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            RunTask(task, modelOutput, plan, labels, hash);
+            checksums[task] = Convert.ToHexString(hash.GetHashAndReset(), 0, 8);
         }
 
         var cells = s_tasks.ToDictionary(t => t, _ => new List<(double Cpu, double Wall)>());
@@ -107,26 +111,26 @@ internal static class PostprocessCpuReport
         }
     }
 
-    private static string RunTask(string task, ModelOutput output, ResizePlan plan, IReadOnlyList<ModelLabel> labels)
+    private static void RunTask(string task, ModelOutput output, ResizePlan plan, IReadOnlyList<ModelLabel> labels, IncrementalHash? hash)
     {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         using var tiles = new MaskTiles(output, plan);
         if (task == "tiles")
         {
-            hash.AppendData(BitConverter.GetBytes(tiles.TileCount));
+            hash?.AppendData(BitConverter.GetBytes(tiles.TileCount));
         }
 
         if (task is "semantic" or "all" or "all+encode")
         {
             using var map = SemanticInference.Run(tiles);
-            for (var y = 0; y < map.Height; y++)
+            for (var y = 0; y < map.Height && hash is not null; y++)
             {
                 hash.AppendData(MemoryMarshal.AsBytes(map.Row(y)));
             }
 
             if (task == "all+encode")
             {
-                hash.AppendData(LabelMapPngEncoder.EncodePng(map, 8));
+                var png = LabelMapPngEncoder.EncodePng(map, 8);
+                hash?.AppendData(png);
             }
         }
 
@@ -135,11 +139,16 @@ internal static class PostprocessCpuReport
             var instances = InstanceInference.Run(tiles, labels, true, PostprocessOptions.Detectron2);
             foreach (var instance in instances)
             {
-                hash.AppendData(Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{instance.LabelId} {instance.Score:R} {instance.Area} {instance.Box};")));
-                hash.AppendData(instance.Mask.Pixels);
+                if (hash is not null)
+                {
+                    hash.AppendData(Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{instance.LabelId} {instance.Score:R} {instance.Area} {instance.Box};")));
+                    hash.AppendData(instance.Mask.Pixels);
+                }
+
                 if (task == "all+encode")
                 {
-                    hash.AppendData(Encoding.ASCII.GetBytes(CocoRle.Compress(CocoRle.Encode(instance))));
+                    var compressed = CocoRle.Compress(CocoRle.Encode(instance));
+                    hash?.AppendData(Encoding.ASCII.GetBytes(compressed));
                 }
 
                 instance.Dispose();
@@ -149,23 +158,22 @@ internal static class PostprocessCpuReport
         if (task is "panoptic" or "all" or "all+encode")
         {
             using var panoptic = PanopticInference.Run(tiles, labels, false, PostprocessOptions.Detectron2);
-            for (var y = 0; y < panoptic.SegmentIds.Height; y++)
+            for (var y = 0; y < panoptic.SegmentIds.Height && hash is not null; y++)
             {
                 hash.AppendData(MemoryMarshal.AsBytes(panoptic.SegmentIds.Row(y)));
             }
 
             foreach (var segment in panoptic.Segments)
             {
-                hash.AppendData(Encoding.ASCII.GetBytes(segment.ToString()));
+                hash?.AppendData(Encoding.ASCII.GetBytes(segment.ToString()));
             }
 
             if (task == "all+encode")
             {
-                hash.AppendData(PanopticPngEncoder.Encode(panoptic.SegmentIds));
+                var png = PanopticPngEncoder.Encode(panoptic.SegmentIds);
+                hash?.AppendData(png);
             }
         }
-
-        return Convert.ToHexString(hash.GetHashAndReset(), 0, 8);
     }
 
     private static (double Cpu, double Wall) Cpu(Action action, int runs)
