@@ -74,7 +74,7 @@ public sealed class InstanceMask : IDisposable
         }
     }
 
-    /// <summary>The mask as row runs.</summary>
+    /// <summary>The mask as row runs (read from <see cref="Mask"/> inside <see cref="Box"/> where the instance came with pixels).</summary>
     internal MaskRuns Runs
     {
         get
@@ -85,7 +85,7 @@ public sealed class InstanceMask : IDisposable
                 return runs;
             }
 
-            var built = MaskRuns.FromBinary(_mask ?? throw new ObjectDisposedException(nameof(InstanceMask)));
+            var built = MaskRuns.FromBinary(_mask ?? throw new ObjectDisposedException(nameof(InstanceMask)), Box);
             if (Interlocked.CompareExchange(ref _runs, built, null) is { } other)
             {
                 built.Dispose();

@@ -37,13 +37,22 @@ internal sealed class MaskRuns : IDisposable
     }
 
     /// <summary>The set pixels of <paramref name="mask"/>.</summary>
-    public static MaskRuns FromBinary(BinaryMask mask)
+    public static MaskRuns FromBinary(BinaryMask mask) => FromBinary(mask, new PixelBox(0, 0, mask.Width, mask.Height));
+
+    /// <summary>The set pixels of <paramref name="mask"/> inside <paramref name="box"/> (outside it every pixel is 0, as an instance's box says): reads only the box.</summary>
+    public static MaskRuns FromBinary(BinaryMask mask, PixelBox box)
     {
         using var builder = new MaskRunsBuilder(0, mask.Height);
         for (var y = 0; y < mask.Height; y++)
         {
-            ReadOnlySpan<byte> row = mask.Row(y);
-            var x = 0;
+            if (y < box.Y || y >= box.Y + box.Height || box.Width <= 0)
+            {
+                builder.EndRow(y);
+                continue;
+            }
+
+            ReadOnlySpan<byte> row = mask.Row(y)[..(box.X + box.Width)];
+            var x = box.X;
             while (x < row.Length)
             {
                 var start = row[x..].IndexOfAnyExcept((byte)0);

@@ -177,6 +177,12 @@ public sealed class CocoRleTests
         Assert.Equal(mask.Pixels.ToArray(), decoded.Pixels.ToArray());
         Assert.Equal(mask.Pixels.ToArray(), instance.Mask.Pixels.ToArray());
         Assert.Equal((width, height), (instance.Width, instance.Height));
+
+        // An instance that came with pixels reads its runs inside its box.
+        using var copy = new BinaryMask(width, height);
+        mask.Pixels.CopyTo(copy.Pixels);
+        using var fromPixels = new InstanceMask(0, 1f, 0, box.Build(), copy);
+        Assert.Equal(counts, CocoRle.Encode(fromPixels));
     }
 
     [Fact]
