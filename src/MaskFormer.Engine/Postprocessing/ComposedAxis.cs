@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using MaskFormer.Engine.Preprocessing;
 
 namespace MaskFormer.Engine.Postprocessing;
@@ -26,6 +27,7 @@ internal sealed class ComposedAxis
         ResizedWeights = new float[originalSize];
         GridLower = new int[resizedSize];
         GridWeights = new float[resizedSize];
+        WindowStarts = new int[originalSize];
         using var first = new BilinearAxis(maskSize, paddedSize);
         using var second = new BilinearAxis(resizedSize, originalSize);
         first.Lower[..resizedSize].CopyTo(GridLower);
@@ -44,6 +46,8 @@ internal sealed class ComposedAxis
                 TapWeights[(k * originalSize) + i] = Weights[(i * Taps) + k];
             }
         }
+
+        FillWindows(maskSize);
     }
 
     public int OutputSize { get; }
@@ -79,6 +83,38 @@ internal sealed class ComposedAxis
 
     /// <summary><see cref="Weights"/> tap by tap, as <see cref="TapIndices"/>.</summary>
     public float[] TapWeights { get; }
+
+    /// <summary>
+    /// For output i, the first of <see cref="WindowLength"/> mask indices that hold every tap of outputs
+    /// [i, i + WindowLength), or -1 where they spread wider (downsampling, or the axis's end): a vector of
+    /// outputs then reads all its taps from one load of the blended mask row.
+    /// </summary>
+    public int[] WindowStarts { get; }
+
+    /// <summary>Outputs (and mask values) per window: one 256-bit vector of floats.</summary>
+    public static int WindowLength => Vector256<float>.Count;
+
+    private void FillWindows(int maskSize)
+    {
+        var length = WindowLength;
+        for (var i = 0; i < OutputSize; i++)
+        {
+            WindowStarts[i] = -1;
+            if (maskSize < length || i + length > OutputSize)
+            {
+                continue;
+            }
+
+            var start = Math.Min(Indices[i * Taps], maskSize - length);
+            var inside = true;
+            for (var at = i * Taps; at < (i + length) * Taps && inside; at++)
+            {
+                inside = Indices[at] >= start && Indices[at] < start + length;
+            }
+
+            WindowStarts[i] = inside ? start : -1;
+        }
+    }
 
     private void Fill(int output, int slot, BilinearAxis first, int paddedIndex, float weight, int maskSize)
     {

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using MaskFormer.Engine.Preprocessing;
 using MaskFormer.Engine.Sessions;
@@ -131,49 +132,68 @@ internal sealed class MaskUpsampler
     /// <summary>One query's mask logits, [maskHeight, maskWidth].</summary>
     public ReadOnlySpan<float> Plane(int query) => _output.MaskLogits.Slice(query * _output.MaskHeight * _output.MaskWidth, _output.MaskHeight * _output.MaskWidth);
 
-    // Output columns [x0, x0 + values.Length) from one blended mask row. A vector's eight columns read
-    // each tap from a window of eight neighbouring mask columns (the taps move slowly when upsampling);
-    // where they spread wider (downsampling) the scalar loop takes over.
-    private void Interpolate(ReadOnlySpan<float> blended, int x0, Span<float> values)
+    /// <summary>
+    /// Blends the mask rows of output row <paramref name="y"/> into <paramref name="scratch"/>; the
+    /// result feeds <see cref="Interpolate"/> for any columns of that row.
+    /// </summary>
+    public ReadOnlySpan<float> BlendRow(int query, int y, Span<float> scratch) => BlendRows(query, y, scratch);
+
+    /// <summary>
+    /// Output columns [<paramref name="x0"/>, x0 + values.Length) from a row of <see cref="BlendRow"/>,
+    /// bit for bit what <see cref="ComputeRow"/> gives there: eight columns at a time read their four
+    /// taps from one window of eight mask values (<see cref="ComposedAxis.WindowStarts"/>) with the same
+    /// float32 operations in the same order; columns without a window are computed one by one.
+    /// </summary>
+    public void Interpolate(ReadOnlySpan<float> blended, int x0, Span<float> values)
     {
         var width = _columns.OutputSize;
-        var (tapIndices, tapWeights) = (_columns.TapIndices, _columns.TapWeights);
+        var (indices, weights) = (_columns.Indices, _columns.Weights);
         var p = 0;
-        if (Vector256.IsHardwareAccelerated && blended.Length >= Vector256<float>.Count)
+        if (Vector256.IsHardwareAccelerated)
         {
-            var lanes = Vector256.Create((uint)Vector256<float>.Count);
+            var windows = _columns.WindowStarts;
+            ref var tapIndices = ref MemoryMarshal.GetArrayDataReference(_columns.TapIndices);
+            ref var tapWeights = ref MemoryMarshal.GetArrayDataReference(_columns.TapWeights);
             for (; p + Vector256<float>.Count <= values.Length; p += Vector256<float>.Count)
             {
                 var x = x0 + p;
-                var sum = Vector256<float>.Zero;
-                var inWindow = true;
-                for (var tap = 0; tap < ComposedAxis.Taps && inWindow; tap++)
+                var start = windows[x];
+                if (start >= 0)
                 {
-                    var indices = Vector256.Create(tapIndices.AsSpan((tap * width) + x, Vector256<int>.Count));
-                    var first = Math.Min(tapIndices[(tap * width) + x], blended.Length - Vector256<float>.Count);
-                    var offsets = indices - Vector256.Create(first);
-                    inWindow = Vector256.LessThanAll(offsets.AsUInt32(), lanes);
-                    var taps = Vector256.Shuffle(Vector256.Create(blended.Slice(first, Vector256<float>.Count)), offsets);
-                    var product = Vector256.Create(tapWeights.AsSpan((tap * width) + x, Vector256<float>.Count)) * taps;
-                    sum = tap == 0 ? product : sum + product;
+                    // A window start is at most the mask width less eight and x + 8 is within the
+                    // row (ComposedAxis.FillWindows), so the unchecked loads stay inside the arrays.
+                    var window = Vector256.Create(blended.Slice(start, Vector256<float>.Count));
+                    var origin = Vector256.Create(start);
+                    var at = (nuint)x;
+                    var sum = Vector256.LoadUnsafe(ref tapWeights, at) * Vector256.ShuffleNative(window, Vector256.LoadUnsafe(ref tapIndices, at) - origin);
+                    at += (nuint)width;
+                    sum += Vector256.LoadUnsafe(ref tapWeights, at) * Vector256.ShuffleNative(window, Vector256.LoadUnsafe(ref tapIndices, at) - origin);
+                    at += (nuint)width;
+                    sum += Vector256.LoadUnsafe(ref tapWeights, at) * Vector256.ShuffleNative(window, Vector256.LoadUnsafe(ref tapIndices, at) - origin);
+                    at += (nuint)width;
+                    sum += Vector256.LoadUnsafe(ref tapWeights, at) * Vector256.ShuffleNative(window, Vector256.LoadUnsafe(ref tapIndices, at) - origin);
+                    sum.CopyTo(values.Slice(p, Vector256<float>.Count));
+                    continue;
                 }
 
-                if (!inWindow)
+                for (var k = p; k < p + Vector256<float>.Count; k++)
                 {
-                    break;
+                    values[k] = Pixel(blended, x0 + k, indices, weights);
                 }
-
-                sum.CopyTo(values.Slice(p, Vector256<float>.Count));
             }
         }
 
-        var (indicesByPixel, weights) = (_columns.Indices, _columns.Weights);
         for (; p < values.Length; p++)
         {
-            var i = (x0 + p) * ComposedAxis.Taps;
-            values[p] = (weights[i] * blended[indicesByPixel[i]]) + (weights[i + 1] * blended[indicesByPixel[i + 1]])
-                + (weights[i + 2] * blended[indicesByPixel[i + 2]]) + (weights[i + 3] * blended[indicesByPixel[i + 3]]);
+            values[p] = Pixel(blended, x0 + p, indices, weights);
         }
+    }
+
+    private static float Pixel(ReadOnlySpan<float> blended, int x, int[] indices, float[] weights)
+    {
+        var i = x * ComposedAxis.Taps;
+        return (weights[i] * blended[indices[i]]) + (weights[i + 1] * blended[indices[i + 1]])
+            + (weights[i + 2] * blended[indices[i + 2]]) + (weights[i + 3] * blended[indices[i + 3]]);
     }
 
     private Span<float> BlendRows(int query, int y, Span<float> scratch)

@@ -119,14 +119,20 @@ internal static class TiledMask
         {
             var (spanCount, pixels, saturatedSum) = Classify(tiles, query, row, scratch);
             var spans = scratch.Spans;
-            var xs = scratch.Xs.AsSpan(0, pixels);
             var values = scratch.Values.AsSpan(0, pixels);
             var sigmoids = scratch.Sigmoids.AsSpan(0, pixels);
             for (var y = tiles.TileRows.Starts[row]; y < tiles.TileRows.Starts[row + 1]; y++)
             {
                 if (pixels > 0)
                 {
-                    upsampler.ComputePixels(query, y, xs, values, scratch.Blend);
+                    var blended = upsampler.BlendRow(query, y, scratch.Blend);
+                    for (var s = 0; s < 3 * spanCount; s += 3)
+                    {
+                        if (spans[s + 2] >= 0)
+                        {
+                            upsampler.Interpolate(blended, spans[s], values.Slice(spans[s + 2], spans[s + 1] - spans[s]));
+                        }
+                    }
 
                     // float32 sigmoids (a few float32 ulps of 1 / (1 + exp(-x)), under 1e-6 of 1), summed in float64.
                     TensorPrimitives.Sigmoid(values, sigmoids);
@@ -153,8 +159,8 @@ internal static class TiledMask
     }
 
     // Tile row `row` as spans of columns (start, end, offset): saturated inside tiles (offset -1) become
-    // runs of ones with a known sigmoid sum; the rest that are not outside are computed per pixel, their
-    // columns gathered in order and the span's first value at `offset`.
+    // runs of ones with a known sigmoid sum; the rest that are not outside are computed per pixel, one
+    // span after the other, the span's first value at `offset`.
     private static (int Spans, int Pixels, double SaturatedSum) Classify(MaskTiles tiles, int query, int row, Scratch scratch)
     {
         var columns = tiles.TileColumns;
@@ -162,7 +168,7 @@ internal static class TiledMask
         var upper = tiles.Upper(query, row);
         var sigmoidLower = tiles.SigmoidLower(query, row);
         var sigmoidUpper = tiles.SigmoidUpper(query, row);
-        var (spans, xs) = (scratch.Spans, scratch.Xs);
+        var spans = scratch.Spans;
         var (count, pixels, saturatedSum) = (0, 0, 0.0);
         for (var t = 0; t < columns.Count; t++)
         {
@@ -179,10 +185,7 @@ internal static class TiledMask
             }
             else
             {
-                for (var x = x0; x < x0 + length; x++)
-                {
-                    xs[pixels++] = x;
-                }
+                pixels += length;
             }
 
             var last = 3 * (count - 1);
@@ -275,14 +278,11 @@ internal static class TiledMask
         public Scratch(MaskTiles tiles)
         {
             var width = tiles.Upsampler.Width;
-            Xs = EngineArrayPool<int>.Shared.Rent(width);
             Spans = EngineArrayPool<int>.Shared.Rent(3 * tiles.TileColumns.Count);
             Values = EngineArrayPool<float>.Shared.Rent(width);
             Sigmoids = EngineArrayPool<float>.Shared.Rent(width);
             Blend = EngineArrayPool<float>.Shared.Rent(tiles.Upsampler.ScratchLength);
         }
-
-        public int[] Xs { get; }
 
         public int[] Spans { get; }
 
@@ -294,7 +294,6 @@ internal static class TiledMask
 
         public void Dispose()
         {
-            EngineArrayPool<int>.Shared.Return(Xs);
             EngineArrayPool<int>.Shared.Return(Spans);
             EngineArrayPool<float>.Shared.Return(Values);
             EngineArrayPool<float>.Shared.Return(Sigmoids);

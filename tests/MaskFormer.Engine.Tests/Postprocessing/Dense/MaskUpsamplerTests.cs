@@ -1,0 +1,100 @@
+using MaskFormer.Engine.Postprocessing;
+using MaskFormer.Engine.Preprocessing;
+using MaskFormer.Engine.Sessions;
+
+namespace MaskFormer.Engine.Tests.Postprocessing.Dense;
+
+/// <summary>
+/// The upsampler's windowed vector path (<see cref="MaskUpsampler.Interpolate"/>, and
+/// <see cref="MaskUpsampler.ComputePixels"/> over it) against the plain per-pixel loop of
+/// <see cref="MaskUpsampler.ComputeRow"/>: bit for bit at every start column and length, on upsampling,
+/// downsampling and mixed plans, with huge, tiny, signed-zero and subnormal logits.
+/// </summary>
+public sealed class MaskUpsamplerTests
+{
+    public static TheoryData<int> Seeds => TiledCases.Seeds;
+
+    [Theory]
+    [MemberData(nameof(Seeds))]
+    public void Interpolate_AnyStartAndLength_EqualsComputeRowBitForBit(int seed)
+    {
+        var random = new Random(seed);
+        var plan = TiledCases.Plan(random);
+        using var output = Extremes(random, plan);
+        var upsampler = new MaskUpsampler(output, plan);
+        var width = upsampler.Width;
+        var (row, values, scratch, blend) = (new float[width], new float[width], new float[upsampler.ScratchLength], new float[upsampler.ScratchLength]);
+        for (var q = 0; q < output.Queries; q++)
+        {
+            for (var y = 0; y < upsampler.Height; y += 1 + random.Next(3))
+            {
+                upsampler.ComputeRow(q, y, row, scratch);
+                var blended = upsampler.BlendRow(q, y, blend);
+                for (var trial = 0; trial < 8; trial++)
+                {
+                    var x0 = random.Next(width);
+                    var length = random.Next(width - x0 + 1);
+                    upsampler.Interpolate(blended, x0, values.AsSpan(0, length));
+                    AssertBits(row.AsSpan(x0, length), values.AsSpan(0, length), $"seed {seed}, plan {plan}, query {q}, row {y}, columns {x0}+{length}");
+                }
+
+                upsampler.Interpolate(blended, 0, values);
+                AssertBits(row, values, $"seed {seed}, plan {plan}, query {q}, row {y}, whole row");
+
+                // Scattered columns with runs of every length, as the panoptic and semantic passes gather them.
+                var xs = Enumerable.Range(0, width).Where(_ => random.Next(4) != 0).ToArray();
+                upsampler.ComputePixels(q, y, xs, values, scratch);
+                AssertBits([.. xs.Select(x => row[x])], values.AsSpan(0, xs.Length), $"seed {seed}, plan {plan}, query {q}, row {y}, scattered");
+            }
+        }
+    }
+
+    [Fact]
+    public void WindowStarts_Upsampling_HoldEveryTapOfTheirEightOutputs()
+    {
+        var axis = new ComposedAxis(232, 928, 910, 1920);
+        var covered = 0;
+        for (var x = 0; x < axis.OutputSize; x++)
+        {
+            var start = axis.WindowStarts[x];
+            if (start < 0)
+            {
+                Assert.True(x + ComposedAxis.WindowLength > axis.OutputSize, $"column {x} has no window");
+                continue;
+            }
+
+            covered++;
+            for (var i = x * ComposedAxis.Taps; i < (x + ComposedAxis.WindowLength) * ComposedAxis.Taps; i++)
+            {
+                Assert.InRange(axis.Indices[i], start, start + ComposedAxis.WindowLength - 1);
+            }
+        }
+
+        Assert.Equal(axis.OutputSize - ComposedAxis.WindowLength + 1, covered);
+    }
+
+    private static void AssertBits(ReadOnlySpan<float> want, ReadOnlySpan<float> got, string context)
+    {
+        Assert.Equal(want.Length, got.Length);
+        for (var i = 0; i < want.Length; i++)
+        {
+            if (BitConverter.SingleToInt32Bits(want[i]) != BitConverter.SingleToInt32Bits(got[i]))
+            {
+                Assert.Fail($"value {i}: {got[i]:R}, expected {want[i]:R} ({context})");
+            }
+        }
+    }
+
+    private static ModelOutput Extremes(Random random, ResizePlan plan)
+    {
+        var output = new ModelOutput(2, 2, plan.PaddedHeight / 4, plan.PaddedWidth / 4);
+        float[] specials = [0f, -0f, 1e-38f, -1e-40f, 3e38f, -3e38f, 1e30f, -87.5f, 88.7f, 1e-7f];
+        var logits = output.MaskLogits;
+        for (var i = 0; i < logits.Length; i++)
+        {
+            logits[i] = random.Next(4) == 0 ? specials[random.Next(specials.Length)] : (float)((random.NextDouble() * 40) - 20);
+        }
+
+        return output;
+    }
+}
