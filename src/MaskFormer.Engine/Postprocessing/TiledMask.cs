@@ -203,34 +203,30 @@ internal static class TiledMask
     }
 
     // The runs of logits above 0 among one span's values (columns x0 on) and the sum of their sigmoids.
+    internal static double Scan(ReadOnlySpan<float> values, ReadOnlySpan<float> sigmoids, int x0, MaskRunsBuilder runs)
+    {
+        AddRuns(values, x0, runs);
+        return SigmoidSum(values, sigmoids);
+    }
+
     // Eight at a time: a block wholly inside or outside costs a compare, only blocks on the mask's
     // boundary are walked pixel by pixel.
-    private static double Scan(ReadOnlySpan<float> values, ReadOnlySpan<float> sigmoids, int x0, MaskRunsBuilder runs)
+    private static void AddRuns(ReadOnlySpan<float> values, int x0, MaskRunsBuilder runs)
     {
-        var (start, i, sum) = (-1, 0, 0.0);
+        var (start, i) = (-1, 0);
         if (Vector256.IsHardwareAccelerated)
         {
-            var total = Vector256<double>.Zero;
             for (; i <= values.Length - Vector256<float>.Count; i += Vector256<float>.Count)
             {
-                var inside = Vector256.GreaterThan(Vector256.Create(values.Slice(i, Vector256<float>.Count)), Vector256<float>.Zero);
-                var bits = inside.ExtractMostSignificantBits();
-                if (bits == 0)
-                {
-                    if (start >= 0)
-                    {
-                        runs.Add(start, x0 + i);
-                        start = -1;
-                    }
-
-                    continue;
-                }
-
-                var (low, high) = Vector256.Widen(Vector256.Create(sigmoids.Slice(i, Vector256<float>.Count)) & inside);
-                total += low + high;
+                var bits = Vector256.GreaterThan(Vector256.Create(values.Slice(i, Vector256<float>.Count)), Vector256<float>.Zero).ExtractMostSignificantBits();
                 if (bits == (1u << Vector256<float>.Count) - 1)
                 {
                     start = start >= 0 ? start : x0 + i;
+                    continue;
+                }
+
+                if (bits == 0 && start < 0)
+                {
                     continue;
                 }
 
@@ -247,15 +243,12 @@ internal static class TiledMask
                     }
                 }
             }
-
-            sum = Vector256.Sum(total);
         }
 
         for (; i < values.Length; i++)
         {
             if (values[i] > 0f)
             {
-                sum += sigmoids[i];
                 start = start >= 0 ? start : x0 + i;
             }
             else if (start >= 0)
@@ -268,6 +261,35 @@ internal static class TiledMask
         if (start >= 0)
         {
             runs.Add(start, x0 + values.Length);
+        }
+    }
+
+    // The sigmoids of the logits above 0, summed in float64 lane by lane (blocks outside add zeros),
+    // then the lanes and the rest in order: the sums of the loop that did runs and sums together, bit
+    // for bit. A loop of its own, without the run bookkeeping's branches and calls: the two loops apart
+    // took about half the time of the one (0.26-0.35 against 0.57-0.79 ns a pixel, 1080p rows).
+    private static double SigmoidSum(ReadOnlySpan<float> values, ReadOnlySpan<float> sigmoids)
+    {
+        var (i, sum) = (0, 0.0);
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var total = Vector256<double>.Zero;
+            for (; i <= values.Length - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                var inside = Vector256.GreaterThan(Vector256.Create(values.Slice(i, Vector256<float>.Count)), Vector256<float>.Zero);
+                var kept = Vector256.Create(sigmoids.Slice(i, Vector256<float>.Count)) & inside;
+                total += Vector256.WidenLower(kept) + Vector256.WidenUpper(kept);
+            }
+
+            sum = Vector256.Sum(total);
+        }
+
+        for (; i < values.Length; i++)
+        {
+            if (values[i] > 0f)
+            {
+                sum += sigmoids[i];
+            }
         }
 
         return sum;
