@@ -28,6 +28,7 @@ internal sealed class ComposedAxis
         GridLower = new int[resizedSize];
         GridWeights = new float[resizedSize];
         WindowStarts = new int[originalSize];
+        GridWindowStarts = new int[resizedSize];
         using var first = new BilinearAxis(maskSize, paddedSize);
         using var second = new BilinearAxis(resizedSize, originalSize);
         first.Lower[..resizedSize].CopyTo(GridLower);
@@ -48,6 +49,7 @@ internal sealed class ComposedAxis
         }
 
         FillWindows(maskSize);
+        FillGridWindows(maskSize);
     }
 
     public int OutputSize { get; }
@@ -113,6 +115,34 @@ internal sealed class ComposedAxis
             }
 
             WindowStarts[i] = inside ? start : -1;
+        }
+    }
+
+    /// <summary>
+    /// For resized-grid point r, the first of <see cref="WindowLength"/> mask indices that hold both
+    /// mask indices of grid points [r, r + WindowLength) (GridLower and GridLower + 1, unclamped), or -1.
+    /// </summary>
+    public int[] GridWindowStarts { get; }
+
+    private void FillGridWindows(int maskSize)
+    {
+        var length = WindowLength;
+        for (var r = 0; r < ResizedSize; r++)
+        {
+            GridWindowStarts[r] = -1;
+            if (maskSize < length || r + length > ResizedSize)
+            {
+                continue;
+            }
+
+            var start = Math.Min(GridLower[r], maskSize - length);
+            var inside = true;
+            for (var k = r; k < r + length && inside; k++)
+            {
+                inside = GridLower[k] >= start && GridLower[k] + 1 < start + length && GridLower[k] + 1 <= maskSize - 1;
+            }
+
+            GridWindowStarts[r] = inside ? start : -1;
         }
     }
 

@@ -41,7 +41,7 @@ internal sealed class MaskTiles : IDisposable
 
         var gridWidth = Upsampler.Columns.ResizedSize;
         var work = (long)queries * Upsampler.Rows.ResizedSize * (gridWidth + output.MaskWidth);
-        Parallel.For(0, TileRows.Count, RowParallelism.ForWork(work), () => EngineArrayPool<float>.Shared.Rent((3 * gridWidth) + output.MaskWidth), (row, _, scratch) =>
+        Parallel.For(0, TileRows.Count, RowParallelism.ForWork(work), () => EngineArrayPool<float>.Shared.Rent((2 * gridWidth) + output.MaskWidth), (row, _, scratch) =>
         {
             BoundRow(row, margins, scratch);
             return scratch;
@@ -99,27 +99,16 @@ internal sealed class MaskTiles : IDisposable
     private void BoundRow(int row, float[] margins, float[] scratch)
     {
         var gridWidth = Upsampler.Columns.ResizedSize;
-        var values = scratch.AsSpan(0, gridWidth);
-        var low = scratch.AsSpan(gridWidth, gridWidth);
-        var high = scratch.AsSpan(2 * gridWidth, gridWidth);
-        var blendScratch = scratch.AsSpan(3 * gridWidth, Output.MaskWidth);
+        var low = scratch.AsSpan(0, gridWidth);
+        var high = scratch.AsSpan(gridWidth, gridWidth);
+        var blendScratch = scratch.AsSpan(2 * gridWidth, Output.MaskWidth);
         var columns = TileColumns;
         for (var q = 0; q < Output.Queries; q++)
         {
+            // Min and Max return NaN when either side is NaN: a NaN logit leaves its tiles undecided.
             for (var r = TileRows.GridStarts[row]; r <= TileRows.GridEnds[row]; r++)
             {
-                Upsampler.ComputeGridRow(q, r, values, blendScratch);
-                if (r == TileRows.GridStarts[row])
-                {
-                    values.CopyTo(low);
-                    values.CopyTo(high);
-                }
-                else
-                {
-                    // Min and Max return NaN when either side is NaN: a NaN logit leaves its tiles undecided.
-                    TensorPrimitives.Min(low, values, low);
-                    TensorPrimitives.Max(high, values, high);
-                }
+                Upsampler.FoldGridRow(q, r, low, high, r == TileRows.GridStarts[row], blendScratch);
             }
 
             var margin = margins[q];

@@ -129,6 +129,69 @@ internal sealed class MaskUpsampler
         }
     }
 
+    /// <summary>
+    /// Folds query <paramref name="query"/>'s logits on grid row <paramref name="gridRow"/> (the values
+    /// <see cref="ComputeGridRow"/> writes, bit for bit) into running extremes per grid column: they
+    /// replace <paramref name="low"/> and <paramref name="high"/> when <paramref name="first"/>, else
+    /// lower and raise them (NaN wins either way, as <c>TensorPrimitives.Min</c> and <c>Max</c>).
+    /// Each vector of eight grid columns reads both its taps from one window of eight mask values
+    /// (<see cref="ComposedAxis.GridWindowStarts"/>), and the row is never stored.
+    /// </summary>
+    public void FoldGridRow(int query, int gridRow, Span<float> low, Span<float> high, bool first, Span<float> scratch)
+    {
+        var maskWidth = _output.MaskWidth;
+        var plane = Plane(query);
+        var blended = scratch[..maskWidth];
+        var lower = _rows.GridLower[gridRow];
+        var weight = _rows.GridWeights[gridRow];
+        var upper = Math.Min(lower + 1, _output.MaskHeight - 1);
+        TensorPrimitives.Multiply(plane.Slice(lower * maskWidth, maskWidth), 1f - weight, blended);
+        TensorPrimitives.MultiplyAdd(plane.Slice(upper * maskWidth, maskWidth), weight, blended, blended);
+        var columnLower = _columns.GridLower;
+        var columnWeights = _columns.GridWeights;
+        var c = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var windows = _columns.GridWindowStarts;
+            var one = Vector256<float>.One;
+            for (; c + Vector256<float>.Count <= low.Length; c += Vector256<float>.Count)
+            {
+                var start = windows[c];
+                if (start < 0)
+                {
+                    for (var k = c; k < c + Vector256<float>.Count; k++)
+                    {
+                        FoldGridPoint(blended, k, low, high, first);
+                    }
+
+                    continue;
+                }
+
+                var window = Vector256.Create(blended.Slice(start, Vector256<float>.Count));
+                var offsets = Vector256.Create(columnLower.AsSpan(c, Vector256<int>.Count)) - Vector256.Create(start);
+                var w = Vector256.Create(columnWeights.AsSpan(c, Vector256<float>.Count));
+                var values = ((one - w) * Vector256.ShuffleNative(window, offsets)) + (w * Vector256.ShuffleNative(window, offsets + Vector256<int>.One));
+                var lowSlice = low.Slice(c, Vector256<float>.Count);
+                var highSlice = high.Slice(c, Vector256<float>.Count);
+                if (first)
+                {
+                    values.CopyTo(lowSlice);
+                    values.CopyTo(highSlice);
+                }
+                else
+                {
+                    Vector256.Min(Vector256.Create(lowSlice), values).CopyTo(lowSlice);
+                    Vector256.Max(Vector256.Create(highSlice), values).CopyTo(highSlice);
+                }
+            }
+        }
+
+        for (; c < low.Length; c++)
+        {
+            FoldGridPoint(blended, c, low, high, first);
+        }
+    }
+
     /// <summary>One query's mask logits, [maskHeight, maskWidth].</summary>
     public ReadOnlySpan<float> Plane(int query) => _output.MaskLogits.Slice(query * _output.MaskHeight * _output.MaskWidth, _output.MaskHeight * _output.MaskWidth);
 
@@ -187,6 +250,14 @@ internal sealed class MaskUpsampler
         {
             values[p] = Pixel(blended, x0 + p, indices, weights);
         }
+    }
+
+    private void FoldGridPoint(ReadOnlySpan<float> blended, int c, Span<float> low, Span<float> high, bool first)
+    {
+        var left = _columns.GridLower[c];
+        var w = _columns.GridWeights[c];
+        var value = ((1f - w) * blended[left]) + (w * blended[Math.Min(left + 1, blended.Length - 1)]);
+        (low[c], high[c]) = first ? (value, value) : (MathF.Min(low[c], value), MathF.Max(high[c], value));
     }
 
     private static float Pixel(ReadOnlySpan<float> blended, int x, int[] indices, float[] weights)

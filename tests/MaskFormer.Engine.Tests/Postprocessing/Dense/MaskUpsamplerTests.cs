@@ -8,7 +8,8 @@ namespace MaskFormer.Engine.Tests.Postprocessing.Dense;
 /// The upsampler's windowed vector path (<see cref="MaskUpsampler.Interpolate"/>, and
 /// <see cref="MaskUpsampler.ComputePixels"/> over it) against the plain per-pixel loop of
 /// <see cref="MaskUpsampler.ComputeRow"/>: bit for bit at every start column and length, on upsampling,
-/// downsampling and mixed plans, with huge, tiny, signed-zero and subnormal logits.
+/// downsampling and mixed plans, with huge, tiny, signed-zero and subnormal logits; and the grid-row
+/// extremes of <see cref="MaskUpsampler.FoldGridRow"/> against <see cref="MaskUpsampler.ComputeGridRow"/>.
 /// </summary>
 public sealed class MaskUpsamplerTests
 {
@@ -45,6 +46,41 @@ public sealed class MaskUpsamplerTests
                 var xs = Enumerable.Range(0, width).Where(_ => random.Next(4) != 0).ToArray();
                 upsampler.ComputePixels(q, y, xs, values, scratch);
                 AssertBits([.. xs.Select(x => row[x])], values.AsSpan(0, xs.Length), $"seed {seed}, plan {plan}, query {q}, row {y}, scattered");
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Seeds))]
+    public void FoldGridRow_AnyRows_EqualsComputeGridRowsMinAndMaxBitForBit(int seed)
+    {
+        var random = new Random(seed);
+        var plan = TiledCases.Plan(random);
+        using var output = Extremes(random, plan);
+        var upsampler = new MaskUpsampler(output, plan);
+        var (gridWidth, gridHeight) = (upsampler.Columns.ResizedSize, upsampler.Rows.ResizedSize);
+        var (values, wantLow, wantHigh, low, high) = (new float[gridWidth], new float[gridWidth], new float[gridWidth], new float[gridWidth], new float[gridWidth]);
+        var scratch = new float[upsampler.ScratchLength];
+        for (var q = 0; q < output.Queries; q++)
+        {
+            for (var trial = 0; trial < 6; trial++)
+            {
+                var first = random.Next(gridHeight);
+                var last = Math.Min(gridHeight - 1, first + random.Next(6));
+                for (var r = first; r <= last; r++)
+                {
+                    upsampler.ComputeGridRow(q, r, values, scratch);
+                    for (var c = 0; c < gridWidth; c++)
+                    {
+                        (wantLow[c], wantHigh[c]) = r == first ? (values[c], values[c]) : (MathF.Min(wantLow[c], values[c]), MathF.Max(wantHigh[c], values[c]));
+                    }
+
+                    upsampler.FoldGridRow(q, r, low, high, r == first, scratch);
+                }
+
+                var context = $"seed {seed}, plan {plan}, query {q}, grid rows {first}..{last}";
+                AssertBits(wantLow, low, context + ", low");
+                AssertBits(wantHigh, high, context + ", high");
             }
         }
     }
