@@ -97,27 +97,30 @@ internal sealed class MaskUpsampler
         var columnWeights = _columns.GridWeights;
         var c = 0;
 
-        // Eight grid columns at a time from a window of eight mask columns; these values only feed
-        // bounds (with a margin), so the vector path need not match the scalar one bit for bit.
-        if (Vector256.IsHardwareAccelerated && maskWidth >= Vector256<float>.Count)
+        // Eight grid columns at a time from a window of eight mask columns (ComposedAxis.GridWindowStarts).
+        if (Vector256.IsHardwareAccelerated)
         {
-            var lanes = Vector256.Create((uint)(Vector256<float>.Count - 1));
+            var windows = _columns.GridWindowStarts;
             var one = Vector256<float>.One;
             for (; c + Vector256<float>.Count <= values.Length; c += Vector256<float>.Count)
             {
-                var left = Vector256.Create(columnLower.AsSpan(c, Vector256<int>.Count));
-                var first = Math.Min(columnLower[c], maskWidth - Vector256<float>.Count);
-                var offsets = left - Vector256.Create(first);
-                if (!Vector256.LessThanAll(offsets.AsUInt32(), lanes) || columnLower[c + Vector256<int>.Count - 1] + 1 > maskWidth - 1)
+                var start = windows[c];
+                if (start < 0)
                 {
-                    break;
+                    for (var k = c; k < c + Vector256<float>.Count; k++)
+                    {
+                        var left = columnLower[k];
+                        var weightHere = columnWeights[k];
+                        values[k] = ((1f - weightHere) * blended[left]) + (weightHere * blended[Math.Min(left + 1, maskWidth - 1)]);
+                    }
+
+                    continue;
                 }
 
-                var window = Vector256.Create(blended.Slice(first, Vector256<float>.Count));
+                var window = Vector256.Create(blended.Slice(start, Vector256<float>.Count));
+                var offsets = Vector256.Create(columnLower.AsSpan(c, Vector256<int>.Count)) - Vector256.Create(start);
                 var w = Vector256.Create(columnWeights.AsSpan(c, Vector256<float>.Count));
-                var low = Vector256.Shuffle(window, offsets);
-                var high = Vector256.Shuffle(window, offsets + Vector256<int>.One);
-                ((one - w) * low + (w * high)).CopyTo(values.Slice(c, Vector256<float>.Count));
+                (((one - w) * Vector256.ShuffleNative(window, offsets)) + (w * Vector256.ShuffleNative(window, offsets + Vector256<int>.One))).CopyTo(values.Slice(c, Vector256<float>.Count));
             }
         }
 

@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using MaskFormer.Engine.Postprocessing;
 using MaskFormer.Engine.Preprocessing;
 using MaskFormer.Engine.Sessions;
@@ -8,8 +9,9 @@ namespace MaskFormer.Engine.Tests.Postprocessing.Dense;
 /// The upsampler's windowed vector path (<see cref="MaskUpsampler.Interpolate"/>, and
 /// <see cref="MaskUpsampler.ComputePixels"/> over it) against the plain per-pixel loop of
 /// <see cref="MaskUpsampler.ComputeRow"/>: bit for bit at every start column and length, on upsampling,
-/// downsampling and mixed plans, with huge, tiny, signed-zero and subnormal logits; and the grid-row
-/// extremes of <see cref="MaskUpsampler.FoldGridRow"/> against <see cref="MaskUpsampler.ComputeGridRow"/>.
+/// downsampling and mixed plans, with huge, tiny, signed-zero and subnormal logits; and the grid rows
+/// of <see cref="MaskUpsampler.ComputeGridRow"/> and the extremes of <see cref="MaskUpsampler.FoldGridRow"/>
+/// against grid columns computed one by one.
 /// </summary>
 public sealed class MaskUpsamplerTests
 {
@@ -69,7 +71,9 @@ public sealed class MaskUpsamplerTests
                 var last = Math.Min(gridHeight - 1, first + random.Next(6));
                 for (var r = first; r <= last; r++)
                 {
+                    var want = GridRow(output, upsampler, q, r);
                     upsampler.ComputeGridRow(q, r, values, scratch);
+                    AssertBits(want, values, $"seed {seed}, plan {plan}, query {q}, grid row {r}");
                     for (var c = 0; c < gridWidth; c++)
                     {
                         (wantLow[c], wantHigh[c]) = r == first ? (values[c], values[c]) : (MathF.Min(wantLow[c], values[c]), MathF.Max(wantHigh[c], values[c]));
@@ -107,6 +111,27 @@ public sealed class MaskUpsamplerTests
         }
 
         Assert.Equal(axis.OutputSize - ComposedAxis.WindowLength + 1, covered);
+    }
+
+    // Grid row r the plain way: the two mask rows blended as the upsampler does, then each grid column
+    // from its two mask columns one by one.
+    private static float[] GridRow(ModelOutput output, MaskUpsampler upsampler, int query, int r)
+    {
+        var (maskWidth, maskHeight) = (output.MaskWidth, output.MaskHeight);
+        var plane = upsampler.Plane(query);
+        var (lower, weight) = (upsampler.Rows.GridLower[r], upsampler.Rows.GridWeights[r]);
+        var upper = Math.Min(lower + 1, maskHeight - 1);
+        var blended = new float[maskWidth];
+        TensorPrimitives.Multiply(plane.Slice(lower * maskWidth, maskWidth), 1f - weight, blended);
+        TensorPrimitives.MultiplyAdd(plane.Slice(upper * maskWidth, maskWidth), weight, blended, blended);
+        var row = new float[upsampler.Columns.ResizedSize];
+        for (var c = 0; c < row.Length; c++)
+        {
+            var (left, w) = (upsampler.Columns.GridLower[c], upsampler.Columns.GridWeights[c]);
+            row[c] = ((1f - w) * blended[left]) + (w * blended[Math.Min(left + 1, maskWidth - 1)]);
+        }
+
+        return row;
     }
 
     private static void AssertBits(ReadOnlySpan<float> want, ReadOnlySpan<float> got, string context)
