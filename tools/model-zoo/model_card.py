@@ -58,12 +58,19 @@ def main():
             lines.append(f"/usr/bin/python3 tools/model-zoo/export.py --out /tmp/tiny-shapes-prev --ckpt {prev}")
             lines.append(f"/usr/bin/python3 tools/model-zoo/onnx_to_ckpt.py --onnx /tmp/tiny-shapes-prev/model.onnx --out {init}")
         cmd = command_line(dict(x["args"], out="models/tiny-shapes"))
-        if x is tl and tl.get("averaged") and x["args"].get("ckpt_every"):
+        if x is tl and tl.get("checkpoint"):
+            cmd += f" --ckpt-every {tl['checkpoint']['every']}"   # the committed weights are one of these
+        elif x is tl and tl.get("averaged") and x["args"].get("ckpt_every"):
             cmd += f" --ckpt-every {x['args']['ckpt_every']}"   # the averaged checkpoints
         lines.append(cmd)
     final_ckpt = ta.get("ckpt_out") or os.path.join(ta.get("work_dir", "/tmp/tiny-shapes-work"), "model.pt")
     averaged = tl.get("averaged")
     average_txt = ""
+    if tl.get("checkpoint"):
+        # the weights are a periodic checkpoint of the last stage, not its end
+        final_ckpt = tl["checkpoint"]["file"]
+        average_txt = (f";\n  the weights are the last stage's checkpoint at step {tl['checkpoint']['step']} of its "
+                       f"{ta['steps']} (`--ckpt-every`), chosen on the held-out images and the clip")
     if averaged:
         lines.append(averaged["command"])
         final_ckpt = averaged["out"]
@@ -85,6 +92,14 @@ def main():
                   "the backbone features at strides\n  " + " and ".join(str(x) for x in strides)
                   + " as one token sequence (each 1x1 projected, with 2-D sine positional encodings computed\n"
                   "  from the runtime size plus a learned per-level embedding)")
+    if a.get("masked_attention"):
+        memory_txt += (";\n  from the second layer on, Mask2Former's masked attention (a query attends only to the memory\n"
+                       "  cells where the previous layer's mask for it is at least 0.5)")
+    mask_pos_txt = (", plus 2-D sine positional encodings\n  (through a learned 1x1 projection)"
+                    if a.get("mask_position") else "")
+    pad_stages = [i + 1 for i, x in enumerate(stages) if x["args"].get("pad_divisor")]
+    pad_txt = (f";\n  in stage {pad_stages[0]}, each image first zero-padded bottom/right to multiples of "
+               f"{stages[pad_stages[0] - 1]['args']['pad_divisor']}, as inference pads it (`--pad-divisor`)" if pad_stages else "")
     weak = ("Things PQ is the weak figure: most misses are two nearby things of one class under one query, or a\n"
             "thing no query's mask covers well, rather than a wrong class; the training curve and what was\n"
             "tried are in `tools/model-zoo/README.md`." if full["pq_things"] < 0.75 else
@@ -143,7 +158,8 @@ mean over categories. Full definitions and per-image intersection/union arrays:
   per-pixel embeddings (mask_dim {a['mask_dim']})
 * transformer decoder: {a['dec_layers']} DETR post-norm layers, d_model {a['d_model']}, {a['nheads']} heads,
   FFN {a['dim_feedforward']}, {a['num_queries']} learnable queries, cross-attention to {memory_txt}
-* heads: 3-layer MLP mask embedding, mask logits = einsum("bqc,bchw->bqhw") at stride 4;
+* heads: 3-layer MLP mask embedding, mask logits = einsum("bqc,bchw->bqhw") at stride 4 over the
+  per-pixel embeddings{mask_pos_txt};
   {class_head}
 
 ## Training
@@ -154,7 +170,7 @@ mean over categories. Full definitions and per-image intersection/union arrays:
   contrasting with the background + noise; a later thing hides at most {D.MAX_HIDDEN:.0%} of an earlier one);
   sizes 96..200 px, never multiples of 32
 * input: the pre-processing contract above, then a random {ta['crop']}x{ta['crop']} crop (zero / void padding when
-  smaller) and a random horizontal flip
+  smaller) and a random horizontal flip{pad_txt}
 * loss: Hungarian matching (cost: {w_ce} x -p(class) + 20 x focal + 1 x dice, at mask resolution);
   {w_ce} x cross-entropy over K+1 classes ("no object" weight 0.1) + 20 x sigmoid focal + 1 x dice on
   the matched masks (upsampled bilinearly to {loss_size}, against area-averaged target masks); deep

@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dataset as D  # noqa: E402
 from losses import SetCriterion  # noqa: E402
 from model import MaskFormer, ModelConfig, num_parameters  # noqa: E402
-from preprocess import DEFAULT_CONFIG, preprocess  # noqa: E402
+from preprocess import DEFAULT_CONFIG, padded_size, preprocess  # noqa: E402
 
 
 def _gen(i):
@@ -47,14 +47,19 @@ def build_cache(n: int, path: str, workers: int):
     return data
 
 
-def make_example(item, crop: int, rng: np.random.Generator):
-    """Pre-process exactly like inference, then a random crop (padding with 0 / void) and flip."""
+def make_example(item, crop: int, rng: np.random.Generator, pad_divisor: int = 0):
+    """Pre-process exactly like inference, then a random crop (padding with 0 / void) and flip.
+
+    With pad_divisor, the image is first zero-padded bottom/right to multiples of it, as inference pads
+    to the processor's size_divisor, so crops that reach the right or bottom edge show the model the
+    padding it meets at inference (void: no loss there)."""
     image, pan, seg2cat = item
     x, (rh, rw) = preprocess(image, DEFAULT_CONFIG)
     x = x[0, :, :rh, :rw]
     p = F.interpolate(torch.from_numpy(pan.astype(np.float32))[None, None], size=(rh, rw), mode="nearest")[0, 0]
     p = p.to(torch.int64)
-    ph, pw = max(rh, crop), max(rw, crop)
+    ph, pw = (padded_size(rh, rw, pad_divisor) if pad_divisor else (rh, rw))
+    ph, pw = max(ph, crop), max(pw, crop)
     if (ph, pw) != (rh, rw):
         x = F.pad(x, (0, pw - rw, 0, ph - rh), value=0.0)
         p = F.pad(p, (0, pw - rw, 0, ph - rh), value=0)   # 0 = void
@@ -89,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--steps", type=int, default=3600)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--pad-divisor", type=int, default=0,
+                    help="zero-pad each training image bottom/right to multiples of this before cropping, as "
+                         "inference pads to size_divisor (32), so the model sees that padding; 0 = off")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--weight-decay", type=float, default=1e-4)
     ap.add_argument("--warmup", type=int, default=200)
@@ -127,7 +135,8 @@ def command_line(args: dict) -> str:
     parts = [f"/usr/bin/python3 tools/model-zoo/train.py --out {args['out']}"]
     for k, v in args.items():
         if k in defaults and v != defaults[k] and k not in ("ckpt_every", "out"):
-            parts.append(f"--{k.replace('_', '-')} {v}")
+            # store_true switches take no value
+            parts.append(f"--{k.replace('_', '-')}" if v is True else f"--{k.replace('_', '-')} {v}")
     return " ".join(parts)
 
 
@@ -211,7 +220,7 @@ def main():
     run = {}
     for step in range(args.steps):
         idx = order[step * args.batch:(step + 1) * args.batch]
-        xs, tgts = zip(*(make_example(data[i], args.crop, rng) for i in idx))
+        xs, tgts = zip(*(make_example(data[i], args.crop, rng, args.pad_divisor) for i in idx))
         x = torch.stack(xs)
         for g in opt.param_groups:
             g["lr"] = lr_at(step) * g["lr_scale"]
