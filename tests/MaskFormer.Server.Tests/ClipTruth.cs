@@ -74,6 +74,76 @@ internal sealed record ClipTruth(string Folder, IReadOnlyList<ClipTruth.Frame> F
     }
 
     /// <summary>
+    /// For each frame, each predicted segment that covers at least half of one or more ground-truth objects:
+    /// those objects (track ids). A segment covering two is the model drawing both as one.
+    /// </summary>
+    public IReadOnlyList<Dictionary<int, HashSet<int>>> CoveredObjects(IReadOnlyList<int[]> predictedSegmentIds)
+    {
+        var covered = new List<Dictionary<int, HashSet<int>>>();
+        foreach (var (frame, predicted) in Frames.Zip(predictedSegmentIds))
+        {
+            var (truth, _, _) = ReadSegmentIds(File.ReadAllBytes(Path.Combine(Folder, frame.PanopticFile)));
+            var bySegment = new Dictionary<int, HashSet<int>>();
+            foreach (var (track, segment) in frame.Objects)
+            {
+                var inside = new Dictionary<int, int>();
+                var area = 0;
+                for (var i = 0; i < truth.Length; i++)
+                {
+                    if (truth[i] == segment)
+                    {
+                        area++;
+                        inside[predicted[i]] = inside.GetValueOrDefault(predicted[i]) + 1;
+                    }
+                }
+
+                foreach (var (p, count) in inside)
+                {
+                    if (p != 0 && count * 2 >= area)
+                    {
+                        (bySegment.TryGetValue(p, out var objects) ? objects : bySegment[p] = []).Add(track);
+                    }
+                }
+            }
+
+            covered.Add(bySegment);
+        }
+
+        return covered;
+    }
+
+    /// <summary>
+    /// Ids that passed from one object to another without the model ever drawing the two as one segment
+    /// under that id (see <see cref="CoveredObjects"/>), counted once per extra object: a hand-over the
+    /// masks do not explain, which is the tracker's fault rather than the model's.
+    /// </summary>
+    public int CountUnmergedIdTransfers(IReadOnlyList<Dictionary<int, int>> matches, IReadOnlyList<Dictionary<int, HashSet<int>>> covered, Func<int, int, int> trackOf)
+    {
+        var objectsOf = new Dictionary<int, HashSet<int>>();
+        for (var f = 0; f < Frames.Count; f++)
+        {
+            foreach (var (track, segment) in matches[f])
+            {
+                var id = trackOf(f, segment);
+                (objectsOf.TryGetValue(id, out var objects) ? objects : objectsOf[id] = []).Add(track);
+            }
+        }
+
+        var unmerged = 0;
+        foreach (var (id, objects) in objectsOf.Where(o => o.Value.Count > 1))
+        {
+            // The pairs of objects one segment carrying this id covered together in some frame.
+            var merged = Enumerable.Range(0, Frames.Count)
+                .SelectMany(f => covered[f].Where(c => trackOf(f, c.Key) == id).Select(c => c.Value))
+                .Where(o => o.Count > 1).ToArray();
+            unmerged += objects.Count(o => !merged.Any(m => m.Contains(o) && m.Overlaps(objects.Where(other => other != o))));
+            unmerged -= objects.All(o => !merged.Any(m => m.Contains(o))) ? 1 : 0;
+        }
+
+        return unmerged;
+    }
+
+    /// <summary>
     /// For each frame, each ground-truth object's instance: of the instances with a mask IoU above 0.5 with
     /// the object's mask, the one with the highest, as an index into <paramref name="instances"/>.
     /// </summary>
