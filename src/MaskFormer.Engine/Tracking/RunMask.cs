@@ -41,30 +41,9 @@ internal sealed class RunMask
     /// <summary>The non-zero pixels of <paramref name="mask"/> inside <paramref name="box"/>.</summary>
     public static RunMask FromBinary(BinaryMask mask, PixelBox box, long area)
     {
-        var builder = new Builder(box);
-        for (var r = 0; r < box.Height; r++)
-        {
-            var row = mask.Row(box.Y + r).Slice(box.X, box.Width);
-            var x = 0;
-            while (x < row.Length)
-            {
-                var start = row[x..].IndexOfAnyExcept((byte)0);
-                if (start < 0)
-                {
-                    break;
-                }
-
-                start += x;
-                var length = row[start..].IndexOf((byte)0);
-                var end = length < 0 ? row.Length : start + length;
-                builder.Add(box.X + start, box.X + end);
-                x = end;
-            }
-
-            builder.EndRow();
-        }
-
-        return builder.Build(area);
+        // Read as an instance's runs are, so there is one scan of a binary mask's rows.
+        using var runs = MaskRuns.FromBinary(mask, box);
+        return FromRuns(runs, box, area);
     }
 
     /// <summary>The runs of <paramref name="runs"/> inside <paramref name="box"/> (all of them, for an instance's box).</summary>
