@@ -118,26 +118,8 @@ public sealed class CocoRleTests
     [MemberData(nameof(Seeds))]
     public void Encode_BlobsInTheirBox_SameRunsAsTheColumnMajorReference(int seed)
     {
-        var random = new Random(seed);
-        var (height, width) = (random.Next(1, 40), random.Next(1, 40));
-        using var mask = new BinaryMask(width, height);
-        var box = new PixelBox.Builder();
-        var (cx, cy, r) = (random.Next(width), random.Next(height), random.Next(1, 20));
-        var density = random.NextDouble();
-        for (var y = 0; y < height; y++)
-        {
-            for (var x = 0; x < width; x++)
-            {
-                // Seeds that are multiples of 5 fill the whole image, so runs cross column ends.
-                var inside = seed % 5 == 0 || (((x - cx) * (x - cx)) + ((y - cy) * (y - cy)) <= r * r);
-                if (inside && random.NextDouble() < density + 0.3)
-                {
-                    mask.Row(y)[x] = 1;
-                    box.Add(x, y);
-                }
-            }
-        }
-
+        var (mask, box) = RandomBlob(seed);
+        using var owned = mask;
         var expected = ReferenceEncode(mask);
 
         Assert.Equal(expected, CocoRle.Encode(mask, box.Build()));
@@ -148,25 +130,9 @@ public sealed class CocoRleTests
     [MemberData(nameof(Seeds))]
     public void Encode_RowRuns_SameRunsAsTheColumnMajorReferenceAndDecodesToTheMask(int seed)
     {
-        var random = new Random(seed);
-        var (height, width) = (random.Next(1, 40), random.Next(1, 40));
-        using var mask = new BinaryMask(width, height);
-        var box = new PixelBox.Builder();
-        var (cx, cy, r) = (random.Next(width), random.Next(height), random.Next(1, 20));
-        var density = random.NextDouble();
-        for (var y = 0; y < height; y++)
-        {
-            for (var x = 0; x < width; x++)
-            {
-                // Seeds that are multiples of 5 fill the whole image, so runs cross column ends.
-                var inside = seed % 5 == 0 || (((x - cx) * (x - cx)) + ((y - cy) * (y - cy)) <= r * r);
-                if (inside && random.NextDouble() < density + 0.3)
-                {
-                    mask.Row(y)[x] = 1;
-                    box.Add(x, y);
-                }
-            }
-        }
+        var (mask, box) = RandomBlob(seed);
+        using var owned = mask;
+        var (height, width) = (mask.Height, mask.Width);
 
         using var runs = MaskRuns.FromBinary(mask);
         using var instance = new InstanceMask(0, 1f, 0, box.Build(), runs.Copy());
@@ -192,6 +158,32 @@ public sealed class CocoRleTests
         using var instance = new InstanceMask(0, 1f, 3, new PixelBox(0, 0, 2, 2), Mask(3, 2, [0, 1, 1, 1, 0, 0]));
 
         Assert.Equal([1u, 1u, 1u, 2u, 1u], CocoRle.Encode(instance));
+    }
+
+    // A speckled disc (or, for seeds that are multiples of 5, the whole image) at a seeded size and place.
+    private static (BinaryMask Mask, PixelBox.Builder Box) RandomBlob(int seed)
+    {
+        var random = new Random(seed);
+        var (height, width) = (random.Next(1, 40), random.Next(1, 40));
+        var mask = new BinaryMask(width, height);
+        var box = new PixelBox.Builder();
+        var (cx, cy, r) = (random.Next(width), random.Next(height), random.Next(1, 20));
+        var density = random.NextDouble();
+        for (var y = 0; y < height; y++)
+        {
+            for (var x = 0; x < width; x++)
+            {
+                // Seeds that are multiples of 5 fill the whole image, so runs cross column ends.
+                var inside = seed % 5 == 0 || (((x - cx) * (x - cx)) + ((y - cy) * (y - cy)) <= r * r);
+                if (inside && random.NextDouble() < density + 0.3)
+                {
+                    mask.Row(y)[x] = 1;
+                    box.Add(x, y);
+                }
+            }
+        }
+
+        return (mask, box);
     }
 
     // pycocotools' rleEncode in plain loops: walk the pixels column by column and count runs.
