@@ -86,13 +86,7 @@ internal sealed class MaskUpsampler
     public void ComputeGridRow(int query, int gridRow, Span<float> values, Span<float> scratch)
     {
         var maskWidth = _output.MaskWidth;
-        var plane = Plane(query);
-        var blended = scratch[..maskWidth];
-        var lower = _rows.GridLower[gridRow];
-        var weight = _rows.GridWeights[gridRow];
-        var upper = Math.Min(lower + 1, _output.MaskHeight - 1);
-        TensorPrimitives.Multiply(plane.Slice(lower * maskWidth, maskWidth), 1f - weight, blended);
-        TensorPrimitives.MultiplyAdd(plane.Slice(upper * maskWidth, maskWidth), weight, blended, blended);
+        var blended = BlendGridRow(query, gridRow, scratch);
         var columnLower = _columns.GridLower;
         var columnWeights = _columns.GridWeights;
         var c = 0;
@@ -142,14 +136,7 @@ internal sealed class MaskUpsampler
     /// </summary>
     public void FoldGridRow(int query, int gridRow, Span<float> low, Span<float> high, bool first, Span<float> scratch)
     {
-        var maskWidth = _output.MaskWidth;
-        var plane = Plane(query);
-        var blended = scratch[..maskWidth];
-        var lower = _rows.GridLower[gridRow];
-        var weight = _rows.GridWeights[gridRow];
-        var upper = Math.Min(lower + 1, _output.MaskHeight - 1);
-        TensorPrimitives.Multiply(plane.Slice(lower * maskWidth, maskWidth), 1f - weight, blended);
-        TensorPrimitives.MultiplyAdd(plane.Slice(upper * maskWidth, maskWidth), weight, blended, blended);
+        var blended = BlendGridRow(query, gridRow, scratch);
         var columnLower = _columns.GridLower;
         var columnWeights = _columns.GridWeights;
         var c = 0;
@@ -193,6 +180,20 @@ internal sealed class MaskUpsampler
         {
             FoldGridPoint(blended, c, low, high, first);
         }
+    }
+
+    // One query's mask row at a resized-grid row: its two mask rows blended at the row's weight, in scratch.
+    private Span<float> BlendGridRow(int query, int gridRow, Span<float> scratch)
+    {
+        var maskWidth = _output.MaskWidth;
+        var plane = Plane(query);
+        var blended = scratch[..maskWidth];
+        var lower = _rows.GridLower[gridRow];
+        var weight = _rows.GridWeights[gridRow];
+        var upper = Math.Min(lower + 1, _output.MaskHeight - 1);
+        TensorPrimitives.Multiply(plane.Slice(lower * maskWidth, maskWidth), 1f - weight, blended);
+        TensorPrimitives.MultiplyAdd(plane.Slice(upper * maskWidth, maskWidth), weight, blended, blended);
+        return blended;
     }
 
     /// <summary>One query's mask logits, [maskHeight, maskWidth].</summary>
