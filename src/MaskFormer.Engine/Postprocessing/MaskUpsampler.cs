@@ -45,14 +45,12 @@ internal sealed class MaskUpsampler
     /// <summary>Writes query <paramref name="query"/>'s mask logits for output row <paramref name="y"/>.</summary>
     public void ComputeRow(int query, int y, Span<float> row, Span<float> scratch)
     {
-        var blended = BlendRows(query, y, scratch);
+        var blended = BlendRow(query, y, scratch);
         var indices = _columns.Indices;
         var weights = _columns.Weights;
         for (var x = 0; x < row.Length; x++)
         {
-            var i = x * ComposedAxis.Taps;
-            row[x] = (weights[i] * blended[indices[i]]) + (weights[i + 1] * blended[indices[i + 1]])
-                + (weights[i + 2] * blended[indices[i + 2]]) + (weights[i + 3] * blended[indices[i + 3]]);
+            row[x] = Pixel(blended, x, indices, weights);
         }
     }
 
@@ -63,7 +61,7 @@ internal sealed class MaskUpsampler
     /// </summary>
     public void ComputePixels(int query, int y, ReadOnlySpan<int> xs, Span<float> values, Span<float> scratch)
     {
-        var blended = BlendRows(query, y, scratch);
+        var blended = BlendRow(query, y, scratch);
         var k = 0;
         while (k < xs.Length)
         {
@@ -85,44 +83,32 @@ internal sealed class MaskUpsampler
     /// </summary>
     public void ComputeGridRow(int query, int gridRow, Span<float> values, Span<float> scratch)
     {
-        var maskWidth = _output.MaskWidth;
         var blended = BlendGridRow(query, gridRow, scratch);
-        var columnLower = _columns.GridLower;
-        var columnWeights = _columns.GridWeights;
         var c = 0;
 
         // Eight grid columns at a time from a window of eight mask columns (ComposedAxis.GridWindowStarts).
         if (Vector256.IsHardwareAccelerated)
         {
             var windows = _columns.GridWindowStarts;
-            var one = Vector256<float>.One;
             for (; c + Vector256<float>.Count <= values.Length; c += Vector256<float>.Count)
             {
-                var start = windows[c];
-                if (start < 0)
+                if (windows[c] < 0)
                 {
                     for (var k = c; k < c + Vector256<float>.Count; k++)
                     {
-                        var left = columnLower[k];
-                        var weightHere = columnWeights[k];
-                        values[k] = ((1f - weightHere) * blended[left]) + (weightHere * blended[Math.Min(left + 1, maskWidth - 1)]);
+                        values[k] = GridPoint(blended, k);
                     }
 
                     continue;
                 }
 
-                var window = Vector256.Create(blended.Slice(start, Vector256<float>.Count));
-                var offsets = Vector256.Create(columnLower.AsSpan(c, Vector256<int>.Count)) - Vector256.Create(start);
-                var w = Vector256.Create(columnWeights.AsSpan(c, Vector256<float>.Count));
-                (((one - w) * Vector256.ShuffleNative(window, offsets)) + (w * Vector256.ShuffleNative(window, offsets + Vector256<int>.One))).CopyTo(values.Slice(c, Vector256<float>.Count));
+                GridVector(blended, windows[c], c).CopyTo(values.Slice(c, Vector256<float>.Count));
             }
         }
 
         for (; c < values.Length; c++)
         {
-            var left = columnLower[c];
-            var w = columnWeights[c];
-            values[c] = ((1f - w) * blended[left]) + (w * blended[Math.Min(left + 1, maskWidth - 1)]);
+            values[c] = GridPoint(blended, c);
         }
     }
 
@@ -137,17 +123,13 @@ internal sealed class MaskUpsampler
     public void FoldGridRow(int query, int gridRow, Span<float> low, Span<float> high, bool first, Span<float> scratch)
     {
         var blended = BlendGridRow(query, gridRow, scratch);
-        var columnLower = _columns.GridLower;
-        var columnWeights = _columns.GridWeights;
         var c = 0;
         if (Vector256.IsHardwareAccelerated)
         {
             var windows = _columns.GridWindowStarts;
-            var one = Vector256<float>.One;
             for (; c + Vector256<float>.Count <= low.Length; c += Vector256<float>.Count)
             {
-                var start = windows[c];
-                if (start < 0)
+                if (windows[c] < 0)
                 {
                     for (var k = c; k < c + Vector256<float>.Count; k++)
                     {
@@ -157,10 +139,7 @@ internal sealed class MaskUpsampler
                     continue;
                 }
 
-                var window = Vector256.Create(blended.Slice(start, Vector256<float>.Count));
-                var offsets = Vector256.Create(columnLower.AsSpan(c, Vector256<int>.Count)) - Vector256.Create(start);
-                var w = Vector256.Create(columnWeights.AsSpan(c, Vector256<float>.Count));
-                var values = ((one - w) * Vector256.ShuffleNative(window, offsets)) + (w * Vector256.ShuffleNative(window, offsets + Vector256<int>.One));
+                var values = GridVector(blended, windows[c], c);
                 var lowSlice = low.Slice(c, Vector256<float>.Count);
                 var highSlice = high.Slice(c, Vector256<float>.Count);
                 if (first)
@@ -198,12 +177,6 @@ internal sealed class MaskUpsampler
 
     /// <summary>One query's mask logits, [maskHeight, maskWidth].</summary>
     public ReadOnlySpan<float> Plane(int query) => _output.MaskLogits.Slice(query * _output.MaskHeight * _output.MaskWidth, _output.MaskHeight * _output.MaskWidth);
-
-    /// <summary>
-    /// Blends the mask rows of output row <paramref name="y"/> into <paramref name="scratch"/>; the
-    /// result feeds <see cref="Interpolate"/> for any columns of that row.
-    /// </summary>
-    public ReadOnlySpan<float> BlendRow(int query, int y, Span<float> scratch) => BlendRows(query, y, scratch);
 
     /// <summary>
     /// Output columns [<paramref name="x0"/>, x0 + values.Length) from a row of <see cref="BlendRow"/>,
@@ -258,10 +231,26 @@ internal sealed class MaskUpsampler
 
     private void FoldGridPoint(ReadOnlySpan<float> blended, int c, Span<float> low, Span<float> high, bool first)
     {
+        var value = GridPoint(blended, c);
+        (low[c], high[c]) = first ? (value, value) : (MathF.Min(low[c], value), MathF.Max(high[c], value));
+    }
+
+    // Grid column c of a blended grid row: its two mask columns at the column's weight.
+    private float GridPoint(ReadOnlySpan<float> blended, int c)
+    {
         var left = _columns.GridLower[c];
         var w = _columns.GridWeights[c];
-        var value = ((1f - w) * blended[left]) + (w * blended[Math.Min(left + 1, blended.Length - 1)]);
-        (low[c], high[c]) = first ? (value, value) : (MathF.Min(low[c], value), MathF.Max(high[c], value));
+        return ((1f - w) * blended[left]) + (w * blended[Math.Min(left + 1, blended.Length - 1)]);
+    }
+
+    // Grid columns [c, c + 8) as GridPoint gives them, bit for bit: both taps from the window of eight
+    // mask values at `start` (ComposedAxis.GridWindowStarts), the same float32 operations in order.
+    private Vector256<float> GridVector(ReadOnlySpan<float> blended, int start, int c)
+    {
+        var window = Vector256.Create(blended.Slice(start, Vector256<float>.Count));
+        var offsets = Vector256.Create(_columns.GridLower.AsSpan(c, Vector256<int>.Count)) - Vector256.Create(start);
+        var w = Vector256.Create(_columns.GridWeights.AsSpan(c, Vector256<float>.Count));
+        return ((Vector256<float>.One - w) * Vector256.ShuffleNative(window, offsets)) + (w * Vector256.ShuffleNative(window, offsets + Vector256<int>.One));
     }
 
     private static float Pixel(ReadOnlySpan<float> blended, int x, int[] indices, float[] weights)
@@ -271,7 +260,11 @@ internal sealed class MaskUpsampler
             + (weights[i + 2] * blended[indices[i + 2]]) + (weights[i + 3] * blended[indices[i + 3]]);
     }
 
-    private Span<float> BlendRows(int query, int y, Span<float> scratch)
+    /// <summary>
+    /// Blends the mask rows of output row <paramref name="y"/> into <paramref name="scratch"/>; the
+    /// result feeds <see cref="Interpolate"/> for any columns of that row.
+    /// </summary>
+    public Span<float> BlendRow(int query, int y, Span<float> scratch)
     {
         var maskWidth = _output.MaskWidth;
         var plane = _output.MaskLogits.Slice(query * _output.MaskHeight * maskWidth, _output.MaskHeight * maskWidth);
