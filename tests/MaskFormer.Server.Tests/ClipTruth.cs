@@ -114,7 +114,7 @@ internal sealed record ClipTruth(string Folder, IReadOnlyList<ClipTruth.Frame> F
 
     /// <summary>
     /// Ids that passed from one object to another without the model ever drawing the two as one segment
-    /// under that id (see <see cref="CoveredObjects"/>), counted once per extra object: a hand-over the
+    /// under that id (see <see cref="CoveredObjects"/>), counted once per extra group of objects that segments under the id joined: a hand-over the
     /// masks do not explain, which is the tracker's fault rather than the model's.
     /// </summary>
     public int CountUnmergedIdTransfers(IReadOnlyList<Dictionary<int, int>> matches, IReadOnlyList<Dictionary<int, HashSet<int>>> covered, Func<int, int, int> trackOf)
@@ -132,12 +132,24 @@ internal sealed record ClipTruth(string Folder, IReadOnlyList<ClipTruth.Frame> F
         var unmerged = 0;
         foreach (var (id, objects) in objectsOf.Where(o => o.Value.Count > 1))
         {
-            // The pairs of objects one segment carrying this id covered together in some frame.
-            var merged = Enumerable.Range(0, Frames.Count)
-                .SelectMany(f => covered[f].Where(c => trackOf(f, c.Key) == id).Select(c => c.Value))
-                .Where(o => o.Count > 1).ToArray();
-            unmerged += objects.Count(o => !merged.Any(m => m.Contains(o) && m.Overlaps(objects.Where(other => other != o))));
-            unmerged -= objects.All(o => !merged.Any(m => m.Contains(o))) ? 1 : 0;
+            // Objects one segment carrying this id covered together in some frame are one group; each
+            // group beyond the first is a hand-over no merge explains.
+            var groups = objects.Select(o => new HashSet<int> { o }).ToList();
+            var merges = Enumerable.Range(0, Frames.Count)
+                .SelectMany(f => covered[f].Where(c => trackOf(f, c.Key) == id).Select(c => c.Value));
+            foreach (var merged in merges)
+            {
+                var joined = groups.Where(g => g.Overlaps(merged)).ToList();
+                if (joined.Count < 2)
+                {
+                    continue;
+                }
+
+                groups.RemoveAll(joined.Contains);
+                groups.Add([.. joined.SelectMany(g => g)]);
+            }
+
+            unmerged += groups.Count - 1;
         }
 
         return unmerged;
