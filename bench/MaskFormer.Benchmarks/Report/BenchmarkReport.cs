@@ -43,7 +43,8 @@ internal static class BenchmarkReport
         var results = new List<CellResult>();
         var rss = new List<(int Requests, long Bytes)>();
         var inference = InferenceSettings(settings.ServerArguments);
-        var threads = inference.IntraOpThreads > 0 ? inference.IntraOpThreads : Environment.ProcessorCount;
+        var layout = RawLayout.ForService(inference);
+        RawLayout[] rawLayouts = layout.Sessions == RawLayout.PerCore.Sessions && layout.Threads == 1 ? [layout] : [layout, RawLayout.PerCore];
         var phases = new List<(string Phase, double Seconds)>();
         foreach (var (name, folder, baseImage, _) in models)
         {
@@ -58,9 +59,12 @@ internal static class BenchmarkReport
             for (var round = 1; round <= settings.Rounds; round++)
             {
                 Console.WriteLine($"{name}, round {round}: raw ONNX Runtime (load {MachineInfo.LoadAverage()})");
-                foreach (var batch in settings.RawBatches)
+                foreach (var rawLayout in rawLayouts)
                 {
-                    results.Add(Report(RawOrtRunner.Measure(name, modelFolder, baseImage, inference, threads, batch, duration, round)));
+                    foreach (var batch in settings.RawBatches)
+                    {
+                        results.Add(Report(RawOrtRunner.Measure(name, modelFolder, baseImage, inference, rawLayout, batch, duration, round)));
+                    }
                 }
 
                 Console.WriteLine($"{name}, round {round}: service over gRPC");
@@ -98,7 +102,7 @@ internal static class BenchmarkReport
         var charts = models.SelectMany(m => Charts.Write(results, m.Name, settings.ResultsDirectory)).ToArray();
         var markdown = Path.Combine(settings.OutputDirectory, "BENCHMARKS.md");
         var inputs = models.Select(m => (m.Name, m.BaseImageName)).ToArray();
-        await File.WriteAllTextAsync(markdown, MarkdownReport.Write(settings, run, inference, threads, results, rss, inputs, csv, charts), token);
+        await File.WriteAllTextAsync(markdown, MarkdownReport.Write(settings, run, inference, layout, results, rss, inputs, csv, charts), token);
         Console.WriteLine($"wrote {markdown}, {csv} and {charts.Length} charts");
 
         var failed = results.Where(r => r.Errors > 0 || r.Images == 0).ToArray();
@@ -146,7 +150,7 @@ internal static class BenchmarkReport
 
     private static CellResult Report(CellResult cell)
     {
-        Console.WriteLine($"  {cell.Scenario,-9} {cell.Tasks,-8} x{cell.Concurrency,-2} {cell.ImagesPerSecond,8:F1} img/s  cpu {cell.CpuMsPerImage,7:F1} ms/img  p50 {cell.LatencyP50Ms,7:F1} ms  infer {cell.InferenceMsPerImage,6:F1}  post {cell.PostprocessMs,6:F1}  enc {cell.EncodeMs,5:F1}  batch {cell.MeanBatch:F2}{(cell.Errors > 0 ? $"  ERRORS {cell.Errors}" : "")}");
+        Console.WriteLine($"  {(cell.Sessions > 0 ? $"raw {cell.Sessions}x{cell.Threads}t" : cell.Scenario),-9} {cell.Tasks,-8} x{cell.Concurrency,-2} {cell.ImagesPerSecond,8:F1} img/s  cpu {cell.CpuMsPerImage,7:F1} ms/img  p50 {cell.LatencyP50Ms,7:F1} ms  infer {cell.InferenceMsPerImage,6:F1}  post {cell.PostprocessMs,6:F1}  enc {cell.EncodeMs,5:F1}  batch {cell.MeanBatch:F2}{(cell.Errors > 0 ? $"  ERRORS {cell.Errors}" : "")}");
         return cell;
     }
 }

@@ -5,7 +5,7 @@ internal sealed record CellResult
 {
     public required string Model { get; init; }
 
-    /// <summary>raw-ort, unary, stream, or size-512 / size-1080 (unary at concurrency 1 on that image).</summary>
+    /// <summary>raw-ort (laid out as the service), raw-ort-per-core, unary, stream, or size-512 / size-1080 (unary at concurrency 1 on that image).</summary>
     public required string Scenario { get; init; }
 
     /// <summary>"all" (semantic + instance + panoptic) or "semantic".</summary>
@@ -43,9 +43,15 @@ internal sealed record CellResult
 
     public int Errors { get; init; }
 
-    public static string CsvHeader => "model,scenario,tasks,concurrency,round,images,seconds,images_per_s,cpu_ms_per_image,latency_p50_ms,latency_p95_ms,inference_ms_per_image,postprocess_ms,encode_ms,mean_batch,errors,cell_wall_s";
+    /// <summary>Raw cells: ONNX Runtime sessions run side by side, one caller each (the service's cells: 0).</summary>
+    public int Sessions { get; init; }
 
-    public string ToCsv() => string.Join(',', Model, Scenario, Tasks, I(Concurrency), I(Round), I(Images), F(Seconds), F(ImagesPerSecond), F(CpuMsPerImage), F(LatencyP50Ms), F(LatencyP95Ms), F(InferenceMsPerImage), F(PostprocessMs), F(EncodeMs), F(MeanBatch), I(Errors), F(WallSeconds));
+    /// <summary>Raw cells: intra-op threads per session.</summary>
+    public int Threads { get; init; }
+
+    public static string CsvHeader => "model,scenario,tasks,concurrency,round,images,seconds,images_per_s,cpu_ms_per_image,latency_p50_ms,latency_p95_ms,inference_ms_per_image,postprocess_ms,encode_ms,mean_batch,errors,cell_wall_s,raw_sessions,raw_threads";
+
+    public string ToCsv() => string.Join(',', Model, Scenario, Tasks, I(Concurrency), I(Round), I(Images), F(Seconds), F(ImagesPerSecond), F(CpuMsPerImage), F(LatencyP50Ms), F(LatencyP95Ms), F(InferenceMsPerImage), F(PostprocessMs), F(EncodeMs), F(MeanBatch), I(Errors), F(WallSeconds), I(Sessions), I(Threads));
 
     private static string I(int value) => value.ToString(System.Globalization.CultureInfo.InvariantCulture);
 

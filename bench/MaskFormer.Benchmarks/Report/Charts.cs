@@ -25,7 +25,7 @@ internal static class Charts
             latency.Add.Scatter(positions, p50).LegendText = name;
         }
 
-        var raw = results.Where(r => r.Model == model && r.Scenario == "raw-ort").GroupBy(r => r.Concurrency)
+        var raw = results.Where(r => r.Model == model && r.Scenario == RawLayout.AsService).GroupBy(r => r.Concurrency)
             .Select(g => (Batch: g.Key, Rate: Stats.Median(g.Select(r => r.ImagesPerSecond)), Latency: Stats.Median(g.Select(r => r.LatencyP50Ms)))).ToArray();
         foreach (var (batch, rate, runLatency) in raw.Where(r => r.Batch == 1 || r.Rate == raw.Max(x => x.Rate)).DistinctBy(r => r.Batch))
         {
@@ -38,6 +38,15 @@ internal static class Charts
                 runLine.LegendText = "raw ONNX Runtime, one run (batch 1)";
                 runLine.LinePattern = LinePattern.Dashed;
             }
+        }
+
+        var perCore = results.Where(r => r.Model == model && r.Scenario == RawLayout.SessionPerCore).GroupBy(r => r.Concurrency)
+            .Select(g => (Batch: g.Key, Rate: Stats.Median(g.Select(r => r.ImagesPerSecond)), Sessions: g.First().Sessions)).OrderByDescending(r => r.Rate).ToArray();
+        if (perCore.Length > 0)
+        {
+            var line = throughput.Add.HorizontalLine(perCore[0].Rate);
+            line.LegendText = $"raw ONNX Runtime, {perCore[0].Sessions} one-thread sessions, batch {perCore[0].Batch} (reference)";
+            line.LinePattern = LinePattern.Dotted;
         }
 
         Directory.CreateDirectory(directory);

@@ -11,7 +11,7 @@ internal static class MarkdownReport
         ReportSettings settings,
         RunInfo run,
         InferenceOptions inference,
-        int threads,
+        RawLayout layout,
         IReadOnlyList<CellResult> results,
         IReadOnlyList<(int Requests, long Bytes)> rss,
         IReadOnlyList<(string Model, string Image)> inputs,
@@ -41,7 +41,7 @@ internal static class MarkdownReport
             Line(text);
         }
 
-        Line(text, $"Service settings (as the server runs by default{(settings.ServerArguments.Count > 0 ? $", plus `{string.Join(' ', settings.ServerArguments)}`" : "")}): one CPU session, {threads} intra-op threads, spinning {(inference.AllowSpinning ? "on" : "off")}, max batch {inference.MaxBatchSize}, queue delay {inference.MaxQueueDelay.TotalMilliseconds:F0} ms. Raw ONNX Runtime uses the same session options (`SessionFactory.CreateCpuOptions`), one caller, a pre-built tensor. The service runs in its own process (`MaskFormer.Server.dll`) and is called over loopback gRPC by a light client (pre-encoded images, one HTTP/2 channel); its CPU is the server process's own. {settings.Rounds} round(s). Each service cell is measured in steady state: its first answers (one batch's worth of callers, or a stream's first frames) warm it up, then a window of at least {settings.CellDuration.TotalSeconds:F1} s ({settings.RealisticCellDuration.TotalSeconds:F1} s and {settings.RealisticMinImages} images on `{BenchmarkInputs.Realistic}`, one image for its size rows) and at least one caller group's answers besides its two ends, each end at the end of a group of answers (callers answered by one batch arrive together); calls still out when it closes are cancelled and not counted. A stream's client keeps twice its frames in flight outstanding. Raw cells run at least that long.");
+        Line(text, $"Service settings (as the server runs by default{(settings.ServerArguments.Count > 0 ? $", plus `{string.Join(' ', settings.ServerArguments)}`" : "")}): {Count(layout.Sessions, "CPU session")}, {Count(layout.Threads, "intra-op thread")} each, spinning {(inference.AllowSpinning ? "on" : "off")}, max batch {inference.MaxBatchSize}, queue delay {inference.MaxQueueDelay.TotalMilliseconds:F0} ms. Raw ONNX Runtime uses the same session options (`SessionFactory.CreateCpuOptions`) and as many sessions, one caller each, on a pre-built tensor; beside it, for reference, raw ONNX Runtime with a one-thread session per core (its best layout for small models), which the targets do not use. The service runs in its own process (`MaskFormer.Server.dll`) and is called over loopback gRPC by a light client (pre-encoded images, one HTTP/2 channel); its CPU is the server process's own. {settings.Rounds} round(s). Each service cell is measured in steady state: its first answers (one batch's worth of callers, or a stream's first frames) warm it up, then a window of at least {settings.CellDuration.TotalSeconds:F1} s ({settings.RealisticCellDuration.TotalSeconds:F1} s and {settings.RealisticMinImages} images on `{BenchmarkInputs.Realistic}`, one image for its size rows) and at least one caller group's answers besides its two ends, each end at the end of a group of answers (callers answered by one batch arrive together); calls still out when it closes are cancelled and not counted. A stream's client keeps twice its frames in flight outstanding. Raw cells run at least that long.");
         Line(text);
         Line(text, "Inputs: " + string.Join("; ", inputs.Select(i => $"`{i.Model}`: {i.Image}")) + "; the size rows use that image scaled to 512x512 and 1920x1080 (JPEG).");
         Line(text);
@@ -62,17 +62,18 @@ internal static class MarkdownReport
         }
 
         Line(text);
-        Line(text, "Definitions: *service ÷ raw* compares the service with 16 callers (all three tasks, or semantic only) to raw ONNX Runtime at its best batch size (at most the service's max batch); *CPU per image* is the server process's CPU time over the images it answered, against the raw loop's; *post-processing % of inference* is the median post-processing time over the median model run per image, all tasks, one caller; *stream ÷ unary* is one stream with 4 frames in flight against 4 unary callers, same tasks; *1080p ÷ 512²* is post-processing + encoding of all three tasks for a 1920x1080 image over a 512x512 one, one caller; *model run in service ÷ raw* is the model run per image inside the service with one caller over raw ONNX Runtime at batch 1.");
+        Line(text, "Definitions: *service ÷ raw* compares the service with 16 callers (all three tasks, or semantic only) to raw ONNX Runtime laid out as the service is (same sessions and threads) at its best batch size (at most the service's max batch); *CPU per image* is the server process's CPU time over the images it answered, against the raw loop's; *post-processing % of inference* is the median post-processing time over the median model run per image, all tasks, one caller; *stream ÷ unary* is one stream with 4 frames in flight against 4 unary callers, same tasks; *1080p ÷ 512²* is post-processing + encoding of all three tasks for a 1920x1080 image over a 512x512 one, one caller; *model run in service ÷ raw* is the model run per image inside the service with one caller over raw ONNX Runtime at batch 1.");
         Line(text);
 
         Line(text, "## Raw ONNX Runtime");
         Line(text);
-        Line(text, "| model | batch | img/s min / median | CPU ms per image min / median | run ms p50 (median) |");
-        Line(text, "| --- | ---: | ---: | ---: | ---: |");
-        foreach (var group in results.Where(r => r.Scenario == "raw-ort").GroupBy(r => (r.Model, r.Concurrency)))
+        Line(text, "| model | layout | sessions x threads | batch | img/s min / median | CPU ms per image min / median | run ms p50 (median) |");
+        Line(text, "| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+        foreach (var group in results.Where(r => r.Sessions > 0).GroupBy(r => (r.Model, r.Scenario, r.Sessions, r.Threads, r.Concurrency)))
         {
             var cells = group.ToArray();
-            Line(text, $"| {group.Key.Model} | {group.Key.Concurrency} | {MinMedian(cells, c => c.ImagesPerSecond)} | {MinMedian(cells, c => c.CpuMsPerImage)} | {Stats.Median(cells.Select(c => c.LatencyP50Ms)):F1} |");
+            var name = group.Key.Scenario == RawLayout.AsService ? "as the service (yardstick)" : "a session per core";
+            Line(text, $"| {group.Key.Model} | {name} | {group.Key.Sessions} x {group.Key.Threads} | {group.Key.Concurrency} | {MinMedian(cells, c => c.ImagesPerSecond)} | {MinMedian(cells, c => c.CpuMsPerImage)} | {Stats.Median(cells.Select(c => c.LatencyP50Ms)):F1} |");
         }
 
         Line(text);
@@ -82,7 +83,7 @@ internal static class MarkdownReport
         Line(text);
         Line(text, "| model | scenario | tasks | N | img/s min / median | server CPU ms per image min / median | latency p50 / p95 ms | model run ms per image | post-process ms | encode ms | mean batch |");
         Line(text, "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-        foreach (var group in results.Where(r => r.Scenario != "raw-ort").GroupBy(r => (r.Model, r.Scenario, r.Tasks, r.Concurrency)))
+        foreach (var group in results.Where(r => r.Sessions == 0).GroupBy(r => (r.Model, r.Scenario, r.Tasks, r.Concurrency)))
         {
             var cells = group.ToArray();
             Line(text, $"| {group.Key.Model} | {group.Key.Scenario} | {group.Key.Tasks} | {group.Key.Concurrency} | {MinMedian(cells, c => c.ImagesPerSecond)} | {MinMedian(cells, c => c.CpuMsPerImage)} | {Stats.Median(cells.Select(c => c.LatencyP50Ms)):F1} / {Stats.Median(cells.Select(c => c.LatencyP95Ms)):F1} | {Stats.Median(cells.Select(c => c.InferenceMsPerImage)):F2} | {Stats.Median(cells.Select(c => c.PostprocessMs)):F2} | {Stats.Median(cells.Select(c => c.EncodeMs)):F2} | {Stats.Median(cells.Select(c => c.MeanBatch)):F2} |");
@@ -137,9 +138,7 @@ internal static class MarkdownReport
         double Median(string scenario, string tasks, int n, Func<CellResult, double> metric) =>
             Stats.Median(results.Where(r => r.Model == model && r.Scenario == scenario && r.Tasks == tasks && r.Concurrency == n).Select(metric));
 
-        var raw = results.Where(r => r.Model == model && r.Scenario == "raw-ort").GroupBy(r => r.Concurrency)
-            .Select(g => (Batch: g.Key, Rate: Stats.Median(g.Select(r => r.ImagesPerSecond)), Cpu: Stats.Median(g.Select(r => r.CpuMsPerImage)), Run: Stats.Median(g.Select(r => r.InferenceMsPerImage))))
-            .OrderByDescending(r => r.Rate).ToArray();
+        var raw = RawByBatch(results, model, RawLayout.AsService);
         if (raw.Length == 0)
         {
             return;
@@ -153,6 +152,13 @@ internal static class MarkdownReport
         var cpuRatio = Median("unary", "all", 16, r => r.CpuMsPerImage) / best.Cpu;
         Target(text, $"service ÷ raw throughput, all tasks (raw batch {best.Batch})", model, realistic ? 0.95 : 0.75, allRatio, higherIsBetter: true);
         Target(text, $"service ÷ raw throughput, semantic (raw batch {best.Batch})", model, realistic ? double.NaN : 0.9, semanticRatio, higherIsBetter: true);
+        var perCore = RawByBatch(results, model, RawLayout.SessionPerCore);
+        if (perCore.Length > 0)
+        {
+            Target(text, $"service ÷ raw with a one-thread session per core, all tasks (raw batch {perCore[0].Batch})", model, double.NaN, allRatio * best.Rate / perCore[0].Rate, higherIsBetter: true);
+            Target(text, $"service ÷ raw with a one-thread session per core, semantic (raw batch {perCore[0].Batch})", model, double.NaN, semanticRatio * best.Rate / perCore[0].Rate, higherIsBetter: true);
+        }
+
         Target(text, "service ÷ raw CPU per image, all tasks", model, realistic ? 1.05 : double.NaN, cpuRatio, higherIsBetter: false);
         var post = Median("unary", "all", 1, r => r.PostprocessMs) / Median("unary", "all", 1, r => r.InferenceMsPerImage);
         Target(text, "post-processing ÷ inference, all tasks, 1 caller", model, realistic ? 0.10 : double.NaN, post, higherIsBetter: false, percent: true);
@@ -172,6 +178,14 @@ internal static class MarkdownReport
             Target(text, "model run in the service (1 caller) ÷ raw batch 1", model, double.NaN, inService, higherIsBetter: false);
         }
     }
+
+    // Raw cells of one layout, a row per batch size (medians of rounds), fastest first.
+    private static (int Batch, double Rate, double Cpu, double Run)[] RawByBatch(IReadOnlyList<CellResult> results, string model, string scenario) =>
+        [.. results.Where(r => r.Model == model && r.Scenario == scenario).GroupBy(r => r.Concurrency)
+            .Select(g => (Batch: g.Key, Rate: Stats.Median(g.Select(r => r.ImagesPerSecond)), Cpu: Stats.Median(g.Select(r => r.CpuMsPerImage)), Run: Stats.Median(g.Select(r => r.InferenceMsPerImage))))
+            .OrderByDescending(r => r.Rate)];
+
+    private static string Count(int count, string noun) => count == 1 ? $"one {noun}" : $"{count} {noun}s";
 
     private static void Target(StringBuilder text, string name, string model, double goal, double measured, bool higherIsBetter, bool percent = false)
     {

@@ -242,7 +242,7 @@ internal static class ModelRunReport
             {
                 Console.WriteLine($"round {round}: service with {setting.Label} (load {MachineInfo.LoadAverage()})");
                 string[] arguments = [$"--MaskFormer:Inference:IntraOpThreads={setting.Threads}", $"--MaskFormer:Inference:AllowSpinning={setting.Spin}"];
-                var raw = RawOrtRunner.Measure(name, folder, image, new InferenceOptions { AllowSpinning = setting.Spin }, setting.Threads, 1, duration, round);
+                var raw = RawOrtRunner.Measure(name, folder, image, new InferenceOptions { AllowSpinning = setting.Spin }, new RawLayout(1, setting.Threads, RawLayout.AsService), 1, duration, round);
                 var clock = Stopwatch.StartNew();
                 await using var server = await ServerProcess.StartAsync(folderPath, arguments, CancellationToken.None, setting.Environment);
                 using var channel = GrpcChannel.ForAddress(server.Address, new GrpcChannelOptions { MaxReceiveMessageSize = 256 << 20 });

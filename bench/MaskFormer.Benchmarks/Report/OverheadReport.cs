@@ -119,7 +119,7 @@ internal static class OverheadReport
                 Console.WriteLine($"round {round}: raw ONNX Runtime (load {MachineInfo.LoadAverage()})");
                 var threads = Environment.ProcessorCount;
                 var raw = s_rawBatches
-                    .Select(batch => RawOrtRunner.Measure(BenchmarkInputs.Tiny, folder, image, new InferenceOptions(), threads, batch, duration, round))
+                    .Select(batch => RawOrtRunner.Measure(BenchmarkInputs.Tiny, folder, image, new InferenceOptions(), new RawLayout(1, threads, RawLayout.AsService), batch, duration, round))
                     .MaxBy(cell => cell.ImagesPerSecond)!;
                 Console.WriteLine($"  raw best batch {raw.Concurrency}: {raw.ImagesPerSecond:F1} img/s, {raw.CpuMsPerImage:F2} CPU ms/img");
                 raws.Add(raw);

@@ -9,12 +9,13 @@ using Microsoft.ML.OnnxRuntime;
 namespace MaskFormer.Benchmarks.Report;
 
 /// <summary>
-/// The yardstick: ONNX Runtime alone, one caller running the model back to back on a pre-built tensor,
-/// with the session options the service builds (threads, spinning, graph optimisation).
+/// The yardstick: ONNX Runtime alone, running the model back to back on a pre-built tensor, with the
+/// session options the service builds (threads, spinning, graph optimisation): one caller per session,
+/// as many sessions as the service has CPU sessions, so the two compare like with like.
 /// </summary>
 internal static class RawOrtRunner
 {
-    public static CellResult Measure(string modelName, ModelFolder folder, byte[] imageBytes, InferenceOptions options, int threads, int batch, TimeSpan duration, int round)
+    public static CellResult Measure(string modelName, ModelFolder folder, byte[] imageBytes, InferenceOptions options, RawLayout layout, int batch, TimeSpan duration, int round)
     {
         var wall = Stopwatch.StartNew();
         using var image = new ImageDecoder(Options.Create(new ImageDecoderOptions())).Decode(imageBytes);
@@ -25,49 +26,113 @@ internal static class RawOrtRunner
             input.Tensor.CopyTo(tensor.AsSpan(i * input.Length));
         }
 
-        using var sessionOptions = SessionFactory.CreateCpuOptions(options, threads, "raw");
-        using var session = new InferenceSession(folder.ModelPath, sessionOptions);
-        using var value = OrtValue.CreateTensorValueFromMemory(tensor, [batch, 3, input.Plan.PaddedHeight, input.Plan.PaddedWidth]);
-        using var runOptions = new RunOptions();
-        string[] inputs = [ModelSession.InputName];
-        string[] outputs = [ModelSession.ClassOutputName, ModelSession.MaskOutputName];
-        // Two runs warm up (the first plans memory); at least two are measured, for a slow model's sake.
-        for (var i = 0; i < 2; i++)
+        var sessions = new InferenceSession[layout.Sessions];
+        try
         {
-            using var warm = session.Run(runOptions, inputs, [value], outputs);
-        }
+            for (var s = 0; s < sessions.Length; s++)
+            {
+                using var sessionOptions = SessionFactory.CreateCpuOptions(options, layout.Threads, "raw");
+                sessions[s] = new InferenceSession(folder.ModelPath, sessionOptions);
+            }
 
-        using var process = Process.GetCurrentProcess();
-        var cpuBefore = process.TotalProcessorTime;
-        var clock = Stopwatch.StartNew();
-        var runs = 0;
-        var latencies = new List<double>();
-        while (clock.Elapsed < duration || runs < 2)
-        {
-            var started = Stopwatch.GetTimestamp();
-            using var results = session.Run(runOptions, inputs, [value], outputs);
-            latencies.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
-            runs++;
-        }
+            string[] inputs = [ModelSession.InputName];
+            string[] outputs = [ModelSession.ClassOutputName, ModelSession.MaskOutputName];
+            long[] shape = [batch, 3, input.Plan.PaddedHeight, input.Plan.PaddedWidth];
 
-        var seconds = clock.Elapsed.TotalSeconds;
-        process.Refresh();
-        var cpu = (process.TotalProcessorTime - cpuBefore).TotalMilliseconds;
-        return new CellResult
+            // Two runs per session warm up (the first plans memory); at least two are measured, for a slow model's sake.
+            Parallel.For(0, sessions.Length, new ParallelOptions { MaxDegreeOfParallelism = sessions.Length }, s =>
+            {
+                using var value = OrtValue.CreateTensorValueFromMemory(tensor, shape);
+                using var runOptions = new RunOptions();
+                for (var i = 0; i < 2; i++)
+                {
+                    using var warm = sessions[s].Run(runOptions, inputs, [value], outputs);
+                }
+            });
+
+            using var process = Process.GetCurrentProcess();
+            var cpuBefore = process.TotalProcessorTime;
+            var clock = Stopwatch.StartNew();
+            var latencies = new List<double>[sessions.Length];
+            var callers = new Thread[sessions.Length];
+            for (var s = 0; s < sessions.Length; s++)
+            {
+                var session = sessions[s];
+                var own = latencies[s] = [];
+
+                // A dedicated thread per caller, as the service's session workers are.
+                callers[s] = new Thread(() =>
+                {
+                    using var value = OrtValue.CreateTensorValueFromMemory(tensor, shape);
+                    using var runOptions = new RunOptions();
+                    while (clock.Elapsed < duration || own.Count < 2)
+                    {
+                        var started = Stopwatch.GetTimestamp();
+                        using var results = session.Run(runOptions, inputs, [value], outputs);
+                        own.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                    }
+                });
+                callers[s].Start();
+            }
+
+            foreach (var caller in callers)
+            {
+                caller.Join();
+            }
+
+            var seconds = clock.Elapsed.TotalSeconds;
+            process.Refresh();
+            var cpu = (process.TotalProcessorTime - cpuBefore).TotalMilliseconds;
+            var all = latencies.SelectMany(l => l).ToList();
+            var runs = all.Count;
+            return new CellResult
+            {
+                Model = modelName,
+                Scenario = layout.Scenario,
+                Tasks = "-",
+                Concurrency = batch,
+                Round = round,
+                Images = runs * batch,
+                Seconds = seconds,
+                WallSeconds = wall.Elapsed.TotalSeconds,
+                CpuMsPerImage = cpu / (runs * batch),
+                LatencyP50Ms = Stats.Median(all),
+                LatencyP95Ms = Stats.Quantile(all, 0.95),
+                InferenceMsPerImage = Stats.Median(all) / batch,
+                MeanBatch = batch,
+                Sessions = layout.Sessions,
+                Threads = layout.Threads,
+            };
+        }
+        finally
         {
-            Model = modelName,
-            Scenario = "raw-ort",
-            Tasks = "-",
-            Concurrency = batch,
-            Round = round,
-            Images = runs * batch,
-            Seconds = seconds,
-            WallSeconds = wall.Elapsed.TotalSeconds,
-            CpuMsPerImage = cpu / (runs * batch),
-            LatencyP50Ms = Stats.Median(latencies),
-            LatencyP95Ms = Stats.Quantile(latencies, 0.95),
-            InferenceMsPerImage = Stats.Median(latencies) / batch,
-            MeanBatch = batch,
-        };
+            foreach (var session in sessions)
+            {
+                session?.Dispose();
+            }
+        }
     }
+}
+
+/// <summary>How raw ONNX Runtime spreads over the cores: sessions, each with its caller, and intra-op threads per session.</summary>
+internal readonly record struct RawLayout(int Sessions, int Threads, string Scenario)
+{
+    /// <summary>The scenario of the raw cells laid out as the service is (the targets' yardstick).</summary>
+    public const string AsService = "raw-ort";
+
+    /// <summary>The scenario of the raw cells with a one-thread session per core (shown beside the yardstick).</summary>
+    public const string SessionPerCore = "raw-ort-per-core";
+
+    /// <summary>The service's CPU layout: its CPU sessions and the intra-op threads it gives each (cores / sessions when automatic).</summary>
+    public static RawLayout ForService(InferenceOptions options)
+    {
+        // As SegmentationEngine counts them for one model: CUDA devices that fall back are not counted here.
+        var devices = options.Devices.Count > 0 ? options.Devices : [new DeviceOptions()];
+        var sessions = Math.Max(1, devices.Where(d => !DeviceSpec.TryParse(d.Name, out var spec) || !spec.IsCuda).Sum(d => d.Sessions));
+        var threads = options.IntraOpThreads > 0 ? options.IntraOpThreads : Math.Max(1, Environment.ProcessorCount / sessions);
+        return new RawLayout(sessions, threads, AsService);
+    }
+
+    /// <summary>A one-thread session per core, each with its own caller.</summary>
+    public static RawLayout PerCore => new(Environment.ProcessorCount, 1, SessionPerCore);
 }
