@@ -6,7 +6,7 @@ namespace MaskFormer.Engine.Postprocessing;
 /// <summary>
 /// Semantic inference over one row of tiles at a time, with its scratch space (one per worker thread).
 /// </summary>
-internal sealed class SemanticTileRow : IDisposable
+internal sealed partial class SemanticTileRow : IDisposable
 {
     // Absolute slack for float32 underflow (denormal products), far below any score that matters.
     private const float AbsoluteSlack = 1e-30f;
@@ -14,18 +14,20 @@ internal sealed class SemanticTileRow : IDisposable
     private readonly MaskTiles _tiles;
     private readonly float[] _probabilities;
     private readonly int _classes;
+    private readonly int _paddedColumns;
     private readonly float _margin;
+    private readonly float[] _rowSigmoids;
     private readonly float[] _lower;
     private readonly float[] _upper;
     private readonly int[] _candidates;
     private readonly int[] _candidateStart;
     private readonly int[] _candidateCount;
-    private readonly int[] _unionSlot;
-    private readonly int[] _union;
+    private readonly int[] _classSlot;
+    private readonly int[] _vectorClasses;
     private readonly int[] _xs;
     private readonly int[] _pixelTile;
     private readonly int[] _runs;
-    private readonly float[] _values;
+    private readonly float[] _sigmas;
     private readonly float[] _scores;
     private readonly float[] _blend;
 
@@ -39,33 +41,43 @@ internal sealed class SemanticTileRow : IDisposable
         // one) and a probability: within (Q + 1)·2^-24 + 1e-6 of the true value, relative. The bounds
         // carry the same error again; the margin doubles the sum of both.
         _margin = 4e-6f + ((tiles.Output.Queries + 1) * 2.4e-7f);
+        var queries = tiles.Output.Queries;
         var columns = tiles.TileColumns.Count;
         var width = tiles.Upsampler.Width;
-        _lower = EngineArrayPool<float>.Shared.Rent(classes * columns);
-        _upper = EngineArrayPool<float>.Shared.Rent(classes * columns);
+        _paddedColumns = RoundUp(columns);
+        _rowSigmoids = EngineArrayPool<float>.Shared.Rent(2 * queries * _paddedColumns);
+        _lower = EngineArrayPool<float>.Shared.Rent(classes * _paddedColumns);
+        _upper = EngineArrayPool<float>.Shared.Rent(classes * _paddedColumns);
         _candidates = EngineArrayPool<int>.Shared.Rent(classes * columns);
         _candidateStart = EngineArrayPool<int>.Shared.Rent(columns);
         _candidateCount = EngineArrayPool<int>.Shared.Rent(columns);
-        _unionSlot = EngineArrayPool<int>.Shared.Rent(classes);
-        _union = EngineArrayPool<int>.Shared.Rent(classes);
+        _classSlot = EngineArrayPool<int>.Shared.Rent(classes);
+        _vectorClasses = EngineArrayPool<int>.Shared.Rent(classes);
         _xs = EngineArrayPool<int>.Shared.Rent(width);
         _pixelTile = EngineArrayPool<int>.Shared.Rent(width);
         _runs = EngineArrayPool<int>.Shared.Rent(3 * columns);
-        _values = EngineArrayPool<float>.Shared.Rent(width);
-        _scores = EngineArrayPool<float>.Shared.Rent(classes * width);
+        _sigmas = EngineArrayPool<float>.Shared.Rent(queries * RoundUp(PixelBatch.PaddedLength(width, width)));
+        _scores = EngineArrayPool<float>.Shared.Rent(classes * Lanes);
         _blend = EngineArrayPool<float>.Shared.Rent(tiles.Upsampler.ScratchLength);
-        _unionSlot.AsSpan(0, classes).Fill(-1);
+        _classSlot.AsSpan(0, classes).Fill(-1);
     }
 
     public void Solve(int row, LabelMap map)
     {
-        var (pixels, unionCount, runCount) = DecideTiles(row);
+        var (pixels, runCount) = DecideTiles(row);
         var upsampler = _tiles.Upsampler;
         var queries = _tiles.Output.Queries;
         var padded = PixelBatch.PaddedLength(pixels, upsampler.Width);
+
+        // Each query's sigmoids for the row's gathered pixels, one vector-aligned stretch per query, so
+        // that every block of pixels can sum its scores over the queries in registers.
+        var stride = RoundUp(padded);
         var xs = _xs.AsSpan(0, pixels);
-        var values = _values.AsSpan(0, padded);
-        var scores = _scores.AsSpan(0, unionCount * padded);
+        for (var q = 0; q < queries && pixels > 0; q++)
+        {
+            _sigmas.AsSpan((q * stride) + padded, stride - padded).Clear();
+        }
+
         for (var y = _tiles.TileRows.Starts[row]; y < _tiles.TileRows.Starts[row + 1]; y++)
         {
             var labels = map.Row(y);
@@ -79,74 +91,114 @@ internal sealed class SemanticTileRow : IDisposable
                 continue;
             }
 
-            // The dense computation's operations in its order, on the undecided pixels only.
-            scores.Clear();
+            // The dense computation's sigmoids, on the undecided pixels only.
             for (var q = 0; q < queries; q++)
             {
+                var values = _sigmas.AsSpan(q * stride, padded);
                 upsampler.ComputePixels(q, y, xs, values, _blend);
                 values[pixels..].Clear();
                 TensorPrimitives.Sigmoid(values, values);
-                for (var u = 0; u < unionCount; u++)
+            }
+
+            LabelPixels(pixels, stride, labels);
+        }
+    }
+
+    public void Dispose()
+    {
+        EngineArrayPool<float>.Shared.Return(_rowSigmoids);
+        EngineArrayPool<float>.Shared.Return(_lower);
+        EngineArrayPool<float>.Shared.Return(_upper);
+        EngineArrayPool<int>.Shared.Return(_candidates);
+        EngineArrayPool<int>.Shared.Return(_candidateStart);
+        EngineArrayPool<int>.Shared.Return(_candidateCount);
+        EngineArrayPool<int>.Shared.Return(_classSlot);
+        EngineArrayPool<int>.Shared.Return(_vectorClasses);
+        EngineArrayPool<int>.Shared.Return(_xs);
+        EngineArrayPool<int>.Shared.Return(_pixelTile);
+        EngineArrayPool<int>.Shared.Return(_runs);
+        EngineArrayPool<float>.Shared.Return(_sigmas);
+        EngineArrayPool<float>.Shared.Return(_scores);
+        EngineArrayPool<float>.Shared.Return(_blend);
+    }
+
+    private static int RoundUp(int count) => (count + Lanes - 1) / Lanes * Lanes;
+
+    // Scores each block of gathered pixels for the candidates of the tiles it covers (one tile, or the
+    // end of one and the start of the next), then labels each pixel with the first maximum among its own
+    // tile's candidates, in class order; the others are strictly lower.
+    private void LabelPixels(int pixels, int stride, Span<ushort> labels)
+    {
+        var (first, last, count) = (-1, -1, 0);
+        var sigmas = _sigmas.AsSpan(0, (Math.Max(0, _tiles.Output.Queries - 1) * stride) + RoundUp(pixels));
+        for (var k0 = 0; k0 < pixels; k0 += Lanes)
+        {
+            var end = Math.Min(k0 + Lanes, pixels);
+            if (_pixelTile[k0] != first || _pixelTile[end - 1] != last)
+            {
+                for (var i = 0; i < count; i++)
                 {
-                    var score = scores.Slice(u * padded, padded);
-                    TensorPrimitives.MultiplyAdd(values, _probabilities[(q * (_classes + 1)) + _union[u]], score, score);
+                    _classSlot[_vectorClasses[i]] = -1;
+                }
+
+                (first, last, count) = (_pixelTile[k0], _pixelTile[end - 1], 0);
+                for (var k = k0; k < end; k++)
+                {
+                    var tile = _pixelTile[k];
+                    if (k > k0 && tile == _pixelTile[k - 1])
+                    {
+                        continue;
+                    }
+
+                    for (var i = _candidateStart[tile]; i < _candidateStart[tile] + _candidateCount[tile]; i++)
+                    {
+                        if (_classSlot[_candidates[i]] < 0)
+                        {
+                            _classSlot[_candidates[i]] = count;
+                            _vectorClasses[count++] = _candidates[i];
+                        }
+                    }
                 }
             }
 
-            // First maximum among the candidates, in class order; the others are strictly lower.
-            for (var k = 0; k < pixels; k++)
+            ScoreClasses(sigmas[k0..], stride, _tiles.Output.Queries, _probabilities, _classes + 1, _vectorClasses.AsSpan(0, count), _scores);
+            for (var k = k0; k < end; k++)
             {
                 var tile = _pixelTile[k];
                 var start = _candidateStart[tile];
                 var best = _candidates[start];
-                var bestScore = scores[(_unionSlot[best] * padded) + k];
+                var bestScore = _scores[(_classSlot[best] * Lanes) + k - k0];
                 for (var i = start + 1; i < start + _candidateCount[tile]; i++)
                 {
                     var candidate = _candidates[i];
-                    var score = scores[(_unionSlot[candidate] * padded) + k];
+                    var score = _scores[(_classSlot[candidate] * Lanes) + k - k0];
                     if (score > bestScore)
                     {
                         (best, bestScore) = (candidate, score);
                     }
                 }
 
-                labels[xs[k]] = (ushort)best;
+                labels[_xs[k]] = (ushort)best;
             }
         }
 
-        for (var u = 0; u < unionCount; u++)
+        for (var i = 0; i < count; i++)
         {
-            _unionSlot[_union[u]] = -1;
+            _classSlot[_vectorClasses[i]] = -1;
         }
-    }
-
-    public void Dispose()
-    {
-        EngineArrayPool<float>.Shared.Return(_lower);
-        EngineArrayPool<float>.Shared.Return(_upper);
-        EngineArrayPool<int>.Shared.Return(_candidates);
-        EngineArrayPool<int>.Shared.Return(_candidateStart);
-        EngineArrayPool<int>.Shared.Return(_candidateCount);
-        EngineArrayPool<int>.Shared.Return(_unionSlot);
-        EngineArrayPool<int>.Shared.Return(_union);
-        EngineArrayPool<int>.Shared.Return(_xs);
-        EngineArrayPool<int>.Shared.Return(_pixelTile);
-        EngineArrayPool<int>.Shared.Return(_runs);
-        EngineArrayPool<float>.Shared.Return(_values);
-        EngineArrayPool<float>.Shared.Return(_scores);
-        EngineArrayPool<float>.Shared.Return(_blend);
     }
 
     // Whether class `best` beats class `other` at every pixel of the tile: the two scores share each
     // query's sigmoid, so their difference Σ_q (p_q(best) − p_q(other))·σ_q is bounded below by taking
     // each σ_q at the end of its range that hurts; tighter than comparing the two scores' bounds.
-    private bool Dominates(int row, int tile, int best, int other, float upperSum)
+    private bool Dominates(int tile, int best, int other, float upperSum)
     {
         var difference = 0f;
         for (var q = 0; q < _tiles.Output.Queries; q++)
         {
             var weight = _probabilities[(q * (_classes + 1)) + best] - _probabilities[(q * (_classes + 1)) + other];
-            difference += weight * (weight > 0f ? _tiles.SigmoidLower(q, row)[tile] : _tiles.SigmoidUpper(q, row)[tile]);
+            var at = (2 * q * _paddedColumns) + tile;
+            difference += weight * (weight > 0f ? _rowSigmoids[at] : _rowSigmoids[at + _paddedColumns]);
         }
 
         // Both scores' float32 errors, and this sum's, are within the margin of their sizes.
@@ -154,47 +206,46 @@ internal sealed class SemanticTileRow : IDisposable
     }
 
     // Bounds every class's score over each tile of the row. A tile whose best lower bound beats every
-    // other upper bound joins a run of decided pixels; the others list their candidate classes, add
-    // their pixels to the row's gathered columns and their candidates to the row's union of classes.
-    private (int Pixels, int UnionCount, int RunCount) DecideTiles(int row)
+    // other upper bound joins a run of decided pixels; the others list their candidate classes and add
+    // their pixels to the row's gathered columns.
+    private (int Pixels, int RunCount) DecideTiles(int row)
     {
         var columns = _tiles.TileColumns;
         var count = columns.Count;
-        var lower = _lower.AsSpan(0, _classes * count);
-        var upper = _upper.AsSpan(0, _classes * count);
-        lower.Clear();
-        upper.Clear();
-        for (var q = 0; q < _tiles.Output.Queries; q++)
+        var padded = _paddedColumns;
+        var queries = _tiles.Output.Queries;
+        var sigmoids = _rowSigmoids.AsSpan(0, 2 * queries * padded);
+        for (var q = 0; q < queries; q++)
         {
-            var sigmoidLower = _tiles.SigmoidLower(q, row);
-            var sigmoidUpper = _tiles.SigmoidUpper(q, row);
-            for (var c = 0; c < _classes; c++)
-            {
-                var probability = _probabilities[(q * (_classes + 1)) + c];
-                TensorPrimitives.MultiplyAdd(sigmoidLower, probability, lower.Slice(c * count, count), lower.Slice(c * count, count));
-                TensorPrimitives.MultiplyAdd(sigmoidUpper, probability, upper.Slice(c * count, count), upper.Slice(c * count, count));
-            }
+            _tiles.SigmoidLower(q, row).CopyTo(sigmoids.Slice(2 * q * padded, count));
+            sigmoids.Slice((2 * q * padded) + count, padded - count).Clear();
+            _tiles.SigmoidUpper(q, row).CopyTo(sigmoids.Slice(((2 * q) + 1) * padded, count));
+            sigmoids.Slice((((2 * q) + 1) * padded) + count, padded - count).Clear();
         }
 
-        var (pixels, unionCount, runCount, candidates) = (0, 0, 0, 0);
+        var lower = _lower.AsSpan(0, _classes * padded);
+        var upper = _upper.AsSpan(0, _classes * padded);
+        BoundScores(sigmoids, padded, queries, _probabilities, _classes, lower, upper);
+
+        var (pixels, runCount, candidates) = (0, 0, 0);
         for (var t = 0; t < count; t++)
         {
             var best = 0;
             for (var c = 1; c < _classes; c++)
             {
-                if (lower[(c * count) + t] > lower[(best * count) + t])
+                if (lower[(c * padded) + t] > lower[(best * padded) + t])
                 {
                     best = c;
                 }
             }
 
             // Written so that a NaN anywhere keeps every class in the running.
-            var threshold = (lower[(best * count) + t] * (1f - _margin)) - AbsoluteSlack;
+            var threshold = (lower[(best * padded) + t] * (1f - _margin)) - AbsoluteSlack;
             var start = candidates;
             for (var c = 0; c < _classes; c++)
             {
-                if (c == best || !(((upper[(c * count) + t] * (1f + _margin)) + AbsoluteSlack < threshold)
-                    || Dominates(row, t, best, c, upper[(best * count) + t] + upper[(c * count) + t])))
+                if (c == best || !(((upper[(c * padded) + t] * (1f + _margin)) + AbsoluteSlack < threshold)
+                    || Dominates(t, best, c, upper[(best * padded) + t] + upper[(c * padded) + t])))
                 {
                     _candidates[candidates++] = c;
                 }
@@ -220,15 +271,6 @@ internal sealed class SemanticTileRow : IDisposable
 
             _candidateStart[t] = start;
             _candidateCount[t] = candidates - start;
-            for (var i = start; i < candidates; i++)
-            {
-                if (_unionSlot[_candidates[i]] < 0)
-                {
-                    _unionSlot[_candidates[i]] = unionCount;
-                    _union[unionCount++] = _candidates[i];
-                }
-            }
-
             for (var x = x0; x < x0 + length; x++)
             {
                 _xs[pixels] = x;
@@ -236,6 +278,6 @@ internal sealed class SemanticTileRow : IDisposable
             }
         }
 
-        return (pixels, unionCount, runCount);
+        return (pixels, runCount);
     }
 }
