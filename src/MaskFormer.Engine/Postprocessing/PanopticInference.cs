@@ -24,6 +24,9 @@ public static class PanopticInference
     internal const ushort Unassigned = ushort.MaxValue;
     internal const ushort BelowHalf = 0x8000;
 
+    // A pass-2 span of mixed tiles, read pixel by pixel.
+    private const int Mixed = -1;
+
     /// <summary>Computes the panoptic segmentation at the original image size.</summary>
     public static PanopticResult Run(ModelOutput output, ResizePlan plan, IReadOnlyList<ModelLabel> labels, bool isMask2Former, PostprocessOptions options)
     {
@@ -111,48 +114,67 @@ public static class PanopticInference
             }
         }
 
-        // Pass 2: write segment ids and measure each segment.
+        // Pass 2: write segment ids and measure each segment, span by span: a span of decided tiles of
+        // one segment is filled whole, a span of mixed tiles read run by run of equal values.
         var areasById = new long[scores.Count + 1];
         var boxes = new PixelBox.Builder[scores.Count + 1];
-        int SegmentOf(ushort value) => value == Unassigned || (isMask2Former && (value & BelowHalf) != 0) ? 0 : segmentOf[value & ~BelowHalf];
         var columns = tiles.TileColumns;
+        var spans = new List<(int X0, int X1, int Id)>();
+        int TileSegment(ushort value) => value == PanopticTileRow.Mixed ? Mixed : SegmentOf(value, segmentOf, isMask2Former);
         for (var row = 0; row < tiles.TileRows.Count; row++)
         {
             var (y0, y1) = (tiles.TileRows.Starts[row], tiles.TileRows.Starts[row + 1]);
-            for (var t = 0; t < columns.Count; t++)
+            var values = tileValues.AsSpan(row * columns.Count, columns.Count);
+            spans.Clear();
+            for (var t = 0; t < columns.Count;)
             {
-                var (x0, x1) = (columns.Starts[t], columns.Starts[t + 1]);
-                var value = tileValues[(row * columns.Count) + t];
-                if (value != PanopticTileRow.Mixed)
+                var start = t;
+                var id = TileSegment(values[t++]);
+                while (t < columns.Count && TileSegment(values[t]) == id)
                 {
-                    var id = SegmentOf(value);
-                    for (var y = y0; y < y1; y++)
-                    {
-                        ids.Row(y)[x0..x1].Fill((ushort)id);
-                    }
-
-                    if (id != 0)
-                    {
-                        areasById[id] += (long)(x1 - x0) * (y1 - y0);
-                        boxes[id].Add(x0, y0);
-                        boxes[id].Add(x1 - 1, y1 - 1);
-                    }
-
-                    continue;
+                    t++;
                 }
 
-                for (var y = y0; y < y1; y++)
+                var (x0, x1) = (columns.Starts[start], columns.Starts[t]);
+                spans.Add((x0, x1, id));
+                if (id > 0)
                 {
-                    var pixels = ids.Row(y)[x0..x1];
-                    for (var x = 0; x < pixels.Length; x++)
+                    areasById[id] += (long)(x1 - x0) * (y1 - y0);
+                    boxes[id].Add(x0, y0);
+                    boxes[id].Add(x1 - 1, y1 - 1);
+                }
+            }
+
+            for (var y = y0; y < y1; y++)
+            {
+                var pixels = ids.Row(y);
+                foreach (var (x0, x1, id) in spans)
+                {
+                    if (id != Mixed)
                     {
-                        var id = SegmentOf(pixels[x]);
-                        pixels[x] = (ushort)id;
+                        // The map starts cleared: void needs no writing.
                         if (id != 0)
                         {
-                            areasById[id]++;
-                            boxes[id].Add(x0 + x, y);
+                            pixels[x0..x1].Fill((ushort)id);
                         }
+
+                        continue;
+                    }
+
+                    for (var x = x0; x < x1;)
+                    {
+                        var value = pixels[x];
+                        var end = pixels[x..x1].IndexOfAnyExcept(value);
+                        end = end < 0 ? x1 : x + end;
+                        var segment = SegmentOf(value, segmentOf, isMask2Former);
+                        pixels[x..end].Fill((ushort)segment);
+                        if (segment != 0)
+                        {
+                            areasById[segment] += end - x;
+                            boxes[segment].AddRun(x, end - 1, y);
+                        }
+
+                        x = end;
                     }
                 }
             }
@@ -164,6 +186,10 @@ public static class PanopticInference
             .ToArray();
         return new PanopticResult(ids, segments);
     }
+
+    // The segment of a pass-1 value: 0 where no query won, or (Mask2Former) the winner's own mask is below 0.5.
+    private static int SegmentOf(ushort value, int[] segmentOf, bool isMask2Former)
+        => value == Unassigned || (isMask2Former && (value & BelowHalf) != 0) ? 0 : segmentOf[value & ~BelowHalf];
 
     // detectron2's test for dropping a query, with its own mask area given.
     private static bool Drops(AreaCounts totals, int k, long mask, bool isMask2Former, double overlapThreshold)

@@ -204,26 +204,26 @@ internal sealed partial class PanopticTileRow
         }
     }
 
-    // Lists, per kept query, the mixed pixels of this band of rows where it is computed: in a refined
-    // tile the block's candidates, elsewhere the tile's relevant queries. A block with one candidate
-    // whose own mask is decided there needs no pixel: its value is preset.
+    // Lists, per kept query, the runs of mixed pixels of this band of rows where it is computed: in a
+    // refined tile the block's candidates, elsewhere the tile's relevant queries. A block with one
+    // candidate whose own mask is decided there needs no pixel: its value is preset.
     private void Gather(int band, int mixedCount)
     {
         var kept = _kept.Count;
         var columns = _tiles.TileColumns;
         var columnsAxis = _tiles.BlockColumns;
-        _gatherStart.AsSpan(0, kept + 1).Clear();
+        _runStart.AsSpan(0, kept + 1).Clear();
         _preset.AsSpan(0, _mixedStart[mixedCount]).Fill(PanopticInference.Unassigned);
         for (var pass = 0; pass < 2; pass++)
         {
             if (pass == 1)
             {
-                // Counts to starts; _gatherStart[k + 1] then advances as query k's entries are written.
+                // Counts to starts; _runStart[k + 1] then advances as query k's runs are written.
                 var sum = 0;
                 for (var k = 0; k < kept; k++)
                 {
-                    var count = _gatherStart[k + 1];
-                    _gatherStart[k + 1] = sum;
+                    var count = _runStart[k + 1];
+                    _runStart[k + 1] = sum;
                     sum += count;
                 }
             }
@@ -234,9 +234,10 @@ internal sealed partial class PanopticTileRow
                 var (x0, p0) = (columns.Starts[t], _mixedStart[i]);
                 if (!_refined[t])
                 {
+                    var decided = _winnerDecided[t];
                     foreach (var k in _relevant.AsSpan(t * kept, _relevantCount[t]))
                     {
-                        Add(pass, k, x0, columns.Starts[t + 1], p0);
+                        AddRun(pass, k, x0, columns.Starts[t + 1], p0, decided ? Assign : _state[(t * kept) + k]);
                     }
 
                     continue;
@@ -254,7 +255,7 @@ internal sealed partial class PanopticTileRow
                         if (pass == 1)
                         {
                             var k = list[0];
-                            _preset.AsSpan(p0 + bx0 - x0, bx1 - bx0).Fill((ushort)(_state[(t * kept) + k] == Inside ? k : k | PanopticInference.BelowHalf));
+                            _preset.AsSpan(p0 + bx0 - x0, bx1 - bx0).Fill(_state[(t * kept) + k] == Inside ? k : k | PanopticInference.BelowHalf);
                         }
 
                         continue;
@@ -262,30 +263,21 @@ internal sealed partial class PanopticTileRow
 
                     foreach (var k in list)
                     {
-                        Add(pass, k, bx0, bx1, p0 + bx0 - x0);
+                        AddRun(pass, k, bx0, bx1, p0 + bx0 - x0, _state[(t * kept) + k]);
                     }
                 }
             }
         }
 
-        _gatherStart[0] = 0;
+        _runStart[0] = 0;
     }
 
-    private void Add(int pass, int k, int x0, int x1, int p0)
+    private void AddRun(int pass, int k, int x0, int x1, int p0, byte kind)
     {
-        if (pass == 0)
+        var at = _runStart[k + 1]++;
+        if (pass == 1)
         {
-            _gatherStart[k + 1] += x1 - x0;
-            return;
+            (_runX[at], _runPosition[at], _runLength[at], _runKind[at]) = (x0, p0, x1 - x0, kind);
         }
-
-        var at = _gatherStart[k + 1];
-        for (var x = x0; x < x1; x++)
-        {
-            _gatherX[at] = x;
-            _gatherPosition[at++] = p0 + x - x0;
-        }
-
-        _gatherStart[k + 1] = at;
     }
 }

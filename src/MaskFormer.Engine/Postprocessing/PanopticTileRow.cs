@@ -1,5 +1,7 @@
 using System.Buffers;
 using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace MaskFormer.Engine.Postprocessing;
 
@@ -16,6 +18,12 @@ internal sealed partial class PanopticTileRow : IDisposable
     private const byte Inside = 1;
     private const byte Undecided = 2;
 
+    // A run's kind besides the three mask states: the tile's winner is decided and only its own mask is computed.
+    private const byte Assign = 3;
+
+    // Eight live lanes, then eight dead: the mask for the last r lanes of a run starts at 8 - r.
+    private static readonly int[] s_lanes = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+
     // A logit this far from 0 has a float32 sigmoid clearly on its side of 0.5.
     private const float SignMargin = 1e-3f;
 
@@ -30,6 +38,8 @@ internal sealed partial class PanopticTileRow : IDisposable
     private readonly bool[] _canWin;
     private readonly int[] _winner;
     private readonly bool[] _winnerDecided;
+    private readonly float[] _winnerLower;
+    private readonly int[] _inRunning;
     private readonly int[] _mixedTiles;
 
     // Per mixed tile, the kept queries (ascending) a pixel's decision reads: undecided masks, queries
@@ -37,22 +47,24 @@ internal sealed partial class PanopticTileRow : IDisposable
     // cannot win there, so skipping them changes nothing and keeps the per-pixel work to the boundary.
     private readonly int[] _relevant;
     private readonly int[] _relevantCount;
-    private readonly int[] _xs;
-    private readonly int[] _pixelTile;
+
+    // Mixed tile i's pixels are at positions [_mixedStart[i], _mixedStart[i + 1]) of the row's mixed pixels.
     private readonly int[] _mixedStart;
     private readonly int[] _gathered;
-    private readonly int[] _positions;
     private readonly float[] _values;
     private readonly float[] _blend;
 
-    // Per kept query, the row's pixels it is computed at (x and position among the mixed pixels), for
-    // one band of output rows; and per mixed pixel the running first strict maximum over the queries.
-    private readonly int[] _gatherStart;
-    private readonly int[] _gatherX;
-    private readonly int[] _gatherPosition;
+    // Per kept query, the runs of the row's mixed pixels it is computed at (first output column,
+    // position among the mixed pixels, length, what its value says of its own mask), for one band of
+    // output rows; and per mixed pixel the running first strict maximum over the queries.
+    private readonly int[] _runStart;
+    private readonly int[] _runX;
+    private readonly int[] _runPosition;
+    private readonly int[] _runLength;
+    private readonly byte[] _runKind;
     private readonly float[] _best;
-    private readonly ushort[] _value;
-    private readonly ushort[] _preset;
+    private readonly int[] _assigned;
+    private readonly int[] _preset;
 
     // Whether a pixel's value must say if the winner's own mask covers it (Mask2Former's rule); for
     // MaskFormer only the winner matters, so a tile with a decided winner is decided whatever its mask.
@@ -70,22 +82,23 @@ internal sealed partial class PanopticTileRow : IDisposable
         _canWin = EngineArrayPool<bool>.Shared.Rent(columns * kept.Count);
         _winner = EngineArrayPool<int>.Shared.Rent(columns);
         _winnerDecided = EngineArrayPool<bool>.Shared.Rent(columns);
+        _winnerLower = EngineArrayPool<float>.Shared.Rent(columns);
+        _inRunning = EngineArrayPool<int>.Shared.Rent(columns);
         _mixedTiles = EngineArrayPool<int>.Shared.Rent(columns);
         _relevant = EngineArrayPool<int>.Shared.Rent(columns * kept.Count);
         _relevantCount = EngineArrayPool<int>.Shared.Rent(columns);
-        _xs = EngineArrayPool<int>.Shared.Rent(width);
-        _pixelTile = EngineArrayPool<int>.Shared.Rent(width);
         _mixedStart = EngineArrayPool<int>.Shared.Rent(columns + 1);
         _gathered = EngineArrayPool<int>.Shared.Rent(width);
-        _positions = EngineArrayPool<int>.Shared.Rent(width);
-        _values = EngineArrayPool<float>.Shared.Rent(width);
+        _values = EngineArrayPool<float>.Shared.Rent(Math.Max(width, 16) + Vector256<float>.Count);
         _blend = EngineArrayPool<float>.Shared.Rent(tiles.Upsampler.ScratchLength);
-        _gatherStart = EngineArrayPool<int>.Shared.Rent(kept.Count + 1);
-        _gatherX = EngineArrayPool<int>.Shared.Rent(kept.Count * width);
-        _gatherPosition = EngineArrayPool<int>.Shared.Rent(kept.Count * width);
-        _best = EngineArrayPool<float>.Shared.Rent(width);
-        _value = EngineArrayPool<ushort>.Shared.Rent(width);
-        _preset = EngineArrayPool<ushort>.Shared.Rent(width);
+        _runStart = EngineArrayPool<int>.Shared.Rent(kept.Count + 1);
+        _runX = EngineArrayPool<int>.Shared.Rent(kept.Count * width);
+        _runPosition = EngineArrayPool<int>.Shared.Rent(kept.Count * width);
+        _runLength = EngineArrayPool<int>.Shared.Rent(kept.Count * width);
+        _runKind = EngineArrayPool<byte>.Shared.Rent(kept.Count * width);
+        _best = EngineArrayPool<float>.Shared.Rent(width + Vector256<float>.Count);
+        _assigned = EngineArrayPool<int>.Shared.Rent(width + Vector256<int>.Count);
+        _preset = EngineArrayPool<int>.Shared.Rent(width);
         (_refined, _blockBase, _boundBase, _cursor, _blockLower, _blockUpper, _blockRelevant, _blockRelevantCount, _grid) = RentBlocks(tiles, kept.Count);
     }
 
@@ -136,13 +149,8 @@ internal sealed partial class PanopticTileRow : IDisposable
         var pixelCount = 0;
         for (var i = 0; i < mixedCount; i++)
         {
-            var t = _mixedTiles[i];
             _mixedStart[i] = pixelCount;
-            for (var x = columns.Starts[t]; x < columns.Starts[t + 1]; x++)
-            {
-                _xs[pixelCount] = x;
-                _pixelTile[pixelCount++] = t;
-            }
+            pixelCount += columns.Length(_mixedTiles[i]);
         }
 
         _mixedStart[mixedCount] = pixelCount;
@@ -173,7 +181,7 @@ internal sealed partial class PanopticTileRow : IDisposable
             Gather(band, mixedCount);
             for (var y = y0; y < y1; y++)
             {
-                SolvePixels(y, pixelCount, ids.Row(y));
+                SolvePixels(y, mixedCount, ids.Row(y));
             }
         }
     }
@@ -235,22 +243,23 @@ internal sealed partial class PanopticTileRow : IDisposable
         EngineArrayPool<bool>.Shared.Return(_canWin);
         EngineArrayPool<int>.Shared.Return(_winner);
         EngineArrayPool<bool>.Shared.Return(_winnerDecided);
+        EngineArrayPool<float>.Shared.Return(_winnerLower);
+        EngineArrayPool<int>.Shared.Return(_inRunning);
         EngineArrayPool<int>.Shared.Return(_mixedTiles);
         EngineArrayPool<int>.Shared.Return(_relevant);
         EngineArrayPool<int>.Shared.Return(_relevantCount);
-        EngineArrayPool<int>.Shared.Return(_xs);
-        EngineArrayPool<int>.Shared.Return(_pixelTile);
         EngineArrayPool<int>.Shared.Return(_mixedStart);
         EngineArrayPool<int>.Shared.Return(_gathered);
-        EngineArrayPool<int>.Shared.Return(_positions);
         EngineArrayPool<float>.Shared.Return(_values);
         EngineArrayPool<float>.Shared.Return(_blend);
-        EngineArrayPool<int>.Shared.Return(_gatherStart);
-        EngineArrayPool<int>.Shared.Return(_gatherX);
-        EngineArrayPool<int>.Shared.Return(_gatherPosition);
+        EngineArrayPool<int>.Shared.Return(_runStart);
+        EngineArrayPool<int>.Shared.Return(_runX);
+        EngineArrayPool<int>.Shared.Return(_runPosition);
+        EngineArrayPool<int>.Shared.Return(_runLength);
+        EngineArrayPool<byte>.Shared.Return(_runKind);
         EngineArrayPool<float>.Shared.Return(_best);
-        EngineArrayPool<ushort>.Shared.Return(_value);
-        EngineArrayPool<ushort>.Shared.Return(_preset);
+        EngineArrayPool<int>.Shared.Return(_assigned);
+        EngineArrayPool<int>.Shared.Return(_preset);
         ReturnBlocks();
     }
 
@@ -263,46 +272,60 @@ internal sealed partial class PanopticTileRow : IDisposable
 
     private int DecideTiles(int row)
     {
-        var columns = _tiles.TileColumns;
+        var columns = _tiles.TileColumns.Count;
         var kept = _kept.Count;
-        var mixed = 0;
-        for (var t = 0; t < columns.Count; t++)
+
+        // Query by query over the row's tiles, so each query's bounds are one span.
+        // Written so that a NaN anywhere leaves every query undecided and in the running.
+        var winnerLower = _winnerLower.AsSpan(0, columns);
+        var inRunning = _inRunning.AsSpan(0, columns);
+        for (var k = 0; k < kept; k++)
         {
-            // Written so that a NaN anywhere leaves every query undecided and in the running.
-            var (winner, winnerLower) = (0, float.NaN);
-            for (var k = 0; k < kept; k++)
+            var (query, _, score) = _kept[k];
+            var lower = _tiles.Lower(query, row);
+            var upper = _tiles.Upper(query, row);
+            var sigmoidLower = _tiles.SigmoidLower(query, row);
+            for (var t = 0; t < columns; t++)
             {
-                var (query, _, score) = _kept[k];
-                var lower = _tiles.Lower(query, row)[t];
-                var upper = _tiles.Upper(query, row)[t];
-                _state[(t * kept) + k] = lower > SignMargin ? Inside : upper < -SignMargin ? Outside : Undecided;
-                var scoreLower = score * _tiles.SigmoidLower(query, row)[t];
-                if (k == 0 || scoreLower > winnerLower)
+                _state[(t * kept) + k] = lower[t] > SignMargin ? Inside : upper[t] < -SignMargin ? Outside : Undecided;
+                var scoreLower = score * sigmoidLower[t];
+                if (k == 0 || scoreLower > winnerLower[t])
                 {
-                    (winner, winnerLower) = (k, scoreLower);
+                    (_winner[t], winnerLower[t]) = (k, scoreLower);
                 }
             }
+        }
 
-            var threshold = (winnerLower * (1f - RelativeMargin)) - AbsoluteSlack;
-            var inRunning = 0;
-            for (var k = 0; k < kept; k++)
+        for (var t = 0; t < columns; t++)
+        {
+            winnerLower[t] = (winnerLower[t] * (1f - RelativeMargin)) - AbsoluteSlack;
+        }
+
+        inRunning.Clear();
+        for (var k = 0; k < kept; k++)
+        {
+            var (query, _, score) = _kept[k];
+            var sigmoidUpper = _tiles.SigmoidUpper(query, row);
+            for (var t = 0; t < columns; t++)
             {
-                var (query, _, score) = _kept[k];
-                var scoreUpper = score * _tiles.SigmoidUpper(query, row)[t];
-                var canWin = k == winner || !((scoreUpper * (1f + RelativeMargin)) + AbsoluteSlack < threshold);
+                var scoreUpper = score * sigmoidUpper[t];
+                var canWin = k == _winner[t] || !((scoreUpper * (1f + RelativeMargin)) + AbsoluteSlack < winnerLower[t]);
                 _canWin[(t * kept) + k] = canWin;
-                inRunning += canWin ? 1 : 0;
+                inRunning[t] += canWin ? 1 : 0;
             }
+        }
 
-            _winner[t] = winner;
-            _winnerDecided[t] = inRunning == 1;
+        var mixed = 0;
+        for (var t = 0; t < columns; t++)
+        {
+            _winnerDecided[t] = inRunning[t] == 1;
             if (IsMixed(t))
             {
                 _mixedTiles[mixed++] = t;
                 var count = 0;
                 for (var k = 0; k < kept; k++)
                 {
-                    if (k == winner || Needs(t, k))
+                    if (k == _winner[t] || Needs(t, k))
                     {
                         _relevant[(t * kept) + count++] = k;
                     }
@@ -315,74 +338,106 @@ internal sealed partial class PanopticTileRow : IDisposable
         return mixed;
     }
 
-    // The dense computation's operations on the mixed pixels of row y: each kept query's sigmoid where
-    // it was gathered, in query order, keeping each pixel's first strict maximum (as torch.argmax), then
-    // the area counts.
-    private void SolvePixels(int y, int pixelCount, Span<ushort> assignment)
+    // The dense computation's operations on the mixed pixels of row y: each kept query's sigmoid on
+    // its runs, in query order, keeping each pixel's first strict maximum (as torch.argmax), then the
+    // area counts. A run lies in one tile or block, so what its value says of the query's own mask
+    // is the run's; eight pixels at a time, the same float32 products and comparisons as per pixel.
+    private void SolvePixels(int y, int mixedCount, Span<ushort> assignment)
     {
         var width = _tiles.Upsampler.Width;
         var kept = _kept.Count;
-        var best = _best.AsSpan(0, pixelCount);
-        var assigned = _value.AsSpan(0, pixelCount);
-        best.Fill(float.NegativeInfinity);
-        _preset.AsSpan(0, pixelCount).CopyTo(assigned);
+        var pixelCount = _mixedStart[mixedCount];
+        _best.AsSpan(0, pixelCount).Fill(float.NegativeInfinity);
+        _preset.AsSpan(0, pixelCount).CopyTo(_assigned);
+        ref var best = ref MemoryMarshal.GetArrayDataReference(_best);
+        ref var assigned = ref MemoryMarshal.GetArrayDataReference(_assigned);
+        ref var values = ref MemoryMarshal.GetArrayDataReference(_values);
+        ref var lanes = ref MemoryMarshal.GetArrayDataReference(s_lanes);
+        var half = Vector256.Create(0.5f);
         for (var k = 0; k < kept; k++)
         {
-            var (start, count) = (_gatherStart[k], _gatherStart[k + 1] - _gatherStart[k]);
-            if (count == 0)
+            var (first, end) = (_runStart[k], _runStart[k + 1]);
+            if (first == end)
             {
                 continue;
             }
 
-            var padded = PixelBatch.PaddedLength(count, width);
-            var values = _values.AsSpan(0, padded);
-            _tiles.Upsampler.ComputePixels(_kept[k].Query, y, _gatherX.AsSpan(start, count), values, _blend);
-            values[count..].Clear();
-            TensorPrimitives.Sigmoid(values, values);
-            var score = _kept[k].Score;
-            var positions = _gatherPosition.AsSpan(start, count);
-            for (var i = 0; i < count; i++)
+            // Adjacent runs are interpolated as one span: longer spans stay on the vector path.
+            var blended = _tiles.Upsampler.BlendRow(_kept[k].Query, y, _blend);
+            var count = 0;
+            for (var r = first; r < end;)
             {
-                var p = positions[i];
-                var t = _pixelTile[p];
-                var sigmoid = values[i];
-                var state = _state[(t * kept) + k];
-                var value = (ushort)(state == Inside || (state == Undecided && sigmoid >= 0.5f) ? k : k | PanopticInference.BelowHalf);
-                if (_winnerDecided[t])
+                var (x0, length) = (_runX[r], _runLength[r]);
+                for (r++; r < end && _runX[r] == x0 + length; r++)
                 {
-                    // Only the winner is gathered here, for its own mask.
-                    assigned[p] = value;
-                    continue;
+                    length += _runLength[r];
                 }
 
-                var probability = score * sigmoid;
-                if (probability > best[p])
+                _tiles.Upsampler.Interpolate(blended, x0, _values.AsSpan(count, length));
+                count += length;
+            }
+
+            var sigmoids = _values.AsSpan(0, PixelBatch.PaddedLength(count, width));
+            sigmoids[count..].Clear();
+            TensorPrimitives.Sigmoid(sigmoids, sigmoids);
+            var score = Vector256.Create(_kept[k].Score);
+            var (inside, outside) = (Vector256.Create(k), Vector256.Create(k | PanopticInference.BelowHalf));
+            var at = 0;
+            for (var r = first; r < end; r++)
+            {
+                var (p0, length, kind) = (_runPosition[r], _runLength[r], _runKind[r]);
+                for (var i = 0; i < length; i += Vector256<float>.Count)
                 {
-                    best[p] = probability;
-                    assigned[p] = value;
+                    // Lanes past the run's end are read and written back unchanged.
+                    var live = Vector256.LoadUnsafe(ref lanes, (nuint)Math.Max(0, Vector256<int>.Count - (length - i)));
+                    var sigmoid = Vector256.LoadUnsafe(ref values, (nuint)(at + i));
+                    var value = kind == Inside ? inside : kind == Outside ? outside : Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(sigmoid, half).AsInt32(), inside, outside);
+                    var p = (nuint)(p0 + i);
+                    var previous = Vector256.LoadUnsafe(ref assigned, p);
+                    if (kind == Assign)
+                    {
+                        // Only the decided winner runs here, for its own mask.
+                        Vector256.ConditionalSelect(live, value, previous).StoreUnsafe(ref assigned, p);
+                        continue;
+                    }
+
+                    var probability = score * sigmoid;
+                    var bestSoFar = Vector256.LoadUnsafe(ref best, p);
+                    var take = Vector256.GreaterThan(probability, bestSoFar).AsInt32() & live;
+                    Vector256.ConditionalSelect(take.AsSingle(), probability, bestSoFar).StoreUnsafe(ref best, p);
+                    Vector256.ConditionalSelect(take, value, previous).StoreUnsafe(ref assigned, p);
                 }
+
+                at += length;
             }
         }
 
-        for (var p = 0; p < pixelCount; p++)
+        var columns = _tiles.TileColumns;
+        for (var i = 0; i < mixedCount; i++)
         {
-            var t = _pixelTile[p];
-            var value = assigned[p];
-            if (!_winnerDecided[t])
+            var t = _mixedTiles[i];
+            var (p0, p1, x0) = (_mixedStart[i], _mixedStart[i + 1], columns.Starts[t]);
+            var decided = _winnerDecided[t];
+            var winnerUndecided = decided && _state[(t * kept) + _winner[t]] == Undecided;
+            for (var p = p0; p < p1; p++)
             {
-                Counts.Won[value & ~PanopticInference.BelowHalf]++;
-                if ((value & PanopticInference.BelowHalf) == 0)
+                var value = _assigned[p];
+                if (!decided)
                 {
+                    Counts.Won[value & ~PanopticInference.BelowHalf]++;
+                    if ((value & PanopticInference.BelowHalf) == 0)
+                    {
+                        Counts.WonInsideMask[value]++;
+                    }
+                }
+                else if ((value & PanopticInference.BelowHalf) == 0 && winnerUndecided)
+                {
+                    // Won was counted for the whole tile; inside-the-mask only now that the pixel is known.
                     Counts.WonInsideMask[value]++;
                 }
-            }
-            else if ((value & PanopticInference.BelowHalf) == 0 && _state[(t * _kept.Count) + _winner[t]] == Undecided)
-            {
-                // Won was counted for the whole tile; inside-the-mask only now that the pixel is known.
-                Counts.WonInsideMask[value]++;
-            }
 
-            assignment[_xs[p]] = value;
+                assignment[x0 + p - p0] = (ushort)value;
+            }
         }
     }
 }
