@@ -237,7 +237,7 @@ internal sealed partial class PanopticTileRow
                     var decided = _winnerDecided[t];
                     foreach (var k in _relevant.AsSpan(t * kept, _relevantCount[t]))
                     {
-                        AddRun(pass, k, x0, columns.Starts[t + 1], p0, decided ? Assign : _state[(t * kept) + k]);
+                        AddRun(pass, k, x0, columns.Starts[t + 1], p0, decided ? Assign : State(t, k));
                     }
 
                     continue;
@@ -250,12 +250,12 @@ internal sealed partial class PanopticTileRow
                     var cb = columnsAxis.TileFirst[t] + b;
                     var (bx0, bx1) = (columnsAxis.Starts[cb], columnsAxis.Starts[cb + 1]);
                     var list = _blockRelevant.AsSpan(_boundBase[t] + (block * _relevantCount[t]), _blockRelevantCount[_blockBase[t] + block]);
-                    if (list.Length == 1 && _state[(t * kept) + list[0]] != Undecided)
+                    if (list.Length == 1 && State(t, list[0]) != Undecided)
                     {
                         if (pass == 1)
                         {
                             var k = list[0];
-                            _preset.AsSpan(p0 + bx0 - x0, bx1 - bx0).Fill(_state[(t * kept) + k] == Inside ? k : k | PanopticInference.BelowHalf);
+                            _preset.AsSpan(p0 + bx0 - x0, bx1 - bx0).Fill(State(t, k) == Inside ? k : k | PanopticInference.BelowHalf);
                         }
 
                         continue;
@@ -263,7 +263,7 @@ internal sealed partial class PanopticTileRow
 
                     foreach (var k in list)
                     {
-                        AddRun(pass, k, bx0, bx1, p0 + bx0 - x0, _state[(t * kept) + k]);
+                        AddRun(pass, k, bx0, bx1, p0 + bx0 - x0, State(t, k));
                     }
                 }
             }
@@ -272,12 +272,12 @@ internal sealed partial class PanopticTileRow
         _runStart[0] = 0;
     }
 
-    private void AddRun(int pass, int k, int x0, int x1, int p0, byte kind)
+    private void AddRun(int pass, int k, int x0, int x1, int p0, int kind)
     {
         var at = _runStart[k + 1]++;
         if (pass == 1)
         {
-            (_runX[at], _runPosition[at], _runLength[at], _runKind[at]) = (x0, p0, x1 - x0, kind);
+            (_runX[at], _runPosition[at], _runLength[at], _runKind[at]) = (x0, p0, x1 - x0, (byte)kind);
         }
     }
 }

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
@@ -14,12 +15,12 @@ internal sealed partial class PanopticTileRow : IDisposable
     /// <summary>The tile value of a tile decided per pixel.</summary>
     public const ushort Mixed = ushort.MaxValue;
 
-    private const byte Outside = 0;
-    private const byte Inside = 1;
-    private const byte Undecided = 2;
+    private const int Outside = 0;
+    private const int Inside = 1;
+    private const int Undecided = 2;
 
     // A run's kind besides the three mask states: the tile's winner is decided and only its own mask is computed.
-    private const byte Assign = 3;
+    private const int Assign = 3;
 
     // Eight live lanes, then eight dead: the mask for the last r lanes of a run starts at 8 - r.
     private static readonly int[] s_lanes = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
@@ -34,12 +35,15 @@ internal sealed partial class PanopticTileRow : IDisposable
 
     private readonly MaskTiles _tiles;
     private readonly List<(int Query, int Label, float Score)> _kept;
-    private readonly byte[] _state;
-    private readonly bool[] _canWin;
+    // Per kept query k and tile t of the row, at [k * tiles + t]: its mask state, and whether it can
+    // win there (all bits set) by the bounds.
+    private readonly int[] _state;
+    private readonly int[] _canWin;
     private readonly int[] _winner;
     private readonly bool[] _winnerDecided;
     private readonly float[] _winnerLower;
     private readonly int[] _inRunning;
+    private readonly int[] _widths;
     private readonly int[] _mixedTiles;
 
     // Per mixed tile, the kept queries (ascending) a pixel's decision reads: undecided masks, queries
@@ -78,8 +82,13 @@ internal sealed partial class PanopticTileRow : IDisposable
         Counts = counts;
         var columns = tiles.TileColumns.Count;
         var width = tiles.Upsampler.Width;
-        _state = EngineArrayPool<byte>.Shared.Rent(columns * kept.Count);
-        _canWin = EngineArrayPool<bool>.Shared.Rent(columns * kept.Count);
+        _state = EngineArrayPool<int>.Shared.Rent(columns * kept.Count);
+        _canWin = EngineArrayPool<int>.Shared.Rent(columns * kept.Count);
+        _widths = EngineArrayPool<int>.Shared.Rent(columns);
+        for (var t = 0; t < columns; t++)
+        {
+            _widths[t] = tiles.TileColumns.Length(t);
+        }
         _winner = EngineArrayPool<int>.Shared.Rent(columns);
         _winnerDecided = EngineArrayPool<bool>.Shared.Rent(columns);
         _winnerLower = EngineArrayPool<float>.Shared.Rent(columns);
@@ -113,31 +122,15 @@ internal sealed partial class PanopticTileRow : IDisposable
         var columns = _tiles.TileColumns;
         var rows = _tiles.TileRows;
         var tileHeight = rows.Starts[row + 1] - rows.Starts[row];
-        var mixedCount = DecideTiles(row);
+        var mixedCount = DecideTiles(row, tileHeight);
         for (var t = 0; t < columns.Count; t++)
         {
-            var pixels = (long)tileHeight * columns.Length(t);
-            // Own mask areas from the bounds; the undecided pixels are counted only for the queries
-            // whose keep-or-drop the bounds leave open (CountMask).
-            for (var k = 0; k < _kept.Count; k++)
-            {
-                var state = _state[(t * _kept.Count) + k];
-                if (state == Inside)
-                {
-                    Counts.Mask[k] += pixels;
-                }
-                else if (state == Undecided)
-                {
-                    Counts.MaskUndecided[k] += pixels;
-                }
-            }
-
             if (_winnerDecided[t])
             {
                 var winner = _winner[t];
+                var pixels = (long)tileHeight * columns.Length(t);
                 Counts.Won[winner] += pixels;
-                var winnerState = _state[(t * _kept.Count) + winner];
-                if (winnerState == Inside)
+                if (State(t, winner) == Inside)
                 {
                     Counts.WonInsideMask[winner] += pixels;
                 }
@@ -160,7 +153,7 @@ internal sealed partial class PanopticTileRow : IDisposable
             if (_winnerDecided[t] && !IsMixed(t))
             {
                 var winner = _winner[t];
-                tileValues[(row * columns.Count) + t] = (ushort)(_state[(t * _kept.Count) + winner] == Inside ? winner : winner | PanopticInference.BelowHalf);
+                tileValues[(row * columns.Count) + t] = (ushort)(State(t, winner) == Inside ? winner : winner | PanopticInference.BelowHalf);
             }
         }
 
@@ -239,8 +232,9 @@ internal sealed partial class PanopticTileRow : IDisposable
 
     public void Dispose()
     {
-        EngineArrayPool<byte>.Shared.Return(_state);
-        EngineArrayPool<bool>.Shared.Return(_canWin);
+        EngineArrayPool<int>.Shared.Return(_state);
+        EngineArrayPool<int>.Shared.Return(_canWin);
+        EngineArrayPool<int>.Shared.Return(_widths);
         EngineArrayPool<int>.Shared.Return(_winner);
         EngineArrayPool<bool>.Shared.Return(_winnerDecided);
         EngineArrayPool<float>.Shared.Return(_winnerLower);
@@ -263,55 +257,102 @@ internal sealed partial class PanopticTileRow : IDisposable
         ReturnBlocks();
     }
 
-    private bool IsMixed(int t) => !_winnerDecided[t] || (_winnerMaskMatters && _state[(t * _kept.Count) + _winner[t]] == Undecided);
+    private int State(int t, int k) => _state[(k * _tiles.TileColumns.Count) + t];
+
+    private bool IsMixed(int t) => !_winnerDecided[t] || (_winnerMaskMatters && State(t, _winner[t]) == Undecided);
 
     // A kept query needs its per-pixel sigmoid in a tile when it is still in the running for a winner
     // the bounds left open, or when it is the winner and its own mask, undecided there, matters.
-    private bool Needs(int t, int k) => (!_winnerDecided[t] && _canWin[(t * _kept.Count) + k])
-        || (_winnerMaskMatters && k == _winner[t] && _state[(t * _kept.Count) + k] == Undecided);
+    private bool Needs(int t, int k) => (!_winnerDecided[t] && _canWin[(k * _tiles.TileColumns.Count) + t] != 0)
+        || (_winnerMaskMatters && k == _winner[t] && State(t, k) == Undecided);
 
-    private int DecideTiles(int row)
+    // Query by query over the row's tiles, eight tiles at a time: each tile's winner (the first
+    // greatest score · lower sigmoid), each query's mask state and own mask area known from the
+    // bounds, then which queries can still beat the winner. Written so that a NaN anywhere leaves
+    // every query undecided and in the running.
+    private int DecideTiles(int row, int tileHeight)
     {
         var columns = _tiles.TileColumns.Count;
         var kept = _kept.Count;
-
-        // Query by query over the row's tiles, so each query's bounds are one span.
-        // Written so that a NaN anywhere leaves every query undecided and in the running.
-        var winnerLower = _winnerLower.AsSpan(0, columns);
-        var inRunning = _inRunning.AsSpan(0, columns);
+        var lanes = Vector256<float>.Count;
+        ref var winner = ref MemoryMarshal.GetArrayDataReference(_winner);
+        ref var winnerLower = ref MemoryMarshal.GetArrayDataReference(_winnerLower);
+        ref var widths = ref MemoryMarshal.GetArrayDataReference(_widths);
+        var (inside, outside) = (Vector256.Create(SignMargin), Vector256.Create(-SignMargin));
         for (var k = 0; k < kept; k++)
         {
             var (query, _, score) = _kept[k];
-            var lower = _tiles.Lower(query, row);
-            var upper = _tiles.Upper(query, row);
-            var sigmoidLower = _tiles.SigmoidLower(query, row);
-            for (var t = 0; t < columns; t++)
+            ref var lower = ref MemoryMarshal.GetReference(_tiles.Lower(query, row));
+            ref var upper = ref MemoryMarshal.GetReference(_tiles.Upper(query, row));
+            ref var sigmoidLower = ref MemoryMarshal.GetReference(_tiles.SigmoidLower(query, row));
+            ref var state = ref _state[k * columns];
+            var (insideWidth, undecidedWidth) = (Vector256<int>.Zero, Vector256<int>.Zero);
+            var t = 0;
+            for (; t + lanes <= columns; t += lanes)
             {
-                _state[(t * kept) + k] = lower[t] > SignMargin ? Inside : upper[t] < -SignMargin ? Outside : Undecided;
-                var scoreLower = score * sigmoidLower[t];
-                if (k == 0 || scoreLower > winnerLower[t])
+                var at = (nuint)t;
+                var isInside = Vector256.GreaterThan(Vector256.LoadUnsafe(ref lower, at), inside).AsInt32();
+                var isUndecided = ~(isInside | Vector256.LessThan(Vector256.LoadUnsafe(ref upper, at), outside).AsInt32());
+                ((isInside & Vector256.Create(Inside)) | (isUndecided & Vector256.Create(Undecided))).StoreUnsafe(ref state, at);
+                var width = Vector256.LoadUnsafe(ref widths, at);
+                (insideWidth, undecidedWidth) = (insideWidth + (isInside & width), undecidedWidth + (isUndecided & width));
+                var scoreLower = Vector256.LoadUnsafe(ref sigmoidLower, at) * score;
+                var best = Vector256.LoadUnsafe(ref winnerLower, at);
+                var take = k == 0 ? Vector256<int>.AllBitsSet : Vector256.GreaterThan(scoreLower, best).AsInt32();
+                Vector256.ConditionalSelect(take.AsSingle(), scoreLower, best).StoreUnsafe(ref winnerLower, at);
+                Vector256.ConditionalSelect(take, Vector256.Create(k), Vector256.LoadUnsafe(ref winner, at)).StoreUnsafe(ref winner, at);
+            }
+
+            var (insideSum, undecidedSum) = (Vector256.Sum(insideWidth), Vector256.Sum(undecidedWidth));
+            for (; t < columns; t++)
+            {
+                var tileState = Unsafe.Add(ref lower, t) > SignMargin ? Inside : Unsafe.Add(ref upper, t) < -SignMargin ? Outside : Undecided;
+                Unsafe.Add(ref state, t) = tileState;
+                insideSum += tileState == Inside ? _widths[t] : 0;
+                undecidedSum += tileState == Undecided ? _widths[t] : 0;
+                var scoreLower = score * Unsafe.Add(ref sigmoidLower, t);
+                if (k == 0 || scoreLower > _winnerLower[t])
                 {
-                    (_winner[t], winnerLower[t]) = (k, scoreLower);
+                    (_winner[t], _winnerLower[t]) = (k, scoreLower);
                 }
             }
+
+            // Own mask areas from the bounds; the undecided pixels are counted only for the queries
+            // whose keep-or-drop the bounds leave open (CountMask).
+            Counts.Mask[k] += (long)tileHeight * insideSum;
+            Counts.MaskUndecided[k] += (long)tileHeight * undecidedSum;
         }
 
         for (var t = 0; t < columns; t++)
         {
-            winnerLower[t] = (winnerLower[t] * (1f - RelativeMargin)) - AbsoluteSlack;
+            _winnerLower[t] = (_winnerLower[t] * (1f - RelativeMargin)) - AbsoluteSlack;
         }
 
+        var inRunning = _inRunning.AsSpan(0, columns);
         inRunning.Clear();
+        ref var running = ref MemoryMarshal.GetArrayDataReference(_inRunning);
         for (var k = 0; k < kept; k++)
         {
             var (query, _, score) = _kept[k];
-            var sigmoidUpper = _tiles.SigmoidUpper(query, row);
-            for (var t = 0; t < columns; t++)
+            ref var sigmoidUpper = ref MemoryMarshal.GetReference(_tiles.SigmoidUpper(query, row));
+            ref var canWin = ref _canWin[k * columns];
+            var t = 0;
+            for (; t + lanes <= columns; t += lanes)
             {
-                var scoreUpper = score * sigmoidUpper[t];
-                var canWin = k == _winner[t] || !((scoreUpper * (1f + RelativeMargin)) + AbsoluteSlack < winnerLower[t]);
-                _canWin[(t * kept) + k] = canWin;
-                inRunning[t] += canWin ? 1 : 0;
+                var at = (nuint)t;
+                var scoreUpper = Vector256.LoadUnsafe(ref sigmoidUpper, at) * score;
+                var beaten = Vector256.LessThan((scoreUpper * (1f + RelativeMargin)) + Vector256.Create(AbsoluteSlack), Vector256.LoadUnsafe(ref winnerLower, at)).AsInt32();
+                var can = Vector256.Equals(Vector256.LoadUnsafe(ref winner, at), Vector256.Create(k)) | ~beaten;
+                can.StoreUnsafe(ref canWin, at);
+                (Vector256.LoadUnsafe(ref running, at) - can).StoreUnsafe(ref running, at);
+            }
+
+            for (; t < columns; t++)
+            {
+                var scoreUpper = score * Unsafe.Add(ref sigmoidUpper, t);
+                var can = k == _winner[t] || !((scoreUpper * (1f + RelativeMargin)) + AbsoluteSlack < _winnerLower[t]);
+                Unsafe.Add(ref canWin, t) = can ? -1 : 0;
+                inRunning[t] += can ? 1 : 0;
             }
         }
 
@@ -418,7 +459,7 @@ internal sealed partial class PanopticTileRow : IDisposable
             var t = _mixedTiles[i];
             var (p0, p1, x0) = (_mixedStart[i], _mixedStart[i + 1], columns.Starts[t]);
             var decided = _winnerDecided[t];
-            var winnerUndecided = decided && _state[(t * kept) + _winner[t]] == Undecided;
+            var winnerUndecided = decided && State(t, _winner[t]) == Undecided;
             for (var p = p0; p < p1; p++)
             {
                 var value = _assigned[p];
