@@ -13,9 +13,10 @@ namespace MaskFormer.Engine.Postprocessing;
 /// <remarks>
 /// Cost follows the class boundaries: a class's score over a tile lies between Σ_q p_q(c)·σ(lower_q)
 /// and Σ_q p_q(c)·σ(upper_q) (<see cref="MaskTiles"/>), so a tile whose best lower bound beats every
-/// other class's upper bound takes that class whole. Elsewhere only the classes still in the running
-/// are scored, per pixel, with the very float32 operations of the dense computation, so labels are
-/// the same bit for bit.
+/// other class's upper bound takes that class whole; a class whose bound over a block of eight tiles
+/// already falls below that test is dropped from the whole block before its tile bounds are summed.
+/// Elsewhere only the classes still in the running are scored, per pixel, with the very float32
+/// operations of the dense computation, so labels are the same bit for bit.
 /// </remarks>
 public static class SemanticInference
 {

@@ -17,75 +17,136 @@ internal sealed partial class SemanticTileRow
     internal const int Lanes = 8;
 
     /// <summary>
-    /// Bounds every class's score over a row of tiles: <c>lower[c·tiles + t] = Σ_q σ(lower_q(t))·p_q(c)</c>
-    /// and likewise <c>upper</c>. <paramref name="sigmoids"/> holds, per query, the row's sigmoids of the
-    /// lower bounds then of the upper bounds, <paramref name="tiles"/> (a multiple of <see cref="Lanes"/>) each.
+    /// Bounds classes <paramref name="classList"/>'s scores over <see cref="Lanes"/> tiles of a row from
+    /// <paramref name="first"/>: <c>lower[c·tiles + t] = Σ_q σ(lower_q(t))·p_q(c)</c>, and likewise
+    /// <c>upper</c>. <paramref name="sigmoids"/> holds, per query, the row's sigmoids of the lower bounds
+    /// then of the upper bounds, <paramref name="tiles"/> (a multiple of <see cref="Lanes"/>) each.
     /// </summary>
-    internal static void BoundScores(ReadOnlySpan<float> sigmoids, int tiles, int queries, ReadOnlySpan<float> probabilities, int classes, Span<float> lower, Span<float> upper)
+    internal static void BoundScores(ReadOnlySpan<float> sigmoids, int tiles, int first, int queries, ReadOnlySpan<float> probabilities, int classStride, ReadOnlySpan<int> classList, Span<float> lower, Span<float> upper)
     {
-        var classStride = classes + 1;
-        if (tiles % Lanes != 0 || sigmoids.Length < 2 * tiles * queries || probabilities.Length < queries * classStride
-            || lower.Length < classes * tiles || upper.Length < classes * tiles)
+        if (tiles % Lanes != 0 || first < 0 || first % Lanes != 0 || first + Lanes > tiles || sigmoids.Length < 2 * tiles * queries)
         {
-            throw new ArgumentException("Score buffers are shorter than the tiles, queries and classes they are for.");
+            throw new ArgumentException("Score buffers are shorter than the tiles and queries they are for.");
+        }
+
+        foreach (var c in classList)
+        {
+            if ((uint)c >= (uint)classStride || probabilities.Length < ((queries - 1) * classStride) + c + 1 || lower.Length < (c + 1) * tiles || upper.Length < (c + 1) * tiles)
+            {
+                throw new ArgumentOutOfRangeException(nameof(classList), c, "A class is outside the probabilities or the bounds.");
+            }
         }
 
         ref var sigmoid = ref MemoryMarshal.GetReference(sigmoids);
         ref var probability = ref MemoryMarshal.GetReference(probabilities);
         ref var low = ref MemoryMarshal.GetReference(lower);
         ref var high = ref MemoryMarshal.GetReference(upper);
-        var (queryStride, upperOffset) = ((nuint)(2 * tiles), (nuint)tiles);
-        for (var t = 0; t < tiles; t += Lanes)
+        var (queryStride, upperOffset, step) = ((nuint)(2 * tiles), (nuint)tiles, (nuint)classStride);
+        var i = 0;
+        for (; i + 4 <= classList.Length; i += 4)
         {
-            var c = 0;
-            for (; c + 4 <= classes; c += 4)
+            Vector256<float> l0 = default, l1 = default, l2 = default, l3 = default;
+            Vector256<float> u0 = default, u1 = default, u2 = default, u3 = default;
+            var (p0, p1, p2, p3) = ((nuint)classList[i], (nuint)classList[i + 1], (nuint)classList[i + 2], (nuint)classList[i + 3]);
+            var at = (nuint)first;
+            for (var q = 0; q < queries; q++, at += queryStride)
             {
-                Vector256<float> l0 = default, l1 = default, l2 = default, l3 = default;
-                Vector256<float> u0 = default, u1 = default, u2 = default, u3 = default;
-                var (at, p) = ((nuint)t, (nuint)c);
-                for (var q = 0; q < queries; q++, at += queryStride, p += (nuint)classStride)
-                {
-                    var sl = Vector256.LoadUnsafe(ref sigmoid, at);
-                    var su = Vector256.LoadUnsafe(ref sigmoid, at + upperOffset);
-                    var p0 = Vector256.Create(Unsafe.Add(ref probability, p));
-                    var p1 = Vector256.Create(Unsafe.Add(ref probability, p + 1));
-                    var p2 = Vector256.Create(Unsafe.Add(ref probability, p + 2));
-                    var p3 = Vector256.Create(Unsafe.Add(ref probability, p + 3));
-                    l0 = (sl * p0) + l0;
-                    u0 = (su * p0) + u0;
-                    l1 = (sl * p1) + l1;
-                    u1 = (su * p1) + u1;
-                    l2 = (sl * p2) + l2;
-                    u2 = (su * p2) + u2;
-                    l3 = (sl * p3) + l3;
-                    u3 = (su * p3) + u3;
-                }
-
-                var o = (nuint)((c * tiles) + t);
-                l0.StoreUnsafe(ref low, o);
-                u0.StoreUnsafe(ref high, o);
-                l1.StoreUnsafe(ref low, o + (nuint)tiles);
-                u1.StoreUnsafe(ref high, o + (nuint)tiles);
-                l2.StoreUnsafe(ref low, o + (nuint)(2 * tiles));
-                u2.StoreUnsafe(ref high, o + (nuint)(2 * tiles));
-                l3.StoreUnsafe(ref low, o + (nuint)(3 * tiles));
-                u3.StoreUnsafe(ref high, o + (nuint)(3 * tiles));
+                var sl = Vector256.LoadUnsafe(ref sigmoid, at);
+                var su = Vector256.LoadUnsafe(ref sigmoid, at + upperOffset);
+                var w0 = Vector256.Create(Unsafe.Add(ref probability, p0));
+                var w1 = Vector256.Create(Unsafe.Add(ref probability, p1));
+                var w2 = Vector256.Create(Unsafe.Add(ref probability, p2));
+                var w3 = Vector256.Create(Unsafe.Add(ref probability, p3));
+                l0 = (sl * w0) + l0;
+                u0 = (su * w0) + u0;
+                l1 = (sl * w1) + l1;
+                u1 = (su * w1) + u1;
+                l2 = (sl * w2) + l2;
+                u2 = (su * w2) + u2;
+                l3 = (sl * w3) + l3;
+                u3 = (su * w3) + u3;
+                (p0, p1, p2, p3) = (p0 + step, p1 + step, p2 + step, p3 + step);
             }
 
-            for (; c < classes; c++)
-            {
-                Vector256<float> l0 = default, u0 = default;
-                var (at, p) = ((nuint)t, (nuint)c);
-                for (var q = 0; q < queries; q++, at += queryStride, p += (nuint)classStride)
-                {
-                    var p0 = Vector256.Create(Unsafe.Add(ref probability, p));
-                    l0 = (Vector256.LoadUnsafe(ref sigmoid, at) * p0) + l0;
-                    u0 = (Vector256.LoadUnsafe(ref sigmoid, at + upperOffset) * p0) + u0;
-                }
+            Store(l0, u0, ref low, ref high, (nuint)((classList[i] * tiles) + first));
+            Store(l1, u1, ref low, ref high, (nuint)((classList[i + 1] * tiles) + first));
+            Store(l2, u2, ref low, ref high, (nuint)((classList[i + 2] * tiles) + first));
+            Store(l3, u3, ref low, ref high, (nuint)((classList[i + 3] * tiles) + first));
+        }
 
-                l0.StoreUnsafe(ref low, (nuint)((c * tiles) + t));
-                u0.StoreUnsafe(ref high, (nuint)((c * tiles) + t));
+        for (; i < classList.Length; i++)
+        {
+            Vector256<float> l0 = default, u0 = default;
+            var (at, p) = ((nuint)first, (nuint)classList[i]);
+            for (var q = 0; q < queries; q++, at += queryStride, p += step)
+            {
+                var w = Vector256.Create(Unsafe.Add(ref probability, p));
+                l0 = (Vector256.LoadUnsafe(ref sigmoid, at) * w) + l0;
+                u0 = (Vector256.LoadUnsafe(ref sigmoid, at + upperOffset) * w) + u0;
             }
+
+            Store(l0, u0, ref low, ref high, (nuint)((classList[i] * tiles) + first));
+        }
+    }
+
+    private static void Store(Vector256<float> lower, Vector256<float> upper, ref float low, ref float high, nuint at)
+    {
+        lower.StoreUnsafe(ref low, at);
+        upper.StoreUnsafe(ref high, at);
+    }
+
+    /// <summary>
+    /// Bounds every class's score over a block of tiles at once: <c>lower[c] = Σ_q lowest[q]·p_q(c)</c>
+    /// and <c>upper[c] = Σ_q highest[q]·p_q(c)</c>, in <see cref="BoundScores"/>'s order, so that with
+    /// <c>lowest[q]</c> at most, and <c>highest[q]</c> at least, every tile's sigmoid, float32 rounding
+    /// (monotone) keeps them below and above every tile's bound. <paramref name="probabilities"/> is
+    /// [queries, <paramref name="classes"/>] with <paramref name="classes"/> a multiple of <see cref="Lanes"/>.
+    /// </summary>
+    internal static void BlockBounds(ReadOnlySpan<float> lowest, ReadOnlySpan<float> highest, int queries, ReadOnlySpan<float> probabilities, int classes, Span<float> lower, Span<float> upper)
+    {
+        if (classes % Lanes != 0 || lowest.Length < queries || highest.Length < queries || probabilities.Length < queries * classes || lower.Length < classes || upper.Length < classes)
+        {
+            throw new ArgumentException("Bound buffers are shorter than the queries and classes they are for.");
+        }
+
+        ref var probability = ref MemoryMarshal.GetReference(probabilities);
+        ref var low = ref MemoryMarshal.GetReference(lower);
+        ref var high = ref MemoryMarshal.GetReference(upper);
+        var c = 0;
+        for (; c + (2 * Lanes) <= classes; c += 2 * Lanes)
+        {
+            Vector256<float> l0 = default, l1 = default, u0 = default, u1 = default;
+            var at = (nuint)c;
+            for (var q = 0; q < queries; q++, at += (nuint)classes)
+            {
+                var (sl, su) = (Vector256.Create(lowest[q]), Vector256.Create(highest[q]));
+                var w0 = Vector256.LoadUnsafe(ref probability, at);
+                var w1 = Vector256.LoadUnsafe(ref probability, at + Lanes);
+                l0 = (sl * w0) + l0;
+                u0 = (su * w0) + u0;
+                l1 = (sl * w1) + l1;
+                u1 = (su * w1) + u1;
+            }
+
+            l0.StoreUnsafe(ref low, (nuint)c);
+            u0.StoreUnsafe(ref high, (nuint)c);
+            l1.StoreUnsafe(ref low, (nuint)(c + Lanes));
+            u1.StoreUnsafe(ref high, (nuint)(c + Lanes));
+        }
+
+        for (; c < classes; c += Lanes)
+        {
+            Vector256<float> l0 = default, u0 = default;
+            var at = (nuint)c;
+            for (var q = 0; q < queries; q++, at += (nuint)classes)
+            {
+                var w = Vector256.LoadUnsafe(ref probability, at);
+                l0 = (Vector256.Create(lowest[q]) * w) + l0;
+                u0 = (Vector256.Create(highest[q]) * w) + u0;
+            }
+
+            l0.StoreUnsafe(ref low, (nuint)c);
+            u0.StoreUnsafe(ref high, (nuint)c);
         }
     }
 

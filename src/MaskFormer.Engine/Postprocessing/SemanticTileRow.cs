@@ -15,8 +15,13 @@ internal sealed partial class SemanticTileRow : IDisposable
     private readonly float[] _probabilities;
     private readonly int _classes;
     private readonly int _paddedColumns;
+    private readonly int _paddedClasses;
     private readonly float _margin;
     private readonly float[] _rowSigmoids;
+    private readonly float[] _paddedProbabilities;
+    private readonly float[] _blockSigmoids;
+    private readonly float[] _blockBounds;
+    private readonly int[] _survivors;
     private readonly float[] _lower;
     private readonly float[] _upper;
     private readonly int[] _candidates;
@@ -45,6 +50,17 @@ internal sealed partial class SemanticTileRow : IDisposable
         var columns = tiles.TileColumns.Count;
         var width = tiles.Upsampler.Width;
         _paddedColumns = RoundUp(columns);
+        _paddedClasses = RoundUp(classes);
+        _paddedProbabilities = EngineArrayPool<float>.Shared.Rent(queries * _paddedClasses);
+        for (var q = 0; q < queries; q++)
+        {
+            probabilities.AsSpan(q * (classes + 1), classes).CopyTo(_paddedProbabilities.AsSpan(q * _paddedClasses));
+            _paddedProbabilities.AsSpan((q * _paddedClasses) + classes, _paddedClasses - classes).Clear();
+        }
+
+        _blockSigmoids = EngineArrayPool<float>.Shared.Rent(2 * queries);
+        _blockBounds = EngineArrayPool<float>.Shared.Rent(2 * _paddedClasses);
+        _survivors = EngineArrayPool<int>.Shared.Rent(classes);
         _rowSigmoids = EngineArrayPool<float>.Shared.Rent(2 * queries * _paddedColumns);
         _lower = EngineArrayPool<float>.Shared.Rent(classes * _paddedColumns);
         _upper = EngineArrayPool<float>.Shared.Rent(classes * _paddedColumns);
@@ -107,6 +123,10 @@ internal sealed partial class SemanticTileRow : IDisposable
     public void Dispose()
     {
         EngineArrayPool<float>.Shared.Return(_rowSigmoids);
+        EngineArrayPool<float>.Shared.Return(_paddedProbabilities);
+        EngineArrayPool<float>.Shared.Return(_blockSigmoids);
+        EngineArrayPool<float>.Shared.Return(_blockBounds);
+        EngineArrayPool<int>.Shared.Return(_survivors);
         EngineArrayPool<float>.Shared.Return(_lower);
         EngineArrayPool<float>.Shared.Return(_upper);
         EngineArrayPool<int>.Shared.Return(_candidates);
@@ -186,98 +206,5 @@ internal sealed partial class SemanticTileRow : IDisposable
         {
             _classSlot[_vectorClasses[i]] = -1;
         }
-    }
-
-    // Whether class `best` beats class `other` at every pixel of the tile: the two scores share each
-    // query's sigmoid, so their difference Σ_q (p_q(best) − p_q(other))·σ_q is bounded below by taking
-    // each σ_q at the end of its range that hurts; tighter than comparing the two scores' bounds.
-    private bool Dominates(int tile, int best, int other, float upperSum)
-    {
-        var difference = 0f;
-        for (var q = 0; q < _tiles.Output.Queries; q++)
-        {
-            var weight = _probabilities[(q * (_classes + 1)) + best] - _probabilities[(q * (_classes + 1)) + other];
-            var at = (2 * q * _paddedColumns) + tile;
-            difference += weight * (weight > 0f ? _rowSigmoids[at] : _rowSigmoids[at + _paddedColumns]);
-        }
-
-        // Both scores' float32 errors, and this sum's, are within the margin of their sizes.
-        return difference > (2f * _margin * upperSum) + AbsoluteSlack;
-    }
-
-    // Bounds every class's score over each tile of the row. A tile whose best lower bound beats every
-    // other upper bound joins a run of decided pixels; the others list their candidate classes and add
-    // their pixels to the row's gathered columns.
-    private (int Pixels, int RunCount) DecideTiles(int row)
-    {
-        var columns = _tiles.TileColumns;
-        var count = columns.Count;
-        var padded = _paddedColumns;
-        var queries = _tiles.Output.Queries;
-        var sigmoids = _rowSigmoids.AsSpan(0, 2 * queries * padded);
-        for (var q = 0; q < queries; q++)
-        {
-            _tiles.SigmoidLower(q, row).CopyTo(sigmoids.Slice(2 * q * padded, count));
-            sigmoids.Slice((2 * q * padded) + count, padded - count).Clear();
-            _tiles.SigmoidUpper(q, row).CopyTo(sigmoids.Slice(((2 * q) + 1) * padded, count));
-            sigmoids.Slice((((2 * q) + 1) * padded) + count, padded - count).Clear();
-        }
-
-        var lower = _lower.AsSpan(0, _classes * padded);
-        var upper = _upper.AsSpan(0, _classes * padded);
-        BoundScores(sigmoids, padded, queries, _probabilities, _classes, lower, upper);
-
-        var (pixels, runCount, candidates) = (0, 0, 0);
-        for (var t = 0; t < count; t++)
-        {
-            var best = 0;
-            for (var c = 1; c < _classes; c++)
-            {
-                if (lower[(c * padded) + t] > lower[(best * padded) + t])
-                {
-                    best = c;
-                }
-            }
-
-            // Written so that a NaN anywhere keeps every class in the running.
-            var threshold = (lower[(best * padded) + t] * (1f - _margin)) - AbsoluteSlack;
-            var start = candidates;
-            for (var c = 0; c < _classes; c++)
-            {
-                if (c == best || !(((upper[(c * padded) + t] * (1f + _margin)) + AbsoluteSlack < threshold)
-                    || Dominates(t, best, c, upper[(best * padded) + t] + upper[(c * padded) + t])))
-                {
-                    _candidates[candidates++] = c;
-                }
-            }
-
-            var (x0, length) = (columns.Starts[t], columns.Length(t));
-            if (candidates - start == 1)
-            {
-                var label = _candidates[start];
-                candidates = start;
-                if (runCount > 0 && _runs[(3 * (runCount - 1)) + 2] == label && _runs[3 * (runCount - 1)] + _runs[(3 * (runCount - 1)) + 1] == x0)
-                {
-                    _runs[(3 * (runCount - 1)) + 1] += length;
-                }
-                else
-                {
-                    (_runs[3 * runCount], _runs[(3 * runCount) + 1], _runs[(3 * runCount) + 2]) = (x0, length, label);
-                    runCount++;
-                }
-
-                continue;
-            }
-
-            _candidateStart[t] = start;
-            _candidateCount[t] = candidates - start;
-            for (var x = x0; x < x0 + length; x++)
-            {
-                _xs[pixels] = x;
-                _pixelTile[pixels++] = t;
-            }
-        }
-
-        return (pixels, runCount);
     }
 }

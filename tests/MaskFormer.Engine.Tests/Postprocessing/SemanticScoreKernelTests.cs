@@ -19,23 +19,49 @@ public sealed class SemanticScoreKernelTests
     {
         var random = new Random(seed);
         var (queries, classes, tiles) = (random.Next(1, 40), random.Next(1, 12), Lanes * random.Next(1, 5));
+        var first = Lanes * random.Next(tiles / Lanes);
         var sigmoids = Values(random, 2 * queries * tiles);
         var probabilities = Values(random, queries * (classes + 1));
+        var classList = Enumerable.Range(0, classes).Where(_ => random.Next(3) != 0).ToArray();
         var (lower, upper) = (new float[classes * tiles], new float[classes * tiles]);
 
-        SemanticTileRow.BoundScores(sigmoids, tiles, queries, probabilities, classes, lower, upper);
+        SemanticTileRow.BoundScores(sigmoids, tiles, first, queries, probabilities, classes + 1, classList, lower, upper);
 
         var (wantLower, wantUpper) = (new float[classes * tiles], new float[classes * tiles]);
         for (var q = 0; q < queries; q++)
         {
-            for (var c = 0; c < classes; c++)
+            foreach (var c in classList)
             {
-                var low = wantLower.AsSpan(c * tiles, tiles);
-                var high = wantUpper.AsSpan(c * tiles, tiles);
+                var low = wantLower.AsSpan((c * tiles) + first, Lanes);
+                var high = wantUpper.AsSpan((c * tiles) + first, Lanes);
                 var probability = probabilities[(q * (classes + 1)) + c];
-                TensorPrimitives.MultiplyAdd(sigmoids.AsSpan(2 * q * tiles, tiles), probability, low, low);
-                TensorPrimitives.MultiplyAdd(sigmoids.AsSpan(((2 * q) + 1) * tiles, tiles), probability, high, high);
+                TensorPrimitives.MultiplyAdd(sigmoids.AsSpan((2 * q * tiles) + first, Lanes), probability, low, low);
+                TensorPrimitives.MultiplyAdd(sigmoids.AsSpan((((2 * q) + 1) * tiles) + first, Lanes), probability, high, high);
             }
+        }
+
+        AssertBitsEqual(wantLower, lower);
+        AssertBitsEqual(wantUpper, upper);
+    }
+
+    [Theory]
+    [MemberData(nameof(Seeds))]
+    public void BlockBounds_RandomSigmoids_EqualsMultiplyAddPerQuery(int seed)
+    {
+        var random = new Random(seed);
+        var (queries, classes) = (random.Next(1, 40), Lanes * random.Next(1, 8));
+        var (lowest, highest) = (Values(random, queries), Values(random, queries));
+        var probabilities = Values(random, queries * classes);
+        var (lower, upper) = (new float[classes], new float[classes]);
+
+        SemanticTileRow.BlockBounds(lowest, highest, queries, probabilities, classes, lower, upper);
+
+        var (wantLower, wantUpper) = (new float[classes], new float[classes]);
+        for (var q = 0; q < queries; q++)
+        {
+            var row = probabilities.AsSpan(q * classes, classes);
+            TensorPrimitives.MultiplyAdd(row, lowest[q], wantLower, wantLower);
+            TensorPrimitives.MultiplyAdd(row, highest[q], wantUpper, wantUpper);
         }
 
         AssertBitsEqual(wantLower, lower);

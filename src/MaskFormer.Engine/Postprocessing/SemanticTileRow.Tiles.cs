@@ -1,0 +1,160 @@
+namespace MaskFormer.Engine.Postprocessing;
+
+/// <summary>
+/// The decisions a row of tiles takes from the bounds alone (<see cref="MaskTiles"/>): which tiles take
+/// one class whole, and which classes are still candidates in the others.
+/// </summary>
+internal sealed partial class SemanticTileRow
+{
+    // Whether class `best` beats class `other` at every pixel of the tile: the two scores share each
+    // query's sigmoid, so their difference Σ_q (p_q(best) − p_q(other))·σ_q is bounded below by taking
+    // each σ_q at the end of its range that hurts; tighter than comparing the two scores' bounds.
+    private bool Dominates(int tile, int best, int other, float upperSum)
+    {
+        var difference = 0f;
+        for (var q = 0; q < _tiles.Output.Queries; q++)
+        {
+            var weight = _probabilities[(q * (_classes + 1)) + best] - _probabilities[(q * (_classes + 1)) + other];
+            var at = (2 * q * _paddedColumns) + tile;
+            difference += weight * (weight > 0f ? _rowSigmoids[at] : _rowSigmoids[at + _paddedColumns]);
+        }
+
+        // Both scores' float32 errors, and this sum's, are within the margin of their sizes.
+        return difference > (2f * _margin * upperSum) + AbsoluteSlack;
+    }
+
+    // Bounds the scores over each tile of the row, eight tiles at a time, for the classes that can
+    // matter there (Survivors). A tile whose best lower bound beats every other upper bound joins a run
+    // of decided pixels; the others list their candidate classes and add their pixels to the row's
+    // gathered columns.
+    private (int Pixels, int RunCount) DecideTiles(int row)
+    {
+        var columns = _tiles.TileColumns;
+        var count = columns.Count;
+        var padded = _paddedColumns;
+        var queries = _tiles.Output.Queries;
+        var sigmoids = _rowSigmoids.AsSpan(0, 2 * queries * padded);
+        for (var q = 0; q < queries; q++)
+        {
+            _tiles.SigmoidLower(q, row).CopyTo(sigmoids.Slice(2 * q * padded, count));
+            sigmoids.Slice((2 * q * padded) + count, padded - count).Clear();
+            _tiles.SigmoidUpper(q, row).CopyTo(sigmoids.Slice(((2 * q) + 1) * padded, count));
+            sigmoids.Slice((((2 * q) + 1) * padded) + count, padded - count).Clear();
+        }
+
+        var lower = _lower.AsSpan(0, _classes * padded);
+        var upper = _upper.AsSpan(0, _classes * padded);
+        var (pixels, runCount, candidates) = (0, 0, 0);
+        for (var first = 0; first < count; first += Lanes)
+        {
+            var end = Math.Min(first + Lanes, count);
+            var survivors = Survivors(first, end);
+            BoundScores(sigmoids, padded, first, queries, _probabilities, _classes + 1, survivors, lower, upper);
+            for (var t = first; t < end; t++)
+            {
+                var best = survivors[0];
+                foreach (var c in survivors)
+                {
+                    if (lower[(c * padded) + t] > lower[(best * padded) + t])
+                    {
+                        best = c;
+                    }
+                }
+
+                // Written so that a NaN anywhere keeps every class in the running.
+                var threshold = (lower[(best * padded) + t] * (1f - _margin)) - AbsoluteSlack;
+                var start = candidates;
+                foreach (var c in survivors)
+                {
+                    if (c == best || !(((upper[(c * padded) + t] * (1f + _margin)) + AbsoluteSlack < threshold)
+                        || Dominates(t, best, c, upper[(best * padded) + t] + upper[(c * padded) + t])))
+                    {
+                        _candidates[candidates++] = c;
+                    }
+                }
+
+                var (x0, length) = (columns.Starts[t], columns.Length(t));
+                if (candidates - start == 1)
+                {
+                    var label = _candidates[start];
+                    candidates = start;
+                    if (runCount > 0 && _runs[(3 * (runCount - 1)) + 2] == label && _runs[3 * (runCount - 1)] + _runs[(3 * (runCount - 1)) + 1] == x0)
+                    {
+                        _runs[(3 * (runCount - 1)) + 1] += length;
+                    }
+                    else
+                    {
+                        (_runs[3 * runCount], _runs[(3 * runCount) + 1], _runs[(3 * runCount) + 2]) = (x0, length, label);
+                        runCount++;
+                    }
+
+                    continue;
+                }
+
+                _candidateStart[t] = start;
+                _candidateCount[t] = candidates - start;
+                for (var x = x0; x < x0 + length; x++)
+                {
+                    _xs[pixels] = x;
+                    _pixelTile[pixels++] = t;
+                }
+            }
+        }
+
+        return (pixels, runCount);
+    }
+
+    // The classes, in class order, that can be a candidate in some tile of [first, end): the others
+    // are left out with the very test the tile would apply, on bounds for the whole block. A class whose
+    // upper bound over the block (BlockBounds, from each query's highest sigmoid bound there, lower or
+    // upper) falls below the highest block-wide lower bound of any class, less the margins, is below
+    // every tile's threshold and below every tile's best lower bound: it is neither the best nor a
+    // candidate anywhere. Float32 rounding is monotone and the sums run in the same order, so this
+    // holds for the computed bounds too. A NaN keeps every class.
+    private ReadOnlySpan<int> Survivors(int first, int end)
+    {
+        var (queries, padded) = (_tiles.Output.Queries, _paddedColumns);
+        var lowest = _blockSigmoids.AsSpan(0, queries);
+        var highest = _blockSigmoids.AsSpan(queries, queries);
+        for (var q = 0; q < queries; q++)
+        {
+            var at = 2 * q * padded;
+            var (min, max) = (_rowSigmoids[at + first], MathF.Max(_rowSigmoids[at + first], _rowSigmoids[at + padded + first]));
+            for (var t = first + 1; t < end; t++)
+            {
+                // MathF.Min and Max return NaN when either side is NaN.
+                min = MathF.Min(min, _rowSigmoids[at + t]);
+                max = MathF.Max(max, MathF.Max(_rowSigmoids[at + t], _rowSigmoids[at + padded + t]));
+            }
+
+            (lowest[q], highest[q]) = (min, max);
+        }
+
+        var blockLower = _blockBounds.AsSpan(0, _paddedClasses);
+        var blockUpper = _blockBounds.AsSpan(_paddedClasses, _paddedClasses);
+        BlockBounds(lowest, highest, queries, _paddedProbabilities.AsSpan(0, queries * _paddedClasses), _paddedClasses, blockLower, blockUpper);
+        var floor = blockLower[0];
+        for (var c = 0; c < _classes; c++)
+        {
+            if (float.IsNaN(blockLower[c]) || float.IsNaN(blockUpper[c]))
+            {
+                floor = float.NaN;
+                break;
+            }
+
+            floor = MathF.Max(floor, blockLower[c]);
+        }
+
+        var cut = (floor * (1f - _margin)) - AbsoluteSlack;
+        var survivors = 0;
+        for (var c = 0; c < _classes; c++)
+        {
+            if (!((blockUpper[c] * (1f + _margin)) + AbsoluteSlack < cut))
+            {
+                _survivors[survivors++] = c;
+            }
+        }
+
+        return _survivors.AsSpan(0, survivors);
+    }
+}
