@@ -1,4 +1,7 @@
+using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace MaskFormer.Engine.Postprocessing;
 
@@ -40,8 +43,8 @@ internal sealed partial class PanopticTileRow
             EngineArrayPool<int>.Shared.Rent(columns),
             EngineArrayPool<int>.Shared.Rent(columns),
             EngineArrayPool<int>.Shared.Rent(columns),
-            EngineArrayPool<float>.Shared.Rent(blocks * kept),
-            EngineArrayPool<float>.Shared.Rent(blocks * kept),
+            EngineArrayPool<float>.Shared.Rent((blocks * kept) + Vector256<float>.Count),
+            EngineArrayPool<float>.Shared.Rent((blocks * kept) + Vector256<float>.Count),
             EngineArrayPool<int>.Shared.Rent(blocks * kept),
             EngineArrayPool<int>.Shared.Rent(blocks),
             EngineArrayPool<float>.Shared.Rent(gridRows * tiles.Upsampler.Columns.ResizedSize));
@@ -169,38 +172,45 @@ internal sealed partial class PanopticTileRow
 
     private static float Blend(float low, float high, float weight) => ((1f - weight) * low) + (weight * high);
 
-    // As DecideTiles over the tile's relevant queries, block by block, on the sigmoid bounds.
+    // As DecideTiles over the tile's relevant queries, eight blocks at a time, on the sigmoid bounds.
+    // Lanes past the tile's last block read whatever follows (the buffers are padded) and list nothing.
     private void ListBlockCandidates(int t, int count)
     {
         var kept = _kept.Count;
         var relevant = _relevant.AsSpan(t * kept, _relevantCount[t]);
         var at = _boundBase[t];
-        for (var b = 0; b < count; b++)
+        ref var lower = ref MemoryMarshal.GetArrayDataReference(_blockLower);
+        ref var upper = ref MemoryMarshal.GetArrayDataReference(_blockUpper);
+        ref var lanes = ref MemoryMarshal.GetArrayDataReference(s_lanes);
+        var listed = _blockRelevantCount.AsSpan(_blockBase[t], count);
+        listed.Clear();
+        for (var b0 = 0; b0 < count; b0 += Vector256<float>.Count)
         {
+            var live = Vector256.LoadUnsafe(ref lanes, (nuint)Math.Max(0, Vector256<int>.Count - (count - b0)));
+
             // Written so that a NaN anywhere leaves every query in the running.
-            var (winner, winnerLower) = (0, float.NaN);
+            var (winner, winnerLower) = (Vector256<int>.Zero, Vector256<float>.Zero);
             for (var j = 0; j < relevant.Length; j++)
             {
-                var scoreLower = _kept[relevant[j]].Score * _blockLower[at + (j * count) + b];
-                if (j == 0 || scoreLower > winnerLower)
-                {
-                    (winner, winnerLower) = (j, scoreLower);
-                }
+                var scoreLower = Vector256.LoadUnsafe(ref lower, (nuint)(at + (j * count) + b0)) * _kept[relevant[j]].Score;
+                var take = j == 0 ? Vector256<int>.AllBitsSet : Vector256.GreaterThan(scoreLower, winnerLower).AsInt32();
+                winnerLower = Vector256.ConditionalSelect(take.AsSingle(), scoreLower, winnerLower);
+                winner = Vector256.ConditionalSelect(take, Vector256.Create(j), winner);
             }
 
-            var threshold = (winnerLower * (1f - RelativeMargin)) - AbsoluteSlack;
-            var listed = 0;
-            var list = _blockRelevant.AsSpan(at + (b * relevant.Length), relevant.Length);
+            var threshold = (winnerLower * (1f - RelativeMargin)) - Vector256.Create(AbsoluteSlack);
             for (var j = 0; j < relevant.Length; j++)
             {
-                var scoreUpper = _kept[relevant[j]].Score * _blockUpper[at + (j * count) + b];
-                if (j == winner || !((scoreUpper * (1f + RelativeMargin)) + AbsoluteSlack < threshold))
+                var scoreUpper = Vector256.LoadUnsafe(ref upper, (nuint)(at + (j * count) + b0)) * _kept[relevant[j]].Score;
+                var beaten = Vector256.LessThan((scoreUpper * (1f + RelativeMargin)) + Vector256.Create(AbsoluteSlack), threshold).AsInt32();
+                var bits = ((Vector256.Equals(winner, Vector256.Create(j)) | ~beaten) & live).ExtractMostSignificantBits();
+                while (bits != 0)
                 {
-                    list[listed++] = relevant[j];
+                    var b = b0 + BitOperations.TrailingZeroCount(bits);
+                    bits &= bits - 1;
+                    _blockRelevant[at + (b * relevant.Length) + listed[b]++] = relevant[j];
                 }
             }
-
-            _blockRelevantCount[_blockBase[t] + b] = listed;
         }
     }
 

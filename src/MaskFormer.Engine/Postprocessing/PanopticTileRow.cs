@@ -261,11 +261,6 @@ internal sealed partial class PanopticTileRow : IDisposable
 
     private bool IsMixed(int t) => !_winnerDecided[t] || (_winnerMaskMatters && State(t, _winner[t]) == Undecided);
 
-    // A kept query needs its per-pixel sigmoid in a tile when it is still in the running for a winner
-    // the bounds left open, or when it is the winner and its own mask, undecided there, matters.
-    private bool Needs(int t, int k) => (!_winnerDecided[t] && _canWin[(k * _tiles.TileColumns.Count) + t] != 0)
-        || (_winnerMaskMatters && k == _winner[t] && State(t, k) == Undecided);
-
     // Query by query over the row's tiles, eight tiles at a time: each tile's winner (the first
     // greatest score · lower sigmoid), each query's mask state and own mask area known from the
     // bounds, then which queries can still beat the winner. Written so that a NaN anywhere leaves
@@ -362,11 +357,21 @@ internal sealed partial class PanopticTileRow : IDisposable
             _winnerDecided[t] = inRunning[t] == 1;
             if (IsMixed(t))
             {
+                // A kept query needs its per-pixel sigmoid in a mixed tile when it is still in the
+                // running for a winner the bounds left open, or when it is the decided winner and its
+                // own mask, undecided there, matters.
                 _mixedTiles[mixed++] = t;
+                if (_winnerDecided[t])
+                {
+                    (_relevant[t * kept], _relevantCount[t]) = (_winner[t], 1);
+                    continue;
+                }
+
                 var count = 0;
                 for (var k = 0; k < kept; k++)
                 {
-                    if (k == _winner[t] || Needs(t, k))
+                    // The winner can always win.
+                    if (_canWin[(k * columns) + t] != 0)
                     {
                         _relevant[(t * kept) + count++] = k;
                     }
@@ -458,26 +463,33 @@ internal sealed partial class PanopticTileRow : IDisposable
         {
             var t = _mixedTiles[i];
             var (p0, p1, x0) = (_mixedStart[i], _mixedStart[i + 1], columns.Starts[t]);
-            var decided = _winnerDecided[t];
-            var winnerUndecided = decided && State(t, _winner[t]) == Undecided;
-            for (var p = p0; p < p1; p++)
+            var won = _assigned.AsSpan(p0, p1 - p0);
+            if (!_winnerDecided[t])
             {
-                var value = _assigned[p];
-                if (!decided)
+                for (var j = 0; j < won.Length;)
                 {
-                    Counts.Won[value & ~PanopticInference.BelowHalf]++;
+                    var value = won[j];
+                    var end = won[j..].IndexOfAnyExcept(value);
+                    end = end < 0 ? won.Length : j + end;
+                    Counts.Won[value & ~PanopticInference.BelowHalf] += end - j;
                     if ((value & PanopticInference.BelowHalf) == 0)
                     {
-                        Counts.WonInsideMask[value]++;
+                        Counts.WonInsideMask[value] += end - j;
                     }
-                }
-                else if ((value & PanopticInference.BelowHalf) == 0 && winnerUndecided)
-                {
-                    // Won was counted for the whole tile; inside-the-mask only now that the pixel is known.
-                    Counts.WonInsideMask[value]++;
-                }
 
-                assignment[x0 + p - p0] = (ushort)value;
+                    j = end;
+                }
+            }
+            else if (State(t, _winner[t]) == Undecided)
+            {
+                // Won was counted for the whole tile; inside-the-mask only now that the pixels are known.
+                Counts.WonInsideMask[_winner[t]] += won.Count(_winner[t]);
+            }
+
+            var pixels = assignment.Slice(x0, won.Length);
+            for (var j = 0; j < won.Length; j++)
+            {
+                pixels[j] = (ushort)won[j];
             }
         }
     }
