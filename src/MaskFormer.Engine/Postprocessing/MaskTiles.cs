@@ -20,6 +20,10 @@ internal sealed class MaskTiles : IDisposable
     // per-pixel arithmetic gives.
     private const float RelativeMargin = 1e-5f;
 
+    // Logits below this in magnitude blend to neither NaN nor infinity, so one-instruction extremes give
+    // the IEEE ones up to the sign of a zero, which the margin erases; a NaN logit fails the test.
+    private const float PlainLogits = 1e37f;
+
     private readonly float[] _margins;
     private float[]? _bounds;
 
@@ -34,21 +38,31 @@ internal sealed class MaskTiles : IDisposable
         var queries = output.Queries;
         _bounds = EngineArrayPool<float>.Shared.Rent(4 * queries * TileCount);
         var margins = _margins = new float[queries];
+        var largest = new float[queries];
         for (var q = 0; q < queries; q++)
         {
-            margins[q] = (RelativeMargin * MathF.Abs(TensorPrimitives.MaxMagnitude(Upsampler.Plane(q)))) + 1e-30f;
+            largest[q] = MathF.Abs(TensorPrimitives.MaxMagnitude(Upsampler.Plane(q)));
+            margins[q] = (RelativeMargin * largest[q]) + 1e-30f;
         }
 
         var gridWidth = Upsampler.Columns.ResizedSize;
         var work = (long)queries * Upsampler.Rows.ResizedSize * (gridWidth + output.MaskWidth);
-        Parallel.For(0, TileRows.Count, RowParallelism.ForWork(work), () => EngineArrayPool<float>.Shared.Rent((2 * gridWidth) + output.MaskWidth), (row, _, scratch) =>
+        Parallel.For(0, queries, RowParallelism.ForWork(work), () => new BoundScratch(this), (q, _, scratch) =>
         {
-            BoundRow(row, margins, scratch);
-            return scratch;
-        }, scratch => EngineArrayPool<float>.Shared.Return(scratch));
+            if (largest[q] < PlainLogits)
+            {
+                BoundQuery<NativeMin, NativeMax>(q, margins[q], scratch);
+            }
+            else
+            {
+                BoundQuery<IeeeMin, IeeeMax>(q, margins[q], scratch);
+            }
 
-        var logits = _bounds.AsSpan(0, 2 * queries * TileCount);
-        TensorPrimitives.Sigmoid(logits, _bounds.AsSpan(logits.Length, logits.Length));
+            // While the query's bounds are still in cache.
+            TensorPrimitives.Sigmoid(Bounds(q), Bounds((2 * queries) + q));
+            TensorPrimitives.Sigmoid(Bounds(queries + q), Bounds((3 * queries) + q));
+            return scratch;
+        }, scratch => scratch.Dispose());
     }
 
     public MaskUpsampler Upsampler { get; }
@@ -96,37 +110,57 @@ internal sealed class MaskTiles : IDisposable
 
     private Span<float> Bounds(int plane) => (_bounds ?? throw new ObjectDisposedException(nameof(MaskTiles))).AsSpan(plane * TileCount, TileCount);
 
-    private void BoundRow(int row, float[] margins, float[] scratch)
+    // Query `query`'s bounds, tile row after tile row: the extremes over the tile row's grid rows, point
+    // by point, then over each tile's columns.
+    private void BoundQuery<TMin, TMax>(int query, float margin, BoundScratch scratch)
+        where TMin : IExtreme
+        where TMax : IExtreme
     {
-        var gridWidth = Upsampler.Columns.ResizedSize;
-        var low = scratch.AsSpan(0, gridWidth);
-        var high = scratch.AsSpan(gridWidth, gridWidth);
-        var blendScratch = scratch.AsSpan(2 * gridWidth, Output.MaskWidth);
-        var columns = TileColumns;
-        for (var q = 0; q < Output.Queries; q++)
+        var (rows, count, gridWidth) = (TileRows, TileColumns.Count, Upsampler.Columns.ResizedSize);
+        var lows = Bounds(query);
+        var highs = Bounds(Output.Queries + query);
+        var low = scratch.Low.AsSpan(0, gridWidth);
+        var high = scratch.High.AsSpan(0, gridWidth);
+        for (var row = 0; row < rows.Count; row++)
         {
-            // Min and Max return NaN when either side is NaN: a NaN logit leaves its tiles undecided.
-            for (var r = TileRows.GridStarts[row]; r <= TileRows.GridEnds[row]; r++)
+            for (var r = rows.GridStarts[row]; r <= rows.GridEnds[row]; r++)
             {
-                Upsampler.FoldGridRow(q, r, low, high, r == TileRows.GridStarts[row], blendScratch);
+                Upsampler.FoldGridRow<TMin, TMax>(query, r, low, high, r == rows.GridStarts[row], scratch.Blend);
             }
 
-            var margin = margins[q];
-            var lower = Bounds(q).Slice(row * columns.Count, columns.Count);
-            var upper = Bounds(Output.Queries + q).Slice(row * columns.Count, columns.Count);
-            for (var t = 0; t < columns.Count; t++)
-            {
-                var (min, max) = (low[columns.GridStarts[t]], high[columns.GridStarts[t]]);
-                for (var c = columns.GridStarts[t] + 1; c <= columns.GridEnds[t]; c++)
-                {
-                    // MathF.Min and Max return NaN when either side is NaN.
-                    min = MathF.Min(min, low[c]);
-                    max = MathF.Max(max, high[c]);
-                }
+            var lower = lows.Slice(row * count, count);
+            var upper = highs.Slice(row * count, count);
+            TileColumns.Extremes<TMin, TMax>(low, high, lower, upper, scratch.Extremes);
+            TensorPrimitives.Subtract(lower, margin, lower);
+            TensorPrimitives.Add(upper, margin, upper);
+        }
+    }
 
-                lower[t] = min - margin;
-                upper[t] = max + margin;
-            }
+    private sealed class BoundScratch : IDisposable
+    {
+        public BoundScratch(MaskTiles tiles)
+        {
+            var gridWidth = tiles.Upsampler.Columns.ResizedSize;
+            Blend = EngineArrayPool<float>.Shared.Rent(tiles.Output.MaskWidth);
+            Extremes = EngineArrayPool<float>.Shared.Rent(tiles.TileColumns.ScratchLength);
+            Low = EngineArrayPool<float>.Shared.Rent(gridWidth);
+            High = EngineArrayPool<float>.Shared.Rent(gridWidth);
+        }
+
+        public float[] Blend { get; }
+
+        public float[] Extremes { get; }
+
+        public float[] Low { get; }
+
+        public float[] High { get; }
+
+        public void Dispose()
+        {
+            EngineArrayPool<float>.Shared.Return(Blend);
+            EngineArrayPool<float>.Shared.Return(Extremes);
+            EngineArrayPool<float>.Shared.Return(Low);
+            EngineArrayPool<float>.Shared.Return(High);
         }
     }
 }

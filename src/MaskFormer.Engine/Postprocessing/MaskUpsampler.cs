@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using MaskFormer.Engine.Preprocessing;
@@ -116,11 +117,13 @@ internal sealed class MaskUpsampler
     /// Folds query <paramref name="query"/>'s logits on grid row <paramref name="gridRow"/> (the values
     /// <see cref="ComputeGridRow"/> writes, bit for bit) into running extremes per grid column: they
     /// replace <paramref name="low"/> and <paramref name="high"/> when <paramref name="first"/>, else
-    /// lower and raise them (NaN wins either way, as <c>TensorPrimitives.Min</c> and <c>Max</c>).
+    /// lower and raise them by <typeparamref name="TMin"/> and <typeparamref name="TMax"/>.
     /// Each vector of eight grid columns reads both its taps from one window of eight mask values
     /// (<see cref="ComposedAxis.GridWindowStarts"/>), and the row is never stored.
     /// </summary>
-    public void FoldGridRow(int query, int gridRow, Span<float> low, Span<float> high, bool first, Span<float> scratch)
+    public void FoldGridRow<TMin, TMax>(int query, int gridRow, Span<float> low, Span<float> high, bool first, Span<float> scratch)
+        where TMin : IExtreme
+        where TMax : IExtreme
     {
         var blended = BlendGridRow(query, gridRow, scratch);
         var c = 0;
@@ -133,7 +136,7 @@ internal sealed class MaskUpsampler
                 {
                     for (var k = c; k < c + Vector256<float>.Count; k++)
                     {
-                        FoldGridPoint(blended, k, low, high, first);
+                        FoldGridPoint<TMin, TMax>(blended, k, low, high, first);
                     }
 
                     continue;
@@ -149,15 +152,15 @@ internal sealed class MaskUpsampler
                 }
                 else
                 {
-                    Vector256.Min(Vector256.Create(lowSlice), values).CopyTo(lowSlice);
-                    Vector256.Max(Vector256.Create(highSlice), values).CopyTo(highSlice);
+                    TMin.Of(Vector256.Create(lowSlice), values).CopyTo(lowSlice);
+                    TMax.Of(Vector256.Create(highSlice), values).CopyTo(highSlice);
                 }
             }
         }
 
         for (; c < low.Length; c++)
         {
-            FoldGridPoint(blended, c, low, high, first);
+            FoldGridPoint<TMin, TMax>(blended, c, low, high, first);
         }
     }
 
@@ -229,10 +232,12 @@ internal sealed class MaskUpsampler
         }
     }
 
-    private void FoldGridPoint(ReadOnlySpan<float> blended, int c, Span<float> low, Span<float> high, bool first)
+    private void FoldGridPoint<TMin, TMax>(ReadOnlySpan<float> blended, int c, Span<float> low, Span<float> high, bool first)
+        where TMin : IExtreme
+        where TMax : IExtreme
     {
         var value = GridPoint(blended, c);
-        (low[c], high[c]) = first ? (value, value) : (MathF.Min(low[c], value), MathF.Max(high[c], value));
+        (low[c], high[c]) = first ? (value, value) : (TMin.Of(low[c], value), TMax.Of(high[c], value));
     }
 
     // Grid column c of a blended grid row: its two mask columns at the column's weight.
@@ -245,6 +250,7 @@ internal sealed class MaskUpsampler
 
     // Grid columns [c, c + 8) as GridPoint gives them, bit for bit: both taps from the window of eight
     // mask values at `start` (ComposedAxis.GridWindowStarts), the same float32 operations in order.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private Vector256<float> GridVector(ReadOnlySpan<float> blended, int start, int c)
     {
         var window = Vector256.Create(blended.Slice(start, Vector256<float>.Count));

@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 
@@ -170,13 +171,8 @@ internal static class TiledMask
         var sigmoidUpper = tiles.SigmoidUpper(query, row);
         var spans = scratch.Spans;
         var (count, pixels, saturatedSum) = (0, 0, 0.0);
-        for (var t = 0; t < columns.Count; t++)
+        for (var t = NextOpen(upper, 0); t < columns.Count; t = NextOpen(upper, t + 1))
         {
-            if (upper[t] <= 0f)
-            {
-                continue;
-            }
-
             var (x0, length) = (columns.Starts[t], columns.Length(t));
             var saturated = lower[t] > 0f && sigmoidUpper[t] - sigmoidLower[t] <= SaturatedGap;
             if (saturated)
@@ -200,6 +196,39 @@ internal static class TiledMask
         }
 
         return (count, pixels, saturatedSum);
+    }
+
+    // The first tile from `from` on that is not outside (an upper bound above 0, or NaN), else the row's
+    // length: eight tiles a compare, so a row costs about the mask's width in it, not the image's.
+    private static int NextOpen(ReadOnlySpan<float> upper, int from)
+    {
+        var t = from;
+        if (t < upper.Length && !(upper[t] <= 0f))
+        {
+            return t;
+        }
+
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; t + Vector256<float>.Count <= upper.Length; t += Vector256<float>.Count)
+            {
+                var closed = Vector256.LessThanOrEqual(Vector256.Create(upper.Slice(t, Vector256<float>.Count)), Vector256<float>.Zero).ExtractMostSignificantBits();
+                if (closed != (1u << Vector256<float>.Count) - 1)
+                {
+                    return t + BitOperations.TrailingZeroCount(~closed);
+                }
+            }
+        }
+
+        for (; t < upper.Length; t++)
+        {
+            if (!(upper[t] <= 0f))
+            {
+                return t;
+            }
+        }
+
+        return upper.Length;
     }
 
     // The runs of logits above 0 among one span's values (columns x0 on) and the sum of their sigmoids.

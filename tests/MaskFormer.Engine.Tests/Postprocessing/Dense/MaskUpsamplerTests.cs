@@ -79,7 +79,7 @@ public sealed class MaskUpsamplerTests
                         (wantLow[c], wantHigh[c]) = r == first ? (values[c], values[c]) : (MathF.Min(wantLow[c], values[c]), MathF.Max(wantHigh[c], values[c]));
                     }
 
-                    upsampler.FoldGridRow(q, r, low, high, r == first, scratch);
+                    upsampler.FoldGridRow<IeeeMin, IeeeMax>(q, r, low, high, r == first, scratch);
                 }
 
                 var context = $"seed {seed}, plan {plan}, query {q}, grid rows {first}..{last}";

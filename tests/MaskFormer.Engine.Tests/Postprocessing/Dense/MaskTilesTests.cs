@@ -1,0 +1,119 @@
+using MaskFormer.Engine.Postprocessing;
+using MaskFormer.Engine.Preprocessing;
+using MaskFormer.Engine.Sessions;
+
+namespace MaskFormer.Engine.Tests.Postprocessing.Dense;
+
+/// <summary>
+/// The tile bounds (<see cref="MaskTiles.Lower"/> and <see cref="MaskTiles.Upper"/>) against a plain
+/// loop: the smallest and largest resized-grid value over each tile's grid rows and columns
+/// (<see cref="MaskUpsampler.ComputeGridRow"/>, <c>MathF.Min</c> and <c>Max</c>), less and plus the
+/// query's margin, bit for bit, on random plans and on the benchmark's shapes (where tiles of eight
+/// take their extremes by vector shuffles), with huge, signed-zero, infinite and NaN logits.
+/// </summary>
+public sealed class MaskTilesTests
+{
+    public static TheoryData<int> Seeds => TiledCases.Seeds;
+
+    // The tiny model at 512x512 and 1920x1080, the realistic-width one at both.
+    public static TheoryData<int, int, int, int, int, int> BenchmarkPlans => new()
+    {
+        { 512, 512, 128, 128, 128, 128 },
+        { 1080, 1920, 128, 228, 128, 256 },
+        { 512, 512, 512, 512, 512, 512 },
+        { 1080, 1920, 512, 910, 512, 928 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Seeds))]
+    public void Bounds_RandomPlans_EqualPlainExtremesBitForBit(int seed)
+    {
+        var random = new Random(seed);
+        AssertPlainBounds(random, TiledCases.Plan(random), $"seed {seed}");
+    }
+
+    [Theory]
+    [MemberData(nameof(BenchmarkPlans))]
+    public void Bounds_BenchmarkPlans_EqualPlainExtremesBitForBit(int originalHeight, int originalWidth, int resizedHeight, int resizedWidth, int paddedHeight, int paddedWidth)
+    {
+        var plan = new ResizePlan(originalHeight, originalWidth, resizedHeight, resizedWidth, paddedHeight, paddedWidth);
+        AssertPlainBounds(new Random(originalWidth + resizedWidth), plan, "benchmark plan");
+    }
+
+    private static void AssertPlainBounds(Random random, ResizePlan plan, string context)
+    {
+        using var output = Logits(random, plan);
+        using var tiles = new MaskTiles(output, plan);
+        var upsampler = tiles.Upsampler;
+        var (rows, columns) = (tiles.TileRows, tiles.TileColumns);
+        var grid = new float[upsampler.Rows.ResizedSize][];
+        var scratch = new float[upsampler.ScratchLength];
+        var (low, high) = (new float[columns.Count], new float[columns.Count]);
+        for (var q = 0; q < output.Queries; q++)
+        {
+            for (var r = 0; r < grid.Length; r++)
+            {
+                grid[r] = new float[upsampler.Columns.ResizedSize];
+                upsampler.ComputeGridRow(q, r, grid[r], scratch);
+            }
+
+            var margin = tiles.Margin(q);
+            for (var row = 0; row < rows.Count; row++)
+            {
+                for (var t = 0; t < columns.Count; t++)
+                {
+                    var (min, max) = (float.PositiveInfinity, float.NegativeInfinity);
+                    var first = true;
+                    for (var r = rows.GridStarts[row]; r <= rows.GridEnds[row]; r++)
+                    {
+                        for (var c = columns.GridStarts[t]; c <= columns.GridEnds[t]; c++)
+                        {
+                            (min, max) = first ? (grid[r][c], grid[r][c]) : (MathF.Min(min, grid[r][c]), MathF.Max(max, grid[r][c]));
+                            first = false;
+                        }
+                    }
+
+                    (low[t], high[t]) = (min - margin, max + margin);
+                }
+
+                var where = $"{context}, plan {plan}, query {q}, tile row {row}";
+                AssertBits(low, tiles.Lower(q, row), where + ", lower");
+                AssertBits(high, tiles.Upper(q, row), where + ", upper");
+            }
+        }
+    }
+
+    private static void AssertBits(ReadOnlySpan<float> want, ReadOnlySpan<float> got, string context)
+    {
+        Assert.Equal(want.Length, got.Length);
+        for (var i = 0; i < want.Length; i++)
+        {
+            // Any NaN is a NaN: only the payload may differ.
+            if (BitConverter.SingleToInt32Bits(want[i]) != BitConverter.SingleToInt32Bits(got[i]) && !(float.IsNaN(want[i]) && float.IsNaN(got[i])))
+            {
+                Assert.Fail($"tile {i}: {got[i]:R}, expected {want[i]:R} ({context})");
+            }
+        }
+    }
+
+    private static ModelOutput Logits(Random random, ResizePlan plan)
+    {
+        var output = new ModelOutput(3, 2, plan.PaddedHeight / 4, plan.PaddedWidth / 4);
+        float[] specials = [0f, -0f, 1e-38f, -1e-40f, 3e38f, -3e38f, 1e30f, -87.5f, 88.7f, float.PositiveInfinity, float.NaN];
+        var logits = output.MaskLogits;
+        for (var i = 0; i < logits.Length; i++)
+        {
+            // The first query is plain, the second has a few specials, the third many.
+            var query = i / (logits.Length / 3);
+            var special = query switch
+            {
+                0 => false,
+                1 => random.Next(500) == 0,
+                _ => random.Next(4) == 0,
+            };
+            logits[i] = special ? specials[random.Next(specials.Length)] : (float)((random.NextDouble() * 40) - 20);
+        }
+
+        return output;
+    }
+}
