@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+
 namespace MaskFormer.Engine.Postprocessing;
 
 /// <summary>
@@ -27,7 +29,7 @@ internal sealed partial class SemanticTileRow
     // matter there (Survivors). A tile whose best lower bound beats every other upper bound joins a run
     // of decided pixels; the others list their candidate classes and add their pixels to the row's
     // gathered columns.
-    private (int Pixels, int RunCount) DecideTiles(int row)
+    private (int Pixels, int RunCount, int GatheredCount) DecideTiles(int row)
     {
         var columns = _tiles.TileColumns;
         var count = columns.Count;
@@ -44,7 +46,7 @@ internal sealed partial class SemanticTileRow
 
         var lower = _lower.AsSpan(0, _classes * padded);
         var upper = _upper.AsSpan(0, _classes * padded);
-        var (pixels, runCount, candidates) = (0, 0, 0);
+        var (pixels, runCount, candidates, gatheredCount) = (0, 0, 0, 0);
         for (var first = 0; first < count; first += Lanes)
         {
             var end = Math.Min(first + Lanes, count);
@@ -93,6 +95,16 @@ internal sealed partial class SemanticTileRow
 
                 _candidateStart[t] = start;
                 _candidateCount[t] = candidates - start;
+                if (gatheredCount > 0 && _gathered[(3 * (gatheredCount - 1)) + 1] + _gathered[(3 * (gatheredCount - 1)) + 2] == x0)
+                {
+                    _gathered[(3 * (gatheredCount - 1)) + 2] += length;
+                }
+                else
+                {
+                    (_gathered[3 * gatheredCount], _gathered[(3 * gatheredCount) + 1], _gathered[(3 * gatheredCount) + 2]) = (pixels, x0, length);
+                    gatheredCount++;
+                }
+
                 for (var x = x0; x < x0 + length; x++)
                 {
                     _xs[pixels] = x;
@@ -101,7 +113,7 @@ internal sealed partial class SemanticTileRow
             }
         }
 
-        return (pixels, runCount);
+        return (pixels, runCount, gatheredCount);
     }
 
     // The classes, in class order, that can be a candidate in some tile of [first, end): the others
@@ -119,6 +131,19 @@ internal sealed partial class SemanticTileRow
         for (var q = 0; q < queries; q++)
         {
             var at = 2 * q * padded;
+            if (end - first == Lanes)
+            {
+                var low = Vector256.Create(_rowSigmoids.AsSpan(at + first, Lanes));
+                var high = Vector256.Max(low, Vector256.Create(_rowSigmoids.AsSpan(at + padded + first, Lanes)));
+                if (!Vector256.EqualsAll(low, low) || !Vector256.EqualsAll(high, high))
+                {
+                    return AllClasses();
+                }
+
+                (lowest[q], highest[q]) = (MinAcross(low), MaxAcross(high));
+                continue;
+            }
+
             var (min, max) = (_rowSigmoids[at + first], MathF.Max(_rowSigmoids[at + first], _rowSigmoids[at + padded + first]));
             for (var t = first + 1; t < end; t++)
             {
@@ -156,5 +181,31 @@ internal sealed partial class SemanticTileRow
         }
 
         return _survivors.AsSpan(0, survivors);
+    }
+
+    private ReadOnlySpan<int> AllClasses()
+    {
+        for (var c = 0; c < _classes; c++)
+        {
+            _survivors[c] = c;
+        }
+
+        return _survivors.AsSpan(0, _classes);
+    }
+
+    // The smallest of eight values without NaN.
+    private static float MinAcross(Vector256<float> values)
+    {
+        var half = Vector128.Min(values.GetLower(), values.GetUpper());
+        half = Vector128.Min(half, Vector128.Shuffle(half, Vector128.Create(2, 3, 0, 1)));
+        return Vector128.Min(half, Vector128.Shuffle(half, Vector128.Create(1, 0, 3, 2))).ToScalar();
+    }
+
+    // The largest of eight values without NaN.
+    private static float MaxAcross(Vector256<float> values)
+    {
+        var half = Vector128.Max(values.GetLower(), values.GetUpper());
+        half = Vector128.Max(half, Vector128.Shuffle(half, Vector128.Create(2, 3, 0, 1)));
+        return Vector128.Max(half, Vector128.Shuffle(half, Vector128.Create(1, 0, 3, 2))).ToScalar();
     }
 }

@@ -32,7 +32,8 @@ internal sealed partial class SemanticTileRow : IDisposable
     private readonly int[] _xs;
     private readonly int[] _pixelTile;
     private readonly int[] _runs;
-    private readonly float[] _sigmas;
+    private readonly int[] _gathered;
+    private float[] _sigmas;
     private readonly float[] _scores;
     private readonly float[] _blend;
 
@@ -72,7 +73,8 @@ internal sealed partial class SemanticTileRow : IDisposable
         _xs = EngineArrayPool<int>.Shared.Rent(width);
         _pixelTile = EngineArrayPool<int>.Shared.Rent(width);
         _runs = EngineArrayPool<int>.Shared.Rent(3 * columns);
-        _sigmas = EngineArrayPool<float>.Shared.Rent(queries * RoundUp(PixelBatch.PaddedLength(width, width)));
+        _gathered = EngineArrayPool<int>.Shared.Rent(3 * columns);
+        _sigmas = EngineArrayPool<float>.Shared.Rent(queries * Lanes);
         _scores = EngineArrayPool<float>.Shared.Rent(classes * Lanes);
         _blend = EngineArrayPool<float>.Shared.Rent(tiles.Upsampler.ScratchLength);
         _classSlot.AsSpan(0, classes).Fill(-1);
@@ -80,44 +82,63 @@ internal sealed partial class SemanticTileRow : IDisposable
 
     public void Solve(int row, LabelMap map)
     {
-        var (pixels, runCount) = DecideTiles(row);
-        var upsampler = _tiles.Upsampler;
-        var queries = _tiles.Output.Queries;
-        var padded = PixelBatch.PaddedLength(pixels, upsampler.Width);
-
-        // Each query's sigmoids for the row's gathered pixels, one vector-aligned stretch per query, so
-        // that every block of pixels can sum its scores over the queries in registers.
-        var stride = RoundUp(padded);
-        var xs = _xs.AsSpan(0, pixels);
-        for (var q = 0; q < queries && pixels > 0; q++)
-        {
-            _sigmas.AsSpan((q * stride) + padded, stride - padded).Clear();
-        }
-
-        for (var y = _tiles.TileRows.Starts[row]; y < _tiles.TileRows.Starts[row + 1]; y++)
+        var (pixels, runCount, gatheredCount) = DecideTiles(row);
+        var (y0, rows) = (_tiles.TileRows.Starts[row], _tiles.TileRows.Length(row));
+        for (var y = y0; y < y0 + rows; y++)
         {
             var labels = map.Row(y);
             for (var r = 0; r < runCount; r++)
             {
                 labels.Slice(_runs[3 * r], _runs[(3 * r) + 1]).Fill((ushort)_runs[(3 * r) + 2]);
             }
-
-            if (pixels == 0)
-            {
-                continue;
-            }
-
-            // The dense computation's sigmoids, on the undecided pixels only.
-            for (var q = 0; q < queries; q++)
-            {
-                var values = _sigmas.AsSpan(q * stride, padded);
-                upsampler.ComputePixels(q, y, xs, values, _blend);
-                values[pixels..].Clear();
-                TensorPrimitives.Sigmoid(values, values);
-            }
-
-            LabelPixels(pixels, stride, labels);
         }
+
+        if (pixels == 0)
+        {
+            return;
+        }
+
+        // Each query's sigmoids for the gathered pixels of all the tile row's output rows, one
+        // vector-aligned stretch per output row, so that a block of pixels sums its scores over the
+        // queries in registers. One sigmoid call covers a query's rows when so long a buffer picks the
+        // row's code path (PixelBatch): the same float32 sigmoid of each value, fewer calls.
+        var upsampler = _tiles.Upsampler;
+        var queries = _tiles.Output.Queries;
+        var padded = PixelBatch.PaddedLength(pixels, upsampler.Width);
+        var stride = RoundUp(padded);
+        var queryStride = rows * stride;
+        var together = PixelBatch.PaddedLength(queryStride, upsampler.Width) == queryStride;
+        if (_sigmas.Length < queries * queryStride)
+        {
+            EngineArrayPool<float>.Shared.Return(_sigmas);
+            _sigmas = EngineArrayPool<float>.Shared.Rent(queries * queryStride);
+        }
+
+        for (var q = 0; q < queries; q++)
+        {
+            var sigmas = _sigmas.AsSpan(q * queryStride, queryStride);
+            for (var r = 0; r < rows; r++)
+            {
+                var blended = upsampler.BlendRow(q, y0 + r, _blend);
+                for (var g = 0; g < gatheredCount; g++)
+                {
+                    upsampler.Interpolate(blended, _gathered[(3 * g) + 1], sigmas.Slice((r * stride) + _gathered[3 * g], _gathered[(3 * g) + 2]));
+                }
+
+                sigmas.Slice((r * stride) + pixels, stride - pixels).Clear();
+                if (!together)
+                {
+                    TensorPrimitives.Sigmoid(sigmas.Slice(r * stride, padded), sigmas.Slice(r * stride, padded));
+                }
+            }
+
+            if (together)
+            {
+                TensorPrimitives.Sigmoid(sigmas, sigmas);
+            }
+        }
+
+        LabelPixels(map, y0, rows, pixels, stride);
     }
 
     public void Dispose()
@@ -137,6 +158,7 @@ internal sealed partial class SemanticTileRow : IDisposable
         EngineArrayPool<int>.Shared.Return(_xs);
         EngineArrayPool<int>.Shared.Return(_pixelTile);
         EngineArrayPool<int>.Shared.Return(_runs);
+        EngineArrayPool<int>.Shared.Return(_gathered);
         EngineArrayPool<float>.Shared.Return(_sigmas);
         EngineArrayPool<float>.Shared.Return(_scores);
         EngineArrayPool<float>.Shared.Return(_blend);
@@ -144,67 +166,64 @@ internal sealed partial class SemanticTileRow : IDisposable
 
     private static int RoundUp(int count) => (count + Lanes - 1) / Lanes * Lanes;
 
-    // Scores each block of gathered pixels for the candidates of the tiles it covers (one tile, or the
-    // end of one and the start of the next), then labels each pixel with the first maximum among its own
-    // tile's candidates, in class order; the others are strictly lower.
-    private void LabelPixels(int pixels, int stride, Span<ushort> labels)
+    // Scores each block of gathered pixels, on every output row of the tile row, for the candidates
+    // of the tiles it covers (one tile, or the end of one and the start of the next), then labels each
+    // pixel with the first maximum among its own tile's candidates, in class order; the others are
+    // strictly lower.
+    private void LabelPixels(LabelMap map, int y0, int rows, int pixels, int stride)
     {
-        var (first, last, count) = (-1, -1, 0);
-        var sigmas = _sigmas.AsSpan(0, (Math.Max(0, _tiles.Output.Queries - 1) * stride) + RoundUp(pixels));
+        var queries = _tiles.Output.Queries;
+        var sigmas = _sigmas.AsSpan(0, queries * rows * stride);
         for (var k0 = 0; k0 < pixels; k0 += Lanes)
         {
             var end = Math.Min(k0 + Lanes, pixels);
-            if (_pixelTile[k0] != first || _pixelTile[end - 1] != last)
-            {
-                for (var i = 0; i < count; i++)
-                {
-                    _classSlot[_vectorClasses[i]] = -1;
-                }
-
-                (first, last, count) = (_pixelTile[k0], _pixelTile[end - 1], 0);
-                for (var k = k0; k < end; k++)
-                {
-                    var tile = _pixelTile[k];
-                    if (k > k0 && tile == _pixelTile[k - 1])
-                    {
-                        continue;
-                    }
-
-                    for (var i = _candidateStart[tile]; i < _candidateStart[tile] + _candidateCount[tile]; i++)
-                    {
-                        if (_classSlot[_candidates[i]] < 0)
-                        {
-                            _classSlot[_candidates[i]] = count;
-                            _vectorClasses[count++] = _candidates[i];
-                        }
-                    }
-                }
-            }
-
-            ScoreClasses(sigmas[k0..], stride, _tiles.Output.Queries, _probabilities, _classes + 1, _vectorClasses.AsSpan(0, count), _scores);
+            var count = 0;
             for (var k = k0; k < end; k++)
             {
                 var tile = _pixelTile[k];
-                var start = _candidateStart[tile];
-                var best = _candidates[start];
-                var bestScore = _scores[(_classSlot[best] * Lanes) + k - k0];
-                for (var i = start + 1; i < start + _candidateCount[tile]; i++)
+                if (k > k0 && tile == _pixelTile[k - 1])
                 {
-                    var candidate = _candidates[i];
-                    var score = _scores[(_classSlot[candidate] * Lanes) + k - k0];
-                    if (score > bestScore)
-                    {
-                        (best, bestScore) = (candidate, score);
-                    }
+                    continue;
                 }
 
-                labels[_xs[k]] = (ushort)best;
+                for (var i = _candidateStart[tile]; i < _candidateStart[tile] + _candidateCount[tile]; i++)
+                {
+                    if (_classSlot[_candidates[i]] < 0)
+                    {
+                        _classSlot[_candidates[i]] = count;
+                        _vectorClasses[count++] = _candidates[i];
+                    }
+                }
             }
-        }
 
-        for (var i = 0; i < count; i++)
-        {
-            _classSlot[_vectorClasses[i]] = -1;
+            for (var r = 0; r < rows; r++)
+            {
+                ScoreClasses(sigmas[((r * stride) + k0)..], rows * stride, queries, _probabilities, _classes + 1, _vectorClasses.AsSpan(0, count), _scores);
+                var labels = map.Row(y0 + r);
+                for (var k = k0; k < end; k++)
+                {
+                    var tile = _pixelTile[k];
+                    var start = _candidateStart[tile];
+                    var best = _candidates[start];
+                    var bestScore = _scores[(_classSlot[best] * Lanes) + k - k0];
+                    for (var i = start + 1; i < start + _candidateCount[tile]; i++)
+                    {
+                        var candidate = _candidates[i];
+                        var score = _scores[(_classSlot[candidate] * Lanes) + k - k0];
+                        if (score > bestScore)
+                        {
+                            (best, bestScore) = (candidate, score);
+                        }
+                    }
+
+                    labels[_xs[k]] = (ushort)best;
+                }
+            }
+
+            for (var i = 0; i < count; i++)
+            {
+                _classSlot[_vectorClasses[i]] = -1;
+            }
         }
     }
 }
