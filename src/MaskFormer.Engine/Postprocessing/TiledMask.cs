@@ -118,8 +118,8 @@ internal static class TiledMask
         var upsampler = tiles.Upsampler;
         for (var row = firstTileRow; row < endTileRow; row++)
         {
-            var (spanCount, pixels, saturatedSum) = Classify(tiles, query, row, scratch);
-            var spans = scratch.Spans;
+            var (spanCount, edgeCount, pixels, saturatedSum) = Classify(tiles, query, row, scratch);
+            var (spans, edges) = (scratch.Spans, scratch.Edges);
             var values = scratch.Values.AsSpan(0, pixels);
             var sigmoids = scratch.Sigmoids.AsSpan(0, pixels);
             for (var y = tiles.TileRows.Starts[row]; y < tiles.TileRows.Starts[row + 1]; y++)
@@ -139,18 +139,35 @@ internal static class TiledMask
                     TensorPrimitives.Sigmoid(values, sigmoids);
                 }
 
-                var sum = saturatedSum;
+                var (sum, edge) = (saturatedSum, 0);
                 for (var s = 0; s < 3 * spanCount; s += 3)
                 {
                     var (start, end, offset) = (spans[s], spans[s + 1], spans[s + 2]);
                     if (offset < 0)
                     {
                         runs.Add(start, end);
+                        continue;
                     }
-                    else
+
+                    // Inside tiles are runs whole; only the edges between are scanned.
+                    var x = start;
+                    for (; edge < 2 * edgeCount && edges[edge] < end; edge += 2)
                     {
-                        sum += Scan(values.Slice(offset, end - start), sigmoids.Slice(offset, end - start), start, runs);
+                        if (edges[edge] > x)
+                        {
+                            runs.Add(x, edges[edge]);
+                        }
+
+                        AddRuns(values.Slice(offset + edges[edge] - start, edges[edge + 1] - edges[edge]), edges[edge], runs);
+                        x = edges[edge + 1];
                     }
+
+                    if (end > x)
+                    {
+                        runs.Add(x, end);
+                    }
+
+                    sum += SigmoidSum(values.Slice(offset, end - start), sigmoids.Slice(offset, end - start));
                 }
 
                 runs.EndRow(y);
@@ -161,20 +178,22 @@ internal static class TiledMask
 
     // Tile row `row` as spans of columns (start, end, offset): saturated inside tiles (offset -1) become
     // runs of ones with a known sigmoid sum; the rest that are not outside are computed per pixel, one
-    // span after the other, the span's first value at `offset`.
-    private static (int Spans, int Pixels, double SaturatedSum) Classify(MaskTiles tiles, int query, int row, Scratch scratch)
+    // span after the other, the span's first value at `offset`. Edges (start, end): the columns of the
+    // computed tiles that are not wholly inside, the only ones whose runs need a scan.
+    private static (int Spans, int Edges, int Pixels, double SaturatedSum) Classify(MaskTiles tiles, int query, int row, Scratch scratch)
     {
         var columns = tiles.TileColumns;
         var lower = tiles.Lower(query, row);
         var upper = tiles.Upper(query, row);
         var sigmoidLower = tiles.SigmoidLower(query, row);
         var sigmoidUpper = tiles.SigmoidUpper(query, row);
-        var spans = scratch.Spans;
-        var (count, pixels, saturatedSum) = (0, 0, 0.0);
+        var (spans, edges) = (scratch.Spans, scratch.Edges);
+        var (count, edgeCount, pixels, saturatedSum) = (0, 0, 0, 0.0);
         for (var t = NextOpen(upper, 0); t < columns.Count; t = NextOpen(upper, t + 1))
         {
             var (x0, length) = (columns.Starts[t], columns.Length(t));
-            var saturated = lower[t] > 0f && sigmoidUpper[t] - sigmoidLower[t] <= SaturatedGap;
+            var inside = lower[t] > 0f;
+            var saturated = inside && sigmoidUpper[t] - sigmoidLower[t] <= SaturatedGap;
             if (saturated)
             {
                 saturatedSum += length * (((double)sigmoidLower[t] + sigmoidUpper[t]) / 2);
@@ -182,6 +201,19 @@ internal static class TiledMask
             else
             {
                 pixels += length;
+            }
+
+            if (!inside)
+            {
+                if (edgeCount > 0 && edges[(2 * edgeCount) - 1] == x0)
+                {
+                    edges[(2 * edgeCount) - 1] = x0 + length;
+                }
+                else
+                {
+                    (edges[2 * edgeCount], edges[(2 * edgeCount) + 1]) = (x0, x0 + length);
+                    edgeCount++;
+                }
             }
 
             var last = 3 * (count - 1);
@@ -195,7 +227,7 @@ internal static class TiledMask
             count++;
         }
 
-        return (count, pixels, saturatedSum);
+        return (count, edgeCount, pixels, saturatedSum);
     }
 
     // The first tile from `from` on that is not outside (an upper bound above 0, or NaN), else the row's
@@ -330,12 +362,15 @@ internal static class TiledMask
         {
             var width = tiles.Upsampler.Width;
             Spans = EngineArrayPool<int>.Shared.Rent(3 * tiles.TileColumns.Count);
+            Edges = EngineArrayPool<int>.Shared.Rent(2 * tiles.TileColumns.Count);
             Values = EngineArrayPool<float>.Shared.Rent(width);
             Sigmoids = EngineArrayPool<float>.Shared.Rent(width);
             Blend = EngineArrayPool<float>.Shared.Rent(tiles.Upsampler.ScratchLength);
         }
 
         public int[] Spans { get; }
+
+        public int[] Edges { get; }
 
         public float[] Values { get; }
 
@@ -346,6 +381,7 @@ internal static class TiledMask
         public void Dispose()
         {
             EngineArrayPool<int>.Shared.Return(Spans);
+            EngineArrayPool<int>.Shared.Return(Edges);
             EngineArrayPool<float>.Shared.Return(Values);
             EngineArrayPool<float>.Shared.Return(Sigmoids);
             EngineArrayPool<float>.Shared.Return(Blend);
