@@ -113,25 +113,32 @@ internal sealed partial class SemanticTileRow
         ref var low = ref MemoryMarshal.GetReference(lower);
         ref var high = ref MemoryMarshal.GetReference(upper);
         var c = 0;
-        for (; c + (2 * Lanes) <= classes; c += 2 * Lanes)
+        for (; c + (4 * Lanes) <= classes; c += 4 * Lanes)
         {
-            Vector256<float> l0 = default, l1 = default, u0 = default, u1 = default;
+            Vector256<float> l0 = default, l1 = default, l2 = default, l3 = default;
+            Vector256<float> u0 = default, u1 = default, u2 = default, u3 = default;
             var at = (nuint)c;
             for (var q = 0; q < queries; q++, at += (nuint)classes)
             {
                 var (sl, su) = (Vector256.Create(lowest[q]), Vector256.Create(highest[q]));
                 var w0 = Vector256.LoadUnsafe(ref probability, at);
                 var w1 = Vector256.LoadUnsafe(ref probability, at + Lanes);
+                var w2 = Vector256.LoadUnsafe(ref probability, at + (2 * Lanes));
+                var w3 = Vector256.LoadUnsafe(ref probability, at + (3 * Lanes));
                 l0 = (sl * w0) + l0;
                 u0 = (su * w0) + u0;
                 l1 = (sl * w1) + l1;
                 u1 = (su * w1) + u1;
+                l2 = (sl * w2) + l2;
+                u2 = (su * w2) + u2;
+                l3 = (sl * w3) + l3;
+                u3 = (su * w3) + u3;
             }
 
-            l0.StoreUnsafe(ref low, (nuint)c);
-            u0.StoreUnsafe(ref high, (nuint)c);
-            l1.StoreUnsafe(ref low, (nuint)(c + Lanes));
-            u1.StoreUnsafe(ref high, (nuint)(c + Lanes));
+            Store(l0, u0, ref low, ref high, (nuint)c);
+            Store(l1, u1, ref low, ref high, (nuint)(c + Lanes));
+            Store(l2, u2, ref low, ref high, (nuint)(c + (2 * Lanes)));
+            Store(l3, u3, ref low, ref high, (nuint)(c + (3 * Lanes)));
         }
 
         for (; c < classes; c += Lanes)

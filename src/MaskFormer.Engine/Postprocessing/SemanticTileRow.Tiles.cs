@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.Intrinsics;
 
 namespace MaskFormer.Engine.Postprocessing;
@@ -158,25 +159,32 @@ internal sealed partial class SemanticTileRow
         var blockLower = _blockBounds.AsSpan(0, _paddedClasses);
         var blockUpper = _blockBounds.AsSpan(_paddedClasses, _paddedClasses);
         BlockBounds(lowest, highest, queries, _paddedProbabilities.AsSpan(0, queries * _paddedClasses), _paddedClasses, blockLower, blockUpper);
-        var floor = blockLower[0];
-        for (var c = 0; c < _classes; c++)
+        var top = Vector256.Create(blockLower[..Lanes]);
+        for (var c = 0; c < _paddedClasses; c += Lanes)
         {
-            if (float.IsNaN(blockLower[c]) || float.IsNaN(blockUpper[c]))
+            var (low, high) = (Vector256.Create(blockLower.Slice(c, Lanes)), Vector256.Create(blockUpper.Slice(c, Lanes)));
+            if (!Vector256.EqualsAll(low, low) || !Vector256.EqualsAll(high, high))
             {
-                floor = float.NaN;
-                break;
+                return AllClasses();
             }
 
-            floor = MathF.Max(floor, blockLower[c]);
+            // The padding classes' bounds are zero, no higher than any class's.
+            top = Vector256.Max(top, low);
         }
 
-        var cut = (floor * (1f - _margin)) - AbsoluteSlack;
+        var cut = Vector256.Create((MaxAcross(top) * (1f - _margin)) - AbsoluteSlack);
+        var (grow, slack) = (Vector256.Create(1f + _margin), Vector256.Create(AbsoluteSlack));
         var survivors = 0;
-        for (var c = 0; c < _classes; c++)
+        for (var c = 0; c < _paddedClasses; c += Lanes)
         {
-            if (!((blockUpper[c] * (1f + _margin)) + AbsoluteSlack < cut))
+            var kept = ~Vector256.LessThan((Vector256.Create(blockUpper.Slice(c, Lanes)) * grow) + slack, cut);
+            for (var bits = kept.ExtractMostSignificantBits(); bits != 0; bits &= bits - 1)
             {
-                _survivors[survivors++] = c;
+                var survivor = c + BitOperations.TrailingZeroCount(bits);
+                if (survivor < _classes)
+                {
+                    _survivors[survivors++] = survivor;
+                }
             }
         }
 
