@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 using MaskFormer.Engine.Preprocessing;
 using MaskFormer.Engine.Sessions;
 
@@ -111,7 +112,8 @@ internal sealed class MaskTiles : IDisposable
     private Span<float> Bounds(int plane) => (_bounds ?? throw new ObjectDisposedException(nameof(MaskTiles))).AsSpan(plane * TileCount, TileCount);
 
     // Query `query`'s bounds, tile row after tile row: the extremes over the tile row's grid rows, point
-    // by point, then over each tile's columns.
+    // by point, then over each tile's columns. A grid row that ends one tile row and starts the next
+    // is computed once.
     private void BoundQuery<TMin, TMax>(int query, float margin, BoundScratch scratch)
         where TMin : IExtreme
         where TMax : IExtreme
@@ -121,11 +123,31 @@ internal sealed class MaskTiles : IDisposable
         var highs = Bounds(Output.Queries + query);
         var low = scratch.Low.AsSpan(0, gridWidth);
         var high = scratch.High.AsSpan(0, gridWidth);
+        var shared = scratch.SharedRow.AsSpan(0, gridWidth);
+        var sharedRow = -1;
         for (var row = 0; row < rows.Count; row++)
         {
-            for (var r = rows.GridStarts[row]; r <= rows.GridEnds[row]; r++)
+            var (first, end) = (rows.GridStarts[row], rows.GridEnds[row]);
+            var r = first;
+            if (first == sharedRow)
             {
-                Upsampler.FoldGridRow<TMin, TMax>(query, r, low, high, r == rows.GridStarts[row], scratch.Blend);
+                shared.CopyTo(low);
+                shared.CopyTo(high);
+                r++;
+            }
+
+            for (; r <= end; r++)
+            {
+                if (r == end && r > first && row + 1 < rows.Count && rows.GridStarts[row + 1] == end)
+                {
+                    Upsampler.ComputeGridRow(query, r, shared, scratch.Blend);
+                    Fold<TMin, TMax>(shared, low, high);
+                    sharedRow = r;
+                }
+                else
+                {
+                    Upsampler.FoldGridRow<TMin, TMax>(query, r, low, high, r == first, scratch.Blend);
+                }
             }
 
             var lower = lows.Slice(row * count, count);
@@ -133,6 +155,29 @@ internal sealed class MaskTiles : IDisposable
             TileColumns.Extremes<TMin, TMax>(low, high, lower, upper, scratch.Extremes);
             TensorPrimitives.Subtract(lower, margin, lower);
             TensorPrimitives.Add(upper, margin, upper);
+        }
+    }
+
+    private static void Fold<TMin, TMax>(ReadOnlySpan<float> values, Span<float> low, Span<float> high)
+        where TMin : IExtreme
+        where TMax : IExtreme
+    {
+        var c = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; c + Vector256<float>.Count <= values.Length; c += Vector256<float>.Count)
+            {
+                var vector = Vector256.Create(values.Slice(c, Vector256<float>.Count));
+                var lowSlice = low.Slice(c, Vector256<float>.Count);
+                var highSlice = high.Slice(c, Vector256<float>.Count);
+                TMin.Of(Vector256.Create(lowSlice), vector).CopyTo(lowSlice);
+                TMax.Of(Vector256.Create(highSlice), vector).CopyTo(highSlice);
+            }
+        }
+
+        for (; c < values.Length; c++)
+        {
+            (low[c], high[c]) = (TMin.Of(low[c], values[c]), TMax.Of(high[c], values[c]));
         }
     }
 
@@ -145,6 +190,7 @@ internal sealed class MaskTiles : IDisposable
             Extremes = EngineArrayPool<float>.Shared.Rent(tiles.TileColumns.ScratchLength);
             Low = EngineArrayPool<float>.Shared.Rent(gridWidth);
             High = EngineArrayPool<float>.Shared.Rent(gridWidth);
+            SharedRow = EngineArrayPool<float>.Shared.Rent(gridWidth);
         }
 
         public float[] Blend { get; }
@@ -155,12 +201,15 @@ internal sealed class MaskTiles : IDisposable
 
         public float[] High { get; }
 
+        public float[] SharedRow { get; }
+
         public void Dispose()
         {
             EngineArrayPool<float>.Shared.Return(Blend);
             EngineArrayPool<float>.Shared.Return(Extremes);
             EngineArrayPool<float>.Shared.Return(Low);
             EngineArrayPool<float>.Shared.Return(High);
+            EngineArrayPool<float>.Shared.Return(SharedRow);
         }
     }
 }
