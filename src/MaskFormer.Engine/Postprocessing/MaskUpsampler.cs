@@ -173,8 +173,26 @@ internal sealed class MaskUpsampler
         var lower = _rows.GridLower[gridRow];
         var weight = _rows.GridWeights[gridRow];
         var upper = Math.Min(lower + 1, _output.MaskHeight - 1);
-        TensorPrimitives.Multiply(plane.Slice(lower * maskWidth, maskWidth), 1f - weight, blended);
-        TensorPrimitives.MultiplyAdd(plane.Slice(upper * maskWidth, maskWidth), weight, blended, blended);
+        var low = plane.Slice(lower * maskWidth, maskWidth);
+        var high = plane.Slice(upper * maskWidth, maskWidth);
+
+        // TensorPrimitives.Multiply, then MultiplyAdd ((x * y) + z, not fused), written out: on a row
+        // of a few dozen values their calls cost more than the arithmetic.
+        var c = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; c + Vector256<float>.Count <= maskWidth; c += Vector256<float>.Count)
+            {
+                var first = Vector256.Create(low.Slice(c, Vector256<float>.Count)) * (1f - weight);
+                ((Vector256.Create(high.Slice(c, Vector256<float>.Count)) * weight) + first).CopyTo(blended.Slice(c, Vector256<float>.Count));
+            }
+        }
+
+        for (; c < maskWidth; c++)
+        {
+            blended[c] = (high[c] * weight) + (low[c] * (1f - weight));
+        }
+
         return blended;
     }
 
@@ -189,33 +207,17 @@ internal sealed class MaskUpsampler
     /// </summary>
     public void Interpolate(ReadOnlySpan<float> blended, int x0, Span<float> values)
     {
-        var width = _columns.OutputSize;
         var (indices, weights) = (_columns.Indices, _columns.Weights);
         var p = 0;
         if (Vector256.IsHardwareAccelerated)
         {
             var windows = _columns.WindowStarts;
-            ref var tapIndices = ref MemoryMarshal.GetArrayDataReference(_columns.TapIndices);
-            ref var tapWeights = ref MemoryMarshal.GetArrayDataReference(_columns.TapWeights);
             for (; p + Vector256<float>.Count <= values.Length; p += Vector256<float>.Count)
             {
                 var x = x0 + p;
-                var start = windows[x];
-                if (start >= 0)
+                if (windows[x] >= 0)
                 {
-                    // A window start is at most the mask width less eight and x + 8 is within the
-                    // row (ComposedAxis.FillWindows), so the unchecked loads stay inside the arrays.
-                    var window = Vector256.Create(blended.Slice(start, Vector256<float>.Count));
-                    var origin = Vector256.Create(start);
-                    var at = (nuint)x;
-                    var sum = Vector256.LoadUnsafe(ref tapWeights, at) * Vector256.ShuffleNative(window, Vector256.LoadUnsafe(ref tapIndices, at) - origin);
-                    at += (nuint)width;
-                    sum += Vector256.LoadUnsafe(ref tapWeights, at) * Vector256.ShuffleNative(window, Vector256.LoadUnsafe(ref tapIndices, at) - origin);
-                    at += (nuint)width;
-                    sum += Vector256.LoadUnsafe(ref tapWeights, at) * Vector256.ShuffleNative(window, Vector256.LoadUnsafe(ref tapIndices, at) - origin);
-                    at += (nuint)width;
-                    sum += Vector256.LoadUnsafe(ref tapWeights, at) * Vector256.ShuffleNative(window, Vector256.LoadUnsafe(ref tapIndices, at) - origin);
-                    sum.CopyTo(values.Slice(p, Vector256<float>.Count));
+                    WindowVector(blended, x, windows[x]).CopyTo(values.Slice(p, Vector256<float>.Count));
                     continue;
                 }
 
@@ -224,12 +226,43 @@ internal sealed class MaskUpsampler
                     values[k] = Pixel(blended, x0 + k, indices, weights);
                 }
             }
+
+            // The last columns as one vector that overlaps the one before: the same values again.
+            var last = values.Length - Vector256<float>.Count;
+            if (p < values.Length && last >= 0 && windows[x0 + last] >= 0)
+            {
+                WindowVector(blended, x0 + last, windows[x0 + last]).CopyTo(values[last..]);
+                p = values.Length;
+            }
         }
 
         for (; p < values.Length; p++)
         {
             values[p] = Pixel(blended, x0 + p, indices, weights);
         }
+    }
+
+    // Output columns [x, x + 8) from the window of eight blended mask values at `start`: four
+    // multiply-shuffle-adds, Pixel's float32 operations in Pixel's order.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private Vector256<float> WindowVector(ReadOnlySpan<float> blended, int x, int start)
+    {
+        // A window start is at most the mask width less eight and x + 8 is within the row
+        // (ComposedAxis.FillWindows), so the unchecked loads stay inside the arrays.
+        var width = (nuint)_columns.OutputSize;
+        ref var tapIndices = ref MemoryMarshal.GetArrayDataReference(_columns.TapIndices);
+        ref var tapWeights = ref MemoryMarshal.GetArrayDataReference(_columns.TapWeights);
+        var window = Vector256.Create(blended.Slice(start, Vector256<float>.Count));
+        var origin = Vector256.Create(start);
+        var at = (nuint)x;
+        var sum = Vector256.LoadUnsafe(ref tapWeights, at) * Vector256.ShuffleNative(window, Vector256.LoadUnsafe(ref tapIndices, at) - origin);
+        at += width;
+        sum += Vector256.LoadUnsafe(ref tapWeights, at) * Vector256.ShuffleNative(window, Vector256.LoadUnsafe(ref tapIndices, at) - origin);
+        at += width;
+        sum += Vector256.LoadUnsafe(ref tapWeights, at) * Vector256.ShuffleNative(window, Vector256.LoadUnsafe(ref tapIndices, at) - origin);
+        at += width;
+        sum += Vector256.LoadUnsafe(ref tapWeights, at) * Vector256.ShuffleNative(window, Vector256.LoadUnsafe(ref tapIndices, at) - origin);
+        return sum;
     }
 
     private void FoldGridPoint<TMin, TMax>(ReadOnlySpan<float> blended, int c, Span<float> low, Span<float> high, bool first)
@@ -275,15 +308,46 @@ internal sealed class MaskUpsampler
         var maskWidth = _output.MaskWidth;
         var plane = _output.MaskLogits.Slice(query * _output.MaskHeight * maskWidth, _output.MaskHeight * maskWidth);
         var blended = scratch[..maskWidth];
-        blended.Clear();
-        var at = y * ComposedAxis.Taps;
-        for (var k = 0; k < ComposedAxis.Taps; k++)
+
+        // From +0, each tap with a weight: (row * weight) + blended, as TensorPrimitives.MultiplyAdd
+        // (not fused) gives it, written out: on a row of a few dozen values its calls cost more than the
+        // arithmetic.
+        Span<int> starts = stackalloc int[ComposedAxis.Taps];
+        Span<float> tapWeights = stackalloc float[ComposedAxis.Taps];
+        var taps = 0;
+        for (var k = y * ComposedAxis.Taps; k < (y + 1) * ComposedAxis.Taps; k++)
         {
-            var weight = _rows.Weights[at + k];
-            if (weight != 0f)
+            if (_rows.Weights[k] != 0f)
             {
-                TensorPrimitives.MultiplyAdd(plane.Slice(_rows.Indices[at + k] * maskWidth, maskWidth), weight, blended, blended);
+                (starts[taps], tapWeights[taps]) = (_rows.Indices[k] * maskWidth, _rows.Weights[k]);
+                taps++;
             }
+        }
+
+        var c = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; c + Vector256<float>.Count <= maskWidth; c += Vector256<float>.Count)
+            {
+                var sum = Vector256<float>.Zero;
+                for (var k = 0; k < taps; k++)
+                {
+                    sum = (Vector256.Create(plane.Slice(starts[k] + c, Vector256<float>.Count)) * tapWeights[k]) + sum;
+                }
+
+                sum.CopyTo(blended.Slice(c, Vector256<float>.Count));
+            }
+        }
+
+        for (; c < maskWidth; c++)
+        {
+            var sum = 0f;
+            for (var k = 0; k < taps; k++)
+            {
+                sum = (plane[starts[k] + c] * tapWeights[k]) + sum;
+            }
+
+            blended[c] = sum;
         }
 
         return blended;

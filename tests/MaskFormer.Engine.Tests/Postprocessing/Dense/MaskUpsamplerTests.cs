@@ -89,6 +89,36 @@ public sealed class MaskUpsamplerTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(Seeds))]
+    public void BlendRow_AnyRow_EqualsTensorPrimitivesMultiplyAddBitForBit(int seed)
+    {
+        var random = new Random(seed);
+        var plan = TiledCases.Plan(random);
+        using var output = Extremes(random, plan);
+        var upsampler = new MaskUpsampler(output, plan);
+        var (maskWidth, maskHeight) = (output.MaskWidth, output.MaskHeight);
+        var scratch = new float[upsampler.ScratchLength];
+        for (var q = 0; q < output.Queries; q++)
+        {
+            var plane = upsampler.Plane(q);
+            for (var y = 0; y < upsampler.Height; y += 1 + random.Next(3))
+            {
+                // The row as the upsampler first wrote it: cleared, then each tap with a weight added by MultiplyAdd.
+                var want = new float[maskWidth];
+                for (var k = y * ComposedAxis.Taps; k < (y + 1) * ComposedAxis.Taps; k++)
+                {
+                    if (upsampler.Rows.Weights[k] != 0f)
+                    {
+                        TensorPrimitives.MultiplyAdd(plane.Slice(upsampler.Rows.Indices[k] * maskWidth, maskWidth), upsampler.Rows.Weights[k], want, want);
+                    }
+                }
+
+                AssertBits(want, upsampler.BlendRow(q, y, scratch), $"seed {seed}, plan {plan}, query {q}, row {y} of {maskHeight} mask rows");
+            }
+        }
+    }
+
     [Fact]
     public void WindowStarts_Upsampling_HoldEveryTapOfTheirEightOutputs()
     {
