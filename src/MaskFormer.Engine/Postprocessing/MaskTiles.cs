@@ -150,11 +150,7 @@ internal sealed class MaskTiles : IDisposable
                 }
             }
 
-            var lower = lows.Slice(row * count, count);
-            var upper = highs.Slice(row * count, count);
-            TileColumns.Extremes<TMin, TMax>(low, high, lower, upper, scratch.Extremes);
-            TensorPrimitives.Subtract(lower, margin, lower);
-            TensorPrimitives.Add(upper, margin, upper);
+            TileColumns.Extremes<TMin, TMax>(low, high, lows.Slice(row * count, count), highs.Slice(row * count, count), margin, scratch.Extremes);
         }
     }
 

@@ -92,9 +92,10 @@ internal sealed class TileAxis
     /// The smallest of <paramref name="lowValues"/> and the largest of <paramref name="highValues"/>
     /// (rows along the resized grid) over each tile's grid points, as a plain loop of
     /// <typeparamref name="TMin"/> and <typeparamref name="TMax"/> gives them: the extremes of a sparse
-    /// table (level k: over 2^k points) read at two points per tile, eight tiles a vector.
+    /// table (level k: over 2^k points) read at two points per tile, eight tiles a vector; less and plus
+    /// <paramref name="margin"/>.
     /// </summary>
-    public void Extremes<TMin, TMax>(ReadOnlySpan<float> lowValues, ReadOnlySpan<float> highValues, Span<float> low, Span<float> high, Span<float> scratch)
+    public void Extremes<TMin, TMax>(ReadOnlySpan<float> lowValues, ReadOnlySpan<float> highValues, Span<float> low, Span<float> high, float margin, Span<float> scratch)
         where TMin : IExtreme
         where TMax : IExtreme
     {
@@ -118,7 +119,7 @@ internal sealed class TileAxis
                 var window = _windows[block];
                 if (window < 0)
                 {
-                    ScalarExtremes<TMin, TMax>(lowValues, highValues, tile, tile + Lanes, low, high);
+                    ScalarExtremes<TMin, TMax>(lowValues, highValues, tile, tile + Lanes, low, high, margin);
                     continue;
                 }
 
@@ -127,12 +128,12 @@ internal sealed class TileAxis
                 var second = Vector256.Create(_secondOffsets.AsSpan(tile, Lanes));
                 var lowWindow = lows.Slice(level + window, vectors * Lanes);
                 var highWindow = highs.Slice(level + window, vectors * Lanes);
-                TMin.Of(Pick(lowWindow, first), Pick(lowWindow, second)).CopyTo(low.Slice(tile, Lanes));
-                TMax.Of(Pick(highWindow, first), Pick(highWindow, second)).CopyTo(high.Slice(tile, Lanes));
+                (TMin.Of(Pick(lowWindow, first), Pick(lowWindow, second)) - Vector256.Create(margin)).CopyTo(low.Slice(tile, Lanes));
+                (TMax.Of(Pick(highWindow, first), Pick(highWindow, second)) + Vector256.Create(margin)).CopyTo(high.Slice(tile, Lanes));
             }
         }
 
-        ScalarExtremes<TMin, TMax>(lowValues, highValues, tile, Count, low, high);
+        ScalarExtremes<TMin, TMax>(lowValues, highValues, tile, Count, low, high, margin);
     }
 
     // Level k from level k - 1: the extremes over [c, c + 2^k) from those over [c, c + half) and
@@ -168,7 +169,7 @@ internal sealed class TileAxis
         return picked;
     }
 
-    private void ScalarExtremes<TMin, TMax>(ReadOnlySpan<float> lowValues, ReadOnlySpan<float> highValues, int from, int to, Span<float> low, Span<float> high)
+    private void ScalarExtremes<TMin, TMax>(ReadOnlySpan<float> lowValues, ReadOnlySpan<float> highValues, int from, int to, Span<float> low, Span<float> high, float margin)
         where TMin : IExtreme
         where TMax : IExtreme
     {
@@ -181,7 +182,7 @@ internal sealed class TileAxis
                 max = TMax.Of(max, highValues[c]);
             }
 
-            (low[t], high[t]) = (min, max);
+            (low[t], high[t]) = (min - margin, max + margin);
         }
     }
 
