@@ -50,7 +50,15 @@ internal sealed class ComposedAxis
 
         FillWindows(maskSize);
         FillGridWindows(maskSize);
+        TwoTaps = true;
+        for (var i = 0; i < originalSize && TwoTaps; i++)
+        {
+            TwoTaps = Weights[(i * Taps) + 2] == 0f && Weights[(i * Taps) + 3] == 0f;
+        }
     }
+
+    /// <summary>Whether every output's last two taps weigh nothing: the second resize keeps the grid (original size = resized size).</summary>
+    public bool TwoTaps { get; }
 
     public int OutputSize { get; }
 

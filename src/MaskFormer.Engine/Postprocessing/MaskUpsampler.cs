@@ -205,7 +205,19 @@ internal sealed class MaskUpsampler
     /// taps from one window of eight mask values (<see cref="ComposedAxis.WindowStarts"/>) with the same
     /// float32 operations in the same order; columns without a window are computed one by one.
     /// </summary>
-    public void Interpolate(ReadOnlySpan<float> blended, int x0, Span<float> values)
+    public void Interpolate(ReadOnlySpan<float> blended, int x0, Span<float> values) => Interpolate<AllTaps>(blended, x0, values);
+
+    /// <summary>
+    /// <see cref="Interpolate"/> with the vectors' last two taps left out, for a column axis whose last
+    /// two taps weigh nothing (<see cref="ComposedAxis.TwoTaps"/>: the second resize keeps the grid) and
+    /// finite blended rows: a zero-weight tap adds ±0, which changes only the sign of a zero result, so the
+    /// values are <see cref="ComputeRow"/>'s up to that sign, at half the multiply-shuffle-adds. For
+    /// callers that only compare values with 0 and take sigmoids (the same at +0 and −0).
+    /// </summary>
+    public void InterpolateTwoTaps(ReadOnlySpan<float> blended, int x0, Span<float> values) => Interpolate<FirstTwoTaps>(blended, x0, values);
+
+    private void Interpolate<TTaps>(ReadOnlySpan<float> blended, int x0, Span<float> values)
+        where TTaps : ITapCount
     {
         var (indices, weights) = (_columns.Indices, _columns.Weights);
         var p = 0;
@@ -217,7 +229,7 @@ internal sealed class MaskUpsampler
                 var x = x0 + p;
                 if (windows[x] >= 0)
                 {
-                    WindowVector(blended, x, windows[x]).CopyTo(values.Slice(p, Vector256<float>.Count));
+                    WindowVector<TTaps>(blended, x, windows[x]).CopyTo(values.Slice(p, Vector256<float>.Count));
                     continue;
                 }
 
@@ -231,7 +243,7 @@ internal sealed class MaskUpsampler
             var last = values.Length - Vector256<float>.Count;
             if (p < values.Length && last >= 0 && windows[x0 + last] >= 0)
             {
-                WindowVector(blended, x0 + last, windows[x0 + last]).CopyTo(values[last..]);
+                WindowVector<TTaps>(blended, x0 + last, windows[x0 + last]).CopyTo(values[last..]);
                 p = values.Length;
             }
         }
@@ -245,7 +257,8 @@ internal sealed class MaskUpsampler
     // Output columns [x, x + 8) from the window of eight blended mask values at `start`: four
     // multiply-shuffle-adds, Pixel's float32 operations in Pixel's order.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private Vector256<float> WindowVector(ReadOnlySpan<float> blended, int x, int start)
+    private Vector256<float> WindowVector<TTaps>(ReadOnlySpan<float> blended, int x, int start)
+        where TTaps : ITapCount
     {
         // A window start is at most the mask width less eight and x + 8 is within the row
         // (ComposedAxis.FillWindows), so the unchecked loads stay inside the arrays.
@@ -258,10 +271,14 @@ internal sealed class MaskUpsampler
         var sum = Vector256.LoadUnsafe(ref tapWeights, at) * Vector256.ShuffleNative(window, Vector256.LoadUnsafe(ref tapIndices, at) - origin);
         at += width;
         sum += Vector256.LoadUnsafe(ref tapWeights, at) * Vector256.ShuffleNative(window, Vector256.LoadUnsafe(ref tapIndices, at) - origin);
-        at += width;
-        sum += Vector256.LoadUnsafe(ref tapWeights, at) * Vector256.ShuffleNative(window, Vector256.LoadUnsafe(ref tapIndices, at) - origin);
-        at += width;
-        sum += Vector256.LoadUnsafe(ref tapWeights, at) * Vector256.ShuffleNative(window, Vector256.LoadUnsafe(ref tapIndices, at) - origin);
+        if (TTaps.Four)
+        {
+            at += width;
+            sum += Vector256.LoadUnsafe(ref tapWeights, at) * Vector256.ShuffleNative(window, Vector256.LoadUnsafe(ref tapIndices, at) - origin);
+            at += width;
+            sum += Vector256.LoadUnsafe(ref tapWeights, at) * Vector256.ShuffleNative(window, Vector256.LoadUnsafe(ref tapIndices, at) - origin);
+        }
+
         return sum;
     }
 

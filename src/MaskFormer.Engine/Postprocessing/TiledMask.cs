@@ -16,6 +16,12 @@ internal static class TiledMask
     // midpoint for each pixel: within 1e-6 of each pixel's own sigmoid, so the mean within 1e-6 too.
     private const float SaturatedGap = 1e-6f;
 
+    // Logits below this in magnitude blend to finite values (as MaskTiles' plain logits).
+    private const float PlainLogits = 1e37f;
+    private static readonly bool s_skipSum = Environment.GetEnvironmentVariable("X_SKIPSUM") != null;
+    private static readonly bool s_skipSig = Environment.GetEnvironmentVariable("X_SKIPSIG") != null;
+    private static readonly bool s_skipInterp = Environment.GetEnvironmentVariable("X_SKIPINTERP") != null;
+
     public static MeasuredMask Measure(MaskTiles tiles, int query) => Measure(tiles, [query])[0];
 
     /// <summary>Measures each of <paramref name="queries"/>, in parallel over queries (and bands of rows when there are few).</summary>
@@ -116,6 +122,11 @@ internal static class TiledMask
     private static void MeasureBand(MaskTiles tiles, int query, int firstTileRow, int endTileRow, MaskRunsBuilder runs, double[] rowSums, Scratch scratch)
     {
         var upsampler = tiles.Upsampler;
+
+        // Where the second resize keeps the columns (output width = resized width), two taps of four
+        // weigh nothing: left out, they change only the sign of a zero logit, which neither the runs
+        // (> 0) nor the sigmoid sum can see. Only while no blend can reach infinity, where 0 · ∞ is NaN.
+        var twoTaps = upsampler.Columns.TwoTaps && MathF.Abs(TensorPrimitives.MaxMagnitude(upsampler.Plane(query))) < PlainLogits;
         for (var row = firstTileRow; row < endTileRow; row++)
         {
             var (spanCount, edgeCount, pixels, saturatedSum) = Classify(tiles, query, row, scratch);
@@ -129,14 +140,25 @@ internal static class TiledMask
                     var blended = upsampler.BlendRow(query, y, scratch.Blend);
                     for (var s = 0; s < 3 * spanCount; s += 3)
                     {
-                        if (spans[s + 2] >= 0)
+                        if (spans[s + 2] < 0)
                         {
-                            upsampler.Interpolate(blended, spans[s], values.Slice(spans[s + 2], spans[s + 1] - spans[s]));
+                            continue;
+                        }
+
+                        var span = values.Slice(spans[s + 2], spans[s + 1] - spans[s]);
+                        if (s_skipInterp) { continue; }
+                        if (twoTaps)
+                        {
+                            upsampler.InterpolateTwoTaps(blended, spans[s], span);
+                        }
+                        else
+                        {
+                            upsampler.Interpolate(blended, spans[s], span);
                         }
                     }
 
                     // float32 sigmoids (a few float32 ulps of 1 / (1 + exp(-x)), under 1e-6 of 1), summed in float64.
-                    TensorPrimitives.Sigmoid(values, sigmoids);
+                    if (!s_skipSig) { TensorPrimitives.Sigmoid(values, sigmoids); }
                 }
 
                 var (sum, edge) = (saturatedSum, 0);
@@ -167,7 +189,7 @@ internal static class TiledMask
                         runs.Add(x, end);
                     }
 
-                    sum += SigmoidSum(values.Slice(offset, end - start), sigmoids.Slice(offset, end - start));
+                    if (!s_skipSum) { sum += SigmoidSum(values.Slice(offset, end - start), sigmoids.Slice(offset, end - start)); }
                 }
 
                 runs.EndRow(y);

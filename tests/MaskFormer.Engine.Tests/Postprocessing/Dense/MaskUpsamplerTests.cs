@@ -54,6 +54,50 @@ public sealed class MaskUpsamplerTests
 
     [Theory]
     [MemberData(nameof(Seeds))]
+    public void InterpolateTwoTaps_FiniteLogits_EqualsComputeRowUpToTheSignOfZero(int seed)
+    {
+        var random = new Random(seed);
+        var drawn = TiledCases.Plan(random);
+        var plan = drawn with { OriginalWidth = drawn.ResizedWidth };
+        using var output = Extremes(random, plan);
+        var upsampler = new MaskUpsampler(output, plan);
+        Assert.True(upsampler.Columns.TwoTaps, $"plan {plan}");
+        var width = upsampler.Width;
+        var (row, values, scratch, blend) = (new float[width], new float[width], new float[upsampler.ScratchLength], new float[upsampler.ScratchLength]);
+        for (var q = 0; q < output.Queries; q++)
+        {
+            for (var y = 0; y < upsampler.Height; y += 1 + random.Next(3))
+            {
+                upsampler.ComputeRow(q, y, row, scratch);
+                var blended = upsampler.BlendRow(q, y, blend);
+                if (!float.IsFinite(TensorPrimitives.MaxMagnitude(blended)))
+                {
+                    continue;
+                }
+
+                for (var trial = 0; trial < 8; trial++)
+                {
+                    var x0 = random.Next(width);
+                    var length = random.Next(width - x0 + 1);
+                    upsampler.InterpolateTwoTaps(blended, x0, values.AsSpan(0, length));
+                    AssertBitsOrZeros(row.AsSpan(x0, length), values.AsSpan(0, length), $"seed {seed}, plan {plan}, query {q}, row {y}, columns {x0}+{length}");
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void TwoTaps_OnlyWhereTheSecondResizeKeepsTheGrid()
+    {
+        Assert.True(new ComposedAxis(128, 512, 512, 512).TwoTaps);
+        Assert.True(new ComposedAxis(232, 928, 910, 910).TwoTaps);
+        Assert.False(new ComposedAxis(128, 512, 512, 1920).TwoTaps);
+        Assert.False(new ComposedAxis(232, 928, 910, 1920).TwoTaps);
+        Assert.False(new ComposedAxis(128, 512, 512, 300).TwoTaps);
+    }
+
+    [Theory]
+    [MemberData(nameof(Seeds))]
     public void FoldGridRow_AnyRows_EqualsComputeGridRowsMinAndMaxBitForBit(int seed)
     {
         var random = new Random(seed);
@@ -170,6 +214,18 @@ public sealed class MaskUpsamplerTests
         for (var i = 0; i < want.Length; i++)
         {
             if (BitConverter.SingleToInt32Bits(want[i]) != BitConverter.SingleToInt32Bits(got[i]))
+            {
+                Assert.Fail($"value {i}: {got[i]:R}, expected {want[i]:R} ({context})");
+            }
+        }
+    }
+
+    private static void AssertBitsOrZeros(ReadOnlySpan<float> want, ReadOnlySpan<float> got, string context)
+    {
+        Assert.Equal(want.Length, got.Length);
+        for (var i = 0; i < want.Length; i++)
+        {
+            if (BitConverter.SingleToInt32Bits(want[i]) != BitConverter.SingleToInt32Bits(got[i]) && !(want[i] == 0f && got[i] == 0f))
             {
                 Assert.Fail($"value {i}: {got[i]:R}, expected {want[i]:R} ({context})");
             }
