@@ -18,9 +18,6 @@ internal static class TiledMask
 
     // Logits below this in magnitude blend to finite values (as MaskTiles' plain logits).
     private const float PlainLogits = 1e37f;
-    private static readonly bool s_skipSum = Environment.GetEnvironmentVariable("X_SKIPSUM") != null;
-    private static readonly bool s_skipSig = Environment.GetEnvironmentVariable("X_SKIPSIG") != null;
-    private static readonly bool s_skipInterp = Environment.GetEnvironmentVariable("X_SKIPINTERP") != null;
 
     public static MeasuredMask Measure(MaskTiles tiles, int query) => Measure(tiles, [query])[0];
 
@@ -146,7 +143,6 @@ internal static class TiledMask
                         }
 
                         var span = values.Slice(spans[s + 2], spans[s + 1] - spans[s]);
-                        if (s_skipInterp) { continue; }
                         if (twoTaps)
                         {
                             upsampler.InterpolateTwoTaps(blended, spans[s], span);
@@ -158,7 +154,7 @@ internal static class TiledMask
                     }
 
                     // float32 sigmoids (a few float32 ulps of 1 / (1 + exp(-x)), under 1e-6 of 1), summed in float64.
-                    if (!s_skipSig) { TensorPrimitives.Sigmoid(values, sigmoids); }
+                    TensorPrimitives.Sigmoid(values, sigmoids);
                 }
 
                 var (sum, edge) = (saturatedSum, 0);
@@ -189,7 +185,7 @@ internal static class TiledMask
                         runs.Add(x, end);
                     }
 
-                    if (!s_skipSum) { sum += SigmoidSum(values.Slice(offset, end - start), sigmoids.Slice(offset, end - start)); }
+                    sum += SigmoidSum(values.Slice(offset, end - start), sigmoids.Slice(offset, end - start));
                 }
 
                 runs.EndRow(y);
