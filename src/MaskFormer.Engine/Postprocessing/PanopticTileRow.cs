@@ -429,18 +429,26 @@ internal sealed partial class PanopticTileRow : IDisposable
             var score = Vector256.Create(_kept[k].Score);
             var (inside, outside) = (Vector256.Create(k), Vector256.Create(k | PanopticInference.BelowHalf));
             var at = 0;
-            for (var r = first; r < end; r++)
+            for (var r = first; r < end;)
             {
-                var (p0, length, kind) = (_runPosition[r], _runLength[r], _runKind[r]);
+                // Adjacent runs are compared as one span too, where the sigmoid says what the tile's
+                // bounds said of the query's own mask; those that only assign the decided winner's own
+                // mask, apart.
+                var (p0, length, assign) = (_runPosition[r], _runLength[r], _runKind[r] == Assign);
+                for (r++; r < end && _runPosition[r] == p0 + length && (_runKind[r] == Assign) == assign; r++)
+                {
+                    length += _runLength[r];
+                }
+
                 for (var i = 0; i < length; i += Vector256<float>.Count)
                 {
-                    // Lanes past the run's end are read and written back unchanged.
+                    // Lanes past the span's end are read and written back unchanged.
                     var live = Vector256.LoadUnsafe(ref lanes, (nuint)Math.Max(0, Vector256<int>.Count - (length - i)));
                     var sigmoid = Vector256.LoadUnsafe(ref values, (nuint)(at + i));
-                    var value = kind == Inside ? inside : kind == Outside ? outside : Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(sigmoid, half).AsInt32(), inside, outside);
+                    var value = Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(sigmoid, half).AsInt32(), inside, outside);
                     var p = (nuint)(p0 + i);
                     var previous = Vector256.LoadUnsafe(ref assigned, p);
-                    if (kind == Assign)
+                    if (assign)
                     {
                         // Only the decided winner runs here, for its own mask.
                         Vector256.ConditionalSelect(live, value, previous).StoreUnsafe(ref assigned, p);
