@@ -224,6 +224,23 @@ internal sealed class MaskUpsampler
         if (Vector256.IsHardwareAccelerated)
         {
             var windows = _columns.WindowStarts;
+
+            // Two vectors a step where both have a window: their shuffles and adds interleave.
+            for (; p + (2 * Vector256<float>.Count) <= values.Length; p += 2 * Vector256<float>.Count)
+            {
+                var x = x0 + p;
+                var (first, second) = (windows[x], windows[x + Vector256<float>.Count]);
+                if ((first | second) < 0)
+                {
+                    break;
+                }
+
+                var low = WindowVector<TTaps>(blended, x, first);
+                var high = WindowVector<TTaps>(blended, x + Vector256<float>.Count, second);
+                low.CopyTo(values.Slice(p, Vector256<float>.Count));
+                high.CopyTo(values.Slice(p + Vector256<float>.Count, Vector256<float>.Count));
+            }
+
             for (; p + Vector256<float>.Count <= values.Length; p += Vector256<float>.Count)
             {
                 var x = x0 + p;

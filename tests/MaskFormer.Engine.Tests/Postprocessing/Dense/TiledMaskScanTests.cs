@@ -6,7 +6,7 @@ namespace MaskFormer.Engine.Tests.Postprocessing.Dense;
 
 /// <summary>
 /// The instance pass's row scan (<c>TiledMask.Scan</c>: runs in one vector loop, sigmoid sum in another)
-/// against a plain loop: the same runs, the same sum to rounding, on odd lengths, runs that start and
+/// against a plain loop: the same runs, the same sum (bit for bit on long rows of real sigmoids), on odd lengths, runs that start and
 /// stop inside blocks of eight, and extreme logits (±0, subnormals, ±3e38, infinities, NaN).
 /// </summary>
 public sealed class TiledMaskScanTests
@@ -63,6 +63,58 @@ public sealed class TiledMaskScanTests
             Assert.True(wantRuns.SequenceEqual(runs.Row(0).ToArray()), $"runs {string.Join(",", runs.Row(0).ToArray())}, expected {string.Join(",", wantRuns)} ({context})");
             Assert.True(Math.Abs(sum - wantSum) <= 1e-12 * Math.Max(1, wantSum), $"sum {sum:R}, expected {wantSum:R} ({context})");
             Assert.Equal(builder.Area, wantRuns.Chunk(2).Sum(r => (long)(r[1] - r[0])));
+        }
+    }
+
+    [Fact]
+    public void Scan_LongRows_SumEqualsSequentialLoopBitForBit()
+    {
+        // The vector sum regroups the adds; it must still give the plain loop's double exactly.
+        var random = new Random(5);
+        for (var trial = 0; trial < 200; trial++)
+        {
+            var length = random.Next(1, 4000);
+            var values = new float[length];
+            var scale = random.Next(3) switch { 0 => 0.01, 1 => 4, _ => 40 };
+            for (var i = 0; i < length; i++)
+            {
+                values[i] = (float)((random.NextDouble() - 0.3) * scale);
+            }
+
+            var sigmoids = new float[length];
+            TensorPrimitives.Sigmoid(values, sigmoids);
+            var want = 0.0;
+            for (var i = 0; i < length; i++)
+            {
+                if (values[i] > 0f)
+                {
+                    want += sigmoids[i];
+                }
+            }
+
+            using var builder = new MaskRunsBuilder(0, 1);
+            var sum = TiledMask.Scan(values, sigmoids, 0, builder);
+            Assert.True(BitConverter.DoubleToInt64Bits(want) == BitConverter.DoubleToInt64Bits(sum), $"trial {trial}: sum {sum:R}, expected {want:R}");
+        }
+    }
+
+    [Fact]
+    public void Sigmoid_OfAnyLogitAboveZero_IsAtLeastAQuarter()
+    {
+        // What makes the float64 sigmoid sums exact in any order (TiledMask.SigmoidSum): every
+        // summand is a float32 of at least 0.25. Every 997th positive float, and the smallest ones.
+        var values = new List<float>();
+        for (var bits = 1L; bits < 0x7F80_0000L; bits += 997)
+        {
+            values.Add(BitConverter.Int32BitsToSingle((int)bits));
+        }
+
+        values.AddRange([float.Epsilon, 1e-30f, 1e-7f, 5.9604645e-8f, float.MaxValue, float.PositiveInfinity]);
+        var sigmoids = new float[values.Count];
+        TensorPrimitives.Sigmoid(values.ToArray(), sigmoids);
+        for (var i = 0; i < sigmoids.Length; i++)
+        {
+            Assert.True(sigmoids[i] >= 0.25f && sigmoids[i] <= 1f, $"sigmoid({values[i]:R}) = {sigmoids[i]:R}");
         }
     }
 }
