@@ -26,6 +26,7 @@ internal sealed class MaskTiles : IDisposable
     private const float PlainLogits = 1e37f;
 
     private readonly float[] _margins;
+    private readonly bool[] _plain;
     private float[]? _bounds;
 
     public MaskTiles(ModelOutput output, ResizePlan plan)
@@ -40,17 +41,19 @@ internal sealed class MaskTiles : IDisposable
         _bounds = EngineArrayPool<float>.Shared.Rent(4 * queries * TileCount);
         var margins = _margins = new float[queries];
         var largest = new float[queries];
+        _plain = new bool[queries];
         for (var q = 0; q < queries; q++)
         {
             largest[q] = MathF.Abs(TensorPrimitives.MaxMagnitude(Upsampler.Plane(q)));
             margins[q] = (RelativeMargin * largest[q]) + 1e-30f;
+            _plain[q] = largest[q] < PlainLogits;
         }
 
         var gridWidth = Upsampler.Columns.ResizedSize;
         var work = (long)queries * Upsampler.Rows.ResizedSize * (gridWidth + output.MaskWidth);
         Parallel.For(0, queries, RowParallelism.ForWork(work), () => new BoundScratch(this), (q, _, scratch) =>
         {
-            if (largest[q] < PlainLogits)
+            if (_plain[q])
             {
                 BoundQuery<NativeMin, NativeMax>(q, margins[q], scratch);
             }
@@ -87,6 +90,12 @@ internal sealed class MaskTiles : IDisposable
     /// that they hold for the per-pixel float32 arithmetic.
     /// </summary>
     public float Margin(int query) => _margins[query];
+
+    /// <summary>
+    /// Whether query <paramref name="query"/>'s mask logits are all below 1e37 in magnitude (no NaN):
+    /// blends of them are finite, so a tap that weighs nothing adds only a signed zero.
+    /// </summary>
+    public bool IsPlain(int query) => _plain[query];
 
     /// <summary>Lower bounds on query <paramref name="query"/>'s logits, one per tile of tile row <paramref name="row"/>.</summary>
     public ReadOnlySpan<float> Lower(int query, int row) => Bounds(query).Slice(row * TileColumns.Count, TileColumns.Count);
