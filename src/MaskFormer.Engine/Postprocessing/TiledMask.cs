@@ -16,9 +16,6 @@ internal static class TiledMask
     // midpoint for each pixel: within 1e-6 of each pixel's own sigmoid, so the mean within 1e-6 too.
     private const float SaturatedGap = 1e-6f;
 
-    // Logits below this in magnitude blend to finite values (as MaskTiles' plain logits).
-    private const float PlainLogits = 1e37f;
-
     public static MeasuredMask Measure(MaskTiles tiles, int query) => Measure(tiles, [query])[0];
 
     /// <summary>Measures each of <paramref name="queries"/>, in parallel over queries (and bands of rows when there are few).</summary>
@@ -123,7 +120,7 @@ internal static class TiledMask
         // Where the second resize keeps the columns (output width = resized width), two taps of four
         // weigh nothing: left out, they change only the sign of a zero logit, which neither the runs
         // (> 0) nor the sigmoid sum can see. Only while no blend can reach infinity, where 0 · ∞ is NaN.
-        var twoTaps = upsampler.Columns.TwoTaps && MathF.Abs(TensorPrimitives.MaxMagnitude(upsampler.Plane(query))) < PlainLogits;
+        var twoTaps = upsampler.Columns.TwoTaps && tiles.IsPlain(query);
         for (var row = firstTileRow; row < endTileRow; row++)
         {
             var (spanCount, edgeCount, pixels, saturatedSum) = Classify(tiles, query, row, scratch);
@@ -367,6 +364,13 @@ internal static class TiledMask
                 (c, d) = (c + Vector256.WidenLower(second), d + Vector256.WidenUpper(second));
             }
 
+            if (i <= values.Length - Vector256<float>.Count)
+            {
+                var last = Vector256.Create(sigmoids.Slice(i, Vector256<float>.Count)) & Vector256.GreaterThan(Vector256.Create(values.Slice(i, Vector256<float>.Count)), Vector256<float>.Zero);
+                (a, b) = (a + Vector256.WidenLower(last), b + Vector256.WidenUpper(last));
+                i += Vector256<float>.Count;
+            }
+
             sum = Vector256.Sum((a + b) + (c + d));
         }
 
@@ -394,6 +398,13 @@ internal static class TiledMask
                 var second = Vector256.Create(sigmoids.Slice(i + Vector256<float>.Count, Vector256<float>.Count));
                 (a, b) = (a + Vector256.WidenLower(first), b + Vector256.WidenUpper(first));
                 (c, d) = (c + Vector256.WidenLower(second), d + Vector256.WidenUpper(second));
+            }
+
+            if (i <= sigmoids.Length - Vector256<float>.Count)
+            {
+                var last = Vector256.Create(sigmoids.Slice(i, Vector256<float>.Count));
+                (a, b) = (a + Vector256.WidenLower(last), b + Vector256.WidenUpper(last));
+                i += Vector256<float>.Count;
             }
 
             sum = Vector256.Sum((a + b) + (c + d));
