@@ -367,14 +367,14 @@ internal sealed partial class PanopticTileRow : IDisposable
                     continue;
                 }
 
+                // The winner can always win. Written whole and kept by the count (can-win is all bits
+                // or none): about half the queries are in the running, so a branch would guess wrong often.
                 var count = 0;
+                ref var relevant = ref _relevant[t * kept];
                 for (var k = 0; k < kept; k++)
                 {
-                    // The winner can always win.
-                    if (_canWin[(k * columns) + t] != 0)
-                    {
-                        _relevant[(t * kept) + count++] = k;
-                    }
+                    Unsafe.Add(ref relevant, count) = k;
+                    count -= _canWin[(k * columns) + t];
                 }
 
                 _relevantCount[t] = count;
