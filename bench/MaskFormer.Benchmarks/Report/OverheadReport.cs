@@ -16,8 +16,9 @@ using Microsoft.Extensions.Options;
 namespace MaskFormer.Benchmarks.Report;
 
 /// <summary>
-/// <c>overhead [--rounds N] [--seconds S] [--concurrency C] [--settings KEY,...] [--baseline SERVER_DLL] [--stages] [--out FILE]</c>:
-/// where the tiny model's service ÷ raw ONNX Runtime throughput goes, side by side in one run. Every setting's
+/// <c>overhead [--rounds N] [--seconds S] [--concurrency C] [--settings KEY,...] [--baseline SERVER_DLL] [--stages] [--realistic] [--out FILE]</c>:
+/// where the tiny model's (with <c>--realistic</c>: the realistic-width model's, on the held-out image
+/// scaled to 512x512) service ÷ raw ONNX Runtime throughput goes, side by side in one run. Every setting's
 /// server process starts first and stays up; each round measures raw ONNX Runtime (batches 1, 2 and 4, the
 /// best counts, as in the report), then each server in turn (alternating order across rounds) under C callers:
 /// an empty call (ListModels: Kestrel, HTTP/2, gRPC, protobuf and the interceptors, no engine), semantic
@@ -34,7 +35,7 @@ internal static class OverheadReport
 
     public static async Task<int> RunAsync(string[] args)
     {
-        var (rounds, seconds, concurrency, keys, baseline, output, stagesOnly) = (2, 4.0, 16, (string[]?)null, (string?)null, (string?)null, false);
+        var (rounds, seconds, concurrency, keys, baseline, output, stagesOnly, realistic) = (2, 4.0, 16, (string[]?)null, (string?)null, (string?)null, false, false);
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -60,8 +61,11 @@ internal static class OverheadReport
                 case "--stages":
                     stagesOnly = true;
                     break;
+                case "--realistic":
+                    realistic = true;
+                    break;
                 default:
-                    throw new ArgumentException($"unknown argument '{args[i]}'; usage: overhead [--rounds N] [--seconds S] [--concurrency C] [--settings {string.Join(',', AllSettings(null).Select(s => s.Key))}] [--baseline SERVER_DLL] [--stages] [--out FILE]");
+                    throw new ArgumentException($"unknown argument '{args[i]}'; usage: overhead [--rounds N] [--seconds S] [--concurrency C] [--settings {string.Join(',', AllSettings(null).Select(s => s.Key))}] [--baseline SERVER_DLL] [--stages] [--realistic] [--out FILE]");
             }
         }
 
@@ -72,8 +76,10 @@ internal static class OverheadReport
         }
 
         var duration = TimeSpan.FromSeconds(seconds);
-        var image = BenchmarkInputs.HeldOut();
-        var folder = ModelFolder.Read(RepositoryPaths.TinyShapes, BenchmarkInputs.Tiny, null);
+        var modelName = realistic ? BenchmarkInputs.Realistic : BenchmarkInputs.Tiny;
+        var modelPath = realistic ? await BenchmarkInputs.EnsureRealisticAsync(Console.Out, CancellationToken.None) : RepositoryPaths.TinyShapes;
+        var image = realistic ? BenchmarkInputs.Scaled(512, 512) : BenchmarkInputs.HeldOut();
+        var folder = ModelFolder.Read(modelPath, modelName, null);
         if (stagesOnly)
         {
             var stages = Enumerable.Range(0, rounds).Select(_ => InProcess(folder, image, duration)).ToList();
@@ -88,7 +94,7 @@ internal static class OverheadReport
         var servers = new List<(Setting Setting, ServerProcess Server, GrpcChannel Channel)>();
         var inProcess = new List<InProcessCells>();
         await using var engine = new SegmentationEngine(
-            Options.Create(new ModelRepositoryOptions { Path = RepositoryPaths.TinyShapes }),
+            Options.Create(new ModelRepositoryOptions { Path = modelPath }),
             Options.Create(new InferenceOptions()),
             new ImageDecoder(Options.Create(new ImageDecoderOptions())),
             TimeProvider.System,
@@ -103,14 +109,14 @@ internal static class OverheadReport
             foreach (var setting in settings)
             {
                 Console.WriteLine($"starting: {setting.Label} (load {MachineInfo.LoadAverage()})");
-                var server = await ServerProcess.StartAsync(RepositoryPaths.TinyShapes, setting.Arguments, CancellationToken.None, setting.Environment, serverDll: setting.ServerDll);
+                var server = await ServerProcess.StartAsync(modelPath, setting.Arguments, CancellationToken.None, setting.Environment, serverDll: setting.ServerDll);
                 var channel = GrpcChannel.ForAddress(server.Address, new GrpcChannelOptions { MaxReceiveMessageSize = 256 << 20 });
                 servers.Add((setting, server, channel));
                 var load = new GrpcLoad(channel, server);
                 await load.WaitServingAsync(CancellationToken.None);
 
                 // A short load first, so the server's threads and pools (and this client's code) are warm.
-                await load.UnaryAsync(new CellKey(BenchmarkInputs.Tiny, "unary", "all", concurrency, 0), image, GrpcLoad.AllTasks, TimeSpan.FromSeconds(2), CancellationToken.None);
+                await load.UnaryAsync(new CellKey(modelName, "unary", "all", concurrency, 0), image, GrpcLoad.AllTasks, TimeSpan.FromSeconds(2), CancellationToken.None);
                 await EmptyCallsAsync(channel, server, concurrency, TimeSpan.FromSeconds(1));
             }
 
@@ -118,9 +124,15 @@ internal static class OverheadReport
             {
                 Console.WriteLine($"round {round}: raw ONNX Runtime (load {MachineInfo.LoadAverage()})");
                 var threads = Environment.ProcessorCount;
-                var raw = s_rawBatches
-                    .Select(batch => RawOrtRunner.Measure(BenchmarkInputs.Tiny, folder, image, new InferenceOptions(), new RawLayout(1, threads, RawLayout.AsService), batch, duration, round))
-                    .MaxBy(cell => cell.ImagesPerSecond)!;
+                var rawCells = s_rawBatches
+                    .Select(batch => RawOrtRunner.Measure(modelName, folder, image, new InferenceOptions(), new RawLayout(1, threads, RawLayout.AsService), batch, duration, round))
+                    .ToList();
+                foreach (var cell in rawCells)
+                {
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  raw batch {cell.Concurrency}: {cell.ImagesPerSecond:F2} img/s, {cell.CpuMsPerImage:F2} CPU ms/img"));
+                }
+
+                var raw = rawCells.MaxBy(cell => cell.ImagesPerSecond)!;
                 Console.WriteLine($"  raw best batch {raw.Concurrency}: {raw.ImagesPerSecond:F1} img/s, {raw.CpuMsPerImage:F2} CPU ms/img");
                 raws.Add(raw);
                 var stages = InProcess(folder, image, duration / 3);
@@ -153,7 +165,7 @@ internal static class OverheadReport
         var text = new StringBuilder();
         var rawRate = Stats.Median(raws.Select(r => r.ImagesPerSecond));
         var rawCpu = Stats.Median(raws.Select(r => r.CpuMsPerImage));
-        Line(text, $"Tiny model, held-out 0000.png (123x183 PNG), {concurrency} callers, {Environment.ProcessorCount} cores, {rounds} round(s) of {seconds:F1} s per cell, started {started:yyyy-MM-dd HH:mm} UTC, load average {loadBefore} before, {MachineInfo.LoadAverage()} after ({(DateTimeOffset.UtcNow - started).TotalMinutes:F1} min).");
+        Line(text, $"{(realistic ? "Realistic-width model, held-out 0000 scaled to 512x512 (JPEG)" : "Tiny model, held-out 0000.png (123x183 PNG)")}, {concurrency} callers, {Environment.ProcessorCount} cores, {rounds} round(s) of {seconds:F1} s per cell, started {started:yyyy-MM-dd HH:mm} UTC, load average {loadBefore} before, {MachineInfo.LoadAverage()} after ({(DateTimeOffset.UtcNow - started).TotalMinutes:F1} min).");
         Line(text, $"Raw ONNX Runtime (best of batch 1, 2, 4, {Environment.ProcessorCount} intra-op threads, spinning off): {rawRate:F1} img/s, {rawCpu:F2} CPU ms/img (medians over rounds).");
         Line(text);
         Line(text, "Medians over rounds. *server* and *client*: CPU ms per call of the server process and of the load-generating client (this process). *bound*: raw CPU ÷ (server + client CPU), the ratio the service could reach if both used every core.");
@@ -301,6 +313,7 @@ internal static class OverheadReport
             new("threads1", "1 intra-op thread", ["--MaskFormer:Inference:IntraOpThreads=1"], none, null),
             new("delay0", "no queue delay (MaxQueueDelay=0)", ["--MaskFormer:Inference:MaxQueueDelay=00:00:00"], none, null),
             new("batch1", "no batching (MaxBatchSize=1)", ["--MaskFormer:Inference:MaxBatchSize=1"], none, null),
+            new("batch2", "MaxBatchSize=2", ["--MaskFormer:Inference:MaxBatchSize=2"], none, null),
             new("batch8", "MaxBatchSize=8", ["--MaskFormer:Inference:MaxBatchSize=8"], none, null),
             new("r2r0", "no ReadyToRun code (DOTNET_ReadyToRun=0: the framework JIT-compiled too)", [], new Dictionary<string, string> { ["DOTNET_ReadyToRun"] = "0" }, null),
             new("nodeadline", "no default deadline (MaskFormer:Grpc:DefaultDeadline=0)", ["--MaskFormer:Grpc:DefaultDeadline=00:00:00"], none, null),

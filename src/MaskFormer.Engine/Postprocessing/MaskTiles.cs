@@ -55,11 +55,11 @@ internal sealed class MaskTiles : IDisposable
         {
             if (_plain[q])
             {
-                BoundQuery<NativeMin, NativeMax>(q, margins[q], scratch);
+                BoundQuery<NativeMin, NativeMax>(q, margins[q], skipInnerRows: true, scratch);
             }
             else
             {
-                BoundQuery<IeeeMin, IeeeMax>(q, margins[q], scratch);
+                BoundQuery<IeeeMin, IeeeMax>(q, margins[q], skipInnerRows: false, scratch);
             }
 
             // While the query's bounds are still in cache.
@@ -122,12 +122,16 @@ internal sealed class MaskTiles : IDisposable
 
     // Query `query`'s bounds, tile row after tile row: the extremes over the tile row's grid rows, point
     // by point, then over each tile's columns. A grid row that ends one tile row and starts the next
-    // is computed once.
-    private void BoundQuery<TMin, TMax>(int query, float margin, BoundScratch scratch)
+    // is computed once. With skipInnerRows (finite logits), a grid row whose neighbours in the tile row
+    // blend the same two mask rows is skipped: its blend weight lies between theirs, so each of its
+    // values lies between the values of the outermost such rows, which are folded (up to float32
+    // rounding, which the margin covers). Upsampling by 4 skips about half the rows.
+    private void BoundQuery<TMin, TMax>(int query, float margin, bool skipInnerRows, BoundScratch scratch)
         where TMin : IExtreme
         where TMax : IExtreme
     {
         var (rows, count, gridWidth) = (TileRows, TileColumns.Count, Upsampler.Columns.ResizedSize);
+        var gridLower = Upsampler.Rows.GridLower;
         var lows = Bounds(query);
         var highs = Bounds(Output.Queries + query);
         var low = scratch.Low.AsSpan(0, gridWidth);
@@ -147,6 +151,11 @@ internal sealed class MaskTiles : IDisposable
 
             for (; r <= end; r++)
             {
+                if (skipInnerRows && r > first && r < end && gridLower[r - 1] == gridLower[r] && gridLower[r + 1] == gridLower[r])
+                {
+                    continue;
+                }
+
                 if (r == end && r > first && row + 1 < rows.Count && rows.GridStarts[row + 1] == end)
                 {
                     Upsampler.ComputeGridRow(query, r, shared, scratch.Blend);

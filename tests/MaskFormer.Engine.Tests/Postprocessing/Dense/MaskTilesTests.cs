@@ -8,8 +8,11 @@ namespace MaskFormer.Engine.Tests.Postprocessing.Dense;
 /// The tile bounds (<see cref="MaskTiles.Lower"/> and <see cref="MaskTiles.Upper"/>) against a plain
 /// loop: the smallest and largest resized-grid value over each tile's grid rows and columns
 /// (<see cref="MaskUpsampler.ComputeGridRow"/>, <c>MathF.Min</c> and <c>Max</c>), less and plus the
-/// query's margin, bit for bit, on random plans and on the benchmark's shapes (where tiles of eight
-/// take their extremes by vector shuffles), with huge, signed-zero, infinite and NaN logits.
+/// query's margin, on random plans and on the benchmark's shapes (where tiles of eight take their
+/// extremes by vector shuffles), with huge, signed-zero, infinite and NaN logits. A query with special
+/// logits gets exactly those bounds, bit for bit. A plain query's bounds skip the grid rows between two
+/// that blend the same mask rows, so they may be a rounding tighter: never looser than the plain loop's,
+/// and every grid value of the tile, skipped rows included, still lies at least 0.9 of the margin inside.
 /// </summary>
 public sealed class MaskTilesTests
 {
@@ -26,7 +29,7 @@ public sealed class MaskTilesTests
 
     [Theory]
     [MemberData(nameof(Seeds))]
-    public void Bounds_RandomPlans_EqualPlainExtremesBitForBit(int seed)
+    public void Bounds_RandomPlans_HoldEveryGridValueWithinTheMargin(int seed)
     {
         var random = new Random(seed);
         AssertPlainBounds(random, TiledCases.Plan(random), $"seed {seed}");
@@ -34,7 +37,7 @@ public sealed class MaskTilesTests
 
     [Theory]
     [MemberData(nameof(BenchmarkPlans))]
-    public void Bounds_BenchmarkPlans_EqualPlainExtremesBitForBit(int originalHeight, int originalWidth, int resizedHeight, int resizedWidth, int paddedHeight, int paddedWidth)
+    public void Bounds_BenchmarkPlans_HoldEveryGridValueWithinTheMargin(int originalHeight, int originalWidth, int resizedHeight, int resizedWidth, int paddedHeight, int paddedWidth)
     {
         var plan = new ResizePlan(originalHeight, originalWidth, resizedHeight, resizedWidth, paddedHeight, paddedWidth);
         AssertPlainBounds(new Random(originalWidth + resizedWidth), plan, "benchmark plan");
@@ -77,8 +80,26 @@ public sealed class MaskTilesTests
                 }
 
                 var where = $"{context}, plan {plan}, query {q}, tile row {row}";
-                AssertBits(low, tiles.Lower(q, row), where + ", lower");
-                AssertBits(high, tiles.Upper(q, row), where + ", upper");
+                if (!tiles.IsPlain(q))
+                {
+                    AssertBits(low, tiles.Lower(q, row), where + ", lower");
+                    AssertBits(high, tiles.Upper(q, row), where + ", upper");
+                    continue;
+                }
+
+                for (var t = 0; t < columns.Count; t++)
+                {
+                    var (lower, upper) = (tiles.Lower(q, row)[t], tiles.Upper(q, row)[t]);
+                    Assert.True(lower >= low[t] && upper <= high[t], $"tile {t}: [{lower:R}, {upper:R}] looser than [{low[t]:R}, {high[t]:R}] ({where})");
+                    for (var r = rows.GridStarts[row]; r <= rows.GridEnds[row]; r++)
+                    {
+                        for (var c = columns.GridStarts[t]; c <= columns.GridEnds[t]; c++)
+                        {
+                            var value = grid[r][c];
+                            Assert.True(value - lower >= 0.9f * margin && upper - value >= 0.9f * margin, $"tile {t}: grid value {value:R} at ({r}, {c}) not inside [{lower:R}, {upper:R}] by 0.9 of the margin {margin:R} ({where})");
+                        }
+                    }
+                }
             }
         }
     }
