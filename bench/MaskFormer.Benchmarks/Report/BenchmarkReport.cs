@@ -27,7 +27,8 @@ internal static class BenchmarkReport
             cancellation.Cancel();
         };
         var token = cancellation.Token;
-        var run = new RunInfo { LoadBefore = MachineInfo.LoadAverage(), Started = DateTimeOffset.UtcNow };
+        var othersBefore = await MachineInfo.OtherProcessesCoresAsync(TimeSpan.FromSeconds(5), token);
+        var run = new RunInfo { LoadBefore = MachineInfo.LoadAverage(), OthersBefore = othersBefore, Started = DateTimeOffset.UtcNow };
         var models = new List<(string Name, string Folder, byte[] BaseImage, string BaseImageName)>
         {
             (BenchmarkInputs.Tiny, RepositoryPaths.TinyShapes, BenchmarkInputs.HeldOut(), "held-out 0000.png (123x183 PNG)"),
@@ -161,6 +162,9 @@ internal sealed record RunInfo
     public required string LoadBefore { get; init; }
 
     public string LoadAfter { get; init; } = "";
+
+    /// <summary>Cores other processes kept busy in the 5 s before the run (null where unknown).</summary>
+    public double? OthersBefore { get; init; }
 
     public required DateTimeOffset Started { get; init; }
 

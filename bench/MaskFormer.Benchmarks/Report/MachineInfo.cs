@@ -18,11 +18,51 @@ internal static class MachineInfo
     /// <summary>The 1, 5 and 15 minute load averages.</summary>
     public static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "unknown";
 
+    /// <summary>
+    /// How many cores other processes kept busy over <paramref name="window"/> (the machine's busy time
+    /// from /proc/stat less this process's own), or null where /proc/stat is missing. Unlike the load
+    /// average it does not remember the minute before: the build that `dotnet run` does first is over.
+    /// </summary>
+    public static async Task<double?> OtherProcessesCoresAsync(TimeSpan window, CancellationToken cancellationToken)
+    {
+        if (MachineBusySeconds() is not { } busyBefore)
+        {
+            return null;
+        }
+
+        using var self = System.Diagnostics.Process.GetCurrentProcess();
+        var ownBefore = self.TotalProcessorTime;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await Task.Delay(window, cancellationToken);
+        self.Refresh();
+        var own = (self.TotalProcessorTime - ownBefore).TotalSeconds;
+        var busy = (MachineBusySeconds() ?? busyBefore) - busyBefore;
+        return Math.Max(0, (busy - own) / clock.Elapsed.TotalSeconds);
+    }
+
     public static string DotNet() => RuntimeInformation.FrameworkDescription;
 
     public static string OnnxRuntime() => OrtEnv.Instance().GetVersionString();
 
     public static string Os() => RuntimeInformation.OSDescription;
+
+    // All cores' user, nice, system, irq, softirq and steal time, in seconds (USER_HZ is 100 on Linux).
+    private static double? MachineBusySeconds()
+    {
+        if (!File.Exists("/proc/stat"))
+        {
+            return null;
+        }
+
+        var fields = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (fields.Length < 9 || fields[0] != "cpu")
+        {
+            return null;
+        }
+
+        long Field(int i) => long.Parse(fields[i], CultureInfo.InvariantCulture);
+        return (Field(1) + Field(2) + Field(3) + Field(6) + Field(7) + Field(8)) / 100.0;
+    }
 
     private static string? ReadField(string file, string name)
     {
