@@ -31,9 +31,9 @@ internal static class BenchmarkReport
         // The build `dotnet run` just did leaves compiler servers finishing for a few seconds: wait (up to
         // 30 s) for other processes to leave the cores before measuring, and record what they used last.
         var othersBefore = await MachineInfo.OtherProcessesCoresAsync(TimeSpan.FromSeconds(5), token);
-        for (var wait = 0; wait < 5 && othersBefore > Environment.ProcessorCount * 0.25; wait++)
+        for (var wait = 0; wait < 5 && othersBefore is { } others && MachineInfo.IsBusy(others); wait++)
         {
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"other processes used {othersBefore:F2} cores in the last 5 s; waiting for them"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"other processes used {others:F2} cores in the last 5 s; waiting for them"));
             othersBefore = await MachineInfo.OtherProcessesCoresAsync(TimeSpan.FromSeconds(5), token);
         }
 

@@ -30,15 +30,16 @@ internal static class MachineInfo
             return null;
         }
 
-        using var self = System.Diagnostics.Process.GetCurrentProcess();
-        var ownBefore = self.TotalProcessorTime;
+        var ownBefore = ProcessCpu.Milliseconds();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         await Task.Delay(window, cancellationToken);
-        self.Refresh();
-        var own = (self.TotalProcessorTime - ownBefore).TotalSeconds;
+        var own = (ProcessCpu.Milliseconds() - ownBefore) / 1e3;
         var busy = (MachineBusySeconds() ?? busyBefore) - busyBefore;
         return Math.Max(0, (busy - own) / clock.Elapsed.TotalSeconds);
     }
+
+    /// <summary>Whether other processes keeping <paramref name="otherCores"/> cores busy make the machine busy: over a quarter of them.</summary>
+    public static bool IsBusy(double otherCores) => otherCores > Environment.ProcessorCount * 0.25;
 
     public static string DotNet() => RuntimeInformation.FrameworkDescription;
 

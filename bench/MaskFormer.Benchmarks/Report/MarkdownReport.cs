@@ -39,7 +39,7 @@ internal static class MarkdownReport
         // Other processes' CPU just before the run decides; the 1-min load average still counts the
         // build that `dotnet run` does first, so it is the rule only where /proc/stat is missing.
         var load = double.TryParse(run.LoadBefore.Split(' ')[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var l) ? l : 0;
-        if (run.OthersBefore is { } othersBefore ? othersBefore > Environment.ProcessorCount * 0.25 : load > Environment.ProcessorCount * 0.5)
+        if (run.OthersBefore is { } othersBefore ? MachineInfo.IsBusy(othersBefore) : load > Environment.ProcessorCount * 0.5)
         {
             Line(text, $"**The machine was shared and busy during this run** (other processes kept {others} of {Environment.ProcessorCount} cores busy in the 5 s before it; load average {run.LoadBefore} before, {run.LoadAfter} after): other processes competed for the CPU, so absolute rates are low and noisy. The ratios compare measurements taken minutes apart under the same kind of load; min and median over rounds show the spread.");
             Line(text);
