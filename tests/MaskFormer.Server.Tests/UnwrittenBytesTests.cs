@@ -59,7 +59,9 @@ public sealed class UnwrittenBytesTests
 
         // Waits on an event, not a duration: the answers held for this client reach the bound, so that
         // with one frame in flight (and each answer about 256 KiB) no frame can start until it reads.
-        await WaitUntilAsync(() => buffers.UnwrittenBytes > Bound - Answer, () => $"held {buffers.UnwrittenBytes} bytes, held back {buffers.HeldBack} times");
+        // Both halves: an answer's bytes are counted before the stream next tries to start a frame and
+        // holds it back, so right after the first the second may not have happened yet.
+        await WaitUntilAsync(() => buffers.UnwrittenBytes > Bound - Answer && buffers.HeldBack > 0, () => $"held {buffers.UnwrittenBytes} bytes, held back {buffers.HeldBack} times");
         var held = buffers.UnwrittenBytes;
 
         Assert.True(buffers.HeldBack > 0);
