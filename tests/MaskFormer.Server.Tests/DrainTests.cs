@@ -61,7 +61,7 @@ public sealed partial class DrainTests(ITestOutputHelper output)
         {
             output.WriteLine($"stream that {name}: {run.SentBeforeSignal} frames sent before SIGTERM, {run.Answers.Length} answered " +
                 $"({run.Answers.Count(a => a.Result is not null)} results, {run.Answers.Count(a => a.Draining)} marked draining, " +
-                $"{run.Answers.Count(a => a.Skipped?.Reason == SkipReason.Draining)} skipped as draining), status {run.Status.StatusCode}");
+                $"{run.Answers.Count(a => a.Skipped?.Reason == SkipReason.Draining)} skipped as draining), status {run.Status.StatusCode} \"{run.Status.Detail}\" {run.Status.DebugException?.GetType().Name} {run.Status.DebugException?.Message}");
         }
 
         output.WriteLine($"exit code {exitCode} {exitedAfter.TotalSeconds:F1} s after SIGTERM (drain time {s_drainTimeout.TotalSeconds} s)");

@@ -39,7 +39,10 @@ internal sealed class SegmentationGrpcService(
 
     public override async Task SegmentStream(IAsyncStreamReader<SegmentStreamRequest> requestStream, IServerStreamWriter<SegmentStreamResponse> responseStream, ServerCallContext context)
     {
-        using var open = openStreams.Open();
+        // The stream counts as open until its response, trailers included, has been sent: the drain lets
+        // Kestrel close connections only after that, so a client still sending reads its status.
+        context.GetHttpContext().Response.RegisterForDispose(openStreams.Open());
+
         using var session = new StreamSession(segmenter, streaming.Value, time, requestStream, responseStream, context, frames, buffers, lifetime.ApplicationStopping);
         await session.RunAsync().ConfigureAwait(false);
     }

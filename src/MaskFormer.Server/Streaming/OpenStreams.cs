@@ -11,6 +11,9 @@ internal sealed partial class OpenStreams(IHostApplicationLifetime lifetime, ILo
     private int _open;
     private TaskCompletionSource? _allClosed;
 
+    /// <summary>How long the drain waits after the last stream has ended before Kestrel closes connections.</summary>
+    internal static TimeSpan Linger { get; } = TimeSpan.FromMilliseconds(500);
+
     public int Count
     {
         get
@@ -59,6 +62,19 @@ internal sealed partial class OpenStreams(IHostApplicationLifetime lifetime, ILo
         catch (OperationCanceledException)
         {
             LogDrainTimedOut(logger, Count);
+            return;
+        }
+
+        try
+        {
+            // A client still sending when its call ended learns of the end from the RST_STREAM that
+            // follows the trailers. Closing the connection before its last frames arrive would reset
+            // the TCP connection and could cost the client the trailers it had not read yet (the
+            // lingering-close problem), so give it a moment to stop sending.
+            await Task.Delay(Linger, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
         }
     }
 
