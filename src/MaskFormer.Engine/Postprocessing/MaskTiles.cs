@@ -63,8 +63,8 @@ internal sealed class MaskTiles : IDisposable
             }
 
             // While the query's bounds are still in cache.
-            TensorPrimitives.Sigmoid(Bounds(q), Bounds((2 * queries) + q));
-            TensorPrimitives.Sigmoid(Bounds(queries + q), Bounds((3 * queries) + q));
+            AlignedSigmoid.Compute(Bounds(q), Bounds((2 * queries) + q));
+            AlignedSigmoid.Compute(Bounds(queries + q), Bounds((3 * queries) + q));
             return scratch;
         }, scratch => scratch.Dispose());
     }

@@ -122,8 +122,8 @@ internal sealed partial class PanopticTileRow
             }
         }
 
-        TensorPrimitives.Sigmoid(_blockLower.AsSpan(0, bounds), _blockLower.AsSpan(0, bounds));
-        TensorPrimitives.Sigmoid(_blockUpper.AsSpan(0, bounds), _blockUpper.AsSpan(0, bounds));
+        AlignedSigmoid.Compute(_blockLower.AsSpan(0, bounds), _blockLower.AsSpan(0, bounds));
+        AlignedSigmoid.Compute(_blockUpper.AsSpan(0, bounds), _blockUpper.AsSpan(0, bounds));
         for (var i = 0; i < mixedCount; i++)
         {
             var t = _mixedTiles[i];

@@ -128,13 +128,13 @@ internal sealed partial class SemanticTileRow : IDisposable
                 sigmas.Slice((r * stride) + pixels, stride - pixels).Clear();
                 if (!together)
                 {
-                    TensorPrimitives.Sigmoid(sigmas.Slice(r * stride, padded), sigmas.Slice(r * stride, padded));
+                    AlignedSigmoid.Compute(sigmas.Slice(r * stride, padded), sigmas.Slice(r * stride, padded));
                 }
             }
 
             if (together)
             {
-                TensorPrimitives.Sigmoid(sigmas, sigmas);
+                AlignedSigmoid.Compute(sigmas, sigmas);
             }
         }
 

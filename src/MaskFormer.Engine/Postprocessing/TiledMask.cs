@@ -160,7 +160,7 @@ internal static class TiledMask
                     }
                     else
                     {
-                        TensorPrimitives.Sigmoid(values, sigmoids);
+                        AlignedSigmoid.Compute(values, sigmoids);
                     }
                 }
 
