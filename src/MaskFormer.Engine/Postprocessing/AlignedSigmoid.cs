@@ -6,12 +6,12 @@ namespace MaskFormer.Engine.Postprocessing;
 
 /// <summary>
 /// <c>TensorPrimitives.Sigmoid</c>, entered with the stack pointer at one chosen offset within a 64-byte
-/// line. Its float64-widening exp keeps more vectors live than there are registers, and the JIT spills
-/// them to stack slots aligned to 16 bytes only: where the stack pointer happens to be decides whether
-/// those spills straddle cache lines, and on the development machine (AMD EPYC, AVX-512) that made the
-/// same call 0.7 or 2.2 ns a value — per call chain and per process (the main thread's stack is
-/// randomised), which is most of the run-to-run spread of post-processing timings. Same results, bit for
-/// bit: only the stack moves.
+/// line. On the development machine (AMD EPYC, AVX-512) the same call took 0.7 or 2.2 ns a value
+/// depending only on that offset (a 16-byte shift of the caller's stack flips it), most likely its
+/// float64-widening exp spilling vectors to stack slots aligned to 16 bytes that then straddle cache
+/// lines. Where the stack sits differs per call chain and per process (the main thread's stack is
+/// randomised): that was most of the run-to-run spread of post-processing timings. Same results, bit
+/// for bit: only the stack moves.
 /// </summary>
 /// <remarks>
 /// Which offset is fast depends on the JIT's frame layout (runtime version, instruction set), so the
