@@ -22,6 +22,7 @@ internal static class AlignedSigmoid
     private const int CalibrationLength = 2048;
     private const int CalibrationCalls = 8;
 
+    private static readonly Lock s_calibration = new();
     private static int s_offset = -1;
 
     /// <summary>The offset (0, 16, 32 or 48) the calls use; -1 before the first call.</summary>
@@ -53,7 +54,17 @@ internal static class AlignedSigmoid
         }
     }
 
+    // Once per process: threads that arrive while it runs wait for its answer rather than time the
+    // offsets at the same moment, on the same cores, and disturb each other's timings.
     private static int Calibrate()
+    {
+        lock (s_calibration)
+        {
+            return s_offset >= 0 ? s_offset : TimeOffsets();
+        }
+    }
+
+    private static int TimeOffsets()
     {
         var values = new float[CalibrationLength];
         var sigmoids = new float[CalibrationLength];

@@ -11,8 +11,8 @@ internal sealed partial class OpenStreams(IHostApplicationLifetime lifetime, ILo
     private int _open;
     private TaskCompletionSource? _allClosed;
 
-    /// <summary>How long the drain waits after the last stream has ended before Kestrel closes connections.</summary>
-    internal static TimeSpan Linger { get; } = TimeSpan.FromMilliseconds(500);
+    // How long the drain waits after the last stream has ended before Kestrel closes connections.
+    private static readonly TimeSpan s_linger = TimeSpan.FromMilliseconds(500);
 
     public int Count
     {
@@ -71,7 +71,7 @@ internal sealed partial class OpenStreams(IHostApplicationLifetime lifetime, ILo
             // follows the trailers. Closing the connection before its last frames arrive would reset
             // the TCP connection and could cost the client the trailers it had not read yet (the
             // lingering-close problem), so give it a moment to stop sending.
-            await Task.Delay(Linger, cancellationToken).ConfigureAwait(false);
+            await Task.Delay(s_linger, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
