@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Text;
 using MaskFormer.Engine.Postprocessing;
 
 namespace MaskFormer.Engine.Encoding;
@@ -238,40 +237,48 @@ public static class CocoRle
     // Column-major run lengths from each box column's flip rows (column x's at rows[starts[x] .. starts[x + 1]), ascending).
     private static uint[] Emit(int[] starts, int[] rows, PixelBox box, int width, int height)
     {
-        var counts = new List<uint>(starts[box.Width] + 2);
-        var run = (long)box.X * height;
-        for (var x = 0; x < box.Width; x++)
+        // Each flip adds at most one count, and the end one more.
+        var counts = EngineArrayPool<uint>.Shared.Rent(starts[box.Width] + 2);
+        try
         {
-            var position = 0;
-            for (var i = starts[x]; i < starts[x + 1]; i++)
+            var n = 0;
+            var run = (long)box.X * height;
+            for (var x = 0; x < box.Width; x++)
             {
-                run += rows[i] - position;
-                position = rows[i];
-                if (run == 0 && counts.Count > 0)
+                var position = 0;
+                for (var i = starts[x]; i < starts[x + 1]; i++)
                 {
-                    // A flip below one column's last row and one at the next column's first row are the
-                    // same place in column-major order: they cancel, and the run before goes on.
-                    run = counts[^1];
-                    counts.RemoveAt(counts.Count - 1);
-                    continue;
+                    run += rows[i] - position;
+                    position = rows[i];
+                    if (run == 0 && n > 0)
+                    {
+                        // A flip below one column's last row and one at the next column's first row are the
+                        // same place in column-major order: they cancel, and the run before goes on.
+                        run = counts[--n];
+                        continue;
+                    }
+
+                    counts[n++] = (uint)run;
+                    run = 0;
                 }
 
-                counts.Add((uint)run);
-                run = 0;
+                run += height - position;
             }
 
-            run += height - position;
+            run += (long)(width - box.X - box.Width) * height;
+
+            // A mask whose last pixel is set ends on its run of 1s, with no empty run of 0s after it.
+            if (run > 0 || n == 0)
+            {
+                counts[n++] = (uint)run;
+            }
+
+            return counts.AsSpan(0, n).ToArray();
         }
-
-        run += (long)(width - box.X - box.Width) * height;
-
-        // A mask whose last pixel is set ends on its run of 1s, with no empty run of 0s after it.
-        if (run > 0 || counts.Count == 0)
+        finally
         {
-            counts.Add((uint)run);
+            EngineArrayPool<uint>.Shared.Return(counts);
         }
-
-        return [.. counts];
     }
 
     private static int Next(ReadOnlySpan<byte> row, int from)
@@ -288,31 +295,41 @@ public static class CocoRle
     /// <summary>pycocotools' rleToString.</summary>
     public static string Compress(ReadOnlySpan<uint> counts)
     {
-        var builder = new StringBuilder(counts.Length * 2);
-        for (var i = 0; i < counts.Length; i++)
+        // A count, or its difference from the count two before, is within ±2^32: at most seven
+        // five-bit groups, one character each.
+        var text = EngineArrayPool<char>.Shared.Rent(Math.Max(1, 7 * counts.Length));
+        try
         {
-            long x = counts[i];
-            if (i > 2)
+            var n = 0;
+            for (var i = 0; i < counts.Length; i++)
             {
-                x -= counts[i - 2];
-            }
-
-            var more = true;
-            while (more)
-            {
-                var c = (char)(x & 0x1f);
-                x >>= 5;
-                more = (c & 0x10) != 0 ? x != -1 : x != 0;
-                if (more)
+                long x = counts[i];
+                if (i > 2)
                 {
-                    c |= (char)0x20;
+                    x -= counts[i - 2];
                 }
 
-                builder.Append((char)(c + 48));
-            }
-        }
+                var more = true;
+                while (more)
+                {
+                    var c = (char)(x & 0x1f);
+                    x >>= 5;
+                    more = (c & 0x10) != 0 ? x != -1 : x != 0;
+                    if (more)
+                    {
+                        c |= (char)0x20;
+                    }
 
-        return builder.ToString();
+                    text[n++] = (char)(c + 48);
+                }
+            }
+
+            return new string(text, 0, n);
+        }
+        finally
+        {
+            EngineArrayPool<char>.Shared.Return(text);
+        }
     }
 
     /// <summary>pycocotools' rleFrString.</summary>
