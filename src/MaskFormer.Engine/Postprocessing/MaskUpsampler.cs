@@ -164,8 +164,8 @@ internal sealed class MaskUpsampler
         }
     }
 
-    // One query's mask row at a resized-grid row: its two mask rows blended at the row's weight, in scratch.
-    private Span<float> BlendGridRow(int query, int gridRow, Span<float> scratch)
+    /// <summary>One query's mask row at resized-grid row <paramref name="gridRow"/>: its two mask rows blended at the row's weight, in scratch.</summary>
+    public Span<float> BlendGridRow(int query, int gridRow, Span<float> scratch)
     {
         var maskWidth = _output.MaskWidth;
         var plane = Plane(query);

@@ -88,6 +88,9 @@ internal sealed class TileAxis
 
     public int Length(int tile) => Starts[tile + 1] - Starts[tile];
 
+    /// <summary>The grid intervals a tile spans (GridEnds − GridStarts), on average.</summary>
+    public double MeanGridExtent => (GridEnds.Sum() - (double)GridStarts.Sum()) / Count;
+
     /// <summary>
     /// The smallest of <paramref name="lowValues"/> and the largest of <paramref name="highValues"/>
     /// (rows along the resized grid) over each tile's grid points, as a plain loop of

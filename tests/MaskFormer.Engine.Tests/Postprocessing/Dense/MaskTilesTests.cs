@@ -13,12 +13,15 @@ namespace MaskFormer.Engine.Tests.Postprocessing.Dense;
 /// logits gets exactly those bounds, bit for bit. A plain query's bounds skip the grid rows between two
 /// that blend the same mask rows, so they may be a rounding tighter: never looser than the plain loop's,
 /// and every grid value of the tile, skipped rows included, still lies at least 0.9 of the margin inside.
+/// Where tiles span many grid points (<see cref="MaskTiles.BoundsFromCorners"/>) a plain query's bounds
+/// come from the mask's corners and may be wider than the plain loop's; every grid value still lies at
+/// least 0.9 of the margin inside them.
 /// </summary>
 public sealed class MaskTilesTests
 {
     public static TheoryData<int> Seeds => TiledCases.Seeds;
 
-    // The tiny model at 512x512 and 1920x1080, the realistic-width one at both.
+    // The tiny model at 512x512 and 1920x1080, the realistic-width one at both (512x512: bounds from the corners).
     public static TheoryData<int, int, int, int, int, int> BenchmarkPlans => new()
     {
         { 512, 512, 128, 128, 128, 128 },
@@ -90,7 +93,7 @@ public sealed class MaskTilesTests
                 for (var t = 0; t < columns.Count; t++)
                 {
                     var (lower, upper) = (tiles.Lower(q, row)[t], tiles.Upper(q, row)[t]);
-                    Assert.True(lower >= low[t] && upper <= high[t], $"tile {t}: [{lower:R}, {upper:R}] looser than [{low[t]:R}, {high[t]:R}] ({where})");
+                    Assert.True(tiles.BoundsFromCorners || (lower >= low[t] && upper <= high[t]), $"tile {t}: [{lower:R}, {upper:R}] looser than [{low[t]:R}, {high[t]:R}] ({where})");
                     for (var r = rows.GridStarts[row]; r <= rows.GridEnds[row]; r++)
                     {
                         for (var c = columns.GridStarts[t]; c <= columns.GridEnds[t]; c++)
