@@ -11,16 +11,19 @@ internal sealed partial class SemanticTileRow
 {
     // Whether class `best` beats class `other` at every pixel of the tile: the two scores share each
     // query's sigmoid, so their difference Σ_q (p_q(best) − p_q(other))·σ_q is bounded below by taking
-    // each σ_q at the end of its range that hurts; tighter than comparing the two scores' bounds.
+    // each σ_q at the end of its range that hurts; tighter than comparing the two scores' bounds. The
+    // spare queries take away at most their probabilities of `other`.
     private bool Dominates(int tile, int best, int other, float upperSum)
     {
         var difference = 0f;
-        for (var q = 0; q < _tiles.Output.Queries; q++)
+        for (var k = 0; k < _activeCount; k++)
         {
-            var weight = _probabilities[(q * (_classes + 1)) + best] - _probabilities[(q * (_classes + 1)) + other];
-            var at = (2 * q * _paddedColumns) + tile;
+            var weight = _activeProbabilities[(k * (_classes + 1)) + best] - _activeProbabilities[(k * (_classes + 1)) + other];
+            var at = (2 * k * _paddedColumns) + tile;
             difference += weight * (weight > 0f ? _rowSigmoids[at] : _rowSigmoids[at + _paddedColumns]);
         }
+
+        difference -= _spare[other];
 
         // Both scores' float32 errors, and this sum's, are within the margin of their sizes.
         return difference > (2f * _margin * upperSum) + AbsoluteSlack;
@@ -35,14 +38,15 @@ internal sealed partial class SemanticTileRow
         var columns = _tiles.TileColumns;
         var count = columns.Count;
         var padded = _paddedColumns;
-        var queries = _tiles.Output.Queries;
+        var queries = _activeCount;
         var sigmoids = _rowSigmoids.AsSpan(0, 2 * queries * padded);
-        for (var q = 0; q < queries; q++)
+        for (var k = 0; k < queries; k++)
         {
-            _tiles.SigmoidLower(q, row).CopyTo(sigmoids.Slice(2 * q * padded, count));
-            sigmoids.Slice((2 * q * padded) + count, padded - count).Clear();
-            _tiles.SigmoidUpper(q, row).CopyTo(sigmoids.Slice(((2 * q) + 1) * padded, count));
-            sigmoids.Slice((((2 * q) + 1) * padded) + count, padded - count).Clear();
+            var q = _active[k];
+            _tiles.SigmoidLower(q, row).CopyTo(sigmoids.Slice(2 * k * padded, count));
+            sigmoids.Slice((2 * k * padded) + count, padded - count).Clear();
+            _tiles.SigmoidUpper(q, row).CopyTo(sigmoids.Slice(((2 * k) + 1) * padded, count));
+            sigmoids.Slice((((2 * k) + 1) * padded) + count, padded - count).Clear();
         }
 
         var lower = _lower.AsSpan(0, _classes * padded);
@@ -52,7 +56,13 @@ internal sealed partial class SemanticTileRow
         {
             var end = Math.Min(first + Lanes, count);
             var survivors = Survivors(first, end);
-            BoundScores(sigmoids, padded, first, queries, _probabilities, _classes + 1, survivors, lower, upper);
+            BoundScores(sigmoids, padded, first, queries, _activeProbabilities, _classes + 1, survivors, lower, upper);
+            foreach (var c in survivors)
+            {
+                // The spare queries' sigmoids anywhere in [0, 1]: they add nothing to the lower bound.
+                (Vector256.Create(upper.Slice((c * padded) + first, Lanes)) + Vector256.Create(_spare[c])).CopyTo(upper.Slice((c * padded) + first, Lanes));
+            }
+
             for (var t = first; t < end; t++)
             {
                 var best = survivors[0];
@@ -126,7 +136,7 @@ internal sealed partial class SemanticTileRow
     // holds for the computed bounds too. A NaN keeps every class.
     private ReadOnlySpan<int> Survivors(int first, int end)
     {
-        var (queries, padded) = (_tiles.Output.Queries, _paddedColumns);
+        var (queries, padded) = (_activeCount, _paddedColumns);
         var lowest = _blockSigmoids.AsSpan(0, queries);
         var highest = _blockSigmoids.AsSpan(queries, queries);
         for (var q = 0; q < queries; q++)
@@ -159,6 +169,11 @@ internal sealed partial class SemanticTileRow
         var blockLower = _blockBounds.AsSpan(0, _paddedClasses);
         var blockUpper = _blockBounds.AsSpan(_paddedClasses, _paddedClasses);
         BlockBounds(lowest, highest, queries, _paddedProbabilities.AsSpan(0, queries * _paddedClasses), _paddedClasses, blockLower, blockUpper);
+        for (var c = 0; c < _paddedClasses; c += Lanes)
+        {
+            (Vector256.Create(blockUpper.Slice(c, Lanes)) + Vector256.Create(_spare.AsSpan(c, Lanes))).CopyTo(blockUpper.Slice(c, Lanes));
+        }
+
         var top = Vector256.Create(blockLower[..Lanes]);
         for (var c = 0; c < _paddedClasses; c += Lanes)
         {

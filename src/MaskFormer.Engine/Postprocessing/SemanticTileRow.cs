@@ -10,6 +10,11 @@ internal sealed partial class SemanticTileRow : IDisposable
     // Absolute slack for float32 underflow (denormal products), far below any score that matters.
     private const float AbsoluteSlack = 1e-30f;
 
+    // A query whose class probabilities (without "no object") sum to no more than this is spare: the
+    // tile bounds take its sigmoid anywhere in [0, 1], one sum per class for all such queries, instead
+    // of summing its bounds tile by tile. A trained model's spare queries ("no object") are most of them.
+    private const double SpareMass = 1e-6;
+
     private readonly MaskTiles _tiles;
     private readonly float[] _probabilities;
     private readonly int _classes;
@@ -18,6 +23,13 @@ internal sealed partial class SemanticTileRow : IDisposable
     private readonly float _margin;
     private readonly float[] _rowSigmoids;
     private readonly float[] _paddedProbabilities;
+
+    // The queries the tile bounds sum one by one (ascending), their probabilities ([active, classes + 1]),
+    // and per class the spare queries' probabilities summed and rounded up.
+    private readonly int[] _active;
+    private readonly int _activeCount;
+    private readonly float[] _activeProbabilities;
+    private readonly float[] _spare;
     private readonly float[] _blockSigmoids;
     private readonly float[] _blockBounds;
     private readonly int[] _survivors;
@@ -51,11 +63,15 @@ internal sealed partial class SemanticTileRow : IDisposable
         var width = tiles.Upsampler.Width;
         _paddedColumns = RoundUp(columns);
         _paddedClasses = RoundUp(classes);
-        _paddedProbabilities = EngineArrayPool<float>.Shared.Rent(queries * _paddedClasses);
-        for (var q = 0; q < queries; q++)
+        (_active, _activeCount, _spare) = SplitSpare(tiles, probabilities, classes, _paddedClasses);
+        _activeProbabilities = EngineArrayPool<float>.Shared.Rent(Math.Max(1, _activeCount * (classes + 1)));
+        _paddedProbabilities = EngineArrayPool<float>.Shared.Rent(Math.Max(1, _activeCount * _paddedClasses));
+        for (var k = 0; k < _activeCount; k++)
         {
-            probabilities.AsSpan(q * (classes + 1), classes).CopyTo(_paddedProbabilities.AsSpan(q * _paddedClasses));
-            _paddedProbabilities.AsSpan((q * _paddedClasses) + classes, _paddedClasses - classes).Clear();
+            var row = probabilities.AsSpan(_active[k] * (classes + 1), classes + 1);
+            row.CopyTo(_activeProbabilities.AsSpan(k * (classes + 1)));
+            row[..classes].CopyTo(_paddedProbabilities.AsSpan(k * _paddedClasses));
+            _paddedProbabilities.AsSpan((k * _paddedClasses) + classes, _paddedClasses - classes).Clear();
         }
 
         _blockSigmoids = EngineArrayPool<float>.Shared.Rent(2 * queries);
@@ -140,10 +156,53 @@ internal sealed partial class SemanticTileRow : IDisposable
         LabelPixels(map, y0, rows, pixels, stride);
     }
 
+    // The active queries and the spare ones' probabilities per class, summed in float64 and rounded up
+    // so that the float32 sum is no less than the true one. A NaN probability, or a mask that is not
+    // plain (a NaN logit makes the dense score NaN even at probability 0), keeps a query active.
+    private static (int[] Active, int Count, float[] Spare) SplitSpare(MaskTiles tiles, float[] probabilities, int classes, int paddedClasses)
+    {
+        var queries = tiles.Output.Queries;
+        var active = EngineArrayPool<int>.Shared.Rent(Math.Max(1, queries));
+        var spare = EngineArrayPool<float>.Shared.Rent(paddedClasses);
+        var sums = new double[classes];
+        var count = 0;
+        for (var q = 0; q < queries; q++)
+        {
+            var row = probabilities.AsSpan(q * (classes + 1), classes);
+            var mass = 0.0;
+            foreach (var p in row)
+            {
+                mass += p;
+            }
+
+            if (!(mass <= SpareMass) || !tiles.IsPlain(q))
+            {
+                active[count++] = q;
+                continue;
+            }
+
+            for (var c = 0; c < classes; c++)
+            {
+                sums[c] += row[c];
+            }
+        }
+
+        spare.AsSpan(0, paddedClasses).Clear();
+        for (var c = 0; c < classes; c++)
+        {
+            spare[c] = sums[c] > 0 ? MathF.BitIncrement((float)sums[c]) : 0f;
+        }
+
+        return (active, count, spare);
+    }
+
     public void Dispose()
     {
         EngineArrayPool<float>.Shared.Return(_rowSigmoids);
         EngineArrayPool<float>.Shared.Return(_paddedProbabilities);
+        EngineArrayPool<int>.Shared.Return(_active);
+        EngineArrayPool<float>.Shared.Return(_activeProbabilities);
+        EngineArrayPool<float>.Shared.Return(_spare);
         EngineArrayPool<float>.Shared.Return(_blockSigmoids);
         EngineArrayPool<float>.Shared.Return(_blockBounds);
         EngineArrayPool<int>.Shared.Return(_survivors);
