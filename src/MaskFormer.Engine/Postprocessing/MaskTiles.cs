@@ -200,7 +200,7 @@ internal sealed class MaskTiles : IDisposable
     private void BoundQueryByCorners(int query, float margin, BoundScratch scratch)
     {
         var (rows, columns) = (TileRows, TileColumns);
-        var (rowLower, columnLower, columnWeights) = (Upsampler.Rows.GridLower, Upsampler.Columns.GridLower, Upsampler.Columns.GridWeights);
+        var (rowLower, columnLower) = (Upsampler.Rows.GridLower, Upsampler.Columns.GridLower);
         var maskWidth = Output.MaskWidth;
         var plane = Upsampler.Plane(query);
         var lows = Bounds(query);
@@ -225,12 +225,9 @@ internal sealed class MaskTiles : IDisposable
             for (var t = 0; t < count; t++)
             {
                 var (c0, c1) = (columns.GridStarts[t], columns.GridEnds[t]);
-                var (l0, l1) = (columnLower[c0], columnLower[c1]);
-                var (w0, w1) = (columnWeights[c0], columnWeights[c1]);
-                var (r0, r1) = (Math.Min(l0 + 1, maskWidth - 1), Math.Min(l1 + 1, maskWidth - 1));
-                var min = MathF.Min(((1f - w0) * low[l0]) + (w0 * low[r0]), ((1f - w1) * low[l1]) + (w1 * low[r1]));
-                var max = MathF.Max(((1f - w0) * high[l0]) + (w0 * high[r0]), ((1f - w1) * high[l1]) + (w1 * high[r1]));
-                for (var k = l0 + 1; k <= l1; k++)
+                var min = MathF.Min(Upsampler.GridPoint(low, c0), Upsampler.GridPoint(low, c1));
+                var max = MathF.Max(Upsampler.GridPoint(high, c0), Upsampler.GridPoint(high, c1));
+                for (var k = columnLower[c0] + 1; k <= columnLower[c1]; k++)
                 {
                     (min, max) = (MathF.Min(min, low[k]), MathF.Max(max, high[k]));
                 }

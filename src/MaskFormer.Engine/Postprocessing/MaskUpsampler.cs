@@ -307,8 +307,9 @@ internal sealed class MaskUpsampler
         (low[c], high[c]) = first ? (value, value) : (TMin.Of(low[c], value), TMax.Of(high[c], value));
     }
 
-    // Grid column c of a blended grid row: its two mask columns at the column's weight.
-    private float GridPoint(ReadOnlySpan<float> blended, int c)
+    /// <summary>Grid column <paramref name="c"/> of a blended grid row (<see cref="BlendGridRow"/>): its two mask columns at the column's weight.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public float GridPoint(ReadOnlySpan<float> blended, int c)
     {
         var left = _columns.GridLower[c];
         var w = _columns.GridWeights[c];

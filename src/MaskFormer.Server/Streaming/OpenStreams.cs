@@ -7,12 +7,12 @@ namespace MaskFormer.Server.Streaming;
 /// </summary>
 internal sealed partial class OpenStreams(IHostApplicationLifetime lifetime, ILogger<OpenStreams> logger) : IHostedLifecycleService
 {
+    // How long the drain waits after the last stream has ended before Kestrel closes connections.
+    private static readonly TimeSpan s_linger = TimeSpan.FromMilliseconds(500);
+
     private readonly Lock _lock = new();
     private int _open;
     private TaskCompletionSource? _allClosed;
-
-    // How long the drain waits after the last stream has ended before Kestrel closes connections.
-    private static readonly TimeSpan s_linger = TimeSpan.FromMilliseconds(500);
 
     public int Count
     {
