@@ -67,6 +67,9 @@ public sealed partial class SegmentationEngine(
             ?? throw ModelLoadException.DefaultModelNotFound(Path.Combine(root, defaultName), $"The configured default model '{defaultName}' is not in the model repository '{root}' (found: {string.Join(", ", folders.Select(f => f.Name).Distinct())}).");
         LogRepository(logger, root);
 
+        // Before any session exists: ONNX Runtime's threads take the priority of the thread creating them.
+        ModelThreadPriority.Configure(_inference.RequestThreadNice, logger);
+
         var devices = _inference.Devices.Count > 0 ? _inference.Devices : [new DeviceOptions()];
         var cpuSessions = devices.Where(d => !DeviceSpec.TryParse(d.Name, out var spec) || !spec.IsCuda).Sum(d => d.Sessions) * folders.Count;
         var threads = _inference.IntraOpThreads > 0 ? _inference.IntraOpThreads : Math.Max(1, Environment.ProcessorCount / Math.Max(1, cpuSessions));
@@ -238,6 +241,7 @@ public sealed partial class SegmentationEngine(
 
         // Weighed by its declared size before any pixel buffer exists: the image, the model input and
         // the result (an output size may be larger than the image).
+        ModelThreadPriority.LowerCurrentThread();
         var probed = Probe(request.Image);
         var sizes = request.Postprocess.Output.Apply(model.Preprocessor.Plan(probed.Height, probed.Width));
         var pixels = Math.Max(probed.Pixels, Math.Max((long)sizes.PaddedWidth * sizes.PaddedHeight, (long)sizes.OriginalWidth * sizes.OriginalHeight));
@@ -272,6 +276,7 @@ public sealed partial class SegmentationEngine(
             model.Telemetry.RecordQueued(batched.QueueTime, batched.InferenceTime);
 
             await ticket.ResumeAsync(cancellationToken).ConfigureAwait(false);
+            ModelThreadPriority.LowerCurrentThread();
             stamp = time.GetTimestamp();
             var (semantic, instances, panoptic) = Postprocess(model, request, output, plan);
             var postprocessTime = time.GetElapsedTime(stamp);

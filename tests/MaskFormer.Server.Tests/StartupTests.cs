@@ -59,6 +59,16 @@ public sealed class StartupTests : IDisposable
     }
 
     [Theory]
+    [InlineData("-1")]
+    [InlineData("20")]
+    public async Task Start_InvalidRequestThreadNice_FailsNamingTheSetting(string nice)
+    {
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => StartAsync(RepositoryPaths.Models, $"--MaskFormer:Inference:RequestThreadNice={nice}"));
+
+        Assert.Contains("MaskFormer:Inference:RequestThreadNice must be 0 to 19", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("00:00:00.050")]
     [InlineData("02:00:00")]
     [InlineData("-00:00:01")]

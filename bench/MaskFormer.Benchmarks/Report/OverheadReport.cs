@@ -93,9 +93,10 @@ internal static class OverheadReport
         var cells = new Dictionary<string, List<SettingCells>>();
         var servers = new List<(Setting Setting, ServerProcess Server, GrpcChannel Channel)>();
         var inProcess = new List<InProcessCells>();
+        // Request threads left at this process's priority: they are the client's too.
         await using var engine = new SegmentationEngine(
             Options.Create(new ModelRepositoryOptions { Path = modelPath }),
-            Options.Create(new InferenceOptions()),
+            Options.Create(new InferenceOptions { RequestThreadNice = 0 }),
             new ImageDecoder(Options.Create(new ImageDecoderOptions())),
             TimeProvider.System,
             NullLogger<SegmentationEngine>.Instance);
@@ -317,6 +318,9 @@ internal static class OverheadReport
             new("batch8", "MaxBatchSize=8", ["--MaskFormer:Inference:MaxBatchSize=8"], none, null),
             new("r2r0", "no ReadyToRun code (DOTNET_ReadyToRun=0: the framework JIT-compiled too)", [], new Dictionary<string, string> { ["DOTNET_ReadyToRun"] = "0" }, null),
             new("nodeadline", "no default deadline (MaskFormer:Grpc:DefaultDeadline=0)", ["--MaskFormer:Grpc:DefaultDeadline=00:00:00"], none, null),
+            new("nice0", "request threads at the model's priority (RequestThreadNice=0)", ["--MaskFormer:Inference:RequestThreadNice=0"], none, null),
+            new("nice5", "request threads 5 nice levels down (RequestThreadNice=5)", ["--MaskFormer:Inference:RequestThreadNice=5"], none, null),
+            new("nice19", "request threads 19 nice levels down (RequestThreadNice=19)", ["--MaskFormer:Inference:RequestThreadNice=19"], none, null),
             new("wksgc", "workstation GC (DOTNET_gcServer=0)", [], new Dictionary<string, string> { ["DOTNET_gcServer"] = "0" }, null),
         ];
         if (baseline is not null)

@@ -41,7 +41,7 @@ internal sealed partial class BatchScheduler
         var thread = new Thread(() => Work(worker)) { IsBackground = true, Name = $"maskformer-session-{slot}" };
         worker.Thread = thread;
         _workers.Add(worker);
-        thread.Start();
+        ModelThreadPriority.Start(thread);
     }
 
     private void Work(Worker worker)

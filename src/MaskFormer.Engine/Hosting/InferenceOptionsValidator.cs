@@ -87,6 +87,11 @@ internal sealed class InferenceOptionsValidator : IValidateOptions<InferenceOpti
             failures.Add($"{Section}:IntraOpThreads must be 0 (automatic) or more (was {options.IntraOpThreads}).");
         }
 
+        if (options.RequestThreadNice is < 0 or > 19)
+        {
+            failures.Add($"{Section}:RequestThreadNice must be 0 to 19 (was {options.RequestThreadNice}).");
+        }
+
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 

@@ -30,6 +30,15 @@ public sealed class InferenceOptions
     /// </summary>
     public CpuArenaMode CpuMemoryArena { get; set; } = CpuArenaMode.Keep;
 
+    /// <summary>
+    /// Linux: how many nice levels below the process's the threads that decode, pre-process,
+    /// post-process and encode requests run, so that the model's threads (the session workers and ONNX
+    /// Runtime's intra-op threads, at the process's priority) take the cores first and the request work
+    /// fills the gaps between model runs. 0 leaves every thread at the process's priority. Default 10;
+    /// 0 to 19. Ignored on other systems.
+    /// </summary>
+    public int RequestThreadNice { get; set; } = 10;
+
     /// <summary>Most images in one model run. Default 4.</summary>
     public int MaxBatchSize { get; set; } = 4;
 

@@ -1,0 +1,123 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+
+namespace MaskFormer.Engine.Sessions;
+
+/// <summary>
+/// Keeps the model's threads ahead of request work on the same cores (Linux). A thread-pool thread that
+/// decodes, pre-processes or post-processes a request lowers its own priority (raises its nice value by
+/// <see cref="InferenceOptions.RequestThreadNice"/>) the first time it does, so when the cores are short
+/// the kernel runs the session workers and ONNX Runtime's intra-op threads first and the request work in
+/// the gaps between the model's operators and batches, instead of stretching every model run. Only the
+/// model run is serial; the request work of many images can wait a little without costing throughput.
+/// A thread inherits its creator's nice value and an unprivileged process cannot lower it again, so session
+/// workers started after start-up (replacing a hung session) are started by a thread kept at the process's
+/// priority. Nice values are per thread and per process, hence one static state.
+/// </summary>
+internal static partial class ModelThreadPriority
+{
+    private const int PrioProcess = 0;
+    private const int HighestNice = 19;
+
+    private static readonly Lock s_gate = new();
+
+    // The nice value request threads take; int.MinValue while off.
+    private static int s_requestNice = int.MinValue;
+    private static BlockingCollection<(Thread Thread, TaskCompletionSource Started)>? s_starts;
+    private static ILogger? s_logger;
+    private static int s_failureLogged;
+
+    [ThreadStatic]
+    private static bool s_threadLowered;
+
+    /// <summary>
+    /// Request threads will run <paramref name="increment"/> nice levels below the process's (0: not
+    /// lowered); called on the thread that loads the models, before any session is created. The first call
+    /// that lowers starts the thread that later session workers are started by, at this thread's priority.
+    /// </summary>
+    public static void Configure(int increment, ILogger logger)
+    {
+        if (increment <= 0 || !OperatingSystem.IsLinux())
+        {
+            Volatile.Write(ref s_requestNice, int.MinValue);
+            return;
+        }
+
+        lock (s_gate)
+        {
+            s_logger = logger;
+            if (s_starts is null)
+            {
+                s_starts = [];
+                var starter = new Thread(StartThreads) { IsBackground = true, Name = "maskformer-starter" };
+                starter.Start(s_starts);
+            }
+
+            // Relative to the main thread's (the process's own, as it was started).
+            Volatile.Write(ref s_requestNice, Math.Min(HighestNice, getpriority(PrioProcess, Environment.ProcessId) + increment));
+        }
+    }
+
+    /// <summary>Lowers the calling thread's priority to the configured nice value, once per thread.</summary>
+    public static void LowerCurrentThread()
+    {
+        var nice = Volatile.Read(ref s_requestNice);
+        if (s_threadLowered || nice == int.MinValue)
+        {
+            return;
+        }
+
+        s_threadLowered = true;
+        if (setpriority(PrioProcess, gettid(), nice) != 0 && Interlocked.Exchange(ref s_failureLogged, 1) == 0 && s_logger is { } logger)
+        {
+            LogLowerFailed(logger, nice, Marshal.GetLastPInvokeError());
+        }
+    }
+
+    /// <summary>
+    /// Starts a model thread at the process's priority: from the starter thread while request threads are
+    /// lowered (the caller may be one of them), else here. Returns once the thread has started.
+    /// </summary>
+    public static void Start(Thread thread)
+    {
+        var starts = Volatile.Read(ref s_starts);
+        if (starts is null || Volatile.Read(ref s_requestNice) == int.MinValue)
+        {
+            thread.Start();
+            return;
+        }
+
+        var started = new TaskCompletionSource();
+        starts.Add((thread, started));
+        started.Task.GetAwaiter().GetResult();
+    }
+
+    private static void StartThreads(object? state)
+    {
+        foreach (var (thread, started) in ((BlockingCollection<(Thread, TaskCompletionSource)>)state!).GetConsumingEnumerable())
+        {
+            try
+            {
+                thread.Start();
+                started.SetResult();
+            }
+            catch (Exception ex)
+            {
+                started.SetException(ex);
+            }
+        }
+    }
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int setpriority(int which, int who, int prio);
+
+    [DllImport("libc")]
+    private static extern int getpriority(int which, int who);
+
+    [DllImport("libc")]
+    private static extern int gettid();
+
+    [LoggerMessage(EventId = 30, Level = LogLevel.Warning, Message = "Request threads could not be lowered to nice {Nice} (errno {Errno}); they share the cores with the model's threads equally (MaskFormer:Inference:RequestThreadNice)")]
+    private static partial void LogLowerFailed(ILogger logger, int nice, int errno);
+}
