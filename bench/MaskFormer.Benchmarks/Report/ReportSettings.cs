@@ -6,9 +6,10 @@ namespace MaskFormer.Benchmarks.Report;
 /// <c>report [--quick] [--out DIR] [--rounds N] [--seconds S] [--realistic-seconds S] [--realistic-images N] [--rss N1,N2] [--server-arg --Key=Value]...</c>.
 /// Full (default): both models, 2 rounds, RSS after 1,000 and 10,000 requests, written to BENCHMARKS.md
 /// and bench/results/ of the repository; each service cell's steady-state window lasts at least 4 s on
-/// the tiny model; on the realistic-width one 2 s, and its unary and stream cells hold at least 8 images
-/// (a window holds at least one answer per caller group besides its two ends, see <see cref="LoadWindow"/>),
-/// so the default fits in about 15 minutes on a quiet 2-core machine. Quick: the tiny model, one round,
+/// the tiny model; on the realistic-width one 6 s, and its unary and stream cells hold at least 16 images
+/// (a window holds at least one answer per caller group besides its two ends, see <see cref="LoadWindow"/>;
+/// with 8 images in 2 s one batch group more or less moved a 16-caller cell by a third), so the default
+/// fits in about 15 minutes on a quiet 2-core machine. Quick: the tiny model, one round,
 /// short cells, written to a temporary folder unless --out says otherwise.
 /// </summary>
 internal sealed record ReportSettings
@@ -24,10 +25,10 @@ internal sealed record ReportSettings
     public TimeSpan CellDuration { get; init; } = TimeSpan.FromSeconds(4);
 
     /// <summary>The shortest window of a realistic-width cell: at about 1 image/s the image counts decide.</summary>
-    public TimeSpan RealisticCellDuration { get; init; } = TimeSpan.FromSeconds(2);
+    public TimeSpan RealisticCellDuration { get; init; } = TimeSpan.FromSeconds(6);
 
     /// <summary>The fewest images a realistic-width unary or stream cell's window holds (the size cells: one).</summary>
-    public int RealisticMinImages { get; init; } = 8;
+    public int RealisticMinImages { get; init; } = 16;
 
     public (int First, int Second) RssRequests { get; init; } = (1000, 10000);
 
@@ -90,8 +91,8 @@ internal sealed record ReportSettings
             ResultsDirectory = output == RepositoryPaths.Root ? Path.Combine(output, "bench", "results") : Path.Combine(output, "results"),
             Rounds = rounds ?? (quick ? 1 : 2),
             CellDuration = TimeSpan.FromSeconds(seconds ?? (quick ? 0.6 : 4)),
-            RealisticCellDuration = TimeSpan.FromSeconds(realisticSeconds ?? 2),
-            RealisticMinImages = realisticImages ?? 8,
+            RealisticCellDuration = TimeSpan.FromSeconds(realisticSeconds ?? 6),
+            RealisticMinImages = realisticImages ?? 16,
             RssRequests = rss ?? (quick ? (100, 300) : (1000, 10000)),
             ServerArguments = serverArguments,
             RawBatches = quick ? [1, 4] : [1, 2, 4],
