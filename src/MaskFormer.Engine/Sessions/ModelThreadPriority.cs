@@ -6,7 +6,7 @@ namespace MaskFormer.Engine.Sessions;
 
 /// <summary>
 /// Keeps the model's threads ahead of request work on the same cores (Linux). A thread-pool thread that
-/// decodes, pre-processes or post-processes a request lowers its own priority (raises its nice value by
+/// decodes, pre-processes or post-processes a request (and then encodes it and serves gRPC) lowers its own priority (raises its nice value by
 /// <see cref="InferenceOptions.RequestThreadNice"/>) the first time it does, so when the cores are short
 /// the kernel runs the session workers and ONNX Runtime's intra-op threads first and the request work in
 /// the gaps between the model's operators and batches, instead of stretching every model run. Only the
@@ -59,11 +59,15 @@ internal static partial class ModelThreadPriority
         }
     }
 
-    /// <summary>Lowers the calling thread's priority to the configured nice value, once per thread.</summary>
+    /// <summary>
+    /// Lowers the calling thread's priority to the configured nice value, once per thread; thread-pool
+    /// threads only: a thread of the application's own that calls the engine keeps its priority (and so do
+    /// the threads it creates later).
+    /// </summary>
     public static void LowerCurrentThread()
     {
         var nice = Volatile.Read(ref s_requestNice);
-        if (s_threadLowered || nice == int.MinValue)
+        if (s_threadLowered || nice == int.MinValue || !Thread.CurrentThread.IsThreadPoolThread)
         {
             return;
         }

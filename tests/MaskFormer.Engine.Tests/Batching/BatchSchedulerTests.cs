@@ -110,14 +110,20 @@ public sealed class BatchSchedulerTests
         var image = EngineFactory.HeldOutRawFrame(0);
         using var cancellation = new CancellationTokenSource();
 
-        var backlog = Enumerable.Range(0, 30).Select(_ => RunAsync(engine, image, deadline: null)).ToArray();
-        var cancelled = Enumerable.Range(0, 10).Select(_ => RunAsync(engine, image, deadline: null, cancellation.Token)).ToArray();
+        // Queued from a thread at the session's priority: a thread-pool thread that has run a request is
+        // lowered below the session, which could then drain the backlog before the last ten are queued.
+        Task<Exception?>[] backlog = [], cancelled = [];
+        var caller = new Thread(() =>
+        {
+            backlog = [.. Enumerable.Range(0, 30).Select(_ => RunAsync(engine, image, deadline: null))];
+            cancelled = [.. Enumerable.Range(0, 10).Select(_ => RunAsync(engine, image, deadline: null, cancellation.Token))];
 
-        // Cancel inline, as Kestrel does for an aborted call; CancelAsync would queue the callbacks behind
-        // the thread pool's post-processing work while the session drains the queue.
-#pragma warning disable CA1849
-        cancellation.Cancel();
-#pragma warning restore CA1849
+            // Cancel inline, as Kestrel does for an aborted call; CancelAsync would queue the callbacks behind
+            // the thread pool's post-processing work while the session drains the queue.
+            cancellation.Cancel();
+        });
+        ModelThreadPriority.Start(caller);
+        caller.Join();
         var cancelledOutcomes = await Task.WhenAll(cancelled);
         await Task.WhenAll(backlog);
 

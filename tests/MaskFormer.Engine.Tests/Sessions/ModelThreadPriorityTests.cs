@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using MaskFormer.Engine.Sessions;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -6,26 +7,28 @@ namespace MaskFormer.Engine.Tests.Sessions;
 
 /// <summary>
 /// Request threads run below the model's threads (Linux nice values read from /proc): the default engine
-/// lowers a thread that runs a request, keeps its session workers at the process's priority, and starts
-/// model threads at that priority even from a lowered thread (which a new thread would otherwise inherit).
+/// lowers a thread-pool thread that runs a request but not an application's own thread, keeps its session
+/// workers at the process's priority, and starts model threads at that priority even from a lowered thread
+/// (which a new thread would otherwise inherit).
 /// </summary>
 public sealed class ModelThreadPriorityTests
 {
     private const int DefaultIncrement = 10;
 
     [Fact]
-    public async Task Segment_OnAThreadAtTheProcessPriority_LowersThatThreadNotTheSessionWorkers()
+    public async Task Segment_LowersThePoolThreadThatRunsItNotAnApplicationThreadNorTheSessionWorkers()
     {
         await using var engine = await EngineFactory.StartAsync(new InferenceOptions { IntraOpThreads = 1 });
         var main = MainThreadNice();
+        var request = new SegmentationRequest { Image = EngineFactory.HeldOutImage(0), Tasks = SegmentationTasks.Semantic };
         var (before, after) = (int.MinValue, int.MinValue);
         Exception? failure = null;
-        var caller = new Thread(() =>
+        var application = new Thread(() =>
         {
             try
             {
                 before = OwnNice();
-                using var result = engine.SegmentAsync(new SegmentationRequest { Image = EngineFactory.HeldOutImage(0), Tasks = SegmentationTasks.Semantic }, CancellationToken.None).GetAwaiter().GetResult();
+                using var result = engine.SegmentAsync(request, CancellationToken.None).GetAwaiter().GetResult();
                 after = OwnNice();
             }
             catch (Exception ex)
@@ -34,12 +37,17 @@ public sealed class ModelThreadPriorityTests
             }
         });
 
-        ModelThreadPriority.Start(caller);
-        caller.Join();
+        ModelThreadPriority.Start(application);
+        application.Join();
+        var pool = await Task.Run(() =>
+        {
+            using var result = engine.SegmentAsync(request, CancellationToken.None).GetAwaiter().GetResult();
+            return OwnNice();
+        });
 
         Assert.Null(failure);
-        Assert.Equal(main, before);
-        Assert.Equal(Math.Min(19, main + DefaultIncrement), after);
+        Assert.Equal((main, main), (before, after));
+        Assert.Equal(Math.Min(19, main + DefaultIncrement), pool);
         var workers = ThreadNices().Where(t => t.Name.StartsWith("maskformer-sess", StringComparison.Ordinal)).ToList();
         Assert.NotEmpty(workers);
         Assert.All(workers, w => Assert.Equal(main, w.Nice));
@@ -53,7 +61,8 @@ public sealed class ModelThreadPriorityTests
         var (lowered, started, inherited) = (int.MinValue, int.MinValue, int.MinValue);
         var parent = new Thread(() =>
         {
-            ModelThreadPriority.LowerCurrentThread();
+            // Lowered by hand, not through the engine, so that no thread-pool thread is lowered by this test.
+            _ = setpriority(0, gettid(), Math.Min(19, main + DefaultIncrement));
             lowered = OwnNice();
             var child = new Thread(() => started = OwnNice());
             ModelThreadPriority.Start(child);
@@ -70,6 +79,12 @@ public sealed class ModelThreadPriorityTests
         Assert.Equal(main, started);
         Assert.Equal(lowered, inherited);
     }
+
+    [DllImport("libc")]
+    private static extern int setpriority(int which, int who, int prio);
+
+    [DllImport("libc")]
+    private static extern int gettid();
 
     private static int OwnNice() => Nice(File.ReadAllText("/proc/thread-self/stat"));
 
