@@ -31,7 +31,7 @@ public sealed class InferenceOptions
     public CpuArenaMode CpuMemoryArena { get; set; } = CpuArenaMode.Keep;
 
     /// <summary>
-    /// Linux: how many nice levels below the process's the threads that decode, pre-process,
+    /// Linux: how many nice levels below the process's the thread-pool threads that decode, pre-process,
     /// post-process and encode requests run, so that the model's threads (the session workers and ONNX
     /// Runtime's intra-op threads, at the process's priority) take the cores first and the request work
     /// fills the gaps between model runs. 0 leaves every thread at the process's priority. Default 10;
