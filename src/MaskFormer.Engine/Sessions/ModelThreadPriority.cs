@@ -73,11 +73,14 @@ internal static partial class ModelThreadPriority
         }
 
         s_threadLowered = true;
-        if (setpriority(PrioProcess, gettid(), nice) != 0 && Interlocked.Exchange(ref s_failureLogged, 1) == 0 && s_logger is { } logger)
+        if (SetCurrentThreadNice(nice) is var errno && errno != 0 && Interlocked.Exchange(ref s_failureLogged, 1) == 0 && s_logger is { } logger)
         {
-            LogLowerFailed(logger, nice, Marshal.GetLastPInvokeError());
+            LogLowerFailed(logger, nice, errno);
         }
     }
+
+    /// <summary>Sets the calling thread's nice value; 0, or the errno of the failure.</summary>
+    public static int SetCurrentThreadNice(int nice) => setpriority(PrioProcess, gettid(), nice) == 0 ? 0 : Marshal.GetLastPInvokeError();
 
     /// <summary>
     /// Starts a model thread at the process's priority: from the starter thread while request threads are

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 using MaskFormer.Engine.Sessions;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -62,7 +61,7 @@ public sealed class ModelThreadPriorityTests
         var parent = new Thread(() =>
         {
             // Lowered by hand, not through the engine, so that no thread-pool thread is lowered by this test.
-            _ = setpriority(0, gettid(), Math.Min(19, main + DefaultIncrement));
+            _ = ModelThreadPriority.SetCurrentThreadNice(Math.Min(19, main + DefaultIncrement));
             lowered = OwnNice();
             var child = new Thread(() => started = OwnNice());
             ModelThreadPriority.Start(child);
@@ -79,12 +78,6 @@ public sealed class ModelThreadPriorityTests
         Assert.Equal(main, started);
         Assert.Equal(lowered, inherited);
     }
-
-    [DllImport("libc")]
-    private static extern int setpriority(int which, int who, int prio);
-
-    [DllImport("libc")]
-    private static extern int gettid();
 
     private static int OwnNice() => Nice(File.ReadAllText("/proc/thread-self/stat"));
 
