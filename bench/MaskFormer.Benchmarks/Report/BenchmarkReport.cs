@@ -18,6 +18,9 @@ internal static class BenchmarkReport
     // the service's best rate.
     public const int MemoryCallers = 16;
 
+    /// <summary>Frames a stream cell keeps in flight, and the unary callers it is compared with.</summary>
+    public const int StreamInFlight = 4;
+
     public static async Task<int> RunAsync(string[] args)
     {
         var settings = ReportSettings.Parse(args);
@@ -80,12 +83,37 @@ internal static class BenchmarkReport
                 Console.WriteLine($"{name}, round {round}: service over gRPC");
                 foreach (var (tasks, taskList) in new[] { ("all", GrpcLoad.AllTasks), ("semantic", GrpcLoad.SemanticOnly) })
                 {
+                    async Task UnaryAsync(int concurrency) =>
+                        results.Add(Report(await load.UnaryAsync(new CellKey(name, "unary", tasks, concurrency, round), baseImage, taskList, duration, token, minImages)));
+                    async Task StreamAsync() =>
+                        results.Add(Report(await load.StreamAsync(new CellKey(name, "stream", tasks, StreamInFlight, round), baseImage, taskList, duration, token, minImages)));
+
                     foreach (var concurrency in settings.Concurrency)
                     {
-                        results.Add(Report(await load.UnaryAsync(new CellKey(name, "unary", tasks, concurrency, round), baseImage, taskList, duration, token, minImages)));
+                        if (concurrency != StreamInFlight)
+                        {
+                            await UnaryAsync(concurrency);
+                            continue;
+                        }
+
+                        // The stream is compared with as many unary callers: measured next to each other, in
+                        // turns first, so that a drift in the machine's speed falls on both alike.
+                        if (round % 2 == 1)
+                        {
+                            await UnaryAsync(concurrency);
+                            await StreamAsync();
+                        }
+                        else
+                        {
+                            await StreamAsync();
+                            await UnaryAsync(concurrency);
+                        }
                     }
 
-                    results.Add(Report(await load.StreamAsync(new CellKey(name, "stream", tasks, 4, round), baseImage, taskList, duration, token, minImages)));
+                    if (!settings.Concurrency.Contains(StreamInFlight))
+                    {
+                        await StreamAsync();
+                    }
                 }
 
                 results.Add(Report(await load.UnaryAsync(new CellKey(name, "size-512", "all", 1, round), image512, GrpcLoad.AllTasks, duration, token)));

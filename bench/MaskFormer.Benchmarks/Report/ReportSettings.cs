@@ -4,7 +4,7 @@ namespace MaskFormer.Benchmarks.Report;
 
 /// <summary>
 /// <c>report [--quick] [--out DIR] [--rounds N] [--seconds S] [--realistic-seconds S] [--realistic-images N] [--rss N1,N2] [--server-arg --Key=Value]...</c>.
-/// Full (default): both models, 2 rounds, RSS after 1,000 and 10,000 requests, written to BENCHMARKS.md
+/// Full (default): both models, 3 rounds (a median of three ratios, each from one round), RSS after 1,000 and 10,000 requests, written to BENCHMARKS.md
 /// and bench/results/ of the repository; each service cell's steady-state window lasts at least 4 s on
 /// the tiny model; on the realistic-width one 6 s, and its unary and stream cells hold at least 16 images
 /// (a window holds at least one answer per caller group besides its two ends, see <see cref="LoadWindow"/>;
@@ -20,7 +20,7 @@ internal sealed record ReportSettings
 
     public required string ResultsDirectory { get; init; }
 
-    public int Rounds { get; init; } = 2;
+    public int Rounds { get; init; } = 3;
 
     public TimeSpan CellDuration { get; init; } = TimeSpan.FromSeconds(4);
 
@@ -89,7 +89,7 @@ internal sealed record ReportSettings
             Quick = quick,
             OutputDirectory = output,
             ResultsDirectory = output == RepositoryPaths.Root ? Path.Combine(output, "bench", "results") : Path.Combine(output, "results"),
-            Rounds = rounds ?? (quick ? 1 : 2),
+            Rounds = rounds ?? (quick ? 1 : 3),
             CellDuration = TimeSpan.FromSeconds(seconds ?? (quick ? 0.6 : 4)),
             RealisticCellDuration = TimeSpan.FromSeconds(realisticSeconds ?? 6),
             RealisticMinImages = realisticImages ?? 16,
