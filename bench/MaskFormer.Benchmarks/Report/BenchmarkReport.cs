@@ -1,5 +1,6 @@
 using System.Globalization;
 using Grpc.Net.Client;
+using MaskFormer.Contracts.V1;
 using MaskFormer.Engine.Models;
 using MaskFormer.Engine.Sessions;
 using Microsoft.Extensions.Configuration;
@@ -69,48 +70,76 @@ internal static class BenchmarkReport
             using var channel = GrpcChannel.ForAddress(server.Address, new GrpcChannelOptions { MaxReceiveMessageSize = 256 << 20 });
             var load = new GrpcLoad(channel, server);
             await load.WaitServingAsync(token);
+            var saturated = settings.Concurrency.Max();
+            var taskSets = new[] { ("all", GrpcLoad.AllTasks), ("semantic", GrpcLoad.SemanticOnly) };
             for (var round = 1; round <= settings.Rounds; round++)
             {
-                Console.WriteLine($"{name}, round {round}: raw ONNX Runtime (load {MachineInfo.LoadAverage()})");
-                foreach (var rawLayout in rawLayouts)
+                async Task UnaryAsync(string tasks, SegmentationTask[] taskList, int concurrency) =>
+                    results.Add(Report(await load.UnaryAsync(new CellKey(name, "unary", tasks, concurrency, round), baseImage, taskList, duration, token, minImages)));
+
+                void Raw(RawLayout rawLayout)
                 {
+                    Console.WriteLine($"{name}, round {round}: raw ONNX Runtime, {rawLayout.Sessions} x {rawLayout.Threads} (load {MachineInfo.LoadAverage()})");
                     foreach (var batch in settings.RawBatches)
                     {
                         results.Add(Report(RawOrtRunner.Measure(name, modelFolder, baseImage, inference, rawLayout, batch, duration, round)));
                     }
                 }
 
-                Console.WriteLine($"{name}, round {round}: service over gRPC");
-                foreach (var (tasks, taskList) in new[] { ("all", GrpcLoad.AllTasks), ("semantic", GrpcLoad.SemanticOnly) })
+                async Task SaturatedAsync()
                 {
-                    async Task UnaryAsync(int concurrency) =>
-                        results.Add(Report(await load.UnaryAsync(new CellKey(name, "unary", tasks, concurrency, round), baseImage, taskList, duration, token, minImages)));
+                    Console.WriteLine($"{name}, round {round}: service over gRPC, {saturated} callers");
+                    foreach (var (tasks, taskList) in taskSets)
+                    {
+                        await UnaryAsync(tasks, taskList, saturated);
+                    }
+                }
+
+                // Each ratio's two sides are measured next to each other, in turns first, so that a drift in
+                // the machine's speed (on a shared host it moves a cell by a fifth within minutes) falls on
+                // both alike: raw ONNX Runtime laid out as the service and the saturated service cells,
+                // a stream and as many unary callers.
+                if (round % 2 == 1)
+                {
+                    Raw(layout);
+                    await SaturatedAsync();
+                }
+                else
+                {
+                    await SaturatedAsync();
+                    Raw(layout);
+                }
+
+                foreach (var rawLayout in rawLayouts.Skip(1))
+                {
+                    Raw(rawLayout);
+                }
+
+                Console.WriteLine($"{name}, round {round}: service over gRPC");
+                foreach (var (tasks, taskList) in taskSets)
+                {
                     async Task StreamAsync() =>
                         results.Add(Report(await load.StreamAsync(new CellKey(name, "stream", tasks, StreamInFlight, round), baseImage, taskList, duration, token, minImages)));
 
-                    foreach (var concurrency in settings.Concurrency)
+                    foreach (var concurrency in settings.Concurrency.Where(c => c != saturated))
                     {
                         if (concurrency != StreamInFlight)
                         {
-                            await UnaryAsync(concurrency);
-                            continue;
+                            await UnaryAsync(tasks, taskList, concurrency);
                         }
-
-                        // The stream is compared with as many unary callers: measured next to each other, in
-                        // turns first, so that a drift in the machine's speed falls on both alike.
-                        if (round % 2 == 1)
+                        else if (round % 2 == 1)
                         {
-                            await UnaryAsync(concurrency);
+                            await UnaryAsync(tasks, taskList, concurrency);
                             await StreamAsync();
                         }
                         else
                         {
                             await StreamAsync();
-                            await UnaryAsync(concurrency);
+                            await UnaryAsync(tasks, taskList, concurrency);
                         }
                     }
 
-                    if (!settings.Concurrency.Contains(StreamInFlight))
+                    if (!settings.Concurrency.Contains(StreamInFlight) || StreamInFlight == saturated)
                     {
                         await StreamAsync();
                     }
