@@ -150,6 +150,12 @@ internal static class BenchmarkReport
             }
 
             phases.Add(($"{name} cells", phaseClock.Elapsed.TotalSeconds));
+            if (results.Any(r => r.Model == name && r.Errors > 0))
+            {
+                // What the server said about its failures (it logs warnings and errors only).
+                await Console.Error.WriteLineAsync($"{name}: calls failed; the server's log:\n{server.Log()}");
+            }
+
             if (name == BenchmarkInputs.Tiny)
             {
                 phaseClock.Restart();
@@ -175,7 +181,7 @@ internal static class BenchmarkReport
         var failed = results.Where(r => r.Errors > 0 || r.Images == 0).ToArray();
         foreach (var cell in failed)
         {
-            await Console.Error.WriteLineAsync($"failed cell: {cell.Model} {cell.Scenario} {cell.Tasks} x{cell.Concurrency}: {cell.Images} images, {cell.Errors} errors");
+            await Console.Error.WriteLineAsync($"failed cell: {cell.Model} {cell.Scenario} {cell.Tasks} x{cell.Concurrency}, round {cell.Round}: {cell.Images} images, {cell.Errors} errors; the first: {cell.FirstError ?? "none"}");
         }
 
         return failed.Length == 0 && (rss.Count == 2 || settings.RssRequests.Second == 0) ? 0 : 1;
@@ -217,7 +223,7 @@ internal static class BenchmarkReport
 
     private static CellResult Report(CellResult cell)
     {
-        Console.WriteLine($"  {(cell.Sessions > 0 ? $"raw {cell.Sessions}x{cell.Threads}t" : cell.Scenario),-9} {cell.Tasks,-8} x{cell.Concurrency,-2} {cell.ImagesPerSecond,8:F1} img/s  cpu {cell.CpuMsPerImage,7:F1} ms/img  p50 {cell.LatencyP50Ms,7:F1} ms  infer {cell.InferenceMsPerImage,6:F1}  post {cell.PostprocessMs,6:F1}  enc {cell.EncodeMs,5:F1}  batch {cell.MeanBatch:F2}{(cell.Errors > 0 ? $"  ERRORS {cell.Errors}" : "")}");
+        Console.WriteLine($"  {(cell.Sessions > 0 ? $"raw {cell.Sessions}x{cell.Threads}t" : cell.Scenario),-9} {cell.Tasks,-8} x{cell.Concurrency,-2} {cell.ImagesPerSecond,8:F1} img/s  cpu {cell.CpuMsPerImage,7:F1} ms/img  p50 {cell.LatencyP50Ms,7:F1} ms  infer {cell.InferenceMsPerImage,6:F1}  post {cell.PostprocessMs,6:F1}  enc {cell.EncodeMs,5:F1}  batch {cell.MeanBatch:F2}{(cell.Errors > 0 ? $"  ERRORS {cell.Errors} (the first: {cell.FirstError})" : "")}");
         return cell;
     }
 }

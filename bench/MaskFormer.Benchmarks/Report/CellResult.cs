@@ -43,6 +43,9 @@ internal sealed record CellResult
 
     public int Errors { get; init; }
 
+    /// <summary>The first failure's status and detail (not in the CSV).</summary>
+    public string? FirstError { get; init; }
+
     /// <summary>Raw cells: ONNX Runtime sessions run side by side, one caller each (the service's cells: 0).</summary>
     public int Sessions { get; init; }
 

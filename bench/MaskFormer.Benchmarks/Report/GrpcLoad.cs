@@ -67,9 +67,9 @@ internal sealed class GrpcLoad(GrpcChannel channel, ServerProcess server)
                 {
                     // Calls still out when the window closed: not part of the cell.
                 }
-                catch (RpcException)
+                catch (RpcException ex)
                 {
-                    window.Failed();
+                    window.Failed($"{ex.StatusCode}: {ex.Status.Detail}");
                 }
             }
         }));
@@ -133,7 +133,7 @@ internal sealed class GrpcLoad(GrpcChannel channel, ServerProcess server)
                         }
                         else
                         {
-                            window.Failed();
+                            window.Failed(response.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Error ? $"frame {response.FrameId}: {response.Error}" : $"frame {response.FrameId}: {response.OutcomeCase} {response.Skipped}");
                         }
                     }
                 }

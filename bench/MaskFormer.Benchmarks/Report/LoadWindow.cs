@@ -17,6 +17,7 @@ internal sealed class LoadWindow(ServerProcess server, int warm, int group, Time
     private readonly List<Answer> _answers = [];
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private int _errors;
+    private string? _firstError;
 
     /// <summary>Records an answer; closes the window (cancels <c>stop</c>) once it holds enough.</summary>
     public void Answered(double latencyMs, StageTimings timings)
@@ -41,7 +42,12 @@ internal sealed class LoadWindow(ServerProcess server, int warm, int group, Time
         }
     }
 
-    public void Failed() => Interlocked.Increment(ref _errors);
+    /// <summary>Counts a failed call or frame; the first failure's description is kept for the report.</summary>
+    public void Failed(string description)
+    {
+        Interlocked.CompareExchange(ref _firstError, description, null);
+        Interlocked.Increment(ref _errors);
+    }
 
     public CellResult Summarize(CellKey key, double wallSeconds)
     {
@@ -69,6 +75,7 @@ internal sealed class LoadWindow(ServerProcess server, int warm, int group, Time
                 EncodeMs = Stats.Median(answers.Select(s => s.Timings.EncodeMs)),
                 MeanBatch = answers.Count > 0 ? answers.Average(s => (double)s.Timings.BatchSize) : 0,
                 Errors = _errors,
+                FirstError = _firstError,
             };
         }
     }

@@ -113,7 +113,7 @@ internal static class ProfileLoad
             foreach (var asStream in round % 2 == 1 ? new[] { false, true } : [true, false])
             {
                 var result = await cell(asStream, round, seconds);
-                Console.WriteLine($"round {round} {result.Scenario,-6}: {result.ImagesPerSecond,6:F2} img/s ({result.Images} in {result.Seconds:F1} s, cell {result.WallSeconds:F0} s), server CPU {result.CpuMsPerImage,7:F1} ms/img, p50 {result.LatencyP50Ms:F0} ms, model run {result.InferenceMsPerImage:F1} ms/img, post {result.PostprocessMs:F1} ms, encode {result.EncodeMs:F1} ms, batch {result.MeanBatch:F2}, errors {result.Errors}, load {MachineInfo.LoadAverage()}");
+                Console.WriteLine($"round {round} {result.Scenario,-6}: {result.ImagesPerSecond,6:F2} img/s ({result.Images} in {result.Seconds:F1} s, cell {result.WallSeconds:F0} s), server CPU {result.CpuMsPerImage,7:F1} ms/img, p50 {result.LatencyP50Ms:F0} ms, model run {result.InferenceMsPerImage:F1} ms/img, post {result.PostprocessMs:F1} ms, encode {result.EncodeMs:F1} ms, batch {result.MeanBatch:F2}, errors {result.Errors}{(result.FirstError is { } first ? $" (the first: {first})" : "")}, load {MachineInfo.LoadAverage()}");
                 (unary, stream) = asStream ? (unary, result) : (result, stream);
             }
 
