@@ -55,6 +55,7 @@ internal static class BenchmarkReport
         var image512 = BenchmarkInputs.Scaled(512, 512);
         var image1080 = BenchmarkInputs.Scaled(1920, 1080);
         var results = new List<CellResult>();
+        var warmUps = new List<CellResult>();
         var rss = new List<(int Requests, long Bytes)>();
         var inference = InferenceSettings(settings.ServerArguments);
         var layout = RawLayout.ForService(inference);
@@ -79,8 +80,8 @@ internal static class BenchmarkReport
             Console.WriteLine($"{name}: warming the server up (not recorded)");
             foreach (var (tasks, taskList) in taskSets)
             {
-                await load.UnaryAsync(new CellKey(name, "warm-up", tasks, StreamInFlight, 0), baseImage, taskList, duration, token, minImages);
-                await load.StreamAsync(new CellKey(name, "warm-up", tasks, StreamInFlight, 0), baseImage, taskList, duration, token, minImages);
+                warmUps.Add(await load.UnaryAsync(new CellKey(name, "warm-up", tasks, StreamInFlight, 0), baseImage, taskList, duration, token, minImages));
+                warmUps.Add(await load.StreamAsync(new CellKey(name, "warm-up", tasks, StreamInFlight, 0), baseImage, taskList, duration, token, minImages));
             }
 
             for (var round = 1; round <= settings.Rounds; round++)
@@ -161,7 +162,7 @@ internal static class BenchmarkReport
             }
 
             phases.Add(($"{name} cells", phaseClock.Elapsed.TotalSeconds));
-            if (results.Any(r => r.Model == name && r.Errors > 0))
+            if (results.Concat(warmUps).Any(r => r.Model == name && r.Errors > 0))
             {
                 // What the server said about its failures (it logs warnings and errors only).
                 await Console.Error.WriteLineAsync($"{name}: calls failed; the server's log:\n{server.Log()}");
@@ -189,7 +190,8 @@ internal static class BenchmarkReport
         await File.WriteAllTextAsync(markdown, MarkdownReport.Write(settings, run, inference, layout, results, rss, inputs, csv, charts), token);
         Console.WriteLine($"wrote {markdown}, {csv} and {charts.Length} charts");
 
-        var failed = results.Where(r => r.Errors > 0 || r.Images == 0).ToArray();
+        // Warm-up cells are not recorded, but their failures fail the run like any other.
+        var failed = results.Concat(warmUps).Where(r => r.Errors > 0 || r.Images == 0).ToArray();
         foreach (var cell in failed)
         {
             await Console.Error.WriteLineAsync($"failed cell: {cell.Model} {cell.Scenario} {cell.Tasks} x{cell.Concurrency}, round {cell.Round}: {cell.Images} images, {cell.Errors} errors; the first: {cell.FirstError ?? "none"}");

@@ -152,9 +152,9 @@ internal static class MarkdownReport
         double Cell(string scenario, string tasks, int n, int round, Func<CellResult, double> metric) =>
             results.Where(r => r.Model == model && r.Scenario == scenario && r.Tasks == tasks && r.Concurrency == n && r.Round == round).Select(metric).DefaultIfEmpty(double.NaN).First();
 
-        // Every ratio pairs cells of one round (measured minutes apart at most, the stream and its unary
-        // cell one after the other), so a drift in the machine's speed between rounds cancels; the
-        // median over rounds is the measure, each round's ratio shows the spread.
+        // Every ratio pairs cells of one round (raw ONNX Runtime and the 16-caller cells one after the
+        // other, as a stream and its unary cell), so a drift in the machine's speed between rounds
+        // cancels; the median over rounds is the measure, each round's ratio shows the spread.
         double[] PerRound(Func<int, double> ratio) => [.. rounds.Select(ratio)];
 
         var raw = RawByBatch(results, model, RawLayout.AsService);
@@ -167,8 +167,8 @@ internal static class MarkdownReport
         var saturated = results.Where(r => r.Model == model && r.Scenario == "unary").Select(r => r.Concurrency).DefaultIfEmpty(16).Max();
         var batch1 = raw.FirstOrDefault(r => r.Batch == 1);
         var realistic = model == BenchmarkInputs.Realistic;
-        double Raw(string layout, int batch, int round, Func<CellResult, double> metric) =>
-            results.Where(r => r.Model == model && r.Scenario == layout && r.Concurrency == batch && r.Round == round).Select(metric).DefaultIfEmpty(double.NaN).First();
+        // Raw cells: the layout is their scenario, the batch their concurrency, and they have no tasks.
+        double Raw(string layout, int batch, int round, Func<CellResult, double> metric) => Cell(layout, "-", batch, round, metric);
 
         var allRatio = PerRound(round => Cell("unary", "all", saturated, round, r => r.ImagesPerSecond) / Raw(RawLayout.AsService, best.Batch, round, r => r.ImagesPerSecond));
         var semanticRatio = PerRound(round => Cell("unary", "semantic", saturated, round, r => r.ImagesPerSecond) / Raw(RawLayout.AsService, best.Batch, round, r => r.ImagesPerSecond));
