@@ -6,8 +6,9 @@ namespace MaskFormer.Engine.Sessions;
 
 /// <summary>
 /// Keeps the model's threads ahead of request work on the same cores (Linux). A thread-pool thread that
-/// decodes, pre-processes or post-processes a request (and then encodes it and serves gRPC) lowers its own priority (raises its nice value by
-/// <see cref="InferenceOptions.RequestThreadNice"/>) the first time it does, so when the cores are short
+/// decodes, pre-processes or post-processes a request (and then encodes it and serves gRPC) lowers its
+/// own priority (raises its nice value by <see cref="InferenceOptions.RequestThreadNice"/>) the first
+/// time it does, so when the cores are short
 /// the kernel runs the session workers and ONNX Runtime's intra-op threads first and the request work in
 /// the gaps between the model's operators and batches, instead of stretching every model run. Only the
 /// model run is serial; the request work of many images can wait a little without costing throughput.
@@ -54,8 +55,21 @@ internal static partial class ModelThreadPriority
                 starter.Start(s_starts);
             }
 
-            // Relative to the main thread's (the process's own, as it was started).
-            Volatile.Write(ref s_requestNice, Math.Min(HighestNice, getpriority(PrioProcess, Environment.ProcessId) + increment));
+            // Relative to the main thread's (the process's own, as it was started). A C library without
+            // these calls (not glibc) leaves every thread alone, as NativeMemoryTrim does for its own.
+            int processNice;
+            try
+            {
+                processNice = getpriority(PrioProcess, Environment.ProcessId);
+            }
+            catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException)
+            {
+                LogLowerUnavailable(logger, ex.Message);
+                Volatile.Write(ref s_requestNice, int.MinValue);
+                return;
+            }
+
+            Volatile.Write(ref s_requestNice, Math.Min(HighestNice, processNice + increment));
         }
     }
 
@@ -116,15 +130,24 @@ internal static partial class ModelThreadPriority
         }
     }
 
-    [DllImport("libc", SetLastError = true)]
+    // As NativeMemoryTrim's import: LibraryImport would need unsafe blocks, which the build forbids.
+#pragma warning disable SYSLIB1054
+    [DllImport("libc.so.6", SetLastError = true)]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
     private static extern int setpriority(int which, int who, int prio);
 
-    [DllImport("libc")]
+    [DllImport("libc.so.6")]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
     private static extern int getpriority(int which, int who);
 
-    [DllImport("libc")]
+    [DllImport("libc.so.6")]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
     private static extern int gettid();
+#pragma warning restore SYSLIB1054
 
     [LoggerMessage(EventId = 30, Level = LogLevel.Warning, Message = "Request threads could not be lowered to nice {Nice} (errno {Errno}); they share the cores with the model's threads equally (MaskFormer:Inference:RequestThreadNice)")]
     private static partial void LogLowerFailed(ILogger logger, int nice, int errno);
+
+    [LoggerMessage(EventId = 31, Level = LogLevel.Warning, Message = "Request threads are not lowered: this system's C library has no setpriority ({Reason}); they share the cores with the model's threads equally (MaskFormer:Inference:RequestThreadNice)")]
+    private static partial void LogLowerUnavailable(ILogger logger, string reason);
 }
