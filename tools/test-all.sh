@@ -25,6 +25,17 @@ cleanup() {
 trap cleanup EXIT
 
 step() { printf '\n==> %s\n' "$*"; }
+
+# Runs a step's command under a time limit, so that a hang fails that step, with its log, instead of
+# holding the whole run until CI kills it with nothing printed.
+limited() {
+  local seconds="$1" code
+  shift
+  timeout -k 30 "$seconds" "$@"
+  code=$?
+  if [[ $code -eq 124 || $code -eq 137 ]]; then echo "TIMED OUT after $seconds s: $*"; fi
+  return $code
+}
 fail_step() { echo "FAILED: $*"; failed=$((failed + 1)); status=1; }
 
 # Counts from a `dotnet test` log: "Failed!  - Failed: 1, Passed: 9, ..." / "Passed!  - Failed: 0, Passed: 10, ...".
@@ -86,7 +97,7 @@ fi
 for project in tests/*/*.Tests.csproj; do
   name="$(basename "$project" .csproj)"
   step "dotnet test $name"
-  dotnet test "$project" -c "$CONFIGURATION" --no-build -nologo >"$LOGS/$name.log" 2>&1
+  limited 1200 dotnet test "$project" -c "$CONFIGURATION" --no-build -nologo >"$LOGS/$name.log" 2>&1
   code=$?
   grep -E '^\s+Failed |Passed!|Failed!' -A6 "$LOGS/$name.log" | head -60
   count_dotnet "$LOGS/$name.log"
@@ -97,7 +108,7 @@ for project in tests/*/*.Tests.csproj; do
 done
 
 step "fuzzing: AFL++ and SharpFuzz over decoding and request validation (tools/fuzz.sh, 45 s)"
-if bash tools/fuzz.sh 45 "$LOGS/fuzz" >"$LOGS/fuzz.log" 2>&1; then
+if limited 300 bash tools/fuzz.sh 45 "$LOGS/fuzz" >"$LOGS/fuzz.log" 2>&1; then
   passed=$((passed + 1)); tail -1 "$LOGS/fuzz.log"
 else
   tail -30 "$LOGS/fuzz.log"; fail_step "fuzzing"
@@ -122,13 +133,13 @@ else
   server_pid=$!
   if dotnet "$CLI_DLL" health --server "http://127.0.0.1:$PORT" --wait 120; then
     step "node client tests (tests/node)"
-    (cd tests/node && MASKFORMER_ADDRESS="127.0.0.1:$PORT" node --test 2>&1) >"$LOGS/node.log"
+    (cd tests/node && MASKFORMER_ADDRESS="127.0.0.1:$PORT" limited 300 node --test 2>&1) >"$LOGS/node.log"
     grep -E '^# (tests|pass|fail)' "$LOGS/node.log"
     count_node "$LOGS/node.log"
 
     step "Node example (examples/node)"
     if (cd examples/node && npm ci --no-audit --no-fund >"$LOGS/npm-examples.log" 2>&1); then
-      (cd examples/node && MASKFORMER_ADDRESS="127.0.0.1:$PORT" node --test 2>&1) >"$LOGS/node-examples.log"
+      (cd examples/node && MASKFORMER_ADDRESS="127.0.0.1:$PORT" limited 300 node --test 2>&1) >"$LOGS/node-examples.log"
       grep -E '^# (tests|pass|fail)' "$LOGS/node-examples.log"
       count_node "$LOGS/node-examples.log"
     else
@@ -137,7 +148,7 @@ else
 
     step "Python example (examples/python, Debian's python3-grpcio)"
     if (cd examples/python && bash install.sh >"$LOGS/python-install.log" 2>&1); then
-      (cd examples/python && MASKFORMER_ADDRESS="127.0.0.1:$PORT" /usr/bin/python3 -m unittest -v test_examples 2>&1) >"$LOGS/python.log"
+      (cd examples/python && MASKFORMER_ADDRESS="127.0.0.1:$PORT" limited 300 /usr/bin/python3 -m unittest -v test_examples 2>&1) >"$LOGS/python.log"
       grep -E '^Ran |^OK|^FAILED' "$LOGS/python.log"
       count_unittest "$LOGS/python.log"
     else
@@ -152,7 +163,7 @@ fi
 
 step "deployment checks (tests/deploy): Dockerfile lint + cpu target built by its own commands; Kubernetes overlays rendered and validated"
 if (cd tests/deploy && npm ci --no-audit --no-fund >"$LOGS/npm-deploy.log" 2>&1); then
-  (cd tests/deploy && node --test 2>&1) >"$LOGS/deploy.log"
+  (cd tests/deploy && limited 1200 node --test 2>&1) >"$LOGS/deploy.log"
   grep -E '^# (tests|pass|fail)|^not ok|^# (publish|cpu image)' "$LOGS/deploy.log"
   count_node "$LOGS/deploy.log"
 else
@@ -160,16 +171,16 @@ else
 fi
 
 step "README test (tools/test-readme.sh): command 1 and the first call exactly as printed, on a clean copy"
-MASKFORMER_README_PORT="${MASKFORMER_README_PORT:-$((PORT + 1))}" bash tools/test-readme.sh >"$LOGS/readme.log" 2>&1
+MASKFORMER_README_PORT="${MASKFORMER_README_PORT:-$((PORT + 1))}" limited 900 bash tools/test-readme.sh >"$LOGS/readme.log" 2>&1
 grep -E '^(ok|not ok) |^# (pass|fail)' "$LOGS/readme.log"
 count_node "$LOGS/readme.log"
 
 step "benchmark smoke run (bench report --quick: tiny model, raw ORT and the service over gRPC)"
 BENCH_DLL="bench/MaskFormer.Benchmarks/bin/$CONFIGURATION/net10.0/MaskFormer.Benchmarks.dll"
-if dotnet "$BENCH_DLL" report --quick --out "$LOGS/bench" >"$LOGS/bench.log" 2>&1 && [[ -s "$LOGS/bench/BENCHMARKS.md" ]]; then
+if limited 600 dotnet "$BENCH_DLL" report --quick --out "$LOGS/bench" >"$LOGS/bench.log" 2>&1 && [[ -s "$LOGS/bench/BENCHMARKS.md" ]]; then
   passed=$((passed + 1)); echo "ok ($LOGS/bench/BENCHMARKS.md)"
 else
-  tail -30 "$LOGS/bench.log"; fail_step "benchmark smoke run"
+  tail -80 "$LOGS/bench.log"; fail_step "benchmark smoke run"
 fi
 
 echo

@@ -17,6 +17,9 @@ internal sealed class GrpcLoad(GrpcChannel channel, ServerProcess server)
     // The service's default max batch: callers answered by one batch arrive together.
     private const int MaxBatch = 4;
 
+    // The longest one call of a counted load may take (a call measured in a cell is bounded by the cell's limit).
+    private static readonly TimeSpan s_callLimit = TimeSpan.FromMinutes(2);
+
     public async Task WaitServingAsync(CancellationToken cancellationToken)
     {
         var health = new Grpc.Health.V1.Health.HealthClient(channel);
@@ -24,7 +27,7 @@ internal sealed class GrpcLoad(GrpcChannel channel, ServerProcess server)
         {
             try
             {
-                var reply = await health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest(), cancellationToken: cancellationToken);
+                var reply = await health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest(), deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: cancellationToken);
                 if (reply.Status == Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving)
                 {
                     return;
@@ -51,6 +54,7 @@ internal sealed class GrpcLoad(GrpcChannel channel, ServerProcess server)
         request.Tasks.AddRange(tasks);
         var wall = Stopwatch.StartNew();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        stop.CancelAfter(LoadWindow.Limit(duration));
         var group = Math.Min(key.Concurrency, MaxBatch);
         var window = new LoadWindow(server, group, group, duration, minImages, stop);
         await Task.WhenAll(Enumerable.Range(0, key.Concurrency).Select(async _ =>
@@ -74,7 +78,17 @@ internal sealed class GrpcLoad(GrpcChannel channel, ServerProcess server)
             }
         }));
         cancellationToken.ThrowIfCancellationRequested();
-        return window.Summarize(key, wall.Elapsed.TotalSeconds);
+        return Finish(window, key, wall);
+    }
+
+    // A cell that never reached its steady state (the server stopped answering, its stream ended, or its
+    // calls kept failing) ends the run with what it saw: the next cells would only wait out their limits.
+    private CellResult Finish(LoadWindow window, CellKey key, Stopwatch wall)
+    {
+        var cell = window.Summarize(key, wall.Elapsed.TotalSeconds);
+        return window.Filled
+            ? cell
+            : throw new TimeoutException($"{key.Model} {key.Scenario} {key.Tasks} x{key.Concurrency}, round {key.Round}: {cell.Errors} failures in {wall.Elapsed.TotalSeconds:F0} s, the first: {cell.FirstError}; the server's log:\n{server.Log()}");
     }
 
     /// <summary>Sends <paramref name="count"/> requests from <paramref name="concurrency"/> callers; returns how many succeeded.</summary>
@@ -88,7 +102,8 @@ internal sealed class GrpcLoad(GrpcChannel channel, ServerProcess server)
         {
             while (Interlocked.Increment(ref next) <= count)
             {
-                await _client.SegmentAsync(request, cancellationToken: cancellationToken);
+                // A deadline, so that a server that stops answering fails the count instead of holding it.
+                await _client.SegmentAsync(request, deadline: DateTime.UtcNow.Add(s_callLimit), cancellationToken: cancellationToken);
                 Interlocked.Increment(ref succeeded);
             }
         }));
@@ -108,6 +123,7 @@ internal sealed class GrpcLoad(GrpcChannel channel, ServerProcess server)
         config.Tasks.AddRange(tasks);
         var wall = Stopwatch.StartNew();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        stop.CancelAfter(LoadWindow.Limit(duration));
         var window = new LoadWindow(server, key.Concurrency + 1, Math.Min(key.Concurrency, MaxBatch), duration, minImages, stop);
         using var ending = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var call = _client.SegmentStream(cancellationToken: ending.Token);
@@ -140,6 +156,18 @@ internal sealed class GrpcLoad(GrpcChannel channel, ServerProcess server)
                 catch (Exception ex) when (ex is RpcException { StatusCode: StatusCode.Cancelled } or OperationCanceledException && stop.IsCancellationRequested)
                 {
                 }
+                catch (RpcException ex)
+                {
+                    window.Failed($"the stream failed: {ex.StatusCode}: {ex.Status.Detail}");
+                }
+
+                if (!stop.IsCancellationRequested)
+                {
+                    // The server ended the stream before the window closed: no more answers will come, so
+                    // the writer (waiting for one) must stop too.
+                    window.Failed("the server ended the stream before the cell's window closed");
+                    await stop.CancelAsync();
+                }
             },
             cancellationToken);
 
@@ -155,8 +183,15 @@ internal sealed class GrpcLoad(GrpcChannel channel, ServerProcess server)
                 id++;
             }
         }
-        catch (Exception ex) when (ex is OperationCanceledException or RpcException && stop.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        catch (Exception ex) when (ex is OperationCanceledException or RpcException or InvalidOperationException && !cancellationToken.IsCancellationRequested)
         {
+            // The window closed, or the call ended under the writer (InvalidOperationException: a write
+            // after the server completed the call; the reader records why, and so does this).
+            if (!stop.IsCancellationRequested)
+            {
+                window.Failed($"a frame could not be sent: {ex.Message}");
+                await stop.CancelAsync();
+            }
         }
 
         // The frames still out (at most twice the frames in flight) are not part of the cell: the call is
@@ -164,7 +199,7 @@ internal sealed class GrpcLoad(GrpcChannel channel, ServerProcess server)
         await ending.CancelAsync();
         await reading;
         cancellationToken.ThrowIfCancellationRequested();
-        return window.Summarize(key, wall.Elapsed.TotalSeconds);
+        return Finish(window, key, wall);
     }
 }
 

@@ -13,11 +13,14 @@ namespace MaskFormer.Benchmarks.Report;
 /// </summary>
 internal sealed class LoadWindow(ServerProcess server, int warm, int group, TimeSpan duration, int minImages, CancellationTokenSource stop)
 {
+    private const int MaxErrors = 100;
+
     private readonly Lock _lock = new();
     private readonly List<Answer> _answers = [];
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private int _errors;
     private string? _firstError;
+    private bool _filled;
 
     /// <summary>Records an answer; closes the window (cancels <c>stop</c>) once it holds enough.</summary>
     public void Answered(double latencyMs, StageTimings timings)
@@ -37,6 +40,7 @@ internal sealed class LoadWindow(ServerProcess server, int warm, int group, Time
             var measured = _answers.Count - 1 - first;
             if (measured >= Math.Max(minImages, 1) + (2 * group) - 1 && _clock.Elapsed - _answers[first].At >= duration)
             {
+                _filled = true;
                 stop.Cancel();
             }
         }
@@ -46,13 +50,43 @@ internal sealed class LoadWindow(ServerProcess server, int warm, int group, Time
     public void Failed(string description)
     {
         Interlocked.CompareExchange(ref _firstError, description, null);
-        Interlocked.Increment(ref _errors);
+        if (Interlocked.Increment(ref _errors) == MaxErrors)
+        {
+            // The cell has failed; calls failing fast would otherwise repeat until its limit.
+            stop.Cancel();
+        }
+    }
+
+    /// <summary>
+    /// The longest a cell may run: a server that stops answering (or a stream that ends) must fail the cell
+    /// with what it saw, not hold the report (and CI) until something outside kills it.
+    /// </summary>
+    public static TimeSpan Limit(TimeSpan duration) => TimeSpan.FromSeconds(Math.Max(120, 10 * duration.TotalSeconds));
+
+    /// <summary>Whether the window closed itself, holding its answers (not by its limit, its failures or the caller).</summary>
+    public bool Filled
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _filled;
+            }
+        }
     }
 
     public CellResult Summarize(CellKey key, double wallSeconds)
     {
         lock (_lock)
         {
+            if (!_filled)
+            {
+                // Closed by its limit, its failures or a stream that ended, before it held its answers.
+                var last = _answers.Count > 0 ? $", the last {(_clock.Elapsed - _answers[^1].At).TotalSeconds:F0} s ago" : "";
+                _firstError ??= $"the window did not fill: {_answers.Count} answers in {wallSeconds:F0} s{last} (it needs {warm + Math.Max(minImages, 1) + (2 * group)} over {duration.TotalSeconds:0.#} s)";
+                _errors = Math.Max(_errors, 1);
+            }
+
             var (start, end) = Bounds();
             var answers = end > start ? _answers[(start + 1)..(end + 1)] : [];
             var seconds = end > start ? (_answers[end].At - _answers[start].At).TotalSeconds : 0;

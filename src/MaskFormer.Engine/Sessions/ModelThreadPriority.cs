@@ -56,11 +56,13 @@ internal static partial class ModelThreadPriority
             }
 
             // Relative to the main thread's (the process's own, as it was started). A C library without
-            // these calls (not glibc) leaves every thread alone, as NativeMemoryTrim does for its own.
+            // these calls (not glibc, or glibc before 2.30 for gettid) leaves every thread alone, as
+            // NativeMemoryTrim does for its own; probed here so that no request thread meets it later.
             int processNice;
             try
             {
                 processNice = getpriority(PrioProcess, Environment.ProcessId);
+                _ = gettid();
             }
             catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException)
             {
