@@ -272,7 +272,9 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
                 var waited = _time.GetElapsedTime(first.EnqueuedTimestamp);
                 if (sameShape < _options.MaxBatchSize && waited < _options.MaxQueueDelay)
                 {
-                    Monitor.Wait(_gate, _options.MaxQueueDelay - waited);
+                    // Whole milliseconds, rounded up: Monitor.Wait truncates, and under 1 ms left it would
+                    // return at once and spin here until the delay is over.
+                    Monitor.Wait(_gate, (int)Math.Ceiling((_options.MaxQueueDelay - waited).TotalMilliseconds));
                     continue;
                 }
 
@@ -298,6 +300,13 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
 
                 if (batch.Count > 0)
                 {
+                    if (_pending.Count > 0)
+                    {
+                        // Requests left behind (past a full batch, or of another shape) may be due now: an
+                        // idle worker of another session must look, not sleep until the next arrival.
+                        Monitor.Pulse(_gate);
+                    }
+
                     return batch;
                 }
             }
