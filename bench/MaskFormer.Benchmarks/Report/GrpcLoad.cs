@@ -141,6 +141,7 @@ internal sealed class GrpcLoad(GrpcChannel channel, ServerProcess server)
         var reading = Task.Run(
             async () =>
             {
+                var recorded = false;
                 try
                 {
                     await foreach (var response in call.ResponseStream.ReadAllAsync(ending.Token))
@@ -168,13 +169,18 @@ internal sealed class GrpcLoad(GrpcChannel channel, ServerProcess server)
                 catch (RpcException ex)
                 {
                     window.Failed($"the stream failed: {ex.StatusCode}: {ex.Status.Detail}");
+                    recorded = true;
                 }
 
                 if (!stop.IsCancellationRequested)
                 {
                     // The server ended the stream before the window closed: no more answers will come, so
-                    // the writer (waiting for one) must stop too.
-                    window.Failed("the server ended the stream before the cell's window closed");
+                    // the writer (waiting for one) must stop too. One failure for the one event.
+                    if (!recorded)
+                    {
+                        window.Failed("the server ended the stream before the cell's window closed");
+                    }
+
                     await stop.CancelAsync();
                 }
             },

@@ -150,6 +150,6 @@ internal static partial class ModelThreadPriority
     [LoggerMessage(EventId = 30, Level = LogLevel.Warning, Message = "Request threads could not be lowered to nice {Nice} (errno {Errno}); they share the cores with the model's threads equally (MaskFormer:Inference:RequestThreadNice)")]
     private static partial void LogLowerFailed(ILogger logger, int nice, int errno);
 
-    [LoggerMessage(EventId = 31, Level = LogLevel.Warning, Message = "Request threads are not lowered: this system's C library has no setpriority ({Reason}); they share the cores with the model's threads equally (MaskFormer:Inference:RequestThreadNice)")]
+    [LoggerMessage(EventId = 31, Level = LogLevel.Warning, Message = "Request threads are not lowered: this system's C library lacks getpriority, setpriority or gettid ({Reason}); they share the cores with the model's threads equally (MaskFormer:Inference:RequestThreadNice)")]
     private static partial void LogLowerUnavailable(ILogger logger, string reason);
 }
