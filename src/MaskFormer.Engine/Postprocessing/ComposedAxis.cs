@@ -28,6 +28,7 @@ internal sealed class ComposedAxis
         GridLower = new int[resizedSize];
         GridWeights = new float[resizedSize];
         WindowStarts = new int[originalSize];
+        WideWindowStarts = new int[originalSize];
         GridWindowStarts = new int[resizedSize];
         using var first = new BilinearAxis(maskSize, paddedSize);
         using var second = new BilinearAxis(resizedSize, originalSize);
@@ -48,7 +49,8 @@ internal sealed class ComposedAxis
             }
         }
 
-        FillWindows(maskSize);
+        FillWindows(WindowStarts, WindowLength, maskSize);
+        FillWindows(WideWindowStarts, WideWindowLength, maskSize);
         FillGridWindows(maskSize);
         TwoTaps = true;
         for (var i = 0; i < originalSize && TwoTaps; i++)
@@ -104,12 +106,17 @@ internal sealed class ComposedAxis
     /// <summary>Outputs (and mask values) per window: one 256-bit vector of floats.</summary>
     public static int WindowLength => Vector256<float>.Count;
 
-    private void FillWindows(int maskSize)
+    /// <summary>As <see cref="WindowStarts"/> for <see cref="WideWindowLength"/> outputs: one 512-bit vector's.</summary>
+    public int[] WideWindowStarts { get; }
+
+    /// <summary>Outputs (and mask values) per wide window: one 512-bit vector of floats.</summary>
+    public static int WideWindowLength => Vector512<float>.Count;
+
+    private void FillWindows(int[] windowStarts, int length, int maskSize)
     {
-        var length = WindowLength;
         for (var i = 0; i < OutputSize; i++)
         {
-            WindowStarts[i] = -1;
+            windowStarts[i] = -1;
             if (maskSize < length || i + length > OutputSize)
             {
                 continue;
@@ -122,7 +129,7 @@ internal sealed class ComposedAxis
                 inside = Indices[at] >= start && Indices[at] < start + length;
             }
 
-            WindowStarts[i] = inside ? start : -1;
+            windowStarts[i] = inside ? start : -1;
         }
     }
 

@@ -44,6 +44,17 @@ internal static class SumSigmoid
         ref var from = ref MemoryMarshal.GetReference(values);
         ref var to = ref MemoryMarshal.GetReference(sigmoids);
         var (i, length) = ((nuint)0, (nuint)values.Length);
+
+        // Sixteen lanes where the core has them: the same float32 operations per lane, so the same
+        // results at about half the time (measured on this project's AVX-512 host).
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; i + (nuint)Vector512<float>.Count <= length; i += (nuint)Vector512<float>.Count)
+            {
+                Vector(Vector512.LoadUnsafe(ref from, i)).StoreUnsafe(ref to, i);
+            }
+        }
+
         if (Vector256.IsHardwareAccelerated)
         {
             for (; i + (nuint)Vector256<float>.Count <= length; i += (nuint)Vector256<float>.Count)
@@ -88,5 +99,21 @@ internal static class SumSigmoid
         p = Vector256.FusedMultiplyAdd(p, r * r, r + Vector256<float>.One);
         var scale = Vector256.ShiftLeft(Vector256.ConvertToInt32(n) + Vector256.Create(127), 23).AsSingle();
         return Vector256<float>.One / (Vector256<float>.One + (p * scale));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Vector(Vector512<float> x)
+    {
+        var t = Vector512.Min(Vector512.Max(-x, Vector512.Create(LowestExponent)), Vector512.Create(HighestExponent));
+        var n = Vector512.Round(t * Vector512.Create(Log2E));
+        var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-Ln2Low), Vector512.FusedMultiplyAdd(n, Vector512.Create(-Ln2High), t));
+        var p = Vector512.FusedMultiplyAdd(Vector512.Create(P0), r, Vector512.Create(P1));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(P2));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(P3));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(P4));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(P5));
+        p = Vector512.FusedMultiplyAdd(p, r * r, r + Vector512<float>.One);
+        var scale = Vector512.ShiftLeft(Vector512.ConvertToInt32(n) + Vector512.Create(127), 23).AsSingle();
+        return Vector512<float>.One / (Vector512<float>.One + (p * scale));
     }
 }

@@ -303,6 +303,37 @@ internal static class TiledMask
     private static void AddRuns(ReadOnlySpan<float> values, int x0, MaskRunsBuilder runs)
     {
         var (start, i) = (-1, 0);
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; i <= values.Length - Vector512<float>.Count; i += Vector512<float>.Count)
+            {
+                var bits = Vector512.GreaterThan(Vector512.Create(values.Slice(i, Vector512<float>.Count)), Vector512<float>.Zero).ExtractMostSignificantBits();
+                if (bits == (1ul << Vector512<float>.Count) - 1)
+                {
+                    start = start >= 0 ? start : x0 + i;
+                    continue;
+                }
+
+                if (bits == 0 && start < 0)
+                {
+                    continue;
+                }
+
+                for (var k = 0; k < Vector512<float>.Count; k++)
+                {
+                    if ((bits & (1ul << k)) != 0)
+                    {
+                        start = start >= 0 ? start : x0 + i + k;
+                    }
+                    else if (start >= 0)
+                    {
+                        runs.Add(start, x0 + i + k);
+                        start = -1;
+                    }
+                }
+            }
+        }
+
         if (Vector256.IsHardwareAccelerated)
         {
             for (; i <= values.Length - Vector256<float>.Count; i += Vector256<float>.Count)
@@ -358,10 +389,24 @@ internal static class TiledMask
     // 2^-26: a sum of fewer than 2^27 of them (images under 134 M pixels; the decoder's limit is 40 M)
     // is a multiple of 2^-26 below 2^27, which float64 holds exactly. So every partial sum is exact
     // and a mask's total is the same in any order or grouping: four accumulators, sixteen values a
-    // step, so the adds do not wait on each other.
+    // step (thirty-two with 512-bit vectors), so the adds do not wait on each other.
     private static double SigmoidSum(ReadOnlySpan<float> values, ReadOnlySpan<float> sigmoids)
     {
         var (i, sum) = (0, 0.0);
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var (a, b, c, d) = (Vector512<double>.Zero, Vector512<double>.Zero, Vector512<double>.Zero, Vector512<double>.Zero);
+            for (; i <= values.Length - (2 * Vector512<float>.Count); i += 2 * Vector512<float>.Count)
+            {
+                var first = Vector512.Create(sigmoids.Slice(i, Vector512<float>.Count)) & Vector512.GreaterThan(Vector512.Create(values.Slice(i, Vector512<float>.Count)), Vector512<float>.Zero);
+                var second = Vector512.Create(sigmoids.Slice(i + Vector512<float>.Count, Vector512<float>.Count)) & Vector512.GreaterThan(Vector512.Create(values.Slice(i + Vector512<float>.Count, Vector512<float>.Count)), Vector512<float>.Zero);
+                (a, b) = (a + Vector512.WidenLower(first), b + Vector512.WidenUpper(first));
+                (c, d) = (c + Vector512.WidenLower(second), d + Vector512.WidenUpper(second));
+            }
+
+            sum = Vector512.Sum((a + b) + (c + d));
+        }
+
         if (Vector256.IsHardwareAccelerated)
         {
             var (a, b, c, d) = (Vector256<double>.Zero, Vector256<double>.Zero, Vector256<double>.Zero, Vector256<double>.Zero);
@@ -380,7 +425,7 @@ internal static class TiledMask
                 i += Vector256<float>.Count;
             }
 
-            sum = Vector256.Sum((a + b) + (c + d));
+            sum += Vector256.Sum((a + b) + (c + d));
         }
 
         for (; i < values.Length; i++)
@@ -398,6 +443,20 @@ internal static class TiledMask
     private static double InsideSum(ReadOnlySpan<float> sigmoids)
     {
         var (i, sum) = (0, 0.0);
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var (a, b, c, d) = (Vector512<double>.Zero, Vector512<double>.Zero, Vector512<double>.Zero, Vector512<double>.Zero);
+            for (; i <= sigmoids.Length - (2 * Vector512<float>.Count); i += 2 * Vector512<float>.Count)
+            {
+                var first = Vector512.Create(sigmoids.Slice(i, Vector512<float>.Count));
+                var second = Vector512.Create(sigmoids.Slice(i + Vector512<float>.Count, Vector512<float>.Count));
+                (a, b) = (a + Vector512.WidenLower(first), b + Vector512.WidenUpper(first));
+                (c, d) = (c + Vector512.WidenLower(second), d + Vector512.WidenUpper(second));
+            }
+
+            sum = Vector512.Sum((a + b) + (c + d));
+        }
+
         if (Vector256.IsHardwareAccelerated)
         {
             var (a, b, c, d) = (Vector256<double>.Zero, Vector256<double>.Zero, Vector256<double>.Zero, Vector256<double>.Zero);
@@ -416,7 +475,7 @@ internal static class TiledMask
                 i += Vector256<float>.Count;
             }
 
-            sum = Vector256.Sum((a + b) + (c + d));
+            sum += Vector256.Sum((a + b) + (c + d));
         }
 
         for (; i < sigmoids.Length; i++)

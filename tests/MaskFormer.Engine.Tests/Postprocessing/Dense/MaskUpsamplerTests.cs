@@ -15,14 +15,16 @@ namespace MaskFormer.Engine.Tests.Postprocessing.Dense;
 /// </summary>
 public sealed class MaskUpsamplerTests
 {
-    public static TheoryData<int> Seeds => TiledCases.Seeds;
+    // Seeds past 1000 draw plans whose masks are 16 to 80 columns wide, where the 512-bit windows and
+    // blends have room to run (TiledCases' masks are at most 12 wide).
+    public static TheoryData<int> Seeds => [.. TiledCases.Seeds, .. Enumerable.Range(1001, 16)];
 
     [Theory]
     [MemberData(nameof(Seeds))]
     public void Interpolate_AnyStartAndLength_EqualsComputeRowBitForBit(int seed)
     {
         var random = new Random(seed);
-        var plan = TiledCases.Plan(random);
+        var plan = Plan(random, seed);
         using var output = Extremes(random, plan);
         var upsampler = new MaskUpsampler(output, plan);
         var width = upsampler.Width;
@@ -57,7 +59,7 @@ public sealed class MaskUpsamplerTests
     public void InterpolateTwoTaps_FiniteLogits_EqualsComputeRowUpToTheSignOfZero(int seed)
     {
         var random = new Random(seed);
-        var drawn = TiledCases.Plan(random);
+        var drawn = Plan(random, seed);
         var plan = drawn with { OriginalWidth = drawn.ResizedWidth };
         using var output = Extremes(random, plan);
         var upsampler = new MaskUpsampler(output, plan);
@@ -101,7 +103,7 @@ public sealed class MaskUpsamplerTests
     public void FoldGridRow_AnyRows_EqualsComputeGridRowsMinAndMaxBitForBit(int seed)
     {
         var random = new Random(seed);
-        var plan = TiledCases.Plan(random);
+        var plan = Plan(random, seed);
         using var output = Extremes(random, plan);
         var upsampler = new MaskUpsampler(output, plan);
         var (gridWidth, gridHeight) = (upsampler.Columns.ResizedSize, upsampler.Rows.ResizedSize);
@@ -138,7 +140,7 @@ public sealed class MaskUpsamplerTests
     public void BlendRow_AnyRow_EqualsTensorPrimitivesMultiplyAddBitForBit(int seed)
     {
         var random = new Random(seed);
-        var plan = TiledCases.Plan(random);
+        var plan = Plan(random, seed);
         using var output = Extremes(random, plan);
         var upsampler = new MaskUpsampler(output, plan);
         var (maskWidth, maskHeight) = (output.MaskWidth, output.MaskHeight);
@@ -163,28 +165,31 @@ public sealed class MaskUpsamplerTests
         }
     }
 
-    [Fact]
-    public void WindowStarts_Upsampling_HoldEveryTapOfTheirEightOutputs()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void WindowStarts_Upsampling_HoldEveryTapOfTheirOutputs(bool wide)
     {
         var axis = new ComposedAxis(232, 928, 910, 1920);
+        var (starts, length) = wide ? (axis.WideWindowStarts, ComposedAxis.WideWindowLength) : (axis.WindowStarts, ComposedAxis.WindowLength);
         var covered = 0;
         for (var x = 0; x < axis.OutputSize; x++)
         {
-            var start = axis.WindowStarts[x];
+            var start = starts[x];
             if (start < 0)
             {
-                Assert.True(x + ComposedAxis.WindowLength > axis.OutputSize, $"column {x} has no window");
+                Assert.True(x + length > axis.OutputSize, $"column {x} has no window");
                 continue;
             }
 
             covered++;
-            for (var i = x * ComposedAxis.Taps; i < (x + ComposedAxis.WindowLength) * ComposedAxis.Taps; i++)
+            for (var i = x * ComposedAxis.Taps; i < (x + length) * ComposedAxis.Taps; i++)
             {
-                Assert.InRange(axis.Indices[i], start, start + ComposedAxis.WindowLength - 1);
+                Assert.InRange(axis.Indices[i], start, start + length - 1);
             }
         }
 
-        Assert.Equal(axis.OutputSize - ComposedAxis.WindowLength + 1, covered);
+        Assert.Equal(axis.OutputSize - length + 1, covered);
     }
 
     // Grid row r the plain way: the two mask rows blended as the upsampler does, then each grid column
@@ -230,6 +235,27 @@ public sealed class MaskUpsamplerTests
                 Assert.Fail($"value {i}: {got[i]:R}, expected {want[i]:R} ({context})");
             }
         }
+    }
+
+    private static ResizePlan Plan(Random random, int seed)
+    {
+        if (seed <= 1000)
+        {
+            return TiledCases.Plan(random);
+        }
+
+        var divisor = new[] { 4, 16, 32 }[random.Next(3)];
+        var (resizedHeight, resizedWidth) = (random.Next(1, 24), random.Next(61, 320));
+        var paddedHeight = (resizedHeight + divisor - 1) / divisor * divisor;
+        var paddedWidth = (resizedWidth + divisor - 1) / divisor * divisor;
+        var originalWidth = random.Next(3) switch
+        {
+            0 => random.Next(1, resizedWidth + 1),
+            1 => resizedWidth,
+            _ => random.Next(resizedWidth, 1000),
+        };
+
+        return new ResizePlan(random.Next(1, 40), originalWidth, resizedHeight, resizedWidth, paddedHeight, paddedWidth);
     }
 
     private static ModelOutput Extremes(Random random, ResizePlan plan)
