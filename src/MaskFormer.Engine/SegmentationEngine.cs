@@ -324,44 +324,9 @@ public sealed partial class SegmentationEngine(
             return PostprocessHuggingFace(config, request.Tasks, options, output, plan);
         }
 
-        LabelMap? semantic = null;
-        IReadOnlyList<InstanceMask>? instances = null;
-
         // One pass of mask bounds, shared by every requested mode.
         using var tiles = new MaskTiles(output, plan);
-        try
-        {
-            PanopticResult? panoptic = null;
-            if ((request.Tasks & SegmentationTasks.Semantic) != 0)
-            {
-                using var span = EngineSpans.StartPostprocess("semantic");
-                semantic = SemanticInference.Run(tiles);
-            }
-
-            if ((request.Tasks & SegmentationTasks.Instance) != 0)
-            {
-                using var span = EngineSpans.StartPostprocess("instance");
-                instances = InstanceInference.Run(tiles, labels, thingsOnly, options);
-            }
-
-            if ((request.Tasks & SegmentationTasks.Panoptic) != 0)
-            {
-                using var span = EngineSpans.StartPostprocess("panoptic");
-                panoptic = PanopticInference.Run(tiles, labels, config.IsMask2Former, options);
-            }
-
-            return (semantic, instances, panoptic);
-        }
-        catch
-        {
-            semantic?.Dispose();
-            foreach (var instance in instances ?? [])
-            {
-                instance.Dispose();
-            }
-
-            throw;
-        }
+        return Detectron2Tasks.Run(tiles, request.Tasks, labels, thingsOnly, config.IsMask2Former, options);
     }
 
     // transformers' rules: without label_ids_to_fuse in the call, the model's stuff labels are fused

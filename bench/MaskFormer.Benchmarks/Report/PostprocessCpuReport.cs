@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
+using MaskFormer.Engine;
 using MaskFormer.Engine.Decoding;
 using MaskFormer.Engine.Encoding;
 using MaskFormer.Engine.Models;
@@ -119,59 +120,69 @@ internal static class PostprocessCpuReport
             hash?.AppendData(BitConverter.GetBytes(tiles.TileCount));
         }
 
-        if (task is "semantic" or "all" or "all+encode")
+        // The modes as the engine runs them: all three side by side for "all".
+        var modes = task switch
         {
-            using var map = SemanticInference.Run(tiles);
-            for (var y = 0; y < map.Height && hash is not null; y++)
-            {
-                hash.AppendData(MemoryMarshal.AsBytes(map.Row(y)));
-            }
-
-            if (task == "all+encode")
-            {
-                var png = LabelMapPngEncoder.EncodePng(map, 8);
-                hash?.AppendData(png);
-            }
-        }
-
-        if (task is "instance" or "all" or "all+encode")
+            "semantic" => SegmentationTasks.Semantic,
+            "instance" => SegmentationTasks.Instance,
+            "panoptic" => SegmentationTasks.Panoptic,
+            "all" or "all+encode" => SegmentationTasks.Semantic | SegmentationTasks.Instance | SegmentationTasks.Panoptic,
+            _ => SegmentationTasks.None,
+        };
+        var (semantic, instances, panoptic) = Detectron2Tasks.Run(tiles, modes, labels, true, false, PostprocessOptions.Detectron2);
+        if (semantic is { } map)
         {
-            var instances = InstanceInference.Run(tiles, labels, true, PostprocessOptions.Detectron2);
-            foreach (var instance in instances)
+            using (map)
             {
-                if (hash is not null)
+                for (var y = 0; y < map.Height && hash is not null; y++)
                 {
-                    hash.AppendData(Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{instance.LabelId} {instance.Score:R} {instance.Area} {instance.Box};")));
-                    hash.AppendData(instance.Mask.Pixels);
+                    hash.AppendData(MemoryMarshal.AsBytes(map.Row(y)));
                 }
 
                 if (task == "all+encode")
                 {
-                    var compressed = CocoRle.Compress(CocoRle.Encode(instance));
-                    hash?.AppendData(Encoding.ASCII.GetBytes(compressed));
+                    var png = LabelMapPngEncoder.EncodePng(map, 8);
+                    hash?.AppendData(png);
                 }
-
-                instance.Dispose();
             }
         }
 
-        if (task is "panoptic" or "all" or "all+encode")
+        foreach (var instance in instances ?? [])
         {
-            using var panoptic = PanopticInference.Run(tiles, labels, false, PostprocessOptions.Detectron2);
-            for (var y = 0; y < panoptic.SegmentIds.Height && hash is not null; y++)
+            if (hash is not null)
             {
-                hash.AppendData(MemoryMarshal.AsBytes(panoptic.SegmentIds.Row(y)));
-            }
-
-            foreach (var segment in panoptic.Segments)
-            {
-                hash?.AppendData(Encoding.ASCII.GetBytes(segment.ToString()));
+                hash.AppendData(Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{instance.LabelId} {instance.Score:R} {instance.Area} {instance.Box};")));
+                hash.AppendData(instance.Mask.Pixels);
             }
 
             if (task == "all+encode")
             {
-                var png = PanopticPngEncoder.Encode(panoptic.SegmentIds);
-                hash?.AppendData(png);
+                var compressed = CocoRle.Compress(CocoRle.Encode(instance));
+                hash?.AppendData(Encoding.ASCII.GetBytes(compressed));
+            }
+
+            instance.Dispose();
+        }
+
+        if (panoptic is not null)
+        {
+            using (panoptic)
+            {
+                for (var y = 0; y < panoptic.SegmentIds.Height && hash is not null; y++)
+                {
+                    hash.AppendData(MemoryMarshal.AsBytes(panoptic.SegmentIds.Row(y)));
+                }
+
+                foreach (var segment in panoptic.Segments)
+                {
+                    hash?.AppendData(Encoding.ASCII.GetBytes(segment.ToString()));
+                }
+
+                if (task == "all+encode")
+                {
+                    var png = PanopticPngEncoder.Encode(panoptic.SegmentIds);
+                    hash?.AppendData(png);
+                }
             }
         }
     }
