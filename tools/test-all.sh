@@ -94,10 +94,11 @@ else
   cat "$LOGS/npm-hf.log"; fail_step "npm ci (tests/hf)"
 fi
 
-for project in tests/*/*.Tests.csproj; do
-  name="$(basename "$project" .csproj)"
-  step "dotnet test $name"
-  limited 1200 dotnet test "$project" -c "$CONFIGURATION" --no-build -nologo >"$LOGS/$name.log" 2>&1
+# dotnet_test NAME SECONDS PROJECT [ARGS...]: one test run under its limit, its failures shown and counted.
+dotnet_test() {
+  local name="$1" seconds="$2" project="$3" code
+  shift 3
+  limited "$seconds" dotnet test "$project" -c "$CONFIGURATION" --no-build -nologo "$@" >"$LOGS/$name.log" 2>&1
   code=$?
   grep -E '^\s+Failed |Passed!|Failed!' -A6 "$LOGS/$name.log" | head -60
   count_dotnet "$LOGS/$name.log"
@@ -105,20 +106,19 @@ for project in tests/*/*.Tests.csproj; do
     status=1
     grep -qE 'Passed!|Failed!' "$LOGS/$name.log" || { tail -40 "$LOGS/$name.log"; fail_step "$name did not run"; }
   fi
+}
+
+for project in tests/*/*.Tests.csproj; do
+  name="$(basename "$project" .csproj)"
+  step "dotnet test $name"
+  dotnet_test "$name" 1200 "$project"
 done
 
 # Post-processing has 512-bit and 256-bit vector paths that must give the same bits; on a host with
 # AVX-512 the run above takes the wide ones, so the exactness tests run again without them.
 step "dotnet test MaskFormer.Engine.Tests post-processing, 256-bit vectors only (DOTNET_EnableAVX512=0)"
-DOTNET_EnableAVX512=0 limited 600 dotnet test tests/MaskFormer.Engine.Tests/MaskFormer.Engine.Tests.csproj -c "$CONFIGURATION" --no-build -nologo \
-  --filter "FullyQualifiedName~MaskFormer.Engine.Tests.Postprocessing" >"$LOGS/engine-avx2.log" 2>&1
-code=$?
-grep -E '^\s+Failed |Passed!|Failed!' -A6 "$LOGS/engine-avx2.log" | head -60
-count_dotnet "$LOGS/engine-avx2.log"
-if [[ $code -ne 0 ]]; then
-  status=1
-  grep -qE 'Passed!|Failed!' "$LOGS/engine-avx2.log" || { tail -40 "$LOGS/engine-avx2.log"; fail_step "engine tests without AVX-512 did not run"; }
-fi
+DOTNET_EnableAVX512=0 dotnet_test engine-avx2 600 tests/MaskFormer.Engine.Tests/MaskFormer.Engine.Tests.csproj \
+  --filter "FullyQualifiedName~MaskFormer.Engine.Tests.Postprocessing"
 
 step "fuzzing: AFL++ and SharpFuzz over decoding and request validation (tools/fuzz.sh, 45 s)"
 if limited 300 bash tools/fuzz.sh 45 "$LOGS/fuzz" >"$LOGS/fuzz.log" 2>&1; then
