@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace MaskFormer.Engine.Postprocessing;
@@ -298,8 +299,8 @@ internal static class TiledMask
         return SigmoidSum(values, sigmoids);
     }
 
-    // Eight at a time: a block wholly inside or outside costs a compare, only blocks on the mask's
-    // boundary are walked pixel by pixel.
+    // A block of logits at a time: the compare's sign bits say where runs start and end, and only those
+    // lanes are visited (a block wholly inside or outside, none).
     private static void AddRuns(ReadOnlySpan<float> values, int x0, MaskRunsBuilder runs)
     {
         var (start, i) = (-1, 0);
@@ -307,30 +308,8 @@ internal static class TiledMask
         {
             for (; i <= values.Length - Vector512<float>.Count; i += Vector512<float>.Count)
             {
-                var bits = Vector512.GreaterThan(Vector512.Create(values.Slice(i, Vector512<float>.Count)), Vector512<float>.Zero).ExtractMostSignificantBits();
-                if (bits == (1ul << Vector512<float>.Count) - 1)
-                {
-                    start = start >= 0 ? start : x0 + i;
-                    continue;
-                }
-
-                if (bits == 0 && start < 0)
-                {
-                    continue;
-                }
-
-                for (var k = 0; k < Vector512<float>.Count; k++)
-                {
-                    if ((bits & (1ul << k)) != 0)
-                    {
-                        start = start >= 0 ? start : x0 + i + k;
-                    }
-                    else if (start >= 0)
-                    {
-                        runs.Add(start, x0 + i + k);
-                        start = -1;
-                    }
-                }
+                var above = Vector512.GreaterThan(Vector512.Create(values.Slice(i, Vector512<float>.Count)), Vector512<float>.Zero).ExtractMostSignificantBits();
+                start = AddBlockRuns(above, Vector512<float>.Count, x0 + i, start, runs);
             }
         }
 
@@ -338,30 +317,8 @@ internal static class TiledMask
         {
             for (; i <= values.Length - Vector256<float>.Count; i += Vector256<float>.Count)
             {
-                var bits = Vector256.GreaterThan(Vector256.Create(values.Slice(i, Vector256<float>.Count)), Vector256<float>.Zero).ExtractMostSignificantBits();
-                if (bits == (1u << Vector256<float>.Count) - 1)
-                {
-                    start = start >= 0 ? start : x0 + i;
-                    continue;
-                }
-
-                if (bits == 0 && start < 0)
-                {
-                    continue;
-                }
-
-                for (var k = 0; k < Vector256<float>.Count; k++)
-                {
-                    if ((bits & (1u << k)) != 0)
-                    {
-                        start = start >= 0 ? start : x0 + i + k;
-                    }
-                    else if (start >= 0)
-                    {
-                        runs.Add(start, x0 + i + k);
-                        start = -1;
-                    }
-                }
+                var above = Vector256.GreaterThan(Vector256.Create(values.Slice(i, Vector256<float>.Count)), Vector256<float>.Zero).ExtractMostSignificantBits();
+                start = AddBlockRuns(above, Vector256<float>.Count, x0 + i, start, runs);
             }
         }
 
@@ -382,6 +339,30 @@ internal static class TiledMask
         {
             runs.Add(start, x0 + values.Length);
         }
+    }
+
+    // The runs of one block of `lanes` logits (bit k of `above` set where lane k, column x + k, is above 0),
+    // a run open since `start` (or -1) carried in and the one left open returned. A lane whose bit differs
+    // from the lane before (or, for the first, from whether a run is open) starts or ends a run.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int AddBlockRuns(ulong above, int lanes, int x, int start, MaskRunsBuilder runs)
+    {
+        var changes = (above ^ ((above << 1) | (start >= 0 ? 1ul : 0ul))) & (ulong.MaxValue >> (64 - lanes));
+        for (; changes != 0; changes &= changes - 1)
+        {
+            var lane = BitOperations.TrailingZeroCount(changes);
+            if (start >= 0)
+            {
+                runs.Add(start, x + lane);
+                start = -1;
+            }
+            else
+            {
+                start = x + lane;
+            }
+        }
+
+        return start;
     }
 
     // The sigmoids of the logits above 0, summed in float64. Each is a float32 of at least 0.25 (0.5
