@@ -64,6 +64,7 @@ public sealed partial class DrainTests(ITestOutputHelper output)
                 $"{run.Answers.Count(a => a.Skipped?.Reason == SkipReason.Draining)} skipped as draining), status {run.Status.StatusCode} \"{run.Status.Detail}\" {run.Status.DebugException?.GetType().Name} {run.Status.DebugException?.Message}");
         }
 
+        output.WriteLine($"a call after SIGTERM: {late.StatusCode} \"{late.Status.Detail}\" {late.Status.DebugException?.GetType().Name} {late.Status.DebugException?.Message}");
         output.WriteLine($"exit code {exitCode} {exitedAfter.TotalSeconds:F1} s after SIGTERM (drain time {s_drainTimeout.TotalSeconds} s)");
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.NotServing, readiness);
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, liveness);
