@@ -91,17 +91,18 @@ public sealed class BatchSchedulerTests
         Assert.All(patientOutcomes, Assert.Null);
         var expired = impatientOutcomes.Count(o => o is SegmentationException { Kind: SegmentationErrorKind.DeadlineExceeded });
 
-        // The deadline's timer may fire a hair before the deadline itself; such a request leaves as
-        // cancelled. Either way it must never have run. The scheduler counts those cancelled in its
-        // queue; on a busy machine the timer can also fire before a request reaches the queue (the
-        // stages before it take more than the 5 ms), and that one leaves cancelled without being seen
-        // there (a CI run: one cancelled, none counted).
+        // An expired request never ran. The deadline's timer may also fire a hair before the deadline
+        // itself, and a request its token cancels leaves as cancelled: in the queue (counted there, never
+        // run), before it (the stages before the queue outlasting 5 ms on a busy machine), or after its
+        // model run (reached in time on a quick one; counted as completed). CI runs saw both of the
+        // latter: one cancelled outcome with none counted, and one more completed run than successes.
         var cancelled = impatientOutcomes.Count(o => o is OperationCanceledException);
+        var succeeded = impatientOutcomes.Count(o => o is null);
         Assert.True(expired > 0, "no queued request expired");
         var counters = engine.Models[0].GetCounters();
         Assert.Equal(expired, counters.Expired);
         Assert.InRange(counters.Cancelled, 0, cancelled);
-        Assert.Equal(before + 30 + (10 - expired - cancelled), counters.Completed);
+        Assert.InRange(counters.Completed, before + 30 + succeeded, before + 30 + succeeded + (cancelled - counters.Cancelled));
         Assert.Equal(0, counters.Queued);
     }
 
