@@ -322,17 +322,16 @@ internal static class TiledMask
             }
         }
 
-        for (; i < values.Length; i++)
+        // The rest (all of it without vector hardware) in blocks of up to 64, the same way.
+        for (; i < values.Length; i += 64)
         {
-            if (values[i] > 0f)
+            var (above, lanes) = (0ul, Math.Min(64, values.Length - i));
+            for (var k = 0; k < lanes; k++)
             {
-                start = start >= 0 ? start : x0 + i;
+                above |= values[i + k] > 0f ? 1ul << k : 0ul;
             }
-            else if (start >= 0)
-            {
-                runs.Add(start, x0 + i);
-                start = -1;
-            }
+
+            start = AddBlockRuns(above, lanes, x0 + i, start, runs);
         }
 
         if (start >= 0)
