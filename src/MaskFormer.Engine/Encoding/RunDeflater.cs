@@ -22,6 +22,9 @@ internal sealed class RunDeflater : IDisposable
     // The fixed distance codes of distances 1 to 4: five bits, bit-reversed.
     private static readonly uint[] s_distances = [Reverse(0, 5), Reverse(1, 5), Reverse(2, 5), Reverse(3, 5)];
 
+    // A match of 258 bytes at distance 1 to 4: its length code (8 bits, no extra) and distance code (5 bits).
+    private static readonly uint[] s_longestMatches = [.. s_distances.Select(d => s_lengths[MaxMatch].Code | (d << s_lengths[MaxMatch].Bits))];
+
     private byte[] _buffer;
     private int _length;
     private ulong _bits;
@@ -49,9 +52,15 @@ internal sealed class RunDeflater : IDisposable
     /// Deflates <paramref name="data"/>, whose repeats are looked for <paramref name="period"/> bytes back
     /// (a pixel's size) within it, and as runs of zeros.
     /// </summary>
-    public void Write(ReadOnlySpan<byte> data, int period)
+    public void Write(ReadOnlySpan<byte> data, int period) => Write(data, 0, period);
+
+    /// <summary>
+    /// Deflates <paramref name="data"/> from <paramref name="from"/> on; the bytes before it were
+    /// written already (or are their equal) and may be repeated.
+    /// </summary>
+    public void Write(ReadOnlySpan<byte> data, int from, int period)
     {
-        var i = 0;
+        var i = from;
         while (i < data.Length)
         {
             if (data[i] == 0)
@@ -111,8 +120,14 @@ internal sealed class RunDeflater : IDisposable
         }
     }
 
-    private void WriteZeros(int run)
+    /// <summary>Deflates <paramref name="run"/> zero bytes, as matches: the cost of the count, not of the bytes.</summary>
+    public void WriteZeros(int run)
     {
+        if (run <= 0)
+        {
+            return;
+        }
+
         // Adler-32 of n zeros: a stays, b grows by n · a.
         _a %= AdlerModulus;
         _b = (uint)((_b + ((ulong)run * _a)) % AdlerModulus);
@@ -140,6 +155,14 @@ internal sealed class RunDeflater : IDisposable
     // A run of at least three bytes that repeat the byte(s) `distance` back, as matches of 3 to 258.
     private void WriteMatches(int run, int distance)
     {
+        // Longest matches two per write (2 x 13 bits): an unchanged row is mostly these.
+        var longest = s_longestMatches[distance - 1];
+        while (run >= (2 * MaxMatch) + MinMatch)
+        {
+            WriteBits(longest | (longest << 13), 26);
+            run -= 2 * MaxMatch;
+        }
+
         while (run > 0)
         {
             // Never leave a rest of one or two bytes, which no match could cover.

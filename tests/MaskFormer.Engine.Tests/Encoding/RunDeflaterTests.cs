@@ -103,6 +103,24 @@ public sealed class RunDeflaterTests
         Assert.Equal(uniform.Values.ToArray(), LabelPngWriterTests.Decode(LabelPngWriter.Write(uniform, bits), bits));
     }
 
+    [Theory]
+    [InlineData(8)]
+    [InlineData(16)]
+    [InlineData(24)]
+    public void LabelPngWriter_ChangeRightOfAPixelThatChangedOnlyInTheRowAbove_DecodesToTheSameIds(int bits)
+    {
+        // Row 1 changes columns 4-11 by v; row 2 keeps column 4 and changes 5-11 by v again. Row 2's
+        // filtered bytes repeat the pixel before them only if that unchanged pixel counts as zeros,
+        // not as what row 1 filtered there.
+        var v = bits == 8 ? (ushort)7 : (ushort)0x0101;
+        using var map = new LabelMap(16, 3);
+        map.Row(1)[4..12].Fill(v);
+        map.Row(2)[4] = v;
+        map.Row(2)[5..12].Fill((ushort)(2 * v));
+
+        Assert.Equal(map.Values.ToArray(), LabelPngWriterTests.Decode(LabelPngWriter.Write(map, bits), bits));
+    }
+
     // Large blocks of a few ids with slanted edges (as label maps are), a noisy band, every extreme id.
     private static LabelMap Blocks(int width, int height, int maxId, int seed)
     {
