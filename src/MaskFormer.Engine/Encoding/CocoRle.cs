@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Numerics;
 using MaskFormer.Engine.Postprocessing;
 
 namespace MaskFormer.Engine.Encoding;
@@ -309,19 +310,17 @@ public static class CocoRle
                     x -= counts[i - 2];
                 }
 
-                var more = true;
-                while (more)
+                // The fewest five-bit groups that hold x as a signed number (the last group's 0x10 is
+                // the sign): what maskApi.c's loop stops at, counted up front instead of tested per group.
+                var magnitude = (ulong)(x ^ (x >> 63));
+                var groups = (64 - BitOperations.LeadingZeroCount(magnitude) + 1 + 4) / 5;
+                for (var g = 1; g < groups; g++)
                 {
-                    var c = (char)(x & 0x1f);
+                    text[n++] = (char)(48 + 0x20 + (x & 0x1f));
                     x >>= 5;
-                    more = (c & 0x10) != 0 ? x != -1 : x != 0;
-                    if (more)
-                    {
-                        c |= (char)0x20;
-                    }
-
-                    text[n++] = (char)(c + 48);
                 }
+
+                text[n++] = (char)(48 + (x & 0x1f));
             }
 
             return new string(text, 0, n);

@@ -83,6 +83,54 @@ public sealed class CocoRleTests
         Assert.Equal(counts, CocoRle.Decompress(expected));
     }
 
+    [Theory]
+    [MemberData(nameof(Seeds))]
+    public void Compress_CountsOfEverySize_SameStringAsMaskApiLoop(int seed)
+    {
+        // Counts around every group boundary (2^(5k-1)) and the extremes, so the differences two back
+        // take every length and sign.
+        var random = new Random(seed);
+        var counts = Enumerable.Range(0, 200).Select(_ =>
+        {
+            var bits = random.Next(0, 33);
+            var value = bits == 0 ? 0L : (1L << (bits - 1)) + random.Next(-2, 3);
+            return (uint)Math.Clamp(value, 0L, uint.MaxValue);
+        }).Concat([0u, uint.MaxValue, 0u, 0u, uint.MaxValue, 1u, 16u, 15u, 17u]).ToArray();
+
+        Assert.Equal(MaskApiToString(counts), CocoRle.Compress(counts));
+        Assert.Equal(counts, CocoRle.Decompress(CocoRle.Compress(counts)));
+    }
+
+    // maskApi.c's rleToString, transcribed: a group at a time until what is left is the sign of the last.
+    private static string MaskApiToString(uint[] counts)
+    {
+        var text = new System.Text.StringBuilder();
+        for (var i = 0; i < counts.Length; i++)
+        {
+            long x = counts[i];
+            if (i > 2)
+            {
+                x -= counts[i - 2];
+            }
+
+            var more = true;
+            while (more)
+            {
+                var c = x & 0x1f;
+                x >>= 5;
+                more = (c & 0x10) != 0 ? x != -1 : x != 0;
+                if (more)
+                {
+                    c |= 0x20;
+                }
+
+                text.Append((char)(c + 48));
+            }
+        }
+
+        return text.ToString();
+    }
+
     [Fact]
     public void Decompress_PycocotoolsString_CoversTheMaskAndRecompressesIdentically()
     {
