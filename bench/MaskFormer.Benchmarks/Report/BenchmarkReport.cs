@@ -59,7 +59,8 @@ internal static class BenchmarkReport
         var rss = new List<(int Requests, long Bytes)>();
         var inference = InferenceSettings(settings.ServerArguments);
         var layout = RawLayout.ForService(inference);
-        RawLayout[] rawLayouts = layout.Sessions == RawLayout.PerCore.Sessions && layout.Threads == 1 ? [layout] : [layout, RawLayout.PerCore];
+        // The one-thread-per-core reference is a CPU layout: beside a GPU yardstick it would measure another device.
+        RawLayout[] rawLayouts = layout.Device.IsCuda || (layout.Sessions == RawLayout.PerCore.Sessions && layout.Threads == 1) ? [layout] : [layout, RawLayout.PerCore];
         var phases = new List<(string Phase, double Seconds)>();
         foreach (var (name, folder, baseImage, _) in models)
         {

@@ -41,6 +41,32 @@ internal static class MachineInfo
     /// <summary>Whether other processes keeping <paramref name="otherCores"/> cores busy make the machine busy: over a quarter of them.</summary>
     public static bool IsBusy(double otherCores) => otherCores > Environment.ProcessorCount * 0.25;
 
+    /// <summary>The GPUs as nvidia-smi names them (name, memory, driver), or null where it is missing or fails.</summary>
+    public static string? Gpus()
+    {
+        try
+        {
+            using var process = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("nvidia-smi", "--query-gpu=name,memory.total,driver_version --format=csv,noheader")
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                UseShellExecute = false,
+            });
+            if (process is null)
+            {
+                return null;
+            }
+
+            var output = process.StandardOutput.ReadToEnd().Trim();
+            process.WaitForExit();
+            return process.ExitCode == 0 && output.Length > 0 ? string.Join("; ", output.Split('\n', StringSplitOptions.TrimEntries)) : null;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return null;
+        }
+    }
+
     public static string DotNet() => RuntimeInformation.FrameworkDescription;
 
     public static string OnnxRuntime() => OrtEnv.Instance().GetVersionString();

@@ -31,7 +31,7 @@ internal static class RawOrtRunner
         {
             for (var s = 0; s < sessions.Length; s++)
             {
-                using var sessionOptions = SessionFactory.CreateCpuOptions(options, layout.Threads, "raw");
+                using var sessionOptions = SessionFactory.CreateOptions(options, layout.Device, layout.Threads, "raw");
                 sessions[s] = new InferenceSession(folder.ModelPath, sessionOptions);
             }
 
@@ -114,8 +114,8 @@ internal static class RawOrtRunner
     }
 }
 
-/// <summary>How raw ONNX Runtime spreads over the cores: sessions, each with its caller, and intra-op threads per session.</summary>
-internal readonly record struct RawLayout(int Sessions, int Threads, string Scenario)
+/// <summary>How raw ONNX Runtime spreads over the device: sessions, each with its caller, and intra-op threads per session.</summary>
+internal readonly record struct RawLayout(int Sessions, int Threads, string Scenario, DeviceSpec Device = default)
 {
     /// <summary>The scenario of the raw cells laid out as the service is (the targets' yardstick).</summary>
     public const string AsService = "raw-ort";
@@ -123,12 +123,23 @@ internal readonly record struct RawLayout(int Sessions, int Threads, string Scen
     /// <summary>The scenario of the raw cells with a one-thread session per core (shown beside the yardstick).</summary>
     public const string SessionPerCore = "raw-ort-per-core";
 
-    /// <summary>The service's CPU layout: its CPU sessions and the intra-op threads it gives each (cores / sessions when automatic).</summary>
+    /// <summary>
+    /// The service's layout: its CPU sessions and the intra-op threads it gives each (cores / sessions when
+    /// automatic); where every configured device is a GPU, its CUDA sessions on the first of them, one
+    /// intra-op thread each, as SegmentationEngine gives them. A mix of both has no one raw counterpart:
+    /// its CPU sessions are measured.
+    /// </summary>
     public static RawLayout ForService(InferenceOptions options)
     {
-        // As SegmentationEngine counts them for one model: CUDA devices that fall back are not counted here.
         var devices = options.Devices.Count > 0 ? options.Devices : [new DeviceOptions()];
-        var sessions = Math.Max(1, devices.Where(d => !DeviceSpec.TryParse(d.Name, out var spec) || !spec.IsCuda).Sum(d => d.Sessions));
+        var parsed = devices.Select(d => (Spec: DeviceSpec.TryParse(d.Name, out var spec) ? spec : DeviceSpec.Cpu, d.Sessions)).ToArray();
+        if (parsed.All(d => d.Spec.IsCuda))
+        {
+            return new RawLayout(Math.Max(1, parsed.Sum(d => d.Sessions)), 1, AsService, parsed[0].Spec);
+        }
+
+        // As SegmentationEngine counts them for one model: CUDA devices that fall back are not counted here.
+        var sessions = Math.Max(1, parsed.Where(d => !d.Spec.IsCuda).Sum(d => d.Sessions));
         var threads = options.IntraOpThreads > 0 ? options.IntraOpThreads : Math.Max(1, Environment.ProcessorCount / sessions);
         return new RawLayout(sessions, threads, AsService);
     }

@@ -63,7 +63,8 @@ public sealed class InferenceOptions
     public bool WarmUp { get; set; } = true;
 
     /// <summary>CUDA execution provider options, passed to ONNX Runtime as they are
-    /// (for example cudnn_conv_algo_search, arena_extend_strategy, gpu_mem_limit).</summary>
+    /// (for example cudnn_conv_algo_search, arena_extend_strategy, gpu_mem_limit), over the service's one
+    /// default, use_tf32=0 (full float32 products, so the GPU's labels match the CPU's).</summary>
     public Dictionary<string, string> CudaProviderOptions { get; set; } = [];
 }
 

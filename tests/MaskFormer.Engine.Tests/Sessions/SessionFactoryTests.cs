@@ -41,6 +41,27 @@ public sealed class SessionFactoryTests
     }
 
     [Fact]
+    public void CudaProviderOptions_Unconfigured_FullFloat32OnTheDevice()
+    {
+        var providerOptions = SessionFactory.CudaProviderOptions(new InferenceOptions(), new DeviceSpec(true, 1));
+
+        Assert.Equal(new Dictionary<string, string> { ["use_tf32"] = "0", ["device_id"] = "1" }, providerOptions);
+    }
+
+    [Fact]
+    public void CudaProviderOptions_Configured_OverTheDefaultsButNotOverTheDevice()
+    {
+        var options = new InferenceOptions
+        {
+            CudaProviderOptions = { ["use_tf32"] = "1", ["cudnn_conv_algo_search"] = "HEURISTIC", ["device_id"] = "7" },
+        };
+
+        var providerOptions = SessionFactory.CudaProviderOptions(options, new DeviceSpec(true, 2));
+
+        Assert.Equal(new Dictionary<string, string> { ["use_tf32"] = "1", ["cudnn_conv_algo_search"] = "HEURISTIC", ["device_id"] = "2" }, providerOptions);
+    }
+
+    [Fact]
     public void Create_RequiredCudaDevice_UsesCudaOrThrowsWithTheReason()
     {
         var factory = new SessionFactory(new InferenceOptions(), new RecordingLogger());
