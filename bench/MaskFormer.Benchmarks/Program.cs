@@ -4,6 +4,7 @@ namespace MaskFormer.Benchmarks;
 
 /// <summary>
 /// <c>throughput [requests]</c>, <c>stream [frames]</c> and <c>firstcall [runs] [port]</c> print side-by-side reports;
+/// <c>charts CSV [DIR]</c> draws a recorded report's charts again;
 /// <c>soak [--quick] [options]</c> is the load, soak and disconnect run of RELIABILITY.md; anything else goes
 /// to BenchmarkDotNet's switcher (per-stage suites). Exit code 1 on failure.
 /// </summary>
@@ -25,6 +26,7 @@ internal static class BenchmarkProgram
                 "hires" => await Report.HighResolutionReport.RunAsync([.. args.Skip(1)]),
                 "tracking" => await TrackingReport.RunAsync([.. args.Skip(1)]),
                 "postproc" => await Report.PostprocessCpuReport.RunAsync([.. args.Skip(1)]),
+                "charts" => await RedrawChartsAsync([.. args.Skip(1)]),
                 "encode" => PrintLines(EncodeReport.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 30)),
                 "firstcall" => await FirstCallReport.RunAsync([.. args.Skip(1)]),
                 "soak" => await Soak.SoakReport.RunAsync([.. args.Skip(1)]),
@@ -36,6 +38,33 @@ internal static class BenchmarkProgram
             await Console.Error.WriteLineAsync($"benchmark failed: {ex}");
             return 1;
         }
+    }
+
+    /// <summary><c>charts CSV [DIR]</c>: draws a recorded run's charts again from its benchmark.csv (into DIR, else beside it).</summary>
+    private static async Task<int> RedrawChartsAsync(string[] args)
+    {
+        if (args.Length is < 1 or > 2)
+        {
+            throw new ArgumentException("usage: charts CSV [DIR]");
+        }
+
+        var lines = await File.ReadAllLinesAsync(args[0]);
+        if (lines.Length == 0 || lines[0] != Report.CellResult.CsvHeader)
+        {
+            throw new ArgumentException($"{args[0]} is not a benchmark.csv (its header differs)");
+        }
+
+        var results = lines.Skip(1).Where(l => l.Length > 0).Select(Report.CellResult.FromCsv).ToArray();
+        var directory = args.Length == 2 ? args[1] : Path.GetDirectoryName(Path.GetFullPath(args[0]))!;
+        foreach (var model in results.Select(r => r.Model).Distinct())
+        {
+            foreach (var chart in Report.Charts.Write(results, model, directory))
+            {
+                Console.WriteLine($"wrote {chart}");
+            }
+        }
+
+        return 0;
     }
 
     private static int PrintLines(IEnumerable<string> lines)

@@ -56,6 +56,42 @@ internal sealed record CellResult
 
     public string ToCsv() => string.Join(',', Model, Scenario, Tasks, I(Concurrency), I(Round), I(Images), F(Seconds), F(ImagesPerSecond), F(CpuMsPerImage), F(LatencyP50Ms), F(LatencyP95Ms), F(InferenceMsPerImage), F(PostprocessMs), F(EncodeMs), F(MeanBatch), I(Errors), F(WallSeconds), I(Sessions), I(Threads));
 
+    /// <summary>A row written by <see cref="ToCsv"/>, back (images per second follows from images and seconds).</summary>
+    public static CellResult FromCsv(string line)
+    {
+        var f = line.Split(',');
+        if (f.Length != 19)
+        {
+            throw new ArgumentException($"a benchmark.csv row has 19 fields, this one {f.Length}: '{line}'");
+        }
+
+        return new CellResult
+        {
+            Model = f[0],
+            Scenario = f[1],
+            Tasks = f[2],
+            Concurrency = PI(f[3]),
+            Round = PI(f[4]),
+            Images = PI(f[5]),
+            Seconds = PF(f[6]),
+            CpuMsPerImage = PF(f[8]),
+            LatencyP50Ms = PF(f[9]),
+            LatencyP95Ms = PF(f[10]),
+            InferenceMsPerImage = PF(f[11]),
+            PostprocessMs = PF(f[12]),
+            EncodeMs = PF(f[13]),
+            MeanBatch = PF(f[14]),
+            Errors = PI(f[15]),
+            WallSeconds = PF(f[16]),
+            Sessions = PI(f[17]),
+            Threads = PI(f[18]),
+        };
+    }
+
+    private static int PI(string text) => int.Parse(text, System.Globalization.CultureInfo.InvariantCulture);
+
+    private static double PF(string text) => double.Parse(text, System.Globalization.CultureInfo.InvariantCulture);
+
     private static string I(int value) => value.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     private static string F(double value) => value.ToString("0.####", System.Globalization.CultureInfo.InvariantCulture);

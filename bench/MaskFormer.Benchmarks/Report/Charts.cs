@@ -5,8 +5,14 @@ namespace MaskFormer.Benchmarks.Report;
 /// <summary>Throughput and latency against concurrency, one chart each per model (ScottPlot).</summary>
 internal static class Charts
 {
+    /// <summary>The font every chart is drawn in, shipped beside the program (Fonts/, DejaVu Sans, Bitstream Vera licence).</summary>
+    public const string FontName = "DejaVu Sans";
+
+    private static readonly Lazy<bool> s_fontRegistered = new(RegisterFont);
+
     public static IReadOnlyList<string> Write(IReadOnlyList<CellResult> results, string model, string directory)
     {
+        _ = s_fontRegistered.Value;
         var levels = results.Where(r => r.Model == model && r.Scenario == "unary").Select(r => r.Concurrency).Distinct().Order().ToArray();
         if (levels.Length == 0)
         {
@@ -59,6 +65,24 @@ internal static class Charts
 
     private static IEnumerable<CellResult> Cells(IReadOnlyList<CellResult> results, string model, string scenario, string tasks, int concurrency) =>
         results.Where(r => r.Model == model && r.Scenario == scenario && r.Tasks == tasks && r.Concurrency == concurrency);
+
+    // SkiaSharp draws no text at all where the system has no fonts, silently; the shipped font also makes
+    // the charts look the same on every machine.
+    private static bool RegisterFont()
+    {
+        var folder = Path.Combine(AppContext.BaseDirectory, "Fonts");
+        var regular = Path.Combine(folder, "DejaVuSans.ttf");
+        var bold = Path.Combine(folder, "DejaVuSans-Bold.ttf");
+        if (!File.Exists(regular) || !File.Exists(bold))
+        {
+            throw new InvalidOperationException($"the charts' font is missing from {folder}; rebuild the benchmarks.");
+        }
+
+        Fonts.AddFontFile(FontName, regular, bold: false, italic: false);
+        Fonts.AddFontFile(FontName, bold, bold: true, italic: false);
+        Fonts.Default = FontName;
+        return true;
+    }
 
     private static Plot Plot(string model, string yLabel, double[] positions, string[] labels)
     {
