@@ -65,14 +65,24 @@ internal sealed partial class ServerProcess : IAsyncDisposable
         server._process.ErrorDataReceived += (_, e) => server.OnLine(e.Data);
         server._process.BeginOutputReadLine();
         server._process.BeginErrorReadLine();
+        // A server that cannot start (a required GPU missing, a bad setting) exits at once: say so then,
+        // not after the 3 minutes a slow start may take. WaitForExitAsync also waits for the last log lines.
+        var exited = server._process.WaitForExitAsync(CancellationToken.None);
         try
         {
-            await server._address.Task.WaitAsync(TimeSpan.FromMinutes(3), cancellationToken);
+            await Task.WhenAny(server._address.Task, exited).WaitAsync(TimeSpan.FromMinutes(3), cancellationToken);
         }
         catch (TimeoutException)
         {
             await server.DisposeAsync();
             throw new TimeoutException($"the server did not start listening; its log:\n{server.Log()}");
+        }
+
+        if (!server._address.Task.IsCompleted)
+        {
+            var code = server._process.ExitCode;
+            await server.DisposeAsync();
+            throw new InvalidOperationException($"the server exited with code {code} before it listened; its log:\n{server.Log()}");
         }
 
         return server;
