@@ -188,6 +188,26 @@ MASKFORMER_README_PORT="${MASKFORMER_README_PORT:-$((PORT + 1))}" limited 900 ba
 grep -E '^(ok|not ok) |^# (pass|fail)' "$LOGS/readme.log"
 count_node "$LOGS/readme.log"
 
+step "device check (tools/gpu-check.sh) on the CPU: its maps equal the CPU's; a server that answers differently is caught"
+GPU_CHECK_PORT=$((PORT + 3))
+if MASKFORMER_GPU_CHECK_PORT=$GPU_CHECK_PORT limited 300 bash tools/gpu-check.sh cpu 4 >"$LOGS/gpu-check.log" 2>&1; then
+  passed=$((passed + 1)); tail -1 "$LOGS/gpu-check.log"
+else
+  cat "$LOGS/gpu-check.log"; fail_step "tools/gpu-check.sh cpu"
+fi
+# The same model file behind another normalisation answers differently: every map must differ, exit 1.
+ALT_MODELS="$LOGS/gpu-check-models"
+rm -rf "$ALT_MODELS"; mkdir -p "$ALT_MODELS"; cp -r models/tiny-shapes "$ALT_MODELS/"
+sed -i 's/0\.485,/0.6,/' "$ALT_MODELS/tiny-shapes/preprocessor_config.json"
+MASKFORMER_GPU_CHECK_PORT=$GPU_CHECK_PORT MASKFORMER_GPU_CHECK_ARGS="--MaskFormer:Models:Path=$ALT_MODELS" limited 300 bash tools/gpu-check.sh cpu 2 >"$LOGS/gpu-check-differs.log" 2>&1
+code=$?
+if [[ $code -eq 1 ]] && grep -q '^cpu: 0 of 4 maps equal' "$LOGS/gpu-check-differs.log"; then
+  passed=$((passed + 1)); tail -1 "$LOGS/gpu-check-differs.log"
+else
+  cat "$LOGS/gpu-check-differs.log"; fail_step "tools/gpu-check.sh did not catch a server that answers differently (exit $code)"
+fi
+rm -rf "$ALT_MODELS"
+
 step "benchmark smoke run (bench report --quick: tiny model, raw ORT and the service over gRPC)"
 BENCH_DLL="bench/MaskFormer.Benchmarks/bin/$CONFIGURATION/net10.0/MaskFormer.Benchmarks.dll"
 if limited 600 dotnet "$BENCH_DLL" report --quick --out "$LOGS/bench" >"$LOGS/bench.log" 2>&1 && [[ -s "$LOGS/bench/BENCHMARKS.md" ]]; then
