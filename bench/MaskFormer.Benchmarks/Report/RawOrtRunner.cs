@@ -31,8 +31,16 @@ internal static class RawOrtRunner
         {
             for (var s = 0; s < sessions.Length; s++)
             {
-                using var sessionOptions = SessionFactory.CreateOptions(options, layout.Device, layout.Threads, "raw");
-                sessions[s] = new InferenceSession(folder.ModelPath, sessionOptions);
+                try
+                {
+                    using var sessionOptions = SessionFactory.CreateOptions(options, layout.Device, layout.Threads, "raw");
+                    sessions[s] = new InferenceSession(folder.ModelPath, sessionOptions);
+                }
+                catch (OnnxRuntimeException ex) when (layout.Device.IsCuda)
+                {
+                    // The service may fall back to the CPU; its yardstick must not, or the ratio compares two devices.
+                    throw new InvalidOperationException($"raw ONNX Runtime cannot use {layout.Device}: {ex.Message.Split('\n')[0].Trim()} (the report runs raw ONNX Runtime on the service's GPU; run it where that GPU works)", ex);
+                }
             }
 
             string[] inputs = [ModelSession.InputName];
