@@ -8,8 +8,9 @@
 #   tools/gpu-check.sh [DEVICE] [IMAGES]      DEVICE: cuda:0 (default), cuda:N or cpu; IMAGES: 8 (1-16)
 #
 # Needs the Release builds (dotnet build MaskFormer.sln -c Release). MASKFORMER_GPU_CHECK_PORT (default
-# 5391, and the port after it) chooses the ports; MASKFORMER_GPU_CHECK_ARGS adds settings to the DEVICE
-# server only (for example --MaskFormer:Inference:CudaProviderOptions:use_tf32=1).
+# 5391, and the port after it) chooses the ports; MASKFORMER_GPU_CHECK_ARGS adds settings (split on spaces)
+# to the DEVICE server only (for example --MaskFormer:Inference:CudaProviderOptions:use_tf32=1);
+# MASKFORMER_GPU_CHECK_MODELS is the model repository both serve (default models/).
 # Exit 0: every map equal; 1: a map differs or a call failed; 2: a server did not start (its log's end is
 # printed) or the builds are missing. The last line says how many maps were equal.
 set -uo pipefail
@@ -43,12 +44,18 @@ trap finish EXIT
 start() {
   local name="$1" device="$2" port="$3"
   shift 3
+  # Another server on the port would answer for one that failed to bind.
+  if dotnet "$CLI_DLL" health --server "127.0.0.1:$port" >/dev/null 2>&1; then
+    echo "gpu-check: something already answers on 127.0.0.1:$port; stop it or set MASKFORMER_GPU_CHECK_PORT" >&2
+    return 1
+  fi
   Kestrel__Endpoints__Grpc__Url="http://127.0.0.1:$port" dotnet "$SERVER_DLL" \
     "--MaskFormer:Models:Path=$MODELS" "--MaskFormer:Inference:Devices:0:Name=$device" \
     "--MaskFormer:Inference:Devices:0:Required=true" "$@" >"$WORK/$name.log" 2>&1 &
   local pid=$!
   pids+=("$pid")
-  for _ in $(seq 180); do
+  local deadline=$((SECONDS + 180))
+  while (( SECONDS < deadline )); do
     if ! kill -0 "$pid" 2>/dev/null; then
       echo "gpu-check: the $device server exited before it served; its log ends:" >&2
       tail -5 "$WORK/$name.log" >&2
@@ -69,7 +76,8 @@ start device "$DEVICE" "$((PORT + 1))" "${extra[@]}" || exit 2
 total=0
 equal=0
 failed=0
-for image in $(ls "$ROOT"/models/tiny-shapes/heldout/[0-9][0-9][0-9][0-9].png | head -n "$COUNT"); do
+images=("$ROOT"/models/tiny-shapes/heldout/[0-9][0-9][0-9][0-9].png)
+for image in "${images[@]:0:COUNT}"; do
   base="$(basename "$image" .png)"
   for side in reference device; do
     port="$PORT"
@@ -80,6 +88,12 @@ for image in $(ls "$ROOT"/models/tiny-shapes/heldout/[0-9][0-9][0-9][0-9].png | 
       continue 2
     fi
   done
+  # The device side must say it ran there ("... on cuda:0 in 9.4 ms").
+  if ! grep -q " on $DEVICE in " "$WORK/device.$base.txt"; then
+    echo "$base: the device call did not run on $DEVICE: $(head -1 "$WORK/device.$base.txt")"
+    failed=$((failed + 1))
+    continue
+  fi
   verdicts=()
   for map in labels panoptic; do
     total=$((total + 1))

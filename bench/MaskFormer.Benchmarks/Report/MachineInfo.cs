@@ -49,7 +49,6 @@ internal static class MachineInfo
             using var process = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("nvidia-smi", "--query-gpu=name,memory.total,driver_version --format=csv,noheader")
             {
                 RedirectStandardOutput = true,
-                RedirectStandardError = true,
                 UseShellExecute = false,
             });
             if (process is null)
@@ -57,9 +56,16 @@ internal static class MachineInfo
                 return null;
             }
 
-            var output = process.StandardOutput.ReadToEnd().Trim();
-            process.WaitForExit();
-            return process.ExitCode == 0 && output.Length > 0 ? string.Join("; ", output.Split('\n', StringSplitOptions.TrimEntries)) : null;
+            // A hung driver must not hold the report up.
+            var output = process.StandardOutput.ReadToEndAsync();
+            if (!process.WaitForExit(5000))
+            {
+                process.Kill();
+                return null;
+            }
+
+            var text = output.Result.Trim();
+            return process.ExitCode == 0 && text.Length > 0 ? string.Join("; ", text.Split('\n', StringSplitOptions.TrimEntries)) : null;
         }
         catch (System.ComponentModel.Win32Exception)
         {

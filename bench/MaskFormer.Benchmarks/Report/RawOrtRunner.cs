@@ -36,7 +36,7 @@ internal static class RawOrtRunner
                     using var sessionOptions = SessionFactory.CreateOptions(options, layout.Device, layout.Threads, "raw");
                     sessions[s] = new InferenceSession(folder.ModelPath, sessionOptions);
                 }
-                catch (OnnxRuntimeException ex) when (layout.Device.IsCuda)
+                catch (Exception ex) when (layout.Device.IsCuda && ex is OnnxRuntimeException or DllNotFoundException or EntryPointNotFoundException or TypeInitializationException)
                 {
                     // The service may fall back to the CPU; its yardstick must not, or the ratio compares two devices.
                     throw new InvalidOperationException($"raw ONNX Runtime cannot use {layout.Device}: {ex.Message.Split('\n')[0].Trim()} (the report runs raw ONNX Runtime on the service's GPU; run it where that GPU works)", ex);
@@ -133,9 +133,9 @@ internal readonly record struct RawLayout(int Sessions, int Threads, string Scen
 
     /// <summary>
     /// The service's layout: its CPU sessions and the intra-op threads it gives each (cores / sessions when
-    /// automatic); where every configured device is a GPU, its CUDA sessions on the first of them, one
-    /// intra-op thread each, as SegmentationEngine gives them. A mix of both has no one raw counterpart:
-    /// its CPU sessions are measured.
+    /// automatic); where every configured device is the same GPU, its CUDA sessions, one intra-op thread
+    /// each, as SegmentationEngine gives them (several GPUs are refused). A mix of CPU and GPU has no one
+    /// raw counterpart: its CPU sessions are measured.
     /// </summary>
     public static RawLayout ForService(InferenceOptions options)
     {
@@ -143,6 +143,12 @@ internal readonly record struct RawLayout(int Sessions, int Threads, string Scen
         var parsed = devices.Select(d => (Spec: DeviceSpec.TryParse(d.Name, out var spec) ? spec : DeviceSpec.Cpu, d.Sessions)).ToArray();
         if (parsed.All(d => d.Spec.IsCuda))
         {
+            if (parsed.Select(d => d.Spec).Distinct().Count() > 1)
+            {
+                // The service would spread over every GPU and the yardstick run on one: the ratio would compare N GPUs with one.
+                throw new ArgumentException("the report's raw ONNX Runtime runs on one GPU; configure one CUDA device for it (the service's sessions on several GPUs have no one raw counterpart).");
+            }
+
             return new RawLayout(Math.Max(1, parsed.Sum(d => d.Sessions)), 1, AsService, parsed[0].Spec);
         }
 

@@ -77,6 +77,12 @@ internal sealed partial class ServerProcess : IAsyncDisposable
             await server.DisposeAsync();
             throw new TimeoutException($"the server did not start listening; its log:\n{server.Log()}");
         }
+        catch
+        {
+            // Cancelled while waiting: the process must not outlive the report.
+            await server.DisposeAsync();
+            throw;
+        }
 
         if (!server._address.Task.IsCompleted)
         {
