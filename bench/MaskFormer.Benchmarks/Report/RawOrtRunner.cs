@@ -36,10 +36,10 @@ internal static class RawOrtRunner
                     using var sessionOptions = SessionFactory.CreateOptions(options, layout.Device, layout.Threads, "raw");
                     sessions[s] = new InferenceSession(folder.ModelPath, sessionOptions);
                 }
-                catch (Exception ex) when (layout.Device.IsCuda && ex is OnnxRuntimeException or DllNotFoundException or EntryPointNotFoundException or TypeInitializationException)
+                catch (Exception ex) when (layout.Device.IsCuda && SessionFactory.IsCudaLoadFailure(ex))
                 {
                     // The service may fall back to the CPU; its yardstick must not, or the ratio compares two devices.
-                    throw new InvalidOperationException($"raw ONNX Runtime cannot use {layout.Device}: {ex.Message.Split('\n')[0].Trim()} (the report runs raw ONNX Runtime on the service's GPU; run it where that GPU works)", ex);
+                    throw new InvalidOperationException($"raw ONNX Runtime cannot use {layout.Device}: {SessionFactory.CudaLoadFailureReason(ex)} (the report runs raw ONNX Runtime on the service's GPU; run it where that GPU works)", ex);
                 }
             }
 

@@ -36,9 +36,9 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
             {
                 return new ModelSession(Build(modelPath, model, device, intraOpThreads, useCuda: true), new SessionPlacement(device, "CUDAExecutionProvider", null), ShrinkArena);
             }
-            catch (Exception ex) when (ex is OnnxRuntimeException or DllNotFoundException or EntryPointNotFoundException or TypeInitializationException)
+            catch (Exception ex) when (IsCudaLoadFailure(ex))
             {
-                fallbackReason = ex.Message.Split('\n')[0].Trim();
+                fallbackReason = CudaLoadFailureReason(ex);
                 _failedDevices[device] = fallbackReason;
                 if (required)
                 {
@@ -51,6 +51,13 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
 
         return new ModelSession(Build(modelPath, model, device, intraOpThreads, useCuda: false), new SessionPlacement(device, "CPUExecutionProvider", fallbackReason), ShrinkArena);
     }
+
+    /// <summary>Whether <paramref name="ex"/> says a CUDA session cannot be had here (provider, driver or library missing), rather than a bug.</summary>
+    internal static bool IsCudaLoadFailure(Exception ex) =>
+        ex is OnnxRuntimeException or DllNotFoundException or EntryPointNotFoundException or TypeInitializationException;
+
+    /// <summary>The reason of such a failure, in one line (ONNX Runtime's messages run on with the provider's log).</summary>
+    internal static string CudaLoadFailureReason(Exception ex) => ex.Message.Split('\n')[0].Trim();
 
     private bool ShrinkArena => options.CpuMemoryArena == CpuArenaMode.Shrink;
 
