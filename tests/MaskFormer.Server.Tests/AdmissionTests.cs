@@ -88,10 +88,30 @@ public sealed class AdmissionTests
         // queue is full most of the time, and frames wait for it.
         await using var server = await StartAsync(
             "--MaskFormer:Inference:MaxQueueSize=1",
-            "--MaskFormer:Inference:MaxBatchSize=1");
+            "--MaskFormer:Inference:MaxBatchSize=1",
+            "--MaskFormer:Admission:MaxConcurrency=2");
         const int Frames = 24;
+        var gate = server.Engine.Admission;
 
-        var streams = await Task.WhenAll(Enumerable.Range(0, 3).Select(s => StreamAsync(server.Client, policy, Frames)));
+        // The gate's slots are taken until each stream's first frame waits for one (a stream starts one
+        // frame before its first result) and, under DROP_OLDEST and LATEST_ONLY, until every frame has been
+        // sent: the frames behind the first then overflow the stream's buffer for certain, so skips do not
+        // hang on how fast this machine happens to be (a fast run once skipped nothing).
+        var holders = new[] { await gate.EnterAsync(1, false, CancellationToken.None), await gate.EnterAsync(1, false, CancellationToken.None) };
+        var sent = Enumerable.Range(0, 3).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
+        var streaming = Enumerable.Range(0, 3).Select(s => StreamAsync(server.Client, policy, Frames, sent[s])).ToArray();
+        await WaitUntilAsync(() => gate.GetCounters().Waiting == 3);
+        if (policy != OverloadPolicy.Queue)
+        {
+            await Task.WhenAll(sent.Select(s => s.Task)).WaitAsync(TimeSpan.FromSeconds(60));
+        }
+
+        foreach (var holder in holders)
+        {
+            holder.Dispose();
+        }
+
+        var streams = await Task.WhenAll(streaming);
 
         var scheduler = server.Engine.Models[0].GetCounters();
         Assert.True(scheduler.WaitedForRoom > 0, "no frame found the engine queue full");
@@ -217,7 +237,7 @@ public sealed class AdmissionTests
         }
     }
 
-    private static async Task<SegmentStreamResponse[]> StreamAsync(SegmentationService.SegmentationServiceClient client, OverloadPolicy policy, int frames)
+    private static async Task<SegmentStreamResponse[]> StreamAsync(SegmentationService.SegmentationServiceClient client, OverloadPolicy policy, int frames, TaskCompletionSource sent)
     {
         using var call = client.SegmentStream(deadline: DateTime.UtcNow.AddMinutes(5));
         var reading = Task.Run(async () => await call.ResponseStream.ReadAllAsync().ToArrayAsync());
@@ -227,6 +247,7 @@ public sealed class AdmissionTests
             await call.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = new StreamFrame { FrameId = (ulong)i, Image = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[i % 8]) } });
         }
 
+        sent.TrySetResult();
         await call.RequestStream.CompleteAsync();
         return await reading;
     }
