@@ -10,7 +10,7 @@ namespace MaskFormer.Engine.Tests;
 /// <summary>Builds a real engine on the committed model, the way the host does, with chosen options.</summary>
 internal static class EngineFactory
 {
-    public static async Task<SegmentationEngine> StartAsync(InferenceOptions options, TimeProvider? time = null, AdmissionOptions? admission = null)
+    public static async Task<SegmentationEngine> StartAsync(InferenceOptions options, TimeProvider? time = null, AdmissionOptions? admission = null, IModelSessionFactory? sessions = null)
     {
         var engine = new SegmentationEngine(
             Options.Create(new ModelRepositoryOptions { Path = RepositoryPaths.Models }),
@@ -18,7 +18,10 @@ internal static class EngineFactory
             new ImageDecoder(Options.Create(new ImageDecoderOptions())),
             time ?? TimeProvider.System,
             NullLogger<SegmentationEngine>.Instance,
-            admission: admission is null ? null : new AdmissionGate(Options.Create(admission), time));
+            admission: admission is null ? null : new AdmissionGate(Options.Create(admission), time))
+        {
+            ModelSessionFactory = sessions,
+        };
         engine.Load();
         await engine.WarmUpAsync(CancellationToken.None);
         return engine;

@@ -3,8 +3,10 @@ using Grpc.Core;
 using Grpc.Net.Client;
 using MaskFormer.Contracts.V1;
 using MaskFormer.Engine;
+using MaskFormer.Engine.Sessions;
 using MaskFormer.Server.Hosting;
 using MaskFormer.Server.Streaming;
+using MaskFormer.Server.Tests.Faults;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -86,7 +88,9 @@ public sealed class AdmissionTests
     {
         // One place in the engine's queue for three streams of up to eight frames in flight each: the
         // queue is full most of the time, and frames wait for it.
+        var sessions = new FaultInjectingSessionFactory();
         await using var server = await StartAsync(
+            services => services.AddSingleton<IModelSessionFactory>(sessions),
             "--MaskFormer:Inference:MaxQueueSize=1",
             "--MaskFormer:Inference:MaxBatchSize=1",
             "--MaskFormer:Admission:MaxConcurrency=2");
@@ -106,11 +110,17 @@ public sealed class AdmissionTests
             await Task.WhenAll(sent.Select(s => s.Task)).WaitAsync(TimeSpan.FromSeconds(60));
         }
 
+        // The model run is paused as the gate opens: of the streams' first frames one runs, one is queued
+        // and the third finds the queue full, for certain (under LATEST_ONLY only six frames reach it).
+        var session = Assert.Single(sessions.Created);
+        session.Pause();
         foreach (var holder in holders)
         {
             holder.Dispose();
         }
 
+        await WaitUntilAsync(() => server.Engine.Models[0].GetCounters().WaitedForRoom > 0 && session.PausedRuns == 1);
+        session.Resume();
         var streams = await Task.WhenAll(streaming);
 
         var scheduler = server.Engine.Models[0].GetCounters();

@@ -2,6 +2,10 @@ using Grpc.Core;
 using Grpc.Net.Client;
 using Grpc.Reflection.V1Alpha;
 using MaskFormer.Contracts.V1;
+using MaskFormer.Engine;
+using MaskFormer.Engine.Sessions;
+using MaskFormer.Server.Tests.Faults;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace MaskFormer.Server.Tests;
 
@@ -68,15 +72,23 @@ public sealed class RepositoryAndDeviceTests : IDisposable
     [Fact]
     public async Task Segment_QueueFull_ResourceExhaustedWithRetryInfo()
     {
-        var (app, address) = await ServerFixture.StartAsync(ServerFixture.Arguments("--MaskFormer:Inference:MaxQueueSize=1", "--MaskFormer:Inference:MaxBatchSize=1", "--MaskFormer:Inference:QueueFullRetryAfter=00:00:00.250"));
+        // The model run is paused: one call runs, one waits in the queue, and the other 30 are refused
+        // at once, however fast this machine is.
+        var sessions = new FaultInjectingSessionFactory();
+        var (app, address) = await ServerFixture.StartAsync(
+            ServerFixture.Arguments("--MaskFormer:Inference:MaxQueueSize=1", "--MaskFormer:Inference:MaxBatchSize=1", "--MaskFormer:Inference:QueueFullRetryAfter=00:00:00.250"),
+            builder => builder.Services.AddSingleton<IModelSessionFactory>(sessions));
         await using (app)
         {
             using var channel = GrpcChannel.ForAddress(address);
             await ServerFixture.WaitUntilServingAsync(channel);
             var client = new SegmentationService.SegmentationServiceClient(channel);
             var request = new SegmentRequest { Image = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[0]) };
+            var scheduler = app.Services.GetRequiredService<SegmentationEngine>().Models[0];
+            var session = Assert.Single(sessions.Created);
+            session.Pause();
 
-            var outcomes = await Task.WhenAll(Enumerable.Range(0, 32).Select(async _ =>
+            var calls = Enumerable.Range(0, 32).Select(async _ =>
             {
                 try
                 {
@@ -87,11 +99,14 @@ public sealed class RepositoryAndDeviceTests : IDisposable
                 {
                     return ex;
                 }
-            }));
+            }).ToArray();
+            await FaultServer.WaitUntilAsync(() => scheduler.GetCounters().Rejected == 30 && session.PausedRuns == 1, "30 calls were not refused while one ran and one was queued");
+            session.Resume();
+            var outcomes = await Task.WhenAll(calls);
 
             var rejected = outcomes.OfType<Grpc.Core.RpcException>().ToArray();
-            Assert.NotEmpty(rejected);
-            Assert.Contains(outcomes, o => o is null);
+            Assert.Equal(30, rejected.Length);
+            Assert.Equal(2, outcomes.Count(o => o is null));
             Assert.All(rejected, ex =>
             {
                 Assert.Equal(Grpc.Core.StatusCode.ResourceExhausted, ex.StatusCode);

@@ -1,5 +1,6 @@
 using MaskFormer.Engine.Admission;
 using MaskFormer.Engine.Sessions;
+using MaskFormer.Server.Tests.Faults;
 
 namespace MaskFormer.Engine.Tests.Batching;
 
@@ -45,10 +46,16 @@ public sealed class BatchSchedulerTests
     [Fact]
     public async Task SegmentAsync_QueueFull_RejectedAtOnceWithRetryHint()
     {
-        await using var engine = await EngineFactory.StartAsync(new InferenceOptions { MaxBatchSize = 1, MaxQueueSize = 2, MaxQueueDelay = TimeSpan.Zero, QueueFullRetryAfter = TimeSpan.FromMilliseconds(250) });
+        // The model run is paused, so one request runs, two wait in the queue and every other is refused
+        // at once, however fast this machine is; every request is admitted (the queue is under test).
+        var sessions = new FaultInjectingSessionFactory();
+        await using var engine = await EngineFactory.StartAsync(new InferenceOptions { MaxBatchSize = 1, MaxQueueSize = 2, MaxQueueDelay = TimeSpan.Zero, QueueFullRetryAfter = TimeSpan.FromMilliseconds(250) }, admission: EveryoneAdmitted, sessions: sessions);
+        var session = Assert.Single(sessions.Created);
         var image = EngineFactory.HeldOutImage(0);
+        var completedBefore = engine.Models[0].GetCounters().Completed;
+        session.Pause();
 
-        var outcomes = await Task.WhenAll(Enumerable.Range(0, 40).Select(async _ =>
+        var calls = Enumerable.Range(0, 40).Select(async _ =>
         {
             try
             {
@@ -59,18 +66,21 @@ public sealed class BatchSchedulerTests
             {
                 return ex;
             }
-        }));
+        }).ToArray();
+        await WaitUntilAsync(() => engine.Models[0].GetCounters().Rejected == 37 && session.PausedRuns == 1);
+        session.Resume();
+        var outcomes = await Task.WhenAll(calls);
 
         var rejections = outcomes.Where(o => o is not null).ToArray();
-        Assert.NotEmpty(rejections);
+        Assert.Equal(37, rejections.Length);
         Assert.All(rejections, r =>
         {
             Assert.Equal(SegmentationErrorKind.QueueFull, r!.Kind);
             Assert.Equal(TimeSpan.FromMilliseconds(250), r.RetryAfter);
         });
         var counters = engine.Models[0].GetCounters();
-        Assert.Equal(rejections.Length, counters.Rejected);
-        Assert.Equal(40 - rejections.Length, counters.Completed);
+        Assert.Equal(37, counters.Rejected);
+        Assert.Equal(3, counters.Completed - completedBefore);
         Assert.Equal(0, counters.Queued);
     }
 
@@ -140,6 +150,16 @@ public sealed class BatchSchedulerTests
     }
 
     private static AdmissionOptions EveryoneAdmitted => new() { MaxConcurrency = 64 };
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        for (var attempt = 0; attempt < 1200 && !condition(); attempt++)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.True(condition(), "the condition never held within 60 s");
+    }
 
     private static async Task<Exception?> RunAsync(SegmentationEngine engine, ImageSource image, TimeSpan? deadline, CancellationToken cancellationToken = default)
     {

@@ -19,6 +19,12 @@ internal enum SessionFault
 
     /// <summary>Blocks and ignores Terminate (a run stuck in native code) until the test releases it.</summary>
     HangIgnoringTerminate,
+
+    /// <summary>
+    /// Waits until the test resumes the session, then runs the real model: a model run as long as the test
+    /// needs, so that queues fill for certain instead of when the machine happens to be slow.
+    /// </summary>
+    Pause,
 }
 
 /// <summary>
@@ -59,6 +65,8 @@ internal sealed class FaultInjectingSessionFactory : IModelSessionFactory
 internal sealed class FaultInjectingSession(IModelSession inner) : IModelSession
 {
     private readonly ManualResetEventSlim _released = new();
+    private readonly ManualResetEventSlim _resumed = new();
+    private int _pausedRuns;
     private int _failedItems;
     private int _servedItems;
     private int _terminated;
@@ -87,6 +95,9 @@ internal sealed class FaultInjectingSession(IModelSession inner) : IModelSession
     /// <summary>True while a run is blocked in a hang.</summary>
     public bool Hanging => Volatile.Read(ref _hanging) == 1;
 
+    /// <summary>Runs waiting in <see cref="SessionFault.Pause"/>.</summary>
+    public int PausedRuns => Volatile.Read(ref _pausedRuns);
+
     public ModelOutput[] Run(IReadOnlyList<ModelInput> inputs)
     {
         switch (Fault)
@@ -100,6 +111,11 @@ internal sealed class FaultInjectingSession(IModelSession inner) : IModelSession
                 _released.Wait();
                 Volatile.Write(ref _hanging, 0);
                 throw new InvalidOperationException("Exiting due to terminate flag being set to true (test fake).");
+            case SessionFault.Pause:
+                Interlocked.Increment(ref _pausedRuns);
+                _resumed.Wait();
+                Interlocked.Decrement(ref _pausedRuns);
+                goto default;
             default:
                 var outputs = inner.Run(inputs);
                 Interlocked.Add(ref _servedItems, inputs.Count);
@@ -120,10 +136,25 @@ internal sealed class FaultInjectingSession(IModelSession inner) : IModelSession
     /// <summary>Lets a run stuck in <see cref="SessionFault.HangIgnoringTerminate"/> return.</summary>
     public void Release() => _released.Set();
 
+    /// <summary>Holds the next runs (<see cref="SessionFault.Pause"/>) until <see cref="Resume"/>.</summary>
+    public void Pause()
+    {
+        _resumed.Reset();
+        Fault = SessionFault.Pause;
+    }
+
+    /// <summary>Lets the paused runs, and every later one, run the real model.</summary>
+    public void Resume()
+    {
+        Fault = SessionFault.None;
+        _resumed.Set();
+    }
+
     public void Dispose()
     {
         Volatile.Write(ref _disposed, 1);
         inner.Dispose();
         _released.Dispose();
+        _resumed.Dispose();
     }
 }

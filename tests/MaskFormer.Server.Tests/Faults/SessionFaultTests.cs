@@ -73,7 +73,9 @@ public sealed class SessionFaultTests
     {
         var hang = runHonoursTerminate ? SessionFault.Hang : SessionFault.HangIgnoringTerminate;
         var factory = new FaultInjectingSessionFactory();
-        var server = await FaultServer.StartAsync(factory, "--MaskFormer:Inference:SessionRunTimeout=00:00:01", "--MaskFormer:Inference:QueueFullRetryAfter=00:00:00.250");
+        // 3 s: the limit also covers the replacement session's first real run, which a loaded 2-core
+        // machine could stretch past 1 s and count as a second hang.
+        var server = await FaultServer.StartAsync(factory, "--MaskFormer:Inference:SessionRunTimeout=00:00:03", "--MaskFormer:Inference:QueueFullRetryAfter=00:00:00.250");
         var hung = factory.Created.Single();
         try
         {
