@@ -42,6 +42,16 @@ public sealed class InferenceOptions
     /// <summary>Most images in one model run. Default 4.</summary>
     public int MaxBatchSize { get; set; } = 4;
 
+    /// <summary>
+    /// On CUDA sessions, every model run takes <see cref="MaxBatchSize"/> images: a smaller batch is padded
+    /// with zero images whose outputs are dropped. ONNX Runtime's CUDA convolutions (cuDNN 9) keep the
+    /// execution plan of the last input shape only and rebuild it whenever the shape changes (0.32-0.47 s
+    /// a change on an H200 with the default algorithm search), so a batch size that varies with the load
+    /// would rebuild them run after run; a fixed one leaves that to changes of image size. Costs the GPU the padding images' work. Default
+    /// true; CPU sessions (and a CUDA device that fell back to the CPU) always run the batch as it is.
+    /// </summary>
+    public bool PadCudaBatches { get; set; } = true;
+
     /// <summary>How long the first request of a batch may wait for others. Default 2 ms.</summary>
     public TimeSpan MaxQueueDelay { get; set; } = TimeSpan.FromMilliseconds(2);
 

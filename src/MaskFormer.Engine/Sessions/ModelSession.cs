@@ -31,10 +31,14 @@ internal sealed class ModelSession : IModelSession
     // works in float32 and converts at the session's edge.
     private readonly bool _halfInput;
 
-    public ModelSession(InferenceSession session, SessionPlacement placement, bool shrinkArena = false)
+    // Every run takes this many images (0: as many as the batch has); see InferenceOptions.PadCudaBatches.
+    private readonly int _fixedBatch;
+
+    public ModelSession(InferenceSession session, SessionPlacement placement, bool shrinkArena = false, int fixedBatch = 0)
     {
         _session = session;
         Placement = placement;
+        _fixedBatch = fixedBatch;
         if (shrinkArena)
         {
             // The CPU arena hands back, at the end of each run, the chunks the run no longer uses.
@@ -46,29 +50,38 @@ internal sealed class ModelSession : IModelSession
 
     public SessionPlacement Placement { get; }
 
+    /// <summary>The batch size of every run, the unused places filled with zeros; 0 when runs take the batch as it is.</summary>
+    public int FixedBatchSize => _fixedBatch;
+
+    /// <summary>The batch size ONNX Runtime returned for the last run that was split per image (tests).</summary>
+    internal int LastSplitRunBatchSize { get; private set; }
+
     /// <summary>Runs the model on inputs that share one padded size and returns one output each.</summary>
     public ModelOutput[] Run(IReadOnlyList<ModelInput> inputs)
     {
         var plan = inputs[0].Plan;
         var itemLength = inputs[0].Length;
-        long[] shape = [inputs.Count, 3, plan.PaddedHeight, plan.PaddedWidth];
+        var runBatch = Math.Max(inputs.Count, _fixedBatch);
+        long[] shape = [runBatch, 3, plan.PaddedHeight, plan.PaddedWidth];
         float[]? batchBuffer = null;
         try
         {
             Memory<float> memory;
-            if (inputs.Count == 1)
+            if (runBatch == 1)
             {
                 memory = inputs[0].TensorMemory;
             }
             else
             {
-                batchBuffer = EngineArrayPool<float>.Shared.Rent(itemLength * inputs.Count);
+                batchBuffer = EngineArrayPool<float>.Shared.Rent(itemLength * runBatch);
                 for (var i = 0; i < inputs.Count; i++)
                 {
                     inputs[i].Tensor.CopyTo(batchBuffer.AsSpan(i * itemLength, itemLength));
                 }
 
-                memory = batchBuffer.AsMemory(0, itemLength * inputs.Count);
+                // The padding images: zeros (the normalised mean colour); their outputs are dropped.
+                batchBuffer.AsSpan(inputs.Count * itemLength, (runBatch - inputs.Count) * itemLength).Clear();
+                memory = batchBuffer.AsMemory(0, itemLength * runBatch);
             }
 
             if (_halfInput)
@@ -77,13 +90,14 @@ internal sealed class ModelSession : IModelSession
             }
 
             using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, memory, shape);
-            if (inputs.Count == 1 && _outputShapes.TryGetValue((plan.PaddedHeight, plan.PaddedWidth), out var known))
+            if (runBatch == 1 && _outputShapes.TryGetValue((plan.PaddedHeight, plan.PaddedWidth), out var known))
             {
                 return [RunInto(input, known)];
             }
 
             using var results = _session.Run(_runOptions, [InputName], [input], s_outputNames);
-            var outputs = SplitOutputs(results[0], results[1], inputs.Count);
+            var outputs = SplitOutputs(results[0], results[1], runBatch, inputs.Count);
+            LastSplitRunBatchSize = runBatch;
             _outputShapes.TryAdd((plan.PaddedHeight, plan.PaddedWidth), (outputs[0].Queries, outputs[0].ClassesWithNoObject, outputs[0].MaskHeight, outputs[0].MaskWidth));
             return outputs;
         }
@@ -113,7 +127,7 @@ internal sealed class ModelSession : IModelSession
         }
     }
 
-    private ModelOutput[] RunHalf(Memory<float> memory, long[] shape, int batch)
+    private ModelOutput[] RunHalf(Memory<float> memory, long[] shape, int kept)
     {
         var half = ArrayPool<Float16>.Shared.Rent(memory.Length);
         try
@@ -121,7 +135,7 @@ internal sealed class ModelSession : IModelSession
             TensorPrimitives.ConvertToHalf(memory.Span, MemoryMarshal.Cast<Float16, Half>(half.AsSpan(0, memory.Length)));
             using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, half.AsMemory(0, memory.Length), shape);
             using var results = _session.Run(_runOptions, [InputName], [input], s_outputNames);
-            return SplitOutputs(results[0], results[1], batch);
+            return SplitOutputs(results[0], results[1], (int)shape[0], kept);
         }
         finally
         {
@@ -142,7 +156,8 @@ internal sealed class ModelSession : IModelSession
         }
     }
 
-    private static ModelOutput[] SplitOutputs(OrtValue classValue, OrtValue maskValue, int batch)
+    /// <summary>The outputs of the first <paramref name="kept"/> images of a run of <paramref name="batch"/>.</summary>
+    private static ModelOutput[] SplitOutputs(OrtValue classValue, OrtValue maskValue, int batch, int kept)
     {
         var classShape = classValue.GetTensorTypeAndShape().Shape;
         var maskShape = maskValue.GetTensorTypeAndShape().Shape;
@@ -152,8 +167,8 @@ internal sealed class ModelSession : IModelSession
         }
 
         var (queries, classes, maskHeight, maskWidth) = ((int)classShape[1], (int)classShape[2], (int)maskShape[2], (int)maskShape[3]);
-        var outputs = new ModelOutput[batch];
-        for (var i = 0; i < batch; i++)
+        var outputs = new ModelOutput[kept];
+        for (var i = 0; i < kept; i++)
         {
             var output = new ModelOutput(queries, classes, maskHeight, maskWidth);
             CopyAsSingle(classValue, i * output.ClassLogits.Length, output.ClassLogits);

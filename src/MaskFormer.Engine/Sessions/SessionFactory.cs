@@ -34,7 +34,13 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
         {
             try
             {
-                return new ModelSession(Build(modelPath, model, device, intraOpThreads, useCuda: true), new SessionPlacement(device, "CUDAExecutionProvider", null), ShrinkArena);
+                var session = new ModelSession(Build(modelPath, model, device, intraOpThreads, useCuda: true), new SessionPlacement(device, "CUDAExecutionProvider", null), ShrinkArena, CudaFixedBatch);
+                if (session.FixedBatchSize > 1)
+                {
+                    LogFixedBatch(logger, model.Name, device, session.FixedBatchSize);
+                }
+
+                return session;
             }
             catch (Exception ex) when (IsCudaLoadFailure(ex))
             {
@@ -60,6 +66,9 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
     internal static string CudaLoadFailureReason(Exception ex) => ex.Message.Split('\n')[0].Trim();
 
     private bool ShrinkArena => options.CpuMemoryArena == CpuArenaMode.Shrink;
+
+    /// <summary>The batch size every run of a CUDA session takes (0: the batch as it is); see <see cref="InferenceOptions.PadCudaBatches"/>.</summary>
+    internal int CudaFixedBatch => options.PadCudaBatches ? options.MaxBatchSize : 0;
 
     /// <summary>
     /// The session options every session starts from (threads, spinning, graph optimisation); the
@@ -174,6 +183,9 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
 
     [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Session for model {Model} version {Version} created for {Device} (CUDA provider: {UsesCuda}; {Threads} intra-op threads)")]
     private static partial void LogSessionCreated(ILogger logger, string model, string version, DeviceSpec device, bool usesCuda, int threads);
+
+    [LoggerMessage(EventId = 102, Level = LogLevel.Information, Message = "Model {Model} on {Device}: every model run takes {Batch} images, the unused places padded (MaskFormer:Inference:PadCudaBatches), so that cuDNN's convolution plans, rebuilt whenever the input shape changes, are not rebuilt as the batch size varies")]
+    private static partial void LogFixedBatch(ILogger logger, string model, DeviceSpec device, int batch);
 
     private readonly record struct ModelId(string Name, string Version);
 }

@@ -71,6 +71,50 @@ public sealed class ModelSessionTests : IDisposable
         }
     }
 
+    [Fact]
+    public void Run_FixedBatchSize_SmallerBatchesPaddedAndOnlyTheirOwnOutputsGivenExactly()
+    {
+        // As a CUDA session runs with PadCudaBatches; the padding is device-independent, so it is tested here.
+        using var cpuOptions = SessionFactory.CreateCpuOptions(new InferenceOptions(), 1, "padded");
+        using var padded = new ModelSession(new InferenceSession(_folder.ModelPath, cpuOptions), new SessionPlacement(DeviceSpec.Cpu, "CPUExecutionProvider", null), fixedBatch: 4);
+        using var first = Input("0000");
+        using var second = new ModelInput(first.Plan);
+        first.Tensor.CopyTo(second.Tensor);
+        second.Tensor.Reverse();
+        var expected = new[] { RawOutputs(first), RawOutputs(second), RawOutputs(first) };
+        ModelInput[] inputs = [first, second, first];
+
+        for (var count = 1; count <= 3; count++)
+        {
+            var outputs = padded.Run(inputs[..count]);
+            try
+            {
+                Assert.Equal(4, padded.LastSplitRunBatchSize);
+                Assert.Equal(count, outputs.Length);
+                for (var i = 0; i < count; i++)
+                {
+                    Assert.True(expected[i].Classes.AsSpan().SequenceEqual(outputs[i].ClassLogits), $"class logits of image {i} differ in a batch of {count}");
+                    Assert.True(expected[i].Masks.AsSpan().SequenceEqual(outputs[i].MaskLogits), $"mask logits of image {i} differ in a batch of {count}");
+                }
+            }
+            finally
+            {
+                foreach (var output in outputs)
+                {
+                    output.Dispose();
+                }
+            }
+        }
+
+        // Without a fixed size the batch runs as it is.
+        var unpadded = _session.Run([first, second]);
+        Assert.Equal(2, _session.LastSplitRunBatchSize);
+        foreach (var output in unpadded)
+        {
+            output.Dispose();
+        }
+    }
+
     public void Dispose()
     {
         _session.Dispose();

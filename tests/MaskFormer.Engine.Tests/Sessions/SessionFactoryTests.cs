@@ -24,11 +24,16 @@ public sealed class SessionFactoryTests
                 Assert.Equal(1, fallbackLogs);
                 Assert.All(placements, p => Assert.Equal(("CPUExecutionProvider", placements[0].FallbackReason), (p.ExecutionProvider, p.FallbackReason)));
                 Assert.All(placements, p => Assert.Equal("cpu", p.ActualDevice));
+
+                // A session that fell back to the CPU runs each batch as it is: padding would cost the cores.
+                Assert.All(sessions, s => Assert.Equal(0, s.FixedBatchSize));
             }
             else
             {
                 Assert.Equal(0, fallbackLogs);
                 Assert.All(placements, p => Assert.Equal("CUDAExecutionProvider", p.ExecutionProvider));
+                Assert.All(sessions, s => Assert.Equal(4, s.FixedBatchSize));
+                Assert.Equal(3, logger.EventIds.Count(id => id == 102));
             }
         }
         finally
@@ -38,6 +43,20 @@ public sealed class SessionFactoryTests
                 session.Dispose();
             }
         }
+    }
+
+    [Theory]
+    [InlineData(true, 4, 4)]
+    [InlineData(true, 8, 8)]
+    [InlineData(false, 8, 0)]
+    public void CudaFixedBatch_PaddedToTheMaxBatchSizeUnlessTurnedOff(bool pad, int maxBatchSize, int expected)
+    {
+        var factory = new SessionFactory(new InferenceOptions { PadCudaBatches = pad, MaxBatchSize = maxBatchSize }, new RecordingLogger());
+        Assert.Equal(expected, factory.CudaFixedBatch);
+
+        // CPU sessions never pad.
+        using var cpu = factory.Create(Path.Combine(RepositoryPaths.TinyShapes, "model.onnx"), DeviceSpec.Cpu, 1);
+        Assert.Equal(0, cpu.FixedBatchSize);
     }
 
     [Fact]
