@@ -130,7 +130,7 @@ public sealed partial class SegmentationEngine(
     }
 
     /// <summary>
-    /// Runs every session once per batch size, then the whole request path (see
+    /// Runs every session once per batch size (once for a session that pads every run to one size), then the whole request path (see
     /// SegmentationEngine.WarmUp.cs), then reports ready.
     /// </summary>
     public async Task WarmUpAsync(CancellationToken cancellationToken)
@@ -143,7 +143,8 @@ public sealed partial class SegmentationEngine(
                 var plan = model.Preprocessor.Plan(WarmUpSide(model.Folder.Preprocessor), WarmUpSide(model.Folder.Preprocessor));
                 foreach (var session in model.Scheduler.Sessions)
                 {
-                    for (var batch = 1; batch <= _inference.MaxBatchSize; batch++)
+                    // A session that pads every run to one size needs one run.
+                    for (var batch = session.FixedBatchSize > 0 ? _inference.MaxBatchSize : 1; batch <= _inference.MaxBatchSize; batch++)
                     {
                         var inputs = Enumerable.Range(0, batch).Select(_ => new ModelInput(plan)).ToArray();
                         try

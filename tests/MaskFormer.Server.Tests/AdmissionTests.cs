@@ -6,7 +6,6 @@ using MaskFormer.Engine;
 using MaskFormer.Engine.Sessions;
 using MaskFormer.Server.Hosting;
 using MaskFormer.Server.Streaming;
-using MaskFormer.Server.Tests.Faults;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -114,13 +113,20 @@ public sealed class AdmissionTests
         // and the third finds the queue full, for certain (under LATEST_ONLY only six frames reach it).
         var session = Assert.Single(sessions.Created);
         session.Pause();
-        foreach (var holder in holders)
+        try
         {
-            holder.Dispose();
+            foreach (var holder in holders)
+            {
+                holder.Dispose();
+            }
+
+            await WaitUntilAsync(() => server.Engine.Models[0].GetCounters().WaitedForRoom > 0 && session.PausedRuns == 1);
+        }
+        finally
+        {
+            session.Resume();
         }
 
-        await WaitUntilAsync(() => server.Engine.Models[0].GetCounters().WaitedForRoom > 0 && session.PausedRuns == 1);
-        session.Resume();
         var streams = await Task.WhenAll(streaming);
 
         var scheduler = server.Engine.Models[0].GetCounters();

@@ -4,7 +4,6 @@ using Grpc.Reflection.V1Alpha;
 using MaskFormer.Contracts.V1;
 using MaskFormer.Engine;
 using MaskFormer.Engine.Sessions;
-using MaskFormer.Server.Tests.Faults;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace MaskFormer.Server.Tests;
@@ -86,23 +85,21 @@ public sealed class RepositoryAndDeviceTests : IDisposable
             var request = new SegmentRequest { Image = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[0]) };
             var scheduler = app.Services.GetRequiredService<SegmentationEngine>().Models[0];
             var session = Assert.Single(sessions.Created);
+            Grpc.Core.RpcException?[] outcomes;
             session.Pause();
-
-            var calls = Enumerable.Range(0, 32).Select(async _ =>
+            try
             {
-                try
-                {
-                    await client.SegmentAsync(request);
-                    return null;
-                }
-                catch (Grpc.Core.RpcException ex)
-                {
-                    return ex;
-                }
-            }).ToArray();
-            await FaultServer.WaitUntilAsync(() => scheduler.GetCounters().Rejected == 30 && session.PausedRuns == 1, "30 calls were not refused while one ran and one was queued");
-            session.Resume();
-            var outcomes = await Task.WhenAll(calls);
+                var running = CallAsync();
+                await Faults.FaultServer.WaitUntilAsync(() => session.PausedRuns == 1, "the first call's model run did not start");
+                var calls = Enumerable.Range(0, 31).Select(_ => CallAsync()).ToArray();
+                await Faults.FaultServer.WaitUntilAsync(() => scheduler.GetCounters().Rejected == 30, "30 calls were not refused while one ran and one was queued");
+                session.Resume();
+                outcomes = [await running, .. await Task.WhenAll(calls)];
+            }
+            finally
+            {
+                session.Resume();
+            }
 
             var rejected = outcomes.OfType<Grpc.Core.RpcException>().ToArray();
             Assert.Equal(30, rejected.Length);
@@ -113,6 +110,19 @@ public sealed class RepositoryAndDeviceTests : IDisposable
                 Assert.Equal(TimeSpan.FromMilliseconds(250), ex.GetRpcStatus()!.GetDetail<Google.Rpc.RetryInfo>().RetryDelay.ToTimeSpan());
             });
             await app.StopAsync();
+
+            async Task<Grpc.Core.RpcException?> CallAsync()
+            {
+                try
+                {
+                    await client.SegmentAsync(request);
+                    return null;
+                }
+                catch (Grpc.Core.RpcException ex)
+                {
+                    return ex;
+                }
+            }
         }
     }
 

@@ -45,9 +45,10 @@ public sealed class InferenceOptions
     /// <summary>
     /// On CUDA sessions, every model run takes <see cref="MaxBatchSize"/> images: a smaller batch is padded
     /// with zero images whose outputs are dropped. ONNX Runtime's CUDA convolutions (cuDNN 9) keep the
-    /// execution plan of the last input shape only and rebuild it whenever the shape changes (0.32-0.47 s
-    /// a change on an H200 with the default algorithm search), so a batch size that varies with the load
-    /// would rebuild them run after run; a fixed one leaves that to changes of image size. Costs the GPU the padding images' work. Default
+    /// execution plan of the last input shape only and rebuild it whenever the shape changes (a new
+    /// input shape's first call took 0.32-0.47 s on an H200), so a batch size that varies with the load
+    /// would rebuild them run after run; a fixed one leaves that to changes of image size. Costs the
+    /// padding images' work, on the GPU and in copying their outputs back. Default
     /// true; CPU sessions (and a CUDA device that fell back to the CPU) always run the batch as it is.
     /// </summary>
     public bool PadCudaBatches { get; set; } = true;

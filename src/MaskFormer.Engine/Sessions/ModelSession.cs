@@ -53,7 +53,7 @@ internal sealed class ModelSession : IModelSession
     /// <summary>The batch size of every run, the unused places filled with zeros; 0 when runs take the batch as it is.</summary>
     public int FixedBatchSize => _fixedBatch;
 
-    /// <summary>The batch size ONNX Runtime returned for the last run that was split per image (tests).</summary>
+    /// <summary>The batch size of the last run whose outputs were split per image, checked against ONNX Runtime's outputs (tests).</summary>
     internal int LastSplitRunBatchSize { get; private set; }
 
     /// <summary>Runs the model on inputs that share one padded size and returns one output each.</summary>
@@ -62,6 +62,7 @@ internal sealed class ModelSession : IModelSession
         var plan = inputs[0].Plan;
         var itemLength = inputs[0].Length;
         var runBatch = Math.Max(inputs.Count, _fixedBatch);
+        var runLength = checked(itemLength * runBatch);
         long[] shape = [runBatch, 3, plan.PaddedHeight, plan.PaddedWidth];
         float[]? batchBuffer = null;
         try
@@ -73,7 +74,7 @@ internal sealed class ModelSession : IModelSession
             }
             else
             {
-                batchBuffer = EngineArrayPool<float>.Shared.Rent(itemLength * runBatch);
+                batchBuffer = EngineArrayPool<float>.Shared.Rent(runLength);
                 for (var i = 0; i < inputs.Count; i++)
                 {
                     inputs[i].Tensor.CopyTo(batchBuffer.AsSpan(i * itemLength, itemLength));
@@ -81,11 +82,12 @@ internal sealed class ModelSession : IModelSession
 
                 // The padding images: zeros (the normalised mean colour); their outputs are dropped.
                 batchBuffer.AsSpan(inputs.Count * itemLength, (runBatch - inputs.Count) * itemLength).Clear();
-                memory = batchBuffer.AsMemory(0, itemLength * runBatch);
+                memory = batchBuffer.AsMemory(0, runLength);
             }
 
             if (_halfInput)
             {
+                LastSplitRunBatchSize = runBatch;
                 return RunHalf(memory, shape, inputs.Count);
             }
 

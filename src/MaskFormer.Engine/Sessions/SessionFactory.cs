@@ -184,7 +184,7 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
     [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Session for model {Model} version {Version} created for {Device} (CUDA provider: {UsesCuda}; {Threads} intra-op threads)")]
     private static partial void LogSessionCreated(ILogger logger, string model, string version, DeviceSpec device, bool usesCuda, int threads);
 
-    [LoggerMessage(EventId = 102, Level = LogLevel.Information, Message = "Model {Model} on {Device}: every model run takes {Batch} images, the unused places padded (MaskFormer:Inference:PadCudaBatches), so that cuDNN's convolution plans, rebuilt whenever the input shape changes, are not rebuilt as the batch size varies")]
+    [LoggerMessage(EventId = 102, Level = LogLevel.Information, Message = "Model {Model} on {Device}: every run takes {Batch} images, padded (MaskFormer:Inference:PadCudaBatches)")]
     private static partial void LogFixedBatch(ILogger logger, string model, DeviceSpec device, int batch);
 
     private readonly record struct ModelId(string Name, string Version);

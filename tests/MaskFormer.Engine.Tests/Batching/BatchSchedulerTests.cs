@@ -1,6 +1,5 @@
 using MaskFormer.Engine.Admission;
 using MaskFormer.Engine.Sessions;
-using MaskFormer.Server.Tests.Faults;
 
 namespace MaskFormer.Engine.Tests.Batching;
 
@@ -46,30 +45,28 @@ public sealed class BatchSchedulerTests
     [Fact]
     public async Task SegmentAsync_QueueFull_RejectedAtOnceWithRetryHint()
     {
-        // The model run is paused, so one request runs, two wait in the queue and every other is refused
-        // at once, however fast this machine is; every request is admitted (the queue is under test).
+        // The model run is paused with one request in it, so two more wait in the queue and every other
+        // is refused at once, however fast this machine is; every request is admitted (the queue is under test).
         var sessions = new FaultInjectingSessionFactory();
         await using var engine = await EngineFactory.StartAsync(new InferenceOptions { MaxBatchSize = 1, MaxQueueSize = 2, MaxQueueDelay = TimeSpan.Zero, QueueFullRetryAfter = TimeSpan.FromMilliseconds(250) }, admission: EveryoneAdmitted, sessions: sessions);
         var session = Assert.Single(sessions.Created);
         var image = EngineFactory.HeldOutImage(0);
         var completedBefore = engine.Models[0].GetCounters().Completed;
+        SegmentationException?[] outcomes;
         session.Pause();
-
-        var calls = Enumerable.Range(0, 40).Select(async _ =>
+        try
         {
-            try
-            {
-                using var result = await engine.SegmentAsync(new SegmentationRequest { Image = image }, CancellationToken.None);
-                return (SegmentationException?)null;
-            }
-            catch (SegmentationException ex)
-            {
-                return ex;
-            }
-        }).ToArray();
-        await WaitUntilAsync(() => engine.Models[0].GetCounters().Rejected == 37 && session.PausedRuns == 1);
-        session.Resume();
-        var outcomes = await Task.WhenAll(calls);
+            var running = CallAsync();
+            await WaitUntilAsync(() => session.PausedRuns == 1);
+            var calls = Enumerable.Range(0, 39).Select(_ => CallAsync()).ToArray();
+            await WaitUntilAsync(() => engine.Models[0].GetCounters().Rejected == 37);
+            session.Resume();
+            outcomes = [await running, .. await Task.WhenAll(calls)];
+        }
+        finally
+        {
+            session.Resume();
+        }
 
         var rejections = outcomes.Where(o => o is not null).ToArray();
         Assert.Equal(37, rejections.Length);
@@ -82,6 +79,19 @@ public sealed class BatchSchedulerTests
         Assert.Equal(37, counters.Rejected);
         Assert.Equal(3, counters.Completed - completedBefore);
         Assert.Equal(0, counters.Queued);
+
+        async Task<SegmentationException?> CallAsync()
+        {
+            try
+            {
+                using var result = await engine.SegmentAsync(new SegmentationRequest { Image = image }, CancellationToken.None);
+                return null;
+            }
+            catch (SegmentationException ex)
+            {
+                return ex;
+            }
+        }
     }
 
     [Fact]

@@ -106,12 +106,25 @@ public sealed class ModelSessionTests : IDisposable
             }
         }
 
-        // Without a fixed size the batch runs as it is.
-        var unpadded = _session.Run([first, second]);
-        Assert.Equal(2, _session.LastSplitRunBatchSize);
-        foreach (var output in unpadded)
+        // A batch above the fixed size runs as it is (the scheduler never makes one; a smaller fixed size is
+        // how it would look), and so does every batch without a fixed size.
+        using var smaller = new ModelSession(new InferenceSession(_folder.ModelPath, cpuOptions), new SessionPlacement(DeviceSpec.Cpu, "CPUExecutionProvider", null), fixedBatch: 2);
+        foreach (var (session, expectedRunBatch) in new[] { (smaller, 3), (_session, 3) })
         {
-            output.Dispose();
+            var outputs = session.Run(inputs);
+            try
+            {
+                Assert.Equal(expectedRunBatch, session.LastSplitRunBatchSize);
+                Assert.Equal(3, outputs.Length);
+                Assert.True(expected[2].Masks.AsSpan().SequenceEqual(outputs[2].MaskLogits), "mask logits of the third image differ");
+            }
+            finally
+            {
+                foreach (var output in outputs)
+                {
+                    output.Dispose();
+                }
+            }
         }
     }
 

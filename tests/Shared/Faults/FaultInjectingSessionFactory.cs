@@ -3,7 +3,7 @@ using MaskFormer.Engine.Preprocessing;
 using MaskFormer.Engine.Sessions;
 using Microsoft.Extensions.Logging.Abstractions;
 
-namespace MaskFormer.Server.Tests.Faults;
+namespace MaskFormer.Testing;
 
 /// <summary>What a <see cref="FaultInjectingSession"/> does on its next runs.</summary>
 internal enum SessionFault
@@ -28,9 +28,11 @@ internal enum SessionFault
 }
 
 /// <summary>
-/// A FAKE, for the faults that cannot be caused for real (a session that throws or hangs): real ONNX
-/// Runtime sessions on the committed model, wrapped so a test can make one of them fail. Registered in
-/// the server's container in place of the real factory.
+/// A FAKE, for what cannot be caused for real (a session that throws or hangs, a model run that lasts
+/// until the test has filled a queue): real ONNX Runtime sessions on the committed model, wrapped so a
+/// test can make one of them fail or wait. Registered in the server's container (or set on an engine)
+/// in place of the real factory. Compiled into the engine and server tests, which see the engine's
+/// internals (not into every test project, as the files beside this folder are).
 /// </summary>
 internal sealed class FaultInjectingSessionFactory : IModelSessionFactory
 {
@@ -82,6 +84,8 @@ internal sealed class FaultInjectingSession(IModelSession inner) : IModelSession
 
     public SessionPlacement Placement => inner.Placement;
 
+    public int FixedBatchSize => inner.FixedBatchSize;
+
     /// <summary>Requests of the runs this session failed (thrown or hung).</summary>
     public int FailedItems => Volatile.Read(ref _failedItems);
 
@@ -131,6 +135,9 @@ internal sealed class FaultInjectingSession(IModelSession inner) : IModelSession
         {
             _released.Set();
         }
+
+        // A paused run goes on to the real session, which now ends it as terminated.
+        _resumed.Set();
     }
 
     /// <summary>Lets a run stuck in <see cref="SessionFault.HangIgnoringTerminate"/> return.</summary>
