@@ -16,7 +16,7 @@ using Microsoft.Extensions.Options;
 namespace MaskFormer.Benchmarks.Report;
 
 /// <summary>
-/// <c>overhead [--rounds N] [--seconds S] [--concurrency C] [--settings KEY,...] [--baseline SERVER_DLL] [--stages] [--realistic] [--out FILE]</c>:
+/// <c>overhead [--rounds N] [--seconds S] [--concurrency C] [--settings KEY,...] [--baseline SERVER_DLL] [--server-arg ARG]... [--stages] [--realistic] [--out FILE]</c>:
 /// where the tiny model's (with <c>--realistic</c>: the realistic-width model's, on the held-out image
 /// scaled to 512x512) service ÷ raw ONNX Runtime throughput goes, side by side in one run. Every setting's
 /// server process starts first and stays up; each round measures raw ONNX Runtime (batches 1, 2 and 4, the
@@ -25,7 +25,8 @@ namespace MaskFormer.Benchmarks.Report;
 /// only, and all three tasks. Each cell records the server's CPU per call and the client's (this process's)
 /// CPU per call, so the run shows what the client and the gRPC floor leave to the model on a machine
 /// whose cores the client shares. <c>--baseline</c> adds a setting that runs another build of the server
-/// (e.g. main's) for a before/after in one run. <c>--stages</c> measures only the stages in this process, one
+/// (e.g. main's) for a before/after in one run. <c>--server-arg</c> goes to every setting's server (a GPU:
+/// <c>--server-arg --MaskFormer:Inference:Devices:0:Name=cuda:0</c>; raw ONNX Runtime stays on the CPU). <c>--stages</c> measures only the stages in this process, one
 /// thread: probe and decode, pre-processing, semantic post-processing and label PNG encoding of the image.
 /// </summary>
 internal static class OverheadReport
@@ -36,6 +37,7 @@ internal static class OverheadReport
     public static async Task<int> RunAsync(string[] args)
     {
         var (rounds, seconds, concurrency, keys, baseline, output, stagesOnly, realistic) = (2, 4.0, 16, (string[]?)null, (string?)null, (string?)null, false, false);
+        var serverArguments = new List<string>();
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -58,6 +60,9 @@ internal static class OverheadReport
                 case "--out":
                     output = args[++i];
                     break;
+                case "--server-arg":
+                    serverArguments.Add(args[++i]);
+                    break;
                 case "--stages":
                     stagesOnly = true;
                     break;
@@ -65,7 +70,7 @@ internal static class OverheadReport
                     realistic = true;
                     break;
                 default:
-                    throw new ArgumentException($"unknown argument '{args[i]}'; usage: overhead [--rounds N] [--seconds S] [--concurrency C] [--settings {string.Join(',', AllSettings(null).Select(s => s.Key))}] [--baseline SERVER_DLL] [--stages] [--realistic] [--out FILE]");
+                    throw new ArgumentException($"unknown argument '{args[i]}'; usage: overhead [--rounds N] [--seconds S] [--concurrency C] [--settings {string.Join(',', AllSettings(null).Select(s => s.Key))}] [--baseline SERVER_DLL] [--server-arg ARG]... [--stages] [--realistic] [--out FILE]");
             }
         }
 
@@ -110,7 +115,7 @@ internal static class OverheadReport
             foreach (var setting in settings)
             {
                 Console.WriteLine($"starting: {setting.Label} (load {MachineInfo.LoadAverage()})");
-                var server = await ServerProcess.StartAsync(modelPath, setting.Arguments, CancellationToken.None, setting.Environment, serverDll: setting.ServerDll);
+                var server = await ServerProcess.StartAsync(modelPath, [.. serverArguments, .. setting.Arguments], CancellationToken.None, setting.Environment, serverDll: setting.ServerDll);
                 var channel = GrpcChannel.ForAddress(server.Address, new GrpcChannelOptions { MaxReceiveMessageSize = 256 << 20 });
                 servers.Add((setting, server, channel));
                 var load = new GrpcLoad(channel, server);
@@ -169,6 +174,11 @@ internal static class OverheadReport
         Line(text, $"{(realistic ? "Realistic-width model, held-out 0000 scaled to 512x512 (JPEG)" : "Tiny model, held-out 0000.png (123x183 PNG)")}, {concurrency} callers, {Environment.ProcessorCount} cores, {rounds} round(s) of {seconds:F1} s per cell, started {started:yyyy-MM-dd HH:mm} UTC, load average {loadBefore} before, {MachineInfo.LoadAverage()} after ({(DateTimeOffset.UtcNow - started).TotalMinutes:F1} min).");
         Line(text, $"Raw ONNX Runtime (best of batch 1, 2, 4, {Environment.ProcessorCount} intra-op threads, spinning off): {rawRate:F1} img/s, {rawCpu:F2} CPU ms/img (medians over rounds).");
         Line(text);
+        if (serverArguments.Count > 0)
+        {
+            Line(text, $"Every setting's server also ran with: `{string.Join(' ', serverArguments)}` (raw ONNX Runtime and the in-process engine ran on the CPU).");
+        }
+
         Line(text, "Medians over rounds. *server* and *client*: CPU ms per call of the server process and of the load-generating client (this process). *bound*: raw CPU ÷ (server + client CPU), the ratio the service could reach if both used every core.");
         Line(text);
         Line(text, "| setting | empty call: calls/s | server | client | semantic: img/s | ÷ raw | server | client | bound | all tasks: img/s | ÷ raw | server | client | bound |");
@@ -316,6 +326,7 @@ internal static class OverheadReport
             new("batch1", "no batching (MaxBatchSize=1)", ["--MaskFormer:Inference:MaxBatchSize=1"], none, null),
             new("batch2", "MaxBatchSize=2", ["--MaskFormer:Inference:MaxBatchSize=2"], none, null),
             new("batch8", "MaxBatchSize=8", ["--MaskFormer:Inference:MaxBatchSize=8"], none, null),
+            new("pad0", "CUDA batches as they come (PadCudaBatches=false)", ["--MaskFormer:Inference:PadCudaBatches=false"], none, null),
             new("r2r0", "no ReadyToRun code (DOTNET_ReadyToRun=0: the framework JIT-compiled too)", [], new Dictionary<string, string> { ["DOTNET_ReadyToRun"] = "0" }, null),
             new("nodeadline", "no default deadline (MaskFormer:Grpc:DefaultDeadline=0)", ["--MaskFormer:Grpc:DefaultDeadline=00:00:00"], none, null),
             new("nice0", "request threads at the model's priority (RequestThreadNice=0)", ["--MaskFormer:Inference:RequestThreadNice=0"], none, null),
