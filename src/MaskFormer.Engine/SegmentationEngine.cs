@@ -143,8 +143,8 @@ public sealed partial class SegmentationEngine(
                 var plan = model.Preprocessor.Plan(WarmUpSide(model.Folder.Preprocessor), WarmUpSide(model.Folder.Preprocessor));
                 foreach (var session in model.Scheduler.Sessions)
                 {
-                    // A session that pads every run to one size needs one run.
-                    for (var batch = session.FixedBatchSize > 0 ? _inference.MaxBatchSize : 1; batch <= _inference.MaxBatchSize; batch++)
+                    // A session that pads every run to one size needs one run, at that size.
+                    for (var batch = Math.Clamp(session.FixedBatchSize, 1, _inference.MaxBatchSize); batch <= _inference.MaxBatchSize; batch++)
                     {
                         var inputs = Enumerable.Range(0, batch).Select(_ => new ModelInput(plan)).ToArray();
                         try

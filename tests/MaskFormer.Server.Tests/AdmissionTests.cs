@@ -227,15 +227,7 @@ public sealed class AdmissionTests
         Assert.Contains($"MaskFormer:Admission:{setting}", error.Message, StringComparison.Ordinal);
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        for (var attempt = 0; attempt < 1200 && !condition(); attempt++)
-        {
-            await Task.Delay(50);
-        }
-
-        Assert.True(condition(), "the condition never held within 60 s");
-    }
+    private static Task WaitUntilAsync(Func<bool> condition) => Poll.UntilAsync(condition, "the condition never held within 60 s");
 
     private static Contracts.V1.Image LargeFrame(int seed)
     {

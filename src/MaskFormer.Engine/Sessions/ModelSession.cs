@@ -31,14 +31,11 @@ internal sealed class ModelSession : IModelSession
     // works in float32 and converts at the session's edge.
     private readonly bool _halfInput;
 
-    // Every run takes this many images (0: as many as the batch has); see InferenceOptions.PadCudaBatches.
-    private readonly int _fixedBatch;
-
     public ModelSession(InferenceSession session, SessionPlacement placement, bool shrinkArena = false, int fixedBatch = 0)
     {
         _session = session;
         Placement = placement;
-        _fixedBatch = fixedBatch;
+        FixedBatchSize = fixedBatch;
         if (shrinkArena)
         {
             // The CPU arena hands back, at the end of each run, the chunks the run no longer uses.
@@ -50,8 +47,8 @@ internal sealed class ModelSession : IModelSession
 
     public SessionPlacement Placement { get; }
 
-    /// <summary>The batch size of every run, the unused places filled with zeros; 0 when runs take the batch as it is.</summary>
-    public int FixedBatchSize => _fixedBatch;
+    /// <summary>The batch size of every run, the unused places filled with zeros; 0 when runs take the batch as it is (see InferenceOptions.PadCudaBatches).</summary>
+    public int FixedBatchSize { get; }
 
     /// <summary>The batch size of the last run whose outputs were split per image, checked against ONNX Runtime's outputs (tests).</summary>
     internal int LastSplitRunBatchSize { get; private set; }
@@ -61,7 +58,7 @@ internal sealed class ModelSession : IModelSession
     {
         var plan = inputs[0].Plan;
         var itemLength = inputs[0].Length;
-        var runBatch = Math.Max(inputs.Count, _fixedBatch);
+        var runBatch = Math.Max(inputs.Count, FixedBatchSize);
         var runLength = checked(itemLength * runBatch);
         long[] shape = [runBatch, 3, plan.PaddedHeight, plan.PaddedWidth];
         float[]? batchBuffer = null;

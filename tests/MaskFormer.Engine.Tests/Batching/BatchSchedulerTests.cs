@@ -57,9 +57,9 @@ public sealed class BatchSchedulerTests
         try
         {
             var running = CallAsync();
-            await WaitUntilAsync(() => session.PausedRuns == 1);
+            await Poll.UntilAsync(() => session.PausedRuns == 1, "the first request's model run did not start");
             var calls = Enumerable.Range(0, 39).Select(_ => CallAsync()).ToArray();
-            await WaitUntilAsync(() => engine.Models[0].GetCounters().Rejected == 37);
+            await Poll.UntilAsync(() => engine.Models[0].GetCounters().Rejected == 37, "37 requests were not refused while one ran and two were queued");
             session.Resume();
             outcomes = [await running, .. await Task.WhenAll(calls)];
         }
@@ -160,16 +160,6 @@ public sealed class BatchSchedulerTests
     }
 
     private static AdmissionOptions EveryoneAdmitted => new() { MaxConcurrency = 64 };
-
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        for (var attempt = 0; attempt < 1200 && !condition(); attempt++)
-        {
-            await Task.Delay(50);
-        }
-
-        Assert.True(condition(), "the condition never held within 60 s");
-    }
 
     private static async Task<Exception?> RunAsync(SegmentationEngine engine, ImageSource image, TimeSpan? deadline, CancellationToken cancellationToken = default)
     {

@@ -195,15 +195,8 @@ internal sealed class FaultServer : IAsyncDisposable
     }
 
     /// <summary>Polls a condition for up to 30 s: a bounded wait for something that happens on another thread.</summary>
-    public static async Task WaitUntilAsync(Func<bool> condition, string failure)
-    {
-        for (var attempt = 0; attempt < 300 && !condition(); attempt++)
-        {
-            await Task.Delay(100);
-        }
-
-        Assert.True(condition(), failure);
-    }
+    public static Task WaitUntilAsync(Func<bool> condition, string failure) =>
+        Poll.UntilAsync(condition, failure, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(100));
 
     public async ValueTask DisposeAsync()
     {
