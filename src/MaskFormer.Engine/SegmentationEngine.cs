@@ -130,7 +130,7 @@ public sealed partial class SegmentationEngine(
     }
 
     /// <summary>
-    /// Runs every session once per batch size (once for a session that pads every run to one size), then the whole request path (see
+    /// Runs every session once per batch size (a session that pads: once per padded size), then the whole request path (see
     /// SegmentationEngine.WarmUp.cs), then reports ready.
     /// </summary>
     public async Task WarmUpAsync(CancellationToken cancellationToken)
@@ -143,8 +143,9 @@ public sealed partial class SegmentationEngine(
                 var plan = model.Preprocessor.Plan(WarmUpSide(model.Folder.Preprocessor), WarmUpSide(model.Folder.Preprocessor));
                 foreach (var session in model.Scheduler.Sessions)
                 {
-                    // A session that pads every run to one size needs one run, at that size.
-                    for (var batch = Math.Clamp(session.FixedBatchSize, 1, _inference.MaxBatchSize); batch <= _inference.MaxBatchSize; batch++)
+                    // A session that pads runs to a few sizes needs one run at each.
+                    var batchSizes = session.BatchSizes.Count > 0 ? session.BatchSizes : Enumerable.Range(1, _inference.MaxBatchSize).ToArray();
+                    foreach (var batch in batchSizes)
                     {
                         var inputs = Enumerable.Range(0, batch).Select(_ => new ModelInput(plan)).ToArray();
                         try

@@ -48,6 +48,16 @@ public sealed class StartupTests : IDisposable
     }
 
     [Theory]
+    [InlineData("0")]
+    [InlineData("5")]
+    public async Task Start_CudaBatchSizeOutsideOneToMaxBatchSize_FailsNamingTheSetting(string size)
+    {
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => StartAsync(RepositoryPaths.Models, "--MaskFormer:Inference:MaxBatchSize=4", $"--MaskFormer:Inference:CudaBatchSizes:0={size}"));
+
+        Assert.Contains($"MaskFormer:Inference:CudaBatchSizes must each be between 1 and MaxBatchSize (4) (was {size})", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("ClassVoteFrames", "0")]
     [InlineData("MaxMissedTime", "-00:00:01")]
     [InlineData("MinInstanceScore", "1.5")]

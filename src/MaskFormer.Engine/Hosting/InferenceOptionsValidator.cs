@@ -67,6 +67,14 @@ internal sealed class InferenceOptionsValidator : IValidateOptions<InferenceOpti
             failures.Add($"{Section}:MaxBatchSize must be between 1 and 256 (was {options.MaxBatchSize}).");
         }
 
+        foreach (var size in options.CudaBatchSizes)
+        {
+            if (size < 1 || size > options.MaxBatchSize)
+            {
+                failures.Add($"{Section}:CudaBatchSizes must each be between 1 and MaxBatchSize ({options.MaxBatchSize}) (was {size}).");
+            }
+        }
+
         if (options.MaxQueueSize < 1)
         {
             failures.Add($"{Section}:MaxQueueSize must be at least 1 (was {options.MaxQueueSize}).");

@@ -15,8 +15,8 @@ internal interface IModelSession : IDisposable
     /// <summary>Runs the model on inputs that share one padded size and returns one output each.</summary>
     ModelOutput[] Run(IReadOnlyList<ModelInput> inputs);
 
-    /// <summary>The batch size every run takes, padded (<see cref="InferenceOptions.PadCudaBatches"/>); 0 when a run takes the batch as it is.</summary>
-    int FixedBatchSize => 0;
+    /// <summary>The batch sizes runs are padded to, ascending (<see cref="InferenceOptions.PadCudaBatches"/>); empty when a run takes the batch as it is.</summary>
+    IReadOnlyList<int> BatchSizes => [];
 
     /// <summary>
     /// Asks the run in progress to stop (ONNX Runtime's <c>RunOptions.Terminate</c>); called from another

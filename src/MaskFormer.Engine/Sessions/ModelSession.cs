@@ -20,7 +20,11 @@ internal sealed class ModelSession : IModelSession
     internal const string MaskOutputName = "masks_queries_logits";
 
     private static readonly string[] s_outputNames = [ClassOutputName, MaskOutputName];
-    private readonly InferenceSession _session;
+
+    // One ONNX Runtime session per batch size in _batchSizes (ascending), or one session that takes every
+    // batch as it is when _batchSizes is empty. Each padded session sees one input shape per image size.
+    private readonly InferenceSession[] _sessions;
+    private readonly int[] _batchSizes;
     private readonly RunOptions _runOptions = new();
 
     // Output shapes per padded input size, learnt from the first run at that size: later single-image
@@ -31,34 +35,60 @@ internal sealed class ModelSession : IModelSession
     // works in float32 and converts at the session's edge.
     private readonly bool _halfInput;
 
-    public ModelSession(InferenceSession session, SessionPlacement placement, bool shrinkArena = false, int fixedBatch = 0)
+    /// <summary>A session that runs every batch as it comes.</summary>
+    public ModelSession(InferenceSession session, SessionPlacement placement, bool shrinkArena = false)
+        : this([session], [], placement, shrinkArena)
     {
-        _session = session;
+    }
+
+    /// <summary>
+    /// A session that pads every batch to the smallest of <paramref name="batchSizes"/> (ascending) that
+    /// holds it and runs it on that size's own ONNX Runtime session (<paramref name="sessions"/>, one per
+    /// size); empty sizes and one session: every batch as it comes. Takes ownership of the sessions.
+    /// </summary>
+    public ModelSession(IReadOnlyList<InferenceSession> sessions, IReadOnlyList<int> batchSizes, SessionPlacement placement, bool shrinkArena = false)
+    {
+        if (sessions.Count == 0 || (batchSizes.Count > 0 ? batchSizes.Count != sessions.Count : sessions.Count != 1))
+        {
+            throw new ArgumentException($"{sessions.Count} session(s) for {batchSizes.Count} batch size(s): one per size, or one for batches as they come.", nameof(sessions));
+        }
+
+        for (var i = 0; i < batchSizes.Count; i++)
+        {
+            if (batchSizes[i] < 1 || (i > 0 && batchSizes[i] <= batchSizes[i - 1]))
+            {
+                throw new ArgumentException($"Batch sizes must be positive and ascending (were {string.Join(", ", batchSizes)}).", nameof(batchSizes));
+            }
+        }
+
+        _sessions = [.. sessions];
+        _batchSizes = [.. batchSizes];
         Placement = placement;
-        FixedBatchSize = fixedBatch;
         if (shrinkArena)
         {
             // The CPU arena hands back, at the end of each run, the chunks the run no longer uses.
             _runOptions.AddRunConfigEntry("memory.enable_memory_arena_shrinkage", "cpu:0");
         }
 
-        _halfInput = session.InputMetadata.TryGetValue(InputName, out var metadata) && metadata.ElementDataType == TensorElementType.Float16;
+        _halfInput = sessions[0].InputMetadata.TryGetValue(InputName, out var metadata) && metadata.ElementDataType == TensorElementType.Float16;
     }
 
     public SessionPlacement Placement { get; }
 
-    /// <summary>The batch size of every run, the unused places filled with zeros; 0 when runs take the batch as it is (see InferenceOptions.PadCudaBatches).</summary>
-    public int FixedBatchSize { get; }
+    /// <summary>The batch sizes runs are padded to, ascending, each on its own ONNX Runtime session; empty when a run takes the batch as it is (see InferenceOptions.PadCudaBatches).</summary>
+    public IReadOnlyList<int> BatchSizes => _batchSizes;
 
-    /// <summary>The batch size of the last run whose outputs were split per image, checked against ONNX Runtime's outputs (tests).</summary>
-    internal int LastSplitRunBatchSize { get; private set; }
+    /// <summary>The last run: which ONNX Runtime session ran it (index into the batch sizes) and its batch size, padding included (tests).</summary>
+    internal (int Session, int Batch) LastRun { get; private set; }
 
     /// <summary>Runs the model on inputs that share one padded size and returns one output each.</summary>
     public ModelOutput[] Run(IReadOnlyList<ModelInput> inputs)
     {
         var plan = inputs[0].Plan;
         var itemLength = inputs[0].Length;
-        var runBatch = Math.Max(inputs.Count, FixedBatchSize);
+        var (index, runBatch) = SessionFor(inputs.Count);
+        var session = _sessions[index];
+        LastRun = (index, runBatch);
         var runLength = checked(itemLength * runBatch);
         long[] shape = [runBatch, 3, plan.PaddedHeight, plan.PaddedWidth];
         float[]? batchBuffer = null;
@@ -84,19 +114,17 @@ internal sealed class ModelSession : IModelSession
 
             if (_halfInput)
             {
-                LastSplitRunBatchSize = runBatch;
-                return RunHalf(memory, shape, inputs.Count);
+                return RunHalf(session, memory, shape, inputs.Count);
             }
 
             using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, memory, shape);
             if (runBatch == 1 && _outputShapes.TryGetValue((plan.PaddedHeight, plan.PaddedWidth), out var known))
             {
-                return [RunInto(input, known)];
+                return [RunInto(session, input, known)];
             }
 
-            using var results = _session.Run(_runOptions, [InputName], [input], s_outputNames);
+            using var results = session.Run(_runOptions, [InputName], [input], s_outputNames);
             var outputs = SplitOutputs(results[0], results[1], runBatch, inputs.Count);
-            LastSplitRunBatchSize = runBatch;
             _outputShapes.TryAdd((plan.PaddedHeight, plan.PaddedWidth), (outputs[0].Queries, outputs[0].ClassesWithNoObject, outputs[0].MaskHeight, outputs[0].MaskWidth));
             return outputs;
         }
@@ -109,14 +137,31 @@ internal sealed class ModelSession : IModelSession
         }
     }
 
-    private ModelOutput RunInto(OrtValue input, (int Queries, int Classes, int MaskHeight, int MaskWidth) shape)
+    /// <summary>
+    /// The session for a batch of <paramref name="count"/> and the size it runs at: the smallest padded size
+    /// that holds it; a batch larger than every size (the scheduler makes none) runs as it is on the largest.
+    /// </summary>
+    private (int Index, int Batch) SessionFor(int count)
+    {
+        for (var i = 0; i < _batchSizes.Length; i++)
+        {
+            if (_batchSizes[i] >= count)
+            {
+                return (i, _batchSizes[i]);
+            }
+        }
+
+        return (_sessions.Length - 1, count);
+    }
+
+    private ModelOutput RunInto(InferenceSession session, OrtValue input, (int Queries, int Classes, int MaskHeight, int MaskWidth) shape)
     {
         var output = new ModelOutput(shape.Queries, shape.Classes, shape.MaskHeight, shape.MaskWidth);
         try
         {
             using var classValue = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, output.ClassLogitsMemory, [1, shape.Queries, shape.Classes]);
             using var maskValue = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, output.MaskLogitsMemory, [1, shape.Queries, shape.MaskHeight, shape.MaskWidth]);
-            _session.Run(_runOptions, [InputName], [input], s_outputNames, [classValue, maskValue]);
+            session.Run(_runOptions, [InputName], [input], s_outputNames, [classValue, maskValue]);
             return output;
         }
         catch
@@ -126,14 +171,14 @@ internal sealed class ModelSession : IModelSession
         }
     }
 
-    private ModelOutput[] RunHalf(Memory<float> memory, long[] shape, int kept)
+    private ModelOutput[] RunHalf(InferenceSession session, Memory<float> memory, long[] shape, int kept)
     {
         var half = ArrayPool<Float16>.Shared.Rent(memory.Length);
         try
         {
             TensorPrimitives.ConvertToHalf(memory.Span, MemoryMarshal.Cast<Float16, Half>(half.AsSpan(0, memory.Length)));
             using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, half.AsMemory(0, memory.Length), shape);
-            using var results = _session.Run(_runOptions, [InputName], [input], s_outputNames);
+            using var results = session.Run(_runOptions, [InputName], [input], s_outputNames);
             return SplitOutputs(results[0], results[1], (int)shape[0], kept);
         }
         finally
@@ -184,7 +229,10 @@ internal sealed class ModelSession : IModelSession
     public void Dispose()
     {
         _runOptions.Dispose();
-        _session.Dispose();
+        foreach (var session in _sessions)
+        {
+            session.Dispose();
+        }
     }
 }
 

@@ -34,10 +34,10 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
         {
             try
             {
-                var session = new ModelSession(Build(modelPath, model, device, intraOpThreads, useCuda: true), new SessionPlacement(device, "CUDAExecutionProvider", null), ShrinkArena, CudaFixedBatch);
-                if (session.FixedBatchSize > 1)
+                var session = CreateCuda(modelPath, model, device, intraOpThreads);
+                if (session.BatchSizes.Count > 0)
                 {
-                    LogFixedBatch(logger, model.Name, device, session.FixedBatchSize);
+                    LogPaddedBatches(logger, model.Name, device, session.BatchSizes);
                 }
 
                 return session;
@@ -67,8 +67,31 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
 
     private bool ShrinkArena => options.CpuMemoryArena == CpuArenaMode.Shrink;
 
-    /// <summary>The batch size every run of a CUDA session takes (0: the batch as it is); see <see cref="InferenceOptions.PadCudaBatches"/>.</summary>
-    internal int CudaFixedBatch => options.PadCudaBatches ? options.MaxBatchSize : 0;
+    /// <summary>A CUDA session: one ONNX Runtime session per padded batch size (<see cref="InferenceOptions.PadCudaBatches"/>), or one for batches as they come.</summary>
+    private ModelSession CreateCuda(string modelPath, ModelId model, DeviceSpec device, int intraOpThreads)
+    {
+        var batchSizes = options.EffectiveCudaBatchSizes();
+        var sessions = new List<InferenceSession>();
+        try
+        {
+            do
+            {
+                sessions.Add(Build(modelPath, model, device, intraOpThreads, useCuda: true));
+            }
+            while (sessions.Count < batchSizes.Length);
+
+            return new ModelSession(sessions, batchSizes, new SessionPlacement(device, "CUDAExecutionProvider", null), ShrinkArena);
+        }
+        catch
+        {
+            foreach (var session in sessions)
+            {
+                session.Dispose();
+            }
+
+            throw;
+        }
+    }
 
     /// <summary>
     /// The session options every session starts from (threads, spinning, graph optimisation); the
@@ -184,8 +207,8 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
     [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Session for model {Model} version {Version} created for {Device} (CUDA provider: {UsesCuda}; {Threads} intra-op threads)")]
     private static partial void LogSessionCreated(ILogger logger, string model, string version, DeviceSpec device, bool usesCuda, int threads);
 
-    [LoggerMessage(EventId = 102, Level = LogLevel.Information, Message = "Model {Model} on {Device}: every run takes {Batch} images, padded (MaskFormer:Inference:PadCudaBatches)")]
-    private static partial void LogFixedBatch(ILogger logger, string model, DeviceSpec device, int batch);
+    [LoggerMessage(EventId = 102, Level = LogLevel.Information, Message = "Model {Model} on {Device}: runs padded to {BatchSizes} images, one ONNX Runtime session each (MaskFormer:Inference:PadCudaBatches, CudaBatchSizes)")]
+    private static partial void LogPaddedBatches(ILogger logger, string model, DeviceSpec device, IReadOnlyList<int> batchSizes);
 
     private readonly record struct ModelId(string Name, string Version);
 }

@@ -64,32 +64,29 @@ public sealed class ModelSessionTests : IDisposable
         }
         finally
         {
-            foreach (var output in batch)
-            {
-                output.Dispose();
-            }
+            DisposeAll(batch);
         }
     }
 
     [Fact]
-    public void Run_FixedBatchSize_SmallerBatchesPaddedAndOnlyTheirOwnOutputsGivenExactly()
+    public void Run_PaddedBatchSizes_EachBatchOnTheSmallestSizeThatHoldsItAndOnlyItsOwnOutputsGivenExactly()
     {
-        // As a CUDA session runs with PadCudaBatches; the padding is device-independent, so it is tested here.
-        using var cpuOptions = SessionFactory.CreateCpuOptions(new InferenceOptions(), 1, "padded");
-        using var padded = new ModelSession(new InferenceSession(_folder.ModelPath, cpuOptions), new SessionPlacement(DeviceSpec.Cpu, "CPUExecutionProvider", null), fixedBatch: 4);
+        // As a CUDA session runs with PadCudaBatches (sizes 1 and 4); the padding is device-independent, so it is tested here.
+        using var padded = Padded([1, 4]);
         using var first = Input("0000");
         using var second = new ModelInput(first.Plan);
         first.Tensor.CopyTo(second.Tensor);
         second.Tensor.Reverse();
-        var expected = new[] { RawOutputs(first), RawOutputs(second), RawOutputs(first) };
-        ModelInput[] inputs = [first, second, first];
+        var expected = new[] { RawOutputs(first), RawOutputs(second), RawOutputs(first), RawOutputs(second) };
+        ModelInput[] inputs = [first, second, first, second];
 
-        for (var count = 1; count <= 3; count++)
+        // Counts in an order that moves between the sizes: each ONNX Runtime session only ever sees its own.
+        foreach (var (count, expectedRun) in new[] { (1, (0, 1)), (3, (1, 4)), (1, (0, 1)), (2, (1, 4)), (4, (1, 4)), (1, (0, 1)) })
         {
             var outputs = padded.Run(inputs[..count]);
             try
             {
-                Assert.Equal(4, padded.LastSplitRunBatchSize);
+                Assert.Equal(expectedRun, padded.LastRun);
                 Assert.Equal(count, outputs.Length);
                 for (var i = 0; i < count; i++)
                 {
@@ -99,39 +96,61 @@ public sealed class ModelSessionTests : IDisposable
             }
             finally
             {
-                foreach (var output in outputs)
-                {
-                    output.Dispose();
-                }
+                DisposeAll(outputs);
             }
         }
 
-        // A batch above the fixed size runs as it is (the scheduler never makes one; a smaller fixed size is
-        // how it would look), and so does every batch without a fixed size.
-        using var smaller = new ModelSession(new InferenceSession(_folder.ModelPath, cpuOptions), new SessionPlacement(DeviceSpec.Cpu, "CPUExecutionProvider", null), fixedBatch: 2);
-        foreach (var (session, expectedRunBatch) in new[] { (smaller, 3), (_session, 3) })
+        // One size only: a lone image is padded too. A batch above every size runs as it is on the largest
+        // session (the scheduler never makes one), and so does every batch of a session without sizes.
+        using var two = Padded([2]);
+        foreach (var (session, count, expectedRun) in new[] { (two, 1, (0, 2)), (two, 3, (0, 3)), (_session, 3, (0, 3)) })
         {
-            var outputs = session.Run(inputs);
+            var outputs = session.Run(inputs[..count]);
             try
             {
-                Assert.Equal(expectedRunBatch, session.LastSplitRunBatchSize);
-                Assert.Equal(3, outputs.Length);
-                Assert.True(expected[2].Masks.AsSpan().SequenceEqual(outputs[2].MaskLogits), "mask logits of the third image differ");
+                Assert.Equal(expectedRun, session.LastRun);
+                Assert.Equal(count, outputs.Length);
+                Assert.True(expected[count - 1].Masks.AsSpan().SequenceEqual(outputs[count - 1].MaskLogits), $"mask logits of the last image differ in a batch of {count}");
             }
             finally
             {
-                foreach (var output in outputs)
-                {
-                    output.Dispose();
-                }
+                DisposeAll(outputs);
             }
         }
+    }
+
+    [Fact]
+    public void Constructor_SessionsNotOnePerSizeOrSizesNotAscending_Refused()
+    {
+        var placement = new SessionPlacement(DeviceSpec.Cpu, "CPUExecutionProvider", null);
+        using var options = SessionFactory.CreateCpuOptions(new InferenceOptions(), 1, "refused");
+        using var a = new InferenceSession(_folder.ModelPath, options);
+        using var b = new InferenceSession(_folder.ModelPath, options);
+
+        Assert.Contains("one per size", Assert.Throws<ArgumentException>(() => new ModelSession([a, b], [4], placement)).Message, StringComparison.Ordinal);
+        Assert.Contains("one per size", Assert.Throws<ArgumentException>(() => new ModelSession([a, b], [], placement)).Message, StringComparison.Ordinal);
+        Assert.Contains("ascending", Assert.Throws<ArgumentException>(() => new ModelSession([a, b], [4, 1], placement)).Message, StringComparison.Ordinal);
+        Assert.Contains("ascending", Assert.Throws<ArgumentException>(() => new ModelSession([a, b], [0, 1], placement)).Message, StringComparison.Ordinal);
     }
 
     public void Dispose()
     {
         _session.Dispose();
         _raw.Dispose();
+    }
+
+    private static void DisposeAll(ModelOutput[] outputs)
+    {
+        foreach (var output in outputs)
+        {
+            output.Dispose();
+        }
+    }
+
+    private ModelSession Padded(int[] batchSizes)
+    {
+        using var cpuOptions = SessionFactory.CreateCpuOptions(new InferenceOptions(), 1, "padded");
+        return new ModelSession([.. batchSizes.Select(_ => new InferenceSession(_folder.ModelPath, cpuOptions))], batchSizes, new SessionPlacement(DeviceSpec.Cpu, "CPUExecutionProvider", null));
     }
 
     private ModelInput Input(string name)

@@ -26,13 +26,13 @@ public sealed class SessionFactoryTests
                 Assert.All(placements, p => Assert.Equal("cpu", p.ActualDevice));
 
                 // A session that fell back to the CPU runs each batch as it is: padding would cost the cores.
-                Assert.All(sessions, s => Assert.Equal(0, s.FixedBatchSize));
+                Assert.All(sessions, s => Assert.Empty(s.BatchSizes));
             }
             else
             {
                 Assert.Equal(0, fallbackLogs);
                 Assert.All(placements, p => Assert.Equal("CUDAExecutionProvider", p.ExecutionProvider));
-                Assert.All(sessions, s => Assert.Equal(4, s.FixedBatchSize));
+                Assert.All(sessions, s => Assert.Equal([1, 4], s.BatchSizes));
                 Assert.Equal(3, logger.EventIds.Count(id => id == 102));
             }
         }
@@ -46,17 +46,23 @@ public sealed class SessionFactoryTests
     }
 
     [Theory]
-    [InlineData(true, 4, 4)]
-    [InlineData(true, 8, 8)]
-    [InlineData(false, 8, 0)]
-    public void CudaFixedBatch_PaddedToTheMaxBatchSizeUnlessTurnedOff(bool pad, int maxBatchSize, int expected)
+    [InlineData(true, 4, "", "1,4")]
+    [InlineData(true, 8, "", "1,8")]
+    [InlineData(true, 1, "", "1")]
+    [InlineData(true, 8, "4,2,4", "2,4,8")]
+    [InlineData(true, 4, "4", "4")]
+    [InlineData(false, 8, "2", "")]
+    public void EffectiveCudaBatchSizes_OneAndTheMaxBatchSizeUnlessConfiguredOrTurnedOff(bool pad, int maxBatchSize, string configured, string expected)
     {
-        var factory = new SessionFactory(new InferenceOptions { PadCudaBatches = pad, MaxBatchSize = maxBatchSize }, new RecordingLogger());
-        Assert.Equal(expected, factory.CudaFixedBatch);
+        var options = new InferenceOptions { PadCudaBatches = pad, MaxBatchSize = maxBatchSize, CudaBatchSizes = Sizes(configured) };
+
+        Assert.Equal(Sizes(expected), options.EffectiveCudaBatchSizes());
 
         // CPU sessions never pad.
-        using var cpu = factory.Create(Path.Combine(RepositoryPaths.TinyShapes, "model.onnx"), DeviceSpec.Cpu, 1);
-        Assert.Equal(0, cpu.FixedBatchSize);
+        using var cpu = new SessionFactory(options, new RecordingLogger()).Create(Path.Combine(RepositoryPaths.TinyShapes, "model.onnx"), DeviceSpec.Cpu, 1);
+        Assert.Empty(cpu.BatchSizes);
+
+        static int[] Sizes(string list) => [.. list.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse)];
     }
 
     [Fact]

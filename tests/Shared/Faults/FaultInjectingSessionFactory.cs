@@ -84,7 +84,7 @@ internal sealed class FaultInjectingSession(IModelSession inner) : IModelSession
 
     public SessionPlacement Placement => inner.Placement;
 
-    public int FixedBatchSize => inner.FixedBatchSize;
+    public IReadOnlyList<int> BatchSizes => inner.BatchSizes;
 
     /// <summary>Requests of the runs this session failed (thrown or hung).</summary>
     public int FailedItems => Volatile.Read(ref _failedItems);
