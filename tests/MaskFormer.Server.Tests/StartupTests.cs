@@ -48,13 +48,25 @@ public sealed class StartupTests : IDisposable
     }
 
     [Theory]
-    [InlineData("0")]
-    [InlineData("5")]
-    public async Task Start_CudaBatchSizeOutsideOneToMaxBatchSize_FailsNamingTheSetting(string size)
+    [InlineData("0", "must be a comma-separated list of batch sizes, each between 1 and MaxBatchSize (4) (was '0')")]
+    [InlineData("1,5", "must be a comma-separated list of batch sizes, each between 1 and MaxBatchSize (4) (was '1,5')")]
+    [InlineData("1;4", "must be a comma-separated list of batch sizes, each between 1 and MaxBatchSize (4) (was '1;4')")]
+    [InlineData("four", "must be a comma-separated list of batch sizes, each between 1 and MaxBatchSize (4) (was 'four')")]
+    [InlineData("1,2,3,4", "may give at most 4 sizes with MaxBatchSize (8)")]
+    public async Task Start_CudaBatchSizesNotSizesUpToMaxBatchSize_FailsNamingTheSetting(string sizes, string expected)
     {
-        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => StartAsync(RepositoryPaths.Models, "--MaskFormer:Inference:MaxBatchSize=4", $"--MaskFormer:Inference:CudaBatchSizes:0={size}"));
+        var maxBatchSize = expected.StartsWith("may", StringComparison.Ordinal) ? 8 : 4;
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => StartAsync(RepositoryPaths.Models, $"--MaskFormer:Inference:MaxBatchSize={maxBatchSize}", $"--MaskFormer:Inference:CudaBatchSizes={sizes}"));
 
-        Assert.Contains($"MaskFormer:Inference:CudaBatchSizes must each be between 1 and MaxBatchSize (4) (was {size})", error.Message, StringComparison.Ordinal);
+        Assert.Contains($"MaskFormer:Inference:CudaBatchSizes {expected}", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Start_CudaBatchSizesWithPaddingOff_FailsNamingBothSettings()
+    {
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => StartAsync(RepositoryPaths.Models, "--MaskFormer:Inference:PadCudaBatches=false", "--MaskFormer:Inference:CudaBatchSizes=1,2"));
+
+        Assert.Contains("MaskFormer:Inference:CudaBatchSizes is set ('1,2') but PadCudaBatches is false", error.Message, StringComparison.Ordinal);
     }
 
     [Theory]

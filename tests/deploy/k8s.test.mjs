@@ -35,7 +35,7 @@ function optionSections() {
     const source = fs.readFileSync(file, 'utf8');
     const section = /const string SectionName = "([^"]+)"/.exec(source)?.[1];
     if (!section) continue;
-    const properties = new Set(Array.from(source.matchAll(/public [\w<>?, \[\]]+ (\w+) \{ get; set; \}/g), (m) => m[1]));
+    const properties = new Set(Array.from(source.matchAll(/public [\w<>?, ]+ (\w+) \{ get; set; \}/g), (m) => m[1]));
     sections.set(section, properties);
   }
   return sections;
@@ -132,12 +132,8 @@ for (const overlay of OVERLAYS) {
       assert.ok(sections.get(section).has(parts[2]), `${name}: ${section} has no setting ${parts[2]}`);
       if (parts.length > 3) {
         assert.match(parts[3], /^\d+$/, name);
-        assert.ok(parts.length <= 5, name);
-        // A list item's settings (Devices__0__Name): DeviceOptions lives beside InferenceOptions. A list
-        // of values (CudaBatchSizes__0) has none.
-        if (parts.length === 5) {
-          assert.ok(sections.get(section).has(parts[4]), `${name}: no list-item setting ${parts[4]}`);
-        }
+        // A list item's settings (Devices__0__Name): DeviceOptions lives beside InferenceOptions.
+        assert.ok(sections.get(section).has(parts[4]), `${name}: no list-item setting ${parts[4]}`);
       }
     }
     for (const name of Object.keys(env).filter((n) => n.startsWith('Kestrel__'))) {

@@ -67,12 +67,17 @@ internal sealed class InferenceOptionsValidator : IValidateOptions<InferenceOpti
             failures.Add($"{Section}:MaxBatchSize must be between 1 and 256 (was {options.MaxBatchSize}).");
         }
 
-        foreach (var size in options.CudaBatchSizes)
+        if (!InferenceOptions.TryParseCudaBatchSizes(options.CudaBatchSizes, out var batchSizes) || batchSizes.Any(size => size < 1 || size > options.MaxBatchSize))
         {
-            if (size < 1 || size > options.MaxBatchSize)
-            {
-                failures.Add($"{Section}:CudaBatchSizes must each be between 1 and MaxBatchSize ({options.MaxBatchSize}) (was {size}).");
-            }
+            failures.Add($"{Section}:CudaBatchSizes must be a comma-separated list of batch sizes, each between 1 and MaxBatchSize ({options.MaxBatchSize}) (was '{options.CudaBatchSizes}').");
+        }
+        else if (batchSizes.Length > 0 && !options.PadCudaBatches)
+        {
+            failures.Add($"{Section}:CudaBatchSizes is set ('{options.CudaBatchSizes}') but PadCudaBatches is false, which runs every batch as it comes: unset one of them.");
+        }
+        else if (batchSizes.Append(options.MaxBatchSize).Distinct().Count() > InferenceOptions.MaxCudaBatchSizes)
+        {
+            failures.Add($"{Section}:CudaBatchSizes may give at most {InferenceOptions.MaxCudaBatchSizes} sizes with MaxBatchSize ({options.MaxBatchSize}), each one more ONNX Runtime session and copy of the weights on the GPU (was '{options.CudaBatchSizes}').");
         }
 
         if (options.MaxQueueSize < 1)

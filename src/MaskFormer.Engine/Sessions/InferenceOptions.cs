@@ -56,16 +56,55 @@ public sealed class InferenceOptions
     public bool PadCudaBatches { get; set; } = true;
 
     /// <summary>
-    /// The batch sizes CUDA sessions pad to (<see cref="PadCudaBatches"/>), each between 1 and
-    /// <see cref="MaxBatchSize"/>; <see cref="MaxBatchSize"/> is always one of them. Default (empty): 1 and
-    /// <see cref="MaxBatchSize"/>, so a lone request runs unpadded and any other batch as a full one.
+    /// The batch sizes CUDA sessions pad to (<see cref="PadCudaBatches"/>), comma-separated ("1,4,8"), each
+    /// between 1 and <see cref="MaxBatchSize"/>, at most <see cref="MaxCudaBatchSizes"/> with
+    /// <see cref="MaxBatchSize"/>, which is always one of them. Default (empty): 1 and <see cref="MaxBatchSize"/>,
+    /// so a lone request runs unpadded and any other batch as a full one. One string rather than a list, so
+    /// that a value that is not a size fails at start-up instead of being dropped by the binder.
     /// </summary>
-    public int[] CudaBatchSizes { get; set; } = [];
+    public string CudaBatchSizes { get; set; } = string.Empty;
+
+    /// <summary>Most padded batch sizes: each is one more ONNX Runtime session, with its own copy of the weights on the GPU.</summary>
+    internal const int MaxCudaBatchSizes = 4;
 
     /// <summary>The batch sizes a CUDA session pads to, ascending; empty when it runs batches as they come.</summary>
-    internal int[] EffectiveCudaBatchSizes() => !PadCudaBatches
-        ? []
-        : [.. (CudaBatchSizes.Length == 0 ? [1] : CudaBatchSizes).Append(MaxBatchSize).Where(size => size >= 1 && size <= MaxBatchSize).Distinct().Order()];
+    internal int[] EffectiveCudaBatchSizes()
+    {
+        if (!PadCudaBatches)
+        {
+            return [];
+        }
+
+        if (!TryParseCudaBatchSizes(CudaBatchSizes, out var configured))
+        {
+            throw new InvalidOperationException($"{SectionName}:CudaBatchSizes '{CudaBatchSizes}' is not a comma-separated list of batch sizes.");
+        }
+
+        return [.. (configured.Length == 0 ? [1] : configured).Append(MaxBatchSize).Distinct().Order()];
+    }
+
+    /// <summary>Parses "1, 4,8" (empty: none); false when an item is not a whole number.</summary>
+    internal static bool TryParseCudaBatchSizes(string? text, out int[] sizes)
+    {
+        sizes = [];
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return true;
+        }
+
+        var items = text.Split(',', StringSplitOptions.TrimEntries);
+        var parsed = new int[items.Length];
+        for (var i = 0; i < items.Length; i++)
+        {
+            if (!int.TryParse(items[i], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out parsed[i]))
+            {
+                return false;
+            }
+        }
+
+        sizes = parsed;
+        return true;
+    }
 
     /// <summary>How long the first request of a batch may wait for others. Default 2 ms.</summary>
     public TimeSpan MaxQueueDelay { get; set; } = TimeSpan.FromMilliseconds(2);

@@ -71,14 +71,23 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
     private ModelSession CreateCuda(string modelPath, ModelId model, DeviceSpec device, int intraOpThreads)
     {
         var batchSizes = options.EffectiveCudaBatchSizes();
-        var sessions = new List<InferenceSession>();
+
+        // The first session's failure says whether CUDA can be used here at all (the caller's fallback);
+        // a later one's (the GPU's memory full with the copies before it, say) is not the device's verdict.
+        List<InferenceSession> sessions = [Build(modelPath, model, device, intraOpThreads, useCuda: true)];
         try
         {
-            do
+            while (sessions.Count < batchSizes.Length)
             {
-                sessions.Add(Build(modelPath, model, device, intraOpThreads, useCuda: true));
+                try
+                {
+                    sessions.Add(Build(modelPath, model, device, intraOpThreads, useCuda: true));
+                }
+                catch (Exception ex) when (IsCudaLoadFailure(ex))
+                {
+                    throw new InvalidOperationException($"The session of model {model.Name} on {device} for batches of {batchSizes[sessions.Count]} (MaskFormer:Inference:CudaBatchSizes) could not be created: {CudaLoadFailureReason(ex)}", ex);
+                }
             }
-            while (sessions.Count < batchSizes.Length);
 
             return new ModelSession(sessions, batchSizes, new SessionPlacement(device, "CUDAExecutionProvider", null), ShrinkArena);
         }

@@ -2,6 +2,7 @@ using MaskFormer.Engine.Decoding;
 using MaskFormer.Engine.Hosting;
 using MaskFormer.Engine.Models;
 using MaskFormer.Engine.Sessions;
+using MaskFormer.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
@@ -32,6 +33,24 @@ public sealed class WarmUpTests
         Assert.All(recorder.Results, r => Assert.Equal((true, true, true, false), (r.Semantic, r.Instance, r.Panoptic, r.ReadyWhenSeen)));
         Assert.Contains(recorder.Results, r => r.Instances > 0 && r.PanopticSegments > 0);
         Assert.Equal(2, recorder.Results.Select(r => r.Width).Distinct().Count());
+    }
+
+    [Theory]
+    [InlineData(null, new[] { 1, 2, 3, 4 })]
+    [InlineData(new[] { 1, 4 }, new[] { 1, 4 })]
+    [InlineData(new[] { 4 }, new[] { 4 })]
+    public async Task WarmUp_EachSession_RunsEveryBatchSizeOrOncePerPaddedSizeFirst(int[]? paddedBatchSizes, int[] expected)
+    {
+        var sessions = new FaultInjectingSessionFactory(paddedBatchSizes);
+        await using (await EngineFactory.StartAsync(new InferenceOptions { MaxBatchSize = 4 }, sessions: sessions))
+        {
+        }
+
+        // The model's runs come first, then the request path's (which may batch however the queue falls).
+        var session = Assert.Single(sessions.Created);
+        Assert.Equal(paddedBatchSizes ?? [], session.BatchSizes);
+        Assert.Equal(expected, session.RunSizes.Take(expected.Length));
+        Assert.True(session.RunSizes.Count > expected.Length, "the request path's warm-up ran the session too");
     }
 
     private sealed record Seen(bool Semantic, bool Instance, bool Panoptic, int Instances, int PanopticSegments, int Width, bool ReadyWhenSeen);

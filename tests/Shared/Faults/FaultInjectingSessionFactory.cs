@@ -34,7 +34,9 @@ internal enum SessionFault
 /// in place of the real factory. Compiled into the engine and server tests, which see the engine's
 /// internals (not into every test project, as the files beside this folder are).
 /// </summary>
-internal sealed class FaultInjectingSessionFactory : IModelSessionFactory
+/// <param name="paddedBatchSizes">When given, each session pads its runs to these sizes, one ONNX Runtime
+/// session per size, as a CUDA session does (CPU sessions never pad for real).</param>
+internal sealed class FaultInjectingSessionFactory(int[]? paddedBatchSizes = null) : IModelSessionFactory
 {
     private readonly SessionFactory _real = new(new InferenceOptions(), NullLogger.Instance);
     private readonly List<FaultInjectingSession> _created = [];
@@ -53,13 +55,19 @@ internal sealed class FaultInjectingSessionFactory : IModelSessionFactory
 
     public IModelSession Create(ModelFolder folder, DeviceSpec device, int intraOpThreads, bool required)
     {
-        var session = new FaultInjectingSession(_real.Create(folder, device, intraOpThreads, required));
+        var session = new FaultInjectingSession(paddedBatchSizes is null ? _real.Create(folder, device, intraOpThreads, required) : Padded(folder, intraOpThreads));
         lock (_created)
         {
             _created.Add(session);
         }
 
         return session;
+    }
+
+    private ModelSession Padded(ModelFolder folder, int intraOpThreads)
+    {
+        using var options = SessionFactory.CreateCpuOptions(new InferenceOptions(), intraOpThreads, folder.Name);
+        return new ModelSession([.. paddedBatchSizes!.Select(_ => new Microsoft.ML.OnnxRuntime.InferenceSession(folder.ModelPath, options))], paddedBatchSizes!, new SessionPlacement(DeviceSpec.Cpu, "CPUExecutionProvider", null));
     }
 }
 
@@ -68,6 +76,7 @@ internal sealed class FaultInjectingSession(IModelSession inner) : IModelSession
 {
     private readonly ManualResetEventSlim _released = new();
     private readonly ManualResetEventSlim _resumed = new();
+    private readonly List<int> _runSizes = [];
     private int _pausedRuns;
     private int _failedItems;
     private int _servedItems;
@@ -102,8 +111,25 @@ internal sealed class FaultInjectingSession(IModelSession inner) : IModelSession
     /// <summary>Runs waiting in <see cref="SessionFault.Pause"/>.</summary>
     public int PausedRuns => Volatile.Read(ref _pausedRuns);
 
+    /// <summary>The number of images given to each run, in order (warm-up included).</summary>
+    public IReadOnlyList<int> RunSizes
+    {
+        get
+        {
+            lock (_runSizes)
+            {
+                return [.. _runSizes];
+            }
+        }
+    }
+
     public ModelOutput[] Run(IReadOnlyList<ModelInput> inputs)
     {
+        lock (_runSizes)
+        {
+            _runSizes.Add(inputs.Count);
+        }
+
         switch (Fault)
         {
             case SessionFault.Throw:
