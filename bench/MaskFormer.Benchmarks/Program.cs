@@ -26,6 +26,7 @@ internal static class BenchmarkProgram
                 "hires" => await Report.HighResolutionReport.RunAsync([.. args.Skip(1)]),
                 "tracking" => await TrackingReport.RunAsync([.. args.Skip(1)]),
                 "postproc" => await Report.PostprocessCpuReport.RunAsync([.. args.Skip(1)]),
+                "postcallers" => await Report.PostprocessCallersReport.RunAsync([.. args.Skip(1)]),
                 "charts" => await RedrawChartsAsync([.. args.Skip(1)]),
                 "encode" => PrintLines(EncodeReport.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 30)),
                 "firstcall" => await FirstCallReport.RunAsync([.. args.Skip(1)]),

@@ -69,6 +69,7 @@ public sealed partial class SegmentationEngine(
 
         // Before any session exists: ONNX Runtime's threads take the priority of the thread creating them.
         ModelThreadPriority.Configure(_inference.RequestThreadNice, logger);
+        RowParallelism.Configure(_inference.PostprocessThreads);
 
         var devices = _inference.Devices.Count > 0 ? _inference.Devices : [new DeviceOptions()];
         var cpuSessions = devices.Where(d => !DeviceSpec.TryParse(d.Name, out var spec) || !spec.IsCuda).Sum(d => d.Sessions) * folders.Count;
@@ -320,6 +321,9 @@ public sealed partial class SegmentationEngine(
             ? [.. config.Labels.Select(l => l with { IsThing = !fuse.Contains(l.Id) })]
             : config.Labels;
         var thingsOnly = options.InstanceThingsOnly ?? (config.DeclaresThings || options.LabelIdsToFuse is not null);
+
+        // Counted while it runs, so that a large image's passes take only the cores the others leave.
+        using var cores = RowParallelism.Enter();
         if (options.Convention == PostprocessConvention.HuggingFace)
         {
             using var span = EngineSpans.StartPostprocess(TelemetryTags.Label(request.Tasks));

@@ -61,6 +61,16 @@ public sealed class StartupTests : IDisposable
         Assert.Contains($"MaskFormer:Inference:CudaBatchSizes {expected}", error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("-1")]
+    [InlineData("1025")]
+    public async Task Start_InvalidPostprocessThreads_FailsNamingTheSetting(string threads)
+    {
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => StartAsync(RepositoryPaths.Models, $"--MaskFormer:Inference:PostprocessThreads={threads}"));
+
+        Assert.Contains($"MaskFormer:Inference:PostprocessThreads must be between 0 (the cores, shared among the images) and 1024 (was {threads})", error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Start_CudaBatchSizesWithPaddingOff_FailsNamingBothSettings()
     {

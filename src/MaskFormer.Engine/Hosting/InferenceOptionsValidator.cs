@@ -100,6 +100,11 @@ internal sealed class InferenceOptionsValidator : IValidateOptions<InferenceOpti
             failures.Add($"{Section}:IntraOpThreads must be 0 (automatic) or more (was {options.IntraOpThreads}).");
         }
 
+        if (options.PostprocessThreads is < 0 or > 1024)
+        {
+            failures.Add($"{Section}:PostprocessThreads must be between 0 (the cores, shared among the images) and 1024 (was {options.PostprocessThreads}).");
+        }
+
         if (options.RequestThreadNice is < 0 or > 19)
         {
             failures.Add($"{Section}:RequestThreadNice must be 0 to 19 (was {options.RequestThreadNice}).");

@@ -6,7 +6,7 @@ namespace MaskFormer.Engine.Postprocessing;
 
 /// <summary>
 /// The requested detectron2 modes on one model output, from one set of tile bounds. Two or three modes
-/// run side by side: each is parallel inside, but each also has stretches on one thread (softmax and
+/// run side by side while cores are idle (<see cref="RowParallelism.Degree"/>): each is parallel inside, but each also has stretches on one thread (softmax and
 /// top-k, joining bands, panoptic's second pass), which the others fill. The modes only read the
 /// shared bounds, so their results are the same bit for bit as one after the other.
 /// </summary>
@@ -54,9 +54,17 @@ internal static class Detectron2Tasks
             {
                 modes[0]();
             }
-            else if (modes.Count > 1)
+            else if (RowParallelism.Degree > 1)
             {
                 Parallel.Invoke([.. modes]);
+            }
+            else
+            {
+                // Every core has an image of its own: one mode after another, without the fork.
+                foreach (var mode in modes)
+                {
+                    mode();
+                }
             }
 
             return (semantic, instances, panoptic);

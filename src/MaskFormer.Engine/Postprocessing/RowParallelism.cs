@@ -1,21 +1,57 @@
 namespace MaskFormer.Engine.Postprocessing;
 
 /// <summary>
-/// How many threads a post-processing pass may use. Small images run on the caller's thread: under
-/// load many requests post-process at once and share the cores with ONNX Runtime, so splitting a small
-/// image across threads costs more in scheduling than it saves. A large one uses the idle cores, never
-/// more threads than there are cores.
+/// How many threads a post-processing pass may use: the idle cores' share. Small images run on the
+/// caller's thread: splitting them costs more in scheduling than it saves. A large one uses the cores
+/// divided among the images being post-processed at that moment (<see cref="Enter"/>): alone, every
+/// core; beside as many others as there are cores, its own thread only. Under load every core already
+/// has an image of its own, and splitting each across all of them only adds fork, join and the thread
+/// pool's spinning, which on many cores costs more than the pass itself.
 /// </summary>
 internal static class RowParallelism
 {
     // About a quarter of a million mask values: below this a pass takes well under a millisecond.
     private const long ParallelThreshold = 1L << 18;
 
-    private static readonly ParallelOptions s_sequential = new() { MaxDegreeOfParallelism = 1 };
-    private static readonly ParallelOptions s_parallel = new() { MaxDegreeOfParallelism = Environment.ProcessorCount };
+    // Options per degree, 1 to the core count, made once: a pass asks for them several times an image.
+    private static readonly ParallelOptions[] s_byDegree = [.. Enumerable.Range(1, Environment.ProcessorCount).Select(d => new ParallelOptions { MaxDegreeOfParallelism = d })];
+
+    private static int s_images;
+    private static int s_maxThreads = int.MaxValue;
+
+    /// <summary>When false, a large pass uses every core whatever else is being post-processed (benchmarks' baseline).</summary>
+    internal static bool ShareCores { get; set; } = true;
+
+    /// <summary>Images being post-processed now, in this process.</summary>
+    internal static int Images => Volatile.Read(ref s_images);
+
+    /// <summary>Caps the threads of one image's pass (InferenceOptions.PostprocessThreads; 0: no cap but the cores).</summary>
+    public static void Configure(int maxThreads) => Volatile.Write(ref s_maxThreads, maxThreads > 0 ? maxThreads : int.MaxValue);
+
+    /// <summary>Counts one image as being post-processed until the scope is disposed.</summary>
+    public static ImageScope Enter()
+    {
+        Interlocked.Increment(ref s_images);
+        return new ImageScope();
+    }
 
     public static ParallelOptions For(int width, int height, int queries) => ForWork((long)width * height * Math.Max(1, queries));
 
     /// <summary>Options for a pass of about <paramref name="work"/> multiply-adds.</summary>
-    public static ParallelOptions ForWork(long work) => work >= ParallelThreshold ? s_parallel : s_sequential;
+    public static ParallelOptions ForWork(long work) => work >= ParallelThreshold ? s_byDegree[Degree - 1] : s_byDegree[0];
+
+    /// <summary>The threads a large pass may use now: the cores shared among the images being post-processed.</summary>
+    public static int Degree => DegreeFor(s_byDegree.Length, ShareCores ? Images : 1, Volatile.Read(ref s_maxThreads));
+
+    /// <summary>
+    /// <paramref name="cores"/> divided among <paramref name="images"/> (the image asking counts; rounded down),
+    /// at least 1 and at most <paramref name="maxThreads"/>.
+    /// </summary>
+    internal static int DegreeFor(int cores, int images, int maxThreads) => Math.Clamp(cores / Math.Max(1, images), 1, Math.Max(1, Math.Min(cores, maxThreads)));
+
+    /// <summary>Ends one image's post-processing (<see cref="Enter"/>).</summary>
+    public readonly struct ImageScope : IDisposable
+    {
+        public void Dispose() => Interlocked.Decrement(ref s_images);
+    }
 }

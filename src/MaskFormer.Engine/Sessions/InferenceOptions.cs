@@ -39,6 +39,13 @@ public sealed class InferenceOptions
     /// </summary>
     public int RequestThreadNice { get; set; } = 10;
 
+    /// <summary>
+    /// Most threads one image's post-processing passes may use. 0 (default): the cores shared among the
+    /// images being post-processed at that moment (alone, every core; under load, its own thread); N: that,
+    /// but never more than N. Process-wide, like <see cref="RequestThreadNice"/>.
+    /// </summary>
+    public int PostprocessThreads { get; set; }
+
     /// <summary>Most images in one model run. Default 4.</summary>
     public int MaxBatchSize { get; set; } = 4;
 
