@@ -323,7 +323,7 @@ public sealed partial class SegmentationEngine(
         var thingsOnly = options.InstanceThingsOnly ?? (config.DeclaresThings || options.LabelIdsToFuse is not null);
 
         // Counted while it runs, so that a large image's passes take only the cores the others leave.
-        using var cores = RowParallelism.Enter();
+        using var counted = RowParallelism.Enter();
         if (options.Convention == PostprocessConvention.HuggingFace)
         {
             using var span = EngineSpans.StartPostprocess(TelemetryTags.Label(request.Tasks));

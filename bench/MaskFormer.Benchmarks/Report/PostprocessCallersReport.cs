@@ -17,7 +17,8 @@ namespace MaskFormer.Benchmarks.Report;
 /// the cores shared among the images being post-processed (the service's rule, <c>shared</c>) against every
 /// large pass on every core (<c>all-cores</c>, the rule before it), alternated within each round. Reports
 /// images/s and the process's CPU ms per image, medians over rounds: what the thread pool's fork, join and
-/// spinning cost once every core already has an image.
+/// spinning cost once every core already has an image. Post-processing only: no model run, decoding or
+/// encoding beside it.
 /// </summary>
 internal static class PostprocessCallersReport
 {
@@ -106,32 +107,34 @@ internal static class PostprocessCallersReport
         return PostprocessReport.CopyOutput(results);
     }
 
-    /// <summary>Images per second and process CPU ms per image of <paramref name="callers"/> threads looping for <paramref name="duration"/>.</summary>
+    /// <summary>
+    /// Images per second and process CPU ms per image of <paramref name="callers"/> thread-pool tasks looping
+    /// for <paramref name="duration"/>: pool threads, as the service's requests are, so the passes' forked
+    /// work competes with the callers for the same pool.
+    /// </summary>
     private static (double Rate, double Cpu) Measure(Action postprocess, int callers, TimeSpan duration)
     {
         using var process = Process.GetCurrentProcess();
         var images = 0;
-        using var start = new Barrier(callers + 1);
-        var stopAt = 0L;
-        var threads = Enumerable.Range(0, callers).Select(_ => new Thread(() =>
+        ThreadPool.GetMinThreads(out var workers, out var io);
+        ThreadPool.SetMinThreads(Math.Max(workers, callers + Environment.ProcessorCount), io);
+        process.Refresh();
+        var cpuBefore = process.TotalProcessorTime;
+        var clock = Stopwatch.StartNew();
+        var stopAt = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+        var tasks = Enumerable.Range(0, callers).Select(_ => Task.Run(() =>
         {
-            start.SignalAndWait();
-            while (Stopwatch.GetTimestamp() < Volatile.Read(ref stopAt))
+            while (Stopwatch.GetTimestamp() < stopAt)
             {
                 postprocess();
                 Interlocked.Increment(ref images);
             }
-        })).ToList();
-        threads.ForEach(t => t.Start());
-        process.Refresh();
-        var cpuBefore = process.TotalProcessorTime;
-        var clock = Stopwatch.StartNew();
-        Volatile.Write(ref stopAt, Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency));
-        start.SignalAndWait();
-        threads.ForEach(t => t.Join());
+        })).ToArray();
+        Task.WaitAll(tasks);
         var wall = clock.Elapsed.TotalSeconds;
         process.Refresh();
         var cpu = (process.TotalProcessorTime - cpuBefore).TotalMilliseconds;
+        ThreadPool.SetMinThreads(workers, io);
         return (images / wall, cpu / Math.Max(1, images));
     }
 }

@@ -5,15 +5,20 @@ using MaskFormer.Engine.Models;
 namespace MaskFormer.Engine.Postprocessing;
 
 /// <summary>
-/// The requested detectron2 modes on one model output, from one set of tile bounds. Two or three modes
-/// run side by side while cores are idle (<see cref="RowParallelism.Degree"/>): each is parallel inside, but each also has stretches on one thread (softmax and
-/// top-k, joining bands, panoptic's second pass), which the others fill. The modes only read the
-/// shared bounds, so their results are the same bit for bit as one after the other.
+/// The requested detectron2 modes on one model output, from one set of tile bounds. While the image has
+/// more than one thread (<see cref="RowParallelism.Degree"/>), two or three modes run side by side: each is
+/// parallel inside, but each also has stretches on one thread (softmax and top-k, joining bands,
+/// panoptic's second pass), which the others fill. The modes only read the shared bounds, so their
+/// results are the same bit for bit as one after the other.
 /// </summary>
 internal static class Detectron2Tasks
 {
+    /// <summary>
+    /// The requested modes' results; <paramref name="sideBySide"/> says whether the modes may run side by
+    /// side (null: while the image has more than one thread).
+    /// </summary>
     public static (LabelMap? Semantic, IReadOnlyList<InstanceMask>? Instances, PanopticResult? Panoptic) Run(
-        MaskTiles tiles, SegmentationTasks tasks, IReadOnlyList<ModelLabel> labels, bool thingsOnly, bool isMask2Former, PostprocessOptions options)
+        MaskTiles tiles, SegmentationTasks tasks, IReadOnlyList<ModelLabel> labels, bool thingsOnly, bool isMask2Former, PostprocessOptions options, bool? sideBySide = null)
     {
         LabelMap? semantic = null;
         IReadOnlyList<InstanceMask>? instances = null;
@@ -54,7 +59,7 @@ internal static class Detectron2Tasks
             {
                 modes[0]();
             }
-            else if (RowParallelism.Degree > 1)
+            else if (sideBySide ?? RowParallelism.Degree > 1)
             {
                 Parallel.Invoke([.. modes]);
             }

@@ -1,12 +1,11 @@
 namespace MaskFormer.Engine.Postprocessing;
 
 /// <summary>
-/// How many threads a post-processing pass may use: the idle cores' share. Small images run on the
-/// caller's thread: splitting them costs more in scheduling than it saves. A large one uses the cores
-/// divided among the images being post-processed at that moment (<see cref="Enter"/>): alone, every
-/// core; beside as many others as there are cores, its own thread only. Under load every core already
-/// has an image of its own, and splitting each across all of them only adds fork, join and the thread
-/// pool's spinning, which on many cores costs more than the pass itself.
+/// How many threads a post-processing pass may use. Small images run on the caller's thread: splitting
+/// them costs more in scheduling than it saves. A large one's pass uses the cores divided among the
+/// images being post-processed at that moment (<see cref="Enter"/>): alone, every core; beside as many
+/// others as there are cores, its own thread. Under load every core already has an image, and splitting
+/// each across all of them adds fork, join and the thread pool's spinning for no more cores.
 /// </summary>
 internal static class RowParallelism
 {
@@ -44,10 +43,10 @@ internal static class RowParallelism
     public static int Degree => DegreeFor(s_byDegree.Length, ShareCores ? Images : 1, Volatile.Read(ref s_maxThreads));
 
     /// <summary>
-    /// <paramref name="cores"/> divided among <paramref name="images"/> (the image asking counts; rounded down),
-    /// at least 1 and at most <paramref name="maxThreads"/>.
+    /// <paramref name="cores"/> divided among <paramref name="images"/> (the image asking counts), rounded up
+    /// so that no core is left out (9 images on 16 cores: 2 each), at most <paramref name="maxThreads"/>.
     /// </summary>
-    internal static int DegreeFor(int cores, int images, int maxThreads) => Math.Clamp(cores / Math.Max(1, images), 1, Math.Max(1, Math.Min(cores, maxThreads)));
+    internal static int DegreeFor(int cores, int images, int maxThreads) => Math.Clamp((cores + Math.Max(1, images) - 1) / Math.Max(1, images), 1, Math.Max(1, Math.Min(cores, maxThreads)));
 
     /// <summary>Ends one image's post-processing (<see cref="Enter"/>).</summary>
     public readonly struct ImageScope : IDisposable

@@ -40,9 +40,10 @@ public sealed class InferenceOptions
     public int RequestThreadNice { get; set; } = 10;
 
     /// <summary>
-    /// Most threads one image's post-processing passes may use. 0 (default): the cores shared among the
-    /// images being post-processed at that moment (alone, every core; under load, its own thread); N: that,
-    /// but never more than N. Process-wide, like <see cref="RequestThreadNice"/>.
+    /// Most threads one post-processing pass of a large image may use (its two or three tasks may run side
+    /// by side, each with its own passes). 0 (default): the cores shared among the images being
+    /// post-processed at that moment (alone, every core; under load, its own thread); N: that, but never
+    /// more than N. Process-wide, like <see cref="RequestThreadNice"/>.
     /// </summary>
     public int PostprocessThreads { get; set; }
 
