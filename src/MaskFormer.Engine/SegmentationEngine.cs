@@ -97,34 +97,7 @@ public sealed partial class SegmentationEngine(
                     }
                 }
 
-                // A replacement (for a hung session) takes no traffic before it has run each batch size once:
-                // on CUDA, a new session's first run of a shape builds its plans (0.3-0.5 s on an H200).
-                var warmUpPlan = new ImagePreprocessor(folder.Preprocessor).Plan(WarmUpSide(folder.Preprocessor), WarmUpSide(folder.Preprocessor));
-                IModelSession Replace(int slot)
-                {
-                    var session = factory.Create(folder, slots[slot].Device, slots[slot].Threads, slots[slot].Required);
-                    if (_inference.WarmUp)
-                    {
-                        // Bounded as a served run is: a replacement that hangs too is terminated, and the
-                        // scheduler tries another after its pause instead of waiting on it for ever.
-                        var batches = Math.Max(1, session.BatchSizes.Count > 0 ? session.BatchSizes.Count : _inference.MaxBatchSize);
-                        using var limit = _inference.SessionRunTimeout > TimeSpan.Zero
-                            ? time.CreateTimer(_ => session.Terminate(), null, _inference.SessionRunTimeout * batches, Timeout.InfiniteTimeSpan)
-                            : null;
-                        try
-                        {
-                            RunEachBatchSize(session, warmUpPlan);
-                        }
-                        catch
-                        {
-                            session.Dispose();
-                            throw;
-                        }
-                    }
-
-                    return session;
-                }
-
+                IModelSession Replace(int slot) => factory.Create(folder, slots[slot].Device, slots[slot].Threads, slots[slot].Required);
                 var scheduler = new BatchScheduler([.. sessions], Replace, _inference, time, logger)
                 {
                     Telemetry = new ModelTelemetry(folder.Name, folder.Version, _inference.MaxBatchSize),
@@ -171,7 +144,25 @@ public sealed partial class SegmentationEngine(
                 var plan = model.Preprocessor.Plan(WarmUpSide(model.Folder.Preprocessor), WarmUpSide(model.Folder.Preprocessor));
                 foreach (var session in model.Scheduler.Sessions)
                 {
-                    await Task.Run(() => RunEachBatchSize(session, plan), cancellationToken).ConfigureAwait(false);
+                    // A session that pads runs to a few sizes needs one run at each.
+                    var batchSizes = session.BatchSizes.Count > 0 ? session.BatchSizes : Enumerable.Range(1, _inference.MaxBatchSize).ToArray();
+                    foreach (var batch in batchSizes)
+                    {
+                        var inputs = Enumerable.Range(0, batch).Select(_ => new ModelInput(plan)).ToArray();
+                        try
+                        {
+                            foreach (var input in inputs)
+                            {
+                                input.Tensor.Clear();
+                            }
+
+                            await Task.Run(() => DisposeAll(session.Run(inputs)), cancellationToken).ConfigureAwait(false);
+                        }
+                        finally
+                        {
+                            DisposeAll(inputs);
+                        }
+                    }
                 }
 
                 await WarmUpRequestPathAsync(model, cancellationToken).ConfigureAwait(false);
@@ -404,29 +395,6 @@ public sealed partial class SegmentationEngine(
         {
             EngineSpans.RecordDecodeFailure(probed.Source, span);
             throw;
-        }
-    }
-
-    /// <summary>Runs a session once at each batch size it will see (a session that pads: once per padded size), on zero images.</summary>
-    private void RunEachBatchSize(IModelSession session, ResizePlan plan)
-    {
-        var batchSizes = session.BatchSizes.Count > 0 ? session.BatchSizes : Enumerable.Range(1, _inference.MaxBatchSize).ToArray();
-        foreach (var batch in batchSizes)
-        {
-            var inputs = Enumerable.Range(0, batch).Select(_ => new ModelInput(plan)).ToArray();
-            try
-            {
-                foreach (var input in inputs)
-                {
-                    input.Tensor.Clear();
-                }
-
-                DisposeAll(session.Run(inputs));
-            }
-            finally
-            {
-                DisposeAll(inputs);
-            }
         }
     }
 

@@ -66,36 +66,6 @@ public sealed class SessionFaultTests
         Assert.False(faulty.Disposed);
     }
 
-    [Fact]
-    public async Task Segment_ReplacementHangsInItsWarmUp_TerminatedAndReplacedAgainBeforeServing()
-    {
-        var factory = new FaultInjectingSessionFactory();
-        var server = await FaultServer.StartAsync(factory, "--MaskFormer:Inference:SessionRunTimeout=00:00:02");
-        try
-        {
-            factory.Created.Single().Fault = SessionFault.Hang;
-            factory.NextSessionFault = SessionFault.Hang;
-
-            var error = await Assert.ThrowsAsync<RpcException>(async () => await server.Client.SegmentAsync(
-                new SegmentRequest { Image = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[0]) }, deadline: DateTime.UtcNow.AddSeconds(60)));
-            Assert.Equal(StatusCode.Unavailable, error.StatusCode);
-
-            // The first replacement hangs in its warm-up run: terminated after the run limit, disposed, and
-            // after the scheduler's pause a second replacement serves the next call.
-            Assert.Equal(StatusCode.OK, await server.SegmentStatusAsync(HeldOutSet.ImageFiles[1]));
-            Assert.Equal(3, factory.Created.Count);
-            var (hungWarmUp, serving) = (factory.Created[1], factory.Created[2]);
-            Assert.True(hungWarmUp.Terminated, "the replacement's warm-up was not terminated");
-            Assert.True(hungWarmUp.Disposed, "the replacement that hung in its warm-up was not disposed");
-            Assert.Equal([1], hungWarmUp.RunSizes);
-            Assert.Equal([1, 1], serving.RunSizes);
-        }
-        finally
-        {
-            await server.DisposeAsync();
-        }
-    }
-
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
@@ -103,8 +73,8 @@ public sealed class SessionFaultTests
     {
         var hang = runHonoursTerminate ? SessionFault.Hang : SessionFault.HangIgnoringTerminate;
         var factory = new FaultInjectingSessionFactory();
-        // 3 s: the limit also covers the replacement session's first real runs (its warm-up, then the
-        // call), which a loaded 2-core machine could stretch past 1 s and count as a second hang.
+        // 3 s: the limit also covers the replacement session's first real run, which a loaded 2-core
+        // machine could stretch past 1 s and count as a second hang.
         var server = await FaultServer.StartAsync(factory, "--MaskFormer:Inference:SessionRunTimeout=00:00:03", "--MaskFormer:Inference:QueueFullRetryAfter=00:00:00.250");
         var hung = factory.Created.Single();
         try
@@ -122,9 +92,7 @@ public sealed class SessionFaultTests
             // The pool had one session: the next call is served by its replacement.
             Assert.Equal(StatusCode.OK, await server.SegmentStatusAsync(HeldOutSet.ImageFiles[1]));
             Assert.Equal(2, factory.Created.Count);
-
-            // The replacement ran its one batch size (MaxBatchSize=1) once before it took the call, then the call.
-            Assert.Equal([1, 1], factory.Created[1].RunSizes);
+            Assert.True(factory.Created[1].ServedItems > 0);
             var counters = server.Model.GetCounters();
             Assert.Equal(1, counters.HungRuns);
             Assert.Equal(0, counters.Queued);
