@@ -98,9 +98,11 @@ public sealed partial class SegmentationEngine(
                 }
 
                 IModelSession Replace(int slot) => factory.Create(folder, slots[slot].Device, slots[slot].Threads, slots[slot].Required);
+                var warmUpPlan = new ImagePreprocessor(folder.Preprocessor).Plan(WarmUpSide(folder.Preprocessor), WarmUpSide(folder.Preprocessor));
                 var scheduler = new BatchScheduler([.. sessions], Replace, _inference, time, logger)
                 {
                     Telemetry = new ModelTelemetry(folder.Name, folder.Version, _inference.MaxBatchSize),
+                    WarmUpInputs = _inference.WarmUp ? batchSize => ZeroInputs(warmUpPlan, batchSize) : null,
                 };
                 models.Add(new ServedModel(folder, scheduler, folder.Config.NumQueries, ReferenceEquals(folder, defaultFolder)));
                 LogModelLoaded(logger, folder.Name, folder.Version, folder.Config.Labels.Count, sessions.Count);
@@ -148,14 +150,9 @@ public sealed partial class SegmentationEngine(
                     var batchSizes = session.BatchSizes.Count > 0 ? session.BatchSizes : Enumerable.Range(1, _inference.MaxBatchSize).ToArray();
                     foreach (var batch in batchSizes)
                     {
-                        var inputs = Enumerable.Range(0, batch).Select(_ => new ModelInput(plan)).ToArray();
+                        var inputs = ZeroInputs(plan, batch);
                         try
                         {
-                            foreach (var input in inputs)
-                            {
-                                input.Tensor.Clear();
-                            }
-
                             await Task.Run(() => DisposeAll(session.Run(inputs)), cancellationToken).ConfigureAwait(false);
                         }
                         finally
@@ -396,6 +393,18 @@ public sealed partial class SegmentationEngine(
             EngineSpans.RecordDecodeFailure(probed.Source, span);
             throw;
         }
+    }
+
+    /// <summary>Images of zeros (the normalised mean colour) at a size, for warm-up runs.</summary>
+    private static ModelInput[] ZeroInputs(ResizePlan plan, int batchSize)
+    {
+        var inputs = Enumerable.Range(0, batchSize).Select(_ => new ModelInput(plan)).ToArray();
+        foreach (var input in inputs)
+        {
+            input.Tensor.Clear();
+        }
+
+        return inputs;
     }
 
     private static int WarmUpSide(PreprocessorConfig config) => config.ResizeMode switch

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using MaskFormer.Engine.Diagnostics;
+using MaskFormer.Engine.Preprocessing;
 using MaskFormer.Engine.Sessions;
 using Microsoft.Extensions.Logging;
 
@@ -11,7 +12,8 @@ namespace MaskFormer.Engine.Batching;
 /// its requests are answered UNAVAILABLE with a retry delay at once, ONNX Runtime is asked to terminate
 /// it, the session leaves the pool, and a new worker creates a replacement session for its slot. The old
 /// thread disposes the old session whenever its run returns; a run that never returns keeps only that
-/// thread and session.
+/// thread and session. A replacement runs once at each batch size, under the same limit, before it takes
+/// traffic; one that hangs there is abandoned the same way.
 /// </summary>
 internal sealed partial class BatchScheduler
 {
@@ -68,9 +70,18 @@ internal sealed partial class BatchScheduler
     {
         while (true)
         {
+            IModelSession? session = null;
             try
             {
-                var session = _replace(worker.Slot);
+                session = _replace(worker.Slot);
+                if (!WarmUpReplacement(worker, session))
+                {
+                    // Its warm-up hung and was abandoned; a new worker serves this slot.
+                    session.Dispose();
+                    LogHungRunEnded(_logger, worker.Slot);
+                    return false;
+                }
+
                 lock (_gate)
                 {
                     if (_stopping)
@@ -88,6 +99,7 @@ internal sealed partial class BatchScheduler
             }
             catch (Exception ex)
             {
+                session?.Dispose();
                 LogReplacementFailed(_logger, ex, Telemetry.Name, worker.Slot);
 
                 // Not a wait on _gate: a pulse meant for a worker must not be spent here.
@@ -100,6 +112,92 @@ internal sealed partial class BatchScheduler
 
                     Thread.Sleep(100);
                 }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Runs a replacement once at each batch size it will see (<see cref="WarmUpInputs"/>), under the same
+    /// run limit as a batch, before it takes traffic: on CUDA a new session's first run of a shape builds
+    /// its plans. False when a run hung and the watchdog abandoned this worker; throws when a run failed.
+    /// </summary>
+    private bool WarmUpReplacement(Worker worker, IModelSession session)
+    {
+        if (WarmUpInputs is null)
+        {
+            return true;
+        }
+
+        var batchSizes = session.BatchSizes.Count > 0 ? session.BatchSizes : Enumerable.Range(1, _options.MaxBatchSize).ToArray();
+        foreach (var batchSize in batchSizes)
+        {
+            var inputs = WarmUpInputs(batchSize);
+            try
+            {
+                var run = new RunClaim();
+                var watchdog = _options.SessionRunTimeout > TimeSpan.Zero
+                    ? _time.CreateTimer(static state => ((Action)state!)(), (Action)(() => OnWarmUpTimedOut(worker, session, batchSize, run)), _options.SessionRunTimeout, Timeout.InfiniteTimeSpan)
+                    : null;
+                ModelOutput[] outputs;
+                try
+                {
+                    outputs = session.Run(inputs);
+                }
+                catch
+                {
+                    watchdog?.Dispose();
+                    if (!run.TryClaim())
+                    {
+                        return false;
+                    }
+
+                    throw;
+                }
+
+                watchdog?.Dispose();
+                foreach (var output in outputs)
+                {
+                    output.Dispose();
+                }
+
+                if (!run.TryClaim())
+                {
+                    return false;
+                }
+            }
+            finally
+            {
+                foreach (var input in inputs)
+                {
+                    input.Dispose();
+                }
+            }
+        }
+
+        return true;
+    }
+
+    private void OnWarmUpTimedOut(Worker worker, IModelSession session, int batchSize, RunClaim run)
+    {
+        // As for a batch: the worker disposes the session only after losing the claim.
+        lock (run.Gate)
+        {
+            if (!run.TryClaim())
+            {
+                return;
+            }
+
+            session.Terminate();
+        }
+
+        Interlocked.Increment(ref _hungRuns);
+        LogWarmUpHung(_logger, Telemetry.Name, worker.Slot, batchSize, _options.SessionRunTimeout.TotalSeconds);
+        lock (_gate)
+        {
+            worker.Abandoned = true;
+            if (!_stopping)
+            {
+                StartWorkerLocked(worker.Slot, session: null);
             }
         }
     }
@@ -260,6 +358,9 @@ internal sealed partial class BatchScheduler
 
     [LoggerMessage(EventId = 201, Level = LogLevel.Error, Message = "Model {Model} session {Slot}: a run of {BatchSize} images is past the {Timeout} s run timeout; its requests are answered UNAVAILABLE and the session is replaced")]
     private static partial void LogRunHung(ILogger logger, string model, int slot, int batchSize, double timeout);
+
+    [LoggerMessage(EventId = 205, Level = LogLevel.Error, Message = "Model {Model} session {Slot}: the replacement's warm-up run of {BatchSize} images is past the {Timeout} s run timeout; it is terminated and another replacement is created")]
+    private static partial void LogWarmUpHung(ILogger logger, string model, int slot, int batchSize, double timeout);
 
     [LoggerMessage(EventId = 202, Level = LogLevel.Information, Message = "Model {Model} session {Slot} replaced by a new session")]
     private static partial void LogSessionReplaced(ILogger logger, string model, int slot);

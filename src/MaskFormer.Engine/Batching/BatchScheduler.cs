@@ -50,6 +50,9 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
         Telemetry = new ModelTelemetry(string.Empty, string.Empty, options.MaxBatchSize);
     }
 
+    /// <summary>Zeroed inputs of a batch size, for a replacement session's warm-up runs; null: replacements take traffic at once.</summary>
+    public Func<int, ModelInput[]>? WarmUpInputs { get; init; }
+
     /// <summary>The sessions serving now (a hung one is out of the pool until its replacement is created).</summary>
     public IReadOnlyList<IModelSession> Sessions
     {

@@ -69,12 +69,67 @@ public sealed class SessionFaultTests
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
+    public async Task Segment_ReplacementHangsInItsWarmUp_TerminatedAndReplacedAgainBeforeServing(bool runHonoursTerminate)
+    {
+        var hang = runHonoursTerminate ? SessionFault.Hang : SessionFault.HangIgnoringTerminate;
+        var factory = new FaultInjectingSessionFactory();
+        // 3 s, as in the test below: the second replacement's warm-up and the call must each fit.
+        var server = await FaultServer.StartAsync(factory, "--MaskFormer:Inference:SessionRunTimeout=00:00:03");
+        try
+        {
+            factory.Created.Single().Fault = SessionFault.Hang;
+            factory.NextSessionFault = hang;
+
+            var error = await Assert.ThrowsAsync<RpcException>(async () => await server.Client.SegmentAsync(
+                new SegmentRequest { Image = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[0]) }, deadline: DateTime.UtcNow.AddSeconds(60)));
+            Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+
+            // The first replacement hangs in its warm-up run: past the run limit it is terminated and its
+            // worker abandoned, and a second replacement, warmed up, serves the next call.
+            Assert.Equal(StatusCode.OK, await server.SegmentStatusAsync(HeldOutSet.ImageFiles[1]));
+            Assert.Equal(3, factory.Created.Count);
+            var (hungWarmUp, serving) = (factory.Created[1], factory.Created[2]);
+            Assert.True(hungWarmUp.Terminated, "the replacement's warm-up was not terminated");
+            Assert.Equal([1], hungWarmUp.RunSizes);
+            Assert.Equal([1, 1], serving.RunSizes);
+            Assert.Equal(2, server.Model.GetCounters().HungRuns);
+            Assert.DoesNotContain(hungWarmUp, server.Model.Scheduler.Sessions);
+
+            if (runHonoursTerminate)
+            {
+                await FaultServer.WaitUntilAsync(() => hungWarmUp.Disposed, "the replacement that hung in its warm-up was not disposed");
+            }
+            else
+            {
+                // A warm-up run that ignores Terminate keeps only its thread and session, and does not hold up shutdown.
+                Assert.True(hungWarmUp.Hanging);
+                await server.DisposeAsync();
+                Assert.False(hungWarmUp.Disposed);
+                Assert.True(serving.Disposed);
+                hungWarmUp.Release();
+                await FaultServer.WaitUntilAsync(() => hungWarmUp.Disposed, "the session of the warm-up that returned late was not disposed");
+            }
+        }
+        finally
+        {
+            foreach (var session in factory.Created)
+            {
+                session.Release();
+            }
+
+            await server.DisposeAsync();
+        }
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
     public async Task Segment_SessionHangsPastRunTimeout_UnavailableWithRetryInfoAndSessionReplaced(bool runHonoursTerminate)
     {
         var hang = runHonoursTerminate ? SessionFault.Hang : SessionFault.HangIgnoringTerminate;
         var factory = new FaultInjectingSessionFactory();
-        // 3 s: the limit also covers the replacement session's first real run, which a loaded 2-core
-        // machine could stretch past 1 s and count as a second hang.
+        // 3 s: the limit also covers the replacement session's first real runs (its warm-up, then the
+        // call), which a loaded 2-core machine could stretch past 1 s and count as a second hang.
         var server = await FaultServer.StartAsync(factory, "--MaskFormer:Inference:SessionRunTimeout=00:00:03", "--MaskFormer:Inference:QueueFullRetryAfter=00:00:00.250");
         var hung = factory.Created.Single();
         try
@@ -92,7 +147,9 @@ public sealed class SessionFaultTests
             // The pool had one session: the next call is served by its replacement.
             Assert.Equal(StatusCode.OK, await server.SegmentStatusAsync(HeldOutSet.ImageFiles[1]));
             Assert.Equal(2, factory.Created.Count);
-            Assert.True(factory.Created[1].ServedItems > 0);
+
+            // The replacement ran its one batch size (MaxBatchSize=1) once before it took the call, then the call.
+            Assert.Equal([1, 1], factory.Created[1].RunSizes);
             var counters = server.Model.GetCounters();
             Assert.Equal(1, counters.HungRuns);
             Assert.Equal(0, counters.Queued);

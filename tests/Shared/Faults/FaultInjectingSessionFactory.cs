@@ -53,9 +53,16 @@ internal sealed class FaultInjectingSessionFactory(int[]? paddedBatchSizes = nul
         }
     }
 
+    /// <summary>The fault the next session created starts with (then back to none): a replacement that fails too.</summary>
+    public SessionFault NextSessionFault { get; set; }
+
     public IModelSession Create(ModelFolder folder, DeviceSpec device, int intraOpThreads, bool required)
     {
-        var session = new FaultInjectingSession(paddedBatchSizes is null ? _real.Create(folder, device, intraOpThreads, required) : Padded(folder, intraOpThreads));
+        var session = new FaultInjectingSession(paddedBatchSizes is null ? _real.Create(folder, device, intraOpThreads, required) : Padded(folder, intraOpThreads))
+        {
+            Fault = NextSessionFault,
+        };
+        NextSessionFault = SessionFault.None;
         lock (_created)
         {
             _created.Add(session);
