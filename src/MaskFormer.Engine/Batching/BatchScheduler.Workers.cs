@@ -12,8 +12,7 @@ namespace MaskFormer.Engine.Batching;
 /// its requests are answered UNAVAILABLE with a retry delay at once, ONNX Runtime is asked to terminate
 /// it, the session leaves the pool, and a new worker creates a replacement session for its slot. The old
 /// thread disposes the old session whenever its run returns; a run that never returns keeps only that
-/// thread and session. A replacement runs once at each batch size, under the same limit, before it takes
-/// traffic; one that hangs there is abandoned the same way.
+/// thread and session. A replacement warms up before it takes traffic (BatchScheduler.Replacement.cs).
 /// </summary>
 internal sealed partial class BatchScheduler
 {
@@ -37,9 +36,9 @@ internal sealed partial class BatchScheduler
         }
     }
 
-    private void StartWorkerLocked(int slot, IModelSession? session)
+    private void StartWorkerLocked(int slot, IModelSession? session, bool pauseFirst = false)
     {
-        var worker = new Worker(slot, session);
+        var worker = new Worker(slot, session) { PauseFirst = pauseFirst };
         var thread = new Thread(() => Work(worker)) { IsBackground = true, Name = $"maskformer-session-{slot}" };
         worker.Thread = thread;
         _workers.Add(worker);
@@ -61,143 +60,6 @@ internal sealed partial class BatchScheduler
                 worker.Session!.Dispose();
                 LogHungRunEnded(_logger, worker.Slot);
                 return;
-            }
-        }
-    }
-
-    // A failed creation is tried again every few seconds: a pool of one must not stay empty.
-    private bool CreateReplacement(Worker worker)
-    {
-        while (true)
-        {
-            IModelSession? session = null;
-            try
-            {
-                session = _replace(worker.Slot);
-                if (!WarmUpReplacement(worker, session))
-                {
-                    // Its warm-up hung and was abandoned; a new worker serves this slot.
-                    session.Dispose();
-                    LogHungRunEnded(_logger, worker.Slot);
-                    return false;
-                }
-
-                lock (_gate)
-                {
-                    if (_stopping)
-                    {
-                        session.Dispose();
-                        return false;
-                    }
-
-                    worker.Session = session;
-                    _sessions[worker.Slot] = session;
-                }
-
-                LogSessionReplaced(_logger, Telemetry.Name, worker.Slot);
-                return true;
-            }
-            catch (Exception ex)
-            {
-                session?.Dispose();
-                LogReplacementFailed(_logger, ex, Telemetry.Name, worker.Slot);
-
-                // Not a wait on _gate: a pulse meant for a worker must not be spent here.
-                for (var waited = 0; waited < 50; waited++)
-                {
-                    if (Volatile.Read(ref _stopping))
-                    {
-                        return false;
-                    }
-
-                    Thread.Sleep(100);
-                }
-            }
-        }
-    }
-
-    /// <summary>
-    /// Runs a replacement once at each batch size it will see (<see cref="WarmUpInputs"/>), under the same
-    /// run limit as a batch, before it takes traffic: on CUDA a new session's first run of a shape builds
-    /// its plans. False when a run hung and the watchdog abandoned this worker; throws when a run failed.
-    /// </summary>
-    private bool WarmUpReplacement(Worker worker, IModelSession session)
-    {
-        if (WarmUpInputs is null)
-        {
-            return true;
-        }
-
-        var batchSizes = session.BatchSizes.Count > 0 ? session.BatchSizes : Enumerable.Range(1, _options.MaxBatchSize).ToArray();
-        foreach (var batchSize in batchSizes)
-        {
-            var inputs = WarmUpInputs(batchSize);
-            try
-            {
-                var run = new RunClaim();
-                var watchdog = _options.SessionRunTimeout > TimeSpan.Zero
-                    ? _time.CreateTimer(static state => ((Action)state!)(), (Action)(() => OnWarmUpTimedOut(worker, session, batchSize, run)), _options.SessionRunTimeout, Timeout.InfiniteTimeSpan)
-                    : null;
-                ModelOutput[] outputs;
-                try
-                {
-                    outputs = session.Run(inputs);
-                }
-                catch
-                {
-                    watchdog?.Dispose();
-                    if (!run.TryClaim())
-                    {
-                        return false;
-                    }
-
-                    throw;
-                }
-
-                watchdog?.Dispose();
-                foreach (var output in outputs)
-                {
-                    output.Dispose();
-                }
-
-                if (!run.TryClaim())
-                {
-                    return false;
-                }
-            }
-            finally
-            {
-                foreach (var input in inputs)
-                {
-                    input.Dispose();
-                }
-            }
-        }
-
-        return true;
-    }
-
-    private void OnWarmUpTimedOut(Worker worker, IModelSession session, int batchSize, RunClaim run)
-    {
-        // As for a batch: the worker disposes the session only after losing the claim.
-        lock (run.Gate)
-        {
-            if (!run.TryClaim())
-            {
-                return;
-            }
-
-            session.Terminate();
-        }
-
-        Interlocked.Increment(ref _hungRuns);
-        LogWarmUpHung(_logger, Telemetry.Name, worker.Slot, batchSize, _options.SessionRunTimeout.TotalSeconds);
-        lock (_gate)
-        {
-            worker.Abandoned = true;
-            if (!_stopping)
-            {
-                StartWorkerLocked(worker.Slot, session: null);
             }
         }
     }
@@ -359,16 +221,13 @@ internal sealed partial class BatchScheduler
     [LoggerMessage(EventId = 201, Level = LogLevel.Error, Message = "Model {Model} session {Slot}: a run of {BatchSize} images is past the {Timeout} s run timeout; its requests are answered UNAVAILABLE and the session is replaced")]
     private static partial void LogRunHung(ILogger logger, string model, int slot, int batchSize, double timeout);
 
-    [LoggerMessage(EventId = 205, Level = LogLevel.Error, Message = "Model {Model} session {Slot}: the replacement's warm-up run of {BatchSize} images is past the {Timeout} s run timeout; it is terminated and another replacement is created")]
-    private static partial void LogWarmUpHung(ILogger logger, string model, int slot, int batchSize, double timeout);
-
     [LoggerMessage(EventId = 202, Level = LogLevel.Information, Message = "Model {Model} session {Slot} replaced by a new session")]
     private static partial void LogSessionReplaced(ILogger logger, string model, int slot);
 
     [LoggerMessage(EventId = 203, Level = LogLevel.Error, Message = "Model {Model} session {Slot} could not be created again; retrying in 5 s")]
     private static partial void LogReplacementFailed(ILogger logger, Exception exception, string model, int slot);
 
-    [LoggerMessage(EventId = 204, Level = LogLevel.Information, Message = "The abandoned run of session {Slot} returned; its old session is released")]
+    [LoggerMessage(EventId = 204, Level = LogLevel.Information, Message = "The abandoned run of session {Slot} returned; the session it ran on is released")]
     private static partial void LogHungRunEnded(ILogger logger, int slot);
 
     /// <summary>One thread and the session it drives; abandoned when its run hung.</summary>
@@ -377,6 +236,9 @@ internal sealed partial class BatchScheduler
         public int Slot { get; } = slot;
 
         public IModelSession? Session { get; set; } = session;
+
+        /// <summary>Wait the retry pause before creating this slot's session (the last replacement hung in its warm-up).</summary>
+        public bool PauseFirst { get; init; }
 
         public Thread? Thread { get; set; }
 

@@ -30,7 +30,7 @@ public sealed record SchedulerCounters
     /// <summary>Model runs that threw: their requests failed, the session went on serving.</summary>
     public long FailedRuns { get; init; }
 
-    /// <summary>Model runs past the run timeout: their requests were answered UNAVAILABLE and the session replaced.</summary>
+    /// <summary>Model runs past the run timeout: their requests (none for a replacement's warm-up run) were answered UNAVAILABLE and the session replaced.</summary>
     public long HungRuns { get; init; }
 
     /// <summary>Model runs by batch size: element i counts runs of i + 1 images.</summary>

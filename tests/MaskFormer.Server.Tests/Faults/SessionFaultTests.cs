@@ -85,7 +85,7 @@ public sealed class SessionFaultTests
             Assert.Equal(StatusCode.Unavailable, error.StatusCode);
 
             // The first replacement hangs in its warm-up run: past the run limit it is terminated and its
-            // worker abandoned, and a second replacement, warmed up, serves the next call.
+            // worker abandoned, and after the retry pause a second replacement, warmed up, serves the next call.
             Assert.Equal(StatusCode.OK, await server.SegmentStatusAsync(HeldOutSet.ImageFiles[1]));
             Assert.Equal(3, factory.Created.Count);
             var (hungWarmUp, serving) = (factory.Created[1], factory.Created[2]);
@@ -93,7 +93,7 @@ public sealed class SessionFaultTests
             Assert.Equal([1], hungWarmUp.RunSizes);
             Assert.Equal([1, 1], serving.RunSizes);
             Assert.Equal(2, server.Model.GetCounters().HungRuns);
-            Assert.DoesNotContain(hungWarmUp, server.Model.Scheduler.Sessions);
+            Assert.Equal([serving], server.Model.Scheduler.Sessions);
 
             if (runHonoursTerminate)
             {
@@ -112,11 +112,41 @@ public sealed class SessionFaultTests
         }
         finally
         {
-            foreach (var session in factory.Created)
+            foreach (var session in factory.Created.Where(session => !session.Disposed))
             {
                 session.Release();
             }
 
+            await server.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Segment_ReplacementsWarmUpRunThrows_LoggedAndTheSessionServesAnyway()
+    {
+        var factory = new FaultInjectingSessionFactory();
+        var server = await FaultServer.StartAsync(factory, "--MaskFormer:Inference:SessionRunTimeout=00:00:03");
+        var hung = factory.Created.Single();
+        try
+        {
+            hung.Fault = SessionFault.Hang;
+            factory.NextSessionFault = SessionFault.Throw;
+            Assert.Equal(StatusCode.Unavailable, await server.SegmentStatusAsync(HeldOutSet.ImageFiles[0]));
+
+            // Its warm-up run threw, yet it took the slot at once (no retry, no other session): as a session
+            // whose run throws, it fails only the runs that throw.
+            Assert.Equal(StatusCode.Internal, await server.SegmentStatusAsync(HeldOutSet.ImageFiles[1]));
+            var replacement = factory.Created[1];
+            Assert.Equal(2, factory.Created.Count);
+            Assert.Equal([replacement], server.Model.Scheduler.Sessions);
+            Assert.Equal(2, replacement.FailedItems);
+
+            replacement.Fault = SessionFault.None;
+            Assert.Equal(StatusCode.OK, await server.SegmentStatusAsync(HeldOutSet.ImageFiles[2]));
+            Assert.Equal(1, server.Model.GetCounters().HungRuns);
+        }
+        finally
+        {
             await server.DisposeAsync();
         }
     }
