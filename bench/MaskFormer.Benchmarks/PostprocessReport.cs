@@ -23,6 +23,16 @@ internal static class PostprocessReport
         return output;
     }
 
+    /// <summary>One untimed model run of a batch of one on a fresh CPU session: the output to post-process repeatedly.</summary>
+    internal static ModelOutput RunOnce(ModelFolder folder, ModelInput input)
+    {
+        using var session = new InferenceSession(folder.ModelPath);
+        using var value = OrtValue.CreateTensorValueFromMemory(input.Tensor.ToArray(), [1, 3, input.Plan.PaddedHeight, input.Plan.PaddedWidth]);
+        using var runOptions = new RunOptions();
+        using var results = session.Run(runOptions, ["pixel_values"], [value], ["class_queries_logits", "masks_queries_logits"]);
+        return CopyOutput(results);
+    }
+
     public static void Run(ModelFolder folder, byte[] imageBytes)
     {
         using var image = new ImageDecoder(Options.Create(new ImageDecoderOptions())).Decode(imageBytes);

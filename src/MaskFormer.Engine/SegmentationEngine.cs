@@ -143,14 +143,12 @@ public sealed partial class SegmentationEngine(
             foreach (var model in _models)
             {
                 var started = time.GetTimestamp();
-                var plan = model.Preprocessor.Plan(WarmUpSide(model.Folder.Preprocessor), WarmUpSide(model.Folder.Preprocessor));
                 foreach (var session in model.Scheduler.Sessions)
                 {
                     // A session that pads runs to a few sizes needs one run at each.
-                    var batchSizes = session.BatchSizes.Count > 0 ? session.BatchSizes : Enumerable.Range(1, _inference.MaxBatchSize).ToArray();
-                    foreach (var batch in batchSizes)
+                    foreach (var batch in model.Scheduler.WarmUpBatchSizes(session))
                     {
-                        var inputs = ZeroInputs(plan, batch);
+                        var inputs = model.Scheduler.WarmUpInputs!(batch);
                         try
                         {
                             await Task.Run(() => DisposeAll(session.Run(inputs)), cancellationToken).ConfigureAwait(false);

@@ -48,11 +48,13 @@ internal static class PostprocessCallersReport
         using var image = new ImageDecoder(Options.Create(new ImageDecoderOptions())).Decode(BenchmarkInputs.Scaled(int.Parse(parts[0], CultureInfo.InvariantCulture), int.Parse(parts[1], CultureInfo.InvariantCulture)));
         using var input = new ImagePreprocessor(folder.Preprocessor).Process(image);
         var plan = input.Plan;
-        using var output = RunModel(folder, input);
+        using var output = PostprocessReport.RunOnce(folder, input);
         var labels = folder.Config.Labels;
-        void PostprocessOnce()
+        // Shared: counted as the engine counts a request, so the cores are divided among the callers.
+        // All cores: not counted, so every large pass sees no other image and takes every core.
+        void PostprocessOnce(bool shared)
         {
-            using var cores = RowParallelism.Enter();
+            using var counted = shared ? RowParallelism.Enter() : default(RowParallelism.ImageScope?);
             using var tiles = new MaskTiles(output, plan);
             var (semantic, instances, panoptic) = Detectron2Tasks.Run(tiles, AllTasks, labels, true, false, PostprocessOptions.Detectron2);
             semantic?.Dispose();
@@ -66,8 +68,7 @@ internal static class PostprocessCallersReport
         // Warm both rules' code paths once.
         foreach (var share in new[] { true, false })
         {
-            RowParallelism.ShareCores = share;
-            Measure(PostprocessOnce, 2, TimeSpan.FromSeconds(1));
+            Measure(() => PostprocessOnce(share), 2, TimeSpan.FromSeconds(1));
         }
 
         Console.WriteLine($"postcallers: {name} {size}, all three tasks, {Environment.ProcessorCount} cores, {rounds} rounds of {seconds:F1} s per cell, load average {MachineInfo.LoadAverage()}, {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC");
@@ -80,8 +81,7 @@ internal static class PostprocessCallersReport
             {
                 foreach (var share in round % 2 == 0 ? new[] { true, false } : [false, true])
                 {
-                    RowParallelism.ShareCores = share;
-                    cells[share].Add(Measure(PostprocessOnce, count, TimeSpan.FromSeconds(seconds)));
+                    cells[share].Add(Measure(() => PostprocessOnce(share), count, TimeSpan.FromSeconds(seconds)));
                 }
             }
 
@@ -93,18 +93,8 @@ internal static class PostprocessCallersReport
             }
         }
 
-        RowParallelism.ShareCores = true;
         Console.WriteLine($"load average after: {MachineInfo.LoadAverage()}");
         return 0;
-    }
-
-    private static ModelOutput RunModel(ModelFolder folder, ModelInput input)
-    {
-        using var session = new InferenceSession(folder.ModelPath);
-        using var value = OrtValue.CreateTensorValueFromMemory(input.Tensor.ToArray(), [1, 3, input.Plan.PaddedHeight, input.Plan.PaddedWidth]);
-        using var runOptions = new RunOptions();
-        using var results = session.Run(runOptions, ["pixel_values"], [value], ["class_queries_logits", "masks_queries_logits"]);
-        return PostprocessReport.CopyOutput(results);
     }
 
     /// <summary>

@@ -96,8 +96,7 @@ internal sealed partial class BatchScheduler
             return true;
         }
 
-        var batchSizes = session.BatchSizes.Count > 0 ? session.BatchSizes : Enumerable.Range(1, _options.MaxBatchSize).ToArray();
-        foreach (var batchSize in batchSizes)
+        foreach (var batchSize in WarmUpBatchSizes(session))
         {
             if (Volatile.Read(ref _stopping))
             {
@@ -128,9 +127,7 @@ internal sealed partial class BatchScheduler
     private bool WarmUpRun(Worker worker, IModelSession session, ModelInput[] inputs)
     {
         var run = new RunClaim();
-        var watchdog = _options.SessionRunTimeout > TimeSpan.Zero
-            ? _time.CreateTimer(static state => ((Action)state!)(), (Action)(() => OnWarmUpTimedOut(worker, session, inputs.Length, run)), _options.SessionRunTimeout, Timeout.InfiniteTimeSpan)
-            : null;
+        var watchdog = StartWatchdog(() => OnWarmUpTimedOut(worker, session, inputs.Length, run));
         try
         {
             foreach (var output in session.Run(inputs))
@@ -156,28 +153,16 @@ internal sealed partial class BatchScheduler
 
     private void OnWarmUpTimedOut(Worker worker, IModelSession session, int batchSize, RunClaim run)
     {
-        // As for a batch: the worker disposes the session only after losing the claim.
-        lock (run.Gate)
+        if (TryTerminateHung(run, session))
         {
-            if (!run.TryClaim())
-            {
-                return;
-            }
-
-            session.Terminate();
-        }
-
-        Interlocked.Increment(ref _hungRuns);
-        LogWarmUpHung(_logger, Telemetry.Name, worker.Slot, batchSize, _options.SessionRunTimeout.TotalSeconds);
-        lock (_gate)
-        {
-            worker.Abandoned = true;
-            if (!_stopping)
-            {
-                StartWorkerLocked(worker.Slot, session: null, pauseFirst: true);
-            }
+            LogWarmUpHung(_logger, Telemetry.Name, worker.Slot, batchSize, _options.SessionRunTimeout.TotalSeconds);
+            Abandon(worker, pauseFirst: true);
         }
     }
+
+    /// <summary>The batch sizes a session runs at to warm up: its padded sizes, else every size up to MaxBatchSize.</summary>
+    internal IReadOnlyList<int> WarmUpBatchSizes(IModelSession session) =>
+        session.BatchSizes.Count > 0 ? session.BatchSizes : Enumerable.Range(1, _options.MaxBatchSize).ToArray();
 
     [LoggerMessage(EventId = 205, Level = LogLevel.Error, Message = "Model {Model} session {Slot}: the new session's warm-up run of {BatchSize} images is past the {Timeout} s run timeout; it is terminated, and unless the scheduler is stopping another is created after the retry pause")]
     private static partial void LogWarmUpHung(ILogger logger, string model, int slot, int batchSize, double timeout);

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using MaskFormer.Engine.Diagnostics;
-using MaskFormer.Engine.Preprocessing;
 using MaskFormer.Engine.Sessions;
 using Microsoft.Extensions.Logging;
 
@@ -71,9 +70,7 @@ internal sealed partial class BatchScheduler
         var started = _time.GetTimestamp();
         using var span = ModelRunSpan.Start(batch, session.Placement.ActualDevice, Telemetry);
         var run = new RunClaim();
-        var watchdog = _options.SessionRunTimeout > TimeSpan.Zero
-            ? _time.CreateTimer(static state => ((Action)state!)(), (Action)(() => OnRunTimedOut(worker, batch, run)), _options.SessionRunTimeout, Timeout.InfiniteTimeSpan)
-            : null;
+        var watchdog = StartWatchdog(() => OnRunTimedOut(worker, batch, run));
         ModelOutput[] outputs;
         try
         {
@@ -123,19 +120,11 @@ internal sealed partial class BatchScheduler
 
     private void OnRunTimedOut(Worker worker, List<BatchWorkItem> batch, RunClaim run)
     {
-        // Claimed and terminated under the claim's lock: the worker disposes the session only after
-        // losing the claim, so Terminate never meets a disposed session.
-        lock (run.Gate)
+        if (!TryTerminateHung(run, worker.Session!))
         {
-            if (!run.TryClaim())
-            {
-                return;
-            }
-
-            worker.Session!.Terminate();
+            return;
         }
 
-        Interlocked.Increment(ref _hungRuns);
         LogRunHung(_logger, Telemetry.Name, worker.Slot, batch.Count, _options.SessionRunTimeout.TotalSeconds);
         Fail(batch, new SegmentationException(
             SegmentationErrorKind.Unavailable,
@@ -143,14 +132,45 @@ internal sealed partial class BatchScheduler
         {
             RetryAfter = _options.QueueFullRetryAfter,
         });
+        Abandon(worker, pauseFirst: false);
+    }
 
+    /// <summary>A run's watchdog: calls <paramref name="onTimedOut"/> once the run limit has passed; null without a limit.</summary>
+    private ITimer? StartWatchdog(Action onTimedOut) => _options.SessionRunTimeout > TimeSpan.Zero
+        ? _time.CreateTimer(static state => ((Action)state!)(), onTimedOut, _options.SessionRunTimeout, Timeout.InfiniteTimeSpan)
+        : null;
+
+    /// <summary>
+    /// Terminates a run past its limit and counts it, unless it ended first (false). Claimed and terminated
+    /// under the claim's lock: the worker disposes the session only after losing the claim, so Terminate
+    /// never meets a disposed session.
+    /// </summary>
+    private bool TryTerminateHung(RunClaim run, IModelSession session)
+    {
+        lock (run.Gate)
+        {
+            if (!run.TryClaim())
+            {
+                return false;
+            }
+
+            session.Terminate();
+        }
+
+        Interlocked.Increment(ref _hungRuns);
+        return true;
+    }
+
+    /// <summary>Leaves a worker's thread to its hung run and gives its slot to a new worker.</summary>
+    private void Abandon(Worker worker, bool pauseFirst)
+    {
         lock (_gate)
         {
             worker.Abandoned = true;
             _sessions[worker.Slot] = null;
             if (!_stopping)
             {
-                StartWorkerLocked(worker.Slot, session: null);
+                StartWorkerLocked(worker.Slot, session: null, pauseFirst);
             }
         }
     }

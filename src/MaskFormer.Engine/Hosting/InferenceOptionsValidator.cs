@@ -75,7 +75,7 @@ internal sealed class InferenceOptionsValidator : IValidateOptions<InferenceOpti
         {
             failures.Add($"{Section}:CudaBatchSizes is set ('{options.CudaBatchSizes}') but PadCudaBatches is false, which runs every batch as it comes: unset one of them.");
         }
-        else if (batchSizes.Append(options.MaxBatchSize).Distinct().Count() > InferenceOptions.MaxCudaBatchSizes)
+        else if (options.EffectiveCudaBatchSizes().Length > InferenceOptions.MaxCudaBatchSizes)
         {
             failures.Add($"{Section}:CudaBatchSizes may give at most {InferenceOptions.MaxCudaBatchSizes} sizes with MaxBatchSize ({options.MaxBatchSize}), each one more ONNX Runtime session and copy of the weights on the GPU (was '{options.CudaBatchSizes}').");
         }

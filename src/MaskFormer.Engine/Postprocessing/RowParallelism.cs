@@ -18,12 +18,6 @@ internal static class RowParallelism
     private static int s_images;
     private static int s_maxThreads = int.MaxValue;
 
-    /// <summary>When false, a large pass uses every core whatever else is being post-processed (benchmarks' baseline).</summary>
-    internal static bool ShareCores { get; set; } = true;
-
-    /// <summary>Images being post-processed now, in this process.</summary>
-    internal static int Images => Volatile.Read(ref s_images);
-
     /// <summary>Caps the threads of one image's pass (InferenceOptions.PostprocessThreads; 0: no cap but the cores).</summary>
     public static void Configure(int maxThreads) => Volatile.Write(ref s_maxThreads, maxThreads > 0 ? maxThreads : int.MaxValue);
 
@@ -40,7 +34,7 @@ internal static class RowParallelism
     public static ParallelOptions ForWork(long work) => work >= ParallelThreshold ? s_byDegree[Degree - 1] : s_byDegree[0];
 
     /// <summary>The threads a large pass may use now: the cores shared among the images being post-processed.</summary>
-    public static int Degree => DegreeFor(s_byDegree.Length, ShareCores ? Images : 1, Volatile.Read(ref s_maxThreads));
+    public static int Degree => DegreeFor(s_byDegree.Length, Volatile.Read(ref s_images), Volatile.Read(ref s_maxThreads));
 
     /// <summary>
     /// <paramref name="cores"/> divided among <paramref name="images"/> (the image asking counts), rounded up

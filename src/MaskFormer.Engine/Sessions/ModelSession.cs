@@ -82,13 +82,6 @@ internal sealed class ModelSession : IModelSession
     /// <summary>The last run: which ONNX Runtime session ran it (index into the batch sizes) and its batch size, padding included (tests).</summary>
     internal (int Session, int Batch) LastRun { get; private set; }
 
-    /// <summary>Notes, just before ONNX Runtime runs it, which session a run went to (<see cref="LastRun"/>).</summary>
-    private InferenceSession Running(InferenceSession session, int batch)
-    {
-        LastRun = (Array.IndexOf(_sessions, session), batch);
-        return session;
-    }
-
     /// <summary>Runs the model on inputs that share one padded size and returns one output each.</summary>
     public ModelOutput[] Run(IReadOnlyList<ModelInput> inputs)
     {
@@ -96,6 +89,7 @@ internal sealed class ModelSession : IModelSession
         var itemLength = inputs[0].Length;
         var (index, runBatch) = SessionFor(inputs.Count);
         var session = _sessions[index];
+        LastRun = (index, runBatch);
         var runLength = checked(itemLength * runBatch);
         long[] shape = [runBatch, 3, plan.PaddedHeight, plan.PaddedWidth];
         float[]? batchBuffer = null;
@@ -130,7 +124,7 @@ internal sealed class ModelSession : IModelSession
                 return [RunInto(session, input, known)];
             }
 
-            using var results = Running(session, runBatch).Run(_runOptions, [InputName], [input], s_outputNames);
+            using var results = session.Run(_runOptions, [InputName], [input], s_outputNames);
             var outputs = SplitOutputs(results[0], results[1], runBatch, inputs.Count);
             _outputShapes.TryAdd((plan.PaddedHeight, plan.PaddedWidth), (outputs[0].Queries, outputs[0].ClassesWithNoObject, outputs[0].MaskHeight, outputs[0].MaskWidth));
             return outputs;
@@ -168,7 +162,7 @@ internal sealed class ModelSession : IModelSession
         {
             using var classValue = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, output.ClassLogitsMemory, [1, shape.Queries, shape.Classes]);
             using var maskValue = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, output.MaskLogitsMemory, [1, shape.Queries, shape.MaskHeight, shape.MaskWidth]);
-            Running(session, 1).Run(_runOptions, [InputName], [input], s_outputNames, [classValue, maskValue]);
+            session.Run(_runOptions, [InputName], [input], s_outputNames, [classValue, maskValue]);
             return output;
         }
         catch
@@ -185,7 +179,7 @@ internal sealed class ModelSession : IModelSession
         {
             TensorPrimitives.ConvertToHalf(memory.Span, MemoryMarshal.Cast<Float16, Half>(half.AsSpan(0, memory.Length)));
             using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, half.AsMemory(0, memory.Length), shape);
-            using var results = Running(session, (int)shape[0]).Run(_runOptions, [InputName], [input], s_outputNames);
+            using var results = session.Run(_runOptions, [InputName], [input], s_outputNames);
             return SplitOutputs(results[0], results[1], (int)shape[0], kept);
         }
         finally

@@ -2,6 +2,7 @@ using MaskFormer.Engine.Decoding;
 using MaskFormer.Engine.Models;
 using MaskFormer.Engine.Preprocessing;
 using MaskFormer.Engine.Sessions;
+using MaskFormer.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.ML.OnnxRuntime;
@@ -72,7 +73,7 @@ public sealed class ModelSessionTests : IDisposable
     public void Run_PaddedBatchSizes_EachBatchOnTheSmallestSizeThatHoldsItAndOnlyItsOwnOutputsGivenExactly()
     {
         // As a CUDA session runs with PadCudaBatches (sizes 1 and 4); the padding is device-independent, so it is tested here.
-        using var padded = Padded([1, 4]);
+        using var padded = FaultInjectingSessionFactory.Padded(_folder, [1, 4], 1);
         using var first = Input("0000");
         using var second = new ModelInput(first.Plan);
         first.Tensor.CopyTo(second.Tensor);
@@ -102,7 +103,7 @@ public sealed class ModelSessionTests : IDisposable
 
         // One size only: a lone image is padded too. A batch above every size runs as it is on the largest
         // session (the scheduler never makes one), and so does every batch of a session without sizes.
-        using var two = Padded([2]);
+        using var two = FaultInjectingSessionFactory.Padded(_folder, [2], 1);
         foreach (var (session, count, expectedRun) in new[] { (two, 1, (0, 2)), (two, 3, (0, 3)), (_session, 3, (0, 3)) })
         {
             var outputs = session.Run(inputs[..count]);
@@ -145,12 +146,6 @@ public sealed class ModelSessionTests : IDisposable
         {
             output.Dispose();
         }
-    }
-
-    private ModelSession Padded(int[] batchSizes)
-    {
-        using var cpuOptions = SessionFactory.CreateCpuOptions(new InferenceOptions(), 1, "padded");
-        return new ModelSession([.. batchSizes.Select(_ => new InferenceSession(_folder.ModelPath, cpuOptions))], batchSizes, new SessionPlacement(DeviceSpec.Cpu, "CPUExecutionProvider", null));
     }
 
     private ModelInput Input(string name)

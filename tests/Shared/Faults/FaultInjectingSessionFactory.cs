@@ -58,7 +58,7 @@ internal sealed class FaultInjectingSessionFactory(int[]? paddedBatchSizes = nul
 
     public IModelSession Create(ModelFolder folder, DeviceSpec device, int intraOpThreads, bool required)
     {
-        var session = new FaultInjectingSession(paddedBatchSizes is null ? _real.Create(folder, device, intraOpThreads, required) : Padded(folder, intraOpThreads))
+        var session = new FaultInjectingSession(paddedBatchSizes is null ? _real.Create(folder, device, intraOpThreads, required) : Padded(folder, paddedBatchSizes, intraOpThreads))
         {
             Fault = NextSessionFault,
         };
@@ -71,10 +71,11 @@ internal sealed class FaultInjectingSessionFactory(int[]? paddedBatchSizes = nul
         return session;
     }
 
-    private ModelSession Padded(ModelFolder folder, int intraOpThreads)
+    /// <summary>A CPU session padding its runs to <paramref name="batchSizes"/>, one ONNX Runtime session per size, as a CUDA session does.</summary>
+    public static ModelSession Padded(ModelFolder folder, int[] batchSizes, int intraOpThreads)
     {
         using var options = SessionFactory.CreateCpuOptions(new InferenceOptions(), intraOpThreads, folder.Name);
-        return new ModelSession([.. paddedBatchSizes!.Select(_ => new Microsoft.ML.OnnxRuntime.InferenceSession(folder.ModelPath, options))], paddedBatchSizes!, new SessionPlacement(DeviceSpec.Cpu, "CPUExecutionProvider", null));
+        return new ModelSession([.. batchSizes.Select(_ => new Microsoft.ML.OnnxRuntime.InferenceSession(folder.ModelPath, options))], batchSizes, new SessionPlacement(DeviceSpec.Cpu, "CPUExecutionProvider", null));
     }
 }
 
