@@ -61,6 +61,16 @@ public sealed class StartupTests : IDisposable
     }
 
     [Theory]
+    [InlineData("CudaHostWait", "7", "must be Auto, Spin, Yield or BlockingSync (was 7)")]
+    [InlineData("CpuMemoryArena", "5", "must be Keep, Shrink or Off (was 5)")]
+    public async Task Start_EnumSettingOutOfRange_FailsNamingTheSetting(string setting, string value, string expected)
+    {
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => StartAsync(RepositoryPaths.Models, $"--MaskFormer:Inference:{setting}={value}"));
+
+        Assert.Contains($"MaskFormer:Inference:{setting} {expected}", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("-1")]
     [InlineData("1025")]
     public async Task Start_InvalidPostprocessThreads_FailsNamingTheSetting(string threads)

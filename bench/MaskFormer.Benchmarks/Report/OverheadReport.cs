@@ -328,6 +328,7 @@ internal static class OverheadReport
             new("batch8", "MaxBatchSize=8", ["--MaskFormer:Inference:MaxBatchSize=8"], none, null),
             new("pad0", "CUDA batches as they come (PadCudaBatches=false)", ["--MaskFormer:Inference:PadCudaBatches=false"], none, null),
             new("post1", "each image post-processed on one thread (PostprocessThreads=1)", ["--MaskFormer:Inference:PostprocessThreads=1"], none, null),
+            new("blocksync", "threads waiting for the GPU sleep (CudaHostWait=BlockingSync)", ["--MaskFormer:Inference:CudaHostWait=BlockingSync"], none, null),
             new("padmax", "CUDA batches all padded to MaxBatchSize, one session (CudaBatchSizes=4)", ["--MaskFormer:Inference:CudaBatchSizes=4"], none, null),
             new("r2r0", "no ReadyToRun code (DOTNET_ReadyToRun=0: the framework JIT-compiled too)", [], new Dictionary<string, string> { ["DOTNET_ReadyToRun"] = "0" }, null),
             new("nodeadline", "no default deadline (MaskFormer:Grpc:DefaultDeadline=0)", ["--MaskFormer:Grpc:DefaultDeadline=00:00:00"], none, null),

@@ -62,6 +62,16 @@ internal sealed class InferenceOptionsValidator : IValidateOptions<InferenceOpti
             }
         }
 
+        if (!Enum.IsDefined(options.CpuMemoryArena))
+        {
+            failures.Add($"{Section}:CpuMemoryArena must be Keep, Shrink or Off (was {(int)options.CpuMemoryArena}).");
+        }
+
+        if (!Enum.IsDefined(options.CudaHostWait))
+        {
+            failures.Add($"{Section}:CudaHostWait must be Auto, Spin, Yield or BlockingSync (was {(int)options.CudaHostWait}).");
+        }
+
         if (options.MaxBatchSize is < 1 or > 256)
         {
             failures.Add($"{Section}:MaxBatchSize must be between 1 and 256 (was {options.MaxBatchSize}).");

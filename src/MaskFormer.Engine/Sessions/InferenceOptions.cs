@@ -134,6 +134,15 @@ public sealed class InferenceOptions
     /// <summary>Run every session once per batch size before reporting ready. Default true.</summary>
     public bool WarmUp { get; set; } = true;
 
+    /// <summary>
+    /// How threads waiting for a CUDA device (a run's copies back, its stream's end) wait: the device's
+    /// primary-context scheduling flag, set through the CUDA driver before its first session. Default
+    /// <see cref="CudaHostWait.Auto"/>: CUDA's heuristic, which on a one-GPU machine spins a core per
+    /// waiting thread; <see cref="CudaHostWait.BlockingSync"/> sleeps instead. A driver that refuses it
+    /// is logged and the device is used as it is.
+    /// </summary>
+    public CudaHostWait CudaHostWait { get; set; } = CudaHostWait.Auto;
+
     /// <summary>CUDA execution provider options, passed to ONNX Runtime as they are
     /// (for example cudnn_conv_algo_search, arena_extend_strategy, gpu_mem_limit), over the service's one
     /// default, use_tf32=0 (full float32 products, so the GPU's labels match the CPU's).</summary>

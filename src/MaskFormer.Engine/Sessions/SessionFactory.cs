@@ -13,6 +13,7 @@ namespace MaskFormer.Engine.Sessions;
 internal sealed partial class SessionFactory(InferenceOptions options, ILogger logger) : IModelSessionFactory
 {
     private readonly Dictionary<DeviceSpec, string> _failedDevices = [];
+    private readonly HashSet<int> _hostWaitSet = [];
 
     /// <summary>A session for a model folder; logs name the model and its version, not the folder.</summary>
     public ModelSession Create(ModelFolder folder, DeviceSpec device, int intraOpThreads, bool required = false) =>
@@ -32,6 +33,7 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
 
         if (device.IsCuda && !_failedDevices.TryGetValue(device, out fallbackReason))
         {
+            SetHostWaitOnce(device);
             try
             {
                 var session = CreateCuda(modelPath, model, device, intraOpThreads);
@@ -56,6 +58,25 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
         }
 
         return new ModelSession(Build(modelPath, model, device, intraOpThreads, useCuda: false), new SessionPlacement(device, "CPUExecutionProvider", fallbackReason), ShrinkArena);
+    }
+
+    // The device's primary context is shared by all its sessions, so its wait mode is set once, before
+    // the first. A refusal is not the device's failure: the provider's own load decides that.
+    private void SetHostWaitOnce(DeviceSpec device)
+    {
+        if (options.CudaHostWait == CudaHostWait.Auto || !_hostWaitSet.Add(device.DeviceId))
+        {
+            return;
+        }
+
+        if (CudaDriver.TrySetHostWait(device.DeviceId, options.CudaHostWait) is { } reason)
+        {
+            LogHostWaitNotSet(logger, device, options.CudaHostWait, reason);
+        }
+        else
+        {
+            LogHostWaitSet(logger, device, options.CudaHostWait);
+        }
     }
 
     /// <summary>Whether <paramref name="ex"/> says a CUDA session cannot be had here (provider, driver or library missing), rather than a bug.</summary>
@@ -218,6 +239,12 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
 
     [LoggerMessage(EventId = 102, Level = LogLevel.Information, Message = "Model {Model} on {Device}: runs padded to {BatchSizes} images, one ONNX Runtime session each (MaskFormer:Inference:PadCudaBatches, CudaBatchSizes)")]
     private static partial void LogPaddedBatches(ILogger logger, string model, DeviceSpec device, IReadOnlyList<int> batchSizes);
+
+    [LoggerMessage(EventId = 103, Level = LogLevel.Information, Message = "CUDA device {Device}: threads waiting for it wait by {HostWait} (MaskFormer:Inference:CudaHostWait)")]
+    private static partial void LogHostWaitSet(ILogger logger, DeviceSpec device, CudaHostWait hostWait);
+
+    [LoggerMessage(EventId = 104, Level = LogLevel.Warning, Message = "CUDA device {Device}: MaskFormer:Inference:CudaHostWait={HostWait} not applied, the device waits as CUDA decides: {Reason}")]
+    private static partial void LogHostWaitNotSet(ILogger logger, DeviceSpec device, CudaHostWait hostWait, string reason);
 
     private readonly record struct ModelId(string Name, string Version);
 }

@@ -128,8 +128,46 @@ public sealed class SessionFactoryTests
         Assert.Equal("cpu", fallback.Placement.ActualDevice);
     }
 
+    [Fact]
+    public void Create_CudaHostWaitOnADeviceNoMachineHas_WarnedOnceWithTheReasonAndTheSessionsStillCome()
+    {
+        // No driver here, or (on a GPU machine) one that has no device 99: either way it is refused.
+        var logger = new RecordingLogger();
+        var factory = new SessionFactory(new InferenceOptions { CudaHostWait = CudaHostWait.BlockingSync }, logger);
+        var modelPath = Path.Combine(RepositoryPaths.TinyShapes, "model.onnx");
+
+        using var first = factory.Create(modelPath, new DeviceSpec(true, 99), 1);
+        using var second = factory.Create(modelPath, new DeviceSpec(true, 99), 1);
+
+        var warning = Assert.Single(logger.Entries, e => e.EventId == 104);
+        Assert.StartsWith("CUDA device cuda:99: MaskFormer:Inference:CudaHostWait=BlockingSync not applied, the device waits as CUDA decides: the CUDA driver", warning.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(logger.Entries, e => e.EventId == 103);
+        Assert.All(new[] { first, second }, s => Assert.Equal("cpu", s.Placement.ActualDevice));
+    }
+
+    [Fact]
+    public void Create_CudaHostWaitAuto_LeavesTheDriverAlone()
+    {
+        var logger = new RecordingLogger();
+        var factory = new SessionFactory(new InferenceOptions(), logger);
+
+        using var session = factory.Create(Path.Combine(RepositoryPaths.TinyShapes, "model.onnx"), new DeviceSpec(true, 99), 1);
+
+        Assert.DoesNotContain(logger.Entries, e => e.EventId is 103 or 104);
+    }
+
+    [Theory]
+    [InlineData(CudaHostWait.Auto, 0x00u)]
+    [InlineData(CudaHostWait.Spin, 0x01u)]
+    [InlineData(CudaHostWait.Yield, 0x02u)]
+    [InlineData(CudaHostWait.BlockingSync, 0x04u)]
+    public void SchedulingFlag_EachWait_CudaHeadersContextFlag(CudaHostWait wait, uint expected) =>
+        Assert.Equal(expected, CudaDriver.SchedulingFlag(wait));
+
     private sealed class RecordingLogger : ILogger
     {
+        public List<(int EventId, string Message)> Entries { get; } = [];
+
         public List<int> EventIds { get; } = [];
 
         public IDisposable? BeginScope<TState>(TState state)
@@ -137,7 +175,10 @@ public sealed class SessionFactoryTests
 
         public bool IsEnabled(LogLevel logLevel) => true;
 
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
             EventIds.Add(eventId.Id);
+            Entries.Add((eventId.Id, formatter(state, exception)));
+        }
     }
 }
