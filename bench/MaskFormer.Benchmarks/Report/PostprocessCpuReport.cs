@@ -116,7 +116,7 @@ internal static class PostprocessCpuReport
         }
 
         // Steady state before the rounds: without it the first cells timed the JIT's unoptimised first
-        // tier (the tiny model's 512x512 semantic at 10 ms a run against 1.3 ms optimised); the server
+        // tier (the tiny model's 512x512 semantic at 10 ms a run of wall against 1.2 ms optimised); the server
         // itself runs fully optimised code from the start (TieredCompilation off).
         foreach (var task in s_tasks)
         {

@@ -14,6 +14,7 @@ internal static class CudaDriver
     private const uint SchedulingMask = 0x07;
 
     private static readonly Lazy<Api?> s_api = new(Load);
+    private static readonly HashSet<int> s_setDevices = [];
 
     /// <summary>The primary context's scheduling flag for <paramref name="wait"/> (cuda.h's CU_CTX_SCHED_*).</summary>
     internal static uint SchedulingFlag(CudaHostWait wait) => wait switch
@@ -26,31 +27,66 @@ internal static class CudaDriver
 
     /// <summary>
     /// Sets how host threads wait for device <paramref name="deviceId"/> (its primary context's
-    /// scheduling flag, the context's other flags kept). Before the device's first session, so the
-    /// context is made with it. Null on success, else why not (no driver, no such device, a driver error).
+    /// scheduling flag, the context's other flags kept), once per device and process: the primary
+    /// context belongs to the process, whichever factory or model asks. Before the device's first
+    /// session, so the context is made with it. False when an earlier call already did (or tried);
+    /// else true, with <paramref name="refusal"/> null on success or why not (no driver, no such device,
+    /// a driver error naming its call).
     /// </summary>
-    public static string? TrySetHostWait(int deviceId, CudaHostWait wait)
+    public static bool SetHostWaitOnce(int deviceId, CudaHostWait wait, out string? refusal)
+    {
+        lock (s_setDevices)
+        {
+            refusal = null;
+            if (!s_setDevices.Add(deviceId))
+            {
+                return false;
+            }
+
+            refusal = SetHostWait(deviceId, wait);
+            return true;
+        }
+    }
+
+    /// <summary>The scheduling flag device <paramref name="deviceId"/>'s primary context has now; null where the driver cannot say.</summary>
+    internal static CudaHostWait? HostWait(int deviceId)
+    {
+        if (s_api.Value is not { } api || api.Init(0) != 0 || api.DeviceGet(out var device, deviceId) != 0 || api.GetState(device, out var flags, out _) != 0)
+        {
+            return null;
+        }
+
+        return (flags & SchedulingMask) switch
+        {
+            0x01 => CudaHostWait.Spin,
+            0x02 => CudaHostWait.Yield,
+            0x04 => CudaHostWait.BlockingSync,
+            _ => CudaHostWait.Auto,
+        };
+    }
+
+    private static string? SetHostWait(int deviceId, CudaHostWait wait)
     {
         if (s_api.Value is not { } api)
         {
             return "the CUDA driver library (libcuda.so.1 / nvcuda.dll) could not be loaded";
         }
 
-        var result = api.Init(0);
+        var (call, result) = ("cuInit", api.Init(0));
         if (result == 0)
         {
-            result = api.DeviceGet(out var device, deviceId);
+            (call, result) = ("cuDeviceGet", api.DeviceGet(out var device, deviceId));
             if (result == 0)
             {
-                result = api.GetState(device, out var flags, out _);
+                (call, result) = ("cuDevicePrimaryCtxGetState", api.GetState(device, out var flags, out _));
                 if (result == 0)
                 {
-                    result = api.SetFlags(device, (flags & ~SchedulingMask) | SchedulingFlag(wait));
+                    (call, result) = ("cuDevicePrimaryCtxSetFlags", api.SetFlags(device, (flags & ~SchedulingMask) | SchedulingFlag(wait)));
                 }
             }
         }
 
-        return result == 0 ? null : $"the CUDA driver returned error {result} ({api.ErrorName(result)})";
+        return result == 0 ? null : $"the CUDA driver returned error {result} ({api.ErrorName(result)}) from {call}";
     }
 
     private static Api? Load()
@@ -60,13 +96,11 @@ internal static class CudaDriver
         {
             if (NativeLibrary.TryLoad(name, out var library))
             {
-                // The _v2 entry point is the one cuda.h has called cuDevicePrimaryCtxSetFlags since CUDA 11;
-                // the first only where _v2 is missing.
+                // The _v2 entry point is what cuda.h has called cuDevicePrimaryCtxSetFlags since CUDA 11.
                 if (NativeLibrary.TryGetExport(library, "cuInit", out var init)
                     && NativeLibrary.TryGetExport(library, "cuDeviceGet", out var deviceGet)
                     && NativeLibrary.TryGetExport(library, "cuDevicePrimaryCtxGetState", out var getState)
-                    && (NativeLibrary.TryGetExport(library, "cuDevicePrimaryCtxSetFlags_v2", out var setFlags)
-                        || NativeLibrary.TryGetExport(library, "cuDevicePrimaryCtxSetFlags", out setFlags)))
+                    && NativeLibrary.TryGetExport(library, "cuDevicePrimaryCtxSetFlags_v2", out var setFlags))
                 {
                     return new Api(
                         Marshal.GetDelegateForFunctionPointer<InitFunction>(init),
@@ -83,19 +117,14 @@ internal static class CudaDriver
         return null;
     }
 
-    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
     private delegate int InitFunction(uint flags);
 
-    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
     private delegate int DeviceGetFunction(out int device, int ordinal);
 
-    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
     private delegate int GetStateFunction(int device, out uint flags, out int active);
 
-    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
     private delegate int SetFlagsFunction(int device, uint flags);
 
-    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
     private delegate int ErrorNameFunction(int result, out nint name);
 
     private sealed record Api(InitFunction Init, DeviceGetFunction DeviceGet, GetStateFunction GetState, SetFlagsFunction SetFlags, ErrorNameFunction? ErrorNameOf)

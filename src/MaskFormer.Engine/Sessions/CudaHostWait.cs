@@ -3,13 +3,14 @@ namespace MaskFormer.Engine.Sessions;
 /// <summary>
 /// How a thread that waits for the GPU (ONNX Runtime copying a run's outputs back, synchronising its
 /// stream) waits: the scheduling flag of the device's primary CUDA context, which every session on the
-/// device shares.
+/// device shares. Waits on CUDA events made without their own blocking flag busy-wait whatever it says.
 /// </summary>
 public enum CudaHostWait
 {
     /// <summary>
     /// Leave the context as CUDA makes it (the default): CUDA's own heuristic, which spins on a core
-    /// whenever the process has fewer CUDA contexts than the machine has cores, as a one-GPU pod does.
+    /// unless the process has more CUDA contexts than the machine has logical processors: so always
+    /// in a one-GPU pod (the node's processors count, not the pod's CPU limit).
     /// </summary>
     Auto,
 

@@ -136,10 +136,10 @@ public sealed class InferenceOptions
 
     /// <summary>
     /// How threads waiting for a CUDA device (a run's copies back, its stream's end) wait: the device's
-    /// primary-context scheduling flag, set through the CUDA driver before its first session. Default
-    /// <see cref="CudaHostWait.Auto"/>: CUDA's heuristic, which on a one-GPU machine spins a core per
-    /// waiting thread; <see cref="CudaHostWait.BlockingSync"/> sleeps instead. A driver that refuses it
-    /// is logged and the device is used as it is.
+    /// primary-context scheduling flag, set through the CUDA driver once per device and process, before
+    /// its first session. Default <see cref="CudaHostWait.Auto"/>: CUDA's heuristic, which on a one-GPU
+    /// machine spins a core per waiting thread; <see cref="CudaHostWait.BlockingSync"/> sleeps instead.
+    /// A driver that refuses it is logged and the device is used as it is.
     /// </summary>
     public CudaHostWait CudaHostWait { get; set; } = CudaHostWait.Auto;
 

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using MaskFormer.Engine.Models;
 using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
@@ -12,8 +13,8 @@ namespace MaskFormer.Engine.Sessions;
 /// </summary>
 internal sealed partial class SessionFactory(InferenceOptions options, ILogger logger) : IModelSessionFactory
 {
-    private readonly Dictionary<DeviceSpec, string> _failedDevices = [];
-    private readonly HashSet<int> _hostWaitSet = [];
+    // Read and written by the scheduler's workers too (a replacement session after a hung run).
+    private readonly ConcurrentDictionary<DeviceSpec, string> _failedDevices = new();
 
     /// <summary>A session for a model folder; logs name the model and its version, not the folder.</summary>
     public ModelSession Create(ModelFolder folder, DeviceSpec device, int intraOpThreads, bool required = false) =>
@@ -33,7 +34,7 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
 
         if (device.IsCuda && !_failedDevices.TryGetValue(device, out fallbackReason))
         {
-            SetHostWaitOnce(device);
+            SetHostWait(device);
             try
             {
                 var session = CreateCuda(modelPath, model, device, intraOpThreads);
@@ -60,18 +61,18 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
         return new ModelSession(Build(modelPath, model, device, intraOpThreads, useCuda: false), new SessionPlacement(device, "CPUExecutionProvider", fallbackReason), ShrinkArena);
     }
 
-    // The device's primary context is shared by all its sessions, so its wait mode is set once, before
-    // the first. A refusal is not the device's failure: the provider's own load decides that.
-    private void SetHostWaitOnce(DeviceSpec device)
+    // The device's primary context is shared by all its sessions (and the process's models), so its wait
+    // mode is set once, before the first. A refusal is not the device's failure: the provider's load decides that.
+    private void SetHostWait(DeviceSpec device)
     {
-        if (options.CudaHostWait == CudaHostWait.Auto || !_hostWaitSet.Add(device.DeviceId))
+        if (options.CudaHostWait == CudaHostWait.Auto || !CudaDriver.SetHostWaitOnce(device.DeviceId, options.CudaHostWait, out var refusal))
         {
             return;
         }
 
-        if (CudaDriver.TrySetHostWait(device.DeviceId, options.CudaHostWait) is { } reason)
+        if (refusal is not null)
         {
-            LogHostWaitNotSet(logger, device, options.CudaHostWait, reason);
+            LogHostWaitNotSet(logger, device, options.CudaHostWait, refusal);
         }
         else
         {

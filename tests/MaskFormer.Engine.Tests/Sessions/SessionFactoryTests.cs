@@ -129,20 +129,45 @@ public sealed class SessionFactoryTests
     }
 
     [Fact]
-    public void Create_CudaHostWaitOnADeviceNoMachineHas_WarnedOnceWithTheReasonAndTheSessionsStillCome()
+    public void Create_CudaHostWaitOnADeviceNoMachineHas_WarnedOncePerProcessWithTheReasonAndTheSessionsStillCome()
     {
-        // No driver here, or (on a GPU machine) one that has no device 99: either way it is refused.
-        var logger = new RecordingLogger();
-        var factory = new SessionFactory(new InferenceOptions { CudaHostWait = CudaHostWait.BlockingSync }, logger);
+        // No driver here, or (on a GPU machine) one without device 97, which no other test uses: refused.
+        // Two factories (two engines, say) share the process's primary context, so only the first asks.
+        var (firstLogger, secondLogger) = (new RecordingLogger(), new RecordingLogger());
+        var options = new InferenceOptions { CudaHostWait = CudaHostWait.BlockingSync };
         var modelPath = Path.Combine(RepositoryPaths.TinyShapes, "model.onnx");
 
-        using var first = factory.Create(modelPath, new DeviceSpec(true, 99), 1);
-        using var second = factory.Create(modelPath, new DeviceSpec(true, 99), 1);
+        using var first = new SessionFactory(options, firstLogger).Create(modelPath, new DeviceSpec(true, 97), 1);
+        using var second = new SessionFactory(options, secondLogger).Create(modelPath, new DeviceSpec(true, 97), 1);
 
-        var warning = Assert.Single(logger.Entries, e => e.EventId == 104);
-        Assert.StartsWith("CUDA device cuda:99: MaskFormer:Inference:CudaHostWait=BlockingSync not applied, the device waits as CUDA decides: the CUDA driver", warning.Message, StringComparison.Ordinal);
-        Assert.DoesNotContain(logger.Entries, e => e.EventId == 103);
+        var warning = Assert.Single(firstLogger.Entries, e => e.EventId is 103 or 104);
+        Assert.Equal(104, warning.EventId);
+        Assert.StartsWith("CUDA device cuda:97: MaskFormer:Inference:CudaHostWait=BlockingSync not applied, the device waits as CUDA decides: the CUDA driver", warning.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(secondLogger.Entries, e => e.EventId is 103 or 104);
         Assert.All(new[] { first, second }, s => Assert.Equal("cpu", s.Placement.ActualDevice));
+    }
+
+    [Fact]
+    public void Create_CudaHostWaitBlockingSyncOnCuda0_TheContextSleepsOrAWarningWithTheReason()
+    {
+        var logger = new RecordingLogger();
+        var factory = new SessionFactory(new InferenceOptions { CudaHostWait = CudaHostWait.BlockingSync }, logger);
+
+        using var session = factory.Create(Path.Combine(RepositoryPaths.TinyShapes, "model.onnx"), new DeviceSpec(true, 0), 1);
+
+        var entry = Assert.Single(logger.Entries, e => e.EventId is 103 or 104);
+        if (entry.EventId == 103)
+        {
+            // A GPU machine: the driver took it, and its primary context says so.
+            Assert.Equal("CUDA device cuda:0: threads waiting for it wait by BlockingSync (MaskFormer:Inference:CudaHostWait)", entry.Message);
+            Assert.Equal(CudaHostWait.BlockingSync, CudaDriver.HostWait(0));
+        }
+        else
+        {
+            // No CUDA driver here (CI), or one without a GPU: nothing set, and the driver cannot say either.
+            Assert.StartsWith("CUDA device cuda:0: MaskFormer:Inference:CudaHostWait=BlockingSync not applied, the device waits as CUDA decides: the CUDA driver", entry.Message, StringComparison.Ordinal);
+            Assert.Null(CudaDriver.HostWait(0));
+        }
     }
 
     [Fact]
