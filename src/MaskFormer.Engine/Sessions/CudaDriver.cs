@@ -17,13 +17,7 @@ internal static class CudaDriver
     private static readonly HashSet<int> s_setDevices = [];
 
     /// <summary>The primary context's scheduling flag for <paramref name="wait"/> (cuda.h's CU_CTX_SCHED_*).</summary>
-    internal static uint SchedulingFlag(CudaHostWait wait) => wait switch
-    {
-        CudaHostWait.Spin => 0x01,
-        CudaHostWait.Yield => 0x02,
-        CudaHostWait.BlockingSync => 0x04,
-        _ => 0x00,
-    };
+    internal static uint SchedulingFlag(CudaHostWait wait) => (uint)wait;
 
     /// <summary>
     /// Sets how host threads wait for device <paramref name="deviceId"/> (its primary context's
@@ -56,13 +50,7 @@ internal static class CudaDriver
             return null;
         }
 
-        return (flags & SchedulingMask) switch
-        {
-            0x01 => CudaHostWait.Spin,
-            0x02 => CudaHostWait.Yield,
-            0x04 => CudaHostWait.BlockingSync,
-            _ => CudaHostWait.Auto,
-        };
+        return (CudaHostWait)(flags & SchedulingMask);
     }
 
     private static string? SetHostWait(int deviceId, CudaHostWait wait)
