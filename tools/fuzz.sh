@@ -21,6 +21,9 @@ TIMEOUT_MS="${FUZZ_TIMEOUT_MS:-10000}"
 mkdir -p "$WORK"
 BIN="$WORK/bin"
 HARNESS=(dotnet fuzz/MaskFormer.Fuzz/bin/Release/net10.0/MaskFormer.Fuzz.dll)
+# The instrumented copy is half a gigabyte and rebuilt every run; only the findings are worth keeping.
+# (CI keeps every run's logs folder, so leaving it filled this machine's disk.)
+trap 'rm -rf "$BIN"' EXIT
 
 dotnet build fuzz/MaskFormer.Fuzz -c Release -nologo -clp:ErrorsOnly >/dev/null
 dotnet tool restore >/dev/null
