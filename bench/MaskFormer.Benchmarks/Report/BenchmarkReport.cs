@@ -69,8 +69,7 @@ internal static class BenchmarkReport
             var minImages = name == BenchmarkInputs.Realistic ? settings.RealisticMinImages : 0;
             var modelFolder = ModelFolder.Read(folder, name, null);
             await using var server = await ServerProcess.StartAsync(folder, settings.ServerArguments, token);
-            using var channel = GrpcChannel.ForAddress(server.Address, new GrpcChannelOptions { MaxReceiveMessageSize = 256 << 20 });
-            var load = new GrpcLoad(channel, server);
+            var load = new GrpcLoad(server);
             await load.WaitServingAsync(token);
             var saturated = settings.Concurrency.Max();
             var taskSets = new[] { ("all", GrpcLoad.AllTasks), ("semantic", GrpcLoad.SemanticOnly) };

@@ -245,8 +245,7 @@ internal static class ModelRunReport
                 var raw = RawOrtRunner.Measure(name, folder, image, new InferenceOptions { AllowSpinning = setting.Spin }, new RawLayout(1, setting.Threads, RawLayout.AsService), 1, duration, round);
                 var clock = Stopwatch.StartNew();
                 await using var server = await ServerProcess.StartAsync(folderPath, arguments, CancellationToken.None, setting.Environment);
-                using var channel = GrpcChannel.ForAddress(server.Address, new GrpcChannelOptions { MaxReceiveMessageSize = 256 << 20 });
-                var load = new GrpcLoad(channel, server);
+                var load = new GrpcLoad(server);
                 await load.WaitServingAsync(CancellationToken.None);
                 var serving = clock.Elapsed.TotalSeconds;
                 var first = await load.UnaryAsync(new CellKey(name, "unary", "all", 1, round), image, GrpcLoad.AllTasks, duration, CancellationToken.None);

@@ -116,9 +116,9 @@ internal static class OverheadReport
             {
                 Console.WriteLine($"starting: {setting.Label} (load {MachineInfo.LoadAverage()})");
                 var server = await ServerProcess.StartAsync(modelPath, [.. serverArguments, .. setting.Arguments], CancellationToken.None, setting.Environment, serverDll: setting.ServerDll);
-                var channel = GrpcChannel.ForAddress(server.Address, new GrpcChannelOptions { MaxReceiveMessageSize = 256 << 20 });
+                var channel = GrpcLoad.Connect(server);
                 servers.Add((setting, server, channel));
-                var load = new GrpcLoad(channel, server);
+                var load = new GrpcLoad(server);
                 await load.WaitServingAsync(CancellationToken.None);
 
                 // A short load first, so the server's threads and pools (and this client's code) are warm.
@@ -212,7 +212,7 @@ internal static class OverheadReport
 
     private static async Task<SettingCells> MeasureAsync(ServerProcess server, GrpcChannel channel, byte[] image, int concurrency, TimeSpan duration, int round)
     {
-        var load = new GrpcLoad(channel, server);
+        var load = new GrpcLoad(server);
         var floor = await EmptyCallsAsync(channel, server, concurrency, duration);
         var semantic = await UnaryAsync(load, image, GrpcLoad.SemanticOnly, concurrency, duration, round);
         var all = await UnaryAsync(load, image, GrpcLoad.AllTasks, concurrency, duration, round);

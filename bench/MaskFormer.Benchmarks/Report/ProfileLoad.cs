@@ -73,8 +73,7 @@ internal static class ProfileLoad
         }
 
         await using var server = await ServerProcess.StartAsync(folder, [], CancellationToken.None, environment);
-        using var channel = GrpcChannel.ForAddress(server.Address, new GrpcChannelOptions { MaxReceiveMessageSize = 256 << 20 });
-        var load = new GrpcLoad(channel, server);
+        var load = new GrpcLoad(server);
         await load.WaitServingAsync(CancellationToken.None);
         var taskList = tasks == "semantic" ? GrpcLoad.SemanticOnly : GrpcLoad.AllTasks;
         Task<CellResult> Cell(bool asStream, int round, double duration) => asStream
