@@ -35,7 +35,15 @@ public static class PanopticInference
     }
 
     internal static PanopticResult Run(MaskTiles tiles, IReadOnlyList<ModelLabel> labels, bool isMask2Former, PostprocessOptions options)
+        => Run(tiles, labels, isMask2Former, options, dropBounds: true, out _);
+
+    /// <summary>
+    /// The same, with or without the drop bounds (<see cref="PanopticDropBounds"/>), and the pixels they
+    /// left void without computing them: for the tests, which compare the two.
+    /// </summary>
+    internal static PanopticResult Run(MaskTiles tiles, IReadOnlyList<ModelLabel> labels, bool isMask2Former, PostprocessOptions options, bool dropBounds, out long skippedPixels)
     {
+        skippedPixels = 0;
         var output = tiles.Output;
         var upsampler = tiles.Upsampler;
         var probabilities = ClassProbabilities.Softmax(output);
@@ -59,6 +67,11 @@ public static class PanopticInference
             return new PanopticResult(ids, []);
         }
 
+        // detectron2 compares mask_area / original_area with the threshold in doubles; read the float
+        // setting as the decimal it was written as (0.8f → 0.8), or a ratio of exactly 0.8 would be "below".
+        var overlapThreshold = (double)(decimal)options.OverlapThreshold;
+        var drops = dropBounds ? MeasureDropBounds(tiles, kept, isMask2Former, overlapThreshold) : null;
+
         // Pass 1: each pixel's winning kept query (its index, with a flag when that query's sigmoid is
         // below 0.5), and per query the won area and bounds on its own mask area; whole tiles where the
         // bounds decide, written only to the tile's entry in tileValues. Pixels are computed only where
@@ -67,7 +80,7 @@ public static class PanopticInference
         var tileValues = new ushort[tiles.TileCount];
         var sync = new object();
         var work = (long)tiles.TileCount * kept.Count * 16;
-        Parallel.For(0, tiles.TileRows.Count, RowParallelism.ForWork(work), () => new PanopticTileRow(tiles, kept, new AreaCounts(kept.Count), isMask2Former), (row, _, solver) =>
+        Parallel.For(0, tiles.TileRows.Count, RowParallelism.ForWork(work), () => new PanopticTileRow(tiles, kept, new AreaCounts(kept.Count), isMask2Former, drops), (row, _, solver) =>
         {
             solver.Solve(row, ids, tileValues);
             return solver;
@@ -81,12 +94,12 @@ public static class PanopticInference
             solver.Dispose();
         });
 
+        skippedPixels = totals.SkippedPixels;
         CountOpenMasks(tiles, kept, totals, isMask2Former, options);
 
-        // Decide the segments in query order, as the reference's loop does.
-        // detectron2 compares mask_area / original_area with the threshold in doubles; read the float
-        // setting as the decimal it was written as (0.8f → 0.8), or a ratio of exactly 0.8 would be "below".
-        var overlapThreshold = (double)(decimal)options.OverlapThreshold;
+        // Decide the segments in query order, as the reference's loop does. A query the drop bounds
+        // dropped has its won area counted only in part, and is dropped here too: that part over the
+        // whole own mask is below the threshold all the more.
         var segmentOf = new int[kept.Count];
         var stuffSegment = new Dictionary<int, int>();
         var scores = new List<(int Id, int Label, float Score)>();
@@ -191,6 +204,34 @@ public static class PanopticInference
     private static int SegmentOf(ushort value, int[] segmentOf, bool isMask2Former)
         => value == Unassigned || (isMask2Former && (value & BelowHalf) != 0) ? 0 : segmentOf[value & ~BelowHalf];
 
+    // Pass 0: from the tile bounds alone, per kept query the most it can win and the least its own mask covers.
+    private static PanopticDropBounds MeasureDropBounds(MaskTiles tiles, List<(int Query, int Label, float Score)> kept, bool isMask2Former, double overlapThreshold)
+    {
+        var wonUpper = new long[kept.Count];
+        var maskLower = new long[kept.Count];
+        var sync = new object();
+        var work = (long)tiles.TileCount * kept.Count;
+        Parallel.For(0, tiles.TileRows.Count, RowParallelism.ForWork(work), () => (new PanopticTileRow(tiles, kept, new AreaCounts(kept.Count), isMask2Former), new long[kept.Count]), (row, _, local) =>
+        {
+            local.Item1.AddWonBounds(row, local.Item2);
+            return local;
+        }, local =>
+        {
+            lock (sync)
+            {
+                for (var k = 0; k < wonUpper.Length; k++)
+                {
+                    wonUpper[k] += local.Item2[k];
+                    maskLower[k] += local.Item1.Counts.Mask[k];
+                }
+            }
+
+            local.Item1.Dispose();
+        });
+
+        return new PanopticDropBounds(wonUpper, maskLower, overlapThreshold);
+    }
+
     // detectron2's test for dropping a query, with its own mask area given.
     private static bool Drops(AreaCounts totals, int k, long mask, bool isMask2Former, double overlapThreshold)
     {
@@ -259,8 +300,12 @@ public static class PanopticInference
 
         public long[] WonInsideMask { get; } = new long[queries];
 
+        /// <summary>Pixels of tiles left void unsolved because only dropped queries could win them.</summary>
+        public long SkippedPixels { get; set; }
+
         public void Add(AreaCounts other)
         {
+            SkippedPixels += other.SkippedPixels;
             for (var k = 0; k < Won.Length; k++)
             {
                 Won[k] += other.Won[k];

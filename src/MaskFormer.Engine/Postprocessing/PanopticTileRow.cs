@@ -73,11 +73,18 @@ internal sealed partial class PanopticTileRow : IDisposable
     // MaskFormer only the winner matters, so a tile with a decided winner is decided whatever its mask.
     private readonly bool _winnerMaskMatters;
 
-    public PanopticTileRow(MaskTiles tiles, List<(int Query, int Label, float Score)> kept, PanopticInference.AreaCounts counts, bool winnerMaskMatters)
+    // Queries sure to be dropped (null: none known), the row's tiles left void because only such queries
+    // can win them, and per kept query the pixels of this row's solved tiles it could have won and did not.
+    private readonly PanopticDropBounds? _drops;
+    private readonly bool[] _skipped;
+    private readonly long[] _notWon;
+
+    public PanopticTileRow(MaskTiles tiles, List<(int Query, int Label, float Score)> kept, PanopticInference.AreaCounts counts, bool winnerMaskMatters, PanopticDropBounds? drops = null)
     {
         _tiles = tiles;
         _kept = kept;
         _winnerMaskMatters = winnerMaskMatters;
+        _drops = drops;
         Counts = counts;
         var columns = tiles.TileColumns.Count;
         var width = tiles.Upsampler.Width;
@@ -107,10 +114,38 @@ internal sealed partial class PanopticTileRow : IDisposable
         _best = EngineArrayPool<float>.Shared.Rent(width + Vector256<float>.Count);
         _assigned = EngineArrayPool<int>.Shared.Rent(width + Vector256<int>.Count);
         _preset = EngineArrayPool<int>.Shared.Rent(width);
+        _skipped = EngineArrayPool<bool>.Shared.Rent(columns);
+        _notWon = EngineArrayPool<long>.Shared.Rent(kept.Count);
+        _notWon.AsSpan(0, kept.Count).Clear();
         (_refined, _blockBase, _boundBase, _cursor, _blockLower, _blockUpper, _blockRelevant, _blockRelevantCount, _grid) = RentBlocks(tiles, kept.Count);
     }
 
     public PanopticInference.AreaCounts Counts { get; }
+
+    /// <summary>
+    /// Adds to <paramref name="wonUpper"/>[k] the pixels of tile row <paramref name="row"/> that kept query k
+    /// can win by the tile bounds, and its own mask area known from them to <see cref="Counts"/>.
+    /// </summary>
+    public void AddWonBounds(int row, long[] wonUpper)
+    {
+        var columns = _tiles.TileColumns;
+        var tileHeight = _tiles.TileRows.Length(row);
+        DecideTiles(row, tileHeight);
+        for (var t = 0; t < columns.Count; t++)
+        {
+            var pixels = (long)tileHeight * columns.Length(t);
+            if (_winnerDecided[t])
+            {
+                wonUpper[_winner[t]] += pixels;
+                continue;
+            }
+
+            foreach (var k in _relevant.AsSpan(t * _kept.Count, _relevantCount[t]))
+            {
+                wonUpper[k] += pixels;
+            }
+        }
+    }
 
     /// <summary>
     /// Decides tile row <paramref name="row"/>: a decided tile's assignment goes to
@@ -154,11 +189,33 @@ internal sealed partial class PanopticTileRow : IDisposable
                 var winner = _winner[t];
                 tileValues[(row * columns.Count) + t] = (ushort)(State(t, winner) == Inside ? winner : winner | PanopticInference.BelowHalf);
             }
+            else if (_skipped[t])
+            {
+                // Any of its candidates: all are dropped, so the tile's pixels end void.
+                tileValues[(row * columns.Count) + t] = (ushort)_relevant[t * _kept.Count];
+                Counts.SkippedPixels += (long)tileHeight * columns.Length(t);
+            }
         }
 
         if (pixelCount == 0)
         {
             return;
+        }
+
+        if (_drops is not null)
+        {
+            for (var i = 0; i < mixedCount; i++)
+            {
+                var t = _mixedTiles[i];
+                if (!_winnerDecided[t])
+                {
+                    var pixels = (long)tileHeight * columns.Length(t);
+                    foreach (var k in _relevant.AsSpan(t * _kept.Count, _relevantCount[t]))
+                    {
+                        _notWon[k] += pixels;
+                    }
+                }
+            }
         }
 
         // Bands of output rows: the row blocks where some tile is cut into blocks, else the whole row.
@@ -176,6 +233,8 @@ internal sealed partial class PanopticTileRow : IDisposable
                 SolvePixels(y, mixedCount, ids.Row(y));
             }
         }
+
+        _drops?.Settle(_notWon.AsSpan(0, _kept.Count));
     }
 
     /// <summary>
@@ -253,6 +312,8 @@ internal sealed partial class PanopticTileRow : IDisposable
         EngineArrayPool<float>.Shared.Return(_best);
         EngineArrayPool<int>.Shared.Return(_assigned);
         EngineArrayPool<int>.Shared.Return(_preset);
+        EngineArrayPool<bool>.Shared.Return(_skipped);
+        EngineArrayPool<long>.Shared.Return(_notWon);
         ReturnBlocks();
     }
 
@@ -354,29 +415,37 @@ internal sealed partial class PanopticTileRow : IDisposable
         for (var t = 0; t < columns; t++)
         {
             _winnerDecided[t] = inRunning[t] == 1;
+            _skipped[t] = false;
             if (IsMixed(t))
             {
                 // A kept query needs its per-pixel sigmoid in a mixed tile when it is still in the
                 // running for a winner the bounds left open, or when it is the decided winner and its
                 // own mask, undecided there, matters.
-                _mixedTiles[mixed++] = t;
                 if (_winnerDecided[t])
                 {
                     (_relevant[t * kept], _relevantCount[t]) = (_winner[t], 1);
-                    continue;
                 }
-
-                // The winner can always win. Written whole and kept by the count (can-win is all bits
-                // or none): about half the queries are in the running, so a branch would guess wrong often.
-                var count = 0;
-                ref var relevant = ref _relevant[t * kept];
-                for (var k = 0; k < kept; k++)
+                else
                 {
-                    Unsafe.Add(ref relevant, count) = k;
-                    count -= _canWin[(k * columns) + t];
+                    // The winner can always win. Written whole and kept by the count (can-win is all bits
+                    // or none): about half the queries are in the running, so a branch would guess wrong often.
+                    var count = 0;
+                    ref var relevant = ref _relevant[t * kept];
+                    for (var k = 0; k < kept; k++)
+                    {
+                        Unsafe.Add(ref relevant, count) = k;
+                        count -= _canWin[(k * columns) + t];
+                    }
+
+                    _relevantCount[t] = count;
                 }
 
-                _relevantCount[t] = count;
+                // Where only queries sure to be dropped can win, the pixels end void whoever wins.
+                _skipped[t] = _drops is not null && _drops.AllDropped(_relevant.AsSpan(t * kept, _relevantCount[t]));
+                if (!_skipped[t])
+                {
+                    _mixedTiles[mixed++] = t;
+                }
             }
         }
 
@@ -490,6 +559,10 @@ internal sealed partial class PanopticTileRow : IDisposable
                     var end = won[j..].IndexOfAnyExcept(value);
                     end = end < 0 ? won.Length : j + end;
                     Counts.Won[value & ~PanopticInference.BelowHalf] += end - j;
+                    if (_drops is not null)
+                    {
+                        _notWon[value & ~PanopticInference.BelowHalf] -= end - j;
+                    }
                     if ((value & PanopticInference.BelowHalf) == 0)
                     {
                         Counts.WonInsideMask[value] += end - j;

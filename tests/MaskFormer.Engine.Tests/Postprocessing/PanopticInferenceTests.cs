@@ -8,6 +8,21 @@ namespace MaskFormer.Engine.Tests.Postprocessing;
 public sealed class PanopticInferenceTests
 {
     private const int SeedCount = 30;
+    private const int CrowdedSeedCount = 16;
+    private const float CrowdedObjectThreshold = 0.5f;
+    private const double CrowdedOverlapThreshold = 0.8;
+
+    public static TheoryData<int, bool> CrowdedCases()
+    {
+        var cases = new TheoryData<int, bool>();
+        foreach (var seed in Enumerable.Range(1, CrowdedSeedCount))
+        {
+            cases.Add(seed, false);
+            cases.Add(seed, true);
+        }
+
+        return cases;
+    }
 
     public static TheoryData<int, bool> Cases()
     {
@@ -54,6 +69,47 @@ public sealed class PanopticInferenceTests
         Assert.True(segments >= 60 && things >= 15 && stuff >= 15, $"only {segments} segments ({things} things, {stuff} stuff) across {cases} cases, {skipped} skipped");
         Assert.True(voidPixels > 0, "no case left a pixel void");
         Assert.True(dropped >= 20 && merged >= 5, $"only {dropped} queries dropped by the overlap check and {merged} stuff merges ({segments} segments, {skipped} skipped)");
+    }
+
+    [Theory]
+    [MemberData(nameof(CrowdedCases))]
+    public void Run_ManyOverlappingQueries_MatchesFloat64Reference(int seed, bool isMask2Former)
+    {
+        // As Run_RandomLogits_MatchesFloat64Reference; the same cases without the reference, which
+        // cannot call every one of them, follow.
+        using var output = CrowdedOutput(seed, out var plan, out var labels);
+        MatchReference(output, plan, labels, isMask2Former, CrowdedObjectThreshold, CrowdedOverlapThreshold, $"crowded seed {seed}, plan {plan}");
+    }
+
+    [Fact]
+    public void Run_ManyOverlappingQueries_SameWithoutDropBoundsAndTheyLeaveTilesUncomputed()
+    {
+        // The drop bounds change nothing but the work: bit for bit the same map and segments as pass 1
+        // computing every tile, on every case, those the float64 reference cannot call included. They
+        // must also leave tiles uncomputed, beside kept segments, or these cases test nothing of them.
+        var (casesSkipping, segments, dropped) = (0, 0, 0);
+        foreach (var seed in Enumerable.Range(1, CrowdedSeedCount))
+        {
+            using var output = CrowdedOutput(seed, out var plan, out var labels);
+            foreach (var isMask2Former in new[] { false, true })
+            {
+                var options = new PostprocessOptions { ObjectMaskThreshold = CrowdedObjectThreshold, OverlapThreshold = (float)CrowdedOverlapThreshold };
+                using var tiles = new MaskTiles(output, plan);
+                using var bounded = PanopticInference.Run(tiles, labels, isMask2Former, options, dropBounds: true, out var skippedPixels);
+                using var computed = PanopticInference.Run(tiles, labels, isMask2Former, options, dropBounds: false, out var none);
+
+                var context = $"crowded seed {seed}, plan {plan}, {(isMask2Former ? "Mask2Former" : "MaskFormer")}";
+                Assert.Equal(0, none);
+                Assert.True(computed.SegmentIds.Values.SequenceEqual(bounded.SegmentIds.Values), $"segment maps differ ({context})");
+                Assert.Equal(computed.Segments, bounded.Segments);
+                casesSkipping += skippedPixels > 0 ? 1 : 0;
+                segments += bounded.Segments.Count;
+                dropped += PanopticKeptCount(output, options) - bounded.Segments.Count;
+            }
+        }
+
+        Assert.True(casesSkipping >= CrowdedSeedCount, $"only {casesSkipping} of {2 * CrowdedSeedCount} cases left tiles uncomputed");
+        Assert.True(segments >= CrowdedSeedCount / 2 && dropped >= 8 * CrowdedSeedCount, $"{segments} segments kept and {dropped} kept queries without a segment");
     }
 
     [Fact]
@@ -202,6 +258,60 @@ public sealed class PanopticInferenceTests
         Assert.Equal(64, result.SegmentIds.Values.Length);
     }
 
+    // Like the seeded realistic-width model: many confident queries over broad, overlapping masks (smooth
+    // waves), so most are dropped by the overlap check, at a size with many tiles; and a few compact,
+    // sharp, more confident objects that can keep theirs.
+    private static ModelOutput CrowdedOutput(int seed, out ResizePlan plan, out Engine.Models.ModelLabel[] labels)
+    {
+        const int Queries = 12;
+        const int Classes = 5;
+        var random = new Random(1000 + seed);
+        plan = ResizePlan.For(random.Next(48, 97), random.Next(48, 97), SemanticInferenceTests.Config(random));
+        labels = PeakyModelOutput.Labels(random, Classes);
+        var output = new ModelOutput(Queries, Classes + 1, plan.PaddedHeight / 4, plan.PaddedWidth / 4);
+        var (height, width) = (output.MaskHeight, output.MaskWidth);
+        for (var q = 0; q < Queries; q++)
+        {
+            var compact = q < 3;
+            var classes = output.ClassLogits.Slice(q * (Classes + 1), Classes + 1);
+            for (var c = 0; c < classes.Length; c++)
+            {
+                classes[c] = (float)((random.NextDouble() * 2) - 1);
+            }
+
+            classes[random.Next(Classes)] += 2f + (2.5f * random.NextSingle()) + (compact ? 2f : 0f);
+            var plane = output.MaskLogits.Slice(q * height * width, height * width);
+            var (bias, amplitude) = ((random.NextDouble() * 3) - 1, 3 + (random.NextDouble() * 3));
+            var (fx, fy, px, py) = (random.NextDouble() * 0.5, random.NextDouble() * 0.5, random.NextDouble() * 6.3, random.NextDouble() * 6.3);
+            var (cx, cy, radius) = (random.NextDouble() * width, random.NextDouble() * height, 2 + (random.NextDouble() * 2));
+            for (var y = 0; y < height; y++)
+            {
+                for (var x = 0; x < width; x++)
+                {
+                    var distance = ((x - cx) * (x - cx)) + ((y - cy) * (y - cy));
+                    plane[(y * width) + x] = compact
+                        ? (float)(-30 + (60 * Math.Exp(-distance / (2 * radius * radius))))
+                        : (float)(bias + (amplitude * Math.Sin((fx * x) + px) * Math.Cos((fy * y) + py)));
+                }
+            }
+        }
+
+        return output;
+    }
+
+    // The queries panoptic inference keeps before the overlap check: best class not "no object", above the threshold.
+    private static int PanopticKeptCount(ModelOutput output, PostprocessOptions options)
+    {
+        var probabilities = ClassProbabilities.Softmax(output);
+        var classes = output.ClassesWithNoObject;
+        return Enumerable.Range(0, output.Queries).Count(q =>
+        {
+            var row = probabilities.AsSpan(q * classes, classes);
+            var best = row.IndexOf(row.ToArray().Max());
+            return best != classes - 1 && row[best] > options.ObjectMaskThreshold;
+        });
+    }
+
     private static Outcome RunRandomCase(int seed, bool isMask2Former)
     {
         var random = new Random(seed);
@@ -215,9 +325,16 @@ public sealed class PanopticInferenceTests
         double[] overlapThresholds = [0.2, 0.5, 0.8];
         var objectThreshold = objectThresholds[random.Next(objectThresholds.Length)];
         var overlapThreshold = overlapThresholds[random.Next(overlapThresholds.Length)];
-        var options = new PostprocessOptions { ObjectMaskThreshold = objectThreshold, OverlapThreshold = (float)overlapThreshold };
+        return MatchReference(output, plan, labels, isMask2Former, objectThreshold, overlapThreshold, $"seed {seed}, plan {plan}, {queries} queries, {classes} classes");
+    }
 
-        using var result = PanopticInference.Run(output, plan, labels, isMask2Former, options);
+    // Runs panoptic inference and asserts that it equals the float64 reference, unless the reference
+    // finds a decision too close to call in float32.
+    private static Outcome MatchReference(ModelOutput output, ResizePlan plan, Engine.Models.ModelLabel[] labels, bool isMask2Former, float objectThreshold, double overlapThreshold, string description)
+    {
+        var options = new PostprocessOptions { ObjectMaskThreshold = objectThreshold, OverlapThreshold = (float)overlapThreshold };
+        using var tiles = new MaskTiles(output, plan);
+        using var result = PanopticInference.Run(tiles, labels, isMask2Former, options);
         var expected = ReferencePanoptic.Run(output, plan, [.. labels.Select(l => l.IsThing)], isMask2Former, objectThreshold, overlapThreshold);
 
         if (expected.Ambiguity is not null)
@@ -225,7 +342,7 @@ public sealed class PanopticInferenceTests
             return new Outcome(expected.Ambiguity, 0, 0, 0, 0, 0);
         }
 
-        var context = $"seed {seed}, plan {plan}, {queries} queries, {classes} classes, thresholds {objectThreshold}/{overlapThreshold}";
+        var context = $"{description}, thresholds {objectThreshold}/{overlapThreshold}, {(isMask2Former ? "Mask2Former" : "MaskFormer")}";
         Assert.Equal(plan.OriginalWidth, result.SegmentIds.Width);
         Assert.Equal(plan.OriginalHeight, result.SegmentIds.Height);
         var ids = result.SegmentIds.Values;
