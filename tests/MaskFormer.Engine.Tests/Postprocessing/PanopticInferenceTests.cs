@@ -232,6 +232,23 @@ public sealed class PanopticInferenceTests
         Assert.Equal([(1, 1, 64L)], result.Segments.Select(s => (s.Id, s.CategoryId, s.Area)));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Run_EqualProductsOfDifferentScores_FirstQueryWinsAsTorchArgmax(bool isMask2Former)
+    {
+        // 0.5 · sigmoid(30) and 1.0 · sigmoid(0) are both exactly 0.5 in float32: the first query wins
+        // every pixel though the second, with the higher score, is computed first.
+        var plan = new ResizePlan(8, 8, 8, 8, 8, 8);
+        using var output = Output(plan, [[0f, -100f, 0f], [0f, 100f, 0f]], [[30f, 30f, 30f, 30f], [0f, 0f, 0f, 0f]]);
+        var options = PostprocessOptions.Detectron2 with { ObjectMaskThreshold = 0.4f };
+
+        using var result = PanopticInference.Run(output, plan, Labels(true, true), isMask2Former, options);
+
+        Assert.Equal([(1, 0, 64L, 0.5f)], result.Segments.Select(s => (s.Id, s.CategoryId, s.Area, s.Score)));
+        Assert.All(result.SegmentIds.Values.ToArray(), id => Assert.Equal(1, id));
+    }
+
     [Fact]
     public void Run_Mask2FormerSigmoidExactlyHalf_CountsAsInsideTheMask()
     {
