@@ -10,17 +10,22 @@ namespace MaskFormer.Benchmarks.Report;
 /// connection of its own.
 /// </summary>
 /// <remarks>
-/// A connection per cell, because Kestrel can lose a response on a connection for good: in 3 of 15 runs of
-/// the report's tiny phase (2026-12-04), the unary cell after a cancelled stream cell on the same channel got
-/// two answers and then none, with the server's handler returned and its response complete but never
-/// written. That is Kestrel's open issue dotnet/aspnetcore#53736 (a pooled HTTP/2 stream that can no longer
-/// be scheduled for output); no server setting avoids it. A fresh connection per cell keeps one cell's
-/// streams from being reused by the next.
+/// Kestrel can lose a response for good (its open issue dotnet/aspnetcore#53736: a pooled HTTP/2 stream that
+/// stays marked as scheduled and is never written again). A connection per cell kept one cell's poisoned
+/// stream from the next, but a cell on its own connection stalled the same way (the size-512 cell after 31
+/// answers, 2026-12-05). What sets it off is the client's stream WINDOW_UPDATE landing after an answer's last
+/// write, which answers larger than the default 64 KiB window invite: the channels here take a 16 MiB stream
+/// window, as the CLI's do (one caller, 76 KB answers: 5 lost in 27,746 calls with the default window, none
+/// in 39,681 with this one).
 /// </remarks>
 internal sealed class GrpcLoad(ServerProcess server)
 {
     public static GrpcChannel Connect(ServerProcess server) =>
-        GrpcChannel.ForAddress(server.Address, new GrpcChannelOptions { MaxReceiveMessageSize = 256 << 20 });
+        GrpcChannel.ForAddress(server.Address, new GrpcChannelOptions { MaxReceiveMessageSize = 256 << 20, HttpHandler = CreateHandler(), DisposeHttpClient = true });
+
+    /// <summary>GrpcChannel's own handler (several connections when streams run out) with a 16 MiB stream window.</summary>
+    public static SocketsHttpHandler CreateHandler() =>
+        new() { EnableMultipleHttp2Connections = true, InitialHttp2StreamWindowSize = 16 << 20 };
 
     public static SegmentationTask[] AllTasks { get; } = [SegmentationTask.Semantic, SegmentationTask.Instance, SegmentationTask.Panoptic];
 

@@ -1,6 +1,5 @@
 using Grpc.Core;
 using Grpc.Health.V1;
-using Grpc.Net.Client;
 
 namespace MaskFormer.Cli.Commands;
 
@@ -26,7 +25,7 @@ internal static class HealthCommand
     public static async Task<int> RunAsync(CommandArguments args, TextWriter output, CancellationToken cancellationToken)
     {
         var address = args.ServerAddress;
-        using var channel = GrpcChannel.ForAddress(address);
+        using var channel = ServerChannel.Open(address);
         var client = new Health.HealthClient(channel);
         var until = DateTime.UtcNow.AddSeconds(args.GetDouble("wait", 0));
         string status;

@@ -1,4 +1,3 @@
-using Grpc.Net.Client;
 using MaskFormer.Contracts.V1;
 
 namespace MaskFormer.Cli.Commands;
@@ -19,7 +18,7 @@ internal static class ModelsCommand
 
     public static async Task<int> RunAsync(CommandArguments args, TextWriter output, CancellationToken cancellationToken)
     {
-        using var channel = GrpcChannel.ForAddress(args.ServerAddress);
+        using var channel = ServerChannel.Open(args.ServerAddress);
         var client = new SegmentationService.SegmentationServiceClient(channel);
         var response = await client.ListModelsAsync(new ListModelsRequest(), deadline: DateTime.UtcNow.AddSeconds(30), cancellationToken: cancellationToken).ConfigureAwait(false);
         foreach (var model in response.Models)

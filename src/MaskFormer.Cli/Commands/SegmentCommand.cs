@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Google.Protobuf;
-using Grpc.Net.Client;
 using MaskFormer.Cli.Rendering;
 using MaskFormer.Contracts.V1;
 using SixLabors.ImageSharp;
@@ -52,7 +51,7 @@ internal static class SegmentCommand
         var timeout = TimeSpan.FromSeconds(args.GetDouble("timeout", 60));
         var bytes = await File.ReadAllBytesAsync(imagePath, cancellationToken).ConfigureAwait(false);
 
-        using var channel = GrpcChannel.ForAddress(args.ServerAddress);
+        using var channel = ServerChannel.Open(args.ServerAddress);
         var client = new SegmentationService.SegmentationServiceClient(channel);
         var models = await client.ListModelsAsync(new ListModelsRequest(), deadline: DateTime.UtcNow.Add(timeout), cancellationToken: cancellationToken).ConfigureAwait(false);
         var request = new SegmentRequest

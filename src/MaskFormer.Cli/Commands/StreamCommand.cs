@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Threading.Channels;
 using Grpc.Core;
-using Grpc.Net.Client;
 using MaskFormer.Cli.Rendering;
 using MaskFormer.Contracts.V1;
 using Spectre.Console;
@@ -74,7 +73,7 @@ internal static class StreamCommand
         var fps = args.Has("fps") ? args.GetDouble("fps", 0) : config.Latency is { TargetFps: > 0 } latency ? latency.TargetFps : source.FramesPerSecond;
         var pacer = args.Has("no-pacing") ? null : new FramePacer(fps, TimeProvider.System);
 
-        using var channel = GrpcChannel.ForAddress(args.ServerAddress);
+        using var channel = ServerChannel.Open(args.ServerAddress);
         var client = new SegmentationService.SegmentationServiceClient(channel);
         var models = await client.ListModelsAsync(new ListModelsRequest(), deadline: DateTime.UtcNow.AddSeconds(30), cancellationToken: cancellationToken).ConfigureAwait(false);
         var modelName = args.Get("model", string.Empty);
