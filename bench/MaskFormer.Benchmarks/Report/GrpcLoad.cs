@@ -15,7 +15,7 @@ namespace MaskFormer.Benchmarks.Report;
 /// stream from the next, but a cell on its own connection stalled the same way (the size-512 cell after 31
 /// answers, 2026-12-05). What sets it off is the client's stream WINDOW_UPDATE landing after an answer's last
 /// write, which answers larger than the default 64 KiB window invite: the channels here take a 16 MiB stream
-/// window, as the CLI's do (one caller, 76 KB answers: 5 lost in 27,746 calls with the default window, none
+/// window, as the CLI's do (one caller, 76 KB answers: 5 lost in 27,751 calls with the default window, none
 /// in 39,681 with this one).
 /// </remarks>
 internal sealed class GrpcLoad(ServerProcess server)
