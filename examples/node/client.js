@@ -44,6 +44,9 @@ export function connect(address, timeoutMs = 15_000) {
   return new Promise((resolve, reject) => {
     const client = new SegmentationService(hostPort(address), grpc.credentials.createInsecure(), {
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      // A stream window larger than an answer: with the default 64 KiB, Kestrel loses an answer now and
+      // then (dotnet/aspnetcore#53736; the main README, Troubleshooting).
+      'grpc-node.flow_control_window': 16 * 1024 * 1024,
     });
     client.waitForReady(Date.now() + timeoutMs, (err) => {
       if (!err) return resolve(client);

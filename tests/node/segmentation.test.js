@@ -106,7 +106,11 @@ describe('MaskFormer Serve (gRPC)', () => {
         ));
         return;
       }
-      const c = new SegmentationService(address, grpc.credentials.createInsecure());
+      // A stream window larger than an answer, as the examples' client: Kestrel can lose an answer when
+      // the client's window runs out mid-answer (dotnet/aspnetcore#53736; README, Troubleshooting).
+      const c = new SegmentationService(address, grpc.credentials.createInsecure(), {
+        'grpc-node.flow_control_window': 16 * 1024 * 1024,
+      });
       c.waitForReady(Date.now() + CONNECT_TIMEOUT_MS, (err) => {
         if (!err) return resolve(c);
         c.close();
