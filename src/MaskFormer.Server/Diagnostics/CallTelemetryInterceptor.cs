@@ -30,7 +30,7 @@ internal sealed partial class CallTelemetryInterceptor(
         }
         catch (Exception ex)
         {
-            throw Fail(call, ex, context);
+            throw await FailAsync(call, ex, context).ConfigureAwait(false);
         }
         finally
         {
@@ -49,7 +49,7 @@ internal sealed partial class CallTelemetryInterceptor(
         }
         catch (Exception ex)
         {
-            throw Fail(call, ex, context);
+            throw await FailAsync(call, ex, context).ConfigureAwait(false);
         }
         finally
         {
@@ -69,7 +69,7 @@ internal sealed partial class CallTelemetryInterceptor(
         }
         catch (Exception ex)
         {
-            throw Fail(call, ex, context);
+            throw await FailAsync(call, ex, context).ConfigureAwait(false);
         }
         finally
         {
@@ -93,7 +93,7 @@ internal sealed partial class CallTelemetryInterceptor(
         }
         catch (Exception ex)
         {
-            throw Fail(call, ex, context);
+            throw await FailAsync(call, ex, context).ConfigureAwait(false);
         }
         finally
         {
@@ -106,12 +106,26 @@ internal sealed partial class CallTelemetryInterceptor(
         }
     }
 
-    private RpcException Fail(CallScope call, Exception exception, ServerCallContext context)
+    private async Task<RpcException> FailAsync(CallScope call, Exception exception, ServerCallContext context)
     {
         if (exception is RpcException rpc)
         {
             call.Complete(rpc.StatusCode, rpc.Status.Detail);
             return rpc;
+        }
+
+        // A client's RST_STREAM fails the request body with an IOException at once, while Kestrel cancels
+        // the call's token a moment later on the thread pool: a handler reading the request can fail first
+        // (rarely: once in a CI run of LoggingTests, 2026-12-05). An IOException waits that moment out.
+        if (exception is IOException && !context.CancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(s_abortGrace, time, context.CancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
         }
 
         if (IsClientGone(exception, context))
@@ -126,6 +140,9 @@ internal sealed partial class CallTelemetryInterceptor(
         LogUnexpected(logger, exception, call.Method, call.Model, call.Tasks);
         return new RpcException(new Status(StatusCode.Internal, "An internal error occurred; the server has logged it."));
     }
+
+    // How long an IOException waits for the call's token before it counts as the server's fault.
+    private static readonly TimeSpan s_abortGrace = TimeSpan.FromSeconds(1);
 
     // The request was aborted (client cancel, reset, or the deadline passed): whatever the handler threw
     // on its way out is a consequence, not a fault.
