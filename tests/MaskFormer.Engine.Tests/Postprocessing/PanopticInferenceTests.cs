@@ -12,22 +12,15 @@ public sealed class PanopticInferenceTests
     private const float CrowdedObjectThreshold = 0.5f;
     private const double CrowdedOverlapThreshold = 0.8;
 
-    public static TheoryData<int, bool> CrowdedCases()
+    public static TheoryData<int, bool> CrowdedCases() => SeedCases(CrowdedSeedCount);
+
+    public static TheoryData<int, bool> Cases() => SeedCases(SeedCount);
+
+    // Each seed for MaskFormer and for Mask2Former.
+    private static TheoryData<int, bool> SeedCases(int seeds)
     {
         var cases = new TheoryData<int, bool>();
-        foreach (var seed in Enumerable.Range(1, CrowdedSeedCount))
-        {
-            cases.Add(seed, false);
-            cases.Add(seed, true);
-        }
-
-        return cases;
-    }
-
-    public static TheoryData<int, bool> Cases()
-    {
-        var cases = new TheoryData<int, bool>();
-        foreach (var seed in Enumerable.Range(1, SeedCount))
+        foreach (var seed in Enumerable.Range(1, seeds))
         {
             cases.Add(seed, false);
             cases.Add(seed, true);
