@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Grpc.Core;
 using Grpc.Net.Client;
+using MaskFormer.Cli.Commands;
 using MaskFormer.Contracts.V1;
 
 namespace MaskFormer.Benchmarks.Report;
@@ -15,17 +16,13 @@ namespace MaskFormer.Benchmarks.Report;
 /// stream from the next, but a cell on its own connection stalled the same way (the size-512 cell after 31
 /// answers, 2026-12-05). What sets it off is the client's stream WINDOW_UPDATE landing after an answer's last
 /// write, which answers larger than the default 64 KiB window invite: the channels here take a 16 MiB stream
-/// window, as the CLI's do (one caller, 76 KB answers: 5 lost in 27,751 calls with the default window, none
+/// window from the CLI's `ServerChannel` (one caller, 76 KB answers: 5 lost in 27,751 calls with the default window, none
 /// in 39,681 with this one).
 /// </remarks>
 internal sealed class GrpcLoad(ServerProcess server)
 {
     public static GrpcChannel Connect(ServerProcess server) =>
-        GrpcChannel.ForAddress(server.Address, new GrpcChannelOptions { MaxReceiveMessageSize = 256 << 20, HttpHandler = CreateHandler(), DisposeHttpClient = true });
-
-    /// <summary>GrpcChannel's own handler (several connections when streams run out) with a 16 MiB stream window.</summary>
-    public static SocketsHttpHandler CreateHandler() =>
-        new() { EnableMultipleHttp2Connections = true, InitialHttp2StreamWindowSize = 16 << 20 };
+        GrpcChannel.ForAddress(server.Address, new GrpcChannelOptions { MaxReceiveMessageSize = 256 << 20, HttpHandler = ServerChannel.CreateHandler(), DisposeHttpClient = true });
 
     public static SegmentationTask[] AllTasks { get; } = [SegmentationTask.Semantic, SegmentationTask.Instance, SegmentationTask.Panoptic];
 

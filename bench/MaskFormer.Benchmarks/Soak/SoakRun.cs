@@ -6,6 +6,7 @@ using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
 using MaskFormer.Benchmarks.Report;
+using MaskFormer.Cli.Commands;
 using MaskFormer.Contracts.V1;
 
 namespace MaskFormer.Benchmarks.Soak;
@@ -35,14 +36,9 @@ internal static class SoakRun
         using var metrics = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{metricsPort}"), Timeout = TimeSpan.FromSeconds(30) };
         var images = Directory.GetFiles(Path.Combine(RepositoryPaths.TinyShapes, "clip"), "frame_???.png").Order(StringComparer.Ordinal)
             .Select(f => new Image { Encoded = ByteString.CopyFrom(File.ReadAllBytes(f)) }).ToArray();
-        // A 16 MiB stream window, as the benchmark's and the CLI's: it keeps Kestrel from losing responses
-        // (dotnet/aspnetcore#53736; README, Troubleshooting).
+        // The CLI's handler: its stream window keeps Kestrel from losing responses (README, Troubleshooting).
         var channels = Enumerable.Range(0, Math.Max(1, (settings.Streams + settings.UnaryCallers + CallersPerChannel - 1) / CallersPerChannel))
-            .Select(_ => GrpcChannel.ForAddress(server.Address, new GrpcChannelOptions
-            {
-                HttpHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true, InitialHttp2StreamWindowSize = 16 << 20 },
-                DisposeHttpClient = true,
-            }))
+            .Select(_ => GrpcChannel.ForAddress(server.Address, new GrpcChannelOptions { HttpHandler = ServerChannel.CreateHandler(), DisposeHttpClient = true }))
             .ToArray();
         try
         {
