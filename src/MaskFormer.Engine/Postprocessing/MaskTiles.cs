@@ -76,8 +76,8 @@ internal sealed class MaskTiles : IDisposable
             }
 
             // While the query's bounds are still in cache.
-            AlignedSigmoid.Compute(Bounds(q), Bounds((2 * queries) + q));
-            AlignedSigmoid.Compute(Bounds(queries + q), Bounds((3 * queries) + q));
+            LibrarySigmoid.Compute(Bounds(q), Bounds((2 * queries) + q));
+            LibrarySigmoid.Compute(Bounds(queries + q), Bounds((3 * queries) + q));
             return scratch;
         }, scratch => scratch.Dispose());
     }

@@ -121,8 +121,8 @@ internal sealed partial class PanopticTileRow
             }
         }
 
-        AlignedSigmoid.Compute(_blockLower.AsSpan(0, bounds), _blockLower.AsSpan(0, bounds));
-        AlignedSigmoid.Compute(_blockUpper.AsSpan(0, bounds), _blockUpper.AsSpan(0, bounds));
+        LibrarySigmoid.Compute(_blockLower.AsSpan(0, bounds), _blockLower.AsSpan(0, bounds));
+        LibrarySigmoid.Compute(_blockUpper.AsSpan(0, bounds), _blockUpper.AsSpan(0, bounds));
         for (var i = 0; i < mixedCount; i++)
         {
             var t = _mixedTiles[i];

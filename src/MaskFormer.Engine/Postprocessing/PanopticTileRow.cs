@@ -276,7 +276,7 @@ internal sealed partial class PanopticTileRow : IDisposable
             {
                 _tiles.Upsampler.ComputePixels(query, y, _gathered.AsSpan(0, count), values, _blend);
                 values[count..].Clear();
-                AlignedSigmoid.Compute(values, values);
+                LibrarySigmoid.Compute(values, values);
                 var inside = 0L;
                 foreach (var sigmoid in values[..count])
                 {
@@ -504,7 +504,7 @@ internal sealed partial class PanopticTileRow : IDisposable
 
             var sigmoids = _values.AsSpan(0, PixelBatch.PaddedLength(count, width));
             sigmoids[count..].Clear();
-            AlignedSigmoid.Compute(sigmoids, sigmoids);
+            LibrarySigmoid.Compute(sigmoids, sigmoids);
             var score = Vector256.Create(_kept[k].Score);
             var (inside, outside) = (Vector256.Create(k), Vector256.Create(k | PanopticInference.BelowHalf));
             var at = 0;

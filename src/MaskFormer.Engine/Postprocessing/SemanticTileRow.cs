@@ -143,13 +143,13 @@ internal sealed partial class SemanticTileRow : IDisposable
                 sigmas.Slice((r * stride) + pixels, stride - pixels).Clear();
                 if (!together)
                 {
-                    AlignedSigmoid.Compute(sigmas.Slice(r * stride, padded), sigmas.Slice(r * stride, padded));
+                    LibrarySigmoid.Compute(sigmas.Slice(r * stride, padded), sigmas.Slice(r * stride, padded));
                 }
             }
 
             if (together)
             {
-                AlignedSigmoid.Compute(sigmas, sigmas);
+                LibrarySigmoid.Compute(sigmas, sigmas);
             }
         }
 

@@ -9,8 +9,8 @@ namespace MaskFormer.Engine.Postprocessing;
 /// exp(-x) from a degree-6 polynomial after a two-constant reduction by ln 2 (the Cephes expf scheme),
 /// all in float32 lanes. <c>TensorPrimitives.Sigmoid</c> widens every lane to float64 for its exp and
 /// costs more (instance inference on the realistic-width model's 512x512 output: 27.5-30.5 against
-/// 32.5-33.9 ms, both stack-aligned); its results are what semantic and panoptic inference compare bit
-/// for bit against their reference, so they keep it (<see cref="AlignedSigmoid"/>). An instance score
+/// 32.5-33.9 ms); its results are what semantic and panoptic inference compare bit for bit against
+/// their reference, so they keep it (<see cref="LibrarySigmoid"/>). An instance score
 /// only needs its mean sigmoid within 1e-6, so it takes this one.
 /// </summary>
 internal static class SumSigmoid

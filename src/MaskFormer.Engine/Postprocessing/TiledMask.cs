@@ -160,7 +160,7 @@ internal static class TiledMask
                     }
                     else
                     {
-                        AlignedSigmoid.Compute(values, sigmoids);
+                        LibrarySigmoid.Compute(values, sigmoids);
                     }
                 }
 
