@@ -11,13 +11,10 @@ namespace MaskFormer.Benchmarks.Report;
 /// connection of its own.
 /// </summary>
 /// <remarks>
-/// Kestrel can lose a response for good (its open issue dotnet/aspnetcore#53736: a pooled HTTP/2 stream that
-/// stays marked as scheduled and is never written again). A connection per cell kept one cell's poisoned
-/// stream from the next, but a cell on its own connection stalled the same way (the size-512 cell after 31
-/// answers, 2026-12-05). What sets it off is the client's stream WINDOW_UPDATE landing after an answer's last
-/// write, which answers larger than the default 64 KiB window invite: the channels here take a 16 MiB stream
-/// window from the CLI's `ServerChannel` (one caller, 76 KB answers: 5 lost in 27,751 calls with the default window, none
-/// in 39,681 with this one).
+/// Kestrel can lose a response for good (dotnet/aspnetcore#53736; why and how often: the CLI's
+/// <see cref="ServerChannel"/>, whose handler these channels take). A connection per cell kept one cell's
+/// poisoned stream from the next, but a cell on its own connection stalled the same way (the size-512 cell
+/// after 31 answers, 2026-12-05); the handler's 16 MiB stream window is what avoids it.
 /// </remarks>
 internal sealed class GrpcLoad(ServerProcess server)
 {

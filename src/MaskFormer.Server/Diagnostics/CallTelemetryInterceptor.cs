@@ -17,6 +17,9 @@ internal sealed partial class CallTelemetryInterceptor(
     TimeProvider time,
     ILogger<CallTelemetryInterceptor> logger) : Interceptor
 {
+    // How long an IOException waits for the call's token before it counts as the server's fault.
+    private static readonly TimeSpan s_abortGrace = TimeSpan.FromSeconds(1);
+
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
         using var call = CallScope.Start(context, engine, time.GetTimestamp());
@@ -140,9 +143,6 @@ internal sealed partial class CallTelemetryInterceptor(
         LogUnexpected(logger, exception, call.Method, call.Model, call.Tasks);
         return new RpcException(new Status(StatusCode.Internal, "An internal error occurred; the server has logged it."));
     }
-
-    // How long an IOException waits for the call's token before it counts as the server's fault.
-    private static readonly TimeSpan s_abortGrace = TimeSpan.FromSeconds(1);
 
     // The request was aborted (client cancel, reset, or the deadline passed): whatever the handler threw
     // on its way out is a consequence, not a fault.
