@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of the repository on a clean machine: .NET unit and integration tests, the proto
-# lint (buf, DEFAULT rules), and the Node client against a live server on the committed model, and the
+# lint (buf, DEFAULT rules), and the Node, Python and Go clients against a live server on the committed model, and the
 # deployment checks (tests/deploy: the Dockerfile's cpu target built by its own commands and served, every
 # Kubernetes overlay rendered and validated against the schemas and the application's settings).
 # Ends with one line "N passed, N failed" summed over every test run; exits non-zero on any failure.
@@ -56,6 +56,18 @@ count_unittest() {
   f=$(grep -Eo '(failures|errors)=[0-9]+' "$log" | awk -F= '{ s += $2 } END { print s + 0 }')
   passed=$((passed + total - f)); failed=$((failed + f))
   if [[ $total -eq 0 || $f -ne 0 ]]; then status=1; tail -40 "$log"; [[ $total -eq 0 ]] && failed=$((failed + 1)); fi
+}
+
+# Counts from `go test -v`: "--- PASS: Name" / "--- FAIL: Name"; a package that fails to build counts one failure.
+count_gotest() {
+  local log="$1" p f
+  p=$(grep -Ec '^--- PASS: ' "$log")
+  f=$(grep -Ec '^--- FAIL: ' "$log")
+  passed=$((passed + p)); failed=$((failed + f))
+  if [[ $p -eq 0 || $f -ne 0 ]] || ! grep -Eq '^ok ' "$log"; then
+    status=1; tail -40 "$log"
+    [[ $f -eq 0 ]] && failed=$((failed + 1))
+  fi
 }
 
 count_dotnet() {
@@ -166,6 +178,15 @@ else
       count_unittest "$LOGS/python.log"
     else
       cat "$LOGS/python-install.log"; fail_step "examples/python/install.sh"
+    fi
+
+    step "Go example (examples/go, Debian's Go and grpc-go)"
+    if (cd examples/go && sh install.sh >"$LOGS/go-install.log" 2>&1); then
+      (cd examples/go && MASKFORMER_ADDRESS="127.0.0.1:$PORT" limited 300 sh test.sh 2>&1) >"$LOGS/go.log"
+      grep -E '^(--- |ok |FAIL)' "$LOGS/go.log"
+      count_gotest "$LOGS/go.log"
+    else
+      cat "$LOGS/go-install.log"; fail_step "examples/go/install.sh"
     fi
   else
     tail -30 "$LOGS/server.log"; fail_step "server did not become SERVING"

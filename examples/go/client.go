@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	pb "github.com/maskformer-serve/maskformer/gen/go/maskformer/v1"
+	"google.golang.org/grpc"
+)
+
+// defaultConnectTimeout bounds the wait for a ready connection, so that a wrong address fails fast.
+const defaultConnectTimeout = 15 * time.Second
+
+// streamWindow is the HTTP/2 flow-control window the client grants per stream and per connection. Answers
+// with masks are larger than gRPC's 64 KiB default; a window larger than the answers keeps a known Kestrel
+// fault (README, Troubleshooting: dotnet/aspnetcore#53736) from leaving a call without its answer.
+const streamWindow = 16 << 20
+
+// errUnreachable marks a server that could not be reached (exit code 2).
+var errUnreachable = errors.New("server unreachable")
+
+// fail prints err and returns the exit code to end with.
+func fail(err error, code int) int {
+	fmt.Fprintln(os.Stderr, "error:", err)
+	return code
+}
+
+func defaultServer() string {
+	if address := os.Getenv("MASKFORMER_ADDRESS"); address != "" {
+		return address
+	}
+	return "127.0.0.1:5081"
+}
+
+// hostPort takes host:port or http://host:port, the forms MASKFORMER_ADDRESS takes across all clients.
+func hostPort(address string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(address, "http://"), "/")
+}
+
+// connect opens a plaintext channel and waits until it is ready, at most connectTimeout.
+func connect(address string, connectTimeout time.Duration) (*grpc.ClientConn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+	defer cancel()
+	conn, err := grpc.DialContext(ctx, hostPort(address),
+		grpc.WithInsecure(),
+		grpc.WithBlock(),
+		grpc.WithInitialWindowSize(streamWindow),
+		grpc.WithInitialConnWindowSize(streamWindow),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	if err != nil {
+		return nil, fmt.Errorf("%w: cannot reach the MaskFormer server at %s within %v", errUnreachable, address, connectTimeout)
+	}
+	return conn, nil
+}
+
+// connectionFlags adds the flags every command takes: the server's address and how long to wait for it.
+func connectionFlags(flags *flag.FlagSet) (*string, *time.Duration) {
+	server := flags.String("server", defaultServer(), "host:port of the server (default $MASKFORMER_ADDRESS, else 127.0.0.1:5081)")
+	timeout := flags.Duration("connect-timeout", defaultConnectTimeout, "how long to wait for the server")
+	return server, timeout
+}
+
+// parseTasks reads a comma-separated list of semantic, instance and panoptic.
+func parseTasks(list string) ([]pb.SegmentationTask, error) {
+	var tasks []pb.SegmentationTask
+	for _, name := range strings.Split(list, ",") {
+		switch strings.TrimSpace(name) {
+		case "semantic":
+			tasks = append(tasks, pb.SegmentationTask_SEGMENTATION_TASK_SEMANTIC)
+		case "instance":
+			tasks = append(tasks, pb.SegmentationTask_SEGMENTATION_TASK_INSTANCE)
+		case "panoptic":
+			tasks = append(tasks, pb.SegmentationTask_SEGMENTATION_TASK_PANOPTIC)
+		default:
+			return nil, fmt.Errorf("unknown task %q (semantic, instance, panoptic)", name)
+		}
+	}
+	return tasks, nil
+}
+
+// parseFlags parses a command's flags, which may come before or after its one positional argument
+// (what names it in the error).
+func parseFlags(flags *flag.FlagSet, args []string, what string) (string, error) {
+	var positional []string
+	for len(args) > 0 {
+		if err := flags.Parse(args); err != nil {
+			return "", err
+		}
+		args = flags.Args()
+		if len(args) > 0 {
+			positional = append(positional, args[0])
+			args = args[1:]
+		}
+	}
+	if len(positional) != 1 {
+		return "", fmt.Errorf("%s takes one %s, got %d arguments", flags.Name(), what, len(positional))
+	}
+	return positional[0], nil
+}
+
+var imageExtensions = map[string]bool{".png": true, ".jpg": true, ".jpeg": true, ".bmp": true, ".gif": true, ".tga": true, ".tif": true, ".tiff": true, ".webp": true}
+
+// listFrames returns the images of a folder sorted by name, leaving out ground truth and predictions
+// stored beside the frames (stems ending in _semantic or _panoptic, or containing _pred).
+func listFrames(folder string) ([]string, error) {
+	entries, err := os.ReadDir(folder)
+	if err != nil {
+		return nil, err
+	}
+	var frames []string
+	for _, entry := range entries {
+		name := entry.Name()
+		ext := strings.ToLower(filepath.Ext(name))
+		stem := strings.TrimSuffix(name, filepath.Ext(name))
+		if entry.IsDir() || !imageExtensions[ext] || strings.HasSuffix(stem, "_semantic") || strings.HasSuffix(stem, "_panoptic") || strings.Contains(stem, "_pred") {
+			continue
+		}
+		frames = append(frames, filepath.Join(folder, name))
+	}
+	sort.Strings(frames)
+	return frames, nil
+}

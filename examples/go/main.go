@@ -1,0 +1,40 @@
+// Command maskformer-go is a MaskFormer Serve client in Go: a unary Segment call on one image, and a
+// bidirectional SegmentStream over a folder of frames.
+//
+//	maskformer-go segment IMAGE [-server host:port] [-connect-timeout 15s] [-tasks semantic,panoptic]
+//	maskformer-go stream FOLDER [-server host:port] [-connect-timeout 15s] [-tasks panoptic] [-policy queue] [-in-flight N]
+//
+// The server address defaults to $MASKFORMER_ADDRESS, else 127.0.0.1:5081. Exit codes: 0 success, 1 a
+// call or a frame failed (or the answers did not match the frames sent), 2 the server cannot be reached
+// or the command line is wrong.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+const usage = `usage:
+  maskformer-go segment IMAGE [-server host:port] [-connect-timeout 15s] [-tasks semantic,panoptic]
+  maskformer-go stream FOLDER [-server host:port] [-connect-timeout 15s] [-tasks panoptic] [-policy queue|drop-oldest|latest-only] [-in-flight N]`
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, usage)
+		return 2
+	}
+
+	switch args[0] {
+	case "segment":
+		return segmentCommand(args[1:])
+	case "stream":
+		return streamCommand(args[1:])
+	default:
+		fmt.Fprintf(os.Stderr, "unknown command %q\n%s\n", args[0], usage)
+		return 2
+	}
+}

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	pb "github.com/maskformer-serve/maskformer/gen/go/maskformer/v1"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// The tests run against a live server whose default model is tiny-shapes, at $MASKFORMER_ADDRESS;
+// without it every test fails (none is skipped).
+const (
+	heldoutImage = "../../models/tiny-shapes/heldout/0000.png"
+	clipFolder   = "../../models/tiny-shapes/clip"
+)
+
+func serverAddress(t *testing.T) string {
+	t.Helper()
+	address := os.Getenv("MASKFORMER_ADDRESS")
+	if address == "" {
+		t.Fatal("MASKFORMER_ADDRESS is not set: start the server and set it to its host:port")
+	}
+	return address
+}
+
+func dial(t *testing.T) pb.SegmentationServiceClient {
+	t.Helper()
+	conn, err := connect(serverAddress(t), defaultConnectTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return pb.NewSegmentationServiceClient(conn)
+}
+
+// buildClient builds the command as install.sh does, so that the tests run what a user runs.
+func buildClient(t *testing.T) string {
+	t.Helper()
+	binary := filepath.Join(t.TempDir(), "maskformer-go")
+	if output, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, output)
+	}
+	return binary
+}
+
+// runClient runs the built command and returns its exit code, standard output and standard error.
+func runClient(t *testing.T, binary string, args ...string) (int, string, string) {
+	t.Helper()
+	command := exec.Command(binary, args...)
+	command.Env = append(os.Environ(), "MASKFORMER_ADDRESS="+serverAddress(t))
+	var stdout, stderr bytes.Buffer
+	command.Stdout, command.Stderr = &stdout, &stderr
+	err := command.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, stdout.String(), stderr.String()
+	case errors.As(err, &exit):
+		return exit.ExitCode(), stdout.String(), stderr.String()
+	default:
+		t.Fatalf("running %s: %v", binary, err)
+		return -1, "", ""
+	}
+}
+
+func TestSegmentLabelMapMatchesItsClassAreas(t *testing.T) {
+	client := dial(t)
+	encoded, err := os.ReadFile(heldoutImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	input, err := png.DecodeConfig(bytes.NewReader(encoded))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	response, err := segment(client, encoded, []pb.SegmentationTask{pb.SegmentationTask_SEGMENTATION_TASK_SEMANTIC, pb.SegmentationTask_SEGMENTATION_TASK_PANOPTIC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int(response.GetWidth()) != input.Width || int(response.GetHeight()) != input.Height {
+		t.Fatalf("answer is %dx%d, the image %dx%d", response.GetWidth(), response.GetHeight(), input.Width, input.Height)
+	}
+	if response.GetModel() != "tiny-shapes" {
+		t.Fatalf("model %q, want the default tiny-shapes", response.GetModel())
+	}
+
+	ids, err := decodeLabelMap(response.GetSemantic().GetLabelMap())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != input.Width*input.Height {
+		t.Fatalf("label map has %d pixels, the image %d", len(ids), input.Width*input.Height)
+	}
+	areas := map[uint32]uint64{}
+	for _, id := range ids {
+		areas[uint32(id)]++
+	}
+	classes := response.GetSemantic().GetClasses()
+	if len(classes) != len(areas) || len(classes) < 2 {
+		t.Fatalf("%d classes listed, %d in the map", len(classes), len(areas))
+	}
+	for i, class := range classes {
+		if i > 0 && class.GetLabelId() <= classes[i-1].GetLabelId() {
+			t.Fatalf("classes not in label order: %v", classes)
+		}
+		if areas[class.GetLabelId()] != class.GetArea() || class.GetLabelName() == "" {
+			t.Fatalf("class %d %q: area %d listed, %d in the map", class.GetLabelId(), class.GetLabelName(), class.GetArea(), areas[class.GetLabelId()])
+		}
+	}
+
+	segments := response.GetPanoptic().GetSegments()
+	if len(segments) == 0 {
+		t.Fatal("no panoptic segments")
+	}
+	for i, s := range segments {
+		if s.GetId() != uint32(i+1) || s.GetTrackId() != 0 || s.GetArea() == 0 {
+			t.Fatalf("segment %d: id %d, track %d, area %d (want ids from 1, track 0 on a unary call, an area)", i, s.GetId(), s.GetTrackId(), s.GetArea())
+		}
+	}
+}
+
+func TestSegmentCommandPrintsTheAnswer(t *testing.T) {
+	binary := buildClient(t)
+	response, err := segment(dial(t), mustRead(t, heldoutImage), []pb.SegmentationTask{pb.SegmentationTask_SEGMENTATION_TASK_SEMANTIC})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	code, stdout, stderr := runClient(t, binary, "segment", heldoutImage)
+	if code != 0 {
+		t.Fatalf("exit code %d\n%s%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"model:   tiny-shapes", "size:    123x183", "classes:", "panoptic segments ("} {
+		if !strings.Contains(stdout, want) {
+			t.Fatalf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	for _, class := range response.GetSemantic().GetClasses() {
+		if !strings.Contains(stdout, " "+class.GetLabelName()+" ") {
+			t.Fatalf("output lacks class %q:\n%s", class.GetLabelName(), stdout)
+		}
+	}
+}
+
+func TestStreamAnswersEveryFrameOnceInOrderWithTracks(t *testing.T) {
+	frames, err := listFrames(clipFolder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(frames) != 16 {
+		t.Fatalf("%d frames in %s, want 16 (ground truth left out)", len(frames), clipFolder)
+	}
+	config := &pb.StreamConfig{
+		Tasks:          []pb.SegmentationTask{pb.SegmentationTask_SEGMENTATION_TASK_PANOPTIC},
+		OverloadPolicy: pb.OverloadPolicy_OVERLOAD_POLICY_QUEUE,
+	}
+	var out bytes.Buffer
+	summary, err := streamFrames(dial(t), config, frames, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !summary.ordered || summary.results != 16 || summary.errors != 0 || summary.skipped != 0 {
+		t.Fatalf("summary %+v, want 16 results in order\n%s", summary, out.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	for i, line := range lines {
+		if !strings.HasPrefix(line, "frame ") || !strings.Contains(line, filepath.Base(frames[i])) || strings.Contains(line, "#0") {
+			t.Fatalf("line %d %q: want frame %s with every segment tracked (no #0)", i, line, filepath.Base(frames[i]))
+		}
+	}
+}
+
+func TestStreamCommandEndsWithItsCounts(t *testing.T) {
+	binary := buildClient(t)
+	code, stdout, stderr := runClient(t, binary, "stream", clipFolder, "-tasks", "semantic,instance,panoptic", "-policy", "queue")
+	if code != 0 {
+		t.Fatalf("exit code %d\n%s%s", code, stdout, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if last := lines[len(lines)-1]; last != "sent 16, results 16, errors 0, skipped 0" {
+		t.Fatalf("last line %q\n%s", last, stdout)
+	}
+	if !strings.Contains(lines[0], "instances") || !strings.Contains(lines[0], "classes ") {
+		t.Fatalf("first frame's line lacks instances or classes: %q", lines[0])
+	}
+}
+
+func TestCorruptImageIsInvalidArgumentNamingTheField(t *testing.T) {
+	client := dial(t)
+	for _, data := range [][]byte{[]byte("not an image at all"), mustRead(t, heldoutImage)[:100]} {
+		_, err := segment(client, data, nil)
+		if status.Code(err) != codes.InvalidArgument || badRequestField(err) != "image.encoded" {
+			t.Fatalf("got %v (field %q), want INVALID_ARGUMENT with a BadRequest naming image.encoded", err, badRequestField(err))
+		}
+	}
+
+	binary := buildClient(t)
+	path := filepath.Join(t.TempDir(), "corrupt.png")
+	if err := os.WriteFile(path, []byte("\x89PNG\r\n\x1a\nshort"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runClient(t, binary, "segment", path)
+	if code != 1 || !strings.Contains(stderr, "InvalidArgument") {
+		t.Fatalf("exit code %d, stderr %q: want 1 and the status", code, stderr)
+	}
+}
+
+func TestUnreachableServerExitsTwo(t *testing.T) {
+	binary := buildClient(t)
+	code, _, stderr := runClient(t, binary, "segment", heldoutImage, "-server", "127.0.0.1:1", "-connect-timeout", "1s")
+	if code != 2 || !strings.Contains(stderr, "cannot reach the MaskFormer server at 127.0.0.1:1") {
+		t.Fatalf("exit code %d, stderr %q: want 2 and what could not be reached", code, stderr)
+	}
+}
+
+// badRequestField is the field the error's google.rpc.BadRequest detail names, if any.
+func badRequestField(err error) string {
+	for _, detail := range status.Convert(err).Details() {
+		if badRequest, ok := detail.(*errdetails.BadRequest); ok && len(badRequest.GetFieldViolations()) > 0 {
+			return badRequest.GetFieldViolations()[0].GetField()
+		}
+	}
+	return ""
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
