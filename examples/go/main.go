@@ -3,6 +3,7 @@
 //
 //	maskformer-go segment IMAGE [-server host:port] [-connect-timeout 15s] [-tasks semantic,panoptic]
 //	maskformer-go stream FOLDER [-server host:port] [-connect-timeout 15s] [-tasks panoptic] [-policy queue] [-in-flight N]
+//	                            [-delta [-keyframe-interval N] [-no-check]]
 //
 // The server address defaults to $MASKFORMER_ADDRESS, else 127.0.0.1:5081. Exit codes: 0 success, 1 a
 // call or a frame failed (or the answers did not match the frames sent), 2 the server cannot be reached
@@ -16,7 +17,8 @@ import (
 
 const usage = `usage:
   maskformer-go segment IMAGE [-server host:port] [-connect-timeout 15s] [-tasks semantic,panoptic]
-  maskformer-go stream FOLDER [-server host:port] [-connect-timeout 15s] [-tasks panoptic] [-policy queue|drop-oldest|latest-only] [-in-flight N]`
+  maskformer-go stream FOLDER [-server host:port] [-connect-timeout 15s] [-tasks panoptic] [-policy queue|drop-oldest|latest-only] [-in-flight N]
+                              [-delta [-keyframe-interval N] [-no-check]]`
 
 func main() {
 	os.Exit(run(os.Args[1:]))

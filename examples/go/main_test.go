@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"image/png"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,7 +95,11 @@ func TestSegmentLabelMapMatchesItsClassAreas(t *testing.T) {
 		t.Fatalf("model %q, want the default tiny-shapes", response.GetModel())
 	}
 
-	ids, err := decodeLabelMap(response.GetSemantic().GetLabelMap())
+	labelMap := response.GetSemantic().GetLabelMap()
+	if labelMap.GetEncoding() != pb.LabelMapEncoding_LABEL_MAP_ENCODING_PNG || int(labelMap.GetWidth()) != input.Width || int(labelMap.GetHeight()) != input.Height {
+		t.Fatalf("label map %s %dx%d, want a PNG of the image's size", labelMap.GetEncoding(), labelMap.GetWidth(), labelMap.GetHeight())
+	}
+	ids, err := labelIDs(labelMap.GetData(), false, labelMap.GetBitsPerPixel())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +170,7 @@ func TestStreamAnswersEveryFrameOnceInOrderWithTracks(t *testing.T) {
 		OverloadPolicy: pb.OverloadPolicy_OVERLOAD_POLICY_QUEUE,
 	}
 	var out bytes.Buffer
-	summary, err := streamFrames(dial(t), config, frames, &out)
+	summary, err := streamFrames(dial(t), config, frames, &out, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,6 +197,65 @@ func TestStreamCommandEndsWithItsCounts(t *testing.T) {
 	}
 	if !strings.Contains(lines[0], "instances") || !strings.Contains(lines[0], "classes ") {
 		t.Fatalf("first frame's line lacks instances or classes: %q", lines[0])
+	}
+}
+
+func TestDeltaStreamRebuildsToTheCompleteAnswers(t *testing.T) {
+	frames, err := listFrames(clipFolder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Frame 6 sent twice in a row: the repeat changes nothing, so its maps come as deltas without
+	// patches and its tracked masks by track id alone.
+	frames = append(frames[:6:6], frames[5:]...)
+	client := dial(t)
+	tasks := []pb.SegmentationTask{pb.SegmentationTask_SEGMENTATION_TASK_SEMANTIC, pb.SegmentationTask_SEGMENTATION_TASK_INSTANCE, pb.SegmentationTask_SEGMENTATION_TASK_PANOPTIC}
+	config := &pb.StreamConfig{Tasks: tasks, OverloadPolicy: pb.OverloadPolicy_OVERLOAD_POLICY_QUEUE, Delta: &pb.DeltaOptions{Enabled: true}}
+	summary, rebuilt, err := streamWithDeltas(client, config, frames, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	complete, err := streamFrames(client, &pb.StreamConfig{Tasks: tasks, OverloadPolicy: pb.OverloadPolicy_OVERLOAD_POLICY_QUEUE}, frames, io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rebuilt) != 17 || len(complete.answers) != 17 || !summary.ordered || !complete.ordered {
+		t.Fatalf("%d rebuilt and %d complete answers for 17 frames", len(rebuilt), len(complete.answers))
+	}
+	equal, compared, differences := checkRebuilt(rebuilt, complete.answers)
+	if equal != 17 || compared != 17 {
+		t.Fatalf("%d of %d rebuilt frames equal the complete answers: %v", equal, compared, differences)
+	}
+
+	first, repeat := summary.answers[0], summary.answers[6]
+	if first.GetSemantic().GetLabelMap() == nil || first.GetPanoptic().GetSegmentIdPng() == nil {
+		t.Fatal("the first result is not complete")
+	}
+	semanticDelta, panopticDelta := repeat.GetSemantic().GetLabelMapDelta(), repeat.GetPanoptic().GetSegmentIdDelta()
+	if semanticDelta == nil || panopticDelta == nil || len(semanticDelta.GetPatches())+len(panopticDelta.GetPatches()) != 0 || semanticDelta.GetBaseFrameId() != 6 {
+		t.Fatalf("the repeated frame's maps: %v, %v; want deltas on frame 6 without patches", semanticDelta, panopticDelta)
+	}
+	unchanged := 0
+	for _, instance := range repeat.GetInstance().GetInstances() {
+		if instance.GetMaskUnchanged() {
+			unchanged++
+		}
+	}
+	if unchanged == 0 || summary.bytes >= complete.bytes {
+		t.Fatalf("%d masks by track id on the repeated frame, %d bytes with deltas against %d without", unchanged, summary.bytes, complete.bytes)
+	}
+}
+
+func TestStreamCommandWithDeltasChecksEveryFrame(t *testing.T) {
+	binary := buildClient(t)
+	code, stdout, stderr := runClient(t, binary, "stream", clipFolder, "-delta", "-tasks", "semantic,instance,panoptic")
+	if code != 0 {
+		t.Fatalf("exit code %d\n%s%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"[complete]\n", "[delta]\n", "check: 16 of 16 rebuilt frames equal the complete answers\n", "% saved)\nsent 16, results 16, errors 0, skipped 0\n"} {
+		if !strings.Contains(stdout, want) {
+			t.Fatalf("output lacks %q:\n%s", want, stdout)
+		}
 	}
 }
 

@@ -1,13 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"image"
-	"image/png"
 	"io"
 	"os"
 	"time"
@@ -61,35 +57,6 @@ func segment(client pb.SegmentationServiceClient, encoded []byte, tasks []pb.Seg
 		Tasks:   tasks,
 		FrameId: 1,
 	})
-}
-
-// decodeLabelMap returns a PNG label map's label id per pixel, row by row (8- or 16-bit grey).
-func decodeLabelMap(labelMap *pb.LabelMap) ([]uint16, error) {
-	if labelMap.GetEncoding() != pb.LabelMapEncoding_LABEL_MAP_ENCODING_PNG {
-		return nil, fmt.Errorf("label map encoded as %s, not PNG", labelMap.GetEncoding())
-	}
-	decoded, err := png.Decode(bytes.NewReader(labelMap.GetData()))
-	if err != nil {
-		return nil, err
-	}
-	bounds := decoded.Bounds()
-	if bounds.Dx() != int(labelMap.GetWidth()) || bounds.Dy() != int(labelMap.GetHeight()) {
-		return nil, fmt.Errorf("label map PNG is %dx%d, the message says %dx%d", bounds.Dx(), bounds.Dy(), labelMap.GetWidth(), labelMap.GetHeight())
-	}
-	ids := make([]uint16, 0, bounds.Dx()*bounds.Dy())
-	switch grey := decoded.(type) {
-	case *image.Gray:
-		for _, v := range grey.Pix {
-			ids = append(ids, uint16(v))
-		}
-	case *image.Gray16:
-		for i := 0; i < len(grey.Pix); i += 2 {
-			ids = append(ids, uint16(grey.Pix[i])<<8|uint16(grey.Pix[i+1]))
-		}
-	default:
-		return nil, errors.New("label map PNG is not 8- or 16-bit grey")
-	}
-	return ids, nil
 }
 
 func printResponse(out io.Writer, r *pb.SegmentResponse) {

@@ -12,6 +12,7 @@ import (
 
 	pb "github.com/maskformer-serve/maskformer/gen/go/maskformer/v1"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 )
 
 // streamDeadline bounds a whole stream, so that a server that stops answering cannot hold the client.
@@ -23,11 +24,13 @@ var policies = map[string]pb.OverloadPolicy{
 	"latest-only": pb.OverloadPolicy_OVERLOAD_POLICY_LATEST_ONLY,
 }
 
-// streamSummary counts a stream's answers; ordered is false when they did not come one per frame in
-// the order the frames were sent.
+// streamSummary counts a stream's answers and their bytes; ordered is false when they did not come one
+// per frame in the order the frames were sent.
 type streamSummary struct {
 	sent, results, errors, skipped int
 	ordered                        bool
+	bytes                          int
+	answers                        []*pb.SegmentResponse // the results, in order
 }
 
 func streamCommand(args []string) int {
@@ -36,6 +39,9 @@ func streamCommand(args []string) int {
 	taskList := flags.String("tasks", "panoptic", "comma-separated tasks: semantic, instance, panoptic")
 	policyName := flags.String("policy", "queue", "overload policy: queue, drop-oldest or latest-only")
 	inFlight := flags.Uint("in-flight", 0, "frames of the stream in the engine at once (0: the server's default)")
+	delta := flags.Bool("delta", false, "ask for results as deltas and rebuild each one into the complete frame")
+	keyframeInterval := flags.Uint("keyframe-interval", 0, "with -delta: a complete result at least every N results (0: only when needed)")
+	noCheck := flags.Bool("no-check", false, "with -delta: do not stream the frames again without deltas to check every rebuilt frame")
 	folder, err := parseFlags(flags, args, "FOLDER")
 	if err != nil {
 		return fail(err, 2)
@@ -62,21 +68,109 @@ func streamCommand(args []string) int {
 	}
 	defer conn.Close()
 
+	client := pb.NewSegmentationServiceClient(conn)
 	config := &pb.StreamConfig{Tasks: tasks, OverloadPolicy: policy, MaxInFlight: uint32(*inFlight)}
-	summary, err := streamFrames(pb.NewSegmentationServiceClient(conn), config, frames, os.Stdout)
+	if !*delta {
+		summary, err := streamFrames(client, config, frames, os.Stdout, nil)
+		if err != nil {
+			return fail(err, 1)
+		}
+		printSummary(summary)
+		return exitCode(summary, true)
+	}
+
+	config.Delta = &pb.DeltaOptions{Enabled: true, KeyframeInterval: uint32(*keyframeInterval)}
+	summary, rebuilt, err := streamWithDeltas(client, config, frames, os.Stdout)
 	if err != nil {
 		return fail(err, 1)
 	}
+	checked := true
+	if !*noCheck {
+		config.Delta = nil
+		complete, err := streamFrames(client, config, frames, io.Discard, nil)
+		if err != nil {
+			return fail(err, 1)
+		}
+		equal, compared, differences := checkRebuilt(rebuilt, complete.answers)
+		for _, difference := range differences {
+			fmt.Fprintln(os.Stderr, "error: rebuilt", difference)
+		}
+		fmt.Printf("check: %d of %d rebuilt frames equal the complete answers\n", equal, compared)
+		fmt.Printf("bytes: %d with deltas, %d without (%.1f %% saved)\n", summary.bytes, complete.bytes, 100*(1-float64(summary.bytes)/float64(complete.bytes)))
+		checked = equal == compared && compared > 0
+	}
+	printSummary(summary)
+	return exitCode(summary, checked)
+}
+
+func printSummary(summary streamSummary) {
 	fmt.Printf("sent %d, results %d, errors %d, skipped %d\n", summary.sent, summary.results, summary.errors, summary.skipped)
-	if summary.errors > 0 || !summary.ordered {
+}
+
+func exitCode(summary streamSummary, checked bool) int {
+	if summary.errors > 0 || !summary.ordered || !checked {
 		return 1
 	}
 	return 0
 }
 
+// streamWithDeltas streams the frames with deltas on and rebuilds every result into its complete frame,
+// marking each line [complete] or [delta]; a result that cannot be rebuilt fails the stream.
+func streamWithDeltas(client pb.SegmentationServiceClient, config *pb.StreamConfig, frames []string, out io.Writer) (streamSummary, []*frame, error) {
+	rebuilder := &deltaRebuilder{}
+	var rebuilt []*frame
+	var rebuildErr error
+	summary, err := streamFrames(client, config, frames, out, func(result *pb.SegmentResponse) string {
+		deltas := rebuilder.deltas
+		f, err := rebuilder.apply(result)
+		if err != nil {
+			if rebuildErr == nil {
+				rebuildErr = fmt.Errorf("frame %d cannot be rebuilt: %w", result.GetFrameId(), err)
+			}
+			return " [rebuild failed]"
+		}
+		rebuilt = append(rebuilt, f)
+		if rebuilder.deltas > deltas {
+			return " [delta]"
+		}
+		return " [complete]"
+	})
+	if err == nil {
+		err = rebuildErr
+	}
+	return summary, rebuilt, err
+}
+
+// checkRebuilt compares each rebuilt frame with the complete answer to the same frame id.
+func checkRebuilt(rebuilt []*frame, complete []*pb.SegmentResponse) (equal, compared int, differences []string) {
+	byID := map[uint64]*pb.SegmentResponse{}
+	for _, result := range complete {
+		byID[result.GetFrameId()] = result
+	}
+	for _, f := range rebuilt {
+		answer, found := byID[f.result.GetFrameId()]
+		if !found {
+			continue
+		}
+		compared++
+		want, err := decodeComplete(answer)
+		if err != nil {
+			differences = append(differences, fmt.Sprintf("frame %d: the complete answer: %v", answer.GetFrameId(), err))
+			continue
+		}
+		if diff := frameDifferences(f, want); len(diff) > 0 {
+			differences = append(differences, fmt.Sprintf("frame %d differs: %s", answer.GetFrameId(), strings.Join(diff, ", ")))
+			continue
+		}
+		equal++
+	}
+	return equal, compared, differences
+}
+
 // streamFrames sends the config and then every frame (frame ids 1, 2, ...) from a goroutine while this
-// one reads the answers as they come, printing a line for each.
-func streamFrames(client pb.SegmentationServiceClient, config *pb.StreamConfig, frames []string, out io.Writer) (streamSummary, error) {
+// one reads the answers as they come, printing a line for each; onResult, when set, sees every result as
+// it comes and returns what to add to its line.
+func streamFrames(client pb.SegmentationServiceClient, config *pb.StreamConfig, frames []string, out io.Writer, onResult func(*pb.SegmentResponse) string) (streamSummary, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), streamDeadline)
 	defer cancel()
 	stream, err := client.SegmentStream(ctx)
@@ -102,6 +196,7 @@ func streamFrames(client pb.SegmentationServiceClient, config *pb.StreamConfig, 
 		if response.GetStatus() != nil {
 			continue
 		}
+		summary.bytes += proto.Size(response)
 		if response.GetFrameId() != next {
 			summary.ordered = false
 		}
@@ -113,7 +208,12 @@ func streamFrames(client pb.SegmentationServiceClient, config *pb.StreamConfig, 
 		switch {
 		case response.GetResult() != nil:
 			summary.results++
-			fmt.Fprintf(out, "frame %d %s: %s\n", response.GetFrameId(), name, describeResult(response.GetResult()))
+			summary.answers = append(summary.answers, response.GetResult())
+			suffix := ""
+			if onResult != nil {
+				suffix = onResult(response.GetResult())
+			}
+			fmt.Fprintf(out, "frame %d %s: %s%s\n", response.GetFrameId(), name, describeResult(response.GetResult()), suffix)
 		case response.GetError() != nil:
 			summary.errors++
 			fmt.Fprintf(out, "frame %d %s: error %s: %s\n", response.GetFrameId(), name, codes.Code(response.GetError().GetCode()), response.GetError().GetMessage())
