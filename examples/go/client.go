@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -22,9 +21,6 @@ const defaultConnectTimeout = 15 * time.Second
 // with masks are larger than gRPC's 64 KiB default; a window larger than the answers keeps a known Kestrel
 // fault (README, Troubleshooting: dotnet/aspnetcore#53736) from leaving a call without its answer.
 const streamWindow = 16 << 20
-
-// errUnreachable marks a server that could not be reached (exit code 2).
-var errUnreachable = errors.New("server unreachable")
 
 // fail prints err and returns the exit code to end with.
 func fail(err error, code int) int {
@@ -55,7 +51,7 @@ func connect(address string, connectTimeout time.Duration) (*grpc.ClientConn, er
 		grpc.WithInitialConnWindowSize(streamWindow),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 	if err != nil {
-		return nil, fmt.Errorf("%w: cannot reach the MaskFormer server at %s within %v", errUnreachable, address, connectTimeout)
+		return nil, fmt.Errorf("server unreachable: cannot reach the MaskFormer server at %s within %v", address, connectTimeout)
 	}
 	return conn, nil
 }

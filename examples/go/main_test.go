@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	pb "github.com/maskformer-serve/maskformer/gen/go/maskformer/v1"
@@ -43,14 +44,34 @@ func dial(t *testing.T) pb.SegmentationServiceClient {
 	return pb.NewSegmentationServiceClient(conn)
 }
 
+// The command as install.sh builds it, built once for every test that runs it.
+var (
+	buildOnce   sync.Once
+	buildDir    string
+	buildOutput []byte
+	buildErr    error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
 // buildClient builds the command as install.sh does, so that the tests run what a user runs.
 func buildClient(t *testing.T) string {
 	t.Helper()
-	binary := filepath.Join(t.TempDir(), "maskformer-go")
-	if output, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, output)
+	buildOnce.Do(func() {
+		if buildDir, buildErr = os.MkdirTemp("", "maskformer-go-test"); buildErr == nil {
+			buildOutput, buildErr = exec.Command("go", "build", "-o", filepath.Join(buildDir, "maskformer-go"), ".").CombinedOutput()
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("go build: %v\n%s", buildErr, buildOutput)
 	}
-	return binary
+	return filepath.Join(buildDir, "maskformer-go")
 }
 
 // runClient runs the built command and returns its exit code, standard output and standard error.
@@ -211,23 +232,25 @@ func TestDeltaStreamRebuildsToTheCompleteAnswers(t *testing.T) {
 	client := dial(t)
 	tasks := []pb.SegmentationTask{pb.SegmentationTask_SEGMENTATION_TASK_SEMANTIC, pb.SegmentationTask_SEGMENTATION_TASK_INSTANCE, pb.SegmentationTask_SEGMENTATION_TASK_PANOPTIC}
 	config := &pb.StreamConfig{Tasks: tasks, OverloadPolicy: pb.OverloadPolicy_OVERLOAD_POLICY_QUEUE, Delta: &pb.DeltaOptions{Enabled: true}}
-	summary, rebuilt, err := streamWithDeltas(client, config, frames, io.Discard)
+	summary, rebuilt, err := streamWithDeltas(client, config, frames, io.Discard, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	complete, err := streamFrames(client, &pb.StreamConfig{Tasks: tasks, OverloadPolicy: pb.OverloadPolicy_OVERLOAD_POLICY_QUEUE}, frames, io.Discard, nil)
+	var answers []*pb.SegmentResponse
+	complete, err := streamFrames(client, &pb.StreamConfig{Tasks: tasks, OverloadPolicy: pb.OverloadPolicy_OVERLOAD_POLICY_QUEUE}, frames, io.Discard, collect(&answers))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rebuilt) != 17 || len(complete.answers) != 17 || !summary.ordered || !complete.ordered {
-		t.Fatalf("%d rebuilt and %d complete answers for 17 frames", len(rebuilt), len(complete.answers))
+	if len(rebuilt) != 17 || len(answers) != 17 || !summary.ordered || !complete.ordered {
+		t.Fatalf("%d rebuilt and %d complete answers for 17 frames", len(rebuilt), len(answers))
 	}
-	equal, compared, differences := checkRebuilt(rebuilt, complete.answers)
+	equal, compared, differences := checkRebuilt(rebuilt, answers)
 	if equal != 17 || compared != 17 {
 		t.Fatalf("%d of %d rebuilt frames equal the complete answers: %v", equal, compared, differences)
 	}
 
-	first, repeat := summary.answers[0], summary.answers[6]
+	// Each rebuilt frame keeps the result as it came, delta and all.
+	first, repeat := rebuilt[0].result, rebuilt[6].result
 	if first.GetSemantic().GetLabelMap() == nil || first.GetPanoptic().GetSegmentIdPng() == nil {
 		t.Fatal("the first result is not complete")
 	}

@@ -25,12 +25,12 @@ var policies = map[string]pb.OverloadPolicy{
 }
 
 // streamSummary counts a stream's answers and their bytes; ordered is false when they did not come one
-// per frame in the order the frames were sent.
+// per frame in the order the frames were sent. No answer is kept: a caller that needs them collects them
+// with streamFrames' onResult.
 type streamSummary struct {
 	sent, results, errors, skipped int
 	ordered                        bool
 	bytes                          int
-	answers                        []*pb.SegmentResponse // the results, in order
 }
 
 func streamCommand(args []string) int {
@@ -80,18 +80,19 @@ func streamCommand(args []string) int {
 	}
 
 	config.Delta = &pb.DeltaOptions{Enabled: true, KeyframeInterval: uint32(*keyframeInterval)}
-	summary, rebuilt, err := streamWithDeltas(client, config, frames, os.Stdout)
+	summary, rebuilt, err := streamWithDeltas(client, config, frames, os.Stdout, !*noCheck)
 	if err != nil {
 		return fail(err, 1)
 	}
 	checked := true
 	if !*noCheck {
 		config.Delta = nil
-		complete, err := streamFrames(client, config, frames, io.Discard, nil)
+		var answers []*pb.SegmentResponse
+		complete, err := streamFrames(client, config, frames, io.Discard, collect(&answers))
 		if err != nil {
 			return fail(err, 1)
 		}
-		equal, compared, differences := checkRebuilt(rebuilt, complete.answers)
+		equal, compared, differences := checkRebuilt(rebuilt, answers)
 		for _, difference := range differences {
 			fmt.Fprintln(os.Stderr, "error: rebuilt", difference)
 		}
@@ -115,8 +116,9 @@ func exitCode(summary streamSummary, checked bool) int {
 }
 
 // streamWithDeltas streams the frames with deltas on and rebuilds every result into its complete frame,
-// marking each line [complete] or [delta]; a result that cannot be rebuilt fails the stream.
-func streamWithDeltas(client pb.SegmentationServiceClient, config *pb.StreamConfig, frames []string, out io.Writer) (streamSummary, []*frame, error) {
+// marking each line [complete] or [delta]; a result that cannot be rebuilt fails the stream. The rebuilt
+// frames are returned when keep is set (for a check), else dropped once the next one is built.
+func streamWithDeltas(client pb.SegmentationServiceClient, config *pb.StreamConfig, frames []string, out io.Writer, keep bool) (streamSummary, []*frame, error) {
 	rebuilder := &deltaRebuilder{}
 	var rebuilt []*frame
 	var rebuildErr error
@@ -129,7 +131,9 @@ func streamWithDeltas(client pb.SegmentationServiceClient, config *pb.StreamConf
 			}
 			return " [rebuild failed]"
 		}
-		rebuilt = append(rebuilt, f)
+		if keep {
+			rebuilt = append(rebuilt, f)
+		}
 		if rebuilder.deltas > deltas {
 			return " [delta]"
 		}
@@ -139,6 +143,14 @@ func streamWithDeltas(client pb.SegmentationServiceClient, config *pb.StreamConf
 		err = rebuildErr
 	}
 	return summary, rebuilt, err
+}
+
+// collect returns an onResult for streamFrames that appends every result to answers.
+func collect(answers *[]*pb.SegmentResponse) func(*pb.SegmentResponse) string {
+	return func(result *pb.SegmentResponse) string {
+		*answers = append(*answers, result)
+		return ""
+	}
 }
 
 // checkRebuilt compares each rebuilt frame with the complete answer to the same frame id.
@@ -208,7 +220,6 @@ func streamFrames(client pb.SegmentationServiceClient, config *pb.StreamConfig, 
 		switch {
 		case response.GetResult() != nil:
 			summary.results++
-			summary.answers = append(summary.answers, response.GetResult())
 			suffix := ""
 			if onResult != nil {
 				suffix = onResult(response.GetResult())
