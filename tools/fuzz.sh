@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes image decoding and request validation (fuzz/MaskFormer.Fuzz) with AFL++ and SharpFuzz, from the
 # committed corpus in fuzz/corpus. Prints "fuzz: N executions, N crashes, N hangs" and exits non-zero on
-# any crash or hang (each is replayed, with its exception, before it exits).
+# any crash or hang, or when no execution ran at all (each is replayed, with its exception, before it exits).
 #
 #   bash tools/fuzz.sh 45                          # the CI step: 45 seconds
 #   nice -n 10 bash tools/fuzz.sh 3600 /tmp/fuzz   # the long run: an hour, findings kept in /tmp/fuzz
@@ -65,6 +65,11 @@ while :; do
 done
 
 echo "fuzz: $execs executions, $crashes crashes, $hangs hangs ($segments segments, $((SECONDS - started)) s; findings in $WORK)"
+# A run that never got AFL++ going (every segment lost its fork server at once) found nothing because it
+# tried nothing: that is a failure, not a clean result.
+if [[ "$execs" == 0 ]]; then
+  tail -30 "$WORK"/run-*.log; echo "fuzz: AFL++ ran no executions"; exit 1
+fi
 if [[ "$crashes" != 0 || "$hangs" != 0 ]]; then
   "${HARNESS[@]}" replay "$WORK"/run-*/default/crashes "$WORK"/run-*/default/hangs || true
   exit 1

@@ -38,44 +38,59 @@ limited() {
 }
 fail_step() { echo "FAILED: $*"; failed=$((failed + 1)); status=1; }
 
-# Counts from a `dotnet test` log: "Failed!  - Failed: 1, Passed: 9, ..." / "Passed!  - Failed: 0, Passed: 10, ...".
-# Counts from node's test runner: "# pass N" / "# fail N".
-count_node() {
-  local log="$1" p f
-  p=$(grep -Eo '^# pass [0-9]+' "$log" | awk '{ s += $3 } END { print s + 0 }')
-  f=$(grep -Eo '^# fail [0-9]+' "$log" | awk '{ s += $3 } END { print s + 0 }')
+# Every count_* below reads one runner's log and its exit code. A skipped, cancelled or "todo" test
+# counts as failed (the suite has none on purpose, so one is a test that stopped testing), and a runner
+# that exits non-zero without a failure in its log (killed by `limited`, a hook that threw, a build
+# error) counts one failure more, so the last line never reads "0 failed" over a broken step.
+add_counts() {
+  local log="$1" code="$2" p="$3" f="$4"
   passed=$((passed + p)); failed=$((failed + f))
-  if [[ $p -eq 0 || $f -ne 0 ]]; then status=1; grep -B2 -A20 '^not ok' "$log" | head -80; fi
-}
-
-# Counts from Python's unittest: "Ran N tests" then "OK" or "FAILED (failures=F, errors=E)".
-count_unittest() {
-  local log="$1" total f
-  total=$(grep -Eo '^Ran [0-9]+ test' "$log" | awk '{ print $2 }' | tail -1)
-  total=${total:-0}
-  f=$(grep -Eo '(failures|errors)=[0-9]+' "$log" | awk -F= '{ s += $2 } END { print s + 0 }')
-  passed=$((passed + total - f)); failed=$((failed + f))
-  if [[ $total -eq 0 || $f -ne 0 ]]; then status=1; tail -40 "$log"; [[ $total -eq 0 ]] && failed=$((failed + 1)); fi
-}
-
-# Counts from `go test -v`: "--- PASS: Name" / "--- FAIL: Name"; a package that fails to build counts one failure.
-count_gotest() {
-  local log="$1" p f
-  p=$(grep -Ec '^--- PASS: ' "$log")
-  f=$(grep -Ec '^--- FAIL: ' "$log")
-  passed=$((passed + p)); failed=$((failed + f))
-  if [[ $p -eq 0 || $f -ne 0 ]] || ! grep -Eq '^ok ' "$log"; then
-    status=1; tail -40 "$log"
-    [[ $f -eq 0 ]] && failed=$((failed + 1))
+  if [[ $code -ne 0 || $p -eq 0 || $f -ne 0 ]]; then
+    status=1
+    if [[ $f -eq 0 ]]; then
+      failed=$((failed + 1)); tail -40 "$log"
+      echo "FAILED: $(basename "$log" .log): exit code $code, $p passed and no failing test in its log"
+    fi
+    return 1
   fi
 }
 
+# Node's test runner: "# pass N", "# fail N", "# cancelled N", "# skipped N", "# todo N".
+count_node() {
+  local log="$1" code="$2" p f
+  p=$(grep -Eo '^# pass [0-9]+' "$log" | awk '{ s += $3 } END { print s + 0 }')
+  f=$(grep -Eo '^# (fail|cancelled|skipped|todo) [0-9]+' "$log" | awk '{ s += $3 } END { print s + 0 }')
+  add_counts "$log" "$code" "$p" "$f" || grep -B2 -A20 '^not ok' "$log" | head -80
+}
+
+# Python's unittest: "Ran N tests" then "OK" or "FAILED (failures=F, errors=E)", with "skipped=S",
+# "unexpected successes=U" inside either.
+count_unittest() {
+  local log="$1" code="$2" total f
+  total=$(grep -Eo '^Ran [0-9]+ test' "$log" | awk '{ print $2 }' | tail -1)
+  total=${total:-0}
+  f=$(grep -E '^(OK|FAILED) \(' "$log" | grep -Eo '(failures|errors|skipped|expected failures|unexpected successes)=[0-9]+' \
+    | awk -F= '{ s += $2 } END { print s + 0 }')
+  add_counts "$log" "$code" $((total - f)) "$f"
+}
+
+# `go test -v`: "--- PASS: Name" / "--- FAIL: Name" / "--- SKIP: Name"; a package that fails to build
+# counts one failure.
+count_gotest() {
+  local log="$1" code="$2" p f
+  p=$(grep -Ec '^--- PASS: ' "$log")
+  f=$(grep -Ec '^--- (FAIL|SKIP): ' "$log")
+  grep -Eq '^ok ' "$log" || [[ $code -ne 0 ]] || code=1
+  add_counts "$log" "$code" "$p" "$f"
+}
+
+# A `dotnet test` log: "Failed!  - Failed: 1, Passed: 9, Skipped: 0, ..." / "Passed!  - Failed: 0, ...".
+# A filter that matches no test exits 0 with no such line: that counts as a failure too.
 count_dotnet() {
-  local log="$1" p f
+  local log="$1" code="$2" p f
   p=$(grep -Eo 'Passed: +[0-9]+,' "$log" | awk '{ s += $2 } END { print s + 0 }')
-  f=$(grep -Eo 'Failed: +[0-9]+,' "$log" | awk '{ s += $2 } END { print s + 0 }')
-  passed=$((passed + p))
-  failed=$((failed + f))
+  f=$(grep -Eo '(Failed|Skipped): +[0-9]+,' "$log" | awk '{ s += $2 } END { print s + 0 }')
+  add_counts "$log" "$code" "$p" "$f"
 }
 
 step "test dependencies (ffmpeg, Python gRPC from Debian)"
@@ -113,11 +128,7 @@ dotnet_test() {
   limited "$seconds" dotnet test "$project" -c "$CONFIGURATION" --no-build -nologo "$@" >"$LOGS/$name.log" 2>&1
   code=$?
   grep -E '^\s+Failed |Passed!|Failed!' -A6 "$LOGS/$name.log" | head -60
-  count_dotnet "$LOGS/$name.log"
-  if [[ $code -ne 0 ]]; then
-    status=1
-    grep -qE 'Passed!|Failed!' "$LOGS/$name.log" || { tail -40 "$LOGS/$name.log"; fail_step "$name did not run"; }
-  fi
+  count_dotnet "$LOGS/$name.log" "$code"
 }
 
 for project in tests/*/*.Tests.csproj; do
@@ -159,14 +170,16 @@ else
   if dotnet "$CLI_DLL" health --server "http://127.0.0.1:$PORT" --wait 120; then
     step "node client tests (tests/node)"
     (cd tests/node && MASKFORMER_ADDRESS="127.0.0.1:$PORT" limited 300 node --test 2>&1) >"$LOGS/node.log"
-    grep -E '^# (tests|pass|fail)' "$LOGS/node.log"
-    count_node "$LOGS/node.log"
+    code=$?
+    grep -E '^# (tests|pass|fail|cancelled|skipped|todo)' "$LOGS/node.log"
+    count_node "$LOGS/node.log" "$code"
 
     step "Node example (examples/node)"
     if (cd examples/node && npm ci --no-audit --no-fund >"$LOGS/npm-examples.log" 2>&1); then
       (cd examples/node && MASKFORMER_ADDRESS="127.0.0.1:$PORT" limited 300 node --test 2>&1) >"$LOGS/node-examples.log"
-      grep -E '^# (tests|pass|fail)' "$LOGS/node-examples.log"
-      count_node "$LOGS/node-examples.log"
+      code=$?
+      grep -E '^# (tests|pass|fail|cancelled|skipped|todo)' "$LOGS/node-examples.log"
+      count_node "$LOGS/node-examples.log" "$code"
     else
       cat "$LOGS/npm-examples.log"; fail_step "npm ci (examples/node)"
     fi
@@ -174,8 +187,9 @@ else
     step "Python example (examples/python, Debian's python3-grpcio)"
     if (cd examples/python && bash install.sh >"$LOGS/python-install.log" 2>&1); then
       (cd examples/python && MASKFORMER_ADDRESS="127.0.0.1:$PORT" limited 300 /usr/bin/python3 -m unittest -v test_examples 2>&1) >"$LOGS/python.log"
+      code=$?
       grep -E '^Ran |^OK|^FAILED' "$LOGS/python.log"
-      count_unittest "$LOGS/python.log"
+      count_unittest "$LOGS/python.log" "$code"
     else
       cat "$LOGS/python-install.log"; fail_step "examples/python/install.sh"
     fi
@@ -183,8 +197,9 @@ else
     step "Go example (examples/go, Debian's Go and grpc-go)"
     if (cd examples/go && sh install.sh >"$LOGS/go-install.log" 2>&1); then
       (cd examples/go && MASKFORMER_ADDRESS="127.0.0.1:$PORT" limited 300 sh test.sh 2>&1) >"$LOGS/go.log"
+      code=$?
       grep -E '^(--- |ok |FAIL)' "$LOGS/go.log"
-      count_gotest "$LOGS/go.log"
+      count_gotest "$LOGS/go.log" "$code"
     else
       cat "$LOGS/go-install.log"; fail_step "examples/go/install.sh"
     fi
@@ -198,16 +213,18 @@ fi
 step "deployment checks (tests/deploy): Dockerfile lint + cpu target built by its own commands; Kubernetes overlays rendered and validated"
 if (cd tests/deploy && npm ci --no-audit --no-fund >"$LOGS/npm-deploy.log" 2>&1); then
   (cd tests/deploy && limited 1200 node --test 2>&1) >"$LOGS/deploy.log"
-  grep -E '^# (tests|pass|fail)|^not ok|^# (publish|cpu image)' "$LOGS/deploy.log"
-  count_node "$LOGS/deploy.log"
+  code=$?
+  grep -E '^# (tests|pass|fail|cancelled|skipped|todo)|^not ok|^# (publish|cpu image)' "$LOGS/deploy.log"
+  count_node "$LOGS/deploy.log" "$code"
 else
   cat "$LOGS/npm-deploy.log"; fail_step "npm ci (tests/deploy)"
 fi
 
 step "README test (tools/test-readme.sh): command 1 and the first call exactly as printed, on a clean copy"
 MASKFORMER_README_PORT="${MASKFORMER_README_PORT:-$((PORT + 1))}" limited 900 bash tools/test-readme.sh >"$LOGS/readme.log" 2>&1
+code=$?
 grep -E '^(ok|not ok) |^# (pass|fail)' "$LOGS/readme.log"
-count_node "$LOGS/readme.log"
+count_node "$LOGS/readme.log" "$code"
 
 step "device check (tools/gpu-check.sh) on the CPU: its maps equal the CPU's; a server that answers differently is caught"
 GPU_CHECK_PORT=$((PORT + 3))

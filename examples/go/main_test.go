@@ -199,10 +199,16 @@ func TestStreamAnswersEveryFrameOnceInOrderWithTracks(t *testing.T) {
 		t.Fatalf("summary %+v, want 16 results in order\n%s", summary, out.String())
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	tracked := 0
 	for i, line := range lines {
 		if !strings.HasPrefix(line, "frame ") || !strings.Contains(line, filepath.Base(frames[i])) || strings.Contains(line, "#0") {
 			t.Fatalf("line %d %q: want frame %s with every segment tracked (no #0)", i, line, filepath.Base(frames[i]))
 		}
+		tracked += strings.Count(line, "#")
+	}
+	// No thing segment at all would pass the check above with nothing tracked.
+	if tracked == 0 {
+		t.Fatalf("no tracked segment in the whole clip:\n%s", out.String())
 	}
 }
 

@@ -44,6 +44,8 @@ public sealed partial class DrainTests(ITestOutputHelper output)
         var unary = Enumerable.Range(0, 2).Select(_ => client.SegmentAsync(new SegmentRequest { Image = RawImage(64, 128) }).ResponseAsync).ToArray();
         await Task.Delay(TimeSpan.FromSeconds(1));
 
+        // What this test is about: calls still unanswered when the signal comes.
+        Assert.All(unary, call => Assert.False(call.IsCompleted, "a unary call was answered before SIGTERM; it must be in flight"));
         signalled.SetResult();
         var stopwatch = Stopwatch.StartNew();
         server.Signal("TERM");
