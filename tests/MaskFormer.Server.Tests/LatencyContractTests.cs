@@ -117,6 +117,57 @@ public sealed class LatencyContractTests(ServerFixture server)
         Assert.True(results[^1].Width < results[0].Width && results[^1].Height < results[0].Height, $"{results[0].Width}x{results[0].Height} then {results[^1].Width}x{results[^1].Height}");
     }
 
+    [Fact]
+    public async Task SegmentStream_OutputScaleStepsDown_SegmentsKeepTheirTrackIds()
+    {
+        // The same image every frame while the output size steps down (as in the test above): the same
+        // objects at fewer pixels, so the same ids.
+        var frames = Enumerable.Range(0, 40).Select(i => Frame((ulong)i, HeldOutSet.ImageFiles[0])).ToArray();
+        var config = new StreamConfig { Tasks = { SegmentationTask.Panoptic }, MaxInFlight = 1, Latency = new LatencyContract { TargetFps = 1000, AllowDownscale = true } };
+
+        var messages = await StreamAsync(server.Client, config, frames);
+
+        var results = messages.Where(m => m.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Result).Select(m => m.Result).ToArray();
+        Assert.Equal(40, results.Length);
+        var sizes = results.Select(r => (r.Width, r.Height)).Distinct().ToArray();
+        Assert.True(sizes.Length >= 2, $"one output size only: {sizes[0]}");
+        var first = results[0].Panoptic.Segments.Select(s => s.TrackId).ToHashSet();
+        Assert.All(results, r => Assert.True(
+            r.Panoptic.Segments.All(s => first.Contains(s.TrackId)),
+            $"{r.Width}x{r.Height}: track ids {string.Join(", ", r.Panoptic.Segments.Select(s => s.TrackId))}, the first frame's {string.Join(", ", first)}"));
+    }
+
+    [Fact]
+    public async Task SegmentStream_StatusInterval_StatusesComeWhileNoFrameIsAnswered()
+    {
+        using var call = server.Client.SegmentStream(deadline: DateTime.UtcNow.AddMinutes(3));
+        await call.RequestStream.WriteAsync(new SegmentStreamRequest { Config = new StreamConfig { StatusIntervalMs = 50 } });
+        await call.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = Frame(0, HeldOutSet.ImageFiles[0]) });
+
+        // The sender pauses after its first frame: statuses keep coming meanwhile, each counting that one answer.
+        using var patience = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        var messages = new List<SegmentStreamResponse>();
+        while (messages.SkipWhile(m => m.Result is null).Count(m => m.Status is not null) < 3)
+        {
+            Assert.True(await call.ResponseStream.MoveNext(patience.Token), "the stream ended");
+            messages.Add(call.ResponseStream.Current);
+        }
+
+        await call.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = Frame(1, HeldOutSet.ImageFiles[1]) });
+        await call.RequestStream.CompleteAsync();
+        while (await call.ResponseStream.MoveNext(patience.Token))
+        {
+            messages.Add(call.ResponseStream.Current);
+        }
+
+        var afterFirst = messages.SkipWhile(m => m.Result is null).Skip(1).TakeWhile(m => m.Result is null).ToArray();
+        Assert.True(afterFirst.Length >= 3, $"{afterFirst.Length} statuses between the two answers");
+        Assert.All(afterFirst, m => Assert.Equal(1ul, m.Status.FramesAnswered));
+        Assert.Equal([0ul, 1ul], messages.Where(m => m.Result is not null).Select(m => m.FrameId));
+        Assert.True(messages[^1].Status.Final);
+        Assert.Equal(2ul, messages[^1].Status.FramesAnswered);
+    }
+
     [Theory]
     [InlineData(-1f, 0u, null, "config.latency.target_fps")]
     [InlineData(float.NaN, 0u, null, "config.latency.target_fps")]

@@ -97,6 +97,42 @@ public sealed class LimitsTests
         Assert.Equal(4, answers.Count(a => a.Result is not null));
     }
 
+    [Fact]
+    public async Task Limits_StreamAnswerOverTheSendLimit_ThatFrameFailsResourceExhaustedAndTheStreamGoesOn()
+    {
+        var (app, address) = await ServerFixture.StartAsync(ServerFixture.Arguments("--MaskFormer:Grpc:MaxSendMessageSize=2048"));
+        await using var _ = app;
+        using var channel = GrpcChannel.ForAddress(address);
+        await ServerFixture.WaitUntilServingAsync(channel);
+        var client = new SegmentationService.SegmentationServiceClient(channel);
+        var small = new Contracts.V1.Image { Raw = new RawFrame { Width = 16, Height = 16, PixelFormat = PixelFormat.Gray8, Data = Google.Protobuf.ByteString.CopyFrom(new byte[16 * 16]) } };
+        var large = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[0]);
+        var semantic = new StreamConfig { Tasks = { SegmentationTask.Semantic } };
+        var everything = new StreamConfig { Tasks = { SegmentationTask.Semantic, SegmentationTask.Instance, SegmentationTask.Panoptic } };
+
+        // A unary call over the limit fails as a whole: gRPC's own status.
+        var unary = await Assert.ThrowsAsync<RpcException>(() => client.SegmentAsync(new SegmentRequest { Image = large, Tasks = { everything.Tasks } }, deadline: DateTime.UtcNow.AddMinutes(1)).ResponseAsync);
+        Assert.Equal(StatusCode.ResourceExhausted, unary.StatusCode);
+
+        using var stream = client.SegmentStream(deadline: DateTime.UtcNow.AddMinutes(2));
+        var frames = new[] { (semantic, small), (everything, large), (semantic, small) };
+        for (var i = 0; i < frames.Length; i++)
+        {
+            await stream.RequestStream.WriteAsync(new SegmentStreamRequest { Config = frames[i].Item1 });
+            await stream.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = new StreamFrame { FrameId = (ulong)i, Image = frames[i].Item2 } });
+        }
+
+        await stream.RequestStream.CompleteAsync();
+        var answers = await stream.ResponseStream.ReadAllAsync().ToArrayAsync();
+
+        Assert.Equal(StatusCode.OK, stream.GetStatus().StatusCode);
+        Assert.Equal([0ul, 1ul, 2ul], answers.Select(a => a.FrameId));
+        Assert.NotNull(answers[0].Result);
+        Assert.Equal((int)StatusCode.ResourceExhausted, answers[1].Error?.Code);
+        Assert.Contains("MaskFormer:Grpc:MaxSendMessageSize", answers[1].Error!.Message, StringComparison.Ordinal);
+        Assert.NotNull(answers[2].Result);
+    }
+
     [Theory]
     [InlineData("MaxConcurrentCalls", "0")]
     [InlineData("MaxStreamsPerConnection", "0")]

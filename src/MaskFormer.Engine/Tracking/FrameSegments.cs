@@ -10,11 +10,15 @@ namespace MaskFormer.Engine.Tracking;
 /// </summary>
 public sealed class FrameSegments
 {
-    private FrameSegments(TrackedSegment[]? instances, TrackedSegment[]? panoptic)
+    private FrameSegments(TrackedSegment[]? instances, TrackedSegment[]? panoptic, (int Width, int Height)? size)
     {
         Instances = instances;
         Panoptic = panoptic;
+        Size = size;
     }
+
+    /// <summary>The frame's size, when it has a panoptic result or an instance to read it from.</summary>
+    internal (int Width, int Height)? Size { get; }
 
     internal TrackedSegment[]? Instances { get; }
 
@@ -52,7 +56,10 @@ public sealed class FrameSegments
             }
         }
 
-        return new FrameSegments(tracked, segments);
+        var size = panoptic is not null ? (panoptic.SegmentIds.Width, panoptic.SegmentIds.Height)
+            : instances is { Count: > 0 } ? (instances[0].Width, instances[0].Height)
+            : ((int, int)?)null;
+        return new FrameSegments(tracked, segments, size);
     }
 
     /// <summary>Reads the instances and panoptic segments of <paramref name="result"/>.</summary>

@@ -22,6 +22,7 @@ public sealed record TrackedFrame(
 /// instance then takes the id of the panoptic segment of the same frame it overlaps most (the same
 /// object seen by both tasks), and only instances left over are matched to the remaining tracks.
 /// Unmatched segments start tracks; tracks unseen for too many frames or too long are forgotten.
+/// Frames may change size: the tracks' masks are carried to the new size (nearest neighbour).
 /// Frames must be fed in order. Not thread-safe: one per stream.
 /// </summary>
 /// <remarks>
@@ -36,6 +37,7 @@ public sealed class SegmentTracker
     private readonly List<Track> _tracks = [];
     private int _lastId;
     private long _frame;
+    private (int Width, int Height)? _size;
 
     /// <summary>Assigns track ids to the frame's instances and panoptic segments.</summary>
     public TrackedFrame Track(SegmentationResult result, TrackingOptions options, TimeSpan? time = null) =>
@@ -54,6 +56,20 @@ public sealed class SegmentTracker
     {
         _frame++;
         _tracks.RemoveAll(t => t.Expired(_frame, time, options));
+        if (frame.Size is { } size)
+        {
+            // A stream's output size can change between frames (a latency contract lowering it, a new
+            // config): the tracks' masks follow, so objects keep their ids through the change.
+            if (_size is { } previous && previous != size)
+            {
+                foreach (var track in _tracks)
+                {
+                    track.Resize(previous, size);
+                }
+            }
+
+            _size = size;
+        }
         var matched = new bool[_tracks.Count];
         var existing = _tracks.Count;
 

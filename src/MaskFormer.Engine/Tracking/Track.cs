@@ -25,6 +25,10 @@ internal sealed class Track(int id, int classId, RunMask mask, long frame, TimeS
         frame - LastFrame > options.MaxMissedFrames + 1
         || (time is { } now && LastTime is { } last && options.MaxMissedTime > TimeSpan.Zero && now - last > options.MaxMissedTime);
 
+    /// <summary>Carries the track's mask to frames of another size (a stream whose output size changed).</summary>
+    public void Resize((int Width, int Height) from, (int Width, int Height) to) =>
+        Mask = Mask.Resized(from.Width, from.Height, to.Width, to.Height);
+
     /// <summary>The track seen again as a segment of <paramref name="classId"/>; returns the voted class.</summary>
     public int See(int classId, RunMask mask, long frame, TimeSpan? time)
     {

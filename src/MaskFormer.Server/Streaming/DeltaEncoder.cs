@@ -50,6 +50,9 @@ internal sealed class DeltaEncoder
         (_settings, _frameId, _width, _height, _maps, _masks) = (settings, response.FrameId, response.Width, response.Height, maps, masks);
     }
 
+    /// <summary>The last result never reached the client: the next one is complete.</summary>
+    public void Forget() => _maps = null;
+
     private void EncodeSemantic(SemanticResult? semantic, ushort[]? pixels)
     {
         if (semantic?.LabelMap is not { } full || pixels is null || _maps?.Semantic is not { } previous)

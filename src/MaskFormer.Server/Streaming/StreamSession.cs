@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.ExceptionServices;
 using System.Threading.Channels;
 using Grpc.Core;
 using MaskFormer.Contracts.V1;
@@ -53,6 +54,7 @@ internal sealed class StreamSession(
     private int _inFlight;
     private volatile bool _draining;
     private long _frameIndex;
+    private long _lastStatus;
 
     public async Task RunAsync()
     {
@@ -60,7 +62,7 @@ internal sealed class StreamSession(
         using var stopReading = CancellationTokenSource.CreateLinkedTokenSource(abort.Token, _drainDeadline.Token);
         using var drain = draining.Register(static state => ((StreamSession)state!).BeginDrain(), this);
         _processingToken = abort.Token;
-        var writer = WriteAsync(abort.Token);
+        var writer = WriteAsync(abort);
         var drainTimeRanOut = false;
         try
         {
@@ -78,11 +80,23 @@ internal sealed class StreamSession(
             _ordered.Writer.TryComplete();
             await writer.ConfigureAwait(false);
         }
-        catch
+        catch (Exception failure)
         {
             await abort.CancelAsync().ConfigureAwait(false);
             _ordered.Writer.TryComplete();
             SkipWaiting(SkipReason.StreamEnded);
+
+            // A writer that failed stopped the reader (WriteAsync cancels abort): the call ends with the
+            // writer's error, not as cancelled.
+            if (failure is OperationCanceledException && !context.CancellationToken.IsCancellationRequested)
+            {
+                await writer.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                if (writer.Exception?.InnerException is { } writeFailure and not OperationCanceledException)
+                {
+                    ExceptionDispatchInfo.Throw(writeFailure);
+                }
+            }
+
             throw;
         }
         finally
@@ -333,12 +347,37 @@ internal sealed class StreamSession(
         }
     }
 
-    private async Task WriteAsync(CancellationToken cancellationToken)
+    private async Task WriteAsync(CancellationTokenSource abort)
     {
-        var lastStatus = time.GetTimestamp();
-        await foreach (var slot in _ordered.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+        try
         {
-            var outcome = await slot.Outcome.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await WriteAnswersAsync(abort.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !abort.IsCancellationRequested)
+        {
+            // The reader waits for answers to be written before it reads on: without this it would wait
+            // until the client gives up, and the call would end without the writer's error.
+            await abort.CancelAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async Task WriteAnswersAsync(CancellationToken cancellationToken)
+    {
+        _lastStatus = time.GetTimestamp();
+        while (true)
+        {
+            if (!_ordered.Reader.TryRead(out var slot))
+            {
+                if (!await WithStatusesAsync(_ordered.Reader.WaitToReadAsync(cancellationToken).AsTask(), cancellationToken).ConfigureAwait(false))
+                {
+                    break;
+                }
+
+                continue;
+            }
+
+            var outcome = await WithStatusesAsync(slot.Outcome.Task, cancellationToken).ConfigureAwait(false);
             var response = new SegmentStreamResponse { FrameId = slot.FrameId, Draining = _draining };
             if (outcome.Result is { } result)
             {
@@ -362,7 +401,20 @@ internal sealed class StreamSession(
             }
 
             var age = time.GetElapsedTime(slot.ReceivedAt);
-            await responses.WriteAsync(response, cancellationToken).ConfigureAwait(false);
+            if (!await TryWriteAsync(response, cancellationToken).ConfigureAwait(false))
+            {
+                // gRPC refuses a message over MaxSendMessageSize before writing any of it: the frame is
+                // answered with the reason instead and the stream goes on. The client holds no base from
+                // it, so the next result is complete.
+                _delta.Forget();
+                var tooLarge = FrameOutcome.Failed(
+                    StatusCode.ResourceExhausted,
+                    $"The answer to this frame is {response.CalculateSize()} bytes, over the server's largest message (MaskFormer:Grpc:MaxSendMessageSize); " +
+                    "ask for fewer tasks, a smaller output_size, rle_format RLE_FORMAT_COMPRESSED or label_map_encoding PNG.");
+                outcome = tooLarge with { Bytes = outcome.Bytes };
+                await responses.WriteAsync(new SegmentStreamResponse { FrameId = slot.FrameId, Draining = _draining, Error = outcome.Error }, cancellationToken).ConfigureAwait(false);
+            }
+
             FrameTelemetry.End(slot, outcome);
             _ledger.Written(outcome, age);
             if (outcome.Bytes > 0)
@@ -380,10 +432,9 @@ internal sealed class StreamSession(
             }
 
             _unwritten.Release();
-            if (_settings.StatusInterval is { } interval && time.GetElapsedTime(lastStatus) >= interval)
+            if (_settings.StatusInterval is { } interval && time.GetElapsedTime(_lastStatus) >= interval)
             {
                 await WriteStatusAsync(final: false, cancellationToken).ConfigureAwait(false);
-                lastStatus = time.GetTimestamp();
             }
         }
 
@@ -393,9 +444,48 @@ internal sealed class StreamSession(
         }
     }
 
+    // Waits for the next frame or the next outcome, writing a status each StatusInterval meanwhile: a
+    // client watching the stream hears from it while the engine is slow or no frame comes.
+    private async Task<T> WithStatusesAsync<T>(Task<T> next, CancellationToken cancellationToken)
+    {
+        while (!next.IsCompleted && _settings.StatusInterval is { } interval)
+        {
+            var due = interval - time.GetElapsedTime(_lastStatus);
+            if (due <= TimeSpan.Zero)
+            {
+                await WriteStatusAsync(final: false, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            try
+            {
+                return await next.WaitAsync(due, time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+            }
+        }
+
+        return await next.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<bool> TryWriteAsync(SegmentStreamResponse response, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await responses.WriteAsync(response, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (RpcException ex) when (ex.StatusCode == StatusCode.ResourceExhausted && response.Result is not null)
+        {
+            return false;
+        }
+    }
+
     private Task WriteStatusAsync(bool final, CancellationToken cancellationToken)
     {
         var status = _ledger.Snapshot(_governor, _governor.InFlight(_settings, _ledger.InputFps()), final);
+        _lastStatus = time.GetTimestamp();
         return responses.WriteAsync(new SegmentStreamResponse { Status = status, Draining = _draining }, cancellationToken);
     }
 

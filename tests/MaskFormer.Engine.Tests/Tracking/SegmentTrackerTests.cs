@@ -233,6 +233,121 @@ public sealed class SegmentTrackerTests
         }
     }
 
+    [Fact]
+    public void Track_ClipWhoseFrameSizeChanges_EachObjectKeepsItsId()
+    {
+        // A latency contract lowers a stream's output size and raises it again: the same objects, fewer pixels.
+        var tracker = new SegmentTracker();
+        var scales = new[] { 1.0, 0.75, 0.5, 0.3, 0.5, 1.0, 0.6, 1.0 };
+        var idsByObject = new Dictionary<string, HashSet<int>>();
+        var sizes = new HashSet<(int, int)>();
+        var frame = 0;
+        foreach (var (original, truthTrackBySegment) in LoadClip())
+        {
+            using (original)
+            {
+                var scale = scales[frame % scales.Length];
+                var (width, height) = ((int)Math.Round(original.SegmentIds.Width * scale), (int)Math.Round(original.SegmentIds.Height * scale));
+                using var panoptic = Resample(original, width, height);
+                sizes.Add((width, height));
+                var tracked = tracker.Track(null, panoptic, new TrackingOptions(), TimeSpan.FromMilliseconds(40 * frame++));
+                for (var i = 0; i < panoptic.Segments.Count; i++)
+                {
+                    var segment = panoptic.Segments[i];
+                    var key = segment.IsThing ? $"thing {truthTrackBySegment[segment.Id]}" : $"stuff {segment.CategoryId}";
+                    idsByObject.TryAdd(key, []);
+                    idsByObject[key].Add(tracked.PanopticTrackIds[i]);
+                }
+            }
+        }
+
+        Assert.True(sizes.Count >= 4, $"{sizes.Count} frame sizes");
+        Assert.Equal(3, idsByObject.Keys.Count(k => k.StartsWith("thing", StringComparison.Ordinal)));
+        Assert.All(idsByObject, pair => Assert.True(pair.Value.Count == 1, $"{pair.Key}: ids {string.Join(", ", pair.Value)}"));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
+    public void Resized_RandomMasks_EqualsNearestNeighbourOfTheirPixels(int seed)
+    {
+        var random = new Random(seed);
+        for (var n = 0; n < 50; n++)
+        {
+            var (width, height) = (random.Next(1, 60), random.Next(1, 60));
+            var (toWidth, toHeight) = (random.Next(1, 90), random.Next(1, 90));
+            var mask = new BinaryMask(width, height);
+            var builder = new PixelBox.Builder();
+            for (var p = 0; p < mask.Pixels.Length; p++)
+            {
+                // Blobs rather than noise, with an empty mask now and then.
+                var (x, y) = (p % width, p / width);
+                if (n % 10 != 0 && Math.Sin((x * 0.3) + seed) + Math.Cos(y * 0.25 * seed) > 0.6)
+                {
+                    mask.Pixels[p] = 1;
+                    builder.Add(x, y);
+                }
+            }
+
+            var box = builder.Build();
+            var resized = RunMask.FromBinary(mask, box, 0).Resized(width, height, toWidth, toHeight);
+
+            var want = new byte[toWidth * toHeight];
+            for (var y = 0; y < toHeight; y++)
+            {
+                for (var x = 0; x < toWidth; x++)
+                {
+                    want[(y * toWidth) + x] = mask.Pixels[(((2 * y) + 1) * height / (2 * toHeight) * width) + (((2 * x) + 1) * width / (2 * toWidth))];
+                }
+            }
+
+            var got = new byte[toWidth * toHeight];
+            for (var y = resized.Box.Y; y < resized.Box.Y + resized.Box.Height; y++)
+            {
+                var runs = resized.RowRuns(y);
+                for (var i = 0; i < runs.Length; i += 2)
+                {
+                    got.AsSpan((y * toWidth) + runs[i], runs[i + 1] - runs[i]).Fill(1);
+                }
+            }
+
+            Assert.True(want.AsSpan().SequenceEqual(got), $"seed {seed}, mask {n}: {width}x{height} to {toWidth}x{toHeight}");
+            Assert.Equal(want.Count(b => b != 0), resized.PixelCount);
+            Assert.Equal(resized.PixelCount, resized.Area);
+        }
+    }
+
+    // The panoptic result at another size, nearest neighbour at pixel centres (as a smaller output would
+    // draw the same segments), areas and boxes counted again; segments that vanish are left out.
+    private static PanopticResult Resample(PanopticResult panoptic, int width, int height)
+    {
+        var (source, ids) = (panoptic.SegmentIds, new LabelMap(width, height));
+        var areas = new Dictionary<int, long>();
+        var boxes = new Dictionary<int, PixelBox.Builder>();
+        for (var y = 0; y < height; y++)
+        {
+            for (var x = 0; x < width; x++)
+            {
+                var id = source.Values[(((2 * y) + 1) * source.Height / (2 * height) * source.Width) + (((2 * x) + 1) * source.Width / (2 * width))];
+                ids.Values[(y * width) + x] = id;
+                if (id != 0)
+                {
+                    areas[id] = areas.GetValueOrDefault(id) + 1;
+                    var builder = boxes.GetValueOrDefault(id);
+                    builder.Add(x, y);
+                    boxes[id] = builder;
+                }
+            }
+        }
+
+        var segments = panoptic.Segments.Where(s => areas.ContainsKey(s.Id))
+            .Select(s => s with { Area = areas[s.Id], Box = boxes[s.Id].Build() })
+            .ToArray();
+        return new PanopticResult(ids, segments);
+    }
+
     private static BinaryMask Square(int width, int height, int x, int y, int size)
     {
         var mask = new BinaryMask(width, height);
