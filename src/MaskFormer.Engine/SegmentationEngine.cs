@@ -232,7 +232,7 @@ public sealed partial class SegmentationEngine(
             throw new SegmentationException(SegmentationErrorKind.Unimplemented, $"Task(s) {unsupported} are not implemented yet for model '{model.Name}'.") { Field = "tasks" };
         }
 
-        if (request.Postprocess.LabelIdsToFuse?.FirstOrDefault(id => id < 0 || id >= model.Labels.Count, -1) is { } badLabel && badLabel >= 0)
+        if (request.Postprocess.LabelIdsToFuse?.Where(id => id < 0 || id >= model.Labels.Count).Select(id => (int?)id).FirstOrDefault() is { } badLabel)
         {
             throw SegmentationException.Invalid("options.label_ids_to_fuse", $"Label id {badLabel} is not a label of model '{model.Name}' (0..{model.Labels.Count - 1}).");
         }

@@ -65,7 +65,9 @@ public sealed class SecureServerFixture : IAsyncLifetime
 
     internal static Metadata Bearer(string token) => new() { { "authorization", $"Bearer {token}" } };
 
-    internal GrpcChannel Channel(bool withClientCertificate)
+    internal GrpcChannel Channel(bool withClientCertificate) => Channel(withClientCertificate ? _client : null);
+
+    internal GrpcChannel Channel(X509Certificate2? clientCertificate)
     {
         var handler = new SocketsHttpHandler
         {
@@ -81,7 +83,9 @@ public sealed class SecureServerFixture : IAsyncLifetime
                     chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
                     return chain.Build(presented);
                 },
-                ClientCertificates = withClientCertificate ? [_client] : null,
+                // Offline: the client builds its own certificate's chain to send, and must not fetch issuers either
+                // (a test asserts the server never does).
+                ClientCertificateContext = clientCertificate is null ? null : SslStreamCertificateContext.Create(clientCertificate, null, offline: true),
             },
         };
         return GrpcChannel.ForAddress(Address, new GrpcChannelOptions { HttpHandler = handler });
@@ -101,10 +105,25 @@ public sealed class SecureServerFixture : IAsyncLifetime
 
     private static int s_tick;
 
-    private static X509Certificate2 CreateCa()
+    /// <summary>
+    /// A client certificate from a CA the server does not know, whose Authority Information Access names
+    /// <paramref name="issuerUrl"/> as where to fetch its issuer (what a chain build would download).
+    /// </summary>
+    internal static X509Certificate2 IssueByStranger(string issuerUrl)
+    {
+        using var stranger = CreateCa("CN=Stranger CA");
+        var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=stranger", key, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.2")], false));
+        request.CertificateExtensions.Add(new X509AuthorityInformationAccessExtension(null, [issuerUrl]));
+        using var issued = request.Create(stranger, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(7), RandomNumberGenerator.GetBytes(16));
+        return X509CertificateLoader.LoadPkcs12(issued.CopyWithPrivateKey(key).Export(X509ContentType.Pkcs12), null);
+    }
+
+    private static X509Certificate2 CreateCa(string subject = "CN=MaskFormer test CA")
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var request = new CertificateRequest("CN=MaskFormer test CA", key, HashAlgorithmName.SHA256);
+        var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256);
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
         return request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30));
@@ -187,6 +206,23 @@ public sealed class SecurityTests(SecureServerFixture fixture) : IClassFixture<S
         });
 
         Assert.Equal(StatusCode.Unimplemented, error.StatusCode);
+    }
+
+    [Fact]
+    public async Task Call_ClientCertificateOfAnUnknownCaNamingItsIssuerUrl_RejectedWithoutFetchingIt()
+    {
+        // Before any authentication, a handshake must not make the server fetch a URL the client chose.
+        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var issuerUrl = $"http://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}/issuer.crt";
+        using var stranger = SecureServerFixture.IssueByStranger(issuerUrl);
+        using var channel = fixture.Channel(stranger);
+        var client = new SegmentationService.SegmentationServiceClient(channel);
+
+        var error = await Assert.ThrowsAsync<RpcException>(async () => await client.ListModelsAsync(new ListModelsRequest(), SecureServerFixture.Bearer(SecureServerFixture.Token)));
+
+        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+        Assert.False(listener.Pending(), $"the server connected to {issuerUrl} while validating the client's certificate");
     }
 
     [Fact]

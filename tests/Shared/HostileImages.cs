@@ -100,6 +100,64 @@ internal static class HostileImages
         return stream.ToArray();
     }
 
+    /// <summary>
+    /// A one-page TIFF, <paramref name="width"/> x <paramref name="height"/>, of 8-bit RGB (or grey),
+    /// compressed with <paramref name="compression"/> (7: JPEG), whose one strip holds <paramref name="strip"/>;
+    /// then <paramref name="extraEntries"/> private tags (40000 on, one SHORT each) in its directory.
+    /// </summary>
+    public static byte[] TiffWithStrip(int width, int height, byte[] strip, ushort compression = 7, int extraEntries = 0, bool rgb = true)
+    {
+        using var stream = new MemoryStream();
+        using var writer = new BinaryWriter(stream);
+        writer.Write("II"u8);
+        writer.Write((ushort)42);
+        writer.Write(8u);
+        var entries = (ushort)(9 + extraEntries);
+        var bitsAt = 8u + 2 + (entries * 12u) + 4;
+        var dataAt = bitsAt + 6;
+        writer.Write(entries);
+        Entry(writer, 256, 4, 1, (uint)width);
+        Entry(writer, 257, 4, 1, (uint)height);
+        if (rgb)
+        {
+            Entry(writer, 258, 3, 3, bitsAt);
+        }
+        else
+        {
+            Entry(writer, 258, 3, 1, 8);
+        }
+
+        Entry(writer, 259, 3, 1, compression);
+        Entry(writer, 262, 3, 1, rgb ? 2u : 1u);
+        Entry(writer, 273, 4, 1, dataAt);
+        Entry(writer, 277, 3, 1, rgb ? 3u : 1u);
+        Entry(writer, 278, 4, 1, (uint)height);
+        Entry(writer, 279, 4, 1, (uint)strip.Length);
+        for (var i = 0; i < extraEntries; i++)
+        {
+            Entry(writer, (ushort)(40000 + i), 3, 1, 1);
+        }
+
+        writer.Write(0u);
+        writer.Write([8, 0, 8, 0, 8, 0]);
+        writer.Write(strip);
+        writer.Flush();
+        return stream.ToArray();
+    }
+
+    /// <summary>A mid-grey baseline JPEG of <paramref name="width"/> x <paramref name="height"/> whose frame header declares <paramref name="declared"/> instead.</summary>
+    public static byte[] JpegDeclaring(int width, int height, (int Width, int Height) declared)
+    {
+        using var image = new Image<Rgb24>(width, height, new Rgb24(128, 128, 128));
+        using var stream = new MemoryStream();
+        image.Save(stream, new JpegEncoder { ColorType = JpegColorType.YCbCrRatio444, Quality = 90 });
+        var jpeg = stream.ToArray();
+        var sof = jpeg.AsSpan().IndexOf([(byte)0xFF, (byte)0xC0]);
+        BinaryPrimitives.WriteUInt16BigEndian(jpeg.AsSpan(sof + 5), (ushort)declared.Height);
+        BinaryPrimitives.WriteUInt16BigEndian(jpeg.AsSpan(sof + 7), (ushort)declared.Width);
+        return jpeg;
+    }
+
     /// <summary>A GIF with the given logical screen and, per frame, the declared size (each frame's data is one pixel).</summary>
     public static byte[] Gif(int screenWidth, int screenHeight, params (int Width, int Height)[] frames)
     {

@@ -20,9 +20,11 @@ public static class HuggingFaceInference
         var classes = output.ClassesWithNoObject - 1;
         var plane = maskHeight * maskWidth;
         var scores = EngineArrayPool<float>.Shared.Rent(classes * plane);
-        var resized = EngineArrayPool<float>.Shared.Rent(classes * height * width);
         var probabilities = new float[output.ClassesWithNoObject];
         var sums = new double[classes * plane];
+        var resize = new HuggingFaceResize.BilinearRows(maskHeight, maskWidth, height, width);
+        var band = resize.BandRows(classes);
+        var resized = EngineArrayPool<float>.Shared.Rent(classes * band * width);
         try
         {
             ReadOnlySpan<float> logits = rented is null ? output.MaskLogits : rented.AsSpan(0, output.Queries * plane);
@@ -45,24 +47,30 @@ public static class HuggingFaceInference
                 scores[i] = (float)sums[i];
             }
 
-            HuggingFaceResize.Bilinear(scores.AsSpan(0, classes * plane), classes, maskHeight, maskWidth, resized, height, width);
+            // A band of output rows at a time: the resized scores of every class at full size would take
+            // 4 x classes bytes a pixel (1.2 GB for 150 classes at 1080p).
             var map = new LabelMap(width, height);
             var labels = map.Values;
-            var outPlane = height * width;
-            for (var p = 0; p < outPlane; p++)
+            for (var firstRow = 0; firstRow < height; firstRow += band)
             {
-                var best = 0;
-                var bestScore = resized[p];
-                for (var c = 1; c < classes; c++)
+                var rows = Math.Min(band, height - firstRow);
+                var bandPlane = rows * width;
+                resize.Resize(scores.AsSpan(0, classes * plane), classes, resized, firstRow, rows);
+                for (var p = 0; p < bandPlane; p++)
                 {
-                    if (resized[(c * outPlane) + p] > bestScore)
+                    var best = 0;
+                    var bestScore = resized[p];
+                    for (var c = 1; c < classes; c++)
                     {
-                        best = c;
-                        bestScore = resized[(c * outPlane) + p];
+                        if (resized[(c * bandPlane) + p] > bestScore)
+                        {
+                            best = c;
+                            bestScore = resized[(c * bandPlane) + p];
+                        }
                     }
-                }
 
-                labels[p] = (ushort)best;
+                    labels[(firstRow * width) + p] = (ushort)best;
+                }
             }
 
             return map;
@@ -142,35 +150,31 @@ public static class HuggingFaceInference
                     continue;
                 }
 
-                var binary = new BinaryMask(width, height);
+                // As row runs, like detectron2's instances: a one-byte-a-pixel mask per instance would cost
+                // the output's area each (1.6 GB for 100 queries at 4096x4096).
                 var box = new PixelBox.Builder();
-                long area = 0;
+                using var builder = new MaskRunsBuilder(0, height);
                 for (var y = 0; y < height; y++)
                 {
                     var sourceRow = mask.Slice(HuggingFaceResize.NearestSource(y, maskHeight, height) * maskWidth, maskWidth);
-                    var row = binary.Row(y);
                     for (var x = 0; x < width; x++)
                     {
                         if (sourceRow[xSource[x]] > 0)
                         {
-                            row[x] = 1;
-                            area++;
+                            builder.Add(x, x + 1);
                             box.Add(x, y);
                         }
-                        else
-                        {
-                            row[x] = 0;
-                        }
                     }
+
+                    builder.EndRow(y);
                 }
 
-                if (area == 0)
+                if (builder.Area == 0)
                 {
-                    binary.Dispose();
                     continue;
                 }
 
-                results.Add(new InstanceMask(label, score, area, box.Build(), binary));
+                results.Add(new InstanceMask(label, score, builder.Area, box.Build(), builder.Build(width, height)));
             }
 
             return results;
@@ -234,9 +238,12 @@ public static class HuggingFaceInference
         }
 
         var outPlane = height * width;
-        var weighted = EngineArrayPool<float>.Shared.Rent(kept.Count * outPlane);
+        var resize = new HuggingFaceResize.BilinearRows(maskHeight, maskWidth, height, width);
+        var band = resize.BandRows(kept.Count);
+        var weighted = EngineArrayPool<float>.Shared.Rent(kept.Count * band * width);
         var sigmoid = EngineArrayPool<float>.Shared.Rent(kept.Count * plane);
         var owner = EngineArrayPool<int>.Shared.Rent(outPlane);
+        var best = EngineArrayPool<float>.Shared.Rent(band * width);
         try
         {
             ReadOnlySpan<float> logits = rented is null ? output.MaskLogits : rented.AsSpan(0, output.Queries * plane);
@@ -250,36 +257,41 @@ public static class HuggingFaceInference
                 }
             }
 
-            HuggingFaceResize.Bilinear(sigmoid.AsSpan(0, kept.Count * plane), kept.Count, maskHeight, maskWidth, weighted, height, width);
-
-            // Weigh each mask by its score; argmax over queries, the first maximum winning.
-            var best = EngineArrayPool<float>.Shared.Rent(outPlane);
-            try
+            // A band of output rows at a time (the kept masks at full size would take 4 bytes a pixel
+            // each): weigh each mask by its score, argmax over queries (the first maximum winning), and
+            // count each query's pixels with weighted probability at or above mask_threshold.
+            var ownArea = new long[kept.Count];
+            for (var firstRow = 0; firstRow < height; firstRow += band)
             {
-                best.AsSpan(0, outPlane).Clear();
-                owner.AsSpan(0, outPlane).Clear();
+                var rows = Math.Min(band, height - firstRow);
+                var bandPlane = rows * width;
+                resize.Resize(sigmoid.AsSpan(0, kept.Count * plane), kept.Count, weighted, firstRow, rows);
+                var bandBest = best.AsSpan(0, bandPlane);
+                var bandOwner = owner.AsSpan(firstRow * width, bandPlane);
+                bandBest.Clear();
+                bandOwner.Clear();
                 for (var k = 0; k < kept.Count; k++)
                 {
                     var score = kept[k].Score;
-                    var probabilityPlane = weighted.AsSpan(k * outPlane, outPlane);
-                    for (var p = 0; p < outPlane; p++)
+                    var probabilityPlane = weighted.AsSpan(k * bandPlane, bandPlane);
+                    for (var p = 0; p < bandPlane; p++)
                     {
                         var value = probabilityPlane[p] * score;
-                        probabilityPlane[p] = value;
-                        if (value > best[p])
+                        if (value >= options.MaskThreshold)
                         {
-                            best[p] = value;
-                            owner[p] = k;
+                            ownArea[k]++;
+                        }
+
+                        if (value > bandBest[p])
+                        {
+                            bandBest[p] = value;
+                            bandOwner[p] = k;
                         }
                     }
                 }
             }
-            finally
-            {
-                EngineArrayPool<float>.Shared.Return(best);
-            }
 
-            return BuildSegments(map, kept, weighted, owner, outPlane, width, labels, options);
+            return BuildSegments(map, kept, ownArea, owner, outPlane, width, labels, options);
         }
         catch
         {
@@ -291,30 +303,18 @@ public static class HuggingFaceInference
             EngineArrayPool<float>.Shared.Return(weighted);
             EngineArrayPool<float>.Shared.Return(sigmoid);
             EngineArrayPool<int>.Shared.Return(owner);
+            EngineArrayPool<float>.Shared.Return(best);
             ReturnRented(rented);
         }
     }
 
-    private static PanopticResult BuildSegments(LabelMap map, List<(int Query, int Label, float Score)> kept, float[] weighted, int[] owner, int outPlane, int width, IReadOnlyList<ModelLabel> labels, PostprocessOptions options)
+    private static PanopticResult BuildSegments(LabelMap map, List<(int Query, int Label, float Score)> kept, long[] ownArea, int[] owner, int outPlane, int width, IReadOnlyList<ModelLabel> labels, PostprocessOptions options)
     {
         var ids = map.Values;
         var wonArea = new long[kept.Count];
-        var ownArea = new long[kept.Count];
         for (var p = 0; p < outPlane; p++)
         {
             wonArea[owner[p]]++;
-        }
-
-        for (var k = 0; k < kept.Count; k++)
-        {
-            var probabilityPlane = weighted.AsSpan(k * outPlane, outPlane);
-            foreach (var value in probabilityPlane)
-            {
-                if (value >= options.MaskThreshold)
-                {
-                    ownArea[k]++;
-                }
-            }
         }
 
         var fuse = options.LabelIdsToFuse;

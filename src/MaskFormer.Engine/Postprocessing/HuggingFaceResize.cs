@@ -14,44 +14,70 @@ internal static class HuggingFaceResize
     public const int Mask2FormerSide = 384;
 
     /// <summary>Resizes every plane of [planes, inHeight, inWidth] into [planes, outHeight, outWidth].</summary>
-    public static void Bilinear(ReadOnlySpan<float> source, int planes, int inHeight, int inWidth, Span<float> target, int outHeight, int outWidth)
+    public static void Bilinear(ReadOnlySpan<float> source, int planes, int inHeight, int inWidth, Span<float> target, int outHeight, int outWidth) =>
+        new BilinearRows(inHeight, inWidth, outHeight, outWidth).Resize(source, planes, target, 0, outHeight);
+
+    /// <summary>
+    /// A band of output rows of every plane resized, into [planes, rows, outWidth]: each pixel as
+    /// <see cref="Bilinear"/> computes it, so a large output can be produced a band of rows at a time.
+    /// </summary>
+    internal readonly struct BilinearRows
     {
-        var xScale = (double)outWidth / inWidth;
-        var yScale = (double)outHeight / inHeight;
-        Span<int> x1s = outWidth <= 4096 ? stackalloc int[outWidth] : new int[outWidth];
-        Span<int> x2s = outWidth <= 4096 ? stackalloc int[outWidth] : new int[outWidth];
-        Span<double> ss = outWidth <= 4096 ? stackalloc double[outWidth] : new double[outWidth];
-        for (var j = 0; j < outWidth; j++)
+        private readonly int _inHeight;
+        private readonly int _inWidth;
+        private readonly int _outHeight;
+        private readonly int _outWidth;
+        private readonly int[] _x1s;
+        private readonly int[] _x2s;
+        private readonly double[] _ss;
+
+        public BilinearRows(int inHeight, int inWidth, int outHeight, int outWidth)
         {
-            var x = ((j + 0.5) / xScale) - 0.5;
-            var x1 = (int)Math.Floor(x);
-            x2s[j] = Math.Min(x1 + 1, inWidth - 1);
-            x1s[j] = Math.Max(x1, 0);
-            ss[j] = x - x1s[j];
+            (_inHeight, _inWidth, _outHeight, _outWidth) = (inHeight, inWidth, outHeight, outWidth);
+            (_x1s, _x2s, _ss) = (new int[outWidth], new int[outWidth], new double[outWidth]);
+            var xScale = (double)outWidth / inWidth;
+            for (var j = 0; j < outWidth; j++)
+            {
+                var x = ((j + 0.5) / xScale) - 0.5;
+                var x1 = (int)Math.Floor(x);
+                _x2s[j] = Math.Min(x1 + 1, inWidth - 1);
+                _x1s[j] = Math.Max(x1, 0);
+                _ss[j] = x - _x1s[j];
+            }
         }
 
-        var inPlane = inHeight * inWidth;
-        var outPlane = outHeight * outWidth;
-        for (var i = 0; i < outHeight; i++)
+        public void Resize(ReadOnlySpan<float> source, int planes, Span<float> target, int firstRow, int rows)
         {
-            var y = ((i + 0.5) / yScale) - 0.5;
-            var y1 = (int)Math.Floor(y);
-            var y2 = Math.Min(y1 + 1, inHeight - 1);
-            y1 = Math.Max(y1, 0);
-            var t = y - y1;
-            for (var p = 0; p < planes; p++)
+            var yScale = (double)_outHeight / _inHeight;
+            var inPlane = _inHeight * _inWidth;
+            var bandPlane = rows * _outWidth;
+            for (var i = firstRow; i < firstRow + rows; i++)
             {
-                var top = source.Slice((p * inPlane) + (y1 * inWidth), inWidth);
-                var bottom = source.Slice((p * inPlane) + (y2 * inWidth), inWidth);
-                var row = target.Slice((p * outPlane) + (i * outWidth), outWidth);
-                for (var j = 0; j < outWidth; j++)
+                var y = ((i + 0.5) / yScale) - 0.5;
+                var y1 = (int)Math.Floor(y);
+                var y2 = Math.Min(y1 + 1, _inHeight - 1);
+                y1 = Math.Max(y1, 0);
+                var t = y - y1;
+                for (var p = 0; p < planes; p++)
                 {
-                    var s = ss[j];
-                    var (x1, x2) = (x1s[j], x2s[j]);
-                    row[j] = (float)(((1 - s) * (1 - t) * top[x1]) + (s * (1 - t) * top[x2]) + ((1 - s) * t * bottom[x1]) + (s * t * bottom[x2]));
+                    var top = source.Slice((p * inPlane) + (y1 * _inWidth), _inWidth);
+                    var bottom = source.Slice((p * inPlane) + (y2 * _inWidth), _inWidth);
+                    var row = target.Slice((p * bandPlane) + ((i - firstRow) * _outWidth), _outWidth);
+                    for (var j = 0; j < row.Length; j++)
+                    {
+                        var s = _ss[j];
+                        var (x1, x2) = (_x1s[j], _x2s[j]);
+                        row[j] = (float)(((1 - s) * (1 - t) * top[x1]) + (s * (1 - t) * top[x2]) + ((1 - s) * t * bottom[x1]) + (s * t * bottom[x2]));
+                    }
                 }
             }
         }
+
+        /// <summary>
+        /// Rows per band so that <paramref name="planes"/> planes of a band hold about a million values (4 MB),
+        /// at least one row: memory that does not grow with the output size or the classes.
+        /// </summary>
+        public int BandRows(int planes) => (int)Math.Clamp((1L << 20) / Math.Max(1L, (long)planes * _outWidth), 1, _outHeight);
     }
 
     /// <summary>PyTorch's nearest source index: floor(dst · (float)in/out), clamped.</summary>

@@ -112,6 +112,12 @@ internal static class RequestMapper
             throw SegmentationException.Invalid("options.instance_top_k", $"instance_top_k must be between 1 and 10000 (was {options.InstanceTopK}).");
         }
 
+        // A uint past int's range would become a negative id, which the model's range check then lets by.
+        if (options.LabelIdsToFuse.FirstOrDefault(id => id > int.MaxValue) is var huge and > 0)
+        {
+            throw SegmentationException.Invalid("options.label_ids_to_fuse", $"Label id {huge} is not a label id.");
+        }
+
         if (!Enum.IsDefined(options.RleFormat) || !Enum.IsDefined(options.Convention))
         {
             throw SegmentationException.Invalid("options", "rle_format or convention has a value this server does not know.");

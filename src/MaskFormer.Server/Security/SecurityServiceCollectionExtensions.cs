@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Grpc.AspNetCore.Server;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -58,6 +59,10 @@ internal static class SecurityServiceCollectionExtensions
                 {
                     https.ClientCertificateMode = ClientCertificateMode.RequireCertificate;
                     https.ClientCertificateValidation = (certificate, _, _) => IsIssuedBy(certificate, clientCas);
+
+                    // SslStream builds a chain of its own before that check: with this policy, not the default one,
+                    // which would download missing issuers from URLs the client's certificate names.
+                    https.OnAuthenticate = (_, ssl) => ssl.CertificateChainPolicy = ChainPolicy(clientCas);
                 }
             });
         });
@@ -66,10 +71,24 @@ internal static class SecurityServiceCollectionExtensions
 
     private static bool IsIssuedBy(X509Certificate2 certificate, X509Certificate2Collection authorities)
     {
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.AddRange(authorities);
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        using var chain = new X509Chain { ChainPolicy = ChainPolicy(authorities) };
         return chain.Build(certificate);
+    }
+
+    // Chains built from the configured CAs alone, no revocation lookups, and no downloads: by default a
+    // build fetches missing issuers from URLs the presented certificate names, which lets anyone who can
+    // reach the port make the server fetch addresses of their choosing, holding a thread for seconds,
+    // before authentication. A client certificate must be meant for client authentication (when it says).
+    private static X509ChainPolicy ChainPolicy(X509Certificate2Collection authorities)
+    {
+        var policy = new X509ChainPolicy
+        {
+            TrustMode = X509ChainTrustMode.CustomRootTrust,
+            RevocationMode = X509RevocationMode.NoCheck,
+            DisableCertificateDownloads = true,
+        };
+        policy.CustomTrustStore.AddRange(authorities);
+        policy.ApplicationPolicy.Add(new Oid("1.3.6.1.5.5.7.3.2"));
+        return policy;
     }
 }

@@ -62,6 +62,50 @@ public sealed class HostileImageTests : IDisposable
     }
 
     [Fact]
+    public void Decode_TiffJpegStripDeclaringMoreThanItsPage_RejectedBeforeDecoding()
+    {
+        // ImageSharp decodes such a strip with its default configuration, outside every limit of ours.
+        var error = AssertInvalid(HostileImages.TiffWithStrip(16, 16, HostileImages.JpegDeclaring(16, 16, (5000, 5000))));
+
+        Assert.Contains("JPEG strip 0 of the TIFF image declares 5000x5000 pixels, more than its 16x16", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Decode_TiffJpegStripOfItsPageSize_Decodes()
+    {
+        using var decoded = _decoder.Decode(HostileImages.TiffWithStrip(16, 16, HostileImages.JpegDeclaring(16, 16, (16, 16))));
+
+        Assert.Equal((16, 16), (decoded.Width, decoded.Height));
+        Assert.InRange(decoded.Row(8)[24], 120, 136);
+    }
+
+    [Fact]
+    public void Decode_TiffOldStyleJpeg_RejectedAsUnsupported()
+    {
+        var error = AssertInvalid(HostileImages.TiffWithStrip(16, 16, HostileImages.JpegDeclaring(16, 16, (16, 16)), compression: 6));
+
+        Assert.Contains("old-style JPEG", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(990, true)]
+    [InlineData(1000, false)]
+    public void Decode_TiffDirectoryEntries_AtMostAThousandAPage(int extraEntries, bool decodes)
+    {
+        // 9 entries of the page's own plus the extra ones: 999 decodes, 1009 does not.
+        var tiff = HostileImages.TiffWithStrip(4, 4, new byte[48], compression: 1, extraEntries);
+        if (decodes)
+        {
+            using var decoded = _decoder.Decode(tiff);
+            Assert.Equal((4, 4), (decoded.Width, decoded.Height));
+            return;
+        }
+
+        var error = AssertInvalid(tiff);
+        Assert.Contains("page 1: 1009", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Decode_GifFrameLargerThanTheLimits_RejectedBeforeDecoding()
     {
         var error = AssertInvalid(HostileImages.Gif(1, 1, (1, 1), (20000, 20000)));

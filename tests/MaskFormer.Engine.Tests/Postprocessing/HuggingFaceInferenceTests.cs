@@ -24,7 +24,8 @@ public sealed class HuggingFaceInferenceTests
     [Fact]
     public void Panoptic_RandomAndRealLogits_EqualsTransformersJs()
     {
-        var cases = RandomCases(30).Concat(RealCases()).ToList();
+        // The large cases take the bands of rows a large output is produced in.
+        var cases = RandomCases(30).Concat(RealCases()).Concat(LargeCases()).ToList();
         var folder = Directory.CreateTempSubdirectory("hf-panoptic-");
         try
         {
@@ -174,6 +175,62 @@ public sealed class HuggingFaceInferenceTests
         using var result = HuggingFaceInference.Panoptic(output, 8, 8, mask2Former: false, s_labels, PostprocessOptions.HuggingFace with { LabelIdsToFuse = new HashSet<int> { 0 } });
 
         Assert.Equal([(1, 0, false), (2, 3, true), (1, 0, false), (2, 4, true)], result.Segments.Select(s => (s.Id, s.CategoryId, s.IsThing)));
+    }
+
+    [Fact]
+    public void Semantic_OutputOfManyBands_EqualsTheWholeOutputResizedAtOnce()
+    {
+        foreach (var (output, height, width) in LargeCases())
+        {
+            using (output)
+            {
+                using var map = HuggingFaceInference.Semantic(output, height, width, mask2Former: false);
+
+                // Transformers' order: every class's score plane at mask size, resized whole, argmax.
+                var (classes, plane) = (output.ClassesWithNoObject - 1, output.MaskHeight * output.MaskWidth);
+                var sums = new double[classes * plane];
+                var probabilities = new float[output.ClassesWithNoObject];
+                for (var q = 0; q < output.Queries; q++)
+                {
+                    HuggingFaceResize.Softmax(output.ClassLogits.Slice(q * output.ClassesWithNoObject, output.ClassesWithNoObject), probabilities);
+                    for (var p = 0; p < plane; p++)
+                    {
+                        var probability = HuggingFaceResize.Sigmoid(output.MaskLogits[(q * plane) + p]);
+                        for (var c = 0; c < classes; c++)
+                        {
+                            sums[(c * plane) + p] += probabilities[c] * probability;
+                        }
+                    }
+                }
+
+                var resized = new float[classes * height * width];
+                HuggingFaceResize.Bilinear(sums.Select(v => (float)v).ToArray(), classes, output.MaskHeight, output.MaskWidth, resized, height, width);
+                var outPlane = height * width;
+                var band = new HuggingFaceResize.BilinearRows(output.MaskHeight, output.MaskWidth, height, width).BandRows(classes);
+                Assert.True(band < height, $"one band of {band} rows covers all {height}");
+                for (var p = 0; p < outPlane; p++)
+                {
+                    var best = 0;
+                    for (var c = 1; c < classes; c++)
+                    {
+                        best = resized[(c * outPlane) + p] > resized[(best * outPlane) + p] ? c : best;
+                    }
+
+                    Assert.True(best == map.Values[p], $"{height}x{width}, pixel {p}: {map.Values[p]}, whole output {best}");
+                }
+            }
+        }
+    }
+
+    // Outputs of a few megapixels: produced in several bands of rows.
+    private static IEnumerable<(ModelOutput Output, int Height, int Width)> LargeCases()
+    {
+        var random = new Random(77);
+        foreach (var (height, width) in new[] { (1500, 1400), (900, 2100) })
+        {
+            var plan = new ResizePlan(height, width, height, width, 32, 40);
+            yield return (PeakyModelOutput.Create(random, 12, 8, plan), height, width);
+        }
     }
 
     private static IEnumerable<(ModelOutput Output, int Height, int Width)> RandomCases(int count)

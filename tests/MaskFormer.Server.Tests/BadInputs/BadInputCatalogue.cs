@@ -58,6 +58,8 @@ public static class BadInputCatalogue
         yield return Bytes("gif-second-frame-20000x20000", "a 1x1 GIF whose second frame declares 20000x20000", HostileImages.Gif(1, 1, (1, 1), (20000, 20000)));
         yield return Bytes("tiff-second-page-20000x20000", "a TIFF whose first page is 1x1 and second 20000x20000 (254 bytes)", HostileImages.Tiff((1, 1), (20000, 20000)));
         yield return Bytes("tiff-100000x1", "a TIFF page declaring 100000x1", HostileImages.Tiff((100_000, 1)));
+        yield return Bytes("tiff-jpeg-strip-65000x20000", "a 16x16 JPEG-compressed TIFF whose strip's JPEG declares 65000x20000", HostileImages.TiffWithStrip(16, 16, HostileImages.JpegDeclaring(16, 16, (65000, 20000))));
+        yield return Bytes("tiff-2000-entries", "a TIFF page whose directory has 2009 entries (ImageSharp parses them in quadratic time)", HostileImages.TiffWithStrip(4, 4, new byte[48], compression: 1, extraEntries: 2000));
         yield return new("message-over-limit", "a request of 64 MiB + 1 KiB (over MaxReceiveMessageSize)", StatusCode.ResourceExhausted, null)
         {
             Request = () => Encode(new byte[(64 * 1024 * 1024) + 1024]),
@@ -121,6 +123,8 @@ public static class BadInputCatalogue
         yield return Option("convention-99", "options.convention = 99", "options", o => o.Convention = (PostProcessingConvention)99);
         yield return Option("label-map-encoding-99", "options.label_map_encoding = 99", "options.label_map_encoding", o => o.LabelMapEncoding = (LabelMapEncoding)99);
         yield return Option("label-ids-to-fuse-999", "options.label_ids_to_fuse names label 999 of a 6-label model", "options.label_ids_to_fuse", o => o.LabelIdsToFuse.Add(999));
+        yield return Option("label-ids-to-fuse-2147483648", "options.label_ids_to_fuse names label 2^31 (past int's range)", "options.label_ids_to_fuse", o => o.LabelIdsToFuse.Add(2147483648));
+        yield return Option("label-ids-to-fuse-4294967295", "options.label_ids_to_fuse names label 2^32 - 1", "options.label_ids_to_fuse", o => o.LabelIdsToFuse.Add(uint.MaxValue));
         yield return new("task-99", "a task this server does not know (99)", Invalid, "tasks")
         {
             Request = () => Valid(r => r.Tasks.Add((SegmentationTask)99)),

@@ -6,9 +6,12 @@ namespace MaskFormer.Engine.Decoding.Containers;
 internal readonly record struct TiffEntry(ushort Type, ulong Count, ulong ValueAt);
 
 /// <summary>A directory's entries by tag and the offset of the next directory (0 for none).</summary>
-internal sealed class TiffDirectory(Dictionary<ushort, TiffEntry> entries, ulong next)
+internal sealed class TiffDirectory(Dictionary<ushort, TiffEntry> entries, ulong next, ulong count)
 {
     public ulong Next => next;
+
+    /// <summary>The entries the directory declares (repeated tags included).</summary>
+    public ulong Count => count;
 
     public bool TryGetValue(ushort tag, out TiffEntry entry) => entries.TryGetValue(tag, out entry);
 }
@@ -83,7 +86,7 @@ internal readonly ref struct TiffReader
         }
 
         var nextAt = (int)(end + (count * entrySize));
-        directory = new TiffDirectory(entries, _big ? U64(nextAt) : U32(nextAt));
+        directory = new TiffDirectory(entries, _big ? U64(nextAt) : U32(nextAt), count);
         return true;
     }
 
