@@ -27,9 +27,13 @@ public sealed partial class SegmentationEngine(
 {
     private readonly InferenceOptions _inference = inferenceOptions.Value;
     private static readonly TimeSpan s_loadingRetryAfter = TimeSpan.FromSeconds(1);
+
+    // How long disposal waits for a terminated warm-up run to return before leaving its sessions be.
+    private static readonly TimeSpan s_hungWarmUpGrace = TimeSpan.FromSeconds(5);
     private readonly AdmissionGate _admission = admission ?? new AdmissionGate(Options.Create(new AdmissionOptions()), time);
     private IReadOnlyList<ServedModel> _models = [];
     private volatile bool _ready;
+    private Task? _hungWarmUp;
 
     /// <summary>
     /// Where sessions come from; null for ONNX Runtime sessions (<see cref="SessionFactory"/>). The
@@ -74,6 +78,11 @@ public sealed partial class SegmentationEngine(
         var devices = _inference.Devices.Count > 0 ? _inference.Devices : [new DeviceOptions()];
         var cpuSessions = devices.Where(d => !DeviceSpec.TryParse(d.Name, out var spec) || !spec.IsCuda).Sum(d => d.Sessions) * folders.Count;
         var threads = _inference.IntraOpThreads > 0 ? _inference.IntraOpThreads : Math.Max(1, Environment.ProcessorCount / Math.Max(1, cpuSessions));
+
+        // What a CUDA session gets if its device falls back to the CPU: a CPU session's share, counting
+        // every session as a CPU one (a CUDA session itself runs with one thread).
+        var allSessions = devices.Sum(d => d.Sessions) * folders.Count;
+        var fallbackThreads = _inference.IntraOpThreads > 0 ? _inference.IntraOpThreads : Math.Max(1, Environment.ProcessorCount / Math.Max(1, allSessions));
         var factory = ModelSessionFactory ?? new SessionFactory(_inference, logger);
 
         var models = new List<ServedModel>();
@@ -89,7 +98,7 @@ public sealed partial class SegmentationEngine(
                     var spec = DeviceSpec.TryParse(device.Name, out var parsed) ? parsed : DeviceSpec.Cpu;
                     for (var i = 0; i < device.Sessions; i++)
                     {
-                        (DeviceSpec Device, int Threads, bool Required) slot = (spec, spec.IsCuda ? 1 : threads, device.Required);
+                        (DeviceSpec Device, int Threads, bool Required) slot = (spec, spec.IsCuda ? fallbackThreads : threads, device.Required);
                         var session = factory.Create(folder, slot.Device, slot.Threads, slot.Required);
                         created.Add(session);
                         sessions.Add(session);
@@ -148,15 +157,8 @@ public sealed partial class SegmentationEngine(
                     // A session that pads runs to a few sizes needs one run at each.
                     foreach (var batch in model.Scheduler.WarmUpBatchSizes(session))
                     {
-                        var inputs = model.Scheduler.WarmUpInputs!(batch);
-                        try
-                        {
-                            await Task.Run(() => DisposeAll(session.Run(inputs)), cancellationToken).ConfigureAwait(false);
-                        }
-                        finally
-                        {
-                            DisposeAll(inputs);
-                        }
+                        cancellationToken.ThrowIfCancellationRequested();
+                        await WarmUpRunAsync(model, session, batch).ConfigureAwait(false);
                     }
                 }
 
@@ -173,6 +175,37 @@ public sealed partial class SegmentationEngine(
         }
 
         _ready = true;
+    }
+
+    // One warm-up run, under the same limit as a run in service: a first run that hangs (a CUDA
+    // device's first run builds its plans) is terminated and fails the warm-up, so the service stays
+    // NOT_SERVING with the reason logged instead of waiting for ever, and shutdown is not held up.
+    private async Task WarmUpRunAsync(ServedModel model, IModelSession session, int batch)
+    {
+        var inputs = model.Scheduler.WarmUpInputs!(batch);
+        var run = Task.Run(() => DisposeAll(session.Run(inputs)), CancellationToken.None);
+        try
+        {
+            await (_inference.SessionRunTimeout > TimeSpan.Zero ? run.WaitAsync(_inference.SessionRunTimeout, time) : run).ConfigureAwait(false);
+        }
+        catch (TimeoutException) when (!run.IsCompleted)
+        {
+            session.Terminate();
+
+            // The run may still read its inputs: they are released when it returns.
+            _ = run.ContinueWith(_ => DisposeAll(inputs), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+            _hungWarmUp = run;
+            throw new TimeoutException(
+                $"Model {model.Name} version {model.Version}: the warm-up run of {batch} image(s) on {session.Placement.Requested} did not finish within " +
+                $"{_inference.SessionRunTimeout.TotalSeconds:0.###} s (MaskFormer:Inference:SessionRunTimeout); it was terminated and the service stays NOT_SERVING.");
+        }
+        finally
+        {
+            if (run.IsCompleted)
+            {
+                DisposeAll(inputs);
+            }
+        }
     }
 
     /// <summary>Finds a model by name (empty for the default) and version (empty for the newest).</summary>
@@ -426,6 +459,26 @@ public sealed partial class SegmentationEngine(
         _ready = false;
         EngineMetrics.Untrack(_admission);
         StopMemoryReturn();
+        if (_hungWarmUp is { IsCompleted: false } hung)
+        {
+            try
+            {
+                await hung.WaitAsync(s_hungWarmUpGrace, time).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                // A run that ignored Terminate is still inside its session: releasing the sessions under it
+                // could bring the process down on its way out, so they are left to the process's end.
+                LogHungWarmUpLeft(logger);
+                _models = [];
+                return;
+            }
+            catch (Exception)
+            {
+                // Terminated runs throw; it has returned, which is all that matters here.
+            }
+        }
+
         foreach (var model in _models)
         {
             await model.DisposeAsync().ConfigureAwait(false);
@@ -433,6 +486,9 @@ public sealed partial class SegmentationEngine(
 
         _models = [];
     }
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "A warm-up run terminated for hanging has not returned; the model sessions are not released before the process ends")]
+    private static partial void LogHungWarmUpLeft(ILogger logger);
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Model {Model} version {Version} loaded: {Labels} labels, {Sessions} sessions")]
     private static partial void LogModelLoaded(ILogger logger, string model, string version, int labels, int sessions);

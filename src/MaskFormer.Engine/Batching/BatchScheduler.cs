@@ -16,6 +16,8 @@ namespace MaskFormer.Engine.Batching;
 /// </summary>
 internal sealed partial class BatchScheduler : IAsyncDisposable
 {
+    private static readonly TimeSpan s_longestWait = TimeSpan.FromMilliseconds(int.MaxValue - 1);
+
     private readonly InferenceOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -126,7 +128,9 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
     {
         if (Interlocked.Increment(ref _queued) > _options.MaxQueueSize)
         {
-            Interlocked.Decrement(ref _queued);
+            // Given back as any place is: a waiter that looked while this attempt held the count up must
+            // be woken, or it could sleep with the queue empty.
+            Unreserve();
             return false;
         }
 
@@ -162,6 +166,9 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
                 return;
             }
 
+            // A timer waits at most about 24.8 days; a deadline further off is looked at again then.
+            wait = wait > s_longestWait ? s_longestWait : wait;
+
             await _room.WaitAsync(wait, cancellationToken).ConfigureAwait(false);
         }
         finally
@@ -186,6 +193,19 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
 
         lock (_gate)
         {
+            // Checked again under the lock: disposal sweeps the queue once, after which nobody reads it.
+            if (_stopping)
+            {
+                if (item.TryAbandon())
+                {
+                    Unreserve();
+                    item.CancellationRegistration.Dispose();
+                    item.Completion.TrySetException(new SegmentationException(SegmentationErrorKind.Unavailable, "The server is shutting down.") { RetryAfter = _options.QueueFullRetryAfter });
+                }
+
+                return item.Completion.Task;
+            }
+
             _pending.Add(item);
             Monitor.Pulse(_gate);
         }

@@ -23,7 +23,18 @@ internal sealed partial class InferenceHostedService(SegmentationEngine engine, 
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        await StopWarmUpAsync().ConfigureAwait(false);
+        try
+        {
+            await StopWarmUpAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The host's shutdown time ran out with a warm-up run still going: the sessions stay (releasing
+            // them under the run could crash), and the process ends anyway.
+            LogWarmUpStillRunning(logger);
+            return;
+        }
+
         await engine.DisposeAsync().ConfigureAwait(false);
     }
 
@@ -66,6 +77,9 @@ internal sealed partial class InferenceHostedService(SegmentationEngine engine, 
 
     [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "Inference engine ready: {Count} model(s) serving")]
     private static partial void LogReady(ILogger logger, int count);
+
+    [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "The host stopped with the warm-up still running; the model sessions are not released before the process ends")]
+    private static partial void LogWarmUpStillRunning(ILogger logger);
 
     [LoggerMessage(EventId = 11, Level = LogLevel.Critical, Message = "Warm-up failed; the service stays NOT_SERVING")]
     private static partial void LogWarmUpFailed(ILogger logger, Exception exception);

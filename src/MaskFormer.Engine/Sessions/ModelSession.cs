@@ -248,4 +248,7 @@ public sealed record SessionPlacement(DeviceSpec Requested, string ExecutionProv
 
     /// <summary>The device actually used.</summary>
     public string ActualDevice => FellBackToCpu || !Requested.IsCuda ? "cpu" : Requested.ToString();
+
+    /// <summary>ONNX Runtime's intra-op threads in the session.</summary>
+    public int IntraOpThreads { get; init; }
 }

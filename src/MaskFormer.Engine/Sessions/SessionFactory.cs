@@ -13,6 +13,9 @@ namespace MaskFormer.Engine.Sessions;
 /// </summary>
 internal sealed partial class SessionFactory(InferenceOptions options, ILogger logger) : IModelSessionFactory
 {
+    // A CUDA session's own CPU work is copies and a few small operators: one thread, whatever the CPU sessions get.
+    private const int CudaIntraOpThreads = 1;
+
     // Read and written by the scheduler's workers too (a replacement session after a hung run).
     private readonly ConcurrentDictionary<DeviceSpec, string> _failedDevices = new();
 
@@ -37,7 +40,7 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
             SetHostWait(device);
             try
             {
-                var session = CreateCuda(modelPath, model, device, intraOpThreads);
+                var session = CreateCuda(modelPath, model, device, CudaIntraOpThreads);
                 if (session.BatchSizes.Count > 0)
                 {
                     LogPaddedBatches(logger, model.Name, device, session.BatchSizes);
@@ -58,7 +61,8 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
             }
         }
 
-        return new ModelSession(Build(modelPath, model, device, intraOpThreads, useCuda: false), new SessionPlacement(device, "CPUExecutionProvider", fallbackReason), ShrinkArena);
+        // A CUDA device that fell back gets the threads of a CPU session: the caller passes them for that case.
+        return new ModelSession(Build(modelPath, model, device, intraOpThreads, useCuda: false), new SessionPlacement(device, "CPUExecutionProvider", fallbackReason) { IntraOpThreads = intraOpThreads }, ShrinkArena);
     }
 
     // The device's primary context is shared by all its sessions (and the process's models), so its wait
@@ -111,7 +115,7 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
                 }
             }
 
-            return new ModelSession(sessions, batchSizes, new SessionPlacement(device, "CUDAExecutionProvider", null), ShrinkArena);
+            return new ModelSession(sessions, batchSizes, new SessionPlacement(device, "CUDAExecutionProvider", null) { IntraOpThreads = intraOpThreads }, ShrinkArena);
         }
         catch
         {

@@ -95,6 +95,39 @@ public sealed class BatchSchedulerTests
     }
 
     [Fact]
+    public async Task SegmentAsync_WaitingForRoomWithADeadline400DaysAway_WaitsAndIsServed()
+    {
+        // One request in the paused model run and one queued fill a queue of one; a stream frame (which waits
+        // for room) whose deadline is further away than one timer can wait must wait, not fail.
+        var sessions = new FaultInjectingSessionFactory();
+        await using var engine = await EngineFactory.StartAsync(new InferenceOptions { MaxBatchSize = 1, MaxQueueSize = 1, MaxQueueDelay = TimeSpan.Zero }, admission: EveryoneAdmitted, sessions: sessions);
+        var session = Assert.Single(sessions.Created);
+        var image = EngineFactory.HeldOutImage(0);
+        session.Pause();
+        try
+        {
+            var running = engine.SegmentAsync(new SegmentationRequest { Image = image }, CancellationToken.None);
+            await Poll.UntilAsync(() => session.PausedRuns == 1, "the first request's model run did not start");
+            var queued = engine.SegmentAsync(new SegmentationRequest { Image = image }, CancellationToken.None);
+            await Poll.UntilAsync(() => engine.Models[0].GetCounters().Queued == 1, "the second request was not queued");
+            var waiting = engine.SegmentAsync(new SegmentationRequest { Image = image, WaitForCapacity = true, Deadline = DateTimeOffset.UtcNow.AddDays(400) }, CancellationToken.None);
+            await Poll.UntilAsync(() => engine.Models[0].GetCounters().WaitedForRoom == 1 || waiting.IsCompleted, "the third request did not wait for room");
+
+            Assert.False(waiting.IsCompleted, waiting.Exception?.InnerException?.ToString());
+            session.Resume();
+            foreach (var result in await Task.WhenAll(running, queued, waiting))
+            {
+                Assert.NotNull(result.Semantic);
+                result.Dispose();
+            }
+        }
+        finally
+        {
+            session.Resume();
+        }
+    }
+
+    [Fact]
     public async Task SegmentAsync_DeadlinePassesWhileQueued_DroppedBeforeInference()
     {
         // The scheduler's queue is under test, not admission control: every request is admitted at once.

@@ -53,6 +53,31 @@ public sealed class WarmUpTests
         Assert.True(session.RunSizes.Count > expected.Length, "the request path's warm-up ran the session too");
     }
 
+    [Fact]
+    public async Task WarmUp_FirstRunHangs_TerminatedAtTheRunTimeoutAndTheEngineStaysNotReady()
+    {
+        // A first run that never returns by itself (ONNX Runtime's Terminate ends it, as it does a real run).
+        var sessions = new FaultInjectingSessionFactory { NextSessionFault = SessionFault.Hang };
+        var engine = new SegmentationEngine(
+            Options.Create(new ModelRepositoryOptions { Path = RepositoryPaths.Models }),
+            Options.Create(new InferenceOptions { SessionRunTimeout = TimeSpan.FromMilliseconds(200) }),
+            new ImageDecoder(Options.Create(new ImageDecoderOptions())),
+            TimeProvider.System,
+            NullLogger<SegmentationEngine>.Instance)
+        {
+            ModelSessionFactory = sessions,
+        };
+        engine.Load();
+
+        // The minute is only a guard against this test hanging; the run limit is what ends the warm-up.
+        var error = await Assert.ThrowsAsync<TimeoutException>(() => engine.WarmUpAsync(CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(1)));
+
+        Assert.Contains("MaskFormer:Inference:SessionRunTimeout", error.Message, StringComparison.Ordinal);
+        Assert.True(Assert.Single(sessions.Created).Terminated);
+        Assert.False(engine.IsReady);
+        await engine.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromMinutes(1));
+    }
+
     private sealed record Seen(bool Semantic, bool Instance, bool Panoptic, int Instances, int PanopticSegments, int Width, bool ReadyWhenSeen);
 
     private sealed class RecordingWarmUp : IResultWarmUp

@@ -6,6 +6,17 @@ namespace MaskFormer.Engine.Tests.Sessions;
 public sealed class SessionFactoryTests
 {
     [Fact]
+    public async Task Load_CudaDeviceThatFallsBackToTheCpu_ItsSessionGetsTheCoresNotOneThread()
+    {
+        // No machine has a 100th GPU, so this device falls back everywhere; alone, its CPU session gets every core.
+        await using var engine = await EngineFactory.StartAsync(new InferenceOptions { Devices = [new DeviceOptions { Name = "cuda:99" }], WarmUp = false });
+
+        var placement = Assert.Single(engine.Models).Placements.Single();
+        Assert.True(placement.FellBackToCpu, placement.ExecutionProvider);
+        Assert.Equal(Environment.ProcessorCount, placement.IntraOpThreads);
+    }
+
+    [Fact]
     public void Create_ThreeSessionsOnACudaDevice_TriesCudaOnceThenReusesTheVerdict()
     {
         var logger = new RecordingLogger();
