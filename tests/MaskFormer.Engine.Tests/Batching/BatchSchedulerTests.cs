@@ -192,7 +192,64 @@ public sealed class BatchSchedulerTests
         Assert.Equal(0, counters.InFlight);
     }
 
+    [Fact]
+    public async Task RunAsync_PlaceReservedAsTheSchedulerStops_AnsweredUnavailableNotLeftInTheQueue()
+    {
+        // The caller is held between reserving its place and queueing (a real race, made certain here by
+        // a clock that stops that thread) while the scheduler stops and sweeps its queue for the last time.
+        using var time = new PausingTimeProvider();
+        var engine = await EngineFactory.StartAsync(new InferenceOptions { MaxBatchSize = 1 }, time: time, admission: EveryoneAdmitted);
+        var scheduler = engine.Models[0].Scheduler;
+        var input = scheduler.WarmUpInputs!(1)[0];
+        var call = Task.Run(() =>
+        {
+            time.PauseNextTimestampOnThisThread();
+            return scheduler.RunAsync(input, null, CancellationToken.None);
+        });
+        Assert.True(time.Paused.Wait(TimeSpan.FromMinutes(1)), "the call never reached the queue");
+
+        await scheduler.DisposeAsync();
+        time.Resume();
+
+        // The minute only guards against this test hanging, which is what the bug did.
+        var error = await Assert.ThrowsAsync<SegmentationException>(() => call.WaitAsync(TimeSpan.FromMinutes(1)));
+        Assert.Equal(SegmentationErrorKind.Unavailable, error.Kind);
+        Assert.Equal(0, scheduler.GetCounters().Queued);
+        input.Dispose();
+        await engine.DisposeAsync();
+    }
+
     private static AdmissionOptions EveryoneAdmitted => new() { MaxConcurrency = 64 };
+
+    // The system clock, except that the next timestamp taken on one chosen thread waits for Resume.
+    private sealed class PausingTimeProvider : TimeProvider, IDisposable
+    {
+        private readonly ManualResetEventSlim _resume = new();
+        private int _pausedThread = -1;
+
+        public ManualResetEventSlim Paused { get; } = new();
+
+        public void PauseNextTimestampOnThisThread() => Volatile.Write(ref _pausedThread, Environment.CurrentManagedThreadId);
+
+        public void Resume() => _resume.Set();
+
+        public void Dispose()
+        {
+            _resume.Dispose();
+            Paused.Dispose();
+        }
+
+        public override long GetTimestamp()
+        {
+            if (Interlocked.CompareExchange(ref _pausedThread, -1, Environment.CurrentManagedThreadId) == Environment.CurrentManagedThreadId)
+            {
+                Paused.Set();
+                _resume.Wait();
+            }
+
+            return System.GetTimestamp();
+        }
+    }
 
     private static async Task<Exception?> RunAsync(SegmentationEngine engine, ImageSource image, TimeSpan? deadline, CancellationToken cancellationToken = default)
     {
