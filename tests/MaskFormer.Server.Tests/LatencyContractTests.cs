@@ -118,6 +118,23 @@ public sealed class LatencyContractTests(ServerFixture server)
     }
 
     [Fact]
+    public async Task SegmentStream_OutputScaleStepsDownOnFramesTwoPixelsHigh_EveryFrameStillAnswered()
+    {
+        // At a quarter scale a 2-pixel side rounds to 0: the server's own downscaling keeps it at 1.
+        var raw = new RawFrame { Width = 64, Height = 2, PixelFormat = PixelFormat.Gray8, Data = ByteString.CopyFrom(new byte[128]) };
+        var frames = Enumerable.Range(0, 40).Select(i => new StreamFrame { FrameId = (ulong)i, Image = new Contracts.V1.Image { Raw = raw } }).ToArray();
+        var config = new StreamConfig { MaxInFlight = 1, Latency = new LatencyContract { TargetFps = 1000, AllowDownscale = true } };
+
+        var messages = await StreamAsync(server.Client, config, frames);
+
+        var answers = messages.Where(m => m.OutcomeCase != SegmentStreamResponse.OutcomeOneofCase.Status).ToArray();
+        Assert.All(answers, a => Assert.True(a.Result is not null, $"frame {a.FrameId}: {a.OutcomeCase} {a.Error?.Message}"));
+        Assert.Equal(40, answers.Length);
+        Assert.True(messages[^1].Status.OutputScale < 0.5f, messages[^1].Status.ToString());
+        Assert.Contains(answers, a => a.Result.Height == 1);
+    }
+
+    [Fact]
     public async Task SegmentStream_OutputScaleStepsDown_SegmentsKeepTheirTrackIds()
     {
         // The same image every frame while the output size steps down (as in the test above): the same

@@ -177,7 +177,8 @@ public static class HuggingFaceInference
                 results.Add(new InstanceMask(label, score, builder.Area, box.Build(), builder.Build(width, height)));
             }
 
-            return results;
+            // Highest score first, as the contract says of every convention (transformers leaves the order to topk).
+            return [.. results.OrderByDescending(r => r.Score)];
         }
         catch
         {

@@ -40,8 +40,26 @@ public sealed record OutputSize
     /// <summary>A given width and height.</summary>
     public static OutputSize Exact(int width, int height) => new(OutputSizeKind.Exact, width, height, 1);
 
-    /// <summary>The original size times <paramref name="scale"/>, rounded, at least one pixel.</summary>
+    /// <summary>
+    /// The original size times <paramref name="scale"/>, each side rounded half to even (as Python's round);
+    /// a side that rounds to 0 is invalid, as the caller asked for it.
+    /// </summary>
     public static OutputSize Scaled(double scale) => new(OutputSizeKind.Scale, 0, 0, scale);
+
+    /// <summary>
+    /// As <see cref="Scaled"/>, but each side at least one pixel: a scale the server chose (a latency
+    /// contract's downscaling) must not fail a thin frame.
+    /// </summary>
+    public static OutputSize Downscaled(double scale) => new(OutputSizeKind.Scale, 0, 0, scale) { AtLeastOnePixel = true };
+
+    /// <summary>Whether a scaled side that rounds to 0 becomes 1 instead of invalid.</summary>
+    public bool AtLeastOnePixel { get; private init; }
+
+    private int ScaledSide(int original)
+    {
+        var side = (int)Math.Min(Math.Round(original * Scale), int.MaxValue);
+        return AtLeastOnePixel ? Math.Max(1, side) : side;
+    }
 
     /// <summary>
     /// The plan post-processing runs on: the same resized and padded sizes, with this size in place of
@@ -54,7 +72,7 @@ public sealed record OutputSize
         {
             OutputSizeKind.ModelInput => (plan.ResizedWidth, plan.ResizedHeight, "options.output_size.model_input"),
             OutputSizeKind.Exact => (Width, Height, "options.output_size.exact"),
-            OutputSizeKind.Scale => ((int)Math.Round(plan.OriginalWidth * Scale), (int)Math.Round(plan.OriginalHeight * Scale), "options.output_size.scale"),
+            OutputSizeKind.Scale => (ScaledSide(plan.OriginalWidth), ScaledSide(plan.OriginalHeight), "options.output_size.scale"),
             _ => (plan.OriginalWidth, plan.OriginalHeight, "options.output_size"),
         };
         if (width < 1 || height < 1 || width > MaxSide || height > MaxSide)

@@ -282,7 +282,7 @@ internal sealed class StreamSession(
             var postprocess = slot.Settings.Postprocess;
             if (slot.Settings.Latency is { AllowDownscale: true } && slot.Settings.Options?.OutputSize is null && _governor.OutputScale is var scale and < 1f)
             {
-                postprocess = postprocess with { Output = Engine.Postprocessing.OutputSize.Scaled(scale) };
+                postprocess = postprocess with { Output = Engine.Postprocessing.OutputSize.Downscaled(scale) };
             }
 
             var request = new SegmentationRequest

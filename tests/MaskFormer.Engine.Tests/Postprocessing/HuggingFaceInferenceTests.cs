@@ -126,6 +126,9 @@ public sealed class HuggingFaceInferenceTests
                 {
                     var expected = ReferenceHuggingFace.Instances(output.ClassLogits.ToArray(), output.MaskLogits.ToArray(), output.Queries, output.ClassesWithNoObject, output.MaskHeight, output.MaskWidth, height, width, 0.3);
                     Assert.Equal(expected.Count, ours.Count);
+
+                    // Highest score first, as the contract says (transformers' own order is topk's, unspecified).
+                    Assert.Equal(ours.Select(o => o.Score).OrderDescending(), ours.Select(o => o.Score));
                     foreach (var (label, score, mask) in expected)
                     {
                         var match = Assert.Single(ours, o => o.LabelId == label && Math.Abs(o.Score - score) < 1e-5);
