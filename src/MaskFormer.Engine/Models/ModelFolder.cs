@@ -55,7 +55,8 @@ public sealed record ModelFolder
             throw new ModelLoadException(modelPath, "is empty.");
         }
 
-        var config = ModelConfig.Load(System.IO.Path.Combine(directory, ConfigFileName));
+        var configPath = System.IO.Path.Combine(directory, ConfigFileName);
+        var config = ModelJson.Read(configPath, () => ModelConfig.Load(configPath));
         if (overrides?.ThingIds is { } thingIds)
         {
             var bad = thingIds.Where(id => id < 0 || id >= config.Labels.Count).ToArray();
@@ -66,12 +67,13 @@ public sealed record ModelFolder
 
             config = config.WithThings(thingIds.ToHashSet(), "server configuration (MaskFormer:Models:Overrides)");
         }
-        else if (PanopticCategories.TryLoad(directory, config.Labels) is { } sidecarThings)
+        else if (ModelJson.Read(System.IO.Path.Combine(directory, PanopticCategories.FileName), () => PanopticCategories.TryLoad(directory, config.Labels)) is { } sidecarThings)
         {
             config = config.WithThings(sidecarThings, PanopticCategories.FileName);
         }
 
-        var preprocessor = PreprocessorConfig.Load(System.IO.Path.Combine(directory, PreprocessorFileName));
+        var preprocessorPath = System.IO.Path.Combine(directory, PreprocessorFileName);
+        var preprocessor = ModelJson.Read(preprocessorPath, () => PreprocessorConfig.Load(preprocessorPath));
         if (!config.DeclaresThings && preprocessor.MetadataThingIds is { } processorThings)
         {
             // OneFormer's processor configs carry detectron2 metadata (thing_ids) that its model config lacks.
@@ -124,7 +126,8 @@ public sealed record ModelFolder
     /// </summary>
     public static IReadOnlyList<ModelFolder> Discover(string root, ModelRepositoryOptions? options = null)
     {
-        var full = System.IO.Path.GetFullPath(root);
+        // Without a trailing separator: a model folder's name is its last part ("models/tiny-shapes/" too).
+        var full = System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(root));
         if (!System.IO.Directory.Exists(full))
         {
             throw ModelLoadException.RepositoryNotFound(full, $"No model repository at '{full}'.");
@@ -132,7 +135,9 @@ public sealed record ModelFolder
 
         if (IsModelFolder(full))
         {
-            return [Read(full, System.IO.Path.GetFileName(full), null, options)];
+            var single = Read(full, System.IO.Path.GetFileName(full), null, options);
+            CheckOverrides(full, [single], options);
+            return [single];
         }
 
         var models = new List<ModelFolder>();
@@ -145,20 +150,39 @@ public sealed record ModelFolder
                 continue;
             }
 
-            models.AddRange(System.IO.Directory.EnumerateDirectories(folder)
-                .Where(IsModelFolder)
+            string[] versions;
+            try
+            {
+                versions = [.. System.IO.Directory.EnumerateDirectories(folder).Where(IsModelFolder)];
+            }
+            catch (UnauthorizedAccessException)
+            {
+                // A folder this process may not list holds no model it could read (a volume's lost+found).
+                continue;
+            }
+
+            models.AddRange(versions
                 .OrderBy(System.IO.Path.GetFileName, ModelVersionComparer.Instance)
                 .Select(versionFolder => Read(versionFolder, name, System.IO.Path.GetFileName(versionFolder), options)));
         }
 
-        var unknown = options?.Overrides.Keys.Where(key => !models.Any(m => m.Name == key)).ToArray() ?? [];
-        if (unknown.Length > 0 && models.Count > 0)
+        if (models.Count > 0)
         {
-            throw new ModelLoadException(full, $"setting MaskFormer:Models:Overrides names model(s) {string.Join(", ", unknown)} that the repository does not hold (found: {string.Join(", ", models.Select(m => m.Name).Distinct())}).");
+            CheckOverrides(full, models, options);
         }
 
         return models.Count > 0
             ? models
             : throw new ModelLoadException(System.IO.Path.Combine(full, "*", ModelFileName), "no model folder found in the model repository.");
+    }
+
+    // An override naming no model served is a typo or a stale setting: refused, whatever the repository's layout.
+    private static void CheckOverrides(string full, IReadOnlyList<ModelFolder> models, ModelRepositoryOptions? options)
+    {
+        var unknown = options?.Overrides.Keys.Where(key => !models.Any(m => m.Name == key)).ToArray() ?? [];
+        if (unknown.Length > 0)
+        {
+            throw new ModelLoadException(full, $"setting MaskFormer:Models:Overrides names model(s) {string.Join(", ", unknown)} that the repository does not hold (found: {string.Join(", ", models.Select(m => m.Name).Distinct())}).");
+        }
     }
 }

@@ -4,6 +4,23 @@ namespace MaskFormer.Engine.Models;
 
 internal static class ModelJson
 {
+    /// <summary>
+    /// Runs <paramref name="read"/>, which reads <paramref name="path"/>'s values: a value of the wrong JSON
+    /// kind or form (a number where a string belongs, "2.5" for a whole number, a repeated name) fails start-up
+    /// naming the file, instead of escaping as the accessor's exception.
+    /// </summary>
+    public static T Read<T>(string path, Func<T> read)
+    {
+        try
+        {
+            return read();
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or FormatException or ArgumentException or OverflowException or KeyNotFoundException)
+        {
+            throw new ModelLoadException(path, $"has a value of the wrong kind or form ({ex.Message}).", ex);
+        }
+    }
+
     public static JsonDocument Parse(string path, bool allowArray = false)
     {
         if (!File.Exists(path))
@@ -27,7 +44,7 @@ internal static class ModelJson
         {
             throw new ModelLoadException(path, $"is not valid JSON ({ex.Message}).", ex);
         }
-        catch (IOException ex)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             throw new ModelLoadException(path, $"cannot be read ({ex.Message}).", ex);
         }

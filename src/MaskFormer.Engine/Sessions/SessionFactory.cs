@@ -21,14 +21,14 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
 
     /// <summary>A session for a model folder; logs name the model and its version, not the folder.</summary>
     public ModelSession Create(ModelFolder folder, DeviceSpec device, int intraOpThreads, bool required = false) =>
-        Create(folder.ModelPath, device, intraOpThreads, required, folder.Name, folder.Version);
+        Create(folder.ModelPath, device, intraOpThreads, required, folder.Name, folder.Version, folder.Config.Labels.Count);
 
     IModelSession IModelSessionFactory.Create(ModelFolder folder, DeviceSpec device, int intraOpThreads, bool required) =>
         Create(folder, device, intraOpThreads, required);
 
-    public ModelSession Create(string modelPath, DeviceSpec device, int intraOpThreads, bool required = false, string? modelName = null, string? version = null)
+    public ModelSession Create(string modelPath, DeviceSpec device, int intraOpThreads, bool required = false, string? modelName = null, string? version = null, int labels = 0)
     {
-        var model = new ModelId(modelName ?? Path.GetFileName(Path.GetDirectoryName(modelPath)) ?? modelPath, version ?? string.Empty);
+        var model = new ModelId(modelName ?? Path.GetFileName(Path.GetDirectoryName(modelPath)) ?? modelPath, version ?? string.Empty, labels);
         string? fallbackReason = null;
         if (required && device.IsCuda && _failedDevices.TryGetValue(device, out var known))
         {
@@ -208,7 +208,7 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
 
         try
         {
-            ValidateSignature(session, modelPath);
+            ValidateSignature(session, modelPath, model.Labels);
         }
         catch
         {
@@ -220,7 +220,7 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
         return session;
     }
 
-    private static void ValidateSignature(InferenceSession session, string modelPath)
+    private static void ValidateSignature(InferenceSession session, string modelPath, int labels)
     {
         if (!session.InputMetadata.TryGetValue(ModelSession.InputName, out var input) || input.Dimensions.Length != 4)
         {
@@ -233,6 +233,16 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
             {
                 throw new ModelLoadException(modelPath, $"has no {rank}-D output '{name}' (outputs: {string.Join(", ", session.OutputMetadata.Keys)}).");
             }
+        }
+
+        // A model whose class scores do not match config.json's labels would be served misread: labels it
+        // never gives listed, or class ids past the list. Checked where the model fixes the dimension.
+        var classes = session.OutputMetadata[ModelSession.ClassOutputName].Dimensions[2];
+        if (labels > 0 && classes > 0 && classes != labels + 1)
+        {
+            throw new ModelLoadException(
+                modelPath,
+                $"gives scores for {classes} classes ({classes - 1} labels and \"no object\"), but config.json lists {labels} labels: they must be the same model's.");
         }
     }
 
@@ -251,5 +261,6 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
     [LoggerMessage(EventId = 104, Level = LogLevel.Warning, Message = "CUDA device {Device}: MaskFormer:Inference:CudaHostWait={HostWait} not applied, the device waits as CUDA decides: {Reason}")]
     private static partial void LogHostWaitNotSet(ILogger logger, DeviceSpec device, CudaHostWait hostWait, string reason);
 
-    private readonly record struct ModelId(string Name, string Version);
+    // Labels: the labels config.json lists (0: unknown, not checked against the model).
+    private readonly record struct ModelId(string Name, string Version, int Labels = 0);
 }

@@ -158,7 +158,8 @@ internal sealed class CallScope : IDisposable
         Span?.SetTag(TelemetryTags.Tasks, Tasks);
         if (!string.IsNullOrEmpty(model))
         {
-            Span?.SetTag(TelemetryTags.ModelName + ".requested", model);
+            // The caller's string, as long as it came: shortened as errors shorten it, so one span cannot outgrow an export batch.
+            Span?.SetTag(TelemetryTags.ModelName + ".requested", ClientText.Shorten(model));
         }
     }
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Grpc.Core;
 using MaskFormer.Contracts.V1;
+using MaskFormer.Engine;
 using Xunit.Abstractions;
 
 namespace MaskFormer.Server.Tests.Observability;
@@ -57,6 +58,23 @@ public sealed class TracingTests(ITestOutputHelper output)
         Assert.Equal(segment.SpanId, Assert.Single(run.Links).Context.SpanId);
         var queue = Assert.Single(spans, s => s.DisplayName == "maskformer.queue");
         Assert.InRange(Math.Abs((queue.Duration - TimeSpan.FromMilliseconds(response.Timings.QueueMs)).TotalMilliseconds), 0, 0.01);
+    }
+
+    [Fact]
+    public async Task Segment_UnknownModelNameOfAMebibyte_SpanCarriesItShortened()
+    {
+        // One span must not outgrow an export batch because of what a caller typed.
+        await using var server = await TelemetryServer.StartAsync("traced", []);
+        var (traceId, _, headers) = TelemetryServer.ClientTrace();
+        var huge = new string('m', 1 << 20);
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => server.Client.SegmentAsync(new SegmentRequest { Model = huge, Image = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[0]) }, headers).ResponseAsync);
+
+        Assert.Equal(StatusCode.NotFound, error.StatusCode);
+        var spans = await server.SpansAsync(traceId, s => s.Any(x => x.DisplayName == "maskformer.v1.SegmentationService/Segment"));
+        var requested = (string)Assert.Single(spans, s => s.DisplayName == "maskformer.v1.SegmentationService/Segment").GetTagItem("maskformer.model.name.requested")!;
+        Assert.Equal(ClientText.Shorten(huge), requested);
+        Assert.True(requested.Length < 300, $"{requested.Length} characters");
     }
 
     [Fact]

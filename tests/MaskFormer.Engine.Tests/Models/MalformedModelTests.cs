@@ -1,0 +1,96 @@
+using System.Text.Json.Nodes;
+using MaskFormer.Engine.Models;
+using MaskFormer.Engine.Sessions;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace MaskFormer.Engine.Tests.Models;
+
+/// <summary>
+/// Model folders a user could get wrong: each fails start-up with a <see cref="ModelLoadException"/> naming
+/// the file and the problem, never with a raw exception or a model served misread.
+/// </summary>
+public sealed class MalformedModelTests : IDisposable
+{
+    private readonly string _repository = Directory.CreateTempSubdirectory("maskformer-malformed-").FullName;
+
+    [Fact]
+    public void CreateSession_ConfigListsMoreLabelsThanTheModelScores_FailsNamingBoth()
+    {
+        var folder = CopyModel("tiny", config => config["id2label"] = new JsonObject(Enumerable.Range(0, 10).Select(i => KeyValuePair.Create($"{i}", (JsonNode?)$"l{i}"))));
+
+        var model = ModelFolder.Read(folder, "tiny", null);
+        var error = Assert.Throws<ModelLoadException>(() => new SessionFactory(new InferenceOptions(), NullLogger.Instance).Create(model, DeviceSpec.Cpu, 1).Dispose());
+
+        Assert.EndsWith(ModelFolder.ModelFileName, error.FilePath, StringComparison.Ordinal);
+        Assert.Contains("scores for 7 classes (6 labels and \"no object\"), but config.json lists 10 labels", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("id2label", "{\"0\": 5}")]
+    [InlineData("id2label", "{\"x\": \"sky\"}")]
+    public void Read_ConfigValueOfTheWrongKind_FailsNamingConfigJson(string key, string json)
+    {
+        var folder = CopyModel("tiny", config => config[key] = JsonNode.Parse(json));
+
+        var error = Assert.Throws<ModelLoadException>(() => ModelFolder.Read(folder, "tiny", null));
+
+        Assert.Equal(Path.Combine(folder, ModelFolder.ConfigFileName), error.FilePath);
+    }
+
+    [Fact]
+    public void Read_PreprocessorSizeNotWhole_FailsNamingTheFile()
+    {
+        var folder = CopyModel("tiny");
+        var path = Path.Combine(folder, ModelFolder.PreprocessorFileName);
+        var preprocessor = JsonNode.Parse(File.ReadAllText(path))!;
+        preprocessor["resample"] = 2.5;
+        File.WriteAllText(path, preprocessor.ToJsonString());
+
+        var error = Assert.Throws<ModelLoadException>(() => ModelFolder.Read(folder, "tiny", null));
+
+        Assert.Equal(path, error.FilePath);
+    }
+
+    [Fact]
+    public void Discover_OneModelFolderWithATrailingSlash_NamedAfterTheFolder()
+    {
+        var folder = CopyModel("tiny-shapes");
+
+        var models = ModelFolder.Discover(folder + Path.DirectorySeparatorChar);
+
+        Assert.Equal("tiny-shapes", Assert.Single(models).Name);
+    }
+
+    [Fact]
+    public void Discover_OneModelFolderAndAnOverrideForAnotherName_FailsAsForARepository()
+    {
+        var folder = CopyModel("tiny-shapes");
+        var options = new ModelRepositoryOptions { Overrides = { ["tiny-shapez"] = new ModelOverrides { ThingIds = [3] } } };
+
+        var error = Assert.Throws<ModelLoadException>(() => ModelFolder.Discover(folder, options));
+
+        Assert.Contains("tiny-shapez", error.Message, StringComparison.Ordinal);
+    }
+
+    public void Dispose() => Directory.Delete(_repository, recursive: true);
+
+    private string CopyModel(string name, Action<JsonObject>? editConfig = null)
+    {
+        var target = Path.Combine(_repository, name);
+        Directory.CreateDirectory(target);
+        foreach (var file in new[] { ModelFolder.ModelFileName, ModelFolder.ConfigFileName, ModelFolder.PreprocessorFileName })
+        {
+            File.Copy(Path.Combine(RepositoryPaths.TinyShapes, file), Path.Combine(target, file));
+        }
+
+        if (editConfig is not null)
+        {
+            var path = Path.Combine(target, ModelFolder.ConfigFileName);
+            var config = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+            editConfig(config);
+            File.WriteAllText(path, config.ToJsonString());
+        }
+
+        return target;
+    }
+}
