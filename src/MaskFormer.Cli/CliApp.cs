@@ -106,6 +106,8 @@ internal static class CliApp
         {
             case UsageException or FormatException or IOException or UnauthorizedAccessException or InvalidDataException:
                 return ex.Message;
+            case SixLabors.ImageSharp.ImageFormatException:
+                return $"an image could not be read ({ex.Message}).";
             case Win32Exception:
                 return $"a program could not be started ({ex.Message}); is ffmpeg installed?";
             case OperationCanceledException:

@@ -45,6 +45,8 @@ public sealed class CliAppTests
     [InlineData("segment")]
     [InlineData("segment", "a.png", "--ot", "dir")]
     [InlineData("segment", "a.png", "--task", "depth")]
+    [InlineData("segment", "a.png", "--alpha", "abc")]
+    [InlineData("health", "--wait", "soon")]
     public async Task RunAsync_Misuse_ExitsTwoWithAMessage(params string[] args)
     {
         var (code, _, error) = await RunAsync(args);

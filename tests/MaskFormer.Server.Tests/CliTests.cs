@@ -87,6 +87,26 @@ public sealed class CliTests(ServerFixture server) : IDisposable
         Assert.Equal(16, Directory.GetFiles(_out, "*.overlay.png").Length);
     }
 
+    [Fact]
+    public async Task Stream_FolderWhoseFirstFileIsNotAnImage_ThatFrameFailsAndTheRestAreDrawn()
+    {
+        // The files macOS leaves beside copies ("._name") sort first and are not images.
+        var folder = Directory.CreateDirectory(Path.Combine(_out, "frames")).FullName;
+        var clip = Path.Combine(RepositoryPaths.TinyShapes, "clip");
+        await File.WriteAllBytesAsync(Path.Combine(folder, "._frame_000.png"), [0, 5, 22, 7, 0]);
+        foreach (var frame in new[] { "frame_000.png", "frame_001.png", "frame_002.png" })
+        {
+            File.Copy(Path.Combine(clip, frame), Path.Combine(folder, frame));
+        }
+
+        using var output = new StringWriter();
+        var exitCode = await StreamCommand.RunAsync(new CommandArguments([folder, "--server", server.Address.ToString(), "--out", Path.Combine(_out, "overlays"), "--policy", "queue", "--no-pacing"]), output, CancellationToken.None);
+
+        Assert.Equal(1, exitCode);
+        Assert.Contains("3 done, 0 skipped, 1 errors", output.ToString(), StringComparison.Ordinal);
+        Assert.Equal(3, Directory.GetFiles(Path.Combine(_out, "overlays"), "frame_*.overlay.png").Length);
+    }
+
     [Theory]
     [InlineData("semantic")]
     [InlineData("panoptic")]

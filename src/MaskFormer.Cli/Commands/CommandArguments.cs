@@ -82,7 +82,7 @@ internal sealed class CommandArguments
 
         return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && double.IsFinite(value)
             ? value
-            : throw new FormatException($"--{name} {text}: expected a number.");
+            : throw new UsageException($"--{name} {text}: expected a number.");
     }
 
     /// <summary>The options given that the command does not know, as "--name".</summary>

@@ -28,6 +28,13 @@ internal sealed class OverlaySink(string destination, double fps, SegmentationTa
     {
         if (response.Result is { } result || _last is null)
         {
+            if (response.Result is null && !CanDecode(image))
+            {
+                // A file the server could not read either (its error is printed) and no earlier overlay to
+                // repeat: nothing to draw for it.
+                return;
+            }
+
             using var frame = ToImage(image);
             var map = response.Result is { } answer ? Map(answer) : SegmentMap.Empty(frame.Width, frame.Height);
             _last?.Dispose();
@@ -116,6 +123,9 @@ internal sealed class OverlaySink(string destination, double fps, SegmentationTa
         _ffmpegErrors = ffmpeg.StandardError.ReadToEndAsync();
         return ffmpeg;
     }
+
+    private static bool CanDecode(Contracts.V1.Image image) =>
+        image.SourceCase == Contracts.V1.Image.SourceOneofCase.Raw || SixLabors.ImageSharp.Image.DetectFormat(image.Encoded.Span) is not null;
 
     private static Image<Rgb24> ToImage(Contracts.V1.Image image) => image.SourceCase == Contracts.V1.Image.SourceOneofCase.Raw
         ? SixLabors.ImageSharp.Image.LoadPixelData<Rgb24>(image.Raw.Data.Span, (int)image.Raw.Width, (int)image.Raw.Height)

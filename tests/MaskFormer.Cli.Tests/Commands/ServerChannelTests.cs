@@ -16,6 +16,16 @@ public sealed class ServerChannelTests
     }
 
     [Fact]
+    public void CreateOptions_ReceiveLimit_NoneOfTheClientsOwn()
+    {
+        // The .NET client's default refuses answers over 4 MB and blames the server; the server bounds them.
+        var options = ServerChannel.CreateOptions();
+
+        Assert.Null(options.MaxReceiveMessageSize);
+        options.HttpHandler!.Dispose();
+    }
+
+    [Fact]
     public void Open_Address_ChannelForThatAddress()
     {
         using var channel = ServerChannel.Open(new Uri("http://127.0.0.1:5099"));
