@@ -20,6 +20,11 @@ internal sealed class FrameSlot(ulong frameId, StreamSettings settings, Image? i
     public Activity? Span { get; init; }
 
     public TaskCompletionSource<FrameOutcome> Outcome { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private int _ended;
+
+    /// <summary>True the first time only: the frame's span ends and it is counted once.</summary>
+    public bool TryEnd() => Interlocked.Exchange(ref _ended, 1) == 0;
 }
 
 /// <summary>

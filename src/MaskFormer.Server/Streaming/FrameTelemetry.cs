@@ -36,6 +36,11 @@ internal sealed partial class FrameTelemetry(IOptions<TelemetryOptions> options,
 
     public static void End(FrameSlot slot, FrameOutcome outcome)
     {
+        if (!slot.TryEnd())
+        {
+            return;
+        }
+
         var (label, reason) = outcome switch
         {
             { Result: not null } => ("result", null),

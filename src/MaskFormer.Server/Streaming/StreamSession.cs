@@ -55,6 +55,7 @@ internal sealed class StreamSession(
     private volatile bool _draining;
     private long _frameIndex;
     private long _lastStatus;
+    private FrameSlot? _writing;
 
     public async Task RunAsync()
     {
@@ -122,6 +123,10 @@ internal sealed class StreamSession(
             }
             catch (Exception ex) when (ex is OperationCanceledException or IOException or InvalidOperationException)
             {
+            }
+            finally
+            {
+                EndUnwritten();
             }
 
         }
@@ -347,6 +352,21 @@ internal sealed class StreamSession(
         }
     }
 
+    // Frames the call ended before their answers were written (cancelled, the connection lost): their
+    // spans end and they are counted, as skipped because the stream ended.
+    private void EndUnwritten()
+    {
+        if (_writing is { } current)
+        {
+            FrameTelemetry.End(current, FrameOutcome.Skipped(SkipReason.StreamEnded));
+        }
+
+        while (_ordered.Reader.TryRead(out var left))
+        {
+            FrameTelemetry.End(left, FrameOutcome.Skipped(SkipReason.StreamEnded));
+        }
+    }
+
     private async Task WriteAsync(CancellationTokenSource abort)
     {
         try
@@ -377,6 +397,7 @@ internal sealed class StreamSession(
                 continue;
             }
 
+            _writing = slot;
             var outcome = await WithStatusesAsync(slot.Outcome.Task, cancellationToken).ConfigureAwait(false);
             var response = new SegmentStreamResponse { FrameId = slot.FrameId, Draining = _draining };
             if (outcome.Result is { } result)

@@ -117,6 +117,33 @@ public sealed class TracingTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task SegmentStream_CancelledWithFramesUnanswered_EveryFrameSpanEndsAndIsCounted()
+    {
+        await using var server = await TelemetryServer.StartAsync("traced", ["--MaskFormer:Telemetry:StreamFrameSampleInterval=1"]);
+        var (traceId, _, headers) = TelemetryServer.ClientTrace();
+        using var cancellation = new CancellationTokenSource();
+        using (var call = server.Client.SegmentStream(headers, cancellationToken: cancellation.Token))
+        {
+            await call.RequestStream.WriteAsync(new SegmentStreamRequest { Config = new StreamConfig { Tasks = { SegmentationTask.Semantic }, MaxInFlight = 2 } });
+            for (var i = 0; i < 8; i++)
+            {
+                await call.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = new StreamFrame { FrameId = (ulong)i, Image = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[i % 6]) } });
+            }
+
+            // One answer read, then the client goes away with the other seven in the server's hands.
+            Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None));
+            await cancellation.CancelAsync();
+        }
+
+        // Only ended spans are exported: all eight must come, the unanswered ones as skipped because the stream ended.
+        var spans = await server.SpansAsync(traceId, s => s.Count(x => x.DisplayName == "maskformer.frame") == 8 && s.Any(x => x.DisplayName == "maskformer.v1.SegmentationService/SegmentStream"));
+        var frames = spans.Where(s => s.DisplayName == "maskformer.frame").ToList();
+        Assert.Equal(Enumerable.Range(0, 8).Select(i => (long)i), frames.Select(f => (long)f.GetTagItem("maskformer.frame.id")!).Order());
+        Assert.Contains(frames, f => (string?)f.GetTagItem("maskformer.frame.skip_reason") == "stream_ended");
+        Assert.All(frames.Where(f => (string?)f.GetTagItem("maskformer.frame.outcome") != "result"), f => Assert.Equal("stream_ended", f.GetTagItem("maskformer.frame.skip_reason")));
+    }
+
+    [Fact]
     public async Task SegmentStream_SampleIntervalTwo_ExportsEveryOtherFrameAndNothingUnderTheOthers()
     {
         await using var server = await TelemetryServer.StartAsync("sampled", ["--MaskFormer:Telemetry:StreamFrameSampleInterval=2"]);
