@@ -1,3 +1,4 @@
+using MaskFormer.Engine.Preprocessing;
 using System.Collections.Concurrent;
 using MaskFormer.Engine.Models;
 using Microsoft.Extensions.Logging;
@@ -21,14 +22,14 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
 
     /// <summary>A session for a model folder; logs name the model and its version, not the folder.</summary>
     public ModelSession Create(ModelFolder folder, DeviceSpec device, int intraOpThreads, bool required = false) =>
-        Create(folder.ModelPath, device, intraOpThreads, required, folder.Name, folder.Version, folder.Config.Labels.Count);
+        Create(folder.ModelPath, device, intraOpThreads, required, folder.Name, folder.Version, folder.Config.Labels.Count, folder.Preprocessor);
 
     IModelSession IModelSessionFactory.Create(ModelFolder folder, DeviceSpec device, int intraOpThreads, bool required) =>
         Create(folder, device, intraOpThreads, required);
 
-    public ModelSession Create(string modelPath, DeviceSpec device, int intraOpThreads, bool required = false, string? modelName = null, string? version = null, int labels = 0)
+    public ModelSession Create(string modelPath, DeviceSpec device, int intraOpThreads, bool required = false, string? modelName = null, string? version = null, int labels = 0, PreprocessorConfig? preprocessor = null)
     {
-        var model = new ModelId(modelName ?? Path.GetFileName(Path.GetDirectoryName(modelPath)) ?? modelPath, version ?? string.Empty, labels);
+        var model = new ModelId(modelName ?? Path.GetFileName(Path.GetDirectoryName(modelPath)) ?? modelPath, version ?? string.Empty, labels, preprocessor);
         string? fallbackReason = null;
         if (required && device.IsCuda && _failedDevices.TryGetValue(device, out var known))
         {
@@ -209,6 +210,7 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
         try
         {
             ValidateSignature(session, modelPath, model.Labels);
+            ValidateInputShape(session, modelPath, model.Preprocessor, options.MaxBatchSize);
         }
         catch
         {
@@ -246,6 +248,38 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
         }
     }
 
+    // An export without dynamic axes fixes the batch and the image size: every run of another shape would
+    // fail, and the warm-up with it, leaving the service NOT_SERVING with a stack trace. Said at load instead.
+    private static void ValidateInputShape(InferenceSession session, string modelPath, PreprocessorConfig? preprocessor, int maxBatchSize)
+    {
+        var dimensions = session.InputMetadata[ModelSession.InputName].Dimensions;
+        if (dimensions[0] > 0 && dimensions[0] < maxBatchSize)
+        {
+            throw new ModelLoadException(
+                modelPath,
+                $"takes batches of {dimensions[0]} image(s) only (input '{ModelSession.InputName}' has a fixed batch axis), but MaskFormer:Inference:MaxBatchSize is {maxBatchSize}: export it with a dynamic batch axis, or set MaxBatchSize to {dimensions[0]}.");
+        }
+
+        if (preprocessor is null || (dimensions[2] <= 0 && dimensions[3] <= 0))
+        {
+            return;
+        }
+
+        // Two images of different shapes: a preprocessor that resizes and pads every image to the model's size gives it both.
+        foreach (var (height, width) in new[] { (333, 517), (517, 333) })
+        {
+            var plan = ResizePlan.For(height, width, preprocessor);
+            if ((dimensions[2] > 0 && plan.PaddedHeight != dimensions[2]) || (dimensions[3] > 0 && plan.PaddedWidth != dimensions[3]))
+            {
+                throw new ModelLoadException(
+                    modelPath,
+                    $"takes {Side(dimensions[3])}x{Side(dimensions[2])} inputs only (input '{ModelSession.InputName}' has fixed sides), but preprocessor_config.json makes a {width}x{height} image {plan.PaddedWidth}x{plan.PaddedHeight}: export it with dynamic height and width axes, or make the preprocessor resize to that size.");
+            }
+        }
+
+        static string Side(int dimension) => dimension > 0 ? $"{dimension}" : "any";
+    }
+
     [LoggerMessage(EventId = 100, Level = LogLevel.Warning, Message = "CUDA device {Device} cannot be used; falling back to the CPU: {Reason}")]
     private static partial void LogCudaFallback(ILogger logger, string device, string reason);
 
@@ -261,6 +295,7 @@ internal sealed partial class SessionFactory(InferenceOptions options, ILogger l
     [LoggerMessage(EventId = 104, Level = LogLevel.Warning, Message = "CUDA device {Device}: MaskFormer:Inference:CudaHostWait={HostWait} not applied, the device waits as CUDA decides: {Reason}")]
     private static partial void LogHostWaitNotSet(ILogger logger, DeviceSpec device, CudaHostWait hostWait, string reason);
 
-    // Labels: the labels config.json lists (0: unknown, not checked against the model).
-    private readonly record struct ModelId(string Name, string Version, int Labels = 0);
+    // Labels: the labels config.json lists (0: unknown, not checked against the model); Preprocessor: what
+    // makes its inputs (null: not checked against the model's input shape).
+    private readonly record struct ModelId(string Name, string Version, int Labels = 0, PreprocessorConfig? Preprocessor = null);
 }

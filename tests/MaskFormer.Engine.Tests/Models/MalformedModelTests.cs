@@ -26,6 +26,37 @@ public sealed class MalformedModelTests : IDisposable
     }
 
     [Theory]
+    [InlineData(1, 0, 0, "takes batches of 1 image(s) only (input 'pixel_values' has a fixed batch axis), but MaskFormer:Inference:MaxBatchSize is 4")]
+    [InlineData(0, 96, 96, "takes 96x96 inputs only (input 'pixel_values' has fixed sides), but preprocessor_config.json makes a 517x333 image")]
+    public void CreateSession_ExportWithFixedInputAxes_FailsSayingWhich(int batch, int height, int width, string expected)
+    {
+        // What torch.onnx.export gives without dynamic_axes: the committed model with its input axes fixed.
+        var folder = CopyModel("tiny");
+        var script = """
+            import onnx, sys
+            model = onnx.load(sys.argv[1])
+            dims = model.graph.input[0].type.tensor_type.shape.dim
+            for axis, value in zip((0, 2, 3), map(int, sys.argv[2:5])):
+                if value > 0:
+                    dims[axis].ClearField("dim_param")
+                    dims[axis].dim_value = value
+            onnx.save(model, sys.argv[1])
+            """;
+        var start = new System.Diagnostics.ProcessStartInfo("/usr/bin/python3", ["-c", script, Path.Combine(folder, ModelFolder.ModelFileName), $"{batch}", $"{height}", $"{width}"]) { RedirectStandardError = true };
+        using (var process = System.Diagnostics.Process.Start(start)!)
+        {
+            var errors = process.StandardError.ReadToEnd();
+            process.WaitForExit();
+            Assert.True(process.ExitCode == 0, $"fixing the axes failed (is python3-onnx installed?): {errors}");
+        }
+
+        var model = ModelFolder.Read(folder, "tiny", null);
+        var error = Assert.Throws<ModelLoadException>(() => new SessionFactory(new InferenceOptions { MaxBatchSize = 4 }, NullLogger.Instance).Create(model, DeviceSpec.Cpu, 1).Dispose());
+
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("id2label", "{\"0\": 5}")]
     [InlineData("id2label", "{\"x\": \"sky\"}")]
     public void Read_ConfigValueOfTheWrongKind_FailsNamingConfigJson(string key, string json)
