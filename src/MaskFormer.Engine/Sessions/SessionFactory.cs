@@ -1,6 +1,6 @@
-using MaskFormer.Engine.Preprocessing;
 using System.Collections.Concurrent;
 using MaskFormer.Engine.Models;
+using MaskFormer.Engine.Preprocessing;
 using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
 
