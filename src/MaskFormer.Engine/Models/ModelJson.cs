@@ -4,6 +4,8 @@ namespace MaskFormer.Engine.Models;
 
 internal static class ModelJson
 {
+    private const long MaxBytes = 16 << 20;
+
     /// <summary>
     /// Runs <paramref name="read"/>, which reads <paramref name="path"/>'s values: a value of the wrong JSON
     /// kind or form (a number where a string belongs, "2.5" for a whole number, a repeated name) fails start-up
@@ -26,6 +28,14 @@ internal static class ModelJson
         if (!File.Exists(path))
         {
             throw new ModelLoadException(path, "does not exist.");
+        }
+
+        // A settings file is a few kilobytes. A FIFO or a device reports no length: opening a FIFO would
+        // block start-up for ever, and /dev/zero would be read without end.
+        var length = new FileInfo(path).Length;
+        if (length == 0 || length > MaxBytes)
+        {
+            throw new ModelLoadException(path, length == 0 ? "is empty, or not a regular file." : $"is {length} bytes; a settings file may have at most {MaxBytes}.");
         }
 
         try

@@ -83,6 +83,26 @@ public sealed class MalformedModelTests : IDisposable
     }
 
     [Fact]
+    public async Task Read_ConfigJsonIsAFifo_FailsInsteadOfWaitingForAWriter()
+    {
+        var folder = CopyModel("tiny");
+        var config = Path.Combine(folder, ModelFolder.ConfigFileName);
+        File.Delete(config);
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [config]))
+        {
+            await mkfifo.WaitForExitAsync();
+            Assert.Equal(0, mkfifo.ExitCode);
+        }
+
+        // The minute only guards the test run: opening a FIFO blocks until something writes to it.
+        var read = Task.Run(() => ModelFolder.Read(folder, "tiny", null));
+        var error = await Assert.ThrowsAsync<ModelLoadException>(() => read.WaitAsync(TimeSpan.FromMinutes(1)));
+
+        Assert.Equal(config, error.FilePath);
+        Assert.Contains("not a regular file", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Discover_OneModelFolderWithATrailingSlash_NamedAfterTheFolder()
     {
         var folder = CopyModel("tiny-shapes");
