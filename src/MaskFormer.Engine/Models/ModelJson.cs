@@ -32,7 +32,8 @@ internal static class ModelJson
 
         // A settings file is a few kilobytes. A FIFO or a device reports no length: opening a FIFO would
         // block start-up for ever, and /dev/zero would be read without end.
-        var length = new FileInfo(path).Length;
+        var file = new FileInfo(path);
+        var length = (file.LinkTarget is null ? file : file.ResolveLinkTarget(returnFinalTarget: true) as FileInfo)?.Length ?? 0;
         if (length == 0 || length > MaxBytes)
         {
             throw new ModelLoadException(path, length == 0 ? "is empty, or not a regular file." : $"is {length} bytes; a settings file may have at most {MaxBytes}.");

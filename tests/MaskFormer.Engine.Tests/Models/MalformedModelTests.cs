@@ -103,6 +103,20 @@ public sealed class MalformedModelTests : IDisposable
     }
 
     [Fact]
+    public void Read_PreprocessorConfigLinkedToDevZero_FailsInsteadOfReadingWithoutEnd()
+    {
+        var folder = CopyModel("tiny");
+        var path = Path.Combine(folder, ModelFolder.PreprocessorFileName);
+        File.Delete(path);
+        File.CreateSymbolicLink(path, "/dev/zero");
+
+        var error = Assert.Throws<ModelLoadException>(() => ModelFolder.Read(folder, "tiny", null));
+
+        Assert.Equal(path, error.FilePath);
+        Assert.Contains("not a regular file", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Discover_OneModelFolderWithATrailingSlash_NamedAfterTheFolder()
     {
         var folder = CopyModel("tiny-shapes");
