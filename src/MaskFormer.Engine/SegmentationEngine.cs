@@ -76,13 +76,12 @@ public sealed partial class SegmentationEngine(
         RowParallelism.Configure(_inference.PostprocessThreads);
 
         var devices = _inference.Devices.Count > 0 ? _inference.Devices : [new DeviceOptions()];
-        var cpuSessions = devices.Where(d => !DeviceSpec.TryParse(d.Name, out var spec) || !spec.IsCuda).Sum(d => d.Sessions) * folders.Count;
-        var threads = _inference.IntraOpThreads > 0 ? _inference.IntraOpThreads : Math.Max(1, Environment.ProcessorCount / Math.Max(1, cpuSessions));
+        int Share(int sessions) => _inference.IntraOpThreads > 0 ? _inference.IntraOpThreads : Math.Max(1, Environment.ProcessorCount / Math.Max(1, sessions * folders.Count));
+        var threads = Share(devices.Where(d => !DeviceSpec.TryParse(d.Name, out var spec) || !spec.IsCuda).Sum(d => d.Sessions));
 
         // What a CUDA session gets if its device falls back to the CPU: a CPU session's share, counting
         // every session as a CPU one (a CUDA session itself runs with one thread).
-        var allSessions = devices.Sum(d => d.Sessions) * folders.Count;
-        var fallbackThreads = _inference.IntraOpThreads > 0 ? _inference.IntraOpThreads : Math.Max(1, Environment.ProcessorCount / Math.Max(1, allSessions));
+        var fallbackThreads = Share(devices.Sum(d => d.Sessions));
         var factory = ModelSessionFactory ?? new SessionFactory(_inference, logger);
 
         var models = new List<ServedModel>();

@@ -149,12 +149,5 @@ public sealed class RepositoryAndDeviceTests : IDisposable
 
     public void Dispose() => Directory.Delete(_repository, recursive: true);
 
-    private static void CopyModel(string target)
-    {
-        Directory.CreateDirectory(target);
-        foreach (var file in new[] { "model.onnx", "config.json", "preprocessor_config.json" })
-        {
-            File.Copy(Path.Combine(RepositoryPaths.TinyShapes, file), Path.Combine(target, file));
-        }
-    }
+    private static void CopyModel(string target) => RepositoryPaths.CopyTinyShapes(target);
 }

@@ -224,17 +224,7 @@ public sealed class StartupTests : IDisposable
 
     public void Dispose() => Directory.Delete(_scratch, recursive: true);
 
-    private string CopyModel()
-    {
-        var target = Path.Combine(_scratch, "tiny-shapes");
-        Directory.CreateDirectory(target);
-        foreach (var file in new[] { "model.onnx", "config.json", "preprocessor_config.json" })
-        {
-            File.Copy(Path.Combine(RepositoryPaths.TinyShapes, file), Path.Combine(target, file));
-        }
-
-        return target;
-    }
+    private string CopyModel() => RepositoryPaths.CopyTinyShapes(Path.Combine(_scratch, "tiny-shapes"));
 
     private static async Task StartAsync(string modelsPath, params string[] extra)
     {

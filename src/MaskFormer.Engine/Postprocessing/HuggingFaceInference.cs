@@ -159,11 +159,20 @@ public static class HuggingFaceInference
                     var sourceRow = mask.Slice(HuggingFaceResize.NearestSource(y, maskHeight, height) * maskWidth, maskWidth);
                     for (var x = 0; x < width; x++)
                     {
-                        if (sourceRow[xSource[x]] > 0)
+                        if (sourceRow[xSource[x]] <= 0)
                         {
-                            builder.Add(x, x + 1);
-                            box.Add(x, y);
+                            continue;
                         }
+
+                        // A run of set pixels, added once.
+                        var start = x;
+                        while (x + 1 < width && sourceRow[xSource[x + 1]] > 0)
+                        {
+                            x++;
+                        }
+
+                        builder.Add(start, x + 1);
+                        box.AddRun(start, x, y);
                     }
 
                     builder.EndRow(y);

@@ -141,12 +141,7 @@ public sealed class MalformedModelTests : IDisposable
 
     private string CopyModel(string name, Action<JsonObject>? editConfig = null)
     {
-        var target = Path.Combine(_repository, name);
-        Directory.CreateDirectory(target);
-        foreach (var file in new[] { ModelFolder.ModelFileName, ModelFolder.ConfigFileName, ModelFolder.PreprocessorFileName })
-        {
-            File.Copy(Path.Combine(RepositoryPaths.TinyShapes, file), Path.Combine(target, file));
-        }
+        var target = RepositoryPaths.CopyTinyShapes(Path.Combine(_repository, name));
 
         if (editConfig is not null)
         {

@@ -64,14 +64,7 @@ public sealed class ModelVersionTests : IDisposable
 
     public void Dispose() => Directory.Delete(_repository, recursive: true);
 
-    private static void CopyModel(string target)
-    {
-        Directory.CreateDirectory(target);
-        foreach (var file in new[] { ModelFolder.ModelFileName, ModelFolder.ConfigFileName, ModelFolder.PreprocessorFileName })
-        {
-            File.Copy(Path.Combine(RepositoryPaths.TinyShapes, file), Path.Combine(target, file));
-        }
-    }
+    private static void CopyModel(string target) => RepositoryPaths.CopyTinyShapes(target);
 
     /// <summary>Keeps each log line's structured values, to check what the lines name.</summary>
     private sealed class RecordingLogger : ILogger<SegmentationEngine>

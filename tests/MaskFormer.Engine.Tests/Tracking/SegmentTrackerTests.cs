@@ -299,7 +299,7 @@ public sealed class SegmentTrackerTests
             {
                 for (var x = 0; x < toWidth; x++)
                 {
-                    want[(y * toWidth) + x] = mask.Pixels[(((2 * y) + 1) * height / (2 * toHeight) * width) + (((2 * x) + 1) * width / (2 * toWidth))];
+                    want[(y * toWidth) + x] = mask.Pixels[(Nearest(y, height, toHeight) * width) + Nearest(x, width, toWidth)];
                 }
             }
 
@@ -319,6 +319,9 @@ public sealed class SegmentTrackerTests
         }
     }
 
+    // The old coordinate nearest new coordinate `at`'s pixel centre, from `from` pixels to `to`.
+    private static int Nearest(int at, int from, int to) => ((2 * at) + 1) * from / (2 * to);
+
     // The panoptic result at another size, nearest neighbour at pixel centres (as a smaller output would
     // draw the same segments), areas and boxes counted again; segments that vanish are left out.
     private static PanopticResult Resample(PanopticResult panoptic, int width, int height)
@@ -330,7 +333,7 @@ public sealed class SegmentTrackerTests
         {
             for (var x = 0; x < width; x++)
             {
-                var id = source.Values[(((2 * y) + 1) * source.Height / (2 * height) * source.Width) + (((2 * x) + 1) * source.Width / (2 * width))];
+                var id = source.Values[(Nearest(y, source.Height, height) * source.Width) + Nearest(x, source.Width, width)];
                 ids.Values[(y * width) + x] = id;
                 if (id != 0)
                 {

@@ -26,12 +26,7 @@ internal sealed class TelemetryServer : IAsyncDisposable
     {
         ModelName = modelName;
         _repository = Directory.CreateTempSubdirectory("maskformer-telemetry-").FullName;
-        var target = Path.Combine(_repository, modelName);
-        Directory.CreateDirectory(target);
-        foreach (var file in new[] { "model.onnx", "config.json", "preprocessor_config.json" })
-        {
-            File.Copy(Path.Combine(RepositoryPaths.TinyShapes, file), Path.Combine(target, file));
-        }
+        RepositoryPaths.CopyTinyShapes(Path.Combine(_repository, modelName));
     }
 
     public string ModelName { get; }
