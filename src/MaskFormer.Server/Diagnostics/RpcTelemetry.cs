@@ -29,6 +29,12 @@ internal static class RpcTelemetry
     public static readonly Histogram<long> ResponseSize = MaskFormerTelemetry.Meter.CreateHistogram<long>(
         "rpc.server.response.size", "By", "Size of each response message sent, by service and method.");
 
+    public static readonly UpDownCounter<long> RequestBytes = MaskFormerTelemetry.Meter.CreateUpDownCounter<long>(
+        "maskformer.request.bytes", "By", "Bytes of request messages held now, from each message's header (at most MaskFormer:Grpc:MaxRequestBytesInFlight).");
+
+    public static readonly Counter<long> RequestBytesRefused = MaskFormerTelemetry.Meter.CreateCounter<long>(
+        "maskformer.request.bytes_refused", "{request}", "Unary calls answered RESOURCE_EXHAUSTED because request messages held MaskFormer:Grpc:MaxRequestBytesInFlight.");
+
     public static readonly UpDownCounter<long> ActiveStreams = MaskFormerTelemetry.Meter.CreateUpDownCounter<long>(
         "maskformer.streams.active", "{stream}", "SegmentStream calls open now.");
 

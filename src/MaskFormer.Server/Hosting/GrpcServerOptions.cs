@@ -18,6 +18,14 @@ public sealed class GrpcServerOptions
     /// <summary>Largest response message in bytes. Default 256 MiB.</summary>
     public int MaxSendMessageSize { get; set; } = 256 * 1024 * 1024;
 
+    /// <summary>
+    /// Bytes of request messages the server holds at once, over all SegmentationService calls, counted
+    /// from each message's gRPC header (wire bytes: an image is held about twice while gRPC parses it).
+    /// A unary call beyond it is answered RESOURCE_EXHAUSTED with RetryInfo before its message is read; a
+    /// stream waits for room. At least <see cref="MaxReceiveMessageSize"/>. Default 256 MiB.
+    /// </summary>
+    public long MaxRequestBytesInFlight { get; set; } = 256L * 1024 * 1024;
+
     /// <summary>Calls and streams to SegmentationService running at once, over all connections; beyond it RESOURCE_EXHAUSTED with RetryInfo. Default 1024.</summary>
     public int MaxConcurrentCalls { get; set; } = 1024;
 

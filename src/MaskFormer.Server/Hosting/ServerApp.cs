@@ -25,6 +25,7 @@ public static class ServerApp
         var app = builder.Build();
         app.UseMaskFormerMetricsEndpoint();
         app.UseMaskFormerDefaultDeadline();
+        app.UseMaskFormerRequestBytesBudget();
         app.MapSegmentation();
         return app;
     }

@@ -17,6 +17,7 @@ internal static class LimitsServiceCollectionExtensions
         const string Section = GrpcServerOptions.SectionName;
         services.AddOptions<GrpcServerOptions>().BindConfiguration(Section)
             .Validate(o => o.MaxReceiveMessageSize is >= 1024 and <= int.MaxValue - GrpcServerOptions.MessageFrameHeader, $"{Section}:MaxReceiveMessageSize must be at least 1024 bytes.")
+            .Validate(o => o.MaxRequestBytesInFlight >= o.MaxReceiveMessageSize, $"{Section}:MaxRequestBytesInFlight must be at least {Section}:MaxReceiveMessageSize, or no message of the largest size could be read.")
             .Validate(o => o.MaxSendMessageSize >= 1024, $"{Section}:MaxSendMessageSize must be at least 1024 bytes.")
             .Validate(o => o.MaxConcurrentCalls >= 1, $"{Section}:MaxConcurrentCalls must be at least 1.")
             .Validate(o => o.MaxStreamsPerConnection >= 1, $"{Section}:MaxStreamsPerConnection must be at least 1.")
@@ -24,6 +25,7 @@ internal static class LimitsServiceCollectionExtensions
             .Validate(o => o.DefaultDeadline >= TimeSpan.Zero && o.DefaultDeadline <= TimeSpan.FromDays(1), $"{Section}:DefaultDeadline must be between 0 (none) and one day.")
             .ValidateOnStart();
         services.AddSingleton<CallLimitsInterceptor>();
+        services.AddSingleton(sp => new RequestBytesBudget(sp.GetRequiredService<IOptions<GrpcServerOptions>>().Value.MaxRequestBytesInFlight));
         services.AddOptions<GrpcServiceOptions>().Configure<IOptions<GrpcServerOptions>>((grpc, limits) =>
         {
             grpc.MaxReceiveMessageSize = limits.Value.MaxReceiveMessageSize;
