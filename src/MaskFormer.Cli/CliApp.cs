@@ -143,7 +143,7 @@ internal static class CliApp
         {
             return arguments.ServerAddress.ToString().TrimEnd('/');
         }
-        catch (FormatException)
+        catch (UsageException)
         {
             return "(no valid address)";
         }

@@ -47,6 +47,8 @@ public sealed class CliAppTests
     [InlineData("segment", "a.png", "--task", "depth")]
     [InlineData("segment", "a.png", "--alpha", "abc")]
     [InlineData("health", "--wait", "soon")]
+    [InlineData("health", "--server", "ftp://x:1")]
+    [InlineData("models", "--server", "::bad")]
     public async Task RunAsync_Misuse_ExitsTwoWithAMessage(params string[] args)
     {
         var (code, _, error) = await RunAsync(args);

@@ -120,16 +120,25 @@ public sealed class StartupTests : IDisposable
         Assert.Contains("MaskFormer:Inference:SessionRunTimeout", error.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task ServerProcess_BadSettingFromEnvironment_ExitsNonZeroNamingTheSetting()
+    // One setting of each group: some are validated while the host is built (Kestrel's limits, TLS and
+    // tokens, the streams' drain time), the rest when it starts; all end in the same one line.
+    [Theory]
+    [InlineData("MaskFormer__Inference__MaxBatchSize", "0", "MaskFormer:Inference:MaxBatchSize")]
+    [InlineData("MaskFormer__Streaming__DrainTimeout", "0", "MaskFormer:Streaming:DrainTimeout")]
+    [InlineData("MaskFormer__Streaming__Tracking__IouThreshold", "0", "MaskFormer:Streaming:Tracking:IouThreshold")]
+    [InlineData("MaskFormer__Grpc__MaxConnections", "0", "MaskFormer:Grpc:MaxConnections")]
+    [InlineData("MaskFormer__Grpc__MaxRequestBytesInFlight", "1024", "MaskFormer:Grpc:MaxRequestBytesInFlight")]
+    [InlineData("MaskFormer__Security__Health", "Off", "MaskFormer:Security:Health")]
+    [InlineData("MaskFormer__Security__TokensFile", "/nonexistent/tokens.txt", "MaskFormer:Security:TokensFile")]
+    public async Task ServerProcess_BadSettingFromEnvironment_ExitsNonZeroNamingTheSetting(string variable, string value, string setting)
     {
         var (exitCode, output) = await RunServerProcessAsync(
-            new Dictionary<string, string> { ["MaskFormer__Inference__MaxBatchSize"] = "0" },
+            new Dictionary<string, string> { [variable] = value },
             $"--MaskFormer:Models:Path={RepositoryPaths.Models}",
             "--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:0");
 
         Assert.Equal(1, exitCode);
-        Assert.Contains("MaskFormer:Inference:MaxBatchSize", AssertOneLineWithoutStackTrace(output), StringComparison.Ordinal);
+        Assert.Contains(setting, AssertOneLineWithoutStackTrace(output), StringComparison.Ordinal);
     }
 
     [Fact]

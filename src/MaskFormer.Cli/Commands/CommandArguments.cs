@@ -65,7 +65,7 @@ internal sealed class CommandArguments
             var url = text.Contains("://", StringComparison.Ordinal) ? text : $"http://{text}";
             return Uri.TryCreate(url, UriKind.Absolute, out var address) && address.Scheme is "http" or "https"
                 ? address
-                : throw new FormatException($"'{text}' is not a server address: use host:port or http://host:port (--server or ${AddressVariable}).");
+                : throw new UsageException($"'{text}' is not a server address: use host:port or http://host:port (--server or ${AddressVariable}).");
         }
     }
 

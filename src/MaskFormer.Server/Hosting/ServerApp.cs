@@ -42,6 +42,12 @@ public static class ServerApp
         {
             app = Build(args);
         }
+        catch (OptionsValidationException ex)
+        {
+            // Settings read while the host is built (Kestrel's limits, TLS, the streams' drain time)
+            // are validated there, before the ones checked at start.
+            return await FailAsync($"invalid configuration: {string.Join(" ", ex.Failures)} {SettingsHint}").ConfigureAwait(false);
+        }
         catch (Exception ex) when (ex is InvalidOperationException or FormatException)
         {
             return await FailAsync($"configuration error: {ex.Message} {SettingsHint}").ConfigureAwait(false);

@@ -21,7 +21,7 @@ internal static class SecurityServiceCollectionExtensions
             .Validate(o => o.ClientCaPath.Length == 0 || File.Exists(o.ClientCaPath), $"{Section}:ClientCaPath names no file.")
             .Validate(o => o.TokensFile.Length == 0 || File.Exists(o.TokensFile), $"{Section}:TokensFile names no file.")
             .Validate(o => o.Health != EndpointAccess.Off, $"{Section}:Health may be Open or Authenticated, not Off (probes need it).")
-            .Validate(o => !o.TokensConfigured || new TokenAuthenticator(Options.Create(o)).Count > 0, $"{Section}:TokensFile / TokensEnvironmentVariable are set but hold no token.")
+            .Validate(o => !o.TokensConfigured || (o.TokensFile.Length > 0 && !File.Exists(o.TokensFile)) || new TokenAuthenticator(Options.Create(o)).Count > 0, $"{Section}:TokensFile / TokensEnvironmentVariable are set but hold no token.")
             .ValidateOnStart();
 
         services.AddSingleton<CertificateReloader>();
