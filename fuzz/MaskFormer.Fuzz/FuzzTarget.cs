@@ -90,7 +90,7 @@ internal static class FuzzTarget
             var request = SegmentStreamRequest.Parser.ParseFrom(message);
             if (request.Config is { } config)
             {
-                _ = StreamSettings.From(config, s_streaming);
+                _ = StreamSettings.From(config, s_streaming, new StreamSettings());
             }
             else if (request.Frame?.Image is { } image)
             {

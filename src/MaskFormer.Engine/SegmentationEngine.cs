@@ -363,7 +363,8 @@ public sealed partial class SegmentationEngine(
     }
 
     // transformers' rules: without label_ids_to_fuse in the call, the model's stuff labels are fused
-    // (transformers itself fuses nothing then); instance results keep every class unless asked.
+    // (transformers itself fuses nothing then); instance results keep every class, as transformers'
+    // do, unless asked, or unless the call names labels to fuse (those are not instances).
     private static (LabelMap? Semantic, IReadOnlyList<InstanceMask>? Instances, PanopticResult? Panoptic) PostprocessHuggingFace(ModelConfig config, SegmentationTasks tasks, PostprocessOptions options, ModelOutput output, ResizePlan plan)
     {
         var fuse = options.LabelIdsToFuse ?? (config.DeclaresThings ? config.Labels.Where(l => !l.IsThing).Select(l => l.Id).ToHashSet() : new HashSet<int>());
@@ -376,7 +377,7 @@ public sealed partial class SegmentationEngine(
         {
             semantic = (tasks & SegmentationTasks.Semantic) != 0 ? HuggingFaceInference.Semantic(output, height, width, config.IsMask2Former) : null;
             instances = (tasks & SegmentationTasks.Instance) != 0
-                ? HuggingFaceInference.Instance(output, height, width, config.IsMask2Former, labels, options.InstanceThingsOnly ?? false, hfOptions)
+                ? HuggingFaceInference.Instance(output, height, width, config.IsMask2Former, labels, options.InstanceThingsOnly ?? options.LabelIdsToFuse is not null, hfOptions)
                 : null;
             var panoptic = (tasks & SegmentationTasks.Panoptic) != 0
                 ? HuggingFaceInference.Panoptic(output, height, width, config.IsMask2Former, labels, hfOptions)

@@ -118,6 +118,38 @@ public sealed class LatencyContractTests(ServerFixture server)
     }
 
     [Fact]
+    public async Task SegmentStream_EmptyOutputSize_DownscalesAsWhenUnset()
+    {
+        // An OutputSize with no member set means the image's own size, as leaving it unset does.
+        var frames = Enumerable.Range(0, 40).Select(i => Frame((ulong)i, HeldOutSet.ImageFiles[0])).ToArray();
+        var config = new StreamConfig { MaxInFlight = 1, Options = new SegmentationOptions { OutputSize = new Contracts.V1.OutputSize() }, Latency = new LatencyContract { TargetFps = 1000, AllowDownscale = true } };
+
+        var messages = await StreamAsync(server.Client, config, frames);
+
+        var results = messages.Where(m => m.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Result).Select(m => m.Result).ToArray();
+        Assert.Equal(40, results.Length);
+        Assert.True(messages[^1].Status.OutputScale < 1f, messages[^1].Status.ToString());
+        Assert.True(results[^1].Width < results[0].Width, $"{results[0].Width}x{results[0].Height} then {results[^1].Width}x{results[^1].Height}");
+    }
+
+    [Fact]
+    public async Task SegmentStream_ExactOutputSize_NeverDownscaled_StatusSaysScaleOne()
+    {
+        var frames = Enumerable.Range(0, 40).Select(i => Frame((ulong)i, HeldOutSet.ImageFiles[0])).ToArray();
+        var exact = new Contracts.V1.OutputSize { Exact = new OutputDimensions { Width = 100, Height = 80 } };
+        var config = new StreamConfig { MaxInFlight = 1, StatusIntervalMs = 20, Options = new SegmentationOptions { OutputSize = exact }, Latency = new LatencyContract { TargetFps = 1000, AllowDownscale = true } };
+
+        var messages = await StreamAsync(server.Client, config, frames);
+
+        var results = messages.Where(m => m.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Result).Select(m => m.Result).ToArray();
+        Assert.Equal(40, results.Length);
+        Assert.All(results, r => Assert.Equal((100u, 80u), (r.Width, r.Height)));
+        var statuses = messages.Where(m => m.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Status).ToArray();
+        Assert.NotEmpty(statuses);
+        Assert.All(statuses, m => Assert.Equal(1f, m.Status.OutputScale));
+    }
+
+    [Fact]
     public async Task SegmentStream_OutputScaleStepsDownOnFramesTwoPixelsHigh_EveryFrameStillAnswered()
     {
         // At a quarter scale a 2-pixel side rounds to 0: the server's own downscaling keeps it at 1.
@@ -183,6 +215,25 @@ public sealed class LatencyContractTests(ServerFixture server)
         Assert.Equal([0ul, 1ul], messages.Where(m => m.Result is not null).Select(m => m.FrameId));
         Assert.True(messages[^1].Status.Final);
         Assert.Equal(2ul, messages[^1].Status.FramesAnswered);
+    }
+
+    [Fact]
+    public async Task SegmentStream_RejectedConfig_FramesFailWithBadRequest_StatusesGoOn()
+    {
+        using var call = server.Client.SegmentStream(deadline: DateTime.UtcNow.AddMinutes(1));
+        await call.RequestStream.WriteAsync(new SegmentStreamRequest { Config = new StreamConfig { StatusIntervalMs = 20 } });
+        await call.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = Frame(1, HeldOutSet.ImageFiles[0]) });
+        await call.RequestStream.WriteAsync(new SegmentStreamRequest { Config = new StreamConfig { Tracking = new TrackingOptions { IouThreshold = 0f } } });
+        await call.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = Frame(2, HeldOutSet.ImageFiles[0]) });
+        await call.RequestStream.CompleteAsync();
+        var messages = await call.ResponseStream.ReadAllAsync().ToArrayAsync();
+
+        Assert.NotNull(messages.Single(m => m.FrameId == 1 && m.OutcomeCase != SegmentStreamResponse.OutcomeOneofCase.Status).Result);
+        var failed = messages.Single(m => m.FrameId == 2 && m.OutcomeCase != SegmentStreamResponse.OutcomeOneofCase.Status).Error;
+        Assert.Equal((int)StatusCode.InvalidArgument, failed.Code);
+        var details = Google.Rpc.Status.Parser.ParseFrom(failed.StatusDetails).Details.Single().Unpack<Google.Rpc.BadRequest>();
+        Assert.Equal("config.tracking.iou_threshold", Assert.Single(details.FieldViolations).Field);
+        Assert.True(messages[^1].Status?.Final, "the stream's final status was not sent after a rejected config");
     }
 
     [Theory]

@@ -31,6 +31,29 @@ public sealed class SegmentTests(ServerFixture server, Xunit.Abstractions.ITestO
         Assert.InRange(meanIou.Value, cardMiou - 0.02, cardMiou + 0.02);
     }
 
+    [Theory]
+    [InlineData(PostProcessingConvention.Detectron2)]
+    [InlineData(PostProcessingConvention.Huggingface)]
+    public async Task Segment_LabelIdsToFuse_FusedLabelsAreNotInstancesUnlessThingsOnlyIsOff(PostProcessingConvention convention)
+    {
+        // Fuse sky (0) and grass (1) on the held-out images: neither comes back as an instance, in
+        // either convention; with instance_things_only off they do.
+        var labels = new HashSet<uint>();
+        var labelsWhenAsked = new HashSet<uint>();
+        foreach (var file in HeldOutSet.ImageFiles.Take(4))
+        {
+            var options = new SegmentationOptions { Convention = convention, InstanceScoreThreshold = 0f, LabelIdsToFuse = { 0, 1 } };
+            var request = new SegmentRequest { Image = EncodedImage(file), Tasks = { SegmentationTask.Instance }, Options = options };
+            labels.UnionWith((await server.Client.SegmentAsync(request, deadline: DateTime.UtcNow.AddMinutes(1))).Instance.Instances.Select(i => i.LabelId));
+            options.InstanceThingsOnly = false;
+            labelsWhenAsked.UnionWith((await server.Client.SegmentAsync(request, deadline: DateTime.UtcNow.AddMinutes(1))).Instance.Instances.Select(i => i.LabelId));
+        }
+
+        Assert.DoesNotContain(0u, labels);
+        Assert.DoesNotContain(1u, labels);
+        Assert.True(labelsWhenAsked.Overlaps([0u, 1u]), $"no fused label as an instance with instance_things_only off: {string.Join(",", labelsWhenAsked)}");
+    }
+
     [Fact]
     public async Task Segment_HeldOutImages_AgreesWithPyTorchPixelByPixel()
     {

@@ -30,10 +30,12 @@ public sealed class StatisticsTests(ServerFixture server)
         Assert.True(after.LastInferenceUnixMs >= before.LastInferenceUnixMs && after.LastInferenceUnixMs > 0);
     }
 
-    [Fact]
-    public async Task GetModelStatistics_UnknownModel_NotFound()
+    [Theory]
+    [InlineData("no-such-model", "")]
+    [InlineData("", "9")]
+    public async Task GetModelStatistics_UnknownModelOrVersion_NotFound(string model, string version)
     {
-        var error = await Assert.ThrowsAsync<RpcException>(async () => await server.Client.GetModelStatisticsAsync(new GetModelStatisticsRequest { Model = "no-such-model" }));
+        var error = await Assert.ThrowsAsync<RpcException>(async () => await server.Client.GetModelStatisticsAsync(new GetModelStatisticsRequest { Model = model, ModelVersion = version }));
 
         Assert.Equal(StatusCode.NotFound, error.StatusCode);
     }

@@ -107,12 +107,13 @@ public static class HuggingFaceInference
             }
         }
 
-        // topk(num_queries): transformers asks for sorted=False, so its order is unspecified; best first here.
+        // topk(num_queries), or the call's instance_top_k: transformers asks for sorted=False, so its
+        // order is unspecified; best first here.
         var top = candidates
             .OrderByDescending(c => c.Probability)
             .ThenBy(c => c.Query)
             .ThenBy(c => c.Label)
-            .Take(output.Queries)
+            .Take(options.InstanceTopK > 0 ? options.InstanceTopK : output.Queries)
             .ToArray();
 
         var xSource = new int[width];

@@ -10,7 +10,7 @@ public sealed record PostprocessOptions
     public static PostprocessOptions Detectron2 { get; } = new();
 
     /// <summary>HuggingFace transformers' defaults (threshold 0.5, overlap 0.8, instance score 0.5).</summary>
-    public static PostprocessOptions HuggingFace { get; } = new() { Convention = PostprocessConvention.HuggingFace, ObjectMaskThreshold = 0.5f, OverlapThreshold = 0.8f, InstanceScoreThreshold = 0.5f };
+    public static PostprocessOptions HuggingFace { get; } = new() { Convention = PostprocessConvention.HuggingFace, ObjectMaskThreshold = 0.5f, OverlapThreshold = 0.8f, InstanceScoreThreshold = 0.5f, InstanceTopK = 0 };
 
     /// <summary>Whose rules apply: detectron2's (default) or transformers' <c>post_process_*</c>.</summary>
     public PostprocessConvention Convention { get; init; }
@@ -24,7 +24,7 @@ public sealed record PostprocessOptions
     /// <summary>Panoptic: drop a segment whose visible area over its mask area is below this.</summary>
     public float OverlapThreshold { get; init; } = 0.8f;
 
-    /// <summary>Instance: (query, class) pairs kept, best first.</summary>
+    /// <summary>Instance: (query, class) pairs kept, best first; 0 (the HuggingFace default) keeps as many as the model has queries, as transformers' <c>topk(num_queries)</c>.</summary>
     public int InstanceTopK { get; init; } = 100;
 
     /// <summary>Instance: drop instances scoring at or below this (0 drops only empty masks).</summary>

@@ -119,7 +119,7 @@ public sealed class SegmentTracker
         {
             matched[t] = true;
             ids[d] = _tracks[t].Id;
-            classes[d] = _tracks[t].See(segments[d].ClassId, segments[d].Mask!, _frame, time);
+            classes[d] = _tracks[t].See(segments[d].ClassId, segments[d].Mask!, _frame, time, options.ClassVoteFrames);
         }
 
         for (var d = 0; d < segments.Length; d++)
@@ -130,7 +130,7 @@ public sealed class SegmentTracker
                 _lastId = _lastId == int.MaxValue ? 1 : _lastId + 1;
                 ids[d] = _lastId;
                 classes[d] = segments[d].ClassId;
-                _tracks.Add(new Track(_lastId, segments[d].ClassId, segments[d].Mask!, _frame, time, options.ClassVoteFrames));
+                _tracks.Add(new Track(_lastId, segments[d].ClassId, segments[d].Mask!, _frame, time));
             }
         }
     }

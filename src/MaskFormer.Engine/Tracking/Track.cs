@@ -4,12 +4,11 @@ namespace MaskFormer.Engine.Tracking;
 /// One object followed across frames: its last mask, when it was last seen, and the classes its last
 /// frames gave it, whose vote is the track's class.
 /// </summary>
-internal sealed class Track(int id, int classId, RunMask mask, long frame, TimeSpan? time, int voteFrames)
+internal sealed class Track(int id, int classId, RunMask mask, long frame, TimeSpan? time)
 {
-    // The classes of the last frames the track was seen in, oldest overwritten first.
-    private readonly int[] _votes = Votes(classId, voteFrames);
-    private int _voteCount = 1;
-    private int _nextVote = 1 % voteFrames;
+    // The classes of the last frames the track was seen in, oldest first. The window is the stream's
+    // class_vote_frames as of each frame, so a later StreamConfig applies to tracks that exist already.
+    private readonly List<int> _votes = [classId];
 
     public int Id { get; } = id;
 
@@ -29,25 +28,29 @@ internal sealed class Track(int id, int classId, RunMask mask, long frame, TimeS
     public void Resize((int Width, int Height) from, (int Width, int Height) to) =>
         Mask = Mask.Resized(from.Width, from.Height, to.Width, to.Height);
 
-    /// <summary>The track seen again as a segment of <paramref name="classId"/>; returns the voted class.</summary>
-    public int See(int classId, RunMask mask, long frame, TimeSpan? time)
+    /// <summary>
+    /// The track seen again as a segment of <paramref name="classId"/>, voting over its last
+    /// <paramref name="voteFrames"/> frames; returns the voted class.
+    /// </summary>
+    public int See(int classId, RunMask mask, long frame, TimeSpan? time, int voteFrames)
     {
         Mask = mask;
         LastFrame = frame;
         LastTime = time;
-        _votes[_nextVote] = classId;
-        _nextVote = (_nextVote + 1) % _votes.Length;
-        _voteCount = Math.Min(_voteCount + 1, _votes.Length);
+        _votes.Add(classId);
+        if (_votes.Count > voteFrames)
+        {
+            _votes.RemoveRange(0, _votes.Count - voteFrames);
+        }
 
         // Most votes wins; a tie keeps the class the track had, else goes to the latest of the tied.
         int best = ClassId, bestVotes = Count(ClassId);
-        for (var back = 1; back <= _voteCount; back++)
+        for (var i = _votes.Count - 1; i >= 0; i--)
         {
-            var candidate = _votes[(_nextVote - back + _votes.Length) % _votes.Length];
-            var votes = Count(candidate);
+            var votes = Count(_votes[i]);
             if (votes > bestVotes)
             {
-                (best, bestVotes) = (candidate, votes);
+                (best, bestVotes) = (_votes[i], votes);
             }
         }
 
@@ -58,18 +61,11 @@ internal sealed class Track(int id, int classId, RunMask mask, long frame, TimeS
     private int Count(int classId)
     {
         var count = 0;
-        for (var i = 0; i < _voteCount; i++)
+        foreach (var vote in _votes)
         {
-            count += _votes[(_nextVote - 1 - i + (2 * _votes.Length)) % _votes.Length] == classId ? 1 : 0;
+            count += vote == classId ? 1 : 0;
         }
 
         return count;
-    }
-
-    private static int[] Votes(int classId, int voteFrames)
-    {
-        var votes = new int[voteFrames];
-        votes[0] = classId;
-        return votes;
     }
 }

@@ -56,9 +56,10 @@ internal static class RequestMapper
                     PixelFormat.Gray8 => RawPixelFormat.Gray8,
                     _ => throw SegmentationException.Invalid("image.raw.pixel_format", $"Pixel format {raw.PixelFormat} is not supported; use RGB24, BGR24, RGBA32 or GRAY8."),
                 };
-                if (raw.Width is 0 or > int.MaxValue || raw.Height is 0 or > int.MaxValue || raw.Stride > int.MaxValue)
+                var invalid = raw.Width is 0 or > int.MaxValue ? "width" : raw.Height is 0 or > int.MaxValue ? "height" : raw.Stride > int.MaxValue ? "stride" : null;
+                if (invalid is not null)
                 {
-                    throw SegmentationException.Invalid("image.raw", $"A raw frame of {raw.Width}x{raw.Height} (stride {raw.Stride}) is not valid.");
+                    throw SegmentationException.Invalid($"image.raw.{invalid}", $"A raw frame of {raw.Width}x{raw.Height} (stride {raw.Stride}) is not valid: image.raw.{invalid} is out of range.");
                 }
 
                 return ImageSource.Raw(raw.Data.Memory, new RawFrameLayout((int)raw.Width, (int)raw.Height, (int)raw.Stride, format));
@@ -118,9 +119,14 @@ internal static class RequestMapper
             throw SegmentationException.Invalid("options.label_ids_to_fuse", $"Label id {huge} is not a label id.");
         }
 
-        if (!Enum.IsDefined(options.RleFormat) || !Enum.IsDefined(options.Convention))
+        if (!Enum.IsDefined(options.RleFormat))
         {
-            throw SegmentationException.Invalid("options", "rle_format or convention has a value this server does not know.");
+            throw SegmentationException.Invalid("options.rle_format", $"rle_format {options.RleFormat} is not known to this server.");
+        }
+
+        if (!Enum.IsDefined(options.Convention))
+        {
+            throw SegmentationException.Invalid("options.convention", $"convention {options.Convention} is not known to this server.");
         }
 
         if (options.OutputSize is { SizeCase: Contracts.V1.OutputSize.SizeOneofCase.Exact } exact

@@ -70,6 +70,13 @@ internal sealed class SegmentationGrpcService(
                 throw RpcErrors.ToRpcException(exception);
             }
         }
+        else if (models.Length == 0 && request.ModelVersion.Length > 0)
+        {
+            // A version of every model that no model has is a mistake to report, not an empty answer.
+            throw RpcErrors.ToRpcException(new SegmentationException(
+                SegmentationErrorKind.ModelNotFound,
+                $"No served model has version '{ClientText.Shorten(request.ModelVersion)}'."));
+        }
 
         var response = new GetModelStatisticsResponse();
         response.ModelStats.AddRange(models.Select(m => StatisticsMapper.ToProto(m.Telemetry.Snapshot())));

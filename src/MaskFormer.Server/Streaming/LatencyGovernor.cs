@@ -111,7 +111,7 @@ internal sealed class LatencyGovernor
                 _serviceSeconds = (Alpha * seconds) + ((1 - Alpha) * _serviceSeconds);
             }
 
-            if (settings.Latency is not { AllowDownscale: true } contract || ++_framesAtLevel < FramesPerStep)
+            if (!settings.Downscales || settings.Latency is not { } contract || ++_framesAtLevel < FramesPerStep)
             {
                 return;
             }

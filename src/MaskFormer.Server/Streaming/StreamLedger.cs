@@ -86,7 +86,7 @@ internal sealed class StreamLedger(TimeProvider time)
         }
     }
 
-    public StreamStatus Snapshot(LatencyGovernor governor, int inFlight, bool final)
+    public StreamStatus Snapshot(LatencyGovernor governor, int inFlight, float outputScale, bool final)
     {
         var service = governor.ServiceSeconds;
         lock (_lock)
@@ -104,7 +104,7 @@ internal sealed class StreamLedger(TimeProvider time)
                 InputFps = (float)Rate(_arrived, _received),
                 ServiceTimeMs = (float)(service * 1000),
                 MaxInFlight = (uint)inFlight,
-                OutputScale = governor.OutputScale,
+                OutputScale = outputScale,
                 UnwrittenBytes = (ulong)Math.Max(0, _unwrittenBytes),
                 PeakUnwrittenBytes = (ulong)_peakUnwrittenBytes,
                 Final = final,

@@ -47,6 +47,7 @@ internal sealed class StreamSession(
     private readonly CancellationTokenSource _drainDeadline = new(Timeout.InfiniteTimeSpan, time);
     private readonly LatencyGovernor _governor = new();
     private readonly StreamLedger _ledger = new(time);
+    private RpcException? _badMessage;
     private StreamSettings _settings = new() { MaxInFlight = limits.DefaultMaxInFlight, Tracking = limits.Tracking };
     private CancellationToken _processingToken;
     private long _heldBytes;
@@ -131,6 +132,11 @@ internal sealed class StreamSession(
 
         }
 
+        if (_badMessage is { } badMessage)
+        {
+            throw badMessage;
+        }
+
         if (drainTimeRanOut)
         {
             throw RpcErrors.ShuttingDown("The server is shutting down and its drain time ran out; reconnect and send again every frame that got no result.");
@@ -159,14 +165,17 @@ internal sealed class StreamSession(
             switch (message.MessageCase)
             {
                 case SegmentStreamRequest.MessageOneofCase.Config:
-                    _settings = StreamSettings.From(message.Config, limits);
+                    _settings = StreamSettings.From(message.Config, limits, _settings);
                     Pump(processing);
                     break;
                 case SegmentStreamRequest.MessageOneofCase.Frame:
                     await AcceptAsync(message.Frame, reading, processing).ConfigureAwait(false);
                     break;
                 default:
-                    throw RpcErrors.InvalidArgument("message", "A stream message must carry a config or a frame.");
+                    // Reading stops here, but the frames already accepted are still answered before the
+                    // call ends with this error (every frame is answered once).
+                    _badMessage = RpcErrors.InvalidArgument("message", "A stream message must carry a config or a frame (a newer client's message this server does not know is one too); the stream ended after answering the frames before it.");
+                    return;
             }
         }
     }
@@ -278,14 +287,14 @@ internal sealed class StreamSession(
         var startedAt = time.GetTimestamp();
         try
         {
-            if (slot.Settings.Error is { } error)
+            if (slot.Settings.Rejection is { } rejection)
             {
-                slot.Outcome.TrySetResult(FrameOutcome.Failed(StatusCode.InvalidArgument, error));
+                slot.Outcome.TrySetResult(FrameOutcome.Failed(rejection));
                 return;
             }
 
             var postprocess = slot.Settings.Postprocess;
-            if (slot.Settings.Latency is { AllowDownscale: true } && slot.Settings.Options?.OutputSize is null && _governor.OutputScale is var scale and < 1f)
+            if (slot.Settings.Downscales && _governor.OutputScale is var scale and < 1f)
             {
                 postprocess = postprocess with { Output = Engine.Postprocessing.OutputSize.Downscaled(scale) };
             }
@@ -505,7 +514,7 @@ internal sealed class StreamSession(
 
     private Task WriteStatusAsync(bool final, CancellationToken cancellationToken)
     {
-        var status = _ledger.Snapshot(_governor, _governor.InFlight(_settings, _ledger.InputFps()), final);
+        var status = _ledger.Snapshot(_governor, _governor.InFlight(_settings, _ledger.InputFps()), _settings.Downscales ? _governor.OutputScale : 1f, final);
         _lastStatus = time.GetTimestamp();
         return responses.WriteAsync(new SegmentStreamResponse { Status = status, Draining = _draining }, cancellationToken);
     }

@@ -37,13 +37,23 @@ internal sealed record StreamSettings
     /// <summary>The most frames a latency contract may keep in flight: max_in_flight, or the server's limit.</summary>
     public int InFlightCap { get; init; } = 1;
 
+    /// <summary>
+    /// Whether the latency contract may lower the output scale: it allows it and the config asks for no
+    /// output size of its own (unset, an empty OutputSize and model_input false all mean the image's size).
+    /// </summary>
+    public bool Downscales => Latency is { AllowDownscale: true } && Postprocess.Output == Engine.Postprocessing.OutputSize.Original;
+
     /// <summary>How often a StreamStatus is sent; null for never.</summary>
     public TimeSpan? StatusInterval { get; init; }
 
-    /// <summary>Why the last config was rejected; frames under it fail with this message.</summary>
-    public string? Error { get; init; }
+    /// <summary>Why the last config was rejected; frames under it fail with this error and its BadRequest.</summary>
+    public SegmentationException? Rejection { get; init; }
 
-    public static StreamSettings From(StreamConfig config, StreamingOptions limits)
+    /// <summary>
+    /// The settings a config gives. A config that is rejected fails the frames after it, and keeps
+    /// <paramref name="previous"/>'s status interval, so the stream's statuses go on.
+    /// </summary>
+    public static StreamSettings From(StreamConfig config, StreamingOptions limits, StreamSettings previous)
     {
         try
         {
@@ -76,7 +86,10 @@ internal sealed record StreamSettings
         }
         catch (SegmentationException ex)
         {
-            return new StreamSettings { MaxInFlight = limits.DefaultMaxInFlight, Error = $"The last StreamConfig was rejected: {ex.Message}" };
+            // The shared option checks name request fields ("options.x"); in a stream they are the config's.
+            var field = ex.Field is { } name && !name.StartsWith("config.", StringComparison.Ordinal) ? $"config.{name}" : ex.Field;
+            var rejection = new SegmentationException(ex.Kind, $"The last StreamConfig was rejected: {ex.Message}") { Field = field };
+            return new StreamSettings { MaxInFlight = limits.DefaultMaxInFlight, Rejection = rejection, StatusInterval = previous.StatusInterval };
         }
     }
 

@@ -157,6 +157,36 @@ public sealed class HuggingFaceInferenceTests
     }
 
     [Fact]
+    public void Instance_TopK_KeepsOnlyTheInstancesOfTheBestPairs()
+    {
+        var limited = 0;
+        foreach (var (output, height, width) in RandomCases(15))
+        {
+            using (output)
+            {
+                var options = PostprocessOptions.HuggingFace with { InstanceScoreThreshold = 0.3f };
+                var all = HuggingFaceInference.Instance(output, height, width, mask2Former: false, s_labels, thingsOnly: false, options);
+                var top = HuggingFaceInference.Instance(output, height, width, mask2Former: false, s_labels, thingsOnly: false, options with { InstanceTopK = 2 });
+                try
+                {
+                    Assert.InRange(top.Count, 0, 2);
+                    Assert.All(top, t => Assert.Single(all, a => a.LabelId == t.LabelId && a.Score == t.Score));
+                    limited += all.Count > 2 ? 1 : 0;
+                }
+                finally
+                {
+                    foreach (var instance in all.Concat(top))
+                    {
+                        instance.Dispose();
+                    }
+                }
+            }
+        }
+
+        Assert.True(limited > 0, "no case had more than two instances to limit");
+    }
+
+    [Fact]
     public void Panoptic_FusedLabelSeenAgain_NumbersSegmentsAsPythonTransformers()
     {
         // Four queries in four quarters: labels 0 (fused), 3, 0 (fused), 4. Python's compute_segments

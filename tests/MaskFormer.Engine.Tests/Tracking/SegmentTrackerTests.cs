@@ -159,6 +159,27 @@ public sealed class SegmentTrackerTests
     }
 
     [Fact]
+    public void Track_VoteWindowChangedForAnExistingTrack_TheNewWindowApplies()
+    {
+        // A stream's later StreamConfig changes class_vote_frames: tracks that exist already follow it.
+        var tracker = new SegmentTracker();
+        using var mask = Square(10, 10, 2, 2, 5);
+        var classes = new List<int>();
+        var ids = new HashSet<int>();
+        foreach (var (label, window) in new[] { (3, 8), (3, 8), (3, 8), (4, 1), (4, 1), (3, 3), (4, 3) })
+        {
+            var tracked = tracker.Track([Instance(label, mask)], null, new TrackingOptions { ClassVoteFrames = window });
+            ids.Add(tracked.InstanceTrackIds[0]);
+            classes.Add(tracked.InstanceTrackClasses[0]);
+        }
+
+        Assert.Single(ids);
+
+        // Window 1 follows each frame; then window 3: [4,3] is a tie that keeps 4, and [4,3,4] gives 4.
+        Assert.Equal(new[] { 3, 3, 3, 4, 4, 4, 4 }, classes);
+    }
+
+    [Fact]
     public void Track_InstancesAndPanopticOfTheSameObjects_ShareIdsAndLowScoresAreNotTracked()
     {
         var tracker = new SegmentTracker();

@@ -97,10 +97,10 @@ public static class BadInputCatalogue
 
     private static IEnumerable<BadInput> Raw()
     {
-        yield return RawCase("raw-zero-width", "a raw frame 0 pixels wide", "image.raw", new RawFrame { Width = 0, Height = 2, PixelFormat = PixelFormat.Rgb24, Data = Zeros(12) });
-        yield return RawCase("raw-zero-height", "a raw frame 0 pixels high", "image.raw", new RawFrame { Width = 2, Height = 0, PixelFormat = PixelFormat.Rgb24, Data = Zeros(12) });
-        yield return RawCase("raw-width-3e9", "a raw frame 3,000,000,000 pixels wide", "image.raw", new RawFrame { Width = 3_000_000_000, Height = 1, PixelFormat = PixelFormat.Rgb24, Data = Zeros(12) });
-        yield return RawCase("raw-stride-4e9", "a raw frame whose stride is 4,000,000,000", "image.raw", new RawFrame { Width = 2, Height = 2, Stride = 4_000_000_000, PixelFormat = PixelFormat.Rgb24, Data = Zeros(12) });
+        yield return RawCase("raw-zero-width", "a raw frame 0 pixels wide", "image.raw.width", new RawFrame { Width = 0, Height = 2, PixelFormat = PixelFormat.Rgb24, Data = Zeros(12) });
+        yield return RawCase("raw-zero-height", "a raw frame 0 pixels high", "image.raw.height", new RawFrame { Width = 2, Height = 0, PixelFormat = PixelFormat.Rgb24, Data = Zeros(12) });
+        yield return RawCase("raw-width-3e9", "a raw frame 3,000,000,000 pixels wide", "image.raw.width", new RawFrame { Width = 3_000_000_000, Height = 1, PixelFormat = PixelFormat.Rgb24, Data = Zeros(12) });
+        yield return RawCase("raw-stride-4e9", "a raw frame whose stride is 4,000,000,000", "image.raw.stride", new RawFrame { Width = 2, Height = 2, Stride = 4_000_000_000, PixelFormat = PixelFormat.Rgb24, Data = Zeros(12) });
         yield return RawCase("raw-stride-short", "a stride smaller than one packed row", "image.raw.stride", new RawFrame { Width = 4, Height = 2, Stride = 5, PixelFormat = PixelFormat.Rgb24, Data = Zeros(24) });
         yield return RawCase("raw-data-short", "fewer bytes than the layout needs", "image.raw.data", new RawFrame { Width = 4, Height = 4, PixelFormat = PixelFormat.Rgba32, Data = Zeros(63) });
         yield return RawCase("raw-format-unspecified", "PIXEL_FORMAT_UNSPECIFIED", "image.raw.pixel_format", new RawFrame { Width = 2, Height = 2, Data = Zeros(12) });
@@ -119,8 +119,8 @@ public static class BadInputCatalogue
         yield return Option("instance-score-threshold-negative", "options.instance_score_threshold = -1", "options.instance_score_threshold", o => o.InstanceScoreThreshold = -1f);
         yield return Option("instance-top-k-0", "options.instance_top_k = 0", "options.instance_top_k", o => o.InstanceTopK = 0);
         yield return Option("instance-top-k-10001", "options.instance_top_k = 10001", "options.instance_top_k", o => o.InstanceTopK = 10_001);
-        yield return Option("rle-format-99", "options.rle_format = 99", "options", o => o.RleFormat = (RleFormat)99);
-        yield return Option("convention-99", "options.convention = 99", "options", o => o.Convention = (PostProcessingConvention)99);
+        yield return Option("rle-format-99", "options.rle_format = 99", "options.rle_format", o => o.RleFormat = (RleFormat)99);
+        yield return Option("convention-99", "options.convention = 99", "options.convention", o => o.Convention = (PostProcessingConvention)99);
         yield return Option("label-map-encoding-99", "options.label_map_encoding = 99", "options.label_map_encoding", o => o.LabelMapEncoding = (LabelMapEncoding)99);
         yield return Option("label-ids-to-fuse-999", "options.label_ids_to_fuse names label 999 of a 6-label model", "options.label_ids_to_fuse", o => o.LabelIdsToFuse.Add(999));
         yield return Option("label-ids-to-fuse-2147483648", "options.label_ids_to_fuse names label 2^31 (past int's range)", "options.label_ids_to_fuse", o => o.LabelIdsToFuse.Add(2147483648));
@@ -149,18 +149,19 @@ public static class BadInputCatalogue
         yield return StreamFrame("stream-random-bytes", "a stream frame of random bytes", Invalid, new Image { Encoded = Bytes(RandomBytes(512, 2)) });
         yield return StreamFrame("stream-raw-data-short", "a stream raw frame with too few bytes", Invalid, new Image { Raw = new RawFrame { Width = 8, Height = 8, PixelFormat = PixelFormat.Rgb24, Data = Zeros(10) } });
         yield return StreamFrame("stream-no-image", "a stream frame without an image", Invalid, null);
-        yield return StreamConfigCase("stream-config-overlap-2", "a stream config with overlap_threshold 2: its frames fail", Invalid, new StreamConfig { Options = new SegmentationOptions { OverlapThreshold = 2f } });
-        yield return StreamConfigCase("stream-config-policy-99", "a stream config with overload policy 99", Invalid, new StreamConfig { OverloadPolicy = (OverloadPolicy)99 });
-        yield return StreamConfigCase("stream-config-iou-0", "a stream config with tracking iou_threshold 0", Invalid, new StreamConfig { Tracking = new TrackingOptions { IouThreshold = 0f } });
-        yield return StreamConfigCase("stream-config-class-vote-0", "a stream config with tracking class_vote_frames 0", Invalid, new StreamConfig { Tracking = new TrackingOptions { ClassVoteFrames = 0 } });
-        yield return StreamConfigCase("stream-config-min-instance-score-2", "a stream config with tracking min_instance_score 2", Invalid, new StreamConfig { Tracking = new TrackingOptions { MinInstanceScore = 2f } });
-        yield return StreamConfigCase("stream-config-max-missed-2-hours", "a stream config with tracking max_missed_ms of 2 hours", Invalid, new StreamConfig { Tracking = new TrackingOptions { MaxMissedMs = 7_200_000 } });
-        yield return StreamConfigCase("stream-config-target-fps-nan", "a stream config with latency target_fps NaN", Invalid, new StreamConfig { Latency = new LatencyContract { TargetFps = float.NaN } });
-        yield return StreamConfigCase("stream-config-max-age-61s", "a stream config with latency max_age_ms 61000", Invalid, new StreamConfig { Latency = new LatencyContract { MaxAgeMs = 61_000 } });
-        yield return StreamConfigCase("stream-config-unknown-model", "a stream config naming a model that is not served", StatusCode.NotFound, new StreamConfig { Model = "no-such-model" });
-        yield return new("stream-empty-message", "a stream message with neither config nor frame: the call ends", Invalid, null)
+        yield return StreamConfigCase("stream-config-overlap-2", "a stream config with overlap_threshold 2: its frames fail", Invalid, "config.options.overlap_threshold", new StreamConfig { Options = new SegmentationOptions { OverlapThreshold = 2f } });
+        yield return StreamConfigCase("stream-config-policy-99", "a stream config with overload policy 99", Invalid, "config.overload_policy", new StreamConfig { OverloadPolicy = (OverloadPolicy)99 });
+        yield return StreamConfigCase("stream-config-iou-0", "a stream config with tracking iou_threshold 0", Invalid, "config.tracking.iou_threshold", new StreamConfig { Tracking = new TrackingOptions { IouThreshold = 0f } });
+        yield return StreamConfigCase("stream-config-class-vote-0", "a stream config with tracking class_vote_frames 0", Invalid, "config.tracking.class_vote_frames", new StreamConfig { Tracking = new TrackingOptions { ClassVoteFrames = 0 } });
+        yield return StreamConfigCase("stream-config-min-instance-score-2", "a stream config with tracking min_instance_score 2", Invalid, "config.tracking.min_instance_score", new StreamConfig { Tracking = new TrackingOptions { MinInstanceScore = 2f } });
+        yield return StreamConfigCase("stream-config-max-missed-2-hours", "a stream config with tracking max_missed_ms of 2 hours", Invalid, "config.tracking.max_missed_ms", new StreamConfig { Tracking = new TrackingOptions { MaxMissedMs = 7_200_000 } });
+        yield return StreamConfigCase("stream-config-max-missed-frames-5000", "a stream config with tracking max_missed_frames 5000", Invalid, "config.tracking.max_missed_frames", new StreamConfig { Tracking = new TrackingOptions { MaxMissedFrames = 5000 } });
+        yield return StreamConfigCase("stream-config-target-fps-nan", "a stream config with latency target_fps NaN", Invalid, "config.latency.target_fps", new StreamConfig { Latency = new LatencyContract { TargetFps = float.NaN } });
+        yield return StreamConfigCase("stream-config-max-age-61s", "a stream config with latency max_age_ms 61000", Invalid, "config.latency.max_age_ms", new StreamConfig { Latency = new LatencyContract { MaxAgeMs = 61_000 } });
+        yield return StreamConfigCase("stream-config-unknown-model", "a stream config naming a model that is not served", StatusCode.NotFound, null, new StreamConfig { Model = "no-such-model" });
+        yield return new("stream-empty-message", "a stream message with neither config nor frame: the frames before it are answered, then the call ends", Invalid, null)
         {
-            Stream = () => [new SegmentStreamRequest()],
+            Stream = () => [GoodFrame(1), GoodFrame(2), new SegmentStreamRequest(), GoodFrame(3)],
             EndsCall = true,
         };
     }
@@ -188,8 +189,8 @@ public static class BadInputCatalogue
             Stream = () => [new SegmentStreamRequest { Frame = new StreamFrame { FrameId = 1, Image = image } }, GoodFrame(2)],
         };
 
-    private static BadInput StreamConfigCase(string name, string what, StatusCode expected, StreamConfig config) =>
-        new(name, what, expected, null)
+    private static BadInput StreamConfigCase(string name, string what, StatusCode expected, string? field, StreamConfig config) =>
+        new(name, what, expected, field)
         {
             Stream = () => [new SegmentStreamRequest { Config = config }, GoodFrame(1), new SegmentStreamRequest { Config = new StreamConfig() }, GoodFrame(2)],
         };

@@ -88,8 +88,18 @@ public sealed class BadInputCatalogueTests(ServerFixture server)
         await call.RequestStream.CompleteAsync();
         if (input.EndsCall)
         {
-            var error = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.ReadAllAsync().ToArrayAsync().AsTask());
+            // Every frame sent before the message that ends the call is answered first.
+            var answered = new List<SegmentStreamResponse>();
+            var error = await Assert.ThrowsAsync<RpcException>(async () =>
+            {
+                await foreach (var answer in call.ResponseStream.ReadAllAsync())
+                {
+                    answered.Add(answer);
+                }
+            });
             Assert.Equal(input.Expected, error.StatusCode);
+            var before = input.Stream!().TakeWhile(m => m.MessageCase != SegmentStreamRequest.MessageOneofCase.None).Where(m => m.Frame is not null).Select(m => m.Frame.FrameId);
+            Assert.Equal(before, answered.Where(a => a.Result is not null).Select(a => a.FrameId));
             return;
         }
 
@@ -97,6 +107,14 @@ public sealed class BadInputCatalogueTests(ServerFixture server)
         Assert.Equal(2, answers.Length);
         Assert.Equal((int)input.Expected, answers[0].Error?.Code);
         Assert.InRange(answers[0].Error!.Message.Length, 1, MaxMessageLength);
+        if (input.Field is not null)
+        {
+            // The same BadRequest a unary call would carry, naming the config's field.
+            var status = Google.Rpc.Status.Parser.ParseFrom(answers[0].Error.StatusDetails);
+            var violation = Assert.Single(status.Details.Select(d => d.Unpack<Google.Rpc.BadRequest>()).Single().FieldViolations);
+            Assert.Equal(input.Field, violation.Field);
+        }
+
         Assert.NotNull(answers[1].Result);
     }
 }
