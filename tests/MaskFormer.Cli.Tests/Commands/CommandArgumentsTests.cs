@@ -35,9 +35,9 @@ public sealed class CommandArgumentsTests
     }
 
     [Fact]
-    public void ServerAddress_NotAnAddress_IsAFormatError()
+    public void ServerAddress_NotAnAddress_IsAUsageError()
     {
-        Assert.Throws<FormatException>(() => new CommandArguments(["--server", "ftp://x"]).ServerAddress);
+        Assert.Throws<UsageException>(() => new CommandArguments(["--server", "ftp://x"]).ServerAddress);
     }
 
     [Fact]
