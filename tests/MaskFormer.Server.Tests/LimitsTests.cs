@@ -138,6 +138,7 @@ public sealed class LimitsTests
     [InlineData("MaxStreamsPerConnection", "0")]
     [InlineData("MaxReceiveMessageSize", "10")]
     [InlineData("MaxRequestBytesInFlight", "1000")]
+    [InlineData("MinRequestBytesPerSecond", "-1")]
     [InlineData("DefaultDeadline", "-00:00:01")]
     public async Task Start_BadLimit_FailsNamingTheSetting(string setting, string value)
     {

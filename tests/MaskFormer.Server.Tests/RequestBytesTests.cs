@@ -19,27 +19,20 @@ namespace MaskFormer.Server.Tests;
 [Collection(ServerTestGroup.Name)]
 public sealed class RequestBytesTests
 {
-    private const int Budget = 1024 * 1024;
+    private const int BudgetBytes = 1024 * 1024;
 
     [Fact]
     public async Task Unary_BudgetHeldByAnUploadInProgress_SecondCallResourceExhaustedWithRetryInfo_ThenAnsweredOnceGivenBack()
     {
-        var (app, address) = await StartAsync();
-        await using var _ = app;
-        using var channel = GrpcChannel.ForAddress(address);
-        await ServerFixture.WaitUntilServingAsync(channel);
-        var client = new SegmentationService.SegmentationServiceClient(channel);
-        var budget = app.Services.GetRequiredService<RequestBytesBudget>();
-
-        await using var upload = await SlowUpload.StartAsync(address, Gray(836));
-        await Poll.UntilAsync(() => budget.InUse >= 836 * 836, "the upload's header never reserved its bytes", TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(20));
+        await using var held = await HeldServer.StartAsync();
+        var (client, budget, upload) = (held.Client, held.Budget, held.Upload);
 
         var second = new SegmentRequest { Image = Gray(640) };
         var refused = await Assert.ThrowsAsync<RpcException>(() => client.SegmentAsync(second, deadline: DateTime.UtcNow.AddSeconds(30)).ResponseAsync);
         Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
         Assert.Contains("MaskFormer:Grpc:MaxRequestBytesInFlight", refused.Status.Detail, StringComparison.Ordinal);
         Assert.Equal(TimeSpan.FromSeconds(1), refused.GetRpcStatus()!.GetDetail<Google.Rpc.RetryInfo>().RetryDelay.ToTimeSpan());
-        var health = await new Grpc.Health.V1.Health.HealthClient(channel).CheckAsync(new HealthCheckRequest());
+        var health = await new Grpc.Health.V1.Health.HealthClient(held.Channel).CheckAsync(new HealthCheckRequest());
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, health.Status);
 
         var first = await upload.FinishAsync();
@@ -52,15 +45,8 @@ public sealed class RequestBytesTests
     [Fact]
     public async Task Stream_BudgetHeld_FrameWaitsForRoomThenAnswered_AndFramesLargerThanHalfTheBudgetFollowEachOther()
     {
-        var (app, address) = await StartAsync();
-        await using var _ = app;
-        using var channel = GrpcChannel.ForAddress(address);
-        await ServerFixture.WaitUntilServingAsync(channel);
-        var client = new SegmentationService.SegmentationServiceClient(channel);
-        var budget = app.Services.GetRequiredService<RequestBytesBudget>();
-
-        await using var upload = await SlowUpload.StartAsync(address, Gray(836));
-        await Poll.UntilAsync(() => budget.InUse >= 836 * 836, "the upload's header never reserved its bytes", TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(20));
+        await using var held = await HeldServer.StartAsync();
+        var (client, budget, upload) = (held.Client, held.Budget, held.Upload);
 
         using var stream = client.SegmentStream(deadline: DateTime.UtcNow.AddMinutes(2));
         await stream.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = new StreamFrame { FrameId = 0, Image = Gray(640) } });
@@ -80,6 +66,51 @@ public sealed class RequestBytesTests
         Assert.Equal([0ul, 1ul, 2ul, 3ul], answers.Select(a => a.FrameId));
         Assert.All(answers, a => Assert.NotNull(a.Result));
         await Poll.UntilAsync(() => budget.InUse == 0, "the stream kept bytes after it ended", TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(20));
+    }
+
+    [Fact]
+    public async Task Stream_WaitingOnTheUploadsConnection_TheUploadStillFinishes()
+    {
+        // Two streams on the upload's own HTTP/2 connection each send a 490 kB frame that must wait: their
+        // unread bytes must not use up the connection's window, or the upload (whose bytes they wait for)
+        // could never send the rest (Kestrel's 1 MiB default against two 768 KiB stream windows).
+        using var http = new HttpClient(new SocketsHttpHandler { EnableMultipleHttp2Connections = false });
+        await using var held = await HeldServer.StartAsync(http);
+        var frame = new SegmentStreamRequest { Frame = new StreamFrame { FrameId = 1, Image = Gray(700) } };
+        await using var first = SlowUpload.Start(http, held.Address, "SegmentStream", frame, sentFirst: int.MaxValue);
+        await using var second = SlowUpload.Start(http, held.Address, "SegmentStream", frame, sentFirst: int.MaxValue);
+        var budget = held.Budget;
+        await Poll.UntilAsync(() => budget.Waiting == 2, "the streams' frames did not wait for room", TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(20));
+
+        var answer = await held.Upload.FinishAsync().WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(836u, answer.Width);
+        await Poll.UntilAsync(() => budget.Waiting == 0, "the streams never got the room the upload gave back", TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(20));
+    }
+
+    [Fact]
+    public async Task Unary_UploadStoppedAfterItsHeader_FailsAfterTheGracePeriod_AndGivesItsBytesBack()
+    {
+        await using var held = await HeldServer.StartAsync(minBytesPerSecond: 65536);
+
+        var (status, message) = await held.Upload.StatusAsync().WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(((int)StatusCode.ResourceExhausted).ToString(System.Globalization.CultureInfo.InvariantCulture), status);
+        Assert.Contains("MaskFormer:Grpc:MinRequestBytesPerSecond", message, StringComparison.Ordinal);
+        var budget = held.Budget;
+        await Poll.UntilAsync(() => budget.InUse == 0, "the stopped upload kept its bytes", TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(20));
+    }
+
+    [Fact]
+    public async Task Unary_CompressedMessage_HoldsTheLargestMessage_ThenAnswered()
+    {
+        // 700 kB of zeros compress to about a kilobyte, but may inflate to the message limit.
+        await using var held = await HeldServer.StartAsync(compress: true);
+
+        Assert.Equal(BudgetBytes, held.Budget.InUse);
+        var refused = await Assert.ThrowsAsync<RpcException>(() => held.Client.SegmentAsync(new SegmentRequest { Image = Gray(16) }, deadline: DateTime.UtcNow.AddSeconds(30)).ResponseAsync);
+        Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+        Assert.Equal(836u, (await held.Upload.FinishAsync()).Width);
     }
 
     [Fact]
@@ -111,55 +142,117 @@ public sealed class RequestBytesTests
         Assert.Equal(150, budget.InUse);
     }
 
-    private static Task<(Microsoft.AspNetCore.Builder.WebApplication App, Uri Address)> StartAsync() =>
-        ServerFixture.StartAsync(ServerFixture.Arguments(
-            $"--MaskFormer:Grpc:MaxReceiveMessageSize={Budget}",
-            $"--MaskFormer:Grpc:MaxRequestBytesInFlight={Budget}",
-            "--MaskFormer:Inference:WarmUp=false"));
-
     private static Contracts.V1.Image Gray(int side) => new()
     {
         Raw = new RawFrame { Width = (uint)side, Height = (uint)side, PixelFormat = PixelFormat.Gray8, Data = ByteString.CopyFrom(new byte[side * side]) },
     };
 
+    /// <summary>A server with a 1 MiB budget, 700 kB of which an upload stopped after its header holds.</summary>
+    private sealed class HeldServer : IAsyncDisposable
+    {
+        private readonly HttpClient _http = new(new SocketsHttpHandler());
+        private Microsoft.AspNetCore.Builder.WebApplication _app = null!;
+
+        public Uri Address { get; private set; } = null!;
+
+        public GrpcChannel Channel { get; private set; } = null!;
+
+        public SegmentationService.SegmentationServiceClient Client { get; private set; } = null!;
+
+        public RequestBytesBudget Budget { get; private set; } = null!;
+
+        public SlowUpload Upload { get; private set; } = null!;
+
+        /// <summary>
+        /// Starts the server and the held upload, on its own connection or on <paramref name="http"/>'s;
+        /// by default no minimum arrival rate, so the upload may wait as long as a test needs.
+        /// </summary>
+        public static async Task<HeldServer> StartAsync(HttpClient? http = null, long minBytesPerSecond = 0, bool compress = false)
+        {
+            var held = new HeldServer();
+            (held._app, held.Address) = await ServerFixture.StartAsync(ServerFixture.Arguments(
+                $"--MaskFormer:Grpc:MaxReceiveMessageSize={BudgetBytes}",
+                $"--MaskFormer:Grpc:MaxRequestBytesInFlight={BudgetBytes}",
+                $"--MaskFormer:Grpc:MinRequestBytesPerSecond={minBytesPerSecond}",
+                "--MaskFormer:Inference:WarmUp=false"));
+            held.Channel = GrpcChannel.ForAddress(held.Address);
+            await ServerFixture.WaitUntilServingAsync(held.Channel);
+            held.Client = new SegmentationService.SegmentationServiceClient(held.Channel);
+            held.Budget = held._app.Services.GetRequiredService<RequestBytesBudget>();
+            held.Upload = SlowUpload.Start(http ?? held._http, held.Address, "Segment", new SegmentRequest { Image = Gray(836) }, sentFirst: 64, compress);
+            var budget = held.Budget;
+            await Poll.UntilAsync(() => budget.InUse >= 836 * 836, "the upload's header never reserved its bytes", TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(20));
+            return held;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await Upload.DisposeAsync();
+            Channel.Dispose();
+            await _app.DisposeAsync();
+            _http.Dispose();
+        }
+    }
+
     /// <summary>
-    /// A real unary Segment call over HTTP/2 whose request body stops after its gRPC header and a few
-    /// bytes, until <see cref="FinishAsync"/> sends the rest: an upload on a slow link.
+    /// A real gRPC call over HTTP/2 whose request body stops after its first bytes (a gRPC header and a
+    /// few more, or a whole message), until <see cref="FinishAsync"/> sends the rest: an upload on a slow
+    /// link, or a stream that has sent a frame and stays open.
     /// </summary>
     private sealed class SlowUpload : IAsyncDisposable
     {
-        private readonly HttpClient _http = new(new SocketsHttpHandler());
         private readonly TaskCompletionSource _rest = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private Task<HttpResponseMessage> _response = null!;
 
-        public static async Task<SlowUpload> StartAsync(Uri address, Contracts.V1.Image image)
+        public static SlowUpload Start(HttpClient http, Uri address, string method, IMessage message, int sentFirst, bool compress = false)
         {
             var upload = new SlowUpload();
-            var message = new SegmentRequest { Image = image }.ToByteArray();
-            var body = new byte[5 + message.Length];
-            BinaryPrimitives.WriteUInt32BigEndian(body.AsSpan(1), (uint)message.Length);
-            message.CopyTo(body, 5);
-            var request = new HttpRequestMessage(HttpMethod.Post, new Uri(address, "/maskformer.v1.SegmentationService/Segment"))
+            var payload = message.ToByteArray();
+            if (compress)
+            {
+                using var compressed = new MemoryStream();
+                using (var gzip = new System.IO.Compression.GZipStream(compressed, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true))
+                {
+                    gzip.Write(payload);
+                }
+
+                payload = compressed.ToArray();
+            }
+
+            var body = new byte[5 + payload.Length];
+            body[0] = compress ? (byte)1 : (byte)0;
+            BinaryPrimitives.WriteUInt32BigEndian(body.AsSpan(1), (uint)payload.Length);
+            payload.CopyTo(body, 5);
+            var request = new HttpRequestMessage(HttpMethod.Post, new Uri(address, $"/maskformer.v1.SegmentationService/{method}"))
             {
                 Version = HttpVersion.Version20,
                 VersionPolicy = HttpVersionPolicy.RequestVersionExact,
-                Content = new HeldContent(body, upload._rest.Task),
+                Content = new HeldContent(body, Math.Min(sentFirst, body.Length), upload._rest.Task),
             };
             request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/grpc");
             request.Headers.TryAddWithoutValidation("te", "trailers");
-            upload._response = upload._http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
-            await Task.Yield();
+            if (compress)
+            {
+                request.Headers.TryAddWithoutValidation("grpc-encoding", "gzip");
+            }
+
+            upload._response = http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
             return upload;
         }
 
         public async Task<SegmentResponse> FinishAsync()
         {
             _rest.TrySetResult();
-            using var response = await _response;
-            var bytes = await response.Content.ReadAsByteArrayAsync();
-            var status = response.TrailingHeaders.TryGetValues("grpc-status", out var values) ? values.Single() : "missing";
-            Assert.Equal("0", status);
+            var (status, message, bytes) = await ResponseAsync();
+            Assert.True(status == "0", $"grpc-status {status}: {message}");
             return SegmentResponse.Parser.ParseFrom(bytes.AsSpan(5).ToArray());
+        }
+
+        /// <summary>The call's grpc-status and grpc-message, without sending the rest.</summary>
+        public async Task<(string Status, string Message)> StatusAsync()
+        {
+            var (status, message, _) = await ResponseAsync();
+            return (status, message);
         }
 
         public async ValueTask DisposeAsync()
@@ -172,20 +265,29 @@ public sealed class RequestBytesTests
             catch (HttpRequestException)
             {
             }
-
-            _http.Dispose();
         }
 
-        private sealed class HeldContent(byte[] body, Task rest) : HttpContent
+        private async Task<(string Status, string Message, byte[] Body)> ResponseAsync()
         {
-            private const int Sent = 64;
+            using var response = await _response;
+            var bytes = await response.Content.ReadAsByteArrayAsync();
 
+            // A call failed before its message was read answers in one HEADERS frame (trailers-only).
+            string Header(string name) =>
+                response.TrailingHeaders.TryGetValues(name, out var trailer) ? trailer.Single()
+                : response.Headers.TryGetValues(name, out var header) ? header.Single()
+                : "missing";
+            return (Header("grpc-status"), Uri.UnescapeDataString(Header("grpc-message")), bytes);
+        }
+
+        private sealed class HeldContent(byte[] body, int sentFirst, Task rest) : HttpContent
+        {
             protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context)
             {
-                await stream.WriteAsync(body.AsMemory(0, Sent));
+                await stream.WriteAsync(body.AsMemory(0, sentFirst));
                 await stream.FlushAsync();
                 await rest;
-                await stream.WriteAsync(body.AsMemory(Sent));
+                await stream.WriteAsync(body.AsMemory(sentFirst));
             }
 
             protected override bool TryComputeLength(out long length)

@@ -20,11 +20,19 @@ public sealed class GrpcServerOptions
 
     /// <summary>
     /// Bytes of request messages the server holds at once, over all SegmentationService calls, counted
-    /// from each message's gRPC header (wire bytes: an image is held about twice while gRPC parses it).
-    /// A unary call beyond it is answered RESOURCE_EXHAUSTED with RetryInfo before its message is read; a
-    /// stream waits for room. At least <see cref="MaxReceiveMessageSize"/>. Default 256 MiB.
+    /// from each message's gRPC header (wire bytes, a compressed message as <see cref="MaxReceiveMessageSize"/>;
+    /// an image is held about twice while gRPC parses it). A unary call that finds no room is answered
+    /// RESOURCE_EXHAUSTED with RetryInfo before its message is read; a stream waits for room. At least
+    /// <see cref="MaxReceiveMessageSize"/>. Default 256 MiB.
     /// </summary>
     public long MaxRequestBytesInFlight { get; set; } = 256L * 1024 * 1024;
+
+    /// <summary>
+    /// The slowest a request message holding part of <see cref="MaxRequestBytesInFlight"/> may arrive, in
+    /// bytes a second, after 5 s; a slower call fails RESOURCE_EXHAUSTED, so a header that claims a large
+    /// message and stops cannot hold the budget. 0 for no minimum. Default 64 KiB a second.
+    /// </summary>
+    public long MinRequestBytesPerSecond { get; set; } = 64 * 1024;
 
     /// <summary>Calls and streams to SegmentationService running at once, over all connections; beyond it RESOURCE_EXHAUSTED with RetryInfo. Default 1024.</summary>
     public int MaxConcurrentCalls { get; set; } = 1024;

@@ -10,37 +10,69 @@ using MaskFormer.Server.Services;
 namespace MaskFormer.Server.Limits;
 
 /// <summary>
-/// A call's request body as gRPC reads it, with each message's bytes reserved from the
-/// <see cref="RequestBytesBudget"/> as soon as its 5-byte header arrives, before gRPC buffers the
-/// message. A unary call that finds the budget spent fails RESOURCE_EXHAUSTED with RetryInfo at once and
-/// holds its bytes until the call ends; a stream waits for room (its sender is held back by HTTP/2 flow
-/// control meanwhile) and gives each message's bytes back once gRPC has taken the message.
+/// A call's request body as gRPC reads it, one message at a time, each message's bytes reserved from the
+/// <see cref="RequestBytesBudget"/> once gRPC asks for it and its 5-byte header is in, before gRPC
+/// buffers it. Nothing past the message gRPC reads is shown to it, so a message it has not asked for
+/// holds no budget and its sender stays held back by HTTP/2 flow control.
+/// <list type="bullet">
+/// <item>A unary call that finds no room fails RESOURCE_EXHAUSTED with RetryInfo at once, and holds its
+/// bytes until the call ends; a stream waits for room, and gives each message's bytes back once gRPC has
+/// taken it.</item>
+/// <item>A compressed message counts as the largest message, what it may decompress to.</item>
+/// <item>A message holding bytes must keep arriving at <c>MinRequestBytesPerSecond</c> after a grace
+/// period, else the call fails: a header that claims 64 MiB and stops would hold them for ever.</item>
+/// </list>
 /// </summary>
-internal sealed class BudgetedRequestReader(PipeReader inner, RequestBytesBudget budget, bool unary, int maxMessageSize) : PipeReader
+internal sealed class BudgetedRequestReader(PipeReader inner, RequestBytesBudget budget, RequestBytesLimits limits, bool unary, TimeProvider time) : PipeReader
 {
-    private readonly Queue<(long End, long Bytes)> _held = new();
     private ReadOnlySequence<byte> _returned;
+    private CancellationTokenSource? _waitCancel;
 
-    // Offsets in the request body: where the buffer gRPC sees starts, and where the next message's
-    // header starts.
+    // Offsets in the request body: where the buffer gRPC sees starts, where the body seen so far ends,
+    // and where the next message's header starts.
     private long _consumed;
+    private long _visible;
     private long _nextHeader;
+
+    // The message gRPC reads now: where its header starts, the bytes it holds, and since when.
+    private long _heldStart;
+    private long _held;
+    private long _heldSince;
 
     public override async ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
     {
         while (true)
         {
-            var result = await inner.ReadAsync(cancellationToken).ConfigureAwait(false);
-            var (admitted, wait) = Admit(result.Buffer);
-            if (wait is not { } message)
+            var result = await ReadInnerAsync(cancellationToken).ConfigureAwait(false);
+            if (Admit(result.Buffer) is not { } wait)
             {
-                return Returned(result, admitted);
+                return Show(result);
             }
 
-            // The message gRPC needs next does not fit: nothing is taken from the body until it does.
+            if (result.IsCanceled)
+            {
+                inner.AdvanceTo(result.Buffer.Start);
+                return await CanceledAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            // No room for the message gRPC needs: nothing more is taken from the body until there is.
             inner.AdvanceTo(result.Buffer.Start);
-            await budget.ReserveAsync(message.Bytes, cancellationToken).ConfigureAwait(false);
-            Hold(message.Bytes, message.Length);
+            using var waitCancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            _waitCancel = waitCancel;
+            try
+            {
+                await budget.ReserveAsync(wait.Bytes, waitCancel.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                return await CanceledAsync(cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                _waitCancel = null;
+            }
+
+            Hold(wait.Bytes, wait.Length);
         }
     }
 
@@ -52,15 +84,15 @@ internal sealed class BudgetedRequestReader(PipeReader inner, RequestBytesBudget
             return false;
         }
 
-        var (admitted, wait) = Admit(read.Buffer);
-        if (wait is not null)
+        _visible = _consumed + read.Buffer.Length;
+        if (Admit(read.Buffer) is not null)
         {
             inner.AdvanceTo(read.Buffer.Start);
             result = default;
             return false;
         }
 
-        result = Returned(read, admitted);
+        result = Show(read);
         return true;
     }
 
@@ -70,79 +102,137 @@ internal sealed class BudgetedRequestReader(PipeReader inner, RequestBytesBudget
     {
         _consumed += _returned.Slice(_returned.Start, consumed).Length;
         inner.AdvanceTo(consumed, examined);
-        if (unary)
-        {
-            return; // held until the call ends: the message lives on in the request object
-        }
 
-        while (_held.TryPeek(out var message) && message.End <= _consumed)
+        // A stream's message is given back once gRPC has taken it; a unary call's lives on in the request.
+        if (!unary && _held > 0 && _consumed >= _nextHeader)
         {
-            _held.Dequeue();
-            budget.Release(message.Bytes);
+            budget.Release(_held);
+            _held = 0;
         }
     }
 
-    public override void CancelPendingRead() => inner.CancelPendingRead();
+    public override void CancelPendingRead()
+    {
+        _waitCancel?.Cancel();
+        inner.CancelPendingRead();
+    }
 
     public override void Complete(Exception? exception = null) => inner.Complete(exception);
 
-    /// <summary>Gives back whatever is still held; the call has ended.</summary>
+    /// <summary>Gives back what is still held; the call has ended.</summary>
     public void ReleaseAll()
     {
-        while (_held.TryDequeue(out var message))
+        budget.Release(_held);
+        _held = 0;
+    }
+
+    // The inner read, while a message holding bytes is still arriving bounded by the time by which the
+    // bytes in so far must have been joined by more.
+    private async ValueTask<ReadResult> ReadInnerAsync(CancellationToken cancellationToken)
+    {
+        if (_held == 0 || limits.MinBytesPerSecond <= 0 || _visible >= _nextHeader)
         {
-            budget.Release(message.Bytes);
+            var read = await inner.ReadAsync(cancellationToken).ConfigureAwait(false);
+            _visible = _consumed + read.Buffer.Length;
+            return read;
+        }
+
+        var arrived = _visible - _heldStart;
+        var due = RequestBytesLimits.GracePeriod + TimeSpan.FromSeconds((double)arrived / limits.MinBytesPerSecond);
+        var left = due - time.GetElapsedTime(_heldSince);
+        if (left <= TimeSpan.Zero)
+        {
+            throw TooSlow();
+        }
+
+        using var deadline = new CancellationTokenSource(left, time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
+        try
+        {
+            var read = await inner.ReadAsync(linked.Token).ConfigureAwait(false);
+            _visible = _consumed + read.Buffer.Length;
+            return read;
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw TooSlow();
         }
     }
 
-    private ReadResult Returned(ReadResult result, long admitted)
+    // After a cancelled wait: an empty, cancelled read, as the inner reader gives after CancelPendingRead.
+    private async ValueTask<ReadResult> CanceledAsync(CancellationToken cancellationToken)
     {
-        // A header that did not fit yet is not shown: gRPC reads up to it, and asks again when it needs it.
-        var truncated = admitted < result.Buffer.Length;
-        _returned = truncated ? result.Buffer.Slice(0, admitted) : result.Buffer;
+        var read = await inner.ReadAsync(cancellationToken).ConfigureAwait(false);
+        _returned = read.Buffer.Slice(0, 0);
+        return new ReadResult(_returned, isCanceled: true, isCompleted: false);
+    }
+
+    // Shows gRPC the buffer up to the next message's header: the message it reads now, whole or in part.
+    private ReadResult Show(ReadResult result)
+    {
+        var shown = Math.Min(result.Buffer.Length, _nextHeader - _consumed);
+        var truncated = _nextHeader > _consumed && shown < result.Buffer.Length;
+        _returned = truncated ? result.Buffer.Slice(0, shown) : result.Buffer;
         return new ReadResult(_returned, result.IsCanceled, result.IsCompleted && !truncated);
     }
 
-    // Reserves the messages whose headers are in the buffer: returns how much of the buffer may be
-    // shown, and the message to wait for when the one gRPC needs next does not fit.
-    private (long Admitted, (long Bytes, long Length)? Wait) Admit(ReadOnlySequence<byte> buffer)
+    // When gRPC needs the next message and its header is in: reserves it, or says what to wait for
+    // (a unary call fails instead).
+    private (long Bytes, long Length)? Admit(ReadOnlySequence<byte> buffer)
     {
-        var end = _consumed + buffer.Length;
-        while (_nextHeader + GrpcServerOptions.MessageFrameHeader <= end)
+        if (_nextHeader != _consumed || buffer.Length < GrpcServerOptions.MessageFrameHeader)
         {
-            Span<byte> header = stackalloc byte[GrpcServerOptions.MessageFrameHeader];
-            buffer.Slice(_nextHeader - _consumed, GrpcServerOptions.MessageFrameHeader).CopyTo(header);
-            long length = BinaryPrimitives.ReadUInt32BigEndian(header[1..]);
-
-            // gRPC refuses a message over its limit from the header alone: nothing to hold for it.
-            var bytes = length <= maxMessageSize ? length : 0;
-            if (bytes == 0 || budget.TryReserve(bytes))
-            {
-                Hold(bytes, length);
-                continue;
-            }
-
-            if (unary)
-            {
-                inner.AdvanceTo(buffer.Start);
-                RpcTelemetry.RequestBytesRefused.Add(1);
-                throw RpcErrors.ToRpcException(new SegmentationException(
-                    SegmentationErrorKind.QueueFull,
-                    $"The server holds its limit of {budget.Capacity} bytes of request messages (MaskFormer:Grpc:MaxRequestBytesInFlight); retry shortly.")
-                {
-                    RetryAfter = GrpcServerOptions.CallLimitRetryAfter,
-                });
-            }
-
-            return _nextHeader > _consumed ? (_nextHeader - _consumed, null) : (0, (bytes, length));
+            return null;
         }
 
-        return (buffer.Length, null);
+        Span<byte> header = stackalloc byte[GrpcServerOptions.MessageFrameHeader];
+        buffer.Slice(0, GrpcServerOptions.MessageFrameHeader).CopyTo(header);
+        long length = BinaryPrimitives.ReadUInt32BigEndian(header[1..]);
+
+        // gRPC refuses a message over its limit from the header alone; a compressed one may inflate to the limit.
+        var bytes = length > limits.MaxMessageSize ? 0 : header[0] != 0 ? limits.MaxMessageSize : length;
+        if (bytes == 0 || budget.TryReserve(bytes))
+        {
+            Hold(bytes, length);
+            return null;
+        }
+
+        if (unary)
+        {
+            inner.AdvanceTo(buffer.Start);
+            RpcTelemetry.RequestBytesRefused.Add(1);
+            throw RpcErrors.ToRpcException(new SegmentationException(
+                SegmentationErrorKind.QueueFull,
+                $"The server holds its limit of {budget.Capacity} bytes of request messages (MaskFormer:Grpc:MaxRequestBytesInFlight); retry shortly.")
+            {
+                RetryAfter = GrpcServerOptions.CallLimitRetryAfter,
+            });
+        }
+
+        return (bytes, length);
     }
 
     private void Hold(long bytes, long length)
     {
+        // A unary body's second message (gRPC refuses it) is added to the first's.
+        _held += bytes;
+        _heldStart = _nextHeader;
+        _heldSince = time.GetTimestamp();
         _nextHeader += GrpcServerOptions.MessageFrameHeader + length;
-        _held.Enqueue((_nextHeader, bytes));
     }
+
+    private RpcException TooSlow()
+    {
+        RpcTelemetry.RequestBytesRefused.Add(1);
+        return RpcErrors.ToRpcException(new SegmentationException(
+            SegmentationErrorKind.QueueFull,
+            $"The request message arrived slower than MaskFormer:Grpc:MinRequestBytesPerSecond ({limits.MinBytesPerSecond} bytes a second after {RequestBytesLimits.GracePeriod.TotalSeconds:0} s) while it held part of the request-bytes budget."));
+    }
+}
+
+/// <summary>What <see cref="BudgetedRequestReader"/> needs of <see cref="GrpcServerOptions"/>.</summary>
+internal sealed record RequestBytesLimits(int MaxMessageSize, long MinBytesPerSecond)
+{
+    /// <summary>How long a message may take before its arrival rate is checked (as Kestrel's MinRequestBodyDataRate).</summary>
+    public static TimeSpan GracePeriod { get; } = TimeSpan.FromSeconds(5);
 }

@@ -18,6 +18,7 @@ internal static class LimitsServiceCollectionExtensions
         services.AddOptions<GrpcServerOptions>().BindConfiguration(Section)
             .Validate(o => o.MaxReceiveMessageSize is >= 1024 and <= int.MaxValue - GrpcServerOptions.MessageFrameHeader, $"{Section}:MaxReceiveMessageSize must be at least 1024 bytes.")
             .Validate(o => o.MaxRequestBytesInFlight >= o.MaxReceiveMessageSize, $"{Section}:MaxRequestBytesInFlight must be at least {Section}:MaxReceiveMessageSize, or no message of the largest size could be read.")
+            .Validate(o => o.MinRequestBytesPerSecond >= 0, $"{Section}:MinRequestBytesPerSecond must be 0 (no minimum) or more.")
             .Validate(o => o.MaxSendMessageSize >= 1024, $"{Section}:MaxSendMessageSize must be at least 1024 bytes.")
             .Validate(o => o.MaxConcurrentCalls >= 1, $"{Section}:MaxConcurrentCalls must be at least 1.")
             .Validate(o => o.MaxStreamsPerConnection >= 1, $"{Section}:MaxStreamsPerConnection must be at least 1.")
@@ -39,6 +40,13 @@ internal static class LimitsServiceCollectionExtensions
             kestrel.Limits.MaxConcurrentConnections = limits.Value.MaxConnections;
             kestrel.Limits.MaxConcurrentUpgradedConnections = limits.Value.MaxConnections;
             kestrel.Limits.Http2.MaxStreamsPerConnection = limits.Value.MaxStreamsPerConnection;
+
+            // Room in the connection's window for every stream's own window and one more: data a stream
+            // leaves unread (waiting for request-bytes room, or for its frames in flight) then never stops
+            // another call on the same connection, such as the upload whose bytes it waits for. What waits
+            // unread is still bounded by each stream's window.
+            var http2 = kestrel.Limits.Http2;
+            http2.InitialConnectionWindowSize = (int)Math.Min(int.MaxValue, (limits.Value.MaxStreamsPerConnection + 1L) * http2.InitialStreamWindowSize);
         });
         return services;
     }

@@ -82,7 +82,17 @@ internal sealed class RequestBytesBudget
             waiter.Node = _waiters.AddLast(waiter);
         }
 
-        waiter.Registration = cancellationToken.Register(() => Cancel(waiter, cancellationToken));
+        // Kept only while the waiter waits: one granted meanwhile has had its (empty) registration disposed.
+        var registration = cancellationToken.Register(() => Cancel(waiter, cancellationToken));
+        lock (_lock)
+        {
+            if (waiter.Node is not null)
+            {
+                (waiter.Registration, registration) = (registration, default);
+            }
+        }
+
+        registration.Dispose();
         return waiter.Completion.Task;
     }
 

@@ -18,7 +18,9 @@ internal static class RequestBytesMiddleware
     public static IApplicationBuilder UseMaskFormerRequestBytesBudget(this IApplicationBuilder app)
     {
         var budget = app.ApplicationServices.GetRequiredService<RequestBytesBudget>();
-        var maxMessageSize = app.ApplicationServices.GetRequiredService<IOptions<GrpcServerOptions>>().Value.MaxReceiveMessageSize;
+        var options = app.ApplicationServices.GetRequiredService<IOptions<GrpcServerOptions>>().Value;
+        var limits = new RequestBytesLimits(options.MaxReceiveMessageSize, options.MinRequestBytesPerSecond);
+        var time = app.ApplicationServices.GetService<TimeProvider>() ?? TimeProvider.System;
         return app.Use(async (context, next) =>
         {
             var method = context.GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>()?.Method;
@@ -29,7 +31,7 @@ internal static class RequestBytesMiddleware
             }
 
             var unary = method.Type is MethodType.Unary or MethodType.ServerStreaming;
-            var reader = new BudgetedRequestReader(context.Request.BodyReader, budget, unary, maxMessageSize);
+            var reader = new BudgetedRequestReader(context.Request.BodyReader, budget, limits, unary, time);
             context.Features.Set<IRequestBodyPipeFeature>(new BodyPipe(reader));
             try
             {
