@@ -114,6 +114,31 @@ public sealed class RequestBytesTests
     }
 
     [Fact]
+    public async Task Unary_NoToken_UnauthenticatedBeforeItsMessageIsRead_HoldingNothing()
+    {
+        // The upload stops after its header: only a refusal that does not read the message can answer it.
+        var tokens = Path.GetTempFileName();
+        await File.WriteAllTextAsync(tokens, "a-token-for-this-test\n");
+        try
+        {
+            var (app, address) = await ServerFixture.StartAsync(ServerFixture.Arguments($"--MaskFormer:Security:TokensFile={tokens}", "--MaskFormer:Grpc:MinRequestBytesPerSecond=0", "--MaskFormer:Inference:WarmUp=false"));
+            await using var _ = app;
+            using var http = new HttpClient(new SocketsHttpHandler());
+            await using var upload = SlowUpload.Start(http, address, "Segment", new SegmentRequest { Image = Gray(836) }, sentFirst: 64);
+
+            var (status, message) = await upload.StatusAsync().WaitAsync(TimeSpan.FromSeconds(30));
+
+            Assert.Equal(((int)StatusCode.Unauthenticated).ToString(System.Globalization.CultureInfo.InvariantCulture), status);
+            Assert.Contains("authorization: Bearer <token>", message, StringComparison.Ordinal);
+            Assert.Equal(0, app.Services.GetRequiredService<RequestBytesBudget>().InUse);
+        }
+        finally
+        {
+            File.Delete(tokens);
+        }
+    }
+
+    [Fact]
     public async Task Budget_WaitersServedInOrder_FreeReservationDoesNotOvertake_CancelledHeadLetsTheNextIn()
     {
         var budget = new RequestBytesBudget(100);

@@ -61,6 +61,8 @@ internal sealed class CallScope : IDisposable
 
     public static CallScope Start(ServerCallContext context, SegmentationEngine engine, long startedAt)
     {
+        // The call is the interceptor's to count from here (CallTelemetryInterceptor.ObserveAsync).
+        InterceptedCall.Mark(context);
         var call = new CallScope(context, engine, startedAt);
         call.Span = StartSpan(call, context);
         return call;
@@ -199,5 +201,29 @@ internal sealed class CallScope : IDisposable
         }
 
         return MaskFormerTelemetry.ActivitySource.StartActivity($"{call.Service}/{call.MethodName}", ActivityKind.Server, parent, tags);
+    }
+}
+
+/// <summary>Set once the telemetry interceptor has taken a call.</summary>
+internal sealed class InterceptedCall
+{
+    public bool Value { get; private set; }
+
+    public static void Mark(ServerCallContext context)
+    {
+        HttpContext http;
+        try
+        {
+            http = context.GetHttpContext();
+        }
+        catch (InvalidOperationException)
+        {
+            return; // a call context not made by ASP.NET Core (a test's) has no middleware to tell
+        }
+
+        if (http.Features.Get<InterceptedCall>() is { } call)
+        {
+            call.Value = true;
+        }
     }
 }

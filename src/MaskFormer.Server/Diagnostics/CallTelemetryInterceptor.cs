@@ -1,6 +1,8 @@
+using System.Diagnostics;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using MaskFormer.Engine;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 
 namespace MaskFormer.Server.Diagnostics;
@@ -19,6 +21,54 @@ internal sealed partial class CallTelemetryInterceptor(
 {
     // How long an IOException waits for the call's token before it counts as the server's fault.
     private static readonly TimeSpan s_abortGrace = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Counts and logs a call answered before any interceptor ran (refused for its token, the request-bytes
+    /// budget, a message over the limit), from the status its HTTP/2 answer carries; calls the interceptor
+    /// saw are left to it. Such a call has no span of its own, no model and no tasks.
+    /// </summary>
+    public async Task ObserveAsync(HttpContext context, RequestDelegate next, string method)
+    {
+        var startedAt = time.GetTimestamp();
+        var seen = new InterceptedCall();
+        context.Features.Set(seen);
+        try
+        {
+            await next(context).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (!seen.Value)
+            {
+                var status = AnsweredStatus(context) ?? StatusCode.Cancelled;
+                var duration = time.GetElapsedTime(startedAt);
+                var slash = method.LastIndexOf('/');
+                var (service, name) = slash > 0 ? (method[1..slash], method[(slash + 1)..]) : (method, method);
+                RpcTelemetry.CallDuration.Record(duration.TotalSeconds, new TagList
+                {
+                    { RpcTelemetry.RpcSystem, "grpc" },
+                    { RpcTelemetry.RpcService, service },
+                    { RpcTelemetry.RpcMethod, name },
+                    { RpcTelemetry.RpcGrpcStatusCode, (int)status },
+                });
+                var settings = options.CurrentValue;
+                var level = service.StartsWith("grpc.", StringComparison.Ordinal) ? settings.AccessLogInfrastructureLevel : settings.AccessLogLevel;
+                if (status != StatusCode.OK && logger.IsEnabled(level))
+                {
+                    LogCall(logger, level, method, status, duration.TotalMilliseconds, string.Empty, string.Empty, 0, 0, 0, 0);
+                }
+            }
+        }
+    }
+
+    // The grpc-status of the answer: in its trailers, or in its headers when it carried no message.
+    private static StatusCode? AnsweredStatus(HttpContext context)
+    {
+        var value = context.Features.Get<IHttpResponseTrailersFeature>()?.Trailers["grpc-status"] is { Count: > 0 } trailer
+            ? trailer.ToString()
+            : context.Response.Headers["grpc-status"].ToString();
+        return int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var code) ? (StatusCode)code : null;
+    }
 
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {

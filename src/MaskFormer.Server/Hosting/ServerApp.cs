@@ -2,6 +2,7 @@ using MaskFormer.Engine;
 using MaskFormer.Engine.Models;
 using MaskFormer.Engine.Sessions;
 using MaskFormer.Server.Limits;
+using MaskFormer.Server.Security;
 using Microsoft.Extensions.Options;
 
 namespace MaskFormer.Server.Hosting;
@@ -24,6 +25,12 @@ public static class ServerApp
 
         var app = builder.Build();
         app.UseMaskFormerMetricsEndpoint();
+
+        // Calls answered by the middlewares below, or by gRPC before its interceptors, are counted here.
+        app.UseMaskFormerCallTelemetry();
+
+        // Before anything reads a request body: an unauthenticated call is answered at once.
+        app.UseMaskFormerAuthentication();
         app.UseMaskFormerDefaultDeadline();
         app.UseMaskFormerRequestBytesBudget();
         app.MapSegmentation();

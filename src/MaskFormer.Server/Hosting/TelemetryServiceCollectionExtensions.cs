@@ -77,6 +77,19 @@ public static class TelemetryServiceCollectionExtensions
         return services;
     }
 
+    /// <summary>
+    /// Counts and logs the gRPC calls answered before the interceptors run (<see cref="CallTelemetryInterceptor.ObserveAsync"/>):
+    /// first among the middlewares that may answer a call themselves.
+    /// </summary>
+    public static IApplicationBuilder UseMaskFormerCallTelemetry(this IApplicationBuilder app)
+    {
+        var telemetry = app.ApplicationServices.GetRequiredService<CallTelemetryInterceptor>();
+        return app.Use((context, next) =>
+            context.GetEndpoint()?.Metadata.GetMetadata<Grpc.AspNetCore.Server.GrpcMethodMetadata>() is { } method
+                ? telemetry.ObserveAsync(context, next, $"/{method.Method.FullName.TrimStart('/')}")
+                : next(context));
+    }
+
     /// <summary>Serves <c>/metrics</c> in Prometheus's text format on the metrics listener only.</summary>
     public static IApplicationBuilder UseMaskFormerMetricsEndpoint(this IApplicationBuilder app)
     {

@@ -26,16 +26,6 @@ internal static class SecurityServiceCollectionExtensions
 
         services.AddSingleton<CertificateReloader>();
         services.AddSingleton<TokenAuthenticator>();
-        services.AddSingleton<AuthenticationInterceptor>();
-
-        // First, so no other interceptor (limits, draining, logging) runs for an unauthenticated call.
-        services.AddOptions<GrpcServiceOptions>().Configure(grpc =>
-        {
-            grpc.Interceptors.Add<AuthenticationInterceptor>();
-            var registration = grpc.Interceptors[^1];
-            grpc.Interceptors.RemoveAt(grpc.Interceptors.Count - 1);
-            grpc.Interceptors.Insert(0, registration);
-        });
         services.AddOptions<KestrelServerOptions>().Configure<IOptions<SecurityOptions>, CertificateReloader>((kestrel, security, reloader) =>
         {
             var o = security.Value;

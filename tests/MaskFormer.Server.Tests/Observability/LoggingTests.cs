@@ -55,6 +55,35 @@ public sealed class LoggingTests
         Assert.Contains(server.Logs.Entries, e => e.EventId.Name == "Call" && e.Message.Contains(" Cancelled ", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task Segment_RefusedBeforeTheInterceptorsRun_StillLoggedAsACall()
+    {
+        // A message over MaxReceiveMessageSize is refused by gRPC itself, and a missing token by the
+        // authentication middleware: neither reaches the telemetry interceptor, both are counted.
+        var tokens = Path.GetTempFileName();
+        await File.WriteAllTextAsync(tokens, "a-token-for-this-test\n");
+        try
+        {
+            await using var server = await TelemetryServer.StartAsync("refused", ["--Logging:LogLevel:Default=Information", "--MaskFormer:Grpc:MaxReceiveMessageSize=1048576", $"--MaskFormer:Security:TokensFile={tokens}"]);
+            var authorized = new Metadata { { "authorization", "Bearer a-token-for-this-test" } };
+            var large = new SegmentRequest { Image = new Image { Raw = new RawFrame { Width = 1100, Height = 1000, PixelFormat = PixelFormat.Gray8, Data = Google.Protobuf.ByteString.CopyFrom(new byte[1_100_000]) } } };
+
+            var tooLarge = await Assert.ThrowsAsync<RpcException>(() => server.Client.SegmentAsync(large, authorized).ResponseAsync);
+            var noToken = await Assert.ThrowsAsync<RpcException>(() => server.Client.SegmentAsync(new SegmentRequest { Image = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[0]) }).ResponseAsync);
+
+            Assert.Equal(StatusCode.ResourceExhausted, tooLarge.StatusCode);
+            Assert.Equal(StatusCode.Unauthenticated, noToken.StatusCode);
+            await WaitForAsync(() => server.Logs.Entries.Count(e => e.EventId.Name == "Call" && e.Message.StartsWith("/maskformer.v1.SegmentationService/Segment ", StringComparison.Ordinal)) >= 2);
+            var calls = server.Logs.Entries.Where(e => e.EventId.Name == "Call").Select(e => e.Message).ToList();
+            Assert.Contains(calls, m => m.StartsWith("/maskformer.v1.SegmentationService/Segment ResourceExhausted in ", StringComparison.Ordinal));
+            Assert.Contains(calls, m => m.StartsWith("/maskformer.v1.SegmentationService/Segment Unauthenticated in ", StringComparison.Ordinal));
+        }
+        finally
+        {
+            File.Delete(tokens);
+        }
+    }
+
     private static async Task WaitForAsync(Func<bool> condition)
     {
         var until = DateTime.UtcNow.AddSeconds(60);

@@ -1,0 +1,97 @@
+using System.Globalization;
+using System.Text;
+using Grpc.AspNetCore.Server;
+using Grpc.Core;
+using Microsoft.Extensions.Options;
+
+namespace MaskFormer.Server.Security;
+
+/// <summary>
+/// Checks "authorization: Bearer &lt;token&gt;" on every gRPC call before its request body is read: a
+/// missing or wrong token is UNAUTHENTICATED, answered at once (trailers only), so an unauthenticated
+/// caller's upload is never buffered and holds none of the request-bytes budget. Health and reflection
+/// follow <see cref="SecurityOptions.Health"/> and <see cref="SecurityOptions.Reflection"/>. When TLS is
+/// configured, cleartext endpoints serve health only (PERMISSION_DENIED otherwise). The token is never
+/// logged or echoed.
+/// </summary>
+internal static class AuthenticationMiddleware
+{
+    private const string HealthPrefix = "/grpc.health.v1.";
+    private const string ReflectionPrefix = "/grpc.reflection.";
+    private const string Scheme = "Bearer ";
+
+    public static IApplicationBuilder UseMaskFormerAuthentication(this IApplicationBuilder app)
+    {
+        var tokens = app.ApplicationServices.GetRequiredService<TokenAuthenticator>();
+        var options = app.ApplicationServices.GetRequiredService<IOptions<SecurityOptions>>().Value;
+        return app.Use(async (context, next) =>
+        {
+            if (context.GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>() is not null
+                && Refusal(context, tokens, options) is { } refusal)
+            {
+                await RefuseAsync(context, refusal.Code, refusal.Message).ConfigureAwait(false);
+                return;
+            }
+
+            await next(context).ConfigureAwait(false);
+        });
+    }
+
+    private static (StatusCode Code, string Message)? Refusal(HttpContext context, TokenAuthenticator tokens, SecurityOptions options)
+    {
+        var method = context.Request.Path.Value ?? string.Empty;
+
+        // With TLS on, a cleartext endpoint exists only for probes that cannot speak TLS (kubelet).
+        if (options.TlsConfigured && !context.Request.IsHttps && !method.StartsWith(HealthPrefix, StringComparison.Ordinal))
+        {
+            return (StatusCode.PermissionDenied, "This endpoint is cleartext and serves grpc.health.v1 only; call the TLS endpoint.");
+        }
+
+        if (!tokens.Enabled || IsOpen(method, options))
+        {
+            return null;
+        }
+
+        var header = context.Request.Headers.Authorization.ToString();
+        if (!header.StartsWith(Scheme, StringComparison.OrdinalIgnoreCase))
+        {
+            return (StatusCode.Unauthenticated, "This server needs an \"authorization: Bearer <token>\" header.");
+        }
+
+        return tokens.IsValid(header[Scheme.Length..].Trim()) ? null : (StatusCode.Unauthenticated, "The bearer token is not valid.");
+    }
+
+    private static bool IsOpen(string method, SecurityOptions options) =>
+        method.StartsWith(HealthPrefix, StringComparison.Ordinal) ? options.Health == EndpointAccess.Open
+        : method.StartsWith(ReflectionPrefix, StringComparison.Ordinal) && options.Reflection == EndpointAccess.Open;
+
+    // A gRPC trailers-only answer: the status in the one HEADERS frame, no message.
+    private static Task RefuseAsync(HttpContext context, StatusCode code, string message)
+    {
+        var response = context.Response;
+        response.StatusCode = StatusCodes.Status200OK;
+        response.ContentType = "application/grpc";
+        response.Headers["grpc-status"] = ((int)code).ToString(CultureInfo.InvariantCulture);
+        response.Headers["grpc-message"] = PercentEncode(message);
+        return response.CompleteAsync();
+    }
+
+    // grpc-message is percent-encoded: every byte of the UTF-8 text outside printable ASCII, and '%'.
+    private static string PercentEncode(string message)
+    {
+        var text = new StringBuilder(message.Length);
+        foreach (var b in Encoding.UTF8.GetBytes(message))
+        {
+            if (b is >= 0x20 and <= 0x7E and not (byte)'%')
+            {
+                text.Append((char)b);
+            }
+            else
+            {
+                text.Append(CultureInfo.InvariantCulture, $"%{b:X2}");
+            }
+        }
+
+        return text.ToString();
+    }
+}
