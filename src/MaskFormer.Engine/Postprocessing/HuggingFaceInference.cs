@@ -123,6 +123,11 @@ public static class HuggingFaceInference
         }
 
         var results = new List<InstanceMask>();
+
+        // A query's mean probability and its mask, each computed once however many of its classes are
+        // kept (instance_top_k may keep all of a query's classes): a second class copies the first's runs.
+        var means = new float?[output.Queries];
+        var built = new (MaskRuns Runs, long Area, PixelBox Box)?[output.Queries];
         try
         {
             ReadOnlySpan<float> logits = rented is null ? output.MaskLogits : rented.AsSpan(0, output.Queries * plane);
@@ -134,20 +139,16 @@ public static class HuggingFaceInference
                 }
 
                 var mask = logits.Slice(query * plane, plane);
-                var inside = 0f;
-                var count = 0f;
-                foreach (var logit in mask)
+                var mean = means[query] ??= MeanInside(mask);
+                var score = probability * mean;
+                if (!(score >= options.InstanceScoreThreshold) || float.IsNaN(mean))
                 {
-                    if (logit > 0)
-                    {
-                        inside += HuggingFaceResize.Sigmoid(logit);
-                        count++;
-                    }
+                    continue;
                 }
 
-                var score = probability * (inside / (count + 1e-6f));
-                if (!(score >= options.InstanceScoreThreshold) || count == 0)
+                if (built[query] is { } first)
                 {
+                    results.Add(new InstanceMask(label, score, first.Area, first.Box, first.Runs.Copy()));
                     continue;
                 }
 
@@ -181,10 +182,13 @@ public static class HuggingFaceInference
 
                 if (builder.Area == 0)
                 {
+                    means[query] = float.NaN; // empty at this size: none of its classes is an instance
                     continue;
                 }
 
-                results.Add(new InstanceMask(label, score, builder.Area, box.Build(), builder.Build(width, height)));
+                var instance = new InstanceMask(label, score, builder.Area, box.Build(), builder.Build(width, height));
+                results.Add(instance);
+                built[query] = (instance.Runs, instance.Area, instance.Box);
             }
 
             // Highest score first, as the contract says of every convention (transformers leaves the order to topk).
@@ -391,5 +395,23 @@ public static class HuggingFaceInference
         {
             EngineArrayPool<float>.Shared.Return(rented);
         }
+    }
+
+    // transformers' mask score: the mean sigmoid over the logits above 0 (plus 1e-6 in the denominator);
+    // NaN when none is, so an empty mask is no instance of any class.
+    private static float MeanInside(ReadOnlySpan<float> mask)
+    {
+        var inside = 0f;
+        var count = 0f;
+        foreach (var logit in mask)
+        {
+            if (logit > 0)
+            {
+                inside += HuggingFaceResize.Sigmoid(logit);
+                count++;
+            }
+        }
+
+        return count == 0 ? float.NaN : inside / (count + 1e-6f);
     }
 }

@@ -24,7 +24,7 @@ public sealed record PostprocessOptions
     /// <summary>Panoptic: drop a segment whose visible area over its mask area is below this.</summary>
     public float OverlapThreshold { get; init; } = 0.8f;
 
-    /// <summary>Instance: (query, class) pairs kept, best first; 0 (the HuggingFace default) keeps as many as the model has queries, as transformers' <c>topk(num_queries)</c>.</summary>
+    /// <summary>Instance: (query, class) pairs kept, best first; 0 (the HuggingFace default, in either convention) keeps as many as the model has queries, as transformers' <c>topk(num_queries)</c>.</summary>
     public int InstanceTopK { get; init; } = 100;
 
     /// <summary>Instance: drop instances scoring at or below this (0 drops only empty masks).</summary>

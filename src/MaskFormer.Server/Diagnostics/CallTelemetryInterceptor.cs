@@ -32,15 +32,22 @@ internal sealed partial class CallTelemetryInterceptor(
         var startedAt = time.GetTimestamp();
         var seen = new InterceptedCall();
         context.Features.Set(seen);
+        var failed = false;
         try
         {
             await next(context).ConfigureAwait(false);
+        }
+        catch
+        {
+            failed = true;
+            throw;
         }
         finally
         {
             if (!seen.Value)
             {
-                var status = AnsweredStatus(context) ?? StatusCode.Cancelled;
+                var status = failed ? StatusCode.Internal
+                    : AnsweredStatus(context) ?? (context.RequestAborted.IsCancellationRequested ? StatusCode.Cancelled : FromHttpStatus(context.Response.StatusCode));
                 var duration = time.GetElapsedTime(startedAt);
                 var slash = method.LastIndexOf('/');
                 var (service, name) = slash > 0 ? (method[1..slash], method[(slash + 1)..]) : (method, method);
@@ -60,6 +67,18 @@ internal sealed partial class CallTelemetryInterceptor(
             }
         }
     }
+
+    // An answer without a gRPC status (not a gRPC request: HTTP/1.1, a wrong content type), as gRPC
+    // clients map HTTP statuses.
+    private static StatusCode FromHttpStatus(int status) => status switch
+    {
+        400 => StatusCode.Internal,
+        401 => StatusCode.Unauthenticated,
+        403 => StatusCode.PermissionDenied,
+        404 => StatusCode.Unimplemented,
+        429 or 502 or 503 or 504 => StatusCode.Unavailable,
+        _ => StatusCode.Unknown,
+    };
 
     // The grpc-status of the answer: in its trailers, or in its headers when it carried no message.
     private static StatusCode? AnsweredStatus(HttpContext context)

@@ -26,8 +26,8 @@ internal static class AuthenticationMiddleware
         var options = app.ApplicationServices.GetRequiredService<IOptions<SecurityOptions>>().Value;
         return app.Use(async (context, next) =>
         {
-            if (context.GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>() is not null
-                && Refusal(context, tokens, options) is { } refusal)
+            if (context.GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>() is { } grpc
+                && Refusal(context, grpc.Method.FullName, tokens, options) is { } refusal)
             {
                 await RefuseAsync(context, refusal.Code, refusal.Message).ConfigureAwait(false);
                 return;
@@ -37,9 +37,9 @@ internal static class AuthenticationMiddleware
         });
     }
 
-    private static (StatusCode Code, string Message)? Refusal(HttpContext context, TokenAuthenticator tokens, SecurityOptions options)
+    // The method's own name ("/package.Service/Method"), not the request path, whose case routing ignores.
+    private static (StatusCode Code, string Message)? Refusal(HttpContext context, string method, TokenAuthenticator tokens, SecurityOptions options)
     {
-        var method = context.Request.Path.Value ?? string.Empty;
 
         // With TLS on, a cleartext endpoint exists only for probes that cannot speak TLS (kubelet).
         if (options.TlsConfigured && !context.Request.IsHttps && !method.StartsWith(HealthPrefix, StringComparison.Ordinal))

@@ -187,6 +187,48 @@ public sealed class HuggingFaceInferenceTests
     }
 
     [Fact]
+    public void Instance_EveryPairKept_EachQuerysClassesShareItsMask()
+    {
+        // With every (query, class) pair kept, a query's mask is built once and copied for its other
+        // classes: each of those instances equals the one built for it, pixel for pixel.
+        var shared = 0;
+        foreach (var (output, height, width) in RandomCases(6))
+        {
+            using (output)
+            {
+                var options = PostprocessOptions.HuggingFace with { InstanceScoreThreshold = 0f };
+                var one = HuggingFaceInference.Instance(output, height, width, mask2Former: false, s_labels, thingsOnly: false, options);
+                var all = HuggingFaceInference.Instance(output, height, width, mask2Former: false, s_labels, thingsOnly: false, options with { InstanceTopK = output.Queries * (output.ClassesWithNoObject - 1) });
+                try
+                {
+                    Assert.True(all.Count >= one.Count);
+                    foreach (var instance in one)
+                    {
+                        var twin = Assert.Single(all, a => a.LabelId == instance.LabelId && a.Score == instance.Score);
+                        Assert.Equal((instance.Area, instance.Box), (twin.Area, twin.Box));
+                        for (var y = 0; y < height; y++)
+                        {
+                            Assert.True(instance.Mask.Row(y).SequenceEqual(twin.Mask.Row(y)), $"row {y} differs");
+                        }
+                    }
+
+                    // Instances of one query have the same area and box: there are more instances than masks.
+                    shared += all.Count - all.Select(a => (a.Area, a.Box)).Distinct().Count();
+                }
+                finally
+                {
+                    foreach (var instance in one.Concat(all))
+                    {
+                        instance.Dispose();
+                    }
+                }
+            }
+        }
+
+        Assert.True(shared > 0, "no query kept more than one class");
+    }
+
+    [Fact]
     public void Panoptic_FusedLabelSeenAgain_NumbersSegmentsAsPythonTransformers()
     {
         // Four queries in four quarters: labels 0 (fused), 3, 0 (fused), 4. Python's compute_segments
