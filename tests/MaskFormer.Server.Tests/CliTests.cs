@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using MaskFormer.Cli.Commands;
 using MaskFormer.Cli.Rendering;
+using Microsoft.Extensions.DependencyInjection;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Metadata.Profiles.Exif;
 using SixLabors.ImageSharp.PixelFormats;
@@ -53,6 +54,31 @@ public sealed class CliTests(ServerFixture server) : IDisposable
         var classes = summary.RootElement.GetProperty("classes").EnumerateArray().ToArray();
         Assert.Equal(labels.Length, classes.Sum(c => c.GetProperty("area").GetInt64()));
         Assert.Contains("tiny-shapes", output.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Segment_ServerAtItsCallLimit_RetriedAfterTheDelayItAsksFor_ThenWritten()
+    {
+        // A stream holds the server's one call; the CLI's call is refused RESOURCE_EXHAUSTED with
+        // RetryInfo (1 s), and the slot is given up only after that refusal: the CLI must call again.
+        var (app, address) = await ServerFixture.StartAsync(ServerFixture.Arguments("--MaskFormer:Grpc:MaxConcurrentCalls=1"));
+        await using var _ = app;
+        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(address);
+        await ServerFixture.WaitUntilServingAsync(channel);
+        var limits = app.Services.GetRequiredService<Limits.CallLimitsInterceptor>();
+        var image = Path.Combine(RepositoryPaths.HeldOut, HeldOutSet.ImageFiles[0]);
+        using var output = new StringWriter();
+
+        var stream = new Contracts.V1.SegmentationService.SegmentationServiceClient(channel).SegmentStream();
+        await stream.RequestStream.WriteAsync(new Contracts.V1.SegmentStreamRequest { Frame = new Contracts.V1.StreamFrame { FrameId = 1, Image = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[0]) } });
+        Assert.True(await stream.ResponseStream.MoveNext(CancellationToken.None));
+        var refusedBefore = limits.Refused;
+        var segmenting = SegmentCommand.RunAsync(new CommandArguments([image, "--server", address.ToString(), "--out", _out]), output, CancellationToken.None);
+        await Poll.UntilAsync(() => limits.Refused > refusedBefore, "the CLI's call was never refused", TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(20));
+        stream.Dispose();
+
+        Assert.Equal(0, await segmenting);
+        Assert.True(File.Exists(Path.Combine(_out, Path.GetFileNameWithoutExtension(image) + ".labels.png")));
     }
 
     [Fact]

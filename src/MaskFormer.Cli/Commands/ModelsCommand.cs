@@ -20,7 +20,7 @@ internal static class ModelsCommand
     {
         using var channel = ServerChannel.Open(args.ServerAddress);
         var client = new SegmentationService.SegmentationServiceClient(channel);
-        var response = await client.ListModelsAsync(new ListModelsRequest(), deadline: DateTime.UtcNow.AddSeconds(30), cancellationToken: cancellationToken).ConfigureAwait(false);
+        var response = await RetryingCall.CallAsync(deadline => client.ListModelsAsync(new ListModelsRequest(), deadline: deadline, cancellationToken: cancellationToken), TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
         foreach (var model in response.Models)
         {
             await output.WriteLineAsync($"{model.Name} {model.Version} ({model.ModelType}, {model.NumQueries} queries){(model.IsDefault ? " [default]" : string.Empty)}").ConfigureAwait(false);

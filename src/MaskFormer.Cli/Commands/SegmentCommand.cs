@@ -30,7 +30,8 @@ internal static class SegmentCommand
           --model NAME           the model (default: the server's default model)
           --alpha A              strength of the class colours over the image, 0..1 (default 0.6)
           --min-score S          instance: the lowest score kept and drawn (default 0.5)
-          --timeout SECONDS      per call (default 60)
+          --timeout SECONDS      per call, retries included (default 60); an answer with RetryInfo
+                                 (the server is overloaded) is retried after the delay it asks for, 5 tries at most
         {CliApp.ServerHelp}
         """,
         ["task", "out", "model", "alpha", "min-score", "timeout"],
@@ -53,7 +54,7 @@ internal static class SegmentCommand
 
         using var channel = ServerChannel.Open(args.ServerAddress);
         var client = new SegmentationService.SegmentationServiceClient(channel);
-        var models = await client.ListModelsAsync(new ListModelsRequest(), deadline: DateTime.UtcNow.Add(timeout), cancellationToken: cancellationToken).ConfigureAwait(false);
+        var models = await RetryingCall.CallAsync(deadline => client.ListModelsAsync(new ListModelsRequest(), deadline: deadline, cancellationToken: cancellationToken), timeout, cancellationToken).ConfigureAwait(false);
         var request = new SegmentRequest
         {
             Model = args.Get("model", string.Empty),
@@ -61,7 +62,7 @@ internal static class SegmentCommand
             Options = new SegmentationOptions { InstanceScoreThreshold = minScore, RleFormat = RleFormat.Both },
         };
         request.Tasks.AddRange(tasks);
-        var response = await client.SegmentAsync(request, deadline: DateTime.UtcNow.Add(timeout), cancellationToken: cancellationToken).ConfigureAwait(false);
+        var response = await RetryingCall.CallAsync(deadline => client.SegmentAsync(request, deadline: deadline, cancellationToken: cancellationToken), timeout, cancellationToken).ConfigureAwait(false);
         var model = models.Models.FirstOrDefault(m => m.Name == response.Model && m.Version == response.ModelVersion)
             ?? models.Models.First(m => m.Name == response.Model);
         var labelNames = model.Labels.ToDictionary(l => (int)l.Id, l => l.Name);

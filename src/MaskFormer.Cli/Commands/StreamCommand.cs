@@ -75,7 +75,7 @@ internal static class StreamCommand
 
         using var channel = ServerChannel.Open(args.ServerAddress);
         var client = new SegmentationService.SegmentationServiceClient(channel);
-        var models = await client.ListModelsAsync(new ListModelsRequest(), deadline: DateTime.UtcNow.AddSeconds(30), cancellationToken: cancellationToken).ConfigureAwait(false);
+        var models = await RetryingCall.CallAsync(deadline => client.ListModelsAsync(new ListModelsRequest(), deadline: deadline, cancellationToken: cancellationToken), TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
         var modelName = args.Get("model", string.Empty);
         var model = models.Models.FirstOrDefault(m => modelName.Length == 0 ? m.IsDefault : m.Name == modelName)
             ?? throw new UsageException($"--model {modelName}: the server has no such model ({string.Join(", ", models.Models.Select(m => m.Name).Distinct())}).");

@@ -18,9 +18,13 @@ internal sealed class CallLimitsInterceptor(IOptions<GrpcServerOptions> options)
     private const string ServicePrefix = "/maskformer.v1.";
     private readonly GrpcServerOptions _options = options.Value;
     private int _running;
+    private long _refused;
 
     /// <summary>Calls to SegmentationService running now.</summary>
     public int Running => Volatile.Read(ref _running);
+
+    /// <summary>Calls turned away at the limit since start.</summary>
+    public long Refused => Interlocked.Read(ref _refused);
 
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
@@ -56,6 +60,7 @@ internal sealed class CallLimitsInterceptor(IOptions<GrpcServerOptions> options)
         if (Interlocked.Increment(ref _running) > _options.MaxConcurrentCalls)
         {
             Interlocked.Decrement(ref _running);
+            Interlocked.Increment(ref _refused);
             throw RpcErrors.ToRpcException(new SegmentationException(
                 SegmentationErrorKind.QueueFull,
                 $"The server is running its limit of {_options.MaxConcurrentCalls} calls; retry shortly.")
