@@ -16,6 +16,7 @@ namespace MaskFormer.Server.Diagnostics;
 internal sealed partial class CallTelemetryInterceptor(
     SegmentationEngine engine,
     IOptionsMonitor<TelemetryOptions> options,
+    IOptions<Grpc.AspNetCore.Server.GrpcServiceOptions> grpc,
     TimeProvider time,
     ILogger<CallTelemetryInterceptor> logger) : Interceptor
 {
@@ -68,6 +69,19 @@ internal sealed partial class CallTelemetryInterceptor(
         }
     }
 
+    // A single answer gRPC will refuse to send once the interceptors return (over MaxSendMessageSize) is
+    // RESOURCE_EXHAUSTED to the client, so it is counted as one, not as OK.
+    private void CompleteAnswered(CallScope call, ServerCallContext context)
+    {
+        if (context.Status.StatusCode == StatusCode.OK && grpc.Value.MaxSendMessageSize is { } limit && call.ResponseBytes > limit)
+        {
+            call.Complete(StatusCode.ResourceExhausted, "The answer is larger than MaskFormer:Grpc:MaxSendMessageSize.");
+            return;
+        }
+
+        call.Complete(context.Status.StatusCode, context.Status.Detail);
+    }
+
     // An answer without a gRPC status (not a gRPC request: HTTP/1.1, a wrong content type), as gRPC
     // clients map HTTP statuses.
     private static StatusCode FromHttpStatus(int status) => status switch
@@ -97,7 +111,7 @@ internal sealed partial class CallTelemetryInterceptor(
         {
             var response = await continuation(request, context).ConfigureAwait(false);
             call.OnResponse(response);
-            call.Complete(context.Status.StatusCode, context.Status.Detail);
+            CompleteAnswered(call, context);
             return response;
         }
         catch (Exception ex)
@@ -136,7 +150,7 @@ internal sealed partial class CallTelemetryInterceptor(
         {
             var response = await continuation(new ObservedStreamReader<TRequest>(requestStream, call), context).ConfigureAwait(false);
             call.OnResponse(response);
-            call.Complete(context.Status.StatusCode, context.Status.Detail);
+            CompleteAnswered(call, context);
             return response;
         }
         catch (Exception ex)

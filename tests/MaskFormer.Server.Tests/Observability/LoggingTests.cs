@@ -56,7 +56,7 @@ public sealed class LoggingTests
     }
 
     [Fact]
-    public async Task Segment_RefusedBeforeTheInterceptorsRun_StillLoggedAsACall()
+    public async Task Segment_RefusedOutsideTheInterceptors_LoggedWithTheStatusTheClientGot()
     {
         // A message over MaxReceiveMessageSize is refused by gRPC itself, and a missing token by the
         // authentication middleware: neither reaches the telemetry interceptor, both are counted.
@@ -64,19 +64,25 @@ public sealed class LoggingTests
         await File.WriteAllTextAsync(tokens, "a-token-for-this-test\n");
         try
         {
-            await using var server = await TelemetryServer.StartAsync("refused", ["--Logging:LogLevel:Default=Information", "--MaskFormer:Grpc:MaxReceiveMessageSize=1048576", $"--MaskFormer:Security:TokensFile={tokens}"]);
+            await using var server = await TelemetryServer.StartAsync("refused", ["--Logging:LogLevel:Default=Information", "--MaskFormer:Grpc:MaxReceiveMessageSize=1048576", "--MaskFormer:Grpc:MaxSendMessageSize=2048", $"--MaskFormer:Security:TokensFile={tokens}"]);
             var authorized = new Metadata { { "authorization", "Bearer a-token-for-this-test" } };
             var large = new SegmentRequest { Image = new Image { Raw = new RawFrame { Width = 1100, Height = 1000, PixelFormat = PixelFormat.Gray8, Data = Google.Protobuf.ByteString.CopyFrom(new byte[1_100_000]) } } };
 
             var tooLarge = await Assert.ThrowsAsync<RpcException>(() => server.Client.SegmentAsync(large, authorized).ResponseAsync);
             var noToken = await Assert.ThrowsAsync<RpcException>(() => server.Client.SegmentAsync(new SegmentRequest { Image = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[0]) }).ResponseAsync);
 
+            // An answer over MaxSendMessageSize is refused by gRPC after the interceptors: counted as such, not as OK.
+            var everything = new SegmentRequest { Image = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[0]), Tasks = { SegmentationTask.Semantic, SegmentationTask.Instance, SegmentationTask.Panoptic } };
+            var answerTooLarge = await Assert.ThrowsAsync<RpcException>(() => server.Client.SegmentAsync(everything, authorized).ResponseAsync);
+
             Assert.Equal(StatusCode.ResourceExhausted, tooLarge.StatusCode);
             Assert.Equal(StatusCode.Unauthenticated, noToken.StatusCode);
-            await WaitForAsync(() => server.Logs.Entries.Count(e => e.EventId.Name == "Call" && e.Message.StartsWith("/maskformer.v1.SegmentationService/Segment ", StringComparison.Ordinal)) >= 2);
+            Assert.Equal(StatusCode.ResourceExhausted, answerTooLarge.StatusCode);
+            await WaitForAsync(() => server.Logs.Entries.Count(e => e.EventId.Name == "Call" && e.Message.StartsWith("/maskformer.v1.SegmentationService/Segment ", StringComparison.Ordinal)) >= 3);
             var calls = server.Logs.Entries.Where(e => e.EventId.Name == "Call").Select(e => e.Message).ToList();
-            Assert.Contains(calls, m => m.StartsWith("/maskformer.v1.SegmentationService/Segment ResourceExhausted in ", StringComparison.Ordinal));
+            Assert.Equal(2, calls.Count(m => m.StartsWith("/maskformer.v1.SegmentationService/Segment ResourceExhausted in ", StringComparison.Ordinal)));
             Assert.Contains(calls, m => m.StartsWith("/maskformer.v1.SegmentationService/Segment Unauthenticated in ", StringComparison.Ordinal));
+            Assert.DoesNotContain(calls, m => m.StartsWith("/maskformer.v1.SegmentationService/Segment OK ", StringComparison.Ordinal));
         }
         finally
         {
