@@ -9,6 +9,7 @@ test fails; none is skipped. The server's default model must be the tiny-shapes 
 import os
 import subprocess
 import sys
+import tempfile
 import unittest
 from pathlib import Path
 
@@ -121,6 +122,25 @@ class StreamTest(_ServerTest):
                     self.assertNotEqual(s.track_id, 0, f"frame {r.frame_id}: thing segment {s.id} "
                                         f"({s.label_name}) has track_id 0")
         self.assertGreater(things, 0, "no thing segments in the whole clip")
+
+    def test_stream_with_statuses_answers_every_frame_in_order(self):
+        frames = [(300 + i, p) for i, p in enumerate(list_frames(CLIP))]
+        summary = stream.stream_frames(self.stub(), frames, pb.OVERLOAD_POLICY_QUEUE, status_interval_ms=20)
+
+        self.assertEqual(summary.problems, [], "StreamStatus messages taken for answers")
+        self.assertEqual(summary.results, len(frames))
+        self.assertGreaterEqual(summary.statuses, 1, "no StreamStatus (the final one comes when an interval is set)")
+
+    def test_stream_frame_file_unreadable_reported_by_name_and_earlier_frames_answered(self):
+        with tempfile.TemporaryDirectory() as folder:
+            good = Path(folder) / "a.png"
+            good.write_bytes(HELDOUT_IMAGE.read_bytes())
+            missing = Path(folder) / "b.png"  # listed, then gone before it is read
+            summary = stream.stream_frames(self.stub(), [(1, good), (2, missing), (3, good)])
+
+        self.assertEqual(summary.results, 1, "the frame before the unreadable one is answered")
+        self.assertEqual(len(summary.problems), 1, summary.problems)
+        self.assertIn("b.png", summary.problems[0])
 
     def test_delta_results_rebuild_to_exactly_the_complete_answers(self):
         paths = list_frames(CLIP)

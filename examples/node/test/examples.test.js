@@ -8,6 +8,8 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { connect, listFrames, pngSize } from '../client.js';
@@ -125,6 +127,24 @@ describe('MaskFormer Serve Node examples', () => {
       }
     }
     assert.ok(things > 0, 'no thing segments in the whole clip');
+  });
+
+  test('SegmentStream with StreamStatus messages still answers every frame once, in order', async () => {
+    const frames = listFrames(CLIP).map((p, i) => [String(300 + i), p]);
+    const summary = await streamFrames(await getClient(), frames, { statusIntervalMs: 20 });
+
+    assert.deepEqual(summary.problems, [], 'StreamStatus messages taken for answers');
+    assert.equal(summary.results, frames.length);
+    assert.ok(summary.statuses >= 1, 'no StreamStatus (the final one comes when an interval is set)');
+  });
+
+  test('A frame file that cannot be read is named, the frames before it answered, and the call ends', async () => {
+    const frames = [['1', HELDOUT_IMAGE], ['2', join(tmpdir(), `maskformer-missing-${process.pid}.png`)], ['3', HELDOUT_IMAGE]];
+    const summary = await streamFrames(await getClient(), frames);
+
+    assert.equal(summary.results, 1, 'the frame before the unreadable one is answered');
+    assert.equal(summary.problems.length, 1, summary.problems.join('; '));
+    assert.ok(summary.problems[0].includes('maskformer-missing-'), summary.problems[0]);
   });
 
   test('Delta results rebuild to exactly the complete answers (maps pixel for pixel, masks, segments)', async () => {
