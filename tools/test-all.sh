@@ -17,10 +17,12 @@ status=0
 server_pid=""
 
 cleanup() {
-  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null
-    wait "$server_pid" 2>/dev/null
-  fi
+  for pid in "$server_pid" "${token_server_pid:-}"; do
+    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null
+      wait "$pid" 2>/dev/null
+    fi
+  done
 }
 trap cleanup EXIT
 
@@ -167,6 +169,17 @@ else
   CLI_DLL="src/MaskFormer.Cli/bin/$CONFIGURATION/net10.0/maskformer.dll"
   dotnet "$SERVER_DLL" --Kestrel:Endpoints:Grpc:Url="http://127.0.0.1:$PORT" --MaskFormer:Models:Path="$ROOT/models" >"$LOGS/server.log" 2>&1 &
   server_pid=$!
+
+  # A second server that needs a bearer token, for the examples' MASKFORMER_TOKEN tests.
+  TOKEN_PORT=$((PORT + 2))
+  echo "examples-test-token-$$" >"$LOGS/tokens.txt"
+  dotnet "$SERVER_DLL" --Kestrel:Endpoints:Grpc:Url="http://127.0.0.1:$TOKEN_PORT" --MaskFormer:Models:Path="$ROOT/models" \
+    --MaskFormer:Security:TokensFile="$LOGS/tokens.txt" --MaskFormer:Inference:WarmUp=false >"$LOGS/server-tokens.log" 2>&1 &
+  token_server_pid=$!
+  export MASKFORMER_TOKEN_SERVER="127.0.0.1:$TOKEN_PORT" MASKFORMER_TOKEN_SERVER_TOKEN="examples-test-token-$$"
+  if ! dotnet "$CLI_DLL" health --server "http://127.0.0.1:$TOKEN_PORT" --wait 120 >/dev/null; then
+    tail -30 "$LOGS/server-tokens.log"; fail_step "the token server did not become SERVING"
+  fi
   if dotnet "$CLI_DLL" health --server "http://127.0.0.1:$PORT" --wait 120; then
     step "node client tests (tests/node)"
     (cd tests/node && MASKFORMER_ADDRESS="127.0.0.1:$PORT" limited 300 node --test 2>&1) >"$LOGS/node.log"
@@ -208,6 +221,7 @@ else
   fi
   cleanup
   server_pid=""
+  token_server_pid=""
 fi
 
 step "deployment checks (tests/deploy): Dockerfile lint + cpu target built by its own commands; Kubernetes overlays rendered and validated"

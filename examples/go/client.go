@@ -40,16 +40,33 @@ func hostPort(address string) string {
 	return strings.TrimSuffix(strings.TrimPrefix(address, "http://"), "/")
 }
 
-// connect opens a plaintext channel and waits until it is ready, at most connectTimeout.
+// bearerToken adds "authorization: Bearer <token>" to every call; the examples speak plaintext, so it
+// does not ask for transport security.
+type bearerToken string
+
+func (t bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(t)}, nil
+}
+
+func (bearerToken) RequireTransportSecurity() bool { return false }
+
+// connect opens a plaintext channel and waits until it is ready, at most connectTimeout. With
+// MASKFORMER_TOKEN set, every call carries "authorization: Bearer <token>" (a server with
+// MaskFormer:Security:TokensFile answers UNAUTHENTICATED without it).
 func connect(address string, connectTimeout time.Duration) (*grpc.ClientConn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
 	defer cancel()
-	conn, err := grpc.DialContext(ctx, hostPort(address),
+	options := []grpc.DialOption{
 		grpc.WithInsecure(),
 		grpc.WithBlock(),
 		grpc.WithInitialWindowSize(streamWindow),
 		grpc.WithInitialConnWindowSize(streamWindow),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20)),
+	}
+	if token := os.Getenv("MASKFORMER_TOKEN"); token != "" {
+		options = append(options, grpc.WithPerRPCCredentials(bearerToken(token)))
+	}
+	conn, err := grpc.DialContext(ctx, hostPort(address), options...)
 	if err != nil {
 		return nil, fmt.Errorf("server unreachable: cannot reach the MaskFormer server at %s within %v", address, connectTimeout)
 	}

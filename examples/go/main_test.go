@@ -334,3 +334,42 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return data
 }
+
+// TestSegmentCommandSendsMaskformerToken runs against a second server that needs a bearer token
+// (tools/test-all.sh starts one): without MASKFORMER_TOKEN the call is UNAUTHENTICATED, with it answered.
+func TestSegmentCommandSendsMaskformerToken(t *testing.T) {
+	server, token := os.Getenv("MASKFORMER_TOKEN_SERVER"), os.Getenv("MASKFORMER_TOKEN_SERVER_TOKEN")
+	if server == "" || token == "" {
+		t.Fatal("MASKFORMER_TOKEN_SERVER and MASKFORMER_TOKEN_SERVER_TOKEN are not set: start a server with " +
+			"--MaskFormer:Security:TokensFile=FILE (FILE holding the token) and set both (tools/test-all.sh does)")
+	}
+	binary := buildClient(t)
+	run := func(extra ...string) (int, string, string) {
+		command := exec.Command(binary, "segment", heldoutImage, "-server", server)
+		for _, variable := range os.Environ() {
+			if !strings.HasPrefix(variable, "MASKFORMER_TOKEN=") {
+				command.Env = append(command.Env, variable)
+			}
+		}
+		command.Env = append(command.Env, extra...)
+		var stdout, stderr bytes.Buffer
+		command.Stdout, command.Stderr = &stdout, &stderr
+		err := command.Run()
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return exit.ExitCode(), stdout.String(), stderr.String()
+		} else if err != nil {
+			t.Fatalf("running %s: %v", binary, err)
+		}
+		return 0, stdout.String(), stderr.String()
+	}
+
+	code, stdout, stderr := run()
+	if code != 1 || !strings.Contains(stderr, "Unauthenticated") {
+		t.Fatalf("without a token: exit code %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = run("MASKFORMER_TOKEN=" + token)
+	if code != 0 || !strings.Contains(stdout, "classes:") {
+		t.Fatalf("with the token: exit code %d\n%s%s", code, stdout, stderr)
+	}
+}

@@ -39,14 +39,31 @@ export function hostPort(address) {
   return address.replace(/^http:\/\//, '').replace(/\/+$/, '');
 }
 
-/** Opens a plaintext client and waits until it is connected; rejects when it cannot within timeoutMs. */
+/** An interceptor adding "authorization: Bearer <token>" to every call. */
+function bearerToken(token) {
+  return (options, nextCall) =>
+    new grpc.InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        metadata.set('authorization', `Bearer ${token}`);
+        next(metadata, listener);
+      },
+    });
+}
+
+/**
+ * Opens a plaintext client and waits until it is connected; rejects when it cannot within timeoutMs.
+ * With MASKFORMER_TOKEN set, every call carries "authorization: Bearer <token>" (a server with
+ * MaskFormer:Security:TokensFile answers UNAUTHENTICATED without it).
+ */
 export function connect(address, timeoutMs = 15_000) {
   return new Promise((resolve, reject) => {
+    const token = process.env.MASKFORMER_TOKEN;
     const client = new SegmentationService(hostPort(address), grpc.credentials.createInsecure(), {
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
       // A stream window larger than an answer: with the default 64 KiB, Kestrel loses an answer now and
       // then (dotnet/aspnetcore#53736; the main README, Troubleshooting).
       'grpc-node.flow_control_window': 16 * 1024 * 1024,
+      interceptors: token ? [bearerToken(token)] : [],
     });
     client.waitForReady(Date.now() + timeoutMs, (err) => {
       if (!err) return resolve(client);

@@ -35,7 +35,11 @@ def host_port(address):
 
 
 def connect(address, timeout=15.0):
-    """Opens a plaintext channel and waits until it is ready; raises grpc.FutureTimeoutError if not."""
+    """Opens a plaintext channel and waits until it is ready; raises ConnectionError if not.
+
+    With MASKFORMER_TOKEN set, every call carries "authorization: Bearer <token>" (a server with
+    MaskFormer:Security:TokensFile answers UNAUTHENTICATED without it).
+    """
     import grpc
 
     channel = grpc.insecure_channel(
@@ -47,7 +51,34 @@ def connect(address, timeout=15.0):
     except grpc.FutureTimeoutError:
         channel.close()
         raise ConnectionError(f"cannot reach the MaskFormer server at {address} within {timeout:g} s")
-    return channel
+    token = os.environ.get("MASKFORMER_TOKEN")
+    return grpc.intercept_channel(channel, _bearer_token(token)) if token else channel
+
+
+def _bearer_token(token):
+    """A client interceptor adding the bearer token to every call's metadata."""
+    import collections
+
+    import grpc
+
+    class Details(collections.namedtuple("Details", ("method", "timeout", "metadata", "credentials",
+                                                     "wait_for_ready", "compression")),
+                  grpc.ClientCallDetails):
+        pass
+
+    class BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+        def _with_token(self, details):
+            metadata = list(details.metadata or []) + [("authorization", f"Bearer {token}")]
+            return Details(details.method, details.timeout, metadata, details.credentials,
+                           details.wait_for_ready, details.compression)
+
+        def intercept_unary_unary(self, continuation, details, request):
+            return continuation(self._with_token(details), request)
+
+        def intercept_stream_stream(self, continuation, details, requests):
+            return continuation(self._with_token(details), requests)
+
+    return BearerToken()
 
 
 def is_frame(path):

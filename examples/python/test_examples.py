@@ -180,5 +180,30 @@ class StreamTest(_ServerTest):
         self.assertEqual(proc.stdout.strip().splitlines()[-1], "sent 16, results 16, errors 0, skipped 0", proc.stdout)
 
 
+class TokenTest(unittest.TestCase):
+    """Against a second server that needs a bearer token (tools/test-all.sh starts one)."""
+
+    def test_segment_sends_MASKFORMER_TOKEN(self):
+        server, token = os.environ.get("MASKFORMER_TOKEN_SERVER"), os.environ.get("MASKFORMER_TOKEN_SERVER_TOKEN")
+        if not server or not token:
+            raise AssertionError(
+                "MASKFORMER_TOKEN_SERVER and MASKFORMER_TOKEN_SERVER_TOKEN are not set: start a server with "
+                "--MaskFormer:Security:TokensFile=FILE (FILE holding the token) and set both to its host:port "
+                "and the token (tools/test-all.sh does)")
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+        env.pop("MASKFORMER_TOKEN", None)
+
+        def run(extra):
+            return subprocess.run(["/usr/bin/python3", "segment.py", str(HELDOUT_IMAGE), "--server", server],
+                                  cwd=HERE, env=dict(env, **extra), capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S)
+
+        without, wrong, right = run({}), run({"MASKFORMER_TOKEN": "not-the-token"}), run({"MASKFORMER_TOKEN": token})
+        self.assertEqual(without.returncode, 1, without.stdout + without.stderr)
+        self.assertIn("UNAUTHENTICATED", without.stderr)
+        self.assertEqual(wrong.returncode, 1, wrong.stdout + wrong.stderr)
+        self.assertEqual(right.returncode, 0, right.stdout + right.stderr)
+        self.assertIn("classes:", right.stdout)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -188,3 +188,37 @@ describe('MaskFormer Serve Node examples', () => {
     assert.equal(stdout.trim().split('\n').at(-1), 'sent 16, results 16, errors 0, skipped 0', stdout);
   });
 });
+
+describe('a server that needs a bearer token (tools/test-all.sh starts one)', () => {
+  test('segment.js sends MASKFORMER_TOKEN', async () => {
+    const server = process.env.MASKFORMER_TOKEN_SERVER;
+    const token = process.env.MASKFORMER_TOKEN_SERVER_TOKEN;
+    assert.ok(
+      server && token,
+      'MASKFORMER_TOKEN_SERVER and MASKFORMER_TOKEN_SERVER_TOKEN are not set: start a server with ' +
+        '--MaskFormer:Security:TokensFile=FILE (FILE holding the token) and set both (tools/test-all.sh does)',
+    );
+    const { MASKFORMER_TOKEN: _, ...base } = process.env;
+    const runWith = async (extra) => {
+      try {
+        const { stdout, stderr } = await run(process.execPath, ['segment.js', HELDOUT_IMAGE, '--server', server], {
+          cwd: here('.'),
+          env: { ...base, ...extra },
+          timeout: SCRIPT_TIMEOUT_MS,
+        });
+        return { code: 0, stdout, stderr };
+      } catch (e) {
+        if (typeof e.code !== 'number') throw e;
+        return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+      }
+    };
+
+    const without = await runWith({});
+    const right = await runWith({ MASKFORMER_TOKEN: token });
+
+    assert.equal(without.code, 1, without.stdout + without.stderr);
+    assert.ok(without.stderr.includes('UNAUTHENTICATED'), without.stderr);
+    assert.equal(right.code, 0, right.stdout + right.stderr);
+    assert.ok(right.stdout.includes('classes:'), right.stdout);
+  });
+});
