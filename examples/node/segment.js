@@ -70,7 +70,13 @@ async function main() {
     return 2;
   }
   const [imagePath] = positionals;
-  const imageBytes = readFileSync(imagePath);
+  let imageBytes;
+  try {
+    imageBytes = readFileSync(imagePath);
+  } catch (e) {
+    console.error(`error: cannot read ${imagePath}: ${e.message}`);
+    return 2;
+  }
   let client;
   try {
     client = await connect(values.server);

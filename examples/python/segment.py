@@ -60,7 +60,11 @@ def main(argv=None):
     parser.add_argument("--server", default=DEFAULT_SERVER, help=f"host:port (default {DEFAULT_SERVER})")
     args = parser.parse_args(argv)
 
-    image_bytes = args.image.read_bytes()
+    try:
+        image_bytes = args.image.read_bytes()
+    except OSError as e:
+        print(f"error: cannot read {args.image}: {e.strerror or e}", file=sys.stderr)
+        return 2
     try:
         with connect(args.server) as channel:
             response = segment(pb_grpc.SegmentationServiceStub(channel), image_bytes)

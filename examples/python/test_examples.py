@@ -97,6 +97,14 @@ class SegmentTest(_ServerTest):
         self.assertIn("timings (ms):", proc.stdout)
 
 
+class MissingImageTest(_ServerTest):
+    def test_segment_script_missing_image_exits_2_naming_it(self):
+        proc = self.run_script("segment.py", "no-such-image.png")
+        self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
+        self.assertIn("cannot read no-such-image.png", proc.stderr)
+        self.assertNotIn("Traceback", proc.stderr)
+
+
 class StreamTest(_ServerTest):
     def test_stream_answers_every_frame_in_order_with_tracks(self):
         paths = list_frames(CLIP)

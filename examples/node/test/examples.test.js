@@ -89,6 +89,12 @@ describe('MaskFormer Serve Node examples', () => {
     assert.ok(r.timings.total_ms > 0, 'timings.total_ms');
   });
 
+  test('segment.js exits 2 naming an image it cannot read', async () => {
+    const { code, stderr } = await runScript('segment.js', 'no-such-image.png');
+    assert.equal(code, 2, stderr);
+    assert.ok(stderr.includes('cannot read no-such-image.png'), stderr);
+  });
+
   test('segment.js prints the result', async () => {
     const { code, stdout, stderr } = await runScript('segment.js', HELDOUT_IMAGE);
     assert.equal(code, 0, `segment.js failed:\n${stdout}\n${stderr}`);
