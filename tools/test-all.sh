@@ -171,14 +171,15 @@ else
   server_pid=$!
 
   # A second server that needs a bearer token, for the examples' MASKFORMER_TOKEN tests.
-  TOKEN_PORT=$((PORT + 2))
+  TOKEN_PORT="${MASKFORMER_TOKEN_TEST_PORT:-$((PORT + 2))}"
   echo "examples-test-token-$$" >"$LOGS/tokens.txt"
   dotnet "$SERVER_DLL" --Kestrel:Endpoints:Grpc:Url="http://127.0.0.1:$TOKEN_PORT" --MaskFormer:Models:Path="$ROOT/models" \
     --MaskFormer:Security:TokensFile="$LOGS/tokens.txt" --MaskFormer:Inference:WarmUp=false >"$LOGS/server-tokens.log" 2>&1 &
   token_server_pid=$!
   export MASKFORMER_TOKEN_SERVER="127.0.0.1:$TOKEN_PORT" MASKFORMER_TOKEN_SERVER_TOKEN="examples-test-token-$$"
-  if ! dotnet "$CLI_DLL" health --server "http://127.0.0.1:$TOKEN_PORT" --wait 120 >/dev/null; then
-    tail -30 "$LOGS/server-tokens.log"; fail_step "the token server did not become SERVING"
+  # Alive after the wait too: another server already on the port would answer the health check.
+  if ! dotnet "$CLI_DLL" health --server "http://127.0.0.1:$TOKEN_PORT" --wait 120 >/dev/null || ! kill -0 "$token_server_pid" 2>/dev/null; then
+    tail -30 "$LOGS/server-tokens.log"; fail_step "the token server did not become SERVING on port $TOKEN_PORT"
   fi
   if dotnet "$CLI_DLL" health --server "http://127.0.0.1:$PORT" --wait 120; then
     step "node client tests (tests/node)"

@@ -151,12 +151,15 @@ export async function streamWithDeltas(client, frames, { check = true, keyframeI
   const answered = (run) => run.responses.filter((r) => r.outcome === 'result').map((r) => r.frame_id);
   const [withDeltas, withoutDeltas] = [answered(summary), answered(complete)];
   if (withDeltas.join() !== withoutDeltas.join()) {
-    // A skipping policy (or a frame that failed in one run only) gave the two runs different frames:
-    // their tracks differ from the first gap on, and their bytes count different answers.
+    // A skipping policy gave the two runs different frames: their tracks differ from the first gap on,
+    // and their bytes count different answers. Without a skipped frame, a frame failed in one run only:
+    // a failure, not a matter of policy.
+    const skipping = summary.skipped > 0 || complete.skipped > 0;
     const notComparable =
-      `the two streams answered different frames (${withDeltas.length} and ${withoutDeltas.length} results); ` +
-      'use --policy queue, or --no-check';
-    return { summary, rebuilt, deltas: rebuilder.deltas, check: { notComparable } };
+      `the two streams answered different frames (${withDeltas.length} and ${withoutDeltas.length} results; ` +
+      `the run without deltas: ${complete.errors} errors, ${complete.skipped} skipped)` +
+      (skipping ? '; use --policy queue, or --no-check' : '');
+    return { summary, rebuilt, deltas: rebuilder.deltas, check: { notComparable, failed: !skipping } };
   }
   const result = { compared: 0, equal: 0, differences: [], bytes: { delta: summary.bytes, complete: complete.bytes } };
   for (const response of complete.responses) {
@@ -290,7 +293,8 @@ async function main() {
     for (const difference of check?.differences ?? []) console.error(`error: rebuilt ${difference}`);
     if (check) for (const line of checkLines(check)) console.log(line);
     console.log(summaryLine(summary));
-    const checked = !check || Boolean(check.notComparable) || (check.equal === check.compared && check.compared > 0);
+    const checked =
+      !check || (Boolean(check.notComparable) && !check.failed) || (check.equal === check.compared && check.compared > 0);
     return summary.problems.length === 0 && summary.errors === 0 && checked ? 0 : 1;
   } catch (e) {
     console.error(`error: SegmentStream failed with ${grpc.status[e.code] ?? e.code}: ${e.details ?? e.message}`);

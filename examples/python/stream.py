@@ -151,6 +151,7 @@ class Check:
     delta_bytes: int = 0
     complete_bytes: int = 0
     not_comparable: str = ""  # why the two streams could not be compared, when they could not
+    failed: bool = False  # not comparable for a reason that is a failure (no frame was skipped)
 
     def lines(self):
         if self.not_comparable:
@@ -183,11 +184,14 @@ def stream_with_deltas(stub, frames, check=True, keyframe_interval=0, on_frame=N
     answered = [r.frame_id for r in summary.responses if r.WhichOneof("outcome") == "result"]
     answered_complete = [r.frame_id for r in complete.responses if r.WhichOneof("outcome") == "result"]
     if answered != answered_complete:
-        # A skipping policy (or a frame that failed in one run only) gave the two runs different frames:
-        # their tracks differ from the first gap on, and their bytes count different answers.
-        return summary, rebuilder, Check(not_comparable=(
-            f"the two streams answered different frames ({len(answered)} and {len(answered_complete)} results); "
-            "use --policy queue, or --no-check"))
+        # A skipping policy gave the two runs different frames: their tracks differ from the first gap on,
+        # and their bytes count different answers. Without a skipped frame, a frame failed in one run only:
+        # a failure, not a matter of policy.
+        skipping = summary.skipped > 0 or complete.skipped > 0
+        return summary, rebuilder, Check(failed=not skipping, not_comparable=(
+            f"the two streams answered different frames ({len(answered)} and {len(answered_complete)} results; "
+            f"the run without deltas: {complete.errors} errors, {complete.skipped} skipped)"
+            + ("; use --policy queue, or --no-check" if skipping else "")))
     result = Check(delta_bytes=summary.bytes, complete_bytes=complete.bytes)
     for response in complete.responses:
         frame = rebuilt.get(response.frame_id)
@@ -291,7 +295,7 @@ def main(argv=None):
     for line in check.lines() if check else []:
         print(line)
     print(summary.line())
-    checked = check is None or bool(check.not_comparable) or (check.compared > 0 and check.equal == check.compared)
+    checked = check is None or (bool(check.not_comparable) and not check.failed) or (check.compared > 0 and check.equal == check.compared)
     return 0 if summary.ok and checked else 1
 
 

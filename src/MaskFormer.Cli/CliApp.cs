@@ -97,6 +97,7 @@ internal static class CliApp
         {string.Join(Environment.NewLine, Commands.Select(c => $"  {c.Name,-8} {c.Summary}"))}
         Run 'maskformer COMMAND --help' for a command's options.
         The server address is --server, else ${CommandArguments.AddressVariable} (host:port), else {CommandArguments.DefaultAddress}.
+        With ${ServerChannel.TokenVariable} set, every call carries it as a bearer token.
         """;
 
     // A user can act on these; anything else is a bug and keeps its stack trace.

@@ -82,6 +82,32 @@ public sealed class CliTests(ServerFixture server) : IDisposable
     }
 
     [Fact]
+    public async Task Models_ServerNeedsAToken_SentFromMaskformerToken()
+    {
+        var tokens = Path.Combine(_out, "tokens.txt");
+        await File.WriteAllTextAsync(tokens, "a-cli-token\n");
+        var (app, address) = await ServerFixture.StartAsync(ServerFixture.Arguments($"--MaskFormer:Security:TokensFile={tokens}", "--MaskFormer:Inference:WarmUp=false"));
+        await using var _ = app;
+        var arguments = new CommandArguments(["--server", address.ToString()]);
+
+        // This collection runs one test at a time, and only the CLI reads the variable.
+        var refused = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => ModelsCommand.RunAsync(arguments, new StringWriter(), CancellationToken.None));
+        using var output = new StringWriter();
+        Environment.SetEnvironmentVariable(ServerChannel.TokenVariable, "a-cli-token");
+        try
+        {
+            Assert.Equal(0, await ModelsCommand.RunAsync(arguments, output, CancellationToken.None));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(ServerChannel.TokenVariable, null);
+        }
+
+        Assert.Equal(Grpc.Core.StatusCode.Unauthenticated, refused.StatusCode);
+        Assert.Contains("tiny-shapes", output.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Stream_VideoMadeWithFfmpeg_WritesOverlayVideoWithEveryFrame()
     {
         var clip = Path.Combine(RepositoryPaths.TinyShapes, "clip");

@@ -55,6 +55,36 @@ public sealed class LimitsTests
     }
 
     [Fact]
+    public async Task Limits_MethodPathInAnotherCase_StillCountedAgainstTheCallLimit()
+    {
+        // Routing ignores the path's case: "/MASKFORMER.V1.SEGMENTATIONSERVICE/ListModels" reaches ListModels,
+        // and must be limited as it (the limit once compared the raw path with "/maskformer.v1.").
+        var (app, address) = await ServerFixture.StartAsync(ServerFixture.Arguments("--MaskFormer:Grpc:MaxConcurrentCalls=1"));
+        await using var _ = app;
+        using var channel = GrpcChannel.ForAddress(address);
+        await ServerFixture.WaitUntilServingAsync(channel);
+        using var stream = new SegmentationService.SegmentationServiceClient(channel).SegmentStream();
+        await stream.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = new StreamFrame { FrameId = 1, Image = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[0]) } });
+        Assert.True(await stream.ResponseStream.MoveNext(CancellationToken.None));
+
+        using var http = new HttpClient(new SocketsHttpHandler());
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(address, "/MASKFORMER.V1.SEGMENTATIONSERVICE/ListModels"))
+        {
+            Version = System.Net.HttpVersion.Version20,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+            Content = new ByteArrayContent(new byte[5]), // one empty ListModelsRequest
+        };
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/grpc");
+        request.Headers.TryAddWithoutValidation("te", "trailers");
+        using var response = await http.SendAsync(request);
+        await response.Content.ReadAsByteArrayAsync();
+        var status = response.TrailingHeaders.TryGetValues("grpc-status", out var trailer) ? trailer.Single()
+            : response.Headers.TryGetValues("grpc-status", out var header) ? header.Single() : "none";
+
+        Assert.Equal(((int)StatusCode.ResourceExhausted).ToString(System.Globalization.CultureInfo.InvariantCulture), status);
+    }
+
+    [Fact]
     public async Task Limits_FromConfiguration_KestrelAgreesWithGrpc()
     {
         var (app, _) = await ServerFixture.StartAsync(ServerFixture.Arguments(

@@ -4,10 +4,11 @@ using Grpc.Core;
 namespace MaskFormer.Cli.Commands;
 
 /// <summary>
-/// A unary call made again when the server answers with google.rpc.RetryInfo: it was overloaded (a full
-/// queue, admission control, its call limit, its request-bytes budget) or replaced a hung model run, and
-/// says how long to wait. At most <see cref="MaxAttempts"/> attempts, all within one deadline; any other
-/// status, or a delay past the deadline, is the caller's to see at once.
+/// A unary call made again when the server answers RESOURCE_EXHAUSTED with google.rpc.RetryInfo: it was
+/// overloaded (a full queue, admission control, its call limit, its request-bytes budget) and says how
+/// long to wait. At most <see cref="MaxAttempts"/> attempts, all within one deadline. Any other status is
+/// the caller's to see at once: UNAVAILABLE with RetryInfo follows a model run that hung, which the same
+/// image may do again.
 /// </summary>
 internal static class RetryingCall
 {
@@ -23,7 +24,8 @@ internal static class RetryingCall
                 using var pending = call(deadline);
                 return await pending.ResponseAsync.ConfigureAwait(false);
             }
-            catch (RpcException ex) when (attempt < MaxAttempts && RetryDelay(ex) is { } delay && DateTime.UtcNow.Add(delay) < deadline)
+            catch (RpcException ex) when (attempt < MaxAttempts && ex.StatusCode == StatusCode.ResourceExhausted
+                && RetryDelay(ex) is { } delay && delay >= TimeSpan.Zero && DateTime.UtcNow.Add(delay) < deadline)
             {
                 await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
             }

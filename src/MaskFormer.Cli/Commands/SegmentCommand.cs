@@ -30,7 +30,7 @@ internal static class SegmentCommand
           --model NAME           the model (default: the server's default model)
           --alpha A              strength of the class colours over the image, 0..1 (default 0.6)
           --min-score S          instance: the lowest score kept and drawn (default 0.5)
-          --timeout SECONDS      per call, retries included (default 60); an answer with RetryInfo
+          --timeout SECONDS      per call, retries included (default 60); RESOURCE_EXHAUSTED with RetryInfo
                                  (the server is overloaded) is retried after the delay it asks for, 5 tries at most
         {CliApp.ServerHelp}
         """,

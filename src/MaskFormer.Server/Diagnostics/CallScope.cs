@@ -4,6 +4,7 @@ using Grpc.Core;
 using MaskFormer.Contracts.V1;
 using MaskFormer.Engine;
 using MaskFormer.Engine.Diagnostics;
+using MaskFormer.Server.Hosting;
 using MaskFormer.Server.Mapping;
 
 namespace MaskFormer.Server.Diagnostics;
@@ -24,10 +25,11 @@ internal sealed class CallScope : IDisposable
     {
         _engine = engine;
         StartedAt = startedAt;
-        Method = context.Method;
-        var slash = context.Method.LastIndexOf('/');
-        Service = slash > 0 ? context.Method[1..slash] : context.Method;
-        MethodName = slash > 0 ? context.Method[(slash + 1)..] : context.Method;
+        // The service's own name, not the path's case: no client-chosen metric tag values.
+        Method = CallMethod.Of(context);
+        var slash = Method.LastIndexOf('/');
+        Service = slash > 0 ? Method[1..slash] : Method;
+        MethodName = slash > 0 ? Method[(slash + 1)..] : Method;
         IsInfrastructure = Service.StartsWith("grpc.", StringComparison.Ordinal);
         _methodTags = new TagList { { RpcTelemetry.RpcSystem, "grpc" }, { RpcTelemetry.RpcService, Service }, { RpcTelemetry.RpcMethod, MethodName } };
     }

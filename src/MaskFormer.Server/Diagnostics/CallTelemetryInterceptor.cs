@@ -47,8 +47,8 @@ internal sealed partial class CallTelemetryInterceptor(
         {
             if (!seen.Value)
             {
-                var status = failed ? StatusCode.Internal
-                    : AnsweredStatus(context) ?? (context.RequestAborted.IsCancellationRequested ? StatusCode.Cancelled : FromHttpStatus(context.Response.StatusCode));
+                var status = AnsweredStatus(context)
+                    ?? (context.RequestAborted.IsCancellationRequested ? StatusCode.Cancelled : failed ? StatusCode.Internal : FromHttpStatus(context.Response.StatusCode));
                 var duration = time.GetElapsedTime(startedAt);
                 var slash = method.LastIndexOf('/');
                 var (service, name) = slash > 0 ? (method[1..slash], method[(slash + 1)..]) : (method, method);

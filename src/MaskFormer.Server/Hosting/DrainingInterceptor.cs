@@ -39,7 +39,7 @@ internal sealed class DrainingInterceptor(IHostApplicationLifetime lifetime) : I
 
     private void ThrowIfDraining(ServerCallContext context)
     {
-        if (lifetime.ApplicationStopping.IsCancellationRequested && !context.Method.StartsWith(HealthPrefix, StringComparison.Ordinal))
+        if (lifetime.ApplicationStopping.IsCancellationRequested && !CallMethod.Of(context).StartsWith(HealthPrefix, StringComparison.Ordinal))
         {
             throw RpcErrors.ShuttingDown("The server is shutting down; retry on another instance.");
         }

@@ -52,7 +52,7 @@ internal sealed class CallLimitsInterceptor(IOptions<GrpcServerOptions> options)
 
     private Slot? Track(ServerCallContext context)
     {
-        if (!context.Method.StartsWith(ServicePrefix, StringComparison.Ordinal))
+        if (!CallMethod.Of(context).StartsWith(ServicePrefix, StringComparison.Ordinal))
         {
             return null;
         }
