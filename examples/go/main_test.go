@@ -77,8 +77,14 @@ func buildClient(t *testing.T) string {
 // runClient runs the built command and returns its exit code, standard output and standard error.
 func runClient(t *testing.T, binary string, args ...string) (int, string, string) {
 	t.Helper()
+	return runClientEnv(t, binary, append(os.Environ(), "MASKFORMER_ADDRESS="+serverAddress(t)), args...)
+}
+
+// runClientEnv runs the command with the given environment; returns its exit code, stdout and stderr.
+func runClientEnv(t *testing.T, binary string, env []string, args ...string) (int, string, string) {
+	t.Helper()
 	command := exec.Command(binary, args...)
-	command.Env = append(os.Environ(), "MASKFORMER_ADDRESS="+serverAddress(t))
+	command.Env = env
 	var stdout, stderr bytes.Buffer
 	command.Stdout, command.Stderr = &stdout, &stderr
 	err := command.Run()
@@ -345,23 +351,13 @@ func TestSegmentCommandSendsMaskformerToken(t *testing.T) {
 	}
 	binary := buildClient(t)
 	run := func(extra ...string) (int, string, string) {
-		command := exec.Command(binary, "segment", heldoutImage, "-server", server)
+		var env []string
 		for _, variable := range os.Environ() {
 			if !strings.HasPrefix(variable, "MASKFORMER_TOKEN=") {
-				command.Env = append(command.Env, variable)
+				env = append(env, variable)
 			}
 		}
-		command.Env = append(command.Env, extra...)
-		var stdout, stderr bytes.Buffer
-		command.Stdout, command.Stderr = &stdout, &stderr
-		err := command.Run()
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			return exit.ExitCode(), stdout.String(), stderr.String()
-		} else if err != nil {
-			t.Fatalf("running %s: %v", binary, err)
-		}
-		return 0, stdout.String(), stderr.String()
+		return runClientEnv(t, binary, append(env, extra...), "segment", heldoutImage, "-server", server)
 	}
 
 	code, stdout, stderr := run()

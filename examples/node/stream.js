@@ -159,7 +159,7 @@ export async function streamWithDeltas(client, frames, { check = true, keyframeI
       `the two streams answered different frames (${withDeltas.length} and ${withoutDeltas.length} results; ` +
       `the run without deltas: ${complete.errors} errors, ${complete.skipped} skipped)` +
       (skipping ? '; use --policy queue, or --no-check' : '');
-    return { summary, rebuilt, deltas: rebuilder.deltas, check: { notComparable, failed: !skipping } };
+    return { summary, rebuilt, deltas: rebuilder.deltas, check: { notComparable, passed: skipping } };
   }
   const result = { compared: 0, equal: 0, differences: [], bytes: { delta: summary.bytes, complete: complete.bytes } };
   for (const response of complete.responses) {
@@ -170,6 +170,7 @@ export async function streamWithDeltas(client, frames, { check = true, keyframeI
     if (differences.length === 0) result.equal++;
     else result.differences.push(`frame ${response.frame_id}: ${differences.join(', ')} differ`);
   }
+  result.passed = result.compared > 0 && result.equal === result.compared;
   return { summary, rebuilt, deltas: rebuilder.deltas, check: result };
 }
 
@@ -293,8 +294,7 @@ async function main() {
     for (const difference of check?.differences ?? []) console.error(`error: rebuilt ${difference}`);
     if (check) for (const line of checkLines(check)) console.log(line);
     console.log(summaryLine(summary));
-    const checked =
-      !check || (Boolean(check.notComparable) && !check.failed) || (check.equal === check.compared && check.compared > 0);
+    const checked = !check || check.passed;
     return summary.problems.length === 0 && summary.errors === 0 && checked ? 0 : 1;
   } catch (e) {
     console.error(`error: SegmentStream failed with ${grpc.status[e.code] ?? e.code}: ${e.details ?? e.message}`);

@@ -52,11 +52,18 @@ class _ServerTest(unittest.TestCase):
             cls.channel = None
 
     def run_script(self, *args):
-        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-        proc = subprocess.run(
-            ["/usr/bin/python3", *map(str, args), "--server", address()],
-            cwd=HERE, env=env, capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S)
-        return proc
+        return run_script(*args, server=address())
+
+
+def run_script(*args, server, token=None):
+    """Runs an example script against server; MASKFORMER_TOKEN is the given token, or unset."""
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    env.pop("MASKFORMER_TOKEN", None)
+    if token is not None:
+        env["MASKFORMER_TOKEN"] = token
+    return subprocess.run(
+        ["/usr/bin/python3", *map(str, args), "--server", server],
+        cwd=HERE, env=env, capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S)
 
 
 class SegmentTest(_ServerTest):
@@ -198,14 +205,8 @@ class TokenTest(unittest.TestCase):
                 "MASKFORMER_TOKEN_SERVER and MASKFORMER_TOKEN_SERVER_TOKEN are not set: start a server with "
                 "--MaskFormer:Security:TokensFile=FILE (FILE holding the token) and set both to its host:port "
                 "and the token (tools/test-all.sh does)")
-        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-        env.pop("MASKFORMER_TOKEN", None)
-
-        def run(extra):
-            return subprocess.run(["/usr/bin/python3", "segment.py", str(HELDOUT_IMAGE), "--server", server],
-                                  cwd=HERE, env=dict(env, **extra), capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S)
-
-        without, wrong, right = run({}), run({"MASKFORMER_TOKEN": "not-the-token"}), run({"MASKFORMER_TOKEN": token})
+        without, wrong, right = (run_script("segment.py", HELDOUT_IMAGE, server=server, token=t)
+                                 for t in (None, "not-the-token", token))
         self.assertEqual(without.returncode, 1, without.stdout + without.stderr)
         self.assertIn("UNAUTHENTICATED", without.stderr)
         self.assertEqual(wrong.returncode, 1, wrong.stdout + wrong.stderr)

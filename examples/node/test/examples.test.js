@@ -23,6 +23,24 @@ const CLIP = here('../../models/tiny-shapes/clip');
 const SCRIPT_TIMEOUT_MS = 300_000;
 const run = promisify(execFile);
 
+/** Runs an example script against server; MASKFORMER_TOKEN is the given token, or unset. */
+async function runExample(args, { server, token = null }) {
+  const { MASKFORMER_TOKEN: _, ...env } = process.env;
+  if (token !== null) env.MASKFORMER_TOKEN = token;
+  try {
+    const { stdout, stderr } = await run(process.execPath, [...args, '--server', server], {
+      cwd: here('.'),
+      env,
+      timeout: SCRIPT_TIMEOUT_MS,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    if (typeof e.code !== 'number') throw e;
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
 describe('MaskFormer Serve Node examples', () => {
   const address = process.env.MASKFORMER_ADDRESS;
   let client; // a promise of a connected client, made by the first test that needs it
@@ -45,19 +63,7 @@ describe('MaskFormer Serve Node examples', () => {
   });
 
   /** Runs an example script with node; resolves with { code, stdout, stderr }. */
-  async function runScript(...args) {
-    try {
-      const { stdout, stderr } = await run(process.execPath, [...args, '--server', requireAddress()], {
-        cwd: here('.'),
-        timeout: SCRIPT_TIMEOUT_MS,
-        maxBuffer: 16 * 1024 * 1024,
-      });
-      return { code: 0, stdout, stderr };
-    } catch (e) {
-      if (typeof e.code !== 'number') throw e;
-      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-    }
-  }
+  const runScript = (...args) => runExample(args, { server: requireAddress() });
 
   test('Segment returns a semantic label map of the image size', async () => {
     const image = readFileSync(HELDOUT_IMAGE);
@@ -204,23 +210,8 @@ describe('a server that needs a bearer token (tools/test-all.sh starts one)', ()
       'MASKFORMER_TOKEN_SERVER and MASKFORMER_TOKEN_SERVER_TOKEN are not set: start a server with ' +
         '--MaskFormer:Security:TokensFile=FILE (FILE holding the token) and set both (tools/test-all.sh does)',
     );
-    const { MASKFORMER_TOKEN: _, ...base } = process.env;
-    const runWith = async (extra) => {
-      try {
-        const { stdout, stderr } = await run(process.execPath, ['segment.js', HELDOUT_IMAGE, '--server', server], {
-          cwd: here('.'),
-          env: { ...base, ...extra },
-          timeout: SCRIPT_TIMEOUT_MS,
-        });
-        return { code: 0, stdout, stderr };
-      } catch (e) {
-        if (typeof e.code !== 'number') throw e;
-        return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-      }
-    };
-
-    const without = await runWith({});
-    const right = await runWith({ MASKFORMER_TOKEN: token });
+    const without = await runExample(['segment.js', HELDOUT_IMAGE], { server });
+    const right = await runExample(['segment.js', HELDOUT_IMAGE], { server, token });
 
     assert.equal(without.code, 1, without.stdout + without.stderr);
     assert.ok(without.stderr.includes('UNAUTHENTICATED'), without.stderr);

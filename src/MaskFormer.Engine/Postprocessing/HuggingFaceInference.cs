@@ -113,7 +113,7 @@ public static class HuggingFaceInference
             .OrderByDescending(c => c.Probability)
             .ThenBy(c => c.Query)
             .ThenBy(c => c.Label)
-            .Take(options.InstanceTopK > 0 ? options.InstanceTopK : output.Queries)
+            .Take(options.TopK(output.Queries))
             .ToArray();
 
         var xSource = new int[width];

@@ -30,7 +30,7 @@ public static class InstanceInference
         var classes = output.ClassesWithNoObject - 1;
 
         // Top-k first, then the things-only filter, as the reference does.
-        var top = TopPairs.Select(probabilities, output.Queries, classes, options.InstanceTopK > 0 ? options.InstanceTopK : output.Queries)
+        var top = TopPairs.Select(probabilities, output.Queries, classes, options.TopK(output.Queries))
             .Where(c => !thingsOnly || labels[c.Label].IsThing)
             .ToArray();
 

@@ -27,6 +27,9 @@ public sealed record PostprocessOptions
     /// <summary>Instance: (query, class) pairs kept, best first; 0 (the HuggingFace default, in either convention) keeps as many as the model has queries, as transformers' <c>topk(num_queries)</c>.</summary>
     public int InstanceTopK { get; init; } = 100;
 
+    /// <summary>The (query, class) pairs instance inference keeps for a model of <paramref name="queries"/> queries.</summary>
+    public int TopK(int queries) => InstanceTopK > 0 ? InstanceTopK : queries;
+
     /// <summary>Instance: drop instances scoring at or below this (0 drops only empty masks).</summary>
     public float InstanceScoreThreshold { get; init; }
 

@@ -27,14 +27,26 @@ internal sealed class CallScope : IDisposable
         StartedAt = startedAt;
         // The service's own name, not the path's case: no client-chosen metric tag values.
         Method = CallMethod.Of(context);
-        var slash = Method.LastIndexOf('/');
-        Service = slash > 0 ? Method[1..slash] : Method;
-        MethodName = slash > 0 ? Method[(slash + 1)..] : Method;
-        IsInfrastructure = Service.StartsWith("grpc.", StringComparison.Ordinal);
-        _methodTags = new TagList { { RpcTelemetry.RpcSystem, "grpc" }, { RpcTelemetry.RpcService, Service }, { RpcTelemetry.RpcMethod, MethodName } };
+        (Service, MethodName) = Split(Method);
+        IsInfrastructure = IsInfrastructureService(Service);
+        _methodTags = MethodTags(Service, MethodName);
     }
 
     public string Method { get; }
+
+    /// <summary>"/package.Service/Method" as its service and method names.</summary>
+    public static (string Service, string Method) Split(string method)
+    {
+        var slash = method.LastIndexOf('/');
+        return slash > 0 ? (method[1..slash], method[(slash + 1)..]) : (method, method);
+    }
+
+    /// <summary>Health and reflection: logged at the infrastructure level.</summary>
+    public static bool IsInfrastructureService(string service) => service.StartsWith("grpc.", StringComparison.Ordinal);
+
+    /// <summary>The RPC tags every instrument of a call carries.</summary>
+    public static TagList MethodTags(string service, string method) =>
+        new() { { RpcTelemetry.RpcSystem, "grpc" }, { RpcTelemetry.RpcService, service }, { RpcTelemetry.RpcMethod, method } };
 
     public string Service { get; }
 
@@ -213,17 +225,7 @@ internal sealed class InterceptedCall
 
     public static void Mark(ServerCallContext context)
     {
-        HttpContext http;
-        try
-        {
-            http = context.GetHttpContext();
-        }
-        catch (InvalidOperationException)
-        {
-            return; // a call context not made by ASP.NET Core (a test's) has no middleware to tell
-        }
-
-        if (http.Features.Get<InterceptedCall>() is { } call)
+        if (CallMethod.HttpContextOf(context)?.Features.Get<InterceptedCall>() is { } call)
         {
             call.Value = true;
         }

@@ -50,17 +50,12 @@ internal sealed partial class CallTelemetryInterceptor(
                 var status = AnsweredStatus(context)
                     ?? (context.RequestAborted.IsCancellationRequested ? StatusCode.Cancelled : failed ? StatusCode.Internal : FromHttpStatus(context.Response.StatusCode));
                 var duration = time.GetElapsedTime(startedAt);
-                var slash = method.LastIndexOf('/');
-                var (service, name) = slash > 0 ? (method[1..slash], method[(slash + 1)..]) : (method, method);
-                RpcTelemetry.CallDuration.Record(duration.TotalSeconds, new TagList
-                {
-                    { RpcTelemetry.RpcSystem, "grpc" },
-                    { RpcTelemetry.RpcService, service },
-                    { RpcTelemetry.RpcMethod, name },
-                    { RpcTelemetry.RpcGrpcStatusCode, (int)status },
-                });
+                var (service, name) = CallScope.Split(method);
+                var tags = CallScope.MethodTags(service, name);
+                tags.Add(RpcTelemetry.RpcGrpcStatusCode, (int)status);
+                RpcTelemetry.CallDuration.Record(duration.TotalSeconds, tags);
                 var settings = options.CurrentValue;
-                var level = service.StartsWith("grpc.", StringComparison.Ordinal) ? settings.AccessLogInfrastructureLevel : settings.AccessLogLevel;
+                var level = CallScope.IsInfrastructureService(service) ? settings.AccessLogInfrastructureLevel : settings.AccessLogLevel;
                 if (status != StatusCode.OK && logger.IsEnabled(level))
                 {
                     LogCall(logger, level, method, status, duration.TotalMilliseconds, string.Empty, string.Empty, 0, 0, 0, 0);

@@ -10,15 +10,19 @@ namespace MaskFormer.Server.Hosting;
 /// </summary>
 internal static class CallMethod
 {
-    public static string Of(ServerCallContext context)
+    public static string Of(ServerCallContext context) =>
+        HttpContextOf(context)?.GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>()?.Method.FullName ?? context.Method;
+
+    /// <summary>The call's HTTP request; null for a call context not made by ASP.NET Core (a test's).</summary>
+    public static HttpContext? HttpContextOf(ServerCallContext context)
     {
         try
         {
-            return context.GetHttpContext().GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>()?.Method.FullName ?? context.Method;
+            return context.GetHttpContext();
         }
         catch (InvalidOperationException)
         {
-            return context.Method; // a call context not made by ASP.NET Core (a test's)
+            return null;
         }
     }
 }

@@ -86,7 +86,7 @@ public static class TelemetryServiceCollectionExtensions
         var telemetry = app.ApplicationServices.GetRequiredService<CallTelemetryInterceptor>();
         return app.Use((context, next) =>
             context.GetEndpoint()?.Metadata.GetMetadata<Grpc.AspNetCore.Server.GrpcMethodMetadata>() is { } method
-                ? telemetry.ObserveAsync(context, next, $"/{method.Method.FullName.TrimStart('/')}")
+                ? telemetry.ObserveAsync(context, next, method.Method.FullName)
                 : next(context));
     }
 

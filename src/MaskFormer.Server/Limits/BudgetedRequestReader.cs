@@ -27,6 +27,7 @@ internal sealed class BudgetedRequestReader(PipeReader inner, RequestBytesBudget
 {
     private ReadOnlySequence<byte> _returned;
     private CancellationTokenSource? _waitCancel;
+    private CancellationTokenSource? _arrivalDeadline;
 
     // Offsets in the request body: where the buffer gRPC sees starts, where the body seen so far ends,
     // and where the next message's header starts.
@@ -124,6 +125,7 @@ internal sealed class BudgetedRequestReader(PipeReader inner, RequestBytesBudget
     {
         budget.Release(_held);
         _held = 0;
+        _arrivalDeadline?.Dispose();
     }
 
     // The inner read, while a message holding bytes is still arriving bounded by the time by which the
@@ -145,17 +147,24 @@ internal sealed class BudgetedRequestReader(PipeReader inner, RequestBytesBudget
             throw TooSlow();
         }
 
-        using var deadline = new CancellationTokenSource(left, time);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
+        // One timer for the call, re-armed for each read of a message still arriving (a large upload is
+        // many reads); it fires only to end the call.
+        var deadline = _arrivalDeadline ??= new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
+        deadline.CancelAfter(left);
+        using var linked = cancellationToken.CanBeCanceled ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token) : null;
         try
         {
-            var read = await inner.ReadAsync(linked.Token).ConfigureAwait(false);
+            var read = await inner.ReadAsync(linked?.Token ?? deadline.Token).ConfigureAwait(false);
             _visible = _consumed + read.Buffer.Length;
             return read;
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
             throw TooSlow();
+        }
+        finally
+        {
+            deadline.CancelAfter(Timeout.InfiniteTimeSpan);
         }
     }
 
@@ -201,12 +210,9 @@ internal sealed class BudgetedRequestReader(PipeReader inner, RequestBytesBudget
         {
             inner.AdvanceTo(buffer.Start);
             RpcTelemetry.RequestBytesRefused.Add(1);
-            throw RpcErrors.ToRpcException(new SegmentationException(
-                SegmentationErrorKind.QueueFull,
-                $"The server holds its limit of {budget.Capacity} bytes of request messages (MaskFormer:Grpc:MaxRequestBytesInFlight); retry shortly.")
-            {
-                RetryAfter = GrpcServerOptions.CallLimitRetryAfter,
-            });
+            throw RpcErrors.Overloaded(
+                $"The server holds its limit of {budget.Capacity} bytes of request messages (MaskFormer:Grpc:MaxRequestBytesInFlight); retry shortly.",
+                GrpcServerOptions.CallLimitRetryAfter);
         }
 
         return (bytes, length);
@@ -224,9 +230,8 @@ internal sealed class BudgetedRequestReader(PipeReader inner, RequestBytesBudget
     private RpcException TooSlow()
     {
         RpcTelemetry.RequestBytesRefused.Add(1);
-        return RpcErrors.ToRpcException(new SegmentationException(
-            SegmentationErrorKind.QueueFull,
-            $"The request message arrived slower than MaskFormer:Grpc:MinRequestBytesPerSecond ({limits.MinBytesPerSecond} bytes a second after {RequestBytesLimits.GracePeriod.TotalSeconds:0} s) while it held part of the request-bytes budget."));
+        return RpcErrors.Overloaded(
+            $"The request message arrived slower than MaskFormer:Grpc:MinRequestBytesPerSecond ({limits.MinBytesPerSecond} bytes a second after {RequestBytesLimits.GracePeriod.TotalSeconds:0} s) while it held part of the request-bytes budget.");
     }
 }
 

@@ -61,12 +61,7 @@ internal sealed class CallLimitsInterceptor(IOptions<GrpcServerOptions> options)
         {
             Interlocked.Decrement(ref _running);
             Interlocked.Increment(ref _refused);
-            throw RpcErrors.ToRpcException(new SegmentationException(
-                SegmentationErrorKind.QueueFull,
-                $"The server is running its limit of {_options.MaxConcurrentCalls} calls; retry shortly.")
-            {
-                RetryAfter = GrpcServerOptions.CallLimitRetryAfter,
-            });
+            throw RpcErrors.Overloaded($"The server is running its limit of {_options.MaxConcurrentCalls} calls; retry shortly.", GrpcServerOptions.CallLimitRetryAfter);
         }
 
         return new Slot(this);

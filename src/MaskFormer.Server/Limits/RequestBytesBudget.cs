@@ -52,16 +52,8 @@ internal sealed class RequestBytesBudget
     {
         lock (_lock)
         {
-            if (_waiters.Count > 0 || !Fits(bytes))
-            {
-                return false;
-            }
-
-            _used += bytes;
+            return TryReserveLocked(bytes);
         }
-
-        RpcTelemetry.RequestBytes.Add(bytes);
-        return true;
     }
 
     /// <summary>Reserves <paramref name="bytes"/>, waiting behind earlier waiters until they fit.</summary>
@@ -70,10 +62,9 @@ internal sealed class RequestBytesBudget
         Waiter waiter;
         lock (_lock)
         {
-            if (_waiters.Count == 0 && Fits(bytes))
+            // Under the same lock as the enqueue below, so no release can fall between the two.
+            if (TryReserveLocked(bytes))
             {
-                _used += bytes;
-                RpcTelemetry.RequestBytes.Add(bytes);
                 return Task.CompletedTask;
             }
 
@@ -112,6 +103,18 @@ internal sealed class RequestBytesBudget
 
         RpcTelemetry.RequestBytes.Add(-bytes);
         Complete(granted);
+    }
+
+    private bool TryReserveLocked(long bytes)
+    {
+        if (_waiters.Count > 0 || !Fits(bytes))
+        {
+            return false;
+        }
+
+        _used += bytes;
+        RpcTelemetry.RequestBytes.Add(bytes);
+        return true;
     }
 
     // A message larger than the whole budget could never fit: it is let through alone, once nothing

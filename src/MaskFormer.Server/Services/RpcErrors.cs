@@ -16,6 +16,13 @@ internal static class RpcErrors
     public static RpcException InvalidArgument(string field, string message) =>
         ToRpcException(new SegmentationException(SegmentationErrorKind.InvalidArgument, message) { Field = field });
 
+    /// <summary>
+    /// RESOURCE_EXHAUSTED for a call the host's own limits turn away (call count, request bytes), with
+    /// RetryInfo when sending it again later may succeed.
+    /// </summary>
+    public static RpcException Overloaded(string message, TimeSpan? retryAfter = null) =>
+        ToRpcException(new SegmentationException(SegmentationErrorKind.QueueFull, message) { RetryAfter = retryAfter });
+
     /// <summary>UNAVAILABLE while draining: the client should reconnect (to another instance).</summary>
     public static RpcException ShuttingDown(string message) => new(new Grpc.Core.Status(StatusCode.Unavailable, message));
 

@@ -145,10 +145,7 @@ public sealed class HuggingFaceInferenceTests
                 }
                 finally
                 {
-                    foreach (var instance in ours)
-                    {
-                        instance.Dispose();
-                    }
+                    InstanceMasks.DisposeAll(ours);
                 }
             }
         }
@@ -175,10 +172,7 @@ public sealed class HuggingFaceInferenceTests
                 }
                 finally
                 {
-                    foreach (var instance in all.Concat(top))
-                    {
-                        instance.Dispose();
-                    }
+                    InstanceMasks.DisposeAll(all, top);
                 }
             }
         }
@@ -217,10 +211,7 @@ public sealed class HuggingFaceInferenceTests
                 }
                 finally
                 {
-                    foreach (var instance in one.Concat(all))
-                    {
-                        instance.Dispose();
-                    }
+                    InstanceMasks.DisposeAll(one, all);
                 }
             }
         }

@@ -59,7 +59,7 @@ public sealed class InstanceInferenceTests
         }
         finally
         {
-            DisposeAll(instances);
+            InstanceMasks.DisposeAll(instances);
         }
     }
 
@@ -79,7 +79,7 @@ public sealed class InstanceInferenceTests
         }
         finally
         {
-            DisposeAll(instances);
+            InstanceMasks.DisposeAll(instances);
         }
     }
 
@@ -97,7 +97,7 @@ public sealed class InstanceInferenceTests
         }
         finally
         {
-            DisposeAll(instances);
+            InstanceMasks.DisposeAll(instances);
         }
     }
 
@@ -115,7 +115,7 @@ public sealed class InstanceInferenceTests
         }
         finally
         {
-            DisposeAll(instances);
+            InstanceMasks.DisposeAll(instances);
         }
     }
 
@@ -136,8 +136,8 @@ public sealed class InstanceInferenceTests
         }
         finally
         {
-            DisposeAll(all);
-            DisposeAll(kept);
+            InstanceMasks.DisposeAll(all);
+            InstanceMasks.DisposeAll(kept);
         }
     }
 
@@ -154,7 +154,7 @@ public sealed class InstanceInferenceTests
         }
         finally
         {
-            DisposeAll(instances);
+            InstanceMasks.DisposeAll(instances);
         }
     }
 
@@ -203,7 +203,7 @@ public sealed class InstanceInferenceTests
         }
         finally
         {
-            DisposeAll(instances);
+            InstanceMasks.DisposeAll(instances);
         }
     }
 
@@ -220,14 +220,6 @@ public sealed class InstanceInferenceTests
     }
 
     private static ModelLabel[] Labels(params bool[] isThing) => [.. isThing.Select((thing, id) => new ModelLabel(id, $"class{id}", thing))];
-
-    private static void DisposeAll(IReadOnlyList<InstanceMask> instances)
-    {
-        foreach (var instance in instances)
-        {
-            instance.Dispose();
-        }
-    }
 
     private sealed record Outcome(string? Ambiguity, int Instances, bool CutByTopK, int DroppedAsStuff, int DroppedByScore);
 }

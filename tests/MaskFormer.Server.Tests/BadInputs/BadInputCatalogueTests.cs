@@ -80,7 +80,8 @@ public sealed class BadInputCatalogueTests(ServerFixture server)
     private async Task StreamAsync(BadInput input)
     {
         using var call = server.Client.SegmentStream(deadline: DateTime.UtcNow.AddMinutes(1));
-        foreach (var message in input.Stream!())
+        var messages = input.Stream!().ToList();
+        foreach (var message in messages)
         {
             await call.RequestStream.WriteAsync(message);
         }
@@ -98,7 +99,7 @@ public sealed class BadInputCatalogueTests(ServerFixture server)
                 }
             });
             Assert.Equal(input.Expected, error.StatusCode);
-            var before = input.Stream!().TakeWhile(m => m.MessageCase != SegmentStreamRequest.MessageOneofCase.None).Where(m => m.Frame is not null).Select(m => m.Frame.FrameId);
+            var before = messages.TakeWhile(m => m.MessageCase != SegmentStreamRequest.MessageOneofCase.None).Where(m => m.Frame is not null).Select(m => m.Frame.FrameId);
             Assert.Equal(before, answered.Where(a => a.Result is not null).Select(a => a.FrameId));
             return;
         }
@@ -111,7 +112,7 @@ public sealed class BadInputCatalogueTests(ServerFixture server)
         {
             // The same BadRequest a unary call would carry, naming the config's field.
             var status = Google.Rpc.Status.Parser.ParseFrom(answers[0].Error.StatusDetails);
-            var violation = Assert.Single(status.Details.Select(d => d.Unpack<Google.Rpc.BadRequest>()).Single().FieldViolations);
+            var violation = Assert.Single(Assert.Single(status.Details).Unpack<Google.Rpc.BadRequest>().FieldViolations);
             Assert.Equal(input.Field, violation.Field);
         }
 
