@@ -7,11 +7,12 @@
 # afl++ runs the fuzzing step (tools/fuzz.sh).
 # Go 1.19, grpc-go, protobuf-go and their protoc plugins build and test the Go example (examples/go).
 # prometheus is the real scraper the metrics test starts on loopback (its service is not used).
+# openssl makes the throwaway CA and certificates of the clients' TLS tests (tools/make-test-certs.sh).
 # kubectl renders the Kubernetes overlays (`kubectl kustomize`, tests/deploy): the machine image ships one;
 # where none is on the PATH, Debian's kubernetes-client provides it (its kustomize 2.0 reads k8s/ too).
 set -euo pipefail
 
-packages=(ffmpeg python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc python3-pil python3-onnx python3-torch afl++ prometheus
+packages=(ffmpeg python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc python3-pil python3-onnx python3-torch afl++ prometheus openssl
   golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev protoc-gen-go protoc-gen-go-grpc)
 missing=()
 for package in "${packages[@]}"; do

@@ -17,7 +17,7 @@ status=0
 server_pid=""
 
 cleanup() {
-  for pid in "$server_pid" "${token_server_pid:-}"; do
+  for pid in "$server_pid" "${token_server_pid:-}" "${tls_server_pid:-}"; do
     if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
       kill -TERM "$pid" 2>/dev/null
       wait "$pid" 2>/dev/null
@@ -181,6 +181,24 @@ else
   if ! dotnet "$CLI_DLL" health --server "http://127.0.0.1:$TOKEN_PORT" --wait 120 >/dev/null || ! kill -0 "$token_server_pid" 2>/dev/null; then
     tail -30 "$LOGS/server-tokens.log"; fail_step "the token server did not become SERVING on port $TOKEN_PORT"
   fi
+
+  # A third with TLS that wants a client certificate from its own CA, for the clients' TLS tests: the
+  # certificates from tools/make-test-certs.sh, the health check by the CLI with its TLS options.
+  TLS_PORT="${MASKFORMER_TLS_TEST_PORT:-$((PORT + 4))}"
+  export MASKFORMER_TLS_FILES="$LOGS/tls" MASKFORMER_TLS_SERVER="https://127.0.0.1:$TLS_PORT"
+  if bash tools/make-test-certs.sh "$MASKFORMER_TLS_FILES" >"$LOGS/tls-certs.log" 2>&1; then
+    dotnet "$SERVER_DLL" --Kestrel:Endpoints:Grpc:Url="$MASKFORMER_TLS_SERVER" --MaskFormer:Models:Path="$ROOT/models" \
+      --MaskFormer:Security:CertificatePath="$MASKFORMER_TLS_FILES/server.pem" --MaskFormer:Security:KeyPath="$MASKFORMER_TLS_FILES/server.key" \
+      --MaskFormer:Security:ClientCaPath="$MASKFORMER_TLS_FILES/ca.pem" --MaskFormer:Inference:WarmUp=false >"$LOGS/server-tls.log" 2>&1 &
+    tls_server_pid=$!
+    if ! dotnet "$CLI_DLL" health --server "$MASKFORMER_TLS_SERVER" --ca-cert "$MASKFORMER_TLS_FILES/ca.pem" \
+        --client-cert "$MASKFORMER_TLS_FILES/client.pem" --client-key "$MASKFORMER_TLS_FILES/client.key" --wait 120 >/dev/null \
+        || ! kill -0 "$tls_server_pid" 2>/dev/null; then
+      tail -30 "$LOGS/server-tls.log"; fail_step "the TLS server did not become SERVING on port $TLS_PORT"
+    fi
+  else
+    cat "$LOGS/tls-certs.log"; fail_step "tools/make-test-certs.sh"
+  fi
   if dotnet "$CLI_DLL" health --server "http://127.0.0.1:$PORT" --wait 120; then
     step "node client tests (tests/node)"
     (cd tests/node && MASKFORMER_ADDRESS="127.0.0.1:$PORT" limited 300 node --test 2>&1) >"$LOGS/node.log"
@@ -223,6 +241,7 @@ else
   cleanup
   server_pid=""
   token_server_pid=""
+  tls_server_pid=""
 fi
 
 step "deployment checks (tests/deploy): Dockerfile lint + cpu target built by its own commands; Kubernetes overlays rendered and validated"

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -12,6 +15,7 @@ import (
 
 	pb "github.com/maskformer-serve/maskformer/gen/go/maskformer/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 )
 
 // defaultConnectTimeout bounds the wait for a ready connection, so that a wrong address fails fast.
@@ -35,13 +39,52 @@ func defaultServer() string {
 	return "127.0.0.1:5081"
 }
 
-// hostPort takes host:port or http://host:port, the forms MASKFORMER_ADDRESS takes across all clients.
+// hostPort takes host:port, http://host:port or https://host:port, the forms MASKFORMER_ADDRESS takes across all clients.
 func hostPort(address string) string {
-	return strings.TrimSuffix(strings.TrimPrefix(address, "http://"), "/")
+	return strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(address, "http://"), "https://"), "/")
 }
 
-// bearerToken adds "authorization: Bearer <token>" to every call; the examples speak plaintext, so it
-// does not ask for transport security.
+// tlsVariables are what every client reads for TLS (PEM files): CA certificates, a client certificate, its key.
+var tlsVariables = []string{"MASKFORMER_CA_CERT", "MASKFORMER_CLIENT_CERT", "MASKFORMER_CLIENT_KEY"}
+
+// transportSecurity is how to reach address: nil (cleartext) for host:port or http://, TLS for https://,
+// checked against MASKFORMER_CA_CERT's CA certificates instead of the system's when set, presenting
+// MASKFORMER_CLIENT_CERT with MASKFORMER_CLIENT_KEY (mutual TLS) when set. An error names settings that do
+// not fit together or a file that cannot be read.
+func transportSecurity(address string) (credentials.TransportCredentials, error) {
+	ca, certificate, key := os.Getenv(tlsVariables[0]), os.Getenv(tlsVariables[1]), os.Getenv(tlsVariables[2])
+	if (certificate == "") != (key == "") {
+		return nil, errors.New("MASKFORMER_CLIENT_CERT and MASKFORMER_CLIENT_KEY go together; only one is set")
+	}
+	if !strings.HasPrefix(address, "https://") {
+		if ca != "" || certificate != "" {
+			return nil, fmt.Errorf("a CA or client certificate needs an https:// server address; %s is cleartext", address)
+		}
+		return nil, nil
+	}
+	config := &tls.Config{MinVersion: tls.VersionTLS12}
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read %s: %w", ca, err)
+		}
+		config.RootCAs = x509.NewCertPool()
+		if !config.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", ca)
+		}
+	}
+	if certificate != "" {
+		pair, err := tls.LoadX509KeyPair(certificate, key)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read the client certificate %s with its key %s: %w", certificate, key, err)
+		}
+		config.Certificates = []tls.Certificate{pair}
+	}
+	return credentials.NewTLS(config), nil
+}
+
+// bearerToken adds "authorization: Bearer <token>" to every call, over TLS or, on a trusted network,
+// cleartext (so it does not ask for transport security).
 type bearerToken string
 
 func (t bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
@@ -50,14 +93,23 @@ func (t bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]
 
 func (bearerToken) RequireTransportSecurity() bool { return false }
 
-// connect opens a plaintext channel and waits until it is ready, at most connectTimeout. With
-// MASKFORMER_TOKEN set, every call carries "authorization: Bearer <token>" (a server with
-// MaskFormer:Security:TokensFile answers UNAUTHENTICATED without it).
+// connect opens a channel (transportSecurity says over what) and waits until it is ready, at most
+// connectTimeout. With MASKFORMER_TOKEN set, every call carries "authorization: Bearer <token>" (a server
+// with MaskFormer:Security:TokensFile answers UNAUTHENTICATED without it).
 func connect(address string, connectTimeout time.Duration) (*grpc.ClientConn, error) {
+	security, err := transportSecurity(address)
+	if err != nil {
+		return nil, err
+	}
+	transport, hint := grpc.WithInsecure(), ""
+	if security != nil {
+		transport = grpc.WithTransportCredentials(security)
+		hint = " (over TLS: is the server's CA in MASKFORMER_CA_CERT, and does it want a client certificate, MASKFORMER_CLIENT_CERT and MASKFORMER_CLIENT_KEY?)"
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
 	defer cancel()
 	options := []grpc.DialOption{
-		grpc.WithInsecure(),
+		transport,
 		grpc.WithBlock(),
 		grpc.WithInitialWindowSize(streamWindow),
 		grpc.WithInitialConnWindowSize(streamWindow),
@@ -68,14 +120,14 @@ func connect(address string, connectTimeout time.Duration) (*grpc.ClientConn, er
 	}
 	conn, err := grpc.DialContext(ctx, hostPort(address), options...)
 	if err != nil {
-		return nil, fmt.Errorf("server unreachable: cannot reach the MaskFormer server at %s within %v", address, connectTimeout)
+		return nil, fmt.Errorf("server unreachable: cannot reach the MaskFormer server at %s within %v%s", address, connectTimeout, hint)
 	}
 	return conn, nil
 }
 
 // connectionFlags adds the flags every command takes: the server's address and how long to wait for it.
 func connectionFlags(flags *flag.FlagSet) (*string, *time.Duration) {
-	server := flags.String("server", defaultServer(), "host:port of the server (default $MASKFORMER_ADDRESS, else 127.0.0.1:5081)")
+	server := flags.String("server", defaultServer(), "host:port of the server, or https://host:port for TLS (default $MASKFORMER_ADDRESS, else 127.0.0.1:5081)")
 	timeout := flags.Duration("connect-timeout", defaultConnectTimeout, "how long to wait for the server")
 	return server, timeout
 }

@@ -369,3 +369,76 @@ func TestSegmentCommandSendsMaskformerToken(t *testing.T) {
 		t.Fatalf("with the token: exit code %d\n%s%s", code, stdout, stderr)
 	}
 }
+
+// tlsServer is the third server tools/test-all.sh starts, with TLS that wants a client certificate from its
+// own CA, and the folder of tools/make-test-certs.sh's files for it.
+func tlsServer(t *testing.T) (string, string) {
+	t.Helper()
+	server, folder := os.Getenv("MASKFORMER_TLS_SERVER"), os.Getenv("MASKFORMER_TLS_FILES")
+	if server == "" || folder == "" {
+		t.Fatal("MASKFORMER_TLS_SERVER and MASKFORMER_TLS_FILES are not set: make certificates with tools/make-test-certs.sh DIR, " +
+			"start a server on https://127.0.0.1:PORT with DIR/server.pem, DIR/server.key and " +
+			"MaskFormer:Security:ClientCaPath=DIR/ca.pem, and set both to its address and DIR (tools/test-all.sh does)")
+	}
+	return server, folder
+}
+
+// runWithTLS runs the command with only the given TLS variables (and no token) set.
+func runWithTLS(t *testing.T, tlsEnv []string, args ...string) (int, string, string) {
+	t.Helper()
+	var env []string
+	for _, variable := range os.Environ() {
+		name := strings.SplitN(variable, "=", 2)[0]
+		if name != "MASKFORMER_TOKEN" && name != tlsVariables[0] && name != tlsVariables[1] && name != tlsVariables[2] {
+			env = append(env, variable)
+		}
+	}
+	return runClientEnv(t, buildClient(t), append(env, tlsEnv...), args...)
+}
+
+func fullTLS(folder string) []string {
+	return []string{
+		"MASKFORMER_CA_CERT=" + filepath.Join(folder, "ca.pem"),
+		"MASKFORMER_CLIENT_CERT=" + filepath.Join(folder, "client.pem"),
+		"MASKFORMER_CLIENT_KEY=" + filepath.Join(folder, "client.key"),
+	}
+}
+
+func TestSegmentAndStreamOverMutualTLS(t *testing.T) {
+	server, folder := tlsServer(t)
+	code, stdout, stderr := runWithTLS(t, fullTLS(folder), "segment", heldoutImage, "-server", server)
+	if code != 0 || !strings.Contains(stdout, "classes:") {
+		t.Fatalf("segment: exit code %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = runWithTLS(t, fullTLS(folder), "stream", clipFolder, "-server", server, "-tasks", "semantic")
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if code != 0 || lines[len(lines)-1] != "sent 16, results 16, errors 0, skipped 0" {
+		t.Fatalf("stream: exit code %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+func TestWithoutClientCertificateFails(t *testing.T) {
+	server, folder := tlsServer(t)
+	code, stdout, stderr := runWithTLS(t, fullTLS(folder)[:1], "segment", heldoutImage, "-server", server, "-connect-timeout", "3s")
+	if code == 0 || strings.Contains(stdout, "classes:") || !strings.Contains(stderr, "MASKFORMER_CLIENT_CERT") {
+		t.Fatalf("exit code %d\n%s%s: want a failure that names MASKFORMER_CLIENT_CERT", code, stdout, stderr)
+	}
+}
+
+func TestTLSSettingsThatDoNotFitAreNamed(t *testing.T) {
+	server, folder := tlsServer(t)
+	for _, c := range []struct {
+		name, server string
+		env          []string
+		want         string
+	}{
+		{"cleartext address", strings.Replace(server, "https://", "http://", 1), fullTLS(folder), "needs an https:// server address"},
+		{"certificate without key", server, fullTLS(folder)[:2], "go together"},
+		{"missing CA file", server, append([]string{"MASKFORMER_CA_CERT=/no/such/ca.pem"}, fullTLS(folder)[1:]...), "cannot read /no/such/ca.pem"},
+	} {
+		code, _, stderr := runWithTLS(t, c.env, "segment", heldoutImage, "-server", c.server)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%s: exit code %d, stderr %q: want 2 and %q", c.name, code, stderr, c.want)
+		}
+	}
+}

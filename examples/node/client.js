@@ -1,6 +1,6 @@
 // Shared helpers for the MaskFormer Serve Node examples: the generated client, connecting, and
 // choosing the frames of a folder.
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, parse } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import grpc from '@grpc/grpc-js';
@@ -34,9 +34,40 @@ const proto = grpc.loadPackageDefinition(packageDefinition);
 /** The generated client constructor: new SegmentationService('host:port', credentials). */
 export const SegmentationService = proto.maskformer.v1.SegmentationService;
 
-/** host:port from host:port or http://host:port, the forms MASKFORMER_ADDRESS takes across all clients. */
+/** host:port from host:port, http://host:port or https://host:port, the forms MASKFORMER_ADDRESS takes across all clients. */
 export function hostPort(address) {
-  return address.replace(/^http:\/\//, '').replace(/\/+$/, '');
+  return address.replace(/^https?:\/\//, '').replace(/\/+$/, '');
+}
+
+/** The variables every client reads for TLS: CA certificates, client certificate, its key (PEM files). */
+export const TLS_VARIABLES = ['MASKFORMER_CA_CERT', 'MASKFORMER_CLIENT_CERT', 'MASKFORMER_CLIENT_KEY'];
+
+/**
+ * The channel credentials for address: cleartext for host:port or http://, TLS for https://, checked
+ * against MASKFORMER_CA_CERT's CA certificates instead of the system's when set, presenting
+ * MASKFORMER_CLIENT_CERT with MASKFORMER_CLIENT_KEY (mutual TLS) when set. Throws, naming the problem,
+ * for settings that do not fit together or a file that cannot be read.
+ */
+export function credentialsFor(address) {
+  const [ca, certificate, key] = TLS_VARIABLES.map((name) => process.env[name] || null);
+  if ((certificate === null) !== (key === null)) {
+    throw new Error('MASKFORMER_CLIENT_CERT and MASKFORMER_CLIENT_KEY go together; only one is set');
+  }
+  if (!address.startsWith('https://')) {
+    if (ca !== null || certificate !== null) {
+      throw new Error(`a CA or client certificate needs an https:// server address; ${address} is cleartext`);
+    }
+    return grpc.credentials.createInsecure();
+  }
+  const read = (path) => {
+    if (path === null) return null;
+    try {
+      return readFileSync(path);
+    } catch (e) {
+      throw new Error(`cannot read ${path}: ${e.message}`);
+    }
+  };
+  return grpc.credentials.createSsl(read(ca), read(key), read(certificate));
 }
 
 /** An interceptor adding "authorization: Bearer <token>" to every call. */
@@ -51,14 +82,15 @@ function bearerToken(token) {
 }
 
 /**
- * Opens a plaintext client and waits until it is connected; rejects when it cannot within timeoutMs.
- * With MASKFORMER_TOKEN set, every call carries "authorization: Bearer <token>" (a server with
+ * Opens a client (credentialsFor says over what) and waits until it is connected; rejects when it cannot
+ * within timeoutMs, or when the TLS settings cannot be used. With MASKFORMER_TOKEN set, every call carries "authorization: Bearer <token>" (a server with
  * MaskFormer:Security:TokensFile answers UNAUTHENTICATED without it).
  */
 export function connect(address, timeoutMs = 15_000) {
   return new Promise((resolve, reject) => {
     const token = process.env.MASKFORMER_TOKEN;
-    const client = new SegmentationService(hostPort(address), grpc.credentials.createInsecure(), {
+    const credentials = credentialsFor(address);
+    const client = new SegmentationService(hostPort(address), credentials, {
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
       // A stream window larger than an answer: with the default 64 KiB, Kestrel loses an answer now and
       // then (dotnet/aspnetcore#53736; the main README, Troubleshooting).
@@ -68,7 +100,10 @@ export function connect(address, timeoutMs = 15_000) {
     client.waitForReady(Date.now() + timeoutMs, (err) => {
       if (!err) return resolve(client);
       client.close();
-      reject(new Error(`cannot reach the MaskFormer server at ${address} within ${timeoutMs} ms: ${err.message}`));
+      const hint = address.startsWith('https://')
+        ? " (over TLS: is the server's CA in MASKFORMER_CA_CERT, and does it want a client certificate, MASKFORMER_CLIENT_CERT and MASKFORMER_CLIENT_KEY?)"
+        : '';
+      reject(new Error(`cannot reach the MaskFormer server at ${address} within ${timeoutMs} ms: ${err.message}${hint}`));
     });
   });
 }

@@ -30,27 +30,61 @@ def load_stubs():
 
 
 def host_port(address):
-    """host:port from host:port or http://host:port, the forms MASKFORMER_ADDRESS takes across all clients."""
-    return address.removeprefix("http://").rstrip("/")
+    """host:port from host:port, http://host:port or https://host:port, the forms MASKFORMER_ADDRESS takes across all clients."""
+    return address.removeprefix("http://").removeprefix("https://").rstrip("/")
+
+
+def tls_credentials(address):
+    """The channel credentials for an https:// address (None for a cleartext one), as every client reads them:
+    MASKFORMER_CA_CERT, PEM CA certificates the server's certificate must chain to instead of the system's;
+    MASKFORMER_CLIENT_CERT and MASKFORMER_CLIENT_KEY, a PEM certificate and its key for mutual TLS.
+    Raises ValueError for settings that do not fit together, OSError for a file that cannot be read."""
+    import grpc
+
+    ca, certificate, key = (os.environ.get(name) or None
+                            for name in ("MASKFORMER_CA_CERT", "MASKFORMER_CLIENT_CERT", "MASKFORMER_CLIENT_KEY"))
+    if (certificate is None) != (key is None):
+        raise ValueError("MASKFORMER_CLIENT_CERT and MASKFORMER_CLIENT_KEY go together; only one is set")
+    if not address.startswith("https://"):
+        if ca or certificate:
+            raise ValueError(f"a CA or client certificate needs an https:// server address; {address} is cleartext")
+        return None
+    read = lambda path: Path(path).read_bytes() if path else None  # noqa: E731
+    return grpc.ssl_channel_credentials(root_certificates=read(ca), private_key=read(key),
+                                        certificate_chain=read(certificate))
+
+
+def tls_problem(address):
+    """Why the TLS settings cannot be used with address, as a line for the user, or None when they can."""
+    try:
+        tls_credentials(address)
+    except ValueError as e:
+        return str(e)
+    except OSError as e:
+        return f"cannot read {e.filename}: {e.strerror or e}"
+    return None
 
 
 def connect(address, timeout=15.0):
-    """Opens a plaintext channel and waits until it is ready; raises ConnectionError if not.
+    """Opens a channel and waits until it is ready; raises ConnectionError if not.
 
-    With MASKFORMER_TOKEN set, every call carries "authorization: Bearer <token>" (a server with
+    http://host:port or host:port is cleartext; https://host:port is TLS (tls_credentials says how it is
+    checked). With MASKFORMER_TOKEN set, every call carries "authorization: Bearer <token>" (a server with
     MaskFormer:Security:TokensFile answers UNAUTHENTICATED without it).
     """
     import grpc
 
-    channel = grpc.insecure_channel(
-        host_port(address),
-        options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
-    )
+    options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+    credentials = tls_credentials(address)
+    channel = (grpc.secure_channel(host_port(address), credentials, options=options) if credentials
+               else grpc.insecure_channel(host_port(address), options=options))
     try:
         grpc.channel_ready_future(channel).result(timeout=timeout)
     except grpc.FutureTimeoutError:
         channel.close()
-        raise ConnectionError(f"cannot reach the MaskFormer server at {address} within {timeout:g} s")
+        hint = (" (over TLS: is the server's CA in MASKFORMER_CA_CERT, and does it want a client certificate,"
+                " MASKFORMER_CLIENT_CERT and MASKFORMER_CLIENT_KEY?)" if credentials else "")
+        raise ConnectionError(f"cannot reach the MaskFormer server at {address} within {timeout:g} s{hint}")
     token = os.environ.get("MASKFORMER_TOKEN")
     return grpc.intercept_channel(channel, _bearer_token(token)) if token else channel
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import grpc
 
-from common import DEFAULT_SERVER, connect, load_stubs
+from common import DEFAULT_SERVER, connect, load_stubs, tls_problem
 
 pb, pb_grpc = load_stubs()
 
@@ -57,8 +57,11 @@ def print_response(r, out=sys.stdout):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("image", type=Path, help="an encoded image (PNG, JPEG, ...)")
-    parser.add_argument("--server", default=DEFAULT_SERVER, help=f"host:port (default {DEFAULT_SERVER})")
+    parser.add_argument("--server", default=DEFAULT_SERVER, help=f"host:port, or https://host:port for TLS (default {DEFAULT_SERVER})")
     args = parser.parse_args(argv)
+    if problem := tls_problem(args.server):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
 
     try:
         image_bytes = args.image.read_bytes()

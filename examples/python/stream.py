@@ -33,7 +33,7 @@ from pathlib import Path
 
 import grpc
 
-from common import DEFAULT_SERVER, connect, list_frames, load_stubs
+from common import DEFAULT_SERVER, connect, list_frames, load_stubs, tls_problem
 from delta import DeltaRebuilder, decode_complete, frame_differences
 
 pb, pb_grpc = load_stubs()
@@ -246,7 +246,7 @@ def describe(response, names=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="a folder of frames (sorted by file name)")
-    parser.add_argument("--server", default=DEFAULT_SERVER, help=f"host:port (default {DEFAULT_SERVER})")
+    parser.add_argument("--server", default=DEFAULT_SERVER, help=f"host:port, or https://host:port for TLS (default {DEFAULT_SERVER})")
     parser.add_argument("--policy", choices=sorted(POLICIES), default="queue", help="overload policy (default queue)")
     parser.add_argument("--in-flight", type=int, default=0, metavar="N",
                         help="frames of this stream in the engine at once (default 0: the server's default)")
@@ -256,6 +256,9 @@ def main(argv=None):
     parser.add_argument("--no-delta", action="store_true", help="complete results, not deltas")
     parser.add_argument("--no-check", action="store_true", help="do not compare rebuilt frames with a stream without deltas")
     args = parser.parse_args(argv)
+    if problem := tls_problem(args.server):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     if args.in_flight < 0 or args.keyframe_interval < 0:
         parser.error("--in-flight and --keyframe-interval must be 0 or more")
     tasks = [TASKS.get(t.strip()) for t in args.tasks.split(",")]

@@ -55,12 +55,18 @@ class _ServerTest(unittest.TestCase):
         return run_script(*args, server=address())
 
 
-def run_script(*args, server, token=None):
-    """Runs an example script against server; MASKFORMER_TOKEN is the given token, or unset."""
+TLS_VARIABLES = ("MASKFORMER_CA_CERT", "MASKFORMER_CLIENT_CERT", "MASKFORMER_CLIENT_KEY")
+
+
+def run_script(*args, server, token=None, tls=None):
+    """Runs an example script against server; MASKFORMER_TOKEN is the given token, or unset, and the TLS
+    variables those in the tls dict, the others unset."""
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    env.pop("MASKFORMER_TOKEN", None)
+    for name in ("MASKFORMER_TOKEN", *TLS_VARIABLES):
+        env.pop(name, None)
     if token is not None:
         env["MASKFORMER_TOKEN"] = token
+    env.update(tls or {})
     return subprocess.run(
         ["/usr/bin/python3", *map(str, args), "--server", server],
         cwd=HERE, env=env, capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S)
@@ -212,6 +218,50 @@ class TokenTest(unittest.TestCase):
         self.assertEqual(wrong.returncode, 1, wrong.stdout + wrong.stderr)
         self.assertEqual(right.returncode, 0, right.stdout + right.stderr)
         self.assertIn("classes:", right.stdout)
+
+
+class TlsTest(unittest.TestCase):
+    """Against a third server with TLS that wants a client certificate from its own CA (tools/test-all.sh starts
+    one, with certificates from tools/make-test-certs.sh)."""
+
+    def setUp(self):
+        self.server, folder = os.environ.get("MASKFORMER_TLS_SERVER"), os.environ.get("MASKFORMER_TLS_FILES")
+        if not self.server or not folder:
+            raise AssertionError(
+                "MASKFORMER_TLS_SERVER and MASKFORMER_TLS_FILES are not set: make certificates with "
+                "tools/make-test-certs.sh DIR, start a server on https://127.0.0.1:PORT with DIR/server.pem, "
+                "DIR/server.key and MaskFormer:Security:ClientCaPath=DIR/ca.pem, and set both to its address and "
+                "DIR (tools/test-all.sh does)")
+        folder = Path(folder)
+        self.full = dict(zip(TLS_VARIABLES, (str(folder / f) for f in ("ca.pem", "client.pem", "client.key"))))
+
+    def test_segment_over_mutual_tls(self):
+        proc = run_script("segment.py", HELDOUT_IMAGE, server=self.server, tls=self.full)
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        self.assertIn("classes:", proc.stdout)
+
+    def test_stream_over_mutual_tls(self):
+        proc = run_script("stream.py", CLIP, "--no-delta", "--tasks", "semantic", server=self.server, tls=self.full)
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        self.assertEqual(proc.stdout.strip().splitlines()[-1], "sent 16, results 16, errors 0, skipped 0", proc.stdout)
+
+    def test_segment_without_client_certificate_fails(self):
+        proc = run_script("segment.py", HELDOUT_IMAGE, server=self.server, tls={"MASKFORMER_CA_CERT": self.full["MASKFORMER_CA_CERT"]})
+        self.assertNotEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        self.assertNotIn("classes:", proc.stdout)
+        self.assertIn("MASKFORMER_CLIENT_CERT", proc.stderr)
+
+    def test_settings_that_do_not_fit_are_named(self):
+        cleartext = run_script("segment.py", HELDOUT_IMAGE, server=self.server.replace("https://", "http://"), tls=self.full)
+        half = run_script("segment.py", HELDOUT_IMAGE, server=self.server,
+                          tls={k: v for k, v in self.full.items() if k != "MASKFORMER_CLIENT_KEY"})
+        missing = run_script("stream.py", CLIP, server=self.server, tls=dict(self.full, MASKFORMER_CA_CERT="/no/such/ca.pem"))
+        self.assertEqual(cleartext.returncode, 2, cleartext.stderr)
+        self.assertIn("needs an https:// server address", cleartext.stderr)
+        self.assertEqual(half.returncode, 2, half.stderr)
+        self.assertIn("go together", half.stderr)
+        self.assertEqual(missing.returncode, 2, missing.stderr)
+        self.assertIn("cannot read /no/such/ca.pem", missing.stderr)
 
 
 if __name__ == "__main__":

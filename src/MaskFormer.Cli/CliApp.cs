@@ -12,7 +12,7 @@ namespace MaskFormer.Cli;
 /// </summary>
 internal static class CliApp
 {
-    public const string ServerHelp = $"  --server host:port     the server (default ${CommandArguments.AddressVariable}, else {CommandArguments.DefaultAddress}); http://host:port also works";
+    public const string ServerHelp = $"  --server host:port     the server (default ${CommandArguments.AddressVariable}, else {CommandArguments.DefaultAddress}); http://host:port also works, https://host:port for TLS\n" + ClientTls.Help;
 
     public static IReadOnlyList<CommandInfo> Commands { get; } =
     [
@@ -98,6 +98,7 @@ internal static class CliApp
         Run 'maskformer COMMAND --help' for a command's options.
         The server address is --server, else ${CommandArguments.AddressVariable} (host:port), else {CommandArguments.DefaultAddress}.
         With ${ServerChannel.TokenVariable} set, every call carries it as a bearer token.
+        For an https:// server with a private CA or mutual TLS: --ca-cert, --client-cert and --client-key (or ${ClientTls.CaVariable}, ${ClientTls.CertificateVariable}, ${ClientTls.KeyVariable}).
         """;
 
     // A user can act on these; anything else is a bug and keeps its stack trace.
@@ -114,6 +115,8 @@ internal static class CliApp
             case OperationCanceledException:
             case RpcException { StatusCode: StatusCode.Cancelled }:
                 return "cancelled.";
+            case RpcException rpc when IsUnreachable(rpc) && ClientTls.Hint(SafeAddress(arguments), rpc.Status.DebugException) is { } hint:
+                return $"no TLS connection to the server at {SafeAddress(arguments)} ({Innermost(rpc).Message}). {hint}";
             case RpcException rpc when IsUnreachable(rpc):
                 return $"cannot reach the server at {SafeAddress(arguments)} ({Innermost(rpc).Message}). Start it, or point --server or ${CommandArguments.AddressVariable} at it.";
             case RpcException rpc:

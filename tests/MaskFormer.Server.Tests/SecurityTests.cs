@@ -65,6 +65,23 @@ public sealed class SecureServerFixture : IAsyncLifetime
 
     internal static Metadata Bearer(string token) => new() { { "authorization", $"Bearer {token}" } };
 
+    /// <summary>The PEM file of the CA that issued the server's and the client's certificates.</summary>
+    internal string CaPath => Path.Combine(_dir, "ca.pem");
+
+    /// <summary>
+    /// Writes <paramref name="certificate"/> (default: the client certificate the server accepts) and its key
+    /// as PEM files named after <paramref name="name"/>; returns their paths.
+    /// </summary>
+    internal (string Certificate, string Key) WriteClientPem(string name, X509Certificate2? certificate = null)
+    {
+        certificate ??= _client;
+        using var key = certificate.GetECDsaPrivateKey()!;
+        var (certificatePath, keyPath) = (Path.Combine(_dir, $"{name}.pem"), Path.Combine(_dir, $"{name}.key"));
+        File.WriteAllText(certificatePath, certificate.ExportCertificatePem());
+        File.WriteAllText(keyPath, key.ExportPkcs8PrivateKeyPem());
+        return (certificatePath, keyPath);
+    }
+
     internal GrpcChannel Channel(bool withClientCertificate) => Channel(withClientCertificate ? _client : null);
 
     internal GrpcChannel Channel(X509Certificate2? clientCertificate)

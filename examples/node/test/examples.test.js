@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { connect, listFrames, pngSize } from '../client.js';
+import { connect, listFrames, pngSize, TLS_VARIABLES } from '../client.js';
 import { decodePng, isPng } from '../png.js';
 import { segment } from '../segment.js';
 import { describe as describeResponse, streamFrames, streamWithDeltas, TASKS } from '../stream.js';
@@ -23,10 +23,15 @@ const CLIP = here('../../models/tiny-shapes/clip');
 const SCRIPT_TIMEOUT_MS = 300_000;
 const run = promisify(execFile);
 
-/** Runs an example script against server; MASKFORMER_TOKEN is the given token, or unset. */
-async function runExample(args, { server, token = null }) {
-  const { MASKFORMER_TOKEN: _, ...env } = process.env;
+/**
+ * Runs an example script against server; MASKFORMER_TOKEN is the given token, or unset, and the TLS
+ * variables those in tls, the others unset.
+ */
+async function runExample(args, { server, token = null, tls = {} }) {
+  const env = { ...process.env };
+  for (const name of ['MASKFORMER_TOKEN', ...TLS_VARIABLES]) delete env[name];
   if (token !== null) env.MASKFORMER_TOKEN = token;
+  Object.assign(env, tls);
   try {
     const { stdout, stderr } = await run(process.execPath, [...args, '--server', server], {
       cwd: here('.'),
@@ -217,5 +222,54 @@ describe('a server that needs a bearer token (tools/test-all.sh starts one)', ()
     assert.ok(without.stderr.includes('UNAUTHENTICATED'), without.stderr);
     assert.equal(right.code, 0, right.stdout + right.stderr);
     assert.ok(right.stdout.includes('classes:'), right.stdout);
+  });
+});
+
+describe('a server with TLS that wants a client certificate (tools/test-all.sh starts one)', () => {
+  const server = process.env.MASKFORMER_TLS_SERVER;
+  const folder = process.env.MASKFORMER_TLS_FILES;
+  const full = () => {
+    assert.ok(
+      server && folder,
+      'MASKFORMER_TLS_SERVER and MASKFORMER_TLS_FILES are not set: make certificates with tools/make-test-certs.sh DIR, ' +
+        'start a server on https://127.0.0.1:PORT with DIR/server.pem, DIR/server.key and ' +
+        'MaskFormer:Security:ClientCaPath=DIR/ca.pem, and set both to its address and DIR (tools/test-all.sh does)',
+    );
+    return Object.fromEntries(TLS_VARIABLES.map((name, i) => [name, join(folder, ['ca.pem', 'client.pem', 'client.key'][i])]));
+  };
+
+  test('segment.js and stream.js over mutual TLS', async () => {
+    const tls = full();
+    const segmented = await runExample(['segment.js', HELDOUT_IMAGE], { server, tls });
+    const streamed = await runExample(['stream.js', CLIP, '--no-delta', '--tasks', 'semantic'], { server, tls });
+
+    assert.equal(segmented.code, 0, segmented.stdout + segmented.stderr);
+    assert.ok(segmented.stdout.includes('classes:'), segmented.stdout);
+    assert.equal(streamed.code, 0, streamed.stdout + streamed.stderr);
+    assert.equal(streamed.stdout.trim().split('\n').at(-1), 'sent 16, results 16, errors 0, skipped 0', streamed.stdout);
+  });
+
+  test('segment.js without a client certificate fails', async () => {
+    const { MASKFORMER_CA_CERT } = full();
+    const { code, stdout, stderr } = await runExample(['segment.js', HELDOUT_IMAGE], { server, tls: { MASKFORMER_CA_CERT } });
+
+    assert.notEqual(code, 0, stdout + stderr);
+    assert.ok(!stdout.includes('classes:'), stdout);
+    assert.ok(stderr.includes('MASKFORMER_CLIENT_CERT'), stderr);
+  });
+
+  test('settings that do not fit are named', async () => {
+    const tls = full();
+    const cleartext = await runExample(['segment.js', HELDOUT_IMAGE], { server: server.replace('https://', 'http://'), tls });
+    const { MASKFORMER_CLIENT_KEY: _, ...half } = tls;
+    const halfRun = await runExample(['segment.js', HELDOUT_IMAGE], { server, tls: half });
+    const missing = await runExample(['stream.js', CLIP], { server, tls: { ...tls, MASKFORMER_CA_CERT: '/no/such/ca.pem' } });
+
+    assert.equal(cleartext.code, 2, cleartext.stderr);
+    assert.ok(cleartext.stderr.includes('needs an https:// server address'), cleartext.stderr);
+    assert.equal(halfRun.code, 2, halfRun.stderr);
+    assert.ok(halfRun.stderr.includes('go together'), halfRun.stderr);
+    assert.equal(missing.code, 2, missing.stderr);
+    assert.ok(missing.stderr.includes('cannot read /no/such/ca.pem'), missing.stderr);
   });
 });

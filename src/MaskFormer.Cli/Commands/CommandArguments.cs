@@ -88,7 +88,7 @@ internal sealed class CommandArguments
     /// <summary>The options given that the command does not know, as "--name".</summary>
     public IEnumerable<string> Unknown(IEnumerable<string> known)
     {
-        var allowed = new HashSet<string>(known, StringComparer.Ordinal) { "help", "server" };
+        var allowed = new HashSet<string>([.. known, .. ClientTls.OptionNames], StringComparer.Ordinal) { "help", "server" };
         return _options.Keys.Where(name => !allowed.Contains(name)).Select(name => $"--{name}");
     }
 }

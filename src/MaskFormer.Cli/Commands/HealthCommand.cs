@@ -25,7 +25,7 @@ internal static class HealthCommand
     public static async Task<int> RunAsync(CommandArguments args, TextWriter output, CancellationToken cancellationToken)
     {
         var address = args.ServerAddress;
-        using var channel = ServerChannel.Open(address);
+        using var channel = ServerChannel.Open(args);
         var client = new Health.HealthClient(channel);
         var until = DateTime.UtcNow.AddSeconds(args.GetDouble("wait", 0));
         string status;
@@ -41,9 +41,11 @@ internal static class HealthCommand
                     return 0;
                 }
             }
-            catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
+            catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded
+                || (ex.StatusCode is StatusCode.Internal && ex.Status.DebugException is System.Net.Http.HttpRequestException or IOException))
             {
-                status = $"UNREACHABLE: no answer from {address.ToString().TrimEnd('/')} ({(ex.Status.DebugException?.GetBaseException() ?? ex).Message})";
+                var at = address.ToString().TrimEnd('/');
+                status = $"UNREACHABLE: no answer from {at} ({(ex.Status.DebugException?.GetBaseException() ?? ex).Message}){(ClientTls.Hint(at, ex.Status.DebugException) is { } hint ? $". {hint}" : string.Empty)}";
             }
 
             if (DateTime.UtcNow < until)

@@ -18,7 +18,7 @@ internal static class ModelsCommand
 
     public static async Task<int> RunAsync(CommandArguments args, TextWriter output, CancellationToken cancellationToken)
     {
-        using var channel = ServerChannel.Open(args.ServerAddress);
+        using var channel = ServerChannel.Open(args);
         var client = new SegmentationService.SegmentationServiceClient(channel);
         var response = await RetryingCall.CallAsync(deadline => client.ListModelsAsync(new ListModelsRequest(), deadline: deadline, cancellationToken: cancellationToken), TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
         foreach (var model in response.Models)

@@ -52,7 +52,7 @@ internal static class SegmentCommand
         var timeout = TimeSpan.FromSeconds(args.GetDouble("timeout", 60));
         var bytes = await File.ReadAllBytesAsync(imagePath, cancellationToken).ConfigureAwait(false);
 
-        using var channel = ServerChannel.Open(args.ServerAddress);
+        using var channel = ServerChannel.Open(args);
         var client = new SegmentationService.SegmentationServiceClient(channel);
         var models = await RetryingCall.CallAsync(deadline => client.ListModelsAsync(new ListModelsRequest(), deadline: deadline, cancellationToken: cancellationToken), timeout, cancellationToken).ConfigureAwait(false);
         var request = new SegmentRequest

@@ -13,7 +13,7 @@ namespace MaskFormer.Cli.Commands;
 /// answers of 76 KB, the tiny model, lost 5 answers in 27,751 calls with the default window and none in
 /// 39,681 with this one (2026-12-05).
 /// </remarks>
-internal static class ServerChannel
+internal static partial class ServerChannel
 {
     /// <summary>The largest stream window <see cref="SocketsHttpHandler"/> allows by default (16 MiB).</summary>
     public const int StreamWindowBytes = 16 << 20;
@@ -21,7 +21,6 @@ internal static class ServerChannel
     /// <summary>The variable holding a bearer token every call carries (a server with MaskFormer:Security:TokensFile needs one).</summary>
     public const string TokenVariable = "MASKFORMER_TOKEN";
 
-    public static GrpcChannel Open(Uri address) => GrpcChannel.ForAddress(address, CreateOptions());
 
     /// <summary>
     /// The channel's options. No receive limit (the client's default is 4 MB): a result's size is the
@@ -29,14 +28,28 @@ internal static class ServerChannel
     /// 100 queries came to 13 MB. With $MASKFORMER_TOKEN set, every request carries it as
     /// "authorization: Bearer" (from the environment, not the command line, where other users could read it).
     /// </summary>
-    internal static GrpcChannelOptions CreateOptions() => new()
+    internal static GrpcChannelOptions CreateOptions(Action<SocketsHttpHandler>? configureHandler = null)
     {
-        HttpHandler = Environment.GetEnvironmentVariable(TokenVariable) is { Length: > 0 } token
-            ? new BearerToken(token) { InnerHandler = CreateHandler() }
-            : CreateHandler(),
-        DisposeHttpClient = true,
-        MaxReceiveMessageSize = null,
-    };
+        var handler = CreateHandler();
+        try
+        {
+            configureHandler?.Invoke(handler);
+        }
+        catch
+        {
+            handler.Dispose();
+            throw;
+        }
+
+        return new()
+        {
+            HttpHandler = Environment.GetEnvironmentVariable(TokenVariable) is { Length: > 0 } token
+                ? new BearerToken(token) { InnerHandler = handler }
+                : handler,
+            DisposeHttpClient = true,
+            MaxReceiveMessageSize = null,
+        };
+    }
 
     /// <summary>What GrpcChannel would create (several HTTP/2 connections when streams run out), with the large window.</summary>
     public static SocketsHttpHandler CreateHandler() =>

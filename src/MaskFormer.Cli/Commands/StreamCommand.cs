@@ -73,7 +73,7 @@ internal static class StreamCommand
         var fps = args.Has("fps") ? args.GetDouble("fps", 0) : config.Latency is { TargetFps: > 0 } latency ? latency.TargetFps : source.FramesPerSecond;
         var pacer = args.Has("no-pacing") ? null : new FramePacer(fps, TimeProvider.System);
 
-        using var channel = ServerChannel.Open(args.ServerAddress);
+        using var channel = ServerChannel.Open(args);
         var client = new SegmentationService.SegmentationServiceClient(channel);
         var models = await RetryingCall.CallAsync(deadline => client.ListModelsAsync(new ListModelsRequest(), deadline: deadline, cancellationToken: cancellationToken), TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
         var modelName = args.Get("model", string.Empty);

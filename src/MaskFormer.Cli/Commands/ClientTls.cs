@@ -1,0 +1,162 @@
+using System.Net.Security;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+
+namespace MaskFormer.Cli.Commands;
+
+/// <summary>
+/// How the CLI checks an https:// server and what it presents to one that asks for a client certificate:
+/// --ca-cert (else $MASKFORMER_CA_CERT), PEM CA certificates trusted instead of the system's (a private CA
+/// or the server's own self-signed certificate); --client-cert and --client-key (else $MASKFORMER_CLIENT_CERT
+/// and $MASKFORMER_CLIENT_KEY), a PEM certificate (with any intermediates after it) and its key for mutual TLS.
+/// The Python, Node and Go examples read the same three variables.
+/// </summary>
+internal sealed class ClientTls
+{
+    public const string CaVariable = "MASKFORMER_CA_CERT";
+    public const string CertificateVariable = "MASKFORMER_CLIENT_CERT";
+    public const string KeyVariable = "MASKFORMER_CLIENT_KEY";
+
+    /// <summary>The options every command takes besides --server.</summary>
+    public static readonly string[] OptionNames = ["ca-cert", "client-cert", "client-key"];
+
+    public const string Help = $"""
+          --ca-cert FILE         PEM CA certificate(s) an https:// server's certificate must chain to, instead of the system's (default ${CaVariable})
+          --client-cert FILE     PEM client certificate (intermediates after it) for a server that wants one (default ${CertificateVariable})
+          --client-key FILE      its PEM private key (default ${KeyVariable})
+        """;
+
+    private ClientTls(string? caPath, string? certificatePath, string? keyPath)
+    {
+        CaPath = caPath;
+        CertificatePath = certificatePath;
+        KeyPath = keyPath;
+    }
+
+    public string? CaPath { get; }
+
+    public string? CertificatePath { get; }
+
+    public string? KeyPath { get; }
+
+    /// <summary>Whether anything differs from the system's trust and no client certificate.</summary>
+    public bool IsSet => CaPath is not null || CertificatePath is not null;
+
+    /// <summary>The settings a command was given (options over variables), checked against its address: a mistake is a <see cref="UsageException"/>.</summary>
+    public static ClientTls From(CommandArguments args, Uri address)
+    {
+        var tls = new ClientTls(Setting(args, "ca-cert", CaVariable), Setting(args, "client-cert", CertificateVariable), Setting(args, "client-key", KeyVariable));
+        if ((tls.CertificatePath is null) != (tls.KeyPath is null))
+        {
+            throw new UsageException($"--client-cert and --client-key go together (or ${CertificateVariable} and ${KeyVariable}); only {(tls.KeyPath is null ? "the certificate" : "the key")} was given.");
+        }
+
+        if (tls.IsSet && address.Scheme != Uri.UriSchemeHttps)
+        {
+            throw new UsageException($"a CA or client certificate needs an https:// server address; {address.ToString().TrimEnd('/')} is cleartext.");
+        }
+
+        return tls;
+    }
+
+    /// <summary>
+    /// Sets <paramref name="handler"/>'s TLS options: the CA file replaces the system's roots for the server's
+    /// chain (host name still checked, no revocation lookups or issuer downloads); the client certificate is
+    /// sent with its intermediates.
+    /// </summary>
+    public void Apply(SocketsHttpHandler handler)
+    {
+        if (!IsSet)
+        {
+            return;
+        }
+
+        var ssl = new SslClientAuthenticationOptions();
+        if (CaPath is not null)
+        {
+            var roots = ReadCertificates(CaPath, "--ca-cert");
+            var policy = new X509ChainPolicy
+            {
+                TrustMode = X509ChainTrustMode.CustomRootTrust,
+                RevocationMode = X509RevocationMode.NoCheck,
+                DisableCertificateDownloads = true,
+            };
+            policy.CustomTrustStore.AddRange(roots);
+            ssl.CertificateChainPolicy = policy;
+        }
+
+        if (CertificatePath is not null)
+        {
+            var chain = ReadCertificates(CertificatePath, "--client-cert");
+            X509Certificate2 leaf;
+            try
+            {
+                using var withKey = X509Certificate2.CreateFromPemFile(CertificatePath, KeyPath);
+
+                // A PKCS#12 round trip gives the key a form every platform's TLS can sign with.
+                leaf = X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
+            }
+            catch (Exception ex) when (ex is CryptographicException or ArgumentException)
+            {
+                throw new InvalidDataException($"--client-key {KeyPath} is not the PEM private key of --client-cert {CertificatePath} ({ex.Message}).", ex);
+            }
+
+            ssl.ClientCertificateContext = SslStreamCertificateContext.Create(leaf, new X509Certificate2Collection(chain[1..]), offline: true);
+        }
+
+        handler.SslOptions = ssl;
+    }
+
+    /// <summary>
+    /// What to set when a call to <paramref name="address"/> failed with <paramref name="error"/> during or just
+    /// after the TLS handshake, or null when that is not what happened (a cleartext address, nothing listening).
+    /// </summary>
+    public static string? Hint(string address, Exception? error)
+    {
+        if (!address.StartsWith("https://", StringComparison.Ordinal) || error is null || Has<System.Net.Sockets.SocketException>(error))
+        {
+            return null;
+        }
+
+        // The client refused the server's certificate; or, with TLS 1.3, the server ended the connection
+        // after the handshake, as it does when it wants a client certificate and got none.
+        return Has<System.Security.Authentication.AuthenticationException>(error)
+            ? $"A server certificate from a private CA needs --ca-cert (or ${CaVariable}); a server that asks for a client certificate needs --client-cert and --client-key."
+            : $"A server that asks for a client certificate ends the connection without one: --client-cert and --client-key (or ${CertificateVariable} and ${KeyVariable}).";
+    }
+
+    private static bool Has<T>(Exception error)
+        where T : Exception
+    {
+        for (Exception? inner = error; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is T)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static string? Setting(CommandArguments args, string option, string variable) =>
+        args.Has(option) ? args.Get(option, string.Empty) is { Length: > 0 } given ? given : throw new UsageException($"--{option} needs a file.")
+        : Environment.GetEnvironmentVariable(variable) is { Length: > 0 } fromEnvironment ? fromEnvironment : null;
+
+    private static X509Certificate2[] ReadCertificates(string path, string option)
+    {
+        var certificates = new X509Certificate2Collection();
+        try
+        {
+            certificates.ImportFromPemFile(path);
+        }
+        catch (CryptographicException ex)
+        {
+            throw new InvalidDataException($"{option} {path} could not be read as PEM certificates ({ex.Message}).", ex);
+        }
+
+        return certificates.Count > 0
+            ? [.. certificates]
+            : throw new InvalidDataException($"{option} {path} holds no PEM certificate (-----BEGIN CERTIFICATE-----).");
+    }
+}
