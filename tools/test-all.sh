@@ -8,6 +8,9 @@ set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# Each test sets the clients' token and TLS variables it needs; a shell's own (docs/security.md exports
+# them) would turn the cleartext test servers' calls into usage errors.
+unset MASKFORMER_TOKEN MASKFORMER_CA_CERT MASKFORMER_CLIENT_CERT MASKFORMER_CLIENT_KEY
 CONFIGURATION="${CONFIGURATION:-Release}"
 PORT="${MASKFORMER_TEST_PORT:-5181}"
 LOGS="$(mktemp -d /tmp/maskformer-tests.XXXXXX)"
@@ -192,9 +195,9 @@ else
       --MaskFormer:Security:ClientCaPath="$MASKFORMER_TLS_FILES/ca.pem" --MaskFormer:Inference:WarmUp=false >"$LOGS/server-tls.log" 2>&1 &
     tls_server_pid=$!
     if ! dotnet "$CLI_DLL" health --server "$MASKFORMER_TLS_SERVER" --ca-cert "$MASKFORMER_TLS_FILES/ca.pem" \
-        --client-cert "$MASKFORMER_TLS_FILES/client.pem" --client-key "$MASKFORMER_TLS_FILES/client.key" --wait 120 >/dev/null \
+        --client-cert "$MASKFORMER_TLS_FILES/client.pem" --client-key "$MASKFORMER_TLS_FILES/client.key" --wait 120 >"$LOGS/health-tls.log" 2>&1 \
         || ! kill -0 "$tls_server_pid" 2>/dev/null; then
-      tail -30 "$LOGS/server-tls.log"; fail_step "the TLS server did not become SERVING on port $TLS_PORT"
+      cat "$LOGS/health-tls.log"; tail -30 "$LOGS/server-tls.log"; fail_step "the TLS server did not become SERVING on port $TLS_PORT"
     fi
   else
     cat "$LOGS/tls-certs.log"; fail_step "tools/make-test-certs.sh"

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -70,7 +71,7 @@ func transportSecurity(address string) (credentials.TransportCredentials, error)
 		}
 		config.RootCAs = x509.NewCertPool()
 		if !config.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s holds no PEM certificate", ca)
+			return nil, fmt.Errorf("MASKFORMER_CA_CERT %s holds no PEM CA certificate", ca)
 		}
 	}
 	if certificate != "" {
@@ -101,16 +102,16 @@ func connect(address string, connectTimeout time.Duration) (*grpc.ClientConn, er
 	if err != nil {
 		return nil, err
 	}
-	transport, hint := grpc.WithInsecure(), ""
+	transport := grpc.WithInsecure()
 	if security != nil {
 		transport = grpc.WithTransportCredentials(security)
-		hint = " (over TLS: is the server's CA in MASKFORMER_CA_CERT, and does it want a client certificate, MASKFORMER_CLIENT_CERT and MASKFORMER_CLIENT_KEY?)"
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
 	defer cancel()
 	options := []grpc.DialOption{
 		transport,
 		grpc.WithBlock(),
+		grpc.WithReturnConnectionError(),
 		grpc.WithInitialWindowSize(streamWindow),
 		grpc.WithInitialConnWindowSize(streamWindow),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20)),
@@ -120,9 +121,26 @@ func connect(address string, connectTimeout time.Duration) (*grpc.ClientConn, er
 	}
 	conn, err := grpc.DialContext(ctx, hostPort(address), options...)
 	if err != nil {
-		return nil, fmt.Errorf("server unreachable: cannot reach the MaskFormer server at %s within %v%s", address, connectTimeout, hint)
+		hint := ""
+		if security != nil && listening(address) {
+			hint = " (it accepts connections, so the TLS handshake failed: is the server's certificate issued by a CA in " +
+				"MASKFORMER_CA_CERT, or the system's, and does the server want a client certificate, MASKFORMER_CLIENT_CERT " +
+				"and MASKFORMER_CLIENT_KEY, from a CA it trusts?)"
+		}
+		return nil, fmt.Errorf("server unreachable: cannot reach the MaskFormer server at %s within %v: %v%s", address, connectTimeout, err, hint)
 	}
 	return conn, nil
+}
+
+// listening says whether something accepts TCP connections at address: a TLS channel that never became
+// ready then failed in its handshake, not for want of a server.
+func listening(address string) bool {
+	conn, err := net.DialTimeout("tcp", hostPort(address), 2*time.Second)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
 }
 
 // connectionFlags adds the flags every command takes: the server's address and how long to wait for it.

@@ -74,10 +74,23 @@ func buildClient(t *testing.T) string {
 	return filepath.Join(buildDir, "maskformer-go")
 }
 
-// runClient runs the built command and returns its exit code, standard output and standard error.
+// runClient runs the built command against the test server, without the token and TLS variables, and
+// returns its exit code, standard output and standard error.
 func runClient(t *testing.T, binary string, args ...string) (int, string, string) {
 	t.Helper()
-	return runClientEnv(t, binary, append(os.Environ(), "MASKFORMER_ADDRESS="+serverAddress(t)), args...)
+	return runClientEnv(t, binary, append(withoutClientVariables(), "MASKFORMER_ADDRESS="+serverAddress(t)), args...)
+}
+
+// withoutClientVariables is this process's environment less MASKFORMER_TOKEN and the TLS variables.
+func withoutClientVariables() []string {
+	var env []string
+	for _, variable := range os.Environ() {
+		name := strings.SplitN(variable, "=", 2)[0]
+		if name != "MASKFORMER_TOKEN" && name != tlsVariables[0] && name != tlsVariables[1] && name != tlsVariables[2] {
+			env = append(env, variable)
+		}
+	}
+	return env
 }
 
 // runClientEnv runs the command with the given environment; returns its exit code, stdout and stderr.
@@ -386,14 +399,7 @@ func tlsServer(t *testing.T) (string, string) {
 // runWithTLS runs the command with only the given TLS variables (and no token) set.
 func runWithTLS(t *testing.T, tlsEnv []string, args ...string) (int, string, string) {
 	t.Helper()
-	var env []string
-	for _, variable := range os.Environ() {
-		name := strings.SplitN(variable, "=", 2)[0]
-		if name != "MASKFORMER_TOKEN" && name != tlsVariables[0] && name != tlsVariables[1] && name != tlsVariables[2] {
-			env = append(env, variable)
-		}
-	}
-	return runClientEnv(t, buildClient(t), append(env, tlsEnv...), args...)
+	return runClientEnv(t, buildClient(t), append(withoutClientVariables(), tlsEnv...), args...)
 }
 
 func fullTLS(folder string) []string {
@@ -420,8 +426,17 @@ func TestSegmentAndStreamOverMutualTLS(t *testing.T) {
 func TestWithoutClientCertificateFails(t *testing.T) {
 	server, folder := tlsServer(t)
 	code, stdout, stderr := runWithTLS(t, fullTLS(folder)[:1], "segment", heldoutImage, "-server", server, "-connect-timeout", "3s")
-	if code == 0 || strings.Contains(stdout, "classes:") || !strings.Contains(stderr, "MASKFORMER_CLIENT_CERT") {
-		t.Fatalf("exit code %d\n%s%s: want a failure that names MASKFORMER_CLIENT_CERT", code, stdout, stderr)
+	if code == 0 || strings.Contains(stdout, "classes:") || !strings.Contains(stderr, "the TLS handshake failed") {
+		t.Fatalf("exit code %d\n%s%s: want a failed handshake", code, stdout, stderr)
+	}
+}
+
+func TestServerFromAnotherCaRefused(t *testing.T) {
+	server, folder := tlsServer(t)
+	env := append([]string{"MASKFORMER_CA_CERT=" + filepath.Join(folder, "other-ca.pem")}, fullTLS(folder)[1:]...)
+	code, stdout, stderr := runWithTLS(t, env, "segment", heldoutImage, "-server", server, "-connect-timeout", "3s")
+	if code == 0 || strings.Contains(stdout, "classes:") || !strings.Contains(stderr, "the TLS handshake failed") || !strings.Contains(stderr, "x509") {
+		t.Fatalf("exit code %d\n%s%s: want a failed handshake and the certificate's error", code, stdout, stderr)
 	}
 }
 
@@ -435,6 +450,8 @@ func TestTLSSettingsThatDoNotFitAreNamed(t *testing.T) {
 		{"cleartext address", strings.Replace(server, "https://", "http://", 1), fullTLS(folder), "needs an https:// server address"},
 		{"certificate without key", server, fullTLS(folder)[:2], "go together"},
 		{"missing CA file", server, append([]string{"MASKFORMER_CA_CERT=/no/such/ca.pem"}, fullTLS(folder)[1:]...), "cannot read /no/such/ca.pem"},
+		{"CA file without certificates", server, append([]string{"MASKFORMER_CA_CERT=" + filepath.Join(folder, "client.key")}, fullTLS(folder)[1:]...), "holds no PEM CA certificate"},
+		{"key of another certificate", server, append(fullTLS(folder)[:2], "MASKFORMER_CLIENT_KEY="+filepath.Join(folder, "server.key")), "cannot read the client certificate"},
 	} {
 		code, _, stderr := runWithTLS(t, c.env, "segment", heldoutImage, "-server", c.server)
 		if code != 2 || !strings.Contains(stderr, c.want) {

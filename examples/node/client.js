@@ -1,6 +1,7 @@
 // Shared helpers for the MaskFormer Serve Node examples: the generated client, connecting, and
 // choosing the frames of a folder.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { connect as tcpConnect } from 'node:net';
 import { join, parse } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import grpc from '@grpc/grpc-js';
@@ -67,7 +68,31 @@ export function credentialsFor(address) {
       throw new Error(`cannot read ${path}: ${e.message}`);
     }
   };
-  return grpc.credentials.createSsl(read(ca), read(key), read(certificate));
+  const roots = read(ca);
+  if (roots !== null && !roots.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new Error(`MASKFORMER_CA_CERT ${ca} holds no PEM CA certificate`);
+  }
+  try {
+    return grpc.credentials.createSsl(roots, read(key), read(certificate));
+  } catch (e) {
+    throw new Error(`MASKFORMER_CLIENT_KEY ${key} is not the PEM private key of MASKFORMER_CLIENT_CERT ${certificate} (${e.message})`);
+  }
+}
+
+/** Whether something accepts TCP connections at address (a TLS client that never got ready then failed in its handshake). */
+function listening(address) {
+  const at = hostPort(address);
+  const colon = at.lastIndexOf(':');
+  return new Promise((resolve) => {
+    const socket = tcpConnect({ host: at.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(at.slice(colon + 1)), timeout: 2000 });
+    const done = (ok) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+    socket.once('timeout', () => done(false));
+  });
 }
 
 /** An interceptor adding "authorization: Bearer <token>" to every call. */
@@ -97,12 +122,15 @@ export function connect(address, timeoutMs = 15_000) {
       'grpc-node.flow_control_window': 16 * 1024 * 1024,
       interceptors: token ? [bearerToken(token)] : [],
     });
-    client.waitForReady(Date.now() + timeoutMs, (err) => {
+    client.waitForReady(Date.now() + timeoutMs, async (err) => {
       if (!err) return resolve(client);
       client.close();
-      const hint = address.startsWith('https://')
-        ? " (over TLS: is the server's CA in MASKFORMER_CA_CERT, and does it want a client certificate, MASKFORMER_CLIENT_CERT and MASKFORMER_CLIENT_KEY?)"
-        : '';
+      const hint =
+        address.startsWith('https://') && (await listening(address))
+          ? " (it accepts connections, so the TLS handshake failed: is the server's certificate issued by a CA in " +
+            "MASKFORMER_CA_CERT, or the system's, and does the server want a client certificate, MASKFORMER_CLIENT_CERT " +
+            'and MASKFORMER_CLIENT_KEY, from a CA it trusts?)'
+          : '';
       reject(new Error(`cannot reach the MaskFormer server at ${address} within ${timeoutMs} ms: ${err.message}${hint}`));
     });
   });

@@ -249,19 +249,34 @@ class TlsTest(unittest.TestCase):
         proc = run_script("segment.py", HELDOUT_IMAGE, server=self.server, tls={"MASKFORMER_CA_CERT": self.full["MASKFORMER_CA_CERT"]})
         self.assertNotEqual(proc.returncode, 0, proc.stdout + proc.stderr)
         self.assertNotIn("classes:", proc.stdout)
-        self.assertIn("MASKFORMER_CLIENT_CERT", proc.stderr)
+        self.assertIn("the TLS handshake failed", proc.stderr)
+
+    def test_server_from_another_ca_refused(self):
+        other = str(Path(self.full["MASKFORMER_CA_CERT"]).with_name("other-ca.pem"))
+        proc = run_script("segment.py", HELDOUT_IMAGE, server=self.server, tls=dict(self.full, MASKFORMER_CA_CERT=other))
+        self.assertNotEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        self.assertNotIn("classes:", proc.stdout)
+        self.assertIn("the TLS handshake failed", proc.stderr)
 
     def test_settings_that_do_not_fit_are_named(self):
         cleartext = run_script("segment.py", HELDOUT_IMAGE, server=self.server.replace("https://", "http://"), tls=self.full)
         half = run_script("segment.py", HELDOUT_IMAGE, server=self.server,
                           tls={k: v for k, v in self.full.items() if k != "MASKFORMER_CLIENT_KEY"})
         missing = run_script("stream.py", CLIP, server=self.server, tls=dict(self.full, MASKFORMER_CA_CERT="/no/such/ca.pem"))
+        not_a_ca = run_script("segment.py", HELDOUT_IMAGE, server=self.server,
+                              tls=dict(self.full, MASKFORMER_CA_CERT=self.full["MASKFORMER_CLIENT_KEY"]))
+        wrong_key = run_script("segment.py", HELDOUT_IMAGE, server=self.server,
+                               tls=dict(self.full, MASKFORMER_CLIENT_KEY=str(Path(self.full["MASKFORMER_CLIENT_KEY"]).with_name("server.key"))))
         self.assertEqual(cleartext.returncode, 2, cleartext.stderr)
         self.assertIn("needs an https:// server address", cleartext.stderr)
         self.assertEqual(half.returncode, 2, half.stderr)
         self.assertIn("go together", half.stderr)
         self.assertEqual(missing.returncode, 2, missing.stderr)
         self.assertIn("cannot read /no/such/ca.pem", missing.stderr)
+        self.assertEqual(not_a_ca.returncode, 2, not_a_ca.stderr)
+        self.assertIn("holds no PEM CA certificate", not_a_ca.stderr)
+        self.assertEqual(wrong_key.returncode, 2, wrong_key.stderr)
+        self.assertIn("is not the PEM private key", wrong_key.stderr)
 
 
 if __name__ == "__main__":

@@ -115,8 +115,8 @@ internal static class CliApp
             case OperationCanceledException:
             case RpcException { StatusCode: StatusCode.Cancelled }:
                 return "cancelled.";
-            case RpcException rpc when IsUnreachable(rpc) && ClientTls.Hint(SafeAddress(arguments), rpc.Status.DebugException) is { } hint:
-                return $"no TLS connection to the server at {SafeAddress(arguments)} ({Innermost(rpc).Message}). {hint}";
+            case RpcException rpc when IsUnreachable(rpc) && TlsHint(arguments, rpc) is { } hint:
+                return $"cannot reach the server at {SafeAddress(arguments)} over TLS ({Innermost(rpc).Message}). {hint}";
             case RpcException rpc when IsUnreachable(rpc):
                 return $"cannot reach the server at {SafeAddress(arguments)} ({Innermost(rpc).Message}). Start it, or point --server or ${CommandArguments.AddressVariable} at it.";
             case RpcException rpc:
@@ -129,6 +129,19 @@ internal static class CliApp
     private static bool IsUnreachable(RpcException ex) =>
         ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Internal
         && ex.Status.DebugException is HttpRequestException or IOException or System.Net.Sockets.SocketException;
+
+    private static string? TlsHint(CommandArguments arguments, RpcException ex)
+    {
+        try
+        {
+            var address = arguments.ServerAddress;
+            return ClientTls.From(arguments, address).Hint(address, ex.Status.DebugException);
+        }
+        catch (UsageException)
+        {
+            return null;
+        }
+    }
 
     private static Exception Innermost(RpcException ex)
     {

@@ -51,9 +51,27 @@ public sealed class CliTlsTests(SecureServerFixture fixture) : IClassFixture<Sec
             ["models", "--server", fixture.Address.ToString(), "--client-cert", certificate, "--client-key", key],
             (ServerChannel.TokenVariable, SecureServerFixture.Token));
 
-        Assert.Equal(1, exitCode);
-        Assert.Contains("no TLS connection", error, StringComparison.Ordinal);
-        Assert.Contains("--ca-cert", error, StringComparison.Ordinal);
+        Assert.True(exitCode == 1, $"exit code {exitCode}: {error}");
+        Assert.Contains("over TLS", error, StringComparison.Ordinal);
+        Assert.Contains("needs --ca-cert", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Models_CaCertOfAnotherCa_ServerRefusedNamingTheFile()
+    {
+        // The client's own check: a server whose certificate does not chain to the given CA is refused.
+        using var other = SecureServerFixture.CreateCa("CN=Another CA");
+        var otherCa = Path.Combine(Path.GetDirectoryName(fixture.CaPath)!, "other-ca.pem");
+        await File.WriteAllTextAsync(otherCa, other.ExportCertificatePem());
+        var (certificate, key) = fixture.WriteClientPem("cli-client-other-ca");
+
+        var (exitCode, output, error) = await RunAsync(
+            ["models", "--server", fixture.Address.ToString(), "--ca-cert", otherCa, "--client-cert", certificate, "--client-key", key],
+            (ServerChannel.TokenVariable, SecureServerFixture.Token));
+
+        Assert.True(exitCode == 1, $"exit code {exitCode}: {output} {error}");
+        Assert.DoesNotContain("tiny-shapes", output, StringComparison.Ordinal);
+        Assert.Contains($"issued by a CA in {otherCa}", error, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -98,12 +116,13 @@ public sealed class CliTlsTests(SecureServerFixture fixture) : IClassFixture<Sec
         using var stranger = SecureServerFixture.IssueByStranger("http://127.0.0.1:9/ca.crt");
         var (certificate, key) = fixture.WriteClientPem("cli-stranger", stranger);
 
-        var (exitCode, output, _) = await RunAsync(
+        var (exitCode, output, error) = await RunAsync(
             ["models", "--server", fixture.Address.ToString(), "--ca-cert", fixture.CaPath, "--client-cert", certificate, "--client-key", key],
             (ServerChannel.TokenVariable, SecureServerFixture.Token));
 
-        Assert.Equal(1, exitCode);
+        Assert.True(exitCode == 1, $"exit code {exitCode}: {output} {error}");
         Assert.DoesNotContain("tiny-shapes", output, StringComparison.Ordinal);
+        Assert.Contains($"is {certificate} issued by a CA the server trusts", error, StringComparison.Ordinal);
     }
 
     [Fact]

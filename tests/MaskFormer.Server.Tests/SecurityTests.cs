@@ -137,7 +137,7 @@ public sealed class SecureServerFixture : IAsyncLifetime
         return X509CertificateLoader.LoadPkcs12(issued.CopyWithPrivateKey(key).Export(X509ContentType.Pkcs12), null);
     }
 
-    private static X509Certificate2 CreateCa(string subject = "CN=MaskFormer test CA")
+    internal static X509Certificate2 CreateCa(string subject = "CN=MaskFormer test CA")
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256);

@@ -255,7 +255,16 @@ describe('a server with TLS that wants a client certificate (tools/test-all.sh s
 
     assert.notEqual(code, 0, stdout + stderr);
     assert.ok(!stdout.includes('classes:'), stdout);
-    assert.ok(stderr.includes('MASKFORMER_CLIENT_CERT'), stderr);
+    assert.ok(stderr.includes('the TLS handshake failed'), stderr);
+  });
+
+  test('segment.js refuses a server whose certificate is not from MASKFORMER_CA_CERT', async () => {
+    const tls = { ...full(), MASKFORMER_CA_CERT: join(folder, 'other-ca.pem') };
+    const { code, stdout, stderr } = await runExample(['segment.js', HELDOUT_IMAGE], { server, tls });
+
+    assert.notEqual(code, 0, stdout + stderr);
+    assert.ok(!stdout.includes('classes:'), stdout);
+    assert.ok(stderr.includes('the TLS handshake failed'), stderr);
   });
 
   test('settings that do not fit are named', async () => {
@@ -264,6 +273,8 @@ describe('a server with TLS that wants a client certificate (tools/test-all.sh s
     const { MASKFORMER_CLIENT_KEY: _, ...half } = tls;
     const halfRun = await runExample(['segment.js', HELDOUT_IMAGE], { server, tls: half });
     const missing = await runExample(['stream.js', CLIP], { server, tls: { ...tls, MASKFORMER_CA_CERT: '/no/such/ca.pem' } });
+    const notACa = await runExample(['segment.js', HELDOUT_IMAGE], { server, tls: { ...tls, MASKFORMER_CA_CERT: tls.MASKFORMER_CLIENT_KEY } });
+    const wrongKey = await runExample(['segment.js', HELDOUT_IMAGE], { server, tls: { ...tls, MASKFORMER_CLIENT_KEY: join(folder, 'server.key') } });
 
     assert.equal(cleartext.code, 2, cleartext.stderr);
     assert.ok(cleartext.stderr.includes('needs an https:// server address'), cleartext.stderr);
@@ -271,5 +282,9 @@ describe('a server with TLS that wants a client certificate (tools/test-all.sh s
     assert.ok(halfRun.stderr.includes('go together'), halfRun.stderr);
     assert.equal(missing.code, 2, missing.stderr);
     assert.ok(missing.stderr.includes('cannot read /no/such/ca.pem'), missing.stderr);
+    assert.equal(notACa.code, 2, notACa.stderr);
+    assert.ok(notACa.stderr.includes('holds no PEM CA certificate'), notACa.stderr);
+    assert.equal(wrongKey.code, 2, wrongKey.stderr);
+    assert.ok(wrongKey.stderr.includes('is not the PEM private key'), wrongKey.stderr);
   });
 });

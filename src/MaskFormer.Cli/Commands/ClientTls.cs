@@ -1,4 +1,5 @@
 using System.Net.Security;
+using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 
@@ -88,13 +89,18 @@ internal sealed class ClientTls
         if (CertificatePath is not null)
         {
             var chain = ReadCertificates(CertificatePath, "--client-cert");
+            chain[0].Dispose();
             X509Certificate2 leaf;
             try
             {
-                using var withKey = X509Certificate2.CreateFromPemFile(CertificatePath, KeyPath);
-
-                // A PKCS#12 round trip gives the key a form every platform's TLS can sign with.
-                leaf = X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
+                leaf = X509Certificate2.CreateFromPemFile(CertificatePath, KeyPath);
+                if (OperatingSystem.IsWindows())
+                {
+                    // Windows' TLS cannot sign with an ephemeral key; a PKCS#12 round trip gives it one it can
+                    // (kept only for this process: EphemeralKeySet writes nothing to the user's key store).
+                    using var ephemeral = leaf;
+                    leaf = X509CertificateLoader.LoadPkcs12(ephemeral.Export(X509ContentType.Pkcs12), null, X509KeyStorageFlags.EphemeralKeySet);
+                }
             }
             catch (Exception ex) when (ex is CryptographicException or ArgumentException)
             {
@@ -108,21 +114,48 @@ internal sealed class ClientTls
     }
 
     /// <summary>
-    /// What to set when a call to <paramref name="address"/> failed with <paramref name="error"/> during or just
-    /// after the TLS handshake, or null when that is not what happened (a cleartext address, nothing listening).
+    /// What to check when a call to <paramref name="address"/> failed with <paramref name="error"/> during or
+    /// just after the TLS handshake, from what was set; null for a cleartext address or nothing listening.
     /// </summary>
-    public static string? Hint(string address, Exception? error)
+    public string? Hint(Uri address, Exception? error)
     {
-        if (!address.StartsWith("https://", StringComparison.Ordinal) || error is null || Has<System.Net.Sockets.SocketException>(error))
+        if (address.Scheme != Uri.UriSchemeHttps || error is null || NothingListening(error))
         {
             return null;
         }
 
-        // The client refused the server's certificate; or, with TLS 1.3, the server ended the connection
-        // after the handshake, as it does when it wants a client certificate and got none.
-        return Has<System.Security.Authentication.AuthenticationException>(error)
-            ? $"A server certificate from a private CA needs --ca-cert (or ${CaVariable}); a server that asks for a client certificate needs --client-cert and --client-key."
-            : $"A server that asks for a client certificate ends the connection without one: --client-cert and --client-key (or ${CertificateVariable} and ${KeyVariable}).";
+        var clientCertificate = CertificatePath is null
+            ? "a server that asks for a client certificate needs --client-cert and --client-key"
+            : $"a server that asks for a client certificate refuses one it does not trust: is {CertificatePath} issued by a CA the server trusts?";
+        if (Has<System.Security.Authentication.AuthenticationException>(error))
+        {
+            // The handshake failed: this client refused the server's certificate, or (TLS 1.2) the server refused this client's.
+            return CaPath is null
+                ? $"A server certificate from a private CA needs --ca-cert (or ${CaVariable}); {clientCertificate}"
+                : $"Is the server's certificate for this host name and issued by a CA in {CaPath}? Also, {clientCertificate}";
+        }
+
+        // With TLS 1.3 a server that refuses the client's certificate (or wants one and got none) ends the
+        // connection after the handshake.
+        return CertificatePath is null
+            ? $"A server that asks for a client certificate ends the connection without one: --client-cert and --client-key (or ${CertificateVariable} and ${KeyVariable})."
+            : $"A server that asks for a client certificate ends the connection when it refuses the one given: is {CertificatePath} issued by a CA the server trusts?";
+    }
+
+    // A refused or unroutable connection: nothing to do with TLS. (A reset is not here: a server that
+    // refuses a client certificate after a TLS 1.3 handshake may reset the connection.)
+    private static bool NothingListening(Exception error)
+    {
+        for (Exception? inner = error; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is SocketException socket && socket.SocketErrorCode is SocketError.ConnectionRefused or SocketError.HostNotFound or SocketError.TimedOut
+                or SocketError.NetworkUnreachable or SocketError.HostUnreachable or SocketError.TryAgain or SocketError.NoData or SocketError.AddressNotAvailable)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private static bool Has<T>(Exception error)

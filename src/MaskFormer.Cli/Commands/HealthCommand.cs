@@ -45,7 +45,8 @@ internal static class HealthCommand
                 || (ex.StatusCode is StatusCode.Internal && ex.Status.DebugException is System.Net.Http.HttpRequestException or IOException))
             {
                 var at = address.ToString().TrimEnd('/');
-                status = $"UNREACHABLE: no answer from {at} ({(ex.Status.DebugException?.GetBaseException() ?? ex).Message}){(ClientTls.Hint(at, ex.Status.DebugException) is { } hint ? $". {hint}" : string.Empty)}";
+                var hint = ClientTls.From(args, address).Hint(address, ex.Status.DebugException);
+                status = $"UNREACHABLE: no answer from {at} ({(ex.Status.DebugException?.GetBaseException() ?? ex).Message}){(hint is null ? string.Empty : $". {hint}")}";
             }
 
             if (DateTime.UtcNow < until)
