@@ -35,11 +35,11 @@ internal sealed class MaskTiles : IDisposable
     public MaskTiles(ModelOutput output, ResizePlan plan)
     {
         Upsampler = new MaskUpsampler(output, plan);
-        TileRows = new TileAxis(Upsampler.Rows);
-        TileColumns = new TileAxis(Upsampler.Columns);
+        TileRows = Upsampler.RowGeometry.Tiles;
+        TileColumns = Upsampler.ColumnGeometry.Tiles;
         TileCount = TileRows.Count * TileColumns.Count;
-        BlockRows = new BlockAxis(Upsampler.Rows, TileRows);
-        BlockColumns = new BlockAxis(Upsampler.Columns, TileColumns);
+        BlockRows = Upsampler.RowGeometry.Blocks;
+        BlockColumns = Upsampler.ColumnGeometry.Blocks;
         var queries = output.Queries;
         _bounds = EngineArrayPool<float>.Shared.Rent(4 * queries * TileCount);
         var margins = _margins = new float[queries];

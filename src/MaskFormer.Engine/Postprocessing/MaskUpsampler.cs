@@ -17,6 +17,8 @@ internal sealed class MaskUpsampler
     private readonly ModelOutput _output;
     private readonly ComposedAxis _rows;
     private readonly ComposedAxis _columns;
+    private readonly AxisGeometry _rowGeometry;
+    private readonly AxisGeometry _columnGeometry;
 
     public MaskUpsampler(ModelOutput output, ResizePlan plan)
     {
@@ -26,9 +28,17 @@ internal sealed class MaskUpsampler
         }
 
         _output = output;
-        _rows = new ComposedAxis(output.MaskHeight, plan.PaddedHeight, plan.ResizedHeight, plan.OriginalHeight);
-        _columns = new ComposedAxis(output.MaskWidth, plan.PaddedWidth, plan.ResizedWidth, plan.OriginalWidth);
+        _rowGeometry = AxisGeometry.For(output.MaskHeight, plan.PaddedHeight, plan.ResizedHeight, plan.OriginalHeight);
+        _columnGeometry = AxisGeometry.For(output.MaskWidth, plan.PaddedWidth, plan.ResizedWidth, plan.OriginalWidth);
+        _rows = _rowGeometry.Axis;
+        _columns = _columnGeometry.Axis;
     }
+
+    /// <summary>The rows' map with its tiles and blocks, shared by every image of this size.</summary>
+    public AxisGeometry RowGeometry => _rowGeometry;
+
+    /// <summary>The columns' map with its tiles and blocks, shared by every image of this size.</summary>
+    public AxisGeometry ColumnGeometry => _columnGeometry;
 
     public int Width => _columns.OutputSize;
 

@@ -32,9 +32,11 @@ public static class SemanticInference
         var output = tiles.Output;
         var probabilities = ClassProbabilities.Softmax(output);
         var classes = output.ClassesWithNoObject - 1;
-        var map = new LabelMap(tiles.Upsampler.Width, tiles.Upsampler.Height);
+        // Every pixel is written below: a tile's decided run or its pixel's best class.
+        var map = new LabelMap(tiles.Upsampler.Width, tiles.Upsampler.Height, clear: false);
         if (classes <= 1)
         {
+            map.Values.Clear();
             return map;
         }
 
