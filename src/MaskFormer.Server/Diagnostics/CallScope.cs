@@ -131,12 +131,71 @@ internal sealed class CallScope : IDisposable
         Status = status;
         if (Span is { } span)
         {
-            span.SetTag(RpcTelemetry.RpcGrpcStatusCode, (int)status);
-            // As OpenTelemetry's gRPC conventions: these codes mark a server span as failed; the others are the client's doing.
-            if (status is StatusCode.Unknown or StatusCode.DeadlineExceeded or StatusCode.Unimplemented or StatusCode.Internal or StatusCode.Unavailable or StatusCode.DataLoss)
+            SetStatus(span, status, description);
+        }
+    }
+
+    /// <summary>
+    /// The span of a call answered before the interceptors ran (refused for its token, the call limit or the
+    /// request-bytes budget, a message over the limit): the span an intercepted call has, from
+    /// <paramref name="startedAt"/> until now, with its status; no model or tasks (none were read).
+    /// </summary>
+    public static void RecordAnsweredEarly(HttpContext http, string service, string method, StatusCode status, string? description, DateTimeOffset startedAt)
+    {
+        if (!MaskFormerTelemetry.ActivitySource.HasListeners())
+        {
+            return;
+        }
+
+        var headers = http.Request.Headers;
+        ActivityContext.TryParse(headers["traceparent"].ToString(), headers["tracestate"].ToString(), isRemote: true, out var parent);
+        var tags = new TagList
+        {
+            { RpcTelemetry.RpcSystem, "grpc" },
+            { RpcTelemetry.RpcService, service },
+            { RpcTelemetry.RpcMethod, method },
+            { RpcTelemetry.RpcGrpcStatusCode, (int)status },
+        };
+        if (http.Connection.RemoteIpAddress is { } peer)
+        {
+            tags.Add(RpcTelemetry.NetworkPeerAddress, (peer.IsIPv4MappedToIPv6 ? peer.MapToIPv4() : peer).ToString());
+            tags.Add(RpcTelemetry.NetworkPeerPort, http.Connection.RemotePort);
+        }
+
+        if (http.Request.Host.HasValue)
+        {
+            tags.Add(RpcTelemetry.ServerAddress, http.Request.Host.Host);
+            if (http.Request.Host.Port is { } port)
             {
-                span.SetStatus(ActivityStatusCode.Error, description);
+                tags.Add(RpcTelemetry.ServerPort, port);
             }
+        }
+
+        // As StartSpan: from the caller's traceparent, not under a request activity nothing exports.
+        var current = Activity.Current;
+        Activity.Current = null;
+        try
+        {
+            using var span = MaskFormerTelemetry.ActivitySource.StartActivity($"{service}/{method}", ActivityKind.Server, parent, tags, startTime: startedAt);
+            if (span is not null)
+            {
+                SetStatus(span, status, description);
+            }
+        }
+        finally
+        {
+            Activity.Current = current;
+        }
+    }
+
+    private static void SetStatus(Activity span, StatusCode status, string? description)
+    {
+        span.SetTag(RpcTelemetry.RpcGrpcStatusCode, (int)status);
+
+        // As OpenTelemetry's gRPC conventions: these codes mark a server span as failed; the others are the client's doing.
+        if (status is StatusCode.Unknown or StatusCode.DeadlineExceeded or StatusCode.Unimplemented or StatusCode.Internal or StatusCode.Unavailable or StatusCode.DataLoss)
+        {
+            span.SetStatus(ActivityStatusCode.Error, description);
         }
     }
 

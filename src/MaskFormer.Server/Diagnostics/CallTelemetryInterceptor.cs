@@ -26,11 +26,12 @@ internal sealed partial class CallTelemetryInterceptor(
     /// <summary>
     /// Counts and logs a call answered before any interceptor ran (refused for its token, the request-bytes
     /// budget, a message over the limit), from the status its HTTP/2 answer carries; calls the interceptor
-    /// saw are left to it. Such a call has no span of its own, no model and no tasks.
+    /// saw are left to it. Such a call gets its span here, without a model or tasks.
     /// </summary>
     public async Task ObserveAsync(HttpContext context, RequestDelegate next, string method)
     {
         var startedAt = time.GetTimestamp();
+        var startedAtUtc = time.GetUtcNow();
         var seen = new InterceptedCall();
         context.Features.Set(seen);
         var failed = false;
@@ -54,6 +55,7 @@ internal sealed partial class CallTelemetryInterceptor(
                 var tags = CallScope.MethodTags(service, name);
                 tags.Add(RpcTelemetry.RpcGrpcStatusCode, (int)status);
                 RpcTelemetry.CallDuration.Record(duration.TotalSeconds, tags);
+                CallScope.RecordAnsweredEarly(context, service, name, status, AnsweredDetail(context), startedAtUtc);
                 var settings = options.CurrentValue;
                 var level = CallScope.IsInfrastructureService(service) ? settings.AccessLogInfrastructureLevel : settings.AccessLogLevel;
                 if (status != StatusCode.OK && logger.IsEnabled(level))
@@ -90,6 +92,11 @@ internal sealed partial class CallTelemetryInterceptor(
     };
 
     // The grpc-status of the answer: in its trailers, or in its headers when it carried no message.
+    private static string? AnsweredDetail(HttpContext context) =>
+        context.Features.Get<IHttpResponseTrailersFeature>()?.Trailers["grpc-message"] is { Count: > 0 } trailer ? Uri.UnescapeDataString(trailer.ToString())
+        : context.Response.Headers["grpc-message"] is { Count: > 0 } header ? Uri.UnescapeDataString(header.ToString())
+        : null;
+
     private static StatusCode? AnsweredStatus(HttpContext context)
     {
         var value = context.Features.Get<IHttpResponseTrailersFeature>()?.Trailers["grpc-status"] is { Count: > 0 } trailer

@@ -64,6 +64,43 @@ public sealed class TracingTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Segment_RefusedForItsTokenBeforeTheInterceptors_SpanWithItsStatusUnderTheCallersTrace()
+    {
+        var tokens = Path.Combine(Path.GetTempPath(), $"maskformer-trace-tokens-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(tokens, "the-right-token\n");
+        try
+        {
+            await using var server = await TelemetryServer.StartAsync("traced", [$"--MaskFormer:Security:TokensFile={tokens}"]);
+            var (traceId, clientSpanId, headers) = TelemetryServer.ClientTrace();
+
+            var refused = await Assert.ThrowsAsync<RpcException>(() => server.Client.SegmentAsync(
+                new SegmentRequest { Image = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[0]) }, headers).ResponseAsync);
+
+            var spans = await server.SpansAsync(traceId, s => s.Any(x => x.DisplayName == "maskformer.v1.SegmentationService/Segment"));
+            output.WriteLine(SpanTree.Render(spans));
+            Assert.Equal(StatusCode.Unauthenticated, refused.StatusCode);
+            var call = Assert.Single(spans);
+            Assert.Equal("maskformer.v1.SegmentationService/Segment", call.DisplayName);
+            Assert.Equal(clientSpanId, call.ParentSpanId);
+            Assert.Equal(ActivityKind.Server, call.Kind);
+            Assert.Equal("grpc", call.GetTagItem("rpc.system"));
+            Assert.Equal("maskformer.v1.SegmentationService", call.GetTagItem("rpc.service"));
+            Assert.Equal("Segment", call.GetTagItem("rpc.method"));
+            Assert.Equal((int)StatusCode.Unauthenticated, call.GetTagItem("rpc.grpc.status_code"));
+            Assert.Equal("127.0.0.1", call.GetTagItem("network.peer.address"));
+            Assert.Null(call.GetTagItem("maskformer.model.name"));
+
+            // The caller's doing, not the server's failure (OpenTelemetry's gRPC conventions, as for intercepted calls).
+            Assert.Equal(ActivityStatusCode.Unset, call.Status);
+            Assert.True(call.Duration > TimeSpan.Zero, $"duration {call.Duration}");
+        }
+        finally
+        {
+            File.Delete(tokens);
+        }
+    }
+
+    [Fact]
     public async Task Segment_UnknownModelNameOfAMebibyte_SpanCarriesItShortened()
     {
         // One span must not outgrow an export batch because of what a caller typed.
