@@ -80,6 +80,31 @@ public sealed class HostileImageTests : IDisposable
     }
 
     [Fact]
+    public void Decode_TiffJpegStripThatIsTheTiffItself_RejectedNotRecursedInto()
+    {
+        // The fuzzer's 360 bytes: a JPEG-compressed page whose one strip starts at byte 0, the TIFF itself.
+        // ImageSharp decoded it as a TIFF again, strip by strip, until the stack overflowed (a process crash).
+        var tiff = Convert.FromBase64String(
+            "SUkqAJgAAAAAAAAfAAc/AA5fABV/AByfACO/ACrfADEAKg0fKgo/KgNfKhh/KhGfKi6/KiffKjwAVRofVR0Pf1UGn1V/VQafVTm/" +
+            "VTDsVSsAfycffyA/fylffzJ/fzuffwS/fw3ffxYAqjQfqjM/qjpfqiF/qiifqhe/qh7fqgUA1EEf1EY/1E9f1FR/1F2f1GK/1Gvf" +
+            "1HAOAAABBAABAAAACAAAAAEBBAABAAAABgAAAAIBAwADAAAARgEAAAMBAwABAAAABwAAAAYBAwABAAAABgAAABcBBAABAAAACAAA" +
+            "ABUABAABAAAUAwAAABYBBAABAAAAAgAAABEBBAABAAAAAAAAABoBBQABAAAATAEAABsBBQABAAAAVAEAABwBAwABAAAAAQAAACgB" +
+            "AwABAAAAAgAAADEBAgALAAAAXAEAAAAAAAAIAAgACABgAAAAAQAAAGAAAAABAAAAW21hZ2VTaGFycAAA");
+
+        var error = AssertInvalid(tiff);
+
+        Assert.Contains("JPEG strip 0 of the TIFF image is not a JPEG", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Decode_TiffJpegStripThatIsAPng_Rejected()
+    {
+        var error = AssertInvalid(HostileImages.TiffWithStrip(64, 48, HostileImages.Encode("png")));
+
+        Assert.Contains("JPEG strip 0 of the TIFF image is not a JPEG", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Decode_TiffOldStyleJpeg_RejectedAsUnsupported()
     {
         var error = AssertInvalid(HostileImages.TiffWithStrip(16, 16, HostileImages.JpegDeclaring(16, 16, (16, 16)), compression: 6));

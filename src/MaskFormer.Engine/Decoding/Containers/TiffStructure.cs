@@ -105,7 +105,10 @@ internal static class TiffStructure
     // ImageSharp decodes each JPEG strip or tile of a JPEG-compressed page as an image of its own, with
     // the library's default configuration: the size its frame header declares escapes the server's
     // limits and allocator (a 991-byte file declaring 65000x20000 took 3.7 GB). Each must declare no more
-    // than its strip or tile (rounded up to whole 16-pixel blocks, as encoders pad).
+    // than its strip or tile (rounded up to whole 16-pixel blocks, as encoders pad). And each must be a
+    // JPEG: that default configuration reads any format it recognises, so a strip that is the TIFF itself
+    // (offset 0) was decoded as the TIFF again, strip by strip, until the stack overflowed and took the
+    // process with it (a 361-byte file the fuzzer found).
     private static void CheckJpegChunks(ReadOnlySpan<byte> data, TiffReader reader, TiffDirectory directory, long pageWidth, long pageHeight)
     {
         if (!directory.TryGetValue(Compression, out var c) || !reader.TryReadValue(c, 0, out var compression) || compression is not (OldStyleJpeg or Jpeg))
@@ -133,7 +136,15 @@ internal static class TiffStructure
             // CheckChunks has put every chunk inside the data.
             reader.TryReadValue(offsets, i, out var start);
             reader.TryReadValue(counts, i, out var length);
-            if (JpegContainer.TryReadFrameSize(data.Slice((int)start, (int)length), out var width, out var height)
+            var chunk = data.Slice((int)start, (int)length);
+            if (!JpegContainer.Matches(chunk))
+            {
+                throw SegmentationException.Invalid(
+                    ContainerInspector.Field,
+                    $"JPEG {(tiled ? "tile" : "strip")} {i} of the TIFF image is not a JPEG (it does not start FF D8 FF).");
+            }
+
+            if (JpegContainer.TryReadFrameSize(chunk, out var width, out var height)
                 && (width > RoundUp(chunkWidth) || height > RoundUp(chunkHeight)))
             {
                 throw SegmentationException.Invalid(
