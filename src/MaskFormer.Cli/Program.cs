@@ -1,9 +1,11 @@
 using MaskFormer.Cli;
 
 using var cancellation = new CancellationTokenSource();
+// The first Ctrl+C stops the command, which keeps what it wrote (a stream's video is finished with the
+// frames drawn); a second ends the process at once.
 Console.CancelKeyPress += (_, e) =>
 {
-    e.Cancel = true;
+    e.Cancel = !cancellation.IsCancellationRequested;
     cancellation.Cancel();
 };
 

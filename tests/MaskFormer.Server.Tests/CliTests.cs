@@ -298,6 +298,27 @@ public sealed class CliTests(ServerFixture server) : IDisposable
 
     public void Dispose() => Directory.Delete(_out, recursive: true);
 
+    [Fact]
+    public async Task Stream_InterruptedMidVideo_KeepsAPlayableVideoOfEveryFrameDrawn()
+    {
+        // The clip four times over at 8 fps is 64 frames paced over 8 s; cancelled after 4 s, as Ctrl+C cancels.
+        var video = Path.Combine(_out, "long.mp4");
+        await FfmpegAsync("-v", "error", "-y", "-stream_loop", "3", "-framerate", "8", "-i", Path.Combine(RepositoryPaths.TinyShapes, "clip", "frame_%03d.png"), "-pix_fmt", "yuv420p", video);
+        var overlay = Path.Combine(_out, "interrupted.mp4");
+        using var interrupt = new CancellationTokenSource(TimeSpan.FromSeconds(4));
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+
+        var exitCode = await MaskFormer.Cli.CliApp.RunAsync(["stream", video, "--server", server.Address.ToString(), "--out", overlay], output, error, interrupt.Token);
+
+        Assert.True(exitCode == 130, $"exit code {exitCode}: {output} {error}");
+        var drawn = System.Text.RegularExpressions.Regex.Match(output.ToString(), @"interrupted: (\d+) frame\(s\) drawn");
+        Assert.True(drawn.Success, output.ToString());
+        var frames = int.Parse((await FfmpegAsync("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", overlay)).Trim(), CultureInfo.InvariantCulture);
+        Assert.Equal(int.Parse(drawn.Groups[1].Value, CultureInfo.InvariantCulture), frames);
+        Assert.InRange(frames, 1, 63);
+    }
+
     private static async Task<string> FfmpegAsync(params string[] args)
     {
         var (program, rest) = args[0] == "ffprobe" ? ("ffprobe", args[1..]) : ("ffmpeg", args);

@@ -58,7 +58,10 @@ internal sealed class OverlaySink(string destination, double fps, SegmentationTa
         _last.CopyPixelDataTo(pixels);
         try
         {
-            await _ffmpeg.StandardInput.BaseStream.WriteAsync(pixels, cancellationToken).ConfigureAwait(false);
+            // Whole frames only, even when the stream is interrupted: the video is then finished with the
+            // frames written (CompleteAsync), and a cut frame would end it with a broken one.
+            cancellationToken.ThrowIfCancellationRequested();
+            await _ffmpeg.StandardInput.BaseStream.WriteAsync(pixels, CancellationToken.None).ConfigureAwait(false);
         }
         catch (IOException)
         {

@@ -19,6 +19,9 @@ internal static class StreamCommand
     // answer is always read (and timed) as soon as it arrives, and memory stays bounded.
     private const int MaxUndrawnFrames = 128;
 
+    // How long an interrupted stream waits for ffmpeg to finish the video drawn so far.
+    private static readonly TimeSpan FinishTimeout = TimeSpan.FromSeconds(30);
+
     // How often the server reports its figures, shown live.
     private const uint StatusIntervalMs = 500;
 
@@ -99,6 +102,7 @@ internal static class StreamCommand
         var rebuilder = config.Delta is { Enabled: true } ? new DeltaRebuilder() : null;
         long receivedBytes = 0;
         var results = 0;
+        var drawn = 0;
         var clock = Stopwatch.StartNew();
 
         var sending = Task.Run(
@@ -187,6 +191,7 @@ internal static class StreamCommand
                         if (sink is not null)
                         {
                             await sink.WriteAsync(frame.Image, frame.Name, response, stop.Token).ConfigureAwait(false);
+                            drawn++;
                         }
 
                         undrawn.Release();
@@ -201,6 +206,16 @@ internal static class StreamCommand
             {
                 await sink.CompleteAsync(stop.Token).ConfigureAwait(false);
             }
+        }
+        catch (Exception) when (cancellationToken.IsCancellationRequested && sink is not null)
+        {
+            // Interrupted (Ctrl+C): the overlays drawn so far are kept, and a video is finished so that it
+            // plays up to the interruption (ffmpeg writes its index only when its input ends).
+            await stop.CancelAsync().ConfigureAwait(false);
+            using var finishing = new CancellationTokenSource(FinishTimeout);
+            await sink.CompleteAsync(finishing.Token).ConfigureAwait(false);
+            console.MarkupLineInterpolated($"[yellow]interrupted: {drawn} frame(s) drawn in {sink.Destination}[/]");
+            throw;
         }
         catch
         {
