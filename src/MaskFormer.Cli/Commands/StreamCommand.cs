@@ -20,7 +20,7 @@ internal static class StreamCommand
     private const int MaxUndrawnFrames = 128;
 
     // How long an interrupted stream waits for ffmpeg to finish the video drawn so far.
-    private static readonly TimeSpan FinishTimeout = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan s_finishTimeout = TimeSpan.FromSeconds(30);
 
     // How often the server reports its figures, shown live.
     private const uint StatusIntervalMs = 500;
@@ -212,7 +212,7 @@ internal static class StreamCommand
             // Interrupted (Ctrl+C): the overlays drawn so far are kept, and a video is finished so that it
             // plays up to the interruption (ffmpeg writes its index only when its input ends).
             await stop.CancelAsync().ConfigureAwait(false);
-            using var finishing = new CancellationTokenSource(FinishTimeout);
+            using var finishing = new CancellationTokenSource(s_finishTimeout);
             await sink.CompleteAsync(finishing.Token).ConfigureAwait(false);
             console.MarkupLineInterpolated($"[yellow]interrupted: {drawn} frame(s) drawn in {sink.Destination}[/]");
             throw;
