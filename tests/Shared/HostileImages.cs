@@ -103,18 +103,21 @@ internal static class HostileImages
     /// <summary>
     /// A one-page TIFF, <paramref name="width"/> x <paramref name="height"/>, of 8-bit RGB (or grey),
     /// compressed with <paramref name="compression"/> (7: JPEG), whose one strip holds <paramref name="strip"/>;
-    /// then <paramref name="extraEntries"/> private tags (40000 on, one SHORT each) in its directory.
+    /// then <paramref name="extraEntries"/> private tags (40000 on, one SHORT each) in its directory, an Exif
+    /// directory of <paramref name="exifEntries"/> such tags when more than 0, and <paramref name="rowsPerStrip"/>
+    /// rows a strip (default: the height).
     /// </summary>
-    public static byte[] TiffWithStrip(int width, int height, byte[] strip, ushort compression = 7, int extraEntries = 0, bool rgb = true)
+    public static byte[] TiffWithStrip(int width, int height, byte[] strip, ushort compression = 7, int extraEntries = 0, bool rgb = true, int exifEntries = 0, uint? rowsPerStrip = null)
     {
         using var stream = new MemoryStream();
         using var writer = new BinaryWriter(stream);
         writer.Write("II"u8);
         writer.Write((ushort)42);
         writer.Write(8u);
-        var entries = (ushort)(9 + extraEntries);
+        var entries = (ushort)(9 + extraEntries + (exifEntries > 0 ? 1 : 0));
         var bitsAt = 8u + 2 + (entries * 12u) + 4;
         var dataAt = bitsAt + 6;
+        var exifAt = dataAt + (uint)strip.Length;
         writer.Write(entries);
         Entry(writer, 256, 4, 1, (uint)width);
         Entry(writer, 257, 4, 1, (uint)height);
@@ -131,8 +134,13 @@ internal static class HostileImages
         Entry(writer, 262, 3, 1, rgb ? 2u : 1u);
         Entry(writer, 273, 4, 1, dataAt);
         Entry(writer, 277, 3, 1, rgb ? 3u : 1u);
-        Entry(writer, 278, 4, 1, (uint)height);
+        Entry(writer, 278, 4, 1, rowsPerStrip ?? (uint)height);
         Entry(writer, 279, 4, 1, (uint)strip.Length);
+        if (exifEntries > 0)
+        {
+            Entry(writer, 34665, 4, 1, exifAt);
+        }
+
         for (var i = 0; i < extraEntries; i++)
         {
             Entry(writer, (ushort)(40000 + i), 3, 1, 1);
@@ -141,8 +149,35 @@ internal static class HostileImages
         writer.Write(0u);
         writer.Write([8, 0, 8, 0, 8, 0]);
         writer.Write(strip);
+        if (exifEntries > 0)
+        {
+            writer.Write((ushort)exifEntries);
+            for (var i = 0; i < exifEntries; i++)
+            {
+                Entry(writer, (ushort)(40000 + i), 3, 1, 1);
+            }
+
+            writer.Write(0u);
+        }
+
         writer.Flush();
         return stream.ToArray();
+    }
+
+    /// <summary>
+    /// An 8x8 PNG of the pattern whose IHDR declares <paramref name="first"/>, with a second IHDR declaring
+    /// <paramref name="second"/> after its first IDAT (ImageSharp 2.1 allocates the first, identifies the last).
+    /// </summary>
+    public static byte[] PngWithSecondHeader((uint Width, uint Height) first, (uint Width, uint Height) second)
+    {
+        var data = PngDeclaring(first.Width, first.Height);
+        var idat = data.AsSpan().IndexOf("IDAT"u8) - 4;
+        var idatEnd = idat + 12 + (int)BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(idat));
+        var header = data.AsSpan(8, 25).ToArray();
+        BinaryPrimitives.WriteUInt32BigEndian(header.AsSpan(8), second.Width);
+        BinaryPrimitives.WriteUInt32BigEndian(header.AsSpan(12), second.Height);
+        BinaryPrimitives.WriteUInt32BigEndian(header.AsSpan(21), Crc32(header.AsSpan(4, 17)));
+        return [.. data.AsSpan(0, idatEnd), .. header, .. data.AsSpan(idatEnd)];
     }
 
     /// <summary>A mid-grey baseline JPEG of <paramref name="width"/> x <paramref name="height"/> whose frame header declares <paramref name="declared"/> instead.</summary>

@@ -58,7 +58,11 @@ public static class BadInputCatalogue
         yield return Bytes("gif-second-frame-20000x20000", "a 1x1 GIF whose second frame declares 20000x20000", HostileImages.Gif(1, 1, (1, 1), (20000, 20000)));
         yield return Bytes("tiff-second-page-20000x20000", "a TIFF whose first page is 1x1 and second 20000x20000 (254 bytes)", HostileImages.Tiff((1, 1), (20000, 20000)));
         yield return Bytes("tiff-100000x1", "a TIFF page declaring 100000x1", HostileImages.Tiff((100_000, 1)));
-        yield return Bytes("tiff-jpeg-strip-65000x20000", "a 16x16 JPEG-compressed TIFF whose strip's JPEG declares 65000x20000", HostileImages.TiffWithStrip(16, 16, HostileImages.JpegDeclaring(16, 16, (65000, 20000))));
+        yield return Bytes("tiff-jpeg-strip-65000x20000", "a 16x16 JPEG-compressed TIFF whose strip's JPEG declares 65000x20000 (every JPEG-compressed TIFF is refused)", HostileImages.TiffWithStrip(16, 16, HostileImages.JpegDeclaring(16, 16, (65000, 20000))));
+        yield return Bytes("tiff-jpeg-strip-at-byte-0", "a 360-byte JPEG-compressed TIFF whose strip is the TIFF itself (the fuzzer's; ImageSharp recursed until the stack overflowed and the process died)", File.ReadAllBytes(Path.Combine(RepositoryPaths.Root, "fuzz", "corpus", "tiff-jpeg-strip-at-zero"))[1..]);
+        yield return Bytes("tiff-rows-per-strip-65535", "a 2000x1 TIFF declaring 65535 rows a strip (ImageSharp would allocate and clear 393 MB for it)", HostileImages.TiffWithStrip(2000, 1, new byte[6000], compression: 1, rowsPerStrip: 65535));
+        yield return Bytes("tiff-exif-2000-entries", "a TIFF page whose Exif directory has 2000 entries (parsed with the page's, in quadratic time)", HostileImages.TiffWithStrip(4, 4, new byte[48], compression: 1, exifEntries: 2000));
+        yield return Bytes("png-ihdr-100000x100000-then-8x8", "a PNG whose IHDR declares 100000x100000 and a second IHDR after its data 8x8 (ImageSharp 2.1 identifies the last, allocates the first)", HostileImages.PngWithSecondHeader((100_000, 100_000), (8, 8)));
         yield return Bytes("tiff-2000-entries", "a TIFF page whose directory has 2009 entries (ImageSharp parses them in quadratic time)", HostileImages.TiffWithStrip(4, 4, new byte[48], compression: 1, extraEntries: 2000));
         yield return new("message-over-limit", "a request of 64 MiB + 1 KiB (over MaxReceiveMessageSize)", StatusCode.ResourceExhausted, null)
         {

@@ -76,49 +76,4 @@ internal static class JpegContainer
             at += length;
         }
     }
-
-    /// <summary>
-    /// The size a JPEG's frame header (SOFn) declares, read by walking its marker segments from the start
-    /// of image; false when the data is not a JPEG or ends before a frame header.
-    /// </summary>
-    public static bool TryReadFrameSize(ReadOnlySpan<byte> data, out int width, out int height)
-    {
-        (width, height) = (0, 0);
-        if (data.Length < 4 || data[0] != 0xFF || data[1] != 0xD8)
-        {
-            return false;
-        }
-
-        var at = 2;
-        while (at + 4 <= data.Length && data[at] == 0xFF)
-        {
-            var marker = data[at + 1];
-            if (marker == 0xFF)
-            {
-                at++;
-                continue;
-            }
-
-            var length = BinaryPrimitives.ReadUInt16BigEndian(data[(at + 2)..]);
-            if (marker is >= 0xC0 and <= 0xCF and not (0xC4 or 0xC8 or 0xCC))
-            {
-                if (length < 7 || at + 9 > data.Length)
-                {
-                    return false;
-                }
-
-                (height, width) = (BinaryPrimitives.ReadUInt16BigEndian(data[(at + 5)..]), BinaryPrimitives.ReadUInt16BigEndian(data[(at + 7)..]));
-                return true;
-            }
-
-            if (marker == 0xDA || length < 2)
-            {
-                return false;
-            }
-
-            at += 2 + length;
-        }
-
-        return false;
-    }
 }

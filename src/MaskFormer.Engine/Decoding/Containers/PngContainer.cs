@@ -2,7 +2,10 @@ using System.Buffers.Binary;
 
 namespace MaskFormer.Engine.Decoding.Containers;
 
-/// <summary>PNG: every chunk complete up to IEND; APNG frame sizes (fcTL) within the limits; orientation from eXIf.</summary>
+/// <summary>
+/// PNG: one IHDR, first, within the limits; every chunk complete up to IEND; APNG frame sizes (fcTL) within
+/// the limits; orientation from eXIf.
+/// </summary>
 internal static class PngContainer
 {
     private static ReadOnlySpan<byte> Signature => [0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A];
@@ -30,6 +33,19 @@ internal static class PngContainer
             }
 
             var body = data.Slice((int)at + 8, (int)length);
+            if (type.SequenceEqual("IHDR"u8) != (at == Signature.Length))
+            {
+                // ImageSharp 2.1 sizes the image from the header it last read before the first IDAT and
+                // identifies it by the last one in the file: a huge IHDR, IDAT, then a small IHDR allocated
+                // the huge image while the limits saw the small one.
+                throw SegmentationException.Invalid(ContainerInspector.Field, "The PNG image must have one IHDR chunk, its first.");
+            }
+
+            if (type.SequenceEqual("IHDR"u8) && body.Length >= 8)
+            {
+                limits.Check(BinaryPrimitives.ReadUInt32BigEndian(body), BinaryPrimitives.ReadUInt32BigEndian(body[4..]), ContainerInspector.Field, "The PNG image");
+            }
+
             if (type.SequenceEqual("IEND"u8))
             {
                 return sawData ? orientation : throw ContainerInspector.Truncated("PNG", "it has no IDAT chunk");

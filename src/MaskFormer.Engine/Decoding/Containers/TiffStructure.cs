@@ -20,12 +20,17 @@ internal static class TiffStructure
     /// <summary>Entries over all pages' directories.</summary>
     public const int MaxTotalEntries = 100_000;
 
+    /// <summary>Rows a strip may declare beyond a short page's height (a writer's fixed strip size).</summary>
+    public const int MaxRowsPerStripPastThePage = 256;
+
     private const ushort Compression = 259;
     private const ushort RowsPerStrip = 278;
-    private const ushort TileWidth = 322;
-    private const ushort TileLength = 323;
     private const ulong OldStyleJpeg = 6;
     private const ulong Jpeg = 7;
+
+    // Directories ImageSharp reads inside each page's (their entries join the page's): Exif and GPS.
+    private const ushort ExifDirectory = 34665;
+    private const ushort GpsDirectory = 34853;
 
     private const ushort ImageWidth = 256;
     private const ushort ImageLength = 257;
@@ -74,12 +79,15 @@ internal static class TiffStructure
                 throw ContainerInspector.Truncated("TIFF", $"the directory of page {page} at byte {offset} lies outside the data");
             }
 
-            entries += directory.Count;
-            if (directory.Count > MaxDirectoryEntries || entries > MaxTotalEntries)
+            // ImageSharp reads a page's Exif and GPS directories into the page's own list of entries, again for
+            // every page that points at them: they count as the page's.
+            var pageEntries = directory.Count + SubDirectoryEntries(reader, directory, ExifDirectory, page) + SubDirectoryEntries(reader, directory, GpsDirectory, page);
+            entries += pageEntries;
+            if (pageEntries > MaxDirectoryEntries || entries > MaxTotalEntries)
             {
                 throw SegmentationException.Invalid(
                     ContainerInspector.Field,
-                    $"The TIFF image's directories have too many entries (page {page}: {directory.Count}); at most {MaxDirectoryEntries} a page and {MaxTotalEntries} in all.");
+                    $"The TIFF image's directories have too many entries (page {page}: {pageEntries}, its Exif and GPS directories included); at most {MaxDirectoryEntries} a page and {MaxTotalEntries} in all.");
             }
 
             var width = directory.TryGetValue(ImageWidth, out var w) && reader.TryReadValue(w, 0, out var wv) ? (long)wv : 0;
@@ -89,7 +97,8 @@ internal static class TiffStructure
             {
                 CheckChunks(reader, directory, StripOffsets, StripByteCounts);
                 CheckChunks(reader, directory, TileOffsets, TileByteCounts);
-                CheckJpegChunks(data, reader, directory, width, height);
+                RejectJpeg(reader, directory);
+                CheckRowsPerStrip(reader, directory, height);
                 if (directory.TryGetValue(Orientation, out var o) && reader.TryReadValue(o, 0, out var ov) && ov is >= 1 and <= 8)
                 {
                     orientation = (ExifOrientation)ov;
@@ -102,61 +111,46 @@ internal static class TiffStructure
         return orientation;
     }
 
-    // ImageSharp decodes each JPEG strip or tile of a JPEG-compressed page as an image of its own, with
-    // the library's default configuration: the size its frame header declares escapes the server's
-    // limits and allocator (a 991-byte file declaring 65000x20000 took 3.7 GB). Each must declare no more
-    // than its strip or tile (rounded up to whole 16-pixel blocks, as encoders pad). And each must be a
-    // JPEG: that default configuration reads any format it recognises, so a strip that is the TIFF itself
-    // (offset 0) was decoded as the TIFF again, strip by strip, until the stack overflowed and took the
-    // process with it (a 361-byte file the fuzzer found).
-    private static void CheckJpegChunks(ReadOnlySpan<byte> data, TiffReader reader, TiffDirectory directory, long pageWidth, long pageHeight)
+    // ImageSharp 2.1 decodes each strip of a JPEG-compressed page as a JPEG of its own, outside the checks of
+    // this walk: without JPEG tables with Image.Load and the library's default configuration (no limits,
+    // any format: a strip that was the TIFF itself was decoded as the TIFF again until the stack overflowed
+    // and took the process with it, a 360-byte file the fuzzer found), with them through a JPEG parser that
+    // reads past the strip, skips markers differently from any walk of ours and allocates at the first frame
+    // header it finds. No check of the strips' bytes can follow that parser, so such pages are refused.
+    private static void RejectJpeg(TiffReader reader, TiffDirectory directory)
     {
-        if (!directory.TryGetValue(Compression, out var c) || !reader.TryReadValue(c, 0, out var compression) || compression is not (OldStyleJpeg or Jpeg))
+        if (directory.TryGetValue(Compression, out var c) && reader.TryReadValue(c, 0, out var compression) && compression is OldStyleJpeg or Jpeg)
         {
-            return;
+            throw SegmentationException.Invalid(
+                ContainerInspector.Field,
+                $"The TIFF image uses {(compression == OldStyleJpeg ? "old-style " : string.Empty)}JPEG compression ({compression}), which this server does not read; send it as JPEG or PNG, or as a TIFF with another compression.");
+        }
+    }
+
+    // ImageSharp allocates (and clears) a strip's buffer for RowsPerStrip rows, clamped to the page only when
+    // RowsPerStrip is 2^32 - 1: a 2000x1 page declaring 65,535 rows a strip took 393 MB. More rows than the
+    // page has are allowed up to a small strip's worth, as some writers round them up.
+    private static void CheckRowsPerStrip(TiffReader reader, TiffDirectory directory, long pageHeight)
+    {
+        if (directory.TryGetValue(RowsPerStrip, out var entry) && reader.TryReadValue(entry, 0, out var rows) && rows != uint.MaxValue
+            && rows > (ulong)Math.Max(pageHeight, MaxRowsPerStripPastThePage))
+        {
+            throw SegmentationException.Invalid(
+                ContainerInspector.Field,
+                $"The TIFF image declares {rows} rows per strip for a page of {pageHeight} rows.");
+        }
+    }
+
+    private static ulong SubDirectoryEntries(TiffReader reader, TiffDirectory directory, ushort tag, int page)
+    {
+        if (!directory.TryGetValue(tag, out var entry) || !reader.TryReadValue(entry, 0, out var offset) || offset == 0)
+        {
+            return 0;
         }
 
-        if (compression == OldStyleJpeg)
-        {
-            throw SegmentationException.Invalid(ContainerInspector.Field, "The TIFF image uses old-style JPEG compression (6), which this server does not read; send it as JPEG or PNG.");
-        }
-
-        var tiled = directory.TryGetValue(TileOffsets, out _);
-        var (chunkWidth, chunkHeight) = tiled
-            ? (Value(reader, directory, TileWidth, 0), Value(reader, directory, TileLength, 0))
-            : (pageWidth, Math.Min(pageHeight, Value(reader, directory, RowsPerStrip, pageHeight)));
-        var (offsetsTag, countsTag) = tiled ? (TileOffsets, TileByteCounts) : (StripOffsets, StripByteCounts);
-        if (!directory.TryGetValue(offsetsTag, out var offsets) || !directory.TryGetValue(countsTag, out var counts))
-        {
-            return;
-        }
-
-        for (ulong i = 0; i < offsets.Count; i++)
-        {
-            // CheckChunks has put every chunk inside the data.
-            reader.TryReadValue(offsets, i, out var start);
-            reader.TryReadValue(counts, i, out var length);
-            var chunk = data.Slice((int)start, (int)length);
-            if (!JpegContainer.Matches(chunk))
-            {
-                throw SegmentationException.Invalid(
-                    ContainerInspector.Field,
-                    $"JPEG {(tiled ? "tile" : "strip")} {i} of the TIFF image is not a JPEG (it does not start FF D8 FF).");
-            }
-
-            if (JpegContainer.TryReadFrameSize(chunk, out var width, out var height)
-                && (width > RoundUp(chunkWidth) || height > RoundUp(chunkHeight)))
-            {
-                throw SegmentationException.Invalid(
-                    ContainerInspector.Field,
-                    $"JPEG {(tiled ? "tile" : "strip")} {i} of the TIFF image declares {width}x{height} pixels, more than its {chunkWidth}x{chunkHeight}.");
-            }
-        }
-
-        static long Value(TiffReader reader, TiffDirectory directory, ushort tag, long fallback) =>
-            directory.TryGetValue(tag, out var entry) && reader.TryReadValue(entry, 0, out var value) ? (long)Math.Min(value, long.MaxValue) : fallback;
-
-        static long RoundUp(long pixels) => (pixels + 15) / 16 * 16;
+        return reader.TryReadDirectory(offset, out var sub)
+            ? sub.Count
+            : throw ContainerInspector.Truncated("TIFF", $"the {(tag == ExifDirectory ? "Exif" : "GPS")} directory of page {page} at byte {offset} lies outside the data");
     }
 
     private static void CheckChunks(TiffReader reader, TiffDirectory directory, ushort offsetsTag, ushort countsTag)
