@@ -100,26 +100,29 @@ public sealed class HostileImageTests : IDisposable
     }
 
     [Theory]
-    [InlineData(1u, 1u, true)]
-    [InlineData(4u, 256u, true)]
-    [InlineData(4u, 257u, false)]
-    [InlineData(1u, 65535u, false)]
-    [InlineData(1u, uint.MaxValue, true)]
-    public void Decode_TiffRowsPerStrip_AtMostThePageOrAShortStrip(uint height, uint rowsPerStrip, bool decodes)
+    [InlineData(2000, 1u, 1u, true)]
+    [InlineData(2000, 4u, 1048u, true)]
+    [InlineData(2000, 4u, 1049u, false)]
+    [InlineData(2000, 1u, 65535u, false)]
+    [InlineData(31, 20u, 264u, true)]
+    [InlineData(2000, 1u, uint.MaxValue, true)]
+    public void Decode_TiffRowsPerStrip_MoreThanThePageOnlyInASmallStrip(int width, uint height, uint rowsPerStrip, bool decodes)
     {
-        // ImageSharp allocates and clears RowsPerStrip rows for each strip: 65,535 rows of a 2000-pixel page are 393 MB.
-        var tiff = HostileImages.TiffWithStrip(2000, (int)height, new byte[2000 * 3 * (int)height], compression: 1, rowsPerStrip: rowsPerStrip);
+        // ImageSharp allocates and clears RowsPerStrip rows for each strip: 65,535 rows of a 2000-pixel page
+        // are 393 MB. Up to 16 MiB at 8 bytes a pixel passes (2000 x 1048 x 8 does, 2000 x 1049 x 8 does not),
+        // as libtiff's default strip of about 8 KB does on a small page (264 rows of 31 grey pixels).
+        var tiff = HostileImages.TiffWithStrip(width, (int)height, new byte[width * 3 * (int)height], compression: 1, rowsPerStrip: rowsPerStrip);
         if (!decodes)
         {
             var error = AssertInvalid(tiff);
-            Assert.Contains($"declares {rowsPerStrip} rows per strip for a page of {height} rows", error.Message, StringComparison.Ordinal);
+            Assert.Contains($"declares {rowsPerStrip} rows per strip for a page of {width}x{height} pixels", error.Message, StringComparison.Ordinal);
             return;
         }
 
         try
         {
             using var decoded = _decoder.Decode(tiff);
-            Assert.Equal((2000, (int)height), (decoded.Width, decoded.Height));
+            Assert.Equal((width, (int)height), (decoded.Width, decoded.Height));
         }
         catch (SegmentationException e) when (rowsPerStrip == uint.MaxValue)
         {

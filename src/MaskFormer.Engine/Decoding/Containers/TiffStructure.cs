@@ -20,8 +20,10 @@ internal static class TiffStructure
     /// <summary>Entries over all pages' directories.</summary>
     public const int MaxTotalEntries = 100_000;
 
-    /// <summary>Rows a strip may declare beyond a short page's height (a writer's fixed strip size).</summary>
-    public const int MaxRowsPerStripPastThePage = 256;
+    /// <summary>The most a strip of more rows than its page may take, at the most bytes a pixel can have.</summary>
+    public const ulong MaxStripBytesPastThePage = 16 << 20;
+
+    private const ulong MaxBytesPerPixel = 8;
 
     private const ushort Compression = 259;
     private const ushort RowsPerStrip = 278;
@@ -98,7 +100,7 @@ internal static class TiffStructure
                 CheckChunks(reader, directory, StripOffsets, StripByteCounts);
                 CheckChunks(reader, directory, TileOffsets, TileByteCounts);
                 RejectJpeg(reader, directory);
-                CheckRowsPerStrip(reader, directory, height);
+                CheckRowsPerStrip(reader, directory, width, height);
                 if (directory.TryGetValue(Orientation, out var o) && reader.TryReadValue(o, 0, out var ov) && ov is >= 1 and <= 8)
                 {
                     orientation = (ExifOrientation)ov;
@@ -129,15 +131,16 @@ internal static class TiffStructure
 
     // ImageSharp allocates (and clears) a strip's buffer for RowsPerStrip rows, clamped to the page only when
     // RowsPerStrip is 2^32 - 1: a 2000x1 page declaring 65,535 rows a strip took 393 MB. More rows than the
-    // page has are allowed up to a small strip's worth, as some writers round them up.
-    private static void CheckRowsPerStrip(TiffReader reader, TiffDirectory directory, long pageHeight)
+    // page has are common in small files (libtiff's default strip holds about 8 KB of rows whatever the
+    // page's height), so they are refused only when such a strip's buffer could pass 16 MiB.
+    private static void CheckRowsPerStrip(TiffReader reader, TiffDirectory directory, long pageWidth, long pageHeight)
     {
         if (directory.TryGetValue(RowsPerStrip, out var entry) && reader.TryReadValue(entry, 0, out var rows) && rows != uint.MaxValue
-            && rows > (ulong)Math.Max(pageHeight, MaxRowsPerStripPastThePage))
+            && rows > (ulong)pageHeight && rows * (ulong)pageWidth * MaxBytesPerPixel > MaxStripBytesPastThePage)
         {
             throw SegmentationException.Invalid(
                 ContainerInspector.Field,
-                $"The TIFF image declares {rows} rows per strip for a page of {pageHeight} rows.");
+                $"The TIFF image declares {rows} rows per strip for a page of {pageWidth}x{pageHeight} pixels.");
         }
     }
 
