@@ -301,23 +301,92 @@ public sealed class CliTests(ServerFixture server) : IDisposable
     [Fact]
     public async Task Stream_InterruptedMidVideo_KeepsAPlayableVideoOfEveryFrameDrawn()
     {
-        // The clip four times over at 8 fps is 64 frames paced over 8 s; cancelled after 4 s, as Ctrl+C cancels.
-        var video = Path.Combine(_out, "long.mp4");
-        await FfmpegAsync("-v", "error", "-y", "-stream_loop", "3", "-framerate", "8", "-i", Path.Combine(RepositoryPaths.TinyShapes, "clip", "frame_%03d.png"), "-pix_fmt", "yuv420p", video);
+        // The clip 16 times over at 8 fps is 256 frames paced over 32 s; cancelled (as Ctrl+C cancels the
+        // command) a second after ffmpeg has started the video, that is after the first overlay.
+        var video = await LongClipAsync();
         var overlay = Path.Combine(_out, "interrupted.mp4");
-        using var interrupt = new CancellationTokenSource(TimeSpan.FromSeconds(4));
+        using var interrupt = new CancellationTokenSource();
         using var output = new StringWriter();
         using var error = new StringWriter();
 
-        var exitCode = await MaskFormer.Cli.CliApp.RunAsync(["stream", video, "--server", server.Address.ToString(), "--out", overlay], output, error, interrupt.Token);
+        var streaming = MaskFormer.Cli.CliApp.RunAsync(["stream", video, "--server", server.Address.ToString(), "--out", overlay], output, error, interrupt.Token);
+        await CancelOnceWrittenAsync(overlay, streaming, interrupt);
+        var exitCode = await streaming;
 
         Assert.True(exitCode == 130, $"exit code {exitCode}: {output} {error}");
         var drawn = System.Text.RegularExpressions.Regex.Match(output.ToString(), @"interrupted: (\d+) frame\(s\) drawn");
         Assert.True(drawn.Success, output.ToString());
-        var frames = int.Parse((await FfmpegAsync("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", overlay)).Trim(), CultureInfo.InvariantCulture);
+        var frames = await FrameCountAsync(overlay);
         Assert.Equal(int.Parse(drawn.Groups[1].Value, CultureInfo.InvariantCulture), frames);
-        Assert.InRange(frames, 1, 63);
+        Assert.InRange(frames, 1, 255);
     }
+
+    [Fact]
+    public async Task Stream_CtrlCInATerminal_VideoPlaysAndExitCode130()
+    {
+        // A terminal's Ctrl+C is SIGINT to the whole process group: the CLI and the ffmpeg it started. ffmpeg
+        // then ends the file itself and exits 255, which the interrupted CLI must not take for a failure.
+        var video = await LongClipAsync();
+        var overlay = Path.Combine(_out, "ctrl-c.mp4");
+        var start = new ProcessStartInfo("setsid") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        // The CLI as built (its own dependencies), in the configuration of these tests' build.
+        var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Parent!.Name;
+        var cliDll = Path.Combine(RepositoryPaths.Root, "src", "MaskFormer.Cli", "bin", configuration, "net10.0", "maskformer.dll");
+        foreach (var arg in new[] { "dotnet", cliDll, "stream", video, "--server", server.Address.ToString(), "--out", overlay })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var cli = Process.Start(start)!;
+        var output = cli.StandardOutput.ReadToEndAsync();
+        var error = cli.StandardError.ReadToEndAsync();
+        using var signalled = new CancellationTokenSource();
+        var exited = cli.WaitForExitAsync();
+        await CancelOnceWrittenAsync(overlay, exited, signalled, () => $"{cli.ExitCode}: {error.Result}");
+        using (var kill = Process.Start("kill", ["-INT", "--", $"-{cli.Id}"])!)
+        {
+            await kill.WaitForExitAsync();
+        }
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await cli.WaitForExitAsync(timeout.Token);
+
+        Assert.True(cli.ExitCode == 130, $"exit code {cli.ExitCode}: {await output} {await error}");
+        Assert.Contains("interrupted:", await output, StringComparison.Ordinal);
+        Assert.InRange(await FrameCountAsync(overlay), 1, 255);
+    }
+
+    // 256 frames: the clip 16 times over, at 8 fps.
+    private async Task<string> LongClipAsync()
+    {
+        var video = Path.Combine(_out, "long.mp4");
+        await FfmpegAsync("-v", "error", "-y", "-stream_loop", "15", "-framerate", "8", "-i", Path.Combine(RepositoryPaths.TinyShapes, "clip", "frame_%03d.png"), "-pix_fmt", "yuv420p", video);
+        return video;
+    }
+
+    // Once ffmpeg has begun the overlay video (it does on the first frame), waits a second more and cancels;
+    // fails if the stream ends first or nothing is written within a minute.
+    private static async Task CancelOnceWrittenAsync(string overlay, Task streaming, CancellationTokenSource cancel, Func<string>? why = null)
+    {
+        var until = DateTime.UtcNow.AddSeconds(60);
+        while (!(File.Exists(overlay) && new FileInfo(overlay).Length > 0))
+        {
+            if (streaming.IsCompleted)
+            {
+                Assert.Fail($"the stream ended before its first overlay was written {why?.Invoke()}");
+            }
+
+            Assert.True(DateTime.UtcNow < until, "no overlay video within 60 s");
+            await Task.Delay(100);
+        }
+
+        await Task.Delay(1000);
+        Assert.False(streaming.IsCompleted, "the stream ended before it was interrupted");
+        await cancel.CancelAsync();
+    }
+
+    private static async Task<int> FrameCountAsync(string video) =>
+        int.Parse((await FfmpegAsync("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", video)).Trim(), CultureInfo.InvariantCulture);
 
     private static async Task<string> FfmpegAsync(params string[] args)
     {

@@ -14,6 +14,9 @@ namespace MaskFormer.Cli.Commands;
 /// </summary>
 internal sealed class OverlaySink(string destination, double fps, SegmentationTask task, IReadOnlyDictionary<int, string> labelNames, IReadOnlyList<LegendEntry> legend, OverlayOptions options) : IAsyncDisposable
 {
+    // What ffmpeg exits with after a signal, once it has ended its output file.
+    private const int InterruptedExitCode = 255;
+
     private static readonly string[] s_videoExtensions = [".mp4", ".mkv", ".webm", ".avi"];
     private Process? _ffmpeg;
     private (int Width, int Height) _size;
@@ -24,7 +27,8 @@ internal sealed class OverlaySink(string destination, double fps, SegmentationTa
 
     private bool IsVideo => s_videoExtensions.Contains(Path.GetExtension(Destination).ToLowerInvariant());
 
-    public async Task WriteAsync(Contracts.V1.Image image, string name, SegmentStreamResponse response, CancellationToken cancellationToken)
+    /// <summary>Draws one frame's overlay; false when there was nothing to draw for it.</summary>
+    public async Task<bool> WriteAsync(Contracts.V1.Image image, string name, SegmentStreamResponse response, CancellationToken cancellationToken)
     {
         if (response.Result is { } result || _last is null)
         {
@@ -32,7 +36,7 @@ internal sealed class OverlaySink(string destination, double fps, SegmentationTa
             {
                 // A file the server could not read either (its error is printed) and no earlier overlay to
                 // repeat: nothing to draw for it.
-                return;
+                return false;
             }
 
             using var frame = ToImage(image);
@@ -43,9 +47,11 @@ internal sealed class OverlaySink(string destination, double fps, SegmentationTa
 
         if (!IsVideo)
         {
+            // Whole files only, even when the stream is interrupted.
+            cancellationToken.ThrowIfCancellationRequested();
             Directory.CreateDirectory(Destination);
-            await _last.SaveAsPngAsync(Path.Combine(Destination, $"{name}.overlay.png"), cancellationToken).ConfigureAwait(false);
-            return;
+            await _last.SaveAsPngAsync(Path.Combine(Destination, $"{name}.overlay.png"), CancellationToken.None).ConfigureAwait(false);
+            return true;
         }
 
         _ffmpeg ??= StartEncoder(_last.Width, _last.Height);
@@ -62,6 +68,7 @@ internal sealed class OverlaySink(string destination, double fps, SegmentationTa
             // frames written (CompleteAsync), and a cut frame would end it with a broken one.
             cancellationToken.ThrowIfCancellationRequested();
             await _ffmpeg.StandardInput.BaseStream.WriteAsync(pixels, CancellationToken.None).ConfigureAwait(false);
+            return true;
         }
         catch (IOException)
         {
@@ -70,17 +77,29 @@ internal sealed class OverlaySink(string destination, double fps, SegmentationTa
         }
     }
 
-    /// <summary>Finishes the video; throws with ffmpeg's message when it could not write it.</summary>
-    public async Task CompleteAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Finishes the video; throws with ffmpeg's message when it could not write it. After an interruption
+    /// (<paramref name="interrupted"/>) ffmpeg may have had the same Ctrl+C (a terminal signals the whole
+    /// process group): it then stops reading, ends the file itself and exits 255, which is not a failure.
+    /// </summary>
+    public async Task CompleteAsync(CancellationToken cancellationToken, bool interrupted = false)
     {
         if (_ffmpeg is null)
         {
             return;
         }
 
-        _ffmpeg.StandardInput.Close();
+        try
+        {
+            _ffmpeg.StandardInput.Close();
+        }
+        catch (IOException) when (interrupted)
+        {
+            // ffmpeg stopped reading: it was interrupted too.
+        }
+
         await _ffmpeg.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
-        if (_ffmpeg.ExitCode != 0)
+        if (_ffmpeg.ExitCode != 0 && !(interrupted && _ffmpeg.ExitCode == InterruptedExitCode))
         {
             throw new IOException($"ffmpeg could not write {Destination}: {(await _ffmpegErrors!.ConfigureAwait(false)).Trim()}");
         }

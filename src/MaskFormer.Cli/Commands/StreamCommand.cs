@@ -190,8 +190,7 @@ internal static class StreamCommand
 
                         if (sink is not null)
                         {
-                            await sink.WriteAsync(frame.Image, frame.Name, response, stop.Token).ConfigureAwait(false);
-                            drawn++;
+                            drawn += await sink.WriteAsync(frame.Image, frame.Name, response, stop.Token).ConfigureAwait(false) ? 1 : 0;
                         }
 
                         undrawn.Release();
@@ -213,7 +212,7 @@ internal static class StreamCommand
             // plays up to the interruption (ffmpeg writes its index only when its input ends).
             await stop.CancelAsync().ConfigureAwait(false);
             using var finishing = new CancellationTokenSource(s_finishTimeout);
-            await sink.CompleteAsync(finishing.Token).ConfigureAwait(false);
+            await sink.CompleteAsync(finishing.Token, interrupted: true).ConfigureAwait(false);
             console.MarkupLineInterpolated($"[yellow]interrupted: {drawn} frame(s) drawn in {sink.Destination}[/]");
             throw;
         }

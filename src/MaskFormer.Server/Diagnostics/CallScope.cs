@@ -164,19 +164,23 @@ internal sealed class CallScope : IDisposable
 
         if (http.Request.Host.HasValue)
         {
-            tags.Add(RpcTelemetry.ServerAddress, http.Request.Host.Host);
+            tags.Add(RpcTelemetry.ServerAddress, http.Request.Host.Host.Trim('[', ']'));
             if (http.Request.Host.Port is { } port)
             {
                 tags.Add(RpcTelemetry.ServerPort, port);
             }
         }
 
-        // As StartSpan: from the caller's traceparent, not under a request activity nothing exports.
+        // As StartSpan: from the caller's traceparent, not under a request activity nothing exports. A caller
+        // refused for who it is gets no say in where its span goes (any trace it names): its span starts a
+        // trace of its own, linked to the one it named.
+        var untrusted = status is StatusCode.Unauthenticated or StatusCode.PermissionDenied;
+        ActivityLink[]? links = untrusted && parent != default ? [new ActivityLink(parent)] : null;
         var current = Activity.Current;
         Activity.Current = null;
         try
         {
-            using var span = MaskFormerTelemetry.ActivitySource.StartActivity($"{service}/{method}", ActivityKind.Server, parent, tags, startTime: startedAt);
+            using var span = MaskFormerTelemetry.ActivitySource.StartActivity($"{service}/{method}", ActivityKind.Server, untrusted ? default : parent, tags, links, startedAt);
             if (span is not null)
             {
                 SetStatus(span, status, description);

@@ -91,12 +91,13 @@ internal sealed partial class CallTelemetryInterceptor(
         _ => StatusCode.Unknown,
     };
 
-    // The grpc-status of the answer: in its trailers, or in its headers when it carried no message.
+    // The grpc-message of the answer, unescaped, where the status is (AnsweredStatus).
     private static string? AnsweredDetail(HttpContext context) =>
         context.Features.Get<IHttpResponseTrailersFeature>()?.Trailers["grpc-message"] is { Count: > 0 } trailer ? Uri.UnescapeDataString(trailer.ToString())
         : context.Response.Headers["grpc-message"] is { Count: > 0 } header ? Uri.UnescapeDataString(header.ToString())
         : null;
 
+    // The grpc-status of the answer: in its trailers, or in its headers when it carried no message.
     private static StatusCode? AnsweredStatus(HttpContext context)
     {
         var value = context.Features.Get<IHttpResponseTrailersFeature>()?.Trailers["grpc-status"] is { Count: > 0 } trailer

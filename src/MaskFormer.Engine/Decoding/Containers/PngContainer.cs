@@ -41,8 +41,13 @@ internal static class PngContainer
                 throw SegmentationException.Invalid(ContainerInspector.Field, "The PNG image must have one IHDR chunk, its first.");
             }
 
-            if (type.SequenceEqual("IHDR"u8) && body.Length >= 8)
+            if (type.SequenceEqual("IHDR"u8))
             {
+                if (body.Length != 13)
+                {
+                    throw SegmentationException.Invalid(ContainerInspector.Field, $"The PNG image's IHDR chunk holds {body.Length} bytes, not 13.");
+                }
+
                 limits.Check(BinaryPrimitives.ReadUInt32BigEndian(body), BinaryPrimitives.ReadUInt32BigEndian(body[4..]), ContainerInspector.Field, "The PNG image");
             }
 

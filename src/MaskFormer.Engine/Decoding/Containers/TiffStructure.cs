@@ -83,7 +83,7 @@ internal static class TiffStructure
 
             // ImageSharp reads a page's Exif and GPS directories into the page's own list of entries, again for
             // every page that points at them: they count as the page's.
-            var pageEntries = directory.Count + SubDirectoryEntries(reader, directory, ExifDirectory, page) + SubDirectoryEntries(reader, directory, GpsDirectory, page);
+            var pageEntries = directory.Count + SubDirectoryEntries(reader, directory, ExifDirectory) + SubDirectoryEntries(reader, directory, GpsDirectory);
             entries += pageEntries;
             if (pageEntries > MaxDirectoryEntries || entries > MaxTotalEntries)
             {
@@ -129,14 +129,15 @@ internal static class TiffStructure
         }
     }
 
-    // ImageSharp allocates (and clears) a strip's buffer for RowsPerStrip rows, clamped to the page only when
-    // RowsPerStrip is 2^32 - 1: a 2000x1 page declaring 65,535 rows a strip took 393 MB. More rows than the
-    // page has are common in small files (libtiff's default strip holds about 8 KB of rows whatever the
-    // page's height), so they are refused only when such a strip's buffer could pass 16 MiB.
+    // ImageSharp allocates (and clears) a strip's buffer for RowsPerStrip rows: a 2000x1 page declaring 65,535
+    // rows a strip took 393 MB. More rows than the page has are common in small files (libtiff's default
+    // strip holds about 8 KB of rows whatever the page's height), so they are refused only when such a
+    // strip's buffer could pass 16 MiB; 2^32 - 1 ("one strip") is left to ImageSharp. Divided, not
+    // multiplied, so that no BigTIFF value can wrap around.
     private static void CheckRowsPerStrip(TiffReader reader, TiffDirectory directory, long pageWidth, long pageHeight)
     {
         if (directory.TryGetValue(RowsPerStrip, out var entry) && reader.TryReadValue(entry, 0, out var rows) && rows != uint.MaxValue
-            && rows > (ulong)pageHeight && rows * (ulong)pageWidth * MaxBytesPerPixel > MaxStripBytesPastThePage)
+            && rows > (ulong)pageHeight && (rows > uint.MaxValue || rows > MaxStripBytesPastThePage / MaxBytesPerPixel / (ulong)Math.Max(1, pageWidth)))
         {
             throw SegmentationException.Invalid(
                 ContainerInspector.Field,
@@ -144,16 +145,15 @@ internal static class TiffStructure
         }
     }
 
-    private static ulong SubDirectoryEntries(TiffReader reader, TiffDirectory directory, ushort tag, int page)
+    private static ulong SubDirectoryEntries(TiffReader reader, TiffDirectory directory, ushort tag)
     {
         if (!directory.TryGetValue(tag, out var entry) || !reader.TryReadValue(entry, 0, out var offset) || offset == 0)
         {
             return 0;
         }
 
-        return reader.TryReadDirectory(offset, out var sub)
-            ? sub.Count
-            : throw ContainerInspector.Truncated("TIFF", $"the {(tag == ExifDirectory ? "Exif" : "GPS")} directory of page {page} at byte {offset} lies outside the data");
+        // A pointer outside the data (stale Exif is common) holds nothing to parse.
+        return reader.TryReadDirectory(offset, out var sub) ? sub.Count : 0;
     }
 
     private static void CheckChunks(TiffReader reader, TiffDirectory directory, ushort offsetsTag, ushort countsTag)
