@@ -364,13 +364,7 @@ func TestSegmentCommandSendsMaskformerToken(t *testing.T) {
 	}
 	binary := buildClient(t)
 	run := func(extra ...string) (int, string, string) {
-		var env []string
-		for _, variable := range os.Environ() {
-			if !strings.HasPrefix(variable, "MASKFORMER_TOKEN=") {
-				env = append(env, variable)
-			}
-		}
-		return runClientEnv(t, binary, append(env, extra...), "segment", heldoutImage, "-server", server)
+		return runClientEnv(t, binary, append(withoutClientVariables(), extra...), "segment", heldoutImage, "-server", server)
 	}
 
 	code, stdout, stderr := run()

@@ -14,6 +14,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 GENERATED = HERE / "generated"
 DEFAULT_SERVER = os.environ.get("MASKFORMER_ADDRESS") or "127.0.0.1:5081"
+# What every client reads for TLS (PEM files): CA certificates, a client certificate, its key.
+TLS_VARIABLES = ("MASKFORMER_CA_CERT", "MASKFORMER_CLIENT_CERT", "MASKFORMER_CLIENT_KEY")
 
 # Ground truth and predictions stored next to frames (models/tiny-shapes/clip) are not frames.
 _NOT_FRAME_SUFFIXES = ("_semantic", "_panoptic")
@@ -44,7 +46,7 @@ def tls_credentials(address):
     import grpc
 
     ca, certificate, key = (os.environ.get(name) or None
-                            for name in ("MASKFORMER_CA_CERT", "MASKFORMER_CLIENT_CERT", "MASKFORMER_CLIENT_KEY"))
+                            for name in TLS_VARIABLES)
     if (certificate is None) != (key is None):
         raise ValueError("MASKFORMER_CLIENT_CERT and MASKFORMER_CLIENT_KEY go together; only one is set")
     if not address.startswith("https://"):

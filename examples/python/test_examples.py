@@ -20,7 +20,7 @@ CLIP = REPO / "models" / "tiny-shapes" / "clip"
 SCRIPT_TIMEOUT_S = 300
 
 sys.path.insert(0, str(HERE))
-from common import connect, decode_grey_png, list_frames, load_stubs, png_size  # noqa: E402
+from common import TLS_VARIABLES, connect, decode_grey_png, list_frames, load_stubs, png_size  # noqa: E402
 
 pb, pb_grpc = load_stubs()
 import segment  # noqa: E402
@@ -53,9 +53,6 @@ class _ServerTest(unittest.TestCase):
 
     def run_script(self, *args):
         return run_script(*args, server=address())
-
-
-TLS_VARIABLES = ("MASKFORMER_CA_CERT", "MASKFORMER_CLIENT_CERT", "MASKFORMER_CLIENT_KEY")
 
 
 def run_script(*args, server, token=None, tls=None):

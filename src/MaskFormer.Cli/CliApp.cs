@@ -130,7 +130,8 @@ internal static class CliApp
         ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Internal
         && ex.Status.DebugException is HttpRequestException or IOException or System.Net.Sockets.SocketException;
 
-    private static string? TlsHint(CommandArguments arguments, RpcException ex)
+    /// <summary>What to check after a failed call to an https:// server, from the command's TLS settings; null when TLS is not the question.</summary>
+    internal static string? TlsHint(CommandArguments arguments, RpcException ex)
     {
         try
         {

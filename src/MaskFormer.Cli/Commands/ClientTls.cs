@@ -127,7 +127,7 @@ internal sealed class ClientTls
         var clientCertificate = CertificatePath is null
             ? "a server that asks for a client certificate needs --client-cert and --client-key"
             : $"a server that asks for a client certificate refuses one it does not trust: is {CertificatePath} issued by a CA the server trusts?";
-        if (Has<System.Security.Authentication.AuthenticationException>(error))
+        if (AnyInChain(error, e => e is System.Security.Authentication.AuthenticationException))
         {
             // The handshake failed: this client refused the server's certificate, or (TLS 1.2) the server refused this client's.
             return CaPath is null
@@ -144,26 +144,17 @@ internal sealed class ClientTls
 
     // A refused or unroutable connection: nothing to do with TLS. (A reset is not here: a server that
     // refuses a client certificate after a TLS 1.3 handshake may reset the connection.)
-    private static bool NothingListening(Exception error)
+    private static bool NothingListening(Exception error) => AnyInChain(error, e => e is SocketException
     {
-        for (Exception? inner = error; inner is not null; inner = inner.InnerException)
-        {
-            if (inner is SocketException socket && socket.SocketErrorCode is SocketError.ConnectionRefused or SocketError.HostNotFound or SocketError.TimedOut
-                or SocketError.NetworkUnreachable or SocketError.HostUnreachable or SocketError.TryAgain or SocketError.NoData or SocketError.AddressNotAvailable)
-            {
-                return true;
-            }
-        }
+        SocketErrorCode: SocketError.ConnectionRefused or SocketError.HostNotFound or SocketError.TimedOut or SocketError.NetworkUnreachable
+            or SocketError.HostUnreachable or SocketError.TryAgain or SocketError.NoData or SocketError.AddressNotAvailable,
+    });
 
-        return false;
-    }
-
-    private static bool Has<T>(Exception error)
-        where T : Exception
+    private static bool AnyInChain(Exception? error, Func<Exception, bool> match)
     {
-        for (Exception? inner = error; inner is not null; inner = inner.InnerException)
+        for (; error is not null; error = error.InnerException)
         {
-            if (inner is T)
+            if (match(error))
             {
                 return true;
             }

@@ -45,7 +45,7 @@ internal static class HealthCommand
                 || (ex.StatusCode is StatusCode.Internal && ex.Status.DebugException is System.Net.Http.HttpRequestException or IOException))
             {
                 var at = address.ToString().TrimEnd('/');
-                var hint = ClientTls.From(args, address).Hint(address, ex.Status.DebugException);
+                var hint = CliApp.TlsHint(args, ex);
                 status = $"UNREACHABLE: no answer from {at} ({(ex.Status.DebugException?.GetBaseException() ?? ex).Message}){(hint is null ? string.Empty : $". {hint}")}";
             }
 

@@ -149,13 +149,8 @@ internal sealed class CallScope : IDisposable
 
         var headers = http.Request.Headers;
         ActivityContext.TryParse(headers["traceparent"].ToString(), headers["tracestate"].ToString(), isRemote: true, out var parent);
-        var tags = new TagList
-        {
-            { RpcTelemetry.RpcSystem, "grpc" },
-            { RpcTelemetry.RpcService, service },
-            { RpcTelemetry.RpcMethod, method },
-            { RpcTelemetry.RpcGrpcStatusCode, (int)status },
-        };
+        var tags = MethodTags(service, method);
+        tags.Add(RpcTelemetry.RpcGrpcStatusCode, (int)status);
         if (http.Connection.RemoteIpAddress is { } peer)
         {
             tags.Add(RpcTelemetry.NetworkPeerAddress, (peer.IsIPv4MappedToIPv6 ? peer.MapToIPv4() : peer).ToString());
@@ -256,12 +251,7 @@ internal sealed class CallScope : IDisposable
         ActivityContext.TryParse(headers.GetValue("traceparent"), headers.GetValue("tracestate"), isRemote: true, out var parent);
         Activity.Current = null;
 
-        var tags = new TagList
-        {
-            { RpcTelemetry.RpcSystem, "grpc" },
-            { RpcTelemetry.RpcService, call.Service },
-            { RpcTelemetry.RpcMethod, call.MethodName },
-        };
+        var tags = call._methodTags;
         if (Peer.TryParse(context.Peer, out var address, out var port))
         {
             tags.Add(RpcTelemetry.NetworkPeerAddress, address);

@@ -31,7 +31,6 @@ internal sealed partial class CallTelemetryInterceptor(
     public async Task ObserveAsync(HttpContext context, RequestDelegate next, string method)
     {
         var startedAt = time.GetTimestamp();
-        var startedAtUtc = time.GetUtcNow();
         var seen = new InterceptedCall();
         context.Features.Set(seen);
         var failed = false;
@@ -55,7 +54,7 @@ internal sealed partial class CallTelemetryInterceptor(
                 var tags = CallScope.MethodTags(service, name);
                 tags.Add(RpcTelemetry.RpcGrpcStatusCode, (int)status);
                 RpcTelemetry.CallDuration.Record(duration.TotalSeconds, tags);
-                CallScope.RecordAnsweredEarly(context, service, name, status, AnsweredDetail(context), startedAtUtc);
+                CallScope.RecordAnsweredEarly(context, service, name, status, AnsweredDetail(context), time.GetUtcNow() - duration);
                 var settings = options.CurrentValue;
                 var level = CallScope.IsInfrastructureService(service) ? settings.AccessLogInfrastructureLevel : settings.AccessLogLevel;
                 if (status != StatusCode.OK && logger.IsEnabled(level))
