@@ -1,5 +1,13 @@
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
+using Grpc.Net.Client;
 using MaskFormer.Cli;
 using MaskFormer.Cli.Commands;
+using MaskFormer.Contracts.V1;
+using MaskFormer.Server.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace MaskFormer.Server.Tests;
 
@@ -84,6 +92,61 @@ public sealed class CliTlsTests(SecureServerFixture fixture) : IClassFixture<Sec
         Assert.True(exitCode == 1, $"exit code {exitCode}: {output} {error}");
         Assert.DoesNotContain("tiny-shapes", output, StringComparison.Ordinal);
         Assert.Contains("--client-cert and --client-key", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Models_ServerCertificateForAnotherHostName_Refused()
+    {
+        // A server whose certificate chains to the given CA but names another host: the platform's host-name
+        // check must refuse it (no validation callback may stand in for it).
+        var (serverCertificate, serverKey) = fixture.WriteServerPemFor("wrong.example");
+        await using var app = ServerApp.Build(
+        [
+            "--Kestrel:Endpoints:Grpc:Url=https://127.0.0.1:0",
+            "--Kestrel:Endpoints:Probes:Url=http://127.0.0.1:0",
+            $"--MaskFormer:Models:Path={RepositoryPaths.Models}",
+            "--Logging:LogLevel:Default=Warning",
+            "--MaskFormer:Inference:WarmUp=false",
+            $"--MaskFormer:Security:CertificatePath={serverCertificate}",
+            $"--MaskFormer:Security:KeyPath={serverKey}",
+        ]);
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Select(a => new Uri(a)).Single(a => a.Scheme == "https");
+
+        // The server answers a client that forgives the name and nothing else: only the name is wrong.
+        var nameMismatch = false;
+        using (var forgiving = GrpcChannel.ForAddress(address, new GrpcChannelOptions
+        {
+            HttpHandler = new SocketsHttpHandler
+            {
+                SslOptions = new SslClientAuthenticationOptions
+                {
+                    RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+                    {
+                        nameMismatch |= errors.HasFlag(SslPolicyErrors.RemoteCertificateNameMismatch);
+                        using var ca = X509Certificate2.CreateFromPem(File.ReadAllText(fixture.CaPath));
+                        using var presented = new X509Certificate2(certificate!);
+                        using var chain = new X509Chain();
+                        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                        chain.ChainPolicy.CustomTrustStore.Add(ca);
+                        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                        return (errors & ~(SslPolicyErrors.RemoteCertificateChainErrors | SslPolicyErrors.RemoteCertificateNameMismatch)) == 0 && chain.Build(presented);
+                    },
+                },
+            },
+        }))
+        {
+            var models = await new SegmentationService.SegmentationServiceClient(forgiving).ListModelsAsync(new ListModelsRequest());
+            Assert.NotEmpty(models.Models);
+            Assert.True(nameMismatch, "the forgiving client saw no name mismatch");
+        }
+
+        var (exitCode, output, error) = await RunAsync(["models", "--server", address.ToString(), "--ca-cert", fixture.CaPath]);
+
+        Assert.True(exitCode == 1, $"exit code {exitCode}: {output} {error}");
+        Assert.DoesNotContain("tiny-shapes", output, StringComparison.Ordinal);
+        Assert.Contains("for this host name", error, StringComparison.Ordinal);
+        await app.StopAsync();
     }
 
     [Fact]

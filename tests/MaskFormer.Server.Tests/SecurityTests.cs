@@ -146,7 +146,22 @@ public sealed class SecureServerFixture : IAsyncLifetime
         return request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30));
     }
 
-    private X509Certificate2 Issue(string subject, bool serverAuth)
+    /// <summary>
+    /// A server certificate from this fixture's CA that names only <paramref name="dnsName"/>, written with
+    /// its key as PEM files in this fixture's folder; returns their paths.
+    /// </summary>
+    internal (string Certificate, string Key) WriteServerPemFor(string dnsName)
+    {
+        using var certificate = Issue($"CN={dnsName}", serverAuth: true, dnsName);
+        using var key = certificate.GetECDsaPrivateKey()!;
+        var (certificatePath, keyPath) = (Path.Combine(_dir, $"server-{dnsName}.pem"), Path.Combine(_dir, $"server-{dnsName}.key"));
+        File.WriteAllText(certificatePath, certificate.ExportCertificatePem());
+        File.WriteAllText(keyPath, key.ExportPkcs8PrivateKeyPem());
+        return (certificatePath, keyPath);
+    }
+
+    // A server certificate names the loopback address and localhost unless given the one name it holds.
+    private X509Certificate2 Issue(string subject, bool serverAuth, string? onlyName = null)
     {
         var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256);
@@ -156,8 +171,16 @@ public sealed class SecureServerFixture : IAsyncLifetime
         if (serverAuth)
         {
             var names = new SubjectAlternativeNameBuilder();
-            names.AddIpAddress(IPAddress.Loopback);
-            names.AddDnsName("localhost");
+            if (onlyName is null)
+            {
+                names.AddIpAddress(IPAddress.Loopback);
+                names.AddDnsName("localhost");
+            }
+            else
+            {
+                names.AddDnsName(onlyName);
+            }
+
             request.CertificateExtensions.Add(names.Build());
         }
 
