@@ -307,6 +307,32 @@ internal static class HostileImages
         return stream.ToArray();
     }
 
+    /// <summary>
+    /// <see cref="JpegWithScans"/> with every scan after the first hidden from a walk that skips marker
+    /// segments by their length: each scan's header segment is wrapped in a segment of marker 0xFFF0, which
+    /// ImageSharp 2.1 reads the length of and then parses the body of as more markers (it has no case for
+    /// it), so it still decodes every scan; the scans' entropy data stays outside the wrappers.
+    /// </summary>
+    public static byte[] JpegWithHiddenScans(int scans)
+    {
+        var data = Encode("jpeg", 8, 8);
+        var sos = data.AsSpan().IndexOf([(byte)0xFF, (byte)0xDA]);
+        var eoi = data.AsSpan().LastIndexOf([(byte)0xFF, (byte)0xD9]);
+        var scan = data[sos..eoi];
+        var headerLength = BinaryPrimitives.ReadUInt16BigEndian(scan.AsSpan(2));
+        using var stream = new MemoryStream();
+        stream.Write(data.AsSpan(0, eoi));
+        for (var i = 1; i < scans; i++)
+        {
+            stream.Write([0xFF, 0xF0]);
+            stream.Write([(byte)((headerLength + 4) >> 8), (byte)(headerLength + 4)]);
+            stream.Write(scan);
+        }
+
+        stream.Write(data.AsSpan(eoi));
+        return stream.ToArray();
+    }
+
     public static uint Crc32(ReadOnlySpan<byte> bytes)
     {
         var crc = 0xFFFFFFFFu;

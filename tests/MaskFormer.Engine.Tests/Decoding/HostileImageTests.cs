@@ -228,6 +228,22 @@ public sealed class HostileImageTests : IDisposable
         Assert.Contains("scans", error.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Decode_JpegWithScansHiddenInsideUnknownSegments_Rejected()
+    {
+        // ImageSharp parses the body of a segment whose marker it does not know as more markers, so scan
+        // headers inside such segments are decoded though a walk by segment lengths never sees them: every
+        // start-of-scan marker in the data counts.
+        using (var fine = _decoder.Decode(HostileImages.JpegWithHiddenScans(3)))
+        {
+            Assert.Equal(8, fine.Width);
+        }
+
+        var error = AssertInvalid(HostileImages.JpegWithHiddenScans(101));
+
+        Assert.Contains("more than 100 scans", error.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("png", 5000u, 10u)]
     [InlineData("png", 0u, 10u)]

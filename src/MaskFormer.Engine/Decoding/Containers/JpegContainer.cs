@@ -7,6 +7,15 @@ namespace MaskFormer.Engine.Decoding.Containers;
 /// none), at most <see cref="MaxScans"/> scans (each progressive scan re-reads the whole image, as
 /// libjpeg-turbo's scan limit guards against), orientation from the first Exif APP1 segment.
 /// </summary>
+/// <remarks>
+/// The scans are bounded by the start-of-scan markers anywhere in the data, not by those this walk
+/// meets: ImageSharp 2.1 reads the length of a segment whose marker it has no case for (0xFFF0 to
+/// 0xFFFD among others) and then parses its body as more markers, so a scan header inside such a
+/// segment is decoded though the walk skips it. Every scan ImageSharp decodes starts at an 0xFF 0xDA
+/// pair of its own, so counting the pairs bounds them whatever either parser does. A legitimate file
+/// has one per scan (about ten for a progressive one), one more per embedded thumbnail, and now and
+/// then a stray pair inside binary metadata.
+/// </remarks>
 internal static class JpegContainer
 {
     public const int MaxScans = 100;
@@ -15,6 +24,11 @@ internal static class JpegContainer
 
     public static ExifOrientation Inspect(ReadOnlySpan<byte> data)
     {
+        if (CountScanMarkers(data) > MaxScans)
+        {
+            throw SegmentationException.Invalid(ContainerInspector.Field, $"The JPEG image has more than {MaxScans} scans.");
+        }
+
         var orientation = ExifOrientation.TopLeft;
         var sawExif = false;
         var scans = 0;
@@ -68,12 +82,25 @@ internal static class JpegContainer
                 sawExif = true;
                 orientation = TiffStructure.ReadOrientation(body[6..]);
             }
-            else if (marker == 0xDA && ++scans > MaxScans)
+            else if (marker == 0xDA)
             {
-                throw SegmentationException.Invalid(ContainerInspector.Field, $"The JPEG image has more than {MaxScans} scans.");
+                scans++;
             }
 
             at += length;
         }
+    }
+
+    // The 0xFF 0xDA pairs in the data, wherever they are; stops counting past the limit.
+    private static int CountScanMarkers(ReadOnlySpan<byte> data)
+    {
+        var count = 0;
+        for (var at = data.IndexOf([(byte)0xFF, (byte)0xDA]); at >= 0 && count <= MaxScans; at = data.IndexOf([(byte)0xFF, (byte)0xDA]))
+        {
+            count++;
+            data = data[(at + 2)..];
+        }
+
+        return count;
     }
 }
