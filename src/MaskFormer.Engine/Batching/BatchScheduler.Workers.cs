@@ -222,7 +222,7 @@ internal sealed partial class BatchScheduler
                 {
                     Interlocked.Decrement(ref _queued);
                     item.CancellationRegistration.Dispose();
-                    item.Completion.TrySetException(new SegmentationException(SegmentationErrorKind.Unavailable, "The server is shutting down."));
+                    item.Completion.TrySetException(new SegmentationException(SegmentationErrorKind.Unavailable, "The server is shutting down.") { RetryAfter = _options.QueueFullRetryAfter });
                 }
             }
 

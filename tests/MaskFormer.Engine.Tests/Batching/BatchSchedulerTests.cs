@@ -219,6 +219,41 @@ public sealed class BatchSchedulerTests
         await engine.DisposeAsync();
     }
 
+    [Fact]
+    public async Task RunAsync_QueuedWhenTheSchedulerStops_UnavailableWithARetryDelay()
+    {
+        // Requests still queued when the scheduler stops are answered UNAVAILABLE with a retry delay, as those
+        // that arrive after it stopped are: both mean "send it again, to another instance".
+        var engine = await EngineFactory.StartAsync(new InferenceOptions { MaxBatchSize = 1 }, admission: EveryoneAdmitted);
+        var scheduler = engine.Models[0].Scheduler;
+        var inputs = scheduler.WarmUpInputs!(40);
+        var calls = inputs.Select(input => scheduler.RunAsync(input, null, CancellationToken.None)).ToArray();
+
+        await scheduler.DisposeAsync();
+
+        var refused = new List<SegmentationException>();
+        foreach (var call in calls)
+        {
+            try
+            {
+                (await call.WaitAsync(TimeSpan.FromMinutes(1))).Output.Dispose();
+            }
+            catch (SegmentationException ex) when (ex.Kind == SegmentationErrorKind.Unavailable)
+            {
+                refused.Add(ex);
+            }
+        }
+
+        Assert.True(refused.Count > 0, "every request ran before the scheduler stopped");
+        Assert.All(refused, ex => Assert.True(ex.RetryAfter > TimeSpan.Zero, $"{ex.Message} carries no retry delay"));
+        foreach (var input in inputs)
+        {
+            input.Dispose();
+        }
+
+        await engine.DisposeAsync();
+    }
+
     private static AdmissionOptions EveryoneAdmitted => new() { MaxConcurrency = 64 };
 
     // The system clock, except that the next timestamp taken on one chosen thread waits for Resume.
