@@ -5,15 +5,18 @@ import (
 	"errors"
 	"image/png"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	pb "github.com/maskformer-serve/maskformer/gen/go/maskformer/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -451,5 +454,50 @@ func TestTLSSettingsThatDoNotFitAreNamed(t *testing.T) {
 		if code != 2 || !strings.Contains(stderr, c.want) {
 			t.Errorf("%s: exit code %d, stderr %q: want 2 and %q", c.name, code, stderr, c.want)
 		}
+	}
+}
+
+// silentServer reads every frame and answers none, until the client cancels: a server that stops answering,
+// which the real server cannot be made to be.
+type silentServer struct {
+	pb.UnimplementedSegmentationServiceServer
+}
+
+func (silentServer) SegmentStream(stream pb.SegmentationService_SegmentStreamServer) error {
+	for {
+		if _, err := stream.Recv(); err != nil {
+			break
+		}
+	}
+	<-stream.Context().Done()
+	return stream.Context().Err()
+}
+
+func TestStreamToAServerThatStopsAnsweringCancelledAfterTheAnswerTimeout(t *testing.T) {
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := grpc.NewServer()
+	pb.RegisterSegmentationServiceServer(server, silentServer{})
+	go server.Serve(listener)
+	defer server.Stop()
+	conn, err := connect(listener.Addr().String(), defaultConnectTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	saved := answerTimeout
+	answerTimeout = time.Second
+	defer func() { answerTimeout = saved }()
+
+	started := time.Now()
+	_, err = streamFrames(pb.NewSegmentationServiceClient(conn), &pb.StreamConfig{}, []string{heldoutImage}, io.Discard, nil)
+
+	if err == nil || !strings.Contains(err.Error(), "no answer for 1s while 1 frame(s) waited: stream cancelled") {
+		t.Fatalf("got %v, want the answer timeout named", err)
+	}
+	if elapsed := time.Since(started); elapsed > 30*time.Second {
+		t.Fatalf("cancelled only after %v", elapsed)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	pb "github.com/maskformer-serve/maskformer/gen/go/maskformer/v1"
@@ -15,8 +16,52 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// streamDeadline bounds a whole stream, so that a server that stops answering cannot hold the client.
-const streamDeadline = 10 * time.Minute
+// answerTimeout: a stream has no deadline (a camera's may run for days); it is given up when frames have
+// waited this long without an answer, so that a server that stops answering cannot hold the client.
+var answerTimeout = time.Minute
+
+// answerClock tells the watchdog how many frames wait for an answer, and since when the oldest has waited
+// (the last answer, or the send that found none waiting).
+type answerClock struct {
+	sent, answered atomic.Int64
+	since          atomic.Int64 // unix nanoseconds
+}
+
+func (c *answerClock) sending() {
+	if c.sent.Load() == c.answered.Load() {
+		c.since.Store(time.Now().UnixNano())
+	}
+	c.sent.Add(1)
+}
+
+func (c *answerClock) answer() {
+	c.answered.Add(1)
+	c.since.Store(time.Now().UnixNano())
+}
+
+// watch cancels the stream once frames have waited answerTimeout without an answer, and then sends how many
+// waited on timedOut; it returns when stop is closed.
+func (c *answerClock) watch(cancel context.CancelFunc, timedOut chan<- int64, stop <-chan struct{}) {
+	every := answerTimeout / 4
+	if every > time.Second {
+		every = time.Second
+	}
+	ticker := time.NewTicker(every)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-ticker.C:
+			waiting := c.sent.Load() - c.answered.Load()
+			if waiting > 0 && time.Since(time.Unix(0, c.since.Load())) > answerTimeout {
+				timedOut <- waiting
+				cancel()
+				return
+			}
+		}
+	}
+}
 
 var policies = map[string]pb.OverloadPolicy{
 	"queue":       pb.OverloadPolicy_OVERLOAD_POLICY_QUEUE,
@@ -209,16 +254,23 @@ func checkRebuilt(rebuilt []*frame, complete []*pb.SegmentResponse) (equal, comp
 // one reads the answers as they come, printing a line for each; onResult, when set, sees every result as
 // it comes and returns what to add to its line.
 func streamFrames(client pb.SegmentationServiceClient, config *pb.StreamConfig, frames []string, out io.Writer, onResult func(*pb.SegmentResponse) string) (streamSummary, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), streamDeadline)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stream, err := client.SegmentStream(ctx)
 	if err != nil {
 		return streamSummary{}, err
 	}
 
+	clock := &answerClock{}
+	clock.since.Store(time.Now().UnixNano())
+	timedOut := make(chan int64, 1)
+	stopWatch := make(chan struct{})
+	defer close(stopWatch)
+	go clock.watch(cancel, timedOut, stopWatch)
+
 	sendErr := make(chan error, 1)
 	go func() {
-		sendErr <- sendFrames(stream, config, frames)
+		sendErr <- sendFrames(stream, config, frames, clock)
 	}()
 
 	summary := streamSummary{sent: len(frames), ordered: true}
@@ -229,11 +281,17 @@ func streamFrames(client pb.SegmentationServiceClient, config *pb.StreamConfig, 
 			break
 		}
 		if err != nil {
-			return summary, fmt.Errorf("stream failed: %w", err)
+			select {
+			case waiting := <-timedOut:
+				return summary, fmt.Errorf("no answer for %v while %d frame(s) waited: stream cancelled", answerTimeout, waiting)
+			default:
+				return summary, fmt.Errorf("stream failed: %w", err)
+			}
 		}
 		if response.GetStatus() != nil {
 			continue
 		}
+		clock.answer()
 		summary.bytes += proto.Size(response)
 		if response.GetFrameId() != next {
 			summary.ordered = false
@@ -268,7 +326,7 @@ func streamFrames(client pb.SegmentationServiceClient, config *pb.StreamConfig, 
 	return summary, nil
 }
 
-func sendFrames(stream pb.SegmentationService_SegmentStreamClient, config *pb.StreamConfig, frames []string) error {
+func sendFrames(stream pb.SegmentationService_SegmentStreamClient, config *pb.StreamConfig, frames []string, clock *answerClock) error {
 	if err := stream.Send(&pb.SegmentStreamRequest{Message: &pb.SegmentStreamRequest_Config{Config: config}}); err != nil {
 		return fmt.Errorf("sending the config: %w", err)
 	}
@@ -279,6 +337,7 @@ func sendFrames(stream pb.SegmentationService_SegmentStreamClient, config *pb.St
 			return err
 		}
 		frame := &pb.StreamFrame{FrameId: uint64(i + 1), Image: &pb.Image{Source: &pb.Image_Encoded{Encoded: data}}}
+		clock.sending()
 		if err := stream.Send(&pb.SegmentStreamRequest{Message: &pb.SegmentStreamRequest_Frame{Frame: frame}}); err != nil {
 			// The answers' side reports why the stream ended.
 			return nil

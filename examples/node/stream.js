@@ -38,14 +38,18 @@ export const TASKS = {
   instance: 'SEGMENTATION_TASK_INSTANCE',
   panoptic: 'SEGMENTATION_TASK_PANOPTIC',
 };
-const STREAM_DEADLINE_MS = 300_000;
+// A stream has no deadline (a camera's may run for days); it is given up when frames have waited this long
+// without a single answer, so that a server that stops answering cannot hold the client.
+export const ANSWER_TIMEOUT_MS = 60_000;
 
 /**
- * Streams frames, an array of [frameId, image] where image is a path or a Buffer of encoded bytes.
- * Frame ids must be unique. onResponse(response) is called for each response as it arrives. `delta`
- * is a DeltaOptions ({ enabled, keyframe_interval }) or null for complete results.
+ * Streams frames, an iterable or async iterable of [frameId, image] where image is a path or a Buffer of
+ * encoded bytes (an async generator that waits for each frame is a camera). Frame ids must be unique.
+ * onResponse(response) is called for each response as it arrives. `delta` is a DeltaOptions
+ * ({ enabled, keyframe_interval }) or null for complete results. A stream whose frames wait
+ * `answerTimeoutMs` without an answer is cancelled and reported in `problems`.
  * Resolves with { sentIds, responses, results, errors, skipped, bytes, problems }; rejects when the call
- * fails. `bytes` sums the responses' sizes on the wire.
+ * fails otherwise. `bytes` sums the responses' sizes on the wire.
  */
 export async function streamFrames(
   client,
@@ -56,11 +60,24 @@ export async function streamFrames(
     tasks = [TASKS.panoptic],
     delta = null,
     statusIntervalMs = null,
+    answerTimeoutMs = ANSWER_TIMEOUT_MS,
     onResponse,
   } = {},
 ) {
   const summary = { sentIds: [], responses: [], results: 0, errors: 0, skipped: 0, statuses: 0, bytes: 0, problems: [] };
-  const call = client.SegmentStream({ deadline: Date.now() + STREAM_DEADLINE_MS });
+  const call = client.SegmentStream();
+
+  // When the oldest frame still waiting began to wait: the last answer, or the send that found none waiting.
+  let waitingSince = Date.now();
+  let timedOut = null;
+  const watchdog = setInterval(() => {
+    const waiting = summary.sentIds.length - summary.responses.length;
+    if (waiting > 0 && Date.now() - waitingSince > answerTimeoutMs) {
+      timedOut = `no answer for ${answerTimeoutMs / 1000} s while ${waiting} frame(s) waited: stream cancelled`;
+      clearInterval(watchdog);
+      call.cancel();
+    }
+  }, Math.min(1000, answerTimeoutMs / 4));
 
   // The writer runs concurrently with the reader below.
   async function writeAll() {
@@ -70,7 +87,7 @@ export async function streamFrames(
     const config = { tasks, overload_policy: policy, max_in_flight: maxInFlight, delta };
     if (statusIntervalMs !== null) config.status_interval_ms = statusIntervalMs;
     await write({ config });
-    for (const [frameId, image] of frames) {
+    for await (const [frameId, image] of frames) {
       let data;
       try {
         data = typeof image === 'string' ? await readFile(image) : image;
@@ -79,6 +96,7 @@ export async function streamFrames(
         summary.problems.push(`frame ${frameId}: cannot read ${image}: ${error.message}; nothing sent after it`);
         break;
       }
+      if (summary.sentIds.length === summary.responses.length) waitingSince = Date.now();
       summary.sentIds.push(String(frameId));
       await write({ frame: { frame_id: String(frameId), image: { encoded: data } } });
     }
@@ -86,31 +104,43 @@ export async function streamFrames(
   }
   const writing = writeAll();
   // A write error also fails the read loop, where it is reported; a failure before the half-close must
-  // still end the call, or the read loop would wait for the deadline.
+  // still end the call, or the read loop would wait for the answer timeout.
   writing.catch(() => call.cancel());
 
-  for await (const response of call) {
-    if (response.outcome === 'status') {
-      // How the stream is doing, not an answer to a frame: outside the one-answer-per-frame order.
-      summary.statuses++;
-      continue;
+  try {
+    for await (const response of call) {
+      if (response.outcome === 'status') {
+        // How the stream is doing, not an answer to a frame: outside the one-answer-per-frame order.
+        summary.statuses++;
+        continue;
+      }
+      const index = summary.responses.length;
+      summary.responses.push(response);
+      waitingSince = Date.now();
+      summary.bytes += response.wire_bytes ?? 0;
+      const expected = summary.sentIds[index];
+      if (expected === undefined) {
+        summary.problems.push(`response ${index} (frame_id ${response.frame_id}) answers no sent frame`);
+      } else if (response.frame_id !== expected) {
+        summary.problems.push(`response ${index} has frame_id ${response.frame_id}, expected ${expected}`);
+      }
+      if (response.outcome === 'result') summary.results++;
+      else if (response.outcome === 'error') summary.errors++;
+      else if (response.outcome === 'skipped') summary.skipped++;
+      else summary.problems.push(`response for frame_id ${response.frame_id} has no outcome`);
+      onResponse?.(response);
     }
-    const index = summary.responses.length;
-    summary.responses.push(response);
-    summary.bytes += response.wire_bytes ?? 0;
-    const expected = summary.sentIds[index];
-    if (expected === undefined) {
-      summary.problems.push(`response ${index} (frame_id ${response.frame_id}) answers no sent frame`);
-    } else if (response.frame_id !== expected) {
-      summary.problems.push(`response ${index} has frame_id ${response.frame_id}, expected ${expected}`);
-    }
-    if (response.outcome === 'result') summary.results++;
-    else if (response.outcome === 'error') summary.errors++;
-    else if (response.outcome === 'skipped') summary.skipped++;
-    else summary.problems.push(`response for frame_id ${response.frame_id} has no outcome`);
-    onResponse?.(response);
+  } catch (error) {
+    if (timedOut === null) throw error;
+  } finally {
+    clearInterval(watchdog);
   }
-  await writing;
+  if (timedOut !== null) {
+    summary.problems.push(timedOut);
+    writing.catch(() => {});
+  } else {
+    await writing;
+  }
 
   const sent = summary.sentIds.length;
   if (summary.responses.length !== sent) {

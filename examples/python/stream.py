@@ -28,6 +28,7 @@ call fails); 2 when the server cannot be reached.
 import argparse
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,7 +49,9 @@ TASKS = {
     "instance": pb.SEGMENTATION_TASK_INSTANCE,
     "panoptic": pb.SEGMENTATION_TASK_PANOPTIC,
 }
-STREAM_DEADLINE_S = 300.0
+# A stream has no deadline (a camera's may run for days); it is given up when frames have waited this long
+# without a single answer, so that a server that stops answering cannot hold the client.
+ANSWER_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -77,17 +80,21 @@ class StreamSummary:
 
 
 def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0, on_response=None,
-                  timeout=STREAM_DEADLINE_S, tasks=(pb.SEGMENTATION_TASK_PANOPTIC,), delta=None,
+                  answer_timeout=ANSWER_TIMEOUT_S, tasks=(pb.SEGMENTATION_TASK_PANOPTIC,), delta=None,
                   status_interval_ms=None):
-    """Streams frames, a list of (frame_id, encoded image bytes or a Path), and returns a StreamSummary.
+    """Streams frames, an iterable of (frame_id, encoded image bytes or a Path), and returns a StreamSummary.
 
-    Frame ids must be unique. on_response(response) is called for each frame's response as it arrives
-    (StreamStatus messages are only counted). delta is a DeltaOptions, or None for complete results; status_interval_ms asks for
-    a StreamStatus that often. A frame file that cannot be read ends the sending there (the frames before
-    it are still answered) and is reported in summary.problems. Raises grpc.RpcError when the call fails.
+    Frame ids must be unique; frames may be a generator that waits for each frame (a camera). on_response(response)
+    is called for each frame's response as it arrives (StreamStatus messages are only counted). delta is a
+    DeltaOptions, or None for complete results; status_interval_ms asks for a StreamStatus that often. A frame
+    file that cannot be read ends the sending there (the frames before it are still answered) and is reported
+    in summary.problems, as is a stream cancelled because frames waited answer_timeout seconds without an
+    answer. Raises grpc.RpcError when the call fails otherwise.
     """
     summary = StreamSummary()
     lock = threading.Lock()
+    # When the oldest frame still waiting began to wait: the last answer, or the send that found none waiting.
+    waiting_since = [time.monotonic()]
 
     def requests():
         # Runs on grpc's request-consumer thread, concurrently with the response loop below. An exception
@@ -104,20 +111,19 @@ def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0
                     summary.problems.append(f"frame {frame_id}: cannot read {image}: {e.strerror or e}; nothing sent after it")
                 return
             with lock:
+                if len(summary.sent_ids) == len(summary.responses):
+                    waiting_since[0] = time.monotonic()
                 summary.sent_ids.append(frame_id)
             yield pb.SegmentStreamRequest(frame=pb.StreamFrame(frame_id=frame_id, image=pb.Image(encoded=data)))
         # Returning half-closes the request stream: the server flushes pending frames and ends with OK.
 
-    for response in stub.SegmentStream(requests(), timeout=timeout):
-        if response.WhichOneof("outcome") == "status":
-            # How the stream is doing, not an answer to a frame: outside the one-answer-per-frame order.
-            summary.statuses += 1
-            continue
+    def read_response(response):
         index = len(summary.responses)
-        summary.responses.append(response)
-        summary.bytes += response.ByteSize()
         with lock:
+            summary.responses.append(response)
+            waiting_since[0] = time.monotonic()
             expected = summary.sent_ids[index] if index < len(summary.sent_ids) else None
+        summary.bytes += response.ByteSize()
         if expected is None:
             summary.problems.append(f"response {index} (frame_id {response.frame_id}) answers no sent frame")
         elif response.frame_id != expected:
@@ -133,6 +139,37 @@ def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0
             summary.problems.append(f"response for frame_id {response.frame_id} has no outcome")
         if on_response:
             on_response(response)
+
+    call = stub.SegmentStream(requests())
+    stopped = threading.Event()
+    timed_out = []
+
+    def watch():
+        while not stopped.wait(min(1.0, answer_timeout / 4)):
+            with lock:
+                waiting = len(summary.sent_ids) - len(summary.responses)
+                idle = time.monotonic() - waiting_since[0]
+            if waiting > 0 and idle > answer_timeout:
+                timed_out.append(f"no answer for {answer_timeout:g} s while {waiting} frame(s) waited: stream cancelled")
+                call.cancel()
+                return
+
+    watchdog = threading.Thread(target=watch, daemon=True)
+    watchdog.start()
+    try:
+        for response in call:
+            if response.WhichOneof("outcome") == "status":
+                # How the stream is doing, not an answer to a frame: outside the one-answer-per-frame order.
+                summary.statuses += 1
+                continue
+            read_response(response)
+    except grpc.RpcError:
+        if not timed_out:
+            raise
+    finally:
+        stopped.set()
+        watchdog.join()
+    summary.problems.extend(timed_out)
 
     if len(summary.responses) != summary.sent:
         summary.problems.append(f"{summary.sent} frames sent but {len(summary.responses)} responses received")

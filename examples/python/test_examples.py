@@ -10,8 +10,13 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import unittest
+from concurrent import futures
 from pathlib import Path
+
+import grpc
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -196,6 +201,50 @@ class StreamTest(_ServerTest):
         self.assertEqual(proc.returncode, 0, f"stream.py failed:\n{proc.stdout}\n{proc.stderr}")
         self.assertNotIn("check:", proc.stdout)
         self.assertEqual(proc.stdout.strip().splitlines()[-1], "sent 16, results 16, errors 0, skipped 0", proc.stdout)
+
+
+class AnswerTimeoutTest(_ServerTest):
+    def test_stream_paced_longer_than_the_answer_timeout_answers_every_frame(self):
+        # A camera's frames, one every 0.4 s: the stream outlives the answer timeout, each frame does not.
+        image = HELDOUT_IMAGE.read_bytes()
+
+        def camera():
+            for frame_id in range(1, 7):
+                if frame_id > 1:
+                    time.sleep(0.4)
+                yield frame_id, image
+
+        summary = stream.stream_frames(self.stub(), camera(), answer_timeout=1.0)
+
+        self.assertEqual(summary.problems, [])
+        self.assertEqual(summary.results, 6, summary.line())
+
+    def test_stream_server_that_stops_answering_cancelled_after_the_answer_timeout(self):
+        # A server that reads every frame and answers none: a fault the real server cannot be made to show.
+        class Silent(pb_grpc.SegmentationServiceServicer):
+            def SegmentStream(self, request_iterator, context):
+                for _ in request_iterator:
+                    pass
+                ended = threading.Event()
+                context.add_callback(ended.set)
+                ended.wait(60)
+                return iter(())
+
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        pb_grpc.add_SegmentationServiceServicer_to_server(Silent(), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                started = time.monotonic()
+                summary = stream.stream_frames(pb_grpc.SegmentationServiceStub(channel),
+                                               [(1, HELDOUT_IMAGE.read_bytes())], answer_timeout=1.0)
+                elapsed = time.monotonic() - started
+        finally:
+            server.stop(None)
+
+        self.assertIn("no answer for 1 s while 1 frame(s) waited: stream cancelled", summary.problems)
+        self.assertLess(elapsed, 30, "the stream was not cancelled soon after the answer timeout")
 
 
 class TokenTest(unittest.TestCase):

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { connect, listFrames, pngSize, TLS_VARIABLES } from '../client.js';
+import { connect, grpc, listFrames, pngSize, SegmentationService, TLS_VARIABLES } from '../client.js';
 import { decodePng, isPng } from '../png.js';
 import { segment } from '../segment.js';
 import { describe as describeResponse, streamFrames, streamWithDeltas, TASKS } from '../stream.js';
@@ -203,6 +203,48 @@ describe('MaskFormer Serve Node examples', () => {
     assert.equal(code, 0, `stream.js failed:\n${stdout}\n${stderr}`);
     assert.ok(!stdout.includes('check:'), stdout);
     assert.equal(stdout.trim().split('\n').at(-1), 'sent 16, results 16, errors 0, skipped 0', stdout);
+  });
+
+  test('A stream paced longer than the answer timeout answers every frame', async () => {
+    // A camera's frames, one every 0.4 s: the stream outlives the answer timeout, each frame does not.
+    const image = readFileSync(HELDOUT_IMAGE);
+    async function* camera() {
+      for (let frameId = 1; frameId <= 6; frameId++) {
+        if (frameId > 1) await new Promise((resolve) => setTimeout(resolve, 400));
+        yield [frameId, image];
+      }
+    }
+
+    const summary = await streamFrames(await getClient(), camera(), { answerTimeoutMs: 1000 });
+
+    assert.deepEqual(summary.problems, []);
+    assert.equal(summary.results, 6);
+  });
+});
+
+describe('a server that stops answering (one made here: the real server cannot be made to)', () => {
+  test('the stream is cancelled once frames wait the answer timeout', async () => {
+    const server = new grpc.Server();
+    server.addService(SegmentationService.service, {
+      // Reads every frame and answers none; ends only when the client cancels.
+      SegmentStream(call) {
+        call.on('data', () => {});
+        call.on('error', () => {});
+      },
+    });
+    const port = await new Promise((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))));
+    const silent = new SegmentationService(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    try {
+      const started = Date.now();
+      const summary = await streamFrames(silent, [[1, readFileSync(HELDOUT_IMAGE)]], { answerTimeoutMs: 1000 });
+
+      assert.ok(summary.problems.includes('no answer for 1 s while 1 frame(s) waited: stream cancelled'), summary.problems.join('; '));
+      assert.ok(Date.now() - started < 30_000, 'the stream was not cancelled soon after the answer timeout');
+    } finally {
+      silent.close();
+      server.forceShutdown();
+    }
   });
 });
 
