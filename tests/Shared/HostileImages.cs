@@ -333,6 +333,35 @@ internal static class HostileImages
         return stream.ToArray();
     }
 
+    /// <summary>
+    /// A GIF with neither a global nor any local colour table: a <paramref name="width"/> x
+    /// <paramref name="height"/> screen and <paramref name="frames"/> one-pixel frames of 13 bytes each.
+    /// </summary>
+    public static byte[] GifWithoutColourTables(int width, int height, int frames)
+    {
+        using var stream = new MemoryStream();
+        using var writer = new BinaryWriter(stream);
+        writer.Write("GIF89a"u8);
+        writer.Write((ushort)width);
+        writer.Write((ushort)height);
+        writer.Write([0x00, 0, 0]);
+        for (var i = 0; i < frames; i++)
+        {
+            // Descriptor at 0,0, 1x1, no local table; LZW minimum code size 2, one 1-byte sub-block, terminator.
+            writer.Write((byte)0x2C);
+            writer.Write((ushort)0);
+            writer.Write((ushort)0);
+            writer.Write((ushort)1);
+            writer.Write((ushort)1);
+            writer.Write((byte)0);
+            writer.Write([2, 1, 0x44, 0]);
+        }
+
+        writer.Write((byte)0x3B);
+        writer.Flush();
+        return stream.ToArray();
+    }
+
     public static uint Crc32(ReadOnlySpan<byte> bytes)
     {
         var crc = 0xFFFFFFFFu;

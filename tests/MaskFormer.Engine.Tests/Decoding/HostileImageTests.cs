@@ -210,6 +210,17 @@ public sealed class HostileImageTests : IDisposable
     }
 
     [Theory]
+    [InlineData(1)]
+    [InlineData(100)]
+    public void Decode_GifWithoutAColourTable_Rejected(int frames)
+    {
+        // ImageSharp decodes every such frame as if it were the first, each into a new screen-sized image.
+        var error = AssertInvalid(HostileImages.GifWithoutColourTables(8192, 4882, frames));
+
+        Assert.Contains("no colour table", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData(100_000, 100_000)]
     [InlineData(0, 10)]
     [InlineData(int.MinValue, 1)]

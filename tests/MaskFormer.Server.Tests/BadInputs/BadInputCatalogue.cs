@@ -40,6 +40,7 @@ public static class BadInputCatalogue
         yield return Bytes("tiff-directory-loop", "a TIFF whose second page's directory points back to the first", TiffLoop());
         yield return Bytes("tiff-strip-outside", "a TIFF whose strip lies past the end of the data", HostileImages.Tiff((64, 64))[..210]);
         yield return Bytes("jpeg-101-scans", "a JPEG with 101 scans (each progressive scan re-reads the image)", HostileImages.JpegWithScans(101));
+        yield return Bytes("gif-no-colour-table", "a 1.4 KB GIF with no colour table: an 8192x4882 screen and 100 one-pixel frames (ImageSharp decoded each as if it were the first: 10 s)", HostileImages.GifWithoutColourTables(8192, 4882, 100));
         yield return Bytes("jpeg-101-hidden-scans", "a JPEG with 101 scans, 100 of their headers inside segments of an unknown marker (0xFFF0) that a walk by segment lengths skips and ImageSharp parses", HostileImages.JpegWithHiddenScans(101));
     }
 
