@@ -362,6 +362,146 @@ internal static class HostileImages
         return stream.ToArray();
     }
 
+    /// <summary>
+    /// A 1x1 lossless WebP whose entropy image's one pixel names prefix-code group
+    /// <paramref name="groups"/> - 1, followed by that many groups of one-symbol codes (20 bits each).
+    /// </summary>
+    public static byte[] WebpLosslessNamingGroups(int groups)
+    {
+        var bits = new LsbBitWriter();
+        bits.Write(0x2F, 8);
+        bits.Write(0, 14);
+        bits.Write(0, 14);
+        bits.Write(0, 4);
+        bits.Write(0, 1); // no transform
+        bits.Write(0, 1); // no colour cache
+        WriteGroupNamingStream(bits, groups);
+        return Riff(("VP8L", bits.ToArray()));
+    }
+
+    /// <summary>The same stream as a 1x1 lossy WebP's alpha plane, compressed losslessly (ALPH method 1).</summary>
+    public static byte[] WebpAlphaNamingGroups(int groups)
+    {
+        var bits = new LsbBitWriter();
+        bits.Write(0x01, 8); // ALPH header: lossless, no filter, no preprocessing
+        bits.Write(0, 1); // no transform
+        bits.Write(0, 1); // no colour cache
+        WriteGroupNamingStream(bits, groups);
+        var vp8x = new byte[10];
+        vp8x[0] = 0x10; // alpha; canvas 1x1
+        return Riff(("VP8X", vp8x), ("ALPH", bits.ToArray()), ("VP8 ", ChunkOf(Encode("webp", 1, 1), "VP8 ")));
+    }
+
+    /// <summary>
+    /// A valid 1x1 lossless WebP (VP8X + VP8L) followed, past its RIFF end, by a lossy 256x256 image's VP8
+    /// chunk cut to a tenth: ImageSharp reads on past the RIFF end and decodes the last image chunk.
+    /// </summary>
+    public static byte[] WebpWithImageAfterRiff()
+    {
+        var riff = Riff(("VP8X", new byte[10]), ("VP8L", ChunkOf(Encode("webp-lossless", 1, 1), "VP8L")));
+        var vp8 = ChunkOf(Encode("webp", 256, 256), "VP8 ");
+        var tail = new byte[8 + (vp8.Length / 10)];
+        "VP8 "u8.CopyTo(tail);
+        BinaryPrimitives.WriteUInt32LittleEndian(tail.AsSpan(4), (uint)vp8.Length);
+        vp8.AsSpan(0, vp8.Length / 10).CopyTo(tail.AsSpan(8));
+        return [.. riff, .. tail];
+    }
+
+    // After the colour cache bit: a meta prefix image (bits 9) of one pixel naming group `groups` - 1, then
+    // the groups, each five one-symbol codes, then a few zero bytes of pixel data (0 bits a pixel).
+    private static void WriteGroupNamingStream(LsbBitWriter bits, int groups)
+    {
+        bits.Write(1, 1);
+        bits.Write(7, 3);
+        bits.Write(0, 1); // the entropy image's colour cache: none
+        var last = (uint)(groups - 1);
+        OneSymbolCode(bits, last & 0xFF); // green: the group's low byte
+        OneSymbolCode(bits, (last >> 8) & 0xFF); // red: its high byte
+        OneSymbolCode(bits, 0);
+        OneSymbolCode(bits, 0);
+        OneSymbolCode(bits, 0);
+        for (var i = 0; i < 5 * groups; i++)
+        {
+            OneSymbolCode(bits, 0);
+        }
+
+        bits.Write(0, 64);
+    }
+
+    private static void OneSymbolCode(LsbBitWriter bits, uint symbol)
+    {
+        bits.Write(1, 1); // simple code
+        bits.Write(0, 1); // one symbol
+        if (symbol < 2)
+        {
+            bits.Write(0, 1);
+            bits.Write(symbol, 1);
+        }
+        else
+        {
+            bits.Write(1, 1);
+            bits.Write(symbol, 8);
+        }
+    }
+
+    private static byte[] Riff(params (string Type, byte[] Body)[] chunks)
+    {
+        using var stream = new MemoryStream();
+        stream.Write("RIFF\0\0\0\0WEBP"u8);
+        foreach (var (type, body) in chunks)
+        {
+            stream.Write(Encoding.ASCII.GetBytes(type));
+            stream.Write(BitConverter.GetBytes((uint)body.Length));
+            stream.Write(body);
+            if ((body.Length & 1) != 0)
+            {
+                stream.WriteByte(0);
+            }
+        }
+
+        var riff = stream.ToArray();
+        BinaryPrimitives.WriteUInt32LittleEndian(riff.AsSpan(4), (uint)(riff.Length - 8));
+        return riff;
+    }
+
+    private static byte[] ChunkOf(byte[] webp, string type)
+    {
+        for (var at = 12; at + 8 <= webp.Length;)
+        {
+            var size = (int)BinaryPrimitives.ReadUInt32LittleEndian(webp.AsSpan(at + 4));
+            if (Encoding.ASCII.GetString(webp, at, 4) == type)
+            {
+                return webp.AsSpan(at + 8, size).ToArray();
+            }
+
+            at += 8 + size + (size & 1);
+        }
+
+        throw new InvalidOperationException($"no {type} chunk");
+    }
+
+    // Bits least significant first, as VP8L packs them.
+    private sealed class LsbBitWriter
+    {
+        private readonly List<byte> _bytes = [];
+        private int _used;
+
+        public void Write(ulong value, int count)
+        {
+            for (var i = 0; i < count; i++, _used++)
+            {
+                if ((_used & 7) == 0)
+                {
+                    _bytes.Add(0);
+                }
+
+                _bytes[^1] |= (byte)(((value >> i) & 1) << (_used & 7));
+            }
+        }
+
+        public byte[] ToArray() => [.. _bytes];
+    }
+
     public static uint Crc32(ReadOnlySpan<byte> bytes)
     {
         var crc = 0xFFFFFFFFu;

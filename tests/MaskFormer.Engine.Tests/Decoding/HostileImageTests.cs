@@ -1,7 +1,10 @@
 using MaskFormer.Engine.Decoding;
+using MaskFormer.Engine.Decoding.Containers;
 using Microsoft.Extensions.Options;
 using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Advanced;
 using SixLabors.ImageSharp.PixelFormats;
+using SixLabors.ImageSharp.Processing;
 
 namespace MaskFormer.Engine.Tests.Decoding;
 
@@ -210,6 +213,94 @@ public sealed class HostileImageTests : IDisposable
     }
 
     [Theory]
+    [InlineData(4097)]
+    [InlineData(65536)]
+    public void Decode_LosslessWebpNamingMorePrefixGroupsThanTheLimit_Rejected(int groups)
+    {
+        // ImageSharp allocates every group's tables up to the largest group the entropy image names:
+        // 65,536 groups in a 164 KB file declaring 1x1 took 1.5 GB and 6 s.
+        var error = AssertInvalid(HostileImages.WebpLosslessNamingGroups(groups));
+
+        Assert.Contains($"up to {groups} prefix-code groups", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Decode_LosslessWebpNamingAsManyPrefixGroupsAsTheLimit_Decodes()
+    {
+        using var image = _decoder.Decode(HostileImages.WebpLosslessNamingGroups(4096));
+
+        Assert.Equal((1, 1), (image.Width, image.Height));
+    }
+
+    [Fact]
+    public void Decode_LossyWebpWhoseLosslessAlphaNamesTooManyPrefixGroups_Rejected()
+    {
+        var error = AssertInvalid(HostileImages.WebpAlphaNamingGroups(65536));
+
+        Assert.Contains("prefix-code groups", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Decode_WebpWithAnImageChunkAfterItsRiffEnd_Rejected()
+    {
+        // ImageSharp reads on past the RIFF end and decodes the last image chunk it finds, cut short or not.
+        var error = AssertInvalid(HostileImages.WebpWithImageAfterRiff());
+
+        Assert.Contains("after the end its RIFF header declares", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(96, 64)]
+    [InlineData(640, 480)]
+    public void Decode_LosslessWebpOfAPhoto_GivesItsPixels(int width, int height)
+    {
+        // A real picture's lossless stream (transforms, colour cache, several prefix groups) passes the walk.
+        using var photo = Image.Load<Rgb24>(Path.Combine(RepositoryPaths.HeldOut, "0000.png"));
+        photo.Mutate(context => context.Resize(width, height));
+        using var expected = photo.Clone();
+
+        using var decoded = _decoder.Decode(HostileImages.Encode(photo, "webp-lossless"));
+
+        for (var y = 0; y < height; y++)
+        {
+            Assert.Equal(System.Runtime.InteropServices.MemoryMarshal.AsBytes(expected.DangerousGetPixelRowMemory(y).Span).ToArray(), decoded.Row(y).ToArray());
+        }
+    }
+
+    [Fact]
+    public void Decode_LibwebpLosslessFrame_PassesTheGroupBoundAndGivesItsPixels()
+    {
+        // libwebp's own encoder (ffmpeg -c:v libwebp -lossless 1 -compression_level 6 on the clip's first
+        // frame): transforms, then a meta prefix image naming several groups, read past symbol by symbol.
+        var data = File.ReadAllBytes(Path.Combine(FixturesFolder, "libwebp-lossless-frame_000.webp"));
+
+        var groups = Vp8lPrefixGroups.BoundOfChunk(Chunk(data, "VP8L"));
+        using var decoded = _decoder.Decode(data);
+        using var expected = Image.Load<Rgb24>(Path.Combine(RepositoryPaths.TinyShapes, "clip", "frame_000.png"));
+
+        Assert.InRange(groups, 2, 64);
+        for (var y = 0; y < expected.Height; y++)
+        {
+            Assert.Equal(System.Runtime.InteropServices.MemoryMarshal.AsBytes(expected.DangerousGetPixelRowMemory(y).Span).ToArray(), decoded.Row(y).ToArray());
+        }
+    }
+
+    [Fact]
+    public void Decode_LibwebpLossyFrameWithLosslessAlpha_PassesTheGroupBound()
+    {
+        // libwebp's lossy encoding with an alpha ramp, the alpha plane compressed losslessly (ALPH method 1).
+        var data = File.ReadAllBytes(Path.Combine(FixturesFolder, "libwebp-lossy-alpha-frame_000.webp"));
+        var alpha = Chunk(data, "ALPH");
+
+        var groups = Vp8lPrefixGroups.BoundOfAlpha(alpha.AsSpan(1), 160, 120);
+        using var decoded = _decoder.Decode(data);
+
+        Assert.Equal(1, alpha[0] & 3);
+        Assert.InRange(groups, 1, 64);
+        Assert.Equal((160, 120), (decoded.Width, decoded.Height));
+    }
+
+    [Theory]
     [InlineData(1)]
     [InlineData(100)]
     public void Decode_GifWithoutAColourTable_Rejected(int frames)
@@ -306,5 +397,23 @@ public sealed class HostileImageTests : IDisposable
         Assert.Equal(SegmentationErrorKind.InvalidArgument, error.Kind);
         Assert.Equal("image.encoded", error.Field);
         return error;
+    }
+
+    private static string FixturesFolder => Path.Combine(RepositoryPaths.Root, "tests", "MaskFormer.Engine.Tests", "Decoding", "Fixtures");
+
+    private static byte[] Chunk(byte[] webp, string type)
+    {
+        for (var at = 12; at + 8 <= webp.Length;)
+        {
+            var size = BitConverter.ToInt32(webp, at + 4);
+            if (System.Text.Encoding.ASCII.GetString(webp, at, 4) == type)
+            {
+                return webp[(at + 8)..(at + 8 + size)];
+            }
+
+            at += 8 + size + (size & 1);
+        }
+
+        throw new InvalidOperationException($"no {type} chunk");
     }
 }

@@ -40,6 +40,9 @@ public static class BadInputCatalogue
         yield return Bytes("tiff-directory-loop", "a TIFF whose second page's directory points back to the first", TiffLoop());
         yield return Bytes("tiff-strip-outside", "a TIFF whose strip lies past the end of the data", HostileImages.Tiff((64, 64))[..210]);
         yield return Bytes("jpeg-101-scans", "a JPEG with 101 scans (each progressive scan re-reads the image)", HostileImages.JpegWithScans(101));
+        yield return Bytes("webp-65536-prefix-groups", "a 164 KB lossless WebP declaring 1x1 whose entropy image names 65,536 prefix-code groups (ImageSharp allocated tables for all: 1.5 GB, 6 s)", HostileImages.WebpLosslessNamingGroups(65536));
+        yield return Bytes("webp-alpha-65536-prefix-groups", "a 1x1 lossy WebP whose losslessly compressed alpha plane names 65,536 prefix-code groups", HostileImages.WebpAlphaNamingGroups(65536));
+        yield return Bytes("webp-image-after-riff", "a 1x1 WebP followed, past its RIFF end, by a cut 256x256 VP8 chunk (ImageSharp decoded the last image chunk)", HostileImages.WebpWithImageAfterRiff());
         yield return Bytes("gif-no-colour-table", "a 1.4 KB GIF with no colour table: an 8192x4882 screen and 100 one-pixel frames (ImageSharp decoded each as if it were the first: 10 s)", HostileImages.GifWithoutColourTables(8192, 4882, 100));
         yield return Bytes("jpeg-101-hidden-scans", "a JPEG with 101 scans, 100 of their headers inside segments of an unknown marker (0xFFF0) that a walk by segment lengths skips and ImageSharp parses", HostileImages.JpegWithHiddenScans(101));
     }

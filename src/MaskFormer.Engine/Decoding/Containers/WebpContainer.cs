@@ -4,7 +4,10 @@ namespace MaskFormer.Engine.Decoding.Containers;
 
 /// <summary>
 /// WebP: the RIFF size within the data and every chunk inside it (ImageSharp decodes a lossy WebP cut
-/// short as black rows), every animation frame (ANMF) within the limits, orientation from EXIF.
+/// short as black rows), nothing after it (ImageSharp reads chunks past the RIFF's end, and the last image
+/// chunk it finds wins), every animation frame (ANMF) within the limits, every lossless bitstream (VP8L,
+/// and ALPH compressed losslessly) naming at most <see cref="Vp8lPrefixGroups.MaxGroups"/> prefix-code
+/// groups, orientation from EXIF.
 /// </summary>
 internal static class WebpContainer
 {
@@ -17,6 +20,14 @@ internal static class WebpContainer
         {
             throw ContainerInspector.Truncated("WebP", $"the RIFF header declares {riffEnd} bytes but there are {data.Length}");
         }
+
+        // One padding byte may follow an odd RIFF size.
+        if (data.Length - riffEnd > 1)
+        {
+            throw SegmentationException.Invalid(ContainerInspector.Field, $"The WebP image has {data.Length - riffEnd} bytes after the end its RIFF header declares ({riffEnd}).");
+        }
+
+        var (canvasWidth, canvasHeight) = (0, 0);
 
         var orientation = ExifOrientation.TopLeft;
         var sawImage = false;
@@ -32,15 +43,23 @@ internal static class WebpContainer
             }
 
             var body = data.Slice((int)at + 8, (int)size);
-            if (type.SequenceEqual("VP8 "u8) || type.SequenceEqual("VP8L"u8))
+            if (type.SequenceEqual("VP8X"u8) && body.Length >= 10)
             {
-                sawImage = true;
+                (canvasWidth, canvasHeight) = ((int)ReadUInt24(body[4..]) + 1, (int)ReadUInt24(body[7..]) + 1);
+                limits.Check(canvasWidth, canvasHeight, ContainerInspector.Field, "The WebP image's canvas");
+            }
+            else if (type.SequenceEqual("VP8 "u8) || type.SequenceEqual("VP8L"u8) || type.SequenceEqual("ALPH"u8))
+            {
+                sawImage |= !type.SequenceEqual("ALPH"u8);
+                CheckLossless(type, body, canvasWidth, canvasHeight, limits);
             }
             else if (type.SequenceEqual("ANMF"u8) && body.Length >= 12)
             {
                 sawImage = true;
                 frame++;
-                limits.Check(ReadUInt24(body[6..]) + 1, ReadUInt24(body[9..]) + 1, ContainerInspector.Field, $"Frame {frame} of the WebP image");
+                var (width, height) = (ReadUInt24(body[6..]) + 1, ReadUInt24(body[9..]) + 1);
+                limits.Check(width, height, ContainerInspector.Field, $"Frame {frame} of the WebP image");
+                CheckFrameChunks(body[Math.Min(16, body.Length)..], (int)width, (int)height, limits);
             }
             else if (type.SequenceEqual("EXIF"u8))
             {
@@ -51,6 +70,57 @@ internal static class WebpContainer
         }
 
         return sawImage ? orientation : throw ContainerInspector.Truncated("WebP", "it has no image data");
+    }
+
+    // The chunks of an animation frame's data: its lossless bitstreams, as at the top level.
+    private static void CheckFrameChunks(ReadOnlySpan<byte> frameData, int width, int height, SizeLimits limits)
+    {
+        for (var at = 0L; at + 8 <= frameData.Length;)
+        {
+            var size = BinaryPrimitives.ReadUInt32LittleEndian(frameData[((int)at + 4)..]);
+            if (at + 8 + size > frameData.Length)
+            {
+                throw ContainerInspector.Truncated("WebP", "a chunk of an animation frame runs past the frame");
+            }
+
+            CheckLossless(frameData.Slice((int)at, 4), frameData.Slice((int)at + 8, (int)size), width, height, limits);
+            at += 8 + size + (size & 1);
+        }
+    }
+
+    // The size a lossless stream declares is checked before its sub-images are read past: they hold up to
+    // a sixteenth of its pixels each.
+    private static void CheckLossless(ReadOnlySpan<byte> type, ReadOnlySpan<byte> body, int width, int height, SizeLimits limits)
+    {
+        int groups;
+        if (type.SequenceEqual("VP8L"u8))
+        {
+            if (body.Length >= 5)
+            {
+                var header = BinaryPrimitives.ReadUInt32LittleEndian(body[1..]);
+                limits.Check((header & 0x3FFF) + 1, ((header >> 14) & 0x3FFF) + 1, ContainerInspector.Field, "The lossless WebP image");
+            }
+
+            groups = Vp8lPrefixGroups.BoundOfChunk(body);
+        }
+        else if (type.SequenceEqual("ALPH"u8) && body.Length >= 1 && (body[0] & 3) == 1)
+        {
+            if (width == 0)
+            {
+                throw ContainerInspector.Truncated("WebP", "an alpha chunk comes before the image's size (VP8X)");
+            }
+
+            groups = Vp8lPrefixGroups.BoundOfAlpha(body[1..], width, height);
+        }
+        else
+        {
+            return;
+        }
+
+        if (groups > Vp8lPrefixGroups.MaxGroups)
+        {
+            throw SegmentationException.Invalid(ContainerInspector.Field, $"The WebP image's lossless data can name up to {groups} prefix-code groups; at most {Vp8lPrefixGroups.MaxGroups} are accepted.");
+        }
     }
 
     private static uint ReadUInt24(ReadOnlySpan<byte> bytes) => bytes[0] | ((uint)bytes[1] << 8) | ((uint)bytes[2] << 16);
