@@ -166,7 +166,15 @@ export function summaryLine(s) {
 export async function streamWithDeltas(client, frames, { check = true, keyframeInterval = 0, onFrame, ...options } = {}) {
   const rebuilder = new DeltaRebuilder();
   const rebuilt = new Map(); // frame id -> Frame
-  const summary = await streamFrames(client, frames, {
+  // The check streams the same frames again: a generator's (a camera's) are kept as the first stream takes them.
+  const sent = Array.isArray(frames) || !check ? frames : [];
+  async function* keep(source) {
+    for await (const frame of source) {
+      sent.push(frame);
+      yield frame;
+    }
+  }
+  const summary = await streamFrames(client, sent === frames ? frames : keep(frames), {
     ...options,
     delta: { enabled: true, keyframe_interval: keyframeInterval },
     onResponse: (response) => {
@@ -177,7 +185,7 @@ export async function streamWithDeltas(client, frames, { check = true, keyframeI
   });
   if (!check) return { summary, rebuilt, deltas: rebuilder.deltas, check: null };
 
-  const complete = await streamFrames(client, frames, { ...options, delta: null });
+  const complete = await streamFrames(client, sent, { ...options, delta: null });
   const answered = (run) => run.responses.filter((r) => r.outcome === 'result').map((r) => r.frame_id);
   const [withDeltas, withoutDeltas] = [answered(summary), answered(complete)];
   if (withDeltas.join() !== withoutDeltas.join()) {

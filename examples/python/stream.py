@@ -220,11 +220,19 @@ def stream_with_deltas(stub, frames, check=True, keyframe_interval=0, on_frame=N
         if on_frame:
             on_frame(response, frame)
 
-    summary = stream_frames(stub, frames, on_response=on_response,
+    # The check streams the same frames again: a generator's (a camera's) are kept as the first stream takes them.
+    sent = frames if isinstance(frames, (list, tuple)) or not check else []
+
+    def keep(source):
+        for frame in source:
+            sent.append(frame)
+            yield frame
+
+    summary = stream_frames(stub, frames if sent is frames else keep(frames), on_response=on_response,
                             delta=pb.DeltaOptions(enabled=True, keyframe_interval=keyframe_interval), **options)
     if not check:
         return summary, rebuilder, None
-    complete = stream_frames(stub, frames, **options)
+    complete = stream_frames(stub, sent, **options)
     answered = [r.frame_id for r in summary.responses if r.WhichOneof("outcome") == "result"]
     answered_complete = [r.frame_id for r in complete.responses if r.WhichOneof("outcome") == "result"]
     if answered != answered_complete:

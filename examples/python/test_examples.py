@@ -205,19 +205,30 @@ class StreamTest(_ServerTest):
 
 class AnswerTimeoutTest(_ServerTest):
     def test_stream_paced_longer_than_the_answer_timeout_answers_every_frame(self):
-        # A camera's frames, one every 0.4 s: the stream outlives the answer timeout, each frame does not.
+        # A camera's frames, one every 0.5 s: the stream outlives the answer timeout, each frame does not.
         image = HELDOUT_IMAGE.read_bytes()
 
         def camera():
-            for frame_id in range(1, 7):
+            for frame_id in range(1, 9):
                 if frame_id > 1:
-                    time.sleep(0.4)
+                    time.sleep(0.5)
                 yield frame_id, image
 
-        summary = stream.stream_frames(self.stub(), camera(), answer_timeout=1.0)
+        summary = stream.stream_frames(self.stub(), camera(), answer_timeout=2.0)
 
         self.assertEqual(summary.problems, [])
-        self.assertEqual(summary.results, 6, summary.line())
+        self.assertEqual(summary.results, 8, summary.line())
+
+    def test_stream_with_deltas_from_a_camera_checks_every_frame(self):
+        # The check streams the frames again: a generator's are kept as the first stream takes them.
+        image = HELDOUT_IMAGE.read_bytes()
+        camera = ((frame_id, image) for frame_id in range(1, 5))
+
+        summary, _, check = stream.stream_with_deltas(self.stub(), camera)
+
+        self.assertEqual(summary.problems, [])
+        self.assertTrue(check.passed, check.lines())
+        self.assertEqual(check.compared, 4)
 
     def test_stream_server_that_stops_answering_cancelled_after_the_answer_timeout(self):
         # A server that reads every frame and answers none: a fault the real server cannot be made to show.

@@ -392,6 +392,14 @@ internal static class HostileImages
         return Riff(("VP8X", vp8x), ("ALPH", bits.ToArray()), ("VP8 ", ChunkOf(Encode("webp", 1, 1), "VP8 ")));
     }
 
+    /// <summary>A VP8X canvas of 1x1 with alpha holding a lossy 64x48 frame and an uncompressed alpha plane.</summary>
+    public static byte[] WebpFrameLargerThanItsCanvas()
+    {
+        var vp8x = new byte[10];
+        vp8x[0] = 0x10;
+        return Riff(("VP8X", vp8x), ("ALPH", [0x00, 0xFF]), ("VP8 ", ChunkOf(Encode("webp", 64, 48), "VP8 ")));
+    }
+
     /// <summary>
     /// A valid 1x1 lossless WebP (VP8X + VP8L) followed, past its RIFF end, by a lossy 256x256 image's VP8
     /// chunk cut to a tenth: ImageSharp reads on past the RIFF end and decodes the last image chunk.

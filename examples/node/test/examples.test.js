@@ -206,19 +206,33 @@ describe('MaskFormer Serve Node examples', () => {
   });
 
   test('A stream paced longer than the answer timeout answers every frame', async () => {
-    // A camera's frames, one every 0.4 s: the stream outlives the answer timeout, each frame does not.
+    // A camera's frames, one every 0.5 s: the stream outlives the answer timeout, each frame does not.
     const image = readFileSync(HELDOUT_IMAGE);
     async function* camera() {
-      for (let frameId = 1; frameId <= 6; frameId++) {
-        if (frameId > 1) await new Promise((resolve) => setTimeout(resolve, 400));
+      for (let frameId = 1; frameId <= 8; frameId++) {
+        if (frameId > 1) await new Promise((resolve) => setTimeout(resolve, 500));
         yield [frameId, image];
       }
     }
 
-    const summary = await streamFrames(await getClient(), camera(), { answerTimeoutMs: 1000 });
+    const summary = await streamFrames(await getClient(), camera(), { answerTimeoutMs: 2000 });
 
     assert.deepEqual(summary.problems, []);
-    assert.equal(summary.results, 6);
+    assert.equal(summary.results, 8);
+  });
+
+  test('Delta results from a camera generator are checked frame by frame', async () => {
+    // The check streams the frames again: a generator's are kept as the first stream takes them.
+    const image = readFileSync(HELDOUT_IMAGE);
+    async function* camera() {
+      for (let frameId = 1; frameId <= 4; frameId++) yield [frameId, image];
+    }
+
+    const { summary, check } = await streamWithDeltas(await getClient(), camera());
+
+    assert.deepEqual(summary.problems, []);
+    assert.equal(check.compared, 4);
+    assert.equal(check.equal, 4, check.differences.join('; '));
   });
 });
 

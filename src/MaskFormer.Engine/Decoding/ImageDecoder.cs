@@ -57,7 +57,8 @@ public sealed class ImageDecoder : IDisposable
         Interlocked.Increment(ref _decoding);
         try
         {
-            var orientation = ContainerInspector.Inspect(encoded.Span, _limits);
+            var orientation = ContainerInspector.Inspect(encoded.Span, _limits, out var imageLength);
+            encoded = encoded[..imageLength];
             using var probe = AsStream(encoded);
             var info = Image.Identify(_configuration, probe, out var format)
                 ?? throw SegmentationException.Invalid(DecodeFailure.Field, "The encoded image is in no format this server reads (PNG, JPEG, BMP, GIF, TGA, TIFF, WebP).");
@@ -67,7 +68,7 @@ public sealed class ImageDecoder : IDisposable
                 TgaContainer.Inspect(encoded.Span);
             }
 
-            return new ProbedImage(source, info.Width, info.Height, orientation);
+            return new ProbedImage(source, info.Width, info.Height, orientation, imageLength);
         }
         catch (Exception ex) when (DecodeFailure.IsDecodingError(ex))
         {
@@ -92,7 +93,7 @@ public sealed class ImageDecoder : IDisposable
         Interlocked.Increment(ref _decoding);
         try
         {
-            using var stream = AsStream(probed.Source.Data);
+            using var stream = AsStream(probed.Source.Data[..probed.EncodedLength]);
             using var image = Image.Load<Rgb24>(_configuration, stream);
             if (image.Width != probed.Width || image.Height != probed.Height)
             {

@@ -6,9 +6,10 @@ namespace MaskFormer.Engine.Decoding;
 /// </summary>
 public sealed class ProbedImage
 {
-    internal ProbedImage(ImageSource source, int width, int height, ExifOrientation orientation)
+    internal ProbedImage(ImageSource source, int width, int height, ExifOrientation orientation, int? encodedLength = null)
     {
         Source = source;
+        EncodedLength = encodedLength ?? source.Data.Length;
         Width = width;
         Height = height;
         Orientation = orientation;
@@ -26,4 +27,7 @@ public sealed class ProbedImage
     internal ImageSource Source { get; }
 
     internal ExifOrientation Orientation { get; }
+
+    /// <summary>How many of the encoded bytes are the image (the container walk's reading); the rest is not decoded.</summary>
+    internal int EncodedLength { get; }
 }

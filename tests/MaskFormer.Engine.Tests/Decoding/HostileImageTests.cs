@@ -241,12 +241,23 @@ public sealed class HostileImageTests : IDisposable
     }
 
     [Fact]
-    public void Decode_WebpWithAnImageChunkAfterItsRiffEnd_Rejected()
+    public void Decode_WebpWithAnImageChunkAfterItsRiffEnd_DecodesTheRiffsImage()
     {
-        // ImageSharp reads on past the RIFF end and decodes the last image chunk it finds, cut short or not.
-        var error = AssertInvalid(HostileImages.WebpWithImageAfterRiff());
+        // ImageSharp reads on past the RIFF end and decodes the last image chunk it finds, cut short or not;
+        // libwebp ignores what follows the RIFF, and so does the decoder.
+        using var image = _decoder.Decode(HostileImages.WebpWithImageAfterRiff());
 
-        Assert.Contains("after the end its RIFF header declares", error.Message, StringComparison.Ordinal);
+        Assert.Equal((1, 1), (image.Width, image.Height));
+    }
+
+    [Fact]
+    public void Decode_LossyWebpFrameOfAnotherSizeThanItsCanvas_Rejected()
+    {
+        // ImageSharp sizes a lossless alpha plane by the frame, so the walk, which reads it at the canvas's
+        // size, must see the same size.
+        var error = AssertInvalid(HostileImages.WebpFrameLargerThanItsCanvas());
+
+        Assert.Contains("frame's size differs from its canvas's", error.Message, StringComparison.Ordinal);
     }
 
     [Theory]

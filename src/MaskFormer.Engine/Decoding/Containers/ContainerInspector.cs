@@ -10,8 +10,20 @@ internal static class ContainerInspector
 {
     public const string Field = "image.encoded";
 
-    public static ExifOrientation Inspect(ReadOnlySpan<byte> data, SizeLimits limits)
+    public static ExifOrientation Inspect(ReadOnlySpan<byte> data, SizeLimits limits) => Inspect(data, limits, out _);
+
+    /// <summary>
+    /// As <see cref="Inspect(ReadOnlySpan{byte}, SizeLimits)"/>; <paramref name="imageLength"/> is how many of
+    /// the bytes are the image (a WebP's RIFF ends before bytes that libwebp ignores and ImageSharp would read).
+    /// </summary>
+    public static ExifOrientation Inspect(ReadOnlySpan<byte> data, SizeLimits limits, out int imageLength)
     {
+        imageLength = data.Length;
+        if (WebpContainer.Matches(data))
+        {
+            return WebpContainer.Inspect(data, limits, out imageLength);
+        }
+
         if (PngContainer.Matches(data))
         {
             return PngContainer.Inspect(data, limits);
@@ -31,11 +43,6 @@ internal static class ContainerInspector
         if (TiffStructure.Matches(data))
         {
             return TiffStructure.InspectTiff(data, limits);
-        }
-
-        if (WebpContainer.Matches(data))
-        {
-            return WebpContainer.Inspect(data, limits);
         }
 
         if (BmpContainer.Matches(data))

@@ -131,6 +131,9 @@ internal static class Vp8lPrefixGroups
         var pixels = (long)width * height;
         for (var at = 0L; at < pixels;)
         {
+            // A symbol read with no bits (every code it took has one symbol and no extra bits) is read the
+            // same way to the end: the position no longer moves, so stop rather than count to the end.
+            var before = reader.Position;
             var symbol = green.Decode(ref reader);
             if (symbol < NumLiteralCodes)
             {
@@ -147,6 +150,11 @@ internal static class Vp8lPrefixGroups
             else
             {
                 at++;
+            }
+
+            if (reader.Position == before)
+            {
+                return;
             }
         }
     }
@@ -351,6 +359,8 @@ internal static class Vp8lPrefixGroups
     {
         private readonly ReadOnlySpan<byte> _data = data;
         private long _position;
+
+        public readonly long Position => _position;
 
         public uint Read(int count)
         {

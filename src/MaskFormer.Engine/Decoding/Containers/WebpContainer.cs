@@ -4,16 +4,17 @@ namespace MaskFormer.Engine.Decoding.Containers;
 
 /// <summary>
 /// WebP: the RIFF size within the data and every chunk inside it (ImageSharp decodes a lossy WebP cut
-/// short as black rows), nothing after it (ImageSharp reads chunks past the RIFF's end, and the last image
-/// chunk it finds wins), every animation frame (ANMF) within the limits, every lossless bitstream (VP8L,
-/// and ALPH compressed losslessly) naming at most <see cref="Vp8lPrefixGroups.MaxGroups"/> prefix-code
-/// groups, orientation from EXIF.
+/// short as black rows), one image chunk (VP8 or VP8L, with at most one ALPH) of the canvas's size, every
+/// animation frame (ANMF) within the limits, every lossless bitstream (VP8L, and ALPH compressed
+/// losslessly) naming at most <see cref="Vp8lPrefixGroups.MaxGroups"/> prefix-code groups, orientation
+/// from EXIF. Bytes after the RIFF's end are not the image: libwebp ignores them, and ImageSharp, which
+/// would read chunks there (the last image chunk winning), is handed the RIFF alone.
 /// </summary>
 internal static class WebpContainer
 {
     public static bool Matches(ReadOnlySpan<byte> data) => data.Length >= 12 && data.StartsWith("RIFF"u8) && data.Slice(8, 4).SequenceEqual("WEBP"u8);
 
-    public static ExifOrientation Inspect(ReadOnlySpan<byte> data, SizeLimits limits)
+    public static ExifOrientation Inspect(ReadOnlySpan<byte> data, SizeLimits limits, out int imageLength)
     {
         var riffEnd = 8L + BinaryPrimitives.ReadUInt32LittleEndian(data[4..]);
         if (riffEnd > data.Length)
@@ -21,13 +22,9 @@ internal static class WebpContainer
             throw ContainerInspector.Truncated("WebP", $"the RIFF header declares {riffEnd} bytes but there are {data.Length}");
         }
 
-        // One padding byte may follow an odd RIFF size.
-        if (data.Length - riffEnd > 1)
-        {
-            throw SegmentationException.Invalid(ContainerInspector.Field, $"The WebP image has {data.Length - riffEnd} bytes after the end its RIFF header declares ({riffEnd}).");
-        }
-
+        imageLength = (int)riffEnd;
         var (canvasWidth, canvasHeight) = (0, 0);
+        var imageChunks = 0;
 
         var orientation = ExifOrientation.TopLeft;
         var sawImage = false;
@@ -50,7 +47,22 @@ internal static class WebpContainer
             }
             else if (type.SequenceEqual("VP8 "u8) || type.SequenceEqual("VP8L"u8) || type.SequenceEqual("ALPH"u8))
             {
-                sawImage |= !type.SequenceEqual("ALPH"u8);
+                // One of each: a second is no image libwebp decodes, and each lossless one costs a walk.
+                var kind = type.SequenceEqual("ALPH"u8) ? 1 : 2;
+                if ((imageChunks & kind) != 0)
+                {
+                    throw ContainerInspector.Truncated("WebP", kind == 1 ? "it has two alpha chunks" : "it has two image chunks");
+                }
+
+                imageChunks |= kind;
+                sawImage |= kind == 2;
+                if (type.SequenceEqual("VP8 "u8) && canvasWidth > 0 && body.Length >= 10
+                    && ((BinaryPrimitives.ReadUInt16LittleEndian(body[6..]) & 0x3FFF) != canvasWidth || (BinaryPrimitives.ReadUInt16LittleEndian(body[8..]) & 0x3FFF) != canvasHeight))
+                {
+                    // ImageSharp sizes the alpha plane by the frame, not the canvas the walk read it at.
+                    throw ContainerInspector.Truncated("WebP", "its frame's size differs from its canvas's");
+                }
+
                 CheckLossless(type, body, canvasWidth, canvasHeight, limits);
             }
             else if (type.SequenceEqual("ANMF"u8) && body.Length >= 12)
@@ -59,7 +71,6 @@ internal static class WebpContainer
                 frame++;
                 var (width, height) = (ReadUInt24(body[6..]) + 1, ReadUInt24(body[9..]) + 1);
                 limits.Check(width, height, ContainerInspector.Field, $"Frame {frame} of the WebP image");
-                CheckFrameChunks(body[Math.Min(16, body.Length)..], (int)width, (int)height, limits);
             }
             else if (type.SequenceEqual("EXIF"u8))
             {
@@ -70,22 +81,6 @@ internal static class WebpContainer
         }
 
         return sawImage ? orientation : throw ContainerInspector.Truncated("WebP", "it has no image data");
-    }
-
-    // The chunks of an animation frame's data: its lossless bitstreams, as at the top level.
-    private static void CheckFrameChunks(ReadOnlySpan<byte> frameData, int width, int height, SizeLimits limits)
-    {
-        for (var at = 0L; at + 8 <= frameData.Length;)
-        {
-            var size = BinaryPrimitives.ReadUInt32LittleEndian(frameData[((int)at + 4)..]);
-            if (at + 8 + size > frameData.Length)
-            {
-                throw ContainerInspector.Truncated("WebP", "a chunk of an animation frame runs past the frame");
-            }
-
-            CheckLossless(frameData.Slice((int)at, 4), frameData.Slice((int)at + 8, (int)size), width, height, limits);
-            at += 8 + size + (size & 1);
-        }
     }
 
     // The size a lossless stream declares is checked before its sub-images are read past: they hold up to
