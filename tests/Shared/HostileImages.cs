@@ -198,11 +198,7 @@ internal static class HostileImages
     {
         using var stream = new MemoryStream();
         using var writer = new BinaryWriter(stream);
-        writer.Write("GIF89a"u8);
-        writer.Write((ushort)screenWidth);
-        writer.Write((ushort)screenHeight);
-        writer.Write([0x80, 0, 0]);
-        writer.Write([0, 0, 0, 255, 255, 255]);
+        WriteGifScreen(writer, screenWidth, screenHeight, blackAndWhite: true);
         foreach (var (width, height) in frames)
         {
             writer.Write((byte)0x2C);
@@ -333,6 +329,19 @@ internal static class HostileImages
         return stream.ToArray();
     }
 
+    // The header and logical screen descriptor, with a two-colour global table (black, white) or none.
+    private static void WriteGifScreen(BinaryWriter writer, int width, int height, bool blackAndWhite)
+    {
+        writer.Write("GIF89a"u8);
+        writer.Write((ushort)width);
+        writer.Write((ushort)height);
+        writer.Write([(byte)(blackAndWhite ? 0x80 : 0x00), 0, 0]);
+        if (blackAndWhite)
+        {
+            writer.Write([0, 0, 0, 255, 255, 255]);
+        }
+    }
+
     /// <summary>
     /// A GIF with neither a global nor any local colour table: a <paramref name="width"/> x
     /// <paramref name="height"/> screen and <paramref name="frames"/> one-pixel frames of 13 bytes each.
@@ -341,10 +350,7 @@ internal static class HostileImages
     {
         using var stream = new MemoryStream();
         using var writer = new BinaryWriter(stream);
-        writer.Write("GIF89a"u8);
-        writer.Write((ushort)width);
-        writer.Write((ushort)height);
-        writer.Write([0x00, 0, 0]);
+        WriteGifScreen(writer, width, height, blackAndWhite: false);
         for (var i = 0; i < frames; i++)
         {
             // Descriptor at 0,0, 1x1, no local table; LZW minimum code size 2, one 1-byte sub-block, terminator.
