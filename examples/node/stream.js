@@ -138,8 +138,14 @@ export async function streamFrames(
   if (timedOut !== null) {
     summary.problems.push(timedOut);
     writing.catch(() => {});
-  } else {
+  } else if (await settlesSoon(writing)) {
     await writing;
+  } else {
+    // The answers ended while the writer still waited ('drain', or a generator's next frame): it would wait
+    // forever. This server ends a call only after the half-close, so another server ended it early.
+    call.cancel();
+    writing.catch(() => {});
+    summary.problems.push('the server ended the call before every frame was sent');
   }
 
   const sent = summary.sentIds.length;
@@ -150,6 +156,14 @@ export async function streamFrames(
     summary.problems.push('results + errors + skipped != sent');
   }
   return summary;
+}
+
+// Whether the promise settles within a turn of the event loop.
+async function settlesSoon(promise) {
+  let settled = false;
+  promise.then(() => { settled = true; }, () => { settled = true; });
+  await new Promise((resolve) => setImmediate(resolve));
+  return settled;
 }
 
 /** The final line: counts of frames sent and of each outcome. */

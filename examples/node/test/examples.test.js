@@ -236,6 +236,41 @@ describe('MaskFormer Serve Node examples', () => {
   });
 });
 
+describe('a server that ends a call early (one made here: the real server waits for the half-close)', () => {
+  test('the stream reports it instead of waiting for its writer', async () => {
+    const server = new grpc.Server();
+    server.addService(SegmentationService.service, {
+      // Ends the call with OK as soon as the config arrives, answering nothing.
+      SegmentStream(call) {
+        call.once('data', () => call.end());
+        call.on('error', () => {});
+      },
+    });
+    const port = await new Promise((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))));
+    const early = new SegmentationService(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    let release;
+    const released = new Promise((resolve) => { release = resolve; });
+    async function* camera() {
+      yield [1, readFileSync(HELDOUT_IMAGE)];
+      await released; // the next frame never comes while the test runs
+    }
+    try {
+      const outcome = await Promise.race([
+        streamFrames(early, camera()),
+        new Promise((resolve) => setTimeout(() => resolve('still waiting after 20 s'), 20_000).unref()),
+      ]);
+
+      assert.notEqual(outcome, 'still waiting after 20 s');
+      assert.ok(outcome.problems.includes('the server ended the call before every frame was sent'), outcome.problems.join('; '));
+    } finally {
+      release();
+      early.close();
+      server.forceShutdown();
+    }
+  });
+});
+
 describe('a server that stops answering (one made here: the real server cannot be made to)', () => {
   test('the stream is cancelled once frames wait the answer timeout', async () => {
     const server = new grpc.Server();
