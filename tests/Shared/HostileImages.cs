@@ -369,19 +369,20 @@ internal static class HostileImages
     }
 
     /// <summary>
-    /// A 1x1 lossless WebP whose entropy image's one pixel names prefix-code group
-    /// <paramref name="groups"/> - 1, followed by that many groups of one-symbol codes (20 bits each).
+    /// A <paramref name="side"/> x <paramref name="side"/> lossless WebP whose entropy image (a pixel per
+    /// block of 2^<paramref name="prefixBits"/>) names prefix-code group <paramref name="groups"/> - 1 in
+    /// every pixel, followed by that many groups of one-symbol codes (20 bits each).
     /// </summary>
-    public static byte[] WebpLosslessNamingGroups(int groups)
+    public static byte[] WebpLosslessNamingGroups(int groups, int side = 1, int prefixBits = 9)
     {
         var bits = new LsbBitWriter();
         bits.Write(0x2F, 8);
-        bits.Write(0, 14);
-        bits.Write(0, 14);
+        bits.Write((ulong)(side - 1), 14);
+        bits.Write((ulong)(side - 1), 14);
         bits.Write(0, 4);
         bits.Write(0, 1); // no transform
         bits.Write(0, 1); // no colour cache
-        WriteGroupNamingStream(bits, groups);
+        WriteGroupNamingStream(bits, groups, prefixBits);
         return Riff(("VP8L", bits.ToArray()));
     }
 
@@ -392,7 +393,7 @@ internal static class HostileImages
         bits.Write(0x01, 8); // ALPH header: lossless, no filter, no preprocessing
         bits.Write(0, 1); // no transform
         bits.Write(0, 1); // no colour cache
-        WriteGroupNamingStream(bits, groups);
+        WriteGroupNamingStream(bits, groups, 9);
         var vp8x = new byte[10];
         vp8x[0] = 0x10; // alpha; canvas 1x1
         return Riff(("VP8X", vp8x), ("ALPH", bits.ToArray()), ("VP8 ", ChunkOf(Encode("webp", 1, 1), "VP8 ")));
@@ -421,12 +422,12 @@ internal static class HostileImages
         return [.. riff, .. tail];
     }
 
-    // After the colour cache bit: a meta prefix image (bits 9) of one pixel naming group `groups` - 1, then
-    // the groups, each five one-symbol codes, then a few zero bytes of pixel data (0 bits a pixel).
-    private static void WriteGroupNamingStream(LsbBitWriter bits, int groups)
+    // After the colour cache bit: a meta prefix image whose every pixel names group `groups` - 1 (0 bits a
+    // pixel), then the groups, each five one-symbol codes, then a few zero bytes of pixel data (0 bits a pixel).
+    private static void WriteGroupNamingStream(LsbBitWriter bits, int groups, int prefixBits)
     {
         bits.Write(1, 1);
-        bits.Write(7, 3);
+        bits.Write((ulong)(prefixBits - 2), 3);
         bits.Write(0, 1); // the entropy image's colour cache: none
         var last = (uint)(groups - 1);
         OneSymbolCode(bits, last & 0xFF); // green: the group's low byte

@@ -225,11 +225,21 @@ public sealed class HostileImageTests : IDisposable
     }
 
     [Fact]
-    public void Decode_LosslessWebpNamingAsManyPrefixGroupsAsTheLimit_Decodes()
+    public void Decode_LosslessWebpNamingMoreGroupsThanItHasBlocks_Rejected()
     {
-        using var image = _decoder.Decode(HostileImages.WebpLosslessNamingGroups(4096));
+        // A 1x1 image's one block naming group 1: two groups' tables for one block, which no encoder writes.
+        var error = AssertInvalid(HostileImages.WebpLosslessNamingGroups(2));
 
-        Assert.Equal((1, 1), (image.Width, image.Height));
+        Assert.Contains("names 2 prefix-code groups for 1 block(s)", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Decode_LosslessWebpNamingAsManyPrefixGroupsAsTheLimitAndItsBlocks_Decodes()
+    {
+        // 256x256 in blocks of 4x4: 4,096 blocks, the last group numbered 4,095.
+        using var image = _decoder.Decode(HostileImages.WebpLosslessNamingGroups(4096, side: 256, prefixBits: 2));
+
+        Assert.Equal((256, 256), (image.Width, image.Height));
     }
 
     [Fact]
@@ -285,11 +295,12 @@ public sealed class HostileImageTests : IDisposable
         // frame): transforms, then a meta prefix image naming several groups, read past symbol by symbol.
         var data = File.ReadAllBytes(Path.Combine(FixturesFolder, "libwebp-lossless-frame_000.webp"));
 
-        var groups = Vp8lPrefixGroups.BoundOfChunk(Chunk(data, "VP8L"));
+        var groups = Vp8lPrefixGroups.Read(Chunk(data, "VP8L"));
         using var decoded = _decoder.Decode(data);
         using var expected = Image.Load<Rgb24>(Path.Combine(RepositoryPaths.TinyShapes, "clip", "frame_000.png"));
 
-        Assert.InRange(groups, 2, 64);
+        Assert.InRange(groups.Named, 2, groups.Tiles);
+        Assert.InRange(groups.CodeBound, groups.Named, 1024);
         for (var y = 0; y < expected.Height; y++)
         {
             Assert.Equal(System.Runtime.InteropServices.MemoryMarshal.AsBytes(expected.DangerousGetPixelRowMemory(y).Span).ToArray(), decoded.Row(y).ToArray());
@@ -303,11 +314,12 @@ public sealed class HostileImageTests : IDisposable
         var data = File.ReadAllBytes(Path.Combine(FixturesFolder, "libwebp-lossy-alpha-frame_000.webp"));
         var alpha = Chunk(data, "ALPH");
 
-        var groups = Vp8lPrefixGroups.BoundOfAlpha(alpha.AsSpan(1), 160, 120);
+        var groups = Vp8lPrefixGroups.ReadAlpha(alpha.AsSpan(1), 160, 120);
         using var decoded = _decoder.Decode(data);
 
         Assert.Equal(1, alpha[0] & 3);
-        Assert.InRange(groups, 1, 64);
+        Assert.InRange(groups.Named, 1, groups.Tiles);
+        Assert.InRange(groups.CodeBound, groups.Named, 1024);
         Assert.Equal((160, 120), (decoded.Width, decoded.Height));
     }
 

@@ -1,22 +1,23 @@
 namespace MaskFormer.Engine.Decoding.Containers;
 
 /// <summary>
-/// How many prefix-code groups a lossless WebP (VP8L) bitstream can make its decoder build, at most:
-/// the transforms' sub-images are read past symbol by symbol, then the entropy image's own prefix codes
-/// bound the group numbers its pixels can name, without decoding those pixels.
+/// The prefix-code groups a lossless WebP (VP8L) bitstream makes its decoder build: the transforms'
+/// sub-images are read past symbol by symbol, then the entropy image is read, whose pixels' red and green
+/// name each block's group.
 /// </summary>
 /// <remarks>
 /// ImageSharp 2.1 allocates the tables of every group up to the largest group number the entropy image
-/// names (a pixel's red and green), tens of kilobytes a group, outside the decoder's memory limits: a
-/// 164 KB file declaring 1x1 whose one entropy pixel named group 65535 took 1.5 GB and 6 s. Every
-/// pixel of the entropy image is a literal or a copy of an earlier one (a backward reference or the
-/// colour cache), so its red and green are at most the largest red and green literal its codes can
-/// give: that bounds the group numbers whatever the pixels are. libwebp's encoder writes at most 2,600
-/// groups. The layout is RFC 9649's.
+/// names, tens of kilobytes a group, outside the decoder's memory limits: a 164 KB file declaring 1x1
+/// whose one entropy pixel named group 65535 took 1.5 GB and 6 s. Every pixel of the entropy image is a
+/// literal or a copy of an earlier one (a backward reference, the colour cache), so the largest literal
+/// read names the largest group (<see cref="Vp8lGroups.Named"/>), and the largest red and green literal
+/// its codes can give bound it whatever the pixels (<see cref="Vp8lGroups.CodeBound"/>, the check that
+/// does not lean on reading the pixels right). An encoder numbers its groups from 0, at most one a block
+/// (libwebp at most 2,600), so the tables then grow with the image. The layout is RFC 9649's.
 /// </remarks>
 internal static class Vp8lPrefixGroups
 {
-    /// <summary>The most groups a stream may be able to name; libwebp's encoder writes at most 2,600.</summary>
+    /// <summary>The most groups a stream's codes may be able to name; libwebp's encoder writes at most 2,600.</summary>
     public const int MaxGroups = 4096;
 
     private const int NumLiteralCodes = 256;
@@ -27,10 +28,10 @@ internal static class Vp8lPrefixGroups
     private static readonly int[] s_codeLengthOrder = [17, 18, 0, 1, 2, 3, 4, 5, 16, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
 
     /// <summary>
-    /// The most groups the VP8L chunk body <paramref name="chunk"/> (its 5-byte header first) can name.
+    /// The groups the VP8L chunk body <paramref name="chunk"/> (its 5-byte header first) names.
     /// Throws <see cref="SegmentationException"/> for a stream that ends early or holds an invalid code.
     /// </summary>
-    public static int BoundOfChunk(ReadOnlySpan<byte> chunk)
+    public static Vp8lGroups Read(ReadOnlySpan<byte> chunk)
     {
         if (chunk.Length < 5 || chunk[0] != 0x2F)
         {
@@ -46,17 +47,17 @@ internal static class Vp8lPrefixGroups
             throw Corrupt("the lossless bitstream's version is not 0");
         }
 
-        return Bound(ref reader, width, height);
+        return Groups(ref reader, width, height);
     }
 
     /// <summary>The same for a lossless alpha plane (an ALPH chunk's data after its 1-byte header): a VP8L stream without the header.</summary>
-    public static int BoundOfAlpha(ReadOnlySpan<byte> stream, int width, int height)
+    public static Vp8lGroups ReadAlpha(ReadOnlySpan<byte> stream, int width, int height)
     {
         var reader = new BitReader(stream);
-        return Bound(ref reader, width, height);
+        return Groups(ref reader, width, height);
     }
 
-    private static int Bound(ref BitReader reader, int width, int height)
+    private static Vp8lGroups Groups(ref BitReader reader, int width, int height)
     {
         var xSize = width;
         var seen = 0;
@@ -74,12 +75,12 @@ internal static class Vp8lPrefixGroups
                 case 0 or 1:
                     // Predictor or colour transform: a sub-image of one pixel per block.
                     var bits = (int)reader.Read(3) + 2;
-                    SkipImage(ref reader, DivRoundUp(xSize, bits), DivRoundUp(height, bits));
+                    ReadImage(ref reader, DivRoundUp(xSize, bits), DivRoundUp(height, bits));
                     break;
                 case 3:
                     // Colour indexing: the palette as a sub-image; narrow palettes pack pixels.
                     var colours = (int)reader.Read(8) + 1;
-                    SkipImage(ref reader, colours, 1);
+                    ReadImage(ref reader, colours, 1);
                     xSize = DivRoundUp(xSize, colours > 16 ? 0 : colours > 4 ? 1 : colours > 2 ? 2 : 3);
                     break;
             }
@@ -92,17 +93,14 @@ internal static class Vp8lPrefixGroups
 
         if (reader.Read(1) == 0)
         {
-            return 1;
+            return new Vp8lGroups(1, 1, 1);
         }
 
-        // The entropy image: its colour cache, then its five codes (green, red, blue, alpha, distance).
-        reader.Read(3);
-        var cacheSize = ReadCacheSize(ref reader);
-        var green = ReadCode(ref reader, NumLiteralCodes + NumLengthCodes + cacheSize);
-        var red = ReadCode(ref reader, NumLiteralCodes);
-        var largestGreen = green.LargestSymbolBelow(NumLiteralCodes);
-        var largestRed = red.LargestSymbolBelow(NumLiteralCodes);
-        return (Math.Max(0, largestRed) << 8 | Math.Max(0, largestGreen)) + 1;
+        // The entropy image, a pixel per block of 2^bits pixels, whose red and green name each block's group.
+        var prefixBits = (int)reader.Read(3) + 2;
+        var (tileColumns, tileRows) = (DivRoundUp(xSize, prefixBits), DivRoundUp(height, prefixBits));
+        var (codeBound, largestLiteral) = ReadImage(ref reader, tileColumns, tileRows);
+        return new Vp8lGroups(codeBound, largestLiteral + 1, (long)tileColumns * tileRows);
     }
 
     private static int DivRoundUp(int size, int bits) => (size + (1 << bits) - 1) >> bits;
@@ -118,9 +116,11 @@ internal static class Vp8lPrefixGroups
         return bits is >= 1 and <= 11 ? 1 << bits : throw Corrupt("the lossless colour cache size is out of range");
     }
 
-    // Reads past an entropy-coded sub-image of width x height pixels: its colour cache and five codes, then
-    // its symbols (a literal's four, a backward reference's length and distance, a cache index).
-    private static void SkipImage(ref BitReader reader, int width, int height)
+    // Reads an entropy-coded sub-image of width x height pixels: its colour cache and five codes, then its
+    // symbols (a literal's four, a backward reference's length and distance, a cache index). Returns what its
+    // pixels can name as groups by the codes alone (the largest red and green literals they can give), and
+    // the largest any literal read names (0 without one): every other pixel copies an earlier one.
+    private static (int CodeBound, int LargestLiteral) ReadImage(ref BitReader reader, int width, int height)
     {
         var cacheSize = ReadCacheSize(ref reader);
         var green = ReadCode(ref reader, NumLiteralCodes + NumLengthCodes + cacheSize);
@@ -128,6 +128,8 @@ internal static class Vp8lPrefixGroups
         var blue = ReadCode(ref reader, NumLiteralCodes);
         var alpha = ReadCode(ref reader, NumLiteralCodes);
         var distance = ReadCode(ref reader, NumDistanceCodes);
+        var codeBound = ((Math.Max(0, red.LargestSymbolBelow(NumLiteralCodes)) << 8) | Math.Max(0, green.LargestSymbolBelow(NumLiteralCodes))) + 1;
+        var largestLiteral = 0;
         var pixels = (long)width * height;
         for (var at = 0L; at < pixels;)
         {
@@ -137,7 +139,7 @@ internal static class Vp8lPrefixGroups
             var symbol = green.Decode(ref reader);
             if (symbol < NumLiteralCodes)
             {
-                red.Decode(ref reader);
+                largestLiteral = Math.Max(largestLiteral, (red.Decode(ref reader) << 8) | symbol);
                 blue.Decode(ref reader);
                 alpha.Decode(ref reader);
                 at++;
@@ -154,9 +156,11 @@ internal static class Vp8lPrefixGroups
 
             if (reader.Position == before)
             {
-                return;
+                break;
             }
         }
+
+        return (codeBound, largestLiteral);
     }
 
     private static int PrefixValue(ref BitReader reader, int prefix)
@@ -379,3 +383,11 @@ internal static class Vp8lPrefixGroups
         }
     }
 }
+
+/// <summary>
+/// What a lossless WebP stream names as prefix-code groups: <see cref="CodeBound"/>, the most its entropy
+/// image's codes allow (a sound bound whatever its pixels); <see cref="Named"/>, the largest group number its
+/// pixels name, plus one (what ImageSharp allocates tables for); <see cref="Tiles"/>, its pixels. An encoder
+/// numbers the groups it uses from 0 (libwebp at most 2,600), so it never names more than it has pixels.
+/// </summary>
+internal readonly record struct Vp8lGroups(int CodeBound, int Named, long Tiles);

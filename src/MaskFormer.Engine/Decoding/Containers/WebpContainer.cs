@@ -83,11 +83,11 @@ internal static class WebpContainer
         return sawImage ? orientation : throw ContainerInspector.Truncated("WebP", "it has no image data");
     }
 
-    // The size a lossless stream declares is checked before its sub-images are read past: they hold up to
-    // a sixteenth of its pixels each.
+    // The size a lossless stream declares is checked before its sub-images are read: they hold up to a
+    // sixteenth of its pixels each.
     private static void CheckLossless(ReadOnlySpan<byte> type, ReadOnlySpan<byte> body, int width, int height, SizeLimits limits)
     {
-        int groups;
+        Vp8lGroups groups;
         if (type.SequenceEqual("VP8L"u8))
         {
             if (body.Length >= 5)
@@ -96,7 +96,7 @@ internal static class WebpContainer
                 limits.Check((header & 0x3FFF) + 1, ((header >> 14) & 0x3FFF) + 1, ContainerInspector.Field, "The lossless WebP image");
             }
 
-            groups = Vp8lPrefixGroups.BoundOfChunk(body);
+            groups = Vp8lPrefixGroups.Read(body);
         }
         else if (type.SequenceEqual("ALPH"u8) && body.Length >= 1 && (body[0] & 3) == 1)
         {
@@ -105,16 +105,21 @@ internal static class WebpContainer
                 throw ContainerInspector.Truncated("WebP", "an alpha chunk comes before the image's size (VP8X)");
             }
 
-            groups = Vp8lPrefixGroups.BoundOfAlpha(body[1..], width, height);
+            groups = Vp8lPrefixGroups.ReadAlpha(body[1..], width, height);
         }
         else
         {
             return;
         }
 
-        if (groups > Vp8lPrefixGroups.MaxGroups)
+        if (groups.CodeBound > Vp8lPrefixGroups.MaxGroups)
         {
-            throw SegmentationException.Invalid(ContainerInspector.Field, $"The WebP image's lossless data can name up to {groups} prefix-code groups; at most {Vp8lPrefixGroups.MaxGroups} are accepted.");
+            throw SegmentationException.Invalid(ContainerInspector.Field, $"The WebP image's lossless data can name up to {groups.CodeBound} prefix-code groups; at most {Vp8lPrefixGroups.MaxGroups} are accepted.");
+        }
+
+        if (groups.Named > groups.Tiles)
+        {
+            throw SegmentationException.Invalid(ContainerInspector.Field, $"The WebP image's lossless data names {groups.Named} prefix-code groups for {groups.Tiles} block(s) of pixels; an encoder names at most one a block.");
         }
     }
 
