@@ -517,6 +517,96 @@ internal static class HostileImages
         public byte[] ToArray() => [.. _bytes];
     }
 
+    /// <summary>A 1x1 8-bit RLE8 BMP (58 bytes) whose info header declares a palette of <paramref name="colours"/> colours.</summary>
+    public static byte[] BmpDeclaringColours(uint colours, bool array = false)
+    {
+        using var stream = new MemoryStream();
+        using var writer = new BinaryWriter(stream);
+        if (array)
+        {
+            // An OS/2 bitmap array's header: "BA", its size, the next array header (none), screen size.
+            writer.Write("BA"u8);
+            writer.Write(72u);
+            writer.Write(0u);
+            writer.Write(0u);
+        }
+
+        writer.Write("BM"u8);
+        writer.Write(58u);
+        writer.Write(0u);
+        writer.Write(54u + (4 * Math.Min(colours, 256u)));
+        writer.Write(40u);
+        writer.Write(1);
+        writer.Write(1);
+        writer.Write((ushort)1);
+        writer.Write((ushort)8);
+        writer.Write(1u); // RLE8
+        writer.Write(0u);
+        writer.Write(0);
+        writer.Write(0);
+        writer.Write(colours);
+        writer.Write(0u);
+        writer.Write([1, 0, 0, 1]);
+        writer.Flush();
+        return stream.ToArray();
+    }
+
+    /// <summary>A run-length TGA's 18-byte header (type 10, 24 bits) declaring <paramref name="width"/> x <paramref name="height"/>, with <paramref name="runs"/> run packets of 128 grey pixels.</summary>
+    public static byte[] TgaRunLength(int width, int height, int runs)
+    {
+        var header = new byte[18];
+        header[2] = 10;
+        BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(12), (ushort)width);
+        BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(14), (ushort)height);
+        header[16] = 24;
+        header[17] = 0x20; // top-left origin
+        var packets = new byte[4 * runs];
+        for (var i = 0; i < runs; i++)
+        {
+            packets[4 * i] = 0xFF;
+            packets.AsSpan((4 * i) + 1, 3).Fill(128);
+        }
+
+        return [.. header, .. packets];
+    }
+
+    /// <summary>An 8x8 uncompressed TIFF of <paramref name="samples"/> samples a pixel, each of <paramref name="bits"/> bits (one BitsPerSample value for all).</summary>
+    public static byte[] TiffWithSamples(int samples, int bits)
+    {
+        using var stream = new MemoryStream();
+        using var writer = new BinaryWriter(stream);
+        writer.Write("II"u8);
+        writer.Write((ushort)42);
+        writer.Write(8u);
+        const ushort Entries = 9;
+        var dataAt = 8u + 2 + (Entries * 12) + 4;
+        var bytes = (uint)(8 * 8 * samples * bits / 8);
+        writer.Write(Entries);
+        Entry(writer, 256, 4, 1, 8);
+        Entry(writer, 257, 4, 1, 8);
+        Entry(writer, 258, 3, 1, (uint)bits);
+        Entry(writer, 259, 3, 1, 1);
+        Entry(writer, 262, 3, 1, samples >= 3 ? 2u : 1u);
+        Entry(writer, 273, 4, 1, dataAt);
+        Entry(writer, 277, 3, 1, (uint)samples);
+        Entry(writer, 278, 4, 1, 8);
+        Entry(writer, 279, 4, 1, bytes);
+        writer.Write(0u);
+        writer.Write(new byte[bytes]);
+        writer.Flush();
+        return stream.ToArray();
+    }
+
+    /// <summary><see cref="JpegWithScans"/> whose frame header declares <paramref name="width"/> x <paramref name="height"/>.</summary>
+    public static byte[] JpegWithScansDeclaring(int scans, int width, int height)
+    {
+        var data = JpegWithScans(scans);
+        var frame = data.AsSpan().IndexOf([(byte)0xFF, (byte)0xC0]);
+        BinaryPrimitives.WriteUInt16BigEndian(data.AsSpan(frame + 5), (ushort)height);
+        BinaryPrimitives.WriteUInt16BigEndian(data.AsSpan(frame + 7), (ushort)width);
+        return data;
+    }
+
     public static uint Crc32(ReadOnlySpan<byte> bytes)
     {
         var crc = 0xFFFFFFFFu;

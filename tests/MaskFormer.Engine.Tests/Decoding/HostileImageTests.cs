@@ -324,6 +324,71 @@ public sealed class HostileImageTests : IDisposable
     }
 
     [Theory]
+    [InlineData(257u)]
+    [InlineData(500_000_000u)]
+    public void Decode_BmpDeclaringAPaletteOfMoreThan256Colours_Rejected(uint colours)
+    {
+        // ImageSharp allocates the declared palette before it looks for the pixels: 500 million colours, 2 GB.
+        var error = AssertInvalid(HostileImages.BmpDeclaringColours(colours));
+
+        Assert.Contains($"a palette of {colours} colours", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Decode_BmpArray_Rejected()
+    {
+        var error = AssertInvalid(HostileImages.BmpDeclaringColours(2, array: true));
+
+        Assert.Contains("OS/2 bitmap arrays", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Decode_RunLengthTgaWhosePacketsDoNotCoverItsPixels_Rejected()
+    {
+        // ImageSharp took the end of the data for runs of 128 pixels until the image was full: an 18-byte
+        // header declaring 8192x4882 decoded in 2-3 s. Packets covering every pixel decode; one packet short does not.
+        using (var whole = _decoder.Decode(HostileImages.TgaRunLength(64, 48, 24)))
+        {
+            Assert.Equal((64, 48), (whole.Width, whole.Height));
+        }
+
+        var error = AssertInvalid(HostileImages.TgaRunLength(1000, 1000, 0));
+
+        Assert.Contains("cover 0 of its 1000000 pixels", error.Message, StringComparison.Ordinal);
+        AssertInvalid(HostileImages.TgaRunLength(64, 48, 23));
+    }
+
+    [Fact]
+    public void Decode_JpegOfManyScansOverALargeFrame_Rejected()
+    {
+        // Each scan of a progressive image walks every block: 99 refinement scans of 8192x4882 took 7.7 s.
+        // Scans times pixels are bounded; few scans of a large frame, or many of a small one, pass the walk.
+        var error = AssertInvalid(HostileImages.JpegWithScansDeclaring(21, 8192, 4882));
+
+        Assert.Contains("scans times pixels", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(3, 32, false)]
+    [InlineData(5, 16, false)]
+    [InlineData(4, 16, true)]
+    public void Decode_TiffOfMoreThan64BitsAPixel_Rejected(int samples, int bits, bool accepted)
+    {
+        // ImageSharp decodes a page into buffers of its own pixel size: 3 x 32-bit float samples on an
+        // 8192x4882 page took 653 MB and 2.9 s; the memory settings assume at most 8 bytes a pixel.
+        var data = HostileImages.TiffWithSamples(samples, bits);
+        if (accepted)
+        {
+            var error = Record.Exception(() => _decoder.Decode(data).Dispose());
+
+            Assert.False(error is SegmentationException { Message: var message } && message.Contains("bits a pixel", StringComparison.Ordinal), error?.Message);
+            return;
+        }
+
+        Assert.Contains("bits a pixel", AssertInvalid(data).Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData(1)]
     [InlineData(100)]
     public void Decode_GifWithoutAColourTable_Rejected(int frames)

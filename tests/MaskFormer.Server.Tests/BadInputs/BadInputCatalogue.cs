@@ -42,6 +42,11 @@ public static class BadInputCatalogue
         yield return Bytes("jpeg-101-scans", "a JPEG with 101 scans (each progressive scan re-reads the image)", HostileImages.JpegWithScans(101));
         yield return Bytes("webp-65536-prefix-groups", "a 164 KB lossless WebP declaring 1x1 whose entropy image names 65,536 prefix-code groups (ImageSharp allocated tables for all: 1.5 GB, 6 s)", HostileImages.WebpLosslessNamingGroups(65536));
         yield return Bytes("webp-alpha-65536-prefix-groups", "a 1x1 lossy WebP whose losslessly compressed alpha plane names 65,536 prefix-code groups", HostileImages.WebpAlphaNamingGroups(65536));
+        yield return Bytes("bmp-palette-500m", "a 58-byte BMP declaring a palette of 500 million colours (ImageSharp allocated 2 GB for it)", HostileImages.BmpDeclaringColours(500_000_000));
+        yield return Bytes("bmp-array", "an OS/2 bitmap array (\"BA\") holding a BMP", HostileImages.BmpDeclaringColours(2, array: true));
+        yield return Bytes("tga-rle-header-only", "an 18-byte run-length TGA header declaring 8192x4882 and no packets (ImageSharp decoded a whole image from nothing: 2-3 s)", HostileImages.TgaRunLength(8192, 4882, 0));
+        yield return Bytes("jpeg-21-scans-8192x4882", "a JPEG of 21 scans whose frame declares 8192x4882 (scans times pixels over 20 times the pixel limit; 99 refinement scans took 7.7 s)", HostileImages.JpegWithScansDeclaring(21, 8192, 4882));
+        yield return Bytes("tiff-96-bits-a-pixel", "an 8x8 TIFF of three 32-bit samples a pixel (12 bytes: 653 MB for an 8192x4882 page)", HostileImages.TiffWithSamples(3, 32));
         yield return Bytes("gif-no-colour-table", "a 1.4 KB GIF with no colour table: an 8192x4882 screen and 100 one-pixel frames (ImageSharp decoded each as if it were the first: 10 s)", HostileImages.GifWithoutColourTables(8192, 4882, 100));
         yield return Bytes("jpeg-101-hidden-scans", "a JPEG with 101 scans, 100 of their headers inside segments of an unknown marker (0xFFF0) that a walk by segment lengths skips and ImageSharp parses", HostileImages.JpegWithHiddenScans(101));
     }

@@ -31,7 +31,7 @@ internal static class ContainerInspector
 
         if (JpegContainer.Matches(data))
         {
-            return JpegContainer.Inspect(data);
+            return JpegContainer.Inspect(data, limits);
         }
 
         if (GifContainer.Matches(data))
