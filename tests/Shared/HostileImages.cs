@@ -534,7 +534,7 @@ internal static class HostileImages
         writer.Write("BM"u8);
         writer.Write(58u);
         writer.Write(0u);
-        writer.Write(54u + (4 * Math.Min(colours, 256u)));
+        writer.Write(54u);
         writer.Write(40u);
         writer.Write(1);
         writer.Write(1);

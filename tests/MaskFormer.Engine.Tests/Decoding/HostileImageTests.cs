@@ -335,6 +335,18 @@ public sealed class HostileImageTests : IDisposable
     }
 
     [Fact]
+    public void Decode_BmpWhosePixelsStartPastTheEnd_Rejected()
+    {
+        // The fuzzer's: a 16-byte OS/2 info header (no colour count) and pixels at byte 2^31 - 1; ImageSharp
+        // sized the palette by the gap up to them and threw OutOfMemoryException in Identify.
+        var seed = File.ReadAllBytes(Path.Combine(RepositoryPaths.Root, "fuzz", "corpus", "bmp-pixels-past-the-end"));
+
+        var error = AssertInvalid(seed[1..]);
+
+        Assert.Contains("past the end of the data", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Decode_BmpArray_Rejected()
     {
         var error = AssertInvalid(HostileImages.BmpDeclaringColours(2, array: true));

@@ -33,6 +33,14 @@ internal static class BmpContainer
 
         var pixelsAt = BinaryPrimitives.ReadUInt32LittleEndian(data[10..]);
         var headerSize = BinaryPrimitives.ReadUInt32LittleEndian(data[14..]);
+
+        // ImageSharp may size the palette by the gap up to the pixels (headers without a colour count): an
+        // offset past the data asked for a 2 GB array (the fuzzer's; OutOfMemoryException).
+        if (pixelsAt > data.Length)
+        {
+            throw ContainerInspector.Truncated("BMP", $"its pixels start at byte {pixelsAt}, past the end of the data ({data.Length} bytes)");
+        }
+
         long width, height, bitsPerPixel, compression;
         if (headerSize == 12)
         {
