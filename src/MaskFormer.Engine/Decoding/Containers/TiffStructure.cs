@@ -159,13 +159,15 @@ internal static class TiffStructure
             return;
         }
 
+        // At most one sample a bit: a count past that is refused whatever its bits (0-bit samples would
+        // otherwise be summed for as long as the count says: the fuzzer's, 16 s).
         var bits = 0UL;
-        for (var i = 0UL; i < samples && bits <= MaxBytesPerPixel * 8; i++)
+        for (var i = 0UL; i < Math.Min(samples, MaxBytesPerPixel * 8) && bits <= MaxBytesPerPixel * 8; i++)
         {
             bits += reader.TryReadValue(entry, i, out var value) ? value : first;
         }
 
-        if (bits > MaxBytesPerPixel * 8)
+        if (bits > MaxBytesPerPixel * 8 || samples > MaxBytesPerPixel * 8)
         {
             throw SegmentationException.Invalid(
                 ContainerInspector.Field,
