@@ -396,7 +396,7 @@ internal static class HostileImages
         WriteGroupNamingStream(bits, groups, 9);
         var vp8x = new byte[10];
         vp8x[0] = 0x10; // alpha; canvas 1x1
-        return Riff(("VP8X", vp8x), ("ALPH", bits.ToArray()), ("VP8 ", ChunkOf(Encode("webp", 1, 1), "VP8 ")));
+        return Riff(("VP8X", vp8x), ("ALPH", bits.ToArray()), ("VP8 ", WebpChunk(Encode("webp", 1, 1), "VP8 ")));
     }
 
     /// <summary>A VP8X canvas of 1x1 with alpha holding a lossy 64x48 frame and an uncompressed alpha plane.</summary>
@@ -404,7 +404,7 @@ internal static class HostileImages
     {
         var vp8x = new byte[10];
         vp8x[0] = 0x10;
-        return Riff(("VP8X", vp8x), ("ALPH", [0x00, 0xFF]), ("VP8 ", ChunkOf(Encode("webp", 64, 48), "VP8 ")));
+        return Riff(("VP8X", vp8x), ("ALPH", [0x00, 0xFF]), ("VP8 ", WebpChunk(Encode("webp", 64, 48), "VP8 ")));
     }
 
     /// <summary>
@@ -413,8 +413,8 @@ internal static class HostileImages
     /// </summary>
     public static byte[] WebpWithImageAfterRiff()
     {
-        var riff = Riff(("VP8X", new byte[10]), ("VP8L", ChunkOf(Encode("webp-lossless", 1, 1), "VP8L")));
-        var vp8 = ChunkOf(Encode("webp", 256, 256), "VP8 ");
+        var riff = Riff(("VP8X", new byte[10]), ("VP8L", WebpChunk(Encode("webp-lossless", 1, 1), "VP8L")));
+        var vp8 = WebpChunk(Encode("webp", 256, 256), "VP8 ");
         var tail = new byte[8 + (vp8.Length / 10)];
         "VP8 "u8.CopyTo(tail);
         BinaryPrimitives.WriteUInt32LittleEndian(tail.AsSpan(4), (uint)vp8.Length);
@@ -479,7 +479,8 @@ internal static class HostileImages
         return riff;
     }
 
-    private static byte[] ChunkOf(byte[] webp, string type)
+    /// <summary>The body of the first chunk of type <paramref name="type"/> in a WebP's RIFF.</summary>
+    public static byte[] WebpChunk(byte[] webp, string type)
     {
         for (var at = 12; at + 8 <= webp.Length;)
         {

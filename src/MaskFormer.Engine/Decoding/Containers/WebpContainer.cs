@@ -69,8 +69,7 @@ internal static class WebpContainer
             {
                 sawImage = true;
                 frame++;
-                var (width, height) = (ReadUInt24(body[6..]) + 1, ReadUInt24(body[9..]) + 1);
-                limits.Check(width, height, ContainerInspector.Field, $"Frame {frame} of the WebP image");
+                limits.Check(ReadUInt24(body[6..]) + 1, ReadUInt24(body[9..]) + 1, ContainerInspector.Field, $"Frame {frame} of the WebP image");
             }
             else if (type.SequenceEqual("EXIF"u8))
             {
