@@ -47,12 +47,14 @@ internal static class StreamCommand
           --delta                results as changes from the previous one (StreamConfig.delta), rebuilt here before drawing
           --no-overlays          draw nothing: measure the stream alone
           --no-pacing            send as fast as the stream accepts them
+          --reconnect-for S      when the server drains or goes away, reconnect and send again every frame
+                                 without a result for up to S seconds without an answer (default 60)
           --model NAME           the model (default: the server's default model)
           --alpha A              strength of the class colours over the image, 0..1 (default 0.6)
           --min-score S          instance: the lowest score kept and drawn (default 0.5)
         {CliApp.ServerHelp}
         """,
-        ["out", "task", "panoptic", "policy", "in-flight", "fps", "no-pacing", "model", "alpha", "min-score", "target-fps", "max-age", "allow-downscale", "delta", "no-overlays"],
+        ["out", "task", "panoptic", "policy", "in-flight", "fps", "no-pacing", "model", "alpha", "min-score", "target-fps", "max-age", "allow-downscale", "delta", "no-overlays", "reconnect-for"],
         RunAsync);
 
     public static async Task<int> RunAsync(CommandArguments args, TextWriter output, CancellationToken cancellationToken)
@@ -90,8 +92,14 @@ internal static class StreamCommand
         console.MarkupLineInterpolated($"streaming {args.Positional[0]} ({(source.Count > 0 ? $"{source.Count} frames" : "frames")}) to {args.ServerAddress} {(pacer is null ? "as fast as the stream accepts them" : string.Create(CultureInfo.InvariantCulture, $"at {fps:0.##} fps"))}, {task.ToString().ToLowerInvariant()}, policy {args.Get("policy", "queue")}, {StreamStats.DescribeContract(config.Latency)}");
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        using var call = client.SegmentStream(cancellationToken: stop.Token);
-        await call.RequestStream.WriteAsync(new SegmentStreamRequest { Config = config }, stop.Token).ConfigureAwait(false);
+        var reconnectFor = args.GetDouble("reconnect-for", 60);
+        if (!(reconnectFor > 0))
+        {
+            throw new UsageException($"--reconnect-for {reconnectFor}: give a number of seconds above 0.");
+        }
+
+        var stream = new ResumingStream(client, config, TimeSpan.FromSeconds(reconnectFor));
+        var running = stream.RunAsync(stop.Token);
 
         var stats = new StreamStats();
         var sent = new Dictionary<ulong, SentFrame>();
@@ -127,10 +135,10 @@ internal static class StreamCommand
                         sent[id] = new SentFrame(frame.Image, frame.Name, Stopwatch.GetTimestamp());
                     }
 
-                    await call.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = new StreamFrame { FrameId = id++, Image = frame.Image } }, stop.Token).ConfigureAwait(false);
+                    await stream.SendAsync(new StreamFrame { FrameId = id++, Image = frame.Image }, stop.Token).ConfigureAwait(false);
                 }
 
-                await call.RequestStream.CompleteAsync().ConfigureAwait(false);
+                stream.Complete();
             },
             stop.Token);
 
@@ -140,7 +148,7 @@ internal static class StreamCommand
             {
                 try
                 {
-                    await foreach (var response in call.ResponseStream.ReadAllAsync(stop.Token).ConfigureAwait(false))
+                    await foreach (var response in stream.ReadAllAsync(stop.Token).ConfigureAwait(false))
                     {
                         if (response.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Status)
                         {
@@ -223,7 +231,7 @@ internal static class StreamCommand
         }
         finally
         {
-            await Task.WhenAll(sending, receiving).ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
+            await Task.WhenAll(sending, receiving, running).ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
         }
 
         console.MarkupLineInterpolated($"[green]{stats.Describe()}[/] (latency: frame sent to answer read){(sink is null ? string.Empty : $"; overlays in {sink.Destination}")}");
@@ -235,6 +243,11 @@ internal static class StreamCommand
         if (rebuilder is not null)
         {
             console.MarkupLineInterpolated($"[green]deltas: {rebuilder.Deltas} of {results} results came as changes from the previous one; {receivedBytes:N0} bytes of answers received[/]");
+        }
+
+        if (stream.Reconnects > 0)
+        {
+            console.MarkupLineInterpolated($"[yellow]reconnected {stream.Reconnects} time(s) ({stream.LastReconnect}); {stream.FramesSentAgain} frame(s) sent again, every frame answered once[/]");
         }
 
         if (heldBack > 0)

@@ -1,0 +1,103 @@
+using System.Text.RegularExpressions;
+using Grpc.Net.Client;
+using MaskFormer.Cli.Commands;
+using Xunit.Abstractions;
+
+namespace MaskFormer.Server.Tests;
+
+/// <summary>
+/// <c>maskformer stream</c> across a server that goes away mid-stream (a real SIGTERM drain, or SIGKILL)
+/// and another started on its port, as a rollout replaces a pod: the client rule of docs/deploy.md.
+/// </summary>
+public sealed partial class CliReconnectTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly string _out = Directory.CreateTempSubdirectory("maskformer-cli-reconnect-").FullName;
+
+    [Theory]
+    [InlineData("TERM")]
+    [InlineData("KILL")]
+    public async Task Stream_ServerReplacedMidStream_EveryFrameIsDrawnOnceAndTheCommandSucceeds(string signal)
+    {
+        var clip = Path.Combine(RepositoryPaths.TinyShapes, "clip");
+        // The clip's frames, not the ground truth kept beside them (frame_000_semantic.png), as the CLI reads it.
+        var frames = Directory.GetFiles(clip, "frame_???.png").Length;
+        // Batches of 8 that 4 frames in flight never fill wait the full queue delay: frames are still in
+        // the first server's engine when it goes.
+        using var first = ServerProcess.Start(
+            "--MaskFormer:Streaming:DrainTimeout=00:00:05",
+            "--MaskFormer:Inference:WarmUp=false",
+            "--MaskFormer:Inference:MaxBatchSize=8",
+            "--MaskFormer:Inference:MaxQueueDelay=00:00:01");
+        var address = await first.AddressAsync();
+        using (var channel = GrpcChannel.ForAddress(address))
+        {
+            await ServerFixture.WaitUntilServingAsync(channel);
+        }
+
+        using var log = new StringWriter();
+        var streaming = StreamCommand.RunAsync(new CommandArguments([clip, "--server", address.ToString(), "--out", _out, "--fps", "4", "--policy", "queue"]), log, CancellationToken.None);
+        await WaitForOverlaysAsync(2, streaming);
+        first.Signal(signal);
+        await first.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        var drawnBeforeTheSecond = Overlays();
+
+        using var second = ServerProcess.Start($"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{address.Port}", "--MaskFormer:Inference:WarmUp=false");
+        var finished = await Task.WhenAny(streaming, Task.Delay(TimeSpan.FromSeconds(120)));
+        output.WriteLine(log.ToString());
+        Assert.True(finished == streaming, "the stream did not finish within 120 s of the second server's start");
+        Assert.Equal(0, await streaming);
+
+        // Every frame drawn once (one overlay each, from a result: no errors, no skips), some of them by
+        // the second server, and the command says it reconnected.
+        var text = log.ToString();
+        Assert.Equal(frames, Overlays());
+        Assert.True(drawnBeforeTheSecond < frames, $"{drawnBeforeTheSecond} of {frames} frames were drawn before the second server started");
+        Assert.Contains($"{frames} done, 0 skipped, 0 errors", text, StringComparison.Ordinal);
+        var reconnected = ReconnectedLine().Match(text);
+        Assert.True(reconnected.Success, text);
+        if (signal == "KILL")
+        {
+            // Frames in the killed server's engine got no answer: they went again to the second one.
+            Assert.True(int.Parse(reconnected.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) > 0, reconnected.Value);
+        }
+    }
+
+    [Fact]
+    public async Task Stream_NoServerComesBack_GivesUpAfterReconnectFor()
+    {
+        var clip = Path.Combine(RepositoryPaths.TinyShapes, "clip");
+        using var first = ServerProcess.Start("--MaskFormer:Inference:WarmUp=false");
+        var address = await first.AddressAsync();
+        using (var channel = GrpcChannel.ForAddress(address))
+        {
+            await ServerFixture.WaitUntilServingAsync(channel);
+        }
+
+        var streaming = StreamCommand.RunAsync(new CommandArguments([clip, "--server", address.ToString(), "--out", _out, "--fps", "10", "--reconnect-for", "3"]), TextWriter.Null, CancellationToken.None);
+        await WaitForOverlaysAsync(2, streaming);
+        first.Signal("KILL");
+        var stopwatch = System.Diagnostics.Stopwatch.StartNew();
+        var failure = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => streaming);
+        output.WriteLine($"{stopwatch.Elapsed.TotalSeconds:F1} s: {failure.Status}");
+        Assert.Equal(Grpc.Core.StatusCode.Unavailable, failure.StatusCode);
+        Assert.Contains("gave up", failure.Status.Detail, StringComparison.Ordinal);
+        Assert.InRange(stopwatch.Elapsed, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30));
+    }
+
+    public void Dispose() => Directory.Delete(_out, recursive: true);
+
+    private int Overlays() => Directory.Exists(_out) ? Directory.GetFiles(_out, "*.overlay.png").Length : 0;
+
+    private async Task WaitForOverlaysAsync(int count, Task streaming)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        while (Overlays() < count)
+        {
+            Assert.False(streaming.IsCompleted, "the stream ended before the server was replaced");
+            await Task.Delay(50, timeout.Token);
+        }
+    }
+
+    [GeneratedRegex(@"reconnected \d+ time\(s\) .*?; (\d+) frame\(s\) sent again")]
+    private static partial Regex ReconnectedLine();
+}
