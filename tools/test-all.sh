@@ -170,6 +170,8 @@ else
   step "start the server on 127.0.0.1:$PORT (committed model)"
   SERVER_DLL="src/MaskFormer.Server/bin/$CONFIGURATION/net10.0/MaskFormer.Server.dll"
   CLI_DLL="src/MaskFormer.Cli/bin/$CONFIGURATION/net10.0/maskformer.dll"
+  # The examples' reconnect tests start servers of their own (and stop them with SIGTERM and SIGKILL).
+  export MASKFORMER_SERVER_DLL="$ROOT/$SERVER_DLL" MASKFORMER_MODELS="$ROOT/models"
   dotnet "$SERVER_DLL" --Kestrel:Endpoints:Grpc:Url="http://127.0.0.1:$PORT" --MaskFormer:Models:Path="$ROOT/models" >"$LOGS/server.log" 2>&1 &
   server_pid=$!
 

@@ -16,6 +16,7 @@ import (
 
 	pb "github.com/maskformer-serve/maskformer/gen/go/maskformer/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 )
 
@@ -115,6 +116,12 @@ func connect(address string, connectTimeout time.Duration) (*grpc.ClientConn, er
 		grpc.WithInitialWindowSize(streamWindow),
 		grpc.WithInitialConnWindowSize(streamWindow),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20)),
+		// The channel tries a lost server again within 4 s (gRPC's default waits up to 2 minutes), so that a
+		// stream reconnecting to a restarted server finds it soon after it is up.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 250 * time.Millisecond, Multiplier: 2, Jitter: 0.2, MaxDelay: 4 * time.Second},
+			MinConnectTimeout: 20 * time.Second,
+		}),
 	}
 	if token := os.Getenv("MASKFORMER_TOKEN"); token != "" {
 		options = append(options, grpc.WithPerRPCCredentials(bearerToken(token)))

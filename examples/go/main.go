@@ -3,9 +3,11 @@
 //
 //	maskformer-go segment IMAGE [-server host:port] [-connect-timeout 15s] [-tasks semantic,panoptic]
 //	maskformer-go stream FOLDER [-server host:port] [-connect-timeout 15s] [-tasks panoptic] [-policy queue] [-in-flight N]
-//	                            [-delta [-keyframe-interval N] [-no-check]]
+//	                            [-delta [-keyframe-interval N] [-no-check]] [-reconnect-for 60s] [-fps N]
 //
-// The server address defaults to $MASKFORMER_ADDRESS, else 127.0.0.1:5081. Exit codes: 0 success, 1 a
+// A stream goes on across the server's drain and reconnects when it ends UNAVAILABLE, sending again the
+// frames without a result, until no call has answered for -reconnect-for. The server address defaults
+// to $MASKFORMER_ADDRESS, else 127.0.0.1:5081. Exit codes: 0 success, 1 a
 // call or a frame failed (or the answers did not match the frames sent), 2 the server cannot be reached
 // or the command line is wrong.
 package main
@@ -18,7 +20,7 @@ import (
 const usage = `usage:
   maskformer-go segment IMAGE [-server host:port] [-connect-timeout 15s] [-tasks semantic,panoptic]
   maskformer-go stream FOLDER [-server host:port] [-connect-timeout 15s] [-tasks panoptic] [-policy queue|drop-oldest|latest-only] [-in-flight N]
-                              [-delta [-keyframe-interval N] [-no-check]]`
+                              [-delta [-keyframe-interval N] [-no-check]] [-reconnect-for 60s] [-fps N]`
 
 func main() {
 	os.Exit(run(os.Args[1:]))

@@ -8,11 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	pb "github.com/maskformer-serve/maskformer/gen/go/maskformer/v1"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -21,10 +24,11 @@ import (
 var answerTimeout = time.Minute
 
 // answerClock tells the watchdog how many frames wait for an answer, and since when the oldest has waited
-// (the last answer, or the send that found none waiting).
+// (the last answer, or the send that found none waiting); between calls (reconnecting) the watchdog waits.
 type answerClock struct {
 	sent, answered atomic.Int64
 	since          atomic.Int64 // unix nanoseconds
+	between        atomic.Bool
 }
 
 func (c *answerClock) sending() {
@@ -36,6 +40,12 @@ func (c *answerClock) sending() {
 
 func (c *answerClock) answer() {
 	c.answered.Add(1)
+	c.touch()
+}
+
+// touch restarts the wait without an answer: at a sign of life, and at each new call, so that the watchdog
+// times a call and reconnecting is bounded by reconnectFor alone.
+func (c *answerClock) touch() {
 	c.since.Store(time.Now().UnixNano())
 }
 
@@ -54,7 +64,7 @@ func (c *answerClock) watch(cancel context.CancelFunc, timedOut chan<- int64, st
 			return
 		case <-ticker.C:
 			waiting := c.sent.Load() - c.answered.Load()
-			if waiting > 0 && time.Since(time.Unix(0, c.since.Load())) > answerTimeout {
+			if waiting > 0 && !c.between.Load() && time.Since(time.Unix(0, c.since.Load())) > answerTimeout {
 				timedOut <- waiting
 				cancel()
 				return
@@ -71,11 +81,30 @@ var policies = map[string]pb.OverloadPolicy{
 
 // streamSummary counts a stream's answers and their bytes; ordered is false when they did not come one
 // per frame in the order the frames were sent. No answer is kept: a caller that needs them collects them
-// with streamFrames' onResult.
+// with streamFrames' onResult. reconnects counts the calls opened after the first, sentAgain the frames
+// sent again on a later call, lastReconnect says why the last new call was opened.
 type streamSummary struct {
 	sent, results, errors, skipped int
 	ordered                        bool
 	bytes                          int
+	reconnects, sentAgain          int
+	lastReconnect                  string
+}
+
+// defaultReconnectFor: a stream gives up when no call has answered for this long while it reconnects.
+const defaultReconnectFor = time.Minute
+
+// The wait before a new call after one that failed: 0.25 s doubling to 4 s, unless the server's
+// google.rpc.RetryInfo names one.
+const (
+	firstBackoff   = 250 * time.Millisecond
+	longestBackoff = 4 * time.Second
+)
+
+// streamOptions are how a stream sends its frames beyond its config.
+type streamOptions struct {
+	reconnectFor time.Duration // give up when no call has answered for this long (0: defaultReconnectFor)
+	interval     time.Duration // between frames, as a camera sends them (0: as fast as the stream takes them)
 }
 
 func streamCommand(args []string) int {
@@ -87,6 +116,8 @@ func streamCommand(args []string) int {
 	delta := flags.Bool("delta", false, "ask for results as deltas and rebuild each one into the complete frame")
 	keyframeInterval := flags.Uint("keyframe-interval", 0, "with -delta: a complete result at least every N results (0: only when needed)")
 	noCheck := flags.Bool("no-check", false, "with -delta: do not stream the frames again without deltas to check every rebuilt frame")
+	reconnectFor := flags.Duration("reconnect-for", defaultReconnectFor, "when the server drains or goes away, reconnect and send again every frame without a result; give up when no call has answered for this long")
+	fps := flags.Float64("fps", 0, "send at most this many frames a second, as a camera would (0: as fast as the stream takes them)")
 	folder, err := parseFlags(flags, args, "FOLDER")
 	if err != nil {
 		return fail(err, 2)
@@ -95,6 +126,12 @@ func streamCommand(args []string) int {
 	policy, known := policies[*policyName]
 	if err == nil && !known {
 		err = fmt.Errorf("unknown policy %q (queue, drop-oldest, latest-only)", *policyName)
+	}
+	if err == nil && *reconnectFor <= 0 {
+		err = fmt.Errorf("-reconnect-for %v: give a duration above 0", *reconnectFor)
+	}
+	if err == nil && *fps < 0 {
+		err = fmt.Errorf("-fps %v: give 0 or more", *fps)
 	}
 	if err != nil {
 		return fail(err, 2)
@@ -115,8 +152,12 @@ func streamCommand(args []string) int {
 
 	client := pb.NewSegmentationServiceClient(conn)
 	config := &pb.StreamConfig{Tasks: tasks, OverloadPolicy: policy, MaxInFlight: uint32(*inFlight)}
+	options := streamOptions{reconnectFor: *reconnectFor}
+	if *fps > 0 {
+		options.interval = time.Duration(float64(time.Second) / *fps)
+	}
 	if !*delta {
-		summary, err := streamFrames(client, config, frames, os.Stdout, nil)
+		summary, err := streamFramesWith(client, config, frames, os.Stdout, nil, options)
 		if err != nil {
 			return fail(err, 1)
 		}
@@ -125,7 +166,7 @@ func streamCommand(args []string) int {
 	}
 
 	config.Delta = &pb.DeltaOptions{Enabled: true, KeyframeInterval: uint32(*keyframeInterval)}
-	summary, rebuilt, err := streamWithDeltas(client, config, frames, os.Stdout, !*noCheck)
+	summary, rebuilt, err := streamWithDeltasWith(client, config, frames, os.Stdout, !*noCheck, options)
 	if err != nil {
 		return fail(err, 1)
 	}
@@ -133,7 +174,7 @@ func streamCommand(args []string) int {
 	if !*noCheck {
 		config.Delta = nil
 		var answers []*pb.SegmentResponse
-		complete, err := streamFrames(client, config, frames, io.Discard, collect(&answers))
+		complete, err := streamFramesWith(client, config, frames, io.Discard, collect(&answers), options)
 		if err != nil {
 			return fail(err, 1)
 		}
@@ -163,6 +204,9 @@ func streamCommand(args []string) int {
 }
 
 func printSummary(summary streamSummary) {
+	if summary.reconnects > 0 {
+		fmt.Printf("reconnected %d time(s) (%s); %d frame(s) sent again\n", summary.reconnects, summary.lastReconnect, summary.sentAgain)
+	}
 	fmt.Printf("sent %d, results %d, errors %d, skipped %d\n", summary.sent, summary.results, summary.errors, summary.skipped)
 }
 
@@ -177,10 +221,17 @@ func exitCode(summary streamSummary, checked bool) int {
 // marking each line [complete] or [delta]; a result that cannot be rebuilt fails the stream. The rebuilt
 // frames are returned when keep is set (for a check), else dropped once the next one is built.
 func streamWithDeltas(client pb.SegmentationServiceClient, config *pb.StreamConfig, frames []string, out io.Writer, keep bool) (streamSummary, []*frame, error) {
+	return streamWithDeltasWith(client, config, frames, out, keep, streamOptions{})
+}
+
+// streamWithDeltasWith is streamWithDeltas with options. A new call (after a drain or a reconnection)
+// starts a new server-side stream whose first result is complete: the rebuilder takes it as its new base,
+// as it takes every complete result.
+func streamWithDeltasWith(client pb.SegmentationServiceClient, config *pb.StreamConfig, frames []string, out io.Writer, keep bool, options streamOptions) (streamSummary, []*frame, error) {
 	rebuilder := &deltaRebuilder{}
 	var rebuilt []*frame
 	var rebuildErr error
-	summary, err := streamFrames(client, config, frames, out, func(result *pb.SegmentResponse) string {
+	summary, err := streamFramesWith(client, config, frames, out, func(result *pb.SegmentResponse) string {
 		deltas := rebuilder.deltas
 		f, err := rebuilder.apply(result)
 		if err != nil {
@@ -196,7 +247,7 @@ func streamWithDeltas(client pb.SegmentationServiceClient, config *pb.StreamConf
 			return " [delta]"
 		}
 		return " [complete]"
-	})
+	}, options)
 	if err == nil {
 		err = rebuildErr
 	}
@@ -252,46 +303,36 @@ func checkRebuilt(rebuilt []*frame, complete []*pb.SegmentResponse) (equal, comp
 
 // streamFrames sends the config and then every frame (frame ids 1, 2, ...) from a goroutine while this
 // one reads the answers as they come, printing a line for each; onResult, when set, sees every result as
-// it comes and returns what to add to its line.
+// it comes and returns what to add to its line. It reconnects as resumingStream does, for
+// defaultReconnectFor.
 func streamFrames(client pb.SegmentationServiceClient, config *pb.StreamConfig, frames []string, out io.Writer, onResult func(*pb.SegmentResponse) string) (streamSummary, error) {
+	return streamFramesWith(client, config, frames, out, onResult, streamOptions{})
+}
+
+// streamFramesWith is streamFrames with options.
+func streamFramesWith(client pb.SegmentationServiceClient, config *pb.StreamConfig, frames []string, out io.Writer, onResult func(*pb.SegmentResponse) string, options streamOptions) (streamSummary, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stream, err := client.SegmentStream(ctx)
-	if err != nil {
-		return streamSummary{}, err
+	if options.reconnectFor <= 0 {
+		options.reconnectFor = defaultReconnectFor
 	}
 
 	clock := &answerClock{}
-	clock.since.Store(time.Now().UnixNano())
+	clock.touch()
 	timedOut := make(chan int64, 1)
 	stopWatch := make(chan struct{})
 	defer close(stopWatch)
 	go clock.watch(cancel, timedOut, stopWatch)
 
-	sendErr := make(chan error, 1)
+	input := make(chan *pb.StreamFrame)
+	readErr := make(chan error, 1)
 	go func() {
-		sendErr <- sendFrames(stream, config, frames, clock)
+		readErr <- readFrames(ctx, frames, options.interval, input)
 	}()
 
 	summary := streamSummary{sent: len(frames), ordered: true}
 	next := uint64(1)
-	for {
-		response, err := stream.Recv()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			select {
-			case waiting := <-timedOut:
-				return summary, fmt.Errorf("no answer for %v while %d frame(s) waited: stream cancelled", answerTimeout, waiting)
-			default:
-				return summary, fmt.Errorf("stream failed: %w", err)
-			}
-		}
-		if response.GetStatus() != nil {
-			continue
-		}
-		clock.answer()
+	pass := func(response *pb.SegmentStreamResponse) {
 		summary.bytes += proto.Size(response)
 		if response.GetFrameId() != next {
 			summary.ordered = false
@@ -317,7 +358,19 @@ func streamFrames(client pb.SegmentationServiceClient, config *pb.StreamConfig, 
 			fmt.Fprintf(out, "frame %d %s: skipped (%s)\n", response.GetFrameId(), name, response.GetSkipped().GetReason())
 		}
 	}
-	if err := <-sendErr; err != nil {
+	stream := &resumingStream{client: client, config: config, reconnectFor: options.reconnectFor, input: input, clock: clock, pass: pass, pending: map[uint64]*pendingFrame{}}
+	err := stream.run(ctx)
+	summary.reconnects, summary.sentAgain, summary.lastReconnect = stream.reconnects, stream.sentAgain, stream.lastReconnect
+	if err != nil {
+		select {
+		case waiting := <-timedOut:
+			return summary, fmt.Errorf("no answer for %v while %d frame(s) waited: stream cancelled", answerTimeout, waiting)
+		default:
+			return summary, fmt.Errorf("stream failed: %w", err)
+		}
+	}
+	// Every frame was taken: the reader is done.
+	if err := <-readErr; err != nil {
 		return summary, err
 	}
 	if next != uint64(len(frames))+1 {
@@ -326,24 +379,267 @@ func streamFrames(client pb.SegmentationServiceClient, config *pb.StreamConfig, 
 	return summary, nil
 }
 
-func sendFrames(stream pb.SegmentationService_SegmentStreamClient, config *pb.StreamConfig, frames []string, clock *answerClock) error {
-	if err := stream.Send(&pb.SegmentStreamRequest{Message: &pb.SegmentStreamRequest_Config{Config: config}}); err != nil {
-		return fmt.Errorf("sending the config: %w", err)
-	}
+// readFrames hands the frames to the stream (frame ids 1, 2, ...), one every interval at most, and closes
+// input after the last one or at the first file it cannot read (the frames before it are still answered).
+func readFrames(ctx context.Context, frames []string, interval time.Duration, input chan<- *pb.StreamFrame) error {
+	defer close(input)
+	start := time.Now()
 	for i, path := range frames {
+		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+		}
 		data, err := os.ReadFile(path)
 		if err != nil {
-			stream.CloseSend()
 			return err
 		}
 		frame := &pb.StreamFrame{FrameId: uint64(i + 1), Image: &pb.Image{Source: &pb.Image_Encoded{Encoded: data}}}
-		clock.sending()
-		if err := stream.Send(&pb.SegmentStreamRequest{Message: &pb.SegmentStreamRequest_Frame{Frame: frame}}); err != nil {
-			// The answers' side reports why the stream ended.
+		select {
+		case <-ctx.Done():
 			return nil
+		case input <- frame:
 		}
 	}
-	return stream.CloseSend()
+	return nil
+}
+
+// resumingStream is one logical SegmentStream that outlives the server's drain, as docs/deploy.md asks of a
+// client: on an answer marked draining it half-closes the call (the server still answers every frame it
+// holds) and goes on with a new call; when a call ends UNAVAILABLE (the drain time ran out, the server went
+// away, it is not up yet) it opens a new one, after the server's RetryInfo delay or a backoff, and sends
+// again every frame that got no result (no answer, or skipped as draining). Answers are passed on once
+// each, in frame order, whatever call they came on. It gives up when no call has answered for
+// reconnectFor; other failures are not retried.
+//
+// Frame ids must increase: they order the answers across calls. A new call starts a new server-side
+// stream, so its track ids and delta bases start again (its first result is complete).
+type resumingStream struct {
+	client       pb.SegmentationServiceClient
+	config       *pb.StreamConfig // sent first on every call
+	reconnectFor time.Duration
+	input        <-chan *pb.StreamFrame // closed after the last frame
+	clock        *answerClock
+	pass         func(*pb.SegmentStreamResponse) // every answer, once, in frame order
+
+	// Frames handed to a call and not yet passed on, by id (order: their ids, ascending): their answer
+	// once it came (kept until every earlier frame's answer has been passed on), or nil while the frame
+	// must be answered (again).
+	mu        sync.Mutex
+	pending   map[uint64]*pendingFrame
+	order     []uint64
+	inputDone bool
+
+	reconnects, sentAgain int
+	lastReconnect         string
+}
+
+type pendingFrame struct {
+	frame  *pb.StreamFrame
+	answer *pb.SegmentStreamResponse
+}
+
+// run opens calls until every frame is answered, and returns the first failure that is not retried.
+func (s *resumingStream) run(ctx context.Context) error {
+	quietSince := time.Now()
+	failures := 0
+	for attempt := 0; ; attempt++ {
+		st, answered := s.call(ctx, attempt)
+		if answered {
+			quietSince, failures = time.Now(), 0
+		}
+		s.mu.Lock()
+		finished := s.inputDone && len(s.order) == 0
+		s.mu.Unlock()
+
+		code := st.Code()
+		if code == codes.OK && finished {
+			return nil
+		}
+		if code == codes.OK && answered {
+			// Half-closed on a drain: the server answered everything it held; go on at once.
+			s.lastReconnect = "the server is draining: continued on a new stream"
+			continue
+		}
+		// An OK call that answered nothing is retried as an unavailable one, within the same time.
+		if code != codes.OK && code != codes.Unavailable {
+			return st.Err()
+		}
+		reason := st.Message()
+		if code == codes.OK {
+			reason = "the stream ended without an answer"
+		}
+
+		delay := retryDelay(st)
+		if delay <= 0 {
+			delay = backoffDelay(failures)
+			failures++
+		}
+		quiet := time.Since(quietSince)
+		if quiet+delay > s.reconnectFor {
+			return status.Errorf(codes.Unavailable, "%s (no answer for %.0f s of reconnecting; gave up)", reason, quiet.Seconds())
+		}
+		s.lastReconnect = fmt.Sprintf("the stream ended UNAVAILABLE (\"%s\"): reconnecting in %v", reason, delay)
+		s.clock.between.Store(true)
+		select {
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		case <-time.After(delay):
+		}
+		s.clock.between.Store(false)
+	}
+}
+
+func backoffDelay(failures int) time.Duration {
+	if failures > 8 {
+		failures = 8
+	}
+	if delay := firstBackoff << failures; delay < longestBackoff {
+		return delay
+	}
+	return longestBackoff
+}
+
+// retryDelay is the delay the status's google.rpc.RetryInfo asks for, or 0.
+func retryDelay(st *status.Status) time.Duration {
+	for _, detail := range st.Details() {
+		if info, ok := detail.(*errdetails.RetryInfo); ok && info.GetRetryDelay() != nil {
+			return info.GetRetryDelay().AsDuration()
+		}
+	}
+	return 0
+}
+
+// call runs one call: the frames still to answer first, then new ones until the input ends or the server
+// drains. It returns how the call ended and whether it answered a frame.
+func (s *resumingStream) call(ctx context.Context, attempt int) (*status.Status, bool) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if attempt > 0 {
+		s.reconnects++
+	}
+	// The answer timeout times this call, not the reconnecting before it.
+	s.clock.touch()
+	stream, err := s.client.SegmentStream(ctx)
+	if err != nil {
+		return status.Convert(err), false
+	}
+
+	draining, drained := make(chan struct{}), false
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		s.write(ctx, stream, draining)
+	}()
+
+	answered := false
+	var st *status.Status
+	for {
+		response, err := stream.Recv()
+		if err == io.EOF {
+			st = status.New(codes.OK, "")
+			break
+		}
+		if err != nil {
+			st = status.Convert(err)
+			break
+		}
+		if response.GetStatus() != nil {
+			continue
+		}
+		answered = true
+		s.answer(response)
+		if response.GetDraining() && !drained {
+			close(draining)
+			drained = true
+		}
+	}
+	// The writer may wait for a frame or be stuck on a call that ended: it is done either way.
+	cancel()
+	<-written
+	return st, answered
+}
+
+// write sends the config, the frames that got no result, then new frames; it half-closes the call at the
+// end of the input or on a drain, and stops when the call ends (its frames stay pending).
+func (s *resumingStream) write(ctx context.Context, stream pb.SegmentationService_SegmentStreamClient, draining <-chan struct{}) {
+	if stream.Send(&pb.SegmentStreamRequest{Message: &pb.SegmentStreamRequest_Config{Config: s.config}}) != nil {
+		return
+	}
+	var again []*pb.StreamFrame
+	s.mu.Lock()
+	for _, id := range s.order {
+		if p := s.pending[id]; p.answer == nil {
+			again = append(again, p.frame)
+		}
+	}
+	s.sentAgain += len(again)
+	s.mu.Unlock()
+	for _, frame := range again {
+		if stream.Send(&pb.SegmentStreamRequest{Message: &pb.SegmentStreamRequest_Frame{Frame: frame}}) != nil {
+			return
+		}
+	}
+
+	for {
+		// A drain seen stops new frames even when one is ready.
+		select {
+		case <-draining:
+			stream.CloseSend()
+			return
+		default:
+		}
+		select {
+		case <-draining:
+			stream.CloseSend()
+			return
+		case <-ctx.Done():
+			return
+		case frame, more := <-s.input:
+			if !more {
+				s.mu.Lock()
+				s.inputDone = true
+				s.mu.Unlock()
+				stream.CloseSend()
+				return
+			}
+			// Pending before it is written: a frame taken here is answered on this call or sent again.
+			s.mu.Lock()
+			s.pending[frame.GetFrameId()] = &pendingFrame{frame: frame}
+			s.order = append(s.order, frame.GetFrameId())
+			s.mu.Unlock()
+			s.clock.sending()
+			if stream.Send(&pb.SegmentStreamRequest{Message: &pb.SegmentStreamRequest_Frame{Frame: frame}}) != nil {
+				return
+			}
+		}
+	}
+}
+
+// answer keeps an answer until every earlier frame's has been passed on, then passes on all it can; a
+// frame skipped as draining got no result and goes again on the next call.
+func (s *resumingStream) answer(response *pb.SegmentStreamResponse) {
+	s.mu.Lock()
+	p, known := s.pending[response.GetFrameId()]
+	if !known || p.answer != nil || response.GetSkipped().GetReason() == pb.SkipReason_SKIP_REASON_DRAINING {
+		s.mu.Unlock()
+		s.clock.touch()
+		return
+	}
+	p.answer = response
+	var ready []*pb.SegmentStreamResponse
+	for len(s.order) > 0 && s.pending[s.order[0]].answer != nil {
+		ready = append(ready, s.pending[s.order[0]].answer)
+		delete(s.pending, s.order[0])
+		s.order = s.order[1:]
+	}
+	s.mu.Unlock()
+	s.clock.answer()
+	for _, r := range ready {
+		s.pass(r)
+	}
 }
 
 // describeResult lists a result's panoptic segments as label#track, its instances' count and its classes.

@@ -120,6 +120,9 @@ export function connect(address, timeoutMs = 15_000) {
       // A stream window larger than an answer: with the default 64 KiB, Kestrel loses an answer now and
       // then (dotnet/aspnetcore#53736; the main README, Troubleshooting).
       'grpc-node.flow_control_window': 16 * 1024 * 1024,
+      // A server that went away is tried again at least every 4 s (grpc-js waits up to 120 s by default),
+      // so a stream reconnecting with its own backoff (stream.js) finds a replacement soon after it is up.
+      'grpc.max_reconnect_backoff_ms': 4000,
       interceptors: token ? [bearerToken(token)] : [],
     });
     client.waitForReady(Date.now() + timeoutMs, async (err) => {

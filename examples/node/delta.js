@@ -7,7 +7,9 @@
 // mask_unchanged with its track_id. A DeltaRebuilder holds the previous result's maps (as pixels) and masks (by track id)
 // and turns every result, complete or delta, into a Frame: the maps as pixel arrays and every
 // instance with its mask. Feed it every result of the stream, in order; errors and skipped frames
-// do not change what it holds (the server's deltas never refer to them).
+// do not change what it holds (the server's deltas never refer to them). A stream that went on a new call
+// (stream.js reconnects) is fed call by call: the new call's first result is complete, and a complete
+// result replaces everything the rebuilder held, so it is the new base.
 import { isDeepStrictEqual } from 'node:util';
 import { decodePng } from './png.js';
 

@@ -3,7 +3,7 @@
 
     /usr/bin/python3 stream.py FOLDER [--server host:port] [--policy queue|drop-oldest|latest-only]
                                       [--in-flight N] [--tasks semantic,instance,panoptic]
-                                      [--keyframe-interval N] [--no-delta] [--no-check]
+                                      [--keyframe-interval N] [--no-delta] [--no-check] [--reconnect-for S]
 
 Frames are the folder's images sorted by name; files whose stem ends with _semantic or _panoptic or
 contains _pred (ground truth and predictions stored beside frames) are not sent. The request stream
@@ -12,6 +12,14 @@ while this thread reads the responses as they arrive. The server answers every f
 order, with a result, an error or a skip notice. The last line counts them:
 
     sent 16, results 16, errors 0, skipped 0
+
+The stream outlives its server (docs/deploy.md, "Drain"): on an answer marked draining it half-closes
+the call and goes on with a new one; when a call ends UNAVAILABLE (the server went away, its drain time
+ran out, it is not up yet) it reconnects and sends again every frame that got no result, until no call
+has answered for --reconnect-for seconds (default 60). Answers still come once each, in frame order, and
+a line says it reconnected:
+
+    reconnected 2 time(s) (...); 3 frame(s) sent again
 
 Results come as deltas (StreamConfig.delta) unless --no-delta: a DeltaRebuilder (delta.py) turns each
 into the complete frame. Unless --no-check, the frames are then streamed again without deltas, every
@@ -26,6 +34,8 @@ call fails); 2 when the server cannot be reached.
 """
 
 import argparse
+import collections
+import queue
 import sys
 import threading
 import time
@@ -52,20 +62,29 @@ TASKS = {
 # A stream has no deadline (a camera's may run for days); it is given up when frames have waited this long
 # without a single answer, so that a server that stops answering cannot hold the client.
 ANSWER_TIMEOUT_S = 60.0
+# A stream outlives its server (docs/deploy.md, "Drain"): it reconnects until no call has answered for this long.
+RECONNECT_FOR_S = 60.0
+# Between failed calls: 0.25 s doubling to 4 s, unless the server's RetryInfo names a delay.
+FIRST_BACKOFF_S, LONGEST_BACKOFF_S = 0.25, 4.0
+# A call whose StreamConfig is not written by then is cancelled and opened again (gRPC's connect timeout is 20 s).
+CALL_START_TIMEOUT_S = 20.0
 
 
 @dataclass
 class StreamSummary:
-    """What came back from one stream."""
+    """What came back from one stream (one logical stream: it may have taken several calls)."""
 
-    sent_ids: list = field(default_factory=list)  # frame ids in the order they were sent
-    responses: list = field(default_factory=list)  # SegmentStreamResponse, in arrival order
+    sent_ids: list = field(default_factory=list)  # frame ids in the order they were first sent
+    responses: list = field(default_factory=list)  # SegmentStreamResponse, one per frame, in frame order
     results: int = 0
     errors: int = 0
     skipped: int = 0
     statuses: int = 0  # StreamStatus messages (status_interval_ms, or a latency contract): not answers
-    bytes: int = 0  # the responses' sizes on the wire
+    bytes: int = 0  # the responses' sizes on the wire, every call's
     problems: list = field(default_factory=list)  # contract violations seen (order, counts)
+    reconnects: int = 0  # calls opened after the first: the server drained or went away
+    sent_again: int = 0  # frames sent again because the call they were sent on gave them no result
+    last_reconnect: str = ""  # why the last new call was opened
 
     @property
     def sent(self):
@@ -78,56 +97,145 @@ class StreamSummary:
     def line(self):
         return f"sent {self.sent}, results {self.results}, errors {self.errors}, skipped {self.skipped}"
 
+    def reconnect_line(self):
+        return f"reconnected {self.reconnects} time(s) ({self.last_reconnect}); {self.sent_again} frame(s) sent again"
+
+
+class Unavailable(grpc.RpcError):
+    """An UNAVAILABLE status this client decided on, as grpc.RpcError reports one."""
+
+    def __init__(self, details):
+        super().__init__(details)
+        self._details = details
+
+    def code(self):
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self):
+        return self._details
+
+    def trailing_metadata(self):
+        return ()
+
+
+class StreamGaveUp(Unavailable):
+    """The stream ended UNAVAILABLE and no call answered for reconnect_for seconds: the last status, saying so."""
+
+
+def _fields(data):
+    """The fields of a serialized protobuf message as (number, value): an int, or bytes for the others."""
+    pos = 0
+
+    def varint():
+        nonlocal pos
+        value = shift = 0
+        while True:
+            byte = data[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+            shift += 7
+
+    while pos < len(data):
+        key = varint()
+        kind = key & 7
+        if kind == 0:
+            value = varint()
+        elif kind == 2:
+            length = varint()
+            value, pos = data[pos:pos + length], pos + length
+        elif kind in (1, 5):
+            size = 8 if kind == 1 else 4
+            value, pos = data[pos:pos + size], pos + size
+        else:
+            raise ValueError(f"wire type {kind}")
+        yield key >> 3, value
+
+
+def retry_delay(error):
+    """The google.rpc.RetryInfo delay, in seconds, in a failed call's grpc-status-details-bin trailer, or None.
+    Decoded by hand: Debian's grpcio has no google.rpc stubs."""
+    try:
+        details = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
+        for number, detail in _fields(details or b""):
+            if number != 3:  # google.rpc.Status.details, each an Any
+                continue
+            any_ = dict(_fields(detail))
+            if any_.get(1, b"").endswith(b"/google.rpc.RetryInfo"):
+                duration = dict(_fields(dict(_fields(any_.get(2, b""))).get(1, b"")))
+                seconds = duration.get(1, 0) + duration.get(2, 0) / 1e9
+                return seconds if 0 <= seconds < 3600 else None
+    except (ValueError, IndexError, TypeError, AttributeError):
+        pass
+    return None
+
+
+def backoff(failures):
+    return min(LONGEST_BACKOFF_S, FIRST_BACKOFF_S * 2 ** min(failures, 8))
+
 
 def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0, on_response=None,
                   answer_timeout=ANSWER_TIMEOUT_S, tasks=(pb.SEGMENTATION_TASK_PANOPTIC,), delta=None,
-                  status_interval_ms=None):
+                  status_interval_ms=None, reconnect_for=RECONNECT_FOR_S):
     """Streams frames, an iterable of (frame_id, encoded image bytes or a Path), and returns a StreamSummary.
 
     Frame ids must be unique; frames may be a generator that waits for each frame (a camera). on_response(response)
-    is called for each frame's response as it arrives (StreamStatus messages are only counted). delta is a
+    is called for each frame's response, once, in frame order (StreamStatus messages are only counted). delta is a
     DeltaOptions, or None for complete results; status_interval_ms asks for a StreamStatus that often. A frame
     file that cannot be read ends the sending there (the frames before it are still answered) and is reported
     in summary.problems, as is a stream cancelled because frames waited answer_timeout seconds without an
-    answer. Raises grpc.RpcError when the call fails otherwise.
+    answer.
+
+    The stream outlives its server, as docs/deploy.md asks: on an answer marked draining the call is half-closed
+    (the server still answers what it holds) and the frames go on on a new call; when a call ends UNAVAILABLE
+    (the drain time ran out, the server went away or is not up yet) a new one is opened, after the server's
+    RetryInfo delay or a backoff, and every frame that got no result (no answer, or skipped as draining) is sent
+    again. A new call is a new server-side stream: track ids start again, and with deltas its first result is
+    complete. Raises StreamGaveUp (an UNAVAILABLE grpc.RpcError) when no call has answered for reconnect_for
+    seconds, and grpc.RpcError when a call fails otherwise.
     """
+    if not reconnect_for > 0:
+        raise ValueError(f"reconnect_for {reconnect_for}: give a number of seconds above 0")
     summary = StreamSummary()
-    lock = threading.Lock()
-    # When the oldest frame still waiting began to wait: the last answer, or the send that found none waiting.
-    waiting_since = [time.monotonic()]
+    # One lock for everything shared; as a condition it hands frames from the reader thread to a call.
+    state = threading.Condition()
+    ready = collections.deque()  # the next frame (frame_id, bytes) read, not yet taken by a call: at most one
+    source = {"done": False, "closed": False}
+    # Frames taken by a call and not yet passed on, in the order first sent: frame_id -> [bytes, answer]. The
+    # answer is None while the frame must be answered (again); one that came waits for every earlier frame's.
+    pending = collections.OrderedDict()
+    resent = set()  # frame ids sent again on a later call
 
-    def requests():
-        # Runs on grpc's request-consumer thread, concurrently with the response loop below. An exception
-        # here would end the call as UNKNOWN ("Exception iterating requests!"), naming nothing.
-        config = pb.StreamConfig(tasks=list(tasks), overload_policy=policy, max_in_flight=max_in_flight, delta=delta)
-        if status_interval_ms is not None:
-            config.status_interval_ms = status_interval_ms
-        yield pb.SegmentStreamRequest(config=config)
-        for frame_id, image in frames:
-            try:
-                data = image.read_bytes() if isinstance(image, Path) else image
-            except OSError as e:
-                with lock:
-                    summary.problems.append(f"frame {frame_id}: cannot read {image}: {e.strerror or e}; nothing sent after it")
-                return
-            with lock:
-                if len(summary.sent_ids) == len(summary.responses):
-                    waiting_since[0] = time.monotonic()
-                summary.sent_ids.append(frame_id)
-            yield pb.SegmentStreamRequest(frame=pb.StreamFrame(frame_id=frame_id, image=pb.Image(encoded=data)))
-        # Returning half-closes the request stream: the server flushes pending frames and ends with OK.
+    def unanswered():
+        return sum(1 for entry in pending.values() if entry[1] is None)
 
-    def read_response(response):
-        index = len(summary.responses)
-        with lock:
-            summary.responses.append(response)
-            waiting_since[0] = time.monotonic()
-            expected = summary.sent_ids[index] if index < len(summary.sent_ids) else None
-        summary.bytes += response.ByteSize()
-        if expected is None:
-            summary.problems.append(f"response {index} (frame_id {response.frame_id}) answers no sent frame")
-        elif response.frame_id != expected:
-            summary.problems.append(f"response {index} has frame_id {response.frame_id}, expected {expected}")
+    def read_frames():
+        # Its own thread: a camera's generator waits for each frame, whichever call is open (or none).
+        try:
+            for frame_id, image in frames:
+                try:
+                    data = image.read_bytes() if isinstance(image, Path) else image
+                except OSError as e:
+                    with state:
+                        summary.problems.append(f"frame {frame_id}: cannot read {image}: {e.strerror or e}; nothing sent after it")
+                    return
+                with state:
+                    state.wait_for(lambda: not ready or source["closed"])
+                    if source["closed"]:
+                        return
+                    ready.append((frame_id, data))
+                    state.notify_all()
+        except Exception as e:  # noqa: BLE001 - the caller's generator failed: the frames before are still answered
+            with state:
+                summary.problems.append(f"reading the frames failed: {e!r}; nothing sent after it")
+        finally:
+            with state:
+                source["done"] = True
+                state.notify_all()
+
+    def pass_on(response):
+        summary.responses.append(response)
         outcome = response.WhichOneof("outcome")
         if outcome == "result":
             summary.results += 1
@@ -140,36 +248,171 @@ def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0
         if on_response:
             on_response(response)
 
-    call = stub.SegmentStream(requests())
-    stopped = threading.Event()
-    timed_out = []
+    def run_call(attempt):
+        """One call: the frames still to answer, then new ones until the input ends or the server drains.
+        Returns (the grpc.RpcError it ended with, or None for OK; whether it answered; why it was cancelled)."""
+        sent = []  # frame ids in the order written on this call
+        # Frames wait from the call's start (those to send again), the last answer, or the send that found none waiting.
+        call_state = {"answers": 0, "ended": False, "draining": False, "started": False,
+                      "waiting_since": time.monotonic()}
 
-    def watch():
-        while not stopped.wait(min(1.0, answer_timeout / 4)):
-            with lock:
-                waiting = len(summary.sent_ids) - len(summary.responses)
-                idle = time.monotonic() - waiting_since[0]
-            if waiting > 0 and idle > answer_timeout:
-                timed_out.append(f"no answer for {answer_timeout:g} s while {waiting} frame(s) waited: stream cancelled")
+        def requests():
+            # Runs on grpc's request-consumer thread, concurrently with the response loop below. An exception
+            # here would end the call as UNKNOWN ("Exception iterating requests!"), naming nothing.
+            config = pb.StreamConfig(tasks=list(tasks), overload_policy=policy, max_in_flight=max_in_flight, delta=delta)
+            if status_interval_ms is not None:
+                config.status_interval_ms = status_interval_ms
+            yield pb.SegmentStreamRequest(config=config)
+            with state:
+                call_state["started"] = True  # grpc asks for the next request once the config is written
+                again = [(frame_id, entry[0]) for frame_id, entry in pending.items() if entry[1] is None]
+                resent.update(frame_id for frame_id, _ in again)
+                summary.sent_again = len(resent)
+                sent.extend(frame_id for frame_id, _ in again)
+            for frame_id, data in again:
+                yield pb.SegmentStreamRequest(frame=pb.StreamFrame(frame_id=frame_id, image=pb.Image(encoded=data)))
+            while True:
+                with state:
+                    state.wait_for(lambda: ready or source["done"] or call_state["ended"] or call_state["draining"])
+                    if call_state["ended"] or call_state["draining"] or not ready:
+                        # Half-closes the request stream: the server answers the frames it holds and ends with OK.
+                        return
+                    frame_id, data = ready.popleft()
+                    state.notify_all()
+                    if not unanswered():
+                        call_state["waiting_since"] = time.monotonic()
+                    # Pending before it is written: a frame taken here is answered on this call or sent again.
+                    pending[frame_id] = [data, None]
+                    summary.sent_ids.append(frame_id)
+                    sent.append(frame_id)
+                yield pb.SegmentStreamRequest(frame=pb.StreamFrame(frame_id=frame_id, image=pb.Image(encoded=data)))
+
+        def take(response):
+            summary.bytes += response.ByteSize()
+            with state:
+                index = call_state["answers"]
+                call_state["answers"] += 1
+                call_state["waiting_since"] = time.monotonic()
+                if response.draining:
+                    call_state["draining"] = True
+                    state.notify_all()
+                on_call = f" on call {attempt + 1}" if attempt else ""
+                expected = sent[index] if index < len(sent) else None
+                if expected is None:
+                    summary.problems.append(f"response {index}{on_call} (frame_id {response.frame_id}) answers no sent frame")
+                    return []
+                if response.frame_id != expected:
+                    summary.problems.append(f"response {index}{on_call} has frame_id {response.frame_id}, expected {expected}")
+                entry = pending.get(response.frame_id)
+                if entry is None or entry[1] is not None:
+                    return []
+                if response.WhichOneof("outcome") == "skipped" and response.skipped.reason == pb.SKIP_REASON_DRAINING:
+                    return []  # no result: sent again on the next call
+                entry[1] = response
+                answers = []
+                while pending and next(iter(pending.values()))[1] is not None:
+                    answers.append(pending.popitem(last=False)[1][1])
+                return answers
+
+        call = stub.SegmentStream(requests())
+        if attempt:
+            summary.reconnects += 1
+        stopped = threading.Event()
+        timed_out, stuck = [], []
+        # The responses are read on a thread of their own: a call opened while its server was being replaced
+        # has been seen (grpcio 1.51) never to start and to ignore cancel(), blocking its reader for good.
+        events = queue.Queue()
+
+        def read():
+            try:
+                for response in call:
+                    events.put(response)
+                events.put(None)
+            except grpc.RpcError as e:
+                events.put(e)
+
+        def watch():
+            while not stopped.wait(min(1.0, answer_timeout / 4)):
+                with state:
+                    # Frames to send again count too: a call that never gets to send them holds them as well.
+                    waiting = unanswered()
+                    idle = time.monotonic() - call_state["waiting_since"]
+                    started = call_state["started"]
+                if waiting > 0 and idle > answer_timeout:
+                    timed_out.append(f"no answer for {answer_timeout:g} s while {waiting} frame(s) waited: stream cancelled")
+                elif not started and time.monotonic() - opened > CALL_START_TIMEOUT_S:
+                    stuck.append(Unavailable(f"the call did not start within {CALL_START_TIMEOUT_S:g} s"))
+                else:
+                    continue
                 call.cancel()
+                events.put(None)  # whether or not the reader ever returns
                 return
 
-    watchdog = threading.Thread(target=watch, daemon=True)
-    watchdog.start()
+        opened = time.monotonic()
+        threading.Thread(target=read, daemon=True).start()
+        watchdog = threading.Thread(target=watch, daemon=True)
+        watchdog.start()
+        error, answered = None, False
+        try:
+            while (response := events.get()) is not None:
+                if isinstance(response, grpc.RpcError):
+                    raise response
+                if response.WhichOneof("outcome") == "status":
+                    # How the stream is doing, not an answer to a frame: outside the one-answer-per-frame order.
+                    summary.statuses += 1
+                    continue
+                answered = True
+                for answer in take(response):
+                    pass_on(answer)
+        except grpc.RpcError as e:
+            error = e
+        finally:
+            stopped.set()
+            watchdog.join()
+            with state:
+                # The requests stop here, whatever they wait for: the frames they took stay pending.
+                call_state["ended"] = True
+                state.notify_all()
+        if stuck:
+            error = stuck[0]  # as UNAVAILABLE: sent again on a new call
+        return error, answered, timed_out[0] if timed_out else None
+
+    threading.Thread(target=read_frames, daemon=True).start()
+    quiet_since, failures, attempt = time.monotonic(), 0, 0
     try:
-        for response in call:
-            if response.WhichOneof("outcome") == "status":
-                # How the stream is doing, not an answer to a frame: outside the one-answer-per-frame order.
-                summary.statuses += 1
+        while True:
+            error, answered, cancelled = run_call(attempt)
+            attempt += 1
+            if cancelled:
+                summary.problems.append(cancelled)
+                break
+            if answered:
+                quiet_since, failures = time.monotonic(), 0
+            with state:
+                finished = source["done"] and not ready and not pending
+            if error is None and finished:
+                break
+            if error is None and answered:
+                # Half-closed on a drain: the server answered everything it held; go on at once.
+                summary.last_reconnect = "the server is draining: continued on a new stream"
                 continue
-            read_response(response)
-    except grpc.RpcError:
-        if not timed_out:
-            raise
+            # A call that ended OK without an answer is retried as an unavailable one, within the same time.
+            if error is not None and error.code() != grpc.StatusCode.UNAVAILABLE:
+                raise error
+            details = error.details() if error is not None else "the stream ended without an answer"
+            quiet = time.monotonic() - quiet_since
+            delay = retry_delay(error) if error is not None else None
+            if delay is None:
+                delay = backoff(failures)
+                failures += 1
+            if quiet + delay > reconnect_for:
+                raise StreamGaveUp(f"{details} (no answer for {quiet:.0f} s of reconnecting; gave up)")
+            summary.last_reconnect = f'the stream ended UNAVAILABLE ("{details}"): reconnecting in {delay:g} s'
+            time.sleep(delay)
     finally:
-        stopped.set()
-        watchdog.join()
-    summary.problems.extend(timed_out)
+        with state:
+            source["closed"] = True  # the reader stops at its next frame
+            state.notify_all()
 
     if len(summary.responses) != summary.sent:
         summary.problems.append(f"{summary.sent} frames sent but {len(summary.responses)} responses received")
@@ -300,12 +543,17 @@ def main(argv=None):
                         help="a complete result at least every N results (default 0: only when needed)")
     parser.add_argument("--no-delta", action="store_true", help="complete results, not deltas")
     parser.add_argument("--no-check", action="store_true", help="do not compare rebuilt frames with a stream without deltas")
+    parser.add_argument("--reconnect-for", type=float, default=RECONNECT_FOR_S, metavar="S",
+                        help="when the server drains or goes away, reconnect and send again every frame without a result "
+                             f"for up to S seconds without an answer (default {RECONNECT_FOR_S:g})")
     args = parser.parse_args(argv)
     if problem := tls_problem(args.server):
         print(f"error: {problem}", file=sys.stderr)
         return 2
     if args.in_flight < 0 or args.keyframe_interval < 0:
         parser.error("--in-flight and --keyframe-interval must be 0 or more")
+    if not args.reconnect_for > 0:
+        parser.error("--reconnect-for takes a number of seconds above 0")
     tasks = [TASKS.get(t.strip()) for t in args.tasks.split(",")]
     if not all(tasks):
         parser.error(f"--tasks takes {', '.join(TASKS)}")
@@ -324,7 +572,7 @@ def main(argv=None):
           f"(policy {args.policy}, in-flight {args.in_flight or 'server default'}, tasks {args.tasks}, "
           f"{'complete results' if args.no_delta else 'deltas'})")
 
-    options = dict(policy=POLICIES[args.policy], max_in_flight=args.in_flight, tasks=tasks)
+    options = dict(policy=POLICIES[args.policy], max_in_flight=args.in_flight, tasks=tasks, reconnect_for=args.reconnect_for)
     check = None
     try:
         with connect(args.server) as channel:
@@ -343,6 +591,8 @@ def main(argv=None):
         print(f"error: SegmentStream failed with {e.code().name}: {e.details()}", file=sys.stderr)
         return 1
 
+    if summary.reconnects:
+        print(summary.reconnect_line())
     for problem in summary.problems:
         print(f"error: {problem}", file=sys.stderr)
     for difference in check.differences if check else []:

@@ -7,6 +7,8 @@ test fails; none is skipped. The server's default model must be the tiny-shapes 
 """
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -256,6 +258,188 @@ class AnswerTimeoutTest(_ServerTest):
 
         self.assertIn("no answer for 1 s while 1 frame(s) waited: stream cancelled", summary.problems)
         self.assertLess(elapsed, 30, "the stream was not cancelled soon after the answer timeout")
+
+
+# The servers the reconnect tests start and stop themselves (tools/test-all.sh sets both; the defaults are the
+# repository's Release build and models).
+SERVER_DLL = Path(os.environ.get("MASKFORMER_SERVER_DLL")
+                  or REPO / "src" / "MaskFormer.Server" / "bin" / "Release" / "net10.0" / "MaskFormer.Server.dll")
+MODELS = Path(os.environ.get("MASKFORMER_MODELS") or REPO / "models")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """A server of the test's own: `dotnet MASKFORMER_SERVER_DLL` on 127.0.0.1:port, its log in a temporary file."""
+
+    def __init__(self, port, *settings):
+        if not SERVER_DLL.is_file():
+            raise AssertionError(f"no server at {SERVER_DLL}: build it (dotnet build -c Release) or set MASKFORMER_SERVER_DLL")
+        self.port = port
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen(
+            ["dotnet", str(SERVER_DLL), f"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{port}",
+             f"--MaskFormer:Models:Path={MODELS}", "--MaskFormer:Inference:WarmUp=false", *settings],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def output(self):
+        self.log.seek(0)
+        return self.log.read()
+
+    def wait_until_serving(self, timeout=90):
+        # grpc.health.v1 Health/Check as bytes (Debian has no health stubs): service "" in, SERVING (1) out.
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(self.address) as channel:
+            check = channel.unary_unary("/grpc.health.v1.Health/Check")
+            while True:
+                if self.process.poll() is not None:
+                    raise AssertionError(f"the server exited with {self.process.returncode}:\n{self.output()}")
+                try:
+                    if check(b"", timeout=2) == b"\x08\x01":
+                        return
+                except grpc.RpcError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"the server was not serving within {timeout} s:\n{self.output()}")
+                time.sleep(0.2)
+
+    def wait_for_exit(self, timeout=30):
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the server did not exit within {timeout} s:\n{self.output()}") from None
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+class ReconnectTest(unittest.TestCase):
+    """A stream across a server that goes away mid-stream (a real SIGTERM drain, or SIGKILL) and another started
+    on its port, as a rollout replaces a pod: the client rule of docs/deploy.md ("Drain"). Mirrors the CLI's
+    CliReconnectTests; these tests start their own servers and need no MASKFORMER_ADDRESS."""
+
+    def setUp(self):
+        self.gone = threading.Event()  # set once the server has been sent its signal
+
+    def start_server(self, port, *settings):
+        server = ServerProcess(port, *settings)
+        self.addCleanup(server.stop)
+        server.wait_until_serving()
+        return server
+
+    def stream_in_background(self, server, **options):
+        """Streams the clip's 16 frames at 4 a second on a thread; returns (frame ids, answer times by frame id,
+        outcome dict: summary and rebuilder, or error, once the thread ends, thread)."""
+        channel = connect(server.address)
+        self.addCleanup(channel.close)
+        paths = sorted(CLIP.glob("frame_???.png"))  # the frames, not the ground truth beside them
+        self.assertEqual(len(paths), 16)
+        answered_at, frames, outcome = {}, {}, {}
+
+        def camera():
+            for i, path in enumerate(paths):
+                if i:
+                    time.sleep(0.25)
+                if i == 4:
+                    # The frames after the fourth come once the server is gone: on a slow machine they would
+                    # all be in the first server's hands before it goes, and its drain would answer them all.
+                    self.gone.wait(60)
+                yield i + 1, path
+
+        def on_frame(response, frame):
+            answered_at[response.frame_id] = time.monotonic()
+            frames[response.frame_id] = frame
+
+        def run():
+            try:
+                outcome["summary"], outcome["rebuilder"], _ = stream.stream_with_deltas(
+                    pb_grpc.SegmentationServiceStub(channel), camera(), check=False, on_frame=on_frame, **options)
+            except Exception as e:  # noqa: BLE001 - the test reads it
+                outcome["error"] = e
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return [i + 1 for i in range(len(paths))], answered_at, frames, outcome, thread
+
+    def wait_for_answers(self, answered_at, count, thread):
+        deadline = time.monotonic() + 60
+        while len(answered_at) < count:
+            self.assertTrue(thread.is_alive(), "the stream ended before the server was replaced")
+            self.assertLess(time.monotonic(), deadline, f"fewer than {count} answers within 60 s")
+            time.sleep(0.05)
+
+    def replace_server_mid_stream(self, sig):
+        port = free_port()
+        # Batches of 8 that 4 frames in flight never fill wait the full queue delay: frames are still in the
+        # first server's engine when it goes.
+        first = self.start_server(port, "--MaskFormer:Streaming:DrainTimeout=00:00:05",
+                                  "--MaskFormer:Inference:MaxBatchSize=8", "--MaskFormer:Inference:MaxQueueDelay=00:00:01")
+        ids, answered_at, frames, outcome, thread = self.stream_in_background(first)
+        self.wait_for_answers(answered_at, 2, thread)
+        first.process.send_signal(sig)
+        self.gone.set()
+        first.wait_for_exit(30)
+        second = ServerProcess(port)
+        self.addCleanup(second.stop)
+        second_started = time.monotonic()
+        thread.join(120)
+        self.assertFalse(thread.is_alive(), "the stream did not finish within 120 s of the second server's start")
+        self.assertNotIn("error", outcome, f"the stream failed: {outcome.get('error')!r}\n{second.output()}")
+        summary = outcome["summary"]
+
+        # Every frame answered once, in order, with a result (no errors, no skips), some of them by the second
+        # server, and the client says it reconnected.
+        self.assertEqual(summary.problems, [], "stream contract violations")
+        self.assertEqual([r.frame_id for r in summary.responses], ids, "one answer per frame, in frame order")
+        self.assertEqual([r.WhichOneof("outcome") for r in summary.responses], ["result"] * len(ids),
+                         "; ".join(stream.describe(r) for r in summary.responses if r.WhichOneof("outcome") != "result"))
+        self.assertEqual(summary.line(), "sent 16, results 16, errors 0, skipped 0")
+        later = [i for i in ids if answered_at[i] > second_started]
+        self.assertTrue(later, "every frame was answered before the second server started")
+        self.assertGreater(summary.reconnects, 0)
+        self.assertRegex(summary.reconnect_line(), r"^reconnected \d+ time\(s\) \(.+\); \d+ frame\(s\) sent again$")
+        # With deltas: the new call's first result is complete and the rebuilder takes it as its new base.
+        self.assertTrue(all(frames[i] is not None for i in ids), "a frame was not rebuilt")
+        self.assertFalse(summary.responses[later[0] - 1].result.panoptic.HasField("segment_id_delta"),
+                         "the first result on the second server is a delta")
+        self.assertGreater(outcome["rebuilder"].deltas, 0, "no result was a delta")
+        return summary
+
+    def test_stream_across_a_sigterm_drain_answers_every_frame_once(self):
+        self.replace_server_mid_stream(signal.SIGTERM)
+
+    def test_stream_across_a_killed_server_sends_again_the_frames_without_an_answer(self):
+        summary = self.replace_server_mid_stream(signal.SIGKILL)
+        # Frames in the killed server's engine got no answer: they went again to the second one.
+        self.assertGreater(summary.sent_again, 0, summary.reconnect_line())
+
+    def test_stream_gives_up_after_reconnect_for_when_no_server_comes_back(self):
+        server = self.start_server(free_port())
+        _, answered_at, _, outcome, thread = self.stream_in_background(server, reconnect_for=3)
+        self.wait_for_answers(answered_at, 2, thread)
+        server.process.send_signal(signal.SIGKILL)
+        self.gone.set()
+        started = time.monotonic()
+        thread.join(60)
+        elapsed = time.monotonic() - started
+        self.assertFalse(thread.is_alive(), "the stream still reconnects 60 s after the server was killed")
+        error = outcome.get("error")
+        self.assertIsInstance(error, grpc.RpcError, f"the stream did not fail: {outcome}")
+        self.assertEqual(error.code(), grpc.StatusCode.UNAVAILABLE, error.details())
+        self.assertIn("gave up", error.details())
+        self.assertGreater(elapsed, 1, "gave up before reconnect_for")
+        self.assertLess(elapsed, 30, "gave up long after reconnect_for")
 
 
 class TokenTest(unittest.TestCase):

@@ -1,0 +1,367 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// The reconnect tests start servers of their own (dotnet $MASKFORMER_SERVER_DLL, the models at
+// $MASKFORMER_MODELS; tools/test-all.sh sets both) and stop them with SIGTERM or SIGKILL mid-stream, as a
+// rollout replaces a pod: the client rule of docs/deploy.md, as tests/MaskFormer.Server.Tests/CliReconnectTests.cs
+// checks it for the C# CLI.
+
+// serverProcess is a server of the test's own, killed at the end of the test.
+type serverProcess struct {
+	command *exec.Cmd
+	output  *lockedBuffer
+	exited  chan struct{}
+}
+
+type lockedBuffer struct {
+	mu     sync.Mutex
+	buffer bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buffer.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buffer.String()
+}
+
+// serverPaths are the server's DLL and the models, from tools/test-all.sh's variables or the repository's
+// Release build; a DLL that is not there fails the test.
+func serverPaths(t *testing.T) (string, string) {
+	t.Helper()
+	dll, models := os.Getenv("MASKFORMER_SERVER_DLL"), os.Getenv("MASKFORMER_MODELS")
+	if dll == "" {
+		dll = "../../src/MaskFormer.Server/bin/Release/net10.0/MaskFormer.Server.dll"
+	}
+	if models == "" {
+		models = "../../models"
+	}
+	dll, _ = filepath.Abs(dll)
+	models, _ = filepath.Abs(models)
+	if _, err := os.Stat(dll); err != nil {
+		t.Fatalf("no server to start: %v (build it with dotnet build -c Release, or set MASKFORMER_SERVER_DLL)", err)
+	}
+	return dll, models
+}
+
+// freePort is a loopback port nothing listens on now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listener.Close()
+	return listener.Addr().(*net.TCPAddr).Port
+}
+
+// startServer starts a server on 127.0.0.1:port with the given settings and waits until its health
+// service says SERVING.
+func startServer(t *testing.T, port int, settings ...string) *serverProcess {
+	t.Helper()
+	dll, models := serverPaths(t)
+	args := append([]string{dll,
+		fmt.Sprintf("--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:%d", port),
+		"--MaskFormer:Models:Path=" + models,
+		"--MaskFormer:Inference:WarmUp=false"}, settings...)
+	server := &serverProcess{command: exec.Command("dotnet", args...), output: &lockedBuffer{}, exited: make(chan struct{})}
+	server.command.Stdout, server.command.Stderr = server.output, server.output
+	if err := server.command.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		server.command.Wait()
+		close(server.exited)
+	}()
+	t.Cleanup(func() {
+		server.command.Process.Kill()
+		<-server.exited
+		if t.Failed() {
+			t.Logf("server on port %d:\n%s", port, server.output.String())
+		}
+	})
+
+	// Tried every half second while the server starts (gRPC's default backoff grows to 2 minutes).
+	conn, err := grpc.Dial(fmt.Sprintf("127.0.0.1:%d", port), grpc.WithInsecure(),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{BaseDelay: 500 * time.Millisecond, Multiplier: 1, MaxDelay: 500 * time.Millisecond}, MinConnectTimeout: 2 * time.Second}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	health := healthpb.NewHealthClient(conn)
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		response, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		if err == nil && response.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			return server
+		}
+		select {
+		case <-server.exited:
+			t.Fatalf("the server on port %d exited before it was ready:\n%s", port, server.output.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server on port %d was not SERVING within 120 s (last: %v, %v):\n%s", port, response.GetStatus(), err, server.output.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (s *serverProcess) signal(t *testing.T, signal syscall.Signal) {
+	t.Helper()
+	if err := s.command.Process.Signal(signal); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *serverProcess) waitForExit(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	select {
+	case <-s.exited:
+	case <-time.After(timeout):
+		t.Fatalf("the server did not exit within %v:\n%s", timeout, s.output.String())
+	}
+}
+
+// streamLine is a line of the client's standard output and when it came.
+type streamLine struct {
+	text string
+	at   time.Time
+}
+
+// streamingClient is `maskformer-go stream` running as its own process.
+type streamingClient struct {
+	command *exec.Cmd
+	stderr  *lockedBuffer
+	lines   chan streamLine // closed at the end of its output
+	seen    []streamLine
+	done    chan struct{}
+	code    int
+}
+
+func startStreaming(t *testing.T, args ...string) *streamingClient {
+	t.Helper()
+	client := &streamingClient{command: exec.Command(buildClient(t), args...), stderr: &lockedBuffer{}, lines: make(chan streamLine, 64), done: make(chan struct{})}
+	client.command.Env = withoutClientVariables()
+	client.command.Stderr = client.stderr
+	stdout, err := client.command.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.command.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		scanner := bufio.NewScanner(stdout)
+		for scanner.Scan() {
+			client.lines <- streamLine{scanner.Text(), time.Now()}
+		}
+		close(client.lines)
+		err := client.command.Wait()
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			client.code = exit.ExitCode()
+		} else if err != nil {
+			client.code = -1
+		}
+		close(client.done)
+	}()
+	t.Cleanup(func() {
+		client.command.Process.Kill()
+		for range client.lines {
+		}
+		<-client.done
+	})
+	return client
+}
+
+// waitForFrames reads the output until count frame lines have come.
+func (c *streamingClient) waitForFrames(t *testing.T, count int, timeout time.Duration) {
+	t.Helper()
+	expire := time.After(timeout)
+	for c.frames() < count {
+		select {
+		case line, more := <-c.lines:
+			if !more {
+				t.Fatalf("the stream ended before the server was replaced:\n%s%s", c.output(), c.stderr.String())
+			}
+			c.seen = append(c.seen, line)
+		case <-expire:
+			t.Fatalf("%d frame(s) answered within %v, want %d:\n%s", c.frames(), timeout, count, c.output())
+		}
+	}
+}
+
+// wait reads the output to its end and returns the exit code; it fails the test after timeout.
+func (c *streamingClient) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	expire := time.After(timeout)
+	for {
+		select {
+		case line, more := <-c.lines:
+			if !more {
+				<-c.done
+				return c.code
+			}
+			c.seen = append(c.seen, line)
+		case <-expire:
+			t.Fatalf("the stream did not end within %v:\n%s%s", timeout, c.output(), c.stderr.String())
+		}
+	}
+}
+
+func (c *streamingClient) frames() int {
+	count := 0
+	for _, line := range c.seen {
+		if strings.HasPrefix(line.text, "frame ") {
+			count++
+		}
+	}
+	return count
+}
+
+func (c *streamingClient) output() string {
+	var lines []string
+	for _, line := range c.seen {
+		lines = append(lines, line.text)
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+var reconnectedLine = regexp.MustCompile(`(?m)^reconnected (\d+) time\(s\) \(.*\); (\d+) frame\(s\) sent again$`)
+
+// streamAcrossAReplacedServer streams the clip paced at 4 fps to a server whose batches wait a second
+// (frames are still in its engine when it goes), sends it signal after 2 answers, starts a second server on
+// the same port once it is gone, and checks that every frame was answered once, in order, with a result,
+// some of them only after the second server started, and that the client says it reconnected. It returns
+// the client's frame lines after the second server started and how many frames it says it sent again.
+func streamAcrossAReplacedServer(t *testing.T, signal syscall.Signal, flags ...string) ([]string, int) {
+	port := freePort(t)
+	first := startServer(t, port,
+		"--MaskFormer:Streaming:DrainTimeout=00:00:05",
+		"--MaskFormer:Inference:MaxBatchSize=8",
+		"--MaskFormer:Inference:MaxQueueDelay=00:00:01")
+	frames, err := listFrames(clipFolder)
+	if err != nil || len(frames) != 16 {
+		t.Fatalf("%d frames in %s (%v), want 16", len(frames), clipFolder, err)
+	}
+
+	client := startStreaming(t, append([]string{"stream", clipFolder, "-server", fmt.Sprintf("127.0.0.1:%d", port), "-fps", "4", "-policy", "queue"}, flags...)...)
+	client.waitForFrames(t, 2, 60*time.Second)
+	first.signal(t, signal)
+	first.waitForExit(t, 30*time.Second)
+	secondStarted := time.Now()
+	startServer(t, port)
+	code := client.wait(t, 120*time.Second)
+	output := client.output()
+	t.Logf("client output:\n%s%s", output, client.stderr.String())
+	if code != 0 {
+		t.Fatalf("exit code %d:\n%s%s", code, output, client.stderr.String())
+	}
+
+	var answered, afterTheSecond []string
+	for _, line := range client.seen {
+		if strings.HasPrefix(line.text, "frame ") {
+			answered = append(answered, line.text)
+			if line.at.After(secondStarted) {
+				afterTheSecond = append(afterTheSecond, line.text)
+			}
+		}
+	}
+	if len(answered) != len(frames) {
+		t.Fatalf("%d frame lines for %d frames:\n%s", len(answered), len(frames), output)
+	}
+	for i, line := range answered {
+		want := fmt.Sprintf("frame %d %s: ", i+1, filepath.Base(frames[i]))
+		if !strings.HasPrefix(line, want) || strings.Contains(line, ": error ") || strings.Contains(line, ": skipped (") {
+			t.Fatalf("line %d %q: want a result for %s, once and in order", i+1, line, want)
+		}
+	}
+	if !strings.Contains(output, "\nsent 16, results 16, errors 0, skipped 0\n") {
+		t.Fatalf("the counts are not sent 16, results 16, errors 0, skipped 0:\n%s", output)
+	}
+	if len(afterTheSecond) == 0 {
+		t.Fatalf("every frame was answered before the second server started:\n%s", output)
+	}
+	reconnected := reconnectedLine.FindStringSubmatch(output)
+	if reconnected == nil {
+		t.Fatalf("the client does not say it reconnected:\n%s", output)
+	}
+	sentAgain, _ := strconv.Atoi(reconnected[2])
+	return afterTheSecond, sentAgain
+}
+
+func TestStreamOutlivesASigtermDrainAndAServerOnTheSamePort(t *testing.T) {
+	streamAcrossAReplacedServer(t, syscall.SIGTERM)
+}
+
+func TestStreamOutlivesASigkillSendingAgainTheFramesWithoutAnswer(t *testing.T) {
+	// Frames in the killed server's engine got no answer: they went again to the second one.
+	if _, sentAgain := streamAcrossAReplacedServer(t, syscall.SIGKILL); sentAgain == 0 {
+		t.Fatal("no frame was sent again after SIGKILL")
+	}
+}
+
+func TestDeltaStreamTakesTheNewServersFirstResultAsItsBase(t *testing.T) {
+	// The second server's stream starts anew: its first result is complete, and every later delta is
+	// rebuilt on it (a delta on the killed server's last frame would fail the rebuild, exit 1).
+	afterTheSecond, _ := streamAcrossAReplacedServer(t, syscall.SIGKILL, "-delta", "-no-check", "-tasks", "semantic,instance,panoptic")
+	if !strings.HasSuffix(afterTheSecond[0], " [complete]") {
+		t.Fatalf("the second server's first answer %q is not complete", afterTheSecond[0])
+	}
+	for _, line := range afterTheSecond[1:] {
+		if strings.HasSuffix(line, " [delta]") {
+			return
+		}
+	}
+	t.Fatalf("no delta after the second server's first answer: %q", afterTheSecond)
+}
+
+func TestStreamGivesUpAfterReconnectForWhenNoServerComesBack(t *testing.T) {
+	port := freePort(t)
+	// Slow batches and 4 fps: the clip is not over when the server is killed.
+	server := startServer(t, port, "--MaskFormer:Inference:MaxBatchSize=8", "--MaskFormer:Inference:MaxQueueDelay=00:00:01")
+	client := startStreaming(t, "stream", clipFolder, "-server", fmt.Sprintf("127.0.0.1:%d", port), "-fps", "4", "-reconnect-for", "3s")
+	client.waitForFrames(t, 2, 60*time.Second)
+	server.signal(t, syscall.SIGKILL)
+	killed := time.Now()
+	code := client.wait(t, 60*time.Second)
+	elapsed := time.Since(killed)
+	stderr := client.stderr.String()
+	t.Logf("after %.1f s: exit code %d, %s", elapsed.Seconds(), code, stderr)
+	if code != 1 || !strings.Contains(stderr, "code = Unavailable") || !strings.Contains(stderr, "gave up") {
+		t.Fatalf("exit code %d, stderr %q: want 1, UNAVAILABLE and that it gave up", code, stderr)
+	}
+	if elapsed < time.Second || elapsed > 30*time.Second {
+		t.Fatalf("gave up %v after the server was killed; want after some reconnecting (-reconnect-for 3s), under 30 s", elapsed)
+	}
+}
