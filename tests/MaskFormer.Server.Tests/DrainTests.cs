@@ -85,6 +85,67 @@ public sealed partial class DrainTests(ITestOutputHelper output)
         Assert.Contains("Drained: every stream has ended", server.Output, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Sigterm_ClientsConnectedAreToldToGoElsewhere_TheirNextCallReachesAnotherServerWhileTheirStreamGoesOn()
+    {
+        // Two servers; the client's connections are made as a Kubernetes Service makes them: the first
+        // reaches the server about to drain, every later one the other (kube-proxy sends new connections
+        // to pods that are ready).
+        using var draining = ServerProcess.Start($"--MaskFormer:Streaming:DrainTimeout={s_drainTimeout}", "--MaskFormer:Inference:WarmUp=false");
+        using var other = ServerProcess.Start("--MaskFormer:Inference:WarmUp=false");
+        var (address, otherAddress) = (await draining.AddressAsync(), await other.AddressAsync());
+        using (var health = GrpcChannel.ForAddress(otherAddress))
+        {
+            await ServerFixture.WaitUntilServingAsync(health);
+        }
+
+        var connections = 0;
+        using var handler = new SocketsHttpHandler
+        {
+            ConnectCallback = async (context, cancellationToken) =>
+            {
+                var port = Interlocked.Increment(ref connections) == 1 ? address.Port : otherAddress.Port;
+                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { NoDelay = true };
+                await socket.ConnectAsync(System.Net.IPAddress.Loopback, port, cancellationToken);
+                return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+            },
+        };
+        using var channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions { HttpHandler = handler });
+        await ServerFixture.WaitUntilServingAsync(channel);
+        var client = new SegmentationService.SegmentationServiceClient(channel);
+        Assert.NotEmpty((await client.SegmentAsync(new SegmentRequest { Image = RawImage(64, 64) })).Semantic.LabelMap.Data);
+
+        // A stream on the same connection, open across the signal.
+        using var stream = client.SegmentStream();
+        await stream.RequestStream.WriteAsync(new SegmentStreamRequest { Config = new StreamConfig() });
+        await stream.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = new StreamFrame { FrameId = 1, Image = RawImage(64, 64) } });
+        Assert.True(await stream.ResponseStream.MoveNext(CancellationToken.None));
+        Assert.Equal(1, Volatile.Read(ref connections));
+
+        draining.Signal("TERM");
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.NotServing, await WaitForHealthAsync(address, string.Empty, HealthCheckResponse.Types.ServingStatus.NotServing));
+
+        // The next call goes on a new connection, to the other server; without the GOAWAY it would go to
+        // the draining one and be refused UNAVAILABLE ("shutting down").
+        var after = await client.SegmentAsync(new SegmentRequest { Image = RawImage(64, 64) });
+        Assert.NotEmpty(after.Semantic.LabelMap.Data);
+        Assert.Equal(2, Volatile.Read(ref connections));
+
+        // The stream still runs on the first connection: its next frame is answered, marked draining.
+        await stream.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = new StreamFrame { FrameId = 2, Image = RawImage(64, 64) } });
+        Assert.True(await stream.ResponseStream.MoveNext(CancellationToken.None));
+        Assert.Equal(2ul, stream.ResponseStream.Current.FrameId);
+        Assert.NotNull(stream.ResponseStream.Current.Result);
+        Assert.True(stream.ResponseStream.Current.Draining);
+        await stream.RequestStream.CompleteAsync();
+        Assert.False(await stream.ResponseStream.MoveNext(CancellationToken.None));
+        Assert.Equal(StatusCode.OK, stream.GetStatus().StatusCode);
+
+        Assert.Equal(0, await draining.WaitForExitAsync(s_drainTimeout + TimeSpan.FromSeconds(20)));
+        output.WriteLine(draining.Output);
+        Assert.Matches(@"asked [1-9]\d* open connection\(s\) to take new calls elsewhere", draining.Output);
+    }
+
     // Every frame written before the signal has exactly one answer, in order, and it is a result: none
     // is cut, failed or skipped. Frames sent later are answered in order too (results until the drain
     // time runs out, then skipped as draining) or, once the call has ended, not at all.

@@ -4,6 +4,7 @@ using MaskFormer.Server.Limits;
 using MaskFormer.Server.Security;
 using MaskFormer.Server.Services;
 using MaskFormer.Server.Streaming;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
@@ -53,6 +54,12 @@ public static class SegmentationEndpointExtensions
         services.TryAddSingleton<OpenStreams>();
         services.TryAddSingleton<StreamBuffers>();
         services.AddHostedService(provider => provider.GetRequiredService<OpenStreams>());
+
+        // A GOAWAY on every connection as the drain begins, so clients open their next calls elsewhere.
+        services.TryAddSingleton<DrainingConnections>();
+        services.AddHostedService(provider => provider.GetRequiredService<DrainingConnections>());
+        services.AddOptions<KestrelServerOptions>().Configure<DrainingConnections>((kestrel, connections) =>
+            kestrel.ConfigureEndpointDefaults(listen => listen.Use(connections.Track)));
         services.AddOptions<HostOptions>().Configure<IOptions<StreamingOptions>>((host, streaming) =>
             host.ShutdownTimeout = streaming.Value.DrainTimeout + StreamingOptions.ShutdownMargin);
 
