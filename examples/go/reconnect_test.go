@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -14,13 +15,17 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	pb "github.com/maskformer-serve/maskformer/gen/go/maskformer/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 )
 
 // The reconnect tests start servers of their own (dotnet $MASKFORMER_SERVER_DLL, the models at
@@ -257,11 +262,57 @@ func (c *streamingClient) output() string {
 	return strings.Join(lines, "\n") + "\n"
 }
 
+// heldClip is the clip in a folder of the test's own whose frames from the held-th on are named pipes: the
+// client's read of each waits until open (called once the server is gone) writes the frame into it. On a
+// small, busy machine the first answers may come so late that the whole clip is sent, and answered by the
+// drain, before the server is told to go.
+func heldClip(t *testing.T, held int) (folder string, open func()) {
+	t.Helper()
+	frames, err := listFrames(clipFolder)
+	if err != nil || len(frames) != 16 {
+		t.Fatalf("%d frames in %s (%v), want 16", len(frames), clipFolder, err)
+	}
+	folder = t.TempDir()
+	for i, frame := range frames {
+		path := filepath.Join(folder, filepath.Base(frame))
+		if i >= held {
+			err = syscall.Mkfifo(path, 0o600)
+		} else if abs, absErr := filepath.Abs(frame); absErr != nil {
+			err = absErr
+		} else {
+			err = os.Symlink(abs, path)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var opened sync.Once
+	return folder, func() {
+		opened.Do(func() {
+			// In frame order, as the client reads them; each open waits for the client's.
+			go func() {
+				for _, frame := range frames[held:] {
+					data, err := os.ReadFile(frame)
+					if err != nil {
+						return
+					}
+					pipe, err := os.OpenFile(filepath.Join(folder, filepath.Base(frame)), os.O_WRONLY, 0)
+					if err != nil {
+						return
+					}
+					pipe.Write(data)
+					pipe.Close()
+				}
+			}()
+		})
+	}
+}
+
 var reconnectedLine = regexp.MustCompile(`(?m)^reconnected (\d+) time\(s\) \(.*\); (\d+) frame\(s\) sent again$`)
 
 // streamAcrossAReplacedServer streams the clip paced at 4 fps to a server whose batches wait a second
-// (frames are still in its engine when it goes), sends it signal after 2 answers, starts a second server on
-// the same port once it is gone, and checks that every frame was answered once, in order, with a result,
+// (frames are still in its engine when it goes), the last 8 frames held until it is gone, sends it signal
+// after 2 answers, starts a second server on the same port once it is gone, and checks that every frame was answered once, in order, with a result,
 // some of them only after the second server started, and that the client says it reconnected. It returns
 // the client's frame lines after the second server started and how many frames it says it sent again.
 func streamAcrossAReplacedServer(t *testing.T, signal syscall.Signal, flags ...string) ([]string, int) {
@@ -275,10 +326,12 @@ func streamAcrossAReplacedServer(t *testing.T, signal syscall.Signal, flags ...s
 		t.Fatalf("%d frames in %s (%v), want 16", len(frames), clipFolder, err)
 	}
 
-	client := startStreaming(t, append([]string{"stream", clipFolder, "-server", fmt.Sprintf("127.0.0.1:%d", port), "-fps", "4", "-policy", "queue"}, flags...)...)
+	folder, release := heldClip(t, 8)
+	client := startStreaming(t, append([]string{"stream", folder, "-server", fmt.Sprintf("127.0.0.1:%d", port), "-fps", "4", "-policy", "queue"}, flags...)...)
 	client.waitForFrames(t, 2, 60*time.Second)
 	first.signal(t, signal)
 	first.waitForExit(t, 30*time.Second)
+	release()
 	secondStarted := time.Now()
 	startServer(t, port)
 	code := client.wait(t, 120*time.Second)
@@ -348,11 +401,13 @@ func TestDeltaStreamTakesTheNewServersFirstResultAsItsBase(t *testing.T) {
 
 func TestStreamGivesUpAfterReconnectForWhenNoServerComesBack(t *testing.T) {
 	port := freePort(t)
-	// Slow batches and 4 fps: the clip is not over when the server is killed.
+	// Slow batches, 4 fps and the last 8 frames held until the kill: the clip is not over when the server is killed.
 	server := startServer(t, port, "--MaskFormer:Inference:MaxBatchSize=8", "--MaskFormer:Inference:MaxQueueDelay=00:00:01")
-	client := startStreaming(t, "stream", clipFolder, "-server", fmt.Sprintf("127.0.0.1:%d", port), "-fps", "4", "-reconnect-for", "3s")
+	folder, release := heldClip(t, 8)
+	client := startStreaming(t, "stream", folder, "-server", fmt.Sprintf("127.0.0.1:%d", port), "-fps", "4", "-reconnect-for", "3s")
 	client.waitForFrames(t, 2, 60*time.Second)
 	server.signal(t, syscall.SIGKILL)
+	release()
 	killed := time.Now()
 	code := client.wait(t, 60*time.Second)
 	elapsed := time.Since(killed)
@@ -363,5 +418,116 @@ func TestStreamGivesUpAfterReconnectForWhenNoServerComesBack(t *testing.T) {
 	}
 	if elapsed < time.Second || elapsed > 30*time.Second {
 		t.Fatalf("gave up %v after the server was killed; want after some reconnecting (-reconnect-for 3s), under 30 s", elapsed)
+	}
+}
+
+// scriptedServer runs segmentStream for each call, numbered from 1: faults the real server cannot be made to
+// show when wanted.
+type scriptedServer struct {
+	pb.UnimplementedSegmentationServiceServer
+	calls         atomic.Int32
+	segmentStream func(call int32, stream pb.SegmentationService_SegmentStreamServer) error
+}
+
+func (s *scriptedServer) SegmentStream(stream pb.SegmentationService_SegmentStreamServer) error {
+	return s.segmentStream(s.calls.Add(1), stream)
+}
+
+func serveScripted(t *testing.T, segmentStream func(int32, pb.SegmentationService_SegmentStreamServer) error) (pb.SegmentationServiceClient, *scriptedServer) {
+	t.Helper()
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scripted := &scriptedServer{segmentStream: segmentStream}
+	server := grpc.NewServer()
+	pb.RegisterSegmentationServiceServer(server, scripted)
+	go server.Serve(listener)
+	t.Cleanup(server.Stop)
+	conn, err := connect(listener.Addr().String(), defaultConnectTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return pb.NewSegmentationServiceClient(conn), scripted
+}
+
+func emptyResult(id uint64, draining bool) *pb.SegmentStreamResponse {
+	return &pb.SegmentStreamResponse{FrameId: id, Draining: draining, Outcome: &pb.SegmentStreamResponse_Result{Result: &pb.SegmentResponse{}}}
+}
+
+// answerAll answers each frame as it comes until the client half-closes.
+func answerAll(stream pb.SegmentationService_SegmentStreamServer) error {
+	for {
+		request, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if frame := request.GetFrame(); frame != nil {
+			if err := stream.Send(emptyResult(frame.GetFrameId(), false)); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func TestEveryFrameAnsweredThenUnavailableIsSuccess(t *testing.T) {
+	// The connection lost after the last answer, before the OK trailers: nothing to send again.
+	client, server := serveScripted(t, func(_ int32, stream pb.SegmentationService_SegmentStreamServer) error {
+		var ids []uint64
+		for {
+			request, err := stream.Recv()
+			if err != nil {
+				break
+			}
+			if frame := request.GetFrame(); frame != nil {
+				ids = append(ids, frame.GetFrameId())
+			}
+		}
+		for _, id := range ids {
+			stream.Send(emptyResult(id, false))
+		}
+		return status.Error(codes.Unavailable, "the connection went away")
+	})
+
+	summary, err := streamFramesWith(client, &pb.StreamConfig{}, []string{heldoutImage, heldoutImage}, io.Discard, nil, streamOptions{reconnectFor: time.Second})
+
+	if err != nil || summary.results != 2 || !summary.ordered || summary.reconnects != 0 || server.calls.Load() != 1 {
+		t.Fatalf("%v, %+v, %d call(s): want 2 results on one call and no error", err, summary, server.calls.Load())
+	}
+}
+
+func TestAQuietCallThenALostServerStillReconnects(t *testing.T) {
+	// No frame waits while the camera is quiet: the server's restart then is not time without an answer.
+	client, _ := serveScripted(t, func(call int32, stream pb.SegmentationService_SegmentStreamServer) error {
+		switch call {
+		case 1: // frame 1 answered as draining: the client half-closes and goes on with a new call
+			stream.Recv()
+			request, err := stream.Recv()
+			if err != nil {
+				return err
+			}
+			stream.Send(emptyResult(request.GetFrame().GetFrameId(), true))
+			for {
+				if _, err := stream.Recv(); err != nil {
+					return nil
+				}
+			}
+		case 2: // no frame comes (the camera is quiet for longer than reconnectFor) and the server goes
+			stream.Recv()
+			time.Sleep(1500 * time.Millisecond)
+			return status.Error(codes.Unavailable, "restarting")
+		default:
+			return answerAll(stream)
+		}
+	})
+
+	summary, err := streamFramesWith(client, &pb.StreamConfig{}, []string{heldoutImage, heldoutImage}, io.Discard, nil, streamOptions{reconnectFor: time.Second, interval: 2 * time.Second})
+
+	if err != nil || summary.results != 2 || !summary.ordered || summary.reconnects != 2 {
+		t.Fatalf("%v, %+v: want 2 results after 2 reconnections", err, summary)
 	}
 }

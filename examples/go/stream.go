@@ -447,15 +447,23 @@ func (s *resumingStream) run(ctx context.Context) error {
 	failures := 0
 	for attempt := 0; ; attempt++ {
 		st, answered := s.call(ctx, attempt)
-		if answered {
-			quietSince, failures = time.Now(), 0
-		}
 		s.mu.Lock()
 		finished := s.inputDone && len(s.order) == 0
+		waiting := false
+		for _, p := range s.pending {
+			waiting = waiting || p.answer == nil
+		}
 		s.mu.Unlock()
+		if answered {
+			quietSince, failures = time.Now(), 0
+		} else if !waiting && failures == 0 {
+			// No frame was waiting for an answer (a camera between frames): no time without answers to count.
+			quietSince = time.Now()
+		}
 
 		code := st.Code()
-		if code == codes.OK && finished {
+		// Every frame answered: a call that then lost its connection before its trailers lost nothing.
+		if finished && (code == codes.OK || code == codes.Unavailable) {
 			return nil
 		}
 		if code == codes.OK && answered {

@@ -106,12 +106,14 @@ export async function streamFrames(
   let fatal = null; // a failure of the input or of a callback: ends the stream with it
   let wake = null; // ends a backoff early
 
-  // When the oldest frame still waiting began to wait: the last answer, or the send that found none waiting.
+  // When the oldest frame still waiting began to wait: the last answer, the send that found none waiting,
+  // or the start of the call (the watchdog times a call; between calls, reconnecting, it waits).
   let waitingSince = Date.now();
+  let between = false;
   let timedOut = null;
   const watchdog = setInterval(() => {
     const waiting = summary.sentIds.length - summary.responses.length;
-    if (waiting > 0 && Date.now() - waitingSince > answerTimeoutMs) {
+    if (waiting > 0 && !between && Date.now() - waitingSince > answerTimeoutMs) {
       timedOut = `no answer for ${answerTimeoutMs / 1000} s while ${waiting} frame(s) waited: stream cancelled`;
       clearInterval(watchdog);
       call?.cancel();
@@ -144,6 +146,8 @@ export async function streamFrames(
   async function runCall(attempt) {
     const current = client.SegmentStream();
     call = current;
+    // The answer timeout times this call, not the reconnecting before it.
+    waitingSince = Date.now();
     if (attempt > 0) summary.reconnects++;
     const written = []; // frame ids in the order this call sent them: its answers come in this order
     let answers = 0;
@@ -257,8 +261,13 @@ export async function streamFrames(
       const { code, details, metadata, answered, halfClosed, idle } = await runCall(attempt);
       if (fatal !== null) throw fatal;
       if (timedOut !== null) break;
-      if (answered || idle) quietSince = Date.now();
-      if (answered) failures = 0;
+      if (answered) {
+        quietSince = Date.now();
+        failures = 0;
+      } else if (idle && failures === 0) {
+        // No frame was waiting for an answer (a camera between frames): no time without answers to count.
+        quietSince = Date.now();
+      }
 
       // Every frame answered and no more to come: the call's end is not ours to retry.
       const finished = inputDone && pending.size === 0;
@@ -284,6 +293,7 @@ export async function streamFrames(
         throw callError(grpc.status.UNAVAILABLE, `${details} (no answer for ${Math.round(quiet / 1000)} s of reconnecting; gave up)`, metadata);
       }
       onReconnect?.(`the stream ended ${grpc.status[code]} ("${details}"): reconnecting in ${delay / 1000} s`);
+      between = true;
       await new Promise((resolve) => {
         const timer = setTimeout(resolve, delay);
         wake = () => {
@@ -292,6 +302,7 @@ export async function streamFrames(
         };
       });
       wake = null;
+      between = false;
       if (timedOut !== null) break;
     }
   } finally {
@@ -334,7 +345,10 @@ export function retryDelayMs(metadata) {
       const info = parts.find((f) => f.number === 2)?.value ?? Buffer.alloc(0);
       const duration = fields(info).find((f) => f.number === 1)?.value ?? Buffer.alloc(0);
       const part = (n) => Number(fields(duration).find((f) => f.number === n)?.value ?? 0);
-      return Math.max(0, part(1) * 1000 + part(2) / 1e6);
+      const delay = part(1) * 1000 + part(2) / 1e6;
+      // A delay of 0 or less would retry without a pause: the backoff decides then (a negative field
+      // decodes here as a huge varint, hence the upper bound).
+      return delay > 0 && delay < 3_600_000 ? delay : null;
     }
   } catch {
     // Details that do not decode ask for nothing.

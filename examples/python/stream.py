@@ -165,7 +165,8 @@ def retry_delay(error):
             if any_.get(1, b"").endswith(b"/google.rpc.RetryInfo"):
                 duration = dict(_fields(dict(_fields(any_.get(2, b""))).get(1, b"")))
                 seconds = duration.get(1, 0) + duration.get(2, 0) / 1e9
-                return seconds if 0 <= seconds < 3600 else None
+                # A delay of 0 or less would retry without a pause: the backoff decides then.
+                return seconds if 0 < seconds < 3600 else None
     except (ValueError, IndexError, TypeError, AttributeError):
         pass
     return None
@@ -386,11 +387,16 @@ def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0
             if cancelled:
                 summary.problems.append(cancelled)
                 break
-            if answered:
-                quiet_since, failures = time.monotonic(), 0
             with state:
                 finished = source["done"] and not ready and not pending
-            if error is None and finished:
+                waiting = unanswered() > 0
+            if answered:
+                quiet_since, failures = time.monotonic(), 0
+            elif not waiting and failures == 0:
+                # No frame was waiting for an answer (a camera between frames): no time without answers to count.
+                quiet_since = time.monotonic()
+            # Every frame answered: a call that then lost its connection before its trailers lost nothing.
+            if finished and (error is None or error.code() == grpc.StatusCode.UNAVAILABLE):
                 break
             if error is None and answered:
                 # Half-closed on a drain: the server answered everything it held; go on at once.

@@ -442,6 +442,78 @@ class ReconnectTest(unittest.TestCase):
         self.assertLess(elapsed, 30, "gave up long after reconnect_for")
 
 
+class ResumingStreamTest(unittest.TestCase):
+    """stream_frames' reconnecting against an in-process server of the test's own, for faults the real server
+    cannot be made to show when wanted; needs no MASKFORMER_ADDRESS."""
+
+    def serve(self, segment_stream):
+        """A stub for a server whose SegmentStream is segment_stream(call number from 1, request_iterator, context)."""
+        calls = []
+
+        class Servicer(pb_grpc.SegmentationServiceServicer):
+            def SegmentStream(self, request_iterator, context):
+                calls.append(len(calls) + 1)
+                return segment_stream(len(calls), request_iterator, context)
+
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        pb_grpc.add_SegmentationServiceServicer_to_server(Servicer(), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        self.addCleanup(server.stop, None)
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.addCleanup(channel.close)
+        return pb_grpc.SegmentationServiceStub(channel), calls
+
+    @staticmethod
+    def answer(request):
+        return pb.SegmentStreamResponse(frame_id=request.frame.frame_id, result=pb.SegmentResponse())
+
+    def test_every_frame_answered_then_unavailable_is_success(self):
+        # The connection lost after the last answer, before the OK trailers: nothing to send again.
+        def segment_stream(call, requests, context):
+            yield from (self.answer(r) for r in requests if r.HasField("frame"))
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the connection went away")
+
+        stub, calls = self.serve(segment_stream)
+        summary = stream.stream_frames(stub, [(1, b"a"), (2, b"b")], reconnect_for=1)
+
+        self.assertEqual((summary.problems, summary.line(), summary.reconnects, calls), ([], "sent 2, results 2, errors 0, skipped 0", 0, [1]))
+
+    def test_a_camera_quiet_longer_than_reconnect_for_still_reconnects(self):
+        # No frame waits while the camera is quiet: the server's restart then is not time without an answer.
+        def segment_stream(call, requests, context):
+            next(requests)  # the config
+            if call == 1:
+                time.sleep(1.5)
+                context.abort(grpc.StatusCode.UNAVAILABLE, "restarting")
+            yield from (self.answer(r) for r in requests)
+
+        def camera():
+            time.sleep(2)
+            yield 1, b"a"
+
+        stub, calls = self.serve(segment_stream)
+        summary = stream.stream_frames(stub, camera(), reconnect_for=1)
+
+        self.assertEqual((summary.problems, summary.line(), summary.reconnects), ([], "sent 1, results 1, errors 0, skipped 0", 1))
+
+    def test_a_retry_info_delay_of_zero_or_less_is_none(self):
+        def field(number, data):
+            return bytes([number << 3 | 2, len(data)]) + data
+
+        class Error:
+            def __init__(self, duration):
+                retry_info = field(1, b"type.googleapis.com/google.rpc.RetryInfo") + field(2, field(1, duration))
+                self.details = b"\x08\x0e" + field(3, retry_info)
+
+            def trailing_metadata(self):
+                return (("grpc-status-details-bin", self.details),)
+
+        self.assertEqual(stream.retry_delay(Error(b"\x08\x01\x10\x80\xca\xb5\xee\x01")), 1.5)
+        self.assertIsNone(stream.retry_delay(Error(b"")))  # 0 s
+        self.assertIsNone(stream.retry_delay(Error(b"\x08" + b"\xff" * 9 + b"\x01")))  # -1 s
+
+
 class TokenTest(unittest.TestCase):
     """Against a second server that needs a bearer token (tools/test-all.sh starts one)."""
 

@@ -23,9 +23,9 @@ public sealed partial class CliReconnectTests(ITestOutputHelper output) : IDispo
     [InlineData("KILL", 5, 1, 4, true)]
     public async Task Stream_ServerReplacedMidStream_EveryFrameIsDrawnOnceAndTheCommandSucceeds(string signal, int drainSeconds, int queueDelaySeconds, int fps, bool sentAgain)
     {
-        var clip = Path.Combine(RepositoryPaths.TinyShapes, "clip");
-        // The clip's frames, not the ground truth kept beside them (frame_000_semantic.png), as the CLI reads it.
-        var frames = Directory.GetFiles(clip, "frame_???.png").Length;
+        // The clip twice over (8 s at 4 fps): frames are still to be sent when the first server goes, however
+        // slow its first answers on a busy machine.
+        var (clip, frames) = (TwiceTheClip(), 32);
         // Batches of 8 that 4 frames in flight never fill wait the full queue delay, so frames are still in
         // the first server's engine when it goes, and answers come four at a time.
         using var first = ServerProcess.Start(
@@ -70,15 +70,15 @@ public sealed partial class CliReconnectTests(ITestOutputHelper output) : IDispo
     [Fact]
     public async Task Stream_NoServerComesBack_GivesUpAfterReconnectFor()
     {
-        var clip = Path.Combine(RepositoryPaths.TinyShapes, "clip");
-        using var first = ServerProcess.Start("--MaskFormer:Inference:WarmUp=false");
+        var clip = TwiceTheClip();
+        using var first = ServerProcess.Start("--MaskFormer:Inference:WarmUp=false", "--MaskFormer:Inference:MaxBatchSize=8", "--MaskFormer:Inference:MaxQueueDelay=00:00:01");
         var address = await first.AddressAsync();
         using (var channel = GrpcChannel.ForAddress(address))
         {
             await ServerFixture.WaitUntilServingAsync(channel);
         }
 
-        var streaming = StreamCommand.RunAsync(new CommandArguments([clip, "--server", address.ToString(), "--out", _out, "--fps", "10", "--reconnect-for", "3"]), TextWriter.Null, CancellationToken.None);
+        var streaming = StreamCommand.RunAsync(new CommandArguments([clip, "--server", address.ToString(), "--out", _out, "--fps", "4", "--reconnect-for", "3"]), TextWriter.Null, CancellationToken.None);
         await WaitForOverlaysAsync(2, streaming);
         first.Signal("KILL");
         var stopwatch = System.Diagnostics.Stopwatch.StartNew();
@@ -90,6 +90,19 @@ public sealed partial class CliReconnectTests(ITestOutputHelper output) : IDispo
     }
 
     public void Dispose() => Directory.Delete(_out, recursive: true);
+
+    // The clip's 16 frames twice, as frame_000 to frame_031 (not the ground truth kept beside them).
+    private string TwiceTheClip()
+    {
+        var clip = Path.Combine(RepositoryPaths.TinyShapes, "clip");
+        var folder = Directory.CreateDirectory(Path.Combine(_out, "frames")).FullName;
+        for (var i = 0; i < 32; i++)
+        {
+            File.Copy(Path.Combine(clip, $"frame_{i % 16:D3}.png"), Path.Combine(folder, $"frame_{i:D3}.png"));
+        }
+
+        return folder;
+    }
 
     private int Overlays() => Directory.Exists(_out) ? Directory.GetFiles(_out, "*.overlay.png").Length : 0;
 

@@ -295,6 +295,31 @@ describe('a server that stops answering (one made here: the real server cannot b
       server.forceShutdown();
     }
   });
+
+  test('the answer timeout times each call, not the reconnecting between calls', async () => {
+    const server = new grpc.Server();
+    server.addService(SegmentationService.service, {
+      // Answers nothing and ends each call UNAVAILABLE after 0.3 s, as a server that keeps going away.
+      SegmentStream(call) {
+        call.on('data', () => {});
+        setTimeout(() => call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'going away' }), 300);
+      },
+    });
+    const port = await new Promise((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))));
+    const leaving = new SegmentationService(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    try {
+      // Reconnecting for longer than the answer timeout: it is reconnectFor that ends the stream.
+      const outcome = await streamFrames(leaving, [[1, readFileSync(HELDOUT_IMAGE)]], { answerTimeoutMs: 1000, reconnectFor: 4 })
+        .then((summary) => summary.problems.join('; '), (error) => error);
+
+      assert.equal(outcome.code, grpc.status.UNAVAILABLE, String(outcome));
+      assert.match(outcome.details, /gave up/);
+    } finally {
+      leaving.close();
+      server.forceShutdown();
+    }
+  });
 });
 
 describe('a server that needs a bearer token (tools/test-all.sh starts one)', () => {

@@ -193,15 +193,19 @@ describe('a stream across a server replaced mid-stream (servers started here)', 
 
   test('no server comes back: the stream gives up with UNAVAILABLE after reconnectFor', async (t) => {
     const port = await freePort();
-    const first = startServer(port);
+    // Slow batches, 4 frames a second and the last 8 held until the kill: the clip is not over when the server goes.
+    const first = startServer(port, '--MaskFormer:Inference:MaxBatchSize=8', '--MaskFormer:Inference:MaxQueueDelay=00:00:01');
     await first.ready;
     const client = await connect(`127.0.0.1:${port}`);
+    let firstKilled;
+    const killed = new Promise((resolve) => { firstKilled = resolve; });
     try {
       let answered = 0;
-      const streaming = streamFrames(client, camera(10), { reconnectFor: 3, onResponse: () => answered++ });
+      const streaming = streamFrames(client, camera(4, { held: 8, until: killed }), { reconnectFor: 3, onResponse: () => answered++ });
       streaming.catch(() => {});
       await answersSeen(2, streaming, () => answered);
       first.kill('SIGKILL');
+      firstKilled();
       const started = Date.now();
       const failure = await within(streaming.then(() => null, (error) => error), 60_000, 'the stream did not end within 60 s');
       const seconds = (Date.now() - started) / 1000;
@@ -212,6 +216,7 @@ describe('a stream across a server replaced mid-stream (servers started here)', 
       assert.match(failure.details, /gave up/);
       assert.ok(seconds >= 1 && seconds < 30, `gave up after ${seconds} s`);
     } finally {
+      firstKilled();
       client.close();
       first.kill('SIGKILL');
       await first.exited;
@@ -229,6 +234,12 @@ test("a RetryInfo in the status details (grpc-status-details-bin) sets the recon
   trailers.set('grpc-status-details-bin', status);
 
   assert.equal(retryDelayMs(trailers), 1500);
+  // A delay of 0, or a negative one (its varint decodes huge), is no delay: the backoff decides.
+  for (const zero of [Buffer.alloc(0), Buffer.from([0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01])]) {
+    const none = new grpc.Metadata();
+    none.set('grpc-status-details-bin', Buffer.concat([Buffer.from([0x08, 14]), field(3, Buffer.concat([field(1, Buffer.from('type.googleapis.com/google.rpc.RetryInfo')), field(2, field(1, zero))]))]));
+    assert.equal(retryDelayMs(none), null);
+  }
   assert.equal(retryDelayMs(new grpc.Metadata()), null);
   const other = new grpc.Metadata();
   other.set('grpc-status-details-bin', Buffer.concat([Buffer.from([0x08, 14]), field(3, field(1, Buffer.from('type.googleapis.com/google.rpc.BadRequest')))]));

@@ -72,18 +72,25 @@ internal sealed class ResumingStream
             for (var attempt = 0; ; attempt++)
             {
                 var (status, answered, retryDelay) = await RunCallAsync(attempt, cancellationToken).ConfigureAwait(false);
+                bool finished, waiting;
+                lock (_sync)
+                {
+                    finished = _frames.Reader.Completion.IsCompleted && _pending.Count == 0;
+                    waiting = _pending.Values.Any(p => p.Answer is null);
+                }
+
                 if (answered)
                 {
                     (quietSince, failures) = (_time.GetTimestamp(), 0);
                 }
-
-                bool finished;
-                lock (_sync)
+                else if (!waiting && failures == 0)
                 {
-                    finished = _frames.Reader.Completion.IsCompleted && _pending.Count == 0;
+                    // No frame was waiting for an answer (a camera between frames): no time without answers to count.
+                    quietSince = _time.GetTimestamp();
                 }
 
-                if (status.StatusCode == StatusCode.OK && finished)
+                // Every frame answered: a call that then lost its connection before its trailers lost nothing.
+                if (finished && status.StatusCode is (StatusCode.OK or StatusCode.Unavailable))
                 {
                     _answers.Writer.TryComplete();
                     return;
@@ -147,7 +154,8 @@ internal sealed class ResumingStream
                     continue;
                 }
 
-                answered = true;
+                // A frame skipped as draining got no result: it goes again, and does not count as progress.
+                answered |= response.Skipped?.Reason != SkipReason.Draining;
                 Answer(response);
                 if (response.Draining)
                 {
@@ -257,7 +265,8 @@ internal sealed class ResumingStream
         try
         {
             var details = call.GetTrailers().GetValueBytes("grpc-status-details-bin");
-            return details is null ? null : Google.Rpc.Status.Parser.ParseFrom(details).GetDetail<RetryInfo>()?.RetryDelay?.ToTimeSpan();
+            // A delay of 0 or less would retry without a pause: the backoff decides then.
+            return details is null ? null : Google.Rpc.Status.Parser.ParseFrom(details).GetDetail<RetryInfo>()?.RetryDelay?.ToTimeSpan() is { } delay && delay > TimeSpan.Zero ? delay : null;
         }
         catch (InvalidOperationException)
         {

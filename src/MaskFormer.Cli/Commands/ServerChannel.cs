@@ -48,6 +48,11 @@ internal static partial class ServerChannel
                 : handler,
             DisposeHttpClient = true,
             MaxReceiveMessageSize = null,
+
+            // A lost server is tried again at least every 4 s (the default waits up to 2 minutes), so a
+            // stream reconnecting within --reconnect-for finds a replacement soon after it is up.
+            InitialReconnectBackoff = TimeSpan.FromMilliseconds(250),
+            MaxReconnectBackoff = TimeSpan.FromSeconds(4),
         };
     }
 
