@@ -89,6 +89,27 @@ public sealed partial class CliReconnectTests(ITestOutputHelper output) : IDispo
         Assert.InRange(stopwatch.Elapsed, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30));
     }
 
+    [Fact]
+    public async Task Segment_ServerStillLoading_IsRetriedUntilTheModelsAreWarmAndAnswered()
+    {
+        // The server listens before its models are loaded and warm (about 10 s here): a call in between is
+        // answered UNAVAILABLE, "The models are still loading; retry shortly".
+        using var server = ServerProcess.Start("--MaskFormer:Inference:WarmUp=true");
+        var address = await server.AddressAsync();
+        var image = Path.Combine(RepositoryPaths.TinyShapes, "heldout", "0000.png");
+
+        using var log = new StringWriter();
+        var exitCode = await SegmentCommand.RunAsync(new CommandArguments([image, "--server", address.ToString(), "--out", _out]), log, CancellationToken.None);
+
+        output.WriteLine(log.ToString());
+        Assert.Equal(0, exitCode);
+        Assert.True(File.Exists(Path.Combine(_out, "0000.labels.png")), string.Join(", ", Directory.GetFiles(_out)));
+
+        // What this test is about: the first call was turned away while loading, and a later one answered.
+        Assert.Contains("SegmentationService/Segment Unavailable", server.Output, StringComparison.Ordinal);
+        Assert.Contains("SegmentationService/Segment OK", server.Output, StringComparison.Ordinal);
+    }
+
     public void Dispose() => Directory.Delete(_out, recursive: true);
 
     // The clip's 16 frames twice, as frame_000 to frame_031 (not the ground truth kept beside them).

@@ -31,7 +31,8 @@ internal static class SegmentCommand
           --alpha A              strength of the class colours over the image, 0..1 (default 0.6)
           --min-score S          instance: the lowest score kept and drawn (default 0.5)
           --timeout SECONDS      per call, retries included (default 60); RESOURCE_EXHAUSTED with RetryInfo
-                                 (the server is overloaded) is retried after the delay it asks for, 5 tries at most
+                                 (the server is overloaded) is retried after the delay it asks for, 5 tries at most;
+                                 UNAVAILABLE from the server (models still loading, draining) after its delay, or 0.25 s doubling to 4 s
         {CliApp.ServerHelp}
         """,
         ["task", "out", "model", "alpha", "min-score", "timeout"],
