@@ -213,7 +213,7 @@ else
 
     step "Node example (examples/node)"
     if (cd examples/node && npm ci --no-audit --no-fund >"$LOGS/npm-examples.log" 2>&1); then
-      (cd examples/node && MASKFORMER_ADDRESS="127.0.0.1:$PORT" limited 300 node --test 2>&1) >"$LOGS/node-examples.log"
+      (cd examples/node && MASKFORMER_ADDRESS="127.0.0.1:$PORT" limited 420 node --test 2>&1) >"$LOGS/node-examples.log"
       code=$?
       grep -E '^# (tests|pass|fail|cancelled|skipped|todo)' "$LOGS/node-examples.log"
       count_node "$LOGS/node-examples.log" "$code"
@@ -223,7 +223,7 @@ else
 
     step "Python example (examples/python, Debian's python3-grpcio)"
     if (cd examples/python && bash install.sh >"$LOGS/python-install.log" 2>&1); then
-      (cd examples/python && MASKFORMER_ADDRESS="127.0.0.1:$PORT" limited 300 /usr/bin/python3 -m unittest -v test_examples 2>&1) >"$LOGS/python.log"
+      (cd examples/python && MASKFORMER_ADDRESS="127.0.0.1:$PORT" limited 420 /usr/bin/python3 -m unittest -v test_examples 2>&1) >"$LOGS/python.log"
       code=$?
       grep -E '^Ran |^OK|^FAILED' "$LOGS/python.log"
       count_unittest "$LOGS/python.log" "$code"
@@ -233,7 +233,7 @@ else
 
     step "Go example (examples/go, Debian's Go and grpc-go)"
     if (cd examples/go && sh install.sh >"$LOGS/go-install.log" 2>&1); then
-      (cd examples/go && MASKFORMER_ADDRESS="127.0.0.1:$PORT" limited 300 sh test.sh 2>&1) >"$LOGS/go.log"
+      (cd examples/go && MASKFORMER_ADDRESS="127.0.0.1:$PORT" limited 420 sh test.sh 2>&1) >"$LOGS/go.log"
       code=$?
       grep -E '^(--- |ok |FAIL)' "$LOGS/go.log"
       count_gotest "$LOGS/go.log" "$code"

@@ -5,7 +5,8 @@
 //	maskformer-go stream FOLDER [-server host:port] [-connect-timeout 15s] [-tasks panoptic] [-policy queue] [-in-flight N]
 //	                            [-delta [-keyframe-interval N] [-no-check]] [-reconnect-for 60s] [-fps N]
 //
-// A stream goes on across the server's drain and reconnects when it ends UNAVAILABLE, sending again the
+// A segment call is made again on an UNAVAILABLE the server sent (loading, draining), within its 30 s
+// deadline. A stream goes on across the server's drain and reconnects when it ends UNAVAILABLE, sending again the
 // frames without a result, until no call has answered for -reconnect-for. The server address defaults
 // to $MASKFORMER_ADDRESS, else 127.0.0.1:5081. Exit codes: 0 success, 1 a
 // call or a frame failed (or the answers did not match the frames sent), 2 the server cannot be reached

@@ -91,6 +91,15 @@ func freePort(t *testing.T) int {
 // service says SERVING.
 func startServer(t *testing.T, port int, settings ...string) *serverProcess {
 	t.Helper()
+	server := launchServer(t, port, settings...)
+	server.waitUntilServing(t, port)
+	return server
+}
+
+// launchServer starts a server on 127.0.0.1:port with the given settings (after WarmUp=false: a setting
+// given again wins), killed at the end of the test, and does not wait for it.
+func launchServer(t *testing.T, port int, settings ...string) *serverProcess {
+	t.Helper()
 	dll, models := serverPaths(t)
 	args := append([]string{dll,
 		fmt.Sprintf("--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:%d", port),
@@ -112,6 +121,12 @@ func startServer(t *testing.T, port int, settings ...string) *serverProcess {
 			t.Logf("server on port %d:\n%s", port, server.output.String())
 		}
 	})
+	return server
+}
+
+// waitUntilServing waits until the server's health service says SERVING.
+func (server *serverProcess) waitUntilServing(t *testing.T, port int) {
+	t.Helper()
 
 	// Tried every half second while the server starts (gRPC's default backoff grows to 2 minutes).
 	conn, err := grpc.Dial(fmt.Sprintf("127.0.0.1:%d", port), grpc.WithInsecure(),
@@ -127,7 +142,7 @@ func startServer(t *testing.T, port int, settings ...string) *serverProcess {
 		response, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
 		cancel()
 		if err == nil && response.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			return server
+			return
 		}
 		select {
 		case <-server.exited:
@@ -530,4 +545,69 @@ func TestAQuietCallThenALostServerStillReconnects(t *testing.T) {
 	if err != nil || summary.results != 2 || !summary.ordered || summary.reconnects != 2 {
 		t.Fatalf("%v, %+v: want 2 results after 2 reconnections", err, summary)
 	}
+}
+
+// waitForOutput waits until the server has printed text, at most timeout.
+func (s *serverProcess) waitForOutput(t *testing.T, text string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(s.output.String(), text) {
+		select {
+		case <-s.exited:
+			t.Fatalf("the server exited before it printed %q:\n%s", text, s.output.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server did not print %q within %v:\n%s", text, timeout, s.output.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A unary call to a server that listens but still loads its models (warm-up on) is refused UNAVAILABLE
+// by the server, and made again until it is answered, within the call's deadline (retryingCall).
+func TestSegmentCommandRetriesWhileTheServerLoadsItsModels(t *testing.T) {
+	binary := buildClient(t)
+	port := freePort(t)
+	server := launchServer(t, port, "--MaskFormer:Inference:WarmUp=true")
+	server.waitForOutput(t, "Now listening on:", 120*time.Second)
+
+	started := time.Now()
+	code, stdout, stderr := runClientEnv(t, binary, withoutClientVariables(), "segment", heldoutImage,
+		"-server", fmt.Sprintf("127.0.0.1:%d", port), "-tasks", "semantic")
+	if code != 0 {
+		t.Fatalf("segment exited %d after %v:\n%s%s", code, time.Since(started), stdout, stderr)
+	}
+	if !strings.Contains(stdout, "semantic label map:") {
+		t.Errorf("segment printed no semantic label map:\n%s", stdout)
+	}
+	// The log line is written as the call ends; the answer may reach the client first.
+	server.waitForOutput(t, "SegmentationService/Segment OK", 10*time.Second)
+	if output := server.output.String(); !strings.Contains(output, "SegmentationService/Segment Unavailable") {
+		t.Errorf("no call was refused UNAVAILABLE while the models loaded (the call came too late to test the retry):\n%s", output)
+	}
+	t.Logf("answered after %v", time.Since(started))
+}
+
+// An UNAVAILABLE the transport made (nothing listens at the address) is not the server's word: retryingCall
+// returns it after one attempt, without waiting.
+func TestRetryingCallDoesNotRetryATransportUnavailable(t *testing.T) {
+	conn, err := grpc.Dial(fmt.Sprintf("127.0.0.1:%d", freePort(t)), grpc.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := pb.NewSegmentationServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), callDeadline)
+	defer cancel()
+	attempts, started := 0, time.Now()
+	err = retryingCall(ctx, func(ctx context.Context, options ...grpc.CallOption) error {
+		attempts++
+		_, err := client.Segment(ctx, &pb.SegmentRequest{}, options...)
+		return err
+	})
+	if status.Code(err) != codes.Unavailable || attempts != 1 || time.Since(started) > 5*time.Second {
+		t.Fatalf("got %v after %d attempt(s) in %v; want UNAVAILABLE after 1 attempt, at once", err, attempts, time.Since(started))
+	}
+	t.Logf("%v", err)
 }

@@ -9,11 +9,49 @@ import (
 	"time"
 
 	pb "github.com/maskformer-serve/maskformer/gen/go/maskformer/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
-// callDeadline bounds each unary call: a call that runs out of it may be retried (Segment is idempotent).
+// callDeadline bounds each unary call, its attempts on UNAVAILABLE included (retryingCall): a call that
+// runs out of it may be retried (Segment is idempotent).
 const callDeadline = 30 * time.Second
+
+// retryingCall makes a unary call, and makes it again on an UNAVAILABLE the server sent (its models are
+// still loading; it is draining; a hung model run's session is being replaced), after the status's
+// google.rpc.RetryInfo delay if it names one > 0, else 0.25 s doubling to 4 s (retryDelay and backoffDelay,
+// as a stream waits), until ctx's deadline, which bounds the attempts: a wait that would end past it is not
+// begun and the last status is returned. Other statuses are returned at once (as the C# CLI's RetryingCall).
+//
+// Which UNAVAILABLE the server sent: grpc-go marks no status as the server's, so the rule is that the server
+// answered the call with a HEADERS frame (response headers, or trailers-only as Kestrel sends an error).
+// grpc.Header then yields metadata, empty or not; it stays nil when the call never had a stream (no
+// connection: "connection refused", "connection error") or the stream ended without headers (the connection
+// was lost, an HTTP error from something that is not gRPC), which the transport made: not retried. Best
+// effort: a connection lost after the server's headers and before its trailers would count as the server's.
+func retryingCall(ctx context.Context, call func(context.Context, ...grpc.CallOption) error) error {
+	for attempt := 0; ; attempt++ {
+		var header metadata.MD
+		err := call(ctx, grpc.Header(&header))
+		if status.Code(err) != codes.Unavailable || header == nil {
+			return err
+		}
+		delay := retryDelay(status.Convert(err))
+		if delay <= 0 {
+			delay = backoffDelay(attempt)
+		}
+		if deadline, ok := ctx.Deadline(); ok && time.Now().Add(delay).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+	}
+}
 
 func segmentCommand(args []string) int {
 	flags := flag.NewFlagSet("segment", flag.ContinueOnError)
@@ -48,15 +86,22 @@ func segmentCommand(args []string) int {
 	return 0
 }
 
-// segment sends one encoded image and returns the answer.
+// segment sends one encoded image and returns the answer, sending it again on an UNAVAILABLE from the
+// server (retryingCall) within callDeadline.
 func segment(client pb.SegmentationServiceClient, encoded []byte, tasks []pb.SegmentationTask) (*pb.SegmentResponse, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), callDeadline)
 	defer cancel()
-	return client.Segment(ctx, &pb.SegmentRequest{
+	request := &pb.SegmentRequest{
 		Image:   &pb.Image{Source: &pb.Image_Encoded{Encoded: encoded}},
 		Tasks:   tasks,
 		FrameId: 1,
+	}
+	var response *pb.SegmentResponse
+	err := retryingCall(ctx, func(ctx context.Context, options ...grpc.CallOption) (err error) {
+		response, err = client.Segment(ctx, request, options...)
+		return err
 	})
+	return response, err
 }
 
 func printResponse(out io.Writer, r *pb.SegmentResponse) {

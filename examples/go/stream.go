@@ -94,8 +94,8 @@ type streamSummary struct {
 // defaultReconnectFor: a stream gives up when no call has answered for this long while it reconnects.
 const defaultReconnectFor = time.Minute
 
-// The wait before a new call after one that failed: 0.25 s doubling to 4 s, unless the server's
-// google.rpc.RetryInfo names one.
+// The wait before a new call after one that failed (a stream's, and a unary call's in retryingCall): 0.25 s
+// doubling to 4 s, unless the server's google.rpc.RetryInfo names one.
 const (
 	firstBackoff   = 250 * time.Millisecond
 	longestBackoff = 4 * time.Second

@@ -2,25 +2,61 @@
 //
 //   node segment.js IMAGE [--server host:port]
 //
-// The server address defaults to $MASKFORMER_ADDRESS, else 127.0.0.1:5081.
+// The server address defaults to $MASKFORMER_ADDRESS, else 127.0.0.1:5081. An UNAVAILABLE the server
+// sends (models still loading, draining) is tried again within the call's 30 s deadline (see segment()).
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { DEFAULT_SERVER, connect, grpc, isMain } from './client.js';
+import { FIRST_BACKOFF_MS, LONGEST_BACKOFF_MS, retryDelayMs } from './stream.js';
 
+// The whole call, every attempt included.
 const DEADLINE_MS = 30_000;
 
-/** Sends one encoded image; resolves with the SegmentResponse. frameId is a string or number. */
-export function segment(client, imageBytes, frameId = '1') {
+/**
+ * Sends one encoded image; resolves with the SegmentResponse. frameId is a string or number.
+ *
+ * An UNAVAILABLE the server sent (its models are still loading; it is draining and a new connection goes
+ * to another instance) is tried again after the server's google.rpc.RetryInfo delay, or a backoff of
+ * 0.25 s doubling to 4 s, as long as the wait ends before the deadline (deadlineMs from now, for all the
+ * attempts together). onRetry({ attempt, error, delayMs }) is called before each wait. An UNAVAILABLE
+ * grpc-js made itself (no server at the address, a dropped connection) and every other failure reject at once.
+ */
+export async function segment(client, imageBytes, frameId = '1', { deadlineMs = DEADLINE_MS, onRetry } = {}) {
   const request = {
     image: { encoded: imageBytes },
     tasks: ['SEGMENTATION_TASK_SEMANTIC', 'SEGMENTATION_TASK_PANOPTIC'],
     frame_id: String(frameId),
   };
-  return new Promise((resolve, reject) => {
-    client.Segment(request, { deadline: Date.now() + DEADLINE_MS }, (err, response) =>
-      err ? reject(err) : resolve(response),
-    );
-  });
+  const deadline = Date.now() + deadlineMs;
+  for (let attempt = 1; ; attempt++) {
+    let answered = false; // whether the server sent response headers on this attempt
+    try {
+      return await new Promise((resolve, reject) => {
+        const call = client.Segment(request, { deadline }, (err, response) => (err ? reject(err) : resolve(response)));
+        call.on('metadata', () => { answered = true; });
+      });
+    } catch (error) {
+      if (!unavailableFromServer(error, answered)) throw error;
+      const delayMs = retryDelayMs(error.metadata) ?? Math.min(LONGEST_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** Math.min(attempt - 1, 8));
+      if (Date.now() + delayMs >= deadline) throw error;
+      onRetry?.({ attempt, error, delayMs });
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  }
+}
+
+/**
+ * Whether a failed call is an UNAVAILABLE the server sent, not one grpc-js made. grpc-js gives every
+ * status it makes itself (no connection established, connection dropped, stream refused, name resolution,
+ * channel closed) an empty Metadata; a status the server sends comes in its trailers, and when it refuses
+ * a call before answering (a trailers-only response, how this server says "still loading" or "shutting
+ * down") those trailers are its response headers too: content-type, date, server, so the status's
+ * metadata is never empty. A server that had answered with headers first (then trailers that may hold
+ * only grpc-status and grpc-message) is known by the call's 'metadata' event (`answered`).
+ */
+export function unavailableFromServer(error, answered = false) {
+  if (error?.code !== grpc.status.UNAVAILABLE) return false;
+  return answered || Object.keys(error.metadata?.getMap?.() ?? {}).length > 0;
 }
 
 /** A SegmentResponse in a human-readable form, as lines. */
@@ -85,7 +121,10 @@ async function main() {
     return 2;
   }
   try {
-    const response = await segment(client, imageBytes);
+    const response = await segment(client, imageBytes, '1', {
+      onRetry: ({ error, delayMs }) =>
+        console.error(`segment: the server answered UNAVAILABLE ("${error.details}"): trying again in ${delayMs / 1000} s`),
+    });
     console.log(`image:   ${imagePath}`);
     for (const line of formatResponse(response)) console.log(line);
     return 0;

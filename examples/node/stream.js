@@ -321,8 +321,10 @@ export async function streamFrames(
 }
 
 const STOP = Symbol('stop');
-const FIRST_BACKOFF_MS = 250;
-const LONGEST_BACKOFF_MS = 4000;
+// The backoff after an UNAVAILABLE without a RetryInfo delay: this, doubling each time, at most the longest
+// (segment.js's unary call uses it too).
+export const FIRST_BACKOFF_MS = 250;
+export const LONGEST_BACKOFF_MS = 4000;
 
 /** An Error like grpc-js's for a failed call: code, details, metadata. */
 function callError(code, details, metadata) {

@@ -8,6 +8,7 @@ import socket
 import ssl
 import struct
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -19,6 +20,8 @@ TLS_VARIABLES = ("MASKFORMER_CA_CERT", "MASKFORMER_CLIENT_CERT", "MASKFORMER_CLI
 
 # Ground truth and predictions stored next to frames (models/tiny-shapes/clip) are not frames.
 _NOT_FRAME_SUFFIXES = ("_semantic", "_panoptic")
+# Between failed calls: 0.25 s doubling to 4 s, unless the server's RetryInfo names a delay.
+FIRST_BACKOFF_S, LONGEST_BACKOFF_S = 0.25, 4.0
 _IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tga", ".tif", ".tiff", ".webp"}
 
 
@@ -144,6 +147,97 @@ def _bearer_token(token):
             return continuation(self._with_token(details), requests)
 
     return BearerToken()
+
+
+def _fields(data):
+    """The fields of a serialized protobuf message as (number, value): an int, or bytes for the others."""
+    pos = 0
+
+    def varint():
+        nonlocal pos
+        value = shift = 0
+        while True:
+            byte = data[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+            shift += 7
+
+    while pos < len(data):
+        key = varint()
+        kind = key & 7
+        if kind == 0:
+            value = varint()
+        elif kind == 2:
+            length = varint()
+            value, pos = data[pos:pos + length], pos + length
+        elif kind in (1, 5):
+            size = 8 if kind == 1 else 4
+            value, pos = data[pos:pos + size], pos + size
+        else:
+            raise ValueError(f"wire type {kind}")
+        yield key >> 3, value
+
+
+def retry_delay(error):
+    """The google.rpc.RetryInfo delay, in seconds, in a failed call's grpc-status-details-bin trailer, or None.
+    Decoded by hand: Debian's grpcio has no google.rpc stubs."""
+    try:
+        details = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
+        for number, detail in _fields(details or b""):
+            if number != 3:  # google.rpc.Status.details, each an Any
+                continue
+            any_ = dict(_fields(detail))
+            if any_.get(1, b"").endswith(b"/google.rpc.RetryInfo"):
+                duration = dict(_fields(dict(_fields(any_.get(2, b""))).get(1, b"")))
+                seconds = duration.get(1, 0) + duration.get(2, 0) / 1e9
+                # A delay of 0 or less would retry without a pause: the backoff decides then.
+                return seconds if 0 < seconds < 3600 else None
+    except (ValueError, IndexError, TypeError, AttributeError):
+        pass
+    return None
+
+
+def backoff(failures):
+    return min(LONGEST_BACKOFF_S, FIRST_BACKOFF_S * 2 ** min(failures, 8))
+
+
+def from_server(error):
+    """True when an UNAVAILABLE (or any status) was sent by the server, False when gRPC made it on the client.
+
+    The rule, as grpcio lets us tell: a status the server sent arrives in an HTTP/2 response, so the call has
+    trailing metadata (Kestrel always sends date/server headers, and grpc-status-details-bin when the status
+    has details such as RetryInfo), and gRPC's debug string says "Error received from peer". A status gRPC
+    made itself (no server listening: "failed to connect to all addresses ... Connection refused"; the
+    connection dropped mid-call: "Socket closed") has neither."""
+    if error.trailing_metadata():
+        return True
+    debug = getattr(error, "debug_error_string", None)
+    return callable(debug) and "Error received from peer" in (debug() or "")
+
+
+def call_with_retries(call, request, timeout):
+    """call(request, timeout=...) again on every UNAVAILABLE the server sent (its models are still loading;
+    it is draining and a new call went to a new connection), after the server's RetryInfo delay when it
+    gives one > 0, else 0.25 s doubling to 4 s; all within timeout seconds, which bounds the attempts: the
+    last status is raised when the next attempt would start past it. An UNAVAILABLE gRPC made itself (no
+    server at the address) and every other status are raised at once."""
+    import grpc
+
+    deadline = time.monotonic() + timeout
+    failures = 0
+    while True:
+        try:
+            return call(request, timeout=max(0.001, deadline - time.monotonic()))
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.UNAVAILABLE or not from_server(e):
+                raise
+            delay = retry_delay(e) or backoff(failures)
+            failures += 1
+            if time.monotonic() + delay >= deadline:
+                raise
+            time.sleep(delay)
 
 
 def is_frame(path):

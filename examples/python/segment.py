@@ -3,7 +3,9 @@
 
     /usr/bin/python3 segment.py IMAGE [--server host:port]
 
-The server address defaults to $MASKFORMER_ADDRESS, else 127.0.0.1:5081.
+The server address defaults to $MASKFORMER_ADDRESS, else 127.0.0.1:5081. An UNAVAILABLE the server sends
+(its models are still loading; it is draining) is retried after its RetryInfo delay, or 0.25 s doubling to
+4 s, within the call's 30 s deadline; one gRPC made itself (no server listening) fails at once.
 """
 
 import argparse
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import grpc
 
-from common import DEFAULT_SERVER, connect, load_stubs, tls_problem
+from common import DEFAULT_SERVER, call_with_retries, connect, load_stubs, tls_problem
 
 pb, pb_grpc = load_stubs()
 
@@ -20,13 +22,14 @@ DEADLINE_S = 30.0
 
 
 def segment(stub, image_bytes, frame_id=1):
-    """Sends one encoded image and returns the SegmentResponse."""
+    """Sends one encoded image and returns the SegmentResponse; an UNAVAILABLE from the server is retried
+    within the deadline (common.call_with_retries)."""
     request = pb.SegmentRequest(
         image=pb.Image(encoded=image_bytes),
         tasks=[pb.SEGMENTATION_TASK_SEMANTIC, pb.SEGMENTATION_TASK_PANOPTIC],
         frame_id=frame_id,
     )
-    return stub.Segment(request, timeout=DEADLINE_S)
+    return call_with_retries(stub.Segment, request, DEADLINE_S)
 
 
 def print_response(r, out=sys.stdout):

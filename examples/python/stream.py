@@ -44,7 +44,7 @@ from pathlib import Path
 
 import grpc
 
-from common import DEFAULT_SERVER, connect, list_frames, load_stubs, tls_problem
+from common import DEFAULT_SERVER, backoff, connect, list_frames, load_stubs, retry_delay, tls_problem
 from delta import DeltaRebuilder, decode_complete, frame_differences
 
 pb, pb_grpc = load_stubs()
@@ -64,8 +64,6 @@ TASKS = {
 ANSWER_TIMEOUT_S = 60.0
 # A stream outlives its server (docs/deploy.md, "Drain"): it reconnects until no call has answered for this long.
 RECONNECT_FOR_S = 60.0
-# Between failed calls: 0.25 s doubling to 4 s, unless the server's RetryInfo names a delay.
-FIRST_BACKOFF_S, LONGEST_BACKOFF_S = 0.25, 4.0
 # A call whose StreamConfig is not written by then is cancelled and opened again (gRPC's connect timeout is 20 s).
 CALL_START_TIMEOUT_S = 20.0
 
@@ -120,60 +118,6 @@ class Unavailable(grpc.RpcError):
 
 class StreamGaveUp(Unavailable):
     """The stream ended UNAVAILABLE and no call answered for reconnect_for seconds: the last status, saying so."""
-
-
-def _fields(data):
-    """The fields of a serialized protobuf message as (number, value): an int, or bytes for the others."""
-    pos = 0
-
-    def varint():
-        nonlocal pos
-        value = shift = 0
-        while True:
-            byte = data[pos]
-            pos += 1
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                return value
-            shift += 7
-
-    while pos < len(data):
-        key = varint()
-        kind = key & 7
-        if kind == 0:
-            value = varint()
-        elif kind == 2:
-            length = varint()
-            value, pos = data[pos:pos + length], pos + length
-        elif kind in (1, 5):
-            size = 8 if kind == 1 else 4
-            value, pos = data[pos:pos + size], pos + size
-        else:
-            raise ValueError(f"wire type {kind}")
-        yield key >> 3, value
-
-
-def retry_delay(error):
-    """The google.rpc.RetryInfo delay, in seconds, in a failed call's grpc-status-details-bin trailer, or None.
-    Decoded by hand: Debian's grpcio has no google.rpc stubs."""
-    try:
-        details = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
-        for number, detail in _fields(details or b""):
-            if number != 3:  # google.rpc.Status.details, each an Any
-                continue
-            any_ = dict(_fields(detail))
-            if any_.get(1, b"").endswith(b"/google.rpc.RetryInfo"):
-                duration = dict(_fields(dict(_fields(any_.get(2, b""))).get(1, b"")))
-                seconds = duration.get(1, 0) + duration.get(2, 0) / 1e9
-                # A delay of 0 or less would retry without a pause: the backoff decides then.
-                return seconds if 0 < seconds < 3600 else None
-    except (ValueError, IndexError, TypeError, AttributeError):
-        pass
-    return None
-
-
-def backoff(failures):
-    return min(LONGEST_BACKOFF_S, FIRST_BACKOFF_S * 2 ** min(failures, 8))
 
 
 def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0, on_response=None,

@@ -311,6 +311,16 @@ class ServerProcess:
                     raise AssertionError(f"the server was not serving within {timeout} s:\n{self.output()}")
                 time.sleep(0.2)
 
+    def wait_until_listening(self, timeout=60):
+        """Waits for Kestrel's "Now listening on:" line, not for the models: a call may still be refused."""
+        deadline = time.monotonic() + timeout
+        while "Now listening on:" not in self.output():
+            if self.process.poll() is not None:
+                raise AssertionError(f"the server exited with {self.process.returncode}:\n{self.output()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the server was not listening within {timeout} s:\n{self.output()}")
+            time.sleep(0.05)
+
     def wait_for_exit(self, timeout=30):
         try:
             return self.process.wait(timeout)
@@ -440,6 +450,30 @@ class ReconnectTest(unittest.TestCase):
         self.assertIn("gave up", error.details())
         self.assertGreater(elapsed, 1, "gave up before reconnect_for")
         self.assertLess(elapsed, 30, "gave up long after reconnect_for")
+
+
+    def test_segment_while_the_models_load_is_retried_until_answered(self):
+        # The server listens before its models are loaded and warm: a call in between is answered UNAVAILABLE,
+        # "The models are still loading; retry shortly.", which segment.py retries within its deadline.
+        server = ServerProcess(free_port(), "--MaskFormer:Inference:WarmUp=true")
+        self.addCleanup(server.stop)
+        server.wait_until_listening()
+        result = run_script("segment.py", HELDOUT_IMAGE, server=server.address)
+        output = server.output()
+        self.assertEqual(result.returncode, 0, f"{result.stderr}\n{output}")
+        self.assertIn("semantic label map:", result.stdout)
+        # What this test is about: the first call was turned away while loading, and a later one answered.
+        self.assertIn("SegmentationService/Segment Unavailable", output, "no call was refused while loading")
+        self.assertIn("SegmentationService/Segment OK", output)
+
+    def test_segment_without_a_server_fails_at_once(self):
+        # An UNAVAILABLE gRPC made itself (nothing listens) is not the server's word: not retried.
+        with grpc.insecure_channel(f"127.0.0.1:{free_port()}") as channel:
+            started = time.monotonic()
+            with self.assertRaises(grpc.RpcError) as caught:
+                segment.segment(pb_grpc.SegmentationServiceStub(channel), HELDOUT_IMAGE.read_bytes())
+            self.assertEqual(caught.exception.code(), grpc.StatusCode.UNAVAILABLE)
+            self.assertLess(time.monotonic() - started, 5, caught.exception.details())
 
 
 class ResumingStreamTest(unittest.TestCase):

@@ -7,13 +7,15 @@
 // DLL they fail; none is skipped.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { connect, grpc, listFrames } from '../client.js';
+import { promisify } from 'node:util';
+import { connect, grpc, listFrames, SegmentationService } from '../client.js';
 import { decodeComplete } from '../delta.js';
+import { segment, unavailableFromServer } from '../segment.js';
 import { retryDelayMs, streamFrames, streamWithDeltas, summaryLine, TASKS } from '../stream.js';
 
 const repository = (relative) => fileURLToPath(new URL(`../../../${relative}`, import.meta.url));
@@ -23,6 +25,8 @@ const MODELS = process.env.MASKFORMER_MODELS || repository('models');
 const CLIP_FRAMES = listFrames(repository('models/tiny-shapes/clip')).filter((p) => /^frame_\d{3}\.png$/.test(basename(p)));
 // The machine may be small and shared: a server's start and a model's first run may take a while.
 const READY_TIMEOUT_MS = 90_000;
+
+const HELDOUT_IMAGE = repository('models/tiny-shapes/heldout/0000.png');
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -244,4 +248,62 @@ test("a RetryInfo in the status details (grpc-status-details-bin) sets the recon
   const other = new grpc.Metadata();
   other.set('grpc-status-details-bin', Buffer.concat([Buffer.from([0x08, 14]), field(3, field(1, Buffer.from('type.googleapis.com/google.rpc.BadRequest')))]));
   assert.equal(retryDelayMs(other), null);
+});
+
+describe('a unary Segment call while the server is not ready (a server started here)', () => {
+  test('segment.js made as soon as the server listens, with warm-up: refused UNAVAILABLE while loading, then answered', async (t) => {
+    const port = await freePort();
+    // Later arguments win: warm-up on (the default), so the models load for a while after the port opens.
+    const server = startServer(port, '--MaskFormer:Inference:WarmUp=true');
+    try {
+      await within(
+        (async () => {
+          while (!server.log().includes('Now listening on:')) {
+            assert.ok(server.process.exitCode === null, `the server exited before it listened:\n${server.log()}`);
+            await sleep(20);
+          }
+        })(),
+        READY_TIMEOUT_MS,
+        `the server on port ${port} did not listen within ${READY_TIMEOUT_MS / 1000} s`,
+      );
+      assert.ok(!server.log().includes('Inference engine ready'), 'the server was ready before the call: nothing to retry');
+      const result = await promisify(execFile)(process.execPath, ['segment.js', HELDOUT_IMAGE, '--server', `127.0.0.1:${port}`], {
+        cwd: fileURLToPath(new URL('..', import.meta.url)),
+        timeout: 120_000,
+      }).then(
+        ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+        (e) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+      );
+      t.diagnostic(result.stderr.trim());
+      assert.equal(result.code, 0, `segment.js failed:\n${result.stderr}\nthe server's log:\n${server.log()}`);
+      assert.match(result.stdout, /semantic label map: 123x183/);
+      assert.match(result.stderr, /UNAVAILABLE \("The models are still loading; retry shortly\."\): trying again/);
+      // The request log line may come just after the answer.
+      await within((async () => { while (!server.log().includes('SegmentationService/Segment OK')) await sleep(50); })(), 10_000, 'no Segment OK in the log')
+        .catch(() => {});
+      assert.match(server.log(), /SegmentationService\/Segment Unavailable/, 'the first call was not refused while loading');
+      assert.match(server.log(), /SegmentationService\/Segment OK/, 'no call was answered');
+    } finally {
+      server.kill('SIGKILL');
+      await server.exited;
+    }
+  });
+
+  test('an UNAVAILABLE grpc-js makes (no server listening) is not tried again', async () => {
+    const port = await freePort();
+    const client = new SegmentationService(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    try {
+      const retries = [];
+      const started = Date.now();
+      const failure = await segment(client, Buffer.from('not an image'), '1', { deadlineMs: 20_000, onRetry: (r) => retries.push(r) })
+        .then(() => null, (error) => error);
+      assert.ok(failure, 'the call succeeded without a server');
+      assert.equal(failure.code, grpc.status.UNAVAILABLE, failure.message);
+      assert.equal(unavailableFromServer(failure), false, failure.message);
+      assert.deepEqual(retries, []);
+      assert.ok(Date.now() - started < 5_000, `failed only after ${Date.now() - started} ms`);
+    } finally {
+      client.close();
+    }
+  });
 });
