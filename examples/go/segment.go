@@ -15,15 +15,23 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// callDeadline bounds each unary call, its attempts on UNAVAILABLE included (retryingCall): a call that
+// callDeadline bounds each unary call, its retried attempts included (retryingCall): a call that
 // runs out of it may be retried (Segment is idempotent).
 const callDeadline = 30 * time.Second
 
-// retryingCall makes a unary call, and makes it again on an UNAVAILABLE the server sent (its models are
-// still loading; it is draining; a hung model run's session is being replaced), after the status's
-// google.rpc.RetryInfo delay if it names one > 0, else 0.25 s doubling to 4 s (retryDelay and backoffDelay,
-// as a stream waits), until ctx's deadline, which bounds the attempts: a wait that would end past it is not
-// begun and the last status is returned. Other statuses are returned at once (as the C# CLI's RetryingCall).
+// maxAttempts bounds the attempts of a unary call retried on RESOURCE_EXHAUSTED (retryingCall).
+const maxAttempts = 5
+
+// retryingCall makes a unary call, and makes it again when the server says to (as the C# CLI's RetryingCall):
+//   - on RESOURCE_EXHAUSTED with google.rpc.RetryInfo (the server was overloaded: a full queue, admission
+//     control, its call limit) after the delay it names (0 or more), at most maxAttempts attempts in all;
+//     RESOURCE_EXHAUSTED without RetryInfo is returned at once;
+//   - on an UNAVAILABLE the server sent (its models are still loading; it is draining; a hung model run's
+//     session is being replaced) after the status's RetryInfo delay if it names one > 0, else 0.25 s
+//     doubling to 4 s (retryDelay and backoffDelay, as a stream waits).
+//
+// All within ctx's deadline, which bounds the attempts: a wait that would end past it is not begun and the
+// last status is returned. Other statuses are returned at once.
 //
 // Which UNAVAILABLE the server sent: grpc-go marks no status as the server's, so the rule is that the server
 // answered the call with a HEADERS frame (response headers, or trailers-only as Kestrel sends an error).
@@ -35,12 +43,23 @@ func retryingCall(ctx context.Context, call func(context.Context, ...grpc.CallOp
 	for attempt := 0; ; attempt++ {
 		var header metadata.MD
 		err := call(ctx, grpc.Header(&header))
-		if status.Code(err) != codes.Unavailable || header == nil {
+		var delay time.Duration
+		switch status.Code(err) {
+		case codes.ResourceExhausted:
+			named, ok := retryInfo(status.Convert(err))
+			if !ok || named < 0 || attempt+1 >= maxAttempts {
+				return err
+			}
+			delay = named
+		case codes.Unavailable:
+			if header == nil {
+				return err
+			}
+			if delay = retryDelay(status.Convert(err)); delay <= 0 {
+				delay = backoffDelay(attempt)
+			}
+		default:
 			return err
-		}
-		delay := retryDelay(status.Convert(err))
-		if delay <= 0 {
-			delay = backoffDelay(attempt)
 		}
 		if deadline, ok := ctx.Deadline(); ok && time.Now().Add(delay).After(deadline) {
 			return err
@@ -86,8 +105,8 @@ func segmentCommand(args []string) int {
 	return 0
 }
 
-// segment sends one encoded image and returns the answer, sending it again on an UNAVAILABLE from the
-// server (retryingCall) within callDeadline.
+// segment sends one encoded image and returns the answer, sending it again when the server says to
+// (retryingCall) within callDeadline.
 func segment(client pb.SegmentationServiceClient, encoded []byte, tasks []pb.SegmentationTask) (*pb.SegmentResponse, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), callDeadline)
 	defer cancel()

@@ -512,12 +512,18 @@ func backoffDelay(failures int) time.Duration {
 
 // retryDelay is the delay the status's google.rpc.RetryInfo asks for, or 0.
 func retryDelay(st *status.Status) time.Duration {
+	delay, _ := retryInfo(st)
+	return delay
+}
+
+// retryInfo is the delay the status's google.rpc.RetryInfo asks for, and whether it names one.
+func retryInfo(st *status.Status) (time.Duration, bool) {
 	for _, detail := range st.Details() {
 		if info, ok := detail.(*errdetails.RetryInfo); ok && info.GetRetryDelay() != nil {
-			return info.GetRetryDelay().AsDuration()
+			return info.GetRetryDelay().AsDuration(), true
 		}
 	}
-	return 0
+	return 0, false
 }
 
 // call runs one call: the frames still to answer first, then new ones until the input ends or the server
@@ -557,7 +563,8 @@ func (s *resumingStream) call(ctx context.Context, attempt int) (*status.Status,
 		if response.GetStatus() != nil {
 			continue
 		}
-		answered = true
+		// A frame skipped as draining got no result: it goes again, and does not count as progress.
+		answered = answered || response.GetSkipped().GetReason() != pb.SkipReason_SKIP_REASON_DRAINING
 		s.answer(response)
 		if response.GetDraining() && !drained {
 			close(draining)

@@ -3,14 +3,17 @@
 //   node segment.js IMAGE [--server host:port]
 //
 // The server address defaults to $MASKFORMER_ADDRESS, else 127.0.0.1:5081. An UNAVAILABLE the server
-// sends (models still loading, draining) is tried again within the call's 30 s deadline (see segment()).
+// sends (models still loading, draining), or a RESOURCE_EXHAUSTED with a RetryInfo (overloaded), is tried
+// again within the call's 30 s deadline (see segment()).
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { DEFAULT_SERVER, connect, grpc, isMain } from './client.js';
-import { FIRST_BACKOFF_MS, LONGEST_BACKOFF_MS, retryDelayMs } from './stream.js';
+import { FIRST_BACKOFF_MS, LONGEST_BACKOFF_MS, retryDelayMs, retryInfoMs } from './stream.js';
 
 // The whole call, every attempt included.
 const DEADLINE_MS = 30_000;
+// At most this many attempts for a RESOURCE_EXHAUSTED (counting every attempt of the call).
+export const MAX_ATTEMPTS = 5;
 
 /**
  * Sends one encoded image; resolves with the SegmentResponse. frameId is a string or number.
@@ -18,8 +21,11 @@ const DEADLINE_MS = 30_000;
  * An UNAVAILABLE the server sent (its models are still loading; it is draining and a new connection goes
  * to another instance) is tried again after the server's google.rpc.RetryInfo delay, or a backoff of
  * 0.25 s doubling to 4 s, as long as the wait ends before the deadline (deadlineMs from now, for all the
- * attempts together). onRetry({ attempt, error, delayMs }) is called before each wait. An UNAVAILABLE
- * grpc-js made itself (no server at the address, a dropped connection) and every other failure reject at once.
+ * attempts together). A RESOURCE_EXHAUSTED with a google.rpc.RetryInfo (the server was overloaded: a full
+ * queue, admission control, its call limit) is tried again after that delay (0 or more), the same way, as
+ * long as the call has made fewer than MAX_ATTEMPTS attempts in all. onRetry({ attempt, error, delayMs }) is
+ * called before each wait. An UNAVAILABLE grpc-js made itself (no server at the address, a dropped
+ * connection), a RESOURCE_EXHAUSTED without a RetryInfo, and every other failure reject at once.
  */
 export async function segment(client, imageBytes, frameId = '1', { deadlineMs = DEADLINE_MS, onRetry } = {}) {
   const request = {
@@ -36,13 +42,19 @@ export async function segment(client, imageBytes, frameId = '1', { deadlineMs = 
         call.on('metadata', () => { answered = true; });
       });
     } catch (error) {
-      if (!unavailableFromServer(error, answered)) throw error;
-      const delayMs = retryDelayMs(error.metadata) ?? Math.min(LONGEST_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** Math.min(attempt - 1, 8));
-      if (Date.now() + delayMs >= deadline) throw error;
+      const delayMs = retryDelay(error, answered, attempt);
+      if (delayMs === null || Date.now() + delayMs >= deadline) throw error;
       onRetry?.({ attempt, error, delayMs });
       await new Promise((resolve) => setTimeout(resolve, delayMs));
     }
   }
+}
+
+/** How long to wait before trying a failed call again (its attempt-th), in ms, or null when it is not retried. */
+function retryDelay(error, answered, attempt) {
+  if (error?.code === grpc.status.RESOURCE_EXHAUSTED) return attempt < MAX_ATTEMPTS ? retryInfoMs(error.metadata) : null;
+  if (!unavailableFromServer(error, answered)) return null;
+  return retryDelayMs(error.metadata) ?? Math.min(LONGEST_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** Math.min(attempt - 1, 8));
 }
 
 /**
@@ -123,7 +135,7 @@ async function main() {
   try {
     const response = await segment(client, imageBytes, '1', {
       onRetry: ({ error, delayMs }) =>
-        console.error(`segment: the server answered UNAVAILABLE ("${error.details}"): trying again in ${delayMs / 1000} s`),
+        console.error(`segment: the server answered ${grpc.status[error.code]} ("${error.details}"): trying again in ${delayMs / 1000} s`),
     });
     console.log(`image:   ${imagePath}`);
     for (const line of formatResponse(response)) console.log(line);

@@ -221,7 +221,8 @@ export async function streamFrames(
           summary.statuses++;
           continue;
         }
-        answered = true;
+        // A frame skipped as draining got no result: it goes again, and does not count as progress.
+        answered ||= !(response.outcome === 'skipped' && response.skipped.reason === 'SKIP_REASON_DRAINING');
         waitingSince = Date.now();
         if (response.draining) drained();
         const index = answers++;
@@ -333,10 +334,19 @@ function callError(code, details, metadata) {
 
 /**
  * The delay a google.rpc.RetryInfo in the status details (trailer grpc-status-details-bin) asks for, in ms,
- * or null. Decoded by hand: Status.details (3) are Any (type_url 1, value 2); RetryInfo.retry_delay (1) is
- * a Duration (seconds 1, nanos 2).
+ * or null: none, or one of 0 or less (then the backoff decides: a delay of 0 would retry without a pause).
  */
 export function retryDelayMs(metadata) {
+  const delay = retryInfoMs(metadata);
+  return delay !== null && delay > 0 ? delay : null;
+}
+
+/**
+ * The delay of a google.rpc.RetryInfo in the status details (trailer grpc-status-details-bin), in ms, 0
+ * included; null when there is none, or it is negative. Decoded by hand: Status.details (3) are Any
+ * (type_url 1, value 2); RetryInfo.retry_delay (1) is a Duration (seconds 1, nanos 2).
+ */
+export function retryInfoMs(metadata) {
   const [bytes] = metadata?.get?.('grpc-status-details-bin') ?? [];
   if (!Buffer.isBuffer(bytes)) return null;
   try {
@@ -348,9 +358,8 @@ export function retryDelayMs(metadata) {
       const duration = fields(info).find((f) => f.number === 1)?.value ?? Buffer.alloc(0);
       const part = (n) => Number(fields(duration).find((f) => f.number === n)?.value ?? 0);
       const delay = part(1) * 1000 + part(2) / 1e6;
-      // A delay of 0 or less would retry without a pause: the backoff decides then (a negative field
-      // decodes here as a huge varint, hence the upper bound).
-      return delay > 0 && delay < 3_600_000 ? delay : null;
+      // A negative field decodes here as a huge varint, hence the upper bound.
+      return delay >= 0 && delay < 3_600_000 ? delay : null;
     }
   } catch {
     // Details that do not decode ask for nothing.

@@ -22,8 +22,8 @@ DEADLINE_S = 30.0
 
 
 def segment(stub, image_bytes, frame_id=1):
-    """Sends one encoded image and returns the SegmentResponse; an UNAVAILABLE from the server is retried
-    within the deadline (common.call_with_retries)."""
+    """Sends one encoded image and returns the SegmentResponse; an UNAVAILABLE from the server, and a
+    RESOURCE_EXHAUSTED with RetryInfo, are retried within the deadline (common.call_with_retries)."""
     request = pb.SegmentRequest(
         image=pb.Image(encoded=image_bytes),
         tasks=[pb.SEGMENTATION_TASK_SEMANTIC, pb.SEGMENTATION_TASK_PANOPTIC],

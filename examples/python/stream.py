@@ -306,7 +306,9 @@ def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0
                     # How the stream is doing, not an answer to a frame: outside the one-answer-per-frame order.
                     summary.statuses += 1
                     continue
-                answered = True
+                # A frame skipped as draining got no result: it goes again, and does not count as progress.
+                answered |= not (response.WhichOneof("outcome") == "skipped"
+                                 and response.skipped.reason == pb.SKIP_REASON_DRAINING)
                 for answer in take(response):
                     pass_on(answer)
         except grpc.RpcError as e:

@@ -27,6 +27,7 @@ CLIP = REPO / "models" / "tiny-shapes" / "clip"
 SCRIPT_TIMEOUT_S = 300
 
 sys.path.insert(0, str(HERE))
+import common  # noqa: E402
 from common import TLS_VARIABLES, connect, decode_grey_png, list_frames, load_stubs, png_size  # noqa: E402
 
 pb, pb_grpc = load_stubs()
@@ -531,6 +532,24 @@ class ResumingStreamTest(unittest.TestCase):
 
         self.assertEqual((summary.problems, summary.line(), summary.reconnects), ([], "sent 1, results 1, errors 0, skipped 0", 1))
 
+    def test_answers_skipped_as_draining_are_no_progress(self):
+        # A server that skips every frame as draining, call after call, answers nothing: the stream gives up
+        # after reconnect_for, not going on at once forever (from call 20 on it answers, for a client that did).
+        def segment_stream(call, requests, context):
+            for request in requests:
+                if not request.HasField("frame"):
+                    continue
+                if call >= 20:
+                    yield self.answer(request)
+                else:
+                    yield pb.SegmentStreamResponse(frame_id=request.frame.frame_id, draining=True,
+                                                   skipped=pb.FrameSkipped(reason=pb.SKIP_REASON_DRAINING))
+
+        stub, calls = self.serve(segment_stream)
+        with self.assertRaises(stream.StreamGaveUp):
+            stream.stream_frames(stub, [(1, b"a")], reconnect_for=1)
+        self.assertLess(len(calls), 10)
+
     def test_a_retry_info_delay_of_zero_or_less_is_none(self):
         def field(number, data):
             return bytes([number << 3 | 2, len(data)]) + data
@@ -546,6 +565,86 @@ class ResumingStreamTest(unittest.TestCase):
         self.assertEqual(stream.retry_delay(Error(b"\x08\x01\x10\x80\xca\xb5\xee\x01")), 1.5)
         self.assertIsNone(stream.retry_delay(Error(b"")))  # 0 s
         self.assertIsNone(stream.retry_delay(Error(b"\x08" + b"\xff" * 9 + b"\x01")))  # -1 s
+
+
+def _field(number, data):
+    """A length-delimited protobuf field."""
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def _varint(value):
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _status_details(code, nanos=None):
+    """A google.rpc.Status for grpc-status-details-bin, with a RetryInfo of nanos ns when nanos is not None."""
+    status = _varint(1 << 3) + _varint(code.value[0])
+    if nanos is not None:
+        duration = _varint(2 << 3) + _varint(nanos) if nanos else b""
+        status += _field(3, _field(1, b"type.googleapis.com/google.rpc.RetryInfo") + _field(2, _field(1, duration)))
+    return status
+
+
+class UnaryRetryTest(unittest.TestCase):
+    """common.call_with_retries against an in-process server of the test's own (a real one cannot be made to
+    refuse when wanted); needs no MASKFORMER_ADDRESS."""
+
+    def serve(self, answers):
+        """A stub for a server whose Segment fails with answers[n] = (code, RetryInfo nanos or None) on call n
+        from 0, and answers after them; and the monotonic time of each call."""
+        calls = []
+
+        class Servicer(pb_grpc.SegmentationServiceServicer):
+            def Segment(self, request, context):
+                calls.append(time.monotonic())
+                if len(calls) <= len(answers):
+                    code, nanos = answers[len(calls) - 1]
+                    context.set_trailing_metadata((("grpc-status-details-bin", _status_details(code, nanos)),))
+                    context.abort(code, "the server is overloaded")
+                return pb.SegmentResponse(frame_id=request.frame_id)
+
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        pb_grpc.add_SegmentationServiceServicer_to_server(Servicer(), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        self.addCleanup(server.stop, None)
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.addCleanup(channel.close)
+        return pb_grpc.SegmentationServiceStub(channel), calls
+
+    def test_resource_exhausted_with_retry_info_is_retried_after_its_delay(self):
+        exhausted = (grpc.StatusCode.RESOURCE_EXHAUSTED, 200_000_000)  # RetryInfo 0.2 s
+        stub, calls = self.serve([exhausted, exhausted])
+
+        response = common.call_with_retries(stub.Segment, pb.SegmentRequest(frame_id=7), 10)
+
+        self.assertEqual((response.frame_id, len(calls)), (7, 3))
+        waited = calls[-1] - calls[0]
+        self.assertGreaterEqual(waited, 0.4)
+        self.assertLess(waited, 1.5)
+
+    def test_resource_exhausted_with_retry_info_at_most_five_attempts(self):
+        stub, calls = self.serve([(grpc.StatusCode.RESOURCE_EXHAUSTED, 0)] * 10)  # RetryInfo 0 s: at once
+
+        with self.assertRaises(grpc.RpcError) as raised:
+            common.call_with_retries(stub.Segment, pb.SegmentRequest(), 10)
+
+        self.assertEqual((raised.exception.code(), len(calls)), (grpc.StatusCode.RESOURCE_EXHAUSTED, 5))
+
+    def test_resource_exhausted_without_retry_info_fails_at_once(self):
+        stub, calls = self.serve([(grpc.StatusCode.RESOURCE_EXHAUSTED, None)])
+
+        started = time.monotonic()
+        with self.assertRaises(grpc.RpcError) as raised:
+            common.call_with_retries(stub.Segment, pb.SegmentRequest(), 10)
+
+        self.assertEqual((raised.exception.code(), len(calls)), (grpc.StatusCode.RESOURCE_EXHAUSTED, 1))
+        self.assertLess(time.monotonic() - started, 1)
 
 
 class TokenTest(unittest.TestCase):

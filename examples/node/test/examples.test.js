@@ -322,6 +322,123 @@ describe('a server that stops answering (one made here: the real server cannot b
   });
 });
 
+/** Serves `implementation` on a free local port; resolves with { client, close() }. */
+async function fakeServer(implementation) {
+  const server = new grpc.Server();
+  server.addService(SegmentationService.service, implementation);
+  const port = await new Promise((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))));
+  const client = new SegmentationService(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  return { client, close: () => { client.close(); server.forceShutdown(); } };
+}
+
+/** Trailers with a google.rpc.Status whose details hold a RetryInfo of `ms` (under 1 s), encoded by hand. */
+function retryInfoTrailers(code, ms) {
+  const field = (number, bytes) => Buffer.concat([Buffer.from([(number << 3) | 2, bytes.length]), bytes]);
+  const varint = (n) => { const out = []; do { out.push((n & 0x7f) | (n > 0x7f ? 0x80 : 0)); n = Math.floor(n / 128); } while (n > 0); return Buffer.from(out); };
+  const duration = Buffer.concat([Buffer.from([0x10]), varint(ms * 1e6)]); // nanos
+  const any = Buffer.concat([field(1, Buffer.from('type.googleapis.com/google.rpc.RetryInfo')), field(2, field(1, duration))]);
+  const metadata = new grpc.Metadata();
+  metadata.set('grpc-status-details-bin', Buffer.concat([Buffer.from([0x08, code]), field(3, any)]));
+  return metadata;
+}
+
+describe('a server that is overloaded (one made here: the real server cannot be made to refuse deterministically)', () => {
+  test('segment() retries RESOURCE_EXHAUSTED with a RetryInfo after its delay', async () => {
+    let calls = 0;
+    const { client, close } = await fakeServer({
+      Segment(call, callback) {
+        if (++calls <= 2) {
+          callback({ code: grpc.status.RESOURCE_EXHAUSTED, details: 'The queue is full.', metadata: retryInfoTrailers(grpc.status.RESOURCE_EXHAUSTED, 200) });
+        } else {
+          callback(null, { model: 'fake', frame_id: call.request.frame_id });
+        }
+      },
+    });
+    try {
+      const retries = [];
+      const started = Date.now();
+      const response = await segment(client, Buffer.from('an image'), '7', { deadlineMs: 10_000, onRetry: (r) => retries.push(r) });
+      const waited = Date.now() - started;
+
+      assert.equal(response.model, 'fake');
+      assert.equal(calls, 3);
+      assert.deepEqual(retries.map((r) => [r.attempt, r.error.code, r.delayMs]), [[1, grpc.status.RESOURCE_EXHAUSTED, 200], [2, grpc.status.RESOURCE_EXHAUSTED, 200]]);
+      assert.ok(waited >= 400 && waited < 5_000, `took ${waited} ms`);
+    } finally {
+      close();
+    }
+  });
+
+  test('segment() fails at once on RESOURCE_EXHAUSTED without a RetryInfo', async () => {
+    let calls = 0;
+    const { client, close } = await fakeServer({
+      Segment(call, callback) {
+        calls++;
+        callback({ code: grpc.status.RESOURCE_EXHAUSTED, details: 'The queue is full.' });
+      },
+    });
+    try {
+      const retries = [];
+      const started = Date.now();
+      const failure = await segment(client, Buffer.from('an image'), '1', { deadlineMs: 10_000, onRetry: (r) => retries.push(r) })
+        .then(() => null, (error) => error);
+
+      assert.ok(failure, 'the call succeeded');
+      assert.equal(failure.code, grpc.status.RESOURCE_EXHAUSTED, failure.message);
+      assert.equal(calls, 1);
+      assert.deepEqual(retries, []);
+      assert.ok(Date.now() - started < 2_000, `failed only after ${Date.now() - started} ms`);
+    } finally {
+      close();
+    }
+  });
+
+  test('segment() makes at most 5 attempts on RESOURCE_EXHAUSTED with a RetryInfo', async () => {
+    let calls = 0;
+    const { client, close } = await fakeServer({
+      Segment(call, callback) {
+        calls++;
+        callback({ code: grpc.status.RESOURCE_EXHAUSTED, details: 'The queue is full.', metadata: retryInfoTrailers(grpc.status.RESOURCE_EXHAUSTED, 10) });
+      },
+    });
+    try {
+      const failure = await segment(client, Buffer.from('an image'), '1', { deadlineMs: 10_000 }).then(() => null, (error) => error);
+
+      assert.equal(failure?.code, grpc.status.RESOURCE_EXHAUSTED, String(failure));
+      assert.equal(calls, 5);
+    } finally {
+      close();
+    }
+  });
+
+  test('a stream whose every answer is a skip as draining gives up after reconnectFor', async () => {
+    const { client, close } = await fakeServer({
+      // Skips every frame as draining and ends the call OK on the half-close, as a server that never gets further.
+      SegmentStream(call) {
+        call.on('data', (request) => {
+          if (request.frame) call.write({ frame_id: request.frame.frame_id, skipped: { reason: 'SKIP_REASON_DRAINING' }, draining: true });
+        });
+        call.on('end', () => call.end());
+        call.on('error', () => {});
+      },
+    });
+    try {
+      const started = Date.now();
+      const outcome = await Promise.race([
+        streamFrames(client, [[1, readFileSync(HELDOUT_IMAGE)]], { reconnectFor: 1 }).then((summary) => summary.problems.join('; '), (error) => error),
+        new Promise((resolve) => setTimeout(() => resolve('still going after 15 s'), 15_000).unref()),
+      ]);
+
+      assert.equal(outcome.code, grpc.status.UNAVAILABLE, String(outcome));
+      assert.match(outcome.details, /gave up/);
+      assert.ok(Date.now() - started < 10_000, `gave up after ${Date.now() - started} ms`);
+    } finally {
+      close();
+    }
+  });
+});
+
 describe('a server that needs a bearer token (tools/test-all.sh starts one)', () => {
   test('segment.js sends MASKFORMER_TOKEN', async () => {
     const server = process.env.MASKFORMER_TOKEN_SERVER;
