@@ -449,14 +449,19 @@ func (s *scriptedServer) SegmentStream(stream pb.SegmentationService_SegmentStre
 }
 
 func serveScripted(t *testing.T, segmentStream func(int32, pb.SegmentationService_SegmentStreamServer) error) (pb.SegmentationServiceClient, *scriptedServer) {
+	scripted := &scriptedServer{segmentStream: segmentStream}
+	return serveFake(t, scripted), scripted
+}
+
+// serveFake serves a fake SegmentationService in this process and connects to it as the example does.
+func serveFake(t *testing.T, fake pb.SegmentationServiceServer) pb.SegmentationServiceClient {
 	t.Helper()
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	scripted := &scriptedServer{segmentStream: segmentStream}
 	server := grpc.NewServer()
-	pb.RegisterSegmentationServiceServer(server, scripted)
+	pb.RegisterSegmentationServiceServer(server, fake)
 	go server.Serve(listener)
 	t.Cleanup(server.Stop)
 	conn, err := connect(listener.Addr().String(), defaultConnectTimeout)
@@ -464,7 +469,7 @@ func serveScripted(t *testing.T, segmentStream func(int32, pb.SegmentationServic
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return pb.NewSegmentationServiceClient(conn), scripted
+	return pb.NewSegmentationServiceClient(conn)
 }
 
 func emptyResult(id uint64, draining bool) *pb.SegmentStreamResponse {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -11,7 +10,6 @@ import (
 
 	pb "github.com/maskformer-serve/maskformer/gen/go/maskformer/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -30,22 +28,8 @@ func (s *scriptedSegment) Segment(context.Context, *pb.SegmentRequest) (*pb.Segm
 }
 
 func serveSegment(t *testing.T, segment func(int32) (*pb.SegmentResponse, error)) (pb.SegmentationServiceClient, *scriptedSegment) {
-	t.Helper()
-	listener, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	scripted := &scriptedSegment{segment: segment}
-	server := grpc.NewServer()
-	pb.RegisterSegmentationServiceServer(server, scripted)
-	go server.Serve(listener)
-	t.Cleanup(server.Stop)
-	conn, err := connect(listener.Addr().String(), defaultConnectTimeout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return pb.NewSegmentationServiceClient(conn), scripted
+	return serveFake(t, scripted), scripted
 }
 
 // overloaded is RESOURCE_EXHAUSTED with a google.rpc.RetryInfo of delay.

@@ -477,6 +477,18 @@ class ReconnectTest(unittest.TestCase):
             self.assertLess(time.monotonic() - started, 5, caught.exception.details())
 
 
+def serve_fake(test, servicer):
+    """A stub for servicer, served in this process until test ends."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    pb_grpc.add_SegmentationServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    test.addCleanup(server.stop, None)
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    test.addCleanup(channel.close)
+    return pb_grpc.SegmentationServiceStub(channel)
+
+
 class ResumingStreamTest(unittest.TestCase):
     """stream_frames' reconnecting against an in-process server of the test's own, for faults the real server
     cannot be made to show when wanted; needs no MASKFORMER_ADDRESS."""
@@ -490,14 +502,7 @@ class ResumingStreamTest(unittest.TestCase):
                 calls.append(len(calls) + 1)
                 return segment_stream(len(calls), request_iterator, context)
 
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        pb_grpc.add_SegmentationServiceServicer_to_server(Servicer(), server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        self.addCleanup(server.stop, None)
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        self.addCleanup(channel.close)
-        return pb_grpc.SegmentationServiceStub(channel), calls
+        return serve_fake(self, Servicer()), calls
 
     @staticmethod
     def answer(request):
@@ -608,14 +613,7 @@ class UnaryRetryTest(unittest.TestCase):
                     context.abort(code, "the server is overloaded")
                 return pb.SegmentResponse(frame_id=request.frame_id)
 
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-        pb_grpc.add_SegmentationServiceServicer_to_server(Servicer(), server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        self.addCleanup(server.stop, None)
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        self.addCleanup(channel.close)
-        return pb_grpc.SegmentationServiceStub(channel), calls
+        return serve_fake(self, Servicer()), calls
 
     def test_resource_exhausted_with_retry_info_is_retried_after_its_delay(self):
         exhausted = (grpc.StatusCode.RESOURCE_EXHAUSTED, 200_000_000)  # RetryInfo 0.2 s
