@@ -478,6 +478,11 @@ func emptyResult(id uint64, draining bool) *pb.SegmentStreamResponse {
 
 // answerAll answers each frame as it comes until the client half-closes.
 func answerAll(stream pb.SegmentationService_SegmentStreamServer) error {
+	return answerEach(stream, func(id uint64) *pb.SegmentStreamResponse { return emptyResult(id, false) })
+}
+
+// answerEach sends answer(frame id) for each frame as it comes until the client half-closes.
+func answerEach(stream pb.SegmentationService_SegmentStreamServer, answer func(uint64) *pb.SegmentStreamResponse) error {
 	for {
 		request, err := stream.Recv()
 		if err == io.EOF {
@@ -487,7 +492,7 @@ func answerAll(stream pb.SegmentationService_SegmentStreamServer) error {
 			return err
 		}
 		if frame := request.GetFrame(); frame != nil {
-			if err := stream.Send(emptyResult(frame.GetFrameId(), false)); err != nil {
+			if err := stream.Send(answer(frame.GetFrameId())); err != nil {
 				return err
 			}
 		}

@@ -95,21 +95,10 @@ func TestFramesSkippedAsDrainingAreNoProgress(t *testing.T) {
 		if call > 20 { // only a client that takes the skips for progress gets here
 			return answerAll(stream)
 		}
-		for {
-			request, err := stream.Recv()
-			if err == io.EOF {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			if frame := request.GetFrame(); frame != nil {
-				skipped := &pb.SegmentStreamResponse_Skipped{Skipped: &pb.FrameSkipped{Reason: pb.SkipReason_SKIP_REASON_DRAINING}}
-				if err := stream.Send(&pb.SegmentStreamResponse{FrameId: frame.GetFrameId(), Draining: true, Outcome: skipped}); err != nil {
-					return err
-				}
-			}
-		}
+		return answerEach(stream, func(id uint64) *pb.SegmentStreamResponse {
+			skipped := &pb.SegmentStreamResponse_Skipped{Skipped: &pb.FrameSkipped{Reason: pb.SkipReason_SKIP_REASON_DRAINING}}
+			return &pb.SegmentStreamResponse{FrameId: id, Draining: true, Outcome: skipped}
+		})
 	})
 
 	_, err := streamFramesWith(client, &pb.StreamConfig{}, []string{heldoutImage}, io.Discard, nil, streamOptions{reconnectFor: time.Second})
