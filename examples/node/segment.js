@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { DEFAULT_SERVER, connect, grpc, isMain } from './client.js';
-import { FIRST_BACKOFF_MS, LONGEST_BACKOFF_MS, retryDelayMs, retryInfoMs } from './stream.js';
+import { backoffMs, retryDelayMs, retryInfoMs } from './stream.js';
 
 // The whole call, every attempt included.
 const DEADLINE_MS = 30_000;
@@ -54,7 +54,7 @@ export async function segment(client, imageBytes, frameId = '1', { deadlineMs = 
 function retryDelay(error, answered, attempt) {
   if (error?.code === grpc.status.RESOURCE_EXHAUSTED) return attempt < MAX_ATTEMPTS ? retryInfoMs(error.metadata) : null;
   if (!unavailableFromServer(error, answered)) return null;
-  return retryDelayMs(error.metadata) ?? Math.min(LONGEST_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** Math.min(attempt - 1, 8));
+  return retryDelayMs(error.metadata) ?? backoffMs(attempt - 1);
 }
 
 /**

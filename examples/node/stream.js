@@ -288,7 +288,7 @@ export async function streamFrames(
       if (code !== grpc.status.OK && code !== grpc.status.UNAVAILABLE) throw callError(code, details, metadata);
 
       const quiet = Date.now() - quietSince;
-      const delay = retryDelayMs(metadata) ?? Math.min(LONGEST_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** Math.min(failures++, 8));
+      const delay = retryDelayMs(metadata) ?? backoffMs(failures++);
       if (quiet + delay > reconnectFor * 1000) {
         input.return?.()?.catch?.(() => {});
         throw callError(grpc.status.UNAVAILABLE, `${details} (no answer for ${Math.round(quiet / 1000)} s of reconnecting; gave up)`, metadata);
@@ -326,6 +326,9 @@ const STOP = Symbol('stop');
 // (segment.js's unary call uses it too).
 export const FIRST_BACKOFF_MS = 250;
 export const LONGEST_BACKOFF_MS = 4000;
+
+/** The wait after `failures` failures in a row (from 0), in ms. */
+export const backoffMs = (failures) => Math.min(LONGEST_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** Math.min(failures, 8));
 
 /** An Error like grpc-js's for a failed call: code, details, metadata. */
 function callError(code, details, metadata) {

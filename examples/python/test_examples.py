@@ -556,13 +556,10 @@ class ResumingStreamTest(unittest.TestCase):
         self.assertLess(len(calls), 10)
 
     def test_a_retry_info_delay_of_zero_or_less_is_none(self):
-        def field(number, data):
-            return bytes([number << 3 | 2, len(data)]) + data
-
         class Error:
             def __init__(self, duration):
-                retry_info = field(1, b"type.googleapis.com/google.rpc.RetryInfo") + field(2, field(1, duration))
-                self.details = b"\x08\x0e" + field(3, retry_info)
+                retry_info = _field(1, b"type.googleapis.com/google.rpc.RetryInfo") + _field(2, _field(1, duration))
+                self.details = b"\x08\x0e" + _field(3, retry_info)
 
             def trailing_metadata(self):
                 return (("grpc-status-details-bin", self.details),)

@@ -238,17 +238,13 @@ describe('MaskFormer Serve Node examples', () => {
 
 describe('a server that ends a call early (one made here: the real server waits for the half-close)', () => {
   test('the stream reports it instead of waiting for its writer', async () => {
-    const server = new grpc.Server();
-    server.addService(SegmentationService.service, {
+    const { client: early, close } = await fakeServer({
       // Ends the call with OK as soon as the config arrives, answering nothing.
       SegmentStream(call) {
         call.once('data', () => call.end());
         call.on('error', () => {});
       },
     });
-    const port = await new Promise((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))));
-    const early = new SegmentationService(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
     let release;
     const released = new Promise((resolve) => { release = resolve; });
     async function* camera() {
@@ -265,25 +261,20 @@ describe('a server that ends a call early (one made here: the real server waits 
       assert.ok(outcome.problems.includes('the server ended the call before every frame was sent'), outcome.problems.join('; '));
     } finally {
       release();
-      early.close();
-      server.forceShutdown();
+      close();
     }
   });
 });
 
 describe('a server that stops answering (one made here: the real server cannot be made to)', () => {
   test('the stream is cancelled once frames wait the answer timeout', async () => {
-    const server = new grpc.Server();
-    server.addService(SegmentationService.service, {
+    const { client: silent, close } = await fakeServer({
       // Reads every frame and answers none; ends only when the client cancels.
       SegmentStream(call) {
         call.on('data', () => {});
         call.on('error', () => {});
       },
     });
-    const port = await new Promise((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))));
-    const silent = new SegmentationService(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
     try {
       const started = Date.now();
       const summary = await streamFrames(silent, [[1, readFileSync(HELDOUT_IMAGE)]], { answerTimeoutMs: 1000 });
@@ -291,23 +282,18 @@ describe('a server that stops answering (one made here: the real server cannot b
       assert.ok(summary.problems.includes('no answer for 1 s while 1 frame(s) waited: stream cancelled'), summary.problems.join('; '));
       assert.ok(Date.now() - started < 30_000, 'the stream was not cancelled soon after the answer timeout');
     } finally {
-      silent.close();
-      server.forceShutdown();
+      close();
     }
   });
 
   test('the answer timeout times each call, not the reconnecting between calls', async () => {
-    const server = new grpc.Server();
-    server.addService(SegmentationService.service, {
+    const { client: leaving, close } = await fakeServer({
       // Answers nothing and ends each call UNAVAILABLE after 0.3 s, as a server that keeps going away.
       SegmentStream(call) {
         call.on('data', () => {});
         setTimeout(() => call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'going away' }), 300);
       },
     });
-    const port = await new Promise((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))));
-    const leaving = new SegmentationService(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
     try {
       // Reconnecting for longer than the answer timeout: it is reconnectFor that ends the stream.
       const outcome = await streamFrames(leaving, [[1, readFileSync(HELDOUT_IMAGE)]], { answerTimeoutMs: 1000, reconnectFor: 4 })
@@ -316,8 +302,7 @@ describe('a server that stops answering (one made here: the real server cannot b
       assert.equal(outcome.code, grpc.status.UNAVAILABLE, String(outcome));
       assert.match(outcome.details, /gave up/);
     } finally {
-      leaving.close();
-      server.forceShutdown();
+      close();
     }
   });
 });

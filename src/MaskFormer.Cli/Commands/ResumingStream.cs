@@ -21,9 +21,6 @@ namespace MaskFormer.Cli.Commands;
 /// </remarks>
 internal sealed class ResumingStream
 {
-    private static readonly TimeSpan s_firstBackoff = TimeSpan.FromMilliseconds(250);
-    private static readonly TimeSpan s_longestBackoff = TimeSpan.FromSeconds(4);
-
     private readonly SegmentationService.SegmentationServiceClient _client;
     private readonly StreamConfig _config;
     private readonly TimeSpan _reconnectFor;
@@ -110,7 +107,7 @@ internal sealed class ResumingStream
                 }
 
                 var quiet = _time.GetElapsedTime(quietSince);
-                var delay = retryDelay ?? Backoff(failures++);
+                var delay = retryDelay ?? RetryingCall.Backoff(failures++);
                 if (quiet + delay > _reconnectFor)
                 {
                     throw new RpcException(new Status(StatusCode.Unavailable, $"{status.Detail} (no answer for {quiet.TotalSeconds:0} s of reconnecting; gave up)", status.DebugException));
@@ -126,9 +123,6 @@ internal sealed class ResumingStream
             throw;
         }
     }
-
-    private static TimeSpan Backoff(int failures) =>
-        TimeSpan.FromTicks(Math.Min(s_longestBackoff.Ticks, s_firstBackoff.Ticks << Math.Min(failures, 8)));
 
     // One call: the frames still to answer first, then new ones until the input ends or the server drains.
     private async Task<(Status Status, bool Answered, TimeSpan? RetryDelay)> RunCallAsync(int attempt, CancellationToken cancellationToken)
@@ -264,9 +258,8 @@ internal sealed class ResumingStream
 
         try
         {
-            var details = call.GetTrailers().GetValueBytes("grpc-status-details-bin");
             // A delay of 0 or less would retry without a pause: the backoff decides then.
-            return details is null ? null : Google.Rpc.Status.Parser.ParseFrom(details).GetDetail<RetryInfo>()?.RetryDelay?.ToTimeSpan() is { } delay && delay > TimeSpan.Zero ? delay : null;
+            return call.GetTrailers().GetRpcStatus(ignoreParseError: true)?.GetDetail<RetryInfo>()?.RetryDelay?.ToTimeSpan() is { } delay && delay > TimeSpan.Zero ? delay : null;
         }
         catch (InvalidOperationException)
         {

@@ -40,9 +40,13 @@ internal static class RetryingCall
     {
         StatusCode.ResourceExhausted when attempt < MaxAttempts && RetryDelay(exception) is { } delay && delay >= TimeSpan.Zero => delay,
         StatusCode.Unavailable when exception.Status.DebugException is null =>
-            RetryDelay(exception) is { } delay && delay > TimeSpan.Zero ? delay : TimeSpan.FromTicks(Math.Min(s_longestBackoff.Ticks, s_firstBackoff.Ticks << Math.Min(attempt - 1, 8))),
+            RetryDelay(exception) is { } delay && delay > TimeSpan.Zero ? delay : Backoff(attempt - 1),
         _ => null,
     };
+
+    /// <summary>The wait after <paramref name="failures"/> failures in a row (from 0): 0.25 s doubling to 4 s.</summary>
+    internal static TimeSpan Backoff(int failures) =>
+        TimeSpan.FromTicks(Math.Min(s_longestBackoff.Ticks, s_firstBackoff.Ticks << Math.Min(failures, 8)));
 
     private static TimeSpan? RetryDelay(RpcException exception) =>
         exception.GetRpcStatus()?.GetDetail<RetryInfo>()?.RetryDelay is { } delay ? delay.ToTimeSpan() : null;
