@@ -146,6 +146,81 @@ public sealed partial class DrainTests(ITestOutputHelper output)
         Assert.Matches(@"asked [1-9]\d* open connection\(s\) to take new calls elsewhere", draining.Output);
     }
 
+    [Fact]
+    public async Task Sigterm_AConnectionOpenedJustBeforeWithNoCallYet_ItsFirstCallIsAnsweredAndTheNextGoesOnANewConnection()
+    {
+        // A client that connected a moment before the signal and has not yet sent its first request (its
+        // HTTP/2 preface is still on the way). A GOAWAY then would close the connection before any
+        // stream: .NET's client fails that call INTERNAL ("The HTTP/2 server closed the connection"),
+        // which is how a health poll in the drain test above failed in CI.
+        using var server = ServerProcess.Start($"--MaskFormer:Streaming:DrainTimeout={s_drainTimeout}", "--MaskFormer:Inference:WarmUp=false");
+        var address = await server.AddressAsync();
+        using var holder = GrpcChannel.ForAddress(address);
+        await ServerFixture.WaitUntilServingAsync(holder);
+
+        // A stream open across the signal, so the drain lasts.
+        using var stream = new SegmentationService.SegmentationServiceClient(holder).SegmentStream();
+        await stream.RequestStream.WriteAsync(new SegmentStreamRequest { Config = new StreamConfig() });
+        await stream.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = new StreamFrame { FrameId = 1, Image = RawImage(64, 64) } });
+        Assert.True(await stream.ResponseStream.MoveNext(CancellationToken.None));
+
+        var connections = 0;
+        var connected = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var handler = new SocketsHttpHandler
+        {
+            ConnectCallback = async (context, cancellationToken) =>
+            {
+                var first = Interlocked.Increment(ref connections) == 1;
+                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { NoDelay = true };
+                await socket.ConnectAsync(System.Net.IPAddress.Loopback, address.Port, cancellationToken);
+                if (first)
+                {
+                    // Connected, but nothing sent until the drain has begun.
+                    connected.SetResult();
+                    await release.Task.WaitAsync(cancellationToken);
+                }
+
+                return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+            },
+        };
+        using var channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions { HttpHandler = handler });
+        var health = new Grpc.Health.V1.Health.HealthClient(channel);
+        var firstCall = health.CheckAsync(new HealthCheckRequest { Service = SegmentationEndpointExtensions.LivenessService }, deadline: DateTime.UtcNow.AddSeconds(20)).ResponseAsync;
+        await connected.Task;
+
+        // Time for the server to accept the connection before the signal.
+        await Task.Delay(TimeSpan.FromMilliseconds(500));
+        server.Signal("TERM");
+        await WaitForOutputAsync(server, "open connection(s) to take new calls elsewhere");
+        release.SetResult();
+
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, (await firstCall).Status);
+        Assert.Contains("1 connected with no call yet", server.Output, StringComparison.Ordinal);
+
+        // Once the connection has served that call, it is told to go elsewhere too.
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.NotServing, (await health.CheckAsync(new HealthCheckRequest(), deadline: DateTime.UtcNow.AddSeconds(20))).Status);
+        Assert.Equal(2, Volatile.Read(ref connections));
+
+        await stream.RequestStream.CompleteAsync();
+        while (await stream.ResponseStream.MoveNext(CancellationToken.None))
+        {
+        }
+
+        Assert.Equal(StatusCode.OK, stream.GetStatus().StatusCode);
+        Assert.Equal(0, await server.WaitForExitAsync(s_drainTimeout + TimeSpan.FromSeconds(20)));
+        output.WriteLine(server.Output);
+    }
+
+    private static async Task WaitForOutputAsync(ServerProcess server, string text)
+    {
+        for (var waited = 0; !server.Output.Contains(text, StringComparison.Ordinal); waited += 25)
+        {
+            Assert.True(waited < 20_000, $"the server did not log \"{text}\" within 20 s:\n{server.Output}");
+            await Task.Delay(25);
+        }
+    }
+
     // Every frame written before the signal has exactly one answer, in order, and it is a result: none
     // is cut, failed or skipped. Frames sent later are answered in order too (results until the drain
     // time runs out, then skipped as draining) or, once the call has ended, not at all.

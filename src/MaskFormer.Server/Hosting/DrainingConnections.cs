@@ -13,12 +13,15 @@ namespace MaskFormer.Server.Hosting;
 /// pod that is not draining.
 /// </summary>
 /// <remarks>
-/// Connections opened during the drain are left open: their calls are answered UNAVAILABLE, and a client
-/// that reaches this pod again after the GOAWAY (its address still resolves here) learns why.
+/// A connection that has carried no request yet is asked only once its first request has started: a
+/// GOAWAY before the client's first stream closes the connection under a call the client has already
+/// begun, and .NET's client fails that call INTERNAL instead of trying it elsewhere. Connections opened
+/// during the drain are left open: their calls are answered UNAVAILABLE, and a client that reaches this
+/// pod again after the GOAWAY (its address still resolves here) learns why.
 /// </remarks>
 internal sealed partial class DrainingConnections(IHostApplicationLifetime lifetime, ILogger<DrainingConnections> logger) : IHostedService
 {
-    private readonly ConcurrentDictionary<string, IConnectionLifetimeNotificationFeature> _open = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, OpenConnection> _open = new(StringComparer.Ordinal);
     private CancellationTokenRegistration _stopping;
 
     /// <summary>Connection middleware for every Kestrel endpoint: keeps the connection's close request while it is open.</summary>
@@ -30,7 +33,7 @@ internal sealed partial class DrainingConnections(IHostApplicationLifetime lifet
             return;
         }
 
-        _open[connection.ConnectionId] = closing;
+        _open[connection.ConnectionId] = new OpenConnection(closing);
         try
         {
             await next(connection).ConfigureAwait(false);
@@ -40,6 +43,15 @@ internal sealed partial class DrainingConnections(IHostApplicationLifetime lifet
             _open.TryRemove(connection.ConnectionId, out _);
         }
     };
+
+    /// <summary>Called as each request starts: a connection's first request makes it one the drain may close.</summary>
+    public void RequestStarted(string connectionId)
+    {
+        if (_open.TryGetValue(connectionId, out var connection))
+        {
+            connection.RequestStarted();
+        }
+    }
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -55,16 +67,53 @@ internal sealed partial class DrainingConnections(IHostApplicationLifetime lifet
 
     private void CloseAll()
     {
-        var count = 0;
-        foreach (var (_, closing) in _open)
+        var (asked, waiting) = (0, 0);
+        foreach (var (_, connection) in _open)
         {
-            closing.RequestClose();
-            count++;
+            if (connection.AskToClose())
+            {
+                asked++;
+            }
+            else
+            {
+                waiting++;
+            }
         }
 
-        LogClosing(logger, count);
+        LogClosing(logger, asked, waiting);
     }
 
-    [LoggerMessage(EventId = 310, Level = LogLevel.Information, Message = "Draining: asked {Count} open connection(s) to take new calls elsewhere (HTTP/2 GOAWAY); calls running on them go on")]
-    private static partial void LogClosing(ILogger logger, int count);
+    [LoggerMessage(EventId = 310, Level = LogLevel.Information, Message = "Draining: asked {Count} open connection(s) to take new calls elsewhere (HTTP/2 GOAWAY); calls running on them go on; {Waiting} connected with no call yet will be asked once their first call has started")]
+    private static partial void LogClosing(ILogger logger, int count, int waiting);
+
+    /// <summary>
+    /// One open connection. The drain's ask and the first request may race; each sets its own flag and
+    /// then reads the other's, so at least one of them sees both and asks (asking twice is harmless).
+    /// </summary>
+    private sealed class OpenConnection(IConnectionLifetimeNotificationFeature closing)
+    {
+        private int _requestStarted;
+        private int _closeWanted;
+
+        public void RequestStarted()
+        {
+            if (Volatile.Read(ref _requestStarted) == 0 && Interlocked.Exchange(ref _requestStarted, 1) == 0 && Volatile.Read(ref _closeWanted) == 1)
+            {
+                closing.RequestClose();
+            }
+        }
+
+        /// <summary>Asks the connection to close now, or once its first request has started; true when asked now.</summary>
+        public bool AskToClose()
+        {
+            Interlocked.Exchange(ref _closeWanted, 1);
+            if (Volatile.Read(ref _requestStarted) == 0)
+            {
+                return false;
+            }
+
+            closing.RequestClose();
+            return true;
+        }
+    }
 }

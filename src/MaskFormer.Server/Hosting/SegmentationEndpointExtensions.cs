@@ -74,6 +74,20 @@ public static class SegmentationEndpointExtensions
         return services;
     }
 
+    /// <summary>
+    /// Marks each connection's first request for <see cref="DrainingConnections"/>; first in the pipeline,
+    /// so that every request counts (probes and metrics too).
+    /// </summary>
+    public static IApplicationBuilder UseMaskFormerDrainingConnections(this IApplicationBuilder app)
+    {
+        var connections = app.ApplicationServices.GetRequiredService<DrainingConnections>();
+        return app.Use((context, next) =>
+        {
+            connections.RequestStarted(context.Connection.Id);
+            return next(context);
+        });
+    }
+
     /// <summary>Maps SegmentationService, the gRPC health service and reflection.</summary>
     public static IEndpointRouteBuilder MapSegmentation(this IEndpointRouteBuilder endpoints)
     {

@@ -24,6 +24,7 @@ public static class ServerApp
         configure?.Invoke(builder);
 
         var app = builder.Build();
+        app.UseMaskFormerDrainingConnections();
         app.UseMaskFormerMetricsEndpoint();
 
         // Calls answered by the middlewares below, or by gRPC before its interceptors, are counted here.
