@@ -12,8 +12,9 @@ namespace MaskFormer.Cli.Commands;
 /// and goes on with a new call; when a call ends <c>UNAVAILABLE</c> (the drain time ran out, the server
 /// went away, it is not up yet) it opens a new one, after the server's RetryInfo delay or a backoff, and
 /// sends again every frame that got no result (no answer, or skipped as draining). Answers come out
-/// once each, in frame order, whatever call they came on. It gives up when no call has answered for
-/// <c>reconnectFor</c>.
+/// once each, in frame order, whatever call they came on. It gives up when a frame has waited
+/// <c>reconnectFor</c> with no call answering; while no frame waits (a paused camera), a server that is
+/// away costs nothing and is tried again.
 /// </summary>
 /// <remarks>
 /// Frame ids must increase: they order the answers across calls. A new call starts a new server-side
@@ -25,7 +26,7 @@ internal sealed class ResumingStream
     private readonly StreamConfig _config;
     private readonly TimeSpan _reconnectFor;
     private readonly TimeProvider _time;
-    private readonly Channel<StreamFrame> _frames = Channel.CreateBounded<StreamFrame>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
+    private readonly Channel<Queued> _frames = Channel.CreateBounded<Queued>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
     private readonly Channel<SegmentStreamResponse> _answers = Channel.CreateUnbounded<SegmentStreamResponse>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
 
     // Frames handed to a call and not yet passed on, by id: their answer once it came (kept until every
@@ -51,7 +52,7 @@ internal sealed class ResumingStream
     public string? LastReconnect { get; private set; }
 
     /// <summary>Sends <paramref name="frame"/>; waits while the stream is between calls.</summary>
-    public ValueTask SendAsync(StreamFrame frame, CancellationToken cancellationToken) => _frames.Writer.WriteAsync(frame, cancellationToken);
+    public ValueTask SendAsync(StreamFrame frame, CancellationToken cancellationToken) => _frames.Writer.WriteAsync(new Queued(frame, _time.GetTimestamp()), cancellationToken);
 
     /// <summary>No more frames: the stream ends once every frame sent has its answer.</summary>
     public void Complete() => _frames.Writer.TryComplete();
@@ -64,26 +65,27 @@ internal sealed class ResumingStream
     {
         try
         {
-            var quietSince = _time.GetTimestamp();
+            var lastAnswer = _time.GetTimestamp();
             var failures = 0;
             for (var attempt = 0; ; attempt++)
             {
                 var (status, answered, retryDelay) = await RunCallAsync(attempt, cancellationToken).ConfigureAwait(false);
-                bool finished, waiting;
+                bool finished;
+                long? waitingSince;
                 lock (_sync)
                 {
                     finished = _frames.Reader.Completion.IsCompleted && _pending.Count == 0;
-                    waiting = _pending.Values.Any(p => p.Answer is null);
+                    waitingSince = _pending.Values.Where(p => p.Answer is null).Select(p => (long?)p.Since).Min();
+                }
+
+                if (_frames.Reader.TryPeek(out var queued) && (waitingSince is null || queued.Since < waitingSince))
+                {
+                    waitingSince = queued.Since;
                 }
 
                 if (answered)
                 {
-                    (quietSince, failures) = (_time.GetTimestamp(), 0);
-                }
-                else if (!waiting && failures == 0)
-                {
-                    // No frame was waiting for an answer (a camera between frames): no time without answers to count.
-                    quietSince = _time.GetTimestamp();
+                    (lastAnswer, failures) = (_time.GetTimestamp(), 0);
                 }
 
                 // Every frame answered: a call that then lost its connection before its trailers lost nothing.
@@ -106,7 +108,8 @@ internal sealed class ResumingStream
                     throw new RpcException(status);
                 }
 
-                var quiet = _time.GetElapsedTime(quietSince);
+                // Time without answers counts only while a frame waits for one: a paused camera's silence does not.
+                var quiet = waitingSince is { } since ? _time.GetElapsedTime(Math.Max(lastAnswer, since)) : TimeSpan.Zero;
                 var delay = retryDelay ?? RetryingCall.Backoff(failures++);
                 if (quiet + delay > _reconnectFor)
                 {
@@ -187,10 +190,6 @@ internal sealed class ResumingStream
         lock (_sync)
         {
             again = [.. _pending.Values.Where(p => p.Answer is null).Select(p => p.Frame)];
-            foreach (var frame in again)
-            {
-                _pending[frame.FrameId] = new Pending(frame, attempt);
-            }
         }
 
         FramesSentAgain += again.Count;
@@ -215,10 +214,10 @@ internal sealed class ResumingStream
 
             lock (_sync)
             {
-                _pending[next.FrameId] = new Pending(next, attempt);
+                _pending[next.Frame.FrameId] = new Pending(next.Frame, next.Since);
             }
 
-            await requests.WriteAsync(new SegmentStreamRequest { Frame = next }, cancellationToken).ConfigureAwait(false);
+            await requests.WriteAsync(new SegmentStreamRequest { Frame = next.Frame }, cancellationToken).ConfigureAwait(false);
         }
 
         await requests.CompleteAsync().ConfigureAwait(false);
@@ -267,5 +266,8 @@ internal sealed class ResumingStream
         }
     }
 
-    private sealed record Pending(StreamFrame Frame, int SentOn, SegmentStreamResponse? Answer = null);
+    // A frame and when it was given to the stream (a timestamp of the stream's TimeProvider).
+    private readonly record struct Queued(StreamFrame Frame, long Since);
+
+    private sealed record Pending(StreamFrame Frame, long Since, SegmentStreamResponse? Answer = null);
 }

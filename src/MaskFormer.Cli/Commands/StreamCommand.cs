@@ -48,7 +48,8 @@ internal static class StreamCommand
           --no-overlays          draw nothing: measure the stream alone
           --no-pacing            send as fast as the stream accepts them
           --reconnect-for S      when the server drains or goes away, reconnect and send again every frame
-                                 without a result for up to S seconds without an answer (default 60)
+                                 without a result; give up once a frame has waited S seconds with no
+                                 answer (default 60; a pause in the input does not count)
           --model NAME           the model (default: the server's default model)
           --alpha A              strength of the class colours over the image, 0..1 (default 0.6)
           --min-score S          instance: the lowest score kept and drawn (default 0.5)
