@@ -7,7 +7,7 @@
 //
 // A segment call is made again on an UNAVAILABLE the server sent (loading, draining), within its 30 s
 // deadline. A stream goes on across the server's drain and reconnects when it ends UNAVAILABLE, sending again the
-// frames without a result, until no call has answered for -reconnect-for. The server address defaults
+// frames without a result, until a frame has waited -reconnect-for with no answer. The server address defaults
 // to $MASKFORMER_ADDRESS, else 127.0.0.1:5081. Exit codes: 0 success, 1 a
 // call or a frame failed (or the answers did not match the frames sent), 2 the server cannot be reached
 // or the command line is wrong.

@@ -21,11 +21,14 @@ import (
 	"time"
 
 	pb "github.com/maskformer-serve/maskformer/gen/go/maskformer/v1"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // The reconnect tests start servers of their own (dotnet $MASKFORMER_SERVER_DLL, the models at
@@ -554,6 +557,94 @@ func TestAQuietCallThenALostServerStillReconnects(t *testing.T) {
 
 	if err != nil || summary.results != 2 || !summary.ordered || summary.reconnects != 2 {
 		t.Fatalf("%v, %+v: want 2 results after 2 reconnections", err, summary)
+	}
+}
+
+func TestAPausedCameraAcrossTwoRestartsStillReconnects(t *testing.T) {
+	// The backoff's failure count is no time without an answer: after a restart, no frame waits while the
+	// camera is quiet, so the server going again then costs nothing.
+	client, _ := serveScripted(t, func(call int32, stream pb.SegmentationService_SegmentStreamServer) error {
+		switch call {
+		case 1: // frame 1 answered, then the server goes (no RetryInfo: the client backs off)
+			stream.Recv()
+			request, err := stream.Recv()
+			if err != nil {
+				return err
+			}
+			stream.Send(emptyResult(request.GetFrame().GetFrameId(), false))
+			return status.Error(codes.Unavailable, "restarting")
+		case 2: // no frame comes (the camera is quiet for longer than reconnectFor) and the server goes again
+			stream.Recv()
+			time.Sleep(1500 * time.Millisecond)
+			return status.Error(codes.Unavailable, "restarting again")
+		default:
+			return answerAll(stream)
+		}
+	})
+
+	summary, err := streamFramesWith(client, &pb.StreamConfig{}, []string{heldoutImage, heldoutImage}, io.Discard, nil, streamOptions{reconnectFor: time.Second, interval: 2 * time.Second})
+
+	if err != nil || summary.results != 2 || !summary.ordered || summary.reconnects != 2 {
+		t.Fatalf("%v, %+v: want 2 results after 2 reconnections", err, summary)
+	}
+}
+
+func TestAFrameWaitingOnARefusingServerGivesUp(t *testing.T) {
+	// Every call is refused at once: a frame may never get onto a call, and still waits once it is taken.
+	refused, err := status.New(codes.Unavailable, "not up yet").WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(100 * time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, server := serveScripted(t, func(int32, pb.SegmentationService_SegmentStreamServer) error {
+		return refused.Err()
+	})
+
+	started := time.Now()
+	_, err = streamFramesWith(client, &pb.StreamConfig{}, []string{heldoutImage, heldoutImage}, io.Discard, nil, streamOptions{reconnectFor: time.Second})
+	elapsed := time.Since(started)
+
+	if err == nil || !strings.Contains(err.Error(), "gave up") || elapsed < 800*time.Millisecond || elapsed > 10*time.Second {
+		t.Fatalf("%v after %v and %d call(s): want it to give up after about reconnectFor (1 s)", err, elapsed, server.calls.Load())
+	}
+}
+
+func TestAFrameWaitingForALostServerGivesUp(t *testing.T) {
+	// The server is gone: every call fails before a frame can be sent on it. The frames are taken between
+	// calls, and wait for an answer from then on.
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := grpc.NewServer()
+	go server.Serve(listener)
+	conn, err := connect(listener.Addr().String(), defaultConnectTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	server.Stop()
+	// Once the channel has seen the connection go, no call gets onto it.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if !conn.WaitForStateChange(ctx, connectivity.Ready) {
+		t.Fatal("the channel did not see the server go")
+	}
+
+	started := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		_, err := streamFramesWith(pb.NewSegmentationServiceClient(conn), &pb.StreamConfig{}, []string{heldoutImage, heldoutImage}, io.Discard, nil, streamOptions{reconnectFor: 5 * time.Second})
+		done <- err
+	}()
+	// The backoff stops at 4 s, under reconnectFor: a client that counted no frame as waiting would reconnect
+	// for ever.
+	select {
+	case err := <-done:
+		if elapsed := time.Since(started); err == nil || !strings.Contains(err.Error(), "gave up") || elapsed < time.Second {
+			t.Fatalf("%v after %v: want it to give up after about reconnectFor (5 s)", err, elapsed)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("still reconnecting after 15 s: want it to give up after about reconnectFor (5 s)")
 	}
 }
 

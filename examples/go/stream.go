@@ -91,7 +91,7 @@ type streamSummary struct {
 	lastReconnect                  string
 }
 
-// defaultReconnectFor: a stream gives up when no call has answered for this long while it reconnects.
+// defaultReconnectFor: a stream gives up when a frame has waited this long with no call answering.
 const defaultReconnectFor = time.Minute
 
 // The wait before a new call after one that failed (a stream's, and a unary call's in retryingCall): 0.25 s
@@ -103,7 +103,7 @@ const (
 
 // streamOptions are how a stream sends its frames beyond its config.
 type streamOptions struct {
-	reconnectFor time.Duration // give up when no call has answered for this long (0: defaultReconnectFor)
+	reconnectFor time.Duration // give up when a frame has waited this long with no answer (0: defaultReconnectFor)
 	interval     time.Duration // between frames, as a camera sends them (0: as fast as the stream takes them)
 }
 
@@ -116,7 +116,7 @@ func streamCommand(args []string) int {
 	delta := flags.Bool("delta", false, "ask for results as deltas and rebuild each one into the complete frame")
 	keyframeInterval := flags.Uint("keyframe-interval", 0, "with -delta: a complete result at least every N results (0: only when needed)")
 	noCheck := flags.Bool("no-check", false, "with -delta: do not stream the frames again without deltas to check every rebuilt frame")
-	reconnectFor := flags.Duration("reconnect-for", defaultReconnectFor, "when the server drains or goes away, reconnect and send again every frame without a result; give up when no call has answered for this long")
+	reconnectFor := flags.Duration("reconnect-for", defaultReconnectFor, "when the server drains or goes away, reconnect and send again every frame without a result; give up when a frame has waited this long with no answer (a pause in the input does not count)")
 	fps := flags.Float64("fps", 0, "send at most this many frames a second, as a camera would (0: as fast as the stream takes them)")
 	folder, err := parseFlags(flags, args, "FOLDER")
 	if err != nil {
@@ -411,8 +411,9 @@ func readFrames(ctx context.Context, frames []string, interval time.Duration, in
 // holds) and goes on with a new call; when a call ends UNAVAILABLE (the drain time ran out, the server went
 // away, it is not up yet) it opens a new one, after the server's RetryInfo delay or a backoff, and sends
 // again every frame that got no result (no answer, or skipped as draining). Answers are passed on once
-// each, in frame order, whatever call they came on. It gives up when no call has answered for
-// reconnectFor; other failures are not retried.
+// each, in frame order, whatever call they came on. It gives up when a frame has waited reconnectFor with
+// no call answering; while no frame waits (a paused camera), a server that is away costs nothing and is
+// tried again. Other failures are not retried.
 //
 // Frame ids must increase: they order the answers across calls. A new call starts a new server-side
 // stream, so its track ids and delta bases start again (its first result is complete).
@@ -426,10 +427,11 @@ type resumingStream struct {
 
 	// Frames handed to a call and not yet passed on, by id (order: their ids, ascending): their answer
 	// once it came (kept until every earlier frame's answer has been passed on), or nil while the frame
-	// must be answered (again).
+	// must be answered (again). held is a frame taken from the input between calls, sent first on the next.
 	mu        sync.Mutex
 	pending   map[uint64]*pendingFrame
 	order     []uint64
+	held      *pendingFrame
 	inputDone bool
 
 	reconnects, sentAgain int
@@ -438,27 +440,32 @@ type resumingStream struct {
 
 type pendingFrame struct {
 	frame  *pb.StreamFrame
+	taken  time.Time // from the input: it has waited for an answer since, on every call it was sent on
 	answer *pb.SegmentStreamResponse
 }
 
 // run opens calls until every frame is answered, and returns the first failure that is not retried.
 func (s *resumingStream) run(ctx context.Context) error {
-	quietSince := time.Now()
+	lastAnswer := time.Now()
 	failures := 0
 	for attempt := 0; ; attempt++ {
 		st, answered := s.call(ctx, attempt)
 		s.mu.Lock()
-		finished := s.inputDone && len(s.order) == 0
-		waiting := false
-		for _, p := range s.pending {
-			waiting = waiting || p.answer == nil
+		finished := s.inputDone && len(s.order) == 0 && s.held == nil
+		// The oldest frame without a result: frames are taken in id order, the held one last.
+		var waitingSince time.Time
+		for _, id := range s.order {
+			if p := s.pending[id]; p.answer == nil {
+				waitingSince = p.taken
+				break
+			}
+		}
+		if waitingSince.IsZero() && s.held != nil {
+			waitingSince = s.held.taken
 		}
 		s.mu.Unlock()
 		if answered {
-			quietSince, failures = time.Now(), 0
-		} else if !waiting && failures == 0 {
-			// No frame was waiting for an answer (a camera between frames): no time without answers to count.
-			quietSince = time.Now()
+			lastAnswer, failures = time.Now(), 0
 		}
 
 		code := st.Code()
@@ -485,18 +492,52 @@ func (s *resumingStream) run(ctx context.Context) error {
 			delay = backoffDelay(failures)
 			failures++
 		}
-		quiet := time.Since(quietSince)
+		// Time without answers counts only while a frame waits for one: a paused camera's silence does not.
+		var quiet time.Duration
+		if !waitingSince.IsZero() {
+			if waitingSince.Before(lastAnswer) {
+				waitingSince = lastAnswer
+			}
+			quiet = time.Since(waitingSince)
+		}
 		if quiet+delay > s.reconnectFor {
 			return status.Errorf(codes.Unavailable, "%s (no answer for %.0f s of reconnecting; gave up)", reason, quiet.Seconds())
 		}
 		s.lastReconnect = fmt.Sprintf("the stream ended UNAVAILABLE (\"%s\"): reconnecting in %v", reason, delay)
 		s.clock.between.Store(true)
+		if err := s.wait(ctx, delay); err != nil {
+			return err
+		}
+		s.clock.between.Store(false)
+	}
+}
+
+// wait waits delay before the next call, taking meanwhile a frame the input hands over (one at most, as
+// held): a frame that comes while the server is away waits for an answer from then on, and counts.
+func (s *resumingStream) wait(ctx context.Context, delay time.Duration) error {
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	for {
+		var input <-chan *pb.StreamFrame
+		s.mu.Lock()
+		if s.held == nil && !s.inputDone {
+			input = s.input
+		}
+		s.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()
-		case <-time.After(delay):
+		case <-timer.C:
+			return nil
+		case frame, more := <-input:
+			s.mu.Lock()
+			if more {
+				s.held = &pendingFrame{frame: frame, taken: time.Now()}
+			} else {
+				s.inputDone = true
+			}
+			s.mu.Unlock()
 		}
-		s.clock.between.Store(false)
 	}
 }
 
@@ -606,29 +647,38 @@ func (s *resumingStream) write(ctx context.Context, stream pb.SegmentationServic
 			return
 		default:
 		}
-		select {
-		case <-draining:
-			stream.CloseSend()
-			return
-		case <-ctx.Done():
-			return
-		case frame, more := <-s.input:
-			if !more {
-				s.mu.Lock()
-				s.inputDone = true
-				s.mu.Unlock()
+		// The frame taken between calls is the next new one; it keeps the time it was taken.
+		s.mu.Lock()
+		next := s.held
+		s.held = nil
+		s.mu.Unlock()
+		if next == nil {
+			select {
+			case <-draining:
 				stream.CloseSend()
 				return
-			}
-			// Pending before it is written: a frame taken here is answered on this call or sent again.
-			s.mu.Lock()
-			s.pending[frame.GetFrameId()] = &pendingFrame{frame: frame}
-			s.order = append(s.order, frame.GetFrameId())
-			s.mu.Unlock()
-			s.clock.sending()
-			if stream.Send(&pb.SegmentStreamRequest{Message: &pb.SegmentStreamRequest_Frame{Frame: frame}}) != nil {
+			case <-ctx.Done():
 				return
+			case frame, more := <-s.input:
+				if !more {
+					s.mu.Lock()
+					s.inputDone = true
+					s.mu.Unlock()
+					stream.CloseSend()
+					return
+				}
+				next = &pendingFrame{frame: frame, taken: time.Now()}
 			}
+		}
+		// Pending before it is written: a frame taken here is answered on this call or sent again.
+		id := next.frame.GetFrameId()
+		s.mu.Lock()
+		s.pending[id] = next
+		s.order = append(s.order, id)
+		s.mu.Unlock()
+		s.clock.sending()
+		if stream.Send(&pb.SegmentStreamRequest{Message: &pb.SegmentStreamRequest_Frame{Frame: next.frame}}) != nil {
+			return
 		}
 	}
 }

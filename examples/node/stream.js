@@ -23,9 +23,10 @@
 // The stream outlives a server that drains or goes away (docs/deploy.md, Drain): on an answer marked
 // draining it half-closes and goes on with a new call; when a call ends UNAVAILABLE it reconnects (after
 // the server's RetryInfo delay, or a backoff of 0.25 s doubling to 4 s) and sends again every frame that
-// got no result, until no call has answered for --reconnect-for seconds (60). Answers still come once
-// each, in frame order; each change of call is a "stream: ..." line, and the last line then adds
-// "; reconnected N time(s), M frame(s) sent again". Track ids start again on each new call.
+// got no result, until a frame has waited --reconnect-for seconds (60) with no call answering (a pause in
+// the input does not count). Answers still come once each, in frame order; each change of call is a
+// "stream: ..." line, and the last line then adds "; reconnected N time(s), M frame(s) sent again". Track
+// ids start again on each new call.
 //
 // Exit status: 0 when every frame was answered once, in order, and none failed; 1 otherwise (or when
 // the call fails); 2 when the server cannot be reached.
@@ -49,7 +50,7 @@ export const TASKS = {
 // A stream has no deadline (a camera's may run for days); it is given up when frames have waited this long
 // without a single answer, so that a server that stops answering cannot hold the client.
 export const ANSWER_TIMEOUT_MS = 60_000;
-// A stream that loses its call reconnects until no call has answered for this long (seconds).
+// A stream that loses its call reconnects until a frame has waited this long with no call answering (seconds).
 export const RECONNECT_FOR_S = 60;
 
 /**
@@ -64,9 +65,11 @@ export const RECONNECT_FOR_S = 60;
  * One stream outlives the server's drain (docs/deploy.md, Drain): on an answer marked `draining` it
  * half-closes the call and goes on with a new one; when a call ends UNAVAILABLE it opens a new one after
  * the server's RetryInfo delay or a backoff (0.25 s doubling to 4 s) and sends again every frame that got
- * no result (no answer, or skipped as draining). It gives up, rejecting with UNAVAILABLE, when no call has
- * answered for `reconnectFor` seconds; other failures are not retried. onReconnect(note) says why at each
- * change of call. A new call starts a new server-side stream: track ids and delta bases start again.
+ * no result (no answer, or skipped as draining). It gives up, rejecting with UNAVAILABLE, when a frame taken
+ * from the input has waited `reconnectFor` seconds with no call answering; while no frame waits (a paused
+ * camera) a server that is away costs nothing and is tried again. Other failures are not retried.
+ * onReconnect(note) says why at each change of call. A new call starts a new server-side stream: track ids
+ * and delta bases start again.
  * Resolves with { sentIds, responses, results, errors, skipped, statuses, bytes, problems, reconnects (new
  * calls), framesSentAgain (frames sent on more than one call) }; rejects when a call fails otherwise.
  * `bytes` sums the passed-on responses' sizes on the wire.
@@ -98,9 +101,13 @@ export async function streamFrames(
   // The input is shared by the calls: a next() one call was waiting for when it ended is taken by the next.
   const input = frames[Symbol.asyncIterator]?.() ?? frames[Symbol.iterator]();
   let nextFrame = null;
+  // When the input gave the frame in nextFrame, while no call has taken it yet: it waits from then, even
+  // between calls. Null while the input is still making the next frame (a camera between frames).
+  let heldSince = null;
   let inputDone = false;
   // Frames taken from the input and not yet passed on, in frame order, by id: their answer once it came
-  // (kept until every earlier frame's has been passed on), or null while the frame must be answered (again).
+  // (kept until every earlier frame's has been passed on), or null while the frame must be answered (again);
+  // `since` is when the input gave it, kept when it is sent again.
   const pending = new Map();
   let call = null; // the call running, if any
   let fatal = null; // a failure of the input or of a callback: ends the stream with it
@@ -173,10 +180,15 @@ export async function streamFrames(
         await write({ frame: { frame_id: frame.id, image: { encoded: frame.data } } });
       }
       while (!inputDone) {
-        nextFrame ??= Promise.resolve(input.next());
+        nextFrame ??= Promise.resolve(input.next()).then((taken) => {
+          if (!taken.done) heldSince = Date.now();
+          return taken;
+        });
         const next = await Promise.race([nextFrame, stopTaking]);
         if (next === STOP) break;
         nextFrame = null;
+        const since = heldSince;
+        heldSince = null;
         if (next.done) {
           inputDone = true;
           break;
@@ -196,7 +208,7 @@ export async function streamFrames(
         const id = String(frameId);
         if (summary.sentIds.length === summary.responses.length) waitingSince = Date.now();
         summary.sentIds.push(id);
-        const frame = { id, data, answer: null, sends: 0 };
+        const frame = { id, data, answer: null, sends: 0, since };
         pending.set(id, frame);
         if (ended) return;
         frame.sends++;
@@ -251,23 +263,29 @@ export async function streamFrames(
     const { code, details, metadata } = await status;
     call = null;
     await writing;
-    // A call that ended with no frame waiting (a camera between frames) did not fail to answer.
-    return { code, details, metadata, answered, halfClosed, idle: pending.size === 0 };
+    return { code, details, metadata, answered, halfClosed };
+  }
+
+  // When the oldest frame taken from the input and still without a result began to wait, or null if none
+  // waits: those pending unanswered (sent, or skipped as draining) and the one held between calls.
+  function oldestWaiting() {
+    let oldest = heldSince;
+    for (const frame of pending.values()) {
+      if (frame.answer === null && (oldest === null || frame.since < oldest)) oldest = frame.since;
+    }
+    return oldest;
   }
 
   try {
-    let quietSince = Date.now();
+    let lastAnswer = Date.now(); // of a call that answered, or the stream's start
     let failures = 0;
     for (let attempt = 0; ; attempt++) {
-      const { code, details, metadata, answered, halfClosed, idle } = await runCall(attempt);
+      const { code, details, metadata, answered, halfClosed } = await runCall(attempt);
       if (fatal !== null) throw fatal;
       if (timedOut !== null) break;
       if (answered) {
-        quietSince = Date.now();
+        lastAnswer = Date.now();
         failures = 0;
-      } else if (idle && failures === 0) {
-        // No frame was waiting for an answer (a camera between frames): no time without answers to count.
-        quietSince = Date.now();
       }
 
       // Every frame answered and no more to come: the call's end is not ours to retry.
@@ -287,7 +305,9 @@ export async function streamFrames(
       // An OK call that answered nothing is retried as an unavailable one, within the same time.
       if (code !== grpc.status.OK && code !== grpc.status.UNAVAILABLE) throw callError(code, details, metadata);
 
-      const quiet = Date.now() - quietSince;
+      // Time without answers counts only while a frame waits for one: a paused camera's silence does not.
+      const since = oldestWaiting();
+      const quiet = since === null ? 0 : Date.now() - Math.max(lastAnswer, since);
       const delay = retryDelayMs(metadata) ?? backoffMs(failures++);
       if (quiet + delay > reconnectFor * 1000) {
         input.return?.()?.catch?.(() => {});

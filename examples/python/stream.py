@@ -15,9 +15,9 @@ order, with a result, an error or a skip notice. The last line counts them:
 
 The stream outlives its server (docs/deploy.md, "Drain"): on an answer marked draining it half-closes
 the call and goes on with a new one; when a call ends UNAVAILABLE (the server went away, its drain time
-ran out, it is not up yet) it reconnects and sends again every frame that got no result, until no call
-has answered for --reconnect-for seconds (default 60). Answers still come once each, in frame order, and
-a line says it reconnected:
+ran out, it is not up yet) it reconnects and sends again every frame that got no result, until a frame
+has waited --reconnect-for seconds (default 60) with no answer; a pause in the input does not count.
+Answers still come once each, in frame order, and a line says it reconnected:
 
     reconnected 2 time(s) (...); 3 frame(s) sent again
 
@@ -62,7 +62,7 @@ TASKS = {
 # A stream has no deadline (a camera's may run for days); it is given up when frames have waited this long
 # without a single answer, so that a server that stops answering cannot hold the client.
 ANSWER_TIMEOUT_S = 60.0
-# A stream outlives its server (docs/deploy.md, "Drain"): it reconnects until no call has answered for this long.
+# A stream outlives its server (docs/deploy.md, "Drain"): it reconnects until a frame has waited this long with no answer.
 RECONNECT_FOR_S = 60.0
 # A call whose StreamConfig is not written by then is cancelled and opened again (gRPC's connect timeout is 20 s).
 CALL_START_TIMEOUT_S = 20.0
@@ -117,7 +117,7 @@ class Unavailable(grpc.RpcError):
 
 
 class StreamGaveUp(Unavailable):
-    """The stream ended UNAVAILABLE and no call answered for reconnect_for seconds: the last status, saying so."""
+    """The stream ended UNAVAILABLE and a frame waited reconnect_for seconds with no answer: the last status, saying so."""
 
 
 def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0, on_response=None,
@@ -137,18 +137,21 @@ def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0
     (the drain time ran out, the server went away or is not up yet) a new one is opened, after the server's
     RetryInfo delay or a backoff, and every frame that got no result (no answer, or skipped as draining) is sent
     again. A new call is a new server-side stream: track ids start again, and with deltas its first result is
-    complete. Raises StreamGaveUp (an UNAVAILABLE grpc.RpcError) when no call has answered for reconnect_for
-    seconds, and grpc.RpcError when a call fails otherwise.
+    complete. Raises StreamGaveUp (an UNAVAILABLE grpc.RpcError) when a frame has waited reconnect_for seconds
+    with no answer (while no frame waits, as with a paused camera, a server that is away is tried again with
+    the backoff), and grpc.RpcError when a call fails otherwise.
     """
     if not reconnect_for > 0:
         raise ValueError(f"reconnect_for {reconnect_for}: give a number of seconds above 0")
     summary = StreamSummary()
     # One lock for everything shared; as a condition it hands frames from the reader thread to a call.
     state = threading.Condition()
-    ready = collections.deque()  # the next frame (frame_id, bytes) read, not yet taken by a call: at most one
+    # The next frame (frame_id, bytes, when it was taken from frames) read, not yet taken by a call: at most one.
+    ready = collections.deque()
     source = {"done": False, "closed": False}
-    # Frames taken by a call and not yet passed on, in the order first sent: frame_id -> [bytes, answer]. The
-    # answer is None while the frame must be answered (again); one that came waits for every earlier frame's.
+    # Frames taken by a call and not yet passed on, in the order first sent: frame_id -> [bytes, answer, when it
+    # was taken from frames]. The answer is None while the frame must be answered (again); one that came waits
+    # for every earlier frame's.
     pending = collections.OrderedDict()
     resent = set()  # frame ids sent again on a later call
 
@@ -159,6 +162,7 @@ def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0
         # Its own thread: a camera's generator waits for each frame, whichever call is open (or none).
         try:
             for frame_id, image in frames:
+                taken = time.monotonic()  # the frame waits for its answer from here, whichever call it goes on
                 try:
                     data = image.read_bytes() if isinstance(image, Path) else image
                 except OSError as e:
@@ -169,7 +173,7 @@ def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0
                     state.wait_for(lambda: not ready or source["closed"])
                     if source["closed"]:
                         return
-                    ready.append((frame_id, data))
+                    ready.append((frame_id, data, taken))
                     state.notify_all()
         except Exception as e:  # noqa: BLE001 - the caller's generator failed: the frames before are still answered
             with state:
@@ -222,12 +226,12 @@ def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0
                     if call_state["ended"] or call_state["draining"] or not ready:
                         # Half-closes the request stream: the server answers the frames it holds and ends with OK.
                         return
-                    frame_id, data = ready.popleft()
+                    frame_id, data, taken = ready.popleft()
                     state.notify_all()
                     if not unanswered():
                         call_state["waiting_since"] = time.monotonic()
                     # Pending before it is written: a frame taken here is answered on this call or sent again.
-                    pending[frame_id] = [data, None]
+                    pending[frame_id] = [data, None, taken]
                     summary.sent_ids.append(frame_id)
                     sent.append(frame_id)
                 yield pb.SegmentStreamRequest(frame=pb.StreamFrame(frame_id=frame_id, image=pb.Image(encoded=data)))
@@ -325,7 +329,7 @@ def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0
         return error, answered, timed_out[0] if timed_out else None
 
     threading.Thread(target=read_frames, daemon=True).start()
-    quiet_since, failures, attempt = time.monotonic(), 0, 0
+    last_answer, failures, attempt = time.monotonic(), 0, 0
     try:
         while True:
             error, answered, cancelled = run_call(attempt)
@@ -335,12 +339,11 @@ def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0
                 break
             with state:
                 finished = source["done"] and not ready and not pending
-                waiting = unanswered() > 0
+                # The oldest frame taken from the input with no result yet: on a call, or still in ready.
+                waiting_since = min([entry[2] for entry in pending.values() if entry[1] is None]
+                                    + [taken for _, _, taken in ready], default=None)
             if answered:
-                quiet_since, failures = time.monotonic(), 0
-            elif not waiting and failures == 0:
-                # No frame was waiting for an answer (a camera between frames): no time without answers to count.
-                quiet_since = time.monotonic()
+                last_answer, failures = time.monotonic(), 0
             # Every frame answered: a call that then lost its connection before its trailers lost nothing.
             if finished and (error is None or error.code() == grpc.StatusCode.UNAVAILABLE):
                 break
@@ -352,7 +355,8 @@ def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0
             if error is not None and error.code() != grpc.StatusCode.UNAVAILABLE:
                 raise error
             details = error.details() if error is not None else "the stream ended without an answer"
-            quiet = time.monotonic() - quiet_since
+            # Time without answers counts only while a frame waits for one: a paused camera's silence does not.
+            quiet = time.monotonic() - max(last_answer, waiting_since) if waiting_since is not None else 0.0
             delay = retry_delay(error) if error is not None else None
             if delay is None:
                 delay = backoff(failures)
@@ -496,8 +500,8 @@ def main(argv=None):
     parser.add_argument("--no-delta", action="store_true", help="complete results, not deltas")
     parser.add_argument("--no-check", action="store_true", help="do not compare rebuilt frames with a stream without deltas")
     parser.add_argument("--reconnect-for", type=float, default=RECONNECT_FOR_S, metavar="S",
-                        help="when the server drains or goes away, reconnect and send again every frame without a result "
-                             f"for up to S seconds without an answer (default {RECONNECT_FOR_S:g})")
+                        help="when the server drains or goes away, reconnect and send again every frame without a result, "
+                             f"until a frame has waited S seconds with no answer (default {RECONNECT_FOR_S:g})")
     args = parser.parse_args(argv)
     if problem := tls_problem(args.server):
         print(f"error: {problem}", file=sys.stderr)

@@ -537,6 +537,70 @@ class ResumingStreamTest(unittest.TestCase):
 
         self.assertEqual((summary.problems, summary.line(), summary.reconnects), ([], "sent 1, results 1, errors 0, skipped 0", 1))
 
+    def test_a_camera_quiet_across_a_second_restart_still_reconnects(self):
+        # Call 1 answers frame 1 and goes; the camera is then quiet for longer than reconnect_for, and call 2
+        # goes too, with nothing answered: no frame waited, so that is no time without an answer either.
+        opened, release = threading.Event(), threading.Event()
+
+        def segment_stream(call, requests, context):
+            next(requests)  # the config
+            if call == 1:
+                yield self.answer(next(requests))
+                context.abort(grpc.StatusCode.UNAVAILABLE, "restarting")  # no RetryInfo: the backoff counts a failure
+            if call == 2:
+                opened.set()
+                release.wait(30)
+                context.abort(grpc.StatusCode.UNAVAILABLE, "restarting again")
+            yield from (self.answer(r) for r in requests)
+
+        def camera():
+            yield 1, b"a"
+            opened.wait(30)
+            time.sleep(1.5)
+            release.set()
+            yield 2, b"b"
+
+        stub, calls = self.serve(segment_stream)
+        self.addCleanup(release.set)  # a failed test does not leave call 2 waiting
+        summary = stream.stream_frames(stub, camera(), reconnect_for=1)
+
+        self.assertEqual((summary.problems, summary.line(), [r.frame_id for r in summary.responses], summary.reconnects),
+                         ([], "sent 2, results 2, errors 0, skipped 0", [1, 2], 2))
+
+    def test_frames_waiting_while_every_call_is_refused_give_up_after_reconnect_for(self):
+        # Every call refused with RetryInfo 0.1 s (no backoff failure counted) before it takes a frame: the frames
+        # stay in the client's own queue, on no call, and wait all the same; the stream gives up after reconnect_for.
+        def segment_stream(call, requests, context):
+            context.set_trailing_metadata((("grpc-status-details-bin", _status_details(grpc.StatusCode.UNAVAILABLE, 100_000_000)),))
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the models are still loading")
+
+        stub, calls = self.serve(segment_stream)
+
+        class ConfigOnly:
+            # Left to grpc, a call may take a frame before its refusal comes back: here it never does.
+            def SegmentStream(self, requests):
+                return stub.SegmentStream(iter([next(requests)]))
+
+        outcome = {}
+
+        def run():
+            try:
+                stream.stream_frames(ConfigOnly(), [(1, b"a"), (2, b"b")], reconnect_for=1)
+            except Exception as e:  # noqa: BLE001 - the test reads it
+                outcome["error"] = e
+
+        started = time.monotonic()
+        thread = threading.Thread(target=run, daemon=True)  # a stream that never gives up must not hold the tests
+        thread.start()
+        thread.join(10)
+        elapsed = time.monotonic() - started
+
+        self.assertFalse(thread.is_alive(), f"the stream still reconnects after 10 s ({len(calls)} calls)")
+        self.assertIsInstance(outcome.get("error"), stream.StreamGaveUp, f"the stream did not give up: {outcome}")
+        self.assertIn("gave up", outcome["error"].details())
+        self.assertGreater(len(calls), 1, "not reconnected")
+        self.assertGreater(elapsed, 0.8, "gave up before reconnect_for")
+
     def test_answers_skipped_as_draining_are_no_progress(self):
         # A server that skips every frame as draining, call after call, answers nothing: the stream gives up
         # after reconnect_for, not going on at once forever (from call 20 on it answers, for a client that did).

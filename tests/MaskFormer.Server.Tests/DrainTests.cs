@@ -164,7 +164,7 @@ public sealed partial class DrainTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Sigterm_AConnectionOpenedJustBeforeWithNoCallYet_ItsFirstCallIsAnsweredAndTheNextGoesOnANewConnection()
+    public async Task Sigterm_ConnectionsWithNoCallYetOrOpenedDuringTheDrain_TheirFirstCallIsAnsweredAndTheNextGoesOnANewConnection()
     {
         // A client that connected a moment before the signal and has not yet sent its first request (its
         // HTTP/2 preface is still on the way). A GOAWAY then would close the connection before any
@@ -218,6 +218,30 @@ public sealed partial class DrainTests(ITestOutputHelper output)
         // Once the connection has served that call, it is told to go elsewhere too.
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.NotServing, (await health.CheckAsync(new HealthCheckRequest(), deadline: DateTime.UtcNow.AddSeconds(20))).Status);
         Assert.Equal(2, Volatile.Read(ref connections));
+
+        // A client that connects during the drain (its address still resolves here) is refused, and told
+        // to go elsewhere: its retry opens a new connection instead of coming back on this one.
+        var lateConnections = 0;
+        using var lateHandler = new SocketsHttpHandler
+        {
+            ConnectCallback = async (context, cancellationToken) =>
+            {
+                Interlocked.Increment(ref lateConnections);
+                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { NoDelay = true };
+                await socket.ConnectAsync(System.Net.IPAddress.Loopback, address.Port, cancellationToken);
+                return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+            },
+        };
+        using var lateChannel = GrpcChannel.ForAddress(address, new GrpcChannelOptions { HttpHandler = lateHandler });
+        var late = new SegmentationService.SegmentationServiceClient(lateChannel);
+        for (var attempt = 1; attempt <= 2; attempt++)
+        {
+            var refused = await Assert.ThrowsAsync<RpcException>(() => late.SegmentAsync(new SegmentRequest { Image = RawImage(64, 64) }).ResponseAsync);
+            Assert.Equal(StatusCode.Unavailable, refused.StatusCode);
+            Assert.Contains("shutting down", refused.Status.Detail, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(2, Volatile.Read(ref lateConnections));
 
         await stream.RequestStream.CompleteAsync();
         while (await stream.ResponseStream.MoveNext(CancellationToken.None))

@@ -424,6 +424,100 @@ describe('a server that is overloaded (one made here: the real server cannot be 
   });
 });
 
+describe('a server that goes away while frames wait or the camera pauses (one made here: on cue)', () => {
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  test('a camera paused longer than reconnectFor across two restarts is not given up: no frame waited', async (t) => {
+    // No RetryInfo: the backoff decides, and after call 0 one failure has been counted.
+    const unavailable = { code: grpc.status.UNAVAILABLE, details: 'restarting' };
+    const answer = (call, request) => call.write({ frame_id: request.frame.frame_id, result: { model: 'fake' } });
+    let calls = 0;
+    let opened;
+    const callOneOpen = new Promise((resolve) => { opened = resolve; });
+    let release;
+    const callOneReleased = new Promise((resolve) => { release = resolve; });
+    const { client, close } = await fakeServer({
+      SegmentStream(call) {
+        call.on('error', () => {});
+        const n = calls++;
+        if (n === 0) {
+          // Answers frame 1, then goes away.
+          call.on('data', (request) => {
+            if (!request.frame) return;
+            answer(call, request);
+            call.emit('error', unavailable);
+          });
+        } else if (n === 1) {
+          // Reads the config, then goes away when the test says: no frame waits on it meanwhile.
+          call.once('data', () => {
+            opened();
+            callOneReleased.then(() => call.emit('error', unavailable));
+          });
+        } else {
+          call.on('data', (request) => { if (request.frame) answer(call, request); });
+          call.on('end', () => call.end());
+        }
+      },
+    });
+    async function* camera() {
+      yield [1, readFileSync(HELDOUT_IMAGE)];
+      await callOneOpen;
+      await sleep(1500); // paused longer than reconnectFor
+      release();
+      yield [2, readFileSync(HELDOUT_IMAGE)];
+    }
+    const notes = [];
+    try {
+      const outcome = await Promise.race([
+        streamFrames(client, camera(), { reconnectFor: 1, onReconnect: (note) => notes.push(note) }).catch((error) => error),
+        new Promise((resolve) => setTimeout(() => resolve('still going after 20 s'), 20_000).unref()),
+      ]);
+
+      assert.ok(!(outcome instanceof Error), `${outcome.message} (${notes.join('; ')})`);
+      assert.notEqual(outcome, 'still going after 20 s');
+      t.diagnostic(notes.join('; '));
+      assert.deepEqual(outcome.problems, []);
+      assert.deepEqual(outcome.responses.map((r) => `${r.frame_id}: ${r.outcome}`), ['1: result', '2: result']);
+      assert.equal(outcome.results, 2);
+      assert.equal(outcome.reconnects, 2, notes.join('; '));
+    } finally {
+      release();
+      close();
+    }
+  });
+
+  test('a frame that waits reconnectFor while every call is refused gives up, though no server read it', async () => {
+    const { client, close } = await fakeServer({
+      // Refuses every call at once, reading nothing, with a RetryInfo of 0.1 s, as a server not up yet.
+      SegmentStream(call) {
+        call.on('error', () => {});
+        call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'not up yet', metadata: retryInfoTrailers(grpc.status.UNAVAILABLE, 100) });
+      },
+    });
+    let release;
+    const released = new Promise((resolve) => { release = resolve; });
+    async function* camera() {
+      yield [1, readFileSync(HELDOUT_IMAGE)];
+      await released; // then pauses: frame 1 is still waiting
+    }
+    try {
+      const started = Date.now();
+      const outcome = await Promise.race([
+        streamFrames(client, camera(), { reconnectFor: 1 }).then((summary) => summary.problems.join('; '), (error) => error),
+        new Promise((resolve) => setTimeout(() => resolve('still going after 15 s'), 15_000).unref()),
+      ]);
+      const waited = Date.now() - started;
+
+      assert.equal(outcome.code, grpc.status.UNAVAILABLE, String(outcome));
+      assert.match(outcome.details, /gave up/);
+      assert.ok(waited >= 800 && waited < 10_000, `gave up after ${waited} ms`);
+    } finally {
+      release();
+      close();
+    }
+  });
+});
+
 describe('a server that needs a bearer token (tools/test-all.sh starts one)', () => {
   test('segment.js sends MASKFORMER_TOKEN', async () => {
     const server = process.env.MASKFORMER_TOKEN_SERVER;

@@ -15,9 +15,10 @@ namespace MaskFormer.Server.Hosting;
 /// <remarks>
 /// A connection that has carried no request yet is asked only once its first request has started: a
 /// GOAWAY before the client's first stream closes the connection under a call the client has already
-/// begun, and .NET's client fails that call INTERNAL instead of trying it elsewhere. Connections opened
-/// during the drain are left open: their calls are answered UNAVAILABLE, and a client that reaches this
-/// pod again after the GOAWAY (its address still resolves here) learns why.
+/// begun, and .NET's client fails that call INTERNAL instead of trying it elsewhere. A connection opened
+/// during the drain (its address still resolves here) is asked after its first call too: that call is
+/// answered UNAVAILABLE, saying why, and the client's retry goes on a new connection, which resolves the
+/// address again, instead of coming back here for the rest of the drain.
 /// </remarks>
 internal sealed partial class DrainingConnections(IHostApplicationLifetime lifetime, ILogger<DrainingConnections> logger) : IHostedService
 {
@@ -27,13 +28,19 @@ internal sealed partial class DrainingConnections(IHostApplicationLifetime lifet
     /// <summary>Connection middleware for every Kestrel endpoint: keeps the connection's close request while it is open.</summary>
     public ConnectionDelegate Track(ConnectionDelegate next) => async connection =>
     {
-        if (connection.Features.Get<IConnectionLifetimeNotificationFeature>() is not { } closing || lifetime.ApplicationStopping.IsCancellationRequested)
+        if (connection.Features.Get<IConnectionLifetimeNotificationFeature>() is not { } closing)
         {
             await next(connection).ConfigureAwait(false);
             return;
         }
 
-        _open[connection.ConnectionId] = new OpenConnection(closing);
+        var open = _open[connection.ConnectionId] = new OpenConnection(closing);
+        if (lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            // Opened during the drain (an address that still resolves here): closed after its first call.
+            open.AskToClose();
+        }
+
         try
         {
             await next(connection).ConfigureAwait(false);
