@@ -116,7 +116,7 @@ public sealed class ResumingStreamTests
             }
         });
 
-        using var channel = GrpcChannel.ForAddress(server.Address);
+        using var channel = GrpcChannel.ForAddress(server.Address, ServerChannel.CreateOptions());
         var stream = new ResumingStream(new SegmentationService.SegmentationServiceClient(channel), new StreamConfig(), TimeSpan.FromSeconds(1));
         var run = stream.RunAsync(CancellationToken.None);
         var answers = stream.ReadAllAsync(CancellationToken.None).GetAsyncEnumerator();
@@ -156,10 +156,36 @@ public sealed class ResumingStreamTests
         Assert.InRange(stopwatch.Elapsed, TimeSpan.FromSeconds(0.8), TimeSpan.FromSeconds(10));
     }
 
+    [Fact]
+    public async Task AConnectionClosedBeforeItsFirstCall_TheStreamGoesOnOnANewOne()
+    {
+        // .NET's client fails a call whose new connection is closed under it before the call could start
+        // INTERNAL ("The HTTP/2 server closed the connection"), its own status, not the server's: a server
+        // shutting down does that (CI saw it in CliReconnectTests' drain that runs out).
+        await using var server = await ScriptedServer.StartAsync((call, requests, responses, context) => AnswerUntilHalfCloseAsync(requests, responses), closeFirstConnections: 1);
+
+        var (answers, run) = await StreamAsync(server, frames: 2, TimeSpan.FromSeconds(10));
+        await run.WaitAsync(s_patience);
+        Assert.Equal([1ul, 2ul], answers.Select(a => a.FrameId));
+        Assert.Equal(1, server.Calls);
+    }
+
+    [Fact]
+    public async Task UnaryCallWhoseConnectionIsClosedBeforeItStarts_IsMadeAgain()
+    {
+        // The CLI's unary calls (segment, models) under the same close: RetryingCall makes the call again.
+        await using var server = await ScriptedServer.StartAsync((call, requests, responses, context) => Task.CompletedTask, closeFirstConnections: 1);
+        using var channel = GrpcChannel.ForAddress(server.Address, server.ChannelOptions());
+        var client = new SegmentationService.SegmentationServiceClient(channel);
+
+        var response = await RetryingCall.CallAsync(deadline => client.SegmentAsync(new SegmentRequest(), deadline: deadline), TimeSpan.FromSeconds(20), CancellationToken.None);
+        Assert.NotNull(response);
+    }
+
     // Sends frames 1..n, completes, and collects the answers as they are passed on.
     private static async Task<(List<SegmentStreamResponse> Answers, Task Run)> StreamAsync(ScriptedServer server, int frames, TimeSpan reconnectFor)
     {
-        var channel = GrpcChannel.ForAddress(server.Address);
+        var channel = GrpcChannel.ForAddress(server.Address, server.ChannelOptions());
         var stream = new ResumingStream(new SegmentationService.SegmentationServiceClient(channel), new StreamConfig(), reconnectFor);
         var answers = new List<SegmentStreamResponse>();
         var running = stream.RunAsync(CancellationToken.None);
@@ -170,12 +196,17 @@ public sealed class ResumingStreamTests
                 answers.Add(answer);
             }
         });
-        for (var id = 1; id <= frames; id++)
+        // Sent beside the run: a stream that failed takes no more frames.
+        _ = Task.Run(async () =>
         {
-            await stream.SendAsync(Frame((ulong)id), CancellationToken.None);
-        }
+            for (var id = 1; id <= frames; id++)
+            {
+                await stream.SendAsync(Frame((ulong)id), CancellationToken.None);
+            }
 
-        stream.Complete();
+            stream.Complete();
+        });
+        await Task.Yield();
         return (answers, RunAsync());
 
         async Task RunAsync()
@@ -226,7 +257,35 @@ public sealed class ResumingStreamTests
         private WebApplication _app = null!;
         private int _calls;
 
+        private readonly SemaphoreSlim _closed = new(0);
+        private int _closeFirstConnections;
+        private int _clientConnections;
+
         private ScriptedServer(Script script) => _script = script;
+
+        /// <summary>
+        /// The CLI's channel options; the connections the server closes at once send nothing until it has
+        /// (then the close finds Kestrel waiting for their preface, whatever the machine's load).
+        /// </summary>
+        public GrpcChannelOptions ChannelOptions() => ServerChannel.CreateOptions(handler => handler.ConnectCallback = async (context, cancellationToken) =>
+        {
+            var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { NoDelay = true };
+            try
+            {
+                await socket.ConnectAsync(context.DnsEndPoint, cancellationToken);
+                if (Interlocked.Increment(ref _clientConnections) <= _closeFirstConnections)
+                {
+                    await _closed.WaitAsync(cancellationToken);
+                }
+
+                return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        });
 
         public delegate Task Script(int call, IAsyncStreamReader<SegmentStreamRequest> requests, IServerStreamWriter<SegmentStreamResponse> responses, ServerCallContext context);
 
@@ -234,8 +293,10 @@ public sealed class ResumingStreamTests
 
         public int Calls => Volatile.Read(ref _calls);
 
-        public static async Task<ScriptedServer> StartAsync(Script script)
+        public static async Task<ScriptedServer> StartAsync(Script script, int closeFirstConnections = 0)
         {
+            var connections = 0;
+            var server = new ScriptedServer(script) { _closeFirstConnections = closeFirstConnections };
             var builder = WebApplication.CreateSlimBuilder();
             builder.Logging.ClearProviders();
             builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0, listen =>
@@ -248,7 +309,17 @@ public sealed class ResumingStreamTests
                     s_connections[connection.ConnectionId] = connection;
                     try
                     {
-                        await next(connection);
+                        var serving = next(connection);
+                        if (Interlocked.Increment(ref connections) <= server._closeFirstConnections)
+                        {
+                            // Closed gracefully (a GOAWAY) while Kestrel waits for the client's preface, which
+                            // the client holds back until then (ChannelOptions): as a server shutting down
+                            // closes a connection it has just accepted.
+                            connection.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionLifetimeNotificationFeature>()!.RequestClose();
+                            server._closed.Release();
+                        }
+
+                        await serving;
                     }
                     finally
                     {
@@ -256,7 +327,6 @@ public sealed class ResumingStreamTests
                     }
                 });
             }));
-            var server = new ScriptedServer(script);
             builder.Services.AddGrpc();
             builder.Services.AddSingleton(server);
             server._app = builder.Build();
@@ -276,6 +346,8 @@ public sealed class ResumingStreamTests
 
         private sealed class Service(IServiceProvider services) : SegmentationService.SegmentationServiceBase
         {
+            public override Task<SegmentResponse> Segment(SegmentRequest request, ServerCallContext context) => Task.FromResult(new SegmentResponse());
+
             public override Task SegmentStream(IAsyncStreamReader<SegmentStreamRequest> requestStream, IServerStreamWriter<SegmentStreamResponse> responseStream, ServerCallContext context)
             {
                 var server = services.GetRequiredService<ScriptedServer>();

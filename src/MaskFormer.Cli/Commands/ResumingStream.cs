@@ -164,7 +164,10 @@ internal sealed class ResumingStream
         }
         catch (RpcException ex) when (!cancellationToken.IsCancellationRequested)
         {
-            status = ex.Status;
+            // The connection closed under the call before it started: the server said nothing; as UNAVAILABLE.
+            status = RetryingCall.IsConnectionClosedBeforeTheCall(ex.Status)
+                ? new Status(StatusCode.Unavailable, ex.Status.Detail, ex.Status.DebugException)
+                : ex.Status;
         }
         finally
         {

@@ -9,8 +9,9 @@ namespace MaskFormer.Cli.Commands;
 /// gives, at most <see cref="MaxAttempts"/> attempts; and any UNAVAILABLE the server sent (its models are
 /// still loading; it is draining, when a new call after the drain's GOAWAY goes on a new connection, which a
 /// Service sends to another pod; a hung model run's session is being replaced) after its RetryInfo delay, or
-/// a backoff from 0.25 s doubling to 4 s. All within one deadline, which bounds the attempts. An
-/// UNAVAILABLE the transport made (no server at the address) is not the server's word: seen at once.
+/// a backoff from 0.25 s doubling to 4 s; and, after the backoff, a call whose connection the server closed
+/// before the call started (.NET's client says INTERNAL or UNAVAILABLE itself). All within one deadline, which bounds the
+/// attempts. An UNAVAILABLE the transport made (no server at the address) is not the server's word: seen at once.
 /// </summary>
 internal static class RetryingCall
 {
@@ -41,8 +42,41 @@ internal static class RetryingCall
         StatusCode.ResourceExhausted when attempt < MaxAttempts && RetryDelay(exception) is { } delay && delay >= TimeSpan.Zero => delay,
         StatusCode.Unavailable when exception.Status.DebugException is null =>
             RetryDelay(exception) is { } delay && delay > TimeSpan.Zero ? delay : Backoff(attempt - 1),
+
+        // .NET's client fails a call whose new connection was closed under it before the call started
+        // (a server shutting down closes connections it has just accepted) INTERNAL with its own
+        // HttpRequestException: the server never saw the call.
+        StatusCode.Internal or StatusCode.Unavailable when IsConnectionClosedBeforeTheCall(exception.Status) => Backoff(attempt - 1),
         _ => null,
     };
+
+    /// <summary>
+    /// The status .NET's client gives a call whose connection the server closed under it before it started:
+    /// its own <see cref="HttpRequestException"/> over an I/O error ("The HTTP/2 server closed the connection",
+    /// "the server did not complete the HTTP/2 handshake"), INTERNAL or UNAVAILABLE by when the close came;
+    /// not a status the server sent, nor a connection refused (nothing listening: a socket error).
+    /// </summary>
+    internal static bool IsConnectionClosedBeforeTheCall(Grpc.Core.Status status)
+    {
+        if (status.StatusCode is not (StatusCode.Internal or StatusCode.Unavailable) || status.DebugException is not HttpRequestException request)
+        {
+            return false;
+        }
+
+        // INTERNAL from the client's own HTTP request is never "nothing listening" (that is UNAVAILABLE).
+        var closed = status.StatusCode == StatusCode.Internal;
+        for (Exception? inner = request.InnerException; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is System.Net.Sockets.SocketException)
+            {
+                return false;
+            }
+
+            closed |= inner is IOException;
+        }
+
+        return closed;
+    }
 
     /// <summary>The wait after <paramref name="failures"/> failures in a row (from 0): 0.25 s doubling to 4 s.</summary>
     internal static TimeSpan Backoff(int failures) =>
