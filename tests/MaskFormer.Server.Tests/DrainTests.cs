@@ -105,7 +105,7 @@ public sealed partial class DrainTests(ITestOutputHelper output)
             ConnectCallback = async (context, cancellationToken) =>
             {
                 var port = Interlocked.Increment(ref connections) == 1 ? address.Port : otherAddress.Port;
-                return await ConnectAsync(port, cancellationToken);
+                return await LoopbackConnection.ConnectAsync(port, cancellationToken);
             },
         };
         using var channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions { HttpHandler = handler });
@@ -187,7 +187,7 @@ public sealed partial class DrainTests(ITestOutputHelper output)
             ConnectCallback = async (context, cancellationToken) =>
             {
                 var first = Interlocked.Increment(ref connections) == 1;
-                var stream = await ConnectAsync(address.Port, cancellationToken);
+                var stream = await LoopbackConnection.ConnectAsync(address.Port, cancellationToken);
                 if (first)
                 {
                     // Connected, but nothing sent until the drain has begun.
@@ -224,7 +224,7 @@ public sealed partial class DrainTests(ITestOutputHelper output)
             ConnectCallback = async (context, cancellationToken) =>
             {
                 Interlocked.Increment(ref lateConnections);
-                return await ConnectAsync(address.Port, cancellationToken);
+                return await LoopbackConnection.ConnectAsync(address.Port, cancellationToken);
             },
         };
         using var lateChannel = GrpcChannel.ForAddress(address, new GrpcChannelOptions { HttpHandler = lateHandler });
@@ -246,22 +246,6 @@ public sealed partial class DrainTests(ITestOutputHelper output)
         Assert.Equal(StatusCode.OK, stream.GetStatus().StatusCode);
         Assert.Equal(0, await server.WaitForExitAsync(s_drainTimeout + TimeSpan.FromSeconds(20)));
         output.WriteLine(server.Output);
-    }
-
-    // A client connection to this machine's port, as a SocketsHttpHandler.ConnectCallback makes it.
-    private static async ValueTask<Stream> ConnectAsync(int port, CancellationToken cancellationToken)
-    {
-        var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { NoDelay = true };
-        try
-        {
-            await socket.ConnectAsync(System.Net.IPAddress.Loopback, port, cancellationToken);
-            return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
     }
 
     private static async Task WaitForOutputAsync(ServerProcess server, string text)

@@ -269,20 +269,19 @@ public sealed class ResumingStreamTests
         /// </summary>
         public GrpcChannelOptions ChannelOptions() => ServerChannel.CreateOptions(handler => handler.ConnectCallback = async (context, cancellationToken) =>
         {
-            var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { NoDelay = true };
+            var connection = await LoopbackConnection.ConnectAsync(context.DnsEndPoint.Port, cancellationToken);
             try
             {
-                await socket.ConnectAsync(context.DnsEndPoint, cancellationToken);
                 if (Interlocked.Increment(ref _clientConnections) <= _closeFirstConnections)
                 {
                     await _closed.WaitAsync(cancellationToken);
                 }
 
-                return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+                return connection;
             }
             catch
             {
-                socket.Dispose();
+                await connection.DisposeAsync();
                 throw;
             }
         });
