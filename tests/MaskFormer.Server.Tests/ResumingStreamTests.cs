@@ -182,6 +182,21 @@ public sealed class ResumingStreamTests
         Assert.NotNull(response);
     }
 
+    [Fact]
+    public async Task UnaryCallWhoseEveryConnectionIsClosedBeforeItStarts_FailsAfterOneMoreTry()
+    {
+        // A server that closes every new connection before the first call refuses this client (a TLS server
+        // that wants a client certificate does it so); waiting does not change that, so the call is not made
+        // again until the deadline: after one more connection its own error is seen.
+        await using var server = await ScriptedServer.StartAsync((call, requests, responses, context) => Task.CompletedTask, closeFirstConnections: int.MaxValue);
+        using var channel = GrpcChannel.ForAddress(server.Address, server.ChannelOptions());
+        var client = new SegmentationService.SegmentationServiceClient(channel);
+
+        var failure = await Assert.ThrowsAsync<RpcException>(() => RetryingCall.CallAsync(deadline => client.SegmentAsync(new SegmentRequest(), deadline: deadline), TimeSpan.FromSeconds(20), CancellationToken.None));
+        Assert.True(RetryingCall.IsConnectionClosedBeforeTheCall(failure.Status), failure.ToString());
+        Assert.Equal(2, server.ClientConnections);
+    }
+
     // Sends frames 1..n, completes, and collects the answers as they are passed on.
     private static async Task<(List<SegmentStreamResponse> Answers, Task Run)> StreamAsync(ScriptedServer server, int frames, TimeSpan reconnectFor)
     {
@@ -291,6 +306,9 @@ public sealed class ResumingStreamTests
         public Uri Address { get; private set; } = null!;
 
         public int Calls => Volatile.Read(ref _calls);
+
+        /// <summary>Connections the channel of <see cref="ChannelOptions"/> opened.</summary>
+        public int ClientConnections => Volatile.Read(ref _clientConnections);
 
         public static async Task<ScriptedServer> StartAsync(Script script, int closeFirstConnections = 0)
         {

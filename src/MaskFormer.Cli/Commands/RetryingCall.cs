@@ -9,7 +9,7 @@ namespace MaskFormer.Cli.Commands;
 /// gives, at most <see cref="MaxAttempts"/> attempts; and any UNAVAILABLE the server sent (its models are
 /// still loading; it is draining, when a new call after the drain's GOAWAY goes on a new connection, which a
 /// Service sends to another pod; a hung model run's session is being replaced) after its RetryInfo delay, or
-/// a backoff from 0.25 s doubling to 4 s; and, after the backoff, a call whose connection the server closed
+/// a backoff from 0.25 s doubling to 4 s; and, once, after the backoff, a call whose connection the server closed
 /// before the call started (.NET's client says INTERNAL or UNAVAILABLE itself). All within one deadline, which bounds the
 /// attempts. An UNAVAILABLE the transport made (no server at the address) is not the server's word: seen at once.
 /// </summary>
@@ -23,6 +23,7 @@ internal static class RetryingCall
     public static async Task<TResponse> CallAsync<TResponse>(Func<DateTime, AsyncUnaryCall<TResponse>> call, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var deadline = DateTime.UtcNow.Add(timeout);
+        var closedBefore = false;
         for (var attempt = 1; ; attempt++)
         {
             try
@@ -30,14 +31,19 @@ internal static class RetryingCall
                 using var pending = call(deadline);
                 return await pending.ResponseAsync.ConfigureAwait(false);
             }
-            catch (RpcException ex) when (Delay(ex, attempt) is { } delay && DateTime.UtcNow.Add(delay) < deadline)
+            catch (RpcException ex) when (Delay(ex, attempt, closedBefore) is { } delay && DateTime.UtcNow.Add(delay) < deadline)
             {
+                closedBefore = IsConnectionClosedBeforeTheCall(ex.Status);
                 await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
             }
         }
     }
 
-    private static TimeSpan? Delay(RpcException exception, int attempt) => exception.StatusCode switch
+    // closedBefore: the previous attempt's connection was closed before the call too. A server shutting down
+    // closes a connection it has just accepted once; one that closes every new connection before the first
+    // call is refusing this client (a TLS server that wants a client certificate ends the handshake so), which
+    // no wait changes: seen after one more try, not at the deadline.
+    private static TimeSpan? Delay(RpcException exception, int attempt, bool closedBefore) => exception.StatusCode switch
     {
         StatusCode.ResourceExhausted when attempt < MaxAttempts && RetryDelay(exception) is { } delay && delay >= TimeSpan.Zero => delay,
         StatusCode.Unavailable when exception.Status.DebugException is null =>
@@ -46,7 +52,7 @@ internal static class RetryingCall
         // .NET's client fails a call whose new connection was closed under it before the call started
         // (a server shutting down closes connections it has just accepted) INTERNAL with its own
         // HttpRequestException: the server never saw the call.
-        StatusCode.Internal or StatusCode.Unavailable when IsConnectionClosedBeforeTheCall(exception.Status) => Backoff(attempt - 1),
+        StatusCode.Internal or StatusCode.Unavailable when !closedBefore && IsConnectionClosedBeforeTheCall(exception.Status) => Backoff(attempt - 1),
         _ => null,
     };
 
