@@ -314,7 +314,7 @@ public sealed class ResumingStreamTests
         {
             var connections = 0;
             var server = new ScriptedServer(script) { _closeFirstConnections = closeFirstConnections };
-            var builder = WebApplication.CreateSlimBuilder();
+            var builder = LoopbackApp.CreateBuilder();
             builder.Logging.ClearProviders();
             builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0, listen =>
             {

@@ -17,7 +17,7 @@ public sealed class OtlpExportTests
     public async Task Segment_OtlpEndpointSet_SpansReachAnOtlpGrpcReceiverOverTheWire()
     {
         var receiver = new OtlpTraceReceiver();
-        var builder = WebApplication.CreateSlimBuilder();
+        var builder = LoopbackApp.CreateBuilder();
         builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2));
         builder.Services.AddGrpc();
         builder.Services.AddSingleton(receiver);
