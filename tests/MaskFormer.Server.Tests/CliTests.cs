@@ -356,6 +356,55 @@ public sealed class CliTests(ServerFixture server) : IDisposable
         Assert.InRange(await FrameCountAsync(overlay), 1, 255);
     }
 
+    [Fact]
+    public async Task Stream_CtrlCReachesFfmpegBeforeTheCli_VideoPlaysAndExitCode130()
+    {
+        // The same Ctrl+C, heard by ffmpeg first: it stops reading, and the CLI's next frame write fails
+        // before its own SIGINT arrives. That is an interruption, not ffmpeg failing (exit 1): CI saw it
+        // once in the test above. Here the order is made: ffmpeg's signal, then, frames later, the CLI's.
+        var video = await LongClipAsync();
+        var overlay = Path.Combine(_out, "ctrl-c-ffmpeg-first.mp4");
+        var start = new ProcessStartInfo("setsid") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Parent!.Name;
+        var cliDll = Path.Combine(RepositoryPaths.Root, "src", "MaskFormer.Cli", "bin", configuration, "net10.0", "maskformer.dll");
+        foreach (var arg in new[] { "dotnet", cliDll, "stream", video, "--server", server.Address.ToString(), "--out", overlay })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var cli = Process.Start(start)!;
+        var output = cli.StandardOutput.ReadToEndAsync();
+        var error = cli.StandardError.ReadToEndAsync();
+        using var signalled = new CancellationTokenSource();
+        var exited = cli.WaitForExitAsync();
+        await CancelOnceWrittenAsync(overlay, exited, signalled, () => $"{cli.ExitCode}: {error.Result}");
+
+        // The encoder (another ffmpeg reads the clip).
+        var ffmpeg = int.Parse((await RunAsync("pgrep", "-P", cli.Id.ToString(CultureInfo.InvariantCulture), "-f", "ctrl-c-ffmpeg-first")).Trim(), CultureInfo.InvariantCulture);
+        await RunAsync("kill", "-INT", ffmpeg.ToString(CultureInfo.InvariantCulture));
+        var until = DateTime.UtcNow.AddSeconds(30);
+        while (Directory.Exists($"/proc/{ffmpeg}") && !File.ReadAllText($"/proc/{ffmpeg}/stat").Contains(") Z ", StringComparison.Ordinal))
+        {
+            Assert.True(DateTime.UtcNow < until, "ffmpeg did not stop on SIGINT within 30 s");
+            await Task.Delay(20);
+        }
+
+        // Two or three frames' writes (8 fps) go to the stopped ffmpeg before the CLI hears.
+        await Task.Delay(300);
+        if (cli.HasExited)
+        {
+            Assert.Fail($"the CLI ended before its Ctrl+C: {cli.ExitCode} {await error}");
+        }
+
+        await RunAsync("kill", "-INT", cli.Id.ToString(CultureInfo.InvariantCulture));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await cli.WaitForExitAsync(timeout.Token);
+
+        Assert.True(cli.ExitCode == 130, $"exit code {cli.ExitCode}: {await output} {await error}");
+        Assert.Contains("interrupted:", await output, StringComparison.Ordinal);
+        Assert.InRange(await FrameCountAsync(overlay), 1, 255);
+    }
+
     // 256 frames: the clip 16 times over, at 8 fps.
     private async Task<string> LongClipAsync()
     {
@@ -388,9 +437,12 @@ public sealed class CliTests(ServerFixture server) : IDisposable
     private static async Task<int> FrameCountAsync(string video) =>
         int.Parse((await FfmpegAsync("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", video)).Trim(), CultureInfo.InvariantCulture);
 
-    private static async Task<string> FfmpegAsync(params string[] args)
+    private static Task<string> FfmpegAsync(params string[] args) =>
+        args[0] == "ffprobe" ? RunAsync("ffprobe", args[1..]) : RunAsync("ffmpeg", args);
+
+    // A program's output; it must exit 0.
+    private static async Task<string> RunAsync(string program, params string[] rest)
     {
-        var (program, rest) = args[0] == "ffprobe" ? ("ffprobe", args[1..]) : ("ffmpeg", args);
         var start = new ProcessStartInfo(program, rest) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         using var process = Process.Start(start)!;
         var output = process.StandardOutput.ReadToEndAsync();

@@ -17,6 +17,9 @@ internal sealed class OverlaySink(string destination, double fps, SegmentationTa
     // What ffmpeg exits with after a signal, once it has ended its output file.
     private const int InterruptedExitCode = 255;
 
+    // How long a write that found ffmpeg interrupted waits for this process's own Ctrl+C.
+    private static readonly TimeSpan s_signalGrace = TimeSpan.FromSeconds(2);
+
     private static readonly string[] s_videoExtensions = [".mp4", ".mkv", ".webm", ".avi"];
     private Process? _ffmpeg;
     private (int Width, int Height) _size;
@@ -73,6 +76,14 @@ internal sealed class OverlaySink(string destination, double fps, SegmentationTa
         catch (IOException)
         {
             await _ffmpeg.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
+            if (_ffmpeg.ExitCode == InterruptedExitCode)
+            {
+                // ffmpeg had a signal. A terminal's Ctrl+C goes to the whole process group, and this process
+                // may hear of it after ffmpeg has stopped reading: an interruption, if it comes (the delay
+                // then throws, as a cancelled write would), not a failure.
+                await Task.Delay(s_signalGrace, cancellationToken).ConfigureAwait(false);
+            }
+
             throw new IOException($"ffmpeg stopped writing {Destination}: {(await _ffmpegErrors!.ConfigureAwait(false)).Trim()}");
         }
     }
