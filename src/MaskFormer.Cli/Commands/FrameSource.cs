@@ -43,6 +43,9 @@ internal sealed class FrameSource : IAsyncDisposable
     /// <summary>The video's frame rate, or 10 for a folder.</summary>
     public double FramesPerSecond { get; } = 10;
 
+    /// <summary>Called when the video's ffmpeg stopped on a signal rather than at the end of the video.</summary>
+    public Action? Interrupted { get; set; }
+
     public static async Task<FrameSource> OpenAsync(string input, CancellationToken cancellationToken)
     {
         if (Directory.Exists(input))
@@ -100,6 +103,15 @@ internal sealed class FrameSource : IAsyncDisposable
             var n = await output.ReadAsync(frame.AsMemory(read), cancellationToken).ConfigureAwait(false);
             if (n == 0)
             {
+                // The end of the video, or ffmpeg had a signal (a terminal's Ctrl+C reaches it too, perhaps
+                // before this process): then the command is interrupted, not at the end of its input.
+                await _ffmpeg.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
+                if (_ffmpeg.ExitCode == OverlaySink.InterruptedExitCode && Interrupted is { } interrupted)
+                {
+                    interrupted();
+                    cancellationToken.ThrowIfCancellationRequested();
+                }
+
                 return null;
             }
 

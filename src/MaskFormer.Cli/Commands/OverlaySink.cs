@@ -11,14 +11,12 @@ namespace MaskFormer.Cli.Commands;
 /// Writes one overlay per frame: into an ffmpeg-encoded video (when the destination ends in
 /// .mp4/.mkv/.webm/.avi) or as PNGs in a folder. A frame that got no result (skipped under the
 /// overload policy, or failed) repeats the last overlay, so the video does not flash raw frames.
+/// <paramref name="interrupted"/> is called when ffmpeg stopped on a signal, which interrupts the command.
 /// </summary>
-internal sealed class OverlaySink(string destination, double fps, SegmentationTask task, IReadOnlyDictionary<int, string> labelNames, IReadOnlyList<LegendEntry> legend, OverlayOptions options) : IAsyncDisposable
+internal sealed class OverlaySink(string destination, double fps, SegmentationTask task, IReadOnlyDictionary<int, string> labelNames, IReadOnlyList<LegendEntry> legend, OverlayOptions options, Action? interrupted = null) : IAsyncDisposable
 {
-    // What ffmpeg exits with after a signal, once it has ended its output file.
-    private const int InterruptedExitCode = 255;
-
-    // How long a write that found ffmpeg interrupted waits for this process's own Ctrl+C.
-    private static readonly TimeSpan s_signalGrace = TimeSpan.FromSeconds(2);
+    /// <summary>What ffmpeg exits with after a signal (SIGINT, SIGTERM), once it has ended its output file.</summary>
+    internal const int InterruptedExitCode = 255;
 
     private static readonly string[] s_videoExtensions = [".mp4", ".mkv", ".webm", ".avi"];
     private Process? _ffmpeg;
@@ -76,15 +74,15 @@ internal sealed class OverlaySink(string destination, double fps, SegmentationTa
         catch (IOException)
         {
             await _ffmpeg.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
-            if (_ffmpeg.ExitCode == InterruptedExitCode)
+            if (_ffmpeg.ExitCode == InterruptedExitCode && interrupted is not null)
             {
-                // ffmpeg had a signal. A terminal's Ctrl+C goes to the whole process group, and this process
-                // may hear of it after ffmpeg has stopped reading: an interruption, if it comes (the delay
-                // then throws, as a cancelled write would), not a failure.
-                await Task.Delay(s_signalGrace, cancellationToken).ConfigureAwait(false);
+                // ffmpeg had a signal: a terminal's Ctrl+C goes to the whole process group, and ffmpeg can
+                // stop reading before this process hears of it. The command is interrupted, not failed.
+                interrupted();
+                cancellationToken.ThrowIfCancellationRequested();
             }
 
-            throw new IOException($"ffmpeg stopped writing {Destination}: {(await _ffmpegErrors!.ConfigureAwait(false)).Trim()}");
+            throw new IOException($"ffmpeg stopped writing {Destination} (exit code {_ffmpeg.ExitCode}): {(await _ffmpegErrors!.ConfigureAwait(false)).Trim()}");
         }
     }
 

@@ -75,7 +75,12 @@ internal static class StreamCommand
             console.Profile.Width = Math.Max(console.Profile.Width, 320);
         }
 
+        // A terminal's Ctrl+C goes to the ffmpeg processes this command starts as well (the whole process
+        // group), and one of them can stop before this process hears of it: then it interrupts the command.
+        using var interruption = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        cancellationToken = interruption.Token;
         await using var source = await FrameSource.OpenAsync(args.Positional[0], cancellationToken).ConfigureAwait(false);
+        source.Interrupted = interruption.Cancel;
         var fps = args.Has("fps") ? args.GetDouble("fps", 0) : config.Latency is { TargetFps: > 0 } latency ? latency.TargetFps : source.FramesPerSecond;
         var pacer = args.Has("no-pacing") ? null : new FramePacer(fps, TimeProvider.System);
 
@@ -88,7 +93,7 @@ internal static class StreamCommand
         var legend = task == SegmentationTask.Instance ? [] : ResultPictures.ModelLegend(model);
         var labelNames = model.Labels.ToDictionary(l => (int)l.Id, l => l.Name);
         // --no-overlays measures the stream alone: on a small machine drawing can be slower than the server.
-        await using var sink = args.Has("no-overlays") ? null : new OverlaySink(args.Get("out", "stream-out"), fps, task, labelNames, legend, options);
+        await using var sink = args.Has("no-overlays") ? null : new OverlaySink(args.Get("out", "stream-out"), fps, task, labelNames, legend, options, interruption.Cancel);
 
         console.MarkupLineInterpolated($"streaming {args.Positional[0]} ({(source.Count > 0 ? $"{source.Count} frames" : "frames")}) to {args.ServerAddress} {(pacer is null ? "as fast as the stream accepts them" : string.Create(CultureInfo.InvariantCulture, $"at {fps:0.##} fps"))}, {task.ToString().ToLowerInvariant()}, policy {args.Get("policy", "queue")}, {StreamStats.DescribeContract(config.Latency)}");
 
