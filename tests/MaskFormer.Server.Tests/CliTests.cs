@@ -326,8 +326,34 @@ public sealed class CliTests(ServerFixture server) : IDisposable
     {
         // A terminal's Ctrl+C is SIGINT to the whole process group: the CLI and the ffmpeg it started. ffmpeg
         // then ends the file itself and exits 255, which the interrupted CLI must not take for a failure.
+        await InterruptStreamInItsOwnGroupAsync("ctrl-c.mp4", (cli, video, overlay) => RunAsync("kill", "-INT", "--", $"-{cli.Id}"));
+    }
+
+    [Theory]
+    [InlineData("encoder")]
+    [InlineData("decoder")]
+    public async Task Stream_CtrlCReachesAnFfmpegBeforeTheCli_InterruptedVideoPlaysAndExitCode130(string which)
+    {
+        // The same Ctrl+C, heard by one of the CLI's ffmpeg processes before the CLI itself: the encoder stops
+        // reading (the CLI's next frame write fails), or the decoder stops writing (the input seems to end).
+        // That is an interruption, not ffmpeg failing (exit 1) nor the end of the video (exit 0): CI saw the
+        // first once in the test above. Here only that ffmpeg has the signal; the CLI never gets one.
+        await InterruptStreamInItsOwnGroupAsync($"ctrl-c-{which}.mp4", async (cli, video, overlay) =>
+        {
+            // The encoder's command line names the overlay video, the decoder's the clip.
+            var pattern = which == "encoder" ? Path.GetFileName(overlay) : Path.GetFileName(video);
+            var ffmpeg = (await RunAsync("pgrep", "-P", cli.Id.ToString(CultureInfo.InvariantCulture), "-f", pattern)).Trim();
+            await RunAsync("kill", "-INT", ffmpeg);
+        });
+    }
+
+    // The CLI as built streams the long clip into a video from a process group of its own (as a terminal
+    // runs it); once the video is begun, `interrupt` signals what it signals. The CLI must then finish the
+    // video with the frames drawn, say so, and exit 130.
+    private async Task InterruptStreamInItsOwnGroupAsync(string overlayName, Func<Process, string, string, Task> interrupt)
+    {
         var video = await LongClipAsync();
-        var overlay = Path.Combine(_out, "ctrl-c.mp4");
+        var overlay = Path.Combine(_out, overlayName);
         var start = new ProcessStartInfo("setsid") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         // The CLI as built (its own dependencies), in the configuration of these tests' build.
         var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Parent!.Name;
@@ -343,49 +369,7 @@ public sealed class CliTests(ServerFixture server) : IDisposable
         using var signalled = new CancellationTokenSource();
         var exited = cli.WaitForExitAsync();
         await CancelOnceWrittenAsync(overlay, exited, signalled, () => $"{cli.ExitCode}: {error.Result}");
-        using (var kill = Process.Start("kill", ["-INT", "--", $"-{cli.Id}"])!)
-        {
-            await kill.WaitForExitAsync();
-        }
-
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await cli.WaitForExitAsync(timeout.Token);
-
-        Assert.True(cli.ExitCode == 130, $"exit code {cli.ExitCode}: {await output} {await error}");
-        Assert.Contains("interrupted:", await output, StringComparison.Ordinal);
-        Assert.InRange(await FrameCountAsync(overlay), 1, 255);
-    }
-
-    [Theory]
-    [InlineData("encoder")]
-    [InlineData("decoder")]
-    public async Task Stream_CtrlCReachesAnFfmpegBeforeTheCli_InterruptedVideoPlaysAndExitCode130(string which)
-    {
-        // The same Ctrl+C, heard by one of the CLI's ffmpeg processes before the CLI itself: the encoder stops
-        // reading (the CLI's next frame write fails), or the decoder stops writing (the input seems to end).
-        // That is an interruption, not ffmpeg failing (exit 1) nor the end of the video (exit 0): CI saw the
-        // first once in the test above. Here only that ffmpeg has the signal; the CLI never gets one.
-        var video = await LongClipAsync();
-        var overlay = Path.Combine(_out, $"ctrl-c-{which}.mp4");
-        var start = new ProcessStartInfo("setsid") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Parent!.Name;
-        var cliDll = Path.Combine(RepositoryPaths.Root, "src", "MaskFormer.Cli", "bin", configuration, "net10.0", "maskformer.dll");
-        foreach (var arg in new[] { "dotnet", cliDll, "stream", video, "--server", server.Address.ToString(), "--out", overlay })
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        using var cli = Process.Start(start)!;
-        var output = cli.StandardOutput.ReadToEndAsync();
-        var error = cli.StandardError.ReadToEndAsync();
-        using var signalled = new CancellationTokenSource();
-        var exited = cli.WaitForExitAsync();
-        await CancelOnceWrittenAsync(overlay, exited, signalled, () => $"{cli.ExitCode}: {error.Result}");
-
-        // The encoder's command line names the overlay video, the decoder's the clip.
-        var pattern = which == "encoder" ? Path.GetFileName(overlay) : Path.GetFileName(video);
-        var ffmpeg = (await RunAsync("pgrep", "-P", cli.Id.ToString(CultureInfo.InvariantCulture), "-f", pattern)).Trim();
-        await RunAsync("kill", "-INT", ffmpeg);
+        await interrupt(cli, video, overlay);
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         await cli.WaitForExitAsync(timeout.Token);
 
