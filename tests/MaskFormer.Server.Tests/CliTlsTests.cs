@@ -174,6 +174,32 @@ public sealed class CliTlsTests(SecureServerFixture fixture) : IClassFixture<Sec
     }
 
     [Fact]
+    public async Task HealthWait_NoClientCertificate_UnreachableWithoutWaitingItOut()
+    {
+        // The server ends every connection without a client certificate; waiting does not change that. Without
+        // the early end the wait (120 s) outlasts this test's own minute and the command is cancelled (130).
+        var (exitCode, output, error) = await RunAsync(["health", "--server", fixture.Address.ToString(), "--ca-cert", fixture.CaPath, "--wait", "120"]);
+
+        Assert.True(exitCode == 1 && output.StartsWith("UNREACHABLE", StringComparison.Ordinal), $"exit code {exitCode}: {output} {error}");
+        Assert.Contains("--client-cert and --client-key", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task HealthWait_CaCertOfAnotherCa_UnreachableWithoutWaitingItOut()
+    {
+        // This client refuses the server's certificate: no wait changes that either.
+        using var other = SecureServerFixture.CreateCa("CN=Another CA");
+        var otherCa = Path.Combine(Path.GetDirectoryName(fixture.CaPath)!, "other-ca-health.pem");
+        await File.WriteAllTextAsync(otherCa, other.ExportCertificatePem());
+        var (certificate, key) = fixture.WriteClientPem("cli-client-health-other-ca");
+
+        var (exitCode, output, error) = await RunAsync(["health", "--server", fixture.Address.ToString(), "--ca-cert", otherCa, "--client-cert", certificate, "--client-key", key, "--wait", "120"]);
+
+        Assert.True(exitCode == 1 && output.StartsWith("UNREACHABLE", StringComparison.Ordinal), $"exit code {exitCode}: {output} {error}");
+        Assert.Contains($"issued by a CA in {otherCa}", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Models_ClientCertificateFromAnotherCa_Refused()
     {
         using var stranger = SecureServerFixture.IssueByStranger("http://127.0.0.1:9/ca.crt");

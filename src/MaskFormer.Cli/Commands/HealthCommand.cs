@@ -15,7 +15,8 @@ internal static class HealthCommand
         $"""
         usage: maskformer health [--wait SECONDS] [--service NAME] [--server host:port]
         Asks grpc.health.v1 whether the server is SERVING; prints the status. Exit code 0 only when SERVING.
-          --wait SECONDS         keep asking until SERVING or the time is up (default 0: ask once)
+          --wait SECONDS         keep asking until SERVING or the time is up (default 0: ask once); a TLS refusal
+                                 (of the server's certificate, or of this client by the server) ends it early
           --service NAME         a service name to ask about (default: the whole server)
         {CliApp.ServerHelp}
         """,
@@ -29,6 +30,7 @@ internal static class HealthCommand
         var client = new Health.HealthClient(channel);
         var until = DateTime.UtcNow.AddSeconds(args.GetDouble("wait", 0));
         string status;
+        var closedBefore = false;
         do
         {
             try
@@ -47,6 +49,17 @@ internal static class HealthCommand
                 var at = address.ToString().TrimEnd('/');
                 var hint = CliApp.TlsHint(args, ex);
                 status = $"UNREACHABLE: no answer from {at} ({(ex.Status.DebugException?.GetBaseException() ?? ex).Message}){(hint is null ? string.Empty : $". {hint}")}";
+
+                // Waiting changes neither this client refusing the server's certificate nor a server that ends
+                // every new connection before the first call (a TLS server refusing this client's certificate,
+                // or wanting one): said at once. A server shutting down ends a new connection once.
+                var closed = RetryingCall.IsConnectionClosedBeforeTheCall(ex.Status);
+                if (IsCertificateRefused(ex) || (closed && closedBefore))
+                {
+                    break;
+                }
+
+                closedBefore = closed;
             }
 
             if (DateTime.UtcNow < until)
@@ -58,5 +71,18 @@ internal static class HealthCommand
 
         await output.WriteLineAsync(status).ConfigureAwait(false);
         return 1;
+    }
+
+    private static bool IsCertificateRefused(RpcException ex)
+    {
+        for (var inner = ex.Status.DebugException; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is System.Security.Authentication.AuthenticationException)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 }
