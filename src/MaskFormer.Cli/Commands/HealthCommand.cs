@@ -50,9 +50,10 @@ internal static class HealthCommand
                 var hint = CliApp.TlsHint(args, ex);
                 status = $"UNREACHABLE: no answer from {at} ({(ex.Status.DebugException?.GetBaseException() ?? ex).Message}){(hint is null ? string.Empty : $". {hint}")}";
 
-                // Waiting changes neither this client refusing the server's certificate nor a server that ends
-                // every new connection before the first call (a TLS server refusing this client's certificate,
-                // or wanting one): said at once. A server shutting down ends a new connection once.
+                // Waiting changes neither this client refusing the server's certificate (said at once) nor a
+                // server that ends every new connection before the first call, a TLS server refusing this
+                // client's certificate or wanting one (said after a second try: a server shutting down ends
+                // a new connection once).
                 var closed = RetryingCall.IsConnectionClosedBeforeTheCall(ex.Status);
                 if (IsCertificateRefused(ex) || (closed && closedBefore))
                 {
