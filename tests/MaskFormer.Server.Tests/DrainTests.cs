@@ -77,8 +77,14 @@ public sealed partial class DrainTests(ITestOutputHelper output)
         AssertAnsweredInOrder(naiveRun);
         Assert.Equal(StatusCode.OK, smartRun.Status.StatusCode);
         Assert.Contains(smartRun.Answers, a => a.Draining);
-        Assert.Equal(StatusCode.Unavailable, naiveRun.Status.StatusCode);
-        Assert.Contains("reconnect", naiveRun.Status.Detail, StringComparison.Ordinal);
+        // The server ends it UNAVAILABLE ("... reconnect"). A client still sending may lose those trailers in
+        // the connection's close (it then reads that the server closed the connection, without an error; once
+        // beside a busy run of the project), and must reconnect either way, as the CLI does.
+        if (!MaskFormer.Cli.Commands.RetryingCall.IsConnectionClosedByTheServer(naiveRun.Status))
+        {
+            Assert.Equal(StatusCode.Unavailable, naiveRun.Status.StatusCode);
+            Assert.Contains("reconnect", naiveRun.Status.Detail, StringComparison.Ordinal);
+        }
 
         Assert.Equal(0, exitCode);
         Assert.True(exitedAfter < s_drainTimeout + TimeSpan.FromSeconds(10), $"exited {exitedAfter} after SIGTERM; the manifests' grace period is the drain time + 10 s");

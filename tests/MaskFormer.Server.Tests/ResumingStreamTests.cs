@@ -171,6 +171,20 @@ public sealed class ResumingStreamTests
     }
 
     [Fact]
+    public void ConnectionClosedByTheServerWithoutAnError_IsToldApartFromOtherFailures()
+    {
+        // What a stream still sending saw when its server's drain ran out and the close cost it the trailers
+        // (CliReconnectTests and DrainTests, beside a busy run of the project): ResumingStream sends its
+        // unanswered frames again on a new call, as for UNAVAILABLE. Not an HTTP/2 error, nor the server's word.
+        static Grpc.Core.Status Closed(long errorCode) => new(StatusCode.Internal, "Error reading next message.", new HttpProtocolException(errorCode, "The HTTP/2 server closed the connection. HTTP/2 error code 'NO_ERROR' (0x0).", null));
+
+        Assert.True(RetryingCall.IsConnectionClosedByTheServer(Closed(0)));
+        Assert.False(RetryingCall.IsConnectionClosedByTheServer(Closed(2)));
+        Assert.False(RetryingCall.IsConnectionClosedByTheServer(new Grpc.Core.Status(StatusCode.Internal, "the server's own")));
+        Assert.False(RetryingCall.IsConnectionClosedByTheServer(new Grpc.Core.Status(StatusCode.Cancelled, "cancelled", new HttpProtocolException(0, "closed", null))));
+    }
+
+    [Fact]
     public async Task UnaryCallWhoseConnectionIsClosedBeforeItStarts_IsMadeAgain()
     {
         // The CLI's unary calls (segment, models) under the same close: RetryingCall makes the call again.

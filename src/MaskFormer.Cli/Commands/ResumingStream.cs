@@ -164,8 +164,9 @@ internal sealed class ResumingStream
         }
         catch (RpcException ex) when (!cancellationToken.IsCancellationRequested)
         {
-            // The connection closed under the call before it started: the server said nothing; as UNAVAILABLE.
-            status = RetryingCall.IsConnectionClosedBeforeTheCall(ex.Status)
+            // The connection closed under the call, before it started or without an error (a drain that ran
+            // out, its trailers lost): the server said nothing; as UNAVAILABLE, so the frames go again.
+            status = RetryingCall.IsConnectionClosedBeforeTheCall(ex.Status) || RetryingCall.IsConnectionClosedByTheServer(ex.Status)
                 ? new Status(StatusCode.Unavailable, ex.Status.Detail, ex.Status.DebugException)
                 : ex.Status;
         }

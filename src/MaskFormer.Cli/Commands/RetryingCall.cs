@@ -57,6 +57,30 @@ internal static class RetryingCall
     };
 
     /// <summary>
+    /// The status .NET's client gives a call whose connection the server closed under it without an error
+    /// (a GOAWAY with NO_ERROR, then the close): INTERNAL over an <see cref="HttpProtocolException"/> with
+    /// error code 0. A server whose drain ran out does that to a client still sending, when the trailers
+    /// with its own UNAVAILABLE are lost in the close.
+    /// </summary>
+    internal static bool IsConnectionClosedByTheServer(Grpc.Core.Status status)
+    {
+        if (status.StatusCode is not (StatusCode.Internal or StatusCode.Unavailable))
+        {
+            return false;
+        }
+
+        for (var inner = status.DebugException; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is HttpProtocolException { ErrorCode: 0 })
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>
     /// The status .NET's client gives a call whose connection the server closed under it before it started:
     /// its own <see cref="HttpRequestException"/> over an I/O error ("The HTTP/2 server closed the connection",
     /// "the server did not complete the HTTP/2 handshake"), INTERNAL or UNAVAILABLE by when the close came;
