@@ -68,10 +68,7 @@ public sealed class CliTlsTests(SecureServerFixture fixture) : IClassFixture<Sec
     public async Task Models_CaCertOfAnotherCa_ServerRefusedNamingTheFile()
     {
         // The client's own check: a server whose certificate does not chain to the given CA is refused.
-        using var other = SecureServerFixture.CreateCa("CN=Another CA");
-        var otherCa = Path.Combine(Path.GetDirectoryName(fixture.CaPath)!, "other-ca.pem");
-        await File.WriteAllTextAsync(otherCa, other.ExportCertificatePem());
-        var (certificate, key) = fixture.WriteClientPem("cli-client-other-ca");
+        var (otherCa, certificate, key) = await OtherCaAndClientPemAsync("other-ca");
 
         var (exitCode, output, error) = await RunAsync(
             ["models", "--server", fixture.Address.ToString(), "--ca-cert", otherCa, "--client-cert", certificate, "--client-key", key],
@@ -188,10 +185,7 @@ public sealed class CliTlsTests(SecureServerFixture fixture) : IClassFixture<Sec
     public async Task HealthWait_CaCertOfAnotherCa_UnreachableWithoutWaitingItOut()
     {
         // This client refuses the server's certificate: no wait changes that either.
-        using var other = SecureServerFixture.CreateCa("CN=Another CA");
-        var otherCa = Path.Combine(Path.GetDirectoryName(fixture.CaPath)!, "other-ca-health.pem");
-        await File.WriteAllTextAsync(otherCa, other.ExportCertificatePem());
-        var (certificate, key) = fixture.WriteClientPem("cli-client-health-other-ca");
+        var (otherCa, certificate, key) = await OtherCaAndClientPemAsync("other-ca-health");
 
         var (exitCode, output, error) = await RunAsync(["health", "--server", fixture.Address.ToString(), "--ca-cert", otherCa, "--client-cert", certificate, "--client-key", key, "--wait", "120"]);
 
@@ -267,6 +261,17 @@ public sealed class CliTlsTests(SecureServerFixture fixture) : IClassFixture<Sec
 
         Assert.Equal(1, exitCode);
         Assert.Contains("holds no PEM certificate", error, StringComparison.Ordinal);
+    }
+
+    // A CA the server's certificate does not chain to (its PEM file, NAME.pem) and a client certificate and key
+    // the server accepts.
+    private async Task<(string OtherCa, string Certificate, string Key)> OtherCaAndClientPemAsync(string name)
+    {
+        using var other = SecureServerFixture.CreateCa("CN=Another CA");
+        var otherCa = Path.Combine(Path.GetDirectoryName(fixture.CaPath)!, $"{name}.pem");
+        await File.WriteAllTextAsync(otherCa, other.ExportCertificatePem());
+        var (certificate, key) = fixture.WriteClientPem($"cli-client-{name}");
+        return (otherCa, certificate, key);
     }
 
     // The CLI as a user runs it, with only the given variables of its own set (this collection runs one test
