@@ -127,9 +127,8 @@ internal sealed class ClientTls
         var clientCertificate = CertificatePath is null
             ? "a server that asks for a client certificate needs --client-cert and --client-key"
             : $"a server that asks for a client certificate refuses one it does not trust: is {CertificatePath} issued by a CA the server trusts?";
-        if (AnyInChain(error, e => e is System.Security.Authentication.AuthenticationException))
+        if (IsHandshakeRefused(error))
         {
-            // The handshake failed: this client refused the server's certificate, or (TLS 1.2) the server refused this client's.
             return CaPath is null
                 ? $"A server certificate from a private CA needs --ca-cert (or ${CaVariable}); {clientCertificate}"
                 : $"Is the server's certificate for this host name and issued by a CA in {CaPath}? Also, {clientCertificate}";
@@ -142,26 +141,19 @@ internal sealed class ClientTls
             : $"A server that asks for a client certificate ends the connection when it refuses the one given: is {CertificatePath} issued by a CA the server trusts?";
     }
 
+    /// <summary>
+    /// Whether the TLS handshake failed (<see cref="System.Security.Authentication.AuthenticationException"/>):
+    /// this client refused the server's certificate, or (TLS 1.2) the server refused this client's.
+    /// </summary>
+    public static bool IsHandshakeRefused(Exception? error) => ExceptionChain.Any(error, e => e is System.Security.Authentication.AuthenticationException);
+
     // A refused or unroutable connection: nothing to do with TLS. (A reset is not here: a server that
     // refuses a client certificate after a TLS 1.3 handshake may reset the connection.)
-    private static bool NothingListening(Exception error) => AnyInChain(error, e => e is SocketException
+    private static bool NothingListening(Exception error) => ExceptionChain.Any(error, e => e is SocketException
     {
         SocketErrorCode: SocketError.ConnectionRefused or SocketError.HostNotFound or SocketError.TimedOut or SocketError.NetworkUnreachable
             or SocketError.HostUnreachable or SocketError.TryAgain or SocketError.NoData or SocketError.AddressNotAvailable,
     });
-
-    private static bool AnyInChain(Exception? error, Func<Exception, bool> match)
-    {
-        for (; error is not null; error = error.InnerException)
-        {
-            if (match(error))
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
 
     private static string? Setting(CommandArguments args, string option, string variable) =>
         args.Has(option) ? args.Get(option, string.Empty) is { Length: > 0 } given ? given : throw new UsageException($"--{option} needs a file.")

@@ -14,6 +14,7 @@ internal sealed class FrameSource : IAsyncDisposable
     private static readonly string[] s_imageExtensions = [".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tga", ".tif", ".tiff"];
     private readonly string[]? _files;
     private readonly Process? _ffmpeg;
+    private readonly Action? _interrupted;
     private int _next;
 
     private FrameSource(string[] files)
@@ -22,9 +23,10 @@ internal sealed class FrameSource : IAsyncDisposable
         Count = files.Length;
     }
 
-    private FrameSource(Process ffmpeg, int width, int height, int count, double fps)
+    private FrameSource(Process ffmpeg, int width, int height, int count, double fps, Action? interrupted)
     {
         _ffmpeg = ffmpeg;
+        _interrupted = interrupted;
         Width = width;
         Height = height;
         Count = count;
@@ -43,10 +45,8 @@ internal sealed class FrameSource : IAsyncDisposable
     /// <summary>The video's frame rate, or 10 for a folder.</summary>
     public double FramesPerSecond { get; } = 10;
 
-    /// <summary>Called when the video's ffmpeg stopped on a signal rather than at the end of the video.</summary>
-    public Action? Interrupted { get; set; }
-
-    public static async Task<FrameSource> OpenAsync(string input, CancellationToken cancellationToken)
+    /// <summary>A folder's images or a video's frames; <paramref name="interrupted"/> is called when the video's ffmpeg stopped on a signal rather than at the end of the video.</summary>
+    public static async Task<FrameSource> OpenAsync(string input, Action? interrupted, CancellationToken cancellationToken)
     {
         if (Directory.Exists(input))
         {
@@ -77,7 +77,7 @@ internal sealed class FrameSource : IAsyncDisposable
             RedirectStandardError = false,
             UseShellExecute = false,
         }) ?? throw new IOException("ffmpeg could not be started.");
-        return new FrameSource(ffmpeg, int.Parse(fields[0], CultureInfo.InvariantCulture), int.Parse(fields[1], CultureInfo.InvariantCulture), int.Parse(fields[3], CultureInfo.InvariantCulture), fps);
+        return new FrameSource(ffmpeg, int.Parse(fields[0], CultureInfo.InvariantCulture), int.Parse(fields[1], CultureInfo.InvariantCulture), int.Parse(fields[3], CultureInfo.InvariantCulture), fps, interrupted);
     }
 
     /// <summary>The next frame as a contract image, with its RGB24 pixels for overlays; null at the end.</summary>
@@ -106,7 +106,7 @@ internal sealed class FrameSource : IAsyncDisposable
                 // The end of the video, or ffmpeg had a signal (a terminal's Ctrl+C reaches it too, perhaps
                 // before this process): then the command is interrupted, not at the end of its input.
                 await _ffmpeg.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
-                if (_ffmpeg.ExitCode == OverlaySink.InterruptedExitCode && Interrupted is { } interrupted)
+                if (_ffmpeg.ExitCode == OverlaySink.InterruptedExitCode && _interrupted is { } interrupted)
                 {
                     interrupted();
                     cancellationToken.ThrowIfCancellationRequested();

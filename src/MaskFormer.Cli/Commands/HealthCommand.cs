@@ -55,7 +55,7 @@ internal static class HealthCommand
                 // client's certificate or wanting one (said after a second try: a server shutting down ends
                 // a new connection once).
                 var closed = RetryingCall.IsConnectionClosedBeforeTheCall(ex.Status);
-                if (IsCertificateRefused(ex) || (closed && closedBefore))
+                if (ClientTls.IsHandshakeRefused(ex.Status.DebugException) || (closed && closedBefore))
                 {
                     break;
                 }
@@ -72,18 +72,5 @@ internal static class HealthCommand
 
         await output.WriteLineAsync(status).ConfigureAwait(false);
         return 1;
-    }
-
-    private static bool IsCertificateRefused(RpcException ex)
-    {
-        for (var inner = ex.Status.DebugException; inner is not null; inner = inner.InnerException)
-        {
-            if (inner is System.Security.Authentication.AuthenticationException)
-            {
-                return true;
-            }
-        }
-
-        return false;
     }
 }

@@ -62,23 +62,9 @@ internal static class RetryingCall
     /// error code 0. A server whose drain ran out does that to a client still sending, when the trailers
     /// with its own UNAVAILABLE are lost in the close.
     /// </summary>
-    internal static bool IsConnectionClosedByTheServer(Grpc.Core.Status status)
-    {
-        if (status.StatusCode is not (StatusCode.Internal or StatusCode.Unavailable))
-        {
-            return false;
-        }
-
-        for (var inner = status.DebugException; inner is not null; inner = inner.InnerException)
-        {
-            if (inner is HttpProtocolException { ErrorCode: 0 })
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
+    internal static bool IsConnectionClosedByTheServer(Grpc.Core.Status status) =>
+        status.StatusCode is StatusCode.Internal or StatusCode.Unavailable
+        && ExceptionChain.Any(status.DebugException, e => e is HttpProtocolException { ErrorCode: 0 });
 
     /// <summary>
     /// The status .NET's client gives a call whose connection the server closed under it before it started:

@@ -79,8 +79,7 @@ internal static class StreamCommand
         // group), and one of them can stop before this process hears of it: then it interrupts the command.
         using var interruption = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         cancellationToken = interruption.Token;
-        await using var source = await FrameSource.OpenAsync(args.Positional[0], cancellationToken).ConfigureAwait(false);
-        source.Interrupted = interruption.Cancel;
+        await using var source = await FrameSource.OpenAsync(args.Positional[0], interruption.Cancel, cancellationToken).ConfigureAwait(false);
         var fps = args.Has("fps") ? args.GetDouble("fps", 0) : config.Latency is { TargetFps: > 0 } latency ? latency.TargetFps : source.FramesPerSecond;
         var pacer = args.Has("no-pacing") ? null : new FramePacer(fps, TimeProvider.System);
 
