@@ -342,6 +342,7 @@ public sealed partial class SegmentationEngine(
 
     private static (LabelMap? Semantic, IReadOnlyList<InstanceMask>? Instances, PanopticResult? Panoptic) Postprocess(ServedModel model, SegmentationRequest request, ModelOutput output, ResizePlan plan)
     {
+        model.ObserveQueries(output.Queries);
         var config = model.Folder.Config;
         var options = request.Postprocess;
         var labels = options.LabelIdsToFuse is { } fuse

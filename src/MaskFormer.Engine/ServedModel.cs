@@ -9,12 +9,14 @@ namespace MaskFormer.Engine;
 /// <summary>A model loaded into sessions and ready to take requests.</summary>
 public sealed class ServedModel : IAsyncDisposable
 {
+    private int _numQueries;
+
     internal ServedModel(ModelFolder folder, BatchScheduler scheduler, int numQueries, bool isDefault)
     {
         Folder = folder;
         Scheduler = scheduler;
         Preprocessor = new ImagePreprocessor(folder.Preprocessor);
-        NumQueries = numQueries;
+        _numQueries = numQueries;
         IsDefault = isDefault;
     }
 
@@ -30,8 +32,11 @@ public sealed class ServedModel : IAsyncDisposable
     /// <summary>The labels, by id.</summary>
     public IReadOnlyList<Models.ModelLabel> Labels => Folder.Config.Labels;
 
-    /// <summary>Number of queries, as read from the model (0 when it is dynamic and not yet seen).</summary>
-    public int NumQueries { get; }
+    /// <summary>
+    /// Number of queries: as the config states it, else as the model's first output (the warm-up's, when
+    /// on) gave it; 0 until then.
+    /// </summary>
+    public int NumQueries => Volatile.Read(ref _numQueries);
 
     /// <summary>True for the model used when a request names none.</summary>
     public bool IsDefault { get; }
@@ -51,6 +56,16 @@ public sealed class ServedModel : IAsyncDisposable
     public SchedulerCounters GetCounters() => Scheduler.GetCounters();
 
     internal ImagePreprocessor Preprocessor { get; }
+
+    // An export with a dynamic query axis and a config without num_queries (transformers' MaskFormer
+    // keeps it in decoder_config; a hand-written config.json may leave it out) says it in its output.
+    internal void ObserveQueries(int queries)
+    {
+        if (Volatile.Read(ref _numQueries) == 0)
+        {
+            Interlocked.CompareExchange(ref _numQueries, queries, 0);
+        }
+    }
 
     internal BatchScheduler Scheduler { get; }
 

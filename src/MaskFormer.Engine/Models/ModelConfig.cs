@@ -24,7 +24,7 @@ public sealed record ModelConfig
     /// <summary>The <see cref="ThingSource"/> of a model that names no things.</summary>
     public const string NoThingSource = "none (every label is a thing)";
 
-    /// <summary>The number of queries, when the config states it (HuggingFace's num_queries); else 0.</summary>
+    /// <summary>The number of queries, when the config states it (num_queries, or decoder_config's); else 0.</summary>
     public int NumQueries { get; init; }
 
     /// <summary>The model's version from the config, if it gives one.</summary>
@@ -83,11 +83,26 @@ public sealed record ModelConfig
             Labels = labels,
             DeclaresThings = thingIds is not null,
             ThingSource = thingSource,
-            NumQueries = root.TryGetProperty("num_queries", out var queries) && queries.TryGetInt32(out var count) && count > 0 ? count : 0,
+            NumQueries = ReadNumQueries(root),
             Version = root.TryGetProperty("version", out var version) && version.ValueKind == JsonValueKind.String
                 ? version.GetString()
                 : null,
         };
+    }
+
+    // Mask2Former's config states num_queries at the top; transformers' MaskFormer config keeps it in its
+    // DETR decoder_config.
+    private static int ReadNumQueries(JsonElement root)
+    {
+        foreach (var scope in (JsonElement[])[root, root.TryGetProperty("decoder_config", out var decoder) && decoder.ValueKind == JsonValueKind.Object ? decoder : default])
+        {
+            if (scope.ValueKind == JsonValueKind.Object && scope.TryGetProperty("num_queries", out var queries) && queries.TryGetInt32(out var count) && count > 0)
+            {
+                return count;
+            }
+        }
+
+        return 0;
     }
 
     /// <summary>The same labels with <paramref name="thingIds"/> as the things, recording <paramref name="source"/>.</summary>

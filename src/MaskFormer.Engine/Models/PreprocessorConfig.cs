@@ -173,10 +173,26 @@ public sealed record PreprocessorConfig
                 : throw new ModelLoadException(path, "'size_divisor_rule' must be \"pad\" or \"resize\".");
         }
 
-        return root.TryGetProperty("image_processor_type", out var type) && type.GetString() is "MaskFormerImageProcessor" or "Mask2FormerImageProcessor"
+        return root.TryGetProperty("image_processor_type", out var type) && IsMaskFormerProcessor(type.GetString())
             || root.TryGetProperty("feature_extractor_type", out var extractor) && extractor.GetString() is "MaskFormerFeatureExtractor"
             ? SizeDivisorRule.Resize
             : SizeDivisorRule.Pad;
+    }
+
+    // transformers' MaskFormer and Mask2Former processors, in each of their back-ends (the PIL one, "Fast"
+    // on torchvision, and "Pil" where transformers 5 renamed the PIL one): all round the resized size up
+    // to the divisor. Any other name keeps detectron2's padding.
+    private static bool IsMaskFormerProcessor(string? type)
+    {
+        foreach (var family in (string[])["MaskFormerImageProcessor", "Mask2FormerImageProcessor"])
+        {
+            if (type is not null && type.StartsWith(family, StringComparison.Ordinal) && type[family.Length..] is "" or "Fast" or "Pil")
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>Parses "pil" or "interpolate" (any case).</summary>

@@ -139,11 +139,14 @@ internal sealed class CallScope : IDisposable
     /// The span of a call answered before the interceptors ran (refused for its token, the call limit or the
     /// request-bytes budget, a message over the limit): the span an intercepted call has, from
     /// <paramref name="startedAt"/> until now, with its status; no model or tasks (none were read).
+    /// <paramref name="log"/> runs while that span is current, so that the call's log line carries the
+    /// ids of the span exported for it.
     /// </summary>
-    public static void RecordAnsweredEarly(HttpContext http, string service, string method, StatusCode status, string? description, DateTimeOffset startedAt)
+    public static void RecordAnsweredEarly(HttpContext http, string service, string method, StatusCode status, string? description, DateTimeOffset startedAt, Action log)
     {
         if (!MaskFormerTelemetry.ActivitySource.HasListeners())
         {
+            log();
             return;
         }
 
@@ -180,6 +183,13 @@ internal sealed class CallScope : IDisposable
             {
                 SetStatus(span, status, description);
             }
+            else
+            {
+                // Not sampled: the log line keeps the request's own trace, as before any span.
+                Activity.Current = current;
+            }
+
+            log();
         }
         finally
         {

@@ -54,13 +54,15 @@ internal sealed partial class CallTelemetryInterceptor(
                 var tags = CallScope.MethodTags(service, name);
                 tags.Add(RpcTelemetry.RpcGrpcStatusCode, (int)status);
                 RpcTelemetry.CallDuration.Record(duration.TotalSeconds, tags);
-                CallScope.RecordAnsweredEarly(context, service, name, status, AnsweredDetail(context), time.GetUtcNow() - duration);
                 var settings = options.CurrentValue;
                 var level = CallScope.IsInfrastructureService(service) ? settings.AccessLogInfrastructureLevel : settings.AccessLogLevel;
-                if (status != StatusCode.OK && logger.IsEnabled(level))
+                CallScope.RecordAnsweredEarly(context, service, name, status, AnsweredDetail(context), time.GetUtcNow() - duration, () =>
                 {
-                    LogCall(logger, level, method, status, duration.TotalMilliseconds, string.Empty, string.Empty, 0, 0, 0, 0);
-                }
+                    if (status != StatusCode.OK && logger.IsEnabled(level))
+                    {
+                        LogCall(logger, level, method, status, duration.TotalMilliseconds, string.Empty, string.Empty, 0, 0, 0, 0);
+                    }
+                });
             }
         }
     }

@@ -90,7 +90,7 @@ internal sealed partial class DrainingConnections(IHostApplicationLifetime lifet
         LogClosing(logger, asked, waiting);
     }
 
-    [LoggerMessage(EventId = 310, Level = LogLevel.Information, Message = "Draining: asked {Count} open connection(s) to take new calls elsewhere (HTTP/2 GOAWAY); calls running on them go on; {Waiting} connected with no call yet will be asked once their first call has started")]
+    [LoggerMessage(EventId = 323, Level = LogLevel.Information, Message = "Draining: asked {Count} open connection(s) to take new calls elsewhere (HTTP/2 GOAWAY); calls running on them go on; {Waiting} connected with no call yet will be asked once their first call has started")]
     private static partial void LogClosing(ILogger logger, int count, int waiting);
 
     /// <summary>

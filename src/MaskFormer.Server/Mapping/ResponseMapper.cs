@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Google.Protobuf;
 using MaskFormer.Contracts.V1;
 using MaskFormer.Engine;
@@ -21,7 +22,8 @@ internal static class ResponseMapper
     public static SegmentResponse ToResponse(SegmentationResult result, ulong frameId, SegmentationOptions? options, TrackedFrame? tracks, TimeProvider time, long startedAt)
     {
         var encodeStarted = time.GetTimestamp();
-        using var span = MaskFormerTelemetry.ActivitySource.StartActivity("maskformer.encode");
+        // Under a call's or a frame's span; the warm-up's results have none and export no trace of their own.
+        using var span = Activity.Current is null ? null : MaskFormerTelemetry.ActivitySource.StartActivity("maskformer.encode");
         var response = new SegmentResponse
         {
             FrameId = frameId,

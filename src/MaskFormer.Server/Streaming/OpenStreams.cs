@@ -99,13 +99,13 @@ internal sealed partial class OpenStreams(IHostApplicationLifetime lifetime, ILo
         }
     }
 
-    [LoggerMessage(EventId = 300, Level = LogLevel.Information, Message = "Draining: waiting for {Count} open stream(s) to finish")]
+    [LoggerMessage(EventId = 320, Level = LogLevel.Information, Message = "Draining: waiting for {Count} open stream(s) to finish")]
     private static partial void LogDraining(ILogger logger, int count);
 
-    [LoggerMessage(EventId = 301, Level = LogLevel.Information, Message = "Drained: every stream has ended")]
+    [LoggerMessage(EventId = 321, Level = LogLevel.Information, Message = "Drained: every stream has ended")]
     private static partial void LogDrained(ILogger logger);
 
-    [LoggerMessage(EventId = 302, Level = LogLevel.Warning, Message = "Shutdown timeout reached with {Count} stream(s) still open; they are cut")]
+    [LoggerMessage(EventId = 322, Level = LogLevel.Warning, Message = "Shutdown timeout reached with {Count} stream(s) still open; they are cut")]
     private static partial void LogDrainTimedOut(ILogger logger, int count);
 
     private sealed class Lease(OpenStreams owner) : IDisposable

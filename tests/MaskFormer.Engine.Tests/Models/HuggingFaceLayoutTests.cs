@@ -146,6 +146,18 @@ public sealed class HuggingFaceLayoutTests : IDisposable
     }
 
     [Fact]
+    public async Task NumQueries_ConfigWithoutIt_TakenFromTheFirstOutput()
+    {
+        await using var hf = await StartAsync(MakeHuggingFaceFolder("hf-queries", sidecar: null, statesQueries: false));
+        var model = Assert.Single(hf.Models);
+        Assert.Equal(0, model.NumQueries);
+
+        using var result = await SegmentAsync(hf, 0, PostprocessOptions.Detectron2);
+
+        Assert.Equal(16, model.NumQueries);
+    }
+
+    [Fact]
     public async Task Load_NoSplitAnywhere_WarnsOnceNamingTheModelAndTheRemedies()
     {
         var logger = new WarningLog();
@@ -181,7 +193,7 @@ public sealed class HuggingFaceLayoutTests : IDisposable
     }
 
     // Only what transformers writes: model_type, id2label, label2id, num_queries; the model in onnx/.
-    private string MakeHuggingFaceFolder(string name, string? sidecar)
+    private string MakeHuggingFaceFolder(string name, string? sidecar, bool statesQueries = true)
     {
         var folder = Directory.CreateDirectory(Path.Combine(_root.FullName, name)).FullName;
         Directory.CreateDirectory(Path.Combine(folder, "onnx"));
@@ -194,8 +206,12 @@ public sealed class HuggingFaceLayoutTests : IDisposable
             ["architectures"] = new JsonArray("MaskFormerForInstanceSegmentation"),
             ["id2label"] = committed["id2label"]!.DeepClone(),
             ["label2id"] = committed["label2id"]!.DeepClone(),
-            ["num_queries"] = committed["num_queries"]!.DeepClone(),
         };
+        if (statesQueries)
+        {
+            config["num_queries"] = committed["num_queries"]!.DeepClone();
+        }
+
         File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         if (sidecar is not null)
         {

@@ -67,6 +67,20 @@ public sealed class ModelConfigTests : IDisposable
         Assert.Equal(json.Contains("thing_ids", StringComparison.Ordinal), config.MetadataThingIds is not null);
     }
 
+    [Theory]
+    [InlineData("MaskFormerImageProcessor", SizeDivisorRule.Resize)]
+    [InlineData("MaskFormerImageProcessorFast", SizeDivisorRule.Resize)]
+    [InlineData("Mask2FormerImageProcessorFast", SizeDivisorRule.Resize)]
+    [InlineData("Mask2FormerImageProcessorPil", SizeDivisorRule.Resize)]
+    [InlineData("Mask2FormerImageProcessorSlow", SizeDivisorRule.Pad)]
+    [InlineData("OneFormerImageProcessorFast", SizeDivisorRule.Pad)]
+    public void PreprocessorLoad_ProcessorBackEnds_RoundTheResizeAsTheSlowOneDoes(string processor, SizeDivisorRule expected)
+    {
+        var path = Write("preprocessor_config.json", $$"""{"image_processor_type": "{{processor}}", "size": {"shortest_edge": 512, "longest_edge": 2048}, "size_divisor": 32}""");
+
+        Assert.Equal(expected, PreprocessorConfig.Load(path).SizeDivisorRule);
+    }
+
     [Fact]
     public void PreprocessorLoad_UnknownResizeMethod_FailsNamingTheKey()
     {
@@ -87,6 +101,19 @@ public sealed class ModelConfigTests : IDisposable
         Assert.True(config.IsMask2Former);
         Assert.True(config.DeclaresThings);
         Assert.Equal([false, true], config.Labels.Select(l => l.IsThing));
+    }
+
+    [Theory]
+    [InlineData("""{"model_type": "mask2former", "num_queries": 200, "id2label": {"0": "a"}}""", 200)]
+    [InlineData("""{"model_type": "maskformer", "decoder_config": {"model_type": "detr", "num_queries": 100}, "id2label": {"0": "a"}}""", 100)]
+    [InlineData("""{"num_queries": 50, "decoder_config": {"num_queries": 100}, "id2label": {"0": "a"}}""", 50)]
+    [InlineData("""{"decoder_config": null, "id2label": {"0": "a"}}""", 0)]
+    [InlineData("""{"id2label": {"0": "a"}}""", 0)]
+    public void ConfigLoad_NumQueries_ReadWhereTransformersWritesIt(string json, int expected)
+    {
+        var path = Write("config.json", json);
+
+        Assert.Equal(expected, ModelConfig.Load(path).NumQueries);
     }
 
     [Fact]

@@ -16,6 +16,16 @@ public sealed class TracingTests(ITestOutputHelper output)
 {
 
     [Fact]
+    public async Task Start_WarmUp_ExportsNoSpans()
+    {
+        await using var server = await TelemetryServer.StartAsync("quiet", []);
+
+        // The warm-up maps and encodes its results as a call would; none of that is a trace of a call.
+        var spans = server.AllSpans().Where(s => s.DisplayName.StartsWith("maskformer.", StringComparison.Ordinal)).ToList();
+        Assert.True(spans.Count == 0, "spans exported before any call: " + SpanTree.Render(spans));
+    }
+
+    [Fact]
     public async Task Segment_ClientTraceparent_SpanTreeContinuesTheCallersTraceWithEveryStage()
     {
         await using var server = await TelemetryServer.StartAsync("traced", []);
@@ -70,7 +80,7 @@ public sealed class TracingTests(ITestOutputHelper output)
         await File.WriteAllTextAsync(tokens, "the-right-token\n");
         try
         {
-            await using var server = await TelemetryServer.StartAsync("traced", [$"--MaskFormer:Security:TokensFile={tokens}"]);
+            await using var server = await TelemetryServer.StartAsync("traced", [$"--MaskFormer:Security:TokensFile={tokens}", "--Logging:LogLevel:Default=Information"]);
             var (traceId, clientSpanId, headers) = TelemetryServer.ClientTrace();
 
             var refused = await Assert.ThrowsAsync<RpcException>(() => server.Client.SegmentAsync(
@@ -96,6 +106,10 @@ public sealed class TracingTests(ITestOutputHelper output)
             // The caller's doing, not the server's failure (OpenTelemetry's gRPC conventions, as for intercepted calls).
             Assert.Equal(ActivityStatusCode.Unset, call.Status);
             Assert.True(call.Duration > TimeSpan.Zero, $"duration {call.Duration}");
+
+            // Its access log line is found from the span an operator sees, not from the trace the caller named.
+            var logged = Assert.Single(server.Logs.Entries, e => e.EventId.Name == "Call" && e.Message.Contains("Unauthenticated", StringComparison.Ordinal));
+            Assert.Equal(call.TraceId, logged.TraceId);
         }
         finally
         {
