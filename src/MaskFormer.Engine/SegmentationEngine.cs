@@ -225,6 +225,18 @@ public sealed partial class SegmentationEngine(
         };
     }
 
+    /// <summary>
+    /// Throws UNAVAILABLE ("still loading", with a retry delay) until the models are loaded and warm: what a
+    /// call made before then is answered, so that a client tries it again.
+    /// </summary>
+    public void ThrowIfNotReady()
+    {
+        if (!_ready)
+        {
+            throw new SegmentationException(SegmentationErrorKind.Unavailable, "The models are still loading; retry shortly.") { RetryAfter = s_loadingRetryAfter };
+        }
+    }
+
     /// <summary>Segments one image.</summary>
     public async Task<SegmentationResult> SegmentAsync(SegmentationRequest request, CancellationToken cancellationToken)
     {
@@ -234,11 +246,7 @@ public sealed partial class SegmentationEngine(
         ServedModel? model = null;
         try
         {
-            if (!_ready)
-            {
-                throw new SegmentationException(SegmentationErrorKind.Unavailable, "The models are still loading; retry shortly.") { RetryAfter = s_loadingRetryAfter };
-            }
-
+            ThrowIfNotReady();
             model = Resolve(request.Model, request.ModelVersion);
             span?.SetTag(TelemetryTags.ModelName, model.Name).SetTag(TelemetryTags.ModelVersion, model.Version);
             var result = await RunAsync(model, request, cancellationToken).ConfigureAwait(false);

@@ -90,6 +90,30 @@ public sealed partial class CliReconnectTests(ITestOutputHelper output) : IDispo
     }
 
     [Fact]
+    public async Task Stream_ServerStillLoading_FramesWaitForTheModelsAndAreEachDrawnOnce()
+    {
+        // A stream opened between the server's listening and its models being warm (a rollout's new pod, a
+        // restart) is refused UNAVAILABLE as a call, and reconnected; it used to take every frame and answer
+        // each with a frame error, which the command counted as failed.
+        using var server = ServerProcess.Start("--MaskFormer:Inference:WarmUp=true");
+        var address = await server.AddressAsync();
+        var clip = Path.Combine(RepositoryPaths.TinyShapes, "clip");
+        var frames = Directory.GetFiles(clip, "frame_???.png").Length;
+
+        using var log = new StringWriter();
+        var exitCode = await StreamCommand.RunAsync(new CommandArguments([clip, "--server", address.ToString(), "--out", _out]), log, CancellationToken.None);
+
+        output.WriteLine(log.ToString());
+        Assert.Equal(0, exitCode);
+        Assert.Equal(frames, Overlays());
+        Assert.Contains($"{frames} done, 0 skipped, 0 errors", log.ToString(), StringComparison.Ordinal);
+
+        // What this test is about: the stream was turned away while loading, and a later one answered.
+        Assert.Contains("SegmentationService/SegmentStream Unavailable", server.Output, StringComparison.Ordinal);
+        Assert.Contains("SegmentationService/SegmentStream OK", server.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Segment_ServerStillLoading_IsRetriedUntilTheModelsAreWarmAndAnswered()
     {
         // The server listens before its models are loaded and warm (about 10 s here): a call in between is

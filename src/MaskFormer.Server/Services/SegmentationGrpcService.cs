@@ -43,6 +43,18 @@ internal sealed class SegmentationGrpcService(
         // Kestrel close connections only after that, so a client still sending reads its status.
         context.GetHttpContext().Response.RegisterForDispose(openStreams.Open());
 
+        // A stream opened while the models load would answer each of its frames with a frame error, which
+        // clients count as failed frames; the call itself refused UNAVAILABLE is reconnected by every client
+        // (the CLI and the examples), which sends its frames again once the server is ready.
+        try
+        {
+            engine.ThrowIfNotReady();
+        }
+        catch (SegmentationException ex)
+        {
+            throw RpcErrors.ToRpcException(ex);
+        }
+
         using var session = new StreamSession(segmenter, streaming.Value, time, requestStream, responseStream, context, frames, buffers, lifetime.ApplicationStopping);
         await session.RunAsync().ConfigureAwait(false);
     }
