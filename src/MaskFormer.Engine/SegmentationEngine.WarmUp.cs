@@ -20,6 +20,9 @@ public sealed partial class SegmentationEngine
     private static readonly (int Width, int Height) s_small = (48, 36);
     private static readonly (int Width, int Height) s_large = (320, 240);
 
+    /// <summary>The largest image the warm-up segments: the image size limits must let it through.</summary>
+    internal static (int Width, int Height) LargestWarmUpImage => s_large;
+
     private async Task WarmUpRequestPathAsync(ServedModel model, CancellationToken cancellationToken)
     {
         var requests = WarmUpImages.AllSources(s_small.Width, s_small.Height)

@@ -141,6 +141,70 @@ public sealed class StartupTests : IDisposable
         Assert.Contains(setting, AssertOneLineWithoutStackTrace(output), StringComparison.Ordinal);
     }
 
+    // Settings the host used to take without a check: each ended the process with a stack trace (exit 134),
+    // was dropped without a word (a list element the binder cannot convert), left the server NOT_SERVING for
+    // good (image limits under the warm-up's image), or was handed to callers (a negative retry delay).
+    [Theory]
+    [InlineData("--Kestrel:Endpoints:Grpc:Url=garbage", "Kestrel:Endpoints:Grpc:Url 'garbage' is not a URL")]
+    [InlineData("--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:99999", "has port 99999")]
+    [InlineData("--Kestrel:Endpoints:Grpc:Url=https://127.0.0.1:0", "is https:// but no certificate is set: set MaskFormer:Security:CertificatePath")]
+    [InlineData("--Kestrel:Endpoints:Grpc:Protocols=Bogus", "Kestrel:Endpoints:Grpc:Protocols 'Bogus' must be")]
+    [InlineData("--MaskFormer:Inference:Devices:0:Required=yes", "MaskFormer:Inference:Devices:0:Required")]
+    [InlineData("--MaskFormer:Inference:Devices:0:Sessions=two", "MaskFormer:Inference:Devices:0:Sessions")]
+    [InlineData("--MaskFormer:Models:Overrides:tiny-shapes:ThingIds:0=abc", "MaskFormer:Models:Overrides:tiny-shapes:ThingIds:0")]
+    [InlineData("--MaskFormer:Inference:QueueFullRetryAfter=-00:00:05", "MaskFormer:Inference:QueueFullRetryAfter must be positive")]
+    [InlineData("--MaskFormer:Images:MaxDimension=300", "MaskFormer:Images:MaxDimension must be at least 320")]
+    [InlineData("--MaskFormer:Images:MaxPixels=70000", "MaxPixels at least 76800")]
+    [InlineData("--MaskFormer:Models:Variant=fp16", "Change it with MaskFormer:Models:Variant")]
+    [InlineData("--MaskFormer:Models:Overrides:tiny-shapes:ResizeMethod=bicubic", "Change it with MaskFormer:Models:Overrides:tiny-shapes:ResizeMethod")]
+    public async Task ServerProcess_BadHostSetting_ExitsNonZeroWithOneLineNamingIt(string setting, string expected)
+    {
+        var (exitCode, output) = await RunServerProcessAsync([], $"--MaskFormer:Models:Path={RepositoryPaths.Models}", "--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:0", setting);
+
+        Assert.True(exitCode == 1, $"exit code {exitCode}: {output.Stderr} {output.Stdout}");
+        Assert.Contains(expected, AssertOneLineWithoutStackTrace(output), StringComparison.Ordinal);
+    }
+
+    // A certificate or key that cannot be read used to start a server whose cleartext health probe said
+    // SERVING while every TLS handshake failed.
+    [Theory]
+    [InlineData("garbage")]
+    [InlineData("another key")]
+    public async Task ServerProcess_TlsFilesThatCannotBeRead_ExitsNonZeroNamingTheSettings(string which)
+    {
+        using var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        using var other = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        var request = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=localhost", key, System.Security.Cryptography.HashAlgorithmName.SHA256);
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30));
+        var (certificatePath, keyPath) = (Path.Combine(_scratch, "server.pem"), Path.Combine(_scratch, "server.key"));
+        await File.WriteAllTextAsync(certificatePath, which == "garbage" ? "garbage" : certificate.ExportCertificatePem());
+        await File.WriteAllTextAsync(keyPath, which == "garbage" ? "garbage" : other.ExportPkcs8PrivateKeyPem());
+
+        var (exitCode, output) = await RunServerProcessAsync(
+            [],
+            $"--MaskFormer:Models:Path={RepositoryPaths.Models}",
+            "--Kestrel:Endpoints:Grpc:Url=https://127.0.0.1:0",
+            $"--MaskFormer:Security:CertificatePath={certificatePath}",
+            $"--MaskFormer:Security:KeyPath={keyPath}");
+
+        Assert.True(exitCode == 1, $"exit code {exitCode}: {output.Stderr} {output.Stdout}");
+        Assert.Contains("MaskFormer:Security:CertificatePath and MaskFormer:Security:KeyPath must be a PEM certificate and its private key", AssertOneLineWithoutStackTrace(output), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ServerProcess_PrometheusPortInUse_NamesThePrometheusSetting()
+    {
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        var address = $"http://127.0.0.1:{((System.Net.IPEndPoint)taken.LocalEndpoint).Port}";
+
+        var (exitCode, output) = await RunServerProcessAsync([], $"--MaskFormer:Models:Path={RepositoryPaths.Models}", "--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:0", $"--MaskFormer:Telemetry:PrometheusUrl={address}");
+
+        Assert.Equal(1, exitCode);
+        var line = AssertOneLineWithoutStackTrace(output);
+        Assert.Contains("Change it with MaskFormer:Telemetry:PrometheusUrl", line, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task ServerProcess_PortInUse_ExitsNonZeroWithOneLineNamingTheAddressAndSetting()
     {

@@ -49,6 +49,11 @@ internal sealed class InferenceOptionsValidator : IValidateOptions<InferenceOpti
     {
         var failures = new List<string>();
         const string Section = InferenceOptions.SectionName;
+        if (options.QueueFullRetryAfter <= TimeSpan.Zero || options.QueueFullRetryAfter > TimeSpan.FromMinutes(10))
+        {
+            failures.Add($"{Section}:QueueFullRetryAfter must be positive and at most 10 minutes (was {options.QueueFullRetryAfter}).");
+        }
+
         for (var i = 0; i < options.Devices.Count; i++)
         {
             if (!DeviceSpec.TryParse(options.Devices[i].Name, out _))
@@ -127,9 +132,12 @@ internal sealed class InferenceOptionsValidator : IValidateOptions<InferenceOpti
     {
         var failures = new List<string>();
         const string Section = ImageDecoderOptions.SectionName;
-        if (options.MaxDimension < 1 || options.MaxPixels < 1)
+        // The warm-up decodes and segments an image this large before the server is ready: under smaller
+        // limits it would fail and leave the server NOT_SERVING for good.
+        var (warmUpWidth, warmUpHeight) = SegmentationEngine.LargestWarmUpImage;
+        if (options.MaxDimension < warmUpWidth || options.MaxPixels < (long)warmUpWidth * warmUpHeight)
         {
-            failures.Add($"{Section}:MaxDimension and MaxPixels must be positive.");
+            failures.Add($"{Section}:MaxDimension must be at least {warmUpWidth} and MaxPixels at least {warmUpWidth * warmUpHeight}, the warm-up's {warmUpWidth}x{warmUpHeight} image (were {options.MaxDimension} and {options.MaxPixels}).");
         }
 
         var needed = (options.MaxPixels * ImageDecoderOptions.WidestPixelBytes) >> 20;

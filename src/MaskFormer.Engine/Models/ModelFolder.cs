@@ -62,7 +62,7 @@ public sealed record ModelFolder
             var bad = thingIds.Where(id => id < 0 || id >= config.Labels.Count).ToArray();
             if (bad.Length > 0)
             {
-                throw new ModelLoadException(System.IO.Path.Combine(directory, ConfigFileName), $"setting MaskFormer:Models:Overrides:{name}:ThingIds names label ids [{string.Join(", ", bad)}], which are not labels 0..{config.Labels.Count - 1}.");
+                throw new ModelLoadException(System.IO.Path.Combine(directory, ConfigFileName), $"setting MaskFormer:Models:Overrides:{name}:ThingIds names label ids [{string.Join(", ", bad)}], which are not labels 0..{config.Labels.Count - 1}.", $"MaskFormer:Models:Overrides:{name}:ThingIds");
             }
 
             config = config.WithThings(thingIds.ToHashSet(), "server configuration (MaskFormer:Models:Overrides)");
@@ -83,7 +83,7 @@ public sealed record ModelFolder
         {
             preprocessor = PreprocessorConfig.TryParseResizeMethod(resizeMethod, out var method)
                 ? preprocessor with { ResizeMethod = method, ResizeMethodSource = "server configuration (MaskFormer:Models:Overrides)" }
-                : throw new ModelLoadException(System.IO.Path.Combine(directory, PreprocessorFileName), $"setting MaskFormer:Models:Overrides:{name}:ResizeMethod must be \"pil\" or \"interpolate\" (was \"{resizeMethod}\").");
+                : throw new ModelLoadException(System.IO.Path.Combine(directory, PreprocessorFileName), $"setting MaskFormer:Models:Overrides:{name}:ResizeMethod must be \"pil\" or \"interpolate\" (was \"{resizeMethod}\").", $"MaskFormer:Models:Overrides:{name}:ResizeMethod");
         }
 
         return new ModelFolder
@@ -115,9 +115,12 @@ public sealed record ModelFolder
             .Order(StringComparer.Ordinal)
             .ToArray();
         var hint = available.Length > 0
-            ? $" Found: {string.Join(", ", available)}; choose one with MaskFormer:Models:Variant (\"fp16\" for model_fp16.onnx)."
+            ? $" Found: {string.Join(", ", available)}; choose one with MaskFormer:Models:Variant (\"fp16\" for model_fp16.onnx, empty for model.onnx)."
             : string.Empty;
-        throw new ModelLoadException(candidates[0], $"does not exist (nor {System.IO.Path.Combine(OnnxSubfolder, fileName)}).{hint}");
+        var problem = $"does not exist (nor {System.IO.Path.Combine(OnnxSubfolder, fileName)}).{hint}";
+        throw available.Length > 0
+            ? new ModelLoadException(candidates[0], problem, ModelRepositoryOptions.SectionName + ":Variant")
+            : new ModelLoadException(candidates[0], problem);
     }
 
     /// <summary>
@@ -182,7 +185,7 @@ public sealed record ModelFolder
         var unknown = options?.Overrides.Keys.Where(key => !models.Any(m => m.Name == key)).ToArray() ?? [];
         if (unknown.Length > 0)
         {
-            throw new ModelLoadException(full, $"setting MaskFormer:Models:Overrides names model(s) {string.Join(", ", unknown)} that the repository does not hold (found: {string.Join(", ", models.Select(m => m.Name).Distinct())}).");
+            throw new ModelLoadException(full, $"setting MaskFormer:Models:Overrides names model(s) {string.Join(", ", unknown)} that the repository does not hold (found: {string.Join(", ", models.Select(m => m.Name).Distinct())}).", ModelRepositoryOptions.SectionName + ":Overrides");
         }
     }
 }

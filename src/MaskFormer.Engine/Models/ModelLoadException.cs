@@ -12,6 +12,12 @@ public sealed class ModelLoadException : Exception
     {
     }
 
+    /// <summary>Creates the exception for <paramref name="filePath"/> when <paramref name="setting"/>, not the repository, is what to change.</summary>
+    public ModelLoadException(string filePath, string problem, string setting)
+        : this(filePath, $"Model file '{filePath}': {problem}", setting, null)
+    {
+    }
+
     private ModelLoadException(string filePath, string message, string setting, Exception? innerException)
         : base(message, innerException)
     {

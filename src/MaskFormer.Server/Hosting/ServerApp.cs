@@ -61,12 +61,20 @@ public static class ServerApp
             return await FailAsync($"configuration error: {ex.Message} {SettingsHint}").ConfigureAwait(false);
         }
 
+        // Read before the host runs: a host that failed to start has disposed its services, this with them.
+        var configuration = app.Configuration;
         await using (app.ConfigureAwait(false))
         {
             try
             {
                 // Checked before the host starts, so an expected failure is this one line rather than
                 // the host's "Hosting failed to start" log with a stack trace.
+                if (HostSettingsCheck.EndpointProblem(configuration) is { } endpointProblem)
+                {
+                    return await FailAsync($"invalid configuration: {endpointProblem} {SettingsHint}").ConfigureAwait(false);
+                }
+
+                HostSettingsCheck.BindListElements(configuration);
                 app.Services.GetService<IStartupValidator>()?.Validate();
                 app.Services.GetRequiredService<SegmentationEngine>().Load();
                 await app.RunAsync().ConfigureAwait(false);
@@ -81,8 +89,8 @@ public static class ServerApp
                 // The host's own "Hosting failed to start" error log is filtered out in appsettings.json
                 // (category Microsoft.Extensions.Hosting.Internal.Host at Critical), so this line is all
                 // that is printed; an unexpected start-up exception still ends the process with its trace.
-                const string Setting = "Kestrel:Endpoints:Grpc:Url";
-                return await FailAsync($"cannot start: {ex.Message} Change it with {Setting} ({Forms(Setting)}).").ConfigureAwait(false);
+                var setting = HostSettingsCheck.SettingOfAddress(configuration, ex.Message);
+                return await FailAsync($"cannot start: {ex.Message} Change it with {setting} ({Forms(setting)}).").ConfigureAwait(false);
             }
             catch (DeviceUnavailableException ex)
             {

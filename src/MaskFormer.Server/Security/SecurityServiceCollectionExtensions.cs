@@ -23,6 +23,7 @@ internal static class SecurityServiceCollectionExtensions
             .Validate(o => o.Health != EndpointAccess.Off, $"{Section}:Health may be Open or Authenticated, not Off (probes need it).")
             .Validate(o => !o.TokensConfigured || (o.TokensFile.Length > 0 && !File.Exists(o.TokensFile)) || new TokenAuthenticator(Options.Create(o)).Count > 0, $"{Section}:TokensFile / TokensEnvironmentVariable are set but hold no token.")
             .ValidateOnStart();
+        services.AddSingleton<IValidateOptions<SecurityOptions>, PemFilesValidator>();
 
         services.AddSingleton<CertificateReloader>();
         services.AddSingleton<TokenAuthenticator>();
@@ -57,6 +58,49 @@ internal static class SecurityServiceCollectionExtensions
             });
         });
         return services;
+    }
+
+    // The PEM files read once at start: a certificate, key or CA file that cannot be read would otherwise
+    // pass every check above, the cleartext health probe would report the pod ready, and every TLS
+    // handshake would fail. Files that are missing are left to the checks that name them.
+    private sealed class PemFilesValidator : IValidateOptions<SecurityOptions>
+    {
+        public ValidateOptionsResult Validate(string? name, SecurityOptions options)
+        {
+            const string Section = SecurityOptions.SectionName;
+            var failures = new List<string>();
+            if (options.TlsConfigured && File.Exists(options.CertificatePath) && (options.KeyPath.Length == 0 || File.Exists(options.KeyPath)))
+            {
+                try
+                {
+                    using var certificate = CertificateReloader.Load(options.CertificatePath, options.KeyPath);
+                }
+                catch (Exception ex) when (ex is CryptographicException or ArgumentException or IOException)
+                {
+                    failures.Add($"{Section}:CertificatePath and {Section}:KeyPath must be a PEM certificate and its private key (KeyPath may be left out when the certificate file holds both): {ex.Message.TrimEnd('.')}.");
+                }
+            }
+
+            if (options.TlsConfigured && options.ClientCaPath.Length > 0 && File.Exists(options.ClientCaPath))
+            {
+                var authorities = new X509Certificate2Collection();
+                try
+                {
+                    authorities.ImportFromPemFile(options.ClientCaPath);
+                }
+                catch (Exception ex) when (ex is CryptographicException or ArgumentException or IOException)
+                {
+                    authorities.Clear();
+                }
+
+                if (authorities.Count == 0)
+                {
+                    failures.Add($"{Section}:ClientCaPath must hold at least one PEM certificate (-----BEGIN CERTIFICATE-----).");
+                }
+            }
+
+            return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+        }
     }
 
     private static bool IsIssuedBy(X509Certificate2 certificate, X509Certificate2Collection authorities)
