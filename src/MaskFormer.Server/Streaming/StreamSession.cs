@@ -56,6 +56,8 @@ internal sealed class StreamSession(
     private volatile bool _draining;
     private long _frameIndex;
     private long _lastStatus;
+    private TimeSpan? _statusInterval;
+    private TaskCompletionSource _configArrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private FrameSlot? _writing;
 
     public async Task RunAsync()
@@ -166,6 +168,9 @@ internal sealed class StreamSession(
             {
                 case SegmentStreamRequest.MessageOneofCase.Config:
                     _settings = StreamSettings.From(message.Config, limits, _settings);
+
+                    // Wakes the writer, whose status timer follows the new interval at once (idle or not).
+                    Interlocked.Exchange(ref _configArrived, new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
                     Pump(processing);
                     break;
                 case SegmentStreamRequest.MessageOneofCase.Frame:
@@ -393,7 +398,6 @@ internal sealed class StreamSession(
 
     private async Task WriteAnswersAsync(CancellationToken cancellationToken)
     {
-        _lastStatus = time.GetTimestamp();
         while (true)
         {
             if (!_ordered.Reader.TryRead(out var slot))
@@ -462,7 +466,7 @@ internal sealed class StreamSession(
             }
 
             _unwritten.Release();
-            if (_settings.StatusInterval is { } interval && time.GetElapsedTime(_lastStatus) >= interval)
+            if (StatusInterval() is { } interval && time.GetElapsedTime(_lastStatus) >= interval)
             {
                 await WriteStatusAsync(final: false, cancellationToken).ConfigureAwait(false);
             }
@@ -475,12 +479,28 @@ internal sealed class StreamSession(
     }
 
     // Waits for the next frame or the next outcome, writing a status each StatusInterval meanwhile: a
-    // client watching the stream hears from it while the engine is slow or no frame comes.
+    // client watching the stream hears from it while the engine is slow or no frame comes. A config
+    // wakes the wait, so the interval it sets (or turns off) applies from its arrival, not the next frame.
     private async Task<T> WithStatusesAsync<T>(Task<T> next, CancellationToken cancellationToken)
     {
-        while (!next.IsCompleted && _settings.StatusInterval is { } interval)
+        Task<Task>? wake = null;
+        while (!next.IsCompleted)
         {
-            var due = interval - time.GetElapsedTime(_lastStatus);
+            // Taken before the settings are read, so a config that comes in between still wakes it; kept
+            // across ticks, as a new one each tick would stay registered on next until it completes.
+            if (wake is null || wake.IsCompleted)
+            {
+                wake = Task.WhenAny(next, Volatile.Read(ref _configArrived).Task);
+            }
+
+            var interval = StatusInterval();
+            if (interval is null)
+            {
+                await wake.WaitAsync(cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            var due = interval.Value - time.GetElapsedTime(_lastStatus);
             if (due <= TimeSpan.Zero)
             {
                 await WriteStatusAsync(final: false, cancellationToken).ConfigureAwait(false);
@@ -489,14 +509,28 @@ internal sealed class StreamSession(
 
             try
             {
-                return await next.WaitAsync(due, time, cancellationToken).ConfigureAwait(false);
+                await wake.WaitAsync(due, time, cancellationToken).ConfigureAwait(false);
             }
             catch (TimeoutException)
             {
             }
         }
 
-        return await next.WaitAsync(cancellationToken).ConfigureAwait(false);
+        return await next.ConfigureAwait(false);
+    }
+
+    // The interval of the latest config; statuses turned on count their first interval from then, not
+    // from the last status before they were turned off (or the call's start).
+    private TimeSpan? StatusInterval()
+    {
+        var interval = _settings.StatusInterval;
+        if (interval is not null && _statusInterval is null)
+        {
+            _lastStatus = time.GetTimestamp();
+        }
+
+        _statusInterval = interval;
+        return interval;
     }
 
     private async Task<bool> TryWriteAsync(SegmentStreamResponse response, CancellationToken cancellationToken)
