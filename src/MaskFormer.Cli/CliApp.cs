@@ -77,7 +77,7 @@ internal static class CliApp
 
         try
         {
-            return await command.RunAsync(arguments, output, cancellationToken).ConfigureAwait(false);
+            return await command.RunAsync(arguments, output, error, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (Describe(ex, arguments) is { } message)
         {

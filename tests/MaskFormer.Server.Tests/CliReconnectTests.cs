@@ -40,7 +40,7 @@ public sealed partial class CliReconnectTests(ITestOutputHelper output) : IDispo
         }
 
         using var log = new StringWriter();
-        var streaming = StreamCommand.RunAsync(new CommandArguments([clip, "--server", address.ToString(), "--out", _out, "--fps", fps.ToString(System.Globalization.CultureInfo.InvariantCulture), "--policy", "queue"]), log, CancellationToken.None);
+        var streaming = StreamCommand.RunAsync(new CommandArguments([clip, "--server", address.ToString(), "--out", _out, "--fps", fps.ToString(System.Globalization.CultureInfo.InvariantCulture), "--policy", "queue"]), log, TextWriter.Null, CancellationToken.None);
         await WaitForOverlaysAsync(2, streaming);
         first.Signal(signal);
         await first.WaitForExitAsync(TimeSpan.FromSeconds(30));
@@ -78,7 +78,7 @@ public sealed partial class CliReconnectTests(ITestOutputHelper output) : IDispo
             await ServerFixture.WaitUntilServingAsync(channel);
         }
 
-        var streaming = StreamCommand.RunAsync(new CommandArguments([clip, "--server", address.ToString(), "--out", _out, "--fps", "4", "--reconnect-for", "3"]), TextWriter.Null, CancellationToken.None);
+        var streaming = StreamCommand.RunAsync(new CommandArguments([clip, "--server", address.ToString(), "--out", _out, "--fps", "4", "--reconnect-for", "3"]), TextWriter.Null, TextWriter.Null, CancellationToken.None);
         await WaitForOverlaysAsync(2, streaming);
         first.Signal("KILL");
         var stopwatch = System.Diagnostics.Stopwatch.StartNew();

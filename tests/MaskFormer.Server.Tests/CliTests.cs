@@ -117,7 +117,7 @@ public sealed class CliTests(ServerFixture server) : IDisposable
 
         using var output = new StringWriter();
 
-        var exitCode = await StreamCommand.RunAsync(new CommandArguments([video, "--server", server.Address.ToString(), "--out", overlay, "--panoptic"]), output, CancellationToken.None);
+        var exitCode = await StreamCommand.RunAsync(new CommandArguments([video, "--server", server.Address.ToString(), "--out", overlay, "--panoptic"]), output, TextWriter.Null, CancellationToken.None);
 
         Assert.Equal(0, exitCode);
         Assert.Contains("at 8 fps", output.ToString(), StringComparison.Ordinal);
@@ -133,7 +133,7 @@ public sealed class CliTests(ServerFixture server) : IDisposable
     {
         var clip = Path.Combine(RepositoryPaths.TinyShapes, "clip");
 
-        var exitCode = await StreamCommand.RunAsync(new CommandArguments([clip, "--server", server.Address.ToString(), "--out", _out, "--policy", "queue", "--fps", "40"]), TextWriter.Null, CancellationToken.None);
+        var exitCode = await StreamCommand.RunAsync(new CommandArguments([clip, "--server", server.Address.ToString(), "--out", _out, "--policy", "queue", "--fps", "40"]), TextWriter.Null, TextWriter.Null, CancellationToken.None);
 
         Assert.Equal(0, exitCode);
         Assert.Equal(16, Directory.GetFiles(_out, "*.overlay.png").Length);
@@ -152,11 +152,88 @@ public sealed class CliTests(ServerFixture server) : IDisposable
         }
 
         using var output = new StringWriter();
-        var exitCode = await StreamCommand.RunAsync(new CommandArguments([folder, "--server", server.Address.ToString(), "--out", Path.Combine(_out, "overlays"), "--policy", "queue", "--no-pacing"]), output, CancellationToken.None);
+        var exitCode = await StreamCommand.RunAsync(new CommandArguments([folder, "--server", server.Address.ToString(), "--out", Path.Combine(_out, "overlays"), "--policy", "queue", "--no-pacing"]), output, TextWriter.Null, CancellationToken.None);
 
         Assert.Equal(1, exitCode);
         Assert.Contains("3 done, 0 skipped, 1 errors", output.ToString(), StringComparison.Ordinal);
         Assert.Equal(3, Directory.GetFiles(Path.Combine(_out, "overlays"), "frame_*.overlay.png").Length);
+    }
+
+    [Fact]
+    public async Task Stream_FolderWithATruncatedPng_PrintsThatFramesErrorAndWritesNoOverlayForIt()
+    {
+        var folder = Directory.CreateDirectory(Path.Combine(_out, "frames")).FullName;
+        var clip = Path.Combine(RepositoryPaths.TinyShapes, "clip");
+        File.Copy(Path.Combine(clip, "frame_000.png"), Path.Combine(folder, "frame_000.png"));
+        var whole = await File.ReadAllBytesAsync(Path.Combine(clip, "frame_001.png"));
+        await File.WriteAllBytesAsync(Path.Combine(folder, "frame_001.png"), whole[..(whole.Length * 6 / 10)]);
+        File.Copy(Path.Combine(clip, "frame_002.png"), Path.Combine(folder, "frame_002.png"));
+        var overlays = Path.Combine(_out, "overlays");
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+
+        var exitCode = await MaskFormer.Cli.CliApp.RunAsync(["stream", folder, "--server", server.Address.ToString(), "--out", overlays, "--no-pacing"], output, error, CancellationToken.None);
+
+        Assert.True(exitCode == 1, $"exit code {exitCode}: {output} {error}");
+        Assert.Contains("2 done, 0 skipped, 1 errors", output.ToString(), StringComparison.Ordinal);
+        // The frame's name, the status code and the server's own words (ContainerInspector.Truncated's).
+        Assert.Matches(@"frame_001\b.*\bInvalidArgument\b.*The PNG image is truncated or corrupt", error.ToString());
+        Assert.Equal(["frame_000.overlay.png", "frame_002.overlay.png"], Directory.GetFiles(overlays).Select(Path.GetFileName).Order());
+    }
+
+    [Fact]
+    public async Task Stream_FolderOfManyFilesThatAreNotImages_ShowsTheFirstTenErrorsThenACount()
+    {
+        var folder = Directory.CreateDirectory(Path.Combine(_out, "frames")).FullName;
+        for (var i = 0; i < 13; i++)
+        {
+            await File.WriteAllBytesAsync(Path.Combine(folder, $"junk_{i:D2}.png"), [0, 5, 22, 7, (byte)i]);
+        }
+
+        File.Copy(Path.Combine(RepositoryPaths.TinyShapes, "clip", "frame_000.png"), Path.Combine(folder, "zz_frame.png"));
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+
+        var exitCode = await MaskFormer.Cli.CliApp.RunAsync(["stream", folder, "--server", server.Address.ToString(), "--out", Path.Combine(_out, "overlays"), "--no-pacing"], output, error, CancellationToken.None);
+
+        Assert.True(exitCode == 1, $"exit code {exitCode}: {output} {error}");
+        Assert.Contains("1 done, 0 skipped, 13 errors", output.ToString(), StringComparison.Ordinal);
+        var lines = error.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.Equal(Enumerable.Range(0, 10).Select(i => $"junk_{i:D2}"), lines.Where(l => l.Contains("InvalidArgument", StringComparison.Ordinal)).Select(l => System.Text.RegularExpressions.Regex.Match(l, @"junk_\d\d").Value));
+        Assert.Contains(lines, l => l.Contains("3 more failed frames not shown", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Stream_FolderOfFramesOfTwoSizesToAVideo_EveryFrameIsInTheVideoAtTheFirstOnesSize()
+    {
+        // Frames gathered from two cameras: two in the middle six times the size of the others.
+        var folder = Directory.CreateDirectory(Path.Combine(_out, "frames")).FullName;
+        var clip = Path.Combine(RepositoryPaths.TinyShapes, "clip");
+        foreach (var frame in new[] { "frame_000.png", "frame_001.png", "frame_004.png" })
+        {
+            File.Copy(Path.Combine(clip, frame), Path.Combine(folder, frame));
+        }
+
+        foreach (var frame in new[] { "frame_002.png", "frame_003.png" })
+        {
+            using var large = SixLabors.ImageSharp.Image.Load<Rgb24>(Path.Combine(clip, frame));
+            large.Mutate(context => context.Resize(960, 720));
+            await large.SaveAsPngAsync(Path.Combine(folder, frame));
+        }
+
+        var overlay = Path.Combine(_out, "two-sizes.mp4");
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+
+        var exitCode = await MaskFormer.Cli.CliApp.RunAsync(["stream", folder, "--server", server.Address.ToString(), "--out", overlay, "--no-pacing"], output, error, CancellationToken.None);
+
+        Assert.True(exitCode == 0, $"exit code {exitCode}: {output} {error}");
+        Assert.Equal(5, await FrameCountAsync(overlay));
+        var height = (await FfmpegAsync("ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=height", "-of", "csv=p=0", overlay)).Trim();
+        Assert.Equal((120 * OverlayRenderer.DisplayFactor(160, 120)).ToString(CultureInfo.InvariantCulture), height);
+        // One note, at the first frame of another size.
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(error.ToString(), "scaled"));
+        Assert.Contains("frame_002", error.ToString(), StringComparison.Ordinal);
     }
 
     [Theory]
@@ -169,8 +246,8 @@ public sealed class CliTests(ServerFixture server) : IDisposable
         var (complete, deltas) = (Path.Combine(_out, "complete"), Path.Combine(_out, "deltas"));
         using var output = new StringWriter();
 
-        var exitComplete = await StreamCommand.RunAsync(new CommandArguments([clip, "--server", server.Address.ToString(), "--out", complete, "--task", task, "--no-pacing"]), TextWriter.Null, CancellationToken.None);
-        var exitDeltas = await StreamCommand.RunAsync(new CommandArguments([clip, "--server", server.Address.ToString(), "--out", deltas, "--task", task, "--no-pacing", "--delta"]), output, CancellationToken.None);
+        var exitComplete = await StreamCommand.RunAsync(new CommandArguments([clip, "--server", server.Address.ToString(), "--out", complete, "--task", task, "--no-pacing"]), TextWriter.Null, TextWriter.Null, CancellationToken.None);
+        var exitDeltas = await StreamCommand.RunAsync(new CommandArguments([clip, "--server", server.Address.ToString(), "--out", deltas, "--task", task, "--no-pacing", "--delta"]), output, TextWriter.Null, CancellationToken.None);
 
         Assert.Equal((0, 0), (exitComplete, exitDeltas));
         var files = Directory.GetFiles(complete, "*.overlay.png").Select(Path.GetFileName).Order().ToArray();
@@ -191,7 +268,7 @@ public sealed class CliTests(ServerFixture server) : IDisposable
         var clip = Path.Combine(RepositoryPaths.TinyShapes, "clip");
         using var output = new StringWriter();
 
-        var exitCode = await StreamCommand.RunAsync(new CommandArguments([clip, "--server", server.Address.ToString(), "--out", _out, "--target-fps", "40", "--max-age", "2s"]), output, CancellationToken.None);
+        var exitCode = await StreamCommand.RunAsync(new CommandArguments([clip, "--server", server.Address.ToString(), "--out", _out, "--target-fps", "40", "--max-age", "2s"]), output, TextWriter.Null, CancellationToken.None);
 
         Assert.Equal(0, exitCode);
         var text = output.ToString();
@@ -289,7 +366,7 @@ public sealed class CliTests(ServerFixture server) : IDisposable
         var clip = Path.Combine(RepositoryPaths.TinyShapes, "clip");
         using var output = new StringWriter();
 
-        var exitCode = await StreamCommand.RunAsync(new CommandArguments([clip, "--server", server.Address.ToString(), "--out", _out, "--policy", "latest-only", "--no-pacing", "--in-flight", "1"]), output, CancellationToken.None);
+        var exitCode = await StreamCommand.RunAsync(new CommandArguments([clip, "--server", server.Address.ToString(), "--out", _out, "--policy", "latest-only", "--no-pacing", "--in-flight", "1"]), output, TextWriter.Null, CancellationToken.None);
 
         Assert.Equal(0, exitCode);
         Assert.Equal(Directory.GetFiles(clip, "frame_???.png").Length, Directory.GetFiles(_out, "*.overlay.png").Length);

@@ -21,7 +21,7 @@ internal static class HealthCommand
         {CliApp.ServerHelp}
         """,
         ["wait", "service"],
-        RunAsync);
+        (args, output, _, cancellationToken) => RunAsync(args, output, cancellationToken));
 
     public static async Task<int> RunAsync(CommandArguments args, TextWriter output, CancellationToken cancellationToken)
     {

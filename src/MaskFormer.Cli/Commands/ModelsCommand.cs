@@ -14,7 +14,7 @@ internal static class ModelsCommand
         {CliApp.ServerHelp}
         """,
         [],
-        RunAsync);
+        (args, output, _, cancellationToken) => RunAsync(args, output, cancellationToken));
 
     public static async Task<int> RunAsync(CommandArguments args, TextWriter output, CancellationToken cancellationToken)
     {

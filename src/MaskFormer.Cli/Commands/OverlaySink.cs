@@ -4,25 +4,32 @@ using MaskFormer.Cli.Rendering;
 using MaskFormer.Contracts.V1;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
+using SixLabors.ImageSharp.Processing;
 
 namespace MaskFormer.Cli.Commands;
 
 /// <summary>
 /// Writes one overlay per frame: into an ffmpeg-encoded video (when the destination ends in
-/// .mp4/.mkv/.webm/.avi) or as PNGs in a folder. A frame that got no result (skipped under the
-/// overload policy, or failed) repeats the last overlay, so the video does not flash raw frames.
+/// .mp4/.mkv/.webm/.avi) or as PNGs in a folder. A frame skipped under the overload policy repeats the
+/// last overlay, so the video does not flash raw frames; a failed frame gets no PNG, and in a video
+/// repeats the last overlay to keep the timing. A video takes the size of its first overlay: one of
+/// another size is scaled to fit it, and <paramref name="note"/> says so once.
 /// <paramref name="interrupted"/> is called when ffmpeg stopped on a signal, which interrupts the command.
 /// </summary>
-internal sealed class OverlaySink(string destination, double fps, SegmentationTask task, IReadOnlyDictionary<int, string> labelNames, IReadOnlyList<LegendEntry> legend, OverlayOptions options, Action? interrupted = null) : IAsyncDisposable
+internal sealed class OverlaySink(string destination, double fps, SegmentationTask task, IReadOnlyDictionary<int, string> labelNames, IReadOnlyList<LegendEntry> legend, OverlayOptions options, Action<string>? note = null, Action? interrupted = null) : IAsyncDisposable
 {
     /// <summary>What ffmpeg exits with after a signal (SIGINT, SIGTERM), once it has ended its output file.</summary>
     internal const int InterruptedExitCode = 255;
+
+    // How long a sink disposed without CompleteAsync (the command failed) lets ffmpeg finish the video.
+    private static readonly TimeSpan s_finishOnDisposeTimeout = TimeSpan.FromSeconds(5);
 
     private static readonly string[] s_videoExtensions = [".mp4", ".mkv", ".webm", ".avi"];
     private Process? _ffmpeg;
     private (int Width, int Height) _size;
     private Image<Rgb24>? _last;
     private Task<string>? _ffmpegErrors;
+    private bool _scaledBefore;
 
     public string Destination { get; } = destination;
 
@@ -31,12 +38,18 @@ internal sealed class OverlaySink(string destination, double fps, SegmentationTa
     /// <summary>Draws one frame's overlay; false when there was nothing to draw for it.</summary>
     public async Task<bool> WriteAsync(Contracts.V1.Image image, string name, SegmentStreamResponse response, CancellationToken cancellationToken)
     {
+        if (response.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Error && (!IsVideo || _last is null))
+        {
+            // Its error is printed; an overlay file would pass the frame off as drawn. A video with no
+            // overlay yet has nothing to repeat, and the server could not read the frame itself.
+            return false;
+        }
+
         if (response.Result is { } result || _last is null)
         {
             if (response.Result is null && !CanDecode(image))
             {
-                // A file the server could not read either (its error is printed) and no earlier overlay to
-                // repeat: nothing to draw for it.
+                // Skipped before any result, and not an image this client reads either: nothing to draw.
                 return false;
             }
 
@@ -58,7 +71,7 @@ internal sealed class OverlaySink(string destination, double fps, SegmentationTa
         _ffmpeg ??= StartEncoder(_last.Width, _last.Height);
         if ((_last.Width, _last.Height) != _size)
         {
-            throw new InvalidDataException($"Frame {name} gives a {_last.Width}x{_last.Height} overlay; the video is {_size.Width}x{_size.Height}.");
+            FitToVideo(_last, name);
         }
 
         var pixels = new byte[_last.Width * _last.Height * 3];
@@ -114,6 +127,11 @@ internal sealed class OverlaySink(string destination, double fps, SegmentationTa
         }
     }
 
+    /// <summary>
+    /// Without <see cref="CompleteAsync"/> first (the command failed), ends ffmpeg's input so that it still
+    /// finishes the video with the frames written: killed, it would leave a file without its index (an mp4's
+    /// moov atom) that plays nothing. Killed only if it does not exit within a few seconds.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         _last?.Dispose();
@@ -121,12 +139,43 @@ internal sealed class OverlaySink(string destination, double fps, SegmentationTa
         {
             if (!_ffmpeg.HasExited)
             {
-                _ffmpeg.Kill();
-                await _ffmpeg.WaitForExitAsync().ConfigureAwait(false);
+                try
+                {
+                    _ffmpeg.StandardInput.Close();
+                }
+                catch (IOException)
+                {
+                    // ffmpeg stopped reading; it exits by itself or is killed below.
+                }
+
+                using var finishing = new CancellationTokenSource(s_finishOnDisposeTimeout);
+                try
+                {
+                    await _ffmpeg.WaitForExitAsync(finishing.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    _ffmpeg.Kill();
+                    await _ffmpeg.WaitForExitAsync().ConfigureAwait(false);
+                }
             }
 
             _ffmpeg.Dispose();
         }
+    }
+
+    // Scaled keeping its aspect ratio and padded, so that the stream goes on; the first time, a note says
+    // so, since those frames are then shown smaller (or larger) than drawn.
+    private void FitToVideo(Image<Rgb24> overlay, string name)
+    {
+        if (!_scaledBefore)
+        {
+            note?.Invoke($"note: frame {name} gives a {overlay.Width}x{overlay.Height} overlay; the video is {_size.Width}x{_size.Height}, the size of the first: it and every other overlay of another size are scaled to fit.");
+        }
+
+        _scaledBefore = true;
+        _last = overlay.Clone(context => context.Resize(new ResizeOptions { Size = new Size(_size.Width, _size.Height), Mode = ResizeMode.Pad, PadColor = Color.Black }));
+        overlay.Dispose();
     }
 
     private SegmentMap Map(SegmentResponse result) => task switch

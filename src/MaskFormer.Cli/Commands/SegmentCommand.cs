@@ -36,7 +36,7 @@ internal static class SegmentCommand
         {CliApp.ServerHelp}
         """,
         ["task", "out", "model", "alpha", "min-score", "timeout"],
-        RunAsync);
+        (args, output, _, cancellationToken) => RunAsync(args, output, cancellationToken));
 
     public static async Task<int> RunAsync(CommandArguments args, TextWriter output, CancellationToken cancellationToken)
     {

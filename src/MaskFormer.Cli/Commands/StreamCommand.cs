@@ -34,8 +34,11 @@ internal static class StreamCommand
         10 fps for a folder of images) as a camera would. Shows answers, skipped frames, fps and latency
         (from sending a frame to reading its answer; drawing the overlays is not counted).
         Overlays go to a video when --out ends in .mp4/.mkv/.webm/.avi (ffmpeg), else as PNGs in the folder.
-        A frame the server skipped repeats the last overlay. The server's own figures (achieved and
-        sustainable rate, result age, skips by reason) come from its status messages, shown live and at the end.
+        A frame the server skipped repeats the last overlay. A frame that failed has its error printed (the
+        first 10; the rest are counted) and no overlay PNG; in a video it repeats the last overlay to keep the
+        timing. A video has its first overlay's size: one of another size is scaled to fit. The server's own
+        figures (achieved and sustainable rate, result age, skips by reason) come from its status messages,
+        shown live and at the end.
           --out PATH             overlay video or folder (default stream-out)
           --task NAME            semantic, panoptic or instance (default semantic); --panoptic is short for panoptic
           --policy NAME          queue, drop-oldest or latest-only: what the server does when frames come too fast (default queue)
@@ -58,7 +61,7 @@ internal static class StreamCommand
         ["out", "task", "panoptic", "policy", "in-flight", "fps", "no-pacing", "model", "alpha", "min-score", "target-fps", "max-age", "allow-downscale", "delta", "no-overlays", "reconnect-for"],
         RunAsync);
 
-    public static async Task<int> RunAsync(CommandArguments args, TextWriter output, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(CommandArguments args, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
         if (args.Positional.Count != 1)
         {
@@ -74,6 +77,12 @@ internal static class StreamCommand
             // Logs and pipes have no width; keep each status on one line.
             console.Profile.Width = Math.Max(console.Profile.Width, 320);
         }
+
+        // Stdout and stderr on one terminal: the live progress redraws over lines written to stderr behind its
+        // back, so there they go through its console, which writes them above it.
+        Action<string> writeError = ReferenceEquals(output, Console.Out) && ReferenceEquals(error, Console.Error) && !Console.IsOutputRedirected && !Console.IsErrorRedirected
+            ? console.WriteLine
+            : error.WriteLine;
 
         // A terminal's Ctrl+C goes to the ffmpeg processes this command starts as well (the whole process
         // group), and one of them can stop before this process hears of it: then it interrupts the command.
@@ -92,7 +101,7 @@ internal static class StreamCommand
         var legend = task == SegmentationTask.Instance ? [] : ResultPictures.ModelLegend(model);
         var labelNames = model.Labels.ToDictionary(l => (int)l.Id, l => l.Name);
         // --no-overlays measures the stream alone: on a small machine drawing can be slower than the server.
-        await using var sink = args.Has("no-overlays") ? null : new OverlaySink(args.Get("out", "stream-out"), fps, task, labelNames, legend, options, interruption.Cancel);
+        await using var sink = args.Has("no-overlays") ? null : new OverlaySink(args.Get("out", "stream-out"), fps, task, labelNames, legend, options, writeError, interruption.Cancel);
 
         console.MarkupLineInterpolated($"streaming {args.Positional[0]} ({(source.Count > 0 ? $"{source.Count} frames" : "frames")}) to {args.ServerAddress} {(pacer is null ? "as fast as the stream accepts them" : string.Create(CultureInfo.InvariantCulture, $"at {fps:0.##} fps"))}, {task.ToString().ToLowerInvariant()}, policy {args.Get("policy", "queue")}, {StreamStats.DescribeContract(config.Latency)}");
 
@@ -107,6 +116,7 @@ internal static class StreamCommand
         var running = stream.RunAsync(stop.Token);
 
         var stats = new StreamStats();
+        var failures = new FailedFrameLog(writeError);
         var sent = new Dictionary<ulong, SentFrame>();
         var sync = new Lock();
         var answers = Channel.CreateUnbounded<(SegmentStreamResponse Response, SentFrame Frame)>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
@@ -195,6 +205,11 @@ internal static class StreamCommand
                     {
                         var response = answer;
                         results += answer.Result is null ? 0 : 1;
+                        if (answer.Error is { } failure)
+                        {
+                            failures.Write(frame.Name, failure);
+                        }
+
                         if (rebuilder is not null && answer.Result is { } delta)
                         {
                             response = answer.Clone();
@@ -237,6 +252,7 @@ internal static class StreamCommand
         finally
         {
             await Task.WhenAll(sending, receiving, running).ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
+            failures.WriteNotShown();
         }
 
         console.MarkupLineInterpolated($"[green]{stats.Describe()}[/] (latency: frame sent to answer read){(sink is null ? string.Empty : $"; overlays in {sink.Destination}")}");

@@ -45,6 +45,24 @@ public sealed class OverlaySinkTests : IDisposable
         Assert.Equal(frame[5, 5], skipped[5 * OverlayRenderer.DisplayFactor(Width, Height), 5 * OverlayRenderer.DisplayFactor(Width, Height)]);
     }
 
+    [Fact]
+    public async Task DisposeAsync_VideoNotCompleted_FinishedWithTheFramesWritten()
+    {
+        // A stream that fails (its server gone for good, a bug) disposes the sink without completing it:
+        // the video must still play up to there, as an interrupted one does.
+        var video = Path.Combine(_out, "failed.mp4");
+        await using (var sink = new OverlaySink(video, 10, SegmentationTask.Semantic, new Dictionary<int, string> { [1] = "one", [2] = "two" }, [], new OverlayOptions()))
+        {
+            for (var seed = 0; seed < 3; seed++)
+            {
+                await sink.WriteAsync(Frame(seed), $"f{seed}", new SegmentStreamResponse { Result = TestPictures.Semantic(TestPictures.TwoClasses(Width, Height, 10), Width, Height) }, CancellationToken.None);
+            }
+        }
+
+        var frames = await FrameSource.RunAsync("ffprobe", ["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", video], CancellationToken.None);
+        Assert.Equal("3", frames.Trim());
+    }
+
     public void Dispose() => Directory.Delete(_out, recursive: true);
 
     private OverlaySink Sink(IReadOnlyList<LegendEntry> legend) =>
