@@ -101,7 +101,7 @@ public sealed partial class CliReconnectTests(ITestOutputHelper output) : IDispo
         var frames = Directory.GetFiles(clip, "frame_???.png").Length;
 
         using var log = new StringWriter();
-        var exitCode = await StreamCommand.RunAsync(new CommandArguments([clip, "--server", address.ToString(), "--out", _out]), log, CancellationToken.None);
+        var exitCode = await StreamCommand.RunAsync(new CommandArguments([clip, "--server", address.ToString(), "--out", _out]), log, log, CancellationToken.None);
 
         output.WriteLine(log.ToString());
         Assert.Equal(0, exitCode);
