@@ -135,4 +135,22 @@ frames=$(ls "$COPY"/models/tiny-shapes/clip/frame_???.png | wc -l)
 check "stream of the clip wrote one overlay per frame ($frames)" test "$(find "$out/overlays" -type f 2>/dev/null | wc -l)" -ge "$frames"
 check "stream of the video wrote a video" bash -c "ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames -of csv=p=0 '$out/overlay.mp4' | grep -Eq '^[1-9]'"
 
+# 5. "Any gRPC tool": its bash commands as printed, against the same server (its address for localhost:5081).
+mapfile -t any_tool < <(section_commands "Any gRPC tool")
+check "README any-gRPC-tool section has commands" test "${#any_tool[@]}" -ge 1
+tool_log() { for k in "${!any_tool[@]}"; do [[ "${any_tool[$k]}" == *"$1"* ]] && echo "$LOGS/tool-$k.log" && return; done; echo /dev/null; }
+for k in "${!any_tool[@]}"; do
+  command="${any_tool[$k]}"
+  if (cd "$COPY" && timeout 600 bash -euo pipefail -c "${command//localhost:5081/127.0.0.1:$PORT}") >"$LOGS/tool-$k.log" 2>&1; then
+    ok "$command"
+  else
+    not_ok "$command (exit $?)"
+    tail -20 "$LOGS/tool-$k.log" | sed 's/^/#   /'
+  fi
+done
+check "reflection lists SegmentationService/Segment" grep -q "maskformer.v1.SegmentationService/Segment" "$(tool_log --list-methods)"
+check "ListModels through reflection names tiny-shapes" grep -q '"tiny-shapes"' "$(tool_log /ListModels)"
+check "Segment through reflection answers a panoptic PNG" grep -q '"segmentIdPng"' "$(tool_log /Segment)"
+check "health through reflection says SERVING" grep -q '"SERVING"' "$(tool_log Health/Check)"
+
 [[ $fail -eq 0 ]]
