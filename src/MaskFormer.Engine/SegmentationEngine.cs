@@ -33,6 +33,7 @@ public sealed partial class SegmentationEngine(
     private readonly AdmissionGate _admission = admission ?? new AdmissionGate(Options.Create(new AdmissionOptions()), time);
     private IReadOnlyList<ServedModel> _models = [];
     private volatile bool _ready;
+    private volatile string? _warmUpFailure;
     private Task? _hungWarmUp;
 
     /// <summary>
@@ -146,6 +147,20 @@ public sealed partial class SegmentationEngine(
     /// </summary>
     public async Task WarmUpAsync(CancellationToken cancellationToken)
     {
+        try
+        {
+            await WarmUpModelsAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            // The service stays NOT_SERVING for good: calls are told so, not to retry shortly.
+            _warmUpFailure = $"{ex.GetType().Name}: {ex.Message}";
+            throw;
+        }
+    }
+
+    private async Task WarmUpModelsAsync(CancellationToken cancellationToken)
+    {
         if (_inference.WarmUp)
         {
             foreach (var model in _models)
@@ -231,10 +246,14 @@ public sealed partial class SegmentationEngine(
     /// </summary>
     public void ThrowIfNotReady()
     {
-        if (!_ready)
+        if (_ready)
         {
-            throw new SegmentationException(SegmentationErrorKind.Unavailable, "The models are still loading; retry shortly.") { RetryAfter = s_loadingRetryAfter };
+            return;
         }
+
+        throw _warmUpFailure is { } failure
+            ? new SegmentationException(SegmentationErrorKind.Unavailable, $"The server's warm-up failed and it will not serve until restarted ({ClientText.Shorten(failure)}); see its log.")
+            : new SegmentationException(SegmentationErrorKind.Unavailable, "The models are still loading; retry shortly.") { RetryAfter = s_loadingRetryAfter };
     }
 
     /// <summary>Segments one image.</summary>

@@ -75,6 +75,13 @@ public sealed class WarmUpTests
         Assert.Contains("MaskFormer:Inference:SessionRunTimeout", error.Message, StringComparison.Ordinal);
         Assert.True(Assert.Single(sessions.Created).Terminated);
         Assert.False(engine.IsReady);
+
+        // A call is told the server will not serve, without a delay to retry after: not "still loading".
+        var refused = await Assert.ThrowsAsync<SegmentationException>(() => engine.SegmentAsync(new SegmentationRequest { Image = EngineFactory.HeldOutImage(0), Tasks = SegmentationTasks.Semantic }, CancellationToken.None));
+        Assert.Equal(SegmentationErrorKind.Unavailable, refused.Kind);
+        Assert.Contains("warm-up failed", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("SessionRunTimeout", refused.Message, StringComparison.Ordinal);
+        Assert.Null(refused.RetryAfter);
         await engine.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromMinutes(1));
     }
 
