@@ -75,6 +75,17 @@ internal sealed class LatencyGovernor
     }
 
     /// <summary>
+    /// The frames the stream can have in the engine at once for its status: <see cref="InFlight"/>, but one
+    /// while a frame's expected service time alone is over the contract's maximum age, when every frame
+    /// but the newest with none in flight is skipped as too old (<see cref="TooOld"/>).
+    /// </summary>
+    public int UsableInFlight(StreamSettings settings, double inputFps)
+    {
+        var limit = InFlight(settings, inputFps);
+        return limit > 1 && TooOld(settings, 0) ? 1 : limit;
+    }
+
+    /// <summary>
     /// True when a frame that arrived <paramref name="waitedSeconds"/> ago is unlikely to be answered
     /// within its contract's maximum age if it starts now: its wait plus the mean service time and twice
     /// the mean deviation (as TCP estimates a retransmission timeout), since on a busy machine single

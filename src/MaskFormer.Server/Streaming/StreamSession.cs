@@ -548,7 +548,7 @@ internal sealed class StreamSession(
 
     private Task WriteStatusAsync(bool final, CancellationToken cancellationToken)
     {
-        var status = _ledger.Snapshot(_governor, _governor.InFlight(_settings, _ledger.InputFps()), _settings.Downscales ? _governor.OutputScale : 1f, final);
+        var status = _ledger.Snapshot(_governor, _governor.UsableInFlight(_settings, _ledger.InputFps()), _settings.Downscales ? _governor.OutputScale : 1f, final);
         _lastStatus = time.GetTimestamp();
         return responses.WriteAsync(new SegmentStreamResponse { Status = status, Draining = _draining }, cancellationToken);
     }
