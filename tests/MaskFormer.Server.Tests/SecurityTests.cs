@@ -31,6 +31,8 @@ public sealed class SecureServerFixture : IAsyncLifetime
 
     internal string ServerThumbprint { get; private set; } = "";
 
+    internal string ServerKeyPath => Path.Combine(_dir, "server.key");
+
     public async Task InitializeAsync()
     {
         WriteServerCertificate("CN=first");
@@ -324,5 +326,28 @@ public sealed class SecurityTests(SecureServerFixture fixture) : IClassFixture<S
 
         Assert.NotEqual(first, renewed.Thumbprint);
         Assert.Equal(renewed.Thumbprint, fixture.ServerThumbprint);
+    }
+
+    [Fact]
+    public async Task Handshake_KeyFileGone_ServesTheCertificateLoadedLast()
+    {
+        using (var before = fixture.Channel(withClientCertificate: true))
+        {
+            await new Grpc.Health.V1.Health.HealthClient(before).CheckAsync(new HealthCheckRequest());
+        }
+
+        // A key moved away (a secret being replaced): every new handshake used to fail, silently.
+        var key = fixture.ServerKeyPath;
+        File.Move(key, key + ".away");
+        try
+        {
+            using var during = fixture.Channel(withClientCertificate: true);
+            var answer = await new Grpc.Health.V1.Health.HealthClient(during).CheckAsync(new HealthCheckRequest());
+            Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, answer.Status);
+        }
+        finally
+        {
+            File.Move(key + ".away", key);
+        }
     }
 }

@@ -61,6 +61,25 @@ public sealed class TokenReloadTests : IAsyncLifetime
         Assert.Equal(StatusCode.Unauthenticated, await ListModelsAsync(null));
     }
 
+    [Fact]
+    public async Task Call_TokensFileGone_KeepsTheTokensLoadedLastUntilItComesBack()
+    {
+        Assert.Equal(StatusCode.OK, await ListModelsAsync(First));
+
+        // The file itself gone (a key removed from the secret takes its link away): every call used to
+        // fail UNKNOWN. Then a target that is gone behind its link.
+        File.Delete(Path.Combine(_dir, "tokens"));
+        Assert.Equal(StatusCode.OK, await ListModelsAsync(First));
+        Assert.Equal(StatusCode.Unauthenticated, await ListModelsAsync(Added));
+        File.CreateSymbolicLink(Path.Combine(_dir, "tokens"), Path.Combine("..data", "tokens"));
+        File.Delete(Path.Combine(_dir, "..2026_12_02_first", "tokens"));
+        Assert.Equal(StatusCode.OK, await ListModelsAsync(First));
+
+        File.WriteAllText(Path.Combine(_dir, "..2026_12_02_first", "tokens"), $"{Added}\n");
+        Assert.Equal(StatusCode.OK, await ListModelsAsync(Added));
+        Assert.Equal(StatusCode.Unauthenticated, await ListModelsAsync(First));
+    }
+
     // rename(2) of a symlink over another; File.Move follows a link to a folder and refuses.
     private static async Task RenameOverAsync(string source, string target)
     {

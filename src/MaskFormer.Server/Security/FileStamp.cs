@@ -14,9 +14,18 @@ internal static class FileStamp
             return "";
         }
 
-        var file = new FileInfo(path);
-        var target = file.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? file;
-        target.Refresh();
-        return target.Exists ? $"{target.FullName}|{target.LastWriteTimeUtc.Ticks}|{target.Length}" : "missing";
+        try
+        {
+            var file = new FileInfo(path);
+            var target = file.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? file;
+            target.Refresh();
+            return target.Exists ? $"{target.FullName}|{target.LastWriteTimeUtc.Ticks}|{target.Length}" : "missing";
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // ResolveLinkTarget throws for a path that no longer exists (a secret key removed, a file moved
+            // away): a stamp of its own, so the reader tries to load it, fails, and keeps what it had.
+            return "missing";
+        }
     }
 }
