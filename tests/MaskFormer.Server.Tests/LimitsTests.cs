@@ -128,6 +128,49 @@ public sealed class LimitsTests
     }
 
     [Fact]
+    public async Task Limits_StreamMessageOverTheReceiveLimit_FramesBeforeItAnsweredThenResourceExhausted()
+    {
+        // Batches of 8 that three frames never fill wait 2 s, so the frames are still in the engine when the
+        // message over the limit arrives. They used to be dropped with the call (no answer at all).
+        var (app, address) = await ServerFixture.StartAsync(ServerFixture.Arguments(
+            "--MaskFormer:Grpc:MaxReceiveMessageSize=1048576",
+            "--MaskFormer:Inference:MaxBatchSize=8",
+            "--MaskFormer:Inference:MaxQueueDelay=00:00:02",
+            "--MaskFormer:Inference:WarmUp=false"));
+        await using var _ = app;
+        using var channel = GrpcChannel.ForAddress(address);
+        await ServerFixture.WaitUntilServingAsync(channel);
+        var client = new SegmentationService.SegmentationServiceClient(channel);
+        var frame = new RawFrame { Width = 200, Height = 200, PixelFormat = PixelFormat.Rgb24, Data = Google.Protobuf.ByteString.CopyFrom(new byte[200 * 200 * 3]) };
+        var tooLarge = new RawFrame { Width = 800, Height = 800, PixelFormat = PixelFormat.Rgb24, Data = Google.Protobuf.ByteString.CopyFrom(new byte[800 * 800 * 3]) };
+
+        using var stream = client.SegmentStream(deadline: DateTime.UtcNow.AddMinutes(2));
+        for (var i = 0; i < 3; i++)
+        {
+            await stream.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = new StreamFrame { FrameId = (ulong)i, Image = new Contracts.V1.Image { Raw = frame } } });
+        }
+
+        // Not awaited before reading: the server stops reading at the message's length prefix, so the rest
+        // of it waits on HTTP/2 flow control until the call ends.
+        var sending = stream.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = new StreamFrame { FrameId = 3, Image = new Contracts.V1.Image { Raw = tooLarge } } });
+        var answers = new List<SegmentStreamResponse>();
+        var error = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            await foreach (var answer in stream.ResponseStream.ReadAllAsync())
+            {
+                answers.Add(answer);
+            }
+        });
+
+        // The rest of the message the server refused is given up with the call.
+        stream.Dispose();
+        await Assert.ThrowsAnyAsync<Exception>(() => sending);
+
+        Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
+        Assert.Equal([0ul, 1ul, 2ul], answers.Where(a => a.Result is not null).Select(a => a.FrameId));
+    }
+
+    [Fact]
     public async Task Limits_StreamAnswerOverTheSendLimit_ThatFrameFailsResourceExhaustedAndTheStreamGoesOn()
     {
         var (app, address) = await ServerFixture.StartAsync(ServerFixture.Arguments("--MaskFormer:Grpc:MaxSendMessageSize=2048"));

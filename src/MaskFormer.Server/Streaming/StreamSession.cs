@@ -162,6 +162,20 @@ internal sealed class StreamSession(
     // so frames already in the engine are answered.
     private async Task ReadAsync(CancellationToken reading, CancellationToken processing)
     {
+        try
+        {
+            await ReadMessagesAsync(reading, processing).ConfigureAwait(false);
+        }
+        catch (RpcException unread) when (unread.StatusCode is StatusCode.ResourceExhausted or StatusCode.Internal && !reading.IsCancellationRequested)
+        {
+            // A message gRPC would not read (over MaxReceiveMessageSize, or not a message): as for a bad
+            // one, reading stops, the frames before it are still answered, then the call ends with its status.
+            _badMessage = unread;
+        }
+    }
+
+    private async Task ReadMessagesAsync(CancellationToken reading, CancellationToken processing)
+    {
         await foreach (var message in requests.ReadAllAsync(reading).ConfigureAwait(false))
         {
             switch (message.MessageCase)
