@@ -139,6 +139,16 @@ public sealed class SecureServerFixture : IAsyncLifetime
         return X509CertificateLoader.LoadPkcs12(issued.CopyWithPrivateKey(key).Export(X509ContentType.Pkcs12), null);
     }
 
+    /// <summary>A client certificate, with its key, issued by <paramref name="ca"/>.</summary>
+    internal static X509Certificate2 IssueClient(X509Certificate2 ca, string subject)
+    {
+        var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.2")], false));
+        using var issued = request.Create(ca, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(7), RandomNumberGenerator.GetBytes(16));
+        return X509CertificateLoader.LoadPkcs12(issued.CopyWithPrivateKey(key).Export(X509ContentType.Pkcs12), null);
+    }
+
     internal static X509Certificate2 CreateCa(string subject = "CN=MaskFormer test CA")
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
@@ -326,6 +336,45 @@ public sealed class SecurityTests(SecureServerFixture fixture) : IClassFixture<S
 
         Assert.NotEqual(first, renewed.Thumbprint);
         Assert.Equal(renewed.Thumbprint, fixture.ServerThumbprint);
+    }
+
+    [Fact]
+    public async Task Handshake_ClientCaFileChanges_TrustsItsCasWithoutRestart()
+    {
+        using var second = SecureServerFixture.CreateCa("CN=Second test CA");
+        using var secondClient = SecureServerFixture.IssueClient(second, "CN=second-client");
+        Assert.NotEqual(StatusCode.OK, await ListModelsAsync(secondClient));
+
+        // The renewed secret's ca.crt names a second CA beside the first: its clients are let in at the next
+        // handshake (the file used to be read once, at start); the first CA's clients still are.
+        var original = await File.ReadAllTextAsync(fixture.CaPath);
+        await File.WriteAllTextAsync(fixture.CaPath, original + "\n" + second.ExportCertificatePem());
+        try
+        {
+            Assert.Equal(StatusCode.OK, await ListModelsAsync(secondClient));
+            Assert.Equal(StatusCode.OK, await ListModelsAsync(null));
+        }
+        finally
+        {
+            await File.WriteAllTextAsync(fixture.CaPath, original);
+        }
+
+        Assert.NotEqual(StatusCode.OK, await ListModelsAsync(secondClient));
+    }
+
+    // ListModels with the token, over a new connection with this client certificate (null: the fixture's).
+    private async Task<StatusCode> ListModelsAsync(X509Certificate2? clientCertificate)
+    {
+        using var channel = clientCertificate is null ? fixture.Channel(withClientCertificate: true) : fixture.Channel(clientCertificate);
+        try
+        {
+            await new SegmentationService.SegmentationServiceClient(channel).ListModelsAsync(new ListModelsRequest(), SecureServerFixture.Bearer(SecureServerFixture.Token), deadline: DateTime.UtcNow.AddSeconds(30));
+            return StatusCode.OK;
+        }
+        catch (RpcException ex)
+        {
+            return ex.StatusCode;
+        }
     }
 
     [Fact]

@@ -26,8 +26,9 @@ internal static class SecurityServiceCollectionExtensions
         services.AddSingleton<IValidateOptions<SecurityOptions>, PemFilesValidator>();
 
         services.AddSingleton<CertificateReloader>();
+        services.AddSingleton<ClientCaReloader>();
         services.AddSingleton<TokenAuthenticator>();
-        services.AddOptions<KestrelServerOptions>().Configure<IOptions<SecurityOptions>, CertificateReloader>((kestrel, security, reloader) =>
+        services.AddOptions<KestrelServerOptions>().Configure<IOptions<SecurityOptions>, CertificateReloader, ClientCaReloader>((kestrel, security, reloader, clientCas) =>
         {
             var o = security.Value;
             if (!o.TlsConfigured)
@@ -35,25 +36,18 @@ internal static class SecurityServiceCollectionExtensions
                 return;
             }
 
-            X509Certificate2Collection? clientCas = null;
-            if (o.ClientCaPath.Length > 0)
-            {
-                clientCas = [];
-                clientCas.ImportFromPemFile(o.ClientCaPath);
-            }
-
             // Applies to every https:// endpoint of Kestrel:Endpoints; http:// endpoints stay cleartext.
             kestrel.ConfigureHttpsDefaults(https =>
             {
                 https.ServerCertificateSelector = (_, _) => reloader.Current;
-                if (clientCas is not null)
+                if (o.ClientCaPath.Length > 0)
                 {
                     https.ClientCertificateMode = ClientCertificateMode.RequireCertificate;
-                    https.ClientCertificateValidation = (certificate, _, _) => IsIssuedBy(certificate, clientCas);
+                    https.ClientCertificateValidation = (certificate, _, _) => IsIssuedBy(certificate, clientCas.Current);
 
                     // SslStream builds a chain of its own before that check: with this policy, not the default one,
                     // which would download missing issuers from URLs the client's certificate names.
-                    https.OnAuthenticate = (_, ssl) => ssl.CertificateChainPolicy = ChainPolicy(clientCas);
+                    https.OnAuthenticate = (_, ssl) => ssl.CertificateChainPolicy = ChainPolicy(clientCas.Current);
                 }
             });
         });
