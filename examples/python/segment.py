@@ -86,4 +86,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        # Ctrl+C: the exit status a shell gives a command ended by SIGINT, without a traceback (as Node and Go).
+        sys.exit(130)

@@ -7,6 +7,7 @@ test fails; none is skipped. The server's default model must be the tiny-shapes 
 """
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -204,6 +205,27 @@ class StreamTest(_ServerTest):
         self.assertEqual(proc.returncode, 0, f"stream.py failed:\n{proc.stdout}\n{proc.stderr}")
         self.assertNotIn("check:", proc.stdout)
         self.assertEqual(proc.stdout.strip().splitlines()[-1], "sent 16, results 16, errors 0, skipped 0", proc.stdout)
+
+
+class InterruptTest(_ServerTest):
+    def test_ctrl_c_ends_a_stream_with_130_and_no_traceback(self):
+        # The clip eight times over, so the stream is still running when SIGINT comes after its first answer.
+        folder = Path(tempfile.mkdtemp(prefix="maskformer-ctrl-c-"))
+        self.addCleanup(shutil.rmtree, folder)
+        for i in range(8):
+            for path in list_frames(CLIP):
+                (folder / f"{i}_{path.name}").symlink_to(path)
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1")
+        process = subprocess.Popen(["/usr/bin/python3", "stream.py", str(folder), "--server", address()],
+                                   cwd=HERE, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(process.kill)
+        first = process.stdout.readline()
+        self.assertTrue(first, "the stream printed nothing")
+        process.send_signal(signal.SIGINT)
+        _, errors = process.communicate(timeout=SCRIPT_TIMEOUT_S)
+
+        self.assertEqual(process.returncode, 130, errors)
+        self.assertNotIn("Traceback", errors)
 
 
 class AnswerTimeoutTest(_ServerTest):
