@@ -48,7 +48,7 @@ internal static class HealthCommand
             {
                 var at = address.ToString().TrimEnd('/');
                 var hint = CliApp.TlsHint(args, ex);
-                status = $"UNREACHABLE: no answer from {at} ({(ex.Status.DebugException?.GetBaseException() ?? ex).Message}){(hint is null ? string.Empty : $". {hint}")}";
+                status = $"UNREACHABLE: no answer from {at} ({Reason(ex)}){(hint is null ? string.Empty : $". {hint}")}";
 
                 // Waiting changes neither this client refusing the server's certificate (said at once) nor a
                 // server that ends every new connection before the first call, a TLS server refusing this
@@ -72,5 +72,21 @@ internal static class HealthCommand
 
         await output.WriteLineAsync(status).ConfigureAwait(false);
         return 1;
+    }
+
+    // The innermost exception says most ("Connection refused", a certificate error), except the SslStream
+    // .NET disposes under a handshake the server ended (ObjectDisposedException), which says nothing.
+    internal static string Reason(RpcException ex)
+    {
+        var reason = ex.Status.DebugException?.Message ?? ex.Status.Detail;
+        for (var inner = ex.Status.DebugException; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is not ObjectDisposedException)
+            {
+                reason = inner.Message;
+            }
+        }
+
+        return reason;
     }
 }
