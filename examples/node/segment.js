@@ -109,12 +109,21 @@ export function formatResponse(r) {
 }
 
 async function main() {
-  const { values, positionals } = parseArgs({
-    allowPositionals: true,
-    options: { server: { type: 'string', default: DEFAULT_SERVER } },
-  });
+  const usage = 'usage: node segment.js IMAGE [--server host:port]';
+  let args;
+  try {
+    args = parseArgs({
+      allowPositionals: true,
+      options: { server: { type: 'string', default: DEFAULT_SERVER } },
+    });
+  } catch (e) {
+    // An unknown option (--help too): the usage, as stream.js gives it, not a stack trace.
+    console.error(`${e.message}\n${usage}`);
+    return 2;
+  }
+  const { values, positionals } = args;
   if (positionals.length !== 1) {
-    console.error('usage: node segment.js IMAGE [--server host:port]');
+    console.error(usage);
     return 2;
   }
   const [imagePath] = positionals;

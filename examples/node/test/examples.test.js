@@ -106,6 +106,13 @@ describe('MaskFormer Serve Node examples', () => {
     assert.ok(stderr.includes('cannot read no-such-image.png'), stderr);
   });
 
+  test('segment.js exits 2 with its usage for an option it does not know, without a stack trace', async () => {
+    const { code, stderr } = await runScript('segment.js', '--bogus', HELDOUT_IMAGE);
+    assert.equal(code, 2, stderr);
+    assert.ok(stderr.includes('usage: node segment.js IMAGE'), stderr);
+    assert.ok(!stderr.includes('    at '), stderr);
+  });
+
   test('segment.js prints the result', async () => {
     const { code, stdout, stderr } = await runScript('segment.js', HELDOUT_IMAGE);
     assert.equal(code, 0, `segment.js failed:\n${stdout}\n${stderr}`);
