@@ -451,7 +451,9 @@ export async function streamWithDeltas(client, frames, { check = true, keyframeI
     },
     onResponse: (response) => onFrame?.(response, rebuilt.get(response.frame_id) ?? null),
   });
-  if (!check) return { summary, rebuilt, deltas: rebuilder.deltas, check: null };
+  // A stream cancelled for want of answers (or that broke the stream contract) has failed already: a second
+  // stream to compare it with would only wait as long again.
+  if (!check || summary.problems.length > 0) return { summary, rebuilt, deltas: rebuilder.deltas, check: null };
 
   const complete = await streamFrames(client, sent, { ...options, delta: null });
   const answered = (run) => run.responses.filter((r) => r.outcome === 'result').map((r) => r.frame_id);

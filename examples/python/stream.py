@@ -429,7 +429,9 @@ def stream_with_deltas(stub, frames, check=True, keyframe_interval=0, on_frame=N
 
     summary = stream_frames(stub, frames if sent is frames else keep(frames), on_response=on_response,
                             delta=pb.DeltaOptions(enabled=True, keyframe_interval=keyframe_interval), **options)
-    if not check:
+    if not check or summary.problems:
+        # A stream cancelled for want of answers (or that broke the stream contract) has failed already: a
+        # second stream to compare it with would only wait as long again.
         return summary, rebuilder, None
     complete = stream_frames(stub, sent, **options)
     answered = [r.frame_id for r in summary.responses if r.WhichOneof("outcome") == "result"]

@@ -255,8 +255,9 @@ class AnswerTimeoutTest(_ServerTest):
         self.assertTrue(check.passed, check.lines())
         self.assertEqual(check.compared, 4)
 
-    def test_stream_server_that_stops_answering_cancelled_after_the_answer_timeout(self):
-        # A server that reads every frame and answers none: a fault the real server cannot be made to show.
+    @staticmethod
+    def silent_server():
+        """A server that reads every frame and answers none: a fault the real server cannot be made to show."""
         class Silent(pb_grpc.SegmentationServiceServicer):
             def SegmentStream(self, request_iterator, context):
                 for _ in request_iterator:
@@ -270,6 +271,23 @@ class AnswerTimeoutTest(_ServerTest):
         pb_grpc.add_SegmentationServiceServicer_to_server(Silent(), server)
         port = server.add_insecure_port("127.0.0.1:0")
         server.start()
+        return server, port
+
+    def test_stream_with_deltas_cancelled_for_want_of_answers_makes_no_check_stream(self):
+        # The delta stream has failed already: a check stream would only wait out the timeout again.
+        server, port = self.silent_server()
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                summary, _, check = stream.stream_with_deltas(pb_grpc.SegmentationServiceStub(channel),
+                                                              [(1, HELDOUT_IMAGE.read_bytes())], answer_timeout=1.0)
+        finally:
+            server.stop(None)
+
+        self.assertIn("no answer for 1 s while 1 frame(s) waited: stream cancelled", summary.problems)
+        self.assertIsNone(check, "a check stream ran after the delta stream was cancelled")
+
+    def test_stream_server_that_stops_answering_cancelled_after_the_answer_timeout(self):
+        server, port = self.silent_server()
         try:
             with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
                 started = time.monotonic()

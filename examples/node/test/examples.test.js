@@ -293,6 +293,24 @@ describe('a server that stops answering (one made here: the real server cannot b
     }
   });
 
+  test('a delta stream cancelled for want of answers makes no check stream', async () => {
+    const { client: silent, close } = await fakeServer({
+      SegmentStream(call) {
+        call.on('data', () => {});
+        call.on('error', () => {});
+      },
+    });
+    try {
+      // The delta stream has failed already: a check stream would only wait out the timeout again.
+      const { summary, check } = await streamWithDeltas(silent, [[1, readFileSync(HELDOUT_IMAGE)]], { answerTimeoutMs: 1000 });
+
+      assert.ok(summary.problems.includes('no answer for 1 s while 1 frame(s) waited: stream cancelled'), summary.problems.join('; '));
+      assert.equal(check, null, 'a check stream ran after the delta stream was cancelled');
+    } finally {
+      close();
+    }
+  });
+
   test('the answer timeout times each call, not the reconnecting between calls', async () => {
     const { client: leaving, close } = await fakeServer({
       // Answers nothing and ends each call UNAVAILABLE after 0.3 s, as a server that keeps going away.
