@@ -274,14 +274,17 @@ describe('a server that ends a call early (one made here: the real server waits 
 });
 
 describe('a server that stops answering (one made here: the real server cannot be made to)', () => {
-  test('the stream is cancelled once frames wait the answer timeout', async () => {
-    const { client: silent, close } = await fakeServer({
-      // Reads every frame and answers none; ends only when the client cancels.
+  // Reads every frame and answers none; ends only when the client cancels.
+  const silentServer = () =>
+    fakeServer({
       SegmentStream(call) {
         call.on('data', () => {});
         call.on('error', () => {});
       },
     });
+
+  test('the stream is cancelled once frames wait the answer timeout', async () => {
+    const { client: silent, close } = await silentServer();
     try {
       const started = Date.now();
       const summary = await streamFrames(silent, [[1, readFileSync(HELDOUT_IMAGE)]], { answerTimeoutMs: 1000 });
@@ -294,12 +297,7 @@ describe('a server that stops answering (one made here: the real server cannot b
   });
 
   test('a delta stream cancelled for want of answers makes no check stream', async () => {
-    const { client: silent, close } = await fakeServer({
-      SegmentStream(call) {
-        call.on('data', () => {});
-        call.on('error', () => {});
-      },
-    });
+    const { client: silent, close } = await silentServer();
     try {
       // The delta stream has failed already: a check stream would only wait out the timeout again.
       const { summary, check } = await streamWithDeltas(silent, [[1, readFileSync(HELDOUT_IMAGE)]], { answerTimeoutMs: 1000 });

@@ -30,16 +30,7 @@ internal sealed partial class ClientCaReloader(IOptions<SecurityOptions> options
                 }
 
                 _stamp = stamp;
-                var loaded = new X509Certificate2Collection();
-                try
-                {
-                    loaded.ImportFromPemFile(_path);
-                }
-                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException or ArgumentException)
-                {
-                    loaded.Clear();
-                }
-
+                var loaded = Read(_path);
                 if (loaded.Count == 0)
                 {
                     LogReloadFailed(logger, _path);
@@ -51,6 +42,22 @@ internal sealed partial class ClientCaReloader(IOptions<SecurityOptions> options
                 return _current;
             }
         }
+    }
+
+    /// <summary>The certificates of a PEM file; none when it cannot be read or holds none.</summary>
+    internal static X509Certificate2Collection Read(string path)
+    {
+        var authorities = new X509Certificate2Collection();
+        try
+        {
+            authorities.ImportFromPemFile(path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException or ArgumentException)
+        {
+            authorities.Clear();
+        }
+
+        return authorities;
     }
 
     [LoggerMessage(EventId = 405, Level = LogLevel.Information, Message = "Client CA file {Path} loaded: {Count} certificate(s).")]

@@ -77,17 +77,7 @@ internal static class SecurityServiceCollectionExtensions
 
             if (options.TlsConfigured && options.ClientCaPath.Length > 0 && File.Exists(options.ClientCaPath))
             {
-                var authorities = new X509Certificate2Collection();
-                try
-                {
-                    authorities.ImportFromPemFile(options.ClientCaPath);
-                }
-                catch (Exception ex) when (ex is CryptographicException or ArgumentException or IOException)
-                {
-                    authorities.Clear();
-                }
-
-                if (authorities.Count == 0)
+                if (ClientCaReloader.Read(options.ClientCaPath).Count == 0)
                 {
                     failures.Add($"{Section}:ClientCaPath must hold at least one PEM certificate (-----BEGIN CERTIFICATE-----).");
                 }
