@@ -96,8 +96,18 @@ def tls_problem(address):
     return None
 
 
-def connect(address, timeout=15.0):
-    """Opens a channel and waits until it is ready; raises ConnectionError if not.
+# How long connect() waits at most: for an attempt that neither succeeds nor fails (packets dropped), or, with
+# wait_for_server, for a server that is not listening yet.
+CONNECT_TIMEOUT_S = 15.0
+
+
+def connect(address, timeout=CONNECT_TIMEOUT_S, wait_for_server=False):
+    """Opens a channel and waits until it is ready; raises ConnectionError, naming the address, if not.
+
+    The first attempt to connect that fails (nothing listens at the address; the TLS handshake failed) raises at
+    once, with gRPC's reason. With wait_for_server, failed attempts are made again (gRPC's backoff, at most 4 s
+    apart) until timeout seconds have passed: for a server that is still starting, at the cost of waiting that
+    long for one that is not coming. timeout also bounds an attempt that neither succeeds nor fails.
 
     http://host:port or host:port is cleartext; https://host:port is TLS (tls_credentials says how it is
     checked). With MASKFORMER_TOKEN set, every call carries "authorization: Bearer <token>" (a server with
@@ -111,17 +121,55 @@ def connect(address, timeout=15.0):
     credentials = tls_credentials(address)
     channel = (grpc.secure_channel(host_port(address), credentials, options=options) if credentials
                else grpc.insecure_channel(host_port(address), options=options))
-    try:
-        grpc.channel_ready_future(channel).result(timeout=timeout)
-    except grpc.FutureTimeoutError:
+    failure = _wait_until_ready(channel, timeout, wait_for_server)
+    if failure is not None:
         channel.close()
         hint = (" (it accepts connections, so the TLS handshake failed: is the server's certificate issued by a CA "
                 "in MASKFORMER_CA_CERT, or the system's, and does the server want a client certificate, "
                 "MASKFORMER_CLIENT_CERT and MASKFORMER_CLIENT_KEY, from a CA it trusts?)"
                 if credentials and _listening(address) else "")
-        raise ConnectionError(f"cannot reach the MaskFormer server at {address} within {timeout:g} s{hint}")
+        raise ConnectionError(f"cannot reach the MaskFormer server at {address}{failure}{hint}")
     token = os.environ.get("MASKFORMER_TOKEN")
     return grpc.intercept_channel(channel, _bearer_token(token)) if token else channel
+
+
+def _wait_until_ready(channel, timeout, wait_for_server):
+    """None once channel is READY, else why not, as the end of a sentence: ": <gRPC's reason>" when an attempt
+    failed (and wait_for_server is off), " within N s" when timeout ran out."""
+    import queue
+
+    import grpc
+
+    states = queue.Queue()
+    callback = states.put
+    channel.subscribe(callback, try_to_connect=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                state = states.get(timeout=left)
+            except queue.Empty:
+                break
+            if state == grpc.ChannelConnectivity.READY:
+                return None
+            if state == grpc.ChannelConnectivity.TRANSIENT_FAILURE and not wait_for_server:
+                return f": {_connect_error(channel)}"
+    finally:
+        channel.unsubscribe(callback)
+    return f" within {timeout:g} s"
+
+
+def _connect_error(channel):
+    """gRPC's reason for the channel's failed attempt to connect. grpcio's channel does not tell it, but a call
+    made without wait_for_ready while the channel is in TRANSIENT_FAILURE fails at once with it in its details."""
+    import grpc
+
+    try:
+        channel.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=2)
+    except grpc.RpcError as e:
+        if e.code() == grpc.StatusCode.UNAVAILABLE and e.details():
+            return e.details()
+    return "the connection failed"
 
 
 def _bearer_token(token):
@@ -263,23 +311,36 @@ def call_with_retries(call, request, timeout):
             time.sleep(delay)
 
 
+def is_frame_name(path):
+    """True for an image's name that is a frame's, not ground truth or a prediction stored beside it."""
+    stem = path.stem
+    return path.suffix.lower() in _IMAGE_EXTENSIONS and not stem.endswith(_NOT_FRAME_SUFFIXES) and "_pred" not in stem
+
+
 def is_frame(path):
     """True for an image file that is a frame, not ground truth or a prediction stored beside it."""
-    stem = path.stem
-    return (
-        path.is_file()
-        and path.suffix.lower() in _IMAGE_EXTENSIONS
-        and not stem.endswith(_NOT_FRAME_SUFFIXES)
-        and "_pred" not in stem
-    )
+    return path.is_file() and is_frame_name(path)
 
 
 def list_frames(folder):
-    """The frames in a folder, sorted by file name."""
+    """The frames in a folder, sorted by file name. A frame's name whose file cannot be found (a broken symbolic
+    link) raises FileNotFoundError naming it, so that the stream is refused before a frame is sent rather than
+    going without it; one that names a folder is not a frame."""
     folder = Path(folder)
     if not folder.is_dir():
         raise NotADirectoryError(f"not a folder: {folder}")
-    return sorted(p for p in folder.iterdir() if is_frame(p))
+    frames = []
+    for path in folder.iterdir():
+        if not is_frame_name(path):
+            continue
+        try:
+            path.stat()
+        except FileNotFoundError as e:
+            what = f"a broken symbolic link (to {os.readlink(path)})" if path.is_symlink() else "gone"
+            raise FileNotFoundError(e.errno, f"{path} is {what}", str(path)) from e
+        if path.is_file():
+            frames.append(path)
+    return sorted(frames)
 
 
 def png_size(data):

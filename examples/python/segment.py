@@ -1,11 +1,15 @@
 #!/usr/bin/python3
 """Segments one image with a unary Segment call (semantic + panoptic) and prints the result.
 
-    /usr/bin/python3 segment.py IMAGE [--server host:port]
+    /usr/bin/python3 segment.py IMAGE [--server host:port] [--model NAME] [--deadline SECONDS]
+                                      [--connect-timeout SECONDS] [--wait-for-server]
 
-The server address defaults to $MASKFORMER_ADDRESS, else 127.0.0.1:5081. An UNAVAILABLE the server sends
-(its models are still loading; it is draining) is retried after its RetryInfo delay, or 0.25 s doubling to
-4 s, within the call's 30 s deadline; one gRPC made itself (no server listening) fails at once.
+The server address defaults to $MASKFORMER_ADDRESS, else 127.0.0.1:5081; --model names the model (default:
+the server's default model). A failed connection (nothing listening, a failed TLS handshake) ends the command
+at once, exit 2, unless --wait-for-server: then it is tried again until --connect-timeout (default 15 s). An
+UNAVAILABLE the server sends (its models are still loading; it is draining) is retried after its RetryInfo
+delay, or 0.25 s doubling to 4 s, within the call's deadline (--deadline, default 30 s); one gRPC made itself
+(the connection dropped) fails at once.
 """
 
 import argparse
@@ -14,22 +18,24 @@ from pathlib import Path
 
 import grpc
 
-from common import DEFAULT_SERVER, call_with_retries, connect, load_stubs, tls_problem
+from common import CONNECT_TIMEOUT_S, DEFAULT_SERVER, call_with_retries, connect, load_stubs, tls_problem
 
 pb, pb_grpc = load_stubs()
 
 DEADLINE_S = 30.0
 
 
-def segment(stub, image_bytes, frame_id=1):
-    """Sends one encoded image and returns the SegmentResponse; an UNAVAILABLE from the server, and a
-    RESOURCE_EXHAUSTED with RetryInfo, are retried within the deadline (common.call_with_retries)."""
+def segment(stub, image_bytes, frame_id=1, model="", deadline=DEADLINE_S):
+    """Sends one encoded image to model (empty: the server's default) and returns the SegmentResponse; an
+    UNAVAILABLE from the server, and a RESOURCE_EXHAUSTED with RetryInfo, are retried within deadline seconds,
+    every attempt included (common.call_with_retries)."""
     request = pb.SegmentRequest(
         image=pb.Image(encoded=image_bytes),
         tasks=[pb.SEGMENTATION_TASK_SEMANTIC, pb.SEGMENTATION_TASK_PANOPTIC],
         frame_id=frame_id,
+        model=model,
     )
-    return call_with_retries(stub.Segment, request, DEADLINE_S)
+    return call_with_retries(stub.Segment, request, deadline)
 
 
 def print_response(r, out=sys.stdout):
@@ -57,11 +63,28 @@ def print_response(r, out=sys.stdout):
       f"encode {t.encode_ms:.2f}, total {t.total_ms:.2f}")
 
 
+def connection_arguments(parser):
+    """--connect-timeout and --wait-for-server, which segment.py and stream.py take."""
+    parser.add_argument("--connect-timeout", type=float, default=CONNECT_TIMEOUT_S, metavar="SECONDS",
+                        help=f"the longest wait for a connection (default {CONNECT_TIMEOUT_S:g})")
+    parser.add_argument("--wait-for-server", action="store_true",
+                        help="try a failed connection again until --connect-timeout (a server still starting) "
+                             "instead of failing at once")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("image", type=Path, help="an encoded image (PNG, JPEG, ...)")
     parser.add_argument("--server", default=DEFAULT_SERVER, help=f"host:port, or https://host:port for TLS (default {DEFAULT_SERVER})")
+    parser.add_argument("--model", default="", metavar="NAME", help="the model to use (default: the server's default model)")
+    parser.add_argument("--deadline", type=float, default=DEADLINE_S, metavar="SECONDS",
+                        help=f"the call's deadline, every retried attempt included (default {DEADLINE_S:g})")
+    connection_arguments(parser)
     args = parser.parse_args(argv)
+    if not args.deadline > 0:
+        parser.error("--deadline takes a number of seconds above 0")
+    if not args.connect_timeout > 0:
+        parser.error("--connect-timeout takes a number of seconds above 0")
     if problem := tls_problem(args.server):
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -72,8 +95,8 @@ def main(argv=None):
         print(f"error: cannot read {args.image}: {e.strerror or e}", file=sys.stderr)
         return 2
     try:
-        with connect(args.server) as channel:
-            response = segment(pb_grpc.SegmentationServiceStub(channel), image_bytes)
+        with connect(args.server, args.connect_timeout, args.wait_for_server) as channel:
+            response = segment(pb_grpc.SegmentationServiceStub(channel), image_bytes, model=args.model, deadline=args.deadline)
     except ConnectionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@
     /usr/bin/python3 stream.py FOLDER [--server host:port] [--policy queue|drop-oldest|latest-only]
                                       [--in-flight N] [--tasks semantic,instance,panoptic]
                                       [--keyframe-interval N] [--no-delta] [--no-check] [--reconnect-for S]
+                                      [--model NAME] [--connect-timeout SECONDS] [--wait-for-server]
 
 Frames are the folder's images sorted by name; files whose stem ends with _semantic or _panoptic or
 contains _pred (ground truth and predictions stored beside frames) are not sent. The request stream
@@ -45,6 +46,7 @@ from pathlib import Path
 import grpc
 
 from common import DEFAULT_SERVER, backoff, connect, list_frames, load_stubs, retry_delay, tls_problem
+from segment import connection_arguments
 from delta import DeltaRebuilder, decode_complete, frame_differences
 
 pb, pb_grpc = load_stubs()
@@ -122,12 +124,13 @@ class StreamGaveUp(Unavailable):
 
 def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0, on_response=None,
                   answer_timeout=ANSWER_TIMEOUT_S, tasks=(pb.SEGMENTATION_TASK_PANOPTIC,), delta=None,
-                  status_interval_ms=None, reconnect_for=RECONNECT_FOR_S):
+                  status_interval_ms=None, reconnect_for=RECONNECT_FOR_S, model=""):
     """Streams frames, an iterable of (frame_id, encoded image bytes or a Path), and returns a StreamSummary.
 
     Frame ids must be unique; frames may be a generator that waits for each frame (a camera). on_response(response)
     is called for each frame's response, once, in frame order (StreamStatus messages are only counted). delta is a
-    DeltaOptions, or None for complete results; status_interval_ms asks for a StreamStatus that often. A frame
+    DeltaOptions, or None for complete results; status_interval_ms asks for a StreamStatus that often; model names
+    the model (empty: the server's default; StreamConfig.model). A frame
     file that cannot be read ends the sending there (the frames before it are still answered) and is reported
     in summary.problems, as is a stream cancelled because frames waited answer_timeout seconds without an
     answer.
@@ -208,7 +211,8 @@ def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0
         def requests():
             # Runs on grpc's request-consumer thread, concurrently with the response loop below. An exception
             # here would end the call as UNKNOWN ("Exception iterating requests!"), naming nothing.
-            config = pb.StreamConfig(tasks=list(tasks), overload_policy=policy, max_in_flight=max_in_flight, delta=delta)
+            config = pb.StreamConfig(tasks=list(tasks), overload_policy=policy, max_in_flight=max_in_flight, delta=delta,
+                                     model=model)
             if status_interval_ms is not None:
                 config.status_interval_ms = status_interval_ms
             yield pb.SegmentStreamRequest(config=config)
@@ -429,9 +433,10 @@ def stream_with_deltas(stub, frames, check=True, keyframe_interval=0, on_frame=N
 
     summary = stream_frames(stub, frames if sent is frames else keep(frames), on_response=on_response,
                             delta=pb.DeltaOptions(enabled=True, keyframe_interval=keyframe_interval), **options)
-    if not check or summary.problems:
+    if not check or summary.problems or not summary.results:
         # A stream cancelled for want of answers (or that broke the stream contract) has failed already: a
-        # second stream to compare it with would only wait as long again.
+        # second stream to compare it with would only wait as long again. One without a result (every frame
+        # failed, as for a model the server does not serve) has nothing to check.
         return summary, rebuilder, None
     complete = stream_frames(stub, sent, **options)
     answered = [r.frame_id for r in summary.responses if r.WhichOneof("outcome") == "result"]
@@ -509,14 +514,16 @@ def main(argv=None):
     parser.add_argument("--reconnect-for", type=float, default=RECONNECT_FOR_S, metavar="S",
                         help="when the server drains or goes away, reconnect and send again every frame without a result, "
                              f"until a frame has waited S seconds with no answer (default {RECONNECT_FOR_S:g})")
+    parser.add_argument("--model", default="", metavar="NAME", help="the model to use (default: the server's default model)")
+    connection_arguments(parser)
     args = parser.parse_args(argv)
     if problem := tls_problem(args.server):
         print(f"error: {problem}", file=sys.stderr)
         return 2
     if args.in_flight < 0 or args.keyframe_interval < 0:
         parser.error("--in-flight and --keyframe-interval must be 0 or more")
-    if not args.reconnect_for > 0:
-        parser.error("--reconnect-for takes a number of seconds above 0")
+    if not args.reconnect_for > 0 or not args.connect_timeout > 0:
+        parser.error("--reconnect-for and --connect-timeout take a number of seconds above 0")
     tasks = [TASKS.get(t.strip()) for t in args.tasks.split(",")]
     if not all(tasks):
         parser.error(f"--tasks takes {', '.join(TASKS)}")
@@ -524,7 +531,7 @@ def main(argv=None):
     try:
         paths = list_frames(args.folder)
     except OSError as e:
-        print(f"error: cannot read {args.folder}: {e}", file=sys.stderr)
+        print(f"error: cannot read {args.folder}: {e.strerror or e}", file=sys.stderr)
         return 1
     if not paths:
         print(f"error: no frames in {args.folder}", file=sys.stderr)
@@ -535,10 +542,11 @@ def main(argv=None):
           f"(policy {args.policy}, in-flight {args.in_flight or 'server default'}, tasks {args.tasks}, "
           f"{'complete results' if args.no_delta else 'deltas'})")
 
-    options = dict(policy=POLICIES[args.policy], max_in_flight=args.in_flight, tasks=tasks, reconnect_for=args.reconnect_for)
+    options = dict(policy=POLICIES[args.policy], max_in_flight=args.in_flight, tasks=tasks, reconnect_for=args.reconnect_for,
+                   model=args.model)
     check = None
     try:
-        with connect(args.server) as channel:
+        with connect(args.server, args.connect_timeout, args.wait_for_server) as channel:
             stub = pb_grpc.SegmentationServiceStub(channel)
             if args.no_delta:
                 summary = stream_frames(stub, frames, on_response=lambda r: print(describe(r, names), flush=True), **options)

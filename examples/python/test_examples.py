@@ -124,6 +124,67 @@ class MissingImageTest(_ServerTest):
         self.assertNotIn("Traceback", proc.stderr)
 
 
+class ModelAndDeadlineTest(_ServerTest):
+    def test_segment_model_by_name_is_answered_by_it(self):
+        proc = self.run_script("segment.py", HELDOUT_IMAGE, "--model", "tiny-shapes", "--deadline", "60")
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        self.assertIn("model:   tiny-shapes ", proc.stdout)
+
+    def test_segment_unknown_model_is_not_found_exit_1(self):
+        proc = self.run_script("segment.py", HELDOUT_IMAGE, "--model", "no-such-model")
+        self.assertEqual(proc.returncode, 1, proc.stdout + proc.stderr)
+        self.assertIn("error: Segment failed with NOT_FOUND: Model 'no-such-model' is not served.", proc.stderr)
+        self.assertNotIn("Traceback", proc.stderr)
+
+    def test_stream_unknown_model_every_frame_not_found_no_check_exit_1(self):
+        proc = self.run_script("stream.py", CLIP, "--model", "no-such-model")
+        self.assertEqual(proc.returncode, 1, proc.stdout + proc.stderr)
+        lines = proc.stdout.strip().splitlines()
+        self.assertEqual(sum("ERROR NOT_FOUND: Model 'no-such-model' is not served." in line for line in lines), 16, proc.stdout)
+        self.assertNotIn("check:", proc.stdout, "a stream with no result has nothing to check")
+        self.assertEqual(lines[-1], "sent 16, results 0, errors 16, skipped 0", proc.stdout)
+
+    def test_segment_tiny_deadline_is_deadline_exceeded_exit_1(self):
+        proc = self.run_script("segment.py", HELDOUT_IMAGE, "--deadline", "0.001")
+        self.assertEqual(proc.returncode, 1, proc.stdout + proc.stderr)
+        self.assertIn("error: Segment failed with DEADLINE_EXCEEDED", proc.stderr)
+
+
+class ConnectFailureTest(_ServerTest):
+    """A connection that fails ends the command at once (exit 2), naming the address, unless --wait-for-server."""
+
+    def timed(self, *args, server):
+        started = time.monotonic()
+        proc = run_script(*args, server=server)
+        return proc, time.monotonic() - started
+
+    def test_nothing_listening_fails_at_once_naming_the_address(self):
+        server = f"127.0.0.1:{free_port()}"
+        for args in (("segment.py", HELDOUT_IMAGE), ("stream.py", CLIP)):
+            proc, elapsed = self.timed(*args, server=server)
+            self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
+            self.assertIn(f"cannot reach the MaskFormer server at {server}: ", proc.stderr)
+            self.assertIn("Connection refused", proc.stderr)
+            self.assertLess(elapsed, 3, f"{args[0]} took {elapsed:.1f} s to fail")
+
+    def test_tls_to_a_cleartext_server_fails_at_once_saying_the_handshake_failed(self):
+        server = "https://" + common.host_port(address())
+        for args in (("segment.py", HELDOUT_IMAGE), ("stream.py", CLIP)):
+            proc, elapsed = self.timed(*args, server=server)
+            self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
+            self.assertIn(f"cannot reach the MaskFormer server at {server}: ", proc.stderr)
+            self.assertIn("the TLS handshake failed", proc.stderr)
+            self.assertLess(elapsed, 3, f"{args[0]} took {elapsed:.1f} s to fail")
+
+    def test_wait_for_server_tries_again_until_the_connect_timeout(self):
+        server = f"127.0.0.1:{free_port()}"
+        proc, elapsed = self.timed("segment.py", HELDOUT_IMAGE, "--wait-for-server", "--connect-timeout", "2", server=server)
+        self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
+        self.assertIn(f"cannot reach the MaskFormer server at {server} within 2 s", proc.stderr)
+        self.assertGreater(elapsed, 1.9)
+        self.assertLess(elapsed, 5)
+
+
 class StreamTest(_ServerTest):
     def test_stream_answers_every_frame_in_order_with_tracks(self):
         paths = list_frames(CLIP)
@@ -168,6 +229,17 @@ class StreamTest(_ServerTest):
         self.assertEqual(summary.results, 1, "the frame before the unreadable one is answered")
         self.assertEqual(len(summary.problems), 1, summary.problems)
         self.assertIn("b.png", summary.problems[0])
+
+    def test_stream_script_refuses_a_broken_symlink_naming_it_before_sending(self):
+        with tempfile.TemporaryDirectory() as folder:
+            shutil.copy(HELDOUT_IMAGE, Path(folder) / "a.png")
+            shutil.copy(HELDOUT_IMAGE, Path(folder) / "c.png")
+            (Path(folder) / "b.png").symlink_to(Path(folder) / "missing.png")
+            proc = self.run_script("stream.py", folder)
+        self.assertEqual(proc.returncode, 1, proc.stdout + proc.stderr)
+        self.assertIn(f"b.png is a broken symbolic link (to {folder}/missing.png)", proc.stderr)
+        self.assertNotIn("streaming", proc.stdout, "nothing is sent")
+        self.assertNotIn("Traceback", proc.stderr)
 
     def test_delta_results_rebuild_to_exactly_the_complete_answers(self):
         paths = list_frames(CLIP)
@@ -519,7 +591,7 @@ class ReconnectTest(unittest.TestCase):
             with self.assertRaises(grpc.RpcError) as caught:
                 segment.segment(pb_grpc.SegmentationServiceStub(channel), HELDOUT_IMAGE.read_bytes())
             self.assertEqual(caught.exception.code(), grpc.StatusCode.UNAVAILABLE)
-            self.assertLess(time.monotonic() - started, 5, caught.exception.details())
+            self.assertLess(time.monotonic() - started, 2, caught.exception.details())
 
 
 def serve_fake(test, servicer):
@@ -795,18 +867,26 @@ class TlsTest(unittest.TestCase):
         self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
         self.assertEqual(proc.stdout.strip().splitlines()[-1], "sent 16, results 16, errors 0, skipped 0", proc.stdout)
 
-    def test_segment_without_client_certificate_fails(self):
+    def test_segment_without_client_certificate_fails_at_once(self):
+        started = time.monotonic()
         proc = run_script("segment.py", HELDOUT_IMAGE, server=self.server, tls={"MASKFORMER_CA_CERT": self.full["MASKFORMER_CA_CERT"]})
-        self.assertNotEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        elapsed = time.monotonic() - started
+        self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
         self.assertNotIn("classes:", proc.stdout)
+        self.assertIn(f"cannot reach the MaskFormer server at {self.server}: ", proc.stderr)
         self.assertIn("the TLS handshake failed", proc.stderr)
+        self.assertLess(elapsed, 3, f"took {elapsed:.1f} s to fail")
 
-    def test_server_from_another_ca_refused(self):
+    def test_server_from_another_ca_refused_at_once(self):
         other = str(Path(self.full["MASKFORMER_CA_CERT"]).with_name("other-ca.pem"))
+        started = time.monotonic()
         proc = run_script("segment.py", HELDOUT_IMAGE, server=self.server, tls=dict(self.full, MASKFORMER_CA_CERT=other))
-        self.assertNotEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        elapsed = time.monotonic() - started
+        self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
         self.assertNotIn("classes:", proc.stdout)
         self.assertIn("the TLS handshake failed", proc.stderr)
+        self.assertIn("certificate verify failed", proc.stderr)
+        self.assertLess(elapsed, 3, f"took {elapsed:.1f} s to fail")
 
     def test_settings_that_do_not_fit_are_named(self):
         cleartext = run_script("segment.py", HELDOUT_IMAGE, server=self.server.replace("https://", "http://"), tls=self.full)
