@@ -1,6 +1,6 @@
 // Shared helpers for the MaskFormer Serve Node examples: the generated client, connecting, and
 // choosing the frames of a folder.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { join, parse } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -106,36 +106,81 @@ function bearerToken(token) {
     });
 }
 
+// How long connect() waits at most: for an attempt that neither succeeds nor fails (packets dropped), or, with
+// waitForServer, for a server that is not listening yet.
+export const CONNECT_TIMEOUT_S = 15;
+
+/** The parseArgs options segment.js and stream.js take for connecting: --connect-timeout, --wait-for-server. */
+export const CONNECTION_OPTIONS = {
+  'connect-timeout': { type: 'string', default: String(CONNECT_TIMEOUT_S) },
+  'wait-for-server': { type: 'boolean', default: false },
+};
+
 /**
- * Opens a client (credentialsFor says over what) and waits until it is connected; rejects when it cannot
- * within timeoutMs, or when the TLS settings cannot be used. With MASKFORMER_TOKEN set, every call carries "authorization: Bearer <token>" (a server with
- * MaskFormer:Security:TokensFile answers UNAUTHENTICATED without it).
+ * Opens a client (credentialsFor says over what) and waits until it is connected; rejects, naming the
+ * address, when it cannot, or when the TLS settings cannot be used. The first attempt to connect that fails
+ * (nothing listens at the address; the TLS handshake failed) rejects at once, with grpc-js's reason. With
+ * waitForServer, failed attempts are made again (grpc-js's backoff, at most 4 s apart) until timeoutMs has
+ * passed: for a server that is still starting, at the cost of waiting that long for one that is not coming.
+ * timeoutMs also bounds an attempt that neither succeeds nor fails. With MASKFORMER_TOKEN set, every call
+ * carries "authorization: Bearer <token>" (a server with MaskFormer:Security:TokensFile answers
+ * UNAUTHENTICATED without it).
  */
-export function connect(address, timeoutMs = 15_000) {
-  return new Promise((resolve, reject) => {
-    const token = process.env.MASKFORMER_TOKEN;
-    const credentials = credentialsFor(address);
-    const client = new SegmentationService(hostPort(address), credentials, {
-      'grpc.max_receive_message_length': 64 * 1024 * 1024,
-      // A stream window larger than an answer: with the default 64 KiB, Kestrel loses an answer now and
-      // then (dotnet/aspnetcore#53736; the main README, Troubleshooting).
-      'grpc-node.flow_control_window': 16 * 1024 * 1024,
-      // A server that went away is tried again at least every 4 s (grpc-js waits up to 120 s by default),
-      // so a stream reconnecting with its own backoff (stream.js) finds a replacement soon after it is up.
-      'grpc.max_reconnect_backoff_ms': 4000,
-      interceptors: token ? [bearerToken(token)] : [],
-    });
-    client.waitForReady(Date.now() + timeoutMs, async (err) => {
-      if (!err) return resolve(client);
-      client.close();
-      const hint =
-        address.startsWith('https://') && (await listening(address))
-          ? " (it accepts connections, so the TLS handshake failed: is the server's certificate issued by a CA in " +
-            "MASKFORMER_CA_CERT, or the system's, and does the server want a client certificate, MASKFORMER_CLIENT_CERT " +
-            'and MASKFORMER_CLIENT_KEY, from a CA it trusts?)'
-          : '';
-      reject(new Error(`cannot reach the MaskFormer server at ${address} within ${timeoutMs} ms: ${err.message}${hint}`));
-    });
+export async function connect(address, { timeoutMs = CONNECT_TIMEOUT_S * 1000, waitForServer = false } = {}) {
+  const token = process.env.MASKFORMER_TOKEN;
+  const credentials = credentialsFor(address);
+  const client = new SegmentationService(hostPort(address), credentials, {
+    'grpc.max_receive_message_length': 64 * 1024 * 1024,
+    // A stream window larger than an answer: with the default 64 KiB, Kestrel loses an answer now and
+    // then (dotnet/aspnetcore#53736; the main README, Troubleshooting).
+    'grpc-node.flow_control_window': 16 * 1024 * 1024,
+    // A server that went away is tried again at least every 4 s (grpc-js waits up to 120 s by default),
+    // so a stream reconnecting with its own backoff (stream.js) finds a replacement soon after it is up.
+    'grpc.max_reconnect_backoff_ms': 4000,
+    interceptors: token ? [bearerToken(token)] : [],
+  });
+  const failure = await untilReady(client, timeoutMs, waitForServer);
+  if (failure === null) return client;
+  client.close();
+  const hint =
+    address.startsWith('https://') && (await listening(address))
+      ? " (it accepts connections, so the TLS handshake failed: is the server's certificate issued by a CA in " +
+        "MASKFORMER_CA_CERT, or the system's, and does the server want a client certificate, MASKFORMER_CLIENT_CERT " +
+        'and MASKFORMER_CLIENT_KEY, from a CA it trusts?)'
+      : '';
+  throw new Error(`cannot reach the MaskFormer server at ${address}${failure}${hint}`);
+}
+
+/**
+ * Resolves with null once the client's channel is READY, else with why not, as the end of a sentence:
+ * ": <grpc-js's reason>" when an attempt failed (and waitForServer is off), " within N s" after timeoutMs.
+ */
+async function untilReady(client, timeoutMs, waitForServer) {
+  const channel = client.getChannel();
+  const deadline = Date.now() + timeoutMs;
+  const { READY, TRANSIENT_FAILURE, SHUTDOWN } = grpc.connectivityState;
+  for (let state = channel.getConnectivityState(true); state !== SHUTDOWN; state = channel.getConnectivityState(true)) {
+    if (state === READY) return null;
+    if (state === TRANSIENT_FAILURE && !waitForServer) return `: ${await connectError(client)}`;
+    const changed = await new Promise((resolve) => channel.watchConnectivityState(state, deadline, (err) => resolve(!err)));
+    if (!changed) break;
+  }
+  return ` within ${timeoutMs / 1000} s`;
+}
+
+/**
+ * grpc-js's reason for the channel's failed attempt to connect. The channel does not tell it, but a call
+ * made (without waitForReady) while the channel is in TRANSIENT_FAILURE fails at once with it in its details.
+ */
+function connectError(client) {
+  return new Promise((resolve) => {
+    client.makeUnaryRequest('/grpc.health.v1.Health/Check', (b) => b, (b) => b, Buffer.alloc(0), { deadline: Date.now() + 2000 }, (err) =>
+      resolve(
+        err?.code === grpc.status.UNAVAILABLE && err.details
+          ? err.details.replace(/\s*Resolution note:\s*$/, '').replace(/\s+/g, ' ').trim()
+          : 'the connection failed',
+      ),
+    );
   });
 }
 
@@ -152,12 +197,24 @@ export function isFrameName(name) {
   );
 }
 
-/** The frames of a folder, as full paths sorted by file name. */
+/**
+ * The frames of a folder, as full paths sorted by file name. A frame's name whose file cannot be found (a
+ * broken symbolic link) throws, naming it, so that the stream is refused before a frame is sent rather than
+ * going without it; one that names a folder is not a frame.
+ */
 export function listFrames(folder) {
-  return readdirSync(folder)
-    .filter((name) => isFrameName(name) && statSync(join(folder, name)).isFile())
-    .sort()
-    .map((name) => join(folder, name));
+  const frames = [];
+  for (const name of readdirSync(folder)) {
+    if (!isFrameName(name)) continue;
+    const path = join(folder, name);
+    const stats = statSync(path, { throwIfNoEntry: false });
+    if (stats === undefined) {
+      const link = lstatSync(path, { throwIfNoEntry: false })?.isSymbolicLink();
+      throw new Error(`${path} is ${link ? `a broken symbolic link (to ${readlinkSync(path)})` : 'gone'}`);
+    }
+    if (stats.isFile()) frames.push(path);
+  }
+  return frames.sort();
 }
 
 /** (width, height) from a PNG's IHDR chunk. */

@@ -1,13 +1,17 @@
 // Segments one image with a unary Segment call (semantic + panoptic) and prints the result.
 //
-//   node segment.js IMAGE [--server host:port]
+//   node segment.js IMAGE [--server host:port] [--model NAME] [--deadline SECONDS]
+//                   [--connect-timeout SECONDS] [--wait-for-server]
 //
-// The server address defaults to $MASKFORMER_ADDRESS, else 127.0.0.1:5081. An UNAVAILABLE the server
-// sends (models still loading, draining), or a RESOURCE_EXHAUSTED with a RetryInfo (overloaded), is tried
-// again within the call's 30 s deadline (see segment()).
+// The server address defaults to $MASKFORMER_ADDRESS, else 127.0.0.1:5081; --model names the model
+// (default: the server's default model). A failed connection (nothing listening, a failed TLS handshake)
+// ends the command at once, exit 2, unless --wait-for-server: then it is tried again until --connect-timeout
+// (default 15 s). An UNAVAILABLE the server sends (models still loading, draining), or a RESOURCE_EXHAUSTED
+// with a RetryInfo (overloaded), is tried again within the call's deadline (--deadline, default 30 s; see
+// segment()).
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { DEFAULT_SERVER, connect, grpc, isMain } from './client.js';
+import { CONNECTION_OPTIONS, DEFAULT_SERVER, connect, grpc, isMain } from './client.js';
 import { backoffMs, retryDelayMs, retryInfoMs } from './stream.js';
 
 // The whole call, every attempt included.
@@ -16,7 +20,8 @@ const DEADLINE_MS = 30_000;
 export const MAX_ATTEMPTS = 5;
 
 /**
- * Sends one encoded image; resolves with the SegmentResponse. frameId is a string or number.
+ * Sends one encoded image to model (empty: the server's default); resolves with the SegmentResponse.
+ * frameId is a string or number.
  *
  * An UNAVAILABLE the server sent (its models are still loading; it is draining and a new connection goes
  * to another instance) is tried again after the server's google.rpc.RetryInfo delay, or a backoff of
@@ -27,11 +32,12 @@ export const MAX_ATTEMPTS = 5;
  * called before each wait. An UNAVAILABLE grpc-js made itself (no server at the address, a dropped
  * connection), a RESOURCE_EXHAUSTED without a RetryInfo, and every other failure reject at once.
  */
-export async function segment(client, imageBytes, frameId = '1', { deadlineMs = DEADLINE_MS, onRetry } = {}) {
+export async function segment(client, imageBytes, frameId = '1', { deadlineMs = DEADLINE_MS, onRetry, model = '' } = {}) {
   const request = {
     image: { encoded: imageBytes },
     tasks: ['SEGMENTATION_TASK_SEMANTIC', 'SEGMENTATION_TASK_PANOPTIC'],
     frame_id: String(frameId),
+    model,
   };
   const deadline = Date.now() + deadlineMs;
   for (let attempt = 1; ; attempt++) {
@@ -109,12 +115,19 @@ export function formatResponse(r) {
 }
 
 async function main() {
-  const usage = 'usage: node segment.js IMAGE [--server host:port]';
+  const usage =
+    'usage: node segment.js IMAGE [--server host:port] [--model NAME] [--deadline SECONDS]\n' +
+    '                       [--connect-timeout SECONDS] [--wait-for-server]';
   let args;
   try {
     args = parseArgs({
       allowPositionals: true,
-      options: { server: { type: 'string', default: DEFAULT_SERVER } },
+      options: {
+        server: { type: 'string', default: DEFAULT_SERVER },
+        model: { type: 'string', default: '' },
+        deadline: { type: 'string', default: String(DEADLINE_MS / 1000) },
+        ...CONNECTION_OPTIONS,
+      },
     });
   } catch (e) {
     // An unknown option (--help too): the usage, as stream.js gives it, not a stack trace.
@@ -122,7 +135,9 @@ async function main() {
     return 2;
   }
   const { values, positionals } = args;
-  if (positionals.length !== 1) {
+  const deadline = Number(values.deadline);
+  const connectTimeout = Number(values['connect-timeout']);
+  if (positionals.length !== 1 || !(deadline > 0) || !(connectTimeout > 0)) {
     console.error(usage);
     return 2;
   }
@@ -136,13 +151,15 @@ async function main() {
   }
   let client;
   try {
-    client = await connect(values.server);
+    client = await connect(values.server, { timeoutMs: connectTimeout * 1000, waitForServer: values['wait-for-server'] });
   } catch (e) {
     console.error(`error: ${e.message}`);
     return 2;
   }
   try {
     const response = await segment(client, imageBytes, '1', {
+      model: values.model,
+      deadlineMs: deadline * 1000,
       onRetry: ({ error, delayMs }) =>
         console.error(`segment: the server answered ${grpc.status[error.code]} ("${error.details}"): trying again in ${delayMs / 1000} s`),
     });

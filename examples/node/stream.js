@@ -2,7 +2,7 @@
 //
 //   node stream.js FOLDER [--server host:port] [--policy queue|drop-oldest|latest-only] [--in-flight N]
 //                  [--tasks semantic,instance,panoptic] [--keyframe-interval N] [--no-delta] [--no-check]
-//                  [--reconnect-for SECONDS]
+//                  [--reconnect-for SECONDS] [--model NAME] [--connect-timeout SECONDS] [--wait-for-server]
 //
 // Results come as deltas (StreamConfig.delta) unless --no-delta: a DeltaRebuilder (delta.js) turns each
 // into the complete frame. Unless --no-check, the frames are then streamed again without deltas and every
@@ -34,7 +34,7 @@ import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_SERVER, connect, grpc, isMain, listFrames } from './client.js';
+import { CONNECTION_OPTIONS, DEFAULT_SERVER, connect, grpc, isMain, listFrames } from './client.js';
 import { DeltaRebuilder, decodeComplete, frameDifferences } from './delta.js';
 
 export const POLICIES = {
@@ -59,7 +59,8 @@ export const RECONNECT_FOR_S = 60;
  * onResponse(response) is called for each frame's answer, once each and in frame order, whatever call it
  * came on; onAnswer(response) as each kept answer arrives, in the order of its call (a DeltaRebuilder
  * fed there always has its base: a new call's first result is complete). `delta` is a DeltaOptions
- * ({ enabled, keyframe_interval }) or null for complete results. A stream whose frames wait
+ * ({ enabled, keyframe_interval }) or null for complete results; `model` names the model (StreamConfig.model;
+ * empty: the server's default). A stream whose frames wait
  * `answerTimeoutMs` without an answer is cancelled and reported in `problems`.
  *
  * One stream outlives the server's drain (docs/deploy.md, Drain): on an answer marked `draining` it
@@ -85,6 +86,7 @@ export async function streamFrames(
     statusIntervalMs = null,
     answerTimeoutMs = ANSWER_TIMEOUT_MS,
     reconnectFor = RECONNECT_FOR_S,
+    model = '',
     onResponse,
     onAnswer,
     onReconnect,
@@ -95,7 +97,7 @@ export async function streamFrames(
     sentIds: [], responses: [], results: 0, errors: 0, skipped: 0, statuses: 0, bytes: 0, problems: [],
     reconnects: 0, framesSentAgain: 0,
   };
-  const config = { tasks, overload_policy: policy, max_in_flight: maxInFlight, delta };
+  const config = { model, tasks, overload_policy: policy, max_in_flight: maxInFlight, delta };
   if (statusIntervalMs !== null) config.status_interval_ms = statusIntervalMs;
 
   // The input is shared by the calls: a next() one call was waiting for when it ended is taken by the next.
@@ -452,8 +454,9 @@ export async function streamWithDeltas(client, frames, { check = true, keyframeI
     onResponse: (response) => onFrame?.(response, rebuilt.get(response.frame_id) ?? null),
   });
   // A stream cancelled for want of answers (or that broke the stream contract) has failed already: a second
-  // stream to compare it with would only wait as long again.
-  if (!check || summary.problems.length > 0) return { summary, rebuilt, deltas: rebuilder.deltas, check: null };
+  // stream to compare it with would only wait as long again. One without a result (every frame failed, as for
+  // a model the server does not serve) has nothing to check.
+  if (!check || summary.problems.length > 0 || summary.results === 0) return { summary, rebuilt, deltas: rebuilder.deltas, check: null };
 
   const complete = await streamFrames(client, sent, { ...options, delta: null });
   const answered = (run) => run.responses.filter((r) => r.outcome === 'result').map((r) => r.frame_id);
@@ -536,7 +539,7 @@ async function main() {
   const usage =
     'usage: node stream.js FOLDER [--server host:port] [--policy queue|drop-oldest|latest-only] [--in-flight N]\n' +
     '                      [--tasks semantic,instance,panoptic] [--keyframe-interval N] [--no-delta] [--no-check]\n' +
-    '                      [--reconnect-for SECONDS]';
+    '                      [--reconnect-for SECONDS] [--model NAME] [--connect-timeout SECONDS] [--wait-for-server]';
   let args;
   try {
     args = parseArgs({
@@ -550,6 +553,8 @@ async function main() {
         'no-delta': { type: 'boolean', default: false },
         'no-check': { type: 'boolean', default: false },
         'reconnect-for': { type: 'string', default: String(RECONNECT_FOR_S) },
+        model: { type: 'string', default: '' },
+        ...CONNECTION_OPTIONS,
       },
     });
   } catch (e) {
@@ -560,9 +565,10 @@ async function main() {
   const inFlight = Number(values['in-flight']);
   const keyframeInterval = Number(values['keyframe-interval']);
   const reconnectFor = Number(values['reconnect-for']);
+  const connectTimeout = Number(values['connect-timeout']);
   const tasks = values.tasks.split(',').map((t) => TASKS[t.trim()]);
   const counts = [inFlight, keyframeInterval];
-  if (positionals.length !== 1 || !(values.policy in POLICIES) || !counts.every((n) => Number.isInteger(n) && n >= 0) || !tasks.every(Boolean) || !(reconnectFor > 0)) {
+  if (positionals.length !== 1 || !(values.policy in POLICIES) || !counts.every((n) => Number.isInteger(n) && n >= 0) || !tasks.every(Boolean) || !(reconnectFor > 0) || !(connectTimeout > 0)) {
     console.error(usage);
     return 2;
   }
@@ -588,7 +594,7 @@ async function main() {
 
   let client;
   try {
-    client = await connect(values.server);
+    client = await connect(values.server, { timeoutMs: connectTimeout * 1000, waitForServer: values['wait-for-server'] });
   } catch (e) {
     console.error(`error: ${e.message}`);
     return 2;
@@ -599,6 +605,7 @@ async function main() {
       maxInFlight: inFlight,
       tasks,
       reconnectFor,
+      model: values.model,
       onReconnect: (note) => console.log(`stream: ${note}`),
     };
     if (values['no-delta']) {

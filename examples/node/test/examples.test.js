@@ -7,7 +7,8 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -111,6 +112,62 @@ describe('MaskFormer Serve Node examples', () => {
     assert.equal(code, 2, stderr);
     assert.ok(stderr.includes('usage: node segment.js IMAGE'), stderr);
     assert.ok(!stderr.includes('    at '), stderr);
+  });
+
+  test('segment.js --model tiny-shapes --deadline 60 is answered by that model', async () => {
+    const { code, stdout, stderr } = await runScript('segment.js', HELDOUT_IMAGE, '--model', 'tiny-shapes', '--deadline', '60');
+    assert.equal(code, 0, stdout + stderr);
+    assert.ok(stdout.includes('model:   tiny-shapes '), stdout);
+  });
+
+  test("segment.js --model of a model the server does not serve fails with its NOT_FOUND, exit 1", async () => {
+    const { code, stdout, stderr } = await runScript('segment.js', HELDOUT_IMAGE, '--model', 'no-such-model');
+    assert.equal(code, 1, stdout + stderr);
+    assert.ok(stderr.includes("error: Segment failed with NOT_FOUND: Model 'no-such-model' is not served."), stderr);
+    assert.ok(!stderr.includes('    at '), stderr);
+  });
+
+  test("stream.js --model of a model the server does not serve: every frame NOT_FOUND, no check, exit 1", async () => {
+    const { code, stdout, stderr } = await runScript('stream.js', CLIP, '--model', 'no-such-model');
+    assert.equal(code, 1, stdout + stderr);
+    const lines = stdout.trim().split('\n');
+    assert.equal(lines.filter((l) => l.includes("ERROR NOT_FOUND: Model 'no-such-model' is not served.")).length, 16, stdout);
+    assert.ok(!stdout.includes('check:'), `a stream with no result has nothing to check:\n${stdout}`);
+    assert.equal(lines.at(-1), 'sent 16, results 0, errors 16, skipped 0', stdout);
+  });
+
+  test('segment.js --deadline 0.001 fails DEADLINE_EXCEEDED, exit 1', async () => {
+    const { code, stdout, stderr } = await runScript('segment.js', HELDOUT_IMAGE, '--deadline', '0.001');
+    assert.equal(code, 1, stdout + stderr);
+    assert.ok(stderr.includes('error: Segment failed with DEADLINE_EXCEEDED'), stderr);
+  });
+
+  test('segment.js and stream.js over TLS to the cleartext server fail at once (exit 2), saying the handshake failed', async () => {
+    const server = `https://${requireAddress().replace(/^https?:\/\//, '')}`;
+    for (const args of [['segment.js', HELDOUT_IMAGE], ['stream.js', CLIP]]) {
+      const started = Date.now();
+      const { code, stdout, stderr } = await runExample(args, { server });
+      const elapsed = Date.now() - started;
+      assert.equal(code, 2, stdout + stderr);
+      assert.ok(stderr.includes(`cannot reach the MaskFormer server at ${server}: `), stderr);
+      assert.ok(stderr.includes('the TLS handshake failed'), stderr);
+      assert.ok(elapsed < 3_000, `${args[0]} took ${elapsed} ms to fail`);
+    }
+  });
+
+  test('stream.js refuses a folder with a broken symbolic link among its frames, naming it, before sending', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'frames-'));
+    try {
+      copyFileSync(HELDOUT_IMAGE, join(folder, 'a.png'));
+      copyFileSync(HELDOUT_IMAGE, join(folder, 'c.png'));
+      symlinkSync(join(folder, 'missing.png'), join(folder, 'b.png'));
+      const { code, stdout, stderr } = await runScript('stream.js', folder);
+      assert.equal(code, 1, stdout + stderr);
+      assert.ok(stderr.includes(`b.png is a broken symbolic link (to ${join(folder, 'missing.png')})`), stderr);
+      assert.ok(!stdout.includes('streaming'), `nothing is sent:\n${stdout}`);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
   });
 
   test('segment.js prints the result', async () => {
@@ -560,6 +617,40 @@ describe('a server that needs a bearer token (tools/test-all.sh starts one)', ()
   });
 });
 
+describe('a failed connection (nothing listening: needs no server)', () => {
+  /** A port nothing listens on: one the system gave and took back. */
+  const freePort = () =>
+    new Promise((resolve) => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = server.address();
+        server.close(() => resolve(port));
+      });
+    });
+
+  test('segment.js and stream.js fail at once (exit 2), naming the address and the refused connection', async () => {
+    const server = `127.0.0.1:${await freePort()}`;
+    for (const args of [['segment.js', HELDOUT_IMAGE], ['stream.js', CLIP]]) {
+      const started = Date.now();
+      const { code, stdout, stderr } = await runExample(args, { server });
+      const elapsed = Date.now() - started;
+      assert.equal(code, 2, stdout + stderr);
+      assert.ok(stderr.includes(`cannot reach the MaskFormer server at ${server}: `), stderr);
+      assert.ok(stderr.includes('ECONNREFUSED'), stderr);
+      assert.ok(elapsed < 3_000, `${args[0]} took ${elapsed} ms to fail`);
+    }
+  });
+
+  test('--wait-for-server tries again until --connect-timeout', async () => {
+    const server = `127.0.0.1:${await freePort()}`;
+    const started = Date.now();
+    const { code, stdout, stderr } = await runExample(['segment.js', HELDOUT_IMAGE, '--wait-for-server', '--connect-timeout', '2'], { server });
+    const elapsed = Date.now() - started;
+    assert.equal(code, 2, stdout + stderr);
+    assert.ok(stderr.includes(`cannot reach the MaskFormer server at ${server} within 2 s`), stderr);
+    assert.ok(elapsed > 1_900 && elapsed < 5_000, `took ${elapsed} ms`);
+  });
+});
+
 describe('a server with TLS that wants a client certificate (tools/test-all.sh starts one)', () => {
   const server = process.env.MASKFORMER_TLS_SERVER;
   const folder = process.env.MASKFORMER_TLS_FILES;
@@ -584,22 +675,30 @@ describe('a server with TLS that wants a client certificate (tools/test-all.sh s
     assert.equal(streamed.stdout.trim().split('\n').at(-1), 'sent 16, results 16, errors 0, skipped 0', streamed.stdout);
   });
 
-  test('segment.js without a client certificate fails', async () => {
+  test('segment.js without a client certificate fails at once (exit 2)', async () => {
     const { MASKFORMER_CA_CERT } = full();
+    const started = Date.now();
     const { code, stdout, stderr } = await runExample(['segment.js', HELDOUT_IMAGE], { server, tls: { MASKFORMER_CA_CERT } });
+    const elapsed = Date.now() - started;
 
-    assert.notEqual(code, 0, stdout + stderr);
+    assert.equal(code, 2, stdout + stderr);
     assert.ok(!stdout.includes('classes:'), stdout);
+    assert.ok(stderr.includes(`cannot reach the MaskFormer server at ${server}: `), stderr);
     assert.ok(stderr.includes('the TLS handshake failed'), stderr);
+    assert.ok(elapsed < 3_000, `took ${elapsed} ms to fail`);
   });
 
-  test('segment.js refuses a server whose certificate is not from MASKFORMER_CA_CERT', async () => {
+  test('segment.js refuses a server whose certificate is not from MASKFORMER_CA_CERT at once (exit 2)', async () => {
     const tls = { ...full(), MASKFORMER_CA_CERT: join(folder, 'other-ca.pem') };
+    const started = Date.now();
     const { code, stdout, stderr } = await runExample(['segment.js', HELDOUT_IMAGE], { server, tls });
+    const elapsed = Date.now() - started;
 
-    assert.notEqual(code, 0, stdout + stderr);
+    assert.equal(code, 2, stdout + stderr);
     assert.ok(!stdout.includes('classes:'), stdout);
     assert.ok(stderr.includes('the TLS handshake failed'), stderr);
+    assert.ok(stderr.includes('unable to verify the first certificate'), stderr);
+    assert.ok(elapsed < 3_000, `took ${elapsed} ms to fail`);
   });
 
   test('settings that do not fit are named', async () => {

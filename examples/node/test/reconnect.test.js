@@ -135,7 +135,7 @@ describe('a stream across a server replaced mid-stream (servers started here)', 
         '--MaskFormer:Inference:MaxQueueDelay=00:00:01',
       );
       await first.ready;
-      const client = await connect(`127.0.0.1:${port}`);
+      const client = await connect(`127.0.0.1:${port}`, { waitForServer: true }); // ready may come before it listens
       let second = null;
       let firstGone;
       const gone = new Promise((resolve) => { firstGone = resolve; });
@@ -200,7 +200,7 @@ describe('a stream across a server replaced mid-stream (servers started here)', 
     // Slow batches, 4 frames a second and the last 8 held until the kill: the clip is not over when the server goes.
     const first = startServer(port, '--MaskFormer:Inference:MaxBatchSize=8', '--MaskFormer:Inference:MaxQueueDelay=00:00:01');
     await first.ready;
-    const client = await connect(`127.0.0.1:${port}`);
+    const client = await connect(`127.0.0.1:${port}`, { waitForServer: true }); // ready may come before it listens
     let firstKilled;
     const killed = new Promise((resolve) => { firstKilled = resolve; });
     try {
