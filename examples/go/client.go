@@ -7,20 +7,26 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	pb "github.com/maskformer-serve/maskformer/gen/go/maskformer/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 )
 
-// defaultConnectTimeout bounds the wait for a ready connection, so that a wrong address fails fast.
+// defaultConnectTimeout bounds the wait for a ready connection: an attempt that neither succeeds nor fails
+// (packets dropped), or, with -wait-for-server, a server that is not listening yet.
 const defaultConnectTimeout = 15 * time.Second
 
 // streamWindow is the HTTP/2 flow-control window the client grants per stream and per connection. Answers
@@ -95,10 +101,14 @@ func (t bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]
 
 func (bearerToken) RequireTransportSecurity() bool { return false }
 
-// connect opens a channel (transportSecurity says over what) and waits until it is ready, at most
-// connectTimeout. With MASKFORMER_TOKEN set, every call carries "authorization: Bearer <token>" (a server
-// with MaskFormer:Security:TokensFile answers UNAUTHENTICATED without it).
-func connect(address string, connectTimeout time.Duration) (*grpc.ClientConn, error) {
+// connect opens a channel (transportSecurity says over what) and waits until it is ready. The first attempt
+// to connect that fails (nothing listens at the address; the TLS handshake failed) returns an error at once,
+// naming the address, with grpc-go's reason. With waitForServer, failed attempts are made again (grpc-go's
+// backoff, at most 4 s apart) until connectTimeout has passed: for a server that is still starting, at the
+// cost of waiting that long for one that is not coming. connectTimeout also bounds an attempt that neither
+// succeeds nor fails. With MASKFORMER_TOKEN set, every call carries "authorization: Bearer <token>" (a
+// server with MaskFormer:Security:TokensFile answers UNAUTHENTICATED without it).
+func connect(address string, connectTimeout time.Duration, waitForServer bool) (*grpc.ClientConn, error) {
 	security, err := transportSecurity(address)
 	if err != nil {
 		return nil, err
@@ -111,8 +121,6 @@ func connect(address string, connectTimeout time.Duration) (*grpc.ClientConn, er
 	defer cancel()
 	options := []grpc.DialOption{
 		transport,
-		grpc.WithBlock(),
-		grpc.WithReturnConnectionError(),
 		grpc.WithInitialWindowSize(streamWindow),
 		grpc.WithInitialConnWindowSize(streamWindow),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20)),
@@ -128,15 +136,53 @@ func connect(address string, connectTimeout time.Duration) (*grpc.ClientConn, er
 	}
 	conn, err := grpc.DialContext(ctx, hostPort(address), options...)
 	if err != nil {
-		hint := ""
-		if security != nil && listening(address) {
-			hint = " (it accepts connections, so the TLS handshake failed: is the server's certificate issued by a CA in " +
-				"MASKFORMER_CA_CERT, or the system's, and does the server want a client certificate, MASKFORMER_CLIENT_CERT " +
-				"and MASKFORMER_CLIENT_KEY, from a CA it trusts?)"
-		}
-		return nil, fmt.Errorf("server unreachable: cannot reach the MaskFormer server at %s within %v: %v%s", address, connectTimeout, err, hint)
+		return nil, fmt.Errorf("server unreachable: cannot reach the MaskFormer server at %s: %v", address, err)
 	}
-	return conn, nil
+	failure := untilReady(ctx, conn, connectTimeout, waitForServer)
+	if failure == "" {
+		return conn, nil
+	}
+	conn.Close()
+	hint := ""
+	if security != nil && listening(address) {
+		hint = " (it accepts connections, so the TLS handshake failed: is the server's certificate issued by a CA in " +
+			"MASKFORMER_CA_CERT, or the system's, and does the server want a client certificate, MASKFORMER_CLIENT_CERT " +
+			"and MASKFORMER_CLIENT_KEY, from a CA it trusts?)"
+	}
+	return nil, fmt.Errorf("server unreachable: cannot reach the MaskFormer server at %s%s%s", address, failure, hint)
+}
+
+// untilReady waits until conn is READY and returns "", else why not, as the end of a sentence: ": <grpc-go's
+// reason>" when an attempt failed (and waitForServer is off), " within <timeout>" when ctx ran out.
+// (grpc.WithBlock would wait for READY through every failed attempt; FailOnNonTempDialError would not stop
+// at a failed TLS handshake, which grpc-go counts as temporary.)
+func untilReady(ctx context.Context, conn *grpc.ClientConn, timeout time.Duration, waitForServer bool) string {
+	for {
+		state := conn.GetState()
+		switch {
+		case state == connectivity.Ready:
+			return ""
+		case state == connectivity.Shutdown:
+			return ": the connection was shut down"
+		case state == connectivity.TransientFailure && !waitForServer:
+			return ": " + connectError(conn)
+		}
+		if !conn.WaitForStateChange(ctx, state) {
+			return fmt.Sprintf(" within %v", timeout)
+		}
+	}
+}
+
+// connectError is grpc-go's reason for conn's failed attempt to connect. The connection does not tell it,
+// but a call made (without WaitForReady) while it is in TRANSIENT_FAILURE fails at once with it in its message.
+func connectError(conn *grpc.ClientConn) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err := pb.NewSegmentationServiceClient(conn).ListModels(ctx, &pb.ListModelsRequest{})
+	if st := status.Convert(err); err != nil && st.Code() == codes.Unavailable && st.Message() != "" {
+		return st.Message()
+	}
+	return "the connection failed"
 }
 
 // listening says whether something accepts TCP connections at address: a TLS channel that never became
@@ -150,11 +196,49 @@ func listening(address string) bool {
 	return true
 }
 
-// connectionFlags adds the flags every command takes: the server's address and how long to wait for it.
-func connectionFlags(flags *flag.FlagSet) (*string, *time.Duration) {
-	server := flags.String("server", defaultServer(), "host:port of the server, or https://host:port for TLS (default $MASKFORMER_ADDRESS, else 127.0.0.1:5081)")
-	timeout := flags.Duration("connect-timeout", defaultConnectTimeout, "how long to wait for the server")
-	return server, timeout
+// connection is how a command reaches its server (connectionFlags).
+type connection struct {
+	server        string
+	model         string
+	timeout       seconds
+	waitForServer bool
+}
+
+func (c *connection) connect() (*grpc.ClientConn, error) {
+	return connect(c.server, time.Duration(c.timeout), c.waitForServer)
+}
+
+// connectionFlags adds the flags every command takes: the server's address, the model, how long to wait for
+// the server and whether to wait for one that is not listening yet.
+func connectionFlags(flags *flag.FlagSet) *connection {
+	c := &connection{timeout: seconds(defaultConnectTimeout)}
+	flags.StringVar(&c.server, "server", defaultServer(), "host:port of the server, or https://host:port for TLS (default $MASKFORMER_ADDRESS, else 127.0.0.1:5081)")
+	flags.StringVar(&c.model, "model", "", "the model to use (default: the server's default model)")
+	flags.Var(&c.timeout, "connect-timeout", "the longest wait for a connection, in seconds or as a duration")
+	flags.BoolVar(&c.waitForServer, "wait-for-server", false, "try a failed connection again until -connect-timeout (a server still starting) instead of failing at once")
+	return c
+}
+
+// seconds is a flag's length of time: a number of seconds (0.5, 30), as the Python and Node examples take
+// it, or a Go duration (500ms, 30s); above 0.
+type seconds time.Duration
+
+func (s *seconds) String() string { return time.Duration(*s).String() }
+
+func (s *seconds) Set(value string) error {
+	d, err := time.ParseDuration(value)
+	if err != nil {
+		n, nerr := strconv.ParseFloat(value, 64)
+		if nerr != nil {
+			return fmt.Errorf("%q is neither a number of seconds nor a duration", value)
+		}
+		d = time.Duration(n * float64(time.Second))
+	}
+	if d <= 0 {
+		return fmt.Errorf("%q: give a time above 0", value)
+	}
+	*s = seconds(d)
+	return nil
 }
 
 // parseTasks reads a comma-separated list of semantic, instance and panoptic.
@@ -198,7 +282,9 @@ func parseFlags(flags *flag.FlagSet, args []string, what string) (string, error)
 var imageExtensions = map[string]bool{".png": true, ".jpg": true, ".jpeg": true, ".bmp": true, ".gif": true, ".tga": true, ".tif": true, ".tiff": true, ".webp": true}
 
 // listFrames returns the images of a folder sorted by name, leaving out ground truth and predictions
-// stored beside the frames (stems ending in _semantic or _panoptic, or containing _pred).
+// stored beside the frames (stems ending in _semantic or _panoptic, or containing _pred), and folders (a
+// named pipe is a frame: the tests' camera). A frame's name whose file cannot be found (a broken symbolic
+// link) is an error naming it.
 func listFrames(folder string) ([]string, error) {
 	entries, err := os.ReadDir(folder)
 	if err != nil {
@@ -209,10 +295,26 @@ func listFrames(folder string) ([]string, error) {
 		name := entry.Name()
 		ext := strings.ToLower(filepath.Ext(name))
 		stem := strings.TrimSuffix(name, filepath.Ext(name))
-		if entry.IsDir() || !imageExtensions[ext] || strings.HasSuffix(stem, "_semantic") || strings.HasSuffix(stem, "_panoptic") || strings.Contains(stem, "_pred") {
+		if !imageExtensions[ext] || strings.HasSuffix(stem, "_semantic") || strings.HasSuffix(stem, "_panoptic") || strings.Contains(stem, "_pred") {
 			continue
 		}
-		frames = append(frames, filepath.Join(folder, name))
+		path := filepath.Join(folder, name)
+		// Followed through symbolic links: a broken one is refused here, naming it, before a frame is sent,
+		// rather than ending the stream where it comes; one to a folder is no frame.
+		info, err := os.Stat(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			if target, lerr := os.Readlink(path); lerr == nil {
+				return nil, fmt.Errorf("cannot read %s: %s is a broken symbolic link (to %s)", folder, path, target)
+			}
+			return nil, fmt.Errorf("cannot read %s: %s is gone", folder, path)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if info.IsDir() {
+			continue
+		}
+		frames = append(frames, path)
 	}
 	sort.Strings(frames)
 	return frames, nil

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"image/png"
 	"io"
 	"net"
@@ -39,7 +40,7 @@ func serverAddress(t *testing.T) string {
 
 func dial(t *testing.T) pb.SegmentationServiceClient {
 	t.Helper()
-	conn, err := connect(serverAddress(t), defaultConnectTimeout)
+	conn, err := connect(serverAddress(t), defaultConnectTimeout, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,11 +331,96 @@ func TestCorruptImageIsInvalidArgumentNamingTheField(t *testing.T) {
 	}
 }
 
-func TestUnreachableServerExitsTwo(t *testing.T) {
+// timedClient is runClient, and how long the command took.
+func timedClient(t *testing.T, binary string, args ...string) (int, string, string, time.Duration) {
+	t.Helper()
+	started := time.Now()
+	code, stdout, stderr := runClient(t, binary, args...)
+	return code, stdout, stderr, time.Since(started)
+}
+
+// With the default -connect-timeout (15 s): a connection refused ends the command at once.
+func TestUnreachableServerFailsAtOnceNamingTheAddress(t *testing.T) {
 	binary := buildClient(t)
-	code, _, stderr := runClient(t, binary, "segment", heldoutImage, "-server", "127.0.0.1:1", "-connect-timeout", "1s")
-	if code != 2 || !strings.Contains(stderr, "cannot reach the MaskFormer server at 127.0.0.1:1") {
-		t.Fatalf("exit code %d, stderr %q: want 2 and what could not be reached", code, stderr)
+	server := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	for _, args := range [][]string{{"segment", heldoutImage}, {"stream", clipFolder}} {
+		code, _, stderr, elapsed := timedClient(t, binary, append(args, "-server", server)...)
+		if code != 2 || !strings.Contains(stderr, "cannot reach the MaskFormer server at "+server+": ") || !strings.Contains(stderr, "connection refused") {
+			t.Fatalf("%s: exit code %d, stderr %q: want 2, the address and the refused connection", args[0], code, stderr)
+		}
+		if elapsed > 3*time.Second {
+			t.Fatalf("%s took %v to fail", args[0], elapsed)
+		}
+	}
+}
+
+func TestWaitForServerTriesAgainUntilTheConnectTimeout(t *testing.T) {
+	binary := buildClient(t)
+	server := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	code, _, stderr, elapsed := timedClient(t, binary, "segment", heldoutImage, "-server", server, "--wait-for-server", "--connect-timeout", "2")
+	if code != 2 || !strings.Contains(stderr, "cannot reach the MaskFormer server at "+server+" within 2s") {
+		t.Fatalf("exit code %d, stderr %q: want 2 and the wait", code, stderr)
+	}
+	if elapsed < 1900*time.Millisecond || elapsed > 5*time.Second {
+		t.Fatalf("took %v, want about 2 s", elapsed)
+	}
+}
+
+func TestTLSToACleartextServerFailsAtOnce(t *testing.T) {
+	binary := buildClient(t)
+	server := "https://" + hostPort(serverAddress(t))
+	for _, args := range [][]string{{"segment", heldoutImage}, {"stream", clipFolder}} {
+		code, _, stderr, elapsed := timedClient(t, binary, append(args, "-server", server)...)
+		if code != 2 || !strings.Contains(stderr, "cannot reach the MaskFormer server at "+server+": ") || !strings.Contains(stderr, "the TLS handshake failed") {
+			t.Fatalf("%s: exit code %d, stderr %q: want 2, the address and a failed handshake", args[0], code, stderr)
+		}
+		if elapsed > 3*time.Second {
+			t.Fatalf("%s took %v to fail", args[0], elapsed)
+		}
+	}
+}
+
+func TestSegmentModelAndDeadline(t *testing.T) {
+	binary := buildClient(t)
+	for _, c := range []struct {
+		args         []string
+		code         int
+		stdout, want string
+	}{
+		{[]string{"--model", "tiny-shapes", "--deadline", "60"}, 0, "model:   tiny-shapes ", ""},
+		{[]string{"--model", "no-such-model"}, 1, "", "error: Segment failed with NotFound: Model 'no-such-model' is not served."},
+		{[]string{"--deadline", "0.001"}, 1, "", "error: Segment failed with DeadlineExceeded"},
+	} {
+		code, stdout, stderr := runClient(t, binary, append([]string{"segment", heldoutImage}, c.args...)...)
+		if code != c.code || !strings.Contains(stdout, c.stdout) || !strings.Contains(stderr, c.want) {
+			t.Fatalf("%v: exit code %d\n%s%s: want %d, %q and %q", c.args, code, stdout, stderr, c.code, c.stdout, c.want)
+		}
+	}
+}
+
+func TestStreamUnknownModelEveryFrameNotFoundNoCheck(t *testing.T) {
+	code, stdout, stderr := runClient(t, buildClient(t), "stream", clipFolder, "-delta", "--model", "no-such-model")
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if code != 1 || strings.Count(stdout, "error NotFound: Model 'no-such-model' is not served.") != 16 ||
+		strings.Contains(stdout, "check:") || lines[len(lines)-1] != "sent 16, results 0, errors 16, skipped 0" {
+		t.Fatalf("exit code %d\n%s%s: want 1, every frame NotFound, no check", code, stdout, stderr)
+	}
+}
+
+func TestStreamRefusesABrokenSymlinkNamingItBeforeSending(t *testing.T) {
+	folder := t.TempDir()
+	for _, name := range []string{"a.png", "c.png"} {
+		if err := os.WriteFile(filepath.Join(folder, name), mustRead(t, heldoutImage), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Join(folder, "missing.png"), filepath.Join(folder, "b.png")); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runClient(t, buildClient(t), "stream", folder)
+	want := "b.png is a broken symbolic link (to " + filepath.Join(folder, "missing.png") + ")"
+	if code != 2 || !strings.Contains(stderr, want) || strings.Contains(stdout, "frame ") {
+		t.Fatalf("exit code %d\n%s%s: want 2, %q and nothing sent", code, stdout, stderr, want)
 	}
 }
 
@@ -420,20 +506,28 @@ func TestSegmentAndStreamOverMutualTLS(t *testing.T) {
 	}
 }
 
-func TestWithoutClientCertificateFails(t *testing.T) {
+func TestWithoutClientCertificateFailsAtOnce(t *testing.T) {
 	server, folder := tlsServer(t)
-	code, stdout, stderr := runWithTLS(t, fullTLS(folder)[:1], "segment", heldoutImage, "-server", server, "-connect-timeout", "3s")
-	if code == 0 || strings.Contains(stdout, "classes:") || !strings.Contains(stderr, "the TLS handshake failed") {
-		t.Fatalf("exit code %d\n%s%s: want a failed handshake", code, stdout, stderr)
+	started := time.Now()
+	code, stdout, stderr := runWithTLS(t, fullTLS(folder)[:1], "segment", heldoutImage, "-server", server)
+	if code != 2 || strings.Contains(stdout, "classes:") || !strings.Contains(stderr, "cannot reach the MaskFormer server at "+server+": ") || !strings.Contains(stderr, "the TLS handshake failed") {
+		t.Fatalf("exit code %d\n%s%s: want 2 and a failed handshake", code, stdout, stderr)
+	}
+	if elapsed := time.Since(started); elapsed > 3*time.Second {
+		t.Fatalf("took %v to fail", elapsed)
 	}
 }
 
 func TestServerFromAnotherCaRefused(t *testing.T) {
 	server, folder := tlsServer(t)
 	env := append([]string{"MASKFORMER_CA_CERT=" + filepath.Join(folder, "other-ca.pem")}, fullTLS(folder)[1:]...)
-	code, stdout, stderr := runWithTLS(t, env, "segment", heldoutImage, "-server", server, "-connect-timeout", "3s")
-	if code == 0 || strings.Contains(stdout, "classes:") || !strings.Contains(stderr, "the TLS handshake failed") || !strings.Contains(stderr, "x509") {
-		t.Fatalf("exit code %d\n%s%s: want a failed handshake and the certificate's error", code, stdout, stderr)
+	started := time.Now()
+	code, stdout, stderr := runWithTLS(t, env, "segment", heldoutImage, "-server", server)
+	if code != 2 || strings.Contains(stdout, "classes:") || !strings.Contains(stderr, "the TLS handshake failed") || !strings.Contains(stderr, "x509") {
+		t.Fatalf("exit code %d\n%s%s: want 2, a failed handshake and the certificate's error", code, stdout, stderr)
+	}
+	if elapsed := time.Since(started); elapsed > 3*time.Second {
+		t.Fatalf("took %v to fail", elapsed)
 	}
 }
 
@@ -482,7 +576,7 @@ func TestStreamToAServerThatStopsAnsweringCancelledAfterTheAnswerTimeout(t *test
 	pb.RegisterSegmentationServiceServer(server, silentServer{})
 	go server.Serve(listener)
 	defer server.Stop()
-	conn, err := connect(listener.Addr().String(), defaultConnectTimeout)
+	conn, err := connect(listener.Addr().String(), defaultConnectTimeout, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -467,7 +467,7 @@ func serveFake(t *testing.T, fake pb.SegmentationServiceServer) pb.SegmentationS
 	pb.RegisterSegmentationServiceServer(server, fake)
 	go server.Serve(listener)
 	t.Cleanup(server.Stop)
-	conn, err := connect(listener.Addr().String(), defaultConnectTimeout)
+	conn, err := connect(listener.Addr().String(), defaultConnectTimeout, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -617,7 +617,7 @@ func TestAFrameWaitingForALostServerGivesUp(t *testing.T) {
 	}
 	server := grpc.NewServer()
 	go server.Serve(listener)
-	conn, err := connect(listener.Addr().String(), defaultConnectTimeout)
+	conn, err := connect(listener.Addr().String(), defaultConnectTimeout, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -699,7 +699,7 @@ func TestRetryingCallDoesNotRetryATransportUnavailable(t *testing.T) {
 	}
 	defer conn.Close()
 	client := pb.NewSegmentationServiceClient(conn)
-	ctx, cancel := context.WithTimeout(context.Background(), callDeadline)
+	ctx, cancel := context.WithTimeout(context.Background(), defaultCallDeadline)
 	defer cancel()
 	attempts, started := 0, time.Now()
 	err = retryingCall(ctx, func(ctx context.Context, options ...grpc.CallOption) error {

@@ -15,9 +15,9 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// callDeadline bounds each unary call, its retried attempts included (retryingCall): a call that
-// runs out of it may be retried (Segment is idempotent).
-const callDeadline = 30 * time.Second
+// defaultCallDeadline bounds each unary call, its retried attempts included (retryingCall), unless
+// -deadline says otherwise.
+const defaultCallDeadline = 30 * time.Second
 
 // maxAttempts bounds the attempts of a unary call retried on RESOURCE_EXHAUSTED (retryingCall).
 const maxAttempts = 5
@@ -74,8 +74,10 @@ func retryingCall(ctx context.Context, call func(context.Context, ...grpc.CallOp
 
 func segmentCommand(args []string) int {
 	flags := flag.NewFlagSet("segment", flag.ContinueOnError)
-	server, connectTimeout := connectionFlags(flags)
+	connection := connectionFlags(flags)
 	taskList := flags.String("tasks", "semantic,panoptic", "comma-separated tasks: semantic, instance, panoptic")
+	deadline := seconds(defaultCallDeadline)
+	flags.Var(&deadline, "deadline", "the call's deadline, every retried attempt included, in seconds or as a duration")
 	path, err := parseFlags(flags, args, "IMAGE")
 	if err != nil {
 		return fail(err, 2)
@@ -89,13 +91,13 @@ func segmentCommand(args []string) int {
 		return fail(err, 2)
 	}
 
-	conn, err := connect(*server, *connectTimeout)
+	conn, err := connection.connect()
 	if err != nil {
 		return fail(err, 2)
 	}
 	defer conn.Close()
 
-	response, err := segment(pb.NewSegmentationServiceClient(conn), data, tasks)
+	response, err := segmentWith(pb.NewSegmentationServiceClient(conn), data, tasks, connection.model, time.Duration(deadline))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "error: Segment failed with %s: %s\n", status.Code(err), status.Convert(err).Message())
 		return 1
@@ -105,12 +107,19 @@ func segmentCommand(args []string) int {
 	return 0
 }
 
-// segment sends one encoded image and returns the answer, sending it again when the server says to
-// (retryingCall) within callDeadline.
+// segment sends one encoded image to the server's default model and returns the answer, sending it again
+// when the server says to (retryingCall) within defaultCallDeadline.
 func segment(client pb.SegmentationServiceClient, encoded []byte, tasks []pb.SegmentationTask) (*pb.SegmentResponse, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), callDeadline)
+	return segmentWith(client, encoded, tasks, "", defaultCallDeadline)
+}
+
+// segmentWith sends one encoded image to model (empty: the server's default) and returns the answer,
+// sending it again when the server says to (retryingCall) within deadline, every attempt included.
+func segmentWith(client pb.SegmentationServiceClient, encoded []byte, tasks []pb.SegmentationTask, model string, deadline time.Duration) (*pb.SegmentResponse, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	request := &pb.SegmentRequest{
+		Model:   model,
 		Image:   &pb.Image{Source: &pb.Image_Encoded{Encoded: encoded}},
 		Tasks:   tasks,
 		FrameId: 1,

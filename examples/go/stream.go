@@ -109,7 +109,7 @@ type streamOptions struct {
 
 func streamCommand(args []string) int {
 	flags := flag.NewFlagSet("stream", flag.ContinueOnError)
-	server, connectTimeout := connectionFlags(flags)
+	connection := connectionFlags(flags)
 	taskList := flags.String("tasks", "panoptic", "comma-separated tasks: semantic, instance, panoptic")
 	policyName := flags.String("policy", "queue", "overload policy: queue, drop-oldest or latest-only")
 	inFlight := flags.Uint("in-flight", 0, "frames of the stream in the engine at once (0: the server's default)")
@@ -144,14 +144,14 @@ func streamCommand(args []string) int {
 		return fail(err, 2)
 	}
 
-	conn, err := connect(*server, *connectTimeout)
+	conn, err := connection.connect()
 	if err != nil {
 		return fail(err, 2)
 	}
 	defer conn.Close()
 
 	client := pb.NewSegmentationServiceClient(conn)
-	config := &pb.StreamConfig{Tasks: tasks, OverloadPolicy: policy, MaxInFlight: uint32(*inFlight)}
+	config := &pb.StreamConfig{Model: connection.model, Tasks: tasks, OverloadPolicy: policy, MaxInFlight: uint32(*inFlight)}
 	options := streamOptions{reconnectFor: *reconnectFor}
 	if *fps > 0 {
 		options.interval = time.Duration(float64(time.Second) / *fps)
@@ -171,7 +171,8 @@ func streamCommand(args []string) int {
 		return fail(err, 1)
 	}
 	checked := true
-	if !*noCheck {
+	// A stream without a result (every frame failed, as for a model the server does not serve) has nothing to check.
+	if !*noCheck && summary.results > 0 {
 		config.Delta = nil
 		var answers []*pb.SegmentResponse
 		complete, err := streamFramesWith(client, config, frames, io.Discard, collect(&answers), options)
