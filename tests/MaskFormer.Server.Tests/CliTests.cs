@@ -65,7 +65,7 @@ public sealed class CliTests(ServerFixture server) : IDisposable
         await using var _ = app;
         using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(address);
         await ServerFixture.WaitUntilServingAsync(channel);
-        var limits = app.Services.GetRequiredService<Limits.CallLimitsInterceptor>();
+        var limits = app.Services.GetRequiredService<Limits.CallLimit>();
         var image = Path.Combine(RepositoryPaths.HeldOut, HeldOutSet.ImageFiles[0]);
         using var output = new StringWriter();
 

@@ -2,7 +2,10 @@ using Grpc.Core;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
 using MaskFormer.Contracts.V1;
+using MaskFormer.Engine;
+using MaskFormer.Engine.Admission;
 using MaskFormer.Server.Hosting;
+using MaskFormer.Server.Limits;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
@@ -82,6 +85,86 @@ public sealed class LimitsTests
             : response.Headers.TryGetValues("grpc-status", out var header) ? header.Single() : "none";
 
         Assert.Equal(((int)StatusCode.ResourceExhausted).ToString(System.Globalization.CultureInfo.InvariantCulture), status);
+    }
+
+    [Fact]
+    public async Task Segment_OverTheCallLimit_RefusedBeforeItsUploadIsRead_HoldingNoRequestBytes()
+    {
+        // Two calls wait in the engine and hold the limit of 2; a third starts a 4 MB upload and sends only
+        // its first 64 bytes. Only a refusal that reads no message can answer it: counted once gRPC had
+        // read the message (in an interceptor), the call got no answer while its upload waited.
+        await using var server = await LimitedServer.StartAsync(limit: 2);
+        await using var held = server.Hold(2);
+        await server.WaitUntilWaitingAsync(2);
+        var heldBytes = server.Budget.InUse;
+        using var http = new HttpClient(new SocketsHttpHandler());
+        await using var upload = SlowUpload.Start(http, server.Address, "Segment", new SegmentRequest { Image = Gray(2048) }, sentFirst: 64);
+
+        var answer = await upload.AnswerAsync().WaitAsync(TimeSpan.FromSeconds(20));
+
+        Assert.Equal(((int)StatusCode.ResourceExhausted).ToString(System.Globalization.CultureInfo.InvariantCulture), answer.Status);
+        Assert.Contains("limit of 2 calls (MaskFormer:Grpc:MaxConcurrentCalls)", answer.Message, StringComparison.Ordinal);
+        Assert.Equal(TimeSpan.FromSeconds(1), answer.Details!.GetDetail<Google.Rpc.RetryInfo>().RetryDelay.ToTimeSpan());
+        Assert.Equal(64, upload.SentBytes);
+        Assert.True(upload.BodyBytes > 4_000_000);
+        Assert.Equal(heldBytes, server.Budget.InUse);
+        Assert.Equal(1, server.Limit.Refused);
+        Assert.All(await held.ReleaseAsync(), code => Assert.Equal(StatusCode.OK, code));
+    }
+
+    [Fact]
+    public async Task Limits_CallsCancelledTimedOutResetRefusedOrFailed_GiveTheirSlotsBack_FreshCallsAllAdmitted()
+    {
+        await using var server = await LimitedServer.StartAsync(limit: 2, "--MaskFormer:Grpc:MaxReceiveMessageSize=1048576");
+        using var http = new HttpClient(new SocketsHttpHandler());
+        for (var round = 0; round < 3; round++)
+        {
+            // Cancelled by the client while held in the engine, with a call refused meanwhile.
+            await using (var held = server.Hold(2))
+            {
+                await server.WaitUntilWaitingAsync(2);
+                var refused = await Assert.ThrowsAsync<RpcException>(() => server.Client.SegmentAsync(new SegmentRequest { Image = Gray(320) }, deadline: DateTime.UtcNow.AddSeconds(30)).ResponseAsync);
+                Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+                Assert.All(await held.CancelAsync(), code => Assert.Equal(StatusCode.Cancelled, code));
+            }
+
+            await server.WaitUntilNoSlotHeldAsync("client cancellations");
+
+            // Deadlines passing while held in the engine.
+            var late = Enumerable.Range(0, 2).Select(_ => server.CallAsync(DateTime.UtcNow.AddMilliseconds(500), CancellationToken.None)).ToArray();
+            Assert.All(await Task.WhenAll(late), code => Assert.Equal(StatusCode.DeadlineExceeded, code));
+            await server.WaitUntilNoSlotHeldAsync("deadlines");
+
+            // Uploads reset by the client before their message is in.
+            using (var reset = new CancellationTokenSource())
+            {
+                var uploads = Enumerable.Range(0, 2).Select(_ => SlowUpload.Start(http, server.Address, "Segment", new SegmentRequest { Image = Gray(320) }, sentFirst: 64, cancellationToken: reset.Token)).ToArray();
+                var limit = server.Limit;
+                await Poll.UntilAsync(() => limit.Running == 2, "the uploads never took their slots");
+                await reset.CancelAsync();
+                foreach (var upload in uploads)
+                {
+                    await Assert.ThrowsAnyAsync<OperationCanceledException>(upload.AnswerAsync);
+                    await upload.DisposeAsync();
+                }
+            }
+
+            await server.WaitUntilNoSlotHeldAsync("resets");
+
+            // Failed by gRPC while reading (a message over the receive limit) and by the service.
+            var tooLarge = await Assert.ThrowsAsync<RpcException>(() => server.Client.SegmentAsync(new SegmentRequest { Image = Gray(1100) }, deadline: DateTime.UtcNow.AddSeconds(30)).ResponseAsync);
+            Assert.Equal(StatusCode.ResourceExhausted, tooLarge.StatusCode);
+            var invalid = await Assert.ThrowsAsync<RpcException>(() => server.Client.SegmentAsync(new SegmentRequest(), deadline: DateTime.UtcNow.AddSeconds(30)).ResponseAsync);
+            Assert.Equal(StatusCode.InvalidArgument, invalid.StatusCode);
+            await server.WaitUntilNoSlotHeldAsync("failed calls");
+        }
+
+        await using var fresh = server.Hold(2);
+        await server.WaitUntilWaitingAsync(2);
+        Assert.All(await fresh.ReleaseAsync(), code => Assert.Equal(StatusCode.OK, code));
+        Assert.Equal(3, server.Limit.Refused);
+        await server.WaitUntilNoSlotHeldAsync("answered calls");
+        Assert.Equal(0, server.Budget.InUse);
     }
 
     [Fact]
@@ -229,5 +312,119 @@ public sealed class LimitsTests
 
 
         Assert.Contains($"MaskFormer:Grpc:{setting}", error.Message, StringComparison.Ordinal);
+    }
+
+    private static Contracts.V1.Image Gray(int side) => new()
+    {
+        Raw = new RawFrame { Width = (uint)side, Height = (uint)side, PixelFormat = PixelFormat.Gray8, Data = Google.Protobuf.ByteString.CopyFrom(new byte[side * side]) },
+    };
+
+    /// <summary>
+    /// A server with a call limit whose engine admits nothing until the test says so (admission's one
+    /// slot is taken), so calls wait in it holding their call slots as long as a test needs.
+    /// </summary>
+    private sealed class LimitedServer : IAsyncDisposable
+    {
+        private WebApplication _app = null!;
+        private GrpcChannel _channel = null!;
+        private AdmissionTicket? _engineHeld;
+
+        public Uri Address { get; private set; } = null!;
+
+        public SegmentationService.SegmentationServiceClient Client { get; private set; } = null!;
+
+        public CallLimit Limit => _app.Services.GetRequiredService<CallLimit>();
+
+        public RequestBytesBudget Budget => _app.Services.GetRequiredService<RequestBytesBudget>();
+
+        private AdmissionGate Gate => _app.Services.GetRequiredService<SegmentationEngine>().Admission;
+
+        public static async Task<LimitedServer> StartAsync(int limit, params string[] extra)
+        {
+            var server = new LimitedServer();
+            (server._app, server.Address) = await ServerFixture.StartAsync(ServerFixture.Arguments([
+                $"--MaskFormer:Grpc:MaxConcurrentCalls={limit}",
+                "--MaskFormer:Grpc:MinRequestBytesPerSecond=0",
+                "--MaskFormer:Admission:MaxConcurrency=1",
+                "--MaskFormer:Admission:MaxWait=00:05:00",
+                "--MaskFormer:Inference:WarmUp=false",
+                .. extra]));
+            server._channel = GrpcChannel.ForAddress(server.Address);
+            await ServerFixture.WaitUntilServingAsync(server._channel);
+            server.Client = new SegmentationService.SegmentationServiceClient(server._channel);
+            server._engineHeld = await server.Gate.EnterAsync(1, waitAsLongAsNeeded: false, CancellationToken.None);
+            return server;
+        }
+
+        /// <summary>Starts <paramref name="count"/> calls that wait in the engine until released or cancelled.</summary>
+        public HeldCalls Hold(int count) => new(this, count);
+
+        public Task WaitUntilWaitingAsync(int count)
+        {
+            var gate = Gate;
+            return Poll.UntilAsync(() => gate.GetCounters().Waiting == count, $"{count} calls never waited in the engine");
+        }
+
+        public Task WaitUntilNoSlotHeldAsync(string after)
+        {
+            var limit = Limit;
+            var gate = Gate;
+            return Poll.UntilAsync(() => limit.Running == 0 && gate.GetCounters().Waiting == 0, $"call slots still held after {after}: {limit.Running}");
+        }
+
+        public async Task<StatusCode> CallAsync(DateTime deadline, CancellationToken cancellationToken)
+        {
+            try
+            {
+                await Client.SegmentAsync(new SegmentRequest { Image = Gray(320) }, deadline: deadline, cancellationToken: cancellationToken);
+                return StatusCode.OK;
+            }
+            catch (RpcException error)
+            {
+                return error.StatusCode;
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            _engineHeld?.Dispose();
+            _channel.Dispose();
+            await _app.DisposeAsync();
+        }
+
+        public sealed class HeldCalls : IAsyncDisposable
+        {
+            private readonly LimitedServer _server;
+            private readonly CancellationTokenSource _cancel = new();
+            private readonly Task<StatusCode>[] _calls;
+
+            public HeldCalls(LimitedServer server, int count)
+            {
+                _server = server;
+                _calls = Enumerable.Range(0, count).Select(_ => server.CallAsync(DateTime.UtcNow.AddMinutes(5), _cancel.Token)).ToArray();
+            }
+
+            /// <summary>Lets the engine admit them (and what comes after), and waits for their answers.</summary>
+            public Task<StatusCode[]> ReleaseAsync()
+            {
+                var held = _server._engineHeld;
+                _server._engineHeld = null;
+                held?.Dispose();
+                return Task.WhenAll(_calls);
+            }
+
+            public async Task<StatusCode[]> CancelAsync()
+            {
+                await _cancel.CancelAsync();
+                return await Task.WhenAll(_calls);
+            }
+
+            public async ValueTask DisposeAsync()
+            {
+                await _cancel.CancelAsync();
+                await Task.WhenAll(_calls);
+                _cancel.Dispose();
+            }
+        }
     }
 }

@@ -13,6 +13,9 @@ internal sealed class DrainingInterceptor(IHostApplicationLifetime lifetime) : I
 {
     private const string HealthPrefix = "/grpc.health.v1.Health/";
 
+    /// <summary>The answer's message, also given by the call limit to a call it turns away while draining.</summary>
+    public const string Message = "The server is shutting down; retry on another instance.";
+
     public override Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
         ThrowIfDraining(context);
@@ -41,7 +44,7 @@ internal sealed class DrainingInterceptor(IHostApplicationLifetime lifetime) : I
     {
         if (lifetime.ApplicationStopping.IsCancellationRequested && !CallMethod.Of(context).StartsWith(HealthPrefix, StringComparison.Ordinal))
         {
-            throw RpcErrors.ShuttingDown("The server is shutting down; retry on another instance.");
+            throw RpcErrors.ShuttingDown(Message);
         }
     }
 }

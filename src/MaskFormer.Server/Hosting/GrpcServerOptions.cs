@@ -34,7 +34,11 @@ public sealed class GrpcServerOptions
     /// </summary>
     public long MinRequestBytesPerSecond { get; set; } = 64 * 1024;
 
-    /// <summary>Calls and streams to SegmentationService running at once, over all connections; beyond it RESOURCE_EXHAUSTED with RetryInfo. Default 1024.</summary>
+    /// <summary>
+    /// Calls and streams to SegmentationService running at once, over all connections, each counted from
+    /// its request headers until its response ends; beyond it RESOURCE_EXHAUSTED with RetryInfo before any
+    /// of the call's request message is read. Default 1024.
+    /// </summary>
     public int MaxConcurrentCalls { get; set; } = 1024;
 
     /// <summary>HTTP/2 streams (calls) one connection may have open at once (Kestrel's Http2.MaxStreamsPerConnection). Default 100.</summary>

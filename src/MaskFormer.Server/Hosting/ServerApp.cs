@@ -32,6 +32,9 @@ public static class ServerApp
 
         // Before anything reads a request body: an unauthenticated call is answered at once.
         app.UseMaskFormerAuthentication();
+
+        // Before gRPC reads a request: a call over the limit is answered without its upload being read.
+        app.UseMaskFormerCallLimit();
         app.UseMaskFormerDefaultDeadline();
         app.UseMaskFormerRequestBytesBudget();
         app.MapSegmentation();

@@ -25,13 +25,12 @@ internal static class LimitsServiceCollectionExtensions
             .Validate(o => o.MaxConnections >= 1, $"{Section}:MaxConnections must be at least 1.")
             .Validate(o => o.DefaultDeadline >= TimeSpan.Zero && o.DefaultDeadline <= TimeSpan.FromDays(1), $"{Section}:DefaultDeadline must be between 0 (none) and one day.")
             .ValidateOnStart();
-        services.AddSingleton<CallLimitsInterceptor>();
+        services.AddSingleton<CallLimit>();
         services.AddSingleton(sp => new RequestBytesBudget(sp.GetRequiredService<IOptions<GrpcServerOptions>>().Value.MaxRequestBytesInFlight));
         services.AddOptions<GrpcServiceOptions>().Configure<IOptions<GrpcServerOptions>>((grpc, limits) =>
         {
             grpc.MaxReceiveMessageSize = limits.Value.MaxReceiveMessageSize;
             grpc.MaxSendMessageSize = limits.Value.MaxSendMessageSize;
-            grpc.Interceptors.Add<CallLimitsInterceptor>();
         });
         services.AddOptions<KestrelServerOptions>().Configure<IOptions<GrpcServerOptions>>((kestrel, limits) =>
         {

@@ -1,7 +1,6 @@
-using System.Globalization;
-using System.Text;
 using Grpc.AspNetCore.Server;
 using Grpc.Core;
+using MaskFormer.Server.Services;
 using Microsoft.Extensions.Options;
 
 namespace MaskFormer.Server.Security;
@@ -29,7 +28,7 @@ internal static class AuthenticationMiddleware
             if (context.GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>() is { } grpc
                 && Refusal(context, grpc.Method.FullName, tokens, options) is { } refusal)
             {
-                await RefuseAsync(context, refusal.Code, refusal.Message).ConfigureAwait(false);
+                await TrailersOnlyAnswer.WriteAsync(context, new RpcException(new Status(refusal.Code, refusal.Message))).ConfigureAwait(false);
                 return;
             }
 
@@ -64,34 +63,4 @@ internal static class AuthenticationMiddleware
     private static bool IsOpen(string method, SecurityOptions options) =>
         method.StartsWith(HealthPrefix, StringComparison.Ordinal) ? options.Health == EndpointAccess.Open
         : method.StartsWith(ReflectionPrefix, StringComparison.Ordinal) && options.Reflection == EndpointAccess.Open;
-
-    // A gRPC trailers-only answer: the status in the one HEADERS frame, no message.
-    private static Task RefuseAsync(HttpContext context, StatusCode code, string message)
-    {
-        var response = context.Response;
-        response.StatusCode = StatusCodes.Status200OK;
-        response.ContentType = "application/grpc";
-        response.Headers["grpc-status"] = ((int)code).ToString(CultureInfo.InvariantCulture);
-        response.Headers["grpc-message"] = PercentEncode(message);
-        return response.CompleteAsync();
-    }
-
-    // grpc-message is percent-encoded: every byte of the UTF-8 text outside printable ASCII, and '%'.
-    private static string PercentEncode(string message)
-    {
-        var text = new StringBuilder(message.Length);
-        foreach (var b in Encoding.UTF8.GetBytes(message))
-        {
-            if (b is >= 0x20 and <= 0x7E and not (byte)'%')
-            {
-                text.Append((char)b);
-            }
-            else
-            {
-                text.Append(CultureInfo.InvariantCulture, $"%{b:X2}");
-            }
-        }
-
-        return text.ToString();
-    }
 }

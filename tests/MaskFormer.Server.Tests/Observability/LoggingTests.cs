@@ -90,6 +90,32 @@ public sealed class LoggingTests
         }
     }
 
+    [Fact]
+    public async Task Segment_OverTheCallLimit_LoggedAndTracedInTheCallersTrace_WithTheStatusTheClientGot()
+    {
+        // The call limit answers before gRPC reads the message, so outside the interceptors; the call is
+        // still logged (event 300), counted and traced, as when the limit was an interceptor.
+        await using var server = await TelemetryServer.StartAsync("limited", ["--Logging:LogLevel:Default=Information", "--MaskFormer:Grpc:MaxConcurrentCalls=1"]);
+        var image = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[0]);
+        using var stream = server.Client.SegmentStream();
+        await stream.RequestStream.WriteAsync(new SegmentStreamRequest { Frame = new StreamFrame { FrameId = 1, Image = image } });
+        Assert.True(await stream.ResponseStream.MoveNext(CancellationToken.None));
+        var (traceId, clientSpanId, headers) = TelemetryServer.ClientTrace();
+
+        var refused = await Assert.ThrowsAsync<RpcException>(() => server.Client.SegmentAsync(new SegmentRequest { Image = image }, headers).ResponseAsync);
+
+        Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+        Assert.Equal(TimeSpan.FromSeconds(1), refused.GetRpcStatus()!.GetDetail<Google.Rpc.RetryInfo>().RetryDelay.ToTimeSpan());
+        var spans = await server.SpansAsync(traceId, s => s.Any(span => span.ParentSpanId == clientSpanId));
+        var call = Assert.Single(spans, span => span.ParentSpanId == clientSpanId);
+        Assert.Equal("maskformer.v1.SegmentationService/Segment", call.DisplayName);
+        Assert.Equal((int)StatusCode.ResourceExhausted, call.GetTagItem("rpc.grpc.status_code"));
+        await WaitForAsync(() => server.Logs.Entries.Any(e => e.EventId.Name == "Call" && e.Message.StartsWith("/maskformer.v1.SegmentationService/Segment ", StringComparison.Ordinal)));
+        var logged = Assert.Single(server.Logs.Entries, e => e.EventId.Name == "Call" && e.Message.StartsWith("/maskformer.v1.SegmentationService/Segment ", StringComparison.Ordinal));
+        Assert.StartsWith("/maskformer.v1.SegmentationService/Segment ResourceExhausted in ", logged.Message, StringComparison.Ordinal);
+        Assert.Equal(traceId, logged.TraceId);
+    }
+
     private static async Task WaitForAsync(Func<bool> condition)
     {
         var until = DateTime.UtcNow.AddSeconds(60);
