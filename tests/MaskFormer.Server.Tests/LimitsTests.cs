@@ -168,6 +168,24 @@ public sealed class LimitsTests
     }
 
     [Fact]
+    public async Task Segment_OverTheCallLimitWhileDraining_UnavailableAsEveryNewCall()
+    {
+        // The drain's interceptor answered before the limit's did: a client over the limit of a server that
+        // is stopping is still told to go elsewhere, not to retry here.
+        await using var server = await LimitedServer.StartAsync(limit: 1);
+        await using var held = server.Hold(1);
+        await server.WaitUntilWaitingAsync(1);
+        server.StopApplication();
+
+        var refused = await Assert.ThrowsAsync<RpcException>(() => server.Client.SegmentAsync(new SegmentRequest { Image = Gray(320) }, deadline: DateTime.UtcNow.AddSeconds(30)).ResponseAsync);
+
+        Assert.Equal(StatusCode.Unavailable, refused.StatusCode);
+        Assert.Contains("shutting down", refused.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(1, server.Limit.Running);
+        Assert.Equal(1, server.Limit.Refused);
+    }
+
+    [Fact]
     public async Task Limits_FromConfiguration_KestrelAgreesWithGrpc()
     {
         var (app, _) = await ServerFixture.StartAsync(ServerFixture.Arguments(
@@ -355,6 +373,9 @@ public sealed class LimitsTests
             server._engineHeld = await server.Gate.EnterAsync(1, waitAsLongAsNeeded: false, CancellationToken.None);
             return server;
         }
+
+        /// <summary>Starts the drain, as SIGTERM does, while the server goes on serving.</summary>
+        public void StopApplication() => _app.Lifetime.StopApplication();
 
         /// <summary>Starts <paramref name="count"/> calls that wait in the engine until released or cancelled.</summary>
         public HeldCalls Hold(int count) => new(this, count);
