@@ -242,6 +242,32 @@ public sealed class CliTlsTests(SecureServerFixture fixture) : IClassFixture<Sec
         Assert.Contains(missing, error, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(ClientTls.CaVariable, "--ca-cert")]
+    [InlineData(ClientTls.CertificateVariable, "--client-cert")]
+    [InlineData(ClientTls.KeyVariable, "--client-key")]
+    public async Task Models_MissingFileFromAVariable_NamesTheVariableAndTheOption(string variable, string option)
+    {
+        // A variable set long ago in a profile is easily forgotten: the path alone does not say where it came from.
+        var (certificate, key) = fixture.WriteClientPem($"cli-env-{option.TrimStart('-')}");
+        var missing = Path.Combine(Path.GetTempPath(), $"maskformer-no-such-file-{Guid.NewGuid():N}.pem");
+        var files = new Dictionary<string, string>
+        {
+            [ClientTls.CaVariable] = fixture.CaPath,
+            [ClientTls.CertificateVariable] = certificate,
+            [ClientTls.KeyVariable] = key,
+        };
+        files[variable] = missing;
+
+        var (exitCode, _, error) = await RunAsync(
+            ["models", "--server", fixture.Address.ToString()],
+            [.. files.Select(f => (f.Key, f.Value)), (ServerChannel.TokenVariable, SecureServerFixture.Token)]);
+
+        Assert.True(exitCode == 1, $"exit code {exitCode}: {error}");
+        Assert.Contains($"${variable} {missing}", error, StringComparison.Ordinal);
+        Assert.Contains(option, error, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Models_KeyOfAnotherCertificate_Named()
     {

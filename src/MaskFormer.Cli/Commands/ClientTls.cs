@@ -27,18 +27,20 @@ internal sealed class ClientTls
           --client-key FILE      its PEM private key (default ${KeyVariable})
         """;
 
-    private ClientTls(string? caPath, string? certificatePath, string? keyPath)
+    private readonly Setting? _ca;
+    private readonly Setting? _certificate;
+    private readonly Setting? _key;
+
+    private ClientTls(Setting? ca, Setting? certificate, Setting? key)
     {
-        CaPath = caPath;
-        CertificatePath = certificatePath;
-        KeyPath = keyPath;
+        (_ca, _certificate, _key) = (ca, certificate, key);
     }
 
-    public string? CaPath { get; }
+    public string? CaPath => _ca?.Path;
 
-    public string? CertificatePath { get; }
+    public string? CertificatePath => _certificate?.Path;
 
-    public string? KeyPath { get; }
+    public string? KeyPath => _key?.Path;
 
     /// <summary>Whether anything differs from the system's trust and no client certificate.</summary>
     public bool IsSet => CaPath is not null || CertificatePath is not null;
@@ -46,7 +48,7 @@ internal sealed class ClientTls
     /// <summary>The settings a command was given (options over variables), checked against its address: a mistake is a <see cref="UsageException"/>.</summary>
     public static ClientTls From(CommandArguments args, Uri address)
     {
-        var tls = new ClientTls(Setting(args, "ca-cert", CaVariable), Setting(args, "client-cert", CertificateVariable), Setting(args, "client-key", KeyVariable));
+        var tls = new ClientTls(Read(args, "ca-cert", CaVariable), Read(args, "client-cert", CertificateVariable), Read(args, "client-key", KeyVariable));
         if ((tls.CertificatePath is null) != (tls.KeyPath is null))
         {
             throw new UsageException($"--client-cert and --client-key go together (or ${CertificateVariable} and ${KeyVariable}); only {(tls.KeyPath is null ? "the certificate" : "the key")} was given.");
@@ -73,9 +75,9 @@ internal sealed class ClientTls
         }
 
         var ssl = new SslClientAuthenticationOptions();
-        if (CaPath is not null)
+        if (_ca is not null)
         {
-            var roots = ReadCertificates(CaPath, "--ca-cert");
+            var roots = ReadCertificates(_ca);
             var policy = new X509ChainPolicy
             {
                 TrustMode = X509ChainTrustMode.CustomRootTrust,
@@ -86,14 +88,14 @@ internal sealed class ClientTls
             ssl.CertificateChainPolicy = policy;
         }
 
-        if (CertificatePath is not null)
+        if (_certificate is not null && _key is not null)
         {
-            var chain = ReadCertificates(CertificatePath, "--client-cert");
+            var chain = ReadCertificates(_certificate);
             chain[0].Dispose();
             X509Certificate2 leaf;
             try
             {
-                leaf = X509Certificate2.CreateFromPemFile(CertificatePath, KeyPath);
+                leaf = X509Certificate2.CreateFromPemFile(_certificate.Path, _key.Path);
                 if (OperatingSystem.IsWindows())
                 {
                     // Windows' TLS cannot sign with an ephemeral key; a PKCS#12 round trip gives it one it can
@@ -102,9 +104,13 @@ internal sealed class ClientTls
                     leaf = X509CertificateLoader.LoadPkcs12(ephemeral.Export(X509ContentType.Pkcs12), null, X509KeyStorageFlags.EphemeralKeySet);
                 }
             }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw _key.Unreadable(ex);
+            }
             catch (Exception ex) when (ex is CryptographicException or ArgumentException)
             {
-                throw new InvalidDataException($"--client-key {KeyPath} is not the PEM private key of --client-cert {CertificatePath} ({ex.Message}).", ex);
+                throw new InvalidDataException($"{_key} is not the PEM private key of {_certificate} ({ex.Message}).", ex);
             }
 
             ssl.ClientCertificateContext = SslStreamCertificateContext.Create(leaf, new X509Certificate2Collection(chain[1..]), offline: true);
@@ -155,24 +161,40 @@ internal sealed class ClientTls
             or SocketError.HostUnreachable or SocketError.TryAgain or SocketError.NoData or SocketError.AddressNotAvailable,
     });
 
-    private static string? Setting(CommandArguments args, string option, string variable) =>
-        args.Has(option) ? args.Get(option, string.Empty) is { Length: > 0 } given ? given : throw new UsageException($"--{option} needs a file.")
-        : Environment.GetEnvironmentVariable(variable) is { Length: > 0 } fromEnvironment ? fromEnvironment : null;
+    private static Setting? Read(CommandArguments args, string option, string variable) =>
+        args.Has(option) ? args.Get(option, string.Empty) is { Length: > 0 } given ? new Setting(given, option, null) : throw new UsageException($"--{option} needs a file.")
+        : Environment.GetEnvironmentVariable(variable) is { Length: > 0 } fromEnvironment ? new Setting(fromEnvironment, option, variable) : null;
 
-    private static X509Certificate2[] ReadCertificates(string path, string option)
+    private static X509Certificate2[] ReadCertificates(Setting file)
     {
         var certificates = new X509Certificate2Collection();
         try
         {
-            certificates.ImportFromPemFile(path);
+            certificates.ImportFromPemFile(file.Path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw file.Unreadable(ex);
         }
         catch (CryptographicException ex)
         {
-            throw new InvalidDataException($"{option} {path} could not be read as PEM certificates ({ex.Message}).", ex);
+            throw new InvalidDataException($"{file} could not be read as PEM certificates ({ex.Message}).", ex);
         }
 
         return certificates.Count > 0
             ? [.. certificates]
-            : throw new InvalidDataException($"{option} {path} holds no PEM certificate (-----BEGIN CERTIFICATE-----).");
+            : throw new InvalidDataException($"{file} holds no PEM certificate (-----BEGIN CERTIFICATE-----).");
+    }
+
+    /// <summary>
+    /// A file named by an option or, without it, by an environment variable: messages say which, since a
+    /// variable set long ago in a profile is easily forgotten.
+    /// </summary>
+    private sealed record Setting(string Path, string Option, string? Variable)
+    {
+        public IOException Unreadable(Exception ex) =>
+            new($"{this} could not be read ({ex.Message.TrimEnd('.')}){(Variable is null ? "." : $"; give --{Option}, or correct or unset ${Variable}.")}", ex);
+
+        public override string ToString() => Variable is null ? $"--{Option} {Path}" : $"${Variable} {Path} (the default of --{Option})";
     }
 }
