@@ -212,6 +212,41 @@ public sealed class CliTlsTests(SecureServerFixture fixture) : IClassFixture<Sec
     }
 
     [Fact]
+    public async Task Models_ExpiredClientCertificate_SaysWhenItExpired()
+    {
+        // Issued by the CA the server trusts: asking whether it is would send the user the wrong way.
+        var now = DateTimeOffset.UtcNow;
+        var expiredAt = new DateTimeOffset(now.Year, now.Month, now.Day, now.Hour, now.Minute, now.Second, TimeSpan.Zero).AddHours(-1);
+        using var expired = SecureServerFixture.IssueClient(fixture.Ca, "CN=cli-expired", expiredAt.AddHours(-12), expiredAt);
+        var (certificate, key) = fixture.WriteClientPem("cli-expired", expired);
+
+        var (exitCode, output, error) = await RunAsync(
+            ["models", "--server", fixture.Address.ToString(), "--ca-cert", fixture.CaPath, "--client-cert", certificate, "--client-key", key],
+            (ServerChannel.TokenVariable, SecureServerFixture.Token));
+
+        Assert.True(exitCode == 1, $"exit code {exitCode}: {output} {error}");
+        Assert.Contains($"--client-cert {certificate} expired at {expiredAt.UtcDateTime:u}", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("issued by a CA the server trusts", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Health_ClientCertificateNotYetValidFromAVariable_SaysFromWhen()
+    {
+        var now = DateTimeOffset.UtcNow;
+        var validFrom = new DateTimeOffset(now.Year, now.Month, now.Day, now.Hour, now.Minute, now.Second, TimeSpan.Zero).AddDays(2);
+        using var early = SecureServerFixture.IssueClient(fixture.Ca, "CN=cli-early", validFrom, validFrom.AddDays(7));
+        var (certificate, key) = fixture.WriteClientPem("cli-early", early);
+
+        var (exitCode, output, error) = await RunAsync(
+            ["health", "--server", fixture.Address.ToString(), "--ca-cert", fixture.CaPath],
+            (ClientTls.CertificateVariable, certificate),
+            (ClientTls.KeyVariable, key));
+
+        Assert.True(exitCode == 1 && output.StartsWith("UNREACHABLE", StringComparison.Ordinal), $"exit code {exitCode}: {output} {error}");
+        Assert.Contains($"${ClientTls.CertificateVariable} {certificate} (the default of --client-cert) is not valid before {validFrom.UtcDateTime:u}", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Models_ClientCertificateWithoutKey_UsageError()
     {
         var (certificate, _) = fixture.WriteClientPem("cli-no-key");

@@ -139,13 +139,16 @@ public sealed class SecureServerFixture : IAsyncLifetime
         return X509CertificateLoader.LoadPkcs12(issued.CopyWithPrivateKey(key).Export(X509ContentType.Pkcs12), null);
     }
 
-    /// <summary>A client certificate, with its key, issued by <paramref name="ca"/>.</summary>
-    internal static X509Certificate2 IssueClient(X509Certificate2 ca, string subject)
+    /// <summary>The CA that issued the server's and the client's certificates.</summary>
+    internal X509Certificate2 Ca => _ca;
+
+    /// <summary>A client certificate, with its key, issued by <paramref name="ca"/> (valid from yesterday for a week unless told).</summary>
+    internal static X509Certificate2 IssueClient(X509Certificate2 ca, string subject, DateTimeOffset? notBefore = null, DateTimeOffset? notAfter = null)
     {
         var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256);
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.2")], false));
-        using var issued = request.Create(ca, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(7), RandomNumberGenerator.GetBytes(16));
+        using var issued = request.Create(ca, notBefore ?? DateTimeOffset.UtcNow.AddDays(-1), notAfter ?? DateTimeOffset.UtcNow.AddDays(7), RandomNumberGenerator.GetBytes(16));
         return X509CertificateLoader.LoadPkcs12(issued.CopyWithPrivateKey(key).Export(X509ContentType.Pkcs12), null);
     }
 

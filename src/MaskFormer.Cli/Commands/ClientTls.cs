@@ -130,8 +130,11 @@ internal sealed class ClientTls
             return null;
         }
 
+        var outOfDate = OutOfDate(DateTime.UtcNow);
         var clientCertificate = CertificatePath is null
             ? "a server that asks for a client certificate needs --client-cert and --client-key"
+            : outOfDate is not null
+            ? $"a server that asks for a client certificate refuses one out of date: {outOfDate}"
             : $"a server that asks for a client certificate refuses one it does not trust: is {CertificatePath} issued by a CA the server trusts?";
         if (IsHandshakeRefused(error))
         {
@@ -144,7 +147,41 @@ internal sealed class ClientTls
         // connection after the handshake.
         return CertificatePath is null
             ? $"A server that asks for a client certificate ends the connection without one: --client-cert and --client-key (or ${CertificateVariable} and ${KeyVariable})."
+            : outOfDate is not null
+            ? $"A server that asks for a client certificate ends the connection when it refuses the one given: {outOfDate}"
             : $"A server that asks for a client certificate ends the connection when it refuses the one given: is {CertificatePath} issued by a CA the server trusts?";
+    }
+
+    // Said instead of the question about its issuer, since a server checks the dates too: an expired
+    // certificate is the likelier fault, and one the client can see for itself. Not checked before
+    // connecting: a server that asks for no client certificate answers a client holding an expired one.
+    private string? OutOfDate(DateTime now)
+    {
+        if (CertificatePath is null)
+        {
+            return null;
+        }
+
+        var certificates = new X509Certificate2Collection();
+        try
+        {
+            certificates.ImportFromPemFile(CertificatePath);
+            var (notBefore, notAfter) = certificates.Count > 0 ? (certificates[0].NotBefore.ToUniversalTime(), certificates[0].NotAfter.ToUniversalTime()) : (DateTime.MinValue, DateTime.MaxValue);
+            return now > notAfter ? $"{_certificate} expired at {notAfter:u}; renew it."
+                : now < notBefore ? $"{_certificate} is not valid before {notBefore:u}; is this machine's clock right?"
+                : null;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or CryptographicException)
+        {
+            return null;
+        }
+        finally
+        {
+            foreach (var certificate in certificates)
+            {
+                certificate.Dispose();
+            }
+        }
     }
 
     /// <summary>
