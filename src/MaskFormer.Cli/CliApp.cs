@@ -79,6 +79,11 @@ internal static class CliApp
         {
             return await command.RunAsync(arguments, output, error, cancellationToken).ConfigureAwait(false);
         }
+        catch (RpcException ex) when (IsUnreachable(ex))
+        {
+            await error.WriteLineAsync($"maskformer {name}: {await UnreachableAsync(ex, arguments, cancellationToken).ConfigureAwait(false)}").ConfigureAwait(false);
+            return 1;
+        }
         catch (Exception ex) when (Describe(ex, arguments) is { } message)
         {
             await error.WriteLineAsync($"maskformer {name}: {message}").ConfigureAwait(false);
@@ -115,10 +120,6 @@ internal static class CliApp
             case OperationCanceledException:
             case RpcException { StatusCode: StatusCode.Cancelled }:
                 return "cancelled.";
-            case RpcException rpc when IsUnreachable(rpc) && TlsHint(arguments, rpc) is { } hint:
-                return $"cannot reach the server at {SafeAddress(arguments)} over TLS ({Innermost(rpc).Message}). {hint}";
-            case RpcException rpc when IsUnreachable(rpc):
-                return $"cannot reach the server at {SafeAddress(arguments)} ({Innermost(rpc).Message}). Start it, or point --server or ${CommandArguments.AddressVariable} at it.";
             case RpcException rpc:
                 return $"the server at {SafeAddress(arguments)} answered {rpc.StatusCode}: {rpc.Status.Detail}";
             default:
@@ -130,18 +131,34 @@ internal static class CliApp
         ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Internal
         && ex.Status.DebugException is HttpRequestException or IOException or System.Net.Sockets.SocketException;
 
-    /// <summary>What to check after a failed call to an https:// server, from the command's TLS settings; null when TLS is not the question.</summary>
-    internal static string? TlsHint(CommandArguments arguments, RpcException ex)
+    private static async Task<string> UnreachableAsync(RpcException ex, CommandArguments arguments, CancellationToken cancellationToken)
     {
+        var at = SafeAddress(arguments);
+        var overTls = at.StartsWith("https://", StringComparison.Ordinal) ? " over TLS" : string.Empty;
+        return await TlsHintAsync(arguments, ex, cancellationToken).ConfigureAwait(false) is { } hint
+            ? $"cannot reach the server at {at}{overTls} ({Innermost(ex).Message}). {hint}"
+            : $"cannot reach the server at {at} ({Innermost(ex).Message}). Start it, or point --server or ${CommandArguments.AddressVariable} at it.";
+    }
+
+    /// <summary>
+    /// What to check after a call failed at or just after connecting, from the command's address and TLS
+    /// settings (<see cref="ClientTls.HintAsync"/>); null when neither is the question.
+    /// </summary>
+    internal static async Task<string?> TlsHintAsync(CommandArguments arguments, RpcException ex, CancellationToken cancellationToken)
+    {
+        Uri address;
+        ClientTls tls;
         try
         {
-            var address = arguments.ServerAddress;
-            return ClientTls.From(arguments, address).Hint(address, ex.Status.DebugException);
+            address = arguments.ServerAddress;
+            tls = ClientTls.From(arguments, address);
         }
         catch (UsageException)
         {
             return null;
         }
+
+        return await tls.HintAsync(address, ex.Status.DebugException, cancellationToken).ConfigureAwait(false);
     }
 
     private static Exception Innermost(RpcException ex)

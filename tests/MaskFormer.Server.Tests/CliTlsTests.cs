@@ -162,6 +162,33 @@ public sealed class CliTlsTests(SecureServerFixture fixture) : IClassFixture<Sec
     }
 
     [Fact]
+    public async Task Models_CleartextAddressOfTheTlsPort_SaysItSpeaksTlsNotToStartIt()
+    {
+        // The server is running: telling the user to start it sends them the wrong way.
+        var cleartext = new UriBuilder(fixture.Address) { Scheme = "http" }.Uri.GetLeftPart(UriPartial.Authority);
+
+        var (exitCode, output, error) = await RunAsync(["models", "--server", cleartext], (ServerChannel.TokenVariable, SecureServerFixture.Token));
+
+        Assert.True(exitCode == 1, $"exit code {exitCode}: {output} {error}");
+        Assert.Contains("seems to speak TLS", error, StringComparison.Ordinal);
+        Assert.Contains($"use {fixture.Address.GetLeftPart(UriPartial.Authority)}", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("Start it", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Health_TlsAddressOfTheCleartextPort_SaysItSpeaksCleartext()
+    {
+        var tls = new UriBuilder(fixture.CleartextAddress) { Scheme = "https" }.Uri.GetLeftPart(UriPartial.Authority);
+
+        var (exitCode, output, error) = await RunAsync(["health", "--server", tls, "--ca-cert", fixture.CaPath]);
+
+        Assert.True(exitCode == 1 && output.StartsWith("UNREACHABLE", StringComparison.Ordinal), $"exit code {exitCode}: {output} {error}");
+        Assert.Contains("seems to speak cleartext", output, StringComparison.Ordinal);
+        Assert.Contains($"use {fixture.CleartextAddress.GetLeftPart(UriPartial.Authority)}", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("issued by a CA", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Health_NoClientCertificate_UnreachableSayingWhatToSet()
     {
         var (exitCode, output, error) = await RunAsync(["health", "--server", fixture.Address.ToString(), "--ca-cert", fixture.CaPath]);

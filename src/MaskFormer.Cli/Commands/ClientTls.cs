@@ -120,15 +120,37 @@ internal sealed class ClientTls
     }
 
     /// <summary>
-    /// What to check when a call to <paramref name="address"/> failed with <paramref name="error"/> during or
-    /// just after the TLS handshake, from what was set; null for a cleartext address or nothing listening.
+    /// What to check when a call to <paramref name="address"/> failed with <paramref name="error"/> at or just
+    /// after connecting: the other scheme, when the server answers a TLS handshake differently from what the
+    /// address says (<see cref="TlsProbe"/>); else, for an https:// address, what to check from what was set.
+    /// Null when nothing was listening, or for a cleartext address whose server does not speak TLS.
     /// </summary>
-    public string? Hint(Uri address, Exception? error)
+    public async Task<string?> HintAsync(Uri address, Exception? error, CancellationToken cancellationToken)
     {
-        if (address.Scheme != Uri.UriSchemeHttps || error is null || NothingListening(error))
+        if (error is null || NothingListening(error))
         {
             return null;
         }
+
+        if (address.Scheme != Uri.UriSchemeHttps)
+        {
+            return await TlsProbe.SpeaksTlsAsync(address, cancellationToken).ConfigureAwait(false) is true
+                ? $"The server there seems to speak TLS (it answered a TLS handshake): use {WithScheme(address, Uri.UriSchemeHttps)}, with --ca-cert (or ${CaVariable}) for a private CA."
+                : null;
+        }
+
+        // A cleartext server answers a ClientHello with something that is not TLS, which .NET reports as a
+        // failed handshake.
+        if (IsHandshakeRefused(error) && await TlsProbe.SpeaksTlsAsync(address, cancellationToken).ConfigureAwait(false) is false)
+        {
+            return $"The server there seems to speak cleartext (it answered a TLS handshake with something else): use {WithScheme(address, Uri.UriSchemeHttp)}.";
+        }
+
+        return CertificateHint(error);
+    }
+
+    private string CertificateHint(Exception error)
+    {
 
         var outOfDate = OutOfDate(DateTime.UtcNow);
         var clientCertificate = CertificatePath is null
@@ -197,6 +219,10 @@ internal sealed class ClientTls
         SocketErrorCode: SocketError.ConnectionRefused or SocketError.HostNotFound or SocketError.TimedOut or SocketError.NetworkUnreachable
             or SocketError.HostUnreachable or SocketError.TryAgain or SocketError.NoData or SocketError.AddressNotAvailable,
     });
+
+    // The port stays as given (or as the scheme implied): the server is the same, only the protocol changes.
+    private static string WithScheme(Uri address, string scheme) =>
+        new UriBuilder(address) { Scheme = scheme, Port = address.Port }.Uri.GetLeftPart(UriPartial.Authority);
 
     private static Setting? Read(CommandArguments args, string option, string variable) =>
         args.Has(option) ? args.Get(option, string.Empty) is { Length: > 0 } given ? new Setting(given, option, null) : throw new UsageException($"--{option} needs a file.")

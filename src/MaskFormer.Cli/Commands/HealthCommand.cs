@@ -29,14 +29,15 @@ internal static class HealthCommand
         using var channel = ServerChannel.Open(args);
         var client = new Health.HealthClient(channel);
         var until = DateTime.UtcNow.AddSeconds(args.GetDouble("wait", 0));
-        string status;
+        var status = string.Empty;
+        RpcException? unreachable = null;
         var closedBefore = false;
         do
         {
             try
             {
                 var response = await client.CheckAsync(new HealthCheckRequest { Service = args.Get("service", string.Empty) }, deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: cancellationToken).ConfigureAwait(false);
-                status = response.Status.ToString().ToUpperInvariant();
+                (status, unreachable) = (response.Status.ToString().ToUpperInvariant(), null);
                 if (response.Status == HealthCheckResponse.Types.ServingStatus.Serving)
                 {
                     await output.WriteLineAsync("SERVING").ConfigureAwait(false);
@@ -46,9 +47,7 @@ internal static class HealthCommand
             catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded
                 || (ex.StatusCode is StatusCode.Internal && ex.Status.DebugException is System.Net.Http.HttpRequestException or IOException))
             {
-                var at = address.ToString().TrimEnd('/');
-                var hint = CliApp.TlsHint(args, ex);
-                status = $"UNREACHABLE: no answer from {at} ({Reason(ex)}){(hint is null ? string.Empty : $". {hint}")}";
+                unreachable = ex;
 
                 // Waiting changes neither this client refusing the server's certificate (said at once) nor a
                 // server that ends every new connection before the first call, a TLS server refusing this
@@ -69,6 +68,13 @@ internal static class HealthCommand
             }
         }
         while (DateTime.UtcNow < until);
+
+        // The hint for the last failure only: it may probe the server (TlsProbe), once rather than on every try.
+        if (unreachable is not null)
+        {
+            var hint = await CliApp.TlsHintAsync(args, unreachable, cancellationToken).ConfigureAwait(false);
+            status = $"UNREACHABLE: no answer from {address.ToString().TrimEnd('/')} ({Reason(unreachable)}){(hint is null ? string.Empty : $". {hint}")}";
+        }
 
         await output.WriteLineAsync(status).ConfigureAwait(false);
         return 1;

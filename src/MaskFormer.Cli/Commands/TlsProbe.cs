@@ -1,0 +1,110 @@
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+
+namespace MaskFormer.Cli.Commands;
+
+/// <summary>
+/// Whether the server at an address speaks TLS, from the first bytes it answers a TLS ClientHello with: a
+/// TLS record (handshake 0x16 or alert 0x15, then major version 3) or anything else (an HTTP/2 frame, an
+/// HTTP/1.1 status line). Made only after a call failed, to tell a cleartext client at a TLS port, or a TLS
+/// client at a cleartext port, what to change: the call's own error does not say (a TLS server ends a
+/// cleartext connection without a word; a cleartext answer to a ClientHello is "a corrupted frame").
+/// </summary>
+internal static class TlsProbe
+{
+    /// <summary>How long the probe waits for the connection and the answer.</summary>
+    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(2);
+
+    /// <summary>True: TLS; false: something else; null: no answer (nothing listening, closed at once, silent, cancelled).</summary>
+    public static async Task<bool?> SpeaksTlsAsync(Uri address, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(Timeout);
+        using var tcp = new TcpClient();
+        FirstBytes? answer = null;
+        try
+        {
+            await tcp.ConnectAsync(address.Host, address.Port, timeout.Token).ConfigureAwait(false);
+            answer = new FirstBytes(tcp.GetStream());
+            await using var ssl = new SslStream(answer);
+
+            // Refusing every certificate ends the handshake as soon as the server has shown its own.
+            await ssl.AuthenticateAsClientAsync(
+                new SslClientAuthenticationOptions { TargetHost = address.IdnHost, RemoteCertificateValidationCallback = static (_, _, _, _) => false },
+                timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or AuthenticationException or OperationCanceledException or ObjectDisposedException)
+        {
+        }
+
+        return answer?.IsTls;
+    }
+
+    // The stream under the probe's SslStream, keeping the first two bytes the server sent.
+    private sealed class FirstBytes(Stream inner) : Stream
+    {
+        private readonly byte[] _first = new byte[2];
+        private int _count;
+
+        public bool? IsTls => _count < _first.Length ? null : _first[0] is 0x16 or 0x15 && _first[1] == 0x03;
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            var read = await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+            Keep(buffer.Span[..read]);
+            return read;
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            var read = inner.Read(buffer, offset, count);
+            Keep(buffer.AsSpan(offset, read));
+            return read;
+        }
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => inner.WriteAsync(buffer, cancellationToken);
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => inner.WriteAsync(buffer, offset, count, cancellationToken);
+
+        public override void Write(byte[] buffer, int offset, int count) => inner.Write(buffer, offset, count);
+
+        public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
+
+        public override void Flush() => inner.Flush();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                inner.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+
+        private void Keep(ReadOnlySpan<byte> read)
+        {
+            var kept = Math.Min(read.Length, _first.Length - _count);
+            read[..kept].CopyTo(_first.AsSpan(_count));
+            _count += kept;
+        }
+    }
+}
