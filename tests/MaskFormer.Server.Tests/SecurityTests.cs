@@ -8,10 +8,12 @@ using Grpc.Net.Client;
 using Grpc.Reflection.V1Alpha;
 using MaskFormer.Contracts.V1;
 using MaskFormer.Server.Hosting;
+using MaskFormer.Server.Tests.Observability;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace MaskFormer.Server.Tests;
 
@@ -33,6 +35,11 @@ public sealed class SecureServerFixture : IAsyncLifetime
 
     internal string ServerKeyPath => Path.Combine(_dir, "server.key");
 
+    internal string ServerCertificatePath => Path.Combine(_dir, "server.pem");
+
+    /// <summary>The server's log entries at the level it runs with (Warning and above).</summary>
+    internal CapturedLogs Logs { get; } = new();
+
     public async Task InitializeAsync()
     {
         WriteServerCertificate("CN=first");
@@ -51,7 +58,7 @@ public sealed class SecureServerFixture : IAsyncLifetime
             $"--MaskFormer:Security:ClientCaPath={Path.Combine(_dir, "ca.pem")}",
             $"--MaskFormer:Security:TokensFile={Path.Combine(_dir, "tokens")}",
             "--MaskFormer:Security:Reflection=Off",
-        ]);
+        ], builder => builder.Logging.AddProvider(Logs));
         await App.StartAsync();
         var addresses = App.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Select(a => new Uri(a)).ToList();
         Address = addresses.Single(a => a.Scheme == "https");
@@ -110,9 +117,9 @@ public sealed class SecureServerFixture : IAsyncLifetime
         return GrpcChannel.ForAddress(Address, new GrpcChannelOptions { HttpHandler = handler });
     }
 
-    internal X509Certificate2 WriteServerCertificate(string subject)
+    internal X509Certificate2 WriteServerCertificate(string subject, DateTimeOffset? notBefore = null, DateTimeOffset? notAfter = null)
     {
-        var certificate = Issue(subject, serverAuth: true);
+        var certificate = Issue(subject, serverAuth: true, notBefore: notBefore, notAfter: notAfter);
         using var key = certificate.GetECDsaPrivateKey()!;
 
         // Key first, then certificate: the server reloads on the certificate's change and must find both new.
@@ -165,18 +172,25 @@ public sealed class SecureServerFixture : IAsyncLifetime
     /// A server certificate from this fixture's CA that names only <paramref name="dnsName"/>, written with
     /// its key as PEM files in this fixture's folder; returns their paths.
     /// </summary>
-    internal (string Certificate, string Key) WriteServerPemFor(string dnsName)
+    internal (string Certificate, string Key) WriteServerPemFor(string dnsName) => WriteServerPem($"server-{dnsName}", dnsName);
+
+    /// <summary>
+    /// A server certificate from this fixture's CA (for <paramref name="dnsName"/> alone, else the loopback
+    /// address and localhost; valid from yesterday for a week unless told), written with its key as NAME.pem
+    /// and NAME.key in this fixture's folder; returns their paths.
+    /// </summary>
+    internal (string Certificate, string Key) WriteServerPem(string name, string? dnsName = null, DateTimeOffset? notBefore = null, DateTimeOffset? notAfter = null)
     {
-        using var certificate = Issue($"CN={dnsName}", serverAuth: true, dnsName);
+        using var certificate = Issue(dnsName is null ? "CN=127.0.0.1" : $"CN={dnsName}", serverAuth: true, dnsName, notBefore, notAfter);
         using var key = certificate.GetECDsaPrivateKey()!;
-        var (certificatePath, keyPath) = (Path.Combine(_dir, $"server-{dnsName}.pem"), Path.Combine(_dir, $"server-{dnsName}.key"));
+        var (certificatePath, keyPath) = (Path.Combine(_dir, $"{name}.pem"), Path.Combine(_dir, $"{name}.key"));
         File.WriteAllText(certificatePath, certificate.ExportCertificatePem());
         File.WriteAllText(keyPath, key.ExportPkcs8PrivateKeyPem());
         return (certificatePath, keyPath);
     }
 
     // A server certificate names the loopback address and localhost unless given the one name it holds.
-    private X509Certificate2 Issue(string subject, bool serverAuth, string? onlyName = null)
+    private X509Certificate2 Issue(string subject, bool serverAuth, string? onlyName = null, DateTimeOffset? notBefore = null, DateTimeOffset? notAfter = null)
     {
         var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256);
@@ -200,7 +214,7 @@ public sealed class SecureServerFixture : IAsyncLifetime
         }
 
         var serial = RandomNumberGenerator.GetBytes(16);
-        using var issued = request.Create(_ca, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(7), serial);
+        using var issued = request.Create(_ca, notBefore ?? DateTimeOffset.UtcNow.AddDays(-1), notAfter ?? DateTimeOffset.UtcNow.AddDays(7), serial);
         var withKey = issued.CopyWithPrivateKey(key);
 
         // Windows-style ephemeral keys cannot be used by SslStream for client auth; a PKCS#12 round trip can.

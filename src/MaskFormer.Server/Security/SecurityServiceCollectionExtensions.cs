@@ -3,6 +3,7 @@ using System.Security.Cryptography.X509Certificates;
 using Grpc.AspNetCore.Server;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace MaskFormer.Server.Security;
@@ -25,6 +26,7 @@ internal static class SecurityServiceCollectionExtensions
             .ValidateOnStart();
         services.AddSingleton<IValidateOptions<SecurityOptions>, PemFilesValidator>();
 
+        services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<CertificateReloader>();
         services.AddSingleton<ClientCaReloader>();
         services.AddSingleton<TokenAuthenticator>();
@@ -34,6 +36,17 @@ internal static class SecurityServiceCollectionExtensions
             if (!o.TlsConfigured)
             {
                 return;
+            }
+
+            // Loaded now, so that a certificate out of date or near its end is warned of at start-up rather
+            // than at the first handshake. A file that cannot be read is left to PemFilesValidator, which
+            // names the setting.
+            try
+            {
+                _ = reloader.Current;
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or CryptographicException or ArgumentException)
+            {
             }
 
             // Applies to every https:// endpoint of Kestrel:Endpoints; http:// endpoints stay cleartext.
