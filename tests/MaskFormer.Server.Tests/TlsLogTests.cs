@@ -1,3 +1,4 @@
+using System.Security.Cryptography.X509Certificates;
 using Grpc.Core;
 using Grpc.Health.V1;
 using MaskFormer.Server.Hosting;
@@ -9,7 +10,7 @@ namespace MaskFormer.Server.Tests;
 /// <summary>
 /// What the server logs about certificates at the level it runs with (Warning, as the fixture's server and
 /// a production one's default filters for Microsoft.* leave it): a server certificate out of date or near
-/// its end.
+/// its end, a client certificate refused.
 /// </summary>
 [Collection(ServerTestGroup.Name)]
 public sealed class TlsLogTests(SecureServerFixture fixture) : IClassFixture<SecureServerFixture>
@@ -71,12 +72,57 @@ public sealed class TlsLogTests(SecureServerFixture fixture) : IClassFixture<Sec
         }
     }
 
+    [Fact]
+    public async Task Handshake_ExpiredClientCertificate_WarnsWithTheReasonAndTheSubject()
+    {
+        // Issued by the CA the server trusts: only its dates are wrong, and the client is told nothing.
+        var now = WholeSeconds(DateTimeOffset.UtcNow);
+        using var expired = SecureServerFixture.IssueClient(fixture.Ca, "CN=expired-client", now.AddHours(-12), now.AddHours(-1));
+
+        Assert.False(await HandshakeAsync(expired));
+
+        var warning = await SingleRefusalAsync(expired);
+        Assert.Equal(LogLevel.Warning, warning.Level);
+        Assert.Contains("CN=expired-client", warning.Message, StringComparison.Ordinal);
+        Assert.Contains("NotTimeValid", warning.Message, StringComparison.Ordinal);
+        Assert.Contains($"until {now.AddHours(-1).UtcDateTime:u}", warning.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Handshake_SameRefusedCertificateAgainAndAgain_WarnedOnce()
+    {
+        using var stranger = SecureServerFixture.IssueByStranger("http://127.0.0.1:9/ca.crt");
+
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.False(await HandshakeAsync(stranger));
+        }
+
+        var warning = await SingleRefusalAsync(stranger);
+        Assert.Contains("CN=stranger", warning.Message, StringComparison.Ordinal);
+        Assert.Contains("issued by CN=Stranger CA", warning.Message, StringComparison.Ordinal);
+    }
+
+    // The one entry naming the certificate's thumbprint, once the server has written it (it refuses the
+    // certificate as the client's call fails, so it is there at once or nearly).
+    private async Task<LogEntry> SingleRefusalAsync(X509Certificate2 certificate)
+    {
+        for (var waited = 0; waited < 50 && !fixture.Logs.Entries.Any(Names); waited++)
+        {
+            await Task.Delay(100);
+        }
+
+        return Assert.Single(fixture.Logs.Entries, Names);
+
+        bool Names(LogEntry entry) => entry.Message.Contains(certificate.Thumbprint, StringComparison.Ordinal);
+    }
+
     private static DateTimeOffset WholeSeconds(DateTimeOffset time) => new(time.Ticks - (time.Ticks % TimeSpan.TicksPerSecond), TimeSpan.Zero);
 
-    // A health check over a new connection with the fixture's client certificate; false when it failed.
-    private async Task<bool> HandshakeAsync()
+    // A health check over a new connection with this client certificate (default: the fixture's); false when it failed.
+    private async Task<bool> HandshakeAsync(X509Certificate2? clientCertificate = null)
     {
-        using var channel = fixture.Channel(withClientCertificate: true);
+        using var channel = clientCertificate is null ? fixture.Channel(withClientCertificate: true) : fixture.Channel(clientCertificate);
         try
         {
             await new Grpc.Health.V1.Health.HealthClient(channel).CheckAsync(new HealthCheckRequest(), deadline: DateTime.UtcNow.AddSeconds(30));

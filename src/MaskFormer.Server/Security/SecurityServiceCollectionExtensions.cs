@@ -29,8 +29,9 @@ internal static class SecurityServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<CertificateReloader>();
         services.AddSingleton<ClientCaReloader>();
+        services.AddSingleton<ClientCertificateRefusals>();
         services.AddSingleton<TokenAuthenticator>();
-        services.AddOptions<KestrelServerOptions>().Configure<IOptions<SecurityOptions>, CertificateReloader, ClientCaReloader>((kestrel, security, reloader, clientCas) =>
+        services.AddOptions<KestrelServerOptions>().Configure<IOptions<SecurityOptions>, CertificateReloader, ClientCaReloader, ClientCertificateRefusals>((kestrel, security, reloader, clientCas, refusals) =>
         {
             var o = security.Value;
             if (!o.TlsConfigured)
@@ -56,7 +57,7 @@ internal static class SecurityServiceCollectionExtensions
                 if (o.ClientCaPath.Length > 0)
                 {
                     https.ClientCertificateMode = ClientCertificateMode.RequireCertificate;
-                    https.ClientCertificateValidation = (certificate, _, _) => IsIssuedBy(certificate, clientCas.Current);
+                    https.ClientCertificateValidation = (certificate, _, _) => IsIssuedBy(certificate, clientCas.Current, refusals);
 
                     // SslStream builds a chain of its own before that check: with this policy, not the default one,
                     // which would download missing issuers from URLs the client's certificate names.
@@ -100,11 +101,22 @@ internal static class SecurityServiceCollectionExtensions
         }
     }
 
-    private static bool IsIssuedBy(X509Certificate2 certificate, X509Certificate2Collection authorities)
+    private static bool IsIssuedBy(X509Certificate2 certificate, X509Certificate2Collection authorities, ClientCertificateRefusals refusals)
     {
         using var chain = new X509Chain { ChainPolicy = ChainPolicy(authorities) };
-        return chain.Build(certificate);
+        if (chain.Build(certificate))
+        {
+            return true;
+        }
+
+        refusals.Refused(certificate, Faults(chain));
+        return false;
     }
+
+    // The chain's faults as X509ChainStatusFlags names: NotTimeValid (expired or not yet valid), PartialChain or
+    // UntrustedRoot (not issued by a CA of ClientCaPath), NotValidForUsage (not for client authentication).
+    private static string Faults(X509Chain chain) =>
+        string.Join(", ", chain.ChainStatus.Select(s => s.Status).Distinct()) is { Length: > 0 } faults ? faults : "no chain to a client CA";
 
     // Chains built from the configured CAs alone, no revocation lookups, and no downloads: by default a
     // build fetches missing issuers from URLs the presented certificate names, which lets anyone who can
