@@ -151,7 +151,6 @@ internal sealed class ClientTls
 
     private string CertificateHint(Exception error)
     {
-
         var outOfDate = OutOfDate(DateTime.UtcNow);
         var clientCertificate = CertificatePath is null
             ? "a server that asks for a client certificate needs --client-cert and --client-key"

@@ -25,7 +25,7 @@ internal static class TlsProbe
         FirstBytes? answer = null;
         try
         {
-            await tcp.ConnectAsync(address.Host, address.Port, timeout.Token).ConfigureAwait(false);
+            await tcp.ConnectAsync(address.IdnHost, address.Port, timeout.Token).ConfigureAwait(false);
             answer = new FirstBytes(tcp.GetStream());
             await using var ssl = new SslStream(answer);
 
