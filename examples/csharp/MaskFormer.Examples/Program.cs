@@ -1,0 +1,48 @@
+using MaskFormer.Examples;
+
+// MaskFormer Serve's C# client example: `segment IMAGE` (a unary call) and `stream FOLDER` (SegmentStream).
+// Exit codes as the Python, Node and Go examples: 0 ok, 1 the call failed, 2 usage, connection or file errors;
+// 130 on Ctrl+C.
+using var interrupted = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) =>
+{
+    e.Cancel = true;
+    interrupted.Cancel();
+};
+
+var usage = $"""
+    {SegmentCommand.Usage}
+    {StreamCommand.Usage}
+    and for both:
+    {Connection.Usage}
+    """;
+try
+{
+    return args switch
+    {
+        ["segment", .. var rest] => await SegmentCommand.RunAsync(rest, interrupted.Token),
+        ["stream", .. var rest] => await StreamCommand.RunAsync(rest, interrupted.Token),
+        ["--help" or "-h" or "help", ..] => Help(),
+        _ => throw new UsageException("give a command: segment or stream"),
+    };
+}
+catch (UsageException ex)
+{
+    await Console.Error.WriteLineAsync($"error: {ex.Message}\n{usage}");
+    return 2;
+}
+catch (ConnectionException ex)
+{
+    await Console.Error.WriteLineAsync($"error: {ex.Message}");
+    return 2;
+}
+catch (OperationCanceledException) when (interrupted.IsCancellationRequested)
+{
+    return 130;
+}
+
+int Help()
+{
+    Console.WriteLine(usage);
+    return 0;
+}

@@ -1,0 +1,242 @@
+using System.Diagnostics;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Grpc.Core;
+using Grpc.Net.Client;
+using MaskFormer.Contracts.V1;
+
+namespace MaskFormer.Examples;
+
+/// <summary>
+/// The channel to the server, as every client of this repository opens it: the address from --server, else
+/// $MASKFORMER_ADDRESS, else 127.0.0.1:5081, as host:port or http(s)://host:port; $MASKFORMER_TOKEN as a
+/// bearer token on every call; for https://, $MASKFORMER_CA_CERT (PEM CA certificates trusted instead of the
+/// system's) and $MASKFORMER_CLIENT_CERT with $MASKFORMER_CLIENT_KEY (mutual TLS).
+/// </summary>
+internal static class ServerConnection
+{
+    public const string DefaultAddress = "127.0.0.1:5081";
+
+    /// <summary>The address the command was given, as the user wrote it (error messages name it so).</summary>
+    public static string Address(CommandLine line) =>
+        line.Get("server", "") is { Length: > 0 } given ? given
+        : Environment.GetEnvironmentVariable("MASKFORMER_ADDRESS") is { Length: > 0 } fromEnvironment ? fromEnvironment
+        : DefaultAddress;
+
+    /// <summary>
+    /// Opens a channel to <paramref name="address"/> and makes sure a server answers there: the first attempt
+    /// that fails (nothing listening, a failed TLS handshake) throws <see cref="ConnectionException"/> at once,
+    /// unless <paramref name="waitForServer"/>, which tries again until <paramref name="timeout"/>.
+    /// </summary>
+    public static async Task<GrpcChannel> ConnectAsync(string address, TimeSpan timeout, bool waitForServer, CancellationToken cancellationToken)
+    {
+        var uri = ToUri(address);
+        var channel = GrpcChannel.ForAddress(uri, new GrpcChannelOptions
+        {
+            HttpHandler = CreateHandler(uri),
+            DisposeHttpClient = true,
+
+            // A result's size is the server's to bound: instance masks of a large image pass the default 4 MB.
+            MaxReceiveMessageSize = null,
+
+            // A server that went away is tried again at least every 4 s (the default waits up to 2 minutes),
+            // so a stream reconnecting finds its replacement soon after it is up.
+            InitialReconnectBackoff = TimeSpan.FromMilliseconds(250),
+            MaxReconnectBackoff = TimeSpan.FromSeconds(4),
+        });
+        try
+        {
+            await ProbeAsync(channel, address, timeout, waitForServer, cancellationToken);
+            return channel;
+        }
+        catch
+        {
+            channel.Dispose();
+            throw;
+        }
+    }
+
+    // Any answer from the server, even an error status (UNAUTHENTICATED without a token), means it is there.
+    private static async Task ProbeAsync(GrpcChannel channel, string address, TimeSpan timeout, bool waitForServer, CancellationToken cancellationToken)
+    {
+        var client = new SegmentationService.SegmentationServiceClient(channel);
+        var started = Stopwatch.GetTimestamp();
+        for (var failures = 0; ; failures++)
+        {
+            var left = timeout - Stopwatch.GetElapsedTime(started);
+            try
+            {
+                await client.ListModelsAsync(new ListModelsRequest(), deadline: DateTime.UtcNow.Add(left), cancellationToken: cancellationToken);
+                return;
+            }
+            catch (RpcException ex) when (ex.StatusCode == StatusCode.DeadlineExceeded && !cancellationToken.IsCancellationRequested)
+            {
+                throw new ConnectionException($"cannot reach the MaskFormer server at {address} within {timeout.TotalSeconds:0.###} s");
+            }
+            catch (RpcException ex) when (ex.Status.DebugException is null)
+            {
+                return;
+            }
+            catch (RpcException ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                var delay = RetryingCall.Backoff(failures);
+                if (waitForServer && Stopwatch.GetElapsedTime(started) + delay < timeout)
+                {
+                    await Task.Delay(delay, cancellationToken);
+                    continue;
+                }
+
+                throw new ConnectionException(waitForServer
+                    ? $"cannot reach the MaskFormer server at {address} within {timeout.TotalSeconds:0.###} s: {Reason(ex)}"
+                    : $"cannot reach the MaskFormer server at {address}: {Reason(ex)}{TlsHint(address, ex)}");
+            }
+        }
+    }
+
+    /// <summary>gRPC's status and the transport's innermost error ("Connection refused").</summary>
+    public static string Reason(RpcException exception)
+    {
+        var inner = exception.Status.DebugException;
+        while (inner?.InnerException is not null)
+        {
+            inner = inner.InnerException;
+        }
+
+        return inner is null ? exception.Status.Detail : $"{exception.Status.Detail} ({inner.Message})";
+    }
+
+    private static string TlsHint(string address, RpcException exception)
+    {
+        if (!address.StartsWith("https://", StringComparison.OrdinalIgnoreCase) || FindInChain<SocketException>(exception.Status.DebugException) is { SocketErrorCode: SocketError.ConnectionRefused })
+        {
+            return "";
+        }
+
+        var refused = FindInChain<AuthenticationException>(exception.Status.DebugException) is not null;
+        return refused
+            ? " (the TLS handshake failed: is the server's certificate issued by a CA in MASKFORMER_CA_CERT, or the system's? Is it TLS at all?)"
+            : " (the server ended the connection after the TLS handshake: does it want a client certificate, MASKFORMER_CLIENT_CERT and MASKFORMER_CLIENT_KEY, from a CA it trusts?)";
+    }
+
+    private static T? FindInChain<T>(Exception? exception)
+        where T : Exception
+    {
+        for (; exception is not null; exception = exception.InnerException)
+        {
+            if (exception is T found)
+            {
+                return found;
+            }
+        }
+
+        return null;
+    }
+
+    private static Uri ToUri(string address)
+    {
+        var text = address.Contains("://", StringComparison.Ordinal) ? address : $"http://{address}";
+        return Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && uri.Port > 0
+            ? uri
+            : throw new ConnectionException($"{address} is not a server address: give host:port, http://host:port or https://host:port");
+    }
+
+    // Kestrel can lose an answer for good when the client's flow control resumes it after its last write
+    // (dotnet/aspnetcore#53736): a stream window larger than an answer avoids that. The handler is what
+    // GrpcChannel would create otherwise.
+    private static HttpMessageHandler CreateHandler(Uri uri)
+    {
+        var handler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true, InitialHttp2StreamWindowSize = 16 << 20 };
+        try
+        {
+            ConfigureTls(handler, uri);
+        }
+        catch
+        {
+            handler.Dispose();
+            throw;
+        }
+
+        return Environment.GetEnvironmentVariable("MASKFORMER_TOKEN") is { Length: > 0 } token
+            ? new BearerToken(token) { InnerHandler = handler }
+            : handler;
+    }
+
+    private static void ConfigureTls(SocketsHttpHandler handler, Uri uri)
+    {
+        var ca = Variable("MASKFORMER_CA_CERT");
+        var certificate = Variable("MASKFORMER_CLIENT_CERT");
+        var key = Variable("MASKFORMER_CLIENT_KEY");
+        if ((certificate is null) != (key is null))
+        {
+            throw new ConnectionException("MASKFORMER_CLIENT_CERT and MASKFORMER_CLIENT_KEY go together; only one is set");
+        }
+
+        if (ca is null && certificate is null)
+        {
+            return;
+        }
+
+        if (uri.Scheme != Uri.UriSchemeHttps)
+        {
+            throw new ConnectionException($"a CA or client certificate needs an https:// server address; {uri.Authority} is cleartext");
+        }
+
+        var ssl = new SslClientAuthenticationOptions();
+        if (ca is not null)
+        {
+            var roots = ReadCertificates(ca, "MASKFORMER_CA_CERT");
+            var policy = new X509ChainPolicy { TrustMode = X509ChainTrustMode.CustomRootTrust, RevocationMode = X509RevocationMode.NoCheck, DisableCertificateDownloads = true };
+            policy.CustomTrustStore.AddRange(roots);
+            ssl.CertificateChainPolicy = policy;
+        }
+
+        if (certificate is not null)
+        {
+            var chain = ReadCertificates(certificate, "MASKFORMER_CLIENT_CERT");
+            try
+            {
+                var leaf = X509Certificate2.CreateFromPemFile(certificate, key);
+                ssl.ClientCertificateContext = SslStreamCertificateContext.Create(leaf, new X509Certificate2Collection(chain[1..]), offline: true);
+            }
+            catch (Exception ex) when (ex is CryptographicException or ArgumentException or IOException)
+            {
+                throw new ConnectionException($"MASKFORMER_CLIENT_KEY {key} is not the PEM private key of MASKFORMER_CLIENT_CERT {certificate} ({ex.Message})");
+            }
+        }
+
+        handler.SslOptions = ssl;
+    }
+
+    private static string? Variable(string name) => Environment.GetEnvironmentVariable(name) is { Length: > 0 } value ? value : null;
+
+    private static X509Certificate2[] ReadCertificates(string path, string variable)
+    {
+        var certificates = new X509Certificate2Collection();
+        try
+        {
+            certificates.ImportFromPemFile(path);
+        }
+        catch (Exception ex) when (ex is CryptographicException or IOException or UnauthorizedAccessException)
+        {
+            throw new ConnectionException($"cannot read {variable} {path}: {ex.Message}");
+        }
+
+        return certificates.Count > 0 ? [.. certificates] : throw new ConnectionException($"{variable} {path} holds no PEM certificate");
+    }
+}
+
+/// <summary>The server cannot be reached, or the connection settings cannot be used: exit code 2.</summary>
+internal sealed class ConnectionException(string message) : Exception(message);
+
+/// <summary>Adds "authorization: Bearer &lt;token&gt;" to every call (a server with MaskFormer:Security:TokensFile wants one).</summary>
+internal sealed class BearerToken(string token) : DelegatingHandler
+{
+    protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        request.Headers.Authorization = new("Bearer", token);
+        return base.SendAsync(request, cancellationToken);
+    }
+}
