@@ -119,6 +119,11 @@ internal static class StreamCommand
         }
 
         problems.AddRange(stream.Problems);
+        if (counts.Other > 0)
+        {
+            problems.Add($"{counts.Other} answer(s) with no outcome");
+        }
+
         if (counts.Answered != counts.Sent)
         {
             problems.Add($"{counts.Sent} frames sent but {counts.Answered} answered");

@@ -1,0 +1,64 @@
+using System.Text.RegularExpressions;
+
+namespace MaskFormer.Examples.Tests;
+
+public sealed partial class StreamTests
+{
+    [Fact]
+    public async Task Stream_Clip_AnswersEveryFrameOnceInOrderWithTracks()
+    {
+        using var folder = new TemporaryFolder();
+
+        var run = await Example.RunAsync(["stream", Example.Clip, "--out", folder.Path, "--server", Example.Address]);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var frames = FrameLines(run.Output);
+        Assert.Equal(Enumerable.Range(1, 16), frames.Select(f => f.Id));
+        Assert.All(frames, f => Assert.Equal($"frame_{f.Id - 1:000}.png", f.Name));
+        Assert.All(frames, f => Assert.StartsWith("result in ", f.Outcome, StringComparison.Ordinal));
+
+        // Every panoptic thing segment carries a non-zero track id (label#track).
+        Assert.All(frames, f => Assert.Matches(@"things: (\S+#[1-9]\d*)( \S+#[1-9]\d*)*;", f.Outcome));
+        Assert.EndsWith("sent 16, results 16, errors 0, skipped 0\n", run.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("reconnected", run.Output, StringComparison.Ordinal);
+
+        // --out: each result's files, as segment writes them.
+        Assert.Equal(32, Directory.GetFiles(folder.Path, "frame_0??.*").Length);
+        Assert.Equal(16, Directory.GetFiles(folder.Path, "frame_0??.json").Length);
+    }
+
+    [Fact]
+    public async Task Stream_UnknownModel_ReportsNotFoundForEveryFrameAndExits1()
+    {
+        var run = await Example.RunAsync(["stream", Example.Clip, "--model", "no-such-model", "--server", Example.Address]);
+
+        Assert.True(run.ExitCode == 1, run.ToString());
+        var frames = FrameLines(run.Output);
+        Assert.Equal(Enumerable.Range(1, 16), frames.Select(f => f.Id));
+        Assert.All(frames, f => Assert.Equal("ERROR NOT_FOUND: Model 'no-such-model' is not served.", f.Outcome));
+        Assert.EndsWith("sent 16, results 0, errors 16, skipped 0\n", run.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Stream_BrokenSymbolicLinkNamedLikeAFrame_IsRefusedNamingItBeforeSending()
+    {
+        using var folder = new TemporaryFolder();
+        File.Copy(Example.HeldoutImage, Path.Combine(folder.Path, "a.png"));
+        var link = Path.Combine(folder.Path, "b.png");
+        File.CreateSymbolicLink(link, Path.Combine(folder.Path, "gone.png"));
+
+        // Nothing listens at the address: a stream that sent anything would fail to connect (exit 2) instead.
+        var run = await Example.RunAsync(["stream", folder.Path, "--server", $"127.0.0.1:{Example.FreePort()}"]);
+
+        Assert.True(run.ExitCode == 1, run.ToString());
+        Assert.Contains($"error: cannot read {folder.Path}: {link} is a broken symbolic link (to {Path.Combine(folder.Path, "gone.png")})", run.Errors, StringComparison.Ordinal);
+        Assert.Empty(run.Output);
+    }
+
+    /// <summary>The "frame N NAME: OUTCOME" lines, in the order printed.</summary>
+    internal static List<(int Id, string Name, string Outcome)> FrameLines(string output) =>
+        [.. FrameLine().Matches(output).Select(m => (int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), m.Groups[2].Value, m.Groups[3].Value))];
+
+    [GeneratedRegex(@"^frame (\d+) (\S+): (.*)$", RegexOptions.Multiline)]
+    private static partial Regex FrameLine();
+}
