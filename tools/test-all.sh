@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of the repository on a clean machine: .NET unit and integration tests, the proto
-# lint (buf, DEFAULT rules), and the Node, Python and Go clients against a live server on the committed model, and the
+# lint (buf, DEFAULT rules), and the Node, Python, Go and C# clients against a live server on the committed model, and the
 # deployment checks (tests/deploy: the Dockerfile's cpu target built by its own commands and served, every
 # Kubernetes overlay rendered and validated against the schemas and the application's settings).
 # Ends with one line "N passed, N failed" summed over every test run; exits non-zero on any failure.
@@ -240,6 +240,12 @@ else
     else
       cat "$LOGS/go-install.log"; fail_step "examples/go/install.sh"
     fi
+
+    # The built example run as a process against this server; its reconnect tests start servers of their
+    # own (MASKFORMER_SERVER_DLL), its token test calls the token server. Not under tests/, so the loop of
+    # .NET test projects above does not run it without a server.
+    step "C# example (examples/csharp)"
+    MASKFORMER_ADDRESS="127.0.0.1:$PORT" dotnet_test csharp-example 420 examples/csharp/MaskFormer.Examples.Tests/MaskFormer.Examples.Tests.csproj
   else
     tail -30 "$LOGS/server.log"; fail_step "server did not become SERVING"
   fi

@@ -19,6 +19,19 @@ public sealed class ConnectionTests
     }
 
     [Fact]
+    public async Task Segment_HttpsToTheCleartextServer_Exits2AtOnceSayingTheHandshakeFailed()
+    {
+        var address = $"https://{Example.Address.Replace("http://", "", StringComparison.Ordinal)}";
+
+        var run = await Example.RunAsync(["segment", Example.HeldoutImage, "--server", address]);
+
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.Contains($"error: cannot reach the MaskFormer server at {address}: ", run.Errors, StringComparison.Ordinal);
+        Assert.Contains("the TLS handshake failed", run.Errors, StringComparison.Ordinal);
+        Assert.True(run.Elapsed < TimeSpan.FromSeconds(3), run.ToString());
+    }
+
+    [Fact]
     public async Task Segment_AddressFromTheEnvironment_IsUsedWithoutServer()
     {
         var address = $"http://127.0.0.1:{Example.FreePort()}";

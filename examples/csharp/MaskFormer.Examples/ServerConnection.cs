@@ -105,7 +105,9 @@ internal static class ServerConnection
             inner = inner.InnerException;
         }
 
-        return inner is null ? exception.Status.Detail : $"{exception.Status.Detail} ({inner.Message})";
+        return inner is null || exception.Status.Detail.Contains(inner.Message, StringComparison.Ordinal)
+            ? exception.Status.Detail
+            : $"{exception.Status.Detail} ({inner.Message})";
     }
 
     private static string TlsHint(string address, RpcException exception)
