@@ -89,7 +89,12 @@ public sealed class ReconnectTests
         var frames = StreamTests.FrameLines(output);
         Assert.Equal(Enumerable.Range(1, 16), frames.Select(f => f.Id));
         Assert.All(frames, f => Assert.StartsWith("result in ", f.Outcome, StringComparison.Ordinal));
-        Assert.True(lines.Any(l => l.Line.StartsWith("frame ", StringComparison.Ordinal) && l.At > secondStarted), $"every frame was answered before the second server started:\n{message}");
+        var later = lines.FirstOrDefault(l => l.Line.StartsWith("frame ", StringComparison.Ordinal) && l.At > secondStarted).Line;
+        Assert.True(later is not null, $"every frame was answered before the second server started:\n{message}");
+
+        // With deltas: the new call's first result is complete, and the rebuilder takes it as its new base.
+        Assert.True(later.EndsWith(" [complete]", StringComparison.Ordinal), $"the first result on the second server is a delta:\n{message}");
+        Assert.Contains(lines, l => l.Line.Contains(" [delta: ", StringComparison.Ordinal));
         var reconnected = lines.SingleOrDefault(l => l.Line.StartsWith("reconnected ", StringComparison.Ordinal)).Line;
         Assert.True(reconnected is not null, $"no line says the stream reconnected:\n{message}");
         Assert.Matches(@"^reconnected \d+ time\(s\) \(.+\); \d+ frame\(s\) sent again$", reconnected);
@@ -99,6 +104,8 @@ public sealed class ReconnectTests
             Assert.DoesNotMatch("; 0 frame", reconnected);
         }
 
+        // Not compared with a stream without deltas: the new call started its track ids again.
+        Assert.Contains("\ncheck: not made: a stream went on new calls", output, StringComparison.Ordinal);
         Assert.EndsWith("sent 16, results 16, errors 0, skipped 0", output, StringComparison.Ordinal);
     }
 }

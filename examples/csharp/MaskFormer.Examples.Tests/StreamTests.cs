@@ -19,12 +19,45 @@ public sealed partial class StreamTests
 
         // Every panoptic thing segment carries a non-zero track id (label#track).
         Assert.All(frames, f => Assert.Matches(@"things: (\S+#[1-9]\d*)( \S+#[1-9]\d*)*;", f.Outcome));
-        Assert.EndsWith("sent 16, results 16, errors 0, skipped 0\n", run.Output, StringComparison.Ordinal);
         Assert.DoesNotContain("reconnected", run.Output, StringComparison.Ordinal);
+
+        // Deltas (the default): the first result is complete, some later ones deltas, and every rebuilt frame
+        // equals the complete answer of a stream without deltas, which took more bytes.
+        Assert.EndsWith(" [complete]", frames[0].Outcome, StringComparison.Ordinal);
+        Assert.Contains(frames, f => f.Outcome.Contains(" [delta: ", StringComparison.Ordinal));
+        Assert.Contains("\ncheck: 16 of 16 rebuilt frames equal the complete answers\n", run.Output, StringComparison.Ordinal);
+        var bytes = Assert.Single(run.Output.Split('\n'), l => l.StartsWith("bytes: ", StringComparison.Ordinal));
+        Assert.Matches(@"^bytes: [\d,]+ with deltas, [\d,]+ without \(\d+\.\d % saved\)$", bytes);
+        Assert.DoesNotContain("(-", bytes, StringComparison.Ordinal);
+        Assert.EndsWith("sent 16, results 16, errors 0, skipped 0\n", run.Output, StringComparison.Ordinal);
 
         // --out: each result's files, as segment writes them.
         Assert.Equal(32, Directory.GetFiles(folder.Path, "frame_0??.*").Length);
         Assert.Equal(16, Directory.GetFiles(folder.Path, "frame_0??.json").Length);
+    }
+
+    [Fact]
+    public async Task Stream_AllThreeTasksWithDeltas_RebuildsToExactlyTheCompleteAnswers()
+    {
+        var run = await Example.RunAsync(["stream", Example.Clip, "--tasks", "semantic,instance,panoptic", "--server", Example.Address]);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Equal(Enumerable.Range(1, 16), FrameLines(run.Output).Select(f => f.Id));
+        Assert.Contains("\ncheck: 16 of 16 rebuilt frames equal the complete answers\n", run.Output, StringComparison.Ordinal);
+        Assert.Contains(" [delta: ", run.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Stream_NoDelta_StreamsCompleteResultsAndChecksNothing()
+    {
+        var run = await Example.RunAsync(["stream", Example.Clip, "--no-delta", "--server", Example.Address]);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("complete results)", run.Output, StringComparison.Ordinal);
+        Assert.Equal(Enumerable.Range(1, 16), FrameLines(run.Output).Select(f => f.Id));
+        Assert.DoesNotContain("[delta", run.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("check:", run.Output, StringComparison.Ordinal);
+        Assert.EndsWith("sent 16, results 16, errors 0, skipped 0\n", run.Output, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -37,6 +70,7 @@ public sealed partial class StreamTests
         Assert.Equal(Enumerable.Range(1, 16), frames.Select(f => f.Id));
         Assert.All(frames, f => Assert.Equal("ERROR NOT_FOUND: Model 'no-such-model' is not served.", f.Outcome));
         Assert.EndsWith("sent 16, results 0, errors 16, skipped 0\n", run.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("check:", run.Output, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Threading.Channels;
+using Google.Protobuf;
 using Grpc.Core;
 using MaskFormer.Contracts.V1;
 using Status = Grpc.Core.Status;
@@ -45,6 +46,9 @@ internal sealed class ResumingStream(SegmentationService.SegmentationServiceClie
             }
         }
     }
+
+    /// <summary>The size of every response received, on every call, as protobuf encodes it.</summary>
+    public long Bytes { get; private set; }
 
     /// <summary>Why the last new call was opened (null before any).</summary>
     public string? LastReconnect { get; private set; }
@@ -148,6 +152,7 @@ internal sealed class ResumingStream(SegmentationService.SegmentationServiceClie
         {
             await foreach (var response in call.ResponseStream.ReadAllAsync(stop.Token))
             {
+                Bytes += response.CalculateSize();
                 if (response.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Status)
                 {
                     _answers.Writer.TryWrite(response);

@@ -1,5 +1,4 @@
 using System.Globalization;
-using Google.Protobuf;
 using Grpc.Core;
 using MaskFormer.Contracts.V1;
 
@@ -7,13 +6,16 @@ namespace MaskFormer.Examples;
 
 /// <summary>
 /// <c>stream FOLDER</c>: the folder's frames through one <see cref="ResumingStream"/> (a StreamConfig, then a
-/// StreamFrame per image, ids 1..N), one line per answer as it comes, and a last line counting them.
+/// StreamFrame per image, ids 1..N), one line per answer as it comes, and a last line counting them. With
+/// deltas (unless --no-delta) every result is rebuilt (<see cref="DeltaRebuilder"/>) and, unless --no-check,
+/// the frames are streamed again without deltas and every rebuilt frame compared with its complete answer.
 /// </summary>
 internal static class StreamCommand
 {
     public const string Usage = """
         usage: MaskFormer.Examples stream FOLDER [--out DIR] [--tasks LIST] [--model NAME] [--policy POLICY]
                                               [--in-flight N] [--interval SECONDS] [--reconnect-for SECONDS]
+                                              [--keyframe-interval N] [--no-delta] [--no-check]
                                               [--server ADDRESS] [--connect-timeout SECONDS] [--wait-for-server]
           --out DIR                 write each result's files there, as segment does (default: none written)
           --tasks LIST              semantic, instance, panoptic, comma-separated (default panoptic)
@@ -22,13 +24,17 @@ internal static class StreamCommand
           --in-flight N             frames of this stream in the engine at once (default 0: the server's default)
           --interval SECONDS        wait between frames, as a camera would (default 0)
           --reconnect-for SECONDS   reconnect until a frame has waited this long with no answer (default 60)
+          --keyframe-interval N     with deltas, a complete result at least every N results (default 0: only when needed)
+          --no-delta                complete results, not deltas
+          --no-check                do not compare the rebuilt frames with a stream without deltas
         """;
 
-    private static readonly string[] s_options = ["out", "tasks", "model", "policy", "in-flight", "interval", "reconnect-for", .. Connection.Options];
+    private static readonly string[] s_options = ["out", "tasks", "model", "policy", "in-flight", "interval", "reconnect-for", "keyframe-interval", .. Connection.Options];
+    private static readonly string[] s_flags = ["no-delta", "no-check", .. Connection.Flags];
 
     public static async Task<int> RunAsync(IEnumerable<string> args, CancellationToken cancellationToken)
     {
-        var line = CommandLine.Parse(args, s_options, Connection.Flags);
+        var line = CommandLine.Parse(args, s_options, s_flags);
         if (line.Positional.Count != 1)
         {
             throw new UsageException($"give one FOLDER (got {line.Positional.Count})");
@@ -50,9 +56,12 @@ internal static class StreamCommand
         };
         var taskNames = line.Get("tasks", "panoptic");
         config.Tasks.AddRange(Tasks.Parse(taskNames));
-        var interval = TimeSpan.FromSeconds(line.Seconds("interval", 0, zeroAllowed: true));
-        var reconnectFor = TimeSpan.FromSeconds(line.Seconds("reconnect-for", 60));
-        var outFolder = line.Has("out") ? line.Get("out", ".") : null;
+        var deltas = !line.Has("no-delta");
+        var keyframeInterval = (uint)line.Count("keyframe-interval", 0);
+        var options = new StreamOptions(
+            TimeSpan.FromSeconds(line.Seconds("interval", 0, zeroAllowed: true)),
+            TimeSpan.FromSeconds(line.Seconds("reconnect-for", 60)),
+            line.Has("out") ? line.Get("out", ".") : null);
         var connection = Connection.From(line);
 
         IReadOnlyList<string> paths;
@@ -73,140 +82,54 @@ internal static class StreamCommand
         }
 
         var inFlight = config.MaxInFlight == 0 ? "server default" : config.MaxInFlight.ToString(CultureInfo.InvariantCulture);
-        Console.WriteLine($"streaming {paths.Count} frames from {folder} to {connection.Address} (policy {policyName}, in-flight {inFlight}, tasks {taskNames}, complete results)");
+        Console.WriteLine($"streaming {paths.Count} frames from {folder} to {connection.Address} (policy {policyName}, in-flight {inFlight}, tasks {taskNames}, {(deltas ? "deltas" : "complete results")})");
         using var channel = await connection.OpenAsync(cancellationToken);
-        var stream = new ResumingStream(new SegmentationService.SegmentationServiceClient(channel), config, reconnectFor);
-        var counts = new Counts();
-        var problems = new List<string>();
-        var sending = SendAsync(stream, paths, interval, problems, cancellationToken);
-        var running = stream.RunAsync(cancellationToken);
+        var client = new SegmentationService.SegmentationServiceClient(channel);
+        StreamRun run;
+        Check? check = null;
         try
         {
-            ulong expected = 1;
-            await foreach (var answer in stream.ReadAllAsync(cancellationToken))
+            var withDeltas = config.Clone();
+            withDeltas.Delta = deltas ? new DeltaOptions { Enabled = true, KeyframeInterval = keyframeInterval } : null;
+            run = await StreamRun.RunAsync(client, withDeltas, paths, options, print: true, cancellationToken);
+
+            // A stream that failed already, or got no result (a model the server does not serve), has nothing to check.
+            if (deltas && !line.Has("no-check") && run.Problems.Count == 0 && run.Results > 0)
             {
-                if (answer.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Status)
-                {
-                    continue;
-                }
-
-                if (answer.FrameId != expected)
-                {
-                    problems.Add($"an answer for frame {answer.FrameId} where frame {expected} was due");
-                }
-
-                expected = answer.FrameId + 1;
-                var name = answer.FrameId >= 1 && answer.FrameId <= (ulong)paths.Count ? paths[(int)answer.FrameId - 1] : null;
-                Console.WriteLine(Describe(answer, name is null ? null : Path.GetFileName(name), counts));
-                if (outFolder is not null && name is not null && answer.Result is { } result)
-                {
-                    await ResultFiles.WriteAsync(outFolder, name, result, cancellationToken);
-                }
+                var complete = await StreamRun.RunAsync(client, config, paths, options with { Interval = TimeSpan.Zero, Out = null }, print: false, cancellationToken);
+                check = Check.Compare(run, complete);
             }
-
-            await running;
-            await sending;
         }
         catch (RpcException ex) when (!cancellationToken.IsCancellationRequested)
         {
             await Console.Error.WriteLineAsync($"error: SegmentStream failed with {Names.Code(ex.StatusCode)}: {ex.Status.Detail}");
             return 1;
         }
-
-        if (stream.Reconnects > 0)
+        catch (InvalidDataException ex)
         {
-            Console.WriteLine($"reconnected {stream.Reconnects} time(s) ({stream.LastReconnect}); {stream.FramesSentAgain} frame(s) sent again");
+            await Console.Error.WriteLineAsync($"error: a delta result cannot be rebuilt: {ex.Message}");
+            return 1;
         }
 
-        problems.AddRange(stream.Problems);
-        if (counts.Other > 0)
+        if (run.Stream.Reconnects > 0)
         {
-            problems.Add($"{counts.Other} answer(s) with no outcome");
+            Console.WriteLine($"reconnected {run.Stream.Reconnects} time(s) ({run.Stream.LastReconnect}); {run.Stream.FramesSentAgain} frame(s) sent again");
         }
 
-        if (counts.Answered != counts.Sent)
-        {
-            problems.Add($"{counts.Sent} frames sent but {counts.Answered} answered");
-        }
-
-        foreach (var problem in problems)
+        foreach (var problem in run.Problems.Concat(check?.Differences ?? []))
         {
             await Console.Error.WriteLineAsync($"error: {problem}");
         }
 
-        Console.WriteLine($"sent {counts.Sent}, results {counts.Results}, errors {counts.Errors}, skipped {counts.Skipped}");
-        return problems.Count == 0 && counts.Errors == 0 ? 0 : 1;
-
-        async Task SendAsync(ResumingStream stream, IReadOnlyList<string> paths, TimeSpan interval, List<string> problems, CancellationToken cancellationToken)
+        foreach (var checkLine in check?.Lines() ?? [])
         {
-            try
-            {
-                for (var i = 0; i < paths.Count; i++)
-                {
-                    if (i > 0 && interval > TimeSpan.Zero)
-                    {
-                        await Task.Delay(interval, cancellationToken);
-                    }
-
-                    byte[] image;
-                    try
-                    {
-                        image = await File.ReadAllBytesAsync(paths[i], cancellationToken);
-                    }
-                    catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-                    {
-                        problems.Add($"frame {i + 1}: cannot read {paths[i]}: {ex.Message}; nothing sent after it");
-                        return;
-                    }
-
-                    await stream.SendAsync(new StreamFrame { FrameId = (ulong)i + 1, Image = new Image { Encoded = ByteString.CopyFrom(image) } }, cancellationToken);
-                    counts.Sent++;
-                }
-            }
-            finally
-            {
-                stream.Complete();
-            }
+            Console.WriteLine(checkLine);
         }
-    }
 
-    /// <summary>One line for one answer: the outcome and, for a result, the panoptic segments as label#track.</summary>
-    private static string Describe(SegmentStreamResponse answer, string? name, Counts counts)
-    {
-        var head = $"frame {answer.FrameId}{(name is null ? "" : $" {name}")}:";
-        switch (answer.OutcomeCase)
-        {
-            case SegmentStreamResponse.OutcomeOneofCase.Result:
-                counts.Results++;
-                var segments = answer.Result.Panoptic?.Segments ?? [];
-                var things = string.Join(' ', segments.Where(s => s.IsThing).Select(s => $"{s.LabelName}#{s.TrackId}"));
-                var stuff = string.Join(' ', segments.Where(s => !s.IsThing).Select(s => $"{s.LabelName}#{s.TrackId}"));
-                var ms = (answer.Result.Timings?.TotalMs ?? 0).ToString("F1", CultureInfo.InvariantCulture);
-                return $"{head} result in {ms} ms; things: {(things.Length > 0 ? things : "-")}; stuff: {(stuff.Length > 0 ? stuff : "-")}";
-            case SegmentStreamResponse.OutcomeOneofCase.Error:
-                counts.Errors++;
-                return $"{head} ERROR {Names.Code(answer.Error.Code)}: {answer.Error.Message}";
-            case SegmentStreamResponse.OutcomeOneofCase.Skipped:
-                counts.Skipped++;
-                return $"{head} skipped ({Names.Of(answer.Skipped.Reason)})";
-            default:
-                counts.Other++;
-                return $"{head} no outcome";
-        }
-    }
-
-    private sealed class Counts
-    {
-        public int Sent { get; set; }
-
-        public int Results { get; set; }
-
-        public int Errors { get; set; }
-
-        public int Skipped { get; set; }
-
-        public int Other { get; set; }
-
-        public int Answered => Results + Errors + Skipped + Other;
+        Console.WriteLine($"sent {run.Sent}, results {run.Results}, errors {run.Errors}, skipped {run.Skipped}");
+        return run.Problems.Count == 0 && run.Errors == 0 && (check?.Passed ?? true) ? 0 : 1;
     }
 }
+
+/// <summary>How a stream paces and keeps its frames.</summary>
+internal sealed record StreamOptions(TimeSpan Interval, TimeSpan ReconnectFor, string? Out);
