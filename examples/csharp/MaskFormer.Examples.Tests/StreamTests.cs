@@ -89,6 +89,34 @@ public sealed partial class StreamTests
         Assert.Empty(run.Output);
     }
 
+    [Fact]
+    public async Task Stream_CtrlC_EndsWith130AndNoStackTrace()
+    {
+        using var example = Example.Start(["stream", Example.Clip, "--interval", "1", "--server", Example.Address]);
+        using var ending = new Ending(example);
+        var errors = example.StandardError.ReadToEndAsync();
+        var output = new System.Text.StringBuilder();
+        while (await example.StandardOutput.ReadLineAsync() is { } line)
+        {
+            output.AppendLine(line);
+            if (line.StartsWith("frame 1 ", StringComparison.Ordinal))
+            {
+                break;
+            }
+        }
+
+        Assert.False(example.HasExited, $"the stream ended before Ctrl+C:\n{output}");
+        using (var interrupt = System.Diagnostics.Process.Start("kill", ["-INT", example.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await interrupt.WaitForExitAsync();
+        }
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await example.WaitForExitAsync(timeout.Token);
+        Assert.True(example.ExitCode == 130, $"exit {example.ExitCode}\n{output}{await example.StandardOutput.ReadToEndAsync()}\n{await errors}");
+        Assert.DoesNotContain("   at ", await errors, StringComparison.Ordinal);
+    }
+
     /// <summary>The "frame N NAME: OUTCOME" lines, in the order printed.</summary>
     internal static List<(int Id, string Name, string Outcome)> FrameLines(string output) =>
         [.. FrameLine().Matches(output).Select(m => (int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), m.Groups[2].Value, m.Groups[3].Value))];

@@ -36,8 +36,9 @@ catch (ConnectionException ex)
     await Console.Error.WriteLineAsync($"error: {ex.Message}");
     return 2;
 }
-catch (OperationCanceledException) when (interrupted.IsCancellationRequested)
+catch (Exception ex) when (interrupted.IsCancellationRequested && ex is OperationCanceledException or Grpc.Core.RpcException)
 {
+    // Ctrl+C: the exit status a shell gives a command ended by SIGINT, without a stack trace (as the other examples).
     return 130;
 }
 
