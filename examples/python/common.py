@@ -85,6 +85,78 @@ def _listening(address):
         return False
 
 
+def _speaks_tls(address):
+    """Whether the server at address speaks TLS, from the first two bytes it answers a TLS ClientHello with, as
+    the C# CLI's TlsProbe: True for a TLS record (handshake 0x16 or alert 0x15, then major version 3), False for
+    anything else (a cleartext HTTP/2 server's frames), None for no answer (nothing listening, closed at once,
+    silent for 2 s). Made only after a failed connection, since gRPC's reason does not say: a TLS server ends a
+    cleartext connection without a word, and a cleartext answer to a ClientHello is a "wrong version number"."""
+    host, _, port = host_port(address).rpartition(":")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    hello = ssl.MemoryBIO()
+    try:
+        context.wrap_bio(ssl.MemoryBIO(), hello).do_handshake()
+    except ssl.SSLWantReadError:
+        pass  # the ClientHello is in hello; the answer comes from the socket
+    answer = b""
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=2) as connection:
+            connection.sendall(hello.read())
+            while len(answer) < 2 and (read := connection.recv(2 - len(answer))):
+                answer += read
+    except (OSError, ValueError):
+        pass
+    return None if len(answer) < 2 else answer[0] in (0x15, 0x16) and answer[1] == 3
+
+
+def _utc(seconds):
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(seconds))
+
+
+def _out_of_date(certificate):
+    """How the PEM client certificate at path certificate is out of date, as a line for the user, or None when it
+    is not (or cannot be read). Read when a connection failed, not before: a server that asks for no client
+    certificate answers a client holding an expired one."""
+    if not certificate:
+        return None
+    try:
+        # The standard library's one reader of a certificate file's dates (grpcio and ssl read none back): private,
+        # CPython's own tests use it, there since Python 2.7; without it no date is said.
+        decoded = ssl._ssl._test_decode_cert(certificate)
+        not_before, not_after = (ssl.cert_time_to_seconds(decoded[field]) for field in ("notBefore", "notAfter"))
+    except (AttributeError, KeyError, OSError, ValueError):
+        return None
+    now = time.time()
+    if now > not_after:
+        return f"MASKFORMER_CLIENT_CERT {certificate} expired at {_utc(not_after)}; renew it"
+    if now < not_before:
+        return f"MASKFORMER_CLIENT_CERT {certificate} is not valid before {_utc(not_before)}; is this machine's clock right?"
+    return None
+
+
+def _connect_hint(address, tls):
+    """What to check after a failed connection to address, as the C# CLI says it, as " (...)" to end the error
+    with, or "" when nothing answers there. The other scheme when the server answers a TLS ClientHello other
+    than the address says (_speaks_tls); else, over TLS, an out-of-date client certificate, or what to check."""
+    speaks_tls = _speaks_tls(address)
+    if not tls:
+        return (f" (the server there seems to speak TLS, it answered a TLS handshake: use https://{host_port(address)}, "
+                "with MASKFORMER_CA_CERT for a private CA)") if speaks_tls else ""
+    if speaks_tls is False:
+        return (" (the server there seems to speak cleartext, it answered a TLS handshake with something else: "
+                f"use http://{host_port(address)})")
+    if speaks_tls is None and not _listening(address):
+        return ""
+    out_of_date = _out_of_date(os.environ.get("MASKFORMER_CLIENT_CERT"))
+    if out_of_date:
+        return f" (the TLS handshake failed: a server that asks for a client certificate refuses one out of date: {out_of_date})"
+    return (" (it accepts connections, so the TLS handshake failed: is the server's certificate issued by a CA "
+            "in MASKFORMER_CA_CERT, or the system's, and does the server want a client certificate, "
+            "MASKFORMER_CLIENT_CERT and MASKFORMER_CLIENT_KEY, from a CA it trusts?)")
+
+
 def tls_problem(address):
     """Why the TLS settings cannot be used with address, as a line for the user, or None when they can."""
     try:
@@ -124,10 +196,7 @@ def connect(address, timeout=CONNECT_TIMEOUT_S, wait_for_server=False):
     failure = _wait_until_ready(channel, timeout, wait_for_server)
     if failure is not None:
         channel.close()
-        hint = (" (it accepts connections, so the TLS handshake failed: is the server's certificate issued by a CA "
-                "in MASKFORMER_CA_CERT, or the system's, and does the server want a client certificate, "
-                "MASKFORMER_CLIENT_CERT and MASKFORMER_CLIENT_KEY, from a CA it trusts?)"
-                if credentials and _listening(address) else "")
+        hint = _connect_hint(address, credentials is not None) if failure.startswith(":") else ""
         raise ConnectionError(f"cannot reach the MaskFormer server at {address}{failure}{hint}")
     token = os.environ.get("MASKFORMER_TOKEN")
     return grpc.intercept_channel(channel, _bearer_token(token)) if token else channel

@@ -6,7 +6,9 @@ Plain unittest (no pytest). Without MASKFORMER_ADDRESS, or when the server canno
 test fails; none is skipped. The server's default model must be the tiny-shapes model.
 """
 
+import datetime
 import os
+import re
 import shutil
 import signal
 import socket
@@ -167,13 +169,14 @@ class ConnectFailureTest(_ServerTest):
             self.assertIn("Connection refused", proc.stderr)
             self.assertLess(elapsed, 3, f"{args[0]} took {elapsed:.1f} s to fail")
 
-    def test_tls_to_a_cleartext_server_fails_at_once_saying_the_handshake_failed(self):
+    def test_tls_to_a_cleartext_server_fails_at_once_saying_it_speaks_cleartext(self):
         server = "https://" + common.host_port(address())
         for args in (("segment.py", HELDOUT_IMAGE), ("stream.py", CLIP)):
             proc, elapsed = self.timed(*args, server=server)
             self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
             self.assertIn(f"cannot reach the MaskFormer server at {server}: ", proc.stderr)
-            self.assertIn("the TLS handshake failed", proc.stderr)
+            self.assertIn("the server there seems to speak cleartext, it answered a TLS handshake with something else: "
+                          f"use http://{common.host_port(address())})", proc.stderr)
             self.assertLess(elapsed, 3, f"{args[0]} took {elapsed:.1f} s to fail")
 
     def test_wait_for_server_tries_again_until_the_connect_timeout(self):
@@ -887,6 +890,46 @@ class TlsTest(unittest.TestCase):
         self.assertIn("the TLS handshake failed", proc.stderr)
         self.assertIn("certificate verify failed", proc.stderr)
         self.assertLess(elapsed, 3, f"took {elapsed:.1f} s to fail")
+
+    def test_cleartext_address_of_the_tls_server_says_it_speaks_tls(self):
+        for script, server in (("segment.py", common.host_port(self.server)), ("stream.py", self.server.replace("https://", "http://"))):
+            started = time.monotonic()
+            proc = run_script(script, HELDOUT_IMAGE if script == "segment.py" else CLIP, server=server)
+            elapsed = time.monotonic() - started
+            self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
+            self.assertIn(f"cannot reach the MaskFormer server at {server}: ", proc.stderr)
+            self.assertIn(f"the server there seems to speak TLS, it answered a TLS handshake: use {self.server}, "
+                          "with MASKFORMER_CA_CERT for a private CA)", proc.stderr)
+            self.assertLess(elapsed, 3, f"{script} took {elapsed:.1f} s to fail")
+
+    def assert_out_of_date(self, name, said, earliest_days, latest_days):
+        """segment.py with client certificate name (tools/make-test-certs.sh) fails at once, saying said and a
+        date between earliest_days and latest_days from now."""
+        folder = Path(self.full["MASKFORMER_CLIENT_CERT"]).parent
+        certificate = str(folder / f"{name}.pem")
+        tls = dict(self.full, MASKFORMER_CLIENT_CERT=certificate, MASKFORMER_CLIENT_KEY=str(folder / f"{name}.key"))
+        started = time.monotonic()
+        proc = run_script("segment.py", HELDOUT_IMAGE, server=self.server, tls=tls)
+        elapsed = time.monotonic() - started
+        self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
+        self.assertNotIn("classes:", proc.stdout)
+        match = re.search(f"MASKFORMER_CLIENT_CERT {re.escape(certificate)} {said} "
+                          r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ)", proc.stderr)
+        self.assertIsNotNone(match, proc.stderr)
+        self.assertNotIn("does the server want a client certificate", proc.stderr)
+        when = datetime.datetime.strptime(match[1], "%Y-%m-%d %H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+        days = (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds() / 86400
+        self.assertTrue(earliest_days < days < latest_days, f"{match[1]} is {days:.2f} days from now")
+        self.assertLess(elapsed, 3, f"took {elapsed:.1f} s to fail")
+        return proc.stderr
+
+    def test_expired_client_certificate_says_when_it_expired(self):
+        stderr = self.assert_out_of_date("client-expired", "expired at", -2, 0)
+        self.assertIn("; renew it)", stderr)
+
+    def test_client_certificate_not_yet_valid_says_from_when(self):
+        stderr = self.assert_out_of_date("client-not-yet-valid", "is not valid before", 0, 2)
+        self.assertIn("; is this machine's clock right?)", stderr)
 
     def test_settings_that_do_not_fit_are_named(self):
         cleartext = run_script("segment.py", HELDOUT_IMAGE, server=self.server.replace("https://", "http://"), tls=self.full)
