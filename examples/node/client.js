@@ -1,7 +1,10 @@
 // Shared helpers for the MaskFormer Serve Node examples: the generated client, connecting, and
 // choosing the frames of a folder.
+import { X509Certificate } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
+import { Duplex } from 'node:stream';
+import { connect as tlsConnect } from 'node:tls';
 import { join, parse } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import grpc from '@grpc/grpc-js';
@@ -95,6 +98,88 @@ function listening(address) {
   });
 }
 
+/**
+ * Whether the server at address speaks TLS, from the first two bytes it answers a TLS ClientHello with, as the
+ * C# CLI's TlsProbe: true for a TLS record (handshake 0x16 or alert 0x15, then major version 3), false for
+ * anything else (a cleartext HTTP/2 server's frames), null for no answer (nothing listening, closed at once,
+ * silent for 2 s). Made only after a failed connection, since grpc-js's reason does not say: a TLS server ends
+ * a cleartext connection without a word, and a cleartext answer to a ClientHello is a "wrong version number".
+ */
+function speaksTls(address) {
+  const at = hostPort(address);
+  const colon = at.lastIndexOf(':');
+  return new Promise((resolve) => {
+    let answer = Buffer.alloc(0);
+    const socket = tcpConnect({ host: at.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(at.slice(colon + 1)) });
+    // The TLS client writes its ClientHello through this stream to the socket; the answer is only looked at,
+    // never given back to it, so its handshake never finishes.
+    const hello = new Duplex({ read() {}, write: (chunk, _, callback) => socket.write(chunk, callback) });
+    const client = tlsConnect({ socket: hello, rejectUnauthorized: false });
+    const done = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      client.destroy();
+      resolve(answer.length < 2 ? null : (answer[0] === 0x16 || answer[0] === 0x15) && answer[1] === 3);
+    };
+    const timer = setTimeout(done, 2000);
+    socket.on('data', (data) => {
+      answer = Buffer.concat([answer, data]);
+      if (answer.length >= 2) done();
+    });
+    socket.once('error', done);
+    socket.once('close', done);
+    client.on('error', () => {});
+  });
+}
+
+/**
+ * How the PEM client certificate at path certificate is out of date, as a line for the user, or null when it is
+ * not (or cannot be read). Read when a connection failed, not before: a server that asks for no client
+ * certificate answers a client holding an expired one.
+ */
+function outOfDate(certificate) {
+  if (!certificate) return null;
+  let x509;
+  try {
+    x509 = new X509Certificate(readFileSync(certificate));
+  } catch {
+    return null;
+  }
+  const utc = (text) => new Date(text).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  const now = Date.now();
+  if (now > Date.parse(x509.validTo)) return `MASKFORMER_CLIENT_CERT ${certificate} expired at ${utc(x509.validTo)}; renew it`;
+  if (now < Date.parse(x509.validFrom)) {
+    return `MASKFORMER_CLIENT_CERT ${certificate} is not valid before ${utc(x509.validFrom)}; is this machine's clock right?`;
+  }
+  return null;
+}
+
+/**
+ * What to check after a failed connection to address, as the C# CLI says it, as " (...)" to end the error
+ * with, or '' when nothing answers there. The other scheme when the server answers a TLS ClientHello other
+ * than the address says (speaksTls); else, over TLS, an out-of-date client certificate, or what to check.
+ */
+async function connectHint(address) {
+  const tls = address.startsWith('https://');
+  const speaks = await speaksTls(address);
+  if (!tls) {
+    return speaks
+      ? ` (the server there seems to speak TLS, it answered a TLS handshake: use https://${hostPort(address)}, with MASKFORMER_CA_CERT for a private CA)`
+      : '';
+  }
+  if (speaks === false) {
+    return ` (the server there seems to speak cleartext, it answered a TLS handshake with something else: use http://${hostPort(address)})`;
+  }
+  if (speaks === null && !(await listening(address))) return '';
+  const outdated = outOfDate(process.env.MASKFORMER_CLIENT_CERT);
+  if (outdated) return ` (the TLS handshake failed: a server that asks for a client certificate refuses one out of date: ${outdated})`;
+  return (
+    " (it accepts connections, so the TLS handshake failed: is the server's certificate issued by a CA in " +
+    "MASKFORMER_CA_CERT, or the system's, and does the server want a client certificate, MASKFORMER_CLIENT_CERT " +
+    'and MASKFORMER_CLIENT_KEY, from a CA it trusts?)'
+  );
+}
+
 /** An interceptor adding "authorization: Bearer <token>" to every call. */
 function bearerToken(token) {
   return (options, nextCall) =>
@@ -142,12 +227,7 @@ export async function connect(address, { timeoutMs = CONNECT_TIMEOUT_S * 1000, w
   const failure = await untilReady(client, timeoutMs, waitForServer);
   if (failure === null) return client;
   client.close();
-  const hint =
-    address.startsWith('https://') && (await listening(address))
-      ? " (it accepts connections, so the TLS handshake failed: is the server's certificate issued by a CA in " +
-        "MASKFORMER_CA_CERT, or the system's, and does the server want a client certificate, MASKFORMER_CLIENT_CERT " +
-        'and MASKFORMER_CLIENT_KEY, from a CA it trusts?)'
-      : '';
+  const hint = failure.startsWith(':') ? await connectHint(address) : '';
   throw new Error(`cannot reach the MaskFormer server at ${address}${failure}${hint}`);
 }
 

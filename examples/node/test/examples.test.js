@@ -142,15 +142,19 @@ describe('MaskFormer Serve Node examples', () => {
     assert.ok(stderr.includes('error: Segment failed with DEADLINE_EXCEEDED'), stderr);
   });
 
-  test('segment.js and stream.js over TLS to the cleartext server fail at once (exit 2), saying the handshake failed', async () => {
-    const server = `https://${requireAddress().replace(/^https?:\/\//, '')}`;
+  test('segment.js and stream.js over TLS to the cleartext server fail at once (exit 2), saying it speaks cleartext', async () => {
+    const hostPort = requireAddress().replace(/^https?:\/\//, '');
+    const server = `https://${hostPort}`;
     for (const args of [['segment.js', HELDOUT_IMAGE], ['stream.js', CLIP]]) {
       const started = Date.now();
       const { code, stdout, stderr } = await runExample(args, { server });
       const elapsed = Date.now() - started;
       assert.equal(code, 2, stdout + stderr);
       assert.ok(stderr.includes(`cannot reach the MaskFormer server at ${server}: `), stderr);
-      assert.ok(stderr.includes('the TLS handshake failed'), stderr);
+      assert.ok(
+        stderr.includes(`the server there seems to speak cleartext, it answered a TLS handshake with something else: use http://${hostPort})`),
+        stderr,
+      );
       assert.ok(elapsed < 3_000, `${args[0]} took ${elapsed} ms to fail`);
     }
   });
@@ -699,6 +703,53 @@ describe('a server with TLS that wants a client certificate (tools/test-all.sh s
     assert.ok(stderr.includes('the TLS handshake failed'), stderr);
     assert.ok(stderr.includes('unable to verify the first certificate'), stderr);
     assert.ok(elapsed < 3_000, `took ${elapsed} ms to fail`);
+  });
+
+  test('segment.js and stream.js at its address as host:port or http:// fail at once (exit 2), saying it speaks TLS', async () => {
+    full();
+    for (const [script, at] of [['segment.js', server.replace('https://', '')], ['stream.js', server.replace('https://', 'http://')]]) {
+      const started = Date.now();
+      const { code, stdout, stderr } = await runExample([script, script === 'segment.js' ? HELDOUT_IMAGE : CLIP], { server: at });
+      const elapsed = Date.now() - started;
+
+      assert.equal(code, 2, stdout + stderr);
+      assert.ok(stderr.includes(`cannot reach the MaskFormer server at ${at}: `), stderr);
+      assert.ok(
+        stderr.includes(`the server there seems to speak TLS, it answered a TLS handshake: use ${server}, with MASKFORMER_CA_CERT for a private CA)`),
+        stderr,
+      );
+      assert.ok(elapsed < 3_000, `${script} took ${elapsed} ms to fail`);
+    }
+  });
+
+  /** segment.js with client certificate name (tools/make-test-certs.sh) fails at once, saying said and a date between earliestDays and latestDays from now. */
+  async function assertOutOfDate(name, said, earliestDays, latestDays) {
+    const certificate = join(folder, `${name}.pem`);
+    const tls = { ...full(), MASKFORMER_CLIENT_CERT: certificate, MASKFORMER_CLIENT_KEY: join(folder, `${name}.key`) };
+    const started = Date.now();
+    const { code, stdout, stderr } = await runExample(['segment.js', HELDOUT_IMAGE], { server, tls });
+    const elapsed = Date.now() - started;
+
+    assert.equal(code, 2, stdout + stderr);
+    assert.ok(!stdout.includes('classes:'), stdout);
+    const escaped = certificate.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const match = stderr.match(new RegExp(`MASKFORMER_CLIENT_CERT ${escaped} ${said} (\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ)`));
+    assert.ok(match, stderr);
+    assert.ok(!stderr.includes('does the server want a client certificate'), stderr);
+    const days = (Date.parse(match[1].replace(' ', 'T')) - Date.now()) / 86_400_000;
+    assert.ok(days > earliestDays && days < latestDays, `${match[1]} is ${days.toFixed(2)} days from now`);
+    assert.ok(elapsed < 3_000, `took ${elapsed} ms to fail`);
+    return stderr;
+  }
+
+  test('segment.js with an expired client certificate fails at once (exit 2), saying when it expired', async () => {
+    const stderr = await assertOutOfDate('client-expired', 'expired at', -2, 0);
+    assert.ok(stderr.includes('; renew it)'), stderr);
+  });
+
+  test('segment.js with a client certificate not yet valid fails at once (exit 2), saying from when', async () => {
+    const stderr = await assertOutOfDate('client-not-yet-valid', 'is not valid before', 0, 2);
+    assert.ok(stderr.includes("; is this machine's clock right?)"), stderr);
   });
 
   test('settings that do not fit are named', async () => {
