@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -144,10 +145,8 @@ func connect(address string, connectTimeout time.Duration, waitForServer bool) (
 	}
 	conn.Close()
 	hint := ""
-	if security != nil && listening(address) {
-		hint = " (it accepts connections, so the TLS handshake failed: is the server's certificate issued by a CA in " +
-			"MASKFORMER_CA_CERT, or the system's, and does the server want a client certificate, MASKFORMER_CLIENT_CERT " +
-			"and MASKFORMER_CLIENT_KEY, from a CA it trusts?)"
+	if strings.HasPrefix(failure, ":") {
+		hint = connectHint(address, security != nil)
 	}
 	return nil, fmt.Errorf("server unreachable: cannot reach the MaskFormer server at %s%s%s", address, failure, hint)
 }
@@ -194,6 +193,100 @@ func listening(address string) bool {
 	}
 	conn.Close()
 	return true
+}
+
+// speaksTLS says whether the server at address speaks TLS, from the first two bytes it answers a TLS ClientHello
+// with, as the C# CLI's TlsProbe: true for a TLS record (handshake 0x16 or alert 0x15, then major version 3),
+// false for anything else (a cleartext HTTP/2 server's frames), nil for no answer (nothing listening, closed at
+// once, silent for 2 s). Made only after a failed connection, since grpc-go's reason does not say: a TLS server
+// ends a cleartext connection without a word.
+func speaksTLS(address string) *bool {
+	conn, err := net.DialTimeout("tcp", hostPort(address), 2*time.Second)
+	if err != nil {
+		return nil
+	}
+	defer conn.Close()
+	first := &firstBytes{Conn: conn}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	// Whatever the handshake ends with (another CA, a certificate wanted), the answer's first bytes are kept.
+	_ = tls.Client(first, &tls.Config{InsecureSkipVerify: true}).HandshakeContext(ctx)
+	if len(first.kept) < 2 {
+		return nil
+	}
+	isTLS := (first.kept[0] == 0x16 || first.kept[0] == 0x15) && first.kept[1] == 3
+	return &isTLS
+}
+
+// firstBytes is a connection that keeps the first two bytes read from it.
+type firstBytes struct {
+	net.Conn
+	kept []byte
+}
+
+func (f *firstBytes) Read(b []byte) (int, error) {
+	n, err := f.Conn.Read(b)
+	if keep := 2 - len(f.kept); keep > 0 {
+		if keep > n {
+			keep = n
+		}
+		f.kept = append(f.kept, b[:keep]...)
+	}
+	return n, err
+}
+
+// outOfDate says how the PEM client certificate at path certificate is out of date, or "" when it is not (or
+// cannot be read). Read when a connection failed, not before: a server that asks for no client certificate
+// answers a client holding an expired one.
+func outOfDate(certificate string) string {
+	if certificate == "" {
+		return ""
+	}
+	data, err := os.ReadFile(certificate)
+	if err != nil {
+		return ""
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return ""
+	}
+	parsed, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return ""
+	}
+	const utc = "2006-01-02 15:04:05Z"
+	switch now := time.Now(); {
+	case now.After(parsed.NotAfter):
+		return fmt.Sprintf("MASKFORMER_CLIENT_CERT %s expired at %s; renew it", certificate, parsed.NotAfter.UTC().Format(utc))
+	case now.Before(parsed.NotBefore):
+		return fmt.Sprintf("MASKFORMER_CLIENT_CERT %s is not valid before %s; is this machine's clock right?", certificate, parsed.NotBefore.UTC().Format(utc))
+	}
+	return ""
+}
+
+// connectHint is what to check after a failed connection to address, as the C# CLI says it, as " (...)" to end
+// the error with, or "" when nothing answers there. The other scheme when the server answers a TLS ClientHello
+// other than the address says (speaksTLS); else, over TLS, an out-of-date client certificate, or what to check.
+func connectHint(address string, overTLS bool) string {
+	speaks := speaksTLS(address)
+	if !overTLS {
+		if speaks != nil && *speaks {
+			return fmt.Sprintf(" (the server there seems to speak TLS, it answered a TLS handshake: use https://%s, with MASKFORMER_CA_CERT for a private CA)", hostPort(address))
+		}
+		return ""
+	}
+	if speaks != nil && !*speaks {
+		return fmt.Sprintf(" (the server there seems to speak cleartext, it answered a TLS handshake with something else: use http://%s)", hostPort(address))
+	}
+	if speaks == nil && !listening(address) {
+		return ""
+	}
+	if outdated := outOfDate(os.Getenv(tlsVariables[1])); outdated != "" {
+		return " (the TLS handshake failed: a server that asks for a client certificate refuses one out of date: " + outdated + ")"
+	}
+	return " (it accepts connections, so the TLS handshake failed: is the server's certificate issued by a CA in " +
+		"MASKFORMER_CA_CERT, or the system's, and does the server want a client certificate, MASKFORMER_CLIENT_CERT " +
+		"and MASKFORMER_CLIENT_KEY, from a CA it trusts?)"
 }
 
 // connection is how a command reaches its server (connectionFlags).

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -366,13 +367,14 @@ func TestWaitForServerTriesAgainUntilTheConnectTimeout(t *testing.T) {
 	}
 }
 
-func TestTLSToACleartextServerFailsAtOnce(t *testing.T) {
+func TestTLSToACleartextServerFailsAtOnceSayingItSpeaksCleartext(t *testing.T) {
 	binary := buildClient(t)
 	server := "https://" + hostPort(serverAddress(t))
+	hint := "the server there seems to speak cleartext, it answered a TLS handshake with something else: use http://" + hostPort(serverAddress(t)) + ")"
 	for _, args := range [][]string{{"segment", heldoutImage}, {"stream", clipFolder}} {
 		code, _, stderr, elapsed := timedClient(t, binary, append(args, "-server", server)...)
-		if code != 2 || !strings.Contains(stderr, "cannot reach the MaskFormer server at "+server+": ") || !strings.Contains(stderr, "the TLS handshake failed") {
-			t.Fatalf("%s: exit code %d, stderr %q: want 2, the address and a failed handshake", args[0], code, stderr)
+		if code != 2 || !strings.Contains(stderr, "cannot reach the MaskFormer server at "+server+": ") || !strings.Contains(stderr, hint) {
+			t.Fatalf("%s: exit code %d, stderr %q: want 2, the address and %q", args[0], code, stderr, hint)
 		}
 		if elapsed > 3*time.Second {
 			t.Fatalf("%s took %v to fail", args[0], elapsed)
@@ -528,6 +530,60 @@ func TestServerFromAnotherCaRefused(t *testing.T) {
 	}
 	if elapsed := time.Since(started); elapsed > 3*time.Second {
 		t.Fatalf("took %v to fail", elapsed)
+	}
+}
+
+func TestCleartextAddressOfTheTLSServerSaysItSpeaksTLS(t *testing.T) {
+	server, _ := tlsServer(t)
+	hint := "the server there seems to speak TLS, it answered a TLS handshake: use " + server + ", with MASKFORMER_CA_CERT for a private CA)"
+	for _, args := range [][]string{{"segment", heldoutImage, "-server", hostPort(server)}, {"stream", clipFolder, "-server", strings.Replace(server, "https://", "http://", 1)}} {
+		started := time.Now()
+		code, _, stderr := runWithTLS(t, nil, args...)
+		if code != 2 || !strings.Contains(stderr, "cannot reach the MaskFormer server at "+args[3]+": ") || !strings.Contains(stderr, hint) {
+			t.Fatalf("%s: exit code %d, stderr %q: want 2, the address and %q", args[0], code, stderr, hint)
+		}
+		if elapsed := time.Since(started); elapsed > 3*time.Second {
+			t.Fatalf("%s took %v to fail", args[0], elapsed)
+		}
+	}
+}
+
+// assertOutOfDate runs segment with client certificate name (tools/make-test-certs.sh), which must fail at once
+// saying said and a date between earliest and latest from now, and returns its stderr.
+func assertOutOfDate(t *testing.T, name, said string, earliest, latest time.Duration) string {
+	t.Helper()
+	server, folder := tlsServer(t)
+	certificate := filepath.Join(folder, name+".pem")
+	env := []string{fullTLS(folder)[0], "MASKFORMER_CLIENT_CERT=" + certificate, "MASKFORMER_CLIENT_KEY=" + filepath.Join(folder, name+".key")}
+	started := time.Now()
+	code, stdout, stderr := runWithTLS(t, env, "segment", heldoutImage, "-server", server)
+	elapsed := time.Since(started)
+	if code != 2 || strings.Contains(stdout, "classes:") {
+		t.Fatalf("exit code %d\n%s%s: want 2", code, stdout, stderr)
+	}
+	match := regexp.MustCompile("MASKFORMER_CLIENT_CERT " + regexp.QuoteMeta(certificate) + " " + said + ` (\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ)`).FindStringSubmatch(stderr)
+	if match == nil || strings.Contains(stderr, "does the server want a client certificate") {
+		t.Fatalf("stderr %q: want %q and a date", stderr, said)
+	}
+	when, err := time.Parse("2006-01-02 15:04:05Z", match[1])
+	if from := time.Until(when); err != nil || from < earliest || from > latest {
+		t.Fatalf("%s (%v) is %v from now: want between %v and %v", match[1], err, from, earliest, latest)
+	}
+	if elapsed > 3*time.Second {
+		t.Fatalf("took %v to fail", elapsed)
+	}
+	return stderr
+}
+
+func TestExpiredClientCertificateSaysWhenItExpired(t *testing.T) {
+	if stderr := assertOutOfDate(t, "client-expired", "expired at", -48*time.Hour, 0); !strings.Contains(stderr, "; renew it)") {
+		t.Fatalf("stderr %q: want what to do", stderr)
+	}
+}
+
+func TestClientCertificateNotYetValidSaysFromWhen(t *testing.T) {
+	if stderr := assertOutOfDate(t, "client-not-yet-valid", "is not valid before", 0, 48*time.Hour); !strings.Contains(stderr, "; is this machine's clock right?)") {
+		t.Fatalf("stderr %q: want what to check", stderr)
 	}
 }
 
