@@ -201,14 +201,14 @@ func listening(address string) bool {
 // once, silent for 2 s). Made only after a failed connection, since grpc-go's reason does not say: a TLS server
 // ends a cleartext connection without a word.
 func speaksTLS(address string) *bool {
-	conn, err := net.DialTimeout("tcp", hostPort(address), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", hostPort(address))
 	if err != nil {
 		return nil
 	}
 	defer conn.Close()
 	first := &firstBytes{Conn: conn}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
 	// Whatever the handshake ends with (another CA, a certificate wanted), the answer's first bytes are kept.
 	_ = tls.Client(first, &tls.Config{InsecureSkipVerify: true}).HandshakeContext(ctx)
 	if len(first.kept) < 2 {

@@ -100,11 +100,14 @@ def _speaks_tls(address):
         context.wrap_bio(ssl.MemoryBIO(), hello).do_handshake()
     except ssl.SSLWantReadError:
         pass  # the ClientHello is in hello; the answer comes from the socket
-    answer = b""
+    answer, deadline = b"", time.monotonic() + 2
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=2) as connection:
             connection.sendall(hello.read())
-            while len(answer) < 2 and (read := connection.recv(2 - len(answer))):
+            while len(answer) < 2 and (left := deadline - time.monotonic()) > 0:
+                connection.settimeout(left)
+                if not (read := connection.recv(2 - len(answer))):
+                    break
                 answer += read
     except (OSError, ValueError):
         pass
