@@ -90,6 +90,23 @@ public sealed class SegmentTests : IDisposable
         Assert.Contains($"error: cannot read {missing}", run.Errors, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Segment_OutFolderThatCannotBeMade_Exits2NamingItWithoutAStackTrace()
+    {
+        var file = Path.Combine(_out, "a-file");
+        await File.WriteAllTextAsync(file, "");
+        var folder = Path.Combine(file, "out");
+
+        var run = await Example.RunAsync(["segment", Example.HeldoutImage, "--out", folder, "--server", Example.Address]);
+
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.StartsWith($"error: cannot write into {folder}: ", run.Errors, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", run.Errors, StringComparison.Ordinal);
+
+        // Refused before the call: nothing of a response printed.
+        Assert.Empty(run.Output);
+    }
+
     public void Dispose() => Directory.Delete(_out, recursive: true);
 
     // id2label of the served model's config.json: the labels a label map may hold.

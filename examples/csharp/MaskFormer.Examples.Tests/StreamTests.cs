@@ -90,6 +90,22 @@ public sealed partial class StreamTests
     }
 
     [Fact]
+    public async Task Stream_OutFolderThatCannotBeMade_Exits2NamingItBeforeStreaming()
+    {
+        using var scratch = new TemporaryFolder();
+        var file = Path.Combine(scratch.Path, "a-file");
+        await File.WriteAllTextAsync(file, "");
+        var folder = Path.Combine(file, "out");
+
+        var run = await Example.RunAsync(["stream", Example.Clip, "--out", folder, "--server", Example.Address]);
+
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.StartsWith($"error: cannot write into {folder}: ", run.Errors, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", run.Errors, StringComparison.Ordinal);
+        Assert.Empty(FrameLines(run.Output));
+    }
+
+    [Fact]
     public async Task Stream_CtrlC_EndsWith130AndNoStackTrace()
     {
         using var example = Example.Start(["stream", Example.Clip, "--interval", "1", "--server", Example.Address]);

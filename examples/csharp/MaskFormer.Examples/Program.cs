@@ -1,7 +1,8 @@
 using MaskFormer.Examples;
 
 // MaskFormer Serve's C# client example: `segment IMAGE` (a unary call) and `stream FOLDER` (SegmentStream).
-// Exit codes as the Python, Node and Go examples: 0 ok, 1 the call failed, 2 usage, connection or file errors;
+// Exit codes as the Python, Node and Go examples: 0 ok, 1 the call failed, 2 usage, connection or file errors
+// (an image that cannot be read, an --out folder that cannot be written);
 // 130 on Ctrl+C.
 using var interrupted = new CancellationTokenSource();
 Console.CancelKeyPress += (_, e) =>
@@ -33,6 +34,12 @@ catch (UsageException ex)
 }
 catch (ConnectionException ex)
 {
+    await Console.Error.WriteLineAsync($"error: {ex.Message}");
+    return 2;
+}
+catch (Exception ex) when (ex is IOException or UnauthorizedAccessException && !interrupted.IsCancellationRequested)
+{
+    // A file that cannot be written (--out): named, without a stack trace.
     await Console.Error.WriteLineAsync($"error: {ex.Message}");
     return 2;
 }

@@ -16,8 +16,38 @@ internal static class ResultFiles
     private static readonly JsonFormatter s_formatter = new(JsonFormatter.Settings.Default.WithFormatDefaultValues(true));
     private static readonly JsonSerializerOptions s_indented = new() { WriteIndented = true };
 
-    /// <summary>Writes the files into <paramref name="folder"/> and returns their names.</summary>
+    /// <summary>
+    /// Creates <paramref name="folder"/>, before any call: a folder that cannot be made fails the command
+    /// (exit 2) before the server is asked anything.
+    /// </summary>
+    public static void CreateFolder(string folder)
+    {
+        try
+        {
+            Directory.CreateDirectory(folder);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw CannotWrite(folder, ex);
+        }
+    }
+
+    /// <summary>Writes the files into <paramref name="folder"/> and returns their names; an <see cref="IOException"/> names the folder.</summary>
     public static async Task<IReadOnlyList<string>> WriteAsync(string folder, string imagePath, SegmentResponse response, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await WriteFilesAsync(folder, imagePath, response, cancellationToken);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw CannotWrite(folder, ex);
+        }
+    }
+
+    private static IOException CannotWrite(string folder, Exception ex) => new($"cannot write into {folder}: {ex.Message}", ex);
+
+    private static async Task<IReadOnlyList<string>> WriteFilesAsync(string folder, string imagePath, SegmentResponse response, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(folder);
         var stem = Path.GetFileNameWithoutExtension(imagePath);

@@ -45,6 +45,8 @@ internal static class SegmentCommand
             return 2;
         }
 
+        var folder = line.Get("out", ".");
+        ResultFiles.CreateFolder(folder);
         using var channel = await connection.OpenAsync(cancellationToken);
         var client = new SegmentationService.SegmentationServiceClient(channel);
         var request = new SegmentRequest { Image = new Image { Encoded = ByteString.CopyFrom(image) }, Model = line.Get("model", ""), FrameId = 1 };
@@ -62,7 +64,6 @@ internal static class SegmentCommand
 
         Console.WriteLine($"image:   {imagePath}");
         Print(response, Console.Out);
-        var folder = line.Get("out", ".");
         var files = await ResultFiles.WriteAsync(folder, imagePath, response, cancellationToken);
         Console.WriteLine($"wrote {string.Join(", ", files)} in {Path.GetFullPath(folder)}");
         return 0;

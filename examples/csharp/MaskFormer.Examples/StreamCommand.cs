@@ -81,6 +81,11 @@ internal static class StreamCommand
             return 1;
         }
 
+        if (options.Out is not null)
+        {
+            ResultFiles.CreateFolder(options.Out);
+        }
+
         var inFlight = config.MaxInFlight == 0 ? "server default" : config.MaxInFlight.ToString(CultureInfo.InvariantCulture);
         Console.WriteLine($"streaming {paths.Count} frames from {folder} to {connection.Address} (policy {policyName}, in-flight {inFlight}, tasks {taskNames}, {(deltas ? "deltas" : "complete results")})");
         using var channel = await connection.OpenAsync(cancellationToken);
