@@ -58,7 +58,11 @@ internal static class SegmentCommand
         }
         catch (RpcException ex) when (!cancellationToken.IsCancellationRequested)
         {
-            await Console.Error.WriteLineAsync($"error: Segment failed with {Names.Code(ex.StatusCode)}: {ex.Status.Detail}");
+            // .NET's client gives a deadline it enforced itself no detail: say which deadline ran out.
+            var detail = ex.StatusCode == StatusCode.DeadlineExceeded && ex.Status.Detail.Length == 0
+                ? string.Create(CultureInfo.InvariantCulture, $"no answer within the deadline of {deadline.TotalSeconds:0.###} s (--deadline)")
+                : ex.Status.Detail;
+            await Console.Error.WriteLineAsync($"error: Segment failed with {Names.Code(ex.StatusCode)}: {detail}");
             return 1;
         }
 
