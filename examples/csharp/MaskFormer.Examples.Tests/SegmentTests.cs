@@ -92,6 +92,15 @@ public sealed class SegmentTests : IDisposable
     }
 
     [Fact]
+    public async Task Segment_AFolderForTheImage_Exits2SayingItIsAFolder()
+    {
+        var run = await Example.RunAsync(["segment", Example.Clip, "--server", Example.Address]);
+
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.Equal($"error: cannot read {Example.Clip}: it is a folder, not an image (stream takes a folder of frames)\n", run.Errors);
+    }
+
+    [Fact]
     public async Task Segment_OutFolderThatCannotBeMade_Exits2NamingItWithoutAStackTrace()
     {
         var file = Path.Combine(_out, "a-file");

@@ -41,7 +41,9 @@ internal static class SegmentCommand
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            await Console.Error.WriteLineAsync($"error: cannot read {imagePath}: {ex.Message}");
+            // .NET reports reading a folder as "Access to the path is denied", which sends the user after permissions.
+            var reason = Directory.Exists(imagePath) ? "it is a folder, not an image (stream takes a folder of frames)" : ex.Message;
+            await Console.Error.WriteLineAsync($"error: cannot read {imagePath}: {reason}");
             return 2;
         }
 
