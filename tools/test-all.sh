@@ -242,7 +242,8 @@ else
     fi
 
     # The built example run as a process against this server; its reconnect tests start servers of their
-    # own (MASKFORMER_SERVER_DLL), its token test calls the token server. Not under tests/, so the loop of
+    # own (MASKFORMER_SERVER_DLL), its token test calls the token server, its TLS tests the TLS server
+    # (MASKFORMER_TLS_SERVER, MASKFORMER_TLS_FILES). Not under tests/, so the loop of
     # .NET test projects above does not run it without a server.
     step "C# example (examples/csharp)"
     MASKFORMER_ADDRESS="127.0.0.1:$PORT" dotnet_test csharp-example 420 examples/csharp/MaskFormer.Examples.Tests/MaskFormer.Examples.Tests.csproj

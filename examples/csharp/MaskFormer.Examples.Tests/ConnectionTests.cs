@@ -1,3 +1,6 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+
 namespace MaskFormer.Examples.Tests;
 
 public sealed class ConnectionTests
@@ -27,8 +30,64 @@ public sealed class ConnectionTests
 
         Assert.True(run.ExitCode == 2, run.ToString());
         Assert.Contains($"error: cannot reach the MaskFormer server at {address}: ", run.Errors, StringComparison.Ordinal);
-        Assert.Contains("the TLS handshake failed", run.Errors, StringComparison.Ordinal);
+        Assert.Contains($"the TLS handshake failed: the server there speaks cleartext, not TLS: use http://{new Uri(address).Authority})", run.Errors, StringComparison.Ordinal);
         Assert.True(run.Elapsed < TimeSpan.FromSeconds(3), run.ToString());
+    }
+
+    [Fact]
+    public async Task Segment_HttpToTheTlsServer_Exits2SayingItSpeaksTls()
+    {
+        var (server, _) = TlsServer();
+        var address = $"http://{new Uri(server).Authority}";
+
+        var run = await Example.RunAsync(["segment", Example.HeldoutImage, "--server", address]);
+
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.Contains($"error: cannot reach the MaskFormer server at {address}: ", run.Errors, StringComparison.Ordinal);
+        Assert.Contains($"(the server there speaks TLS: use https://{new Uri(server).Authority}, with MASKFORMER_CA_CERT for a private CA)", run.Errors, StringComparison.Ordinal);
+        Assert.True(run.Elapsed < TimeSpan.FromSeconds(5), run.ToString());
+    }
+
+    [Fact]
+    public async Task Segment_TlsServerWantingAClientCertificate_IsAnsweredWithItAndNamesItWithout()
+    {
+        var (server, files) = TlsServer();
+        using var folder = new TemporaryFolder();
+        var ca = new Dictionary<string, string> { ["MASKFORMER_CA_CERT"] = Path.Combine(files, "ca.pem") };
+
+        var without = await Example.RunAsync(["segment", Example.HeldoutImage, "--out", folder.Path, "--server", server], ca);
+        var with = await Example.RunAsync(["segment", Example.HeldoutImage, "--out", folder.Path, "--server", server], new Dictionary<string, string>(ca)
+        {
+            ["MASKFORMER_CLIENT_CERT"] = Path.Combine(files, "client.pem"),
+            ["MASKFORMER_CLIENT_KEY"] = Path.Combine(files, "client.key"),
+        });
+
+        Assert.True(without.ExitCode == 2, without.ToString());
+        Assert.Contains("does it want a client certificate? Set MASKFORMER_CLIENT_CERT and MASKFORMER_CLIENT_KEY)", without.Errors, StringComparison.Ordinal);
+        Assert.True(with.ExitCode == 0, with.ToString());
+    }
+
+    [Fact]
+    public async Task Segment_ExpiredClientCertificate_Exits2SayingWhenItExpired()
+    {
+        var (server, files) = TlsServer();
+        using var folder = new TemporaryFolder();
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=expired-client", key, HashAlgorithmName.SHA256);
+        using var expired = request.CreateSelfSigned(new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero), new DateTimeOffset(2025, 1, 2, 0, 0, 0, TimeSpan.Zero));
+        var certificate = Path.Combine(folder.Path, "expired.pem");
+        await File.WriteAllTextAsync(certificate, expired.ExportCertificatePem());
+        await File.WriteAllTextAsync(Path.Combine(folder.Path, "expired.key"), key.ExportPkcs8PrivateKeyPem());
+
+        var run = await Example.RunAsync(["segment", Example.HeldoutImage, "--server", server], new Dictionary<string, string>
+        {
+            ["MASKFORMER_CA_CERT"] = Path.Combine(files, "ca.pem"),
+            ["MASKFORMER_CLIENT_CERT"] = certificate,
+            ["MASKFORMER_CLIENT_KEY"] = Path.Combine(folder.Path, "expired.key"),
+        });
+
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.Contains($"(MASKFORMER_CLIENT_CERT {certificate} expired at 2025-01-02 00:00:00Z; renew it)", run.Errors, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -76,6 +135,16 @@ public sealed class ConnectionTests
         Assert.True(without.ExitCode == 1, without.ToString());
         Assert.Contains("error: Segment failed with UNAUTHENTICATED", without.Errors, StringComparison.Ordinal);
         Assert.True(with.ExitCode == 0, with.ToString());
+    }
+
+    // The TLS server wanting a client certificate that tools/test-all.sh starts, and the folder of its certificates.
+    private static (string Address, string Files) TlsServer()
+    {
+        var server = Environment.GetEnvironmentVariable("MASKFORMER_TLS_SERVER");
+        var files = Environment.GetEnvironmentVariable("MASKFORMER_TLS_FILES");
+        Assert.False(string.IsNullOrEmpty(server) || string.IsNullOrEmpty(files),
+            "MASKFORMER_TLS_SERVER and MASKFORMER_TLS_FILES are not set: make certificates with tools/make-test-certs.sh DIR, start a server with them wanting a client certificate (MaskFormer:Security:ClientCaPath=DIR/ca.pem) and set them to its https://host:port and DIR (tools/test-all.sh does)");
+        return (server!, files!);
     }
 }
 

@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Net.Security;
-using System.Net.Sockets;
-using System.Security.Authentication;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Grpc.Core;
@@ -62,6 +60,7 @@ internal static class ServerConnection
     // Any answer from the server, even an error status (UNAUTHENTICATED without a token), means it is there.
     private static async Task ProbeAsync(GrpcChannel channel, string address, TimeSpan timeout, bool waitForServer, CancellationToken cancellationToken)
     {
+        var uri = ToUri(address);
         var client = new SegmentationService.SegmentationServiceClient(channel);
         var started = Stopwatch.GetTimestamp();
         for (var failures = 0; ; failures++)
@@ -89,9 +88,10 @@ internal static class ServerConnection
                     continue;
                 }
 
+                var hint = await TlsHint.ForAsync(uri, ex.Status.DebugException, cancellationToken);
                 throw new ConnectionException(waitForServer
-                    ? $"cannot reach the MaskFormer server at {address} within {timeout.TotalSeconds:0.###} s: {Reason(ex)}"
-                    : $"cannot reach the MaskFormer server at {address}: {Reason(ex)}{TlsHint(address, ex)}");
+                    ? $"cannot reach the MaskFormer server at {address} within {timeout.TotalSeconds:0.###} s: {Reason(ex)}{hint}"
+                    : $"cannot reach the MaskFormer server at {address}: {Reason(ex)}{hint}");
             }
         }
     }
@@ -105,39 +105,15 @@ internal static class ServerConnection
             inner = inner.InnerException;
         }
 
-        return inner is null || exception.Status.Detail.Contains(inner.Message, StringComparison.Ordinal)
+        var reason = inner is null || exception.Status.Detail.Contains(inner.Message, StringComparison.Ordinal)
             ? exception.Status.Detail
             : $"{exception.Status.Detail} ({inner.Message})";
+
+        // One line: some exceptions' messages carry a second ("Object name: ...").
+        return reason.ReplaceLineEndings(" ");
     }
 
-    private static string TlsHint(string address, RpcException exception)
-    {
-        if (!address.StartsWith("https://", StringComparison.OrdinalIgnoreCase) || FindInChain<SocketException>(exception.Status.DebugException) is { SocketErrorCode: SocketError.ConnectionRefused })
-        {
-            return "";
-        }
-
-        var refused = FindInChain<AuthenticationException>(exception.Status.DebugException) is not null;
-        return refused
-            ? " (the TLS handshake failed: is the server's certificate issued by a CA in MASKFORMER_CA_CERT, or the system's? Is it TLS at all?)"
-            : " (the server ended the connection after the TLS handshake: does it want a client certificate, MASKFORMER_CLIENT_CERT and MASKFORMER_CLIENT_KEY, from a CA it trusts?)";
-    }
-
-    private static T? FindInChain<T>(Exception? exception)
-        where T : Exception
-    {
-        for (; exception is not null; exception = exception.InnerException)
-        {
-            if (exception is T found)
-            {
-                return found;
-            }
-        }
-
-        return null;
-    }
-
-    private static Uri ToUri(string address)
+    public static Uri ToUri(string address)
     {
         var text = address.Contains("://", StringComparison.Ordinal) ? address : $"http://{address}";
         return Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && uri.Port > 0
@@ -212,7 +188,7 @@ internal static class ServerConnection
         handler.SslOptions = ssl;
     }
 
-    private static string? Variable(string name) => Environment.GetEnvironmentVariable(name) is { Length: > 0 } value ? value : null;
+    public static string? Variable(string name) => Environment.GetEnvironmentVariable(name) is { Length: > 0 } value ? value : null;
 
     private static X509Certificate2[] ReadCertificates(string path, string variable)
     {
