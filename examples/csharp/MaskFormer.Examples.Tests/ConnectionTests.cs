@@ -120,6 +120,18 @@ public sealed class ConnectionTests
         Assert.Contains("usage: MaskFormer.Examples segment IMAGE", run.Errors, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("segment")]
+    [InlineData("stream")]
+    public async Task Command_Help_PrintsTheUsageAndExits0(string command)
+    {
+        var run = await Example.RunAsync([command, "--help"]);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains($"usage: MaskFormer.Examples {command} ", run.Output, StringComparison.Ordinal);
+        Assert.Empty(run.Errors);
+    }
+
     [Fact]
     public async Task Segment_TokenServer_IsUnauthenticatedWithoutTheTokenAndAnsweredWithIt()
     {

@@ -21,9 +21,12 @@ try
 {
     return args switch
     {
+        ["--help" or "-h" or "help", ..] => Help(),
+
+        // `segment --help` as a user types it (and as the other examples take it), not an unknown option.
+        ["segment" or "stream", .. var rest] when rest.Contains("--help") || rest.Contains("-h") => Help(),
         ["segment", .. var rest] => await SegmentCommand.RunAsync(rest, interrupted.Token),
         ["stream", .. var rest] => await StreamCommand.RunAsync(rest, interrupted.Token),
-        ["--help" or "-h" or "help", ..] => Help(),
         _ => throw new UsageException("give a command: segment or stream"),
     };
 }
