@@ -111,6 +111,26 @@ public sealed class ConnectionTests
     }
 
     [Fact]
+    public async Task Segment_ClientKeyThatCannotBeRead_Exits2NamingItBeforeConnecting()
+    {
+        using var folder = new TemporaryFolder();
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var certificate = new CertificateRequest("CN=client", key, HashAlgorithmName.SHA256).CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+        var pem = Path.Combine(folder.Path, "client.pem");
+        await File.WriteAllTextAsync(pem, certificate.ExportCertificatePem());
+        var missing = Path.Combine(folder.Path, "missing.key");
+
+        var run = await Example.RunAsync(["segment", Example.HeldoutImage, "--server", "https://127.0.0.1:1"], new Dictionary<string, string>
+        {
+            ["MASKFORMER_CLIENT_CERT"] = pem,
+            ["MASKFORMER_CLIENT_KEY"] = missing,
+        });
+
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.StartsWith($"error: cannot read MASKFORMER_CLIENT_KEY {missing}: ", run.Errors, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Segment_UnknownOption_Exits2WithTheUsage()
     {
         var run = await Example.RunAsync(["segment", Example.HeldoutImage, "--no-such-option"]);

@@ -179,7 +179,12 @@ internal static class ServerConnection
                 var leaf = X509Certificate2.CreateFromPemFile(certificate, key);
                 ssl.ClientCertificateContext = SslStreamCertificateContext.Create(leaf, new X509Certificate2Collection(chain[1..]), offline: true);
             }
-            catch (Exception ex) when (ex is CryptographicException or ArgumentException or IOException)
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // The certificate was read above: the key's file is the one missing.
+                throw new ConnectionException($"cannot read MASKFORMER_CLIENT_KEY {key}: {ex.Message}");
+            }
+            catch (Exception ex) when (ex is CryptographicException or ArgumentException)
             {
                 throw new ConnectionException($"MASKFORMER_CLIENT_KEY {key} is not the PEM private key of MASKFORMER_CLIENT_CERT {certificate} ({ex.Message})");
             }
