@@ -47,7 +47,7 @@ internal static class ServerConnection
         });
         try
         {
-            await ProbeAsync(channel, address, timeout, waitForServer, cancellationToken);
+            await ProbeAsync(channel, address, uri, timeout, waitForServer, cancellationToken);
             return channel;
         }
         catch
@@ -58,9 +58,8 @@ internal static class ServerConnection
     }
 
     // Any answer from the server, even an error status (UNAUTHENTICATED without a token), means it is there.
-    private static async Task ProbeAsync(GrpcChannel channel, string address, TimeSpan timeout, bool waitForServer, CancellationToken cancellationToken)
+    private static async Task ProbeAsync(GrpcChannel channel, string address, Uri uri, TimeSpan timeout, bool waitForServer, CancellationToken cancellationToken)
     {
-        var uri = ToUri(address);
         var client = new SegmentationService.SegmentationServiceClient(channel);
         var started = Stopwatch.GetTimestamp();
         for (var failures = 0; ; failures++)
@@ -113,7 +112,7 @@ internal static class ServerConnection
         return reason.ReplaceLineEndings(" ");
     }
 
-    public static Uri ToUri(string address)
+    private static Uri ToUri(string address)
     {
         var text = address.Contains("://", StringComparison.Ordinal) ? address : $"http://{address}";
         return Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && uri.Port > 0
