@@ -8,7 +8,7 @@ namespace MaskFormer.Examples.Tests;
 public sealed partial class CopyTests
 {
     [Fact]
-    public async Task Example_CopiedOutOfTheRepositoryAsTheReadmeSays_BuildsAndAnswers()
+    public async Task Example_CopiedOutOfTheRepositoryAsTheReadmeSays_BuildsAndAnswersWhateverTheCulture()
     {
         using var folder = new TemporaryFolder();
         var project = Path.Combine(folder.Path, "MaskFormer.Examples");
@@ -34,6 +34,13 @@ public sealed partial class CopyTests
         var run = await RunAsync(project, dll, "segment", Example.HeldoutImage, "--out", Path.Combine(folder.Path, "out"), "--server", Example.Address);
         Assert.True(run.ExitCode == 0, run.ToString());
         Assert.Contains("model:   tiny-shapes", run.Output, StringComparison.Ordinal);
+
+        // Outside the repository the process is not culture-invariant (Directory.Build.props's
+        // InvariantGlobalization): its messages must read the same under a culture with a decimal comma.
+        var address = $"127.0.0.1:{Example.FreePort()}";
+        var german = await RunAsync(project, new Dictionary<string, string> { ["LC_ALL"] = "de_DE.UTF-8" }, dll, "segment", Example.HeldoutImage, "--server", address, "--wait-for-server", "--connect-timeout", "0.5");
+        Assert.True(german.ExitCode == 2, german.ToString());
+        Assert.Contains($"error: cannot reach the MaskFormer server at {address} within 0.5 s: ", german.Errors, StringComparison.Ordinal);
     }
 
     private static void CopyFolder(string from, string to)
@@ -52,7 +59,9 @@ public sealed partial class CopyTests
     }
 
     // `dotnet ARGS` in FOLDER, outside the test host's MSBuild: the copy is built as a user builds it.
-    private static async Task<Run> RunAsync(string folder, params string[] args)
+    private static Task<Run> RunAsync(string folder, params string[] args) => RunAsync(folder, new Dictionary<string, string>(), args);
+
+    private static async Task<Run> RunAsync(string folder, IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var info = new ProcessStartInfo("dotnet") { WorkingDirectory = folder, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var arg in args)
@@ -63,6 +72,11 @@ public sealed partial class CopyTests
         foreach (var name in info.Environment.Keys.Where(k => k.StartsWith("MSBUILD", StringComparison.OrdinalIgnoreCase) || k.StartsWith("MASKFORMER_", StringComparison.Ordinal)).ToList())
         {
             info.Environment.Remove(name);
+        }
+
+        foreach (var (name, value) in environment)
+        {
+            info.Environment[name] = value;
         }
 
         using var process = Process.Start(info)!;

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Threading.Channels;
 using Google.Protobuf;
 using Grpc.Core;
@@ -118,10 +119,10 @@ internal sealed class ResumingStream(SegmentationService.SegmentationServiceClie
                 var delay = retryDelay ?? RetryingCall.Backoff(failures++);
                 if (quiet + delay > reconnectFor)
                 {
-                    throw new RpcException(new Status(StatusCode.Unavailable, $"{status.Detail} (no answer for {quiet.TotalSeconds:0} s of reconnecting; gave up)"));
+                    throw new RpcException(new Status(StatusCode.Unavailable, string.Create(CultureInfo.InvariantCulture, $"{status.Detail} (no answer for {quiet.TotalSeconds:0} s of reconnecting; gave up)")));
                 }
 
-                LastReconnect = $"the stream ended UNAVAILABLE (\"{status.Detail}\"): reconnecting in {delay.TotalSeconds:0.##} s";
+                LastReconnect = string.Create(CultureInfo.InvariantCulture, $"the stream ended UNAVAILABLE (\"{status.Detail}\"): reconnecting in {delay.TotalSeconds:0.##} s");
                 await Task.Delay(delay, cancellationToken);
             }
         }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net.Security;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
@@ -72,7 +73,7 @@ internal static class ServerConnection
             }
             catch (RpcException ex) when (ex.StatusCode == StatusCode.DeadlineExceeded && !cancellationToken.IsCancellationRequested)
             {
-                throw new ConnectionException($"cannot reach the MaskFormer server at {address} within {timeout.TotalSeconds:0.###} s");
+                throw new ConnectionException(string.Create(CultureInfo.InvariantCulture, $"cannot reach the MaskFormer server at {address} within {timeout.TotalSeconds:0.###} s"));
             }
             catch (RpcException ex) when (ex.Status.DebugException is null)
             {
@@ -89,7 +90,7 @@ internal static class ServerConnection
 
                 var hint = await TlsHint.ForAsync(uri, ex.Status.DebugException, cancellationToken);
                 throw new ConnectionException(waitForServer
-                    ? $"cannot reach the MaskFormer server at {address} within {timeout.TotalSeconds:0.###} s: {Reason(ex)}{hint}"
+                    ? string.Create(CultureInfo.InvariantCulture, $"cannot reach the MaskFormer server at {address} within {timeout.TotalSeconds:0.###} s: {Reason(ex)}{hint}")
                     : $"cannot reach the MaskFormer server at {address}: {Reason(ex)}{hint}");
             }
         }
