@@ -177,6 +177,14 @@ internal static class ServerConnection
             try
             {
                 var leaf = X509Certificate2.CreateFromPemFile(certificate, key);
+                if (OperatingSystem.IsWindows())
+                {
+                    // Windows' TLS cannot sign with a key loaded from PEM (an ephemeral key); a PKCS#12 round
+                    // trip gives it one it can, kept only for this process (nothing goes to the key store).
+                    using var ephemeral = leaf;
+                    leaf = X509CertificateLoader.LoadPkcs12(ephemeral.Export(X509ContentType.Pkcs12), null, X509KeyStorageFlags.EphemeralKeySet);
+                }
+
                 ssl.ClientCertificateContext = SslStreamCertificateContext.Create(leaf, new X509Certificate2Collection(chain[1..]), offline: true);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
