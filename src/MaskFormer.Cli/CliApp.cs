@@ -136,8 +136,8 @@ internal static class CliApp
         var at = SafeAddress(arguments);
         var overTls = at.StartsWith("https://", StringComparison.Ordinal) ? " over TLS" : string.Empty;
         return await TlsHintAsync(arguments, ex, cancellationToken).ConfigureAwait(false) is { } hint
-            ? $"cannot reach the server at {at}{overTls} ({Innermost(ex).Message}). {hint}"
-            : $"cannot reach the server at {at} ({Innermost(ex).Message}). Start it, or point --server or ${CommandArguments.AddressVariable} at it.";
+            ? $"cannot reach the server at {at}{overTls} ({Reason(ex)}). {hint}"
+            : $"cannot reach the server at {at} ({Reason(ex)}). Start it, or point --server or ${CommandArguments.AddressVariable} at it.";
     }
 
     /// <summary>
@@ -161,15 +161,23 @@ internal static class CliApp
         return await tls.HintAsync(address, ex.Status.DebugException, cancellationToken).ConfigureAwait(false);
     }
 
-    private static Exception Innermost(RpcException ex)
+    /// <summary>
+    /// Why a call could not reach the server: the innermost exception says most ("Connection refused", a
+    /// certificate error), except the SslStream .NET disposes under a handshake the server ended
+    /// (ObjectDisposedException), which says nothing.
+    /// </summary>
+    internal static string Reason(RpcException ex)
     {
-        Exception inner = ex.Status.DebugException ?? ex;
-        while (inner.InnerException is not null)
+        var reason = ex.Status.DebugException?.Message ?? ex.Status.Detail;
+        for (var inner = ex.Status.DebugException; inner is not null; inner = inner.InnerException)
         {
-            inner = inner.InnerException;
+            if (inner is not ObjectDisposedException)
+            {
+                reason = inner.Message;
+            }
         }
 
-        return inner;
+        return reason;
     }
 
     private static string SafeAddress(CommandArguments arguments)

@@ -73,26 +73,10 @@ internal static class HealthCommand
         if (unreachable is not null)
         {
             var hint = await CliApp.TlsHintAsync(args, unreachable, cancellationToken).ConfigureAwait(false);
-            status = $"UNREACHABLE: no answer from {address.ToString().TrimEnd('/')} ({Reason(unreachable)}){(hint is null ? string.Empty : $". {hint}")}";
+            status = $"UNREACHABLE: no answer from {address.ToString().TrimEnd('/')} ({CliApp.Reason(unreachable)}){(hint is null ? string.Empty : $". {hint}")}";
         }
 
         await output.WriteLineAsync(status).ConfigureAwait(false);
         return 1;
-    }
-
-    // The innermost exception says most ("Connection refused", a certificate error), except the SslStream
-    // .NET disposes under a handshake the server ended (ObjectDisposedException), which says nothing.
-    internal static string Reason(RpcException ex)
-    {
-        var reason = ex.Status.DebugException?.Message ?? ex.Status.Detail;
-        for (var inner = ex.Status.DebugException; inner is not null; inner = inner.InnerException)
-        {
-            if (inner is not ObjectDisposedException)
-            {
-                reason = inner.Message;
-            }
-        }
-
-        return reason;
     }
 }

@@ -15,7 +15,7 @@ public sealed class HealthCommandTests
             new IOException("Received an unexpected EOF or 0 bytes from the transport stream.", new ObjectDisposedException("System.Net.Security.SslStream")));
         var error = new RpcException(new Status(StatusCode.Unavailable, "Error starting gRPC call.", refused));
 
-        Assert.Equal("Received an unexpected EOF or 0 bytes from the transport stream.", HealthCommand.Reason(error));
+        Assert.Equal("Received an unexpected EOF or 0 bytes from the transport stream.", CliApp.Reason(error));
     }
 
     [Fact]
@@ -23,6 +23,6 @@ public sealed class HealthCommandTests
     {
         var error = new RpcException(new Status(StatusCode.Unavailable, "Error connecting to subchannel.", new System.Net.Http.HttpRequestException("Connection refused (127.0.0.1:1)", new System.Net.Sockets.SocketException(111))));
 
-        Assert.Equal(new System.Net.Sockets.SocketException(111).Message, HealthCommand.Reason(error));
+        Assert.Equal(new System.Net.Sockets.SocketException(111).Message, CliApp.Reason(error));
     }
 }
