@@ -176,6 +176,15 @@ def tls_problem(address):
 CONNECT_TIMEOUT_S = 15.0
 
 
+def connection_arguments(parser):
+    """--connect-timeout and --wait-for-server, which segment.py and stream.py take."""
+    parser.add_argument("--connect-timeout", type=float, default=CONNECT_TIMEOUT_S, metavar="SECONDS",
+                        help=f"the longest wait for a connection (default {CONNECT_TIMEOUT_S:g})")
+    parser.add_argument("--wait-for-server", action="store_true",
+                        help="try a failed connection again until --connect-timeout (a server still starting) "
+                             "instead of failing at once")
+
+
 def connect(address, timeout=CONNECT_TIMEOUT_S, wait_for_server=False):
     """Opens a channel and waits until it is ready; raises ConnectionError, naming the address, if not.
 
@@ -387,11 +396,6 @@ def is_frame_name(path):
     """True for an image's name that is a frame's, not ground truth or a prediction stored beside it."""
     stem = path.stem
     return path.suffix.lower() in _IMAGE_EXTENSIONS and not stem.endswith(_NOT_FRAME_SUFFIXES) and "_pred" not in stem
-
-
-def is_frame(path):
-    """True for an image file that is a frame, not ground truth or a prediction stored beside it."""
-    return path.is_file() and is_frame_name(path)
 
 
 def list_frames(folder):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import grpc
 
-from common import CONNECT_TIMEOUT_S, DEFAULT_SERVER, call_with_retries, connect, load_stubs, tls_problem
+from common import DEFAULT_SERVER, call_with_retries, connect, connection_arguments, load_stubs, tls_problem
 
 pb, pb_grpc = load_stubs()
 
@@ -61,15 +61,6 @@ def print_response(r, out=sys.stdout):
     p(f"timings (ms): decode {t.decode_ms:.2f}, preprocess {t.preprocess_ms:.2f}, queue {t.queue_ms:.2f}, "
       f"inference {t.inference_ms:.2f} (batch {t.batch_size}), postprocess {t.postprocess_ms:.2f}, "
       f"encode {t.encode_ms:.2f}, total {t.total_ms:.2f}")
-
-
-def connection_arguments(parser):
-    """--connect-timeout and --wait-for-server, which segment.py and stream.py take."""
-    parser.add_argument("--connect-timeout", type=float, default=CONNECT_TIMEOUT_S, metavar="SECONDS",
-                        help=f"the longest wait for a connection (default {CONNECT_TIMEOUT_S:g})")
-    parser.add_argument("--wait-for-server", action="store_true",
-                        help="try a failed connection again until --connect-timeout (a server still starting) "
-                             "instead of failing at once")
 
 
 def main(argv=None):

@@ -45,8 +45,7 @@ from pathlib import Path
 
 import grpc
 
-from common import DEFAULT_SERVER, backoff, connect, list_frames, load_stubs, retry_delay, tls_problem
-from segment import connection_arguments
+from common import DEFAULT_SERVER, backoff, connect, connection_arguments, list_frames, load_stubs, retry_delay, tls_problem
 from delta import DeltaRebuilder, decode_complete, frame_differences
 
 pb, pb_grpc = load_stubs()

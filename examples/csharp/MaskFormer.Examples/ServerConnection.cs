@@ -75,7 +75,7 @@ internal static class ServerConnection
             {
                 throw new ConnectionException(string.Create(CultureInfo.InvariantCulture, $"cannot reach the MaskFormer server at {address} within {timeout.TotalSeconds:0.###} s"));
             }
-            catch (RpcException ex) when (ex.Status.DebugException is null)
+            catch (RpcException ex) when (RetryingCall.FromServer(ex))
             {
                 return;
             }
