@@ -65,7 +65,7 @@ count_node() {
   local log="$1" code="$2" p f
   p=$(grep -Eo '^# pass [0-9]+' "$log" | awk '{ s += $3 } END { print s + 0 }')
   f=$(grep -Eo '^# (fail|cancelled|skipped|todo) [0-9]+' "$log" | awk '{ s += $3 } END { print s + 0 }')
-  add_counts "$log" "$code" "$p" "$f" || grep -B2 -A20 '^not ok' "$log" | head -80
+  add_counts "$log" "$code" "$p" "$f" || grep -B2 -A24 '^ *not ok' "$log" | head -120
 }
 
 # Python's unittest: "Ran N tests" then "OK" or "FAILED (failures=F, errors=E)", with "skipped=S",

@@ -155,29 +155,37 @@ class ModelAndDeadlineTest(_ServerTest):
 class ConnectFailureTest(_ServerTest):
     """A connection that fails ends the command at once (exit 2), naming the address, unless --wait-for-server."""
 
+    # A failure "at once" is timed against a connect timeout far longer than the bound: a command that waited
+    # for the timeout instead would take 60 s, while a loaded machine may take seconds to start Python and grpc.
+    AT_ONCE_CONNECT_TIMEOUT_S = 60
+    AT_ONCE_S = 20
+
     def timed(self, *args, server):
         started = time.monotonic()
         proc = run_script(*args, server=server)
         return proc, time.monotonic() - started
 
+    def timed_at_once(self, *args, server):
+        return self.timed(*args, "--connect-timeout", str(self.AT_ONCE_CONNECT_TIMEOUT_S), server=server)
+
     def test_nothing_listening_fails_at_once_naming_the_address(self):
         server = f"127.0.0.1:{free_port()}"
         for args in (("segment.py", HELDOUT_IMAGE), ("stream.py", CLIP)):
-            proc, elapsed = self.timed(*args, server=server)
+            proc, elapsed = self.timed_at_once(*args, server=server)
             self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
             self.assertIn(f"cannot reach the MaskFormer server at {server}: ", proc.stderr)
             self.assertIn("Connection refused", proc.stderr)
-            self.assertLess(elapsed, 3, f"{args[0]} took {elapsed:.1f} s to fail")
+            self.assertLess(elapsed, self.AT_ONCE_S, f"{args[0]} took {elapsed:.1f} s to fail")
 
     def test_tls_to_a_cleartext_server_fails_at_once_saying_it_speaks_cleartext(self):
         server = "https://" + common.host_port(address())
         for args in (("segment.py", HELDOUT_IMAGE), ("stream.py", CLIP)):
-            proc, elapsed = self.timed(*args, server=server)
+            proc, elapsed = self.timed_at_once(*args, server=server)
             self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
             self.assertIn(f"cannot reach the MaskFormer server at {server}: ", proc.stderr)
             self.assertIn("the server there seems to speak cleartext, it answered a TLS handshake with something else: "
                           f"use http://{common.host_port(address())})", proc.stderr)
-            self.assertLess(elapsed, 3, f"{args[0]} took {elapsed:.1f} s to fail")
+            self.assertLess(elapsed, self.AT_ONCE_S, f"{args[0]} took {elapsed:.1f} s to fail")
 
     def test_wait_for_server_tries_again_until_the_connect_timeout(self):
         server = f"127.0.0.1:{free_port()}"
@@ -185,7 +193,7 @@ class ConnectFailureTest(_ServerTest):
         self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
         self.assertIn(f"cannot reach the MaskFormer server at {server} within 2 s", proc.stderr)
         self.assertGreater(elapsed, 1.9)
-        self.assertLess(elapsed, 5)
+        self.assertLess(elapsed, 12, "not under the default connect timeout (15 s), with room for a loaded machine")
 
 
 class StreamTest(_ServerTest):

@@ -13,12 +13,12 @@ public sealed class ConnectionTests
         var address = $"127.0.0.1:{Example.FreePort()}";
         var input = command == "segment" ? Example.HeldoutImage : Example.Clip;
 
-        var run = await Example.RunAsync([command, input, "--server", address]);
+        var run = await Example.RunAtOnceAsync([command, input, "--server", address]);
 
         Assert.True(run.ExitCode == 2, run.ToString());
         Assert.Contains($"error: cannot reach the MaskFormer server at {address}: ", run.Errors, StringComparison.Ordinal);
         Assert.Contains("Connection refused", run.Errors, StringComparison.Ordinal);
-        Assert.True(run.Elapsed < TimeSpan.FromSeconds(3), run.ToString());
+        Assert.True(run.Elapsed < Example.AtOnce, run.ToString());
     }
 
     [Fact]
@@ -26,12 +26,12 @@ public sealed class ConnectionTests
     {
         var address = $"https://{Example.Address.Replace("http://", "", StringComparison.Ordinal)}";
 
-        var run = await Example.RunAsync(["segment", Example.HeldoutImage, "--server", address]);
+        var run = await Example.RunAtOnceAsync(["segment", Example.HeldoutImage, "--server", address]);
 
         Assert.True(run.ExitCode == 2, run.ToString());
         Assert.Contains($"error: cannot reach the MaskFormer server at {address}: ", run.Errors, StringComparison.Ordinal);
         Assert.Contains($"the TLS handshake failed: the server there speaks cleartext, not TLS: use http://{new Uri(address).Authority})", run.Errors, StringComparison.Ordinal);
-        Assert.True(run.Elapsed < TimeSpan.FromSeconds(3), run.ToString());
+        Assert.True(run.Elapsed < Example.AtOnce, run.ToString());
     }
 
     [Fact]
@@ -40,12 +40,12 @@ public sealed class ConnectionTests
         var (server, _) = TlsServer();
         var address = $"http://{new Uri(server).Authority}";
 
-        var run = await Example.RunAsync(["segment", Example.HeldoutImage, "--server", address]);
+        var run = await Example.RunAtOnceAsync(["segment", Example.HeldoutImage, "--server", address]);
 
         Assert.True(run.ExitCode == 2, run.ToString());
         Assert.Contains($"error: cannot reach the MaskFormer server at {address}: ", run.Errors, StringComparison.Ordinal);
         Assert.Contains($"(the server there speaks TLS: use https://{new Uri(server).Authority}, with MASKFORMER_CA_CERT for a private CA)", run.Errors, StringComparison.Ordinal);
-        Assert.True(run.Elapsed < TimeSpan.FromSeconds(5), run.ToString());
+        Assert.True(run.Elapsed < Example.AtOnce, run.ToString());
     }
 
     [Fact]
