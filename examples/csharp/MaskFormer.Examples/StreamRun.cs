@@ -34,40 +34,22 @@ internal sealed class StreamRun
     public static async Task<StreamRun> RunAsync(SegmentationService.SegmentationServiceClient client, StreamConfig config, IReadOnlyList<string> paths, StreamOptions options, bool print, CancellationToken cancellationToken)
     {
         var run = new StreamRun(new ResumingStream(client, config, options.ReconnectFor));
-        var sending = run.SendAsync(paths, options.Interval, cancellationToken);
-        var running = run.Stream.RunAsync(cancellationToken);
-        ulong expected = 1;
-        await foreach (var answer in run.Stream.ReadAllAsync(cancellationToken))
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var sending = run.SendAsync(paths, options.Interval, stop.Token);
+        var running = run.Stream.RunAsync(stop.Token);
+        try
         {
-            if (answer.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Status)
-            {
-                continue;
-            }
-
-            if (answer.FrameId != expected)
-            {
-                run.Problems.Add($"an answer for frame {answer.FrameId} where frame {expected} was due");
-            }
-
-            expected = answer.FrameId + 1;
-            run.Answers.Add(answer);
-            var path = answer.FrameId >= 1 && answer.FrameId <= (ulong)paths.Count ? paths[(int)answer.FrameId - 1] : null;
-            var frame = answer.Result is { } result ? run.Rebuilder.Apply(result) : null;
-            if (frame is not null)
-            {
-                run.Frames[answer.FrameId] = frame;
-            }
-
-            var description = run.Describe(answer, path is null ? null : Path.GetFileName(path));
-            if (print)
-            {
-                Console.WriteLine(config.Delta is { Enabled: true } && frame is not null ? description + DeltaNote(frame.Result) : description);
-            }
-
-            if (options.Out is not null && path is not null && frame is not null)
-            {
-                await ResultFiles.WriteAsync(options.Out, path, frame.ToResponse(), cancellationToken);
-            }
+            await run.ReadAsync(paths, config, options, print, cancellationToken);
+        }
+        catch
+        {
+            // The stream failed, or an answer could not be rebuilt or written: nothing of this stream may
+            // outlive it. The sender may wait for a call that will never take its frame, the calls may still
+            // run; both are stopped and awaited, their own failures seen here (the reader's is the one thrown).
+            await stop.CancelAsync();
+            await WhenStoppedAsync(sending);
+            await WhenStoppedAsync(running);
+            throw;
         }
 
         await running;
@@ -79,6 +61,56 @@ internal sealed class StreamRun
         }
 
         return run;
+    }
+
+    // Waits for a task that was told to stop, whatever way it ends.
+    private static async Task WhenStoppedAsync(Task task)
+    {
+        try
+        {
+            await task;
+        }
+        catch (Exception)
+        {
+            // Cancelled, or the stream's own failure, which the reader has already met.
+        }
+    }
+
+    private async Task ReadAsync(IReadOnlyList<string> paths, StreamConfig config, StreamOptions options, bool print, CancellationToken cancellationToken)
+    {
+        ulong expected = 1;
+        await foreach (var answer in Stream.ReadAllAsync(cancellationToken))
+        {
+            if (answer.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Status)
+            {
+                continue;
+            }
+
+            if (answer.FrameId != expected)
+            {
+                Problems.Add($"an answer for frame {answer.FrameId} where frame {expected} was due");
+            }
+
+            expected = answer.FrameId + 1;
+            Answers.Add(answer);
+            var path = answer.FrameId >= 1 && answer.FrameId <= (ulong)paths.Count ? paths[(int)answer.FrameId - 1] : null;
+            var frame = answer.Result is { } result ? Rebuilder.Apply(result) : null;
+            if (frame is not null)
+            {
+                Frames[answer.FrameId] = frame;
+            }
+
+            var description = Describe(answer, path is null ? null : Path.GetFileName(path));
+            if (print)
+            {
+                Console.WriteLine(config.Delta is { Enabled: true } && frame is not null ? description + DeltaNote(frame.Result) : description);
+            }
+
+            if (options.Out is not null && path is not null && frame is not null)
+            {
+                await ResultFiles.WriteAsync(options.Out, path, frame.ToResponse(), cancellationToken);
+            }
+        }
     }
 
     private async Task SendAsync(IReadOnlyList<string> paths, TimeSpan interval, CancellationToken cancellationToken)
