@@ -61,6 +61,32 @@ public sealed class SegmentTests : IDisposable
     }
 
     [Fact]
+    public async Task Segment_ConnectionClosedBeforeTheCall_IsMadeAgainOnANewConnection()
+    {
+        // The connection check's connection ends (GOAWAY) and the call's new one is closed before the call.
+        using var proxy = new ClosingProxy(Example.Address, closedConnections: 1);
+
+        var run = await Example.RunAsync(["segment", Example.HeldoutImage, "--out", _out, "--deadline", "60", "--server", proxy.Address]);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("panoptic segments (", run.Output, StringComparison.Ordinal);
+        Assert.Equal(3, proxy.Connections);
+    }
+
+    [Fact]
+    public async Task Segment_EveryNewConnectionClosedBeforeTheCall_FailsAfterOneMoreTryNotAtTheDeadline()
+    {
+        using var proxy = new ClosingProxy(Example.Address, closedConnections: int.MaxValue);
+
+        var run = await Example.RunAsync(["segment", Example.HeldoutImage, "--out", _out, "--deadline", "60", "--server", proxy.Address]);
+
+        Assert.True(run.ExitCode == 1, run.ToString());
+        Assert.Matches("^error: Segment failed with (INTERNAL|UNAVAILABLE): ", run.Errors);
+        Assert.Equal(3, proxy.Connections);
+        Assert.True(run.Elapsed < Example.AtOnce, run.ToString());
+    }
+
+    [Fact]
     public async Task Segment_UnknownModel_Exits1WithTheServersNotFound()
     {
         var run = await Example.RunAsync(["segment", Example.HeldoutImage, "--out", _out, "--model", "no-such-model", "--server", Example.Address]);
