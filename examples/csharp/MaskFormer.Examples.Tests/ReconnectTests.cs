@@ -108,4 +108,84 @@ public sealed class ReconnectTests
         Assert.Contains("\ncheck: not made: a stream went on new calls", output, StringComparison.Ordinal);
         Assert.EndsWith("sent 16, results 16, errors 0, skipped 0", output, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Stream_ServerDrainsWhileNoFrameIsInFlight_HalfClosesOnAStatusMessage()
+    {
+        var port = Example.FreePort();
+        var folder = Directory.CreateTempSubdirectory("maskformer-examples-");
+        try
+        {
+            foreach (var name in (string[])["frame_000.png", "frame_001.png"])
+            {
+                File.Copy(Path.Combine(Example.Clip, name), Path.Combine(folder.FullName, name));
+            }
+
+            // A drain far longer than the test: while the stream is open the first server can end before it
+            // only when the stream half-closes.
+            using var first = ServerProcess.Start(port, "--MaskFormer:Streaming:DrainTimeout=00:03:00");
+            await first.WaitUntilReadyAsync(TimeSpan.FromSeconds(120));
+
+            // Frame 2 comes 60 s after frame 1: no answer between them can say that the server drains.
+            using var example = Example.Start(["stream", folder.FullName, "--interval", "60", "--no-check", "--server", first.Address]);
+            using var ending = new Ending(example);
+            var output = new List<string>();
+            var errors = example.StandardError.ReadToEndAsync();
+            var firstAnswer = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var reading = Task.Run(async () =>
+            {
+                while (await example.StandardOutput.ReadLineAsync() is { } line)
+                {
+                    lock (output)
+                    {
+                        output.Add(line);
+                    }
+
+                    if (line.StartsWith("frame 1 ", StringComparison.Ordinal))
+                    {
+                        firstAnswer.TrySetResult();
+                    }
+                }
+            });
+            string Output()
+            {
+                lock (output)
+                {
+                    return string.Join('\n', output);
+                }
+            }
+
+            var answered = await Task.WhenAny(firstAnswer.Task, Task.Delay(TimeSpan.FromSeconds(60)));
+            Assert.True(answered == firstAnswer.Task, $"frame 1 not answered within 60 s:\n{Output()}\n{first.Output}");
+
+            // The stream's status messages (one a second) say draining: it half-closes, its call ends OK and
+            // the server exits, long before frame 2 would have told it.
+            first.Signal("TERM");
+            await first.WaitForExitAsync(TimeSpan.FromSeconds(20));
+            using var second = ServerProcess.Start(port);
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(150));
+            try
+            {
+                await example.WaitForExitAsync(timeout.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                example.Kill(entireProcessTree: true);
+                Assert.Fail($"the stream did not finish within 150 s of the second server's start:\n{Output()}\n{await errors}\n{second.Output}");
+            }
+
+            await reading;
+            var message = $"exit {example.ExitCode}\n{Output()}\n{await errors}\nsecond server:\n{second.Output}";
+            Assert.True(example.ExitCode == 0, message);
+            var frames = StreamTests.FrameLines(Output());
+            Assert.Equal([1, 2], frames.Select(f => f.Id));
+            Assert.All(frames, f => Assert.StartsWith("result in ", f.Outcome, StringComparison.Ordinal));
+            Assert.Contains(output, l => l.StartsWith("reconnected ", StringComparison.Ordinal));
+            Assert.EndsWith("sent 2, results 2, errors 0, skipped 0", Output(), StringComparison.Ordinal);
+        }
+        finally
+        {
+            folder.Delete(recursive: true);
+        }
+    }
 }

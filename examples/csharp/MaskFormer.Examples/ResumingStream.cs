@@ -10,8 +10,8 @@ namespace MaskFormer.Examples;
 
 /// <summary>
 /// One logical SegmentStream that outlives its server, as docs/deploy.md ("Drain") asks of a client: on an
-/// answer marked <c>draining</c> it half-closes the call (the server still answers every frame it holds,
-/// then ends the call OK) and goes on with a new call; when a call ends UNAVAILABLE (the drain time ran out,
+/// answer or a status message marked <c>draining</c> it half-closes the call (the server still answers every
+/// frame it holds, then ends the call OK) and goes on with a new call; when a call ends UNAVAILABLE (the drain time ran out,
 /// the server was killed or is not up yet) it opens a new one after the server's RetryInfo delay or a
 /// backoff (0.25 s doubling to 4 s), and sends again every frame that got no result (no answer, or skipped
 /// as draining). Answers come out once each, in frame order, whatever call they came on. It gives up when a
@@ -24,6 +24,12 @@ namespace MaskFormer.Examples;
 /// </remarks>
 internal sealed class ResumingStream(SegmentationService.SegmentationServiceClient client, StreamConfig config, TimeSpan reconnectFor)
 {
+    // A stream with no frame in flight (a paused camera) gets no answer to carry draining = true: a status
+    // message every second tells it of a drain all the same, so it half-closes then rather than holding the
+    // server until its drain time runs out. An interval the caller chose (0: never) is kept.
+    private const uint StatusIntervalMs = 1000;
+
+    private readonly StreamConfig _config = config.HasStatusIntervalMs ? config : new StreamConfig(config) { StatusIntervalMs = StatusIntervalMs };
     private readonly Channel<Queued> _frames = Channel.CreateBounded<Queued>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
     private readonly Channel<SegmentStreamResponse> _answers = Channel.CreateUnbounded<SegmentStreamResponse>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
 
@@ -48,7 +54,7 @@ internal sealed class ResumingStream(SegmentationService.SegmentationServiceClie
         }
     }
 
-    /// <summary>The size of every response received, on every call, as protobuf encodes it.</summary>
+    /// <summary>The size of every answer received, on every call, as protobuf encodes it (status messages left out).</summary>
     public long Bytes { get; private set; }
 
     /// <summary>Why the last new call was opened (null before any).</summary>
@@ -75,7 +81,7 @@ internal sealed class ResumingStream(SegmentationService.SegmentationServiceClie
             var lastAnswer = Stopwatch.GetTimestamp();
             for (int attempt = 0, failures = 0; ; attempt++)
             {
-                var (status, answered, retryDelay) = await RunCallAsync(attempt, cancellationToken);
+                var (status, answered, drained, retryDelay) = await RunCallAsync(attempt, cancellationToken);
                 bool finished;
                 long? waitingSince;
                 lock (_sync)
@@ -101,9 +107,10 @@ internal sealed class ResumingStream(SegmentationService.SegmentationServiceClie
                     return;
                 }
 
-                if (status.StatusCode == StatusCode.OK && answered)
+                if (status.StatusCode == StatusCode.OK && (answered || drained))
                 {
-                    // Half-closed on a drain: the server answered everything it held; go on at once.
+                    // Half-closed on a drain (an answer or a status message said so): the server answered
+                    // everything it held; go on at once.
                     LastReconnect = "the server is draining: continued on a new stream";
                     continue;
                 }
@@ -134,7 +141,7 @@ internal sealed class ResumingStream(SegmentationService.SegmentationServiceClie
     }
 
     // One call: the frames still to answer first, then new ones until the input ends or the server drains.
-    private async Task<(Status Status, bool Answered, TimeSpan? RetryDelay)> RunCallAsync(int attempt, CancellationToken cancellationToken)
+    private async Task<(Status Status, bool Answered, bool Drained, TimeSpan? RetryDelay)> RunCallAsync(int attempt, CancellationToken cancellationToken)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var call = client.SegmentStream(cancellationToken: stop.Token);
@@ -153,22 +160,23 @@ internal sealed class ResumingStream(SegmentationService.SegmentationServiceClie
         {
             await foreach (var response in call.ResponseStream.ReadAllAsync(stop.Token))
             {
-                Bytes += response.CalculateSize();
+                if (response.Draining)
+                {
+                    draining.TrySetResult();
+                }
+
                 if (response.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Status)
                 {
                     _answers.Writer.TryWrite(response);
                     continue;
                 }
 
+                Bytes += response.CalculateSize();
                 CheckOrder(response, sent, index++, attempt);
 
                 // A frame skipped as draining got no result: it goes again, and does not count as progress.
                 answered |= response.Skipped?.Reason != SkipReason.Draining;
                 Answer(response);
-                if (response.Draining)
-                {
-                    draining.TrySetResult();
-                }
             }
 
             status = call.GetStatus();
@@ -191,12 +199,12 @@ internal sealed class ResumingStream(SegmentationService.SegmentationServiceClie
             }
         }
 
-        return (status, answered, RetryDelay(call, status));
+        return (status, answered, draining.Task.IsCompleted, RetryDelay(call, status));
     }
 
     private async Task WriteAsync(IClientStreamWriter<SegmentStreamRequest> requests, List<ulong> sent, Task draining, CancellationToken cancellationToken)
     {
-        await requests.WriteAsync(new SegmentStreamRequest { Config = config }, cancellationToken);
+        await requests.WriteAsync(new SegmentStreamRequest { Config = _config }, cancellationToken);
         List<StreamFrame> again;
         lock (_sync)
         {
