@@ -184,38 +184,39 @@ func connectError(conn *grpc.ClientConn) string {
 	return "the connection failed"
 }
 
-// listening says whether something accepts TCP connections at address: a TLS channel that never became
-// ready then failed in its handshake, not for want of a server.
-func listening(address string) bool {
-	conn, err := net.DialTimeout("tcp", hostPort(address), 2*time.Second)
-	if err != nil {
-		return false
-	}
-	conn.Close()
-	return true
-}
+// probeResult is what probe found at an address.
+type probeResult int
 
-// speaksTLS says whether the server at address speaks TLS, from the first two bytes it answers a TLS ClientHello
-// with, as the C# CLI's TlsProbe: true for a TLS record (handshake 0x16 or alert 0x15, then major version 3),
-// false for anything else (a cleartext HTTP/2 server's frames), nil for no answer (nothing listening, closed at
-// once, silent for 2 s). Made only after a failed connection, since grpc-go's reason does not say: a TLS server
-// ends a cleartext connection without a word.
-func speaksTLS(address string) *bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+const (
+	probeNothingListening probeResult = iota
+	probeTLS
+	probeCleartext
+	probeSilent // listening, but closed or silent before two bytes came
+)
+
+// probe says what listens at address, from the first two bytes it answers a TLS ClientHello with, as the C#
+// CLI's TlsProbe: probeTLS for a TLS record (handshake 0x16 or alert 0x15, then major version 3), probeCleartext
+// for anything else (a cleartext HTTP/2 server's frames), probeSilent for a connection closed or silent before
+// two bytes came, probeNothingListening when none could be opened; timeout at most in all. Made only after a
+// failed connection, since grpc-go's reason does not say: a TLS server ends a cleartext connection without a word.
+func probe(address string, timeout time.Duration) probeResult {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", hostPort(address))
 	if err != nil {
-		return nil
+		return probeNothingListening
 	}
 	defer conn.Close()
 	first := &firstBytes{Conn: conn}
 	// Whatever the handshake ends with (another CA, a certificate wanted), the answer's first bytes are kept.
 	_ = tls.Client(first, &tls.Config{InsecureSkipVerify: true}).HandshakeContext(ctx)
-	if len(first.kept) < 2 {
-		return nil
+	switch {
+	case len(first.kept) < 2:
+		return probeSilent
+	case (first.kept[0] == 0x16 || first.kept[0] == 0x15) && first.kept[1] == 3:
+		return probeTLS
 	}
-	isTLS := (first.kept[0] == 0x16 || first.kept[0] == 0x15) && first.kept[1] == 3
-	return &isTLS
+	return probeCleartext
 }
 
 // firstBytes is a connection that keeps the first two bytes read from it.
@@ -266,20 +267,16 @@ func outOfDate(certificate string) string {
 
 // connectHint is what to check after a failed connection to address, as the C# CLI says it, as " (...)" to end
 // the error with, or "" when nothing answers there. The other scheme when the server answers a TLS ClientHello
-// other than the address says (speaksTLS); else, over TLS, an out-of-date client certificate, or what to check.
+// (probe) other than the address says; else, over TLS, an out-of-date client certificate, or what to check.
 func connectHint(address string, overTLS bool) string {
-	speaks := speaksTLS(address)
-	if !overTLS {
-		if speaks != nil && *speaks {
-			return fmt.Sprintf(" (the server there seems to speak TLS, it answered a TLS handshake: use https://%s, with MASKFORMER_CA_CERT for a private CA)", hostPort(address))
-		}
+	found := probe(address, 2*time.Second)
+	switch {
+	case !overTLS && found == probeTLS:
+		return fmt.Sprintf(" (the server there seems to speak TLS, it answered a TLS handshake: use https://%s, with MASKFORMER_CA_CERT for a private CA)", hostPort(address))
+	case !overTLS || found == probeNothingListening:
 		return ""
-	}
-	if speaks != nil && !*speaks {
+	case found == probeCleartext:
 		return fmt.Sprintf(" (the server there seems to speak cleartext, it answered a TLS handshake with something else: use http://%s)", hostPort(address))
-	}
-	if speaks == nil && !listening(address) {
-		return ""
 	}
 	if outdated := outOfDate(os.Getenv(tlsVariables[1])); outdated != "" {
 		return " (the TLS handshake failed: a server that asks for a client certificate refuses one out of date: " + outdated + ")"

@@ -82,34 +82,28 @@ export function credentialsFor(address) {
   }
 }
 
-/** Whether something accepts TCP connections at address (a TLS client that never got ready then failed in its handshake). */
-function listening(address) {
-  const at = hostPort(address);
-  const colon = at.lastIndexOf(':');
-  return new Promise((resolve) => {
-    const socket = tcpConnect({ host: at.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(at.slice(colon + 1)), timeout: 2000 });
-    const done = (ok) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-    socket.once('timeout', () => done(false));
-  });
-}
+/** What probe() found at an address. */
+const PROBE = Object.freeze({
+  NOTHING_LISTENING: 'nothing listening',
+  TLS: 'speaks TLS',
+  CLEARTEXT: 'speaks cleartext',
+  SILENT: 'listening, said nothing',
+});
 
 /**
- * Whether the server at address speaks TLS, from the first two bytes it answers a TLS ClientHello with, as the
- * C# CLI's TlsProbe: true for a TLS record (handshake 0x16 or alert 0x15, then major version 3), false for
- * anything else (a cleartext HTTP/2 server's frames), null for no answer (nothing listening, closed at once,
- * silent for 2 s). Made only after a failed connection, since grpc-js's reason does not say: a TLS server ends
- * a cleartext connection without a word, and a cleartext answer to a ClientHello is a "wrong version number".
+ * What listens at address, from the first two bytes it answers a TLS ClientHello with, as the C# CLI's TlsProbe:
+ * TLS for a TLS record (handshake 0x16 or alert 0x15, then major version 3), CLEARTEXT for anything else (a
+ * cleartext HTTP/2 server's frames), SILENT for a connection closed or silent before two bytes came,
+ * NOTHING_LISTENING when none could be opened; timeoutMs at most in all. Made only after a failed connection,
+ * since grpc-js's reason does not say: a TLS server ends a cleartext connection without a word, and a cleartext
+ * answer to a ClientHello is a "wrong version number".
  */
-function speaksTls(address) {
+function probe(address, timeoutMs) {
   const at = hostPort(address);
   const colon = at.lastIndexOf(':');
   return new Promise((resolve) => {
     let answer = Buffer.alloc(0);
+    let connected = false;
     const socket = tcpConnect({ host: at.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(at.slice(colon + 1)) });
     // The TLS client writes its ClientHello through this stream to the socket; the answer is only looked at,
     // never given back to it, so its handshake never finishes.
@@ -119,9 +113,14 @@ function speaksTls(address) {
       clearTimeout(timer);
       socket.destroy();
       client.destroy();
-      resolve(answer.length < 2 ? null : (answer[0] === 0x16 || answer[0] === 0x15) && answer[1] === 3);
+      if (!connected) resolve(PROBE.NOTHING_LISTENING);
+      else if (answer.length < 2) resolve(PROBE.SILENT);
+      else resolve((answer[0] === 0x16 || answer[0] === 0x15) && answer[1] === 3 ? PROBE.TLS : PROBE.CLEARTEXT);
     };
-    const timer = setTimeout(done, 2000);
+    const timer = setTimeout(done, timeoutMs);
+    socket.once('connect', () => {
+      connected = true;
+    });
     socket.on('data', (data) => {
       answer = Buffer.concat([answer, data]);
       if (answer.length >= 2) done();
@@ -156,21 +155,21 @@ function outOfDate(certificate) {
 
 /**
  * What to check after a failed connection to address, as the C# CLI says it, as " (...)" to end the error
- * with, or '' when nothing answers there. The other scheme when the server answers a TLS ClientHello other
- * than the address says (speaksTls); else, over TLS, an out-of-date client certificate, or what to check.
+ * with, or '' when nothing answers there. The other scheme when the server answers a TLS ClientHello (probe)
+ * other than the address says; else, over TLS, an out-of-date client certificate, or what to check.
  */
 async function connectHint(address) {
   const tls = address.startsWith('https://');
-  const speaks = await speaksTls(address);
+  const found = await probe(address, 2000);
   if (!tls) {
-    return speaks
+    return found === PROBE.TLS
       ? ` (the server there seems to speak TLS, it answered a TLS handshake: use https://${hostPort(address)}, with MASKFORMER_CA_CERT for a private CA)`
       : '';
   }
-  if (speaks === false) {
+  if (found === PROBE.CLEARTEXT) {
     return ` (the server there seems to speak cleartext, it answered a TLS handshake with something else: use http://${hostPort(address)})`;
   }
-  if (speaks === null && !(await listening(address))) return '';
+  if (found === PROBE.NOTHING_LISTENING) return '';
   const outdated = outOfDate(process.env.MASKFORMER_CLIENT_CERT);
   if (outdated) return ` (the TLS handshake failed: a server that asks for a client certificate refuses one out of date: ${outdated})`;
   return (
