@@ -104,10 +104,12 @@ func (bearerToken) RequireTransportSecurity() bool { return false }
 
 // connect opens a channel (transportSecurity says over what) and waits until it is ready. The first attempt
 // to connect that fails (nothing listens at the address; the TLS handshake failed) returns an error at once,
-// naming the address, with grpc-go's reason. With waitForServer, failed attempts are made again (grpc-go's
-// backoff, at most 4 s apart) until connectTimeout has passed: for a server that is still starting, at the
-// cost of waiting that long for one that is not coming. connectTimeout also bounds an attempt that neither
-// succeeds nor fails. With MASKFORMER_TOKEN set, every call carries "authorization: Bearer <token>" (a
+// naming the address, with grpc-go's reason and what to check (connectHint). With waitForServer, a failed
+// attempt is made again, 0.25 s doubling to 4 s later (backoffDelay), until connectTimeout has passed: for a
+// server that is still starting, at the cost of waiting that long for one that is not coming. Except when two
+// attempts in a row reached a server and failed for a reason waiting cannot change (connectHint: the other
+// scheme, a certificate refused): that returns an error at once. connectTimeout also bounds an attempt that
+// neither succeeds nor fails. With MASKFORMER_TOKEN set, every call carries "authorization: Bearer <token>" (a
 // server with MaskFormer:Security:TokensFile answers UNAUTHENTICATED without it).
 func connect(address string, connectTimeout time.Duration, waitForServer bool) (*grpc.ClientConn, error) {
 	security, err := transportSecurity(address)
@@ -135,39 +137,59 @@ func connect(address string, connectTimeout time.Duration, waitForServer bool) (
 	if token := os.Getenv("MASKFORMER_TOKEN"); token != "" {
 		options = append(options, grpc.WithPerRPCCredentials(bearerToken(token)))
 	}
-	conn, err := grpc.DialContext(ctx, hostPort(address), options...)
-	if err != nil {
-		return nil, fmt.Errorf("server unreachable: cannot reach the MaskFormer server at %s: %v", address, err)
+	timedOut := fmt.Errorf("server unreachable: cannot reach the MaskFormer server at %s within %v", address, connectTimeout)
+	permanentBefore := false
+	for failures := 0; ; failures++ {
+		// A new channel for each attempt, as in the Python and Node examples, whose gRPC channels stay in
+		// TRANSIENT_FAILURE across their own attempts (grpc-go 1.33's does not): every failed attempt is seen
+		// and diagnosed, and attempts are spaced alike in all three.
+		conn, err := grpc.DialContext(ctx, hostPort(address), options...)
+		if err != nil && ctx.Err() != nil {
+			return nil, timedOut
+		}
+		if err != nil {
+			return nil, fmt.Errorf("server unreachable: cannot reach the MaskFormer server at %s: %v", address, err)
+		}
+		state := firstAttempt(ctx, conn)
+		if state == connectivity.Ready {
+			return conn, nil
+		}
+		reason := ""
+		if state == connectivity.TransientFailure {
+			reason = connectError(conn)
+		}
+		conn.Close()
+		deadline, _ := ctx.Deadline()
+		left := time.Until(deadline)
+		if reason == "" || left <= 0 { // the deadline came first
+			return nil, timedOut
+		}
+		probeTimeout := 2 * time.Second
+		if left < probeTimeout {
+			probeTimeout = left
+		}
+		hint, permanent := connectHint(address, security != nil, probeTimeout)
+		// Twice in a row: a server that began listening between the attempt and the probe would be taken for
+		// one that refused the handshake; the next attempt reaches it.
+		if !waitForServer || (permanent && permanentBefore) {
+			return nil, fmt.Errorf("server unreachable: cannot reach the MaskFormer server at %s: %s%s", address, reason, hint)
+		}
+		permanentBefore = permanent
+		select {
+		case <-time.After(backoffDelay(failures)):
+		case <-ctx.Done():
+		}
 	}
-	failure := untilReady(ctx, conn, connectTimeout, waitForServer)
-	if failure == "" {
-		return conn, nil
-	}
-	conn.Close()
-	hint := ""
-	if strings.HasPrefix(failure, ":") {
-		hint = connectHint(address, security != nil)
-	}
-	return nil, fmt.Errorf("server unreachable: cannot reach the MaskFormer server at %s%s%s", address, failure, hint)
 }
 
-// untilReady waits until conn is READY and returns "", else why not, as the end of a sentence: ": <grpc-go's
-// reason>" when an attempt failed (and waitForServer is off), " within <timeout>" when ctx ran out.
-// (grpc.WithBlock would wait for READY through every failed attempt; FailOnNonTempDialError would not stop
-// at a failed TLS handshake, which grpc-go counts as temporary.)
-func untilReady(ctx context.Context, conn *grpc.ClientConn, timeout time.Duration, waitForServer bool) string {
+// firstAttempt waits until conn's first attempt to connect has ended, READY or TRANSIENT_FAILURE, or ctx has,
+// and returns conn's state then. (grpc.WithBlock would wait for READY through every failed attempt;
+// FailOnNonTempDialError would not stop at a failed TLS handshake, which grpc-go counts as temporary.)
+func firstAttempt(ctx context.Context, conn *grpc.ClientConn) connectivity.State {
 	for {
 		state := conn.GetState()
-		switch {
-		case state == connectivity.Ready:
-			return ""
-		case state == connectivity.Shutdown:
-			return ": the connection was shut down"
-		case state == connectivity.TransientFailure && !waitForServer:
-			return ": " + connectError(conn)
-		}
-		if !conn.WaitForStateChange(ctx, state) {
-			return fmt.Sprintf(" within %v", timeout)
+		if state == connectivity.Ready || state == connectivity.TransientFailure || !conn.WaitForStateChange(ctx, state) {
+			return state
 		}
 	}
 }
@@ -266,24 +288,31 @@ func outOfDate(certificate string) string {
 }
 
 // connectHint is what to check after a failed connection to address, as the C# CLI says it, as " (...)" to end
-// the error with, or "" when nothing answers there. The other scheme when the server answers a TLS ClientHello
-// (probe) other than the address says; else, over TLS, an out-of-date client certificate, or what to check.
-func connectHint(address string, overTLS bool) string {
-	found := probe(address, 2*time.Second)
+// the error with ("" when nothing answers there), and whether waiting cannot change it. The other scheme when the
+// server answers a TLS ClientHello (probe, probeTimeout at most) other than the address says; else, over TLS, an
+// out-of-date client certificate, or what to check.
+//
+// Waiting cannot help once a server answered the ClientHello, unless both it and the address are cleartext: the
+// schemes differ, or a TLS server refused the handshake (its certificate not trusted, or ours), which stays so
+// however often it is tried. Nothing listening, or a connection that said nothing (a proxy in front of a server
+// not up yet), may yet become a server.
+func connectHint(address string, overTLS bool, probeTimeout time.Duration) (hint string, permanent bool) {
+	found := probe(address, probeTimeout)
+	permanent = found == probeTLS || (overTLS && found == probeCleartext)
 	switch {
 	case !overTLS && found == probeTLS:
-		return fmt.Sprintf(" (the server there seems to speak TLS, it answered a TLS handshake: use https://%s, with MASKFORMER_CA_CERT for a private CA)", hostPort(address))
+		return fmt.Sprintf(" (the server there seems to speak TLS, it answered a TLS handshake: use https://%s, with MASKFORMER_CA_CERT for a private CA)", hostPort(address)), permanent
 	case !overTLS || found == probeNothingListening:
-		return ""
+		return "", permanent
 	case found == probeCleartext:
-		return fmt.Sprintf(" (the server there seems to speak cleartext, it answered a TLS handshake with something else: use http://%s)", hostPort(address))
+		return fmt.Sprintf(" (the server there seems to speak cleartext, it answered a TLS handshake with something else: use http://%s)", hostPort(address)), permanent
 	}
 	if outdated := outOfDate(os.Getenv(tlsVariables[1])); outdated != "" {
-		return " (the TLS handshake failed: a server that asks for a client certificate refuses one out of date: " + outdated + ")"
+		return " (the TLS handshake failed: a server that asks for a client certificate refuses one out of date: " + outdated + ")", permanent
 	}
 	return " (it accepts connections, so the TLS handshake failed: is the server's certificate issued by a CA in " +
 		"MASKFORMER_CA_CERT, or the system's, and does the server want a client certificate, MASKFORMER_CLIENT_CERT " +
-		"and MASKFORMER_CLIENT_KEY, from a CA it trusts?)"
+		"and MASKFORMER_CLIENT_KEY, from a CA it trusts?)", permanent
 }
 
 // connection is how a command reaches its server (connectionFlags).

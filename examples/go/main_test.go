@@ -397,6 +397,20 @@ func TestTLSToACleartextServerFailsAtOnceSayingItSpeaksCleartext(t *testing.T) {
 	}
 }
 
+// Waiting cannot change the server's scheme: the same error and hint as without -wait-for-server.
+func TestWaitForServerEndsAtOnceOnTLSToACleartextServer(t *testing.T) {
+	binary := buildClient(t)
+	server := "https://" + hostPort(serverAddress(t))
+	hint := "the server there seems to speak cleartext, it answered a TLS handshake with something else: use http://" + hostPort(serverAddress(t)) + ")"
+	code, _, stderr, elapsed := timedAtOnce(t, binary, "segment", heldoutImage, "-server", server, "-wait-for-server")
+	if code != 2 || !strings.Contains(stderr, "cannot reach the MaskFormer server at "+server+": ") || !strings.Contains(stderr, hint) {
+		t.Fatalf("exit code %d, stderr %q: want 2, the address and %q", code, stderr, hint)
+	}
+	if elapsed > atOnce {
+		t.Fatalf("took %v to fail", elapsed)
+	}
+}
+
 func TestSegmentModelAndDeadline(t *testing.T) {
 	binary := buildClient(t)
 	for _, c := range []struct {
@@ -559,6 +573,34 @@ func TestCleartextAddressOfTheTLSServerSaysItSpeaksTLS(t *testing.T) {
 		}
 		if elapsed := time.Since(started); elapsed > atOnce {
 			t.Fatalf("%s took %v to fail", args[0], elapsed)
+		}
+	}
+}
+
+// A scheme or a certificate that does not fit stays so: -wait-for-server ends with the error and hint it gives
+// without, long before -connect-timeout.
+func TestWaitForServerEndsAtOnceWhenWaitingCannotHelp(t *testing.T) {
+	server, folder := tlsServer(t)
+	full := fullTLS(folder)
+	cases := []struct {
+		what, server string
+		env          []string
+		said         string
+	}{
+		{"a cleartext address", hostPort(server), nil, "the server there seems to speak TLS, it answered a TLS handshake: use " + server + ", "},
+		{"no client certificate", server, full[:1], "it accepts connections, so the TLS handshake failed"},
+		{"a server from another CA", server, append([]string{"MASKFORMER_CA_CERT=" + filepath.Join(folder, "other-ca.pem")}, full[1:]...), "x509"},
+		{"an expired client certificate", server, []string{full[0], "MASKFORMER_CLIENT_CERT=" + filepath.Join(folder, "client-expired.pem"),
+			"MASKFORMER_CLIENT_KEY=" + filepath.Join(folder, "client-expired.key")}, "refuses one out of date"},
+	}
+	for _, c := range cases {
+		started := time.Now()
+		code, stdout, stderr := runWithTLS(t, c.env, "segment", heldoutImage, "-server", c.server, "-wait-for-server", "-connect-timeout", atOnceConnectTimeout)
+		if code != 2 || !strings.Contains(stderr, "cannot reach the MaskFormer server at "+c.server+": ") || !strings.Contains(stderr, c.said) {
+			t.Errorf("%s: exit code %d\n%s%s: want 2, the address and %q", c.what, code, stdout, stderr, c.said)
+		}
+		if elapsed := time.Since(started); elapsed > atOnce {
+			t.Errorf("%s: took %v to fail", c.what, elapsed)
 		}
 	}
 }

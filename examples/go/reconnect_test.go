@@ -690,6 +690,47 @@ func TestSegmentCommandRetriesWhileTheServerLoadsItsModels(t *testing.T) {
 	t.Logf("answered after %v", time.Since(started))
 }
 
+// Two clients wait for a server not started yet: the cleartext one is answered once it is up; the one with
+// https:// ends when an attempt finds it speaks cleartext, not at -connect-timeout.
+func TestWaitForServerFindsAServerStartedAfterItAndEndsOnceItsSchemeDiffers(t *testing.T) {
+	binary := buildClient(t)
+	port := freePort(t)
+	type outcome struct {
+		code           int
+		stdout, stderr string
+		at             time.Time
+	}
+	waiting := func(server string) <-chan outcome {
+		ended := make(chan outcome, 1)
+		go func() {
+			code, stdout, stderr := runClientEnv(t, binary, withoutClientVariables(), "segment", heldoutImage, "-tasks", "semantic",
+				"-server", server, "-wait-for-server", "-connect-timeout", "60")
+			ended <- outcome{code, stdout, stderr, time.Now()}
+		}()
+		return ended
+	}
+	cleartext := waiting(fmt.Sprintf("127.0.0.1:%d", port))
+	overTLS := waiting(fmt.Sprintf("https://127.0.0.1:%d", port))
+	server := launchServer(t, port)
+	server.waitForOutput(t, "Now listening on:", 120*time.Second)
+	listening := time.Now()
+
+	refused := <-overTLS
+	hint := fmt.Sprintf("the server there seems to speak cleartext, it answered a TLS handshake with something else: use http://127.0.0.1:%d)", port)
+	if refused.code != 2 || !strings.Contains(refused.stderr, hint) {
+		t.Errorf("https://: exit code %d, stderr %q: want 2 and %q", refused.code, refused.stderr, hint)
+	}
+	if refused.at.Before(listening) {
+		t.Errorf("https://: ended before the server listened: %q", refused.stderr)
+	} else if elapsed := refused.at.Sub(listening); elapsed > atOnce {
+		t.Errorf("https://: took %v to fail once the server listened", elapsed)
+	}
+	answered := <-cleartext
+	if answered.code != 0 || !strings.Contains(answered.stdout, "semantic label map:") {
+		t.Errorf("cleartext: exit code %d\n%s%s: want it answered", answered.code, answered.stdout, answered.stderr)
+	}
+}
+
 // An UNAVAILABLE the transport made (nothing listens at the address) is not the server's word: retryingCall
 // returns it after one attempt, without waiting.
 func TestRetryingCallDoesNotRetryATransportUnavailable(t *testing.T) {

@@ -154,28 +154,38 @@ function outOfDate(certificate) {
 }
 
 /**
- * What to check after a failed connection to address, as the C# CLI says it, as " (...)" to end the error
- * with, or '' when nothing answers there. The other scheme when the server answers a TLS ClientHello (probe)
- * other than the address says; else, over TLS, an out-of-date client certificate, or what to check.
+ * What to check after a failed connection to address, as the C# CLI says it, as hint: " (...)" to end the error
+ * with ('' when nothing answers there), and permanent: whether waiting cannot change it. The other scheme when
+ * the server answers a TLS ClientHello (probe, timeoutMs at most) other than the address says; else, over TLS,
+ * an out-of-date client certificate, or what to check.
+ *
+ * Waiting cannot help once a server answered the ClientHello, unless both it and the address are cleartext: the
+ * schemes differ, or a TLS server refused the handshake (its certificate not trusted, or ours), which stays so
+ * however often it is tried. Nothing listening, or a connection that said nothing (a proxy in front of a server
+ * not up yet), may yet become a server.
  */
-async function connectHint(address) {
+async function connectHint(address, timeoutMs) {
   const tls = address.startsWith('https://');
-  const found = await probe(address, 2000);
+  const found = await probe(address, timeoutMs);
+  const permanent = found === PROBE.TLS || (tls && found === PROBE.CLEARTEXT);
+  const hint = (text) => ({ hint: text, permanent });
   if (!tls) {
-    return found === PROBE.TLS
-      ? ` (the server there seems to speak TLS, it answered a TLS handshake: use https://${hostPort(address)}, with MASKFORMER_CA_CERT for a private CA)`
-      : '';
+    return hint(
+      found === PROBE.TLS
+        ? ` (the server there seems to speak TLS, it answered a TLS handshake: use https://${hostPort(address)}, with MASKFORMER_CA_CERT for a private CA)`
+        : '',
+    );
   }
   if (found === PROBE.CLEARTEXT) {
-    return ` (the server there seems to speak cleartext, it answered a TLS handshake with something else: use http://${hostPort(address)})`;
+    return hint(` (the server there seems to speak cleartext, it answered a TLS handshake with something else: use http://${hostPort(address)})`);
   }
-  if (found === PROBE.NOTHING_LISTENING) return '';
+  if (found === PROBE.NOTHING_LISTENING) return hint('');
   const outdated = outOfDate(process.env.MASKFORMER_CLIENT_CERT);
-  if (outdated) return ` (the TLS handshake failed: a server that asks for a client certificate refuses one out of date: ${outdated})`;
-  return (
+  if (outdated) return hint(` (the TLS handshake failed: a server that asks for a client certificate refuses one out of date: ${outdated})`);
+  return hint(
     " (it accepts connections, so the TLS handshake failed: is the server's certificate issued by a CA in " +
-    "MASKFORMER_CA_CERT, or the system's, and does the server want a client certificate, MASKFORMER_CLIENT_CERT " +
-    'and MASKFORMER_CLIENT_KEY, from a CA it trusts?)'
+      "MASKFORMER_CA_CERT, or the system's, and does the server want a client certificate, MASKFORMER_CLIENT_CERT " +
+      'and MASKFORMER_CLIENT_KEY, from a CA it trusts?)',
   );
 }
 
@@ -200,20 +210,29 @@ export const CONNECTION_OPTIONS = {
   'wait-for-server': { type: 'boolean', default: false },
 };
 
+// The wait after an UNAVAILABLE without a RetryInfo delay (a stream's, segment.js's unary call), and between
+// attempts to connect with waitForServer: this, doubling each time, at most the longest.
+export const FIRST_BACKOFF_MS = 250;
+export const LONGEST_BACKOFF_MS = 4000;
+
+/** The wait after `failures` failures in a row (from 0), in ms. */
+export const backoffMs = (failures) => Math.min(LONGEST_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** Math.min(failures, 8));
+
 /**
  * Opens a client (credentialsFor says over what) and waits until it is connected; rejects, naming the
  * address, when it cannot, or when the TLS settings cannot be used. The first attempt to connect that fails
- * (nothing listens at the address; the TLS handshake failed) rejects at once, with grpc-js's reason. With
- * waitForServer, failed attempts are made again (grpc-js's backoff, at most 4 s apart) until timeoutMs has
- * passed: for a server that is still starting, at the cost of waiting that long for one that is not coming.
- * timeoutMs also bounds an attempt that neither succeeds nor fails. With MASKFORMER_TOKEN set, every call
- * carries "authorization: Bearer <token>" (a server with MaskFormer:Security:TokensFile answers
- * UNAUTHENTICATED without it).
+ * (nothing listens at the address; the TLS handshake failed) rejects at once, with grpc-js's reason and what to
+ * check (connectHint). With waitForServer, a failed attempt is made again, 0.25 s doubling to 4 s later, until
+ * timeoutMs has passed: for a server that is still starting, at the cost of waiting that long for one that is
+ * not coming. Except when two attempts in a row reached a server and failed for a reason waiting cannot change
+ * (connectHint: the other scheme, a certificate refused): that rejects at once. timeoutMs also bounds an
+ * attempt that neither succeeds nor fails. With MASKFORMER_TOKEN set, every call carries "authorization: Bearer
+ * <token>" (a server with MaskFormer:Security:TokensFile answers UNAUTHENTICATED without it).
  */
 export async function connect(address, { timeoutMs = CONNECT_TIMEOUT_S * 1000, waitForServer = false } = {}) {
   const token = process.env.MASKFORMER_TOKEN;
   const credentials = credentialsFor(address);
-  const client = new SegmentationService(hostPort(address), credentials, {
+  const options = {
     'grpc.max_receive_message_length': 64 * 1024 * 1024,
     // A stream window larger than an answer: with the default 64 KiB, Kestrel loses an answer now and
     // then (dotnet/aspnetcore#53736; the main README, Troubleshooting).
@@ -222,29 +241,42 @@ export async function connect(address, { timeoutMs = CONNECT_TIMEOUT_S * 1000, w
     // so a stream reconnecting with its own backoff (stream.js) finds a replacement soon after it is up.
     'grpc.max_reconnect_backoff_ms': 4000,
     interceptors: token ? [bearerToken(token)] : [],
-  });
-  const failure = await untilReady(client, timeoutMs, waitForServer);
-  if (failure === null) return client;
-  client.close();
-  const hint = failure.startsWith(':') ? await connectHint(address) : '';
-  throw new Error(`cannot reach the MaskFormer server at ${address}${failure}${hint}`);
+  };
+  const deadline = Date.now() + timeoutMs;
+  let permanentBefore = false;
+  for (let failures = 0; ; failures++) {
+    // A new client for each attempt: grpc-js's channel stays in TRANSIENT_FAILURE across its own attempts, so a
+    // later attempt's failure, the one to diagnose when the server has come up since, could not be seen.
+    const client = new SegmentationService(hostPort(address), credentials, options);
+    const state = await firstAttempt(client, deadline);
+    if (state === grpc.connectivityState.READY) return client;
+    const reason = state === grpc.connectivityState.TRANSIENT_FAILURE ? await connectError(client) : null;
+    client.close();
+    const leftMs = deadline - Date.now();
+    if (reason === null || leftMs <= 0) {
+      throw new Error(`cannot reach the MaskFormer server at ${address} within ${timeoutMs / 1000} s`); // the deadline came first
+    }
+    const { hint, permanent } = await connectHint(address, Math.min(2000, leftMs));
+    // Twice in a row: a server that began listening between the attempt and the probe would be taken for one
+    // that refused the handshake; the next attempt reaches it.
+    if (!waitForServer || (permanent && permanentBefore)) {
+      throw new Error(`cannot reach the MaskFormer server at ${address}: ${reason}${hint}`);
+    }
+    permanentBefore = permanent;
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(backoffMs(failures), deadline - Date.now()))));
+  }
 }
 
-/**
- * Resolves with null once the client's channel is READY, else with why not, as the end of a sentence:
- * ": <grpc-js's reason>" when an attempt failed (and waitForServer is off), " within N s" after timeoutMs.
- */
-async function untilReady(client, timeoutMs, waitForServer) {
+/** How the client's first attempt to connect ended: READY or TRANSIENT_FAILURE, or null when deadline came first. */
+async function firstAttempt(client, deadline) {
   const channel = client.getChannel();
-  const deadline = Date.now() + timeoutMs;
   const { READY, TRANSIENT_FAILURE, SHUTDOWN } = grpc.connectivityState;
   for (let state = channel.getConnectivityState(true); state !== SHUTDOWN; state = channel.getConnectivityState(true)) {
-    if (state === READY) return null;
-    if (state === TRANSIENT_FAILURE && !waitForServer) return `: ${await connectError(client)}`;
+    if (state === READY || state === TRANSIENT_FAILURE) return state;
     const changed = await new Promise((resolve) => channel.watchConnectivityState(state, deadline, (err) => resolve(!err)));
     if (!changed) break;
   }
-  return ` within ${timeoutMs / 1000} s`;
+  return null;
 }
 
 /**

@@ -11,8 +11,8 @@
 // segment()).
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { CONNECTION_OPTIONS, DEFAULT_SERVER, connect, grpc, isMain } from './client.js';
-import { backoffMs, retryDelayMs, retryInfoMs } from './stream.js';
+import { CONNECTION_OPTIONS, DEFAULT_SERVER, backoffMs, connect, grpc, isMain } from './client.js';
+import { retryDelayMs, retryInfoMs } from './stream.js';
 
 // The whole call, every attempt included.
 const DEADLINE_MS = 30_000;

@@ -34,7 +34,7 @@ import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CONNECTION_OPTIONS, DEFAULT_SERVER, connect, grpc, isMain, listFrames } from './client.js';
+import { CONNECTION_OPTIONS, DEFAULT_SERVER, backoffMs, connect, grpc, isMain, listFrames } from './client.js';
 import { DeltaRebuilder, decodeComplete, frameDifferences } from './delta.js';
 
 export const POLICIES = {
@@ -344,14 +344,6 @@ export async function streamFrames(
 }
 
 const STOP = Symbol('stop');
-// The backoff after an UNAVAILABLE without a RetryInfo delay: this, doubling each time, at most the longest
-// (segment.js's unary call uses it too).
-export const FIRST_BACKOFF_MS = 250;
-export const LONGEST_BACKOFF_MS = 4000;
-
-/** The wait after `failures` failures in a row (from 0), in ms. */
-export const backoffMs = (failures) => Math.min(LONGEST_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** Math.min(failures, 8));
-
 /** An Error like grpc-js's for a failed call: code, details, metadata. */
 function callError(code, details, metadata) {
   return Object.assign(new Error(`${code} ${grpc.status[code]}: ${details}`), { code, details, metadata });

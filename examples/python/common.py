@@ -144,25 +144,33 @@ def _out_of_date(certificate):
     return None
 
 
-def _connect_hint(address, tls):
+def _connect_hint(address, tls, probe_timeout):
     """What to check after a failed connection to address, as the C# CLI says it, as " (...)" to end the error
-    with, or "" when nothing answers there. The other scheme when the server answers a TLS ClientHello (_probe)
-    other than the address says; else, over TLS, an out-of-date client certificate, or what to check."""
-    probe = _probe(address, 2.0)
+    with ("" when nothing answers there), and whether waiting cannot change it. The other scheme when the server
+    answers a TLS ClientHello (_probe, probe_timeout seconds at most) other than the address says; else, over
+    TLS, an out-of-date client certificate, or what to check.
+
+    Waiting cannot help once a server answered the ClientHello, unless both it and the address are cleartext:
+    the schemes differ, or a TLS server refused the handshake (its certificate not trusted, or ours), which
+    stays so however often it is tried. Nothing listening, or a connection that said nothing (a proxy in front of
+    a server not up yet), may yet become a server."""
+    probe = _probe(address, probe_timeout)
+    permanent = probe is Probe.TLS or (tls and probe is Probe.CLEARTEXT)
     if not tls:
-        return (f" (the server there seems to speak TLS, it answered a TLS handshake: use https://{host_port(address)}, "
-                "with MASKFORMER_CA_CERT for a private CA)") if probe is Probe.TLS else ""
+        return ((f" (the server there seems to speak TLS, it answered a TLS handshake: use https://{host_port(address)}, "
+                 "with MASKFORMER_CA_CERT for a private CA)") if probe is Probe.TLS else "", permanent)
     if probe is Probe.CLEARTEXT:
         return (" (the server there seems to speak cleartext, it answered a TLS handshake with something else: "
-                f"use http://{host_port(address)})")
+                f"use http://{host_port(address)})", permanent)
     if probe is Probe.NOTHING_LISTENING:
-        return ""
+        return "", permanent
     out_of_date = _out_of_date(os.environ.get("MASKFORMER_CLIENT_CERT"))
     if out_of_date:
-        return f" (the TLS handshake failed: a server that asks for a client certificate refuses one out of date: {out_of_date})"
+        return (" (the TLS handshake failed: a server that asks for a client certificate refuses one out of date: "
+                f"{out_of_date})", permanent)
     return (" (it accepts connections, so the TLS handshake failed: is the server's certificate issued by a CA "
             "in MASKFORMER_CA_CERT, or the system's, and does the server want a client certificate, "
-            "MASKFORMER_CLIENT_CERT and MASKFORMER_CLIENT_KEY, from a CA it trusts?)")
+            "MASKFORMER_CLIENT_CERT and MASKFORMER_CLIENT_KEY, from a CA it trusts?)", permanent)
 
 
 def tls_problem(address):
@@ -194,9 +202,11 @@ def connect(address, timeout=CONNECT_TIMEOUT_S, wait_for_server=False):
     """Opens a channel and waits until it is ready; raises ConnectionError, naming the address, if not.
 
     The first attempt to connect that fails (nothing listens at the address; the TLS handshake failed) raises at
-    once, with gRPC's reason. With wait_for_server, failed attempts are made again (gRPC's backoff, at most 4 s
-    apart) until timeout seconds have passed: for a server that is still starting, at the cost of waiting that
-    long for one that is not coming. timeout also bounds an attempt that neither succeeds nor fails.
+    once, with gRPC's reason and what to check (_connect_hint). With wait_for_server, a failed attempt is made
+    again, 0.25 s doubling to 4 s later, until timeout seconds have passed: for a server that is still starting,
+    at the cost of waiting that long for one that is not coming. Except when two attempts in a row reached a
+    server and failed for a reason waiting cannot change (_connect_hint: the other scheme, a certificate refused):
+    that raises at once. timeout also bounds an attempt that neither succeeds nor fails.
 
     http://host:port or host:port is cleartext; https://host:port is TLS (tls_credentials says how it is
     checked). With MASKFORMER_TOKEN set, every call carries "authorization: Bearer <token>" (a server with
@@ -208,20 +218,35 @@ def connect(address, timeout=CONNECT_TIMEOUT_S, wait_for_server=False):
     # connection attempts grows to 2 minutes, and calls fail at once (UNAVAILABLE) while it waits.
     options = [("grpc.max_receive_message_length", 64 * 1024 * 1024), ("grpc.max_reconnect_backoff_ms", 4000)]
     credentials = tls_credentials(address)
-    channel = (grpc.secure_channel(host_port(address), credentials, options=options) if credentials
-               else grpc.insecure_channel(host_port(address), options=options))
-    failure = _wait_until_ready(channel, timeout, wait_for_server)
-    if failure is not None:
+    deadline = time.monotonic() + timeout
+    permanent_before = False
+    for failures in itertools.count():
+        # A new channel for each attempt: gRPC's stays in TRANSIENT_FAILURE across its own attempts, so a later
+        # attempt's failure, the one to diagnose when the server has come up since, could not be seen.
+        channel = (grpc.secure_channel(host_port(address), credentials, options=options) if credentials
+                   else grpc.insecure_channel(host_port(address), options=options))
+        state = _first_attempt(channel, deadline)
+        if state == grpc.ChannelConnectivity.READY:
+            break
+        reason = _connect_error(channel) if state is not None else None
         channel.close()
-        hint = _connect_hint(address, credentials is not None) if failure.startswith(":") else ""
-        raise ConnectionError(f"cannot reach the MaskFormer server at {address}{failure}{hint}")
+        left = deadline - time.monotonic()
+        if reason is None or left <= 0:  # the deadline came first
+            raise ConnectionError(f"cannot reach the MaskFormer server at {address} within {timeout:g} s")
+        hint, permanent = _connect_hint(address, credentials is not None, min(2.0, left))
+        # Twice in a row: a server that began listening between the attempt and the probe would be taken for
+        # one that refused the handshake; the next attempt reaches it.
+        if not wait_for_server or (permanent and permanent_before):
+            raise ConnectionError(f"cannot reach the MaskFormer server at {address}: {reason}{hint}")
+        permanent_before = permanent
+        time.sleep(max(0.0, min(backoff(failures), deadline - time.monotonic())))
     token = os.environ.get("MASKFORMER_TOKEN")
     return grpc.intercept_channel(channel, _bearer_token(token)) if token else channel
 
 
-def _wait_until_ready(channel, timeout, wait_for_server):
-    """None once channel is READY, else why not, as the end of a sentence: ": <gRPC's reason>" when an attempt
-    failed (and wait_for_server is off), " within N s" when timeout ran out."""
+def _first_attempt(channel, deadline):
+    """How channel's first attempt to connect ended: READY or TRANSIENT_FAILURE, or None when deadline (a
+    time.monotonic()) came first."""
     import queue
 
     import grpc
@@ -229,20 +254,17 @@ def _wait_until_ready(channel, timeout, wait_for_server):
     states = queue.Queue()
     callback = states.put
     channel.subscribe(callback, try_to_connect=True)
-    deadline = time.monotonic() + timeout
     try:
         while (left := deadline - time.monotonic()) > 0:
             try:
                 state = states.get(timeout=left)
             except queue.Empty:
                 break
-            if state == grpc.ChannelConnectivity.READY:
-                return None
-            if state == grpc.ChannelConnectivity.TRANSIENT_FAILURE and not wait_for_server:
-                return f": {_connect_error(channel)}"
+            if state in (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE):
+                return state
     finally:
         channel.unsubscribe(callback)
-    return f" within {timeout:g} s"
+    return None
 
 
 def _connect_error(channel):

@@ -69,15 +69,34 @@ class _ServerTest(unittest.TestCase):
 def run_script(*args, server, token=None, tls=None):
     """Runs an example script against server; MASKFORMER_TOKEN is the given token, or unset, and the TLS
     variables those in the tls dict, the others unset."""
+    return subprocess.run(
+        ["/usr/bin/python3", *map(str, args), "--server", server],
+        cwd=HERE, env=script_environment(token, tls), capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S)
+
+
+def start_script(test, *args, server):
+    """Starts an example script against server, as run_script runs it, without waiting for it; killed when test
+    ends."""
+    proc = subprocess.Popen(["/usr/bin/python3", *map(str, args), "--server", server], cwd=HERE,
+                            env=script_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def stop():
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+    test.addCleanup(stop)
+    return proc
+
+
+def script_environment(token=None, tls=None):
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     for name in ("MASKFORMER_TOKEN", *TLS_VARIABLES):
         env.pop(name, None)
     if token is not None:
         env["MASKFORMER_TOKEN"] = token
     env.update(tls or {})
-    return subprocess.run(
-        ["/usr/bin/python3", *map(str, args), "--server", server],
-        cwd=HERE, env=env, capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S)
+    return env
 
 
 class SegmentTest(_ServerTest):
@@ -186,6 +205,16 @@ class ConnectFailureTest(_ServerTest):
             self.assertIn("the server there seems to speak cleartext, it answered a TLS handshake with something else: "
                           f"use http://{common.host_port(address())})", proc.stderr)
             self.assertLess(elapsed, self.AT_ONCE_S, f"{args[0]} took {elapsed:.1f} s to fail")
+
+    def test_wait_for_server_ends_at_once_on_tls_to_a_cleartext_server(self):
+        # Waiting cannot change the server's scheme: the same error and hint as without --wait-for-server.
+        server = "https://" + common.host_port(address())
+        proc, elapsed = self.timed_at_once("segment.py", HELDOUT_IMAGE, "--wait-for-server", server=server)
+        self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
+        self.assertIn(f"cannot reach the MaskFormer server at {server}: ", proc.stderr)
+        self.assertIn(f"the server there seems to speak cleartext, it answered a TLS handshake with something else: "
+                      f"use http://{common.host_port(address())})", proc.stderr)
+        self.assertLess(elapsed, self.AT_ONCE_S, f"took {elapsed:.1f} s to fail")
 
     def test_wait_for_server_tries_again_until_the_connect_timeout(self):
         server = f"127.0.0.1:{free_port()}"
@@ -595,6 +624,28 @@ class ReconnectTest(unittest.TestCase):
         self.assertIn("SegmentationService/Segment Unavailable", output, "no call was refused while loading")
         self.assertIn("SegmentationService/Segment OK", output)
 
+    def test_wait_for_server_finds_a_server_started_after_it_and_ends_once_its_scheme_differs(self):
+        # Two clients wait for a server not started yet: the cleartext one is answered once it is up; the one
+        # with https:// ends when an attempt finds it speaks cleartext, not at --connect-timeout.
+        port = free_port()
+        waiting = ("segment.py", HELDOUT_IMAGE, "--wait-for-server", "--connect-timeout", "60")
+        cleartext = start_script(self, *waiting, server=f"127.0.0.1:{port}")
+        tls = start_script(self, *waiting, server=f"https://127.0.0.1:{port}")
+        server = ServerProcess(port)
+        self.addCleanup(server.stop)
+        server.wait_until_listening()
+        listening = time.monotonic()
+        self.assertIsNone(tls.poll(), "the https:// client ended before the server listened")
+        stdout, stderr = tls.communicate(timeout=SCRIPT_TIMEOUT_S)
+        elapsed = time.monotonic() - listening
+        self.assertEqual(tls.returncode, 2, stdout + stderr)
+        self.assertIn(f"the server there seems to speak cleartext, it answered a TLS handshake with something else: "
+                      f"use http://127.0.0.1:{port})", stderr)
+        self.assertLess(elapsed, ConnectFailureTest.AT_ONCE_S, f"took {elapsed:.1f} s to fail once the server listened")
+        stdout, stderr = cleartext.communicate(timeout=SCRIPT_TIMEOUT_S)
+        self.assertEqual(cleartext.returncode, 0, stdout + stderr)
+        self.assertIn("classes:", stdout)
+
     def test_segment_without_a_server_fails_at_once(self):
         # An UNAVAILABLE gRPC made itself (nothing listens) is not the server's word: not retried.
         with grpc.insecure_channel(f"127.0.0.1:{free_port()}") as channel:
@@ -909,6 +960,33 @@ class TlsTest(unittest.TestCase):
             self.assertIn(f"the server there seems to speak TLS, it answered a TLS handshake: use {self.server}, "
                           "with MASKFORMER_CA_CERT for a private CA)", proc.stderr)
             self.assertLess(elapsed, 3, f"{script} took {elapsed:.1f} s to fail")
+
+    def test_wait_for_server_ends_at_once_when_waiting_cannot_help(self):
+        # A scheme or a certificate that does not fit stays so: --wait-for-server ends with the error and hint it
+        # gives without, long before --connect-timeout.
+        folder = Path(self.full["MASKFORMER_CA_CERT"]).parent
+        cases = (
+            ("a cleartext address", common.host_port(self.server), {},
+             f"the server there seems to speak TLS, it answered a TLS handshake: use {self.server}, "),
+            ("no client certificate", self.server, {"MASKFORMER_CA_CERT": self.full["MASKFORMER_CA_CERT"]},
+             "it accepts connections, so the TLS handshake failed"),
+            ("a server from another CA", self.server, dict(self.full, MASKFORMER_CA_CERT=str(folder / "other-ca.pem")),
+             "certificate verify failed"),
+            ("an expired client certificate", self.server,
+             dict(self.full, MASKFORMER_CLIENT_CERT=str(folder / "client-expired.pem"),
+                  MASKFORMER_CLIENT_KEY=str(folder / "client-expired.key")),
+             "refuses one out of date"),
+        )
+        for what, server, tls, said in cases:
+            with self.subTest(what):
+                started = time.monotonic()
+                proc = run_script("segment.py", HELDOUT_IMAGE, "--wait-for-server", "--connect-timeout",
+                                  str(ConnectFailureTest.AT_ONCE_CONNECT_TIMEOUT_S), server=server, tls=tls)
+                elapsed = time.monotonic() - started
+                self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
+                self.assertIn(f"cannot reach the MaskFormer server at {server}: ", proc.stderr)
+                self.assertIn(said, proc.stderr)
+                self.assertLess(elapsed, ConnectFailureTest.AT_ONCE_S, f"took {elapsed:.1f} s to fail")
 
     def assert_out_of_date(self, name, said, earliest_days, latest_days):
         """segment.py with client certificate name (tools/make-test-certs.sh) fails at once, saying said and a

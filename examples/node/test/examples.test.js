@@ -169,6 +169,20 @@ describe('MaskFormer Serve Node examples', () => {
     }
   });
 
+  test('segment.js --wait-for-server over TLS to the cleartext server ends at once (exit 2), saying it speaks cleartext', async () => {
+    // Waiting cannot change the server's scheme: the same error and hint as without --wait-for-server.
+    const hostPort = requireAddress().replace(/^https?:\/\//, '');
+    const server = `https://${hostPort}`;
+    const { code, stdout, stderr, elapsed } = await runTimed(['segment.js', HELDOUT_IMAGE, '--wait-for-server'], { server });
+    assert.equal(code, 2, stdout + stderr);
+    assert.ok(stderr.includes(`cannot reach the MaskFormer server at ${server}: `), stderr);
+    assert.ok(
+      stderr.includes(`the server there seems to speak cleartext, it answered a TLS handshake with something else: use http://${hostPort})`),
+      stderr,
+    );
+    assert.ok(elapsed < AT_ONCE_MS, `took ${elapsed} ms to fail`);
+  });
+
   test('stream.js refuses a folder with a broken symbolic link among its frames, naming it, before sending', async () => {
     const folder = mkdtempSync(join(tmpdir(), 'frames-'));
     try {
@@ -722,6 +736,30 @@ describe('a server with TLS that wants a client certificate (tools/test-all.sh s
         stderr,
       );
       assert.ok(elapsed < AT_ONCE_MS, `${script} took ${elapsed} ms to fail`);
+    }
+  });
+
+  test('segment.js --wait-for-server ends at once (exit 2) when waiting cannot help: a scheme or certificate that does not fit', async () => {
+    // A scheme or a certificate that does not fit stays so: --wait-for-server ends with the error and hint it
+    // gives without, long before --connect-timeout.
+    const tls = full();
+    const cases = [
+      ['a cleartext address', server.replace('https://', ''), {}, `the server there seems to speak TLS, it answered a TLS handshake: use ${server}, `],
+      ['no client certificate', server, { MASKFORMER_CA_CERT: tls.MASKFORMER_CA_CERT }, 'it accepts connections, so the TLS handshake failed'],
+      ['a server from another CA', server, { ...tls, MASKFORMER_CA_CERT: join(folder, 'other-ca.pem') }, 'unable to verify the first certificate'],
+      [
+        'an expired client certificate',
+        server,
+        { ...tls, MASKFORMER_CLIENT_CERT: join(folder, 'client-expired.pem'), MASKFORMER_CLIENT_KEY: join(folder, 'client-expired.key') },
+        'refuses one out of date',
+      ],
+    ];
+    for (const [what, at, settings, said] of cases) {
+      const { code, stdout, stderr, elapsed } = await runTimed(['segment.js', HELDOUT_IMAGE, '--wait-for-server'], { server: at, tls: settings });
+      assert.equal(code, 2, `${what}: ${stdout}${stderr}`);
+      assert.ok(stderr.includes(`cannot reach the MaskFormer server at ${at}: `), `${what}: ${stderr}`);
+      assert.ok(stderr.includes(said), `${what}: ${stderr}`);
+      assert.ok(elapsed < AT_ONCE_MS, `${what}: took ${elapsed} ms to fail`);
     }
   });
 

@@ -289,6 +289,52 @@ describe('a unary Segment call while the server is not ready (a server started h
     }
   });
 
+  test('segment.js --wait-for-server finds a server started after it, and ends once it finds one of the other scheme', async () => {
+    // Two clients wait for a server not started yet: the cleartext one is answered once it is up; the one with
+    // https:// ends when an attempt finds it speaks cleartext, not at --connect-timeout.
+    const port = await freePort();
+    const waiting = (server) =>
+      promisify(execFile)(process.execPath, ['segment.js', HELDOUT_IMAGE, '--wait-for-server', '--connect-timeout', '60', '--server', server], {
+        cwd: fileURLToPath(new URL('..', import.meta.url)),
+        timeout: 120_000,
+      }).then(
+        ({ stdout, stderr }) => ({ code: 0, stdout, stderr, at: Date.now() }),
+        (e) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr, at: Date.now() }),
+      );
+    const cleartext = waiting(`127.0.0.1:${port}`);
+    const tls = waiting(`https://127.0.0.1:${port}`);
+    let tlsEnded = false;
+    tls.then(() => { tlsEnded = true; });
+    const server = startServer(port);
+    try {
+      await within(
+        (async () => {
+          while (!server.log().includes('Now listening on:')) {
+            assert.ok(server.process.exitCode === null, `the server exited before it listened:\n${server.log()}`);
+            await sleep(20);
+          }
+        })(),
+        READY_TIMEOUT_MS,
+        `the server on port ${port} did not listen within ${READY_TIMEOUT_MS / 1000} s`,
+      );
+      const listening = Date.now();
+      assert.ok(!tlsEnded, 'the https:// client ended before the server listened');
+      const refused = await tls;
+      assert.equal(refused.code, 2, refused.stdout + refused.stderr);
+      assert.ok(
+        refused.stderr.includes(`the server there seems to speak cleartext, it answered a TLS handshake with something else: use http://127.0.0.1:${port})`),
+        refused.stderr,
+      );
+      assert.ok(refused.at - listening < 20_000, `took ${refused.at - listening} ms to fail once the server listened`);
+      const answered = await cleartext;
+      assert.equal(answered.code, 0, answered.stdout + answered.stderr);
+      assert.ok(answered.stdout.includes('classes:'), answered.stdout);
+    } finally {
+      server.kill('SIGKILL');
+      await server.exited;
+    }
+  });
+
   test('an UNAVAILABLE grpc-js makes (no server listening) is not tried again', async () => {
     const port = await freePort();
     const client = new SegmentationService(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
