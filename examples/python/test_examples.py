@@ -931,35 +931,37 @@ class TlsTest(unittest.TestCase):
 
     def test_segment_without_client_certificate_fails_at_once(self):
         started = time.monotonic()
-        proc = run_script("segment.py", HELDOUT_IMAGE, server=self.server, tls={"MASKFORMER_CA_CERT": self.full["MASKFORMER_CA_CERT"]})
+        proc = run_script("segment.py", HELDOUT_IMAGE, "--connect-timeout", str(ConnectFailureTest.AT_ONCE_CONNECT_TIMEOUT_S), server=self.server,
+                          tls={"MASKFORMER_CA_CERT": self.full["MASKFORMER_CA_CERT"]})
         elapsed = time.monotonic() - started
         self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
         self.assertNotIn("classes:", proc.stdout)
         self.assertIn(f"cannot reach the MaskFormer server at {self.server}: ", proc.stderr)
         self.assertIn("the TLS handshake failed", proc.stderr)
-        self.assertLess(elapsed, 3, f"took {elapsed:.1f} s to fail")
+        self.assertLess(elapsed, ConnectFailureTest.AT_ONCE_S, f"took {elapsed:.1f} s to fail")
 
     def test_server_from_another_ca_refused_at_once(self):
         other = str(Path(self.full["MASKFORMER_CA_CERT"]).with_name("other-ca.pem"))
         started = time.monotonic()
-        proc = run_script("segment.py", HELDOUT_IMAGE, server=self.server, tls=dict(self.full, MASKFORMER_CA_CERT=other))
+        proc = run_script("segment.py", HELDOUT_IMAGE, "--connect-timeout", str(ConnectFailureTest.AT_ONCE_CONNECT_TIMEOUT_S), server=self.server,
+                          tls=dict(self.full, MASKFORMER_CA_CERT=other))
         elapsed = time.monotonic() - started
         self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
         self.assertNotIn("classes:", proc.stdout)
         self.assertIn("the TLS handshake failed", proc.stderr)
         self.assertIn("certificate verify failed", proc.stderr)
-        self.assertLess(elapsed, 3, f"took {elapsed:.1f} s to fail")
+        self.assertLess(elapsed, ConnectFailureTest.AT_ONCE_S, f"took {elapsed:.1f} s to fail")
 
     def test_cleartext_address_of_the_tls_server_says_it_speaks_tls(self):
         for script, server in (("segment.py", common.host_port(self.server)), ("stream.py", self.server.replace("https://", "http://"))):
             started = time.monotonic()
-            proc = run_script(script, HELDOUT_IMAGE if script == "segment.py" else CLIP, server=server)
+            proc = run_script(script, HELDOUT_IMAGE if script == "segment.py" else CLIP, "--connect-timeout", str(ConnectFailureTest.AT_ONCE_CONNECT_TIMEOUT_S), server=server)
             elapsed = time.monotonic() - started
             self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
             self.assertIn(f"cannot reach the MaskFormer server at {server}: ", proc.stderr)
             self.assertIn(f"the server there seems to speak TLS, it answered a TLS handshake: use {self.server}, "
                           "with MASKFORMER_CA_CERT for a private CA)", proc.stderr)
-            self.assertLess(elapsed, 3, f"{script} took {elapsed:.1f} s to fail")
+            self.assertLess(elapsed, ConnectFailureTest.AT_ONCE_S, f"{script} took {elapsed:.1f} s to fail")
 
     def test_wait_for_server_ends_at_once_when_waiting_cannot_help(self):
         # A scheme or a certificate that does not fit stays so: --wait-for-server ends with the error and hint it
@@ -995,7 +997,7 @@ class TlsTest(unittest.TestCase):
         certificate = str(folder / f"{name}.pem")
         tls = dict(self.full, MASKFORMER_CLIENT_CERT=certificate, MASKFORMER_CLIENT_KEY=str(folder / f"{name}.key"))
         started = time.monotonic()
-        proc = run_script("segment.py", HELDOUT_IMAGE, server=self.server, tls=tls)
+        proc = run_script("segment.py", HELDOUT_IMAGE, "--connect-timeout", str(ConnectFailureTest.AT_ONCE_CONNECT_TIMEOUT_S), server=self.server, tls=tls)
         elapsed = time.monotonic() - started
         self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
         self.assertNotIn("classes:", proc.stdout)
@@ -1006,7 +1008,7 @@ class TlsTest(unittest.TestCase):
         when = datetime.datetime.strptime(match[1], "%Y-%m-%d %H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
         days = (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds() / 86400
         self.assertTrue(earliest_days < days < latest_days, f"{match[1]} is {days:.2f} days from now")
-        self.assertLess(elapsed, 3, f"took {elapsed:.1f} s to fail")
+        self.assertLess(elapsed, ConnectFailureTest.AT_ONCE_S, f"took {elapsed:.1f} s to fail")
         return proc.stderr
 
     def test_expired_client_certificate_says_when_it_expired(self):
