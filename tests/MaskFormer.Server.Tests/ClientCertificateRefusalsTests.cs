@@ -1,3 +1,4 @@
+using System.Security.Cryptography.X509Certificates;
 using MaskFormer.Server.Security;
 using MaskFormer.Server.Tests.Observability;
 using Microsoft.Extensions.Logging;
@@ -27,7 +28,7 @@ public sealed class ClientCertificateRefusalsTests : IDisposable
 
         for (var i = 0; i < 5; i++)
         {
-            _refusals.Refused(certificate, "UntrustedRoot");
+            _refusals.Refused(certificate, X509ChainStatusFlags.UntrustedRoot);
             _time.Advance(TimeSpan.FromSeconds(10));
         }
 
@@ -37,7 +38,7 @@ public sealed class ClientCertificateRefusalsTests : IDisposable
         Assert.Contains("UntrustedRoot", first.Message, StringComparison.Ordinal);
 
         _time.Advance(ClientCertificateRefusals.Window);
-        _refusals.Refused(certificate, "UntrustedRoot");
+        _refusals.Refused(certificate, X509ChainStatusFlags.UntrustedRoot);
 
         Assert.Equal(2, _logs.Entries.Count);
         Assert.Contains("4 refusal(s) before this one went unlogged", _logs.Entries.Last().Message, StringComparison.Ordinal);
@@ -50,7 +51,7 @@ public sealed class ClientCertificateRefusalsTests : IDisposable
 
         foreach (var certificate in certificates)
         {
-            _refusals.Refused(certificate, "UntrustedRoot");
+            _refusals.Refused(certificate, X509ChainStatusFlags.UntrustedRoot);
         }
 
         Assert.Equal(ClientCertificateRefusals.MaxPerWindow, _logs.Entries.Count);

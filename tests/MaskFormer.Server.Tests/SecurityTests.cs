@@ -27,6 +27,7 @@ public sealed class SecureServerFixture : IAsyncLifetime
     private readonly string _dir = Directory.CreateTempSubdirectory("maskformer-tls-").FullName;
     private readonly X509Certificate2 _ca = CreateCa();
     private X509Certificate2 _client = null!;
+    private Uri _metrics = null!;
     private WebApplication App { get; set; } = null!;
     internal Uri Address { get; private set; } = null!;
     internal Uri CleartextAddress { get; private set; } = null!;
@@ -58,11 +59,43 @@ public sealed class SecureServerFixture : IAsyncLifetime
             $"--MaskFormer:Security:ClientCaPath={Path.Combine(_dir, "ca.pem")}",
             $"--MaskFormer:Security:TokensFile={Path.Combine(_dir, "tokens")}",
             "--MaskFormer:Security:Reflection=Off",
+            "--MaskFormer:Telemetry:PrometheusUrl=http://127.0.0.1:0",
         ], builder => builder.Logging.AddProvider(Logs));
         await App.StartAsync();
+        _metrics = ServerFixture.MetricsAddress(App);
         var addresses = App.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Select(a => new Uri(a)).ToList();
         Address = addresses.Single(a => a.Scheme == "https");
-        CleartextAddress = addresses.Single(a => a.Scheme == "http");
+        CleartextAddress = addresses.Single(a => a.Scheme == "http" && a.Port != _metrics.Port);
+    }
+
+    /// <summary>
+    /// maskformer.tls.client_certificate_refusals for <paramref name="reason"/> on the server's Prometheus
+    /// listener (0 before the first), once it reads <paramref name="expected"/> or 30 s have passed (the
+    /// exporter answers a scrape from a cache of the last one for a moment).
+    /// </summary>
+    internal async Task<double> RefusalsCountedAsync(string reason, double? expected = null)
+    {
+        using var http = new HttpClient();
+        var until = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            var value = 0.0;
+            foreach (var line in (await http.GetStringAsync(_metrics)).Split('\n'))
+            {
+                if (line.StartsWith("maskformer_tls_client_certificate_refusals_total{", StringComparison.Ordinal)
+                    && line.Contains($"maskformer_tls_refusal_reason=\"{reason}\"", StringComparison.Ordinal))
+                {
+                    value = double.Parse(line[(line.LastIndexOf('}') + 1)..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+                }
+            }
+
+            if (expected is null || value == expected || DateTime.UtcNow > until)
+            {
+                return value;
+            }
+
+            await Task.Delay(100);
+        }
     }
 
     public async Task DisposeAsync()

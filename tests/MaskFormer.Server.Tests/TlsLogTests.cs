@@ -89,6 +89,42 @@ public sealed class TlsLogTests(SecureServerFixture fixture) : IClassFixture<Sec
     }
 
     [Fact]
+    public async Task Handshake_ExpiredClientCertificateRefusedThreeTimes_CountedThreeTimesLoggedOnce()
+    {
+        // Refusals with this reason come only from this collection's tests, which run one at a time.
+        var now = WholeSeconds(DateTimeOffset.UtcNow);
+        using var expired = SecureServerFixture.IssueClient(fixture.Ca, "CN=expired-counted", now.AddHours(-12), now.AddHours(-1));
+        var before = await fixture.RefusalsCountedAsync("not_time_valid");
+
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.False(await HandshakeAsync(expired));
+        }
+
+        Assert.Equal(before + 3, await fixture.RefusalsCountedAsync("not_time_valid", before + 3));
+        Assert.Contains("NotTimeValid", (await SingleRefusalAsync(expired)).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Handshake_NoClientCertificateTwice_RefusedCountedTwiceAndWarnedOnceWithTheAddress()
+    {
+        var before = await fixture.RefusalsCountedAsync("no_certificate");
+
+        for (var i = 0; i < 2; i++)
+        {
+            // Still refused by the TLS layer (SecurityTests.Call_WithoutClientCertificate_Rejected: no gRPC status).
+            using var channel = fixture.Channel(withClientCertificate: false);
+            var error = await Assert.ThrowsAsync<RpcException>(async () => await new Grpc.Health.V1.Health.HealthClient(channel).CheckAsync(new HealthCheckRequest(), deadline: DateTime.UtcNow.AddSeconds(30)));
+            Assert.Contains(error.StatusCode, new[] { StatusCode.Unavailable, StatusCode.Internal });
+        }
+
+        Assert.Equal(before + 2, await fixture.RefusalsCountedAsync("no_certificate", before + 2));
+        var warning = Assert.Single(fixture.Logs.Entries, e => e.EventId.Id == 410);
+        Assert.Equal(LogLevel.Warning, warning.Level);
+        Assert.Contains("127.0.0.1 presented no client certificate", warning.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Handshake_SameRefusedCertificateAgainAndAgain_WarnedOnce()
     {
         using var stranger = SecureServerFixture.IssueByStranger("http://127.0.0.1:9/ca.crt");

@@ -18,6 +18,7 @@ internal static class RpcTelemetry
     public const string NetworkPeerAddress = "network.peer.address";
     public const string NetworkPeerPort = "network.peer.port";
     public const string FrameSpanName = "maskformer.frame";
+    public const string TlsRefusalReason = "maskformer.tls.refusal_reason";
 
     public static readonly Histogram<double> CallDuration = MaskFormerTelemetry.Meter.CreateHistogram(
         "rpc.server.call.duration", "s", "gRPC calls handled, by service, method, status code, model and tasks.",
@@ -46,4 +47,8 @@ internal static class RpcTelemetry
 
     public static readonly Counter<long> HeldBack = MaskFormerTelemetry.Meter.CreateCounter<long>(
         "maskformer.stream.held_back", "{event}", "Times a stream started no frame because its unwritten answers reached MaxUnwrittenBytes.");
+
+    // Every refusal, where the warning (event 409) is written at most once a minute per certificate.
+    public static readonly Counter<long> ClientCertificateRefusals = MaskFormerTelemetry.Meter.CreateCounter<long>(
+        "maskformer.tls.client_certificate_refusals", "{connection}", "TLS handshakes mutual TLS refused, logged or not, by reason (no_certificate, untrusted, not_time_valid, not_valid_for_usage, other).");
 }

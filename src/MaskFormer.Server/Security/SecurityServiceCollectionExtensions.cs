@@ -1,8 +1,8 @@
+using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Grpc.AspNetCore.Server;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
@@ -56,12 +56,21 @@ internal static class SecurityServiceCollectionExtensions
                 https.ServerCertificateSelector = (_, _) => reloader.Current;
                 if (o.ClientCaPath.Length > 0)
                 {
-                    https.ClientCertificateMode = ClientCertificateMode.RequireCertificate;
-                    https.ClientCertificateValidation = (certificate, _, _) => IsIssuedBy(certificate, clientCas.Current, refusals);
+                    // The certificate is asked for and checked here rather than with ClientCertificateMode.RequireCertificate,
+                    // whose check (passed to SslStream's constructor, so it cannot be wrapped) refuses a client that sends
+                    // none before ClientCertificateValidation is called: that refusal could not be logged or counted. The
+                    // mode stays NoCertificate, so this callback is SslStream's only one, and the client is refused in the
+                    // same place, the handshake, with or without a certificate.
+                    https.OnAuthenticate = (connection, ssl) =>
+                    {
+                        var authorities = clientCas.Current;
+                        ssl.ClientCertificateRequired = true;
+                        ssl.RemoteCertificateValidationCallback = (_, certificate, _, _) => IsAcceptable(certificate, connection.RemoteEndPoint, authorities, refusals);
 
-                    // SslStream builds a chain of its own before that check: with this policy, not the default one,
-                    // which would download missing issuers from URLs the client's certificate names.
-                    https.OnAuthenticate = (_, ssl) => ssl.CertificateChainPolicy = ChainPolicy(clientCas.Current);
+                        // SslStream builds a chain of its own before that check: with this policy, not the default one,
+                        // which would download missing issuers from URLs the client's certificate names.
+                        ssl.CertificateChainPolicy = ChainPolicy(authorities);
+                    };
                 }
             });
         });
@@ -101,6 +110,23 @@ internal static class SecurityServiceCollectionExtensions
         }
     }
 
+    private static bool IsAcceptable(X509Certificate? certificate, EndPoint? peer, X509Certificate2Collection authorities, ClientCertificateRefusals refusals)
+    {
+        switch (certificate)
+        {
+            case null:
+                refusals.RefusedWithoutCertificate(peer);
+                return false;
+            case X509Certificate2 certificate2:
+                return IsIssuedBy(certificate2, authorities, refusals);
+            default:
+                using (var copy = X509CertificateLoader.LoadCertificate(certificate.GetRawCertData()))
+                {
+                    return IsIssuedBy(copy, authorities, refusals);
+                }
+        }
+    }
+
     private static bool IsIssuedBy(X509Certificate2 certificate, X509Certificate2Collection authorities, ClientCertificateRefusals refusals)
     {
         using var chain = new X509Chain { ChainPolicy = ChainPolicy(authorities) };
@@ -113,10 +139,10 @@ internal static class SecurityServiceCollectionExtensions
         return false;
     }
 
-    // The chain's faults as X509ChainStatusFlags names: NotTimeValid (expired or not yet valid), PartialChain or
-    // UntrustedRoot (not issued by a CA of ClientCaPath), NotValidForUsage (not for client authentication).
-    private static string Faults(X509Chain chain) =>
-        string.Join(", ", chain.ChainStatus.Select(s => s.Status).Distinct()) is { Length: > 0 } faults ? faults : "no chain to a client CA";
+    // The chain's faults: NotTimeValid (expired or not yet valid), PartialChain or UntrustedRoot (not issued by
+    // a CA of ClientCaPath), NotValidForUsage (not for client authentication).
+    private static X509ChainStatusFlags Faults(X509Chain chain) =>
+        chain.ChainStatus.Aggregate(X509ChainStatusFlags.NoError, (faults, status) => faults | status.Status);
 
     // Chains built from the configured CAs alone, no revocation lookups, and no downloads: by default a
     // build fetches missing issuers from URLs the presented certificate names, which lets anyone who can
