@@ -130,6 +130,7 @@ public sealed class StartupTests : IDisposable
     [InlineData("MaskFormer__Grpc__MaxRequestBytesInFlight", "1024", "MaskFormer:Grpc:MaxRequestBytesInFlight")]
     [InlineData("MaskFormer__Security__Health", "Off", "MaskFormer:Security:Health")]
     [InlineData("MaskFormer__Security__TokensFile", "/nonexistent/tokens.txt", "MaskFormer:Security:TokensFile")]
+    [InlineData("MaskFormer__Security__CertificateCheckInterval", "00:00:00", "MaskFormer:Security:CertificateCheckInterval")]
     public async Task ServerProcess_BadSettingFromEnvironment_ExitsNonZeroNamingTheSetting(string variable, string value, string setting)
     {
         var (exitCode, output) = await RunServerProcessAsync(

@@ -3,6 +3,7 @@ using Grpc.Core;
 using Grpc.Health.V1;
 using MaskFormer.Server.Hosting;
 using MaskFormer.Server.Tests.Observability;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace MaskFormer.Server.Tests;
@@ -58,6 +59,53 @@ public sealed class TlsLogTests(SecureServerFixture fixture) : IClassFixture<Sec
             Assert.Contains(certificate, warning.Message, StringComparison.Ordinal);
             Assert.Contains($"expires at {notAfter.UtcDateTime:u}", warning.Message, StringComparison.Ordinal);
         }
+    }
+
+    [Fact]
+    public async Task Running_CertificateAndClientCaCrossNearExpiryThenExpire_EachWarnedOnceAsItCrosses()
+    {
+        // 80 days of validity, 30 left at start: near its end (under 14 days) 16 days on, out of date 30 days on.
+        // Nothing is read anew: no handshake, no file change; only the clock moves, an hour at a time.
+        var clock = new ManualClock(WholeSeconds(DateTimeOffset.UtcNow));
+        var start = clock.GetUtcNow();
+        var (notBefore, notAfter) = (start.AddDays(-50), start.AddDays(30));
+        using var ca = SecureServerFixture.CreateCa("CN=crossing CA", notBefore, notAfter);
+        var caPath = Path.Combine(Path.GetDirectoryName(fixture.CaPath)!, "crossing-ca.pem");
+        await File.WriteAllTextAsync(caPath, ca.ExportCertificatePem());
+
+        // Issued by that CA, whose dates it shares (the fixture's CA is younger); no handshake needs it to be a server's.
+        using var issued = SecureServerFixture.IssueClient(ca, "CN=crossing", notBefore, notAfter);
+        var (certificate, key) = fixture.WriteClientPem("crossing", issued);
+        var logs = new CapturedLogs();
+
+        await using (await StartAsync(certificate, key, logs, clock, $"--MaskFormer:Security:ClientCaPath={caPath}"))
+        {
+            Assert.Empty(Warnings());
+
+            AdvanceHourly(TimeSpan.FromDays(20));
+            Assert.Collection(
+                Warnings(),
+                e => Assert.Equal((408, $"expires at {notAfter.UtcDateTime:u}"), (e.EventId.Id, Expiry(e))),
+                e => Assert.Equal((412, $"expires at {notAfter.UtcDateTime:u}"), (e.EventId.Id, Expiry(e))));
+
+            AdvanceHourly(TimeSpan.FromDays(11));
+            Assert.Equal([408, 412, 407, 411], Warnings().Select(e => e.EventId.Id));
+            Assert.All(Warnings().Skip(2), e => Assert.Contains($"valid from {notBefore.UtcDateTime:u} until {notAfter.UtcDateTime:u}", e.Message, StringComparison.Ordinal));
+            Assert.Contains(certificate, Warnings()[2].Message, StringComparison.Ordinal);
+            Assert.Contains("CN=crossing CA", Warnings()[3].Message, StringComparison.Ordinal);
+        }
+
+        List<LogEntry> Warnings() => [.. logs.Entries.Where(e => e.Level == LogLevel.Warning && e.Category.StartsWith("MaskFormer.Server.Security.", StringComparison.Ordinal))];
+
+        void AdvanceHourly(TimeSpan span)
+        {
+            for (var passed = TimeSpan.Zero; passed < span; passed += TimeSpan.FromHours(1))
+            {
+                clock.Advance(TimeSpan.FromHours(1));
+            }
+        }
+
+        static string Expiry(LogEntry entry) => entry.Message[entry.Message.IndexOf("expires at ", StringComparison.Ordinal)..][..(11 + 20)];
     }
 
     [Fact]
@@ -170,7 +218,10 @@ public sealed class TlsLogTests(SecureServerFixture fixture) : IClassFixture<Sec
         }
     }
 
-    private static async Task<Microsoft.AspNetCore.Builder.WebApplication> StartAsync(string certificate, string key, CapturedLogs logs)
+    private static async Task<Microsoft.AspNetCore.Builder.WebApplication> StartAsync(string certificate, string key, CapturedLogs logs, params string[] extra) =>
+        await StartAsync(certificate, key, logs, clock: null, extra);
+
+    private static async Task<Microsoft.AspNetCore.Builder.WebApplication> StartAsync(string certificate, string key, CapturedLogs logs, TimeProvider? clock, params string[] extra)
     {
         var app = ServerApp.Build(
         [
@@ -180,7 +231,15 @@ public sealed class TlsLogTests(SecureServerFixture fixture) : IClassFixture<Sec
             "--MaskFormer:Inference:WarmUp=false",
             $"--MaskFormer:Security:CertificatePath={certificate}",
             $"--MaskFormer:Security:KeyPath={key}",
-        ], builder => builder.Logging.AddProvider(logs));
+            .. extra,
+        ], builder =>
+        {
+            builder.Logging.AddProvider(logs);
+            if (clock is not null)
+            {
+                builder.Services.AddSingleton(clock);
+            }
+        });
         await app.StartAsync();
         return app;
     }

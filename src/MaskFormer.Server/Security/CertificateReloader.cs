@@ -9,25 +9,16 @@ namespace MaskFormer.Server.Security;
 /// secret update swaps a symlink (..data), which watchers report unreliably, while the resolved target's
 /// path and time change for certain.
 /// Each certificate loaded outside its validity, or near its end, is a warning: clients refuse it, or
-/// soon will, and its renewal is what to look at.
+/// soon will, and its renewal is what to look at. <see cref="CertificateValidityWatch"/> has the one loaded
+/// looked at again as time passes.
 /// </summary>
 internal sealed partial class CertificateReloader(IOptions<SecurityOptions> options, TimeProvider time, ILogger<CertificateReloader> logger)
 {
-    /// <summary>
-    /// A certificate this near its end is warned of: the sooner of 14 days before it and the last fifth of its
-    /// validity. Renewal (cert-manager at a third of the validity left, ACME clients at 30 days) has failed
-    /// for a while by then; a short-lived certificate (hours) would otherwise be warned of on every load.
-    /// </summary>
-    internal static TimeSpan NearExpiry(X509Certificate2 certificate)
-    {
-        var fifth = (certificate.NotAfter.ToUniversalTime() - certificate.NotBefore.ToUniversalTime()) / 5;
-        return fifth < TimeSpan.FromDays(14) ? fifth : TimeSpan.FromDays(14);
-    }
-
     private readonly SecurityOptions _options = options.Value;
     private readonly Lock _gate = new();
     private (string Certificate, string Key) _stamp;
     private X509Certificate2? _current;
+    private CertificateValidity _validity;
 
     /// <summary>The certificate to serve now, reloaded first if its files changed.</summary>
     public X509Certificate2 Current
@@ -67,31 +58,57 @@ internal sealed partial class CertificateReloader(IOptions<SecurityOptions> opti
         return X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
     }
 
+    /// <summary>
+    /// Warns of the certificate served now (re-read first if its files changed) if it has come near its end or
+    /// gone out of date since it was loaded or last looked at; once, as it crosses.
+    /// </summary>
+    public void WarnOfValidityChange()
+    {
+        var certificate = Current;
+        lock (_gate)
+        {
+            var validity = CertificateDates.Validity(certificate, time.GetUtcNow().UtcDateTime);
+            if (ReferenceEquals(certificate, _current) && validity != _validity)
+            {
+                _validity = validity;
+                Warn(certificate, validity);
+            }
+        }
+    }
+
     private void LogValidity(X509Certificate2 loaded)
     {
-        var now = time.GetUtcNow().UtcDateTime;
-        var (notBefore, notAfter) = (loaded.NotBefore.ToUniversalTime(), loaded.NotAfter.ToUniversalTime());
-        if (now < notBefore || now > notAfter)
-        {
-            LogNotValidNow(logger, _options.CertificatePath, loaded.Subject, loaded.Thumbprint, notBefore, notAfter);
-        }
-        else if (notAfter - now < NearExpiry(loaded))
-        {
-            LogNearExpiry(logger, _options.CertificatePath, loaded.Subject, loaded.Thumbprint, notAfter, (notAfter - now).TotalDays);
-        }
-        else
+        _validity = CertificateDates.Validity(loaded, time.GetUtcNow().UtcDateTime);
+        var notAfter = loaded.NotAfter.ToUniversalTime();
+        if (!Warn(loaded, _validity))
         {
             LogLoaded(logger, loaded.Subject, loaded.Thumbprint, notAfter);
+        }
+    }
+
+    private bool Warn(X509Certificate2 certificate, CertificateValidity validity)
+    {
+        var (notBefore, notAfter) = (certificate.NotBefore.ToUniversalTime(), certificate.NotAfter.ToUniversalTime());
+        switch (validity)
+        {
+            case CertificateValidity.NotValidNow:
+                LogNotValidNow(logger, _options.CertificatePath, certificate.Subject, certificate.Thumbprint, notBefore, notAfter);
+                return true;
+            case CertificateValidity.NearExpiry:
+                LogNearExpiry(logger, _options.CertificatePath, certificate.Subject, certificate.Thumbprint, notAfter, (notAfter - time.GetUtcNow().UtcDateTime).TotalDays);
+                return true;
+            default:
+                return false;
         }
     }
 
     [LoggerMessage(EventId = 401, Level = LogLevel.Information, Message = "TLS certificate loaded: {Subject}, thumbprint {Thumbprint}, valid until {NotAfter:u}.")]
     private static partial void LogLoaded(ILogger logger, string subject, string thumbprint, DateTime notAfter);
 
-    [LoggerMessage(EventId = 407, Level = LogLevel.Warning, Message = "TLS certificate {Path} ({Subject}, thumbprint {Thumbprint}) loaded but not valid now: valid from {NotBefore:u} until {NotAfter:u}. Clients refuse it; it is served until the file changes.")]
+    [LoggerMessage(EventId = 407, Level = LogLevel.Warning, Message = "TLS certificate {Path} ({Subject}, thumbprint {Thumbprint}) is not valid now: valid from {NotBefore:u} until {NotAfter:u}. Clients refuse it; it is served until the file changes.")]
     private static partial void LogNotValidNow(ILogger logger, string path, string subject, string thumbprint, DateTime notBefore, DateTime notAfter);
 
-    [LoggerMessage(EventId = 408, Level = LogLevel.Warning, Message = "TLS certificate {Path} ({Subject}, thumbprint {Thumbprint}) loaded, but it expires at {NotAfter:u}, in {DaysLeft:0.#} day(s): is its renewal failing? A renewed file is read on the next handshake.")]
+    [LoggerMessage(EventId = 408, Level = LogLevel.Warning, Message = "TLS certificate {Path} ({Subject}, thumbprint {Thumbprint}) expires at {NotAfter:u}, in {DaysLeft:0.#} day(s): is its renewal failing? A renewed file is read on the next handshake.")]
     private static partial void LogNearExpiry(ILogger logger, string path, string subject, string thumbprint, DateTime notAfter, double daysLeft);
 
     [LoggerMessage(EventId = 402, Level = LogLevel.Warning, Message = "TLS certificate files changed but could not be read ({Error}); serving the previous certificate.")]

@@ -30,6 +30,13 @@ public sealed class SecurityOptions
     /// <summary>Server reflection: Open (the default), Authenticated, or Off (not mapped: UNIMPLEMENTED).</summary>
     public EndpointAccess Reflection { get; set; } = EndpointAccess.Open;
 
+    /// <summary>
+    /// How often the server certificate and the client CAs are looked at again, so that one coming near its end or
+    /// going out of date while loaded is warned of as it does (events 407, 408, 411, 412), not only at start-up or
+    /// when its file changes. More than 0, at most a day.
+    /// </summary>
+    public TimeSpan CertificateCheckInterval { get; set; } = TimeSpan.FromHours(1);
+
     internal bool TlsConfigured => CertificatePath.Length > 0;
 
     internal bool TokensConfigured => TokensFile.Length > 0 || TokensEnvironmentVariable.Length > 0;

@@ -21,6 +21,7 @@ internal static class SecurityServiceCollectionExtensions
             .Validate(o => o.KeyPath.Length == 0 || File.Exists(o.KeyPath), $"{Section}:KeyPath names no file.")
             .Validate(o => o.ClientCaPath.Length == 0 || File.Exists(o.ClientCaPath), $"{Section}:ClientCaPath names no file.")
             .Validate(o => o.TokensFile.Length == 0 || File.Exists(o.TokensFile), $"{Section}:TokensFile names no file.")
+            .Validate(o => o.CertificateCheckInterval > TimeSpan.Zero && o.CertificateCheckInterval <= TimeSpan.FromDays(1), $"{Section}:CertificateCheckInterval must be more than 0 and at most 1.00:00:00 (a day).")
             .Validate(o => o.Health != EndpointAccess.Off, $"{Section}:Health may be Open or Authenticated, not Off (probes need it).")
             .Validate(o => !o.TokensConfigured || (o.TokensFile.Length > 0 && !File.Exists(o.TokensFile)) || new TokenAuthenticator(Options.Create(o)).Count > 0, $"{Section}:TokensFile / TokensEnvironmentVariable are set but hold no token.")
             .ValidateOnStart();
@@ -31,6 +32,7 @@ internal static class SecurityServiceCollectionExtensions
         services.AddSingleton<ClientCaReloader>();
         services.AddSingleton<ClientCertificateRefusals>();
         services.AddSingleton<TokenAuthenticator>();
+        services.AddHostedService<CertificateValidityWatch>();
         services.AddOptions<KestrelServerOptions>().Configure<IOptions<SecurityOptions>, CertificateReloader, ClientCaReloader, ClientCertificateRefusals>((kestrel, security, reloader, clientCas, refusals) =>
         {
             var o = security.Value;
