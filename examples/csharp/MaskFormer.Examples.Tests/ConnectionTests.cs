@@ -91,6 +91,102 @@ public sealed class ConnectionTests
     }
 
     [Fact]
+    public async Task SegmentWaitingForServer_HttpsToTheCleartextServer_Exits2AtOnceAsWithoutWaiting()
+    {
+        // The server speaks cleartext: no wait changes that, so --wait-for-server says it as soon as without it.
+        var address = $"https://{Example.Address.Replace("http://", "", StringComparison.Ordinal)}";
+
+        var run = await Example.RunAtOnceAsync(["segment", Example.HeldoutImage, "--server", address, "--wait-for-server"]);
+
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.Contains($"error: cannot reach the MaskFormer server at {address}: ", run.Errors, StringComparison.Ordinal);
+        Assert.Contains($"the server there speaks cleartext, not TLS: use http://{new Uri(address).Authority})", run.Errors, StringComparison.Ordinal);
+        Assert.True(run.Elapsed < Example.AtOnce, run.ToString());
+    }
+
+    [Fact]
+    public async Task SegmentWaitingForServer_HttpToTheTlsServer_Exits2AtOnceAsWithoutWaiting()
+    {
+        var (server, _) = TlsServer();
+        var address = $"http://{new Uri(server).Authority}";
+
+        var run = await Example.RunAtOnceAsync(["segment", Example.HeldoutImage, "--server", address, "--wait-for-server"]);
+
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.Contains($"error: cannot reach the MaskFormer server at {address}: ", run.Errors, StringComparison.Ordinal);
+        Assert.Contains($"(the server there speaks TLS: use https://{new Uri(server).Authority}, with MASKFORMER_CA_CERT for a private CA)", run.Errors, StringComparison.Ordinal);
+        Assert.True(run.Elapsed < Example.AtOnce, run.ToString());
+    }
+
+    [Theory]
+    [InlineData("other-ca.pem", null, "(the TLS handshake failed: is the server's certificate issued by a CA in MASKFORMER_CA_CERT, or the system's?)")]
+    [InlineData("ca.pem", null, "does it want a client certificate? Set MASKFORMER_CLIENT_CERT and MASKFORMER_CLIENT_KEY)")]
+    [InlineData("ca.pem", "client-expired", "expired at ")]
+    public async Task SegmentWaitingForServer_TlsServerRefusingACertificate_Exits2AtOnceAsWithoutWaiting(string ca, string? client, string hint)
+    {
+        // The server's certificate not from the CA trusted (this client refuses it); no client certificate, or
+        // an expired one (the server refuses the client, after a TLS 1.3 handshake): a server restarting keeps
+        // its certificate and its CA, so waiting cannot help.
+        var (server, files) = TlsServer();
+        var environment = new Dictionary<string, string> { ["MASKFORMER_CA_CERT"] = Path.Combine(files, ca) };
+        if (client is not null)
+        {
+            environment["MASKFORMER_CLIENT_CERT"] = Path.Combine(files, $"{client}.pem");
+            environment["MASKFORMER_CLIENT_KEY"] = Path.Combine(files, $"{client}.key");
+        }
+
+        var run = await Example.RunAtOnceAsync(["segment", Example.HeldoutImage, "--server", server, "--wait-for-server"], environment);
+
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.Contains($"error: cannot reach the MaskFormer server at {server}: ", run.Errors, StringComparison.Ordinal);
+        Assert.Contains(hint, run.Errors, StringComparison.Ordinal);
+        Assert.True(run.Elapsed < Example.AtOnce, run.ToString());
+    }
+
+    [Fact]
+    public async Task SegmentWaitingForServer_NothingListeningUntilAServerStarts_IsAnswered()
+    {
+        // Refused connections are what a server still starting gives: tried again until one is up.
+        var port = Example.FreePort();
+        using var folder = new TemporaryFolder();
+        using var example = Example.Start(["segment", Example.HeldoutImage, "--out", folder.Path, "--server", $"127.0.0.1:{port}", "--wait-for-server", "--connect-timeout", "120"]);
+        using var ending = new Ending(example);
+        var output = example.StandardOutput.ReadToEndAsync();
+        var errors = example.StandardError.ReadToEndAsync();
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        if (example.HasExited)
+        {
+            Assert.Fail($"the example did not wait for the server: exit {example.ExitCode}\n{await errors}");
+        }
+
+        using var server = ServerProcess.Start(port);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        try
+        {
+            await example.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            Assert.Fail($"the example did not end within 3 minutes of the server's start:\n{await errors}\n{server.Output}");
+        }
+
+        Assert.True(example.ExitCode == 0, $"exit {example.ExitCode}\n{await output}\n{await errors}\n{server.Output}");
+    }
+
+    [Fact]
+    public async Task SegmentWaitingForServer_NothingListening_Exits2WhenTheTimeoutRunsOut()
+    {
+        // "within 3 s": the failure of the last try that fit in the timeout, not of the first.
+        var address = $"127.0.0.1:{Example.FreePort()}";
+
+        var run = await Example.RunAsync(["segment", Example.HeldoutImage, "--server", address, "--wait-for-server", "--connect-timeout", "3"]);
+
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.Contains($"error: cannot reach the MaskFormer server at {address} within 3 s: ", run.Errors, StringComparison.Ordinal);
+        Assert.Contains("Connection refused", run.Errors, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Segment_AddressFromTheEnvironment_IsUsedWithoutServer()
     {
         var address = $"http://127.0.0.1:{Example.FreePort()}";

@@ -9,6 +9,7 @@ internal sealed record Connection(string Address, TimeSpan Timeout, bool WaitFor
           --server ADDRESS            host:port, http://host:port or https://host:port (default $MASKFORMER_ADDRESS, else 127.0.0.1:5081)
           --connect-timeout SECONDS   the longest wait for a connection (default 15)
           --wait-for-server           try a failed connection again until --connect-timeout instead of failing at once
+                                      (not a refused certificate or the wrong scheme: waiting cannot change those)
         """;
 
     public static readonly string[] Options = ["server", "connect-timeout"];

@@ -28,7 +28,9 @@ internal static class ServerConnection
     /// <summary>
     /// Opens a channel to <paramref name="address"/> and makes sure a server answers there: the first attempt
     /// that fails (nothing listening, a failed TLS handshake) throws <see cref="ConnectionException"/> at once,
-    /// unless <paramref name="waitForServer"/>, which tries again until <paramref name="timeout"/>.
+    /// unless <paramref name="waitForServer"/>, which tries again until <paramref name="timeout"/>, except after
+    /// a failure that waiting cannot change (<see cref="TlsHint.WaitingCannotHelp"/>: a certificate refused,
+    /// the other scheme), said at once as without waiting.
     /// </summary>
     public static async Task<GrpcChannel> ConnectAsync(string address, TimeSpan timeout, bool waitForServer, CancellationToken cancellationToken)
     {
@@ -63,6 +65,7 @@ internal static class ServerConnection
     {
         var client = new SegmentationService.SegmentationServiceClient(channel);
         var started = Stopwatch.GetTimestamp();
+        var endedBefore = false;
         for (var failures = 0; ; failures++)
         {
             var left = timeout - Stopwatch.GetElapsedTime(started);
@@ -81,15 +84,18 @@ internal static class ServerConnection
             }
             catch (RpcException ex) when (!cancellationToken.IsCancellationRequested)
             {
+                var failure = await TlsHint.DiagnoseAsync(uri, ex.Status.DebugException, cancellationToken);
+                var lasting = TlsHint.WaitingCannotHelp(failure, endedBefore);
+                endedBefore = failure == ConnectFailure.EndedAfterHandshake;
                 var delay = RetryingCall.Backoff(failures);
-                if (waitForServer && Stopwatch.GetElapsedTime(started) + delay < timeout)
+                if (waitForServer && !lasting && Stopwatch.GetElapsedTime(started) + delay < timeout)
                 {
                     await Task.Delay(delay, cancellationToken);
                     continue;
                 }
 
-                var hint = await TlsHint.ForAsync(uri, ex.Status.DebugException, cancellationToken);
-                throw new ConnectionException(waitForServer
+                var hint = TlsHint.For(failure, uri);
+                throw new ConnectionException(waitForServer && !lasting
                     ? string.Create(CultureInfo.InvariantCulture, $"cannot reach the MaskFormer server at {address} within {timeout.TotalSeconds:0.###} s: {Reason(ex)}{hint}")
                     : $"cannot reach the MaskFormer server at {address}: {Reason(ex)}{hint}");
             }

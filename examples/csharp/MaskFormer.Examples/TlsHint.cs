@@ -10,46 +10,86 @@ namespace MaskFormer.Examples;
 /// <summary>
 /// What to change when the first call failed at or just after connecting, as the CLI says it
 /// (src/MaskFormer.Cli/Commands/ClientTls.cs, trimmed): the other scheme when the server speaks the other
-/// protocol, an expired client certificate with its date, else the CA and client certificate to check.
+/// protocol, an expired client certificate with its date, else the CA and client certificate to check. The
+/// same diagnosis says whether waiting for the server (--wait-for-server) could change the answer.
 /// </summary>
 internal static class TlsHint
 {
     private static readonly TimeSpan s_probeTimeout = TimeSpan.FromSeconds(2);
 
-    /// <summary>" (...)" to add to the failure's message, or "" when nothing was listening or there is nothing to say.</summary>
-    public static async Task<string> ForAsync(Uri address, Exception? error, CancellationToken cancellationToken)
+    /// <summary>Why an attempt to connect failed, from its error and, where that does not say, a TLS handshake of our own.</summary>
+    public static async Task<ConnectFailure> DiagnoseAsync(Uri address, Exception? error, CancellationToken cancellationToken)
     {
         if (error is null || NothingListening(error))
         {
-            return "";
+            return ConnectFailure.NothingListening;
         }
 
         if (address.Scheme != Uri.UriSchemeHttps)
         {
             // A TLS server ends a cleartext connection without a word: only a handshake of our own tells.
-            return await ShowsACertificateAsync(address, cancellationToken)
-                ? $" (the server there speaks TLS: use https://{address.Authority}, with MASKFORMER_CA_CERT for a private CA)"
-                : "";
-        }
-
-        if (ClientCertificateExpired() is { } expired)
-        {
-            return $" ({expired})";
+            return await ShowsACertificateAsync(address, cancellationToken) ? ConnectFailure.SpeaksTls : ConnectFailure.Unexplained;
         }
 
         if (Find<AuthenticationException>(error) is not null)
         {
             // A cleartext server answers a ClientHello with an HTTP/2 frame: "a corrupted frame was received".
-            return await ShowsACertificateAsync(address, cancellationToken)
-                ? " (the TLS handshake failed: is the server's certificate issued by a CA in MASKFORMER_CA_CERT, or the system's?)"
-                : $" (the TLS handshake failed: the server there speaks cleartext, not TLS: use http://{address.Authority})";
+            return await ShowsACertificateAsync(address, cancellationToken) ? ConnectFailure.HandshakeRefused : ConnectFailure.SpeaksCleartext;
         }
 
-        // With TLS 1.3 a server that wants a client certificate, and got none or one it does not trust, ends
-        // the connection after the handshake.
-        return ServerConnection.Variable("MASKFORMER_CLIENT_CERT") is { } certificate
-            ? $" (the server ended the connection after the TLS handshake: does it trust the CA that issued MASKFORMER_CLIENT_CERT {certificate}?)"
-            : " (the server ended the connection after the TLS handshake: does it want a client certificate? Set MASKFORMER_CLIENT_CERT and MASKFORMER_CLIENT_KEY)";
+        return ConnectFailure.EndedAfterHandshake;
+    }
+
+    /// <summary>
+    /// Whether waiting cannot change <paramref name="failure"/>, so --wait-for-server should say it at once
+    /// instead of trying again until --connect-timeout; <paramref name="endedBefore"/>: the attempt before
+    /// ended after its handshake too.
+    /// </summary>
+    public static bool WaitingCannotHelp(ConnectFailure failure, bool endedBefore) => failure switch
+    {
+        // What a server still starting gives: nothing listening yet, its name not in DNS yet, no route yet.
+        ConnectFailure.NothingListening => false,
+
+        // A cleartext connection closed or reset without a TLS server behind it: a server starting or
+        // stopping may do that; nothing says it will go on.
+        ConnectFailure.Unexplained => false,
+
+        // The server speaks the other protocol: its scheme is its configuration, which a restart keeps.
+        ConnectFailure.SpeaksTls or ConnectFailure.SpeaksCleartext => true,
+
+        // A certificate refused (not from the CA trusted, another host's name, out of date): a server
+        // starting presents the certificate it will keep presenting.
+        ConnectFailure.HandshakeRefused => true,
+
+        // With TLS 1.3 a server that refuses this client's certificate (or wants one and got none) ends the
+        // connection after the handshake; a server shutting down ends a connection it has just accepted
+        // once too, so only the second in a row says the server refuses this client (as the CLI's health --wait).
+        ConnectFailure.EndedAfterHandshake => endedBefore,
+        _ => false,
+    };
+
+    /// <summary>" (...)" to add to the failure's message, or "" when nothing was listening or there is nothing to say.</summary>
+    public static string For(ConnectFailure failure, Uri address)
+    {
+        switch (failure)
+        {
+            case ConnectFailure.SpeaksTls:
+                return $" (the server there speaks TLS: use https://{address.Authority}, with MASKFORMER_CA_CERT for a private CA)";
+            case ConnectFailure.SpeaksCleartext:
+                return $" (the TLS handshake failed: the server there speaks cleartext, not TLS: use http://{address.Authority})";
+            case ConnectFailure.HandshakeRefused or ConnectFailure.EndedAfterHandshake when ClientCertificateExpired() is { } expired:
+                return $" ({expired})";
+            case ConnectFailure.HandshakeRefused:
+                return " (the TLS handshake failed: is the server's certificate issued by a CA in MASKFORMER_CA_CERT, or the system's?)";
+            case ConnectFailure.EndedAfterHandshake:
+                // With TLS 1.3 a server that wants a client certificate, and got none or one it does not
+                // trust, ends the connection after the handshake.
+                return ServerConnection.Variable("MASKFORMER_CLIENT_CERT") is { } certificate
+                    ? $" (the server ended the connection after the TLS handshake: does it trust the CA that issued MASKFORMER_CLIENT_CERT {certificate}?)"
+                    : " (the server ended the connection after the TLS handshake: does it want a client certificate? Set MASKFORMER_CLIENT_CERT and MASKFORMER_CLIENT_KEY)";
+            default:
+                return "";
+        }
     }
 
     // Whether a TLS handshake with the address gets as far as the server's certificate (then refused: the
@@ -135,4 +175,26 @@ internal static class TlsHint
 
         return null;
     }
+}
+
+/// <summary>Why an attempt to connect failed (<see cref="TlsHint.DiagnoseAsync"/>).</summary>
+internal enum ConnectFailure
+{
+    /// <summary>Refused, unroutable, or the name not found: nothing to do with TLS.</summary>
+    NothingListening,
+
+    /// <summary>A cleartext address and a server that answers no TLS handshake either (a connection closed or reset).</summary>
+    Unexplained,
+
+    /// <summary>An http:// address of a server that answers a TLS handshake with its certificate.</summary>
+    SpeaksTls,
+
+    /// <summary>An https:// address of a server that answers a TLS handshake with something else.</summary>
+    SpeaksCleartext,
+
+    /// <summary>The TLS handshake failed: this client refused the server's certificate, or (TLS 1.2) the server refused this client's.</summary>
+    HandshakeRefused,
+
+    /// <summary>The server ended the connection after the TLS handshake (TLS 1.3: it refused this client's certificate, or wanted one).</summary>
+    EndedAfterHandshake,
 }
