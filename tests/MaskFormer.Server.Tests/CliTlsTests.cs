@@ -18,6 +18,8 @@ namespace MaskFormer.Server.Tests;
 [Collection(ServerTestGroup.Name)]
 public sealed class CliTlsTests(SecureServerFixture fixture) : IClassFixture<SecureServerFixture>
 {
+    private static readonly TimeSpan s_atOnce = TimeSpan.FromSeconds(20);
+
     private static readonly string[] s_variables =
         [ClientTls.CaVariable, ClientTls.CertificateVariable, ClientTls.KeyVariable, ServerChannel.TokenVariable, CommandArguments.AddressVariable];
 
@@ -223,6 +225,111 @@ public sealed class CliTlsTests(SecureServerFixture fixture) : IClassFixture<Sec
         Assert.Contains($"issued by a CA in {otherCa}", output, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("http", false)]
+    [InlineData("https", true)]
+    public async Task HealthWait_SchemeOtherThanTheServers_UnreachableWithoutWaitingItOut(string scheme, bool cleartextServer)
+    {
+        // The protocol a server speaks is its configuration, which a restart keeps: waiting cannot help.
+        var server = cleartextServer ? fixture.CleartextAddress : fixture.Address;
+        var address = new UriBuilder(server) { Scheme = scheme, Port = server.Port }.Uri.GetLeftPart(UriPartial.Authority);
+        string[] tls = cleartextServer ? ["--ca-cert", fixture.CaPath] : [];
+
+        var (exitCode, output, error, elapsed) = await RunTimedAsync(["health", "--server", address, .. tls, "--wait", "60"]);
+
+        Assert.True(exitCode == 1 && output.StartsWith("UNREACHABLE", StringComparison.Ordinal), $"exit code {exitCode} after {elapsed}: {output} {error}");
+        Assert.Contains(cleartextServer ? "seems to speak cleartext" : "seems to speak TLS", output, StringComparison.Ordinal);
+        Assert.True(elapsed < s_atOnce, $"{elapsed}: {output}");
+    }
+
+    [Theory]
+    [InlineData("expired")]
+    [InlineData("stranger")]
+    public async Task HealthWait_ClientCertificateRefused_UnreachableWithoutWaitingItOut(string kind)
+    {
+        // The server ends every connection with this certificate after the handshake (TLS 1.3): seen on the
+        // second try in a row, not at the end of the wait.
+        using var refused = kind == "expired"
+            ? SecureServerFixture.IssueClient(fixture.Ca, "CN=cli-wait-expired", DateTimeOffset.UtcNow.AddHours(-13), DateTimeOffset.UtcNow.AddHours(-1))
+            : SecureServerFixture.IssueByStranger("http://127.0.0.1:9/ca.crt");
+        var (certificate, key) = fixture.WriteClientPem($"cli-wait-{kind}", refused);
+
+        var (exitCode, output, error, elapsed) = await RunTimedAsync(["health", "--server", fixture.Address.ToString(), "--ca-cert", fixture.CaPath, "--client-cert", certificate, "--client-key", key, "--wait", "60"]);
+
+        Assert.True(exitCode == 1 && output.StartsWith("UNREACHABLE", StringComparison.Ordinal), $"exit code {exitCode} after {elapsed}: {output} {error}");
+        Assert.Contains(kind == "expired" ? $"--client-cert {certificate} expired at " : $"is {certificate} issued by a CA the server trusts", output, StringComparison.Ordinal);
+        Assert.True(elapsed < s_atOnce, $"{elapsed}: {output}");
+    }
+
+    [Fact]
+    public async Task HealthWait_ServerCertificateForAnotherHostName_UnreachableWithoutWaitingItOut()
+    {
+        // A server presents the certificate it started with: waiting cannot change the name in it.
+        var (serverCertificate, serverKey) = fixture.WriteServerPemFor("wrong-wait.example");
+        await using var app = ServerApp.Build(
+        [
+            "--Kestrel:Endpoints:Grpc:Url=https://127.0.0.1:0",
+            "--Kestrel:Endpoints:Probes:Url=http://127.0.0.1:0",
+            $"--MaskFormer:Models:Path={RepositoryPaths.Models}",
+            "--Logging:LogLevel:Default=Warning",
+            "--MaskFormer:Inference:WarmUp=false",
+            $"--MaskFormer:Security:CertificatePath={serverCertificate}",
+            $"--MaskFormer:Security:KeyPath={serverKey}",
+        ]);
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Select(a => new Uri(a)).Single(a => a.Scheme == "https");
+
+        var (exitCode, output, error, elapsed) = await RunTimedAsync(["health", "--server", address.ToString(), "--ca-cert", fixture.CaPath, "--wait", "60"]);
+
+        Assert.True(exitCode == 1 && output.StartsWith("UNREACHABLE", StringComparison.Ordinal), $"exit code {exitCode} after {elapsed}: {output} {error}");
+        Assert.Contains("for this host name", output, StringComparison.Ordinal);
+        Assert.True(elapsed < s_atOnce, $"{elapsed}: {output}");
+        await app.StopAsync();
+    }
+
+    [Fact]
+    public async Task HealthWait_NothingListeningUntilAServerStarts_Serving()
+    {
+        // A refused connection is what a server still starting gives: asked again until it answers.
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+
+        var health = RunTimedAsync(["health", "--server", $"127.0.0.1:{port}", "--wait", "60"]);
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        Assert.False(health.IsCompleted, $"health did not wait: {(health.IsCompleted ? (await health).Output : string.Empty)}");
+        await using var app = ServerApp.Build(
+        [
+            $"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{port}",
+            "--Kestrel:Endpoints:Probes:Url=http://127.0.0.1:0",
+            $"--MaskFormer:Models:Path={RepositoryPaths.Models}",
+            "--Logging:LogLevel:Default=Warning",
+            "--MaskFormer:Inference:WarmUp=false",
+        ]);
+        await app.StartAsync();
+
+        var (exitCode, output, error, elapsed) = await health;
+
+        Assert.True(exitCode == 0, $"exit code {exitCode} after {elapsed}: {output} {error}");
+        Assert.Equal("SERVING", output.Trim());
+        await app.StopAsync();
+    }
+
+    [Fact]
+    public async Task HealthWait_NothingListening_UnreachableWhenTheWaitRunsOut()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+
+        var (exitCode, output, error, elapsed) = await RunTimedAsync(["health", "--server", $"127.0.0.1:{port}", "--wait", "3"]);
+
+        Assert.True(exitCode == 1 && output.StartsWith("UNREACHABLE", StringComparison.Ordinal), $"exit code {exitCode} after {elapsed}: {output} {error}");
+        Assert.True(elapsed >= TimeSpan.FromSeconds(3), $"{elapsed}: {output}");
+    }
+
     [Fact]
     public async Task Models_ClientCertificateFromAnotherCa_Refused()
     {
@@ -363,6 +470,15 @@ public sealed class CliTlsTests(SecureServerFixture fixture) : IClassFixture<Sec
         await File.WriteAllTextAsync(otherCa, other.ExportCertificatePem());
         var (certificate, key) = fixture.WriteClientPem($"cli-client-{name}");
         return (otherCa, certificate, key);
+    }
+
+    // RunAsync, timed: a wait that cannot help must end well before the wait given (60 s), which a loaded
+    // machine's slow handshakes and hint probes still leave far from.
+    private static async Task<(int ExitCode, string Output, string Error, TimeSpan Elapsed)> RunTimedAsync(string[] args)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var (exitCode, output, error) = await RunAsync(args);
+        return (exitCode, output, error, System.Diagnostics.Stopwatch.GetElapsedTime(started));
     }
 
     // The CLI as a user runs it, with only the given variables of its own set (this collection runs one test

@@ -16,7 +16,8 @@ internal static class HealthCommand
         usage: maskformer health [--wait SECONDS] [--service NAME] [--server host:port]
         Asks grpc.health.v1 whether the server is SERVING; prints the status. Exit code 0 only when SERVING.
           --wait SECONDS         keep asking until SERVING or the time is up (default 0: ask once); a TLS refusal
-                                 (of the server's certificate, or of this client by the server) ends it early
+                                 (of the server's certificate, or of this client by the server) or the wrong
+                                 scheme (http:// or https://) ends it early: waiting cannot change those
           --service NAME         a service name to ask about (default: the whole server)
         {CliApp.ServerHelp}
         """,
@@ -49,10 +50,15 @@ internal static class HealthCommand
             {
                 unreachable = ex;
 
-                // Waiting changes neither this client refusing the server's certificate (said at once) nor a
-                // server that ends every new connection before the first call, a TLS server refusing this
-                // client's certificate or wanting one (said after a second try: a server shutting down ends
-                // a new connection once).
+                // Retried (what a server still starting gives): a refused connection, a name not resolving
+                // yet, no route, a timeout; and its own UNAVAILABLE or NOT_SERVING answers (above).
+                // Not retried, since a restart keeps a server's certificate and protocol: a failed TLS
+                // handshake, said at once (this client refusing the server's certificate: its CA, its name,
+                // its dates; https:// at a cleartext server; with TLS 1.2, the server refusing this client's
+                // certificate); a server that ends every new connection before the first call, said after a
+                // second try in a row, since a server shutting down ends a new connection once (a TLS server
+                // refusing this client's certificate or wanting one, with TLS 1.3; http:// at a TLS server).
+                // TlsHintAsync below then says which.
                 var closed = RetryingCall.IsConnectionClosedBeforeTheCall(ex.Status);
                 if (ClientTls.IsHandshakeRefused(ex.Status.DebugException) || (closed && closedBefore))
                 {
