@@ -13,7 +13,7 @@ public sealed partial class CliReconnectTests(ITestOutputHelper output) : IDispo
 {
     private readonly string _out = Directory.CreateTempSubdirectory("maskformer-cli-reconnect-").FullName;
 
-    // TERM with time to drain: the client half-closes on the first answer marked draining, and every frame
+    // TERM with time to drain: the client half-closes on the first answer (or status message) marked draining, and every frame
     // the first server holds is answered. TERM just after a batch was answered, when the next comes 2 s
     // later and the drain time is 1 s: the server stops reading before the client half-closes (it is still
     // sending), skips the frames not started as draining and ends the call UNAVAILABLE. KILL: the frames in flight get nothing.
@@ -90,6 +90,61 @@ public sealed partial class CliReconnectTests(ITestOutputHelper output) : IDispo
     }
 
     [Fact]
+    public async Task Stream_ServerDrainsWhileNoFrameIsInFlight_HalfClosesOnAStatusMessage()
+    {
+        var folder = Directory.CreateDirectory(Path.Combine(_out, "frames")).FullName;
+        foreach (var name in (string[])["frame_000.png", "frame_001.png"])
+        {
+            File.Copy(Path.Combine(RepositoryPaths.TinyShapes, "clip", name), Path.Combine(folder, name));
+        }
+
+        // A drain far longer than the test: while the stream is open the first server can end before it only
+        // when the stream half-closes.
+        using var first = ServerProcess.Start("--MaskFormer:Streaming:DrainTimeout=00:03:00", "--MaskFormer:Inference:WarmUp=false");
+        var address = await first.AddressAsync();
+        using (var channel = GrpcChannel.ForAddress(address))
+        {
+            await ServerFixture.WaitUntilServingAsync(channel);
+        }
+
+        // The second frame comes 60 s after the first (--fps 1/60): no answer between them can say that the
+        // server drains.
+        using var log = new StringWriter();
+        using var cancel = new CancellationTokenSource();
+        var overlays = Path.Combine(_out, "overlays");
+        var streaming = StreamCommand.RunAsync(new CommandArguments([folder, "--server", address.ToString(), "--out", overlays, "--fps", "0.0166666667"]), log, TextWriter.Null, cancel.Token);
+        try
+        {
+            await WaitForOverlaysAsync(1, streaming, overlays);
+
+            // The stream's status messages (two a second) say draining: it half-closes, its call ends OK and the
+            // server exits (it waits for open streams), long before the second frame would have told it.
+            first.Signal("TERM");
+            await first.WaitForExitAsync(TimeSpan.FromSeconds(20));
+            Assert.Contains("SegmentationService/SegmentStream OK", first.Output, StringComparison.Ordinal);
+
+            using var second = ServerProcess.Start($"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{address.Port}", "--MaskFormer:Inference:WarmUp=false");
+            var finished = await Task.WhenAny(streaming, Task.Delay(TimeSpan.FromSeconds(150)));
+            output.WriteLine(log.ToString());
+            Assert.True(finished == streaming, "the stream did not finish within 150 s of the second server's start");
+            Assert.Equal(0, await streaming);
+
+            // The second frame was answered by the second server, and each frame drawn once from a result.
+            var text = log.ToString();
+            Assert.Equal(2, Overlays(overlays));
+            Assert.Contains("2 done, 0 skipped, 0 errors", text, StringComparison.Ordinal);
+            Assert.Matches(ReconnectedLine(), text);
+            Assert.Contains("SegmentationService/SegmentStream OK", second.Output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            // A failed check leaves the stream running: it ends before its log is disposed.
+            await cancel.CancelAsync();
+            await ((Task)streaming).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing | ConfigureAwaitOptions.ContinueOnCapturedContext);
+        }
+    }
+
+    [Fact]
     public async Task Stream_ServerStillLoading_FramesWaitForTheModelsAndAreEachDrawnOnce()
     {
         // A stream opened between the server's listening and its models being warm (a rollout's new pod, a
@@ -149,12 +204,12 @@ public sealed partial class CliReconnectTests(ITestOutputHelper output) : IDispo
         return folder;
     }
 
-    private int Overlays() => Directory.Exists(_out) ? Directory.GetFiles(_out, "*.overlay.png").Length : 0;
+    private int Overlays(string? folder = null) => Directory.Exists(folder ?? _out) ? Directory.GetFiles(folder ?? _out, "*.overlay.png").Length : 0;
 
-    private async Task WaitForOverlaysAsync(int count, Task streaming)
+    private async Task WaitForOverlaysAsync(int count, Task streaming, string? folder = null)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        while (Overlays() < count)
+        while (Overlays(folder) < count)
         {
             Assert.False(streaming.IsCompleted, "the stream ended before the server was replaced");
             await Task.Delay(50, timeout.Token);

@@ -8,8 +8,8 @@ namespace MaskFormer.Cli.Commands;
 
 /// <summary>
 /// One logical SegmentStream that outlives the server's drain, as docs/deploy.md asks of a client: on an
-/// answer marked <c>draining</c> it half-closes the call (the server still answers every frame it holds)
-/// and goes on with a new call; when a call ends <c>UNAVAILABLE</c> (the drain time ran out, the server
+/// answer or a status message marked <c>draining</c> it half-closes the call (the server still answers
+/// every frame it holds) and goes on with a new call; when a call ends <c>UNAVAILABLE</c> (the drain time ran out, the server
 /// went away, it is not up yet) it opens a new one, after the server's RetryInfo delay or a backoff, and
 /// sends again every frame that got no result (no answer, or skipped as draining). Answers come out
 /// once each, in frame order, whatever call they came on. It gives up when a frame has waited
@@ -69,7 +69,7 @@ internal sealed class ResumingStream
             var failures = 0;
             for (var attempt = 0; ; attempt++)
             {
-                var (status, answered, retryDelay) = await RunCallAsync(attempt, cancellationToken).ConfigureAwait(false);
+                var (status, answered, drained, retryDelay) = await RunCallAsync(attempt, cancellationToken).ConfigureAwait(false);
                 bool finished;
                 long? waitingSince;
                 lock (_sync)
@@ -95,9 +95,10 @@ internal sealed class ResumingStream
                     return;
                 }
 
-                if (status.StatusCode == StatusCode.OK && answered)
+                if (status.StatusCode == StatusCode.OK && (answered || drained))
                 {
-                    // Half-closed on a drain: the server answered everything it held; go on at once.
+                    // Half-closed on a drain (an answer or a status message said so; with no frame in flight
+                    // only a status message can): the server answered everything it held; go on at once.
                     LastReconnect = "the server is draining: continued on a new stream";
                     continue;
                 }
@@ -128,7 +129,7 @@ internal sealed class ResumingStream
     }
 
     // One call: the frames still to answer first, then new ones until the input ends or the server drains.
-    private async Task<(Status Status, bool Answered, TimeSpan? RetryDelay)> RunCallAsync(int attempt, CancellationToken cancellationToken)
+    private async Task<(Status Status, bool Answered, bool Drained, TimeSpan? RetryDelay)> RunCallAsync(int attempt, CancellationToken cancellationToken)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var call = _client.SegmentStream(cancellationToken: stop.Token);
@@ -145,6 +146,13 @@ internal sealed class ResumingStream
         {
             await foreach (var response in call.ResponseStream.ReadAllAsync(stop.Token).ConfigureAwait(false))
             {
+                // A status message says so as an answer does: a stream with no frame in flight (a long
+                // --fps gap, a paused camera) gets no answer, and would hold the server for its drain time.
+                if (response.Draining)
+                {
+                    draining.TrySetResult();
+                }
+
                 if (response.OutcomeCase == SegmentStreamResponse.OutcomeOneofCase.Status)
                 {
                     _answers.Writer.TryWrite(response);
@@ -154,10 +162,6 @@ internal sealed class ResumingStream
                 // A frame skipped as draining got no result: it goes again, and does not count as progress.
                 answered |= response.Skipped?.Reason != SkipReason.Draining;
                 Answer(response);
-                if (response.Draining)
-                {
-                    draining.TrySetResult();
-                }
             }
 
             status = call.GetStatus();
@@ -184,7 +188,7 @@ internal sealed class ResumingStream
             }
         }
 
-        return (status, answered, RetryDelay(call, status));
+        return (status, answered, draining.Task.IsCompleted, RetryDelay(call, status));
     }
 
     private async Task WriteAsync(IClientStreamWriter<SegmentStreamRequest> requests, int attempt, Task draining, CancellationToken cancellationToken)
