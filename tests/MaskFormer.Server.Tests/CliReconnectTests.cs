@@ -78,15 +78,46 @@ public sealed partial class CliReconnectTests(ITestOutputHelper output) : IDispo
             await ServerFixture.WaitUntilServingAsync(channel);
         }
 
-        var streaming = StreamCommand.RunAsync(new CommandArguments([clip, "--server", address.ToString(), "--out", _out, "--fps", "4", "--reconnect-for", "3"]), TextWriter.Null, TextWriter.Null, CancellationToken.None);
-        await WaitForOverlaysAsync(2, streaming);
-        first.Signal("KILL");
-        var stopwatch = System.Diagnostics.Stopwatch.StartNew();
-        var failure = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => streaming);
-        output.WriteLine($"{stopwatch.Elapsed.TotalSeconds:F1} s: {failure.Status}");
-        Assert.Equal(Grpc.Core.StatusCode.Unavailable, failure.StatusCode);
-        Assert.Contains("gave up", failure.Status.Detail, StringComparison.Ordinal);
-        Assert.InRange(stopwatch.Elapsed, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30));
+        // The command's tasks: a failure any of them leaves unobserved is reported here once collected.
+        var unobserved = new List<AggregateException>();
+        void Unobserved(object? sender, UnobservedTaskExceptionEventArgs e)
+        {
+            lock (unobserved)
+            {
+                unobserved.Add(e.Exception);
+            }
+        }
+
+        TaskScheduler.UnobservedTaskException += Unobserved;
+        try
+        {
+            var streaming = StreamCommand.RunAsync(new CommandArguments([clip, "--server", address.ToString(), "--out", _out, "--fps", "4", "--reconnect-for", "3"]), TextWriter.Null, TextWriter.Null, CancellationToken.None);
+            await WaitForOverlaysAsync(2, streaming);
+            first.Signal("KILL");
+            var stopwatch = System.Diagnostics.Stopwatch.StartNew();
+            var failure = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => streaming);
+            output.WriteLine($"{stopwatch.Elapsed.TotalSeconds:F1} s: {failure.Status}");
+            Assert.Equal(Grpc.Core.StatusCode.Unavailable, failure.StatusCode);
+            Assert.Contains("gave up", failure.Status.Detail, StringComparison.Ordinal);
+            Assert.InRange(stopwatch.Elapsed, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30));
+
+            // The stream's failure was observed wherever it went: no task holding it is left for the finalizer
+            // (other tests' unobserved failures, running beside this one, are not this stream's).
+            for (var i = 0; i < 3; i++)
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+            }
+
+            lock (unobserved)
+            {
+                Assert.DoesNotContain(unobserved, e => e.Flatten().InnerExceptions.Contains(failure));
+            }
+        }
+        finally
+        {
+            TaskScheduler.UnobservedTaskException -= Unobserved;
+        }
     }
 
     [Fact]

@@ -182,6 +182,31 @@ public sealed class CliTests(ServerFixture server) : IDisposable
     }
 
     [Fact]
+    public async Task Stream_FrameThatCannotBeRead_EndsWithItsErrorInsteadOfWaitingForIt()
+    {
+        // frame_001.png is a link to nothing: listed, then unreadable when its turn comes (a file removed
+        // while streaming). The command used to wait forever on the open stream for frames that never came.
+        var folder = Directory.CreateDirectory(Path.Combine(_out, "frames")).FullName;
+        File.Copy(Path.Combine(RepositoryPaths.TinyShapes, "clip", "frame_000.png"), Path.Combine(folder, "frame_000.png"));
+        File.CreateSymbolicLink(Path.Combine(folder, "frame_001.png"), Path.Combine(_out, "removed.png"));
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        using var cancel = new CancellationTokenSource();
+
+        var streaming = MaskFormer.Cli.CliApp.RunAsync(["stream", folder, "--server", server.Address.ToString(), "--out", Path.Combine(_out, "overlays"), "--no-pacing"], output, error, cancel.Token);
+        var finished = await Task.WhenAny(streaming, Task.Delay(TimeSpan.FromSeconds(60)));
+        await cancel.CancelAsync();
+
+        // Ended, one way or the other, before its writers are disposed.
+        var exitCode = await streaming;
+        Assert.True(finished == streaming, $"the command did not end within 60 s of a frame that could not be read: exit code {exitCode}: {output} {error}");
+
+        // The read's own error, not the cancellation it caused ("cancelled.", exit 130).
+        Assert.True(exitCode == 1, $"exit code {exitCode}: {output} {error}");
+        Assert.Contains("frame_001.png", error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Stream_FolderOfManyFilesThatAreNotImages_ShowsTheFirstTenErrorsThenACount()
     {
         var folder = Directory.CreateDirectory(Path.Combine(_out, "frames")).FullName;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.ExceptionServices;
 using System.Threading.Channels;
 using Grpc.Core;
 using MaskFormer.Cli.Rendering;
@@ -112,8 +113,31 @@ internal static class StreamCommand
             throw new UsageException($"--reconnect-for {reconnectFor}: give a number of seconds above 0.");
         }
 
+        // The first failure of the sender, the stream or the drawing stops the rest (a sender that cannot
+        // read its next frame would leave the stream waiting for it) and is what the command reports: what
+        // fails after it only fails because it was stopped.
+        Exception? firstFailure = null;
+        async Task StopAsync(Exception failure)
+        {
+            Interlocked.CompareExchange(ref firstFailure, failure, null);
+            await stop.CancelAsync().ConfigureAwait(false);
+        }
+
+        async Task StopTheRestIfItFailsAsync(Task part)
+        {
+            try
+            {
+                await part.ConfigureAwait(false);
+            }
+            catch (Exception failure)
+            {
+                await StopAsync(failure).ConfigureAwait(false);
+                throw;
+            }
+        }
+
         var stream = new ResumingStream(client, config, TimeSpan.FromSeconds(reconnectFor));
-        var running = stream.RunAsync(stop.Token);
+        var running = StopTheRestIfItFailsAsync(stream.RunAsync(stop.Token));
 
         var stats = new StreamStats();
         var failures = new FailedFrameLog(writeError);
@@ -128,7 +152,7 @@ internal static class StreamCommand
         var drawn = 0;
         var clock = Stopwatch.StartNew();
 
-        var sending = Task.Run(
+        var sending = StopTheRestIfItFailsAsync(Task.Run(
             async () =>
             {
                 ulong id = 0;
@@ -155,9 +179,10 @@ internal static class StreamCommand
 
                 stream.Complete();
             },
-            stop.Token);
+            stop.Token));
 
-        // Answers are timed here, as they are read, and drawn by the loop below, so drawing never delays a reading.
+        // Answers are timed here, as they are read, and drawn by the loop below, so drawing never delays a
+        // reading. Its failures, and the stream's, end the answers, and so the loop below.
         var receiving = Task.Run(
             async () =>
             {
@@ -228,30 +253,32 @@ internal static class StreamCommand
 
                     bar.Value = bar.MaxValue;
                 }).ConfigureAwait(false);
-            await sending.ConfigureAwait(false);
+            await Task.WhenAll(sending, receiving, running).ConfigureAwait(false);
             if (sink is not null)
             {
                 await sink.CompleteAsync(stop.Token).ConfigureAwait(false);
             }
         }
-        catch (Exception) when (cancellationToken.IsCancellationRequested && sink is not null)
+        catch (Exception failure)
         {
-            // Interrupted (Ctrl+C): the overlays drawn so far are kept, and a video is finished so that it
-            // plays up to the interruption (ffmpeg writes its index only when its input ends).
-            await stop.CancelAsync().ConfigureAwait(false);
-            using var finishing = new CancellationTokenSource(s_finishTimeout);
-            await sink.CompleteAsync(finishing.Token, interrupted: true).ConfigureAwait(false);
-            console.MarkupLineInterpolated($"[yellow]interrupted: {drawn} frame(s) drawn in {sink.Destination}[/]");
-            throw;
-        }
-        catch
-        {
-            await stop.CancelAsync().ConfigureAwait(false);
-            throw;
+            await StopAsync(failure).ConfigureAwait(false);
+
+            // None is left running once the command returns, and none's failure goes unobserved: each is
+            // the first failure, reported below, or came of being stopped.
+            await Task.WhenAll(sending, receiving, running).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            if (cancellationToken.IsCancellationRequested && sink is not null)
+            {
+                // Interrupted (Ctrl+C): the overlays drawn so far are kept, and a video is finished so that it
+                // plays up to the interruption (ffmpeg writes its index only when its input ends).
+                using var finishing = new CancellationTokenSource(s_finishTimeout);
+                await sink.CompleteAsync(finishing.Token, interrupted: true).ConfigureAwait(false);
+                console.MarkupLineInterpolated($"[yellow]interrupted: {drawn} frame(s) drawn in {sink.Destination}[/]");
+            }
+
+            ExceptionDispatchInfo.Throw(firstFailure ?? failure);
         }
         finally
         {
-            await Task.WhenAll(sending, receiving, running).ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
             failures.WriteNotShown();
         }
 
