@@ -14,11 +14,12 @@ order, with a result, an error or a skip notice. The last line counts them:
 
     sent 16, results 16, errors 0, skipped 0
 
-The stream outlives its server (docs/deploy.md, "Drain"): on an answer marked draining it half-closes
-the call and goes on with a new one; when a call ends UNAVAILABLE (the server went away, its drain time
-ran out, it is not up yet) it reconnects and sends again every frame that got no result, until a frame
-has waited --reconnect-for seconds (default 60) with no answer; a pause in the input does not count.
-Answers still come once each, in frame order, and a line says it reconnected:
+The stream outlives its server (docs/deploy.md, "Drain"): on an answer or a status message marked
+draining it half-closes the call and goes on with a new one (it asks for a status message every second,
+so that a stream with no frame in flight hears of a drain too); when a call ends UNAVAILABLE (the server
+went away, its drain time ran out, it is not up yet) it reconnects and sends again every frame that got
+no result, until a frame has waited --reconnect-for seconds (default 60) with no answer; a pause in the
+input does not count. Answers still come once each, in frame order, and a line says it reconnected:
 
     reconnected 2 time(s) (...); 3 frame(s) sent again
 
@@ -65,6 +66,10 @@ TASKS = {
 ANSWER_TIMEOUT_S = 60.0
 # A stream outlives its server (docs/deploy.md, "Drain"): it reconnects until a frame has waited this long with no answer.
 RECONNECT_FOR_S = 60.0
+# A stream with no frame in flight (a paused camera) gets no answer to carry draining = true: a status message
+# this often (StreamConfig.status_interval_ms) tells it of a drain all the same, so it half-closes then rather
+# than holding the server until its drain time runs out.
+STATUS_INTERVAL_MS = 1000
 # A call whose StreamConfig is not written by then is cancelled and opened again (gRPC's connect timeout is 20 s).
 CALL_START_TIMEOUT_S = 20.0
 
@@ -79,7 +84,7 @@ class StreamSummary:
     errors: int = 0
     skipped: int = 0
     statuses: int = 0  # StreamStatus messages (status_interval_ms, or a latency contract): not answers
-    bytes: int = 0  # the responses' sizes on the wire, every call's
+    bytes: int = 0  # the answers' sizes on the wire, every call's (StreamStatus messages left out)
     problems: list = field(default_factory=list)  # contract violations seen (order, counts)
     reconnects: int = 0  # calls opened after the first: the server drained or went away
     sent_again: int = 0  # frames sent again because the call they were sent on gave them no result
@@ -128,16 +133,17 @@ def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0
 
     Frame ids must be unique; frames may be a generator that waits for each frame (a camera). on_response(response)
     is called for each frame's response, once, in frame order (StreamStatus messages are only counted). delta is a
-    DeltaOptions, or None for complete results; status_interval_ms asks for a StreamStatus that often; model names
+    DeltaOptions, or None for complete results; status_interval_ms asks for a StreamStatus that often (None:
+    STATUS_INTERVAL_MS; 0: never); model names
     the model (empty: the server's default; StreamConfig.model). A frame
     file that cannot be read ends the sending there (the frames before it are still answered) and is reported
     in summary.problems, as is a stream cancelled because frames waited answer_timeout seconds without an
     answer.
 
-    The stream outlives its server, as docs/deploy.md asks: on an answer marked draining the call is half-closed
-    (the server still answers what it holds) and the frames go on on a new call; when a call ends UNAVAILABLE
-    (the drain time ran out, the server went away or is not up yet) a new one is opened, after the server's
-    RetryInfo delay or a backoff, and every frame that got no result (no answer, or skipped as draining) is sent
+    The stream outlives its server, as docs/deploy.md asks: on an answer or a status message marked draining the
+    call is half-closed (the server still answers what it holds) and the frames go on on a new call; when a call
+    ends UNAVAILABLE (the drain time ran out, the server went away or is not up yet) a new one is opened, after the
+    server's RetryInfo delay or a backoff, and every frame that got no result (no answer, or skipped as draining) is sent
     again. A new call is a new server-side stream: track ids start again, and with deltas its first result is
     complete. Raises StreamGaveUp (an UNAVAILABLE grpc.RpcError) when a frame has waited reconnect_for seconds
     with no answer (while no frame waits, as with a paused camera, a server that is away is tried again with
@@ -201,7 +207,8 @@ def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0
 
     def run_call(attempt):
         """One call: the frames still to answer, then new ones until the input ends or the server drains.
-        Returns (the grpc.RpcError it ended with, or None for OK; whether it answered; why it was cancelled)."""
+        Returns (the grpc.RpcError it ended with, or None for OK; whether it answered; whether the server said it
+        drains while no frame was sent on it; why it was cancelled)."""
         sent = []  # frame ids in the order written on this call
         # Frames wait from the call's start (those to send again), the last answer, or the send that found none waiting.
         call_state = {"answers": 0, "ended": False, "draining": False, "started": False,
@@ -212,8 +219,7 @@ def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0
             # here would end the call as UNKNOWN ("Exception iterating requests!"), naming nothing.
             config = pb.StreamConfig(tasks=list(tasks), overload_policy=policy, max_in_flight=max_in_flight, delta=delta,
                                      model=model)
-            if status_interval_ms is not None:
-                config.status_interval_ms = status_interval_ms
+            config.status_interval_ms = STATUS_INTERVAL_MS if status_interval_ms is None else status_interval_ms
             yield pb.SegmentStreamRequest(config=config)
             with state:
                 call_state["started"] = True  # grpc asks for the next request once the config is written
@@ -311,7 +317,12 @@ def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0
                     raise response
                 if response.WhichOneof("outcome") == "status":
                     # How the stream is doing, not an answer to a frame: outside the one-answer-per-frame order.
+                    # Marked draining, it half-closes the call as an answer would.
                     summary.statuses += 1
+                    if response.draining:
+                        with state:
+                            call_state["draining"] = True
+                            state.notify_all()
                     continue
                 # A frame skipped as draining got no result: it goes again, and does not count as progress.
                 answered |= not (response.WhichOneof("outcome") == "skipped"
@@ -329,13 +340,15 @@ def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0
                 state.notify_all()
         if stuck:
             error = stuck[0]  # as UNAVAILABLE: sent again on a new call
-        return error, answered, timed_out[0] if timed_out else None
+        with state:
+            drained_idle = call_state["draining"] and not sent
+        return error, answered, drained_idle, timed_out[0] if timed_out else None
 
     threading.Thread(target=read_frames, daemon=True).start()
     last_answer, failures, attempt = time.monotonic(), 0, 0
     try:
         while True:
-            error, answered, cancelled = run_call(attempt)
+            error, answered, drained_idle, cancelled = run_call(attempt)
             attempt += 1
             if cancelled:
                 summary.problems.append(cancelled)
@@ -350,8 +363,10 @@ def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0
             # Every frame answered: a call that then lost its connection before its trailers lost nothing.
             if finished and (error is None or error.code() == grpc.StatusCode.UNAVAILABLE):
                 break
-            if error is None and answered:
-                # Half-closed on a drain: the server answered everything it held; go on at once.
+            if error is None and (answered or drained_idle):
+                # Half-closed on a drain (an answer or a status message said so): the server answered everything
+                # it held; go on at once. A call whose every frame was skipped as draining is no progress: it
+                # backs off, as one refused.
                 summary.last_reconnect = "the server is draining: continued on a new stream"
                 continue
             # A call that ended OK without an answer is retried as an unavailable one, within the same time.

@@ -592,6 +592,55 @@ class ReconnectTest(unittest.TestCase):
         # Frames in the killed server's engine got no answer: they went again to the second one.
         self.assertGreater(summary.sent_again, 0, summary.reconnect_line())
 
+    def test_stream_with_no_frame_in_flight_half_closes_on_a_status_message_marked_draining(self):
+        port = free_port()
+        # A drain far longer than the test: while the stream is open the first server can end before it only
+        # when the stream half-closes.
+        first = self.start_server(port, "--MaskFormer:Streaming:DrainTimeout=00:03:00")
+        paths = sorted(CLIP.glob("frame_???.png"))[:2]
+        first_gone = threading.Event()
+        self.addCleanup(first_gone.set)
+        answered_at, outcome = {}, {}
+        channel = connect(first.address)
+        self.addCleanup(channel.close)
+
+        def camera():
+            # Frame 2 comes once the first server is gone: no answer between the two can say that it drains.
+            yield 1, paths[0]
+            first_gone.wait(180)
+            yield 2, paths[1]
+
+        def run():
+            try:
+                outcome["summary"] = stream.stream_frames(
+                    pb_grpc.SegmentationServiceStub(channel), camera(),
+                    on_response=lambda r: answered_at.setdefault(r.frame_id, time.monotonic()))
+            except Exception as e:  # noqa: BLE001 - the test reads it
+                outcome["error"] = e
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        self.wait_for_answers(answered_at, 1, thread)
+
+        # The stream's status messages (one a second) say draining: it half-closes, its call ends OK and the
+        # server exits, long before frame 2 would have told it.
+        first.process.send_signal(signal.SIGTERM)
+        first.wait_for_exit(20)
+        first_gone.set()
+        second = ServerProcess(port)
+        self.addCleanup(second.stop)
+        thread.join(150)
+        self.assertFalse(thread.is_alive(), f"the stream did not finish within 150 s of the second server's start:\n{second.output()}")
+        self.assertNotIn("error", outcome, f"the stream failed: {outcome.get('error')!r}\n{second.output()}")
+        summary = outcome["summary"]
+        self.assertEqual(summary.problems, [], "stream contract violations")
+        self.assertEqual([r.frame_id for r in summary.responses], [1, 2], "one answer per frame, in frame order")
+        self.assertEqual([r.WhichOneof("outcome") for r in summary.responses], ["result"] * 2,
+                         "; ".join(stream.describe(r) for r in summary.responses))
+        self.assertEqual(summary.line(), "sent 2, results 2, errors 0, skipped 0")
+        self.assertGreater(summary.statuses, 0, "no status message came")
+        self.assertGreater(summary.reconnects, 0, "frame 2 came on the first call")
+
     def test_stream_gives_up_after_reconnect_for_when_no_server_comes_back(self):
         server = self.start_server(free_port())
         _, answered_at, _, outcome, thread = self.stream_in_background(server, reconnect_for=3)
