@@ -20,13 +20,14 @@
 //
 //   sent 16, results 16, errors 0, skipped 0
 //
-// The stream outlives a server that drains or goes away (docs/deploy.md, Drain): on an answer marked
-// draining it half-closes and goes on with a new call; when a call ends UNAVAILABLE it reconnects (after
-// the server's RetryInfo delay, or a backoff of 0.25 s doubling to 4 s) and sends again every frame that
-// got no result, until a frame has waited --reconnect-for seconds (60) with no call answering (a pause in
-// the input does not count). Answers still come once each, in frame order; each change of call is a
-// "stream: ..." line, and the last line then adds "; reconnected N time(s), M frame(s) sent again". Track
-// ids start again on each new call.
+// The stream outlives a server that drains or goes away (docs/deploy.md, Drain): on an answer or a status
+// message marked draining it half-closes and goes on with a new call (it asks for a status message every
+// second, so that a stream with no frame in flight hears of a drain too); when a call ends UNAVAILABLE it
+// reconnects (after the server's RetryInfo delay, or a backoff of 0.25 s doubling to 4 s) and sends again
+// every frame that got no result, until a frame has waited --reconnect-for seconds (60) with no call
+// answering (a pause in the input does not count). Answers still come once each, in frame order; each
+// change of call is a "stream: ..." line, and the last line then adds "; reconnected N time(s), M frame(s)
+// sent again". Track ids start again on each new call.
 //
 // Exit status: 0 when every frame was answered once, in order, and none failed; 1 otherwise (or when
 // the call fails); 2 when the server cannot be reached.
@@ -50,6 +51,10 @@ export const TASKS = {
 // A stream has no deadline (a camera's may run for days); it is given up when frames have waited this long
 // without a single answer, so that a server that stops answering cannot hold the client.
 export const ANSWER_TIMEOUT_MS = 60_000;
+// A stream with no frame in flight (a paused camera) gets no answer to carry draining = true: a status message
+// this often (StreamConfig.status_interval_ms) tells it of a drain all the same, so it half-closes then rather
+// than holding the server until its drain time runs out.
+export const STATUS_INTERVAL_MS = 1000;
 // A stream that loses its call reconnects until a frame has waited this long with no call answering (seconds).
 export const RECONNECT_FOR_S = 60;
 
@@ -59,13 +64,14 @@ export const RECONNECT_FOR_S = 60;
  * onResponse(response) is called for each frame's answer, once each and in frame order, whatever call it
  * came on; onAnswer(response) as each kept answer arrives, in the order of its call (a DeltaRebuilder
  * fed there always has its base: a new call's first result is complete). `delta` is a DeltaOptions
- * ({ enabled, keyframe_interval }) or null for complete results; `model` names the model (StreamConfig.model;
+ * ({ enabled, keyframe_interval }) or null for complete results; `statusIntervalMs` asks for a StreamStatus
+ * that often (null: STATUS_INTERVAL_MS; 0: never); `model` names the model (StreamConfig.model;
  * empty: the server's default). A stream whose frames wait
  * `answerTimeoutMs` without an answer is cancelled and reported in `problems`.
  *
- * One stream outlives the server's drain (docs/deploy.md, Drain): on an answer marked `draining` it
- * half-closes the call and goes on with a new one; when a call ends UNAVAILABLE it opens a new one after
- * the server's RetryInfo delay or a backoff (0.25 s doubling to 4 s) and sends again every frame that got
+ * One stream outlives the server's drain (docs/deploy.md, Drain): on an answer or a status message marked
+ * `draining` it half-closes the call and goes on with a new one; when a call ends UNAVAILABLE it opens a new
+ * one after the server's RetryInfo delay or a backoff (0.25 s doubling to 4 s) and sends again every frame that got
  * no result (no answer, or skipped as draining). It gives up, rejecting with UNAVAILABLE, when a frame taken
  * from the input has waited `reconnectFor` seconds with no call answering; while no frame waits (a paused
  * camera) a server that is away costs nothing and is tried again. Other failures are not retried.
@@ -73,7 +79,7 @@ export const RECONNECT_FOR_S = 60;
  * and delta bases start again.
  * Resolves with { sentIds, responses, results, errors, skipped, statuses, bytes, problems, reconnects (new
  * calls), framesSentAgain (frames sent on more than one call) }; rejects when a call fails otherwise.
- * `bytes` sums the passed-on responses' sizes on the wire.
+ * `bytes` sums the passed-on answers' sizes on the wire (status messages are only counted, in `statuses`).
  */
 export async function streamFrames(
   client,
@@ -97,8 +103,10 @@ export async function streamFrames(
     sentIds: [], responses: [], results: 0, errors: 0, skipped: 0, statuses: 0, bytes: 0, problems: [],
     reconnects: 0, framesSentAgain: 0,
   };
-  const config = { model, tasks, overload_policy: policy, max_in_flight: maxInFlight, delta };
-  if (statusIntervalMs !== null) config.status_interval_ms = statusIntervalMs;
+  const config = {
+    model, tasks, overload_policy: policy, max_in_flight: maxInFlight, delta,
+    status_interval_ms: statusIntervalMs ?? STATUS_INTERVAL_MS,
+  };
 
   // The input is shared by the calls: a next() one call was waiting for when it ended is taken by the next.
   const input = frames[Symbol.asyncIterator]?.() ?? frames[Symbol.iterator]();
@@ -165,8 +173,14 @@ export async function streamFrames(
     const status = new Promise((resolve) => current.on('status', resolve));
     const end = status.then(() => { ended = true; });
     let drained;
-    const draining = new Promise((resolve) => { drained = resolve; });
-    const stopTaking = Promise.race([end, draining]).then(() => STOP);
+    let draining = false; // an answer or a status message said that the server drains
+    const drainSeen = new Promise((resolve) => {
+      drained = () => {
+        draining = true;
+        resolve();
+      };
+    });
+    const stopTaking = Promise.race([end, drainSeen]).then(() => STOP);
 
     async function writeAll() {
       const write = async (message) => {
@@ -232,7 +246,9 @@ export async function streamFrames(
       for await (const response of current) {
         if (response.outcome === 'status') {
           // How the stream is doing, not an answer to a frame: outside the one-answer-per-frame order.
+          // Marked draining, it half-closes the call as an answer would.
           summary.statuses++;
+          if (response.draining) drained();
           continue;
         }
         // A frame skipped as draining got no result: it goes again, and does not count as progress.
@@ -265,7 +281,9 @@ export async function streamFrames(
     const { code, details, metadata } = await status;
     call = null;
     await writing;
-    return { code, details, metadata, answered, halfClosed };
+    // The server said it drains while no frame was on the call (only a status message can then).
+    const drainedIdle = draining && written.length === 0;
+    return { code, details, metadata, answered, drainedIdle, halfClosed };
   }
 
   // When the oldest frame taken from the input and still without a result began to wait, or null if none
@@ -282,7 +300,7 @@ export async function streamFrames(
     let lastAnswer = Date.now(); // of a call that answered, or the stream's start
     let failures = 0;
     for (let attempt = 0; ; attempt++) {
-      const { code, details, metadata, answered, halfClosed } = await runCall(attempt);
+      const { code, details, metadata, answered, drainedIdle, halfClosed } = await runCall(attempt);
       if (fatal !== null) throw fatal;
       if (timedOut !== null) break;
       if (answered) {
@@ -299,8 +317,10 @@ export async function streamFrames(
         input.return?.()?.catch?.(() => {});
         break;
       }
-      if (code === grpc.status.OK && answered) {
-        // Half-closed on a drain: the server answered everything it held; go on at once.
+      if (code === grpc.status.OK && (answered || drainedIdle)) {
+        // Half-closed on a drain (an answer or a status message said so): the server answered everything it
+        // held; go on at once. A call whose every frame was skipped as draining is no progress: it backs off,
+        // as one refused.
         onReconnect?.('the server is draining: continuing on a new stream');
         continue;
       }

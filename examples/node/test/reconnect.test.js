@@ -195,6 +195,54 @@ describe('a stream across a server replaced mid-stream (servers started here)', 
     });
   }
 
+  test('no frame in flight when the server drains: the stream half-closes on a status message marked draining', async (t) => {
+    const port = await freePort();
+    // A drain far longer than the test: while the stream is open the first server can end before it only
+    // when the stream half-closes.
+    const first = startServer(port, '--MaskFormer:Streaming:DrainTimeout=00:03:00');
+    await first.ready;
+    const client = await connect(`127.0.0.1:${port}`, { waitForServer: true }); // ready may come before it listens
+    let second = null;
+    let firstGone;
+    const gone = new Promise((resolve) => { firstGone = resolve; });
+    try {
+      const notes = [];
+      let answered = 0;
+      // Frame 2 comes once the first server is gone: no answer between the two can say that it drains.
+      async function* twoFramesApart() {
+        yield ['1', CLIP_FRAMES[0]];
+        await gone;
+        yield ['2', CLIP_FRAMES[1]];
+      }
+      const streaming = streamFrames(client, twoFramesApart(), { onResponse: () => answered++, onReconnect: (note) => notes.push(note) });
+      streaming.catch(() => {});
+      await answersSeen(1, streaming, () => answered);
+
+      // The stream's status messages (one a second) say draining: it half-closes, its call ends OK and the
+      // server exits, long before frame 2 would have told it.
+      first.kill('SIGTERM');
+      await within(first.exited, 20_000, 'the first server did not exit within 20 s of SIGTERM')
+        .catch((error) => assert.fail(`${error.message} (${notes.join('; ')})\nits log:\n${first.log()}`));
+      firstGone();
+      second = startServer(port);
+      const summary = await within(streaming, 150_000, "the stream did not finish within 150 s of the second server's start")
+        .catch((error) => assert.fail(`${error.message} (${notes.join('; ')})\nthe second server's log:\n${second.log()}`));
+
+      t.diagnostic(`${summaryLine(summary)}; ${summary.statuses} status message(s); ${notes.join('; ')}`);
+      assert.deepEqual(summary.problems, [], 'stream contract violations');
+      assert.deepEqual(summary.responses.map((r) => `${r.frame_id}: ${r.outcome}`), ['1: result', '2: result'], 'one result per frame, in frame order');
+      assert.equal(summaryLine(summary).split(';')[0], 'sent 2, results 2, errors 0, skipped 0');
+      assert.ok(summary.statuses > 0, 'no status message came');
+      assert.ok(summary.reconnects > 0 && notes.includes('the server is draining: continuing on a new stream'), `the stream did not go on after the drain: ${notes}`);
+    } finally {
+      firstGone();
+      client.close();
+      first.kill('SIGKILL');
+      second?.kill('SIGKILL');
+      await Promise.all([first.exited, second?.exited]);
+    }
+  });
+
   test('no server comes back: the stream gives up with UNAVAILABLE after reconnectFor', async (t) => {
     const port = await freePort();
     // Slow batches, 4 frames a second and the last 8 held until the kill: the clip is not over when the server goes.
