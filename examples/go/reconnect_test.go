@@ -290,7 +290,14 @@ func heldClip(t *testing.T, held int) (folder string, open func()) {
 	if err != nil || len(frames) != 16 {
 		t.Fatalf("%d frames in %s (%v), want 16", len(frames), clipFolder, err)
 	}
+	return heldFrames(t, frames, held)
+}
+
+// heldFrames is heldClip for the given frames.
+func heldFrames(t *testing.T, frames []string, held int) (folder string, open func()) {
+	t.Helper()
 	folder = t.TempDir()
+	var err error
 	for i, frame := range frames {
 		path := filepath.Join(folder, filepath.Base(frame))
 		if i >= held {
@@ -415,6 +422,57 @@ func TestDeltaStreamTakesTheNewServersFirstResultAsItsBase(t *testing.T) {
 		}
 	}
 	t.Fatalf("no delta after the second server's first answer: %q", afterTheSecond)
+}
+
+// A stream with no frame in flight gets no answer to say that its server drains: its status messages say so,
+// it half-closes, and the server exits long before its drain time runs out.
+func TestStreamWithNoFrameInFlightHalfClosesOnAStatusMessageMarkedDraining(t *testing.T) {
+	port := freePort(t)
+	// A drain far longer than the test: while the stream is open the first server can end before it only
+	// when the stream half-closes.
+	first := startServer(t, port, "--MaskFormer:Streaming:DrainTimeout=00:03:00")
+	frames, err := listFrames(clipFolder)
+	if err != nil || len(frames) < 2 {
+		t.Fatalf("%d frames in %s (%v), want 2 or more", len(frames), clipFolder, err)
+	}
+	// Frame 2 comes once the first server is gone: no answer between the two can say that it drains.
+	folder, release := heldFrames(t, frames[:2], 1)
+	client := startStreaming(t, "stream", folder, "-server", fmt.Sprintf("127.0.0.1:%d", port))
+	client.waitForFrames(t, 1, 60*time.Second)
+
+	// The stream's status messages (one a second) say draining: it half-closes, its call ends OK and the
+	// server exits, long before frame 2 would have told it.
+	first.signal(t, syscall.SIGTERM)
+	first.waitForExit(t, 20*time.Second)
+	release()
+	launchServer(t, port)
+	code := client.wait(t, 150*time.Second)
+	output := client.output()
+	t.Logf("client output:\n%s%s", output, client.stderr.String())
+	if code != 0 {
+		t.Fatalf("exit code %d:\n%s%s", code, output, client.stderr.String())
+	}
+	var answered []string
+	for _, line := range client.seen {
+		if strings.HasPrefix(line.text, "frame ") {
+			answered = append(answered, line.text)
+		}
+	}
+	if len(answered) != 2 {
+		t.Fatalf("%d frame lines for 2 frames:\n%s", len(answered), output)
+	}
+	for i, line := range answered {
+		want := fmt.Sprintf("frame %d %s: ", i+1, filepath.Base(frames[i]))
+		if !strings.HasPrefix(line, want) || strings.Contains(line, ": error ") || strings.Contains(line, ": skipped (") {
+			t.Fatalf("line %d %q: want a result for %s, once and in order", i+1, line, want)
+		}
+	}
+	if !strings.Contains(output, "\nsent 2, results 2, errors 0, skipped 0\n") {
+		t.Fatalf("the counts are not sent 2, results 2, errors 0, skipped 0:\n%s", output)
+	}
+	if reconnectedLine.FindStringSubmatch(output) == nil {
+		t.Fatalf("the client does not say it reconnected:\n%s", output)
+	}
 }
 
 func TestStreamGivesUpAfterReconnectForWhenNoServerComesBack(t *testing.T) {

@@ -79,10 +79,10 @@ var policies = map[string]pb.OverloadPolicy{
 	"latest-only": pb.OverloadPolicy_OVERLOAD_POLICY_LATEST_ONLY,
 }
 
-// streamSummary counts a stream's answers and their bytes; ordered is false when they did not come one
-// per frame in the order the frames were sent. No answer is kept: a caller that needs them collects them
-// with streamFrames' onResult. reconnects counts the calls opened after the first, sentAgain the frames
-// sent again on a later call, lastReconnect says why the last new call was opened.
+// streamSummary counts a stream's answers and their bytes (status messages are not answers); ordered is false
+// when they did not come one per frame in the order the frames were sent. No answer is kept: a caller that
+// needs them collects them with streamFrames' onResult. reconnects counts the calls opened after the first,
+// sentAgain the frames sent again on a later call, lastReconnect says why the last new call was opened.
 type streamSummary struct {
 	sent, results, errors, skipped int
 	ordered                        bool
@@ -90,6 +90,11 @@ type streamSummary struct {
 	reconnects, sentAgain          int
 	lastReconnect                  string
 }
+
+// statusIntervalMs: a stream with no frame in flight (a paused camera) gets no answer to carry draining = true;
+// a status message this often (StreamConfig.status_interval_ms, unless the config sets one) tells it of a drain
+// all the same, so it half-closes then rather than holding the server until its drain time runs out.
+const statusIntervalMs = 1000
 
 // defaultReconnectFor: a stream gives up when a frame has waited this long with no call answering.
 const defaultReconnectFor = time.Minute
@@ -362,6 +367,10 @@ func streamFramesWith(client pb.SegmentationServiceClient, config *pb.StreamConf
 			fmt.Fprintf(out, "frame %d %s: skipped (%s)\n", response.GetFrameId(), name, response.GetSkipped().GetReason())
 		}
 	}
+	if config.StatusIntervalMs == nil {
+		config = proto.Clone(config).(*pb.StreamConfig)
+		config.StatusIntervalMs = proto.Uint32(statusIntervalMs)
+	}
 	stream := &resumingStream{client: client, config: config, reconnectFor: options.reconnectFor, input: input, clock: clock, pass: pass, pending: map[uint64]*pendingFrame{}}
 	err := stream.run(ctx)
 	summary.reconnects, summary.sentAgain, summary.lastReconnect = stream.reconnects, stream.sentAgain, stream.lastReconnect
@@ -411,19 +420,19 @@ func readFrames(ctx context.Context, frames []string, interval time.Duration, in
 }
 
 // resumingStream is one logical SegmentStream that outlives the server's drain, as docs/deploy.md asks of a
-// client: on an answer marked draining it half-closes the call (the server still answers every frame it
-// holds) and goes on with a new call; when a call ends UNAVAILABLE (the drain time ran out, the server went
-// away, it is not up yet) it opens a new one, after the server's RetryInfo delay or a backoff, and sends
-// again every frame that got no result (no answer, or skipped as draining). Answers are passed on once
-// each, in frame order, whatever call they came on. It gives up when a frame has waited reconnectFor with
-// no call answering; while no frame waits (a paused camera), a server that is away costs nothing and is
-// tried again. Other failures are not retried.
+// client: on an answer or a status message marked draining it half-closes the call (the server still answers
+// every frame it holds) and goes on with a new call; when a call ends UNAVAILABLE (the drain time ran out,
+// the server went away, it is not up yet) it opens a new one, after the server's RetryInfo delay or a
+// backoff, and sends again every frame that got no result (no answer, or skipped as draining). Answers are
+// passed on once each, in frame order, whatever call they came on. It gives up when a frame has waited
+// reconnectFor with no call answering; while no frame waits (a paused camera), a server that is away costs
+// nothing and is tried again. Other failures are not retried.
 //
 // Frame ids must increase: they order the answers across calls. A new call starts a new server-side
 // stream, so its track ids and delta bases start again (its first result is complete).
 type resumingStream struct {
 	client       pb.SegmentationServiceClient
-	config       *pb.StreamConfig // sent first on every call
+	config       *pb.StreamConfig // sent first on every call (with statusIntervalMs when it sets no interval)
 	reconnectFor time.Duration
 	input        <-chan *pb.StreamFrame // closed after the last frame
 	clock        *answerClock
@@ -453,7 +462,7 @@ func (s *resumingStream) run(ctx context.Context) error {
 	lastAnswer := time.Now()
 	failures := 0
 	for attempt := 0; ; attempt++ {
-		st, answered := s.call(ctx, attempt)
+		st, answered, drainedIdle := s.call(ctx, attempt)
 		s.mu.Lock()
 		finished := s.inputDone && len(s.order) == 0 && s.held == nil
 		// The oldest frame without a result: frames are taken in id order, the held one last.
@@ -477,8 +486,10 @@ func (s *resumingStream) run(ctx context.Context) error {
 		if finished && (code == codes.OK || code == codes.Unavailable) {
 			return nil
 		}
-		if code == codes.OK && answered {
-			// Half-closed on a drain: the server answered everything it held; go on at once.
+		if code == codes.OK && (answered || drainedIdle) {
+			// Half-closed on a drain (an answer or a status message said so): the server answered
+			// everything it held; go on at once. A call whose every frame was skipped as draining is no
+			// progress: it backs off, as one refused.
 			s.lastReconnect = "the server is draining: continued on a new stream"
 			continue
 		}
@@ -572,8 +583,9 @@ func retryInfo(st *status.Status) (time.Duration, bool) {
 }
 
 // call runs one call: the frames still to answer first, then new ones until the input ends or the server
-// drains. It returns how the call ended and whether it answered a frame.
-func (s *resumingStream) call(ctx context.Context, attempt int) (*status.Status, bool) {
+// drains. It returns how the call ended, whether it answered a frame, and whether the server said it drains
+// while no frame was sent on the call (only a status message can say so then).
+func (s *resumingStream) call(ctx context.Context, attempt int) (*status.Status, bool, bool) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if attempt > 0 {
@@ -583,14 +595,14 @@ func (s *resumingStream) call(ctx context.Context, attempt int) (*status.Status,
 	s.clock.touch()
 	stream, err := s.client.SegmentStream(ctx)
 	if err != nil {
-		return status.Convert(err), false
+		return status.Convert(err), false, false
 	}
 
 	draining, drained := make(chan struct{}), false
-	written := make(chan struct{})
+	written, sent := make(chan struct{}), 0
 	go func() {
 		defer close(written)
-		s.write(ctx, stream, draining)
+		sent = s.write(ctx, stream, draining)
 	}()
 
 	answered := false
@@ -605,26 +617,28 @@ func (s *resumingStream) call(ctx context.Context, attempt int) (*status.Status,
 			st = status.Convert(err)
 			break
 		}
+		// A status message marked draining half-closes the call as an answer would.
+		if response.GetDraining() && !drained {
+			close(draining)
+			drained = true
+		}
 		if response.GetStatus() != nil {
 			continue
 		}
 		// A frame skipped as draining got no result: it goes again, and does not count as progress.
 		answered = answered || response.GetSkipped().GetReason() != pb.SkipReason_SKIP_REASON_DRAINING
 		s.answer(response)
-		if response.GetDraining() && !drained {
-			close(draining)
-			drained = true
-		}
 	}
 	// The writer may wait for a frame or be stuck on a call that ended: it is done either way.
 	cancel()
 	<-written
-	return st, answered
+	return st, answered, drained && sent == 0
 }
 
 // write sends the config, the frames that got no result, then new frames; it half-closes the call at the
-// end of the input or on a drain, and stops when the call ends (its frames stay pending).
-func (s *resumingStream) write(ctx context.Context, stream pb.SegmentationService_SegmentStreamClient, draining <-chan struct{}) {
+// end of the input or on a drain, and stops when the call ends (its frames stay pending). It returns how
+// many frames it sent.
+func (s *resumingStream) write(ctx context.Context, stream pb.SegmentationService_SegmentStreamClient, draining <-chan struct{}) (sent int) {
 	if stream.Send(&pb.SegmentStreamRequest{Message: &pb.SegmentStreamRequest_Config{Config: s.config}}) != nil {
 		return
 	}
@@ -638,6 +652,7 @@ func (s *resumingStream) write(ctx context.Context, stream pb.SegmentationServic
 	s.sentAgain += len(again)
 	s.mu.Unlock()
 	for _, frame := range again {
+		sent++
 		if stream.Send(&pb.SegmentStreamRequest{Message: &pb.SegmentStreamRequest_Frame{Frame: frame}}) != nil {
 			return
 		}
@@ -681,6 +696,7 @@ func (s *resumingStream) write(ctx context.Context, stream pb.SegmentationServic
 		s.order = append(s.order, id)
 		s.mu.Unlock()
 		s.clock.sending()
+		sent++
 		if stream.Send(&pb.SegmentStreamRequest{Message: &pb.SegmentStreamRequest_Frame{Frame: next.frame}}) != nil {
 			return
 		}
