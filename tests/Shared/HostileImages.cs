@@ -371,9 +371,10 @@ internal static class HostileImages
     /// <summary>
     /// A <paramref name="side"/> x <paramref name="side"/> lossless WebP whose entropy image (a pixel per
     /// block of 2^<paramref name="prefixBits"/>) names prefix-code group <paramref name="groups"/> - 1 in
-    /// every pixel, followed by that many groups of one-symbol codes (20 bits each).
+    /// every pixel, followed by that many groups of one-symbol codes (20 bits each). A colour cache of
+    /// 2^<paramref name="colourCacheBits"/> entries (0: none) widens every group's green alphabet, and so its tables.
     /// </summary>
-    public static byte[] WebpLosslessNamingGroups(int groups, int side = 1, int prefixBits = 9)
+    public static byte[] WebpLosslessNamingGroups(int groups, int side = 1, int prefixBits = 9, int colourCacheBits = 0)
     {
         var bits = new LsbBitWriter();
         bits.Write(0x2F, 8);
@@ -381,7 +382,12 @@ internal static class HostileImages
         bits.Write((ulong)(side - 1), 14);
         bits.Write(0, 4);
         bits.Write(0, 1); // no transform
-        bits.Write(0, 1); // no colour cache
+        bits.Write(colourCacheBits > 0 ? 1UL : 0, 1);
+        if (colourCacheBits > 0)
+        {
+            bits.Write((ulong)colourCacheBits, 4);
+        }
+
         WriteGroupNamingStream(bits, groups, prefixBits);
         return Riff(("VP8L", bits.ToArray()));
     }

@@ -233,13 +233,71 @@ public sealed class HostileImageTests : IDisposable
         Assert.Contains("names 2 prefix-code groups for 1 block(s)", error.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public void Decode_LosslessWebpNamingAsManyPrefixGroupsAsTheLimitAndItsBlocks_Decodes()
+    [Theory]
+    [InlineData(256, 4096, 0, 256)]
+    [InlineData(256, 4096, 11, 256)]
+    [InlineData(256, 257, 0, 256)]
+    [InlineData(256, 256, 11, 256)]
+    [InlineData(2100, 270, 0, 269)]
+    [InlineData(2100, 269, 0, 269)]
+    public void Decode_LosslessWebpPrefixGroups_BoundedByItsPixels(int side, int groups, int colourCacheBits, int accepted)
     {
-        // 256x256 in blocks of 4x4: 4,096 blocks, the last group numbered 4,095.
-        using var image = _decoder.Decode(HostileImages.WebpLosslessNamingGroups(4096, side: 256, prefixBits: 2));
+        // ImageSharp allocates 40 KB of tables a group (64 KB with an 11-bit colour cache): 4,096 groups, one
+        // per 4x4 block of a 256x256 image in a 10 KB file, took 164 MB (263 MB with the cache). Any image may
+        // name 256 groups; past that, one per 16,384 pixels (2100x2100: 269). Real encoders wrote at most 36.
+        using var decoder = new ImageDecoder(Options.Create(new ImageDecoderOptions { MaxPixels = 5_000_000 }));
+        var data = HostileImages.WebpLosslessNamingGroups(groups, side, prefixBits: 2, colourCacheBits);
+        if (groups > accepted)
+        {
+            var error = Assert.Throws<SegmentationException>(() => decoder.Decode(data).Dispose());
+            Assert.Equal(SegmentationErrorKind.InvalidArgument, error.Kind);
+            Assert.Contains($"up to {groups} prefix-code groups; at most {accepted} are accepted for {side * side} pixels", error.Message, StringComparison.Ordinal);
+            return;
+        }
 
-        Assert.Equal((256, 256), (image.Width, image.Height));
+        using var image = decoder.Decode(data);
+        Assert.Equal((side, side), (image.Width, image.Height));
+    }
+
+    [Theory]
+    [InlineData(1L, 256)]
+    [InlineData(4_210_687L, 256)]
+    [InlineData(4_210_688L, 257)]
+    [InlineData(40_000_000L, 2441)]
+    [InlineData(67_108_864L, 4096)]
+    [InlineData(1L << 40, 4096)]
+    public void MaxGroupsFor_TheFloorThenOnePer16384PixelsUpToTheCap(long pixels, int groups) => Assert.Equal(groups, Vp8lPrefixGroups.MaxGroupsFor(pixels));
+
+    [Theory]
+    [InlineData("photo", 0, 0)]
+    [InlineData("photo", 4, 75)]
+    [InlineData("photo", 6, 100)]
+    [InlineData("noise", 6, 100)]
+    [InlineData("labels", 6, 100)]
+    public void Decode_LosslessWebpFromImageSharpsEncoder_FarWithinTheGroupBound(string content, int method, int quality)
+    {
+        // ImageSharp's encoder, a port of libwebp's, at its least and most effort: few groups (at most 36, this
+        // photo's at method 6, in the measurements; libwebp 32 for 11 megapixels), a quarter of the bound at most.
+        using var picture = content switch
+        {
+            "photo" => Image.Load<Rgb24>(Path.Combine(RepositoryPaths.HeldOut, "0000.png")),
+            "labels" => Image.Load<Rgb24>(Path.Combine(RepositoryPaths.HeldOut, "0000_semantic.png")),
+            _ => Noise(),
+        };
+        picture.Mutate(context => context.Resize(720, 540, content == "labels" ? KnownResamplers.NearestNeighbor : KnownResamplers.Bicubic));
+        using var stream = new MemoryStream();
+        picture.Save(stream, new SixLabors.ImageSharp.Formats.Webp.WebpEncoder
+        {
+            FileFormat = SixLabors.ImageSharp.Formats.Webp.WebpFileFormatType.Lossless,
+            Method = (SixLabors.ImageSharp.Formats.Webp.WebpEncodingMethod)method,
+            Quality = quality,
+        });
+
+        var groups = Vp8lPrefixGroups.Read(HostileImages.WebpChunk(stream.ToArray(), "VP8L"));
+        using var decoded = _decoder.Decode(stream.ToArray());
+
+        Assert.InRange(groups.CodeBound, groups.Named, Vp8lPrefixGroups.MaxGroupsFor(groups.Pixels) / 4);
+        AssertPixels(picture, decoded);
     }
 
     [Fact]
@@ -296,7 +354,7 @@ public sealed class HostileImageTests : IDisposable
         using var expected = Image.Load<Rgb24>(Path.Combine(RepositoryPaths.TinyShapes, "clip", "frame_000.png"));
 
         Assert.InRange(groups.Named, 2, groups.Tiles);
-        Assert.InRange(groups.CodeBound, groups.Named, 1024);
+        Assert.InRange(groups.CodeBound, groups.Named, Vp8lPrefixGroups.MaxGroupsFor(groups.Pixels) / 4);
         AssertPixels(expected, decoded);
     }
 
@@ -312,7 +370,7 @@ public sealed class HostileImageTests : IDisposable
 
         Assert.Equal(1, alpha[0] & 3);
         Assert.InRange(groups.Named, 1, groups.Tiles);
-        Assert.InRange(groups.CodeBound, groups.Named, 1024);
+        Assert.InRange(groups.CodeBound, groups.Named, Vp8lPrefixGroups.MaxGroupsFor(groups.Pixels) / 4);
         Assert.Equal((160, 120), (decoded.Width, decoded.Height));
     }
 
@@ -486,6 +544,20 @@ public sealed class HostileImageTests : IDisposable
     }
 
     private static string FixturesFolder => Path.Combine(RepositoryPaths.Root, "tests", "MaskFormer.Engine.Tests", "Decoding", "Fixtures");
+
+    private static Image<Rgb24> Noise()
+    {
+        var random = new Random(7);
+        var noise = new Image<Rgb24>(720, 540);
+        noise.ProcessPixelRows(rows =>
+        {
+            for (var y = 0; y < rows.Height; y++)
+            {
+                random.NextBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(rows.GetRowSpan(y)));
+            }
+        });
+        return noise;
+    }
 
     private static void AssertPixels(Image<Rgb24> expected, RgbImage decoded)
     {

@@ -41,6 +41,7 @@ public static class BadInputCatalogue
         yield return Bytes("tiff-strip-outside", "a TIFF whose strip lies past the end of the data", HostileImages.Tiff((64, 64))[..210]);
         yield return Bytes("jpeg-101-scans", "a JPEG with 101 scans (each progressive scan re-reads the image)", HostileImages.JpegWithScans(101));
         yield return Bytes("webp-65536-prefix-groups", "a 164 KB lossless WebP declaring 1x1 whose entropy image names 65,536 prefix-code groups (ImageSharp allocated tables for all: 1.5 GB, 6 s)", HostileImages.WebpLosslessNamingGroups(65536));
+        yield return Bytes("webp-256x256-4096-prefix-groups", "a 10 KB 256x256 lossless WebP naming 4,096 prefix-code groups, one per 4x4 block, with an 11-bit colour cache (ImageSharp allocated 263 MB of tables; 256 groups are accepted at this size)", HostileImages.WebpLosslessNamingGroups(4096, 256, prefixBits: 2, colourCacheBits: 11));
         yield return Bytes("webp-alpha-65536-prefix-groups", "a 1x1 lossy WebP whose losslessly compressed alpha plane names 65,536 prefix-code groups", HostileImages.WebpAlphaNamingGroups(65536));
         yield return Bytes("bmp-palette-500m", "a 58-byte BMP declaring a palette of 500 million colours (ImageSharp allocated 2 GB for it)", HostileImages.BmpDeclaringColours(500_000_000));
         yield return Bytes("bmp-array", "an OS/2 bitmap array (\"BA\") holding a BMP", HostileImages.BmpDeclaringColours(2, array: true));

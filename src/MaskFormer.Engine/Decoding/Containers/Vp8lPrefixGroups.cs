@@ -7,18 +7,33 @@ namespace MaskFormer.Engine.Decoding.Containers;
 /// </summary>
 /// <remarks>
 /// ImageSharp 2.1 allocates the tables of every group up to the largest group number the entropy image
-/// names, tens of kilobytes a group, outside the decoder's memory limits: a 164 KB file declaring 1x1
-/// whose one entropy pixel named group 65535 took 1.5 GB and 6 s. Every pixel of the entropy image is a
-/// literal or a copy of an earlier one (a backward reference, the colour cache), so the largest literal
+/// names, outside the decoder's memory limits: 40 KB a group, 64 KB with an 11-bit colour cache (measured).
+/// A 164 KB file declaring 1x1 whose one entropy pixel named group 65535 took 1.5 GB and 6 s; a 10 KB
+/// 256x256 one naming 4,096 groups took 164 MB (263 MB with the cache). Every pixel of the entropy image is
+/// a literal or a copy of an earlier one (a backward reference, the colour cache), so the largest literal
 /// read names the largest group (<see cref="Vp8lGroups.Named"/>), and the largest red and green literal
 /// its codes can give bound it whatever the pixels (<see cref="Vp8lGroups.CodeBound"/>, the check that
-/// does not lean on reading the pixels right). An encoder numbers its groups from 0, at most one a block
-/// (libwebp at most 2,600), so the tables then grow with the image. The layout is RFC 9649's.
+/// does not lean on reading the pixels right). Real encoders use few groups: libwebp and ImageSharp's
+/// encoder, from least to most effort, wrote at most 36 (photos, screenshots, charts, label maps, noise,
+/// 64x64 to 16.7 megapixels; 6 at 256x256), so <see cref="MaxGroupsFor"/> keeps the tables about the size
+/// of the decoded pixels. The layout is RFC 9649's.
 /// </remarks>
 internal static class Vp8lPrefixGroups
 {
-    /// <summary>The most groups a stream's codes may be able to name; libwebp's encoder writes at most 2,600.</summary>
+    /// <summary>The most groups a stream's codes may be able to name, however large the image.</summary>
     public const int MaxGroups = 4096;
+
+    /// <summary>
+    /// Groups any image may name: up to 16 MB of tables, no more than a megapixel's decoding costs anyway,
+    /// and every group number the green byte alone can give.
+    /// </summary>
+    public const int FloorGroups = 256;
+
+    /// <summary>Pixels a group past the floor: 64 KB of tables at most for 16,384 pixels, 4 bytes a pixel like the decoded image.</summary>
+    public const int PixelsPerGroup = 16_384;
+
+    /// <summary>The most groups a stream of <paramref name="pixels"/> pixels may be able to name.</summary>
+    public static int MaxGroupsFor(long pixels) => (int)Math.Clamp(pixels / PixelsPerGroup, FloorGroups, MaxGroups);
 
     private const int NumLiteralCodes = 256;
     private const int NumLengthCodes = 24;
@@ -93,14 +108,14 @@ internal static class Vp8lPrefixGroups
 
         if (reader.Read(1) == 0)
         {
-            return new Vp8lGroups(1, 1, 1);
+            return new Vp8lGroups(1, 1, 1, (long)width * height);
         }
 
         // The entropy image, a pixel per block of 2^bits pixels, whose red and green name each block's group.
         var prefixBits = (int)reader.Read(3) + 2;
         var (tileColumns, tileRows) = (DivRoundUp(xSize, prefixBits), DivRoundUp(height, prefixBits));
         var (codeBound, largestLiteral) = ReadImage(ref reader, tileColumns, tileRows);
-        return new Vp8lGroups(codeBound, largestLiteral + 1, (long)tileColumns * tileRows);
+        return new Vp8lGroups(codeBound, largestLiteral + 1, (long)tileColumns * tileRows, (long)width * height);
     }
 
     private static int DivRoundUp(int size, int bits) => (size + (1 << bits) - 1) >> bits;
@@ -388,6 +403,7 @@ internal static class Vp8lPrefixGroups
 /// What a lossless WebP stream names as prefix-code groups: <see cref="CodeBound"/>, the most its entropy
 /// image's codes allow (a sound bound whatever its pixels); <see cref="Named"/>, the largest group number its
 /// pixels name, plus one (what ImageSharp allocates tables for); <see cref="Tiles"/>, its pixels. An encoder
-/// numbers the groups it uses from 0 (libwebp at most 2,600), so it never names more than it has pixels.
+/// numbers the groups it uses from 0, so it never names more than it has pixels. <see cref="Pixels"/>: the
+/// image's (or alpha plane's) pixels, which bound the groups (<see cref="Vp8lPrefixGroups.MaxGroupsFor"/>).
 /// </summary>
-internal readonly record struct Vp8lGroups(int CodeBound, int Named, long Tiles);
+internal readonly record struct Vp8lGroups(int CodeBound, int Named, long Tiles, long Pixels);

@@ -6,7 +6,7 @@ namespace MaskFormer.Engine.Decoding.Containers;
 /// WebP: the RIFF size within the data and every chunk inside it (ImageSharp decodes a lossy WebP cut
 /// short as black rows), one image chunk (VP8 or VP8L, with at most one ALPH) of the canvas's size, every
 /// animation frame (ANMF) within the limits, every lossless bitstream (VP8L, and ALPH compressed
-/// losslessly) naming at most <see cref="Vp8lPrefixGroups.MaxGroups"/> prefix-code groups, orientation
+/// losslessly) naming at most <see cref="Vp8lPrefixGroups.MaxGroupsFor"/> its pixels' prefix-code groups, orientation
 /// from EXIF. Bytes after the RIFF's end are not the image: libwebp ignores them, and ImageSharp, which
 /// would read chunks there (the last image chunk winning), is handed the RIFF alone.
 /// </summary>
@@ -111,9 +111,11 @@ internal static class WebpContainer
             return;
         }
 
-        if (groups.CodeBound > Vp8lPrefixGroups.MaxGroups)
+        // The decoder allocates every group's tables: they may grow with the image, never past its pixels' size.
+        var accepted = Vp8lPrefixGroups.MaxGroupsFor(groups.Pixels);
+        if (groups.CodeBound > accepted)
         {
-            throw SegmentationException.Invalid(ContainerInspector.Field, $"The WebP image's lossless data can name up to {groups.CodeBound} prefix-code groups; at most {Vp8lPrefixGroups.MaxGroups} are accepted.");
+            throw SegmentationException.Invalid(ContainerInspector.Field, $"The WebP image's lossless data can name up to {groups.CodeBound} prefix-code groups; at most {accepted} are accepted for {groups.Pixels} pixels (the larger of {Vp8lPrefixGroups.FloorGroups} and one per {Vp8lPrefixGroups.PixelsPerGroup} pixels, up to {Vp8lPrefixGroups.MaxGroups}), as the decoder allocates up to 64 KB of tables a group.");
         }
 
         if (groups.Named > groups.Tiles)
