@@ -48,9 +48,44 @@ func defaultServer() string {
 	return "127.0.0.1:5081"
 }
 
-// hostPort takes host:port, http://host:port or https://host:port, the forms MASKFORMER_ADDRESS takes across all clients.
+// noPortMessage is what every client here says of a host without a port or scheme, in the same words: grpc-go
+// would take port 443 (even for cleartext), an http:// URL port 80, neither of them the service's.
+func noPortMessage(address string) string {
+	return "--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; " + address +
+		" has no port (the service listens on 5081 unless told otherwise)"
+}
+
+// hasPort says whether host:port has its port: an IPv6 address takes it after brackets ("[::1]:5081"); without
+// them ("::1") it is a host alone.
+func hasPort(hostAndPort string) bool {
+	if strings.HasPrefix(hostAndPort, "[") {
+		return strings.Contains(hostAndPort, "]:")
+	}
+	return strings.Count(hostAndPort, ":") == 1
+}
+
+// hostPort takes host:port, http://host[:port] or https://host[:port], the forms MASKFORMER_ADDRESS takes across
+// all clients, to host:port; a URL without a port gets its scheme's (80, 443), as a URL does.
 func hostPort(address string) string {
-	return strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(address, "http://"), "https://"), "/")
+	text := strings.TrimRight(address, "/")
+	for _, url := range []struct{ scheme, port string }{{"http://", "80"}, {"https://", "443"}} {
+		if rest := strings.TrimPrefix(text, url.scheme); rest != text {
+			if !hasPort(rest) {
+				return rest + ":" + url.port
+			}
+			return rest
+		}
+	}
+	return text
+}
+
+// checkAddress refuses a host without a port or scheme ("127.0.0.1", "[::1]"), which hostPort would pass on.
+func checkAddress(address string) error {
+	text := strings.TrimRight(address, "/")
+	if !strings.Contains(text, "://") && !hasPort(text) {
+		return errors.New(noPortMessage(address))
+	}
+	return nil
 }
 
 // tlsVariables are what every client reads for TLS (PEM files): CA certificates, a client certificate, its key.
@@ -112,6 +147,9 @@ func (bearerToken) RequireTransportSecurity() bool { return false }
 // neither succeeds nor fails. With MASKFORMER_TOKEN set, every call carries "authorization: Bearer <token>" (a
 // server with MaskFormer:Security:TokensFile answers UNAUTHENTICATED without it).
 func connect(address string, connectTimeout time.Duration, waitForServer bool) (*grpc.ClientConn, error) {
+	if err := checkAddress(address); err != nil {
+		return nil, err
+	}
 	security, err := transportSecurity(address)
 	if err != nil {
 		return nil, err

@@ -38,9 +38,31 @@ const proto = grpc.loadPackageDefinition(packageDefinition);
 /** The generated client constructor: new SegmentationService('host:port', credentials). */
 export const SegmentationService = proto.maskformer.v1.SegmentationService;
 
-/** host:port from host:port, http://host:port or https://host:port, the forms MASKFORMER_ADDRESS takes across all clients. */
+/**
+ * What every client here says of a host without a port or scheme, in the same words: grpc-js would take port 443
+ * (even for cleartext), an http:// URL port 80, neither of them the service's.
+ */
+export function noPortMessage(address) {
+  return (
+    `--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; ${address} has no port ` +
+    '(the service listens on 5081 unless told otherwise)'
+  );
+}
+
+// An IPv6 address takes its port after brackets ("[::1]:5081"); without them ("::1") it is a host alone.
+const hasPort = (hostAndPort) => (hostAndPort.startsWith('[') ? hostAndPort.includes(']:') : hostAndPort.split(':').length === 2);
+
+/**
+ * host:port from host:port, http://host[:port] or https://host[:port], the forms MASKFORMER_ADDRESS takes across
+ * all clients; a URL without a port gets its scheme's (80, 443), as a URL does. Throws for a host without a port
+ * or scheme ("127.0.0.1", "[::1]").
+ */
 export function hostPort(address) {
-  return address.replace(/^https?:\/\//, '').replace(/\/+$/, '');
+  const text = address.replace(/\/+$/, '');
+  const url = /^(https?):\/\/(.*)$/.exec(text);
+  if (url) return hasPort(url[2]) ? url[2] : `${url[2]}:${url[1] === 'https' ? 443 : 80}`;
+  if (!hasPort(text)) throw new Error(noPortMessage(address));
+  return text;
 }
 
 /** The variables every client reads for TLS: CA certificates, client certificate, its key (PEM files). */
@@ -220,7 +242,7 @@ export const backoffMs = (failures) => Math.min(LONGEST_BACKOFF_MS, FIRST_BACKOF
 
 /**
  * Opens a client (credentialsFor says over what) and waits until it is connected; rejects, naming the
- * address, when it cannot, or when the TLS settings cannot be used. The first attempt to connect that fails
+ * address, when it cannot, or when the address (hostPort) or the TLS settings cannot be used. The first attempt to connect that fails
  * (nothing listens at the address; the TLS handshake failed) rejects at once, with grpc-js's reason and what to
  * check (connectHint). With waitForServer, a failed attempt is made again, 0.25 s doubling to 4 s later, until
  * timeoutMs has passed: for a server that is still starting, at the cost of waiting that long for one that is
@@ -231,6 +253,7 @@ export const backoffMs = (failures) => Math.min(LONGEST_BACKOFF_MS, FIRST_BACKOF
  */
 export async function connect(address, { timeoutMs = CONNECT_TIMEOUT_S * 1000, waitForServer = false } = {}) {
   const token = process.env.MASKFORMER_TOKEN;
+  const target = hostPort(address);
   const credentials = credentialsFor(address);
   const options = {
     'grpc.max_receive_message_length': 64 * 1024 * 1024,
@@ -247,7 +270,7 @@ export async function connect(address, { timeoutMs = CONNECT_TIMEOUT_S * 1000, w
   for (let failures = 0; ; failures++) {
     // A new client for each attempt: grpc-js's channel stays in TRANSIENT_FAILURE across its own attempts, so a
     // later attempt's failure, the one to diagnose when the server has come up since, could not be seen.
-    const client = new SegmentationService(hostPort(address), credentials, options);
+    const client = new SegmentationService(target, credentials, options);
     const state = await firstAttempt(client, deadline);
     if (state === grpc.connectivityState.READY) return client;
     const reason = state === grpc.connectivityState.TRANSIENT_FAILURE ? await connectError(client) : null;

@@ -38,9 +38,30 @@ def load_stubs():
     return segmentation_pb2, segmentation_pb2_grpc
 
 
+def no_port_message(address):
+    """What every client here says of a host without a port or scheme, in the same words: gRPC would take port 443
+    (even for cleartext), an http:// URL port 80, neither of them the service's."""
+    return (f"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has no port "
+            "(the service listens on 5081 unless told otherwise)")
+
+
 def host_port(address):
-    """host:port from host:port, http://host:port or https://host:port, the forms MASKFORMER_ADDRESS takes across all clients."""
-    return address.removeprefix("http://").removeprefix("https://").rstrip("/")
+    """host:port from host:port, http://host[:port] or https://host[:port], the forms MASKFORMER_ADDRESS takes across
+    all clients; a URL without a port gets its scheme's (80, 443), as a URL does. Raises ValueError for a host
+    without a port or scheme ("127.0.0.1", "[::1]")."""
+    text = address.rstrip("/")
+    for scheme, port in (("http://", 80), ("https://", 443)):
+        if text.startswith(scheme):
+            rest = text.removeprefix(scheme)
+            return rest if _has_port(rest) else f"{rest}:{port}"
+    if not _has_port(text):
+        raise ValueError(no_port_message(address))
+    return text
+
+
+def _has_port(host_and_port):
+    # An IPv6 address takes its port after brackets ("[::1]:5081"); without them ("::1") it is a host alone.
+    return "]:" in host_and_port if host_and_port.startswith("[") else host_and_port.count(":") == 1
 
 
 def tls_credentials(address):
@@ -174,8 +195,9 @@ def _connect_hint(address, tls, probe_timeout):
 
 
 def tls_problem(address):
-    """Why the TLS settings cannot be used with address, as a line for the user, or None when they can."""
+    """Why address, or the TLS settings with it, cannot be used, as a line for the user, or None when they can."""
     try:
+        host_port(address)
         tls_credentials(address)
     except ValueError as e:
         return str(e)

@@ -225,6 +225,47 @@ class ConnectFailureTest(_ServerTest):
         self.assertLess(elapsed, 12, "not under the default connect timeout (15 s), with room for a loaded machine")
 
 
+class AddressTest(unittest.TestCase):
+    """--server and MASKFORMER_ADDRESS: host:port, or a URL whose port may be left to its scheme; a host without a
+    port is refused before anything is tried, in the words every client here uses."""
+
+    NO_PORT = ("--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {} has no port "
+               "(the service listens on 5081 unless told otherwise)")
+
+    def test_a_url_without_a_port_takes_its_schemes(self):
+        self.assertEqual(common.host_port("http://segment.example"), "segment.example:80")
+        self.assertEqual(common.host_port("https://segment.example/"), "segment.example:443")
+        self.assertEqual(common.host_port("https://segment.example:8443"), "segment.example:8443")
+        self.assertEqual(common.host_port("http://[::1]"), "[::1]:80")
+        self.assertEqual(common.host_port("[::1]:5081"), "[::1]:5081")
+        self.assertEqual(common.host_port("127.0.0.1:5081"), "127.0.0.1:5081")
+
+    def test_a_host_without_a_port_exits_2_at_once_saying_so(self):
+        # Waiting for a server for 60 s: a command that tried the host at some port would take that long.
+        for server in ("127.0.0.1", "[::1]", "::1", "localhost"):
+            for args in (("segment.py", HELDOUT_IMAGE), ("stream.py", CLIP)):
+                with self.subTest(server=server, script=args[0]):
+                    started = time.monotonic()
+                    proc = run_script(*args, "--wait-for-server", "--connect-timeout",
+                                      str(ConnectFailureTest.AT_ONCE_CONNECT_TIMEOUT_S), server=server)
+                    elapsed = time.monotonic() - started
+                    self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
+                    self.assertEqual(proc.stderr.strip(), "error: " + self.NO_PORT.format(server))
+                    self.assertLess(elapsed, ConnectFailureTest.AT_ONCE_S, f"took {elapsed:.1f} s to fail")
+
+    def test_an_ipv6_address_in_brackets_reaches_its_server(self):
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        pb_grpc.add_SegmentationServiceServicer_to_server(pb_grpc.SegmentationServiceServicer(), server)
+        port = server.add_insecure_port("[::1]:0")
+        server.start()
+        self.addCleanup(server.stop, None)
+        for address in (f"[::1]:{port}", f"http://[::1]:{port}"):
+            with self.subTest(address), connect(address, timeout=ConnectFailureTest.AT_ONCE_CONNECT_TIMEOUT_S) as channel:
+                with self.assertRaises(grpc.RpcError) as caught:
+                    pb_grpc.SegmentationServiceStub(channel).ListModels(pb.ListModelsRequest(), timeout=20)
+                self.assertEqual(caught.exception.code(), grpc.StatusCode.UNIMPLEMENTED, "the server's own answer")
+
+
 class StreamTest(_ServerTest):
     def test_stream_answers_every_frame_in_order_with_tracks(self):
         paths = list_frames(CLIP)

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 
@@ -55,6 +56,32 @@ public sealed class CliAppTests
 
         Assert.Equal(2, code);
         Assert.StartsWith("maskformer", error, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("models")]
+    [InlineData("segment")]
+    [InlineData("stream")]
+    [InlineData("health")]
+    public async Task RunAsync_ServerWithoutAPort_ExitsTwoAtOnceSayingSo(string command)
+    {
+        // health --wait 60 would try 127.0.0.1:80 for a minute: a bound of 20 s tells "at once" from that.
+        string[] args = command switch
+        {
+            "segment" => [command, Path.Combine(RepositoryPaths.HeldOut, "0000.png"), "--out", Path.GetTempPath(), "--server", "127.0.0.1"],
+            "stream" => [command, Path.Combine(RepositoryPaths.TinyShapes, "clip"), "--server", "127.0.0.1"],
+            "health" => [command, "--wait", "60", "--server", "127.0.0.1"],
+            _ => [command, "--server", "127.0.0.1"],
+        };
+        var started = Stopwatch.GetTimestamp();
+
+        var (code, output, error) = await RunAsync(args);
+
+        Assert.True(code == 2, $"exit code {code}: {output} {error}");
+        Assert.Equal(
+            $"maskformer {command}: --server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; 127.0.0.1 has no port (the service listens on 5081 unless told otherwise)",
+            error.Trim());
+        Assert.True(Stopwatch.GetElapsedTime(started) < TimeSpan.FromSeconds(20), $"took {Stopwatch.GetElapsedTime(started)}");
     }
 
     [Fact]

@@ -186,6 +186,38 @@ public sealed class ConnectionTests
         Assert.Contains("Connection refused", run.Errors, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("segment", "127.0.0.1")]
+    [InlineData("stream", "127.0.0.1")]
+    [InlineData("segment", "[::1]")]
+    [InlineData("segment", "localhost")]
+    public async Task Command_HostWithoutAPort_Exits2AtOnceSayingSo(string command, string address)
+    {
+        // Waiting for a server (RunAtOnceAsync: 60 s): an example that tried the host at some port would take that long.
+        var input = command == "segment" ? Example.HeldoutImage : Example.Clip;
+
+        var run = await Example.RunAtOnceAsync([command, input, "--server", address, "--wait-for-server"]);
+
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.Equal(
+            $"error: --server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has no port (the service listens on 5081 unless told otherwise)",
+            run.Errors.Trim());
+        Assert.True(run.Elapsed < Example.AtOnce, run.ToString());
+    }
+
+    [Fact]
+    public async Task Segment_Ipv6AddressInBrackets_IsTried()
+    {
+        // Nothing listens there: the refusal shows that [::1]:PORT was taken as the address and tried.
+        var address = $"[::1]:{Example.FreePort()}";
+
+        var run = await Example.RunAtOnceAsync(["segment", Example.HeldoutImage, "--server", address]);
+
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.Contains($"error: cannot reach the MaskFormer server at {address}: ", run.Errors, StringComparison.Ordinal);
+        Assert.Contains("Connection refused", run.Errors, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Segment_AddressFromTheEnvironment_IsUsedWithoutServer()
     {

@@ -119,12 +119,33 @@ internal static class ServerConnection
         return reason.ReplaceLineEndings(" ");
     }
 
+    /// <summary>
+    /// What every client here says of a host without a port or scheme, in the same words: as http:// it would
+    /// be port 80, and gRPC's own clients take port 443 (even for cleartext), neither of them the service's.
+    /// </summary>
+    public static string NoPortMessage(string address) =>
+        $"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has no port (the service listens on 5081 unless told otherwise)";
+
+    // host:port is http; a URL without a port takes its scheme's (80, 443).
     private static Uri ToUri(string address)
     {
+        if (HasNoPort(address))
+        {
+            throw new ConnectionException(NoPortMessage(address));
+        }
+
         var text = address.Contains("://", StringComparison.Ordinal) ? address : $"http://{address}";
         return Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && uri.Port > 0
             ? uri
             : throw new ConnectionException($"{address} is not a server address: give host:port, http://host:port or https://host:port");
+    }
+
+    // "host", "[::1]" or "::1", with no scheme to say a port: an IPv6 address takes its port after brackets.
+    private static bool HasNoPort(string address)
+    {
+        var text = address.TrimEnd('/');
+        var hasPort = text.StartsWith('[') ? text.Contains("]:", StringComparison.Ordinal) : text.Count(c => c == ':') == 1;
+        return !text.Contains("://", StringComparison.Ordinal) && !hasPort;
     }
 
     // Kestrel can lose an answer for good when the client's flow control resumes it after its last write

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { connect, grpc, listFrames, pngSize, SegmentationService, TLS_VARIABLES } from '../client.js';
+import { connect, grpc, hostPort, listFrames, pngSize, SegmentationService, TLS_VARIABLES } from '../client.js';
 import { decodePng, isPng } from '../png.js';
 import { segment } from '../segment.js';
 import { describe as describeResponse, streamFrames, streamWithDeltas, TASKS } from '../stream.js';
@@ -675,6 +675,51 @@ describe('a failed connection (nothing listening: needs no server)', () => {
     assert.ok(stderr.includes(`cannot reach the MaskFormer server at ${server} within 2 s`), stderr);
     // Under the default connect timeout (15 s), with room for a loaded machine: the 2 s was kept.
     assert.ok(elapsed > 1_900 && elapsed < 12_000, `took ${elapsed} ms`);
+  });
+});
+
+describe('an address (--server, MASKFORMER_ADDRESS: needs no server of the suite)', () => {
+  const noPort = (address) =>
+    `--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; ${address} has no port ` +
+    '(the service listens on 5081 unless told otherwise)';
+
+  test('a URL without a port takes its scheme\'s; host:port and [IPv6]:port are kept', () => {
+    assert.equal(hostPort('http://segment.example'), 'segment.example:80');
+    assert.equal(hostPort('https://segment.example/'), 'segment.example:443');
+    assert.equal(hostPort('https://segment.example:8443'), 'segment.example:8443');
+    assert.equal(hostPort('http://[::1]'), '[::1]:80');
+    assert.equal(hostPort('[::1]:5081'), '[::1]:5081');
+    assert.equal(hostPort('127.0.0.1:5081'), '127.0.0.1:5081');
+    for (const address of ['127.0.0.1', 'localhost/', '[::1]', '::1']) {
+      assert.throws(() => hostPort(address), { message: noPort(address) });
+    }
+  });
+
+  test('segment.js and stream.js refuse a host without a port at once (exit 2), saying so', async () => {
+    // Waiting for a server for 60 s: a script that tried the host at some port would take that long.
+    for (const server of ['127.0.0.1', '[::1]']) {
+      for (const args of [['segment.js', HELDOUT_IMAGE], ['stream.js', CLIP]]) {
+        const { code, stdout, stderr, elapsed } = await runTimed([...args, '--wait-for-server'], { server });
+        assert.equal(code, 2, stdout + stderr);
+        assert.equal(stderr.trim(), `error: ${noPort(server)}`);
+        assert.ok(elapsed < AT_ONCE_MS, `${args[0]} took ${elapsed} ms to fail`);
+      }
+    }
+  });
+
+  test('an IPv6 address in brackets reaches its server', async () => {
+    const server = new grpc.Server();
+    const port = await new Promise((resolve, reject) =>
+      server.bindAsync('[::1]:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+    );
+    try {
+      for (const address of [`[::1]:${port}`, `http://[::1]:${port}`]) {
+        const client = await connect(address, { timeoutMs: AT_ONCE_CONNECT_TIMEOUT_S * 1000 });
+        client.close();
+      }
+    } finally {
+      server.forceShutdown();
+    }
   });
 });
 

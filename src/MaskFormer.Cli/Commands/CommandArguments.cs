@@ -56,17 +56,40 @@ internal sealed class CommandArguments
 
     public bool WantsHelp => Has("help");
 
-    /// <summary>The server as a URL: --server, else $MASKFORMER_ADDRESS, else 127.0.0.1:5081; "host:port" means http.</summary>
+    /// <summary>
+    /// The server as a URL: --server, else $MASKFORMER_ADDRESS, else 127.0.0.1:5081; "host:port" means http,
+    /// a URL without a port its scheme's (80, 443). A host alone is a <see cref="UsageException"/>.
+    /// </summary>
     public Uri ServerAddress
     {
         get
         {
             var text = Get("server", Environment.GetEnvironmentVariable(AddressVariable) is { Length: > 0 } fromEnvironment ? fromEnvironment : DefaultAddress);
+            if (HasNoPort(text))
+            {
+                throw new UsageException(NoPortMessage(text));
+            }
+
             var url = text.Contains("://", StringComparison.Ordinal) ? text : $"http://{text}";
             return Uri.TryCreate(url, UriKind.Absolute, out var address) && address.Scheme is "http" or "https"
                 ? address
                 : throw new UsageException($"'{text}' is not a server address: use host:port or http://host:port (--server or ${AddressVariable}).");
         }
+    }
+
+    /// <summary>
+    /// What every client here says of a host without a port or scheme, in the same words: as http:// it would
+    /// be port 80, and gRPC's own clients take port 443 (even for cleartext), neither of them the service's.
+    /// </summary>
+    public static string NoPortMessage(string address) =>
+        $"--server (or {AddressVariable}) takes host:port or http(s)://host[:port]; {address} has no port (the service listens on 5081 unless told otherwise)";
+
+    // "host", "[::1]" or "::1", with no scheme to say a port: an IPv6 address takes its port after brackets.
+    private static bool HasNoPort(string address)
+    {
+        var text = address.TrimEnd('/');
+        var hasPort = text.StartsWith('[') ? text.Contains("]:", StringComparison.Ordinal) : text.Count(c => c == ':') == 1;
+        return !text.Contains("://", StringComparison.Ordinal) && !hasPort;
     }
 
     public bool Has(string name) => _options.ContainsKey(name);

@@ -8,6 +8,10 @@ public sealed class CommandArgumentsTests
     [InlineData("127.0.0.1:5099", "http://127.0.0.1:5099/")]
     [InlineData("http://localhost:5099", "http://localhost:5099/")]
     [InlineData("https://segment.example:443", "https://segment.example/")]
+    [InlineData("http://segment.example", "http://segment.example:80/")]
+    [InlineData("https://segment.example", "https://segment.example:443/")]
+    [InlineData("[::1]:5081", "http://[::1]:5081/")]
+    [InlineData("https://[::1]:5081", "https://[::1]:5081/")]
     public void ServerAddress_HostPortOrUrl_IsAUrl(string given, string expected)
     {
         var args = new CommandArguments(["--server", given]);
@@ -32,6 +36,21 @@ public sealed class CommandArgumentsTests
         {
             Environment.SetEnvironmentVariable(CommandArguments.AddressVariable, before);
         }
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1")]
+    [InlineData("localhost")]
+    [InlineData("localhost/")]
+    [InlineData("[::1]")]
+    [InlineData("::1")]
+    public void ServerAddress_HostWithoutAPort_IsAUsageErrorSayingSo(string given)
+    {
+        var error = Assert.Throws<UsageException>(() => new CommandArguments(["--server", given]).ServerAddress);
+
+        Assert.Equal(
+            $"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {given} has no port (the service listens on 5081 unless told otherwise)",
+            error.Message);
     }
 
     [Fact]
