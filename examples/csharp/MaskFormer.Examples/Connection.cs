@@ -8,7 +8,8 @@ internal sealed record Connection(string Address, TimeSpan Timeout, bool WaitFor
     public const string Usage = """
           --server ADDRESS            host:port, http://host:port or https://host:port (default $MASKFORMER_ADDRESS, else 127.0.0.1:5081)
           --connect-timeout SECONDS   the longest wait for a connection (default 15)
-          --wait-for-server           try a failed connection again until --connect-timeout instead of failing at once
+          --wait-for-server           try a failed connection again until --connect-timeout (the last try at it)
+                                      instead of failing at once
                                       (not a refused certificate or the wrong scheme: waiting cannot change those)
         """;
 

@@ -19,6 +19,10 @@ internal static class ServerConnection
 {
     public const string DefaultAddress = "127.0.0.1:5081";
 
+    // How long the attempt made at --connect-timeout has to connect: a refused connection fails well within it,
+    // and a server that has just come up answers.
+    private static readonly TimeSpan s_lastAttemptTime = TimeSpan.FromSeconds(1);
+
     /// <summary>The address the command was given, as the user wrote it (error messages name it so).</summary>
     public static string Address(CommandLine line) =>
         line.Get("server", "") is { Length: > 0 } given ? given
@@ -28,7 +32,8 @@ internal static class ServerConnection
     /// <summary>
     /// Opens a channel to <paramref name="address"/> and makes sure a server answers there: the first attempt
     /// that fails (nothing listening, a failed TLS handshake) throws <see cref="ConnectionException"/> at once,
-    /// unless <paramref name="waitForServer"/>, which tries again until <paramref name="timeout"/>, except after
+    /// unless <paramref name="waitForServer"/>, which tries again until <paramref name="timeout"/> (the last
+    /// attempt at it, with a second of its own to connect), except after
     /// a failure that waiting cannot change (<see cref="TlsHint.WaitingCannotHelp"/>: a certificate refused,
     /// the other scheme), said at once as without waiting.
     /// </summary>
@@ -61,14 +66,17 @@ internal static class ServerConnection
     }
 
     // Any answer from the server, even an error status (UNAUTHENTICATED without a token), means it is there.
+    // Waiting, the last attempt comes at the timeout (as the CLI's health --wait), so that "within N s" is
+    // true: a server up by then is found, and no backoff too long for the time left ends the wait early.
     private static async Task ProbeAsync(GrpcChannel channel, string address, Uri uri, TimeSpan timeout, bool waitForServer, CancellationToken cancellationToken)
     {
         var client = new SegmentationService.SegmentationServiceClient(channel);
         var started = Stopwatch.GetTimestamp();
         var endedBefore = false;
+        var atTheTimeout = false;
         for (var failures = 0; ; failures++)
         {
-            var left = timeout - Stopwatch.GetElapsedTime(started);
+            var left = atTheTimeout ? s_lastAttemptTime : timeout - Stopwatch.GetElapsedTime(started);
             try
             {
                 await client.ListModelsAsync(new ListModelsRequest(), deadline: DateTime.UtcNow.Add(left), cancellationToken: cancellationToken);
@@ -87,10 +95,12 @@ internal static class ServerConnection
                 var failure = await TlsHint.DiagnoseAsync(uri, ex.Status.DebugException, cancellationToken);
                 var lasting = TlsHint.WaitingCannotHelp(failure, endedBefore);
                 endedBefore = failure == ConnectFailure.EndedAfterHandshake;
-                var delay = RetryingCall.Backoff(failures);
-                if (waitForServer && !lasting && Stopwatch.GetElapsedTime(started) + delay < timeout)
+                var untilTheTimeout = timeout - Stopwatch.GetElapsedTime(started);
+                if (waitForServer && !lasting && !atTheTimeout && untilTheTimeout > TimeSpan.Zero)
                 {
-                    await Task.Delay(delay, cancellationToken);
+                    var delay = RetryingCall.Backoff(failures);
+                    atTheTimeout = delay >= untilTheTimeout;
+                    await Task.Delay(atTheTimeout ? untilTheTimeout : delay, cancellationToken);
                     continue;
                 }
 
