@@ -79,6 +79,24 @@ public sealed class CliTlsTests(SecureServerFixture fixture) : IClassFixture<Sec
         Assert.True(exitCode == 1, $"exit code {exitCode}: {output} {error}");
         Assert.DoesNotContain("tiny-shapes", output, StringComparison.Ordinal);
         Assert.Contains($"issued by a CA in {otherCa}", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("client certificate", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Models_CaCertOfAnotherCa_WithoutClientCertificate_HintNamesOnlyTheServerCertificate()
+    {
+        // This client refused the server's certificate before it could send one of its own: the server never
+        // got to want a client certificate, so the hint does not say it needs one.
+        var (otherCa, _, _) = await OtherCaAndClientPemAsync("other-ca-no-client");
+
+        var (exitCode, output, error) = await RunAsync(
+            ["models", "--server", fixture.Address.ToString(), "--ca-cert", otherCa],
+            (ServerChannel.TokenVariable, SecureServerFixture.Token));
+
+        Assert.True(exitCode == 1, $"exit code {exitCode}: {output} {error}");
+        Assert.EndsWith($"Is the server's certificate for this host name and issued by a CA in {otherCa}?", error.Trim(), StringComparison.Ordinal);
+        Assert.DoesNotContain("client certificate", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("--client-cert", error, StringComparison.Ordinal);
     }
 
     [Fact]

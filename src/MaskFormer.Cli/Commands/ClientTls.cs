@@ -74,19 +74,7 @@ internal sealed class ClientTls
             return;
         }
 
-        var ssl = new SslClientAuthenticationOptions();
-        if (_ca is not null)
-        {
-            var roots = ReadCertificates(_ca);
-            var policy = new X509ChainPolicy
-            {
-                TrustMode = X509ChainTrustMode.CustomRootTrust,
-                RevocationMode = X509RevocationMode.NoCheck,
-                DisableCertificateDownloads = true,
-            };
-            policy.CustomTrustStore.AddRange(roots);
-            ssl.CertificateChainPolicy = policy;
-        }
+        var ssl = new SslClientAuthenticationOptions { CertificateChainPolicy = ServerCertificatePolicy() };
 
         if (_certificate is not null && _key is not null)
         {
@@ -139,38 +127,80 @@ internal sealed class ClientTls
                 : null;
         }
 
-        // A cleartext server answers a ClientHello with something that is not TLS, which .NET reports as a
-        // failed handshake.
-        if (IsHandshakeRefused(error) && await TlsProbe.SpeaksTlsAsync(address, cancellationToken).ConfigureAwait(false) is false)
-        {
-            return $"The server there seems to speak cleartext (it answered a TLS handshake with something else): use {WithScheme(address, Uri.UriSchemeHttp)}.";
-        }
-
-        return CertificateHint(error);
-    }
-
-    private string CertificateHint(Exception error)
-    {
-        var outOfDate = OutOfDate(DateTime.UtcNow);
-        var clientCertificate = CertificatePath is null
-            ? "a server that asks for a client certificate needs --client-cert and --client-key"
-            : outOfDate is not null
-            ? $"a server that asks for a client certificate refuses one out of date: {outOfDate}"
-            : $"a server that asks for a client certificate refuses one it does not trust: is {CertificatePath} issued by a CA the server trusts?";
         if (IsHandshakeRefused(error))
         {
-            return CaPath is null
-                ? $"A server certificate from a private CA needs --ca-cert (or ${CaVariable}); {clientCertificate}"
-                : $"Is the server's certificate for this host name and issued by a CA in {CaPath}? Also, {clientCertificate}";
+            // A cleartext server answers a ClientHello with something that is not TLS, which .NET reports as a
+            // failed handshake; a TLS server shows its certificate, which the probe checks as this client does.
+            var answer = await TlsProbe.AnswerAsync(address, ServerCertificatePolicyOrNull(), cancellationToken).ConfigureAwait(false);
+            return answer.IsTls is false
+                ? $"The server there seems to speak cleartext (it answered a TLS handshake with something else): use {WithScheme(address, Uri.UriSchemeHttp)}."
+                : HandshakeRefusedHint(answer.CertificateErrors);
         }
 
         // With TLS 1.3 a server that refuses the client's certificate (or wants one and got none) ends the
         // connection after the handshake.
+        var outOfDate = OutOfDate(DateTime.UtcNow);
         return CertificatePath is null
             ? $"A server that asks for a client certificate ends the connection without one: --client-cert and --client-key (or ${CertificateVariable} and ${KeyVariable})."
             : outOfDate is not null
             ? $"A server that asks for a client certificate ends the connection when it refuses the one given: {outOfDate}"
             : $"A server that asks for a client certificate ends the connection when it refuses the one given: is {CertificatePath} issued by a CA the server trusts?";
+    }
+
+    /// <summary>
+    /// What to check after a failed handshake, from how the server's certificate fared in this client's own
+    /// check: refused, only the server's certificate (this client sent none of its own yet); passed, only this
+    /// client's certificate (with TLS 1.2 a server refuses it in the handshake); not known, both.
+    /// </summary>
+    private string HandshakeRefusedHint(SslPolicyErrors? serverCertificateErrors)
+    {
+        var serverCertificate = CaPath is null
+            ? $"A server certificate from a private CA needs --ca-cert (or ${CaVariable})."
+            : $"Is the server's certificate for this host name and issued by a CA in {CaPath}?";
+        var outOfDate = OutOfDate(DateTime.UtcNow);
+        var clientCertificate = CertificatePath is null
+            ? $"a server that asks for a client certificate needs --client-cert and --client-key (or ${CertificateVariable} and ${KeyVariable})."
+            : outOfDate is not null
+            ? $"a server that asks for a client certificate refuses one out of date: {outOfDate}"
+            : $"a server that asks for a client certificate refuses one it does not trust: is {CertificatePath} issued by a CA the server trusts?";
+        return serverCertificateErrors switch
+        {
+            null => $"{serverCertificate} Or, {clientCertificate}",
+            SslPolicyErrors.None => $"The server's certificate passes this client's check, so the server refused the handshake: {clientCertificate}",
+            _ => serverCertificate,
+        };
+    }
+
+    // How Apply has the server's certificate checked: the CA file's certificates as the only roots; null,
+    // the system's.
+    private X509ChainPolicy? ServerCertificatePolicy()
+    {
+        if (_ca is null)
+        {
+            return null;
+        }
+
+        var policy = new X509ChainPolicy
+        {
+            TrustMode = X509ChainTrustMode.CustomRootTrust,
+            RevocationMode = X509RevocationMode.NoCheck,
+            DisableCertificateDownloads = true,
+        };
+        policy.CustomTrustStore.AddRange(ReadCertificates(_ca));
+        return policy;
+    }
+
+    // For a hint: a CA file that can no longer be read (changed since the call) checks against the system's roots.
+    private X509ChainPolicy? ServerCertificatePolicyOrNull()
+    {
+        try
+        {
+            return ServerCertificatePolicy();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            return null;
+        }
     }
 
     // Said instead of the question about its issuer, since a server checks the dates too: an expired

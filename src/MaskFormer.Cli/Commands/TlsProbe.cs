@@ -1,6 +1,7 @@
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
 
 namespace MaskFormer.Cli.Commands;
 
@@ -17,28 +18,46 @@ internal static class TlsProbe
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(2);
 
     /// <summary>True: TLS; false: something else; null: no answer (nothing listening, closed at once, silent, cancelled).</summary>
-    public static async Task<bool?> SpeaksTlsAsync(Uri address, CancellationToken cancellationToken)
+    public static async Task<bool?> SpeaksTlsAsync(Uri address, CancellationToken cancellationToken) =>
+        (await AnswerAsync(address, null, cancellationToken).ConfigureAwait(false)).IsTls;
+
+    /// <summary>
+    /// What the server answered: <see cref="TlsAnswer.IsTls"/> as <see cref="SpeaksTlsAsync"/>, and how the
+    /// certificate it showed fares in this client's own check (<paramref name="policy"/>, as the client's
+    /// --ca-cert sets it; null: the system's roots), with the host name.
+    /// </summary>
+    public static async Task<TlsAnswer> AnswerAsync(Uri address, X509ChainPolicy? policy, CancellationToken cancellationToken)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(Timeout);
         using var tcp = new TcpClient();
         FirstBytes? answer = null;
+        SslPolicyErrors? certificateErrors = null;
         try
         {
             await tcp.ConnectAsync(address.IdnHost, address.Port, timeout.Token).ConfigureAwait(false);
             answer = new FirstBytes(tcp.GetStream());
             await using var ssl = new SslStream(answer);
 
-            // Refusing every certificate ends the handshake as soon as the server has shown its own.
-            await ssl.AuthenticateAsClientAsync(
-                new SslClientAuthenticationOptions { TargetHost = address.IdnHost, RemoteCertificateValidationCallback = static (_, _, _, _) => false },
-                timeout.Token).ConfigureAwait(false);
+            // Refusing every certificate ends the handshake as soon as the server has shown its own, after
+            // the platform has checked it as the client's own handshake does.
+            var options = new SslClientAuthenticationOptions
+            {
+                TargetHost = address.IdnHost,
+                CertificateChainPolicy = policy,
+                RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+                {
+                    certificateErrors = certificate is null ? null : errors;
+                    return false;
+                },
+            };
+            await ssl.AuthenticateAsClientAsync(options, timeout.Token).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is IOException or SocketException or AuthenticationException or OperationCanceledException or ObjectDisposedException)
         {
         }
 
-        return answer?.IsTls;
+        return new TlsAnswer(answer?.IsTls, certificateErrors);
     }
 
     // The stream under the probe's SslStream, keeping the first two bytes the server sent.
@@ -108,3 +127,10 @@ internal static class TlsProbe
         }
     }
 }
+
+/// <summary>
+/// What a server answered <see cref="TlsProbe"/>: whether it speaks TLS (null: no answer), and the errors this
+/// client's check found in the certificate it showed (<see cref="SslPolicyErrors.None"/>: it passes; null:
+/// none was shown).
+/// </summary>
+internal sealed record TlsAnswer(bool? IsTls, SslPolicyErrors? CertificateErrors);
