@@ -5,6 +5,7 @@ using MaskFormer.Cli;
 using MaskFormer.Cli.Commands;
 using MaskFormer.Contracts.V1;
 using MaskFormer.Server.Hosting;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
@@ -116,19 +117,8 @@ public sealed class CliTlsTests(SecureServerFixture fixture) : IClassFixture<Sec
     {
         // A server whose certificate chains to the given CA but names another host: the platform's host-name
         // check must refuse it (no validation callback may stand in for it).
-        var (serverCertificate, serverKey) = fixture.WriteServerPemFor("wrong.example");
-        await using var app = ServerApp.Build(
-        [
-            "--Kestrel:Endpoints:Grpc:Url=https://127.0.0.1:0",
-            "--Kestrel:Endpoints:Probes:Url=http://127.0.0.1:0",
-            $"--MaskFormer:Models:Path={RepositoryPaths.Models}",
-            "--Logging:LogLevel:Default=Warning",
-            "--MaskFormer:Inference:WarmUp=false",
-            $"--MaskFormer:Security:CertificatePath={serverCertificate}",
-            $"--MaskFormer:Security:KeyPath={serverKey}",
-        ]);
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Select(a => new Uri(a)).Single(a => a.Scheme == "https");
+        await using var app = await StartServerWithCertificateForAsync("wrong.example");
+        var address = HttpsAddress(app);
 
         // The server answers a client that forgives the name and nothing else: only the name is wrong.
         var nameMismatch = false;
@@ -169,10 +159,7 @@ public sealed class CliTlsTests(SecureServerFixture fixture) : IClassFixture<Sec
     [Fact]
     public async Task Models_NoServerListening_UnreachableNotTls()
     {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
+        var port = FreePort();
 
         var (exitCode, _, error) = await RunAsync(["models", "--server", $"https://127.0.0.1:{port}", "--ca-cert", fixture.CaPath]);
 
@@ -283,19 +270,8 @@ public sealed class CliTlsTests(SecureServerFixture fixture) : IClassFixture<Sec
     public async Task HealthWait_ServerCertificateForAnotherHostName_UnreachableWithoutWaitingItOut()
     {
         // A server presents the certificate it started with: waiting cannot change the name in it.
-        var (serverCertificate, serverKey) = fixture.WriteServerPemFor("wrong-wait.example");
-        await using var app = ServerApp.Build(
-        [
-            "--Kestrel:Endpoints:Grpc:Url=https://127.0.0.1:0",
-            "--Kestrel:Endpoints:Probes:Url=http://127.0.0.1:0",
-            $"--MaskFormer:Models:Path={RepositoryPaths.Models}",
-            "--Logging:LogLevel:Default=Warning",
-            "--MaskFormer:Inference:WarmUp=false",
-            $"--MaskFormer:Security:CertificatePath={serverCertificate}",
-            $"--MaskFormer:Security:KeyPath={serverKey}",
-        ]);
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Select(a => new Uri(a)).Single(a => a.Scheme == "https");
+        await using var app = await StartServerWithCertificateForAsync("wrong-wait.example");
+        var address = HttpsAddress(app);
 
         var (exitCode, output, error, elapsed) = await RunTimedAsync(["health", "--server", address.ToString(), "--ca-cert", fixture.CaPath, "--wait", "60"]);
 
@@ -309,10 +285,7 @@ public sealed class CliTlsTests(SecureServerFixture fixture) : IClassFixture<Sec
     public async Task HealthWait_NothingListeningUntilAServerStarts_Serving()
     {
         // A refused connection is what a server still starting gives: asked again until it answers.
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
+        var port = FreePort();
 
         var health = RunTimedAsync(["health", "--server", $"127.0.0.1:{port}", "--wait", "60"]);
         await Task.Delay(TimeSpan.FromSeconds(2));
@@ -337,10 +310,7 @@ public sealed class CliTlsTests(SecureServerFixture fixture) : IClassFixture<Sec
     [Fact]
     public async Task HealthWait_NothingListening_UnreachableWhenTheWaitRunsOut()
     {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
+        var port = FreePort();
 
         var (exitCode, output, error, elapsed) = await RunTimedAsync(["health", "--server", $"127.0.0.1:{port}", "--wait", "3"]);
 
@@ -492,6 +462,37 @@ public sealed class CliTlsTests(SecureServerFixture fixture) : IClassFixture<Sec
 
     // RunAsync, timed: a wait that cannot help must end well before the wait given (60 s), which a loaded
     // machine's slow handshakes and hint probes still leave far from.
+    /// <summary>A TLS server (no client certificates asked) whose certificate chains to the fixture's CA but names <paramref name="hostName"/>.</summary>
+    private async Task<WebApplication> StartServerWithCertificateForAsync(string hostName)
+    {
+        var (serverCertificate, serverKey) = fixture.WriteServerPemFor(hostName);
+        var app = ServerApp.Build(
+        [
+            "--Kestrel:Endpoints:Grpc:Url=https://127.0.0.1:0",
+            "--Kestrel:Endpoints:Probes:Url=http://127.0.0.1:0",
+            $"--MaskFormer:Models:Path={RepositoryPaths.Models}",
+            "--Logging:LogLevel:Default=Warning",
+            "--MaskFormer:Inference:WarmUp=false",
+            $"--MaskFormer:Security:CertificatePath={serverCertificate}",
+            $"--MaskFormer:Security:KeyPath={serverKey}",
+        ]);
+        await app.StartAsync();
+        return app;
+    }
+
+    private static Uri HttpsAddress(WebApplication app) =>
+        app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Select(a => new Uri(a)).Single(a => a.Scheme == "https");
+
+    /// <summary>A loopback port nothing listens on: one the system gave and took back.</summary>
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+
     private static async Task<(int ExitCode, string Output, string Error, TimeSpan Elapsed)> RunTimedAsync(string[] args)
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();

@@ -69,16 +69,7 @@ public sealed class ReconnectTests
         await first.WaitForExitAsync(TimeSpan.FromSeconds(30));
         using var second = ServerProcess.Start(port);
         secondStarted = Stopwatch.GetTimestamp();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(150));
-        try
-        {
-            await example.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            example.Kill(entireProcessTree: true);
-            Assert.Fail($"the stream did not finish within 150 s of the second server's start:\n{Output()}\n{await errors}\n{second.Output}");
-        }
+        await FinishAsync(example, async () => $"{Output()}\n{await errors}\n{second.Output}");
 
         await reading;
         var output = Output();
@@ -163,16 +154,7 @@ public sealed class ReconnectTests
             first.Signal("TERM");
             await first.WaitForExitAsync(TimeSpan.FromSeconds(20));
             using var second = ServerProcess.Start(port);
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(150));
-            try
-            {
-                await example.WaitForExitAsync(timeout.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                example.Kill(entireProcessTree: true);
-                Assert.Fail($"the stream did not finish within 150 s of the second server's start:\n{Output()}\n{await errors}\n{second.Output}");
-            }
+            await FinishAsync(example, async () => $"{Output()}\n{await errors}\n{second.Output}");
 
             await reading;
             var message = $"exit {example.ExitCode}\n{Output()}\n{await errors}\nsecond server:\n{second.Output}";
@@ -186,6 +168,21 @@ public sealed class ReconnectTests
         finally
         {
             folder.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>Waits for the example to end, 150 s at most; kills it and fails with <paramref name="describe"/>'s text if it does not.</summary>
+    private static async Task FinishAsync(Process example, Func<Task<string>> describe)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(150));
+        try
+        {
+            await example.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            example.Kill(entireProcessTree: true);
+            Assert.Fail($"the stream did not finish within 150 s of the second server's start:\n{await describe()}");
         }
     }
 }

@@ -49,6 +49,20 @@ function freePort() {
   });
 }
 
+/** Resolves once server's log says it listens on port (before its models are loaded); rejects if it exits first. */
+function untilListening(server, port) {
+  return within(
+    (async () => {
+      while (!server.log().includes('Now listening on:')) {
+        assert.ok(server.process.exitCode === null, `the server exited before it listened:\n${server.log()}`);
+        await sleep(20);
+      }
+    })(),
+    READY_TIMEOUT_MS,
+    `the server on port ${port} did not listen within ${READY_TIMEOUT_MS / 1000} s`,
+  );
+}
+
 const servers = new Set();
 after(() => {
   // Whatever a test left running (a failed assertion, a timeout) goes with the suite.
@@ -304,16 +318,7 @@ describe('a unary Segment call while the server is not ready (a server started h
     // Later arguments win: warm-up on (the default), so the models load for a while after the port opens.
     const server = startServer(port, '--MaskFormer:Inference:WarmUp=true');
     try {
-      await within(
-        (async () => {
-          while (!server.log().includes('Now listening on:')) {
-            assert.ok(server.process.exitCode === null, `the server exited before it listened:\n${server.log()}`);
-            await sleep(20);
-          }
-        })(),
-        READY_TIMEOUT_MS,
-        `the server on port ${port} did not listen within ${READY_TIMEOUT_MS / 1000} s`,
-      );
+      await untilListening(server, port);
       assert.ok(!server.log().includes('Inference engine ready'), 'the server was ready before the call: nothing to retry');
       const result = await promisify(execFile)(process.execPath, ['segment.js', HELDOUT_IMAGE, '--server', `127.0.0.1:${port}`], {
         cwd: fileURLToPath(new URL('..', import.meta.url)),
@@ -355,16 +360,7 @@ describe('a unary Segment call while the server is not ready (a server started h
     tls.then(() => { tlsEnded = true; });
     const server = startServer(port);
     try {
-      await within(
-        (async () => {
-          while (!server.log().includes('Now listening on:')) {
-            assert.ok(server.process.exitCode === null, `the server exited before it listened:\n${server.log()}`);
-            await sleep(20);
-          }
-        })(),
-        READY_TIMEOUT_MS,
-        `the server on port ${port} did not listen within ${READY_TIMEOUT_MS / 1000} s`,
-      );
+      await untilListening(server, port);
       const listening = Date.now();
       assert.ok(!tlsEnded, 'the https:// client ended before the server listened');
       const refused = await tls;
