@@ -29,7 +29,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step names the seconds since the run began, so a slow CI run shows which step took the time.
+step() { printf '\n==> [%d s] %s\n' "$SECONDS" "$*"; }
 
 # Runs a step's command under a time limit, so that a hang fails that step, with its log, instead of
 # holding the whole run until CI kills it with nothing printed.
@@ -301,7 +302,7 @@ else
 fi
 
 echo
-echo "logs: $LOGS"
+echo "logs: $LOGS (the run took $SECONDS s)"
 [[ $failed -gt 0 ]] && status=1
 echo "$passed passed, $failed failed"
 exit $status
