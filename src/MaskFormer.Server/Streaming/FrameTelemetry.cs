@@ -75,7 +75,7 @@ internal sealed partial class FrameTelemetry(IOptions<TelemetryOptions> options,
         }
     }
 
-    private static string SkipLabel(SkipReason reason) => reason switch
+    internal static string SkipLabel(SkipReason reason) => reason switch
     {
         SkipReason.Superseded => "superseded",
         SkipReason.DroppedOldest => "dropped_oldest",
