@@ -113,8 +113,12 @@ if ! dotnet build MaskFormer.sln -c "$CONFIGURATION" -nologo -clp:ErrorsOnly >"$
 fi
 echo "ok"
 
-step "code style (dotnet format --verify-no-changes)"
-if dotnet format MaskFormer.sln --verify-no-changes --no-restore >"$LOGS/format.log" 2>&1; then
+# The build already fails on every analyzer and code-style warning (TreatWarningsAsErrors with
+# EnforceCodeStyleInBuild), so format checks only what the build cannot: whitespace and the order of
+# usings (the style pass's IMPORTS). Its third pass, the analyzers, would repeat the build's in half the step's time.
+step "code style (dotnet format whitespace and style --verify-no-changes)"
+if dotnet format whitespace MaskFormer.sln --verify-no-changes >"$LOGS/format.log" 2>&1 \
+    && dotnet format style MaskFormer.sln --verify-no-changes --no-restore >>"$LOGS/format.log" 2>&1; then
   passed=$((passed + 1)); echo "ok"
 else
   cat "$LOGS/format.log"; fail_step "dotnet format"
