@@ -199,14 +199,7 @@ internal static class ServerConnection
             throw new ConnectionException($"a CA or client certificate needs an https:// server address; {uri.Authority} is cleartext");
         }
 
-        var ssl = new SslClientAuthenticationOptions();
-        if (ca is not null)
-        {
-            var roots = ReadCertificates(ca, "MASKFORMER_CA_CERT");
-            var policy = new X509ChainPolicy { TrustMode = X509ChainTrustMode.CustomRootTrust, RevocationMode = X509RevocationMode.NoCheck, DisableCertificateDownloads = true };
-            policy.CustomTrustStore.AddRange(roots);
-            ssl.CertificateChainPolicy = policy;
-        }
+        var ssl = new SslClientAuthenticationOptions { CertificateChainPolicy = ServerCertificatePolicy() };
 
         if (certificate is not null)
         {
@@ -236,6 +229,22 @@ internal static class ServerConnection
         }
 
         handler.SslOptions = ssl;
+    }
+
+    /// <summary>
+    /// How the server's certificate is checked (<see cref="TlsHint"/>'s probe checks it so too):
+    /// MASKFORMER_CA_CERT's certificates as the only roots, no revocation lookups or downloads; null, the system's.
+    /// </summary>
+    public static X509ChainPolicy? ServerCertificatePolicy()
+    {
+        if (Variable("MASKFORMER_CA_CERT") is not { } ca)
+        {
+            return null;
+        }
+
+        var policy = new X509ChainPolicy { TrustMode = X509ChainTrustMode.CustomRootTrust, RevocationMode = X509RevocationMode.NoCheck, DisableCertificateDownloads = true };
+        policy.CustomTrustStore.AddRange(ReadCertificates(ca, "MASKFORMER_CA_CERT"));
+        return policy;
     }
 
     public static string? Variable(string name) => Environment.GetEnvironmentVariable(name) is { Length: > 0 } value ? value : null;

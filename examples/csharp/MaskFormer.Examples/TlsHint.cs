@@ -10,14 +10,17 @@ namespace MaskFormer.Examples;
 /// <summary>
 /// What to change when the first call failed at or just after connecting, as the CLI says it
 /// (src/MaskFormer.Cli/Commands/ClientTls.cs, trimmed): the other scheme when the server speaks the other
-/// protocol, an expired client certificate with its date, else the CA and client certificate to check. The
+/// protocol; after a failed handshake, only the side that refused (the server's certificate when this client's
+/// check refuses it, else this client's, with an expired one's date), both only when that cannot be told. The
 /// same diagnosis says whether waiting for the server (--wait-for-server) could change the answer.
 /// </summary>
 internal static class TlsHint
 {
-    private static readonly TimeSpan s_probeTimeout = TimeSpan.FromSeconds(2);
-
-    /// <summary>Why an attempt to connect failed, from its error and, where that does not say, a TLS handshake of our own.</summary>
+    /// <summary>
+    /// Why an attempt to connect failed, from its error and, where that does not say, a TLS handshake of our
+    /// own (<see cref="TlsProbe"/>): after a failed handshake, the certificate the server shows checked as the
+    /// call checked it tells which side refused.
+    /// </summary>
     public static async Task<ConnectFailure> DiagnoseAsync(Uri address, Exception? error, CancellationToken cancellationToken)
     {
         if (error is null || NothingListening(error))
@@ -28,13 +31,23 @@ internal static class TlsHint
         if (address.Scheme != Uri.UriSchemeHttps)
         {
             // A TLS server ends a cleartext connection without a word: only a handshake of our own tells.
-            return await ShowsACertificateAsync(address, cancellationToken) ? ConnectFailure.SpeaksTls : ConnectFailure.Unexplained;
+            return (await TlsProbe.AnswerAsync(address, null, cancellationToken)).IsTls is true ? ConnectFailure.SpeaksTls : ConnectFailure.Unexplained;
         }
 
         if (Find<AuthenticationException>(error) is not null)
         {
             // A cleartext server answers a ClientHello with an HTTP/2 frame: "a corrupted frame was received".
-            return await ShowsACertificateAsync(address, cancellationToken) ? ConnectFailure.HandshakeRefused : ConnectFailure.SpeaksCleartext;
+            // This client checks the server's certificate before it sends one of its own: a certificate this
+            // check refuses is what failed; one it passes, this client's (with TLS 1.2 a server refuses a client
+            // certificate, or the want of one, in the handshake).
+            var answer = await TlsProbe.AnswerAsync(address, ServerCertificatePolicyOrNull(), cancellationToken);
+            return answer switch
+            {
+                { IsTls: false } => ConnectFailure.SpeaksCleartext,
+                { CertificateErrors: SslPolicyErrors.None } => ConnectFailure.ClientCertificateRefused,
+                { CertificateErrors: not null } => ConnectFailure.ServerCertificateRefused,
+                _ => ConnectFailure.HandshakeRefused,
+            };
         }
 
         return ConnectFailure.EndedAfterHandshake;
@@ -58,8 +71,8 @@ internal static class TlsHint
         ConnectFailure.SpeaksTls or ConnectFailure.SpeaksCleartext => true,
 
         // A certificate refused (not from the CA trusted, another host's name, out of date): a server
-        // starting presents the certificate it will keep presenting.
-        ConnectFailure.HandshakeRefused => true,
+        // starting presents the certificate it will keep presenting, and trusts the CAs it will keep trusting.
+        ConnectFailure.ServerCertificateRefused or ConnectFailure.ClientCertificateRefused or ConnectFailure.HandshakeRefused => true,
 
         // With TLS 1.3 a server that refuses this client's certificate (or wants one and got none) ends the
         // connection after the handshake; a server shutting down ends a connection it has just accepted
@@ -77,10 +90,15 @@ internal static class TlsHint
                 return $" (the server there speaks TLS: use https://{address.Authority}, with MASKFORMER_CA_CERT for a private CA)";
             case ConnectFailure.SpeaksCleartext:
                 return $" (the TLS handshake failed: the server there speaks cleartext, not TLS: use http://{address.Authority})";
-            case ConnectFailure.HandshakeRefused or ConnectFailure.EndedAfterHandshake when ClientCertificateExpired() is { } expired:
-                return $" ({expired})";
+            case ConnectFailure.ServerCertificateRefused:
+                return $" (the TLS handshake failed: {ServerCertificateQuestion(address)})";
+            case ConnectFailure.ClientCertificateRefused:
+                return $" (the server's certificate passes this client's check, so the server refused the TLS handshake: {ClientCertificateQuestion()})";
             case ConnectFailure.HandshakeRefused:
-                return " (the TLS handshake failed: is the server's certificate issued by a CA in MASKFORMER_CA_CERT, or the system's?)";
+                // No certificate seen (the server gone, or silent, since the call): either side may have refused.
+                return $" (the TLS handshake failed: {ServerCertificateQuestion(address)} Or, {ClientCertificateQuestion()})";
+            case ConnectFailure.EndedAfterHandshake when ClientCertificateExpired() is { } expired:
+                return $" ({expired})";
             case ConnectFailure.EndedAfterHandshake:
                 // With TLS 1.3 a server that wants a client certificate, and got none or one it does not
                 // trust, ends the connection after the handshake.
@@ -92,35 +110,29 @@ internal static class TlsHint
         }
     }
 
-    // Whether a TLS handshake with the address gets as far as the server's certificate (then refused: the
-    // probe sends nothing else).
-    private static async Task<bool> ShowsACertificateAsync(Uri address, CancellationToken cancellationToken)
+    // MASKFORMER_CA_CERT's CAs replace the system's: the question names the one the call used.
+    private static string ServerCertificateQuestion(Uri address) => ServerConnection.Variable("MASKFORMER_CA_CERT") is { } ca
+        ? $"is the server's certificate for {address.IdnHost} and issued by a CA in MASKFORMER_CA_CERT {ca}?"
+        : $"is the server's certificate for {address.IdnHost} and issued by a CA the system trusts? A private CA needs MASKFORMER_CA_CERT.";
+
+    private static string ClientCertificateQuestion() =>
+        ClientCertificateExpired() is { } expired ? $"{expired}."
+        : ServerConnection.Variable("MASKFORMER_CLIENT_CERT") is { } certificate
+        ? $"does the server trust the CA that issued MASKFORMER_CLIENT_CERT {certificate}?"
+        : "does the server want a client certificate? Set MASKFORMER_CLIENT_CERT and MASKFORMER_CLIENT_KEY.";
+
+    // As the call checked the server's certificate. A CA file that cannot be read now (changed since the call)
+    // leaves the system's roots, for a hint only.
+    private static X509ChainPolicy? ServerCertificatePolicyOrNull()
     {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(s_probeTimeout);
-        var shown = false;
         try
         {
-            using var tcp = new TcpClient();
-            await tcp.ConnectAsync(address.IdnHost, address.Port, timeout.Token);
-            await using var tls = new SslStream(tcp.GetStream());
-            var options = new SslClientAuthenticationOptions
-            {
-                TargetHost = address.IdnHost,
-                RemoteCertificateValidationCallback = (_, certificate, _, _) =>
-                {
-                    shown = certificate is not null;
-                    return false;
-                },
-            };
-            await tls.AuthenticateAsClientAsync(options, timeout.Token);
+            return ServerConnection.ServerCertificatePolicy();
         }
-        catch (Exception ex) when (ex is IOException or SocketException or AuthenticationException or OperationCanceledException)
+        catch (ConnectionException)
         {
-            // Refused, as meant, or no TLS there.
+            return null;
         }
-
-        return shown;
     }
 
     // A server checks a client certificate's dates too, and an expired one is the likelier fault: checked
@@ -192,7 +204,13 @@ internal enum ConnectFailure
     /// <summary>An https:// address of a server that answers a TLS handshake with something else.</summary>
     SpeaksCleartext,
 
-    /// <summary>The TLS handshake failed: this client refused the server's certificate, or (TLS 1.2) the server refused this client's.</summary>
+    /// <summary>The TLS handshake failed and the server's certificate fails this client's check (another CA, another host's name, out of date).</summary>
+    ServerCertificateRefused,
+
+    /// <summary>The TLS handshake failed though the server's certificate passes this client's check: (TLS 1.2) the server refused this client's certificate, or wanted one.</summary>
+    ClientCertificateRefused,
+
+    /// <summary>The TLS handshake failed and the probe saw no certificate: either side may have refused.</summary>
     HandshakeRefused,
 
     /// <summary>The server ended the connection after the TLS handshake (TLS 1.3: it refused this client's certificate, or wanted one).</summary>
