@@ -39,8 +39,8 @@ public sealed partial class CliReconnectTests(ITestOutputHelper output) : IDispo
             await ServerFixture.WaitUntilServingAsync(channel);
         }
 
-        using var log = new StringWriter();
-        var streaming = StreamCommand.RunAsync(new CommandArguments([clip, "--server", address.ToString(), "--out", _out, "--fps", fps.ToString(System.Globalization.CultureInfo.InvariantCulture), "--policy", "queue"]), log, TextWriter.Null, CancellationToken.None);
+        await using var run = CliRun.Start((log, _, cancel) => StreamCommand.RunAsync(new CommandArguments([clip, "--server", address.ToString(), "--out", _out, "--fps", fps.ToString(System.Globalization.CultureInfo.InvariantCulture), "--policy", "queue"]), log, TextWriter.Null, cancel));
+        var (streaming, log) = (run.Exit, run.Output);
         await WaitForOverlaysAsync(2, streaming);
         first.Signal(signal);
         await first.WaitForExitAsync(TimeSpan.FromSeconds(30));
@@ -91,7 +91,8 @@ public sealed partial class CliReconnectTests(ITestOutputHelper output) : IDispo
         TaskScheduler.UnobservedTaskException += Unobserved;
         try
         {
-            var streaming = StreamCommand.RunAsync(new CommandArguments([clip, "--server", address.ToString(), "--out", _out, "--fps", "4", "--reconnect-for", "3"]), TextWriter.Null, TextWriter.Null, CancellationToken.None);
+            await using var run = CliRun.Start((_, _, cancel) => StreamCommand.RunAsync(new CommandArguments([clip, "--server", address.ToString(), "--out", _out, "--fps", "4", "--reconnect-for", "3"]), TextWriter.Null, TextWriter.Null, cancel));
+            var streaming = run.Exit;
             await WaitForOverlaysAsync(2, streaming);
             first.Signal("KILL");
             var stopwatch = System.Diagnostics.Stopwatch.StartNew();
@@ -140,39 +141,29 @@ public sealed partial class CliReconnectTests(ITestOutputHelper output) : IDispo
 
         // The second frame comes 60 s after the first (--fps 1/60): no answer between them can say that the
         // server drains.
-        using var log = new StringWriter();
-        using var cancel = new CancellationTokenSource();
         var overlays = Path.Combine(_out, "overlays");
-        var streaming = StreamCommand.RunAsync(new CommandArguments([folder, "--server", address.ToString(), "--out", overlays, "--fps", "0.0166666667"]), log, TextWriter.Null, cancel.Token);
-        try
-        {
-            await WaitForOverlaysAsync(1, streaming, overlays);
+        await using var run = CliRun.Start((log, _, cancel) => StreamCommand.RunAsync(new CommandArguments([folder, "--server", address.ToString(), "--out", overlays, "--fps", "0.0166666667"]), log, TextWriter.Null, cancel));
+        var (streaming, log) = (run.Exit, run.Output);
+        await WaitForOverlaysAsync(1, streaming, overlays);
 
-            // The stream's status messages (two a second) say draining: it half-closes, its call ends OK and the
-            // server exits (it waits for open streams), long before the second frame would have told it.
-            first.Signal("TERM");
-            await first.WaitForExitAsync(TimeSpan.FromSeconds(20));
-            Assert.Contains("SegmentationService/SegmentStream OK", first.Output, StringComparison.Ordinal);
+        // The stream's status messages (two a second) say draining: it half-closes, its call ends OK and the
+        // server exits (it waits for open streams), long before the second frame would have told it.
+        first.Signal("TERM");
+        await first.WaitForExitAsync(TimeSpan.FromSeconds(20));
+        Assert.Contains("SegmentationService/SegmentStream OK", first.Output, StringComparison.Ordinal);
 
-            using var second = ServerProcess.Start($"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{address.Port}", "--MaskFormer:Inference:WarmUp=false");
-            var finished = await Task.WhenAny(streaming, Task.Delay(TimeSpan.FromSeconds(150)));
-            output.WriteLine(log.ToString());
-            Assert.True(finished == streaming, "the stream did not finish within 150 s of the second server's start");
-            Assert.Equal(0, await streaming);
+        using var second = ServerProcess.Start($"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{address.Port}", "--MaskFormer:Inference:WarmUp=false");
+        var finished = await Task.WhenAny(streaming, Task.Delay(TimeSpan.FromSeconds(150)));
+        output.WriteLine(log.ToString());
+        Assert.True(finished == streaming, "the stream did not finish within 150 s of the second server's start");
+        Assert.Equal(0, await streaming);
 
-            // The second frame was answered by the second server, and each frame drawn once from a result.
-            var text = log.ToString();
-            Assert.Equal(2, Overlays(overlays));
-            Assert.Contains("2 done, 0 skipped, 0 errors", text, StringComparison.Ordinal);
-            Assert.Matches(ReconnectedLine(), text);
-            Assert.Contains("SegmentationService/SegmentStream OK", second.Output, StringComparison.Ordinal);
-        }
-        finally
-        {
-            // A failed check leaves the stream running: it ends before its log is disposed.
-            await cancel.CancelAsync();
-            await ((Task)streaming).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing | ConfigureAwaitOptions.ContinueOnCapturedContext);
-        }
+        // The second frame was answered by the second server, and each frame drawn once from a result.
+        var text = log.ToString();
+        Assert.Equal(2, Overlays(overlays));
+        Assert.Contains("2 done, 0 skipped, 0 errors", text, StringComparison.Ordinal);
+        Assert.Matches(ReconnectedLine(), text);
+        Assert.Contains("SegmentationService/SegmentStream OK", second.Output, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -67,13 +67,13 @@ public sealed class CliTests(ServerFixture server) : IDisposable
         await ServerFixture.WaitUntilServingAsync(channel);
         var limits = app.Services.GetRequiredService<Limits.CallLimit>();
         var image = Path.Combine(RepositoryPaths.HeldOut, HeldOutSet.ImageFiles[0]);
-        using var output = new StringWriter();
 
         var stream = new Contracts.V1.SegmentationService.SegmentationServiceClient(channel).SegmentStream();
         await stream.RequestStream.WriteAsync(new Contracts.V1.SegmentStreamRequest { Frame = new Contracts.V1.StreamFrame { FrameId = 1, Image = SegmentTests.EncodedImage(HeldOutSet.ImageFiles[0]) } });
         Assert.True(await stream.ResponseStream.MoveNext(CancellationToken.None));
         var refusedBefore = limits.Refused;
-        var segmenting = SegmentCommand.RunAsync(new CommandArguments([image, "--server", address.ToString(), "--out", _out]), output, CancellationToken.None);
+        await using var run = CliRun.Start((output, _, cancel) => SegmentCommand.RunAsync(new CommandArguments([image, "--server", address.ToString(), "--out", _out]), output, cancel));
+        var segmenting = run.Exit;
         await Poll.UntilAsync(() => limits.Refused > refusedBefore, "the CLI's call was never refused", TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(20));
         stream.Dispose();
 
@@ -189,15 +189,12 @@ public sealed class CliTests(ServerFixture server) : IDisposable
         var folder = Directory.CreateDirectory(Path.Combine(_out, "frames")).FullName;
         File.Copy(Path.Combine(RepositoryPaths.TinyShapes, "clip", "frame_000.png"), Path.Combine(folder, "frame_000.png"));
         File.CreateSymbolicLink(Path.Combine(folder, "frame_001.png"), Path.Combine(_out, "removed.png"));
-        using var output = new StringWriter();
-        using var error = new StringWriter();
-        using var cancel = new CancellationTokenSource();
-
-        var streaming = MaskFormer.Cli.CliApp.RunAsync(["stream", folder, "--server", server.Address.ToString(), "--out", Path.Combine(_out, "overlays"), "--no-pacing"], output, error, cancel.Token);
+        await using var run = CliRun.Start((output, error, cancel) => MaskFormer.Cli.CliApp.RunAsync(["stream", folder, "--server", server.Address.ToString(), "--out", Path.Combine(_out, "overlays"), "--no-pacing"], output, error, cancel));
+        var (streaming, output, error) = (run.Exit, run.Output, run.Error);
         var finished = await Task.WhenAny(streaming, Task.Delay(TimeSpan.FromSeconds(60)));
-        await cancel.CancelAsync();
+        await run.CancelAsync();
 
-        // Ended, one way or the other, before its writers are disposed.
+        // Ended, one way or the other, for the exit code that says which.
         var exitCode = await streaming;
         Assert.True(finished == streaming, $"the command did not end within 60 s of a frame that could not be read: exit code {exitCode}: {output} {error}");
 
@@ -408,10 +405,9 @@ public sealed class CliTests(ServerFixture server) : IDisposable
         var video = await LongClipAsync();
         var overlay = Path.Combine(_out, "interrupted.mp4");
         using var interrupt = new CancellationTokenSource();
-        using var output = new StringWriter();
-        using var error = new StringWriter();
 
-        var streaming = MaskFormer.Cli.CliApp.RunAsync(["stream", video, "--server", server.Address.ToString(), "--out", overlay], output, error, interrupt.Token);
+        await using var run = CliRun.Start((output, error, cancel) => MaskFormer.Cli.CliApp.RunAsync(["stream", video, "--server", server.Address.ToString(), "--out", overlay], output, error, cancel), interrupt.Token);
+        var (streaming, output, error) = (run.Exit, run.Output, run.Error);
         await CancelOnceWrittenAsync(overlay, streaming, interrupt);
         var exitCode = await streaming;
 
