@@ -149,8 +149,10 @@ internal sealed class ClientTls
 
     /// <summary>
     /// What to check after a failed handshake, from how the server's certificate fared in this client's own
-    /// check: refused, only the server's certificate (this client sent none of its own yet); passed, only this
-    /// client's certificate (with TLS 1.2 a server refuses it in the handshake); not known, both.
+    /// check: refused, only the server's certificate, which no client certificate mends (this client may have
+    /// sent its own first: on Linux .NET checks the server's only once a TLS 1.2 handshake is done; if the
+    /// server refused that too, the next try says so); passed, only this client's certificate (with TLS 1.2 a
+    /// server refuses it in the handshake); not known, both.
     /// </summary>
     private string HandshakeRefusedHint(SslPolicyErrors? serverCertificateErrors)
     {

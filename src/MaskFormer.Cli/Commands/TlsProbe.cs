@@ -1,6 +1,7 @@
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Authentication;
+using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 
 namespace MaskFormer.Cli.Commands;
@@ -24,7 +25,10 @@ internal static class TlsProbe
     /// <summary>
     /// What the server answered: <see cref="TlsAnswer.IsTls"/> as <see cref="SpeaksTlsAsync"/>, and how the
     /// certificate it showed fares in this client's own check (<paramref name="policy"/>, as the client's
-    /// --ca-cert sets it; null: the system's roots), with the host name.
+    /// --ca-cert sets it; null: the system's roots), with the host name. Where the platform checks that
+    /// certificate only once the handshake is done (OpenSSL, on Linux), a server that wants a client certificate
+    /// refuses the probe's handshake before: the certificate it showed when it asked for this client's is
+    /// checked instead, with the same rules.
     /// </summary>
     public static async Task<TlsAnswer> AnswerAsync(Uri address, X509ChainPolicy? policy, CancellationToken cancellationToken)
     {
@@ -33,6 +37,7 @@ internal static class TlsProbe
         using var tcp = new TcpClient();
         FirstBytes? answer = null;
         SslPolicyErrors? certificateErrors = null;
+        X509Certificate2? shownWhenAsking = null;
         try
         {
             await tcp.ConnectAsync(address.IdnHost, address.Port, timeout.Token).ConfigureAwait(false);
@@ -50,6 +55,13 @@ internal static class TlsProbe
                     certificateErrors = certificate is null ? null : errors;
                     return false;
                 },
+
+                // Sends none: a server that wants one then ends the handshake, on Linux before the check above.
+                LocalCertificateSelectionCallback = (_, _, _, remote, _) =>
+                {
+                    shownWhenAsking ??= remote is null ? null : X509CertificateLoader.LoadCertificate(remote.GetRawCertData());
+                    return null!;
+                },
             };
             await ssl.AuthenticateAsClientAsync(options, timeout.Token).ConfigureAwait(false);
         }
@@ -57,7 +69,23 @@ internal static class TlsProbe
         {
         }
 
+        using (shownWhenAsking)
+        {
+            certificateErrors ??= shownWhenAsking is null ? null : Check(shownWhenAsking, policy, address.IdnHost);
+        }
+
         return new TlsAnswer(answer?.IsTls, certificateErrors);
+    }
+
+    // As SslStream checks a server's certificate: a chain to the policy's roots (the system's when null) for
+    // server authentication, and the host name.
+    private static SslPolicyErrors Check(X509Certificate2 certificate, X509ChainPolicy? policy, string host)
+    {
+        using var chain = new X509Chain();
+        chain.ChainPolicy = policy?.Clone() ?? new X509ChainPolicy { RevocationMode = X509RevocationMode.NoCheck };
+        chain.ChainPolicy.ApplicationPolicy.Add(new Oid("1.3.6.1.5.5.7.3.1"));
+        var errors = chain.Build(certificate) ? SslPolicyErrors.None : SslPolicyErrors.RemoteCertificateChainErrors;
+        return certificate.MatchesHostname(host) ? errors : errors | SslPolicyErrors.RemoteCertificateNameMismatch;
     }
 
     // The stream under the probe's SslStream, keeping the first two bytes the server sent.

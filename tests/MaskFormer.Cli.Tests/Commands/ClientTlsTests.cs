@@ -1,104 +1,122 @@
-using System.Net;
-using System.Net.Security;
-using System.Net.Sockets;
-using System.Security.Authentication;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using MaskFormer.Cli.Commands;
 
 namespace MaskFormer.Cli.Tests.Commands;
 
-// The hint for a refused certificate against Kestrel (TLS 1.3): CliTlsTests (Server.Tests).
-public sealed class ClientTlsTests : IDisposable
+/// <summary>
+/// The hint after a handshake that a TLS 1.2 server refused (<see cref="Tls12Server"/>), run as a user runs the
+/// CLI (<see cref="CliApp.RunAsync"/>): it names only what failed. Against Kestrel (TLS 1.3), which refuses a
+/// client certificate after the handshake: CliTlsTests (Server.Tests).
+/// </summary>
+[Collection(nameof(ClientTlsVariables))]
+public sealed class ClientTlsTests(Tls12Server server) : IClassFixture<Tls12Server>, IDisposable
 {
+    private static readonly string[] s_variables = [ClientTls.CaVariable, ClientTls.CertificateVariable, ClientTls.KeyVariable];
+
     private readonly string _folder = Directory.CreateTempSubdirectory("maskformer-client-tls-").FullName;
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 
-    [Fact]
-    public async Task Hint_Tls12ServerRefusingTheHandshakeForWantOfAClientCertificate_NamesOnlyTheClientCertificate()
+    [Theory]
+    [InlineData(null)]
+    [InlineData("another CA")]
+    [InlineData("client-expired")]
+    public async Task Models_Tls12ServerRefusingTheClientCertificateInTheHandshake_HintNamesOnlyTheClientCertificate(string? client)
     {
-        // With TLS 1.2 a server refuses a client's certificate (or its want of one) in the handshake, as this
-        // client refuses a server's: the server's certificate, from the CA given, is not what failed. .NET's own
-        // TLS 1.2 server checks a client certificate only after its handshake, so the failed handshake is the
-        // one fault made here (an AuthenticationException, as the call gets); the server the probe checks is real.
-        using var caKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        using var ca = CreateCa(caKey);
-        var caPath = Path.Combine(_folder, "ca.pem");
-        await File.WriteAllTextAsync(caPath, ca.ExportCertificatePem());
-        using var serverCertificate = CreateServerCertificate(ca, caKey);
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var address = new Uri($"https://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}");
-        using var stop = new CancellationTokenSource();
-        var server = ServeAsync(listener, serverCertificate, stop.Token);
-        var arguments = new CommandArguments(["--server", address.ToString(), "--ca-cert", caPath]);
-        var tls = ClientTls.From(arguments, address);
+        // The server's certificate is from the CA given: what the server refused is this client's certificate,
+        // sent by none, one from a CA it does not trust, or one out of date.
+        var certificate = client switch
+        {
+            null => null,
+            "another CA" => await ClientCertificateOfAnotherCaAsync(),
+            _ => Path.Combine(server.Files, $"{client}.pem"),
+        };
+        var expected = certificate switch
+        {
+            null => $"a server that asks for a client certificate needs --client-cert and --client-key (or ${ClientTls.CertificateVariable} and ${ClientTls.KeyVariable}).",
+            _ when client == "another CA" => $"a server that asks for a client certificate refuses one it does not trust: is {certificate} issued by a CA the server trusts?",
+            _ => $"a server that asks for a client certificate refuses one out of date: --client-cert {certificate} expired at ",
+        };
 
-        var error = new HttpRequestException("The SSL connection could not be established.", new AuthenticationException("handshake failed"));
-        var hint = await tls.HintAsync(address, error, CancellationToken.None);
+        var (exitCode, output, error) = await ModelsAsync(Path.Combine(server.Files, "ca.pem"), certificate);
 
-        await stop.CancelAsync();
-        listener.Stop();
-        await server;
-        Assert.Equal(
-            $"The server's certificate passes this client's check, so the server refused the handshake: a server that asks for a client certificate needs --client-cert and --client-key (or ${ClientTls.CertificateVariable} and ${ClientTls.KeyVariable}).",
-            hint);
+        Assert.True(exitCode == 1, $"exit code {exitCode}: {output} {error}\nserver:\n{server.Output}");
+        Assert.Contains($"cannot reach the server at {server.Address.GetLeftPart(UriPartial.Authority)} over TLS", error, StringComparison.Ordinal);
+        Assert.Contains($"The server's certificate passes this client's check, so the server refused the handshake: {expected}", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("server's certificate for", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("--ca-cert", error, StringComparison.Ordinal);
     }
 
-    // A TLS 1.2 server that wants a client certificate, for every connection until stopped.
-    private static async Task ServeAsync(TcpListener listener, X509Certificate2 certificate, CancellationToken stop)
+    [Theory]
+    [InlineData(null)]
+    [InlineData("client")]
+    [InlineData("client-expired")]
+    public async Task Models_CaCertOfAnotherCa_Tls12ServerWantingAClientCertificate_HintNamesOnlyTheServerCertificate(string? client)
     {
-        while (!stop.IsCancellationRequested)
-        {
-            TcpClient client;
-            try
-            {
-                client = await listener.AcceptTcpClientAsync(stop);
-            }
-            catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
-            {
-                return;
-            }
+        // The server's certificate fails this client's check, which no client certificate mends: whatever
+        // client certificate it holds, that is what to fix first. (On Linux .NET checks it only after a TLS 1.2
+        // handshake, so an expired one is sent, and refused, first; a try after the fix says so.)
+        var otherCa = Path.Combine(server.Files, "other-ca.pem");
 
-            using (client)
+        var (exitCode, output, error) = await ModelsAsync(otherCa, client is null ? null : Path.Combine(server.Files, $"{client}.pem"));
+
+        Assert.True(exitCode == 1, $"exit code {exitCode}: {output} {error}\nserver:\n{server.Output}");
+        Assert.EndsWith($"Is the server's certificate for this host name and issued by a CA in {otherCa}?", error.Trim(), StringComparison.Ordinal);
+        Assert.DoesNotContain("client certificate", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("--client-cert", error, StringComparison.Ordinal);
+    }
+
+    // `models` against the server with --ca-cert CA and, given a CERTIFICATE, --client-cert CERTIFICATE and
+    // --client-key (its .key beside it); the TLS variables unset, so that none stands in for an option left out.
+    private async Task<(int ExitCode, string Output, string Error)> ModelsAsync(string ca, string? certificate)
+    {
+        string[] client = certificate is null ? [] : ["--client-cert", certificate, "--client-key", Path.ChangeExtension(certificate, ".key")];
+        var saved = s_variables.Select(name => (name, Environment.GetEnvironmentVariable(name))).ToArray();
+        foreach (var name in s_variables)
+        {
+            Environment.SetEnvironmentVariable(name, null);
+        }
+
+        try
+        {
+            using var output = new StringWriter();
+            using var error = new StringWriter();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            var exitCode = await CliApp.RunAsync(["models", "--server", server.Address.ToString(), "--ca-cert", ca, .. client], output, error, timeout.Token);
+            return (exitCode, output.ToString(), error.ToString());
+        }
+        finally
+        {
+            foreach (var (name, value) in saved)
             {
-                await using var ssl = new SslStream(client.GetStream());
-                try
-                {
-                    await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
-                    {
-                        ServerCertificate = certificate,
-                        ClientCertificateRequired = true,
-                        EnabledSslProtocols = SslProtocols.Tls12,
-                        RemoteCertificateValidationCallback = static (_, presented, _, _) => presented is not null,
-                    }, stop);
-                }
-                catch (Exception ex) when (ex is AuthenticationException or IOException or OperationCanceledException)
-                {
-                }
+                Environment.SetEnvironmentVariable(name, value);
             }
         }
     }
 
-    private static X509Certificate2 CreateCa(ECDsa key)
+    // A client certificate (and its key, beside it as .key) from a CA of its own, which the server does not trust.
+    private async Task<string> ClientCertificateOfAnotherCaAsync()
     {
-        var request = new CertificateRequest("CN=Client TLS test CA", key, HashAlgorithmName.SHA256);
-        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
-        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
-        return request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
-    }
+        using var caKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var caRequest = new CertificateRequest("CN=Another test CA", caKey, HashAlgorithmName.SHA256);
+        caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+        caRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+        using var ca = caRequest.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(2));
 
-    private static X509Certificate2 CreateServerCertificate(X509Certificate2 ca, ECDsa caKey)
-    {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var request = new CertificateRequest("CN=127.0.0.1", key, HashAlgorithmName.SHA256);
-        var names = new SubjectAlternativeNameBuilder();
-        names.AddIpAddress(IPAddress.Loopback);
-        request.CertificateExtensions.Add(names.Build());
-        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
-        using var signed = request.Create(ca.SubjectName, X509SignatureGenerator.CreateForECDsa(caKey), DateTimeOffset.UtcNow.AddHours(-1), DateTimeOffset.UtcNow.AddHours(12), [1, 2, 3, 4]);
-        using var withKey = signed.CopyWithPrivateKey(key);
-        return X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
+        var request = new CertificateRequest("CN=maskformer-test-client", key, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.2")], false));
+        using var certificate = request.Create(ca, DateTimeOffset.UtcNow.AddHours(-1), DateTimeOffset.UtcNow.AddDays(1), [5, 6, 7, 8]);
+
+        var path = Path.Combine(_folder, "another-ca-client.pem");
+        await File.WriteAllTextAsync(path, certificate.ExportCertificatePem());
+        await File.WriteAllTextAsync(Path.ChangeExtension(path, ".key"), key.ExportPkcs8PrivateKeyPem());
+        return path;
     }
 }
+
+/// <summary>Tests that unset the CLI's TLS variables for a while: one at a time, and none beside another test.</summary>
+[CollectionDefinition(nameof(ClientTlsVariables), DisableParallelization = true)]
+public sealed class ClientTlsVariables;

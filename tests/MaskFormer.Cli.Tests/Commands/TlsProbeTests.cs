@@ -4,7 +4,7 @@ using MaskFormer.Cli.Commands;
 
 namespace MaskFormer.Cli.Tests.Commands;
 
-// Against a real TLS server: CliTlsTests (Server.Tests), which start one.
+// Against a real TLS server: CliTlsTests (Server.Tests), which start one, and ClientTlsTests (Tls12Server).
 public sealed class TlsProbeTests
 {
     [Fact]
