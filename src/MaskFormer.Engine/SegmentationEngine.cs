@@ -176,7 +176,16 @@ public sealed partial class SegmentationEngine(
                     }
                 }
 
-                await WarmUpRequestPathAsync(model, cancellationToken).ConfigureAwait(false);
+                model.Scheduler.SkipsQueueDelay = true;
+                try
+                {
+                    await WarmUpRequestPathAsync(model, cancellationToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    model.Scheduler.SkipsQueueDelay = false;
+                }
+
                 model.Scheduler.ResetTotals();
                 var elapsed = time.GetElapsedTime(started);
                 LogWarmedUp(logger, model.Name, elapsed.TotalMilliseconds);

@@ -27,6 +27,7 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
     private readonly List<BatchWorkItem> _pending = [];
     private readonly long[] _batchSizeCounts;
     private bool _stopping;
+    private bool _skipsQueueDelay;
     private int _queued;
     private int _inFlight;
     private long _completed;
@@ -65,6 +66,18 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
                 return [.. _sessions.OfType<IModelSession>()];
             }
         }
+    }
+
+    /// <summary>
+    /// While set, a batch goes at once with whatever has queued, without waiting
+    /// <see cref="InferenceOptions.MaxQueueDelay"/> for more. The warm-up's requests come one at a time
+    /// and nothing else arrives to fill their batches, so the wait would only add the delay to start-up
+    /// once per request: a minute with a 4 s delay.
+    /// </summary>
+    public bool SkipsQueueDelay
+    {
+        get => Volatile.Read(ref _skipsQueueDelay);
+        set => Volatile.Write(ref _skipsQueueDelay, value);
     }
 
     /// <summary>Where model runs and queue depth are reported; the engine gives each model its own.</summary>
@@ -293,7 +306,7 @@ internal sealed partial class BatchScheduler : IAsyncDisposable
                 var first = _pending[0];
                 var sameShape = _pending.Count(item => item.ShapeKey == first.ShapeKey);
                 var waited = _time.GetElapsedTime(first.EnqueuedTimestamp);
-                if (sameShape < _options.MaxBatchSize && waited < _options.MaxQueueDelay)
+                if (sameShape < _options.MaxBatchSize && waited < _options.MaxQueueDelay && !SkipsQueueDelay)
                 {
                     // Whole milliseconds, rounded up: Monitor.Wait truncates, and under 1 ms left it would
                     // return at once and spin here until the delay is over.

@@ -35,6 +35,26 @@ public sealed class WarmUpTests
         Assert.Equal(2, recorder.Results.Select(r => r.Width).Distinct().Count());
     }
 
+    [Fact]
+    public async Task WarmUp_LongQueueDelay_ItsRequestsDoNotWaitForBatchesThatNothingElseWouldFill()
+    {
+        // On a clock that stands still a queued request's wait for its batch never ends, so the warm-up
+        // finishes only if its requests do not wait at all (on the system clock each waited the whole
+        // delay: MaxQueueDelay 4 s held a server NOT_SERVING for a minute).
+        await using var engine = new SegmentationEngine(
+            Options.Create(new ModelRepositoryOptions { Path = RepositoryPaths.Models }),
+            Options.Create(new InferenceOptions { MaxBatchSize = 8, MaxQueueDelay = TimeSpan.FromSeconds(10) }),
+            new ImageDecoder(Options.Create(new ImageDecoderOptions())),
+            new StoppedClock(),
+            NullLogger<SegmentationEngine>.Instance);
+        engine.Load();
+
+        // The minute only keeps this test from hanging on a warm-up that waits.
+        await engine.WarmUpAsync(CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(1));
+
+        Assert.True(engine.IsReady);
+    }
+
     [Theory]
     [InlineData(null, new[] { 1, 2, 3, 4 })]
     [InlineData(new[] { 1, 4 }, new[] { 1, 4 })]
@@ -101,5 +121,15 @@ public sealed class WarmUpTests
             result.Panoptic?.Segments.Count ?? 0,
             result.Width,
             IsReady()));
+    }
+
+    /// <summary>A clock whose time does not pass (timers still fire on the system's).</summary>
+    private sealed class StoppedClock : TimeProvider
+    {
+        private readonly DateTimeOffset _now = DateTimeOffset.UtcNow;
+
+        public override DateTimeOffset GetUtcNow() => _now;
+
+        public override long GetTimestamp() => 0;
     }
 }
