@@ -159,7 +159,7 @@ public sealed class CliTlsTests(SecureServerFixture fixture) : IClassFixture<Sec
     [Fact]
     public async Task Models_NoServerListening_UnreachableNotTls()
     {
-        var port = FreePort();
+        var port = LoopbackPorts.Free();
 
         var (exitCode, _, error) = await RunAsync(["models", "--server", $"https://127.0.0.1:{port}", "--ca-cert", fixture.CaPath]);
 
@@ -285,7 +285,7 @@ public sealed class CliTlsTests(SecureServerFixture fixture) : IClassFixture<Sec
     public async Task HealthWait_NothingListeningUntilAServerStarts_Serving()
     {
         // A refused connection is what a server still starting gives: asked again until it answers.
-        var port = FreePort();
+        var port = LoopbackPorts.Free();
 
         var health = RunTimedAsync(["health", "--server", $"127.0.0.1:{port}", "--wait", "60"]);
         await Task.Delay(TimeSpan.FromSeconds(2));
@@ -310,7 +310,7 @@ public sealed class CliTlsTests(SecureServerFixture fixture) : IClassFixture<Sec
     [Fact]
     public async Task HealthWait_NothingListening_UnreachableWhenTheWaitRunsOut()
     {
-        var port = FreePort();
+        var port = LoopbackPorts.Free();
 
         var (exitCode, output, error, elapsed) = await RunTimedAsync(["health", "--server", $"127.0.0.1:{port}", "--wait", "3"]);
 
@@ -482,16 +482,6 @@ public sealed class CliTlsTests(SecureServerFixture fixture) : IClassFixture<Sec
 
     private static Uri HttpsAddress(WebApplication app) =>
         app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Select(a => new Uri(a)).Single(a => a.Scheme == "https");
-
-    /// <summary>A loopback port nothing listens on: one the system gave and took back.</summary>
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
-    }
 
     private static async Task<(int ExitCode, string Output, string Error, TimeSpan Elapsed)> RunTimedAsync(string[] args)
     {

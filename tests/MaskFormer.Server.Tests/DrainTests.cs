@@ -26,10 +26,12 @@ public sealed partial class DrainTests(ITestOutputHelper output)
     {
         // Batches of 8 fill from one stream's frames; a unary call of another shape waits the full
         // queue delay, so it is still in flight when the signal comes.
+        var metrics = new Uri($"http://127.0.0.1:{LoopbackPorts.Free()}/metrics");
         using var server = ServerProcess.Start(
             $"--MaskFormer:Streaming:DrainTimeout={s_drainTimeout}",
             "--MaskFormer:Inference:MaxBatchSize=8",
-            "--MaskFormer:Inference:MaxQueueDelay=00:00:02");
+            "--MaskFormer:Inference:MaxQueueDelay=00:00:04",
+            $"--MaskFormer:Telemetry:PrometheusUrl=http://{metrics.Authority}");
         var address = await server.AddressAsync();
         using var channel = GrpcChannel.ForAddress(address);
         await ServerFixture.WaitUntilServingAsync(channel);
@@ -42,7 +44,11 @@ public sealed partial class DrainTests(ITestOutputHelper output)
         await Task.WhenAll(smart.FirstResult, naive.FirstResult);
         var client = new SegmentationService.SegmentationServiceClient(channel);
         var unary = Enumerable.Range(0, 2).Select(_ => client.SegmentAsync(new SegmentRequest { Image = RawImage(64, 128) }).ResponseAsync).ToArray();
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        // Sent is not started: beside a busy run, calls sent a second earlier had not reached the service
+        // yet and were rightly refused as arriving during the drain. The server's own count of decoded
+        // 64x128 images (its pixel histogram's bucket above 4096, where the streams' 64x64 frames fall) says
+        // when both are in its queue.
+        await WaitUntilDecodedAsync(metrics, unary.Length);
 
         // What this test is about: calls still unanswered when the signal comes.
         Assert.All(unary, call => Assert.False(call.IsCompleted, "a unary call was answered before SIGTERM; it must be in flight"));
@@ -360,6 +366,28 @@ public sealed partial class DrainTests(ITestOutputHelper output)
 
         return new StreamHandle(firstResult.Task, RunAsync());
     }
+
+    /// <summary>Waits until the server has decoded <paramref name="count"/> images of 4097 to 16384 pixels.</summary>
+    private static async Task WaitUntilDecodedAsync(Uri metrics, int count)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        var text = string.Empty;
+        for (var started = Stopwatch.StartNew(); started.Elapsed < TimeSpan.FromSeconds(60); await Task.Delay(20))
+        {
+            text = await http.GetStringAsync(metrics);
+            if (PixelsBucket(text, "16384") - PixelsBucket(text, "4096") >= count)
+            {
+                return;
+            }
+        }
+
+        Assert.Fail($"the server did not decode {count} images of 64x128 within 60 s; its metrics:\n{text}");
+    }
+
+    private static long PixelsBucket(string metricsText, string upperBound) =>
+        metricsText.Split('\n')
+            .Where(line => line.StartsWith("maskformer_image_pixels_bucket{", StringComparison.Ordinal) && line.Contains($"le=\"{upperBound}\"", StringComparison.Ordinal))
+            .Sum(line => long.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
 
     private static async Task<HealthCheckResponse.Types.ServingStatus> WaitForHealthAsync(Uri address, string service, HealthCheckResponse.Types.ServingStatus wanted)
     {

@@ -7,7 +7,11 @@ namespace MaskFormer.Server.Tests;
 internal sealed partial class ServerProcess : IDisposable
 {
     private readonly Process _process;
+    private const string PrometheusUrlArgument = "--MaskFormer:Telemetry:PrometheusUrl=";
     private readonly TaskCompletionSource<Uri> _address = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    // Kestrel names the metrics endpoint it listens on too; the gRPC address is the other one.
+    private int? _metricsPort;
     private readonly System.Text.StringBuilder _output = new();
 
     private ServerProcess(Process process) => _process = process;
@@ -35,6 +39,11 @@ internal sealed partial class ServerProcess : IDisposable
         }
 
         var server = new ServerProcess(new Process { StartInfo = start });
+        if (args.LastOrDefault(arg => arg.StartsWith(PrometheusUrlArgument, StringComparison.Ordinal)) is { } metrics)
+        {
+            server._metricsPort = new Uri(metrics[PrometheusUrlArgument.Length..]).Port;
+        }
+
         server._process.OutputDataReceived += (_, e) => server.Append(e.Data);
         server._process.ErrorDataReceived += (_, e) => server.Append(e.Data);
         server._process.Start();
@@ -96,9 +105,9 @@ internal sealed partial class ServerProcess : IDisposable
             _output.AppendLine(line);
         }
 
-        if (ListeningLine().Match(line) is { Success: true } match)
+        if (ListeningLine().Match(line) is { Success: true } match && new Uri(match.Groups[1].Value) is var address && address.Port != _metricsPort)
         {
-            _address.TrySetResult(new Uri(match.Groups[1].Value));
+            _address.TrySetResult(address);
         }
     }
 
