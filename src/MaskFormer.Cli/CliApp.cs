@@ -12,7 +12,12 @@ namespace MaskFormer.Cli;
 /// </summary>
 internal static class CliApp
 {
-    public const string ServerHelp = $"  --server host:port     the server (default ${CommandArguments.AddressVariable}, else {CommandArguments.DefaultAddress}); http://host:port also works, https://host:port for TLS\n" + ClientTls.Help;
+    public const string ServerHelp = $"""
+          --server ADDRESS       the server, host:port or http(s)://host[:port] (default ${CommandArguments.AddressVariable}, else {CommandArguments.DefaultAddress});
+                                 host:port and http:// are cleartext, https:// is TLS; a URL without a port takes its scheme's (80, 443);
+                                 an IPv6 host goes in brackets ([::1]:5081); a host alone, or a port not from 1 to 65535, is refused (exit 2)
+
+        """ + ClientTls.Help;
 
     public static IReadOnlyList<CommandInfo> Commands { get; } =
     [
@@ -98,10 +103,10 @@ internal static class CliApp
 
     public static string Overview() => $"""
         maskformer: a client for MaskFormer Serve.
-        usage: maskformer COMMAND [ARGUMENTS] [--server host:port]
+        usage: maskformer COMMAND [ARGUMENTS] [--server ADDRESS]
         {string.Join(Environment.NewLine, Commands.Select(c => $"  {c.Name,-8} {c.Summary}"))}
         Run 'maskformer COMMAND --help' for a command's options.
-        The server address is --server, else ${CommandArguments.AddressVariable} (host:port), else {CommandArguments.DefaultAddress}.
+        The server address is --server, else ${CommandArguments.AddressVariable}, else {CommandArguments.DefaultAddress}: host:port or http(s)://host[:port] (https:// for TLS).
         With ${ServerChannel.TokenVariable} set, every call carries it as a bearer token.
         For an https:// server with a private CA or mutual TLS: --ca-cert, --client-cert and --client-key (or ${ClientTls.CaVariable}, ${ClientTls.CertificateVariable}, ${ClientTls.KeyVariable}).
         """;

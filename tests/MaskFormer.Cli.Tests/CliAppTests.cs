@@ -84,6 +84,42 @@ public sealed class CliAppTests
         Assert.True(Stopwatch.GetElapsedTime(started) < TimeSpan.FromSeconds(20), $"took {Stopwatch.GetElapsedTime(started)}");
     }
 
+    [Theory]
+    [InlineData("segment", "127.0.0.1:0", "0")]
+    [InlineData("stream", "http://127.0.0.1:abc", "abc")]
+    [InlineData("health", "127.0.0.1:", "")]
+    public async Task RunAsync_ServerPortNotFrom1To65535_ExitsTwoAtOnceSayingSo(string command, string server, string port)
+    {
+        // health --wait 60 would try for a minute: a bound of 20 s tells "at once" from that.
+        string[] args = command switch
+        {
+            "segment" => [command, Path.Combine(RepositoryPaths.HeldOut, "0000.png"), "--out", Path.GetTempPath(), "--server", server],
+            "stream" => [command, Path.Combine(RepositoryPaths.TinyShapes, "clip"), "--server", server],
+            _ => [command, "--wait", "60", "--server", server],
+        };
+        var started = Stopwatch.GetTimestamp();
+
+        var (code, output, error) = await RunAsync(args);
+
+        Assert.True(code == 2, $"exit code {code}: {output} {error}");
+        Assert.Equal(
+            $"maskformer {command}: --server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {server} has port \"{port}\", which is not a number from 1 to 65535",
+            error.Trim());
+        Assert.True(Stopwatch.GetElapsedTime(started) < TimeSpan.FromSeconds(20), $"took {Stopwatch.GetElapsedTime(started)}");
+    }
+
+    [Fact]
+    public async Task RunAsync_CommandHelp_StatesTheWholeServerAddressRule()
+    {
+        var (code, output, _) = await RunAsync("models", "--help");
+
+        Assert.Equal(0, code);
+        Assert.Contains("--server ADDRESS       the server, host:port or http(s)://host[:port]", output, StringComparison.Ordinal);
+        Assert.Contains("a URL without a port takes its scheme's (80, 443)", output, StringComparison.Ordinal);
+        Assert.Contains("a host alone, or a port not from 1 to 65535, is refused", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("host:port]", output, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task RunAsync_NoArguments_PrintsUsageAndExitsTwo()
     {

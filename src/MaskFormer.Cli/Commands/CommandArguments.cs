@@ -65,9 +65,9 @@ internal sealed class CommandArguments
         get
         {
             var text = Get("server", Environment.GetEnvironmentVariable(AddressVariable) is { Length: > 0 } fromEnvironment ? fromEnvironment : DefaultAddress);
-            if (HasNoPort(text))
+            if (PortProblem(text) is { } problem)
             {
-                throw new UsageException(NoPortMessage(text));
+                throw new UsageException(problem);
             }
 
             var url = text.Contains("://", StringComparison.Ordinal) ? text : $"http://{text}";
@@ -84,13 +84,43 @@ internal sealed class CommandArguments
     public static string NoPortMessage(string address) =>
         $"--server (or {AddressVariable}) takes host:port or http(s)://host[:port]; {address} has no port (the service listens on 5081 unless told otherwise)";
 
-    // "host", "[::1]" or "::1", with no scheme to say a port: an IPv6 address takes its port after brackets.
-    private static bool HasNoPort(string address)
+    /// <summary>
+    /// What every client here says of a port that is not one (empty, not a number, 0, above 65535), in the same
+    /// words, before anything is tried: left to each client's parsing it was a late connect error, or another
+    /// message per client.
+    /// </summary>
+    public static string BadPortMessage(string address, string port) =>
+        $"--server (or {AddressVariable}) takes host:port or http(s)://host[:port]; {address} has port \"{port}\", which is not a number from 1 to 65535";
+
+    // A host without a port and scheme, or a port that is not one; a URL without a port takes its scheme's.
+    private static string? PortProblem(string address)
     {
         var text = address.TrimEnd('/');
-        var hasPort = text.StartsWith('[') ? text.Contains("]:", StringComparison.Ordinal) : text.Count(c => c == ':') == 1;
-        return !text.Contains("://", StringComparison.Ordinal) && !hasPort;
+        var scheme = text.IndexOf("://", StringComparison.Ordinal);
+        return PortOf(scheme < 0 ? text : text[(scheme + 3)..]) switch
+        {
+            null when scheme < 0 => NoPortMessage(address),
+            { } port when !IsPortNumber(port) => BadPortMessage(address, port),
+            _ => null,
+        };
     }
+
+    // The text after the host's colon, null without one: an IPv6 address takes its port after brackets
+    // ("[::1]:5081"); without them ("::1") it is a host alone.
+    private static string? PortOf(string hostAndPort)
+    {
+        if (hostAndPort.StartsWith('['))
+        {
+            var end = hostAndPort.IndexOf("]:", StringComparison.Ordinal);
+            return end < 0 ? null : hostAndPort[(end + 2)..];
+        }
+
+        var colon = hostAndPort.IndexOf(':', StringComparison.Ordinal);
+        return colon >= 0 && colon == hostAndPort.LastIndexOf(':') ? hostAndPort[(colon + 1)..] : null;
+    }
+
+    private static bool IsPortNumber(string port) =>
+        port.Length is > 0 and <= 5 && port.All(char.IsAsciiDigit) && int.Parse(port, CultureInfo.InvariantCulture) is >= 1 and <= 65535;
 
     public bool Has(string name) => _options.ContainsKey(name);
 

@@ -13,7 +13,7 @@ internal static class HealthCommand
         "health",
         "is the server SERVING? (exit 0 only when it is)",
         $"""
-        usage: maskformer health [--wait SECONDS] [--service NAME] [--server host:port]
+        usage: maskformer health [--wait SECONDS] [--service NAME] [--server ADDRESS]
         Asks grpc.health.v1 whether the server is SERVING; prints the status. Exit code 0 only when SERVING.
           --wait SECONDS         keep asking until SERVING or the time is up (default 0: ask once); a TLS refusal
                                  (of the server's certificate, or of this client by the server) or the wrong

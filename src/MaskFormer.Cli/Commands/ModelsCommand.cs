@@ -9,7 +9,7 @@ internal static class ModelsCommand
         "models",
         "the served models, their labels and devices",
         $"""
-        usage: maskformer models [--server host:port]
+        usage: maskformer models [--server ADDRESS]
         Lists the served models: name, version, tasks, devices (with any CPU fallback) and labels.
         {CliApp.ServerHelp}
         """,

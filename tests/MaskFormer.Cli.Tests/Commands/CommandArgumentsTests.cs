@@ -53,6 +53,37 @@ public sealed class CommandArgumentsTests
             error.Message);
     }
 
+    [Theory]
+    [InlineData("127.0.0.1:", "")]
+    [InlineData("127.0.0.1:abc", "abc")]
+    [InlineData("127.0.0.1:0", "0")]
+    [InlineData("127.0.0.1:70000", "70000")]
+    [InlineData("127.0.0.1:-1", "-1")]
+    [InlineData("[::1]:", "")]
+    [InlineData("[::1]:abc", "abc")]
+    [InlineData("http://127.0.0.1:", "")]
+    [InlineData("http://127.0.0.1:abc", "abc")]
+    [InlineData("http://127.0.0.1:0", "0")]
+    [InlineData("https://127.0.0.1:70000/", "70000")]
+    [InlineData("https://[::1]:0", "0")]
+    public void ServerAddress_PortNotFrom1To65535_IsAUsageErrorSayingSo(string given, string port)
+    {
+        var error = Assert.Throws<UsageException>(() => new CommandArguments(["--server", given]).ServerAddress);
+
+        Assert.Equal(
+            $"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {given} has port \"{port}\", which is not a number from 1 to 65535",
+            error.Message);
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1:1", "http://127.0.0.1:1/")]
+    [InlineData("127.0.0.1:65535", "http://127.0.0.1:65535/")]
+    [InlineData("https://[::1]:65535/", "https://[::1]:65535/")]
+    public void ServerAddress_PortAtTheEndsOfTheRange_IsAUrl(string given, string expected)
+    {
+        Assert.Equal(new Uri(expected), new CommandArguments(["--server", given]).ServerAddress);
+    }
+
     [Fact]
     public void ServerAddress_NotAnAddress_IsAUsageError()
     {
