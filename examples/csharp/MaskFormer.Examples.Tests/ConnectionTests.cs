@@ -207,6 +207,28 @@ public sealed class ConnectionTests
         Assert.True(run.Elapsed < Example.AtOnce, run.ToString());
     }
 
+    [Theory]
+    [InlineData("segment", "127.0.0.1:", "")]
+    [InlineData("segment", "127.0.0.1:abc", "abc")]
+    [InlineData("segment", "127.0.0.1:0", "0")]
+    [InlineData("segment", "127.0.0.1:70000", "70000")]
+    [InlineData("segment", "http://127.0.0.1:abc", "abc")]
+    [InlineData("segment", "https://[::1]:0", "0")]
+    [InlineData("stream", "http://127.0.0.1:", "")]
+    public async Task Command_PortNotFrom1To65535_Exits2AtOnceSayingSo(string command, string address, string port)
+    {
+        // Waiting for a server (RunAtOnceAsync: 60 s): an example that tried the address would take that long.
+        var input = command == "segment" ? Example.HeldoutImage : Example.Clip;
+
+        var run = await Example.RunAtOnceAsync([command, input, "--server", address, "--wait-for-server"]);
+
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.Equal(
+            $"error: --server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has port \"{port}\", which is not a number from 1 to 65535",
+            run.Errors.Trim());
+        Assert.True(run.Elapsed < Example.AtOnce, run.ToString());
+    }
+
     [Fact]
     public async Task Segment_Ipv6AddressInBrackets_IsTried()
     {

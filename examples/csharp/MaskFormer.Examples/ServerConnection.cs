@@ -11,7 +11,7 @@ namespace MaskFormer.Examples;
 
 /// <summary>
 /// The channel to the server, as every client of this repository opens it: the address from --server, else
-/// $MASKFORMER_ADDRESS, else 127.0.0.1:5081, as host:port or http(s)://host:port; $MASKFORMER_TOKEN as a
+/// $MASKFORMER_ADDRESS, else 127.0.0.1:5081, as host:port or http(s)://host[:port]; $MASKFORMER_TOKEN as a
 /// bearer token on every call; for https://, $MASKFORMER_CA_CERT (PEM CA certificates trusted instead of the
 /// system's) and $MASKFORMER_CLIENT_CERT with $MASKFORMER_CLIENT_KEY (mutual TLS).
 /// </summary>
@@ -139,9 +139,9 @@ internal static class ServerConnection
     // host:port is http; a URL without a port takes its scheme's (80, 443).
     private static Uri ToUri(string address)
     {
-        if (HasNoPort(address))
+        if (PortProblem(address) is { } problem)
         {
-            throw new ConnectionException(NoPortMessage(address));
+            throw new ConnectionException(problem);
         }
 
         var text = address.Contains("://", StringComparison.Ordinal) ? address : $"http://{address}";
@@ -150,13 +150,43 @@ internal static class ServerConnection
             : throw new ConnectionException($"{address} is not a server address: give host:port, http://host:port or https://host:port");
     }
 
-    // "host", "[::1]" or "::1", with no scheme to say a port: an IPv6 address takes its port after brackets.
-    private static bool HasNoPort(string address)
+    /// <summary>
+    /// What every client here says of a port that is not one (empty, not a number, 0, above 65535), in the same
+    /// words, before anything is tried: left to each client's parsing it was a late connect error, or another
+    /// message per client.
+    /// </summary>
+    public static string BadPortMessage(string address, string port) =>
+        $"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has port \"{port}\", which is not a number from 1 to 65535";
+
+    // A host without a port and scheme, or a port that is not one; a URL without a port takes its scheme's.
+    private static string? PortProblem(string address)
     {
         var text = address.TrimEnd('/');
-        var hasPort = text.StartsWith('[') ? text.Contains("]:", StringComparison.Ordinal) : text.Count(c => c == ':') == 1;
-        return !text.Contains("://", StringComparison.Ordinal) && !hasPort;
+        var scheme = text.IndexOf("://", StringComparison.Ordinal);
+        return PortOf(scheme < 0 ? text : text[(scheme + 3)..]) switch
+        {
+            null when scheme < 0 => NoPortMessage(address),
+            { } port when !IsPortNumber(port) => BadPortMessage(address, port),
+            _ => null,
+        };
     }
+
+    // The text after the host's colon, null without one: an IPv6 address takes its port after brackets
+    // ("[::1]:5081"); without them ("::1") it is a host alone.
+    private static string? PortOf(string hostAndPort)
+    {
+        if (hostAndPort.StartsWith('['))
+        {
+            var end = hostAndPort.IndexOf("]:", StringComparison.Ordinal);
+            return end < 0 ? null : hostAndPort[(end + 2)..];
+        }
+
+        var colon = hostAndPort.IndexOf(':', StringComparison.Ordinal);
+        return colon >= 0 && colon == hostAndPort.LastIndexOf(':') ? hostAndPort[(colon + 1)..] : null;
+    }
+
+    private static bool IsPortNumber(string port) =>
+        port.Length is > 0 and <= 5 && port.All(char.IsAsciiDigit) && int.Parse(port, CultureInfo.InvariantCulture) is >= 1 and <= 65535;
 
     // Kestrel can lose an answer for good when the client's flow control resumes it after its last write
     // (dotnet/aspnetcore#53736): a stream window larger than an answer avoids that. The handler is what
