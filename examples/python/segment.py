@@ -66,7 +66,9 @@ def print_response(r, out=sys.stdout):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("image", type=Path, help="an encoded image (PNG, JPEG, ...)")
-    parser.add_argument("--server", default=DEFAULT_SERVER, help=f"host:port, or https://host:port for TLS (default {DEFAULT_SERVER})")
+    parser.add_argument("--server", default=DEFAULT_SERVER,
+                        help="host:port or http(s)://host[:port], https:// for TLS; a URL without a port takes its "
+                             f"scheme's (80, 443), an IPv6 host goes in brackets ([::1]:5081) (default {DEFAULT_SERVER})")
     parser.add_argument("--model", default="", metavar="NAME", help="the model to use (default: the server's default model)")
     parser.add_argument("--deadline", type=float, default=DEADLINE_S, metavar="SECONDS",
                         help=f"the call's deadline, every retried attempt included (default {DEADLINE_S:g})")

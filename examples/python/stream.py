@@ -516,7 +516,9 @@ def describe(response, names=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="a folder of frames (sorted by file name)")
-    parser.add_argument("--server", default=DEFAULT_SERVER, help=f"host:port, or https://host:port for TLS (default {DEFAULT_SERVER})")
+    parser.add_argument("--server", default=DEFAULT_SERVER,
+                        help="host:port or http(s)://host[:port], https:// for TLS; a URL without a port takes its "
+                             f"scheme's (80, 443), an IPv6 host goes in brackets ([::1]:5081) (default {DEFAULT_SERVER})")
     parser.add_argument("--policy", choices=sorted(POLICIES), default="queue", help="overload policy (default queue)")
     parser.add_argument("--in-flight", type=int, default=0, metavar="N",
                         help="frames of this stream in the engine at once (default 0: the server's default)")

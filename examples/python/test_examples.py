@@ -227,7 +227,7 @@ class ConnectFailureTest(_ServerTest):
 
 class AddressTest(unittest.TestCase):
     """--server and MASKFORMER_ADDRESS: host:port, or a URL whose port may be left to its scheme; a host without a
-    port is refused before anything is tried, in the words every client here uses."""
+    port, or a port not from 1 to 65535, is refused before anything is tried, in the words every client here uses."""
 
     NO_PORT = ("--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {} has no port "
                "(the service listens on 5081 unless told otherwise)")
@@ -252,6 +252,35 @@ class AddressTest(unittest.TestCase):
                     self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
                     self.assertEqual(proc.stderr.strip(), "error: " + self.NO_PORT.format(server))
                     self.assertLess(elapsed, ConnectFailureTest.AT_ONCE_S, f"took {elapsed:.1f} s to fail")
+
+    BAD_PORT = ("--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {} has port "
+                '"{}", which is not a number from 1 to 65535')
+
+    def test_a_port_not_from_1_to_65535_is_refused_saying_so(self):
+        for address, port in (("127.0.0.1:", ""), ("127.0.0.1:abc", "abc"), ("127.0.0.1:0", "0"),
+                              ("127.0.0.1:70000", "70000"), ("127.0.0.1:-1", "-1"), ("[::1]:", ""), ("[::1]:abc", "abc"),
+                              ("http://127.0.0.1:", ""), ("http://127.0.0.1:abc", "abc"), ("http://127.0.0.1:0", "0"),
+                              ("https://127.0.0.1:70000/", "70000"), ("https://[::1]:0", "0")):
+            with self.subTest(address):
+                with self.assertRaises(ValueError) as caught:
+                    common.host_port(address)
+                self.assertEqual(str(caught.exception), self.BAD_PORT.format(address, port))
+        self.assertEqual(common.host_port("127.0.0.1:1"), "127.0.0.1:1")
+        self.assertEqual(common.host_port("https://[::1]:65535/"), "[::1]:65535")
+
+    def test_a_port_not_from_1_to_65535_exits_2_at_once_saying_so(self):
+        # Waiting for a server for 60 s: a command that tried the address would take that long.
+        for args, server, port in ((("segment.py", HELDOUT_IMAGE), "127.0.0.1:", ""),
+                                   (("segment.py", HELDOUT_IMAGE), "127.0.0.1:0", "0"),
+                                   (("stream.py", CLIP), "http://127.0.0.1:abc", "abc")):
+            with self.subTest(server=server, script=args[0]):
+                started = time.monotonic()
+                proc = run_script(*args, "--wait-for-server", "--connect-timeout",
+                                  str(ConnectFailureTest.AT_ONCE_CONNECT_TIMEOUT_S), server=server)
+                elapsed = time.monotonic() - started
+                self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
+                self.assertEqual(proc.stderr.strip(), "error: " + self.BAD_PORT.format(server, port))
+                self.assertLess(elapsed, ConnectFailureTest.AT_ONCE_S, f"took {elapsed:.1f} s to fail")
 
     def test_an_ipv6_address_in_brackets_reaches_its_server(self):
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
