@@ -49,21 +49,50 @@ export function noPortMessage(address) {
   );
 }
 
-// An IPv6 address takes its port after brackets ("[::1]:5081"); without them ("::1") it is a host alone.
-const hasPort = (hostAndPort) => (hostAndPort.startsWith('[') ? hostAndPort.includes(']:') : hostAndPort.split(':').length === 2);
+/**
+ * What every client here says of a port that is not one (empty, not a number, 0, above 65535), in the same words,
+ * before anything is tried: left to grpc-js it was a late connect error, or another message per client.
+ */
+export function badPortMessage(address, port) {
+  return (
+    `--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; ${address} has port "${port}", ` +
+    'which is not a number from 1 to 65535'
+  );
+}
+
+// The text after the host's colon, null without one: an IPv6 address takes its port after brackets ("[::1]:5081");
+// without them ("::1") it is a host alone.
+function portOf(hostAndPort) {
+  if (hostAndPort.startsWith('[')) {
+    const end = hostAndPort.indexOf(']:');
+    return end < 0 ? null : hostAndPort.slice(end + 2);
+  }
+  const parts = hostAndPort.split(':');
+  return parts.length === 2 ? parts[1] : null;
+}
 
 /**
  * host:port from host:port, http://host[:port] or https://host[:port], the forms MASKFORMER_ADDRESS takes across
  * all clients; a URL without a port gets its scheme's (80, 443), as a URL does. Throws for a host without a port
- * or scheme ("127.0.0.1", "[::1]").
+ * or scheme ("127.0.0.1", "[::1]"), and for a port that is not a number from 1 to 65535.
  */
 export function hostPort(address) {
   const text = address.replace(/\/+$/, '');
   const url = /^(https?):\/\/(.*)$/.exec(text);
-  if (url) return hasPort(url[2]) ? url[2] : `${url[2]}:${url[1] === 'https' ? 443 : 80}`;
-  if (!hasPort(text)) throw new Error(noPortMessage(address));
-  return text;
+  const rest = url ? url[2] : text;
+  const port = portOf(rest);
+  if (port === null) {
+    if (!url) throw new Error(noPortMessage(address));
+    return `${rest}:${url[1] === 'https' ? 443 : 80}`;
+  }
+  if (!/^[0-9]{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) throw new Error(badPortMessage(address, port));
+  return rest;
 }
+
+/** What the usage of segment.js and stream.js says of --server ADDRESS. */
+export const ADDRESS_USAGE =
+  'ADDRESS: host:port or http(s)://host[:port], https:// for TLS (default $MASKFORMER_ADDRESS, else 127.0.0.1:5081);\n' +
+  "a URL without a port takes its scheme's (80, 443), an IPv6 host goes in brackets ([::1]:5081)";
 
 /** The variables every client reads for TLS: CA certificates, client certificate, its key (PEM files). */
 export const TLS_VARIABLES = ['MASKFORMER_CA_CERT', 'MASKFORMER_CLIENT_CERT', 'MASKFORMER_CLIENT_KEY'];

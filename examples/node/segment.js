@@ -1,9 +1,10 @@
 // Segments one image with a unary Segment call (semantic + panoptic) and prints the result.
 //
-//   node segment.js IMAGE [--server host:port] [--model NAME] [--deadline SECONDS]
+//   node segment.js IMAGE [--server ADDRESS] [--model NAME] [--deadline SECONDS]
 //                   [--connect-timeout SECONDS] [--wait-for-server]
 //
-// The server address defaults to $MASKFORMER_ADDRESS, else 127.0.0.1:5081; --model names the model
+// ADDRESS is host:port or http(s)://host[:port] (https:// for TLS; a URL without a port takes its scheme's,
+// an IPv6 host goes in brackets: [::1]:5081), default $MASKFORMER_ADDRESS, else 127.0.0.1:5081; --model names the model
 // (default: the server's default model). A failed connection (nothing listening, a failed TLS handshake)
 // ends the command at once, exit 2, unless --wait-for-server: then it is tried again until --connect-timeout
 // (default 15 s). An UNAVAILABLE the server sends (models still loading, draining), or a RESOURCE_EXHAUSTED
@@ -11,7 +12,7 @@
 // segment()).
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { CONNECTION_OPTIONS, DEFAULT_SERVER, backoffMs, connect, grpc, isMain } from './client.js';
+import { ADDRESS_USAGE, CONNECTION_OPTIONS, DEFAULT_SERVER, backoffMs, connect, grpc, isMain } from './client.js';
 import { retryDelayMs, retryInfoMs } from './stream.js';
 
 // The whole call, every attempt included.
@@ -116,8 +117,9 @@ export function formatResponse(r) {
 
 async function main() {
   const usage =
-    'usage: node segment.js IMAGE [--server host:port] [--model NAME] [--deadline SECONDS]\n' +
-    '                       [--connect-timeout SECONDS] [--wait-for-server]';
+    'usage: node segment.js IMAGE [--server ADDRESS] [--model NAME] [--deadline SECONDS]\n' +
+    '                       [--connect-timeout SECONDS] [--wait-for-server]\n' +
+    ADDRESS_USAGE;
   let args;
   try {
     args = parseArgs({

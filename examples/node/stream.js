@@ -1,6 +1,6 @@
 // Streams a folder of frames through SegmentStream (panoptic, with tracking) and prints each outcome.
 //
-//   node stream.js FOLDER [--server host:port] [--policy queue|drop-oldest|latest-only] [--in-flight N]
+//   node stream.js FOLDER [--server ADDRESS] [--policy queue|drop-oldest|latest-only] [--in-flight N]
 //                  [--tasks semantic,instance,panoptic] [--keyframe-interval N] [--no-delta] [--no-check]
 //                  [--reconnect-for SECONDS] [--model NAME] [--connect-timeout SECONDS] [--wait-for-server]
 //
@@ -35,7 +35,7 @@ import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CONNECTION_OPTIONS, DEFAULT_SERVER, backoffMs, connect, grpc, isMain, listFrames } from './client.js';
+import { ADDRESS_USAGE, CONNECTION_OPTIONS, DEFAULT_SERVER, backoffMs, connect, grpc, isMain, listFrames } from './client.js';
 import { DeltaRebuilder, decodeComplete, frameDifferences } from './delta.js';
 
 export const POLICIES = {
@@ -549,9 +549,10 @@ function deltaNote(result) {
 
 async function main() {
   const usage =
-    'usage: node stream.js FOLDER [--server host:port] [--policy queue|drop-oldest|latest-only] [--in-flight N]\n' +
+    'usage: node stream.js FOLDER [--server ADDRESS] [--policy queue|drop-oldest|latest-only] [--in-flight N]\n' +
     '                      [--tasks semantic,instance,panoptic] [--keyframe-interval N] [--no-delta] [--no-check]\n' +
-    '                      [--reconnect-for SECONDS] [--model NAME] [--connect-timeout SECONDS] [--wait-for-server]';
+    '                      [--reconnect-for SECONDS] [--model NAME] [--connect-timeout SECONDS] [--wait-for-server]\n' +
+    ADDRESS_USAGE;
   let args;
   try {
     args = parseArgs({

@@ -707,6 +707,36 @@ describe('an address (--server, MASKFORMER_ADDRESS: needs no server of the suite
     }
   });
 
+  const badPort = (address, port) =>
+    `--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; ${address} has port "${port}", ` +
+    'which is not a number from 1 to 65535';
+
+  test('a port that is not a number from 1 to 65535 is refused, saying so', () => {
+    const bad = [
+      ['127.0.0.1:', ''], ['127.0.0.1:abc', 'abc'], ['127.0.0.1:0', '0'], ['127.0.0.1:70000', '70000'], ['127.0.0.1:-1', '-1'],
+      ['[::1]:', ''], ['[::1]:abc', 'abc'], ['http://127.0.0.1:', ''], ['http://127.0.0.1:abc', 'abc'],
+      ['http://127.0.0.1:0', '0'], ['https://127.0.0.1:70000/', '70000'], ['https://[::1]:0', '0'],
+    ];
+    for (const [address, port] of bad) assert.throws(() => hostPort(address), { message: badPort(address, port) });
+    assert.equal(hostPort('127.0.0.1:1'), '127.0.0.1:1');
+    assert.equal(hostPort('https://[::1]:65535/'), '[::1]:65535');
+  });
+
+  test('segment.js and stream.js refuse a port that is not a number from 1 to 65535 at once (exit 2), saying so', async () => {
+    // Waiting for a server for 60 s: a script that tried the address would take that long.
+    const runs = [
+      [['segment.js', HELDOUT_IMAGE], '127.0.0.1:', ''],
+      [['segment.js', HELDOUT_IMAGE], '127.0.0.1:0', '0'],
+      [['stream.js', CLIP], 'http://127.0.0.1:abc', 'abc'],
+    ];
+    for (const [args, server, port] of runs) {
+      const { code, stdout, stderr, elapsed } = await runTimed([...args, '--wait-for-server'], { server });
+      assert.equal(code, 2, stdout + stderr);
+      assert.equal(stderr.trim(), `error: ${badPort(server, port)}`);
+      assert.ok(elapsed < AT_ONCE_MS, `${args[0]} took ${elapsed} ms to fail`);
+    }
+  });
+
   test('an IPv6 address in brackets reaches its server', async () => {
     const server = new grpc.Server();
     const port = await new Promise((resolve, reject) =>
