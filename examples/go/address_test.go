@@ -39,6 +39,53 @@ func TestURLWithoutAPortTakesItsSchemesAndHostPortIsKept(t *testing.T) {
 	}
 }
 
+// badPort is what every client here says of a port that is not a number from 1 to 65535.
+func badPort(address, port string) string {
+	return "--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; " + address +
+		" has port \"" + port + "\", which is not a number from 1 to 65535"
+}
+
+func TestPortNotFrom1To65535IsRefusedSayingSo(t *testing.T) {
+	for address, port := range map[string]string{
+		"127.0.0.1:": "", "127.0.0.1:abc": "abc", "127.0.0.1:0": "0", "127.0.0.1:70000": "70000", "127.0.0.1:-1": "-1",
+		"[::1]:": "", "[::1]:abc": "abc", "http://127.0.0.1:": "", "http://127.0.0.1:abc": "abc",
+		"http://127.0.0.1:0": "0", "https://127.0.0.1:70000/": "70000", "https://[::1]:0": "0",
+	} {
+		if err := checkAddress(address); err == nil || err.Error() != badPort(address, port) {
+			t.Errorf("checkAddress(%q) = %v, want %q", address, err, badPort(address, port))
+		}
+	}
+	for _, address := range []string{"127.0.0.1:1", "https://[::1]:65535/"} {
+		if err := checkAddress(address); err != nil {
+			t.Errorf("checkAddress(%q): %v", address, err)
+		}
+	}
+}
+
+// Waiting for a server for 60 s: a command that tried the address would take that long.
+func TestPortNotFrom1To65535ExitsTwoAtOnceSayingSo(t *testing.T) {
+	binary := buildClient(t)
+	for _, run := range []struct {
+		args         []string
+		server, port string
+	}{
+		{[]string{"segment", heldoutImage}, "127.0.0.1:", ""},
+		{[]string{"segment", heldoutImage}, "127.0.0.1:0", "0"},
+		{[]string{"stream", clipFolder}, "http://127.0.0.1:abc", "abc"},
+	} {
+		started := time.Now()
+		code, stdout, stderr := runClientEnv(t, binary, withoutClientVariables(),
+			append(run.args, "-server", run.server, "-wait-for-server", "-connect-timeout", atOnceConnectTimeout)...)
+		elapsed := time.Since(started)
+		if want := badPort(run.server, run.port); code != 2 || strings.TrimSpace(stderr) != "error: "+want {
+			t.Fatalf("%s -server %s: exit code %d, stdout %q, stderr %q: want 2 and %q", run.args[0], run.server, code, stdout, stderr, want)
+		}
+		if elapsed > atOnce {
+			t.Fatalf("%s -server %s took %v to fail", run.args[0], run.server, elapsed)
+		}
+	}
+}
+
 // Waiting for a server for 60 s: a command that tried the host at some port would take that long.
 func TestHostWithoutAPortExitsTwoAtOnceSayingSo(t *testing.T) {
 	binary := buildClient(t)

@@ -55,35 +55,69 @@ func noPortMessage(address string) string {
 		" has no port (the service listens on 5081 unless told otherwise)"
 }
 
-// hasPort says whether host:port has its port: an IPv6 address takes it after brackets ("[::1]:5081"); without
-// them ("::1") it is a host alone.
-func hasPort(hostAndPort string) bool {
+// badPortMessage is what every client here says of a port that is not one (empty, not a number, 0, above 65535),
+// in the same words, before anything is tried: left to grpc-go it was a late connect error, or another message
+// per client.
+func badPortMessage(address, port string) string {
+	return "--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; " + address +
+		" has port \"" + port + "\", which is not a number from 1 to 65535"
+}
+
+// portOf is the text after the host's colon, and false without one: an IPv6 address takes its port after brackets
+// ("[::1]:5081"); without them ("::1") it is a host alone.
+func portOf(hostAndPort string) (string, bool) {
 	if strings.HasPrefix(hostAndPort, "[") {
-		return strings.Contains(hostAndPort, "]:")
+		end := strings.Index(hostAndPort, "]:")
+		if end < 0 {
+			return "", false
+		}
+		return hostAndPort[end+2:], true
 	}
-	return strings.Count(hostAndPort, ":") == 1
+	if strings.Count(hostAndPort, ":") != 1 {
+		return "", false
+	}
+	return hostAndPort[strings.Index(hostAndPort, ":")+1:], true
+}
+
+// isPortNumber: 1 to 5 ASCII digits, from 1 to 65535.
+func isPortNumber(port string) bool {
+	if len(port) == 0 || len(port) > 5 || strings.Trim(port, "0123456789") != "" {
+		return false
+	}
+	number, _ := strconv.Atoi(port)
+	return number >= 1 && number <= 65535
+}
+
+// splitURL takes the scheme's default port and the rest from an http:// or https:// address; "" for another.
+func splitURL(text string) (defaultPort, rest string) {
+	for _, url := range []struct{ scheme, port string }{{"http://", "80"}, {"https://", "443"}} {
+		if rest := strings.TrimPrefix(text, url.scheme); rest != text {
+			return url.port, rest
+		}
+	}
+	return "", text
 }
 
 // hostPort takes host:port, http://host[:port] or https://host[:port], the forms MASKFORMER_ADDRESS takes across
 // all clients, to host:port; a URL without a port gets its scheme's (80, 443), as a URL does.
 func hostPort(address string) string {
-	text := strings.TrimRight(address, "/")
-	for _, url := range []struct{ scheme, port string }{{"http://", "80"}, {"https://", "443"}} {
-		if rest := strings.TrimPrefix(text, url.scheme); rest != text {
-			if !hasPort(rest) {
-				return rest + ":" + url.port
-			}
-			return rest
-		}
+	defaultPort, rest := splitURL(strings.TrimRight(address, "/"))
+	if _, has := portOf(rest); !has && defaultPort != "" {
+		return rest + ":" + defaultPort
 	}
-	return text
+	return rest
 }
 
-// checkAddress refuses a host without a port or scheme ("127.0.0.1", "[::1]"), which hostPort would pass on.
+// checkAddress refuses what hostPort would pass on as it is: a host without a port or scheme ("127.0.0.1",
+// "[::1]"), and a port that is not a number from 1 to 65535 ("127.0.0.1:abc", "http://127.0.0.1:0").
 func checkAddress(address string) error {
-	text := strings.TrimRight(address, "/")
-	if !strings.Contains(text, "://") && !hasPort(text) {
+	defaultPort, rest := splitURL(strings.TrimRight(address, "/"))
+	port, has := portOf(rest)
+	switch {
+	case !has && defaultPort == "":
 		return errors.New(noPortMessage(address))
+	case has && !isPortNumber(port):
+		return errors.New(badPortMessage(address, port))
 	}
 	return nil
 }
@@ -369,7 +403,7 @@ func (c *connection) connect() (*grpc.ClientConn, error) {
 // the server and whether to wait for one that is not listening yet.
 func connectionFlags(flags *flag.FlagSet) *connection {
 	c := &connection{timeout: seconds(defaultConnectTimeout)}
-	flags.StringVar(&c.server, "server", defaultServer(), "host:port of the server, or https://host:port for TLS (default $MASKFORMER_ADDRESS, else 127.0.0.1:5081)")
+	flags.StringVar(&c.server, "server", defaultServer(), "the server, host:port or http(s)://host[:port], https:// for TLS; a URL without a port takes its scheme's (80, 443), an IPv6 host goes in brackets ([::1]:5081) (default $MASKFORMER_ADDRESS, else 127.0.0.1:5081)")
 	flags.StringVar(&c.model, "model", "", "the model to use (default: the server's default model)")
 	flags.Var(&c.timeout, "connect-timeout", "the longest wait for a connection, in seconds or as a duration")
 	flags.BoolVar(&c.waitForServer, "wait-for-server", false, "try a failed connection again until -connect-timeout (a server still starting) instead of failing at once")

@@ -1,16 +1,16 @@
 // Command maskformer-go is a MaskFormer Serve client in Go: a unary Segment call on one image, and a
 // bidirectional SegmentStream over a folder of frames.
 //
-//	maskformer-go segment IMAGE [-server host:port] [-model NAME] [-deadline 30] [-connect-timeout 15] [-wait-for-server]
+//	maskformer-go segment IMAGE [-server ADDRESS] [-model NAME] [-deadline 30] [-connect-timeout 15] [-wait-for-server]
 //	                            [-tasks semantic,panoptic]
-//	maskformer-go stream FOLDER [-server host:port] [-model NAME] [-connect-timeout 15] [-wait-for-server] [-tasks panoptic]
+//	maskformer-go stream FOLDER [-server ADDRESS] [-model NAME] [-connect-timeout 15] [-wait-for-server] [-tasks panoptic]
 //	                            [-policy queue] [-in-flight N] [-delta [-keyframe-interval N] [-no-check]] [-reconnect-for 60s] [-fps N]
 //
 // A failed connection (nothing listening, a failed TLS handshake) ends a command at once unless
 // -wait-for-server, which tries again until -connect-timeout. A segment call is made again on an UNAVAILABLE
 // the server sent (loading, draining), within its deadline (-deadline, 30 s). A stream goes on across the server's drain and reconnects when it ends UNAVAILABLE, sending again the
-// frames without a result, until a frame has waited -reconnect-for with no answer. The server address defaults
-// to $MASKFORMER_ADDRESS, else 127.0.0.1:5081. Exit codes: 0 success, 1 a
+// frames without a result, until a frame has waited -reconnect-for with no answer. ADDRESS is host:port or
+// http(s)://host[:port] (https:// for TLS), default $MASKFORMER_ADDRESS, else 127.0.0.1:5081. Exit codes: 0 success, 1 a
 // call or a frame failed (or the answers did not match the frames sent), 2 the server cannot be reached
 // or the command line is wrong.
 package main
@@ -21,11 +21,13 @@ import (
 )
 
 const usage = `usage:
-  maskformer-go segment IMAGE [-server host:port] [-model NAME] [-deadline SECONDS] [-connect-timeout SECONDS] [-wait-for-server]
+  maskformer-go segment IMAGE [-server ADDRESS] [-model NAME] [-deadline SECONDS] [-connect-timeout SECONDS] [-wait-for-server]
                               [-tasks semantic,panoptic]
-  maskformer-go stream FOLDER [-server host:port] [-model NAME] [-connect-timeout SECONDS] [-wait-for-server] [-tasks panoptic]
+  maskformer-go stream FOLDER [-server ADDRESS] [-model NAME] [-connect-timeout SECONDS] [-wait-for-server] [-tasks panoptic]
                               [-policy queue|drop-oldest|latest-only] [-in-flight N] [-delta [-keyframe-interval N] [-no-check]]
-                              [-reconnect-for 60s] [-fps N]`
+                              [-reconnect-for 60s] [-fps N]
+ADDRESS: host:port or http(s)://host[:port], https:// for TLS (default $MASKFORMER_ADDRESS, else 127.0.0.1:5081);
+a URL without a port takes its scheme's (80, 443), an IPv6 host goes in brackets ([::1]:5081)`
 
 func main() {
 	os.Exit(run(os.Args[1:]))
