@@ -11,8 +11,8 @@
 // the server sent (loading, draining), within its deadline (-deadline, 30 s). A stream goes on across the server's drain and reconnects when it ends UNAVAILABLE, sending again the
 // frames without a result, until a frame has waited -reconnect-for with no answer. ADDRESS is host:port or
 // http(s)://host[:port] (https:// for TLS), default $MASKFORMER_ADDRESS, else 127.0.0.1:5081. Exit codes: 0 success, 1 a
-// call or a frame failed (or the answers did not match the frames sent), 2 the server cannot be reached
-// or the command line is wrong.
+// call or a frame failed (or the answers did not match the frames sent, or stream's folder cannot be read,
+// holds a broken frame link or no frame), 2 the server cannot be reached or the command line is wrong.
 package main
 
 import (

@@ -450,8 +450,21 @@ func TestStreamRefusesABrokenSymlinkNamingItBeforeSending(t *testing.T) {
 	}
 	code, stdout, stderr := runClient(t, buildClient(t), "stream", folder)
 	want := "b.png is a broken symbolic link (to " + filepath.Join(folder, "missing.png") + ")"
-	if code != 2 || !strings.Contains(stderr, want) || strings.Contains(stdout, "frame ") {
-		t.Fatalf("exit code %d\n%s%s: want 2, %q and nothing sent", code, stdout, stderr, want)
+	if code != 1 || !strings.Contains(stderr, want) || strings.Contains(stdout, "frame ") {
+		t.Fatalf("exit code %d\n%s%s: want 1 (the input failed, not the command line), %q and nothing sent", code, stdout, stderr, want)
+	}
+}
+
+func TestStreamFolderMissingOrWithoutFramesExitsOne(t *testing.T) {
+	empty := t.TempDir()
+	for folder, want := range map[string]string{
+		empty:                             "error: no frames in " + empty,
+		filepath.Join(empty, "not-there"): "error: open " + filepath.Join(empty, "not-there") + ": no such file or directory",
+	} {
+		code, stdout, stderr := runClient(t, buildClient(t), "stream", folder)
+		if code != 1 || strings.TrimSpace(stderr) != want || strings.Contains(stdout, "frame ") {
+			t.Fatalf("stream %s: exit code %d\n%s%s: want 1 (the input failed, not the command line), %q and nothing sent", folder, code, stdout, stderr, want)
+		}
 	}
 }
 

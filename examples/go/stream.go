@@ -141,12 +141,14 @@ func streamCommand(args []string) int {
 	if err != nil {
 		return fail(err, 2)
 	}
+	// A folder that cannot be read, a broken frame link or no frame is the input failing, not the command line:
+	// exit 1, as the Python, Node and C# examples and the CLI exit for them.
 	frames, err := listFrames(folder)
 	if err == nil && len(frames) == 0 {
 		err = fmt.Errorf("no frames in %s", folder)
 	}
 	if err != nil {
-		return fail(err, 2)
+		return fail(err, 1)
 	}
 
 	conn, err := connection.connect()
