@@ -34,7 +34,7 @@ internal static class RpcTelemetry
         "maskformer.request.bytes", "By", "Bytes of request messages held now, from each message's header (at most MaskFormer:Grpc:MaxRequestBytesInFlight).");
 
     public static readonly Counter<long> RequestBytesRefused = MaskFormerTelemetry.Meter.CreateCounter<long>(
-        "maskformer.request.bytes_refused", "{request}", "Unary calls answered RESOURCE_EXHAUSTED because request messages held MaskFormer:Grpc:MaxRequestBytesInFlight.");
+        "maskformer.request.bytes_refused", "{request}", "Calls answered RESOURCE_EXHAUSTED because request messages held MaskFormer:Grpc:MaxRequestBytesInFlight (unary calls), or because a message that held part of it arrived slower than MaskFormer:Grpc:MinRequestBytesPerSecond.");
 
     public static readonly UpDownCounter<long> ActiveStreams = MaskFormerTelemetry.Meter.CreateUpDownCounter<long>(
         "maskformer.streams.active", "{stream}", "SegmentStream calls open now.");
