@@ -15,7 +15,8 @@ internal static class CliApp
     public const string ServerHelp = $"""
           --server ADDRESS       the server, host:port or http(s)://host[:port] (default ${CommandArguments.AddressVariable}, else {CommandArguments.DefaultAddress});
                                  host:port and http:// are cleartext, https:// is TLS; a URL without a port takes its scheme's (80, 443);
-                                 an IPv6 host goes in brackets ([::1]:5081); a host alone, or a port not from 1 to 65535, is refused (exit 2)
+                                 an IPv6 host goes in brackets ([::1]:5081); a host alone, no host, a port not from 1 to 65535, a path
+                                 or a scheme other than http(s) is refused (exit 2)
 
         """ + ClientTls.Help;
 

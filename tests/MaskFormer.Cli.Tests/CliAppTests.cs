@@ -108,6 +108,28 @@ public sealed class CliAppTests
         Assert.True(Stopwatch.GetElapsedTime(started) < TimeSpan.FromSeconds(20), $"took {Stopwatch.GetElapsedTime(started)}");
     }
 
+    [Theory]
+    [InlineData("segment", "http://127.0.0.1:5401/api", "has path \"/api\", which a gRPC address cannot have")]
+    [InlineData("stream", "grpc://127.0.0.1:5401", "has scheme \"grpc\", which is not http or https")]
+    [InlineData("health", ":5401", "has no host")]
+    public async Task RunAsync_ServerWithAPathAnotherSchemeOrNoHost_ExitsTwoAtOnceSayingSo(string command, string server, string problem)
+    {
+        // health --wait 60 would try for a minute: a bound of 20 s tells "at once" from that.
+        string[] args = command switch
+        {
+            "segment" => [command, Path.Combine(RepositoryPaths.HeldOut, "0000.png"), "--out", Path.GetTempPath(), "--server", server],
+            "stream" => [command, Path.Combine(RepositoryPaths.TinyShapes, "clip"), "--server", server],
+            _ => [command, "--wait", "60", "--server", server],
+        };
+        var started = Stopwatch.GetTimestamp();
+
+        var (code, output, error) = await RunAsync(args);
+
+        Assert.True(code == 2, $"exit code {code}: {output} {error}");
+        Assert.Equal($"maskformer {command}: --server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {server} {problem}", error.Trim());
+        Assert.True(Stopwatch.GetElapsedTime(started) < TimeSpan.FromSeconds(20), $"took {Stopwatch.GetElapsedTime(started)}");
+    }
+
     [Fact]
     public async Task RunAsync_CommandHelp_StatesTheWholeServerAddressRule()
     {
@@ -116,7 +138,8 @@ public sealed class CliAppTests
         Assert.Equal(0, code);
         Assert.Contains("--server ADDRESS       the server, host:port or http(s)://host[:port]", output, StringComparison.Ordinal);
         Assert.Contains("a URL without a port takes its scheme's (80, 443)", output, StringComparison.Ordinal);
-        Assert.Contains("a host alone, or a port not from 1 to 65535, is refused", output, StringComparison.Ordinal);
+        Assert.Contains("a host alone, no host, a port not from 1 to 65535, a path", output, StringComparison.Ordinal);
+        Assert.Contains("or a scheme other than http(s) is refused (exit 2)", output, StringComparison.Ordinal);
         Assert.DoesNotContain("host:port]", output, StringComparison.Ordinal);
     }
 

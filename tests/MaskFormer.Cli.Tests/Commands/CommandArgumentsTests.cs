@@ -84,10 +84,50 @@ public sealed class CommandArgumentsTests
         Assert.Equal(new Uri(expected), new CommandArguments(["--server", given]).ServerAddress);
     }
 
-    [Fact]
-    public void ServerAddress_NotAnAddress_IsAUsageError()
+    [Theory]
+    [InlineData("ftp://x", "ftp")]
+    [InlineData("ftp://127.0.0.1:5081", "ftp")]
+    [InlineData("grpc://127.0.0.1:5081", "grpc")]
+    [InlineData("unix:///tmp/maskformer.sock", "unix")]
+    [InlineData("HTTP://127.0.0.1:5081", "HTTP")]
+    [InlineData("://127.0.0.1:5081", "")]
+    public void ServerAddress_SchemeNotHttpOrHttps_IsAUsageErrorSayingSo(string given, string scheme)
     {
-        Assert.Throws<UsageException>(() => new CommandArguments(["--server", "ftp://x"]).ServerAddress);
+        var error = Assert.Throws<UsageException>(() => new CommandArguments(["--server", given]).ServerAddress);
+
+        Assert.Equal(
+            $"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {given} has scheme \"{scheme}\", which is not http or https",
+            error.Message);
+    }
+
+    [Theory]
+    [InlineData("http://127.0.0.1:5081/api", "/api")]
+    [InlineData("127.0.0.1:5081/x", "/x")]
+    [InlineData("https://[::1]:5081/a/b/", "/a/b")]
+    [InlineData("http://segment.example/api", "/api")]
+    [InlineData("127.0.0.1/x", "/x")]
+    [InlineData("127.0.0.1:5081/grpc://x", "/grpc://x")]
+    public void ServerAddress_WithAPath_IsAUsageErrorSayingSo(string given, string path)
+    {
+        var error = Assert.Throws<UsageException>(() => new CommandArguments(["--server", given]).ServerAddress);
+
+        Assert.Equal(
+            $"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {given} has path \"{path}\", which a gRPC address cannot have",
+            error.Message);
+    }
+
+    [Theory]
+    [InlineData(":5081")]
+    [InlineData("http://:5081")]
+    [InlineData("https://:443/")]
+    [InlineData("[]:5081")]
+    [InlineData("http://")]
+    [InlineData(":abc")]
+    public void ServerAddress_NoHost_IsAUsageErrorSayingSo(string given)
+    {
+        var error = Assert.Throws<UsageException>(() => new CommandArguments(["--server", given]).ServerAddress);
+
+        Assert.Equal($"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {given} has no host", error.Message);
     }
 
     [Fact]
