@@ -229,6 +229,44 @@ public sealed class ConnectionTests
         Assert.True(run.Elapsed < Example.AtOnce, run.ToString());
     }
 
+    [Theory]
+    [InlineData("http://127.0.0.1:5081/api", "has path \"/api\", which a gRPC address cannot have")]
+    [InlineData("127.0.0.1:5081/x", "has path \"/x\", which a gRPC address cannot have")]
+    [InlineData("https://[::1]:5081/a/b/", "has path \"/a/b\", which a gRPC address cannot have")]
+    [InlineData("http://segment.example/api", "has path \"/api\", which a gRPC address cannot have")]
+    [InlineData("ftp://127.0.0.1:5081", "has scheme \"ftp\", which is not http or https")]
+    [InlineData("grpc://127.0.0.1:5081", "has scheme \"grpc\", which is not http or https")]
+    [InlineData("unix:///tmp/maskformer.sock", "has scheme \"unix\", which is not http or https")]
+    [InlineData("HTTP://127.0.0.1:5081", "has scheme \"HTTP\", which is not http or https")]
+    [InlineData(":5081", "has no host")]
+    [InlineData("http://:5081", "has no host")]
+    [InlineData("[]:5081", "has no host")]
+    [InlineData("http://", "has no host")]
+    public async Task ConnectAsync_PathSchemeOrNoHost_ThrowsAtOnceSayingSo(string address, string problem)
+    {
+        // Refused before anything is tried: waiting for a server would take the minute.
+        var error = await Assert.ThrowsAsync<ConnectionException>(
+            () => ServerConnection.ConnectAsync(address, TimeSpan.FromSeconds(60), waitForServer: true, CancellationToken.None));
+
+        Assert.Equal($"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} {problem}", error.Message);
+    }
+
+    [Theory]
+    [InlineData("segment", "http://127.0.0.1:5081/api", "has path \"/api\", which a gRPC address cannot have")]
+    [InlineData("stream", "grpc://127.0.0.1:5081", "has scheme \"grpc\", which is not http or https")]
+    [InlineData("segment", ":5081", "has no host")]
+    public async Task Command_PathSchemeOrNoHost_Exits2AtOnceSayingSo(string command, string address, string problem)
+    {
+        // Waiting for a server (RunAtOnceAsync: 60 s): an example that tried the address would take that long.
+        var input = command == "segment" ? Example.HeldoutImage : Example.Clip;
+
+        var run = await Example.RunAtOnceAsync([command, input, "--server", address, "--wait-for-server"]);
+
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.Equal($"error: --server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} {problem}", run.Errors.Trim());
+        Assert.True(run.Elapsed < Example.AtOnce, run.ToString());
+    }
+
     [Fact]
     public async Task Segment_Ipv6AddressInBrackets_IsTried()
     {

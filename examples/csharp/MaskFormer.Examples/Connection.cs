@@ -8,7 +8,8 @@ internal sealed record Connection(string Address, TimeSpan Timeout, bool WaitFor
     public const string Usage = """
           --server ADDRESS            host:port or http(s)://host[:port], https:// for TLS (default $MASKFORMER_ADDRESS, else 127.0.0.1:5081);
                                       a URL without a port takes its scheme's (80, 443), an IPv6 host goes in brackets ([::1]:5081);
-                                      a host alone, or a port not from 1 to 65535, is refused (exit 2)
+                                      a host alone, no host, a port not from 1 to 65535, a path or a scheme other than
+                                      http(s) is refused (exit 2)
           --connect-timeout SECONDS   the longest wait for a connection (default 15)
           --wait-for-server           try a failed connection again until --connect-timeout (the last try at it)
                                       instead of failing at once

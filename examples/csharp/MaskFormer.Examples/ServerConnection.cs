@@ -139,7 +139,7 @@ internal static class ServerConnection
     // host:port is http; a URL without a port takes its scheme's (80, 443).
     private static Uri ToUri(string address)
     {
-        if (PortProblem(address) is { } problem)
+        if (AddressProblem(address) is { } problem)
         {
             throw new ConnectionException(problem);
         }
@@ -158,31 +158,68 @@ internal static class ServerConnection
     public static string BadPortMessage(string address, string port) =>
         $"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has port \"{port}\", which is not a number from 1 to 65535";
 
-    // A host without a port and scheme, or a port that is not one; a URL without a port takes its scheme's.
-    private static string? PortProblem(string address)
+    /// <summary>
+    /// What every client here says of a scheme other than http:// and https:// ("grpc://", "unix://"), in the same
+    /// words: each client used to say something else of it, some of them about its port.
+    /// </summary>
+    public static string SchemeMessage(string address, string scheme) =>
+        $"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has scheme \"{scheme}\", which is not http or https";
+
+    /// <summary>
+    /// What every client here says of an address with a path ("host:5081/api"), in the same words: a gRPC call's
+    /// path is its method's (/maskformer.v1.SegmentationService/Segment), so the server's address has none.
+    /// </summary>
+    public static string PathMessage(string address, string path) =>
+        $"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has path \"{path}\", which a gRPC address cannot have";
+
+    /// <summary>What every client here says of an address without a host (":5081", "http://:5081"), in the same words.</summary>
+    public static string NoHostMessage(string address) =>
+        $"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has no host";
+
+    // What is wrong with an address, the first thing in reading order, or null: a scheme other than http(s), a path,
+    // a host without a port or scheme, no host, a port that is not one. A URL without a port takes its scheme's;
+    // slashes at the end are no path.
+    private static string? AddressProblem(string address)
     {
-        var text = address.TrimEnd('/');
-        var scheme = text.IndexOf("://", StringComparison.Ordinal);
-        return PortOf(scheme < 0 ? text : text[(scheme + 3)..]) switch
+        // "://" after another '/' is in a path, not after a scheme.
+        var schemeEnd = address.IndexOf("://", StringComparison.Ordinal);
+        var hasScheme = schemeEnd >= 0 && address.IndexOf('/', StringComparison.Ordinal) == schemeEnd + 1;
+        if (hasScheme && address[..schemeEnd] is not ("http" or "https"))
         {
-            null when scheme < 0 => NoPortMessage(address),
-            { } port when !IsPortNumber(port) => BadPortMessage(address, port),
+            return SchemeMessage(address, address[..schemeEnd]);
+        }
+
+        var rest = (hasScheme ? address[(schemeEnd + 3)..] : address).TrimEnd('/');
+        var pathStart = rest.IndexOf('/', StringComparison.Ordinal);
+        if (pathStart >= 0)
+        {
+            return PathMessage(address, rest[pathStart..]);
+        }
+
+        var (host, port) = SplitHostPort(rest);
+        return port switch
+        {
+            null when !hasScheme => NoPortMessage(address),
+            _ when host is "" or "[]" => NoHostMessage(address),
+            { } given when !IsPortNumber(given) => BadPortMessage(address, given),
             _ => null,
         };
     }
 
-    // The text after the host's colon, null without one: an IPv6 address takes its port after brackets
+    // The host and the text after its colon (null without one): an IPv6 address takes its port after brackets
     // ("[::1]:5081"); without them ("::1") it is a host alone.
-    private static string? PortOf(string hostAndPort)
+    private static (string Host, string? Port) SplitHostPort(string hostAndPort)
     {
         if (hostAndPort.StartsWith('['))
         {
             var end = hostAndPort.IndexOf("]:", StringComparison.Ordinal);
-            return end < 0 ? null : hostAndPort[(end + 2)..];
+            return end < 0 ? (hostAndPort, null) : (hostAndPort[..(end + 1)], hostAndPort[(end + 2)..]);
         }
 
         var colon = hostAndPort.IndexOf(':', StringComparison.Ordinal);
-        return colon >= 0 && colon == hostAndPort.LastIndexOf(':') ? hostAndPort[(colon + 1)..] : null;
+        return colon >= 0 && colon == hostAndPort.LastIndexOf(':')
+            ? (hostAndPort[..colon], hostAndPort[(colon + 1)..])
+            : (hostAndPort, null);
     }
 
     private static bool IsPortNumber(string port) =>
