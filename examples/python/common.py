@@ -53,31 +53,61 @@ def bad_port_message(address, port):
             f'"{port}", which is not a number from 1 to 65535')
 
 
+def scheme_message(address, scheme):
+    """What every client here says of a scheme other than http:// and https:// ("grpc://", "unix://"), in the same
+    words: each client used to say something else of it, some of them about its port."""
+    return (f"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has scheme "
+            f'"{scheme}", which is not http or https')
+
+
+def path_message(address, path):
+    """What every client here says of an address with a path ("host:5081/api"), in the same words: a gRPC call's
+    path is its method's (/maskformer.v1.SegmentationService/Segment), so the server's address has none."""
+    return (f"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has path "
+            f'"{path}", which a gRPC address cannot have')
+
+
+def no_host_message(address):
+    """What every client here says of an address without a host (":5081", "http://:5081"), in the same words."""
+    return f"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has no host"
+
+
 def host_port(address):
     """host:port from host:port, http://host[:port] or https://host[:port], the forms MASKFORMER_ADDRESS takes across
-    all clients; a URL without a port gets its scheme's (80, 443), as a URL does. Raises ValueError for a host
-    without a port or scheme ("127.0.0.1", "[::1]"), and for a port that is not a number from 1 to 65535."""
-    text = address.rstrip("/")
-    scheme, default_port = next(((s, p) for s, p in (("http://", 80), ("https://", 443)) if text.startswith(s)),
-                                (None, None))
-    rest = text.removeprefix(scheme) if scheme else text
-    port = _port_of(rest)
+    all clients; a URL without a port gets its scheme's (80, 443), as a URL does; slashes at the end are no path.
+    Raises ValueError, in reading order, for a scheme other than http and https, a path, a host without a port or
+    scheme ("127.0.0.1", "[::1]"), no host, and a port that is not a number from 1 to 65535."""
+    # "://" after another "/" is in a path, not after a scheme.
+    scheme_end = address.find("://")
+    has_scheme = scheme_end >= 0 and address.find("/") == scheme_end + 1
+    scheme = address[:scheme_end] if has_scheme else None
+    if has_scheme and scheme not in ("http", "https"):
+        raise ValueError(scheme_message(address, scheme))
+    rest = (address[scheme_end + 3:] if has_scheme else address).rstrip("/")
+    if "/" in rest:
+        raise ValueError(path_message(address, rest[rest.index("/"):]))
+    host, port = _split_host_port(rest)
+    if port is None and not has_scheme:
+        raise ValueError(no_port_message(address))
+    if host in ("", "[]"):
+        raise ValueError(no_host_message(address))
     if port is None:
-        if scheme is None:
-            raise ValueError(no_port_message(address))
-        return f"{rest}:{default_port}"
+        return f"{rest}:{443 if scheme == 'https' else 80}"
     if not (re.fullmatch(r"[0-9]{1,5}", port) and 1 <= int(port) <= 65535):
         raise ValueError(bad_port_message(address, port))
     return rest
 
 
-def _port_of(host_and_port):
-    # The text after the host's colon, None without one: an IPv6 address takes its port after brackets
+def _split_host_port(host_and_port):
+    # The host and the text after its colon, None without one: an IPv6 address takes its port after brackets
     # ("[::1]:5081"); without them ("::1") it is a host alone.
     if host_and_port.startswith("["):
         end = host_and_port.find("]:")
-        return None if end < 0 else host_and_port[end + 2:]
-    return host_and_port.partition(":")[2] if host_and_port.count(":") == 1 else None
+        return (host_and_port, None) if end < 0 else (host_and_port[:end + 1], host_and_port[end + 2:])
+    if host_and_port.count(":") == 1:
+        host, _, port = host_and_port.partition(":")
+        return host, port
+    return host_and_port, None
 
 
 def tls_credentials(address):

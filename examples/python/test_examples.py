@@ -227,7 +227,8 @@ class ConnectFailureTest(_ServerTest):
 
 class AddressTest(unittest.TestCase):
     """--server and MASKFORMER_ADDRESS: host:port, or a URL whose port may be left to its scheme; a host without a
-    port, or a port not from 1 to 65535, is refused before anything is tried, in the words every client here uses."""
+    port, no host, a port not from 1 to 65535, a path or a scheme other than http(s) is refused before anything is
+    tried, in the words every client here uses."""
 
     NO_PORT = ("--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {} has no port "
                "(the service listens on 5081 unless told otherwise)")
@@ -280,6 +281,41 @@ class AddressTest(unittest.TestCase):
                 elapsed = time.monotonic() - started
                 self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
                 self.assertEqual(proc.stderr.strip(), "error: " + self.BAD_PORT.format(server, port))
+                self.assertLess(elapsed, ConnectFailureTest.AT_ONCE_S, f"took {elapsed:.1f} s to fail")
+
+    PROBLEMS = (("http://127.0.0.1:5081/api", 'has path "/api", which a gRPC address cannot have'),
+                ("127.0.0.1:5081/x", 'has path "/x", which a gRPC address cannot have'),
+                ("https://[::1]:5081/a/b/", 'has path "/a/b", which a gRPC address cannot have'),
+                ("http://segment.example/api", 'has path "/api", which a gRPC address cannot have'),
+                ("ftp://127.0.0.1:5081", 'has scheme "ftp", which is not http or https'),
+                ("grpc://127.0.0.1:5081", 'has scheme "grpc", which is not http or https'),
+                ("unix:///tmp/maskformer.sock", 'has scheme "unix", which is not http or https'),
+                ("HTTP://127.0.0.1:5081", 'has scheme "HTTP", which is not http or https'),
+                (":5081", "has no host"), ("http://:5081", "has no host"), ("[]:5081", "has no host"),
+                ("http://", "has no host"))
+
+    def test_a_path_another_scheme_or_no_host_is_refused_saying_so(self):
+        for address, problem in self.PROBLEMS:
+            with self.subTest(address):
+                with self.assertRaises(ValueError) as caught:
+                    common.host_port(address)
+                self.assertEqual(str(caught.exception),
+                                 f"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} {problem}")
+
+    def test_a_path_another_scheme_or_no_host_exits_2_at_once_saying_so(self):
+        # Waiting for a server for 60 s: a command that tried the address would take that long.
+        for args, server, problem in ((("segment.py", HELDOUT_IMAGE), "http://127.0.0.1:5081/api",
+                                       'has path "/api", which a gRPC address cannot have'),
+                                      (("stream.py", CLIP), "grpc://127.0.0.1:5081", 'has scheme "grpc", which is not http or https'),
+                                      (("segment.py", HELDOUT_IMAGE), ":5081", "has no host")):
+            with self.subTest(server=server, script=args[0]):
+                started = time.monotonic()
+                proc = run_script(*args, "--wait-for-server", "--connect-timeout",
+                                  str(ConnectFailureTest.AT_ONCE_CONNECT_TIMEOUT_S), server=server)
+                elapsed = time.monotonic() - started
+                self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
+                self.assertEqual(proc.stderr.strip(),
+                                 f"error: --server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {server} {problem}")
                 self.assertLess(elapsed, ConnectFailureTest.AT_ONCE_S, f"took {elapsed:.1f} s to fail")
 
     def test_an_ipv6_address_in_brackets_reaches_its_server(self):
