@@ -60,31 +60,61 @@ export function badPortMessage(address, port) {
   );
 }
 
-// The text after the host's colon, null without one: an IPv6 address takes its port after brackets ("[::1]:5081");
-// without them ("::1") it is a host alone.
-function portOf(hostAndPort) {
+/**
+ * What every client here says of a scheme other than http:// and https:// ("grpc://", "unix://"), in the same
+ * words: each client used to say something else of it, some of them about its port.
+ */
+export function schemeMessage(address, scheme) {
+  return (
+    `--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; ${address} has scheme "${scheme}", ` +
+    'which is not http or https'
+  );
+}
+
+/**
+ * What every client here says of an address with a path ("host:5081/api"), in the same words: a gRPC call's path
+ * is its method's (/maskformer.v1.SegmentationService/Segment), so the server's address has none.
+ */
+export function pathMessage(address, path) {
+  return (
+    `--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; ${address} has path "${path}", ` +
+    'which a gRPC address cannot have'
+  );
+}
+
+/** What every client here says of an address without a host (":5081", "http://:5081"), in the same words. */
+export function noHostMessage(address) {
+  return `--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; ${address} has no host`;
+}
+
+// The host and the text after its colon (null without one): an IPv6 address takes its port after brackets
+// ("[::1]:5081"); without them ("::1") it is a host alone.
+function splitHostPort(hostAndPort) {
   if (hostAndPort.startsWith('[')) {
     const end = hostAndPort.indexOf(']:');
-    return end < 0 ? null : hostAndPort.slice(end + 2);
+    return end < 0 ? [hostAndPort, null] : [hostAndPort.slice(0, end + 1), hostAndPort.slice(end + 2)];
   }
   const parts = hostAndPort.split(':');
-  return parts.length === 2 ? parts[1] : null;
+  return parts.length === 2 ? parts : [hostAndPort, null];
 }
 
 /**
  * host:port from host:port, http://host[:port] or https://host[:port], the forms MASKFORMER_ADDRESS takes across
- * all clients; a URL without a port gets its scheme's (80, 443), as a URL does. Throws for a host without a port
- * or scheme ("127.0.0.1", "[::1]"), and for a port that is not a number from 1 to 65535.
+ * all clients; a URL without a port gets its scheme's (80, 443), as a URL does; slashes at the end are no path.
+ * Throws, in reading order, for a scheme other than http and https, a path, a host without a port or scheme
+ * ("127.0.0.1", "[::1]"), no host, and a port that is not a number from 1 to 65535.
  */
 export function hostPort(address) {
-  const text = address.replace(/\/+$/, '');
-  const url = /^(https?):\/\/(.*)$/.exec(text);
-  const rest = url ? url[2] : text;
-  const port = portOf(rest);
-  if (port === null) {
-    if (!url) throw new Error(noPortMessage(address));
-    return `${rest}:${url[1] === 'https' ? 443 : 80}`;
-  }
+  // "://" after another "/" is in a path, not after a scheme.
+  const schemeEnd = address.indexOf('://');
+  const scheme = schemeEnd >= 0 && address.indexOf('/') === schemeEnd + 1 ? address.slice(0, schemeEnd) : null;
+  if (scheme !== null && scheme !== 'http' && scheme !== 'https') throw new Error(schemeMessage(address, scheme));
+  const rest = (scheme === null ? address : address.slice(schemeEnd + 3)).replace(/\/+$/, '');
+  if (rest.includes('/')) throw new Error(pathMessage(address, rest.slice(rest.indexOf('/'))));
+  const [host, port] = splitHostPort(rest);
+  if (port === null && scheme === null) throw new Error(noPortMessage(address));
+  if (host === '' || host === '[]') throw new Error(noHostMessage(address));
+  if (port === null) return `${rest}:${scheme === 'https' ? 443 : 80}`;
   if (!/^[0-9]{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) throw new Error(badPortMessage(address, port));
   return rest;
 }

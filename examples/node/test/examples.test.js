@@ -737,6 +737,41 @@ describe('an address (--server, MASKFORMER_ADDRESS: needs no server of the suite
     }
   });
 
+  const problems = [
+    ['http://127.0.0.1:5081/api', 'has path "/api", which a gRPC address cannot have'],
+    ['127.0.0.1:5081/x', 'has path "/x", which a gRPC address cannot have'],
+    ['https://[::1]:5081/a/b/', 'has path "/a/b", which a gRPC address cannot have'],
+    ['http://segment.example/api', 'has path "/api", which a gRPC address cannot have'],
+    ['ftp://127.0.0.1:5081', 'has scheme "ftp", which is not http or https'],
+    ['grpc://127.0.0.1:5081', 'has scheme "grpc", which is not http or https'],
+    ['unix:///tmp/maskformer.sock', 'has scheme "unix", which is not http or https'],
+    ['HTTP://127.0.0.1:5081', 'has scheme "HTTP", which is not http or https'],
+    [':5081', 'has no host'],
+    ['http://:5081', 'has no host'],
+    ['[]:5081', 'has no host'],
+    ['http://', 'has no host'],
+  ];
+  const refused = (address, problem) => `--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; ${address} ${problem}`;
+
+  test('an address with a path, another scheme or no host is refused, saying so', () => {
+    for (const [address, problem] of problems) assert.throws(() => hostPort(address), { message: refused(address, problem) });
+  });
+
+  test('segment.js and stream.js refuse an address with a path, another scheme or no host at once (exit 2), saying so', async () => {
+    // Waiting for a server for 60 s: a script that tried the address would take that long.
+    const runs = [
+      [['segment.js', HELDOUT_IMAGE], 'http://127.0.0.1:5081/api', 'has path "/api", which a gRPC address cannot have'],
+      [['stream.js', CLIP], 'grpc://127.0.0.1:5081', 'has scheme "grpc", which is not http or https'],
+      [['segment.js', HELDOUT_IMAGE], ':5081', 'has no host'],
+    ];
+    for (const [args, server, problem] of runs) {
+      const { code, stdout, stderr, elapsed } = await runTimed([...args, '--wait-for-server'], { server });
+      assert.equal(code, 2, stdout + stderr);
+      assert.equal(stderr.trim(), `error: ${refused(server, problem)}`);
+      assert.ok(elapsed < AT_ONCE_MS, `${args[0]} took ${elapsed} ms to fail`);
+    }
+  });
+
   test('an IPv6 address in brackets reaches its server', async () => {
     const server = new grpc.Server();
     const port = await new Promise((resolve, reject) =>
