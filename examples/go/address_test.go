@@ -86,6 +86,56 @@ func TestPortNotFrom1To65535ExitsTwoAtOnceSayingSo(t *testing.T) {
 	}
 }
 
+// refused is what every client here says of an address with a path, another scheme or no host: problem.
+func refused(address, problem string) string {
+	return "--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; " + address + " " + problem
+}
+
+func TestPathSchemeOrNoHostIsRefusedSayingSo(t *testing.T) {
+	for address, problem := range map[string]string{
+		"http://127.0.0.1:5081/api":   `has path "/api", which a gRPC address cannot have`,
+		"127.0.0.1:5081/x":            `has path "/x", which a gRPC address cannot have`,
+		"https://[::1]:5081/a/b/":     `has path "/a/b", which a gRPC address cannot have`,
+		"http://segment.example/api":  `has path "/api", which a gRPC address cannot have`,
+		"ftp://127.0.0.1:5081":        `has scheme "ftp", which is not http or https`,
+		"grpc://127.0.0.1:5081":       `has scheme "grpc", which is not http or https`,
+		"unix:///tmp/maskformer.sock": `has scheme "unix", which is not http or https`,
+		"HTTP://127.0.0.1:5081":       `has scheme "HTTP", which is not http or https`,
+		":5081":                       "has no host",
+		"http://:5081":                "has no host",
+		"[]:5081":                     "has no host",
+		"http://":                     "has no host",
+	} {
+		if err := checkAddress(address); err == nil || err.Error() != refused(address, problem) {
+			t.Errorf("checkAddress(%q) = %v, want %q", address, err, refused(address, problem))
+		}
+	}
+}
+
+// Waiting for a server for 60 s: a command that tried the address would take that long.
+func TestPathSchemeOrNoHostExitsTwoAtOnceSayingSo(t *testing.T) {
+	binary := buildClient(t)
+	for _, run := range []struct {
+		args            []string
+		server, problem string
+	}{
+		{[]string{"segment", heldoutImage}, "http://127.0.0.1:5081/api", `has path "/api", which a gRPC address cannot have`},
+		{[]string{"stream", clipFolder}, "grpc://127.0.0.1:5081", `has scheme "grpc", which is not http or https`},
+		{[]string{"segment", heldoutImage}, ":5081", "has no host"},
+	} {
+		started := time.Now()
+		code, stdout, stderr := runClientEnv(t, binary, withoutClientVariables(),
+			append(run.args, "-server", run.server, "-wait-for-server", "-connect-timeout", atOnceConnectTimeout)...)
+		elapsed := time.Since(started)
+		if want := refused(run.server, run.problem); code != 2 || strings.TrimSpace(stderr) != "error: "+want {
+			t.Fatalf("%s -server %s: exit code %d, stdout %q, stderr %q: want 2 and %q", run.args[0], run.server, code, stdout, stderr, want)
+		}
+		if elapsed > atOnce {
+			t.Fatalf("%s -server %s took %v to fail", run.args[0], run.server, elapsed)
+		}
+	}
+}
+
 // Waiting for a server for 60 s: a command that tried the host at some port would take that long.
 func TestHostWithoutAPortExitsTwoAtOnceSayingSo(t *testing.T) {
 	binary := buildClient(t)

@@ -63,20 +63,42 @@ func badPortMessage(address, port string) string {
 		" has port \"" + port + "\", which is not a number from 1 to 65535"
 }
 
-// portOf is the text after the host's colon, and false without one: an IPv6 address takes its port after brackets
-// ("[::1]:5081"); without them ("::1") it is a host alone.
-func portOf(hostAndPort string) (string, bool) {
+// schemeMessage is what every client here says of a scheme other than http:// and https:// ("grpc://",
+// "unix://"), in the same words: each client used to say something else of it, some of them about its port.
+func schemeMessage(address, scheme string) string {
+	return "--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; " + address +
+		" has scheme \"" + scheme + "\", which is not http or https"
+}
+
+// pathMessage is what every client here says of an address with a path ("host:5081/api"), in the same words:
+// a gRPC call's path is its method's (/maskformer.v1.SegmentationService/Segment), so the server's address has
+// none.
+func pathMessage(address, path string) string {
+	return "--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; " + address +
+		" has path \"" + path + "\", which a gRPC address cannot have"
+}
+
+// noHostMessage is what every client here says of an address without a host (":5081", "http://:5081"), in the
+// same words.
+func noHostMessage(address string) string {
+	return "--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; " + address + " has no host"
+}
+
+// splitHostPort is the host and the text after its colon, and false without one: an IPv6 address takes its
+// port after brackets ("[::1]:5081"); without them ("::1") it is a host alone.
+func splitHostPort(hostAndPort string) (host, port string, hasPort bool) {
 	if strings.HasPrefix(hostAndPort, "[") {
 		end := strings.Index(hostAndPort, "]:")
 		if end < 0 {
-			return "", false
+			return hostAndPort, "", false
 		}
-		return hostAndPort[end+2:], true
+		return hostAndPort[:end+1], hostAndPort[end+2:], true
 	}
 	if strings.Count(hostAndPort, ":") != 1 {
-		return "", false
+		return hostAndPort, "", false
 	}
-	return hostAndPort[strings.Index(hostAndPort, ":")+1:], true
+	host, port, _ = strings.Cut(hostAndPort, ":")
+	return host, port, true
 }
 
 // isPortNumber: 1 to 5 ASCII digits, from 1 to 65535.
@@ -88,35 +110,48 @@ func isPortNumber(port string) bool {
 	return number >= 1 && number <= 65535
 }
 
-// splitURL takes the scheme's default port and the rest from an http:// or https:// address; "" for another.
-func splitURL(text string) (defaultPort, rest string) {
-	for _, url := range []struct{ scheme, port string }{{"http://", "80"}, {"https://", "443"}} {
-		if rest := strings.TrimPrefix(text, url.scheme); rest != text {
-			return url.port, rest
-		}
+// splitScheme takes the scheme (before the first "://", when no "/" comes earlier: after one it is in a path)
+// from an address, and the rest without slashes at the end, which are no path.
+func splitScheme(address string) (scheme, rest string, hasScheme bool) {
+	end := strings.Index(address, "://")
+	if end < 0 || strings.Index(address, "/") != end+1 {
+		return "", strings.TrimRight(address, "/"), false
 	}
-	return "", text
+	return address[:end], strings.TrimRight(address[end+3:], "/"), true
 }
 
 // hostPort takes host:port, http://host[:port] or https://host[:port], the forms MASKFORMER_ADDRESS takes across
-// all clients, to host:port; a URL without a port gets its scheme's (80, 443), as a URL does.
+// all clients, to host:port; a URL without a port gets its scheme's (80, 443), as a URL does. checkAddress says
+// what it cannot take.
 func hostPort(address string) string {
-	defaultPort, rest := splitURL(strings.TrimRight(address, "/"))
-	if _, has := portOf(rest); !has && defaultPort != "" {
-		return rest + ":" + defaultPort
+	scheme, rest, hasScheme := splitScheme(address)
+	if _, _, hasPort := splitHostPort(rest); !hasPort && hasScheme {
+		if scheme == "https" {
+			return rest + ":443"
+		}
+		return rest + ":80"
 	}
 	return rest
 }
 
-// checkAddress refuses what hostPort would pass on as it is: a host without a port or scheme ("127.0.0.1",
-// "[::1]"), and a port that is not a number from 1 to 65535 ("127.0.0.1:abc", "http://127.0.0.1:0").
+// checkAddress refuses, in reading order, what hostPort cannot take: a scheme other than http and https, a path,
+// a host without a port or scheme ("127.0.0.1", "[::1]"), no host (":5081"), and a port that is not a number
+// from 1 to 65535 ("127.0.0.1:abc", "http://127.0.0.1:0").
 func checkAddress(address string) error {
-	defaultPort, rest := splitURL(strings.TrimRight(address, "/"))
-	port, has := portOf(rest)
+	scheme, rest, hasScheme := splitScheme(address)
+	if hasScheme && scheme != "http" && scheme != "https" {
+		return errors.New(schemeMessage(address, scheme))
+	}
+	if slash := strings.Index(rest, "/"); slash >= 0 {
+		return errors.New(pathMessage(address, rest[slash:]))
+	}
+	host, port, hasPort := splitHostPort(rest)
 	switch {
-	case !has && defaultPort == "":
+	case !hasPort && !hasScheme:
 		return errors.New(noPortMessage(address))
-	case has && !isPortNumber(port):
+	case host == "" || host == "[]":
+		return errors.New(noHostMessage(address))
+	case hasPort && !isPortNumber(port):
 		return errors.New(badPortMessage(address, port))
 	}
 	return nil
