@@ -510,11 +510,16 @@ var imageExtensions = map[string]bool{".png": true, ".jpg": true, ".jpeg": true,
 // listFrames returns the images of a folder sorted by name, leaving out ground truth and predictions
 // stored beside the frames (stems ending in _semantic or _panoptic, or containing _pred), and folders (a
 // named pipe is a frame: the tests' camera). A frame's name whose file cannot be found (a broken symbolic
-// link) is an error naming it.
+// link) is an error naming it. Every error reads "cannot read FOLDER: ...", as the Python and Node examples'.
 func listFrames(folder string) ([]string, error) {
 	entries, err := os.ReadDir(folder)
 	if err != nil {
-		return nil, err
+		// Its path is folder, which the message names already.
+		var pathError *fs.PathError
+		if errors.As(err, &pathError) {
+			err = pathError.Err
+		}
+		return nil, fmt.Errorf("cannot read %s: %w", folder, err)
 	}
 	var frames []string
 	for _, entry := range entries {
@@ -535,7 +540,7 @@ func listFrames(folder string) ([]string, error) {
 			return nil, fmt.Errorf("cannot read %s: %s is gone", folder, path)
 		}
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("cannot read %s: %w", folder, err)
 		}
 		if info.IsDir() {
 			continue

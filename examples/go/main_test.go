@@ -455,11 +455,13 @@ func TestStreamRefusesABrokenSymlinkNamingItBeforeSending(t *testing.T) {
 	}
 }
 
+// A folder that cannot be read is said as the Python and Node examples say it: "cannot read FOLDER: ...".
 func TestStreamFolderMissingOrWithoutFramesExitsOne(t *testing.T) {
 	empty := t.TempDir()
 	for folder, want := range map[string]string{
 		empty:                             "error: no frames in " + empty,
-		filepath.Join(empty, "not-there"): "error: open " + filepath.Join(empty, "not-there") + ": no such file or directory",
+		filepath.Join(empty, "not-there"): "error: cannot read " + filepath.Join(empty, "not-there") + ": no such file or directory",
+		heldoutImage:                      "error: cannot read " + heldoutImage + ": not a directory",
 	} {
 		code, stdout, stderr := runClient(t, buildClient(t), "stream", folder)
 		if code != 1 || strings.TrimSpace(stderr) != want || strings.Contains(stdout, "frame ") {
