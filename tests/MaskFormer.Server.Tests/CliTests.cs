@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Net.Sockets;
 using System.Text.Json;
 using MaskFormer.Cli.Commands;
 using MaskFormer.Cli.Rendering;
@@ -184,11 +185,14 @@ public sealed class CliTests(ServerFixture server) : IDisposable
     [Fact]
     public async Task Stream_FrameThatCannotBeRead_EndsWithItsErrorInsteadOfWaitingForIt()
     {
-        // frame_001.png is a link to nothing: listed, then unreadable when its turn comes (a file removed
-        // while streaming). The command used to wait forever on the open stream for frames that never came.
+        // frame_001.png is a Unix socket: listed, and passes the checks at open (a broken link no longer
+        // would), then cannot be opened when its turn comes (ENXIO), as a file removed while streaming. Bound
+        // for the whole test, since closing the socket removes it. The command used to wait forever on the
+        // open stream for frames that never came.
         var folder = Directory.CreateDirectory(Path.Combine(_out, "frames")).FullName;
         File.Copy(Path.Combine(RepositoryPaths.TinyShapes, "clip", "frame_000.png"), Path.Combine(folder, "frame_000.png"));
-        File.CreateSymbolicLink(Path.Combine(folder, "frame_001.png"), Path.Combine(_out, "removed.png"));
+        using var unreadable = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        unreadable.Bind(new UnixDomainSocketEndPoint(Path.Combine(folder, "frame_001.png")));
         await using var run = CliRun.Start((output, error, cancel) => MaskFormer.Cli.CliApp.RunAsync(["stream", folder, "--server", server.Address.ToString(), "--out", Path.Combine(_out, "overlays"), "--no-pacing"], output, error, cancel));
         var (streaming, output, error) = (run.Exit, run.Output, run.Error);
         var finished = await Task.WhenAny(streaming, Task.Delay(TimeSpan.FromSeconds(60)));
@@ -201,6 +205,9 @@ public sealed class CliTests(ServerFixture server) : IDisposable
         // The read's own error, not the cancellation it caused ("cancelled.", exit 130).
         Assert.True(exitCode == 1, $"exit code {exitCode}: {output} {error}");
         Assert.Contains("frame_001.png", error.ToString(), StringComparison.Ordinal);
+
+        // Failed on its way, not refused at open.
+        Assert.Contains("streaming", output.ToString(), StringComparison.Ordinal);
     }
 
     [Fact]

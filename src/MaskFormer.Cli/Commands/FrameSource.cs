@@ -45,7 +45,7 @@ internal sealed class FrameSource : IAsyncDisposable
     /// <summary>The video's frame rate, or 10 for a folder.</summary>
     public double FramesPerSecond { get; } = 10;
 
-    /// <summary>A folder's images or a video's frames; <paramref name="interrupted"/> is called when the video's ffmpeg stopped on a signal rather than at the end of the video.</summary>
+    /// <summary>A folder's images or a video's frames; <paramref name="interrupted"/> is called when the video's ffmpeg stopped on a signal rather than at the end of the video. A folder with a frame that cannot be sent (a broken symbolic link, a file of 2 GiB or more) throws <see cref="IOException"/> naming it.</summary>
     public static async Task<FrameSource> OpenAsync(string input, Action? interrupted, CancellationToken cancellationToken)
     {
         if (Directory.Exists(input))
@@ -54,6 +54,11 @@ internal sealed class FrameSource : IAsyncDisposable
                 .Where(IsFrame)
                 .Order(StringComparer.Ordinal)
                 .ToArray();
+            foreach (var file in files)
+            {
+                CheckCanBeSent(file);
+            }
+
             return files.Length > 0 ? new FrameSource(files) : throw new IOException($"No images in {input}.");
         }
 
@@ -133,6 +138,35 @@ internal sealed class FrameSource : IAsyncDisposable
 
             await _ffmpeg.WaitForExitAsync().ConfigureAwait(false);
             _ffmpeg.Dispose();
+        }
+    }
+
+    // A frame that can be seen now not to go is refused before any is sent, as the examples do, rather than
+    // ending the stream when its turn comes. Directory.EnumerateFiles lists a broken symbolic link as a file
+    // (and File.Exists says it is one), so its target is looked for here.
+    private static void CheckCanBeSent(string file)
+    {
+        var info = new FileInfo(file);
+        if (info.LinkTarget is { } target)
+        {
+            FileSystemInfo? final;
+            try
+            {
+                final = info.ResolveLinkTarget(returnFinalTarget: true);
+            }
+            catch (IOException)
+            {
+                // A target that is not there (FileNotFoundException) or a loop of links.
+                final = null;
+            }
+
+            info = final is FileInfo { Exists: true } found ? found : throw new IOException($"{file} is a broken symbolic link (to {target})");
+        }
+
+        // A frame is read into one array and sent as one protobuf message: neither holds 2 GiB.
+        if (info.Length > Array.MaxLength)
+        {
+            throw new IOException($"{file} is {info.Length} bytes: a frame is sent as one message, which holds less than 2 GiB");
         }
     }
 

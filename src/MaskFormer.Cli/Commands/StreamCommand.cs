@@ -33,7 +33,9 @@ internal static class StreamCommand
         usage: maskformer stream INPUT(video|folder) [--out out.mp4|DIR] [--task semantic|panoptic|instance] [options]
         Streams INPUT through SegmentStream, sending frames at the source's own frame rate (a video's, or
         10 fps for a folder of images) as a camera would. Shows answers, skipped frames, fps and latency
-        (from sending a frame to reading its answer; drawing the overlays is not counted).
+        (from sending a frame to reading its answer; drawing the overlays is not counted). A folder's frames
+        are its images in name order; a broken symbolic link among them, or one of 2 GiB or more, refuses
+        the folder before anything is sent.
         Overlays go to a video when --out ends in .mp4/.mkv/.webm/.avi (ffmpeg), else as PNGs in the folder.
         A frame the server skipped repeats the last overlay. A frame that failed has its error printed (the
         first 10; the rest are counted) and no overlay PNG; in a video it repeats the last overlay to keep the
