@@ -156,7 +156,8 @@ internal sealed class FrameSource : IAsyncDisposable
             }
             catch (IOException)
             {
-                // A target that is not there (FileNotFoundException) or a loop of links.
+                // A loop of links ("Too many levels of symbolic links"); a missing target comes back as one
+                // that does not exist.
                 final = null;
             }
 
