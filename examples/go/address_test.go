@@ -105,6 +105,10 @@ func TestPathSchemeOrNoHostIsRefusedSayingSo(t *testing.T) {
 		"http://:5081":                "has no host",
 		"[]:5081":                     "has no host",
 		"http://":                     "has no host",
+		"http://::1:5081":             `has host "::1:5081": an IPv6 host goes in brackets ([::1]:5081)`,
+		"https://::1":                 `has host "::1": an IPv6 host goes in brackets ([::1]:5081)`,
+		"http://fe80::1/":             `has host "fe80::1": an IPv6 host goes in brackets ([::1]:5081)`,
+		"http://[::1":                 `has host "[::1": an IPv6 host goes in brackets ([::1]:5081)`,
 	} {
 		if err := checkAddress(address); err == nil || err.Error() != refused(address, problem) {
 			t.Errorf("checkAddress(%q) = %v, want %q", address, err, refused(address, problem))

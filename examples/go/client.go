@@ -84,6 +84,14 @@ func noHostMessage(address string) string {
 	return "--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; " + address + " has no host"
 }
 
+// unbracketedHostMessage is what every client here says of a URL whose host has a ':' outside brackets
+// ("http://::1:5081"), in the same words: left to each client's parsing it was another message per client, or a
+// connection to another address.
+func unbracketedHostMessage(address, host string) string {
+	return "--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; " + address +
+		" has host \"" + host + "\": an IPv6 host goes in brackets ([::1]:5081)"
+}
+
 // splitHostPort is the host and the text after its colon, and false without one: an IPv6 address takes its
 // port after brackets ("[::1]:5081"); without them ("::1") it is a host alone.
 func splitHostPort(hostAndPort string) (host, port string, hasPort bool) {
@@ -135,8 +143,8 @@ func hostPort(address string) string {
 }
 
 // checkAddress refuses, in reading order, what hostPort cannot take: a scheme other than http and https, a path,
-// a host without a port or scheme ("127.0.0.1", "[::1]"), no host (":5081"), and a port that is not a number
-// from 1 to 65535 ("127.0.0.1:abc", "http://127.0.0.1:0").
+// a host without a port or scheme ("127.0.0.1", "[::1]"), no host (":5081"), a URL's host with a ':' outside
+// brackets ("http://::1"), and a port that is not a number from 1 to 65535 ("127.0.0.1:abc", "http://127.0.0.1:0").
 func checkAddress(address string) error {
 	scheme, rest, hasScheme := splitScheme(address)
 	if hasScheme && scheme != "http" && scheme != "https" {
@@ -151,6 +159,8 @@ func checkAddress(address string) error {
 		return errors.New(noPortMessage(address))
 	case host == "" || host == "[]":
 		return errors.New(noHostMessage(address))
+	case !hasPort && strings.Contains(host, ":") && !(strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]")):
+		return errors.New(unbracketedHostMessage(address, host))
 	case hasPort && !isPortNumber(port):
 		return errors.New(badPortMessage(address, port))
 	}

@@ -87,6 +87,17 @@ export function noHostMessage(address) {
   return `--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; ${address} has no host`;
 }
 
+/**
+ * What every client here says of a URL whose host has a ':' outside brackets ("http://::1:5081"), in the same words:
+ * left to each client's parsing it was another message per client, or a connection to another address.
+ */
+export function unbracketedHostMessage(address, host) {
+  return (
+    `--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; ${address} has host "${host}": ` +
+    'an IPv6 host goes in brackets ([::1]:5081)'
+  );
+}
+
 // The host and the text after its colon (null without one): an IPv6 address takes its port after brackets
 // ("[::1]:5081"); without them ("::1") it is a host alone.
 function splitHostPort(hostAndPort) {
@@ -102,7 +113,8 @@ function splitHostPort(hostAndPort) {
  * host:port from host:port, http://host[:port] or https://host[:port], the forms MASKFORMER_ADDRESS takes across
  * all clients; a URL without a port gets its scheme's (80, 443), as a URL does; slashes at the end are no path.
  * Throws, in reading order, for a scheme other than http and https, a path, a host without a port or scheme
- * ("127.0.0.1", "[::1]"), no host, and a port that is not a number from 1 to 65535.
+ * ("127.0.0.1", "[::1]"), no host, a URL's host with a ':' outside brackets ("http://::1"), and a port that is not
+ * a number from 1 to 65535.
  */
 export function hostPort(address) {
   // "://" after another "/" is in a path, not after a scheme.
@@ -114,6 +126,9 @@ export function hostPort(address) {
   const [host, port] = splitHostPort(rest);
   if (port === null && scheme === null) throw new Error(noPortMessage(address));
   if (host === '' || host === '[]') throw new Error(noHostMessage(address));
+  if (port === null && host.includes(':') && !(host.startsWith('[') && host.endsWith(']'))) {
+    throw new Error(unbracketedHostMessage(address, host));
+  }
   if (port === null) return `${rest}:${scheme === 'https' ? 443 : 80}`;
   if (!/^[0-9]{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) throw new Error(badPortMessage(address, port));
   return rest;

@@ -72,11 +72,19 @@ def no_host_message(address):
     return f"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has no host"
 
 
+def unbracketed_host_message(address, host):
+    """What every client here says of a URL whose host has a ':' outside brackets ("http://::1:5081"), in the same
+    words: left to each client's parsing it was another message per client, or a connection to another address."""
+    return (f"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has host "
+            f'"{host}": an IPv6 host goes in brackets ([::1]:5081)')
+
+
 def host_port(address):
     """host:port from host:port, http://host[:port] or https://host[:port], the forms MASKFORMER_ADDRESS takes across
     all clients; a URL without a port gets its scheme's (80, 443), as a URL does; slashes at the end are no path.
     Raises ValueError, in reading order, for a scheme other than http and https, a path, a host without a port or
-    scheme ("127.0.0.1", "[::1]"), no host, and a port that is not a number from 1 to 65535."""
+    scheme ("127.0.0.1", "[::1]"), no host, a URL's host with a ":" outside brackets ("http://::1"), and a port that
+    is not a number from 1 to 65535."""
     # "://" after another "/" is in a path, not after a scheme.
     scheme_end = address.find("://")
     has_scheme = scheme_end >= 0 and address.find("/") == scheme_end + 1
@@ -91,6 +99,8 @@ def host_port(address):
         raise ValueError(no_port_message(address))
     if host in ("", "[]"):
         raise ValueError(no_host_message(address))
+    if port is None and ":" in host and not (host.startswith("[") and host.endswith("]")):
+        raise ValueError(unbracketed_host_message(address, host))
     if port is None:
         return f"{rest}:{443 if scheme == 'https' else 80}"
     if not (re.fullmatch(r"[0-9]{1,5}", port) and 1 <= int(port) <= 65535):

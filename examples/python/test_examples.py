@@ -292,7 +292,11 @@ class AddressTest(unittest.TestCase):
                 ("unix:///tmp/maskformer.sock", 'has scheme "unix", which is not http or https'),
                 ("HTTP://127.0.0.1:5081", 'has scheme "HTTP", which is not http or https'),
                 (":5081", "has no host"), ("http://:5081", "has no host"), ("[]:5081", "has no host"),
-                ("http://", "has no host"))
+                ("http://", "has no host"),
+                ("http://::1:5081", 'has host "::1:5081": an IPv6 host goes in brackets ([::1]:5081)'),
+                ("https://::1", 'has host "::1": an IPv6 host goes in brackets ([::1]:5081)'),
+                ("http://fe80::1/", 'has host "fe80::1": an IPv6 host goes in brackets ([::1]:5081)'),
+                ("http://[::1", 'has host "[::1": an IPv6 host goes in brackets ([::1]:5081)'))
 
     def test_a_path_another_scheme_or_no_host_is_refused_saying_so(self):
         for address, problem in self.PROBLEMS:

@@ -242,6 +242,10 @@ public sealed class ConnectionTests
     [InlineData("http://:5081", "has no host")]
     [InlineData("[]:5081", "has no host")]
     [InlineData("http://", "has no host")]
+    [InlineData("http://::1:5081", "has host \"::1:5081\": an IPv6 host goes in brackets ([::1]:5081)")]
+    [InlineData("https://::1", "has host \"::1\": an IPv6 host goes in brackets ([::1]:5081)")]
+    [InlineData("http://fe80::1/", "has host \"fe80::1\": an IPv6 host goes in brackets ([::1]:5081)")]
+    [InlineData("http://[::1", "has host \"[::1\": an IPv6 host goes in brackets ([::1]:5081)")]
     public async Task ConnectAsync_PathSchemeOrNoHost_ThrowsAtOnceSayingSo(string address, string problem)
     {
         // Refused before anything is tried: waiting for a server would take the minute.

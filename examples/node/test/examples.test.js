@@ -750,6 +750,10 @@ describe('an address (--server, MASKFORMER_ADDRESS: needs no server of the suite
     ['http://:5081', 'has no host'],
     ['[]:5081', 'has no host'],
     ['http://', 'has no host'],
+    ['http://::1:5081', 'has host "::1:5081": an IPv6 host goes in brackets ([::1]:5081)'],
+    ['https://::1', 'has host "::1": an IPv6 host goes in brackets ([::1]:5081)'],
+    ['http://fe80::1/', 'has host "fe80::1": an IPv6 host goes in brackets ([::1]:5081)'],
+    ['http://[::1', 'has host "[::1": an IPv6 host goes in brackets ([::1]:5081)'],
   ];
   const refused = (address, problem) => `--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; ${address} ${problem}`;
 

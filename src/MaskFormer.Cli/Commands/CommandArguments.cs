@@ -110,9 +110,16 @@ internal sealed class CommandArguments
     public static string NoHostMessage(string address) =>
         $"--server (or {AddressVariable}) takes host:port or http(s)://host[:port]; {address} has no host";
 
+    /// <summary>
+    /// What every client here says of a URL whose host has a ':' outside brackets ("http://::1:5081"), in the same
+    /// words: left to each client's parsing it was another message per client, or a connection to another address.
+    /// </summary>
+    public static string UnbracketedHostMessage(string address, string host) =>
+        $"--server (or {AddressVariable}) takes host:port or http(s)://host[:port]; {address} has host \"{host}\": an IPv6 host goes in brackets ([::1]:5081)";
+
     // What is wrong with an address, the first thing in reading order, or null: a scheme other than http(s), a path,
-    // a host without a port or scheme, no host, a port that is not one. A URL without a port takes its scheme's;
-    // slashes at the end are no path.
+    // a host without a port or scheme, no host, a URL's host with a ':' outside brackets, a port that is not one. A
+    // URL without a port takes its scheme's; slashes at the end are no path.
     private static string? AddressProblem(string address)
     {
         // "://" after another '/' is in a path, not after a scheme.
@@ -135,6 +142,7 @@ internal sealed class CommandArguments
         {
             null when !hasScheme => NoPortMessage(address),
             _ when host is "" or "[]" => NoHostMessage(address),
+            null when host.Contains(':', StringComparison.Ordinal) && !(host.StartsWith('[') && host.EndsWith(']')) => UnbracketedHostMessage(address, host),
             { } given when !IsPortNumber(given) => BadPortMessage(address, given),
             _ => null,
         };

@@ -130,6 +130,19 @@ public sealed class CommandArgumentsTests
         Assert.Equal($"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {given} has no host", error.Message);
     }
 
+    [Theory]
+    [InlineData("http://::1:5081", "::1:5081")]
+    [InlineData("https://::1", "::1")]
+    [InlineData("http://fe80::1/", "fe80::1")]
+    [InlineData("http://[::1", "[::1")]
+    public void ServerAddress_UrlWithAnUnbracketedIPv6Host_IsAUsageErrorSayingSo(string given, string host)
+    {
+        // In the shared words, not Uri's own; the Python, Node and Go examples took "::1:5081" for a host and added port 80.
+        var error = Assert.Throws<UsageException>(() => new CommandArguments(["--server", given]).ServerAddress);
+
+        Assert.Equal($"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {given} has host \"{host}\": an IPv6 host goes in brackets ([::1]:5081)", error.Message);
+    }
+
     [Fact]
     public void Constructor_SwitchBeforeAPath_LeavesThePathPositional()
     {
