@@ -73,16 +73,7 @@ func TestPortNotFrom1To65535ExitsTwoAtOnceSayingSo(t *testing.T) {
 		{[]string{"segment", heldoutImage}, "127.0.0.1:0", "0"},
 		{[]string{"stream", clipFolder}, "http://127.0.0.1:abc", "abc"},
 	} {
-		started := time.Now()
-		code, stdout, stderr := runClientEnv(t, binary, withoutClientVariables(),
-			append(run.args, "-server", run.server, "-wait-for-server", "-connect-timeout", atOnceConnectTimeout)...)
-		elapsed := time.Since(started)
-		if want := badPort(run.server, run.port); code != 2 || strings.TrimSpace(stderr) != "error: "+want {
-			t.Fatalf("%s -server %s: exit code %d, stdout %q, stderr %q: want 2 and %q", run.args[0], run.server, code, stdout, stderr, want)
-		}
-		if elapsed > atOnce {
-			t.Fatalf("%s -server %s took %v to fail", run.args[0], run.server, elapsed)
-		}
+		assertRefusedAtOnce(t, binary, run.args, run.server, badPort(run.server, run.port))
 	}
 }
 
@@ -127,16 +118,7 @@ func TestPathSchemeOrNoHostExitsTwoAtOnceSayingSo(t *testing.T) {
 		{[]string{"stream", clipFolder}, "grpc://127.0.0.1:5081", `has scheme "grpc", which is not http or https`},
 		{[]string{"segment", heldoutImage}, ":5081", "has no host"},
 	} {
-		started := time.Now()
-		code, stdout, stderr := runClientEnv(t, binary, withoutClientVariables(),
-			append(run.args, "-server", run.server, "-wait-for-server", "-connect-timeout", atOnceConnectTimeout)...)
-		elapsed := time.Since(started)
-		if want := refused(run.server, run.problem); code != 2 || strings.TrimSpace(stderr) != "error: "+want {
-			t.Fatalf("%s -server %s: exit code %d, stdout %q, stderr %q: want 2 and %q", run.args[0], run.server, code, stdout, stderr, want)
-		}
-		if elapsed > atOnce {
-			t.Fatalf("%s -server %s took %v to fail", run.args[0], run.server, elapsed)
-		}
+		assertRefusedAtOnce(t, binary, run.args, run.server, refused(run.server, run.problem))
 	}
 }
 
@@ -145,16 +127,7 @@ func TestHostWithoutAPortExitsTwoAtOnceSayingSo(t *testing.T) {
 	binary := buildClient(t)
 	for _, server := range []string{"127.0.0.1", "[::1]"} {
 		for _, args := range [][]string{{"segment", heldoutImage}, {"stream", clipFolder}} {
-			started := time.Now()
-			code, stdout, stderr := runClientEnv(t, binary, withoutClientVariables(),
-				append(args, "-server", server, "-wait-for-server", "-connect-timeout", atOnceConnectTimeout)...)
-			elapsed := time.Since(started)
-			if code != 2 || strings.TrimSpace(stderr) != "error: "+noPort(server) {
-				t.Fatalf("%s -server %s: exit code %d, stdout %q, stderr %q: want 2 and %q", args[0], server, code, stdout, stderr, noPort(server))
-			}
-			if elapsed > atOnce {
-				t.Fatalf("%s -server %s took %v to fail", args[0], server, elapsed)
-			}
+			assertRefusedAtOnce(t, binary, args, server, noPort(server))
 		}
 	}
 }
@@ -174,5 +147,21 @@ func TestIPv6AddressInBracketsReachesItsServer(t *testing.T) {
 			t.Fatalf("%s: %v", address, err)
 		}
 		conn.Close()
+	}
+}
+
+// assertRefusedAtOnce runs the client with -server server, waiting for a server for 60 s, and checks it
+// exits 2 with want well before that.
+func assertRefusedAtOnce(t *testing.T, binary string, args []string, server, want string) {
+	t.Helper()
+	started := time.Now()
+	code, stdout, stderr := runClientEnv(t, binary, withoutClientVariables(),
+		append(args, "-server", server, "-wait-for-server", "-connect-timeout", atOnceConnectTimeout)...)
+	elapsed := time.Since(started)
+	if code != 2 || strings.TrimSpace(stderr) != "error: "+want {
+		t.Fatalf("%s -server %s: exit code %d, stdout %q, stderr %q: want 2 and %q", args[0], server, code, stdout, stderr, want)
+	}
+	if elapsed > atOnce {
+		t.Fatalf("%s -server %s took %v to fail", args[0], server, elapsed)
 	}
 }

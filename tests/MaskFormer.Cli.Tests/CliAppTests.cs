@@ -63,70 +63,41 @@ public sealed class CliAppTests
     [InlineData("segment")]
     [InlineData("stream")]
     [InlineData("health")]
-    public async Task RunAsync_ServerWithoutAPort_ExitsTwoAtOnceSayingSo(string command)
-    {
-        // health --wait 60 would try 127.0.0.1:80 for a minute: a bound of 20 s tells "at once" from that.
-        string[] args = command switch
-        {
-            "segment" => [command, Path.Combine(RepositoryPaths.HeldOut, "0000.png"), "--out", Path.GetTempPath(), "--server", "127.0.0.1"],
-            "stream" => [command, Path.Combine(RepositoryPaths.TinyShapes, "clip"), "--server", "127.0.0.1"],
-            "health" => [command, "--wait", "60", "--server", "127.0.0.1"],
-            _ => [command, "--server", "127.0.0.1"],
-        };
-        var started = Stopwatch.GetTimestamp();
-
-        var (code, output, error) = await RunAsync(args);
-
-        Assert.True(code == 2, $"exit code {code}: {output} {error}");
-        Assert.Equal(
-            $"maskformer {command}: --server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; 127.0.0.1 has no port (the service listens on 5081 unless told otherwise)",
-            error.Trim());
-        Assert.True(Stopwatch.GetElapsedTime(started) < TimeSpan.FromSeconds(20), $"took {Stopwatch.GetElapsedTime(started)}");
-    }
+    public async Task RunAsync_ServerWithoutAPort_ExitsTwoAtOnceSayingSo(string command) =>
+        await AssertRefusedAtOnceAsync(command, "127.0.0.1", "127.0.0.1 has no port (the service listens on 5081 unless told otherwise)");
 
     [Theory]
     [InlineData("segment", "127.0.0.1:0", "0")]
     [InlineData("stream", "http://127.0.0.1:abc", "abc")]
     [InlineData("health", "127.0.0.1:", "")]
-    public async Task RunAsync_ServerPortNotFrom1To65535_ExitsTwoAtOnceSayingSo(string command, string server, string port)
-    {
-        // health --wait 60 would try for a minute: a bound of 20 s tells "at once" from that.
-        string[] args = command switch
-        {
-            "segment" => [command, Path.Combine(RepositoryPaths.HeldOut, "0000.png"), "--out", Path.GetTempPath(), "--server", server],
-            "stream" => [command, Path.Combine(RepositoryPaths.TinyShapes, "clip"), "--server", server],
-            _ => [command, "--wait", "60", "--server", server],
-        };
-        var started = Stopwatch.GetTimestamp();
-
-        var (code, output, error) = await RunAsync(args);
-
-        Assert.True(code == 2, $"exit code {code}: {output} {error}");
-        Assert.Equal(
-            $"maskformer {command}: --server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {server} has port \"{port}\", which is not a number from 1 to 65535",
-            error.Trim());
-        Assert.True(Stopwatch.GetElapsedTime(started) < TimeSpan.FromSeconds(20), $"took {Stopwatch.GetElapsedTime(started)}");
-    }
+    public async Task RunAsync_ServerPortNotFrom1To65535_ExitsTwoAtOnceSayingSo(string command, string server, string port) =>
+        await AssertRefusedAtOnceAsync(command, server, $"{server} has port \"{port}\", which is not a number from 1 to 65535");
 
     [Theory]
     [InlineData("segment", "http://127.0.0.1:5401/api", "has path \"/api\", which a gRPC address cannot have")]
     [InlineData("stream", "grpc://127.0.0.1:5401", "has scheme \"grpc\", which is not http or https")]
     [InlineData("health", ":5401", "has no host")]
-    public async Task RunAsync_ServerWithAPathAnotherSchemeOrNoHost_ExitsTwoAtOnceSayingSo(string command, string server, string problem)
+    public async Task RunAsync_ServerWithAPathAnotherSchemeOrNoHost_ExitsTwoAtOnceSayingSo(string command, string server, string problem) =>
+        await AssertRefusedAtOnceAsync(command, server, $"{server} {problem}");
+
+    // Runs COMMAND with --server SERVER and checks it is refused as a usage error (exit 2) with the shared
+    // words ending in WHY, at once: health --wait 60 would try for a minute, so a bound of 20 s tells "at
+    // once" from that.
+    private static async Task AssertRefusedAtOnceAsync(string command, string server, string why)
     {
-        // health --wait 60 would try for a minute: a bound of 20 s tells "at once" from that.
         string[] args = command switch
         {
             "segment" => [command, Path.Combine(RepositoryPaths.HeldOut, "0000.png"), "--out", Path.GetTempPath(), "--server", server],
             "stream" => [command, Path.Combine(RepositoryPaths.TinyShapes, "clip"), "--server", server],
-            _ => [command, "--wait", "60", "--server", server],
+            "health" => [command, "--wait", "60", "--server", server],
+            _ => [command, "--server", server],
         };
         var started = Stopwatch.GetTimestamp();
 
         var (code, output, error) = await RunAsync(args);
 
         Assert.True(code == 2, $"exit code {code}: {output} {error}");
-        Assert.Equal($"maskformer {command}: --server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {server} {problem}", error.Trim());
+        Assert.Equal($"maskformer {command}: --server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {why}", error.Trim());
         Assert.True(Stopwatch.GetElapsedTime(started) < TimeSpan.FromSeconds(20), $"took {Stopwatch.GetElapsedTime(started)}");
     }
 
