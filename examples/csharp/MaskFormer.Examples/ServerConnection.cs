@@ -129,13 +129,6 @@ internal static class ServerConnection
         return reason.ReplaceLineEndings(" ");
     }
 
-    /// <summary>
-    /// What every client here says of a host without a port or scheme, in the same words: as http:// it would
-    /// be port 80, and gRPC's own clients take port 443 (even for cleartext), neither of them the service's.
-    /// </summary>
-    public static string NoPortMessage(string address) =>
-        $"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has no port (the service listens on 5081 unless told otherwise)";
-
     // host:port is http; a URL without a port takes its scheme's (80, 443).
     private static Uri ToUri(string address)
     {
@@ -150,38 +143,11 @@ internal static class ServerConnection
             : throw new ConnectionException($"{address} is not a server address: give host:port, http://host:port or https://host:port");
     }
 
-    /// <summary>
-    /// What every client here says of a port that is not one (empty, not a number, 0, above 65535), in the same
-    /// words, before anything is tried: left to each client's parsing it was a late connect error, or another
-    /// message per client.
-    /// </summary>
-    public static string BadPortMessage(string address, string port) =>
-        $"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has port \"{port}\", which is not a number from 1 to 65535";
-
-    /// <summary>
-    /// What every client here says of a scheme other than http:// and https:// ("grpc://", "unix://"), in the same
-    /// words: each client used to say something else of it, some of them about its port.
-    /// </summary>
-    public static string SchemeMessage(string address, string scheme) =>
-        $"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has scheme \"{scheme}\", which is not http or https";
-
-    /// <summary>
-    /// What every client here says of an address with a path ("host:5081/api"), in the same words: a gRPC call's
-    /// path is its method's (/maskformer.v1.SegmentationService/Segment), so the server's address has none.
-    /// </summary>
-    public static string PathMessage(string address, string path) =>
-        $"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has path \"{path}\", which a gRPC address cannot have";
-
-    /// <summary>What every client here says of an address without a host (":5081", "http://:5081"), in the same words.</summary>
-    public static string NoHostMessage(string address) =>
-        $"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has no host";
-
-    /// <summary>
-    /// What every client here says of a URL whose host has a ':' outside brackets ("http://::1:5081"), in the same
-    /// words: left to each client's parsing it was another message per client, or a connection to another address.
-    /// </summary>
-    public static string UnbracketedHostMessage(string address, string host) =>
-        $"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has host \"{host}\": an IPv6 host goes in brackets ([::1]:5081)";
+    // What every client here says of an address it refuses, in the same words, before anything is tried: left
+    // to each client's parsing these were late connect errors, connections to another address, or another
+    // message per client.
+    private static string Refused(string address, string why) =>
+        $"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} {why}";
 
     // What is wrong with an address, the first thing in reading order, or null: a scheme other than http(s), a path,
     // a host without a port or scheme, no host, a URL's host with a ':' outside brackets, a port that is not one. A
@@ -193,23 +159,25 @@ internal static class ServerConnection
         var hasScheme = schemeEnd >= 0 && address.IndexOf('/', StringComparison.Ordinal) == schemeEnd + 1;
         if (hasScheme && address[..schemeEnd] is not ("http" or "https"))
         {
-            return SchemeMessage(address, address[..schemeEnd]);
+            return Refused(address, $"has scheme \"{address[..schemeEnd]}\", which is not http or https");
         }
 
         var rest = (hasScheme ? address[(schemeEnd + 3)..] : address).TrimEnd('/');
         var pathStart = rest.IndexOf('/', StringComparison.Ordinal);
         if (pathStart >= 0)
         {
-            return PathMessage(address, rest[pathStart..]);
+            // A gRPC call's path is its method's (/maskformer.v1.SegmentationService/Segment).
+            return Refused(address, $"has path \"{rest[pathStart..]}\", which a gRPC address cannot have");
         }
 
         var (host, port) = SplitHostPort(rest);
         return port switch
         {
-            null when !hasScheme => NoPortMessage(address),
-            _ when host is "" or "[]" => NoHostMessage(address),
-            null when host.Contains(':', StringComparison.Ordinal) && !(host.StartsWith('[') && host.EndsWith(']')) => UnbracketedHostMessage(address, host),
-            { } given when !IsPortNumber(given) => BadPortMessage(address, given),
+            // As http:// it would be port 80, and gRPC's own clients take 443 (even for cleartext).
+            null when !hasScheme => Refused(address, "has no port (the service listens on 5081 unless told otherwise)"),
+            _ when host is "" or "[]" => Refused(address, "has no host"),
+            null when host.Contains(':', StringComparison.Ordinal) && !(host.StartsWith('[') && host.EndsWith(']')) => Refused(address, $"has host \"{host}\": an IPv6 host goes in brackets ([::1]:5081)"),
+            { } given when !IsPortNumber(given) => Refused(address, $"has port \"{given}\", which is not a number from 1 to 65535"),
             _ => null,
         };
     }
