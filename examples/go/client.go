@@ -48,10 +48,13 @@ func defaultServer() string {
 	return "127.0.0.1:5081"
 }
 
+// addressRule is how every refusal of an address begins, in every client here.
+const addressRule = "--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; "
+
 // noPortMessage is what every client here says of a host without a port or scheme, in the same words: grpc-go
 // would take port 443 (even for cleartext), an http:// URL port 80, neither of them the service's.
 func noPortMessage(address string) string {
-	return "--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; " + address +
+	return addressRule + address +
 		" has no port (the service listens on 5081 unless told otherwise)"
 }
 
@@ -59,14 +62,14 @@ func noPortMessage(address string) string {
 // in the same words, before anything is tried: left to grpc-go it was a late connect error, or another message
 // per client.
 func badPortMessage(address, port string) string {
-	return "--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; " + address +
+	return addressRule + address +
 		" has port \"" + port + "\", which is not a number from 1 to 65535"
 }
 
 // schemeMessage is what every client here says of a scheme other than http:// and https:// ("grpc://",
 // "unix://"), in the same words: each client used to say something else of it, some of them about its port.
 func schemeMessage(address, scheme string) string {
-	return "--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; " + address +
+	return addressRule + address +
 		" has scheme \"" + scheme + "\", which is not http or https"
 }
 
@@ -74,21 +77,21 @@ func schemeMessage(address, scheme string) string {
 // a gRPC call's path is its method's (/maskformer.v1.SegmentationService/Segment), so the server's address has
 // none.
 func pathMessage(address, path string) string {
-	return "--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; " + address +
+	return addressRule + address +
 		" has path \"" + path + "\", which a gRPC address cannot have"
 }
 
 // noHostMessage is what every client here says of an address without a host (":5081", "http://:5081"), in the
 // same words.
 func noHostMessage(address string) string {
-	return "--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; " + address + " has no host"
+	return addressRule + address + " has no host"
 }
 
 // unbracketedHostMessage is what every client here says of a URL whose host has a ':' outside brackets
 // ("http://::1:5081"), in the same words: left to each client's parsing it was another message per client, or a
 // connection to another address.
 func unbracketedHostMessage(address, host string) string {
-	return "--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; " + address +
+	return addressRule + address +
 		" has host \"" + host + "\": an IPv6 host goes in brackets ([::1]:5081)"
 }
 

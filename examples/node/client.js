@@ -38,13 +38,16 @@ const proto = grpc.loadPackageDefinition(packageDefinition);
 /** The generated client constructor: new SegmentationService('host:port', credentials). */
 export const SegmentationService = proto.maskformer.v1.SegmentationService;
 
+// How every refusal of an address begins, in every client here.
+const ADDRESS_RULE = '--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; ';
+
 /**
  * What every client here says of a host without a port or scheme, in the same words: grpc-js would take port 443
  * (even for cleartext), an http:// URL port 80, neither of them the service's.
  */
 export function noPortMessage(address) {
   return (
-    `--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; ${address} has no port ` +
+    `${ADDRESS_RULE}${address} has no port ` +
     '(the service listens on 5081 unless told otherwise)'
   );
 }
@@ -55,7 +58,7 @@ export function noPortMessage(address) {
  */
 export function badPortMessage(address, port) {
   return (
-    `--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; ${address} has port "${port}", ` +
+    `${ADDRESS_RULE}${address} has port "${port}", ` +
     'which is not a number from 1 to 65535'
   );
 }
@@ -66,7 +69,7 @@ export function badPortMessage(address, port) {
  */
 export function schemeMessage(address, scheme) {
   return (
-    `--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; ${address} has scheme "${scheme}", ` +
+    `${ADDRESS_RULE}${address} has scheme "${scheme}", ` +
     'which is not http or https'
   );
 }
@@ -77,14 +80,14 @@ export function schemeMessage(address, scheme) {
  */
 export function pathMessage(address, path) {
   return (
-    `--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; ${address} has path "${path}", ` +
+    `${ADDRESS_RULE}${address} has path "${path}", ` +
     'which a gRPC address cannot have'
   );
 }
 
 /** What every client here says of an address without a host (":5081", "http://:5081"), in the same words. */
 export function noHostMessage(address) {
-  return `--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; ${address} has no host`;
+  return `${ADDRESS_RULE}${address} has no host`;
 }
 
 /**
@@ -93,7 +96,7 @@ export function noHostMessage(address) {
  */
 export function unbracketedHostMessage(address, host) {
   return (
-    `--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; ${address} has host "${host}": ` +
+    `${ADDRESS_RULE}${address} has host "${host}": ` +
     'an IPv6 host goes in brackets ([::1]:5081)'
   );
 }

@@ -39,43 +39,47 @@ def load_stubs():
     return segmentation_pb2, segmentation_pb2_grpc
 
 
+# How every refusal of an address begins, in every client here.
+ADDRESS_RULE = "--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; "
+
+
 def no_port_message(address):
     """What every client here says of a host without a port or scheme, in the same words: gRPC would take port 443
     (even for cleartext), an http:// URL port 80, neither of them the service's."""
-    return (f"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has no port "
+    return (f"{ADDRESS_RULE}{address} has no port "
             "(the service listens on 5081 unless told otherwise)")
 
 
 def bad_port_message(address, port):
     """What every client here says of a port that is not one (empty, not a number, 0, above 65535), in the same
     words, before anything is tried: left to gRPC it was a late connect error, or another message per client."""
-    return (f"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has port "
+    return (f"{ADDRESS_RULE}{address} has port "
             f'"{port}", which is not a number from 1 to 65535')
 
 
 def scheme_message(address, scheme):
     """What every client here says of a scheme other than http:// and https:// ("grpc://", "unix://"), in the same
     words: each client used to say something else of it, some of them about its port."""
-    return (f"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has scheme "
+    return (f"{ADDRESS_RULE}{address} has scheme "
             f'"{scheme}", which is not http or https')
 
 
 def path_message(address, path):
     """What every client here says of an address with a path ("host:5081/api"), in the same words: a gRPC call's
     path is its method's (/maskformer.v1.SegmentationService/Segment), so the server's address has none."""
-    return (f"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has path "
+    return (f"{ADDRESS_RULE}{address} has path "
             f'"{path}", which a gRPC address cannot have')
 
 
 def no_host_message(address):
     """What every client here says of an address without a host (":5081", "http://:5081"), in the same words."""
-    return f"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has no host"
+    return f"{ADDRESS_RULE}{address} has no host"
 
 
 def unbracketed_host_message(address, host):
     """What every client here says of a URL whose host has a ':' outside brackets ("http://::1:5081"), in the same
     words: left to each client's parsing it was another message per client, or a connection to another address."""
-    return (f"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has host "
+    return (f"{ADDRESS_RULE}{address} has host "
             f'"{host}": an IPv6 host goes in brackets ([::1]:5081)')
 
 
