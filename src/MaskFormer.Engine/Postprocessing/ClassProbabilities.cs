@@ -13,7 +13,13 @@ internal static class ClassProbabilities
         var probabilities = new float[output.Queries * classes];
         for (var q = 0; q < output.Queries; q++)
         {
-            TensorPrimitives.SoftMax(output.ClassLogits.Slice(q * classes, classes), probabilities.AsSpan(q * classes, classes));
+            // Shifted by the row's largest logit, as PyTorch's softmax is: TensorPrimitives.SoftMax
+            // exponentiates the logits as they are, and a logit above about 88 overflows float32 and
+            // makes the whole row NaN where detectron2 gets probabilities.
+            var row = probabilities.AsSpan(q * classes, classes);
+            var logits = output.ClassLogits.Slice(q * classes, classes);
+            TensorPrimitives.Subtract(logits, TensorPrimitives.Max(logits), row);
+            TensorPrimitives.SoftMax(row, row);
         }
 
         return probabilities;

@@ -75,9 +75,12 @@ internal sealed class MaskTiles : IDisposable
                 BoundQuery<IeeeMin, IeeeMax>(q, margins[q], skipInnerRows: false, scratch);
             }
 
-            // While the query's bounds are still in cache.
+            // While the query's bounds are still in cache. The sigmoid bounds feed only bound
+            // arithmetic, so they are floored clear of subnormals (SubnormalFloor).
             LibrarySigmoid.Compute(Bounds(q), Bounds((2 * queries) + q));
             LibrarySigmoid.Compute(Bounds(queries + q), Bounds((3 * queries) + q));
+            SubnormalFloor.Down(Bounds((2 * queries) + q));
+            SubnormalFloor.Up(Bounds((3 * queries) + q));
             return scratch;
         }, scratch => scratch.Dispose());
     }
@@ -119,10 +122,13 @@ internal sealed class MaskTiles : IDisposable
     /// <summary>Upper bounds on the logits.</summary>
     public ReadOnlySpan<float> Upper(int query, int row) => Bounds(Output.Queries + query).Slice(row * TileColumns.Count, TileColumns.Count);
 
-    /// <summary>float32 sigmoid of <see cref="Lower"/>: within a few ulps of a lower bound on the sigmoid.</summary>
+    /// <summary>
+    /// float32 sigmoid of <see cref="Lower"/>: within a few ulps of a lower bound on the sigmoid; 0 where
+    /// that is below <see cref="SubnormalFloor.Tiny"/>.
+    /// </summary>
     public ReadOnlySpan<float> SigmoidLower(int query, int row) => Bounds((2 * Output.Queries) + query).Slice(row * TileColumns.Count, TileColumns.Count);
 
-    /// <summary>float32 sigmoid of <see cref="Upper"/>.</summary>
+    /// <summary>float32 sigmoid of <see cref="Upper"/>; at least <see cref="SubnormalFloor.Tiny"/>.</summary>
     public ReadOnlySpan<float> SigmoidUpper(int query, int row) => Bounds((3 * Output.Queries) + query).Slice(row * TileColumns.Count, TileColumns.Count);
 
     public void Dispose()

@@ -63,16 +63,30 @@ internal sealed partial class SemanticTileRow : IDisposable
         var width = tiles.Upsampler.Width;
         _paddedColumns = RoundUp(columns);
         _paddedClasses = RoundUp(classes);
-        (_active, _activeCount, _spare) = SplitSpare(tiles, probabilities, classes, _paddedClasses);
+        (_active, _activeCount, var spareSums) = SplitSpare(tiles, probabilities, classes);
         _activeProbabilities = EngineArrayPool<float>.Shared.Rent(Math.Max(1, _activeCount * (classes + 1)));
         _paddedProbabilities = EngineArrayPool<float>.Shared.Rent(Math.Max(1, _activeCount * _paddedClasses));
         for (var k = 0; k < _activeCount; k++)
         {
-            var row = probabilities.AsSpan(_active[k] * (classes + 1), classes + 1);
-            row.CopyTo(_activeProbabilities.AsSpan(k * (classes + 1)));
+            // These copies feed only the bounds. An active query's probability below the subnormal
+            // floor leaves them for the spare mass (its sigmoid taken anywhere in [0, 1]), so that the
+            // bounds' products stay normal (SubnormalFloor); the exact scores read `probabilities`.
+            var row = _activeProbabilities.AsSpan(k * (classes + 1), classes + 1);
+            probabilities.AsSpan(_active[k] * (classes + 1), classes + 1).CopyTo(row);
+            for (var c = 0; c < classes; c++)
+            {
+                if (row[c] < SubnormalFloor.Tiny)
+                {
+                    spareSums[c] += row[c];
+                    row[c] = 0f;
+                }
+            }
+
             row[..classes].CopyTo(_paddedProbabilities.AsSpan(k * _paddedClasses));
             _paddedProbabilities.AsSpan((k * _paddedClasses) + classes, _paddedClasses - classes).Clear();
         }
+
+        _spare = SpareBounds(spareSums, _paddedClasses);
 
         _blockSigmoids = EngineArrayPool<float>.Shared.Rent(2 * queries);
         _blockBounds = EngineArrayPool<float>.Shared.Rent(2 * _paddedClasses);
@@ -156,14 +170,13 @@ internal sealed partial class SemanticTileRow : IDisposable
         LabelPixels(map, y0, rows, pixels, stride);
     }
 
-    // The active queries and the spare ones' probabilities per class, summed in float64 and rounded up
-    // so that the float32 sum is no less than the true one. A NaN probability, or a mask that is not
+    // The active queries and the spare ones' probabilities per class, summed in float64 (SpareBounds
+    // rounds them up so that the float32 sum is no less than the true one). A NaN probability, or a mask that is not
     // plain (a NaN logit makes the dense score NaN even at probability 0), keeps a query active.
-    private static (int[] Active, int Count, float[] Spare) SplitSpare(MaskTiles tiles, float[] probabilities, int classes, int paddedClasses)
+    private static (int[] Active, int Count, double[] SpareSums) SplitSpare(MaskTiles tiles, float[] probabilities, int classes)
     {
         var queries = tiles.Output.Queries;
         var active = EngineArrayPool<int>.Shared.Rent(Math.Max(1, queries));
-        var spare = EngineArrayPool<float>.Shared.Rent(paddedClasses);
         var sums = new double[classes];
         var count = 0;
         for (var q = 0; q < queries; q++)
@@ -187,13 +200,21 @@ internal sealed partial class SemanticTileRow : IDisposable
             }
         }
 
+        return (active, count, sums);
+    }
+
+    // The spare probabilities per class as float32 sums no less than the true ones, and no smaller
+    // than the subnormal floor unless zero; the padding classes' are zero.
+    private static float[] SpareBounds(double[] sums, int paddedClasses)
+    {
+        var spare = EngineArrayPool<float>.Shared.Rent(paddedClasses);
         spare.AsSpan(0, paddedClasses).Clear();
-        for (var c = 0; c < classes; c++)
+        for (var c = 0; c < sums.Length; c++)
         {
-            spare[c] = sums[c] > 0 ? MathF.BitIncrement((float)sums[c]) : 0f;
+            spare[c] = sums[c] > 0 ? MathF.Max(MathF.BitIncrement((float)sums[c]), SubnormalFloor.Tiny) : 0f;
         }
 
-        return (active, count, spare);
+        return spare;
     }
 
     public void Dispose()

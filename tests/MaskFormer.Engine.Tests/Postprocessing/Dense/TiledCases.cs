@@ -31,7 +31,31 @@ internal static class TiledCases
         return new ResizePlan(Original(resizedHeight), Original(resizedWidth), resizedHeight, resizedWidth, paddedHeight, paddedWidth);
     }
 
-    public static ModelOutput Output(Random random, int queries, int classesWithNoObject, ResizePlan plan)
+    /// <summary>
+    /// A random output; with <paramref name="subnormalRange"/>, its class and mask logits scaled by 8
+    /// (a power of two: every tie and near-tie stays one), so that many class probabilities and
+    /// mask sigmoids fall below float32's normal range, or underflow to 0, as a sharp model's do.
+    /// </summary>
+    public static ModelOutput Output(Random random, int queries, int classesWithNoObject, ResizePlan plan, bool subnormalRange = false)
+    {
+        var output = Output(random, queries, classesWithNoObject, plan);
+        if (subnormalRange)
+        {
+            foreach (ref var logit in output.ClassLogits)
+            {
+                logit *= 8;
+            }
+
+            foreach (ref var logit in output.MaskLogits)
+            {
+                logit *= 8;
+            }
+        }
+
+        return output;
+    }
+
+    private static ModelOutput Output(Random random, int queries, int classesWithNoObject, ResizePlan plan)
     {
         var output = new ModelOutput(queries, classesWithNoObject, plan.PaddedHeight / 4, plan.PaddedWidth / 4);
         var classLogits = output.ClassLogits;

@@ -15,13 +15,20 @@ public sealed class TiledInstanceTests
 
     [Theory]
     [MemberData(nameof(Seeds))]
-    public void Run_RandomOutputs_EqualsDenseInstances(int seed)
+    public void Run_RandomOutputs_EqualsDenseInstances(int seed) => AssertEqualsDense(seed, subnormalRange: false);
+
+    // The tile bounds floor subnormal sigmoids (SubnormalFloor); the instances must not move.
+    [Theory]
+    [MemberData(nameof(Seeds))]
+    public void Run_SubnormalRangeOutputs_EqualsDenseInstances(int seed) => AssertEqualsDense(seed, subnormalRange: true);
+
+    private static void AssertEqualsDense(int seed, bool subnormalRange)
     {
         var random = new Random(seed);
         var plan = TiledCases.Plan(random);
         var (queries, classes) = (random.Next(1, 13), random.Next(1, 10));
         var labels = PeakyModelOutput.Labels(random, classes);
-        using var output = TiledCases.Output(random, queries, classes + 1, plan);
+        using var output = TiledCases.Output(random, queries, classes + 1, plan, subnormalRange);
         var options = new PostprocessOptions { InstanceTopK = new[] { 1, 5, 100 }[random.Next(3)], InstanceScoreThreshold = new[] { 0f, 0.1f, 0.3f }[random.Next(3)] };
         var thingsOnly = random.Next(2) == 0;
 
@@ -29,7 +36,7 @@ public sealed class TiledInstanceTests
         var dense = DenseInstanceInference.Run(output, plan, labels, thingsOnly, options);
         try
         {
-            var context = $"seed {seed}, plan {plan}, {queries} queries, {classes} classes";
+            var context = $"seed {seed}, subnormal range {subnormalRange}, plan {plan}, {queries} queries, {classes} classes";
             var denseScores = dense.Select(i => (double)i.Score).ToArray();
 
             // Only a score within the tolerance of the threshold or of another score may come out differently:

@@ -7,14 +7,42 @@ public sealed class TiledSemanticTests
 {
     public static TheoryData<int> Seeds => TiledCases.Seeds;
 
+    public static TheoryData<int> SubnormalSeeds => [.. Enumerable.Range(1, 30)];
+
     [Theory]
     [MemberData(nameof(Seeds))]
-    public void Run_RandomOutputs_EqualsDenseLabels(int seed)
+    public void Run_RandomOutputs_EqualsDenseLabels(int seed) => AssertEqualsDense(seed, subnormalRange: false);
+
+    // The bounds floor subnormal probabilities and sigmoids (SubnormalFloor); the labels must not move.
+    [Theory]
+    [MemberData(nameof(SubnormalSeeds))]
+    public void Run_SubnormalRangeOutputs_EqualsDenseLabels(int seed) => AssertEqualsDense(seed, subnormalRange: true);
+
+    [Fact]
+    public void SubnormalRangeOutputs_HaveProbabilitiesAndSigmoidsBelowTheFloor()
+    {
+        var (withProbabilities, withSigmoids) = (0, 0);
+        foreach (var seed in Enumerable.Range(1, 30))
+        {
+            var random = new Random(seed);
+            var plan = TiledCases.Plan(random);
+            var (queries, classes) = (random.Next(1, 13), random.Next(1, 10));
+            using var output = TiledCases.Output(random, queries, classes + 1, plan, subnormalRange: true);
+            var probabilities = ClassProbabilities.Softmax(output);
+            withProbabilities += probabilities.Any(p => p < SubnormalFloor.Tiny) ? 1 : 0;
+            var logits = output.MaskLogits.ToArray();
+            withSigmoids += logits.Any(l => 1 / (1 + Math.Exp(-l)) < SubnormalFloor.Tiny) ? 1 : 0;
+        }
+
+        Assert.True(withProbabilities >= 15 && withSigmoids >= 15, $"of 30 cases, {withProbabilities} have a probability and {withSigmoids} a sigmoid below the floor");
+    }
+
+    private static void AssertEqualsDense(int seed, bool subnormalRange)
     {
         var random = new Random(seed);
         var plan = TiledCases.Plan(random);
         var (queries, classes) = (random.Next(1, 13), random.Next(1, 10));
-        using var output = TiledCases.Output(random, queries, classes + 1, plan);
+        using var output = TiledCases.Output(random, queries, classes + 1, plan, subnormalRange);
 
         using var tiled = SemanticInference.Run(output, plan);
         using var dense = DenseSemanticInference.Run(output, plan);
@@ -24,7 +52,7 @@ public sealed class TiledSemanticTests
         var got = tiled.Values;
         for (var i = 0; i < want.Length; i++)
         {
-            Assert.True(want[i] == got[i], $"pixel {i % dense.Width},{i / dense.Width}: dense {want[i]}, tiled {got[i]} (seed {seed}, plan {plan}, {queries} queries, {classes} classes)");
+            Assert.True(want[i] == got[i], $"pixel {i % dense.Width},{i / dense.Width}: dense {want[i]}, tiled {got[i]} (seed {seed}, subnormal range {subnormalRange}, plan {plan}, {queries} queries, {classes} classes)");
         }
     }
 
