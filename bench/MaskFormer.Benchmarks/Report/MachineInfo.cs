@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using Microsoft.ML.OnnxRuntime;
 
 namespace MaskFormer.Benchmarks.Report;
@@ -7,7 +8,20 @@ namespace MaskFormer.Benchmarks.Report;
 /// <summary>What the numbers were measured on: cores, CPU, memory, versions, and how busy it was.</summary>
 internal static class MachineInfo
 {
-    public static string CpuModel() => ReadField("/proc/cpuinfo", "model name") ?? RuntimeInformation.ProcessArchitecture.ToString();
+    /// <summary>
+    /// The CPU's model name, clock and widest vectors: the two machines this repository has been measured on
+    /// gave ratios that differ by more than a run's spread (an AMD EPYC and a 2.3 GHz Intel Xeon with
+    /// AVX-512, which also takes slow assists on subnormal floats), so a reader needs to tell them apart.
+    /// </summary>
+    public static string CpuModel()
+    {
+        var name = ReadField("/proc/cpuinfo", "model name") ?? RuntimeInformation.ProcessArchitecture.ToString();
+        var clock = double.TryParse(ReadField("/proc/cpuinfo", "cpu MHz"), NumberStyles.Float, CultureInfo.InvariantCulture, out var megahertz)
+            ? string.Create(CultureInfo.InvariantCulture, $"{megahertz:F0} MHz, ")
+            : string.Empty;
+        var vectors = Vector512.IsHardwareAccelerated ? "512-bit" : Vector256.IsHardwareAccelerated ? "256-bit" : "128-bit";
+        return $"{name} ({clock}{vectors} vectors)";
+    }
 
     public static string Memory()
     {

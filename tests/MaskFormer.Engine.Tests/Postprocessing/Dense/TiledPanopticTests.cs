@@ -1,3 +1,4 @@
+using MaskFormer.Engine.Models;
 using MaskFormer.Engine.Postprocessing;
 using MaskFormer.Engine.Tests.Postprocessing;
 
@@ -28,6 +29,37 @@ public sealed class TiledPanopticTests
     [Theory]
     [MemberData(nameof(Cases))]
     public void Run_SubnormalRangeOutputs_EqualsDenseSegments(int seed, bool isMask2Former) => AssertEqualsDense(seed, isMask2Former, subnormalRange: true);
+
+    // Two kept queries: the left of the image is both masks (the second, scored higher, wins it); on the
+    // right their sigmoids sit either side of the floor (2^-60 is e^-41.59), and the second still wins
+    // there (0.99·e^-41.65 > 0.85·e^-41.55), which the tile and block bounds see only if the one below
+    // the floor is raised to it, not cut to 0. Cut, the first query would take the right as a segment.
+    // Tiles of 16x16 pixels, so that the mixed ones are cut into blocks (PanopticTileRow.Blocks).
+    [Fact]
+    public void Run_SigmoidsEitherSideOfTheFloor_EqualsDenseSegments()
+    {
+        var plan = new MaskFormer.Engine.Preprocessing.ResizePlan(256, 256, 16, 16, 32, 32);
+        using var output = new MaskFormer.Engine.Sessions.ModelOutput(2, 3, 8, 8);
+        float[] classLogits = [MathF.Log(0.85f / 0.15f), -1000f, 0f, -1000f, MathF.Log(99f), 0f];
+        classLogits.CopyTo(output.ClassLogits);
+        for (var i = 0; i < 64; i++)
+        {
+            var right = i % 8 >= 2;
+            output.MaskLogits[i] = right ? -41.55f : 5f;
+            output.MaskLogits[64 + i] = right ? -41.65f : 5f;
+        }
+
+        ModelLabel[] labels = [new(0, "first", true), new(1, "second", true)];
+        var options = new PostprocessOptions { ObjectMaskThreshold = 0.8f, OverlapThreshold = 0.8f };
+
+        using var tiled = PanopticInference.Run(output, plan, labels, isMask2Former: false, options);
+        using var dense = DensePanopticInference.Run(output, plan, labels, isMask2Former: false, options);
+
+        var segment = Assert.Single(dense.Segments);
+        Assert.Equal((1, (long)plan.OriginalWidth * plan.OriginalHeight), (segment.CategoryId, segment.Area));
+        Assert.Equal(dense.Segments, tiled.Segments);
+        Assert.Equal(dense.SegmentIds.Values.ToArray(), tiled.SegmentIds.Values.ToArray());
+    }
 
     private static void AssertEqualsDense(int seed, bool isMask2Former, bool subnormalRange)
     {

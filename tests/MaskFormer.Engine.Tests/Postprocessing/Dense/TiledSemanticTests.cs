@@ -37,6 +37,25 @@ public sealed class TiledSemanticTests
         Assert.True(withProbabilities >= 15 && withSigmoids >= 15, $"of 30 cases, {withProbabilities} have a probability and {withSigmoids} a sigmoid below the floor");
     }
 
+    // Two queries whose sigmoids sit just above and just below the floor (2^-60 is e^-41.59): the
+    // second wins every pixel, which the bounds see only if the one below is raised to the floor, not cut to 0.
+    [Fact]
+    public void Run_SigmoidsEitherSideOfTheFloor_EqualsDenseLabels()
+    {
+        var plan = new MaskFormer.Engine.Preprocessing.ResizePlan(200, 150, 20, 15, 32, 32);
+        using var output = new MaskFormer.Engine.Sessions.ModelOutput(2, 3, 8, 8);
+        float[] classLogits = [0f, -1000f, MathF.Log(7f / 3f), -1000f, 5f, 0f];
+        classLogits.CopyTo(output.ClassLogits);
+        output.MaskLogits[..64].Fill(-41.4f);
+        output.MaskLogits[64..].Fill(-41.7f);
+
+        using var tiled = SemanticInference.Run(output, plan);
+        using var dense = DenseSemanticInference.Run(output, plan);
+
+        Assert.All(dense.Values.ToArray(), label => Assert.Equal(1, label));
+        Assert.Equal(dense.Values.ToArray(), tiled.Values.ToArray());
+    }
+
     private static void AssertEqualsDense(int seed, bool subnormalRange)
     {
         var random = new Random(seed);
