@@ -5,6 +5,9 @@ namespace MaskFormer.Examples.Tests;
 
 public sealed class ConnectionTests
 {
+    // What every refused address's message starts with, in all five clients.
+    private const string AddressRule = "--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; ";
+
     [Theory]
     [InlineData("segment")]
     [InlineData("stream")]
@@ -193,19 +196,8 @@ public sealed class ConnectionTests
     [InlineData("stream", "127.0.0.1")]
     [InlineData("segment", "[::1]")]
     [InlineData("segment", "localhost")]
-    public async Task Command_HostWithoutAPort_Exits2AtOnceSayingSo(string command, string address)
-    {
-        // Waiting for a server (RunAtOnceAsync: 60 s): an example that tried the host at some port would take that long.
-        var input = command == "segment" ? Example.HeldoutImage : Example.Clip;
-
-        var run = await Example.RunAtOnceAsync([command, input, "--server", address, "--wait-for-server"]);
-
-        Assert.True(run.ExitCode == 2, run.ToString());
-        Assert.Equal(
-            $"error: --server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has no port (the service listens on 5081 unless told otherwise)",
-            run.Errors.Trim());
-        Assert.True(run.Elapsed < Example.AtOnce, run.ToString());
-    }
+    public async Task Command_HostWithoutAPort_Exits2AtOnceSayingSo(string command, string address) =>
+        await AssertRefusedAtOnceAsync(command, address, "has no port (the service listens on 5081 unless told otherwise)");
 
     [Theory]
     [InlineData("segment", "127.0.0.1:", "")]
@@ -215,19 +207,8 @@ public sealed class ConnectionTests
     [InlineData("segment", "http://127.0.0.1:abc", "abc")]
     [InlineData("segment", "https://[::1]:0", "0")]
     [InlineData("stream", "http://127.0.0.1:", "")]
-    public async Task Command_PortNotFrom1To65535_Exits2AtOnceSayingSo(string command, string address, string port)
-    {
-        // Waiting for a server (RunAtOnceAsync: 60 s): an example that tried the address would take that long.
-        var input = command == "segment" ? Example.HeldoutImage : Example.Clip;
-
-        var run = await Example.RunAtOnceAsync([command, input, "--server", address, "--wait-for-server"]);
-
-        Assert.True(run.ExitCode == 2, run.ToString());
-        Assert.Equal(
-            $"error: --server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} has port \"{port}\", which is not a number from 1 to 65535",
-            run.Errors.Trim());
-        Assert.True(run.Elapsed < Example.AtOnce, run.ToString());
-    }
+    public async Task Command_PortNotFrom1To65535_Exits2AtOnceSayingSo(string command, string address, string port) =>
+        await AssertRefusedAtOnceAsync(command, address, $"has port \"{port}\", which is not a number from 1 to 65535");
 
     [Theory]
     [InlineData("http://127.0.0.1:5081/api", "has path \"/api\", which a gRPC address cannot have")]
@@ -252,22 +233,26 @@ public sealed class ConnectionTests
         var error = await Assert.ThrowsAsync<ConnectionException>(
             () => ServerConnection.ConnectAsync(address, TimeSpan.FromSeconds(60), waitForServer: true, CancellationToken.None));
 
-        Assert.Equal($"--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} {problem}", error.Message);
+        Assert.Equal($"{AddressRule}{address} {problem}", error.Message);
     }
 
     [Theory]
     [InlineData("segment", "http://127.0.0.1:5081/api", "has path \"/api\", which a gRPC address cannot have")]
     [InlineData("stream", "grpc://127.0.0.1:5081", "has scheme \"grpc\", which is not http or https")]
     [InlineData("segment", ":5081", "has no host")]
-    public async Task Command_PathSchemeOrNoHost_Exits2AtOnceSayingSo(string command, string address, string problem)
+    public async Task Command_PathSchemeOrNoHost_Exits2AtOnceSayingSo(string command, string address, string problem) =>
+        await AssertRefusedAtOnceAsync(command, address, problem);
+
+    // Runs COMMAND with --server ADDRESS, waiting for a server (RunAtOnceAsync: 60 s; an example that tried
+    // the address would take that long), and checks it is refused at once (exit 2) in the shared words.
+    private static async Task AssertRefusedAtOnceAsync(string command, string address, string problem)
     {
-        // Waiting for a server (RunAtOnceAsync: 60 s): an example that tried the address would take that long.
         var input = command == "segment" ? Example.HeldoutImage : Example.Clip;
 
         var run = await Example.RunAtOnceAsync([command, input, "--server", address, "--wait-for-server"]);
 
         Assert.True(run.ExitCode == 2, run.ToString());
-        Assert.Equal($"error: --server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; {address} {problem}", run.Errors.Trim());
+        Assert.Equal($"error: {AddressRule}{address} {problem}", run.Errors.Trim());
         Assert.True(run.Elapsed < Example.AtOnce, run.ToString());
     }
 

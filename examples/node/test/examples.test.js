@@ -679,9 +679,17 @@ describe('a failed connection (nothing listening: needs no server)', () => {
 });
 
 describe('an address (--server, MASKFORMER_ADDRESS: needs no server of the suite)', () => {
-  const noPort = (address) =>
-    `--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; ${address} has no port ` +
-    '(the service listens on 5081 unless told otherwise)';
+  const refused = (address, problem) => `--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; ${address} ${problem}`;
+  const noPort = (address) => refused(address, 'has no port (the service listens on 5081 unless told otherwise)');
+
+  // Runs the script with --server SERVER, waiting for a server for 60 s (a script that tried the
+  // address would take that long), and checks it is refused at once (exit 2) with MESSAGE.
+  const assertRefusedAtOnce = async (args, server, message) => {
+    const { code, stdout, stderr, elapsed } = await runTimed([...args, '--wait-for-server'], { server });
+    assert.equal(code, 2, stdout + stderr);
+    assert.equal(stderr.trim(), `error: ${message}`);
+    assert.ok(elapsed < AT_ONCE_MS, `${args[0]} took ${elapsed} ms to fail`);
+  };
 
   test('a URL without a port takes its scheme\'s; host:port and [IPv6]:port are kept', () => {
     assert.equal(hostPort('http://segment.example'), 'segment.example:80');
@@ -696,20 +704,14 @@ describe('an address (--server, MASKFORMER_ADDRESS: needs no server of the suite
   });
 
   test('segment.js and stream.js refuse a host without a port at once (exit 2), saying so', async () => {
-    // Waiting for a server for 60 s: a script that tried the host at some port would take that long.
     for (const server of ['127.0.0.1', '[::1]']) {
       for (const args of [['segment.js', HELDOUT_IMAGE], ['stream.js', CLIP]]) {
-        const { code, stdout, stderr, elapsed } = await runTimed([...args, '--wait-for-server'], { server });
-        assert.equal(code, 2, stdout + stderr);
-        assert.equal(stderr.trim(), `error: ${noPort(server)}`);
-        assert.ok(elapsed < AT_ONCE_MS, `${args[0]} took ${elapsed} ms to fail`);
+        await assertRefusedAtOnce(args, server, noPort(server));
       }
     }
   });
 
-  const badPort = (address, port) =>
-    `--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; ${address} has port "${port}", ` +
-    'which is not a number from 1 to 65535';
+  const badPort = (address, port) => refused(address, `has port "${port}", which is not a number from 1 to 65535`);
 
   test('a port that is not a number from 1 to 65535 is refused, saying so', () => {
     const bad = [
@@ -723,18 +725,12 @@ describe('an address (--server, MASKFORMER_ADDRESS: needs no server of the suite
   });
 
   test('segment.js and stream.js refuse a port that is not a number from 1 to 65535 at once (exit 2), saying so', async () => {
-    // Waiting for a server for 60 s: a script that tried the address would take that long.
     const runs = [
       [['segment.js', HELDOUT_IMAGE], '127.0.0.1:', ''],
       [['segment.js', HELDOUT_IMAGE], '127.0.0.1:0', '0'],
       [['stream.js', CLIP], 'http://127.0.0.1:abc', 'abc'],
     ];
-    for (const [args, server, port] of runs) {
-      const { code, stdout, stderr, elapsed } = await runTimed([...args, '--wait-for-server'], { server });
-      assert.equal(code, 2, stdout + stderr);
-      assert.equal(stderr.trim(), `error: ${badPort(server, port)}`);
-      assert.ok(elapsed < AT_ONCE_MS, `${args[0]} took ${elapsed} ms to fail`);
-    }
+    for (const [args, server, port] of runs) await assertRefusedAtOnce(args, server, badPort(server, port));
   });
 
   const problems = [
@@ -755,25 +751,17 @@ describe('an address (--server, MASKFORMER_ADDRESS: needs no server of the suite
     ['http://fe80::1/', 'has host "fe80::1": an IPv6 host goes in brackets ([::1]:5081)'],
     ['http://[::1', 'has host "[::1": an IPv6 host goes in brackets ([::1]:5081)'],
   ];
-  const refused = (address, problem) => `--server (or MASKFORMER_ADDRESS) takes host:port or http(s)://host[:port]; ${address} ${problem}`;
-
   test('an address with a path, another scheme or no host is refused, saying so', () => {
     for (const [address, problem] of problems) assert.throws(() => hostPort(address), { message: refused(address, problem) });
   });
 
   test('segment.js and stream.js refuse an address with a path, another scheme or no host at once (exit 2), saying so', async () => {
-    // Waiting for a server for 60 s: a script that tried the address would take that long.
     const runs = [
       [['segment.js', HELDOUT_IMAGE], 'http://127.0.0.1:5081/api', 'has path "/api", which a gRPC address cannot have'],
       [['stream.js', CLIP], 'grpc://127.0.0.1:5081', 'has scheme "grpc", which is not http or https'],
       [['segment.js', HELDOUT_IMAGE], ':5081', 'has no host'],
     ];
-    for (const [args, server, problem] of runs) {
-      const { code, stdout, stderr, elapsed } = await runTimed([...args, '--wait-for-server'], { server });
-      assert.equal(code, 2, stdout + stderr);
-      assert.equal(stderr.trim(), `error: ${refused(server, problem)}`);
-      assert.ok(elapsed < AT_ONCE_MS, `${args[0]} took ${elapsed} ms to fail`);
-    }
+    for (const [args, server, problem] of runs) await assertRefusedAtOnce(args, server, refused(server, problem));
   });
 
   test('an IPv6 address in brackets reaches its server', async () => {

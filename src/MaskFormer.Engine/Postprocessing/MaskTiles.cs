@@ -75,12 +75,8 @@ internal sealed class MaskTiles : IDisposable
                 BoundQuery<IeeeMin, IeeeMax>(q, margins[q], skipInnerRows: false, scratch);
             }
 
-            // While the query's bounds are still in cache. The sigmoid bounds feed only bound
-            // arithmetic, so they are floored clear of subnormals (SubnormalFloor).
-            LibrarySigmoid.Compute(Bounds(q), Bounds((2 * queries) + q));
-            LibrarySigmoid.Compute(Bounds(queries + q), Bounds((3 * queries) + q));
-            SubnormalFloor.Down(Bounds((2 * queries) + q));
-            SubnormalFloor.Up(Bounds((3 * queries) + q));
+            // While the query's bounds are still in cache.
+            SubnormalFloor.SigmoidBounds(Bounds(q), Bounds((2 * queries) + q), Bounds(queries + q), Bounds((3 * queries) + q));
             return scratch;
         }, scratch => scratch.Dispose());
     }

@@ -121,11 +121,7 @@ internal sealed partial class PanopticTileRow
             }
         }
 
-        // Bounds only, so floored clear of subnormals as the tile bounds are (SubnormalFloor).
-        LibrarySigmoid.Compute(_blockLower.AsSpan(0, bounds), _blockLower.AsSpan(0, bounds));
-        LibrarySigmoid.Compute(_blockUpper.AsSpan(0, bounds), _blockUpper.AsSpan(0, bounds));
-        SubnormalFloor.Down(_blockLower.AsSpan(0, bounds));
-        SubnormalFloor.Up(_blockUpper.AsSpan(0, bounds));
+        SubnormalFloor.SigmoidBounds(_blockLower.AsSpan(0, bounds), _blockLower.AsSpan(0, bounds), _blockUpper.AsSpan(0, bounds), _blockUpper.AsSpan(0, bounds));
         for (var i = 0; i < mixedCount; i++)
         {
             var t = _mixedTiles[i];

@@ -17,6 +17,19 @@ internal static class SubnormalFloor
     /// <summary>2^-60: the product of two such (2^-120) is above float32's smallest normal, 2^-126.</summary>
     public const float Tiny = 8.6736174e-19f;
 
+    /// <summary>
+    /// The float32 sigmoids (<see cref="LibrarySigmoid"/>) of lower and upper bounds on logits, floored for
+    /// bound arithmetic: lower ones below <see cref="Tiny"/> to 0, upper ones to <see cref="Tiny"/>. Source and
+    /// destination may be the same span.
+    /// </summary>
+    public static void SigmoidBounds(ReadOnlySpan<float> lowerLogits, Span<float> lower, ReadOnlySpan<float> upperLogits, Span<float> upper)
+    {
+        LibrarySigmoid.Compute(lowerLogits, lower);
+        LibrarySigmoid.Compute(upperLogits, upper);
+        Down(lower[..lowerLogits.Length]);
+        Up(upper[..upperLogits.Length]);
+    }
+
     /// <summary>Values below <see cref="Tiny"/> become 0 (a NaN stays NaN): for lower bounds.</summary>
     public static void Down(Span<float> values)
     {
