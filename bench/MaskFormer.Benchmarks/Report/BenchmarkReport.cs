@@ -56,7 +56,7 @@ internal static class BenchmarkReport
         var image1080 = BenchmarkInputs.Scaled(1920, 1080);
         var results = new List<CellResult>();
         var warmUps = new List<CellResult>();
-        var rss = new List<(int Requests, long Bytes)>();
+        var rss = new List<ResidentMemory>();
         var inference = InferenceSettings(settings.ServerArguments);
         var layout = RawLayout.ForService(inference);
         // The one-thread-per-core reference is a CPU layout: beside a GPU yardstick it would measure another device.
@@ -200,7 +200,7 @@ internal static class BenchmarkReport
         return failed.Length == 0 && (rss.Count == 2 || settings.RssRequests.Second == 0) ? 0 : 1;
     }
 
-    private static async Task<IReadOnlyList<(int Requests, long Bytes)>> MeasureResidentMemoryAsync(GrpcLoad load, ServerProcess server, byte[] image, (int First, int Second) requests, CancellationToken cancellationToken)
+    private static async Task<IReadOnlyList<ResidentMemory>> MeasureResidentMemoryAsync(GrpcLoad load, ServerProcess server, byte[] image, (int First, int Second) requests, CancellationToken cancellationToken)
     {
         if (requests.Second == 0)
         {
@@ -208,8 +208,8 @@ internal static class BenchmarkReport
         }
 
         Console.WriteLine($"resident memory after {requests.First} and {requests.Second} requests (tiny model, semantic, {MemoryCallers} callers)");
-        var samples = new List<(int, long)>();
-        var sent = 0;
+        var samples = new List<ResidentMemory>();
+        var (sent, peak) = (0, 0L);
         foreach (var target in new[] { requests.First, requests.Second })
         {
             while (sent < target)
@@ -217,9 +217,13 @@ internal static class BenchmarkReport
                 var batch = Math.Min(400, target - sent);
                 var cell = await load.UnaryCountAsync(image, GrpcLoad.SemanticOnly, batch, MemoryCallers, cancellationToken);
                 sent += cell;
+                peak = Math.Max(peak, server.ResidentBytes());
             }
 
-            samples.Add((sent, server.ResidentBytes()));
+            var sampled = server.ResidentBytes();
+            var heap = await server.CollectGarbageAsync(cancellationToken);
+
+            samples.Add(new ResidentMemory(sent, sampled, server.ResidentBytes(), heap, peak));
         }
 
         return samples;
@@ -240,6 +244,13 @@ internal static class BenchmarkReport
         return cell;
     }
 }
+
+/// <summary>
+/// The server's resident memory after some requests: sampled as it runs (wherever the collector's
+/// sawtooth stands), then after a full collection (what it keeps) with the managed heap's size then,
+/// and the highest sample so far (one after every 400 requests).
+/// </summary>
+internal sealed record ResidentMemory(int Requests, long Sampled, long Collected, long ManagedHeap, long Peak);
 
 /// <summary>When the run happened and how loaded the machine was.</summary>
 internal sealed record RunInfo

@@ -13,7 +13,7 @@ internal static class MarkdownReport
         InferenceOptions inference,
         RawLayout layout,
         IReadOnlyList<CellResult> results,
-        IReadOnlyList<(int Requests, long Bytes)> rss,
+        IReadOnlyList<ResidentMemory> rss,
         IReadOnlyList<(string Model, string Image)> inputs,
         string csv,
         IReadOnlyList<string> charts)
@@ -68,8 +68,10 @@ internal static class MarkdownReport
 
         if (rss.Count == 2)
         {
-            var ratio = rss[1].Bytes / (double)rss[0].Bytes;
-            Line(text, $"| resident memory after {rss[1].Requests:N0} ÷ after {rss[0].Requests:N0} requests | {BenchmarkInputs.Tiny} | ≤ 1.05 | {ratio:F3} | (one server, after the rounds) | {Mark(ratio <= 1.05)} |");
+            var ratio = rss[1].Collected / (double)rss[0].Collected;
+            Line(text, $"| resident memory after {rss[1].Requests:N0} ÷ after {rss[0].Requests:N0} requests, each after a full collection | {BenchmarkInputs.Tiny} | ≤ 1.05 | {ratio:F3} | (one server, after the rounds) | {Mark(ratio <= 1.05)} |");
+            Line(text, $"| the same, sampled as it runs (no collection asked for) | {BenchmarkInputs.Tiny} | (shown) | {rss[1].Sampled / (double)rss[0].Sampled:F3} | (one server, after the rounds) |  |");
+            Line(text, $"| managed heap after {rss[1].Requests:N0} ÷ after {rss[0].Requests:N0} requests, each after a full collection | {BenchmarkInputs.Tiny} | (shown) | {rss[1].ManagedHeap / (double)rss[0].ManagedHeap:F3} | (one server, after the rounds) |  |");
         }
 
         Line(text);
@@ -112,11 +114,13 @@ internal static class MarkdownReport
             Line(text);
             Line(text, $"## Resident memory (tiny model, semantic, {BenchmarkReport.MemoryCallers} callers, one server process)");
             Line(text);
-            Line(text, "| requests answered | resident MiB |");
-            Line(text, "| ---: | ---: |");
-            foreach (var (requests, bytes) in rss)
+            Line(text, "Sampled as it runs, then again after the server collected its whole heap (asked for over EventPipe, as dotnet-gcdump does); the managed heap is the runtime's own count of its generations after that collection; the highest is the largest of the samples taken after every 400 requests up to that point. The target compares the collected values: a single sample lands before or after a full collection depending on the run.");
+            Line(text);
+            Line(text, "| requests answered | resident MiB as sampled | after a full collection | managed heap MiB then | highest sample so far |");
+            Line(text, "| ---: | ---: | ---: | ---: | ---: |");
+            foreach (var memory in rss)
             {
-                Line(text, $"| {requests:N0} | {bytes / 1048576.0:F1} |");
+                Line(text, $"| {memory.Requests:N0} | {MiB(memory.Sampled)} | {MiB(memory.Collected)} | {MiB(memory.ManagedHeap)} | {MiB(memory.Peak)} |");
             }
         }
 
@@ -225,6 +229,8 @@ internal static class MarkdownReport
         var met = double.IsNaN(goal) || double.IsNaN(measured) ? "" : Mark(higherIsBetter ? measured >= goal : measured <= goal);
         Line(text, $"| {name} | {model} | {goalText} | {format(measured)} | {string.Join(", ", rounds.Select(format))} | {met} |");
     }
+
+    private static string MiB(long bytes) => (bytes / 1048576.0).ToString("F1", CultureInfo.InvariantCulture);
 
     private static string Mark(bool met) => met ? "met" : "**missed**";
 

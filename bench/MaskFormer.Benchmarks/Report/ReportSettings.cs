@@ -5,7 +5,7 @@ namespace MaskFormer.Benchmarks.Report;
 /// <summary>
 /// <c>report [--quick] [--out DIR] [--rounds N] [--seconds S] [--realistic-seconds S] [--realistic-images N] [--rss N1,N2] [--server-arg --Key=Value]...</c>.
 /// Full (default): both models, 3 rounds (a median of three ratios, each from one round), RSS after
-/// 1,000 and 10,000 requests, written to BENCHMARKS.md
+/// 1,000 and 10,000 requests (as sampled, and after a full collection the report asks for), written to BENCHMARKS.md
 /// and bench/results/ of the repository; each service cell's steady-state window lasts at least 4 s on
 /// the tiny model; on the realistic-width one 6 s, and its unary and stream cells hold at least 16 images
 /// (a window holds at least one answer per caller group besides its two ends, see <see cref="LoadWindow"/>;
