@@ -57,7 +57,7 @@ internal static class MarkdownReport
 
         Line(text, "## Targets (issue 13)");
         Line(text);
-        Line(text, "Each ratio is taken within a round from cells measured next to each other, in turns first (raw ONNX Runtime laid out as the service and the 16-caller cells; a stream and its 4-caller unary cell); *measured* is the median of the rounds' ratios.");
+        Line(text, "Each ratio is taken within a round from cells measured next to each other, in turns first (raw ONNX Runtime laid out as the service and the 16-caller cells; a stream and its 4-caller unary cell); *measured* is the median of the rounds' ratios, and where the rounds do not all agree with its verdict, the last column says in how many the goal was met.");
         Line(text);
         Line(text, "| target | model | goal | measured | each round | |");
         Line(text, "| --- | --- | ---: | ---: | ---: | --- |");
@@ -226,7 +226,16 @@ internal static class MarkdownReport
         var format = (double v) => percent ? $"{v * 100:F1}%" : $"{v:F2}";
         var measured = Stats.Median(rounds.Where(double.IsFinite));
         var goalText = double.IsNaN(goal) ? "(shown)" : $"{(higherIsBetter ? "≥" : "≤")} {format(goal)}";
-        var met = double.IsNaN(goal) || double.IsNaN(measured) ? "" : Mark(higherIsBetter ? measured >= goal : measured <= goal);
+        bool Meets(double value) => higherIsBetter ? value >= goal : value <= goal;
+        var met = double.IsNaN(goal) || double.IsNaN(measured) ? "" : Mark(Meets(measured));
+        var measuredRounds = rounds.Where(double.IsFinite).ToArray();
+        var metRounds = measuredRounds.Count(Meets);
+        if (met.Length > 0 && metRounds > 0 && metRounds < measuredRounds.Length)
+        {
+            // The median decides, but a verdict the rounds do not share is within this host's spread.
+            met += Meets(measured) ? $", in {metRounds} of {measuredRounds.Length} rounds" : $", met in {metRounds} of {measuredRounds.Length} rounds";
+        }
+
         Line(text, $"| {name} | {model} | {goalText} | {format(measured)} | {string.Join(", ", rounds.Select(format))} | {met} |");
     }
 
