@@ -236,7 +236,11 @@ internal static class MarkdownReport
             met += Meets(measured) ? $", in {metRounds} of {measuredRounds.Length} rounds" : $", met in {metRounds} of {measuredRounds.Length} rounds";
         }
 
-        Line(text, $"| {name} | {model} | {goalText} | {format(measured)} | {string.Join(", ", rounds.Select(format))} | {met} |");
+        // A ratio that rounds to its goal gets one more digit, so that "missed" never sits beside a figure equal to the goal.
+        var measuredText = !double.IsNaN(goal) && format(measured) == format(goal)
+            ? (percent ? $"{measured * 100:F2}%" : $"{measured:F3}")
+            : format(measured);
+        Line(text, $"| {name} | {model} | {goalText} | {measuredText} | {string.Join(", ", rounds.Select(format))} | {met} |");
     }
 
     private static string MiB(long bytes) => (bytes / 1048576.0).ToString("F1", CultureInfo.InvariantCulture);
