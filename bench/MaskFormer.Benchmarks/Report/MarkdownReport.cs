@@ -224,11 +224,11 @@ internal static class MarkdownReport
     private static void Target(StringBuilder text, string name, string model, double goal, double[] rounds, bool higherIsBetter, bool percent = false)
     {
         var format = (double v) => percent ? $"{v * 100:F1}%" : $"{v:F2}";
-        var measured = Stats.Median(rounds.Where(double.IsFinite));
+        var measuredRounds = rounds.Where(double.IsFinite).ToArray();
+        var measured = Stats.Median(measuredRounds);
         var goalText = double.IsNaN(goal) ? "(shown)" : $"{(higherIsBetter ? "≥" : "≤")} {format(goal)}";
         bool Meets(double value) => higherIsBetter ? value >= goal : value <= goal;
         var met = double.IsNaN(goal) || double.IsNaN(measured) ? "" : Mark(Meets(measured));
-        var measuredRounds = rounds.Where(double.IsFinite).ToArray();
         var metRounds = measuredRounds.Count(Meets);
         if (met.Length > 0 && metRounds > 0 && metRounds < measuredRounds.Length)
         {

@@ -33,23 +33,25 @@ internal sealed partial class ServerProcess
                 induced = e.Count;
             }
         };
-        source.Clr.GCStop += e =>
+        void FinishWhenBoth()
         {
-            ended |= induced >= 0 && e.Count == induced;
             if (ended && heap >= 0)
             {
                 collected.TrySetResult(heap);
             }
+        }
+
+        source.Clr.GCStop += e =>
+        {
+            ended |= induced >= 0 && e.Count == induced;
+            FinishWhenBoth();
         };
         source.Clr.GCHeapStats += e =>
         {
             if (induced >= 0)
             {
                 heap = e.TotalHeapSize;
-                if (ended)
-                {
-                    collected.TrySetResult(heap);
-                }
+                FinishWhenBoth();
             }
         };
         var reading = Task.Run(source.Process, CancellationToken.None);
