@@ -57,7 +57,12 @@ internal sealed class ComposedAxis
         {
             TwoTaps = Weights[(i * Taps) + 2] == 0f && Weights[(i * Taps) + 3] == 0f;
         }
+
+        Segments = SegmentMoments.For(this);
     }
+
+    /// <summary>The outputs grouped by the resized-grid point below them, for sums over rows; null where the axis upsamples too little.</summary>
+    public SegmentMoments? Segments { get; }
 
     /// <summary>Whether every output's last two taps weigh nothing: the second resize keeps the grid (original size = resized size).</summary>
     public bool TwoTaps { get; }

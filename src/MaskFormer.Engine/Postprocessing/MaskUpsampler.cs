@@ -92,9 +92,15 @@ internal sealed class MaskUpsampler
     /// grid (the crop of the first resize), at every grid column. Each output pixel is a convex blend
     /// of the 2×2 grid points around it, so these bound it.
     /// </summary>
-    public void ComputeGridRow(int query, int gridRow, Span<float> values, Span<float> scratch)
+    public void ComputeGridRow(int query, int gridRow, Span<float> values, Span<float> scratch) =>
+        GridPoints(BlendGridRow(query, gridRow, scratch), 0, values);
+
+    /// <summary>
+    /// Grid columns [<paramref name="from"/>, from + values.Length) of a blended row (<see cref="BlendGridRow"/>,
+    /// or <see cref="BlendRow"/> for the grid values under an output row), as <see cref="GridPoint"/> gives them.
+    /// </summary>
+    public void GridPoints(ReadOnlySpan<float> blended, int from, Span<float> values)
     {
-        var blended = BlendGridRow(query, gridRow, scratch);
         var c = 0;
 
         // Eight grid columns at a time from a window of eight mask columns (ComposedAxis.GridWindowStarts).
@@ -103,23 +109,23 @@ internal sealed class MaskUpsampler
             var windows = _columns.GridWindowStarts;
             for (; c + Vector256<float>.Count <= values.Length; c += Vector256<float>.Count)
             {
-                if (windows[c] < 0)
+                if (windows[from + c] < 0)
                 {
                     for (var k = c; k < c + Vector256<float>.Count; k++)
                     {
-                        values[k] = GridPoint(blended, k);
+                        values[k] = GridPoint(blended, from + k);
                     }
 
                     continue;
                 }
 
-                GridVector(blended, windows[c], c).CopyTo(values.Slice(c, Vector256<float>.Count));
+                GridVector(blended, windows[from + c], from + c).CopyTo(values.Slice(c, Vector256<float>.Count));
             }
         }
 
         for (; c < values.Length; c++)
         {
-            values[c] = GridPoint(blended, c);
+            values[c] = GridPoint(blended, from + c);
         }
     }
 

@@ -88,7 +88,7 @@ internal static class SumSigmoid
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Vector(Vector256<float> x)
+    internal static Vector256<float> Vector(Vector256<float> x)
     {
         var t = Vector256.Min(Vector256.Max(-x, Vector256.Create(LowestExponent)), Vector256.Create(HighestExponent));
         var n = Vector256.Round(t * Vector256.Create(Log2E));
@@ -104,7 +104,7 @@ internal static class SumSigmoid
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Vector(Vector512<float> x)
+    internal static Vector512<float> Vector(Vector512<float> x)
     {
         var t = Vector512.Min(Vector512.Max(-x, Vector512.Create(LowestExponent)), Vector512.Create(HighestExponent));
         var n = Vector512.Round(t * Vector512.Create(Log2E));

@@ -16,6 +16,10 @@ internal static class TiledMask
     // midpoint for each pixel: within 1e-6 of each pixel's own sigmoid, so the mean within 1e-6 too.
     private const float SaturatedGap = 1e-6f;
 
+    // Span offsets that are not positions among the row's computed pixels (Classify).
+    private const int SaturatedSpan = -1;
+    private const int SummedSpan = -2;
+
     public static MeasuredMask Measure(MaskTiles tiles, int query) => Measure(tiles, [query])[0];
 
     /// <summary>Measures each of <paramref name="queries"/>, in parallel over queries (and bands of rows when there are few).</summary>
@@ -122,17 +126,22 @@ internal static class TiledMask
         // (> 0) nor the sigmoid sum can see. Only while no blend can reach infinity, where 0 · ∞ is NaN.
         var plain = tiles.IsPlain(query);
         var twoTaps = upsampler.Columns.TwoTaps && plain;
+
+        // Where the columns upsample, inside tiles sum their sigmoids segment by segment from the grid
+        // values (SegmentSigmoidSum) instead of pixel by pixel; only finite blends, as for two taps.
+        var segments = plain ? upsampler.Columns.Segments : null;
         for (var row = firstTileRow; row < endTileRow; row++)
         {
-            var (spanCount, edgeCount, pixels, saturatedSum) = Classify(tiles, query, row, scratch);
+            var (spanCount, edgeCount, pixels, saturatedSum) = Classify(tiles, query, row, segments is not null, scratch);
             var (spans, edges) = (scratch.Spans, scratch.Edges);
             var values = scratch.Values.AsSpan(0, pixels);
             var sigmoids = scratch.Sigmoids.AsSpan(0, pixels);
+            var summedSpans = scratch.SummedSpans;
             for (var y = tiles.TileRows.Starts[row]; y < tiles.TileRows.Starts[row + 1]; y++)
             {
+                var blended = pixels > 0 || summedSpans > 0 ? upsampler.BlendRow(query, y, scratch.Blend) : default;
                 if (pixels > 0)
                 {
-                    var blended = upsampler.BlendRow(query, y, scratch.Blend);
                     for (var s = 0; s < 3 * spanCount; s += 3)
                     {
                         if (spans[s + 2] < 0)
@@ -164,7 +173,7 @@ internal static class TiledMask
                     }
                 }
 
-                var (sum, edge) = (saturatedSum, 0);
+                var (sum, edge) = (summedSpans > 0 ? saturatedSum + SegmentSum(upsampler, blended, scratch) : saturatedSum, 0);
                 for (var s = 0; s < 3 * spanCount; s += 3)
                 {
                     var (start, end, offset) = (spans[s], spans[s + 1], spans[s + 2]);
@@ -205,11 +214,42 @@ internal static class TiledMask
         }
     }
 
+    // The sigmoid sum of the tile row's summed spans (their segments marked in scratch.Summed) on one
+    // output row, from the grid values under it; the segments the series cannot take, pixel by pixel.
+    private static double SegmentSum(MaskUpsampler upsampler, ReadOnlySpan<float> blended, Scratch scratch)
+    {
+        var segments = upsampler.Columns.Segments!;
+        var (first, count) = (scratch.SummedFirst, scratch.SummedCount);
+
+        // One past the last grid point: its outputs weigh the next at 0, so any finite value does.
+        var grid = scratch.Grid.AsSpan(0, ((count + 15) & ~15) + 1);
+        var inside = Math.Min(grid.Length, segments.Count - first);
+        upsampler.GridPoints(blended, first, grid[..inside]);
+        grid[inside..].Fill(grid[inside - 1]);
+        var sum = SegmentSigmoidSum.Sum(segments, grid, scratch.Summed, first, count, scratch.Failed, out var failedCount);
+
+        // The few segments left, all their pixels in one span: whole vectors of sigmoids.
+        var pixels = 0;
+        foreach (var r in scratch.Failed.AsSpan(0, failedCount))
+        {
+            var length = (int)segments.Pixels[r];
+            upsampler.Interpolate(blended, segments.First[r], scratch.SegmentValues.AsSpan(pixels, length));
+            pixels += length;
+        }
+
+        var values = scratch.SegmentValues.AsSpan(0, pixels);
+        SumSigmoid.Compute(values, values);
+        sum += InsideSum(values);
+        return sum;
+    }
+
     // Tile row `row` as spans of columns (start, end, offset): saturated inside tiles (offset -1) become
-    // runs of ones with a known sigmoid sum; the rest that are not outside are computed per pixel, one
-    // span after the other, the span's first value at `offset`. Edges (start, end): the columns of the
-    // computed tiles that are not wholly inside, the only ones whose runs need a scan.
-    private static (int Spans, int Edges, int Pixels, double SaturatedSum) Classify(MaskTiles tiles, int query, int row, Scratch scratch)
+    // runs of ones with a known sigmoid sum; with `bySegments`, the other inside tiles (offset -2) runs
+    // of ones whose sum comes from the grid (SegmentSum); the rest that are not outside are computed per
+    // pixel, one span after the other, the span's first value at `offset`. Edges (start, end): the
+    // columns of the computed tiles that are not wholly inside, the only ones whose runs need a scan.
+    // The summed spans' count is left in scratch.SummedSpans.
+    private static (int Spans, int Edges, int Pixels, double SaturatedSum) Classify(MaskTiles tiles, int query, int row, bool bySegments, Scratch scratch)
     {
         var columns = tiles.TileColumns;
         var lower = tiles.Lower(query, row);
@@ -217,19 +257,32 @@ internal static class TiledMask
         var sigmoidLower = tiles.SigmoidLower(query, row);
         var sigmoidUpper = tiles.SigmoidUpper(query, row);
         var (spans, edges) = (scratch.Spans, scratch.Edges);
-        var (count, edgeCount, pixels, saturatedSum) = (0, 0, 0, 0.0);
+        var (count, edgeCount, pixels, saturatedSum, summedSpans) = (0, 0, 0, 0.0, 0);
+        var resizedLower = tiles.Upsampler.Columns.ResizedLower;
+        var (summedFirst, summedEnd) = (-1, -1);
         for (var t = NextOpen(upper, 0); t < columns.Count; t = NextOpen(upper, t + 1))
         {
             var (x0, length) = (columns.Starts[t], columns.Length(t));
             var inside = lower[t] > 0f;
             var saturated = inside && sigmoidUpper[t] - sigmoidLower[t] <= SaturatedGap;
+            var kind = saturated ? SaturatedSpan : inside && bySegments ? SummedSpan : 0;
             if (saturated)
             {
                 saturatedSum += length * (((double)sigmoidLower[t] + sigmoidUpper[t]) / 2);
             }
-            else
+            else if (kind == 0)
             {
                 pixels += length;
+            }
+            else
+            {
+                // A tile is whole segments (TileAxis joins runs of outputs over one grid point): marked,
+                // after clearing the marks up to them (the first tile's, from the first segment on).
+                var (from, to) = (resizedLower[x0], resizedLower[x0 + length - 1] + 1);
+                (summedFirst, summedEnd) = summedFirst < 0 ? (from, from) : (summedFirst, summedEnd);
+                scratch.Summed.AsSpan(summedEnd - summedFirst, from - summedEnd).Clear();
+                scratch.Summed.AsSpan(from - summedFirst, to - from).Fill(-1);
+                summedEnd = to;
             }
 
             if (!inside)
@@ -246,14 +299,22 @@ internal static class TiledMask
             }
 
             var last = 3 * (count - 1);
-            if (count > 0 && spans[last + 1] == x0 && (spans[last + 2] < 0) == saturated)
+            if (count > 0 && spans[last + 1] == x0 && Math.Min(spans[last + 2], 0) == kind)
             {
                 spans[last + 1] = x0 + length;
                 continue;
             }
 
-            (spans[3 * count], spans[(3 * count) + 1], spans[(3 * count) + 2]) = (x0, x0 + length, saturated ? -1 : pixels - length);
+            (spans[3 * count], spans[(3 * count) + 1], spans[(3 * count) + 2]) = (x0, x0 + length, kind < 0 ? kind : pixels - length);
+            summedSpans += kind == SummedSpan ? 1 : 0;
             count++;
+        }
+
+        scratch.SummedSpans = summedSpans;
+        (scratch.SummedFirst, scratch.SummedCount) = (summedFirst, summedEnd - summedFirst);
+        if (summedSpans > 0)
+        {
+            scratch.Summed.AsSpan(summedEnd - summedFirst, 16).Clear();
         }
 
         return (count, edgeCount, pixels, saturatedSum);
@@ -476,7 +537,28 @@ internal static class TiledMask
             Values = EngineArrayPool<float>.Shared.Rent(width);
             Sigmoids = EngineArrayPool<float>.Shared.Rent(width);
             Blend = EngineArrayPool<float>.Shared.Rent(tiles.Upsampler.ScratchLength);
+            var segments = tiles.Upsampler.Columns.Segments;
+            Grid = EngineArrayPool<float>.Shared.Rent((segments?.Stride ?? 0) + 1);
+            Failed = EngineArrayPool<int>.Shared.Rent(segments?.Count ?? 0);
+            Summed = EngineArrayPool<int>.Shared.Rent(segments?.Stride ?? 0);
+            SegmentValues = EngineArrayPool<float>.Shared.Rent(segments is null ? 0 : width);
         }
+
+        public float[] Grid { get; }
+
+        public int[] Failed { get; }
+
+        public float[] SegmentValues { get; }
+
+        // The segments a tile row sums by series: SummedCount of them from SummedFirst, marked (all bits)
+        // in Summed from index 0, with sixteen unmarked ones after.
+        public int[] Summed { get; }
+
+        public int SummedFirst { get; set; }
+
+        public int SummedCount { get; set; }
+
+        public int SummedSpans { get; set; }
 
         public int[] Spans { get; }
 
@@ -495,6 +577,10 @@ internal static class TiledMask
             EngineArrayPool<float>.Shared.Return(Values);
             EngineArrayPool<float>.Shared.Return(Sigmoids);
             EngineArrayPool<float>.Shared.Return(Blend);
+            EngineArrayPool<float>.Shared.Return(Grid);
+            EngineArrayPool<int>.Shared.Return(Failed);
+            EngineArrayPool<float>.Shared.Return(SegmentValues);
+            EngineArrayPool<int>.Shared.Return(Summed);
         }
     }
 }

@@ -1,4 +1,7 @@
+using MaskFormer.Engine.Models;
 using MaskFormer.Engine.Postprocessing;
+using MaskFormer.Engine.Preprocessing;
+using MaskFormer.Engine.Sessions;
 using MaskFormer.Engine.Tests.Postprocessing;
 
 namespace MaskFormer.Engine.Tests.Postprocessing.Dense;
@@ -22,6 +25,42 @@ public sealed class TiledInstanceTests
     [MemberData(nameof(Seeds))]
     public void Run_SubnormalRangeOutputs_EqualsDenseInstances(int seed) => AssertEqualsDense(seed, subnormalRange: true);
 
+    // Smooth masks on images two to twelve times the grid's width: inside tiles then sum most of their
+    // segments by series (SegmentSigmoidSum) rather than pixel by pixel; the scores must not move.
+    [Theory]
+    [MemberData(nameof(Seeds))]
+    public void Run_SmoothMasksUpsampled_EqualsDenseInstances(int seed)
+    {
+        var random = new Random(seed);
+        var (resizedHeight, resizedWidth) = (random.Next(4, 48), random.Next(4, 48));
+        var (paddedHeight, paddedWidth) = ((resizedHeight + 3) / 4 * 4, (resizedWidth + 3) / 4 * 4);
+        var plan = new ResizePlan(random.Next(resizedHeight, 4 * resizedHeight), random.Next(2 * resizedWidth, 12 * resizedWidth), resizedHeight, resizedWidth, paddedHeight, paddedWidth);
+        var (queries, classes) = (random.Next(1, 9), random.Next(1, 6));
+        using var output = new ModelOutput(queries, classes + 1, paddedHeight / 4, paddedWidth / 4);
+        foreach (ref var logit in output.ClassLogits)
+        {
+            logit = (float)((random.NextDouble() * 8) - 4);
+        }
+
+        var (height, width) = (output.MaskHeight, output.MaskWidth);
+        for (var q = 0; q < queries; q++)
+        {
+            // A tilted plane with a gentle ripple: an edge where it crosses 0, wide inside and outside regions.
+            var (level, slopeY, slopeX, ripple) = ((random.NextDouble() * 8) - 2, (random.NextDouble() - 0.5) * 0.8, (random.NextDouble() - 0.5) * 0.8, random.NextDouble() * 0.6);
+            var plane = output.MaskLogits.Slice(q * height * width, height * width);
+            for (var y = 0; y < height; y++)
+            {
+                for (var x = 0; x < width; x++)
+                {
+                    plane[(y * width) + x] = (float)(level + (slopeY * (y - (height / 2.0))) + (slopeX * (x - (width / 2.0))) + (ripple * Math.Sin(x + (2 * y))));
+                }
+            }
+        }
+
+        Assert.NotNull(new ComposedAxis(width, paddedWidth, resizedWidth, plan.OriginalWidth).Segments);
+        AssertEqualsDense(random, plan, output, PeakyModelOutput.Labels(random, classes), $"smooth, seed {seed}, plan {plan}, {queries} queries, {classes} classes");
+    }
+
     private static void AssertEqualsDense(int seed, bool subnormalRange)
     {
         var random = new Random(seed);
@@ -29,6 +68,11 @@ public sealed class TiledInstanceTests
         var (queries, classes) = (random.Next(1, 13), random.Next(1, 10));
         var labels = PeakyModelOutput.Labels(random, classes);
         using var output = TiledCases.Output(random, queries, classes + 1, plan, subnormalRange);
+        AssertEqualsDense(random, plan, output, labels, $"seed {seed}, subnormal range {subnormalRange}, plan {plan}, {queries} queries, {classes} classes");
+    }
+
+    private static void AssertEqualsDense(Random random, ResizePlan plan, ModelOutput output, ModelLabel[] labels, string context)
+    {
         var options = new PostprocessOptions { InstanceTopK = new[] { 1, 5, 100 }[random.Next(3)], InstanceScoreThreshold = new[] { 0f, 0.1f, 0.3f }[random.Next(3)] };
         var thingsOnly = random.Next(2) == 0;
 
@@ -36,7 +80,6 @@ public sealed class TiledInstanceTests
         var dense = DenseInstanceInference.Run(output, plan, labels, thingsOnly, options);
         try
         {
-            var context = $"seed {seed}, subnormal range {subnormalRange}, plan {plan}, {queries} queries, {classes} classes";
             var denseScores = dense.Select(i => (double)i.Score).ToArray();
 
             // Only a score within the tolerance of the threshold or of another score may come out differently:

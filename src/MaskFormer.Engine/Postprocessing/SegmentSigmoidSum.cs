@@ -1,0 +1,219 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace MaskFormer.Engine.Postprocessing;
+
+/// <summary>
+/// Sums the sigmoids of whole segments of an upsampled row (<see cref="SegmentMoments"/>) from the two
+/// grid values each blends, without computing its pixels: with c the logit at the segment's mean
+/// weight and D the step between its grid values, a pixel's logit is <c>c + D·(t − t̄)</c>, so
+/// <c>Σ σ = n·σ(c) + Σₖ σ⁽ᵏ⁾(c)·Dᵏ·Σ (t − t̄)ᵏ/k!</c> to degree <see cref="SegmentMoments.Order"/>,
+/// with each derivative a polynomial in σ(c). The series' remainder at a pixel is at most
+/// <c>max|σ⁽⁹⁾|/9! · h⁹</c> (2.14e-5 · h⁹) for h = |D| times the segment's reach; a segment whose h
+/// exceeds <see cref="MaximumReach"/> is handed back to be summed pixel by pixel.
+/// </summary>
+/// <remarks>
+/// Every lane, vector or scalar, does the same float32 operations in the same order, so a segment's
+/// sum does not depend on where it falls in a row. It is at least 0.25 per pixel, so a float32 that
+/// is a multiple of 2^-25: the float64 totals stay exact in any order, as <see cref="TiledMask"/>'s
+/// per-pixel sums do.
+/// </remarks>
+internal static class SegmentSigmoidSum
+{
+    /// <summary>
+    /// The largest h summed by the series: 2.14e-5 · 0.55⁹ = 9.8e-8 per pixel, which with
+    /// <see cref="SumSigmoid.MaxError"/> at the mean keeps each pixel's share within 3e-7 plus float32 rounding.
+    /// </summary>
+    public const float MaximumReach = 0.55f;
+
+    /// <summary>
+    /// The sum of the sigmoids of segments [<paramref name="first"/>, first + count) that
+    /// <paramref name="summed"/> marks (all bits set at index r − first), from the grid values
+    /// <paramref name="grid"/> (the first at grid point <paramref name="first"/>), less those written to
+    /// <paramref name="failed"/> (their indices; <paramref name="failedCount"/> of them), whose steps are
+    /// too large for the series or not finite. Both spans run on to <paramref name="count"/> rounded up
+    /// to 16, plus one grid value; lanes past the count must be unmarked.
+    /// </summary>
+    public static double Sum(SegmentMoments segments, ReadOnlySpan<float> grid, ReadOnlySpan<int> summed, int first, int count, Span<int> failed, out int failedCount)
+    {
+        var length = (count + 15) & ~15;
+        ArgumentOutOfRangeException.ThrowIfLessThan(grid.Length, length + 1, nameof(grid));
+        ArgumentOutOfRangeException.ThrowIfLessThan(summed.Length, length, nameof(summed));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(first + length, segments.Stride, nameof(count));
+        var at = new Lanes(segments, first);
+        ref var values = ref MemoryMarshal.GetReference(grid);
+        ref var marks = ref MemoryMarshal.GetReference(summed);
+        var (i, sum, failures) = (0, 0.0, 0);
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var total = Vector512<double>.Zero;
+            for (; i < length; i += Vector512<float>.Count)
+            {
+                var lane = (nuint)i;
+                var marked = Vector512.LoadUnsafe(ref marks, lane);
+                if (marked == Vector512<int>.Zero)
+                {
+                    continue;
+                }
+
+                var (segment, ok) = Vector(Vector512.LoadUnsafe(ref values, lane), Vector512.LoadUnsafe(ref values, lane + 1), at, lane);
+                for (var bits = Vector512.AndNot(marked, ok).ExtractMostSignificantBits(); bits != 0; bits &= bits - 1)
+                {
+                    failed[failures++] = first + i + BitOperations.TrailingZeroCount(bits);
+                }
+
+                segment &= (marked & ok).AsSingle();
+                total += Vector512.WidenLower(segment) + Vector512.WidenUpper(segment);
+            }
+
+            sum += Vector512.Sum(total);
+        }
+
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var total = Vector256<double>.Zero;
+            for (; i < length; i += Vector256<float>.Count)
+            {
+                var lane = (nuint)i;
+                var marked = Vector256.LoadUnsafe(ref marks, lane);
+                if (marked == Vector256<int>.Zero)
+                {
+                    continue;
+                }
+
+                var (segment, ok) = Vector(Vector256.LoadUnsafe(ref values, lane), Vector256.LoadUnsafe(ref values, lane + 1), at, lane);
+                for (var bits = Vector256.AndNot(marked, ok).ExtractMostSignificantBits(); bits != 0; bits &= bits - 1)
+                {
+                    failed[failures++] = first + i + BitOperations.TrailingZeroCount(bits);
+                }
+
+                segment &= (marked & ok).AsSingle();
+                total += Vector256.WidenLower(segment) + Vector256.WidenUpper(segment);
+            }
+
+            sum += Vector256.Sum(total);
+        }
+
+        for (; i < length; i++)
+        {
+            if (summed[i] == 0)
+            {
+                continue;
+            }
+
+            var (segment, ok) = Scalar(grid[i], grid[i + 1], at, (nuint)i);
+            if (ok)
+            {
+                sum += segment;
+            }
+            else
+            {
+                failed[failures++] = first + i;
+            }
+        }
+
+        failedCount = failures;
+        return sum;
+    }
+
+    /// <summary>One segment's sum as every lane computes it, and whether the series may sum it.</summary>
+    public static (float Sum, bool Summed) Scalar(float low, float high, Lanes at, nuint i)
+    {
+        var step = high - low;
+        var center = MathF.FusedMultiplyAdd(Unsafe.Add(ref at.Mean, i), step, low);
+        var summed = MathF.Abs(step) * Unsafe.Add(ref at.Reach, i) <= MaximumReach;
+        var s = SumSigmoid.Scalar(center);
+        var u = MathF.FusedMultiplyAdd(-s, s, s);
+        var v = MathF.FusedMultiplyAdd(-2f, s, 1f);
+        var stride = at.Stride;
+        var e1 = step * Unsafe.Add(ref at.Moments, i);
+        var step2 = step * step;
+        var e2 = step2 * Unsafe.Add(ref at.Moments, i + stride);
+        var step3 = step2 * step;
+        var e3 = step3 * Unsafe.Add(ref at.Moments, i + (2 * stride));
+        var step4 = step2 * step2;
+        var e4 = step4 * Unsafe.Add(ref at.Moments, i + (3 * stride));
+        var e5 = (step4 * step) * Unsafe.Add(ref at.Moments, i + (4 * stride));
+        var e6 = (step4 * step2) * Unsafe.Add(ref at.Moments, i + (5 * stride));
+        var e7 = (step4 * step3) * Unsafe.Add(ref at.Moments, i + (6 * stride));
+        var e8 = (step4 * step4) * Unsafe.Add(ref at.Moments, i + (7 * stride));
+
+        // σ⁽ᵏ⁾ = u·Aₖ(u) for odd k and u·v·Aₖ(u) for even k, with u = s(1 − s), v = 1 − 2s.
+        var odd = MathF.FusedMultiplyAdd(MathF.FusedMultiplyAdd(MathF.FusedMultiplyAdd(-5040f * e7, u, MathF.FusedMultiplyAdd(120f, e5, 1680f * e7)), u, MathF.FusedMultiplyAdd(-6f, e3, MathF.FusedMultiplyAdd(-30f, e5, -126f * e7))), u, (e1 + e3) + (e5 + e7));
+        var even = MathF.FusedMultiplyAdd(MathF.FusedMultiplyAdd(MathF.FusedMultiplyAdd(-20160f * e8, u, MathF.FusedMultiplyAdd(360f, e6, 5040f * e8)), u, MathF.FusedMultiplyAdd(-12f, e4, MathF.FusedMultiplyAdd(-60f, e6, -252f * e8))), u, (e2 + e4) + (e6 + e8));
+        return (MathF.FusedMultiplyAdd(Unsafe.Add(ref at.Pixels, i), s, u * MathF.FusedMultiplyAdd(v, even, odd)), summed);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector512<float> Sum, Vector512<int> Summed) Vector(Vector512<float> low, Vector512<float> high, Lanes at, nuint i)
+    {
+        var step = high - low;
+        var center = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref at.Mean, i), step, low);
+        var summed = Vector512.LessThanOrEqual(Vector512.Abs(step) * Vector512.LoadUnsafe(ref at.Reach, i), Vector512.Create(MaximumReach)).AsInt32();
+        var s = SumSigmoid.Vector(center);
+        var u = Vector512.FusedMultiplyAdd(-s, s, s);
+        var v = Vector512.FusedMultiplyAdd(Vector512.Create(-2f), s, Vector512<float>.One);
+        var stride = at.Stride;
+        var e1 = step * Vector512.LoadUnsafe(ref at.Moments, i);
+        var step2 = step * step;
+        var e2 = step2 * Vector512.LoadUnsafe(ref at.Moments, i + stride);
+        var step3 = step2 * step;
+        var e3 = step3 * Vector512.LoadUnsafe(ref at.Moments, i + (2 * stride));
+        var step4 = step2 * step2;
+        var e4 = step4 * Vector512.LoadUnsafe(ref at.Moments, i + (3 * stride));
+        var e5 = (step4 * step) * Vector512.LoadUnsafe(ref at.Moments, i + (4 * stride));
+        var e6 = (step4 * step2) * Vector512.LoadUnsafe(ref at.Moments, i + (5 * stride));
+        var e7 = (step4 * step3) * Vector512.LoadUnsafe(ref at.Moments, i + (6 * stride));
+        var e8 = (step4 * step4) * Vector512.LoadUnsafe(ref at.Moments, i + (7 * stride));
+        var odd = Vector512.FusedMultiplyAdd(Vector512.FusedMultiplyAdd(Vector512.FusedMultiplyAdd(Vector512.Create(-5040f) * e7, u, Vector512.FusedMultiplyAdd(Vector512.Create(120f), e5, Vector512.Create(1680f) * e7)), u, Vector512.FusedMultiplyAdd(Vector512.Create(-6f), e3, Vector512.FusedMultiplyAdd(Vector512.Create(-30f), e5, Vector512.Create(-126f) * e7))), u, (e1 + e3) + (e5 + e7));
+        var even = Vector512.FusedMultiplyAdd(Vector512.FusedMultiplyAdd(Vector512.FusedMultiplyAdd(Vector512.Create(-20160f) * e8, u, Vector512.FusedMultiplyAdd(Vector512.Create(360f), e6, Vector512.Create(5040f) * e8)), u, Vector512.FusedMultiplyAdd(Vector512.Create(-12f), e4, Vector512.FusedMultiplyAdd(Vector512.Create(-60f), e6, Vector512.Create(-252f) * e8))), u, (e2 + e4) + (e6 + e8));
+        return (Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref at.Pixels, i), s, u * Vector512.FusedMultiplyAdd(v, even, odd)), summed);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector256<float> Sum, Vector256<int> Summed) Vector(Vector256<float> low, Vector256<float> high, Lanes at, nuint i)
+    {
+        var step = high - low;
+        var center = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref at.Mean, i), step, low);
+        var summed = Vector256.LessThanOrEqual(Vector256.Abs(step) * Vector256.LoadUnsafe(ref at.Reach, i), Vector256.Create(MaximumReach)).AsInt32();
+        var s = SumSigmoid.Vector(center);
+        var u = Vector256.FusedMultiplyAdd(-s, s, s);
+        var v = Vector256.FusedMultiplyAdd(Vector256.Create(-2f), s, Vector256<float>.One);
+        var stride = at.Stride;
+        var e1 = step * Vector256.LoadUnsafe(ref at.Moments, i);
+        var step2 = step * step;
+        var e2 = step2 * Vector256.LoadUnsafe(ref at.Moments, i + stride);
+        var step3 = step2 * step;
+        var e3 = step3 * Vector256.LoadUnsafe(ref at.Moments, i + (2 * stride));
+        var step4 = step2 * step2;
+        var e4 = step4 * Vector256.LoadUnsafe(ref at.Moments, i + (3 * stride));
+        var e5 = (step4 * step) * Vector256.LoadUnsafe(ref at.Moments, i + (4 * stride));
+        var e6 = (step4 * step2) * Vector256.LoadUnsafe(ref at.Moments, i + (5 * stride));
+        var e7 = (step4 * step3) * Vector256.LoadUnsafe(ref at.Moments, i + (6 * stride));
+        var e8 = (step4 * step4) * Vector256.LoadUnsafe(ref at.Moments, i + (7 * stride));
+        var odd = Vector256.FusedMultiplyAdd(Vector256.FusedMultiplyAdd(Vector256.FusedMultiplyAdd(Vector256.Create(-5040f) * e7, u, Vector256.FusedMultiplyAdd(Vector256.Create(120f), e5, Vector256.Create(1680f) * e7)), u, Vector256.FusedMultiplyAdd(Vector256.Create(-6f), e3, Vector256.FusedMultiplyAdd(Vector256.Create(-30f), e5, Vector256.Create(-126f) * e7))), u, (e1 + e3) + (e5 + e7));
+        var even = Vector256.FusedMultiplyAdd(Vector256.FusedMultiplyAdd(Vector256.FusedMultiplyAdd(Vector256.Create(-20160f) * e8, u, Vector256.FusedMultiplyAdd(Vector256.Create(360f), e6, Vector256.Create(5040f) * e8)), u, Vector256.FusedMultiplyAdd(Vector256.Create(-12f), e4, Vector256.FusedMultiplyAdd(Vector256.Create(-60f), e6, Vector256.Create(-252f) * e8))), u, (e2 + e4) + (e6 + e8));
+        return (Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref at.Pixels, i), s, u * Vector256.FusedMultiplyAdd(v, even, odd)), summed);
+    }
+
+    /// <summary>References to a run of segments' data, the first at lane 0.</summary>
+    public readonly ref struct Lanes
+    {
+        public readonly ref float Pixels;
+        public readonly ref float Mean;
+        public readonly ref float Reach;
+        public readonly ref float Moments;
+        public readonly nuint Stride;
+
+        public Lanes(SegmentMoments segments, int first)
+        {
+            Pixels = ref segments.Pixels[first];
+            Mean = ref segments.Mean[first];
+            Reach = ref segments.Reach[first];
+            Moments = ref segments.Moments[first];
+            Stride = (nuint)segments.Stride;
+        }
+    }
+}
