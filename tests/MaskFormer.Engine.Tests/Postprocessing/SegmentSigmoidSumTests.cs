@@ -20,7 +20,7 @@ public sealed class SegmentSigmoidSumTests(ITestOutputHelper output)
         { 32, 128, 512 },
         { 32, 128, 1920 },
         { 12, 48, 333 },
-        { 7, 28, 64 },
+        { 7, 28, 98 },
     };
 
     [Theory]
@@ -112,8 +112,9 @@ public sealed class SegmentSigmoidSumTests(ITestOutputHelper output)
     public void For_AxisThatBarelyUpsamples_HasNoSegments()
     {
         Assert.Null(new ComposedAxis(128, 512, 512, 512).Segments);
-        Assert.Null(new ComposedAxis(128, 512, 512, 1000).Segments);
-        Assert.NotNull(new ComposedAxis(128, 512, 512, 1024).Segments);
+        Assert.Null(new ComposedAxis(128, 512, 512, 1280).Segments);
+        Assert.Null(new ComposedAxis(128, 512, 512, 1791).Segments);
+        Assert.NotNull(new ComposedAxis(128, 512, 512, 1792).Segments);
     }
 
     // A grid row of segments + 1 values (padded for whole vectors), a random walk from `start` with steps up to `maxStep`.

@@ -25,7 +25,7 @@ public sealed class TiledInstanceTests
     [MemberData(nameof(Seeds))]
     public void Run_SubnormalRangeOutputs_EqualsDenseInstances(int seed) => AssertEqualsDense(seed, subnormalRange: true);
 
-    // Smooth masks on images two to twelve times the grid's width: inside tiles then sum most of their
+    // Smooth masks on images four to twelve times the grid's width: inside tiles then sum most of their
     // segments by series (SegmentSigmoidSum) rather than pixel by pixel; the scores must not move.
     [Theory]
     [MemberData(nameof(Seeds))]
@@ -34,7 +34,7 @@ public sealed class TiledInstanceTests
         var random = new Random(seed);
         var (resizedHeight, resizedWidth) = (random.Next(4, 48), random.Next(4, 48));
         var (paddedHeight, paddedWidth) = ((resizedHeight + 3) / 4 * 4, (resizedWidth + 3) / 4 * 4);
-        var plan = new ResizePlan(random.Next(resizedHeight, 4 * resizedHeight), random.Next(2 * resizedWidth, 12 * resizedWidth), resizedHeight, resizedWidth, paddedHeight, paddedWidth);
+        var plan = new ResizePlan(random.Next(resizedHeight, 4 * resizedHeight), random.Next(4 * resizedWidth, 12 * resizedWidth), resizedHeight, resizedWidth, paddedHeight, paddedWidth);
         var (queries, classes) = (random.Next(1, 9), random.Next(1, 6));
         using var output = new ModelOutput(queries, classes + 1, paddedHeight / 4, paddedWidth / 4);
         foreach (ref var logit in output.ClassLogits)
