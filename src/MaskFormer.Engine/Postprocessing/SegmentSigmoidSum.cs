@@ -128,21 +128,18 @@ internal static class SegmentSigmoidSum
         var u = MathF.FusedMultiplyAdd(-s, s, s);
         var v = MathF.FusedMultiplyAdd(-2f, s, 1f);
         var stride = at.Stride;
-        var e1 = step * Unsafe.Add(ref at.Moments, i);
-        var step2 = step * step;
-        var e2 = step2 * Unsafe.Add(ref at.Moments, i + stride);
-        var step3 = step2 * step;
-        var e3 = step3 * Unsafe.Add(ref at.Moments, i + (2 * stride));
-        var step4 = step2 * step2;
-        var e4 = step4 * Unsafe.Add(ref at.Moments, i + (3 * stride));
-        var e5 = (step4 * step) * Unsafe.Add(ref at.Moments, i + (4 * stride));
-        var e6 = (step4 * step2) * Unsafe.Add(ref at.Moments, i + (5 * stride));
-        var e7 = (step4 * step3) * Unsafe.Add(ref at.Moments, i + (6 * stride));
-        var e8 = (step4 * step4) * Unsafe.Add(ref at.Moments, i + (7 * stride));
 
-        // σ⁽ᵏ⁾ = u·Aₖ(u) for odd k and u·v·Aₖ(u) for even k, with u = s(1 − s), v = 1 − 2s.
-        var odd = MathF.FusedMultiplyAdd(MathF.FusedMultiplyAdd(MathF.FusedMultiplyAdd(-5040f * e7, u, MathF.FusedMultiplyAdd(120f, e5, 1680f * e7)), u, MathF.FusedMultiplyAdd(-6f, e3, MathF.FusedMultiplyAdd(-30f, e5, -126f * e7))), u, (e1 + e3) + (e5 + e7));
-        var even = MathF.FusedMultiplyAdd(MathF.FusedMultiplyAdd(MathF.FusedMultiplyAdd(-20160f * e8, u, MathF.FusedMultiplyAdd(360f, e6, 5040f * e8)), u, MathF.FusedMultiplyAdd(-12f, e4, MathF.FusedMultiplyAdd(-60f, e6, -252f * e8))), u, (e2 + e4) + (e6 + e8));
+        // σ⁽ᵏ⁾ = u·Aₖ(u) for odd k and u·v·Aₖ(u) for even k, with u = s(1 − s), v = 1 − 2s; the odd and even
+        // terms as polynomials in D², each moment taking its Aₖ.
+        var a3 = MathF.FusedMultiplyAdd(-6f, u, 1f);
+        var a4 = MathF.FusedMultiplyAdd(-12f, u, 1f);
+        var a5 = MathF.FusedMultiplyAdd(MathF.FusedMultiplyAdd(120f, u, -30f), u, 1f);
+        var a6 = MathF.FusedMultiplyAdd(MathF.FusedMultiplyAdd(360f, u, -60f), u, 1f);
+        var a7 = MathF.FusedMultiplyAdd(MathF.FusedMultiplyAdd(MathF.FusedMultiplyAdd(-5040f, u, 1680f), u, -126f), u, 1f);
+        var a8 = MathF.FusedMultiplyAdd(MathF.FusedMultiplyAdd(MathF.FusedMultiplyAdd(-20160f, u, 5040f), u, -252f), u, 1f);
+        var step2 = step * step;
+        var odd = step * MathF.FusedMultiplyAdd(step2, MathF.FusedMultiplyAdd(step2, MathF.FusedMultiplyAdd(step2, Unsafe.Add(ref at.Moments, i + (6 * stride)) * a7, Unsafe.Add(ref at.Moments, i + (4 * stride)) * a5), Unsafe.Add(ref at.Moments, i + (2 * stride)) * a3), Unsafe.Add(ref at.Moments, i));
+        var even = step2 * MathF.FusedMultiplyAdd(step2, MathF.FusedMultiplyAdd(step2, MathF.FusedMultiplyAdd(step2, Unsafe.Add(ref at.Moments, i + (7 * stride)) * a8, Unsafe.Add(ref at.Moments, i + (5 * stride)) * a6), Unsafe.Add(ref at.Moments, i + (3 * stride)) * a4), Unsafe.Add(ref at.Moments, i + stride));
         return (MathF.FusedMultiplyAdd(Unsafe.Add(ref at.Pixels, i), s, u * MathF.FusedMultiplyAdd(v, even, odd)), summed);
     }
 
@@ -156,19 +153,15 @@ internal static class SegmentSigmoidSum
         var u = Vector512.FusedMultiplyAdd(-s, s, s);
         var v = Vector512.FusedMultiplyAdd(Vector512.Create(-2f), s, Vector512<float>.One);
         var stride = at.Stride;
-        var e1 = step * Vector512.LoadUnsafe(ref at.Moments, i);
+        var a3 = Vector512.FusedMultiplyAdd(Vector512.Create(-6f), u, Vector512<float>.One);
+        var a4 = Vector512.FusedMultiplyAdd(Vector512.Create(-12f), u, Vector512<float>.One);
+        var a5 = Vector512.FusedMultiplyAdd(Vector512.FusedMultiplyAdd(Vector512.Create(120f), u, Vector512.Create(-30f)), u, Vector512<float>.One);
+        var a6 = Vector512.FusedMultiplyAdd(Vector512.FusedMultiplyAdd(Vector512.Create(360f), u, Vector512.Create(-60f)), u, Vector512<float>.One);
+        var a7 = Vector512.FusedMultiplyAdd(Vector512.FusedMultiplyAdd(Vector512.FusedMultiplyAdd(Vector512.Create(-5040f), u, Vector512.Create(1680f)), u, Vector512.Create(-126f)), u, Vector512<float>.One);
+        var a8 = Vector512.FusedMultiplyAdd(Vector512.FusedMultiplyAdd(Vector512.FusedMultiplyAdd(Vector512.Create(-20160f), u, Vector512.Create(5040f)), u, Vector512.Create(-252f)), u, Vector512<float>.One);
         var step2 = step * step;
-        var e2 = step2 * Vector512.LoadUnsafe(ref at.Moments, i + stride);
-        var step3 = step2 * step;
-        var e3 = step3 * Vector512.LoadUnsafe(ref at.Moments, i + (2 * stride));
-        var step4 = step2 * step2;
-        var e4 = step4 * Vector512.LoadUnsafe(ref at.Moments, i + (3 * stride));
-        var e5 = (step4 * step) * Vector512.LoadUnsafe(ref at.Moments, i + (4 * stride));
-        var e6 = (step4 * step2) * Vector512.LoadUnsafe(ref at.Moments, i + (5 * stride));
-        var e7 = (step4 * step3) * Vector512.LoadUnsafe(ref at.Moments, i + (6 * stride));
-        var e8 = (step4 * step4) * Vector512.LoadUnsafe(ref at.Moments, i + (7 * stride));
-        var odd = Vector512.FusedMultiplyAdd(Vector512.FusedMultiplyAdd(Vector512.FusedMultiplyAdd(Vector512.Create(-5040f) * e7, u, Vector512.FusedMultiplyAdd(Vector512.Create(120f), e5, Vector512.Create(1680f) * e7)), u, Vector512.FusedMultiplyAdd(Vector512.Create(-6f), e3, Vector512.FusedMultiplyAdd(Vector512.Create(-30f), e5, Vector512.Create(-126f) * e7))), u, (e1 + e3) + (e5 + e7));
-        var even = Vector512.FusedMultiplyAdd(Vector512.FusedMultiplyAdd(Vector512.FusedMultiplyAdd(Vector512.Create(-20160f) * e8, u, Vector512.FusedMultiplyAdd(Vector512.Create(360f), e6, Vector512.Create(5040f) * e8)), u, Vector512.FusedMultiplyAdd(Vector512.Create(-12f), e4, Vector512.FusedMultiplyAdd(Vector512.Create(-60f), e6, Vector512.Create(-252f) * e8))), u, (e2 + e4) + (e6 + e8));
+        var odd = step * Vector512.FusedMultiplyAdd(step2, Vector512.FusedMultiplyAdd(step2, Vector512.FusedMultiplyAdd(step2, Vector512.LoadUnsafe(ref at.Moments, i + (6 * stride)) * a7, Vector512.LoadUnsafe(ref at.Moments, i + (4 * stride)) * a5), Vector512.LoadUnsafe(ref at.Moments, i + (2 * stride)) * a3), Vector512.LoadUnsafe(ref at.Moments, i));
+        var even = step2 * Vector512.FusedMultiplyAdd(step2, Vector512.FusedMultiplyAdd(step2, Vector512.FusedMultiplyAdd(step2, Vector512.LoadUnsafe(ref at.Moments, i + (7 * stride)) * a8, Vector512.LoadUnsafe(ref at.Moments, i + (5 * stride)) * a6), Vector512.LoadUnsafe(ref at.Moments, i + (3 * stride)) * a4), Vector512.LoadUnsafe(ref at.Moments, i + stride));
         return (Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref at.Pixels, i), s, u * Vector512.FusedMultiplyAdd(v, even, odd)), summed);
     }
 
@@ -182,19 +175,15 @@ internal static class SegmentSigmoidSum
         var u = Vector256.FusedMultiplyAdd(-s, s, s);
         var v = Vector256.FusedMultiplyAdd(Vector256.Create(-2f), s, Vector256<float>.One);
         var stride = at.Stride;
-        var e1 = step * Vector256.LoadUnsafe(ref at.Moments, i);
+        var a3 = Vector256.FusedMultiplyAdd(Vector256.Create(-6f), u, Vector256<float>.One);
+        var a4 = Vector256.FusedMultiplyAdd(Vector256.Create(-12f), u, Vector256<float>.One);
+        var a5 = Vector256.FusedMultiplyAdd(Vector256.FusedMultiplyAdd(Vector256.Create(120f), u, Vector256.Create(-30f)), u, Vector256<float>.One);
+        var a6 = Vector256.FusedMultiplyAdd(Vector256.FusedMultiplyAdd(Vector256.Create(360f), u, Vector256.Create(-60f)), u, Vector256<float>.One);
+        var a7 = Vector256.FusedMultiplyAdd(Vector256.FusedMultiplyAdd(Vector256.FusedMultiplyAdd(Vector256.Create(-5040f), u, Vector256.Create(1680f)), u, Vector256.Create(-126f)), u, Vector256<float>.One);
+        var a8 = Vector256.FusedMultiplyAdd(Vector256.FusedMultiplyAdd(Vector256.FusedMultiplyAdd(Vector256.Create(-20160f), u, Vector256.Create(5040f)), u, Vector256.Create(-252f)), u, Vector256<float>.One);
         var step2 = step * step;
-        var e2 = step2 * Vector256.LoadUnsafe(ref at.Moments, i + stride);
-        var step3 = step2 * step;
-        var e3 = step3 * Vector256.LoadUnsafe(ref at.Moments, i + (2 * stride));
-        var step4 = step2 * step2;
-        var e4 = step4 * Vector256.LoadUnsafe(ref at.Moments, i + (3 * stride));
-        var e5 = (step4 * step) * Vector256.LoadUnsafe(ref at.Moments, i + (4 * stride));
-        var e6 = (step4 * step2) * Vector256.LoadUnsafe(ref at.Moments, i + (5 * stride));
-        var e7 = (step4 * step3) * Vector256.LoadUnsafe(ref at.Moments, i + (6 * stride));
-        var e8 = (step4 * step4) * Vector256.LoadUnsafe(ref at.Moments, i + (7 * stride));
-        var odd = Vector256.FusedMultiplyAdd(Vector256.FusedMultiplyAdd(Vector256.FusedMultiplyAdd(Vector256.Create(-5040f) * e7, u, Vector256.FusedMultiplyAdd(Vector256.Create(120f), e5, Vector256.Create(1680f) * e7)), u, Vector256.FusedMultiplyAdd(Vector256.Create(-6f), e3, Vector256.FusedMultiplyAdd(Vector256.Create(-30f), e5, Vector256.Create(-126f) * e7))), u, (e1 + e3) + (e5 + e7));
-        var even = Vector256.FusedMultiplyAdd(Vector256.FusedMultiplyAdd(Vector256.FusedMultiplyAdd(Vector256.Create(-20160f) * e8, u, Vector256.FusedMultiplyAdd(Vector256.Create(360f), e6, Vector256.Create(5040f) * e8)), u, Vector256.FusedMultiplyAdd(Vector256.Create(-12f), e4, Vector256.FusedMultiplyAdd(Vector256.Create(-60f), e6, Vector256.Create(-252f) * e8))), u, (e2 + e4) + (e6 + e8));
+        var odd = step * Vector256.FusedMultiplyAdd(step2, Vector256.FusedMultiplyAdd(step2, Vector256.FusedMultiplyAdd(step2, Vector256.LoadUnsafe(ref at.Moments, i + (6 * stride)) * a7, Vector256.LoadUnsafe(ref at.Moments, i + (4 * stride)) * a5), Vector256.LoadUnsafe(ref at.Moments, i + (2 * stride)) * a3), Vector256.LoadUnsafe(ref at.Moments, i));
+        var even = step2 * Vector256.FusedMultiplyAdd(step2, Vector256.FusedMultiplyAdd(step2, Vector256.FusedMultiplyAdd(step2, Vector256.LoadUnsafe(ref at.Moments, i + (7 * stride)) * a8, Vector256.LoadUnsafe(ref at.Moments, i + (5 * stride)) * a6), Vector256.LoadUnsafe(ref at.Moments, i + (3 * stride)) * a4), Vector256.LoadUnsafe(ref at.Moments, i + stride));
         return (Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref at.Pixels, i), s, u * Vector256.FusedMultiplyAdd(v, even, odd)), summed);
     }
 
