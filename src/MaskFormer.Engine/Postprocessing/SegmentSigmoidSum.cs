@@ -16,9 +16,9 @@ namespace MaskFormer.Engine.Postprocessing;
 /// </summary>
 /// <remarks>
 /// Every lane, vector or scalar, does the same float32 operations in the same order, so a segment's
-/// sum does not depend on where it falls in a row. It is at least 0.25 per pixel, so a float32 that
-/// is a multiple of 2^-25: the float64 totals stay exact in any order, as <see cref="TiledMask"/>'s
-/// per-pixel sums do.
+/// sum does not depend on where it falls in a row. In an inside tile (every logit above 0) it is at
+/// least 0.25, so a float32 that is a multiple of 2^-25: the float64 totals stay exact in any order,
+/// as <see cref="TiledMask"/>'s per-pixel sums do.
 /// </remarks>
 internal static class SegmentSigmoidSum
 {
