@@ -59,7 +59,33 @@ internal sealed class ComposedAxis
         }
 
         Segments = SegmentMoments.For(this);
+        NonZeroCounts = new int[originalSize];
+        NonZeroIndices = new int[originalSize * Taps];
+        NonZeroWeights = new float[originalSize * Taps];
+        for (var i = 0; i < originalSize; i++)
+        {
+            var count = 0;
+            for (var k = i * Taps; k < (i + 1) * Taps; k++)
+            {
+                if (Weights[k] != 0f)
+                {
+                    (NonZeroIndices[(i * Taps) + count], NonZeroWeights[(i * Taps) + count]) = (Indices[k], Weights[k]);
+                    count++;
+                }
+            }
+
+            NonZeroCounts[i] = count;
+        }
     }
+
+    /// <summary>For output i, how many of its taps weigh something: the first entries at [i * 4, i * 4 + 4) of <see cref="NonZeroIndices"/> and <see cref="NonZeroWeights"/>.</summary>
+    public int[] NonZeroCounts { get; }
+
+    /// <summary>For output i, the mask indices of the taps that weigh something, in tap order.</summary>
+    public int[] NonZeroIndices { get; }
+
+    /// <summary>For output i, the weights of those taps.</summary>
+    public float[] NonZeroWeights { get; }
 
     /// <summary>The outputs grouped by the resized-grid point below them, for sums over rows; null where the axis upsamples too little.</summary>
     public SegmentMoments? Segments { get; }

@@ -399,33 +399,45 @@ internal sealed class MaskUpsampler
 
         // From +0, each tap with a weight: (row * weight) + blended, as TensorPrimitives.MultiplyAdd
         // (not fused) gives it, written out: on a row of a few dozen values its calls cost more than the
-        // arithmetic.
+        // arithmetic. The taps with a weight are listed once per axis (ComposedAxis.NonZeroCounts): picked
+        // out per call, their branches cost a short row more than its arithmetic.
+        var taps = _rows.NonZeroCounts[y];
+        ReadOnlySpan<int> indices = _rows.NonZeroIndices.AsSpan(y * ComposedAxis.Taps, taps);
+        ReadOnlySpan<float> tapWeights = _rows.NonZeroWeights.AsSpan(y * ComposedAxis.Taps, taps);
         Span<int> starts = stackalloc int[ComposedAxis.Taps];
-        Span<float> tapWeights = stackalloc float[ComposedAxis.Taps];
-        var taps = 0;
-        for (var k = y * ComposedAxis.Taps; k < (y + 1) * ComposedAxis.Taps; k++)
+        for (var k = 0; k < taps; k++)
         {
-            if (_rows.Weights[k] != 0f)
-            {
-                (starts[taps], tapWeights[taps]) = (_rows.Indices[k] * maskWidth, _rows.Weights[k]);
-                taps++;
-            }
+            starts[k] = indices[k] * maskWidth;
         }
 
         var c = 0;
-        if (Vector512.IsHardwareAccelerated && taps == 2)
+        if (Vector512.IsHardwareAccelerated && taps >= 2)
         {
-            // The usual row, between two mask rows: both rows' weights stay in registers and the loads
-            // go unchecked (both rows lie in the plane). The same operations as the loop below, +0 included.
+            // Two to four mask rows (two where the second resize keeps the grid, up to four where it
+            // upsamples): the weights stay in registers and the loads go unchecked (every row lies in the
+            // plane). The same operations as the loop below, +0 included, in tap order.
             ref var first = ref MemoryMarshal.GetReference(plane.Slice(starts[0], maskWidth));
             ref var second = ref MemoryMarshal.GetReference(plane.Slice(starts[1], maskWidth));
+            ref var third = ref MemoryMarshal.GetReference(plane.Slice(starts[taps > 2 ? 2 : 1], maskWidth));
+            ref var fourth = ref MemoryMarshal.GetReference(plane.Slice(starts[taps > 3 ? 3 : 1], maskWidth));
             ref var target = ref MemoryMarshal.GetReference(blended);
             var (firstWeight, secondWeight) = (Vector512.Create(tapWeights[0]), Vector512.Create(tapWeights[1]));
+            var (thirdWeight, fourthWeight) = (Vector512.Create(taps > 2 ? tapWeights[2] : 0f), Vector512.Create(taps > 3 ? tapWeights[3] : 0f));
             for (; c + Vector512<float>.Count <= maskWidth; c += Vector512<float>.Count)
             {
                 var at = (nuint)c;
                 var sum = (Vector512.LoadUnsafe(ref first, at) * firstWeight) + Vector512<float>.Zero;
-                ((Vector512.LoadUnsafe(ref second, at) * secondWeight) + sum).StoreUnsafe(ref target, at);
+                sum = (Vector512.LoadUnsafe(ref second, at) * secondWeight) + sum;
+                if (taps > 2)
+                {
+                    sum = (Vector512.LoadUnsafe(ref third, at) * thirdWeight) + sum;
+                    if (taps > 3)
+                    {
+                        sum = (Vector512.LoadUnsafe(ref fourth, at) * fourthWeight) + sum;
+                    }
+                }
+
+                sum.StoreUnsafe(ref target, at);
             }
         }
 
