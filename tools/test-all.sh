@@ -299,9 +299,11 @@ rm -rf "$ALT_MODELS"
 
 step "benchmark smoke run (bench report --quick: tiny model, raw ORT and the service over gRPC)"
 BENCH_DLL="bench/MaskFormer.Benchmarks/bin/$CONFIGURATION/net10.0/MaskFormer.Benchmarks.dll"
-# The memory target's line must carry a ratio measured after the full collection the report asks the server for.
+# The memory target's line must carry a ratio measured at rest (after the server gave memory back once idle),
+# and the line after it one measured after the full collection the report asks the server for.
 if limited 600 dotnet "$BENCH_DLL" report --quick --out "$LOGS/bench" >"$LOGS/bench.log" 2>&1 && [[ -s "$LOGS/bench/BENCHMARKS.md" ]] \
-  && grep -Eq '^\| resident memory after 300 ÷ after 100 requests, each after a full collection \| tiny-shapes \| ≤ 1.05 \| [0-9]+\.[0-9]{3} \|' "$LOGS/bench/BENCHMARKS.md"; then
+  && grep -Eq '^\| resident memory after 300 ÷ after 100 requests, each at rest \(after the server gave memory back once idle\) \| tiny-shapes \| ≤ 1.05 \| [0-9]+\.[0-9]{3} \|' "$LOGS/bench/BENCHMARKS.md" \
+  && grep -Eq '^\| the same, each right after a full collection the report asks for \| tiny-shapes \| \(shown\) \| [0-9]+\.[0-9]{3} \|' "$LOGS/bench/BENCHMARKS.md"; then
   passed=$((passed + 1)); echo "ok ($LOGS/bench/BENCHMARKS.md)"
 else
   tail -80 "$LOGS/bench.log"; fail_step "benchmark smoke run"

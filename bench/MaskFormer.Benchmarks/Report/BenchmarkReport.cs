@@ -1,6 +1,7 @@
 using System.Globalization;
 using Grpc.Net.Client;
 using MaskFormer.Contracts.V1;
+using MaskFormer.Engine.Admission;
 using MaskFormer.Engine.Models;
 using MaskFormer.Engine.Sessions;
 using Microsoft.Extensions.Configuration;
@@ -171,7 +172,7 @@ internal static class BenchmarkReport
             if (name == BenchmarkInputs.Tiny)
             {
                 phaseClock.Restart();
-                rss.AddRange(await MeasureResidentMemoryAsync(load, server, baseImage, settings.RssRequests, token));
+                rss.AddRange(await MeasureResidentMemoryAsync(load, server, baseImage, settings.RssRequests, settings.ServerArguments, token));
                 phases.Add(("resident memory", phaseClock.Elapsed.TotalSeconds));
             }
         }
@@ -200,10 +201,19 @@ internal static class BenchmarkReport
         return failed.Length == 0 && (rss.Count == 2 || settings.RssRequests.Second == 0) ? 0 : 1;
     }
 
-    private static async Task<IReadOnlyList<ResidentMemory>> MeasureResidentMemoryAsync(GrpcLoad load, ServerProcess server, byte[] image, (int First, int Second) requests, CancellationToken cancellationToken)
+    private static async Task<IReadOnlyList<ResidentMemory>> MeasureResidentMemoryAsync(GrpcLoad load, ServerProcess server, byte[] image, (int First, int Second) requests, IReadOnlyList<string> serverArguments, CancellationToken cancellationToken)
     {
         if (requests.Second == 0)
         {
+            return [];
+        }
+
+        // What the service holds at rest is read after it gives memory back on its own, once idle; a report
+        // run with that turned off has no such reading to take.
+        var returnAfterIdle = AdmissionSettings(serverArguments).ReturnMemoryAfterIdle;
+        if (returnAfterIdle <= TimeSpan.Zero)
+        {
+            await Console.Error.WriteLineAsync("resident memory not measured: MaskFormer:Admission:ReturnMemoryAfterIdle is 0 (off), so the server never comes to rest");
             return [];
         }
 
@@ -221,20 +231,20 @@ internal static class BenchmarkReport
             }
 
             var sampled = server.ResidentBytes();
-            long heap;
+            MemoryReading collected, atRest;
             try
             {
-                heap = await server.CollectGarbageAsync(cancellationToken);
+                (collected, atRest) = await server.CollectGarbageAndWaitForRestAsync(returnAfterIdle + TimeSpan.FromSeconds(30), cancellationToken);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
                 // The rest of the run is still worth writing; without both counts the memory target is left
                 // out and the report exits 1.
-                await Console.Error.WriteLineAsync($"resident memory not measured: the server's full collection could not be asked for over EventPipe ({ex.GetType().Name}: {ex.Message})");
+                await Console.Error.WriteLineAsync($"resident memory not measured: the server's full collection could not be asked for over EventPipe, or it did not give memory back {returnAfterIdle.TotalSeconds:F0} s after going idle ({ex.GetType().Name}: {ex.Message})");
                 return [];
             }
 
-            samples.Add(new ResidentMemory(sent, sampled, server.ResidentBytes(), heap, peak));
+            samples.Add(new ResidentMemory(sent, sampled, collected, atRest, peak));
         }
 
         return samples;
@@ -242,11 +252,23 @@ internal static class BenchmarkReport
 
     private static InferenceOptions InferenceSettings(IReadOnlyList<string> serverArguments)
     {
-        var appsettings = Path.Combine(RepositoryPaths.Root, "src", "MaskFormer.Server", "appsettings.json");
-        var configuration = new ConfigurationBuilder().AddJsonFile(appsettings, optional: true).AddCommandLine([.. serverArguments]).Build();
         var options = new InferenceOptions();
-        configuration.GetSection(InferenceOptions.SectionName).Bind(options);
+        ServerConfiguration(serverArguments).GetSection(InferenceOptions.SectionName).Bind(options);
         return options;
+    }
+
+    private static AdmissionOptions AdmissionSettings(IReadOnlyList<string> serverArguments)
+    {
+        var options = new AdmissionOptions();
+        ServerConfiguration(serverArguments).GetSection(AdmissionOptions.SectionName).Bind(options);
+        return options;
+    }
+
+    // The server's settings as it reads them: its appsettings.json under the report's --server-arg values.
+    private static IConfigurationRoot ServerConfiguration(IReadOnlyList<string> serverArguments)
+    {
+        var appsettings = Path.Combine(RepositoryPaths.Root, "src", "MaskFormer.Server", "appsettings.json");
+        return new ConfigurationBuilder().AddJsonFile(appsettings, optional: true).AddCommandLine([.. serverArguments]).Build();
     }
 
     private static CellResult Report(CellResult cell)
@@ -258,10 +280,11 @@ internal static class BenchmarkReport
 
 /// <summary>
 /// The server's resident memory after some requests: sampled as it runs (wherever the collector's
-/// sawtooth stands), then after a full collection (what it keeps) with the managed heap's size then,
-/// and the highest sample so far (one after every 400 requests).
+/// sawtooth stands); after a full collection the report asks for (what the runtime keeps committed);
+/// at rest, after the server gave memory back on its own once idle (what the service holds); and the
+/// highest sample so far (one after every 400 requests).
 /// </summary>
-internal sealed record ResidentMemory(int Requests, long Sampled, long Collected, long ManagedHeap, long Peak);
+internal sealed record ResidentMemory(int Requests, long Sampled, MemoryReading Collected, MemoryReading AtRest, long Peak);
 
 /// <summary>When the run happened and how loaded the machine was.</summary>
 internal sealed record RunInfo
