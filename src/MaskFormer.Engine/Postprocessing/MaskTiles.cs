@@ -72,7 +72,12 @@ internal sealed class MaskTiles : IDisposable
             }
             else
             {
-                BoundQuery<IeeeMin, IeeeMax>(q, margins[q], skipInnerRows: false, scratch);
+                // A mask whose blends can reach infinity (or hold a NaN) has no bounds: every tile is
+                // undecided for it, and its pixels are computed as the dense computation does. Bounds on
+                // its grid values would not hold: where the second resize keeps the grid, a pixel's
+                // second tap weighs nothing, and 0 · ∞ makes NaN next to an infinite grid value.
+                Bounds(q).Fill(float.NaN);
+                Bounds(queries + q).Fill(float.NaN);
             }
 
             // While the query's bounds are still in cache.

@@ -506,6 +506,7 @@ internal sealed partial class PanopticTileRow : IDisposable
             sigmoids[count..].Clear();
             LibrarySigmoid.Compute(sigmoids, sigmoids);
             var score = Vector256.Create(_kept[k].Score);
+            var plain = _tiles.IsPlain(_kept[k].Query);
             var (inside, outside) = (Vector256.Create(k), Vector256.Create(k | PanopticInference.BelowHalf));
             var at = 0;
             for (var r = first; r < end;)
@@ -536,7 +537,15 @@ internal sealed partial class PanopticTileRow : IDisposable
 
                     var probability = score * sigmoid;
                     var bestSoFar = Vector256.LoadUnsafe(ref best, p);
-                    var take = Vector256.GreaterThan(probability, bestSoFar).AsInt32() & live;
+                    var greater = Vector256.GreaterThan(probability, bestSoFar);
+                    if (!plain)
+                    {
+                        // torch.argmax takes NaN as greater than any number (the first NaN wins); only a mask
+                        // that is not plain gives NaN probabilities (kept queries' scores are numbers).
+                        greater |= Vector256.AndNot(~Vector256.Equals(probability, probability), ~Vector256.Equals(bestSoFar, bestSoFar));
+                    }
+
+                    var take = greater.AsInt32() & live;
                     Vector256.ConditionalSelect(take.AsSingle(), probability, bestSoFar).StoreUnsafe(ref best, p);
                     Vector256.ConditionalSelect(take, value, previous).StoreUnsafe(ref assigned, p);
                 }

@@ -142,9 +142,10 @@ internal static class DensePanopticInference
                         counts.Mask[k]++;
                     }
 
-                    // Strictly greater: the first kept query wins a tie, as torch.argmax does.
+                    // Strictly greater: the first kept query wins a tie, as torch.argmax does, for which
+                    // NaN is greater than any number (the first NaN wins).
                     var probability = score * sigmoid[x];
-                    if (probability > best[x])
+                    if (probability > best[x] || (float.IsNaN(probability) && !float.IsNaN(best[x])))
                     {
                         best[x] = probability;
                         assignment[x] = (ushort)(isMask ? k : k | BelowHalf);

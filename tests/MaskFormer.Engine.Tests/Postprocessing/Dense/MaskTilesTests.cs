@@ -10,7 +10,8 @@ namespace MaskFormer.Engine.Tests.Postprocessing.Dense;
 /// (<see cref="MaskUpsampler.ComputeGridRow"/>, <c>MathF.Min</c> and <c>Max</c>), less and plus the
 /// query's margin, on random plans and on the benchmark's shapes (where tiles of eight take their
 /// extremes by vector shuffles), with huge, signed-zero, infinite and NaN logits. A query with special
-/// logits gets exactly those bounds, bit for bit. A plain query's bounds skip the grid rows between two
+/// logits (not plain) gets no bounds: NaN in every tile, so that every tile is undecided for it (bounds
+/// on its grid values would miss the NaN that 0 · ∞ makes in its pixels, <see cref="SpecialLogitTests"/>). A plain query's bounds skip the grid rows between two
 /// that blend the same mask rows, so they may be a rounding tighter: never looser than the plain loop's,
 /// and every grid value of the tile, skipped rows included, still lies at least 0.9 of the margin inside.
 /// Where tiles span many grid points (<see cref="MaskTiles.BoundsFromCorners"/>) a plain query's bounds
@@ -85,8 +86,8 @@ public sealed class MaskTilesTests
                 var where = $"{context}, plan {plan}, query {q}, tile row {row}";
                 if (!tiles.IsPlain(q))
                 {
-                    AssertBits(low, tiles.Lower(q, row), where + ", lower");
-                    AssertBits(high, tiles.Upper(q, row), where + ", upper");
+                    Assert.True(tiles.Lower(q, row).ToArray().All(float.IsNaN), $"lower bounds of a query that is not plain ({where})");
+                    Assert.True(tiles.Upper(q, row).ToArray().All(float.IsNaN), $"upper bounds of a query that is not plain ({where})");
                     continue;
                 }
 
@@ -103,19 +104,6 @@ public sealed class MaskTilesTests
                         }
                     }
                 }
-            }
-        }
-    }
-
-    private static void AssertBits(ReadOnlySpan<float> want, ReadOnlySpan<float> got, string context)
-    {
-        Assert.Equal(want.Length, got.Length);
-        for (var i = 0; i < want.Length; i++)
-        {
-            // Any NaN is a NaN: only the payload may differ.
-            if (BitConverter.SingleToInt32Bits(want[i]) != BitConverter.SingleToInt32Bits(got[i]) && !(float.IsNaN(want[i]) && float.IsNaN(got[i])))
-            {
-                Assert.Fail($"tile {i}: {got[i]:R}, expected {want[i]:R} ({context})");
             }
         }
     }

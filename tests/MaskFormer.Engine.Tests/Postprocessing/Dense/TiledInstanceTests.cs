@@ -71,7 +71,7 @@ public sealed class TiledInstanceTests
         AssertEqualsDense(random, plan, output, labels, $"seed {seed}, subnormal range {subnormalRange}, plan {plan}, {queries} queries, {classes} classes");
     }
 
-    private static void AssertEqualsDense(Random random, ResizePlan plan, ModelOutput output, ModelLabel[] labels, string context)
+    internal static void AssertEqualsDense(Random random, ResizePlan plan, ModelOutput output, ModelLabel[] labels, string context)
     {
         var options = new PostprocessOptions { InstanceTopK = new[] { 1, 5, 100 }[random.Next(3)], InstanceScoreThreshold = new[] { 0f, 0.1f, 0.3f }[random.Next(3)] };
         var thingsOnly = random.Next(2) == 0;
