@@ -139,10 +139,11 @@ public sealed partial class CliReconnectTests(ITestOutputHelper output) : IDispo
             await ServerFixture.WaitUntilServingAsync(channel);
         }
 
-        // The second frame comes 60 s after the first (--fps 1/60): no answer between them can say that the
-        // server drains.
+        // The second frame comes 35 s after the first (--fps 1/35): no answer between them can say that the
+        // server drains. The server must exit within 20 s of the signal, sent once the first frame is drawn
+        // (about a second after it), so it cannot wait for the second frame's answer to tell the stream.
         var overlays = Path.Combine(_out, "overlays");
-        await using var run = CliRun.Start((log, _, cancel) => StreamCommand.RunAsync(new CommandArguments([folder, "--server", address.ToString(), "--out", overlays, "--fps", "0.0166666667"]), log, TextWriter.Null, cancel));
+        await using var run = CliRun.Start((log, _, cancel) => StreamCommand.RunAsync(new CommandArguments([folder, "--server", address.ToString(), "--out", overlays, "--fps", "0.0285714286"]), log, TextWriter.Null, cancel));
         var (streaming, log) = (run.Exit, run.Output);
         await WaitForOverlaysAsync(1, streaming, overlays);
 
