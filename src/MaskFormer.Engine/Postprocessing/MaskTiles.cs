@@ -68,7 +68,7 @@ internal sealed class MaskTiles : IDisposable
             }
             else if (_plain[q])
             {
-                BoundQuery<NativeMin, NativeMax>(q, margins[q], skipInnerRows: true, scratch);
+                BoundQuery(q, margins[q], scratch);
             }
             else
             {
@@ -117,6 +117,25 @@ internal sealed class MaskTiles : IDisposable
     /// </summary>
     public bool IsPlain(int query) => _plain[query];
 
+    /// <summary>
+    /// Query <paramref name="query"/>'s logits at output columns [<paramref name="x0"/>, x0 + values.Length)
+    /// of a row of <see cref="MaskUpsampler.BlendRow"/>, for callers that compare them with 0 or take their
+    /// sigmoids: where the second resize keeps the grid and the mask is plain, two taps (the last two weigh
+    /// nothing and would change only the sign of a zero); otherwise all four, whose zero weights times an
+    /// infinite blend make NaN where the dense computation's do.
+    /// </summary>
+    public void InterpolatePixels(int query, ReadOnlySpan<float> blended, int x0, Span<float> values)
+    {
+        if (Upsampler.Columns.TwoTaps && _plain[query])
+        {
+            Upsampler.InterpolateTwoTaps(blended, x0, values);
+        }
+        else
+        {
+            Upsampler.Interpolate(blended, x0, values);
+        }
+    }
+
     /// <summary>Lower bounds on query <paramref name="query"/>'s logits, one per tile of tile row <paramref name="row"/>.</summary>
     public ReadOnlySpan<float> Lower(int query, int row) => Bounds(query).Slice(row * TileColumns.Count, TileColumns.Count);
 
@@ -145,13 +164,11 @@ internal sealed class MaskTiles : IDisposable
 
     // Query `query`'s bounds, tile row after tile row: the extremes over the tile row's grid rows, point
     // by point, then over each tile's columns. A grid row that ends one tile row and starts the next
-    // is computed once. With skipInnerRows (finite logits), a grid row whose neighbours in the tile row
-    // blend the same two mask rows is skipped: its blend weight lies between theirs, so each of its
-    // values lies between the values of the outermost such rows, which are folded (up to float32
-    // rounding, which the margin covers). Upsampling by 4 skips about half the rows.
-    private void BoundQuery<TMin, TMax>(int query, float margin, bool skipInnerRows, BoundScratch scratch)
-        where TMin : IExtreme
-        where TMax : IExtreme
+    // is computed once. The logits are plain, so a grid row whose neighbours in the tile row blend the
+    // same two mask rows is skipped: its blend weight lies between theirs, so each of its values lies
+    // between the values of the outermost such rows, which are folded (up to float32 rounding, which the
+    // margin covers). Upsampling by 4 skips about half the rows.
+    private void BoundQuery(int query, float margin, BoundScratch scratch)
     {
         var (rows, count, gridWidth) = (TileRows, TileColumns.Count, Upsampler.Columns.ResizedSize);
         var gridLower = Upsampler.Rows.GridLower;
@@ -174,7 +191,7 @@ internal sealed class MaskTiles : IDisposable
 
             for (; r <= end; r++)
             {
-                if (skipInnerRows && r > first && r < end && gridLower[r - 1] == gridLower[r] && gridLower[r + 1] == gridLower[r])
+                if (r > first && r < end && gridLower[r - 1] == gridLower[r] && gridLower[r + 1] == gridLower[r])
                 {
                     continue;
                 }
@@ -182,16 +199,16 @@ internal sealed class MaskTiles : IDisposable
                 if (r == end && r > first && row + 1 < rows.Count && rows.GridStarts[row + 1] == end)
                 {
                     Upsampler.ComputeGridRow(query, r, shared, scratch.Blend);
-                    Fold<TMin, TMax>(shared, low, high);
+                    Fold<NativeMin, NativeMax>(shared, low, high);
                     sharedRow = r;
                 }
                 else
                 {
-                    Upsampler.FoldGridRow<TMin, TMax>(query, r, low, high, r == first, scratch.Blend);
+                    Upsampler.FoldGridRow<NativeMin, NativeMax>(query, r, low, high, r == first, scratch.Blend);
                 }
             }
 
-            TileColumns.Extremes<TMin, TMax>(low, high, lows.Slice(row * count, count), highs.Slice(row * count, count), margin, scratch.Extremes);
+            TileColumns.Extremes<NativeMin, NativeMax>(low, high, lows.Slice(row * count, count), highs.Slice(row * count, count), margin, scratch.Extremes);
         }
     }
 

@@ -468,7 +468,6 @@ internal sealed partial class PanopticTileRow : IDisposable
         ref var values = ref MemoryMarshal.GetArrayDataReference(_values);
         ref var lanes = ref MemoryMarshal.GetArrayDataReference(s_lanes);
         var half = Vector256.Create(0.5f);
-        var twoTaps = _tiles.Upsampler.Columns.TwoTaps;
         for (var k = 0; k < kept; k++)
         {
             var (first, end) = (_runStart[k], _runStart[k + 1]);
@@ -488,16 +487,7 @@ internal sealed partial class PanopticTileRow : IDisposable
                     length += _runLength[r];
                 }
 
-                // Where the second resize keeps the grid, two taps give the logits up to the sign of a
-                // zero, which the sigmoid does not see.
-                if (twoTaps && _tiles.IsPlain(_kept[k].Query))
-                {
-                    _tiles.Upsampler.InterpolateTwoTaps(blended, x0, _values.AsSpan(count, length));
-                }
-                else
-                {
-                    _tiles.Upsampler.Interpolate(blended, x0, _values.AsSpan(count, length));
-                }
+                _tiles.InterpolatePixels(_kept[k].Query, blended, x0, _values.AsSpan(count, length));
 
                 count += length;
             }

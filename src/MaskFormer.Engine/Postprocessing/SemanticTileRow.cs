@@ -146,23 +146,12 @@ internal sealed partial class SemanticTileRow : IDisposable
         for (var q = 0; q < queries; q++)
         {
             var sigmas = _sigmas.AsSpan(q * queryStride, queryStride);
-            // Where the second resize keeps the grid, two taps give a plain mask's logits up to the sign
-            // of a zero, which the sigmoid does not see.
-            var twoTaps = upsampler.Columns.TwoTaps && _tiles.IsPlain(q);
             for (var r = 0; r < rows; r++)
             {
                 var blended = upsampler.BlendRow(q, y0 + r, _blend);
                 for (var g = 0; g < gatheredCount; g++)
                 {
-                    var values = sigmas.Slice((r * stride) + _gathered[3 * g], _gathered[(3 * g) + 2]);
-                    if (twoTaps)
-                    {
-                        upsampler.InterpolateTwoTaps(blended, _gathered[(3 * g) + 1], values);
-                    }
-                    else
-                    {
-                        upsampler.Interpolate(blended, _gathered[(3 * g) + 1], values);
-                    }
+                    _tiles.InterpolatePixels(q, blended, _gathered[(3 * g) + 1], sigmas.Slice((r * stride) + _gathered[3 * g], _gathered[(3 * g) + 2]));
                 }
 
                 sigmas.Slice((r * stride) + pixels, stride - pixels).Clear();

@@ -121,14 +121,12 @@ internal static class TiledMask
     {
         var upsampler = tiles.Upsampler;
 
-        // Where the second resize keeps the columns (output width = resized width), two taps of four
-        // weigh nothing: left out, they change only the sign of a zero logit, which neither the runs
-        // (> 0) nor the sigmoid sum can see. Only while no blend can reach infinity, where 0 · ∞ is NaN.
+        // Two taps where the grid is kept (MaskTiles.InterpolatePixels): the sign of a zero logit they may
+        // change is seen neither by the runs (> 0) nor by the sigmoid sum.
         var plain = tiles.IsPlain(query);
-        var twoTaps = upsampler.Columns.TwoTaps && plain;
 
         // Where the columns upsample, inside tiles sum their sigmoids segment by segment from the grid
-        // values (SegmentSigmoidSum) instead of pixel by pixel; only finite blends, as for two taps.
+        // values (SegmentSigmoidSum) instead of pixel by pixel; only finite blends (plain masks).
         var segments = plain ? upsampler.Columns.Segments : null;
         for (var row = firstTileRow; row < endTileRow; row++)
         {
@@ -149,15 +147,7 @@ internal static class TiledMask
                             continue;
                         }
 
-                        var span = values.Slice(spans[s + 2], spans[s + 1] - spans[s]);
-                        if (twoTaps)
-                        {
-                            upsampler.InterpolateTwoTaps(blended, spans[s], span);
-                        }
-                        else
-                        {
-                            upsampler.Interpolate(blended, spans[s], span);
-                        }
+                        tiles.InterpolatePixels(query, blended, spans[s], values.Slice(spans[s + 2], spans[s + 1] - spans[s]));
                     }
 
                     // float32 sigmoids within 2e-7 of 1 / (1 + exp(-x)), summed in float64: the mean stays
