@@ -131,14 +131,63 @@ else
   cat "$LOGS/npm-hf.log"; fail_step "npm ci (tests/hf)"
 fi
 
+# A dotnet test log's failures and its summary line.
+show_dotnet_failures() { grep -E '^\s+Failed |Passed!|Failed!' -A6 "$1" | head -60; }
+
 # dotnet_test NAME SECONDS PROJECT [ARGS...]: one test run under its limit, its failures shown and counted.
 dotnet_test() {
   local name="$1" seconds="$2" project="$3" code
   shift 3
   limited "$seconds" dotnet test "$project" -c "$CONFIGURATION" --no-build -nologo "$@" >"$LOGS/$name.log" 2>&1
   code=$?
-  grep -E '^\s+Failed |Passed!|Failed!' -A6 "$LOGS/$name.log" | head -60
+  show_dotnet_failures "$LOGS/$name.log"
   count_dotnet "$LOGS/$name.log" "$code"
+}
+
+# The examples against the live server (started below). Each writes $LOGS/NAME.log and its exit code to
+# $LOGS/NAME.code ("install" where its install step failed, that log in $LOGS/INSTALL.log), and the seconds
+# it started and took, so two of them can run side by side and be counted in this shell afterwards.
+run_example() {
+  local name="$1" started=$SECONDS code
+  case "$name" in
+    node-examples)
+      if (cd examples/node && npm ci --no-audit --no-fund >"$LOGS/npm-examples.log" 2>&1); then
+        (cd examples/node && MASKFORMER_ADDRESS="127.0.0.1:$PORT" limited 420 node --test 2>&1) >"$LOGS/$name.log"
+        code=$?
+      else code=install; fi ;;
+    python)
+      if (cd examples/python && bash install.sh >"$LOGS/python-install.log" 2>&1); then
+        (cd examples/python && MASKFORMER_ADDRESS="127.0.0.1:$PORT" limited 420 /usr/bin/python3 -m unittest -v test_examples 2>&1) >"$LOGS/$name.log"
+        code=$?
+      else code=install; fi ;;
+    go)
+      if (cd examples/go && sh install.sh >"$LOGS/go-install.log" 2>&1); then
+        (cd examples/go && MASKFORMER_ADDRESS="127.0.0.1:$PORT" limited 420 sh test.sh 2>&1) >"$LOGS/$name.log"
+        code=$?
+      else code=install; fi ;;
+    csharp-example)
+      MASKFORMER_ADDRESS="127.0.0.1:$PORT" limited 420 dotnet test examples/csharp/MaskFormer.Examples.Tests/MaskFormer.Examples.Tests.csproj \
+        -c "$CONFIGURATION" --no-build -nologo >"$LOGS/$name.log" 2>&1
+      code=$? ;;
+  esac
+  echo "$code" >"$LOGS/$name.code"
+  echo "$started $((SECONDS - started))" >"$LOGS/$name.seconds"
+}
+
+# report_example NAME TITLE [INSTALL]: the example's step line with when it started and how long it took;
+# fails the step, showing the install log, where its install failed (nothing to count then).
+report_example() {
+  local name="$1" title="$2" install="${3:-}" started took
+  if [[ ! -s "$LOGS/$name.code" ]]; then
+    step "$title"; fail_step "$title: its lane ended before it did"
+    return 1
+  fi
+  read -r started took <"$LOGS/$name.seconds"
+  printf '\n==> [%d s, took %d s] %s\n' "$started" "$took" "$title"
+  if [[ "$(cat "$LOGS/$name.code")" == install ]]; then
+    cat "$LOGS/$install.log"; fail_step "installing the $title"
+    return 1
+  fi
 }
 
 for project in tests/*/*.Tests.csproj; do
@@ -221,42 +270,36 @@ else
     grep -E '^# (tests|pass|fail|cancelled|skipped|todo)' "$LOGS/node.log"
     count_node "$LOGS/node.log" "$code"
 
-    step "Node example (examples/node)"
-    if (cd examples/node && npm ci --no-audit --no-fund >"$LOGS/npm-examples.log" 2>&1); then
-      (cd examples/node && MASKFORMER_ADDRESS="127.0.0.1:$PORT" limited 420 node --test 2>&1) >"$LOGS/node-examples.log"
-      code=$?
+    # The four examples wait far more than they compute (servers of their own started and stopped, streams
+    # paced like cameras, timeouts waited out): 440 s one after another on 2 cores, 250 s in two lanes.
+    # Each lane writes its logs and exit codes; the counts are read here once both have ended.
+    step "examples in two lanes side by side: Python then Go, Node then C#"
+    (run_example python; run_example go) &
+    lane_python_go=$!
+    (run_example node-examples; run_example csharp-example) &
+    lane_node_csharp=$!
+    wait "$lane_python_go" "$lane_node_csharp"
+
+    if report_example node-examples "Node example (examples/node)" npm-examples; then
       grep -E '^# (tests|pass|fail|cancelled|skipped|todo)' "$LOGS/node-examples.log"
-      count_node "$LOGS/node-examples.log" "$code"
-    else
-      cat "$LOGS/npm-examples.log"; fail_step "npm ci (examples/node)"
+      count_node "$LOGS/node-examples.log" "$(cat "$LOGS/node-examples.code")"
     fi
-
-    step "Python example (examples/python, Debian's python3-grpcio)"
-    if (cd examples/python && bash install.sh >"$LOGS/python-install.log" 2>&1); then
-      (cd examples/python && MASKFORMER_ADDRESS="127.0.0.1:$PORT" limited 420 /usr/bin/python3 -m unittest -v test_examples 2>&1) >"$LOGS/python.log"
-      code=$?
+    if report_example python "Python example (examples/python, Debian's python3-grpcio)" python-install; then
       grep -E '^Ran |^OK|^FAILED' "$LOGS/python.log"
-      count_unittest "$LOGS/python.log" "$code"
-    else
-      cat "$LOGS/python-install.log"; fail_step "examples/python/install.sh"
+      count_unittest "$LOGS/python.log" "$(cat "$LOGS/python.code")"
     fi
-
-    step "Go example (examples/go, Debian's Go and grpc-go)"
-    if (cd examples/go && sh install.sh >"$LOGS/go-install.log" 2>&1); then
-      (cd examples/go && MASKFORMER_ADDRESS="127.0.0.1:$PORT" limited 420 sh test.sh 2>&1) >"$LOGS/go.log"
-      code=$?
+    if report_example go "Go example (examples/go, Debian's Go and grpc-go)" go-install; then
       grep -E '^(--- |ok |FAIL)' "$LOGS/go.log"
-      count_gotest "$LOGS/go.log" "$code"
-    else
-      cat "$LOGS/go-install.log"; fail_step "examples/go/install.sh"
+      count_gotest "$LOGS/go.log" "$(cat "$LOGS/go.code")"
     fi
-
     # The built example run as a process against this server; its reconnect tests start servers of their
     # own (MASKFORMER_SERVER_DLL), its token test calls the token server, its TLS tests the TLS server
     # (MASKFORMER_TLS_SERVER, MASKFORMER_TLS_FILES). Not under tests/, so the loop of
     # .NET test projects above does not run it without a server.
-    step "C# example (examples/csharp)"
-    MASKFORMER_ADDRESS="127.0.0.1:$PORT" dotnet_test csharp-example 420 examples/csharp/MaskFormer.Examples.Tests/MaskFormer.Examples.Tests.csproj
+    if report_example csharp-example "C# example (examples/csharp)"; then
+      show_dotnet_failures "$LOGS/csharp-example.log"
+      count_dotnet "$LOGS/csharp-example.log" "$(cat "$LOGS/csharp-example.code")"
+    fi
   else
     tail -30 "$LOGS/server.log"; fail_step "server did not become SERVING"
   fi
