@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 using MaskFormer.Engine.Postprocessing;
@@ -88,6 +89,57 @@ public sealed class LibrarySigmoidTests
         LibrarySigmoid.Compute(buffer.AsSpan(1, length), buffer.AsSpan(1, length));
         AssertLibrarys(values, buffer.AsSpan(1, length));
         Assert.Equal((-7f, 7f), (buffer[0], buffer[^1]));
+    }
+
+    [Fact]
+    public void CannotExceed_OnSeventeenMillionFloats_NeverClosesALaneTheProductExceedsAndClosesThoseWithin7Percent()
+    {
+        // Panoptic skips a query's exact sigmoids on eight pixels where CannotExceed closes every lane: a
+        // lane closed where score · σ rounds above the best so far would change a label.
+        Assert.True(Vector256.IsHardwareAccelerated, "this test needs 256-bit vectors (every x64 CI machine has AVX2)");
+        var values = Sample().Where(x => MathF.Abs(x) < 1e37f).ToArray();
+        var (wronglyClosed, leftOpen, tight) = (0L, 0L, 0L);
+        foreach (var score in new[] { 1e-6f, 0.013f, 0.3f, 0.5f, 0.77f, 1f })
+        {
+            for (var i = 0; i + 8 <= values.Length; i += 8)
+            {
+                var x = Vector256.Create(values.AsSpan(i, 8));
+                var product = Vector256.Create(score) * LibrarySigmoid.Of(x);
+
+                // Just below the product: the lane must stay open.
+                var below = Vector256.Create(Enumerable.Range(0, 8).Select(lane => MathF.BitDecrement(product[lane])).ToArray());
+                wronglyClosed += BitOperations.PopCount(LibrarySigmoid.CannotExceed(x, Vector256.Create(score), below).ExtractMostSignificantBits());
+
+                // 7 % above it, where the product is a normal float: the lane must close.
+                var above = product * 1.07f;
+                var closed = LibrarySigmoid.CannotExceed(x, Vector256.Create(score), above).ExtractMostSignificantBits();
+                for (var lane = 0; lane < 8; lane++)
+                {
+                    if (score >= 1e-3f && MathF.Abs(x[lane]) <= 60f)
+                    {
+                        tight++;
+                        leftOpen += (closed >> lane) & 1 ^ 1;
+                    }
+                }
+            }
+        }
+
+        Assert.Equal(0, wronglyClosed);
+        Assert.Equal(0, leftOpen);
+        Assert.True(tight > 1_000_000, $"only {tight} lanes checked for tightness");
+    }
+
+    [Fact]
+    public void CannotExceed_BestNotANumberOrMinusInfinityStaysOpen_PlusInfinityCloses()
+    {
+        var x = Vector256.Create(-200f, -87f, -1f, -0f, 0f, 1f, 87f, 1e30f);
+        var score = Vector256.Create(0.9f);
+        Assert.Equal(0u, LibrarySigmoid.CannotExceed(x, score, Vector256.Create(float.NaN)).ExtractMostSignificantBits());
+        Assert.Equal(0u, LibrarySigmoid.CannotExceed(x, score, Vector256.Create(float.NegativeInfinity)).ExtractMostSignificantBits());
+        Assert.Equal(0xFFu, LibrarySigmoid.CannotExceed(x, score, Vector256.Create(float.PositiveInfinity)).ExtractMostSignificantBits());
+
+        // A best of 0 stays open wherever the product is above 0 (it is, up to x = -100 for this score).
+        Assert.Equal(0u, LibrarySigmoid.CannotExceed(Vector256.Create(-100f, -87f, -1f, -0f, 0f, 1f, 87f, 1e30f), score, Vector256<float>.Zero).ExtractMostSignificantBits());
     }
 
     [Fact]
