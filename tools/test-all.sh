@@ -134,11 +134,17 @@ fi
 # A dotnet test log's failures and its summary line.
 show_dotnet_failures() { grep -E '^\s+Failed |Passed!|Failed!' -A6 "$1" | head -60; }
 
-# dotnet_test NAME SECONDS PROJECT [ARGS...]: one test run under its limit, its failures shown and counted.
-dotnet_test() {
-  local name="$1" seconds="$2" project="$3" code
+# run_dotnet_test NAME SECONDS PROJECT [ARGS...]: one test run under its limit, its log in $LOGS/NAME.log.
+run_dotnet_test() {
+  local name="$1" seconds="$2" project="$3"
   shift 3
   limited "$seconds" dotnet test "$project" -c "$CONFIGURATION" --no-build -nologo "$@" >"$LOGS/$name.log" 2>&1
+}
+
+# dotnet_test NAME SECONDS PROJECT [ARGS...]: run_dotnet_test, its failures shown and counted.
+dotnet_test() {
+  local name="$1" code
+  run_dotnet_test "$@"
   code=$?
   show_dotnet_failures "$LOGS/$name.log"
   count_dotnet "$LOGS/$name.log" "$code"
@@ -166,8 +172,7 @@ run_example() {
         code=$?
       else code=install; fi ;;
     csharp-example)
-      MASKFORMER_ADDRESS="127.0.0.1:$PORT" limited 420 dotnet test examples/csharp/MaskFormer.Examples.Tests/MaskFormer.Examples.Tests.csproj \
-        -c "$CONFIGURATION" --no-build -nologo >"$LOGS/$name.log" 2>&1
+      MASKFORMER_ADDRESS="127.0.0.1:$PORT" run_dotnet_test "$name" 420 examples/csharp/MaskFormer.Examples.Tests/MaskFormer.Examples.Tests.csproj
       code=$? ;;
   esac
   echo "$code" >"$LOGS/$name.code"

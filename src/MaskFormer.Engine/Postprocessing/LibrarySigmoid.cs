@@ -54,7 +54,7 @@ internal static class LibrarySigmoid
         {
             Compute512(values, sigmoids);
         }
-        else if (Vector256.IsHardwareAccelerated && values.Length >= Vector256<float>.Count)
+        else if (TakesVectorLanes(values.Length))
         {
             Compute256(values, sigmoids);
         }
@@ -63,6 +63,13 @@ internal static class LibrarySigmoid
             TensorPrimitives.Sigmoid(values, sigmoids);
         }
     }
+
+    /// <summary>
+    /// Whether <see cref="Compute"/> on <paramref name="length"/> values takes vector lanes, each giving what
+    /// <see cref="Of(Vector256{float})"/> gives for its value, rather than the library's own paths: a caller may
+    /// then take the sigmoids eight at a time, only where it needs them, with the same bits.
+    /// </summary>
+    public static bool TakesVectorLanes(int length) => Vector256.IsHardwareAccelerated && length >= Vector256<float>.Count;
 
     /// <summary>The 512-bit path; <paramref name="values"/> holds at least 16.</summary>
     internal static void Compute512(ReadOnlySpan<float> values, Span<float> sigmoids)

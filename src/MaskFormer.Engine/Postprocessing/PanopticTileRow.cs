@@ -500,7 +500,7 @@ internal sealed partial class PanopticTileRow : IDisposable
             // Most vectors of a query's pixels change nothing (nine in ten on the realistic-width model):
             // where the library's sigmoid takes its vector lanes, a plain query's sigmoids are taken eight
             // at a time, and only where a cheap upper bound on them says that some pixel could take.
-            var lazy = plain && Vector256.IsHardwareAccelerated && sigmoids.Length >= Vector256<float>.Count;
+            var lazy = plain && LibrarySigmoid.TakesVectorLanes(sigmoids.Length);
             if (!lazy)
             {
                 LibrarySigmoid.Compute(sigmoids, sigmoids);
