@@ -46,7 +46,8 @@ from pathlib import Path
 
 import grpc
 
-from common import DEFAULT_SERVER, backoff, connect, connection_arguments, list_frames, load_stubs, retry_delay, tls_problem
+from common import (DEFAULT_SERVER, backoff, connect, connection_arguments, list_frames, load_stubs, open_channel, retry_delay,
+                    tls_problem)
 from delta import DeltaRebuilder, decode_complete, frame_differences
 
 pb, pb_grpc = load_stubs()
@@ -128,7 +129,7 @@ class StreamGaveUp(Unavailable):
 
 def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0, on_response=None,
                   answer_timeout=ANSWER_TIMEOUT_S, tasks=(pb.SEGMENTATION_TASK_PANOPTIC,), delta=None,
-                  status_interval_ms=None, reconnect_for=RECONNECT_FOR_S, model=""):
+                  status_interval_ms=None, reconnect_for=RECONNECT_FOR_S, model="", reconnect=None):
     """Streams frames, an iterable of (frame_id, encoded image bytes or a Path), and returns a StreamSummary.
 
     Frame ids must be unique; frames may be a generator that waits for each frame (a camera). on_response(response)
@@ -147,7 +148,11 @@ def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0
     again. A new call is a new server-side stream: track ids start again, and with deltas its first result is
     complete. Raises StreamGaveUp (an UNAVAILABLE grpc.RpcError) when a frame has waited reconnect_for seconds
     with no answer (while no frame waits, as with a paused camera, a server that is away is tried again with
-    the backoff), and grpc.RpcError when a call fails otherwise.
+    the backoff), and grpc.RpcError when a call fails otherwise. reconnect (common.open_channel for the stub's
+    address) opens the channel for a call after one that ended UNAVAILABLE; stream_frames closes the channels it
+    opened. Without it, every call goes on the stub's channel, which, once its connection is lost, tries to
+    reconnect only every few seconds (1 s growing 1.6-fold), failing calls at once in between: a restarted
+    server is found up to tens of seconds late.
     """
     if not reconnect_for > 0:
         raise ValueError(f"reconnect_for {reconnect_for}: give a number of seconds above 0")
@@ -205,7 +210,7 @@ def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0
         if on_response:
             on_response(response)
 
-    def run_call(attempt):
+    def run_call(stub, attempt):
         """One call: the frames still to answer, then new ones until the input ends or the server drains.
         Returns (the grpc.RpcError it ended with, or None for OK; whether it answered; whether the server said it
         drains while no frame was sent on it; why it was cancelled)."""
@@ -346,9 +351,10 @@ def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0
 
     threading.Thread(target=read_frames, daemon=True).start()
     last_answer, failures, attempt = time.monotonic(), 0, 0
+    opened = None  # the channel reconnect opened last
     try:
         while True:
-            error, answered, drained_idle, cancelled = run_call(attempt)
+            error, answered, drained_idle, cancelled = run_call(stub, attempt)
             attempt += 1
             if cancelled:
                 summary.problems.append(cancelled)
@@ -383,7 +389,14 @@ def stream_frames(stub, frames, policy=pb.OVERLOAD_POLICY_QUEUE, max_in_flight=0
                 raise StreamGaveUp(f"{details} (no answer for {quiet:.0f} s of reconnecting; gave up)")
             summary.last_reconnect = f'the stream ended UNAVAILABLE ("{details}"): reconnecting in {delay:g} s'
             time.sleep(delay)
+            if reconnect is not None:
+                if opened is not None:
+                    opened.close()
+                opened = reconnect()
+                stub = pb_grpc.SegmentationServiceStub(opened)
     finally:
+        if opened is not None:
+            opened.close()
         with state:
             source["closed"] = True  # the reader stops at its next frame
             state.notify_all()
@@ -559,7 +572,7 @@ def main(argv=None):
           f"{'complete results' if args.no_delta else 'deltas'})")
 
     options = dict(policy=POLICIES[args.policy], max_in_flight=args.in_flight, tasks=tasks, reconnect_for=args.reconnect_for,
-                   model=args.model)
+                   model=args.model, reconnect=lambda: open_channel(args.server))
     check = None
     try:
         with connect(args.server, args.connect_timeout, args.wait_for_server) as channel:

@@ -632,7 +632,8 @@ class ReconnectTest(unittest.TestCase):
         def run():
             try:
                 outcome["summary"], outcome["rebuilder"], outcome["check"] = stream.stream_with_deltas(
-                    pb_grpc.SegmentationServiceStub(channel), camera(), on_frame=on_frame, **options)
+                    pb_grpc.SegmentationServiceStub(channel), camera(), on_frame=on_frame,
+                    reconnect=lambda: common.open_channel(server.address), **options)
             except Exception as e:  # noqa: BLE001 - the test reads it
                 outcome["error"] = e
 
@@ -719,7 +720,8 @@ class ReconnectTest(unittest.TestCase):
             try:
                 outcome["summary"] = stream.stream_frames(
                     pb_grpc.SegmentationServiceStub(channel), camera(),
-                    on_response=lambda r: answered_at.setdefault(r.frame_id, time.monotonic()))
+                    on_response=lambda r: answered_at.setdefault(r.frame_id, time.monotonic()),
+                    reconnect=lambda: common.open_channel(first.address))
             except Exception as e:  # noqa: BLE001 - the test reads it
                 outcome["error"] = e
 
@@ -810,14 +812,19 @@ class ReconnectTest(unittest.TestCase):
             self.assertLess(time.monotonic() - started, 2, caught.exception.details())
 
 
-def serve_fake(test, servicer):
-    """A stub for servicer, served in this process until test ends."""
+def start_fake(test, servicer):
+    """servicer served in this process until test ends: its address."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     pb_grpc.add_SegmentationServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     test.addCleanup(server.stop, None)
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    return f"127.0.0.1:{port}"
+
+
+def serve_fake(test, servicer):
+    """A stub for servicer, served in this process until test ends."""
+    channel = grpc.insecure_channel(start_fake(test, servicer))
     test.addCleanup(channel.close)
     return pb_grpc.SegmentationServiceStub(channel)
 
@@ -933,6 +940,46 @@ class ResumingStreamTest(unittest.TestCase):
         self.assertIn("gave up", outcome["error"].details())
         self.assertGreater(len(calls), 1, "not reconnected")
         self.assertGreater(elapsed, 0.8, "gave up before reconnect_for")
+
+    def test_calls_after_an_unavailable_one_go_on_new_channels_and_each_is_closed(self):
+        # The stub's channel would wait out gRPC's own backoff before it tries the server again; each call after
+        # an UNAVAILABLE one goes on a channel reconnect opens, closed once the next is opened or the stream ends.
+        retry_soon = (("grpc-status-details-bin", _status_details(grpc.StatusCode.UNAVAILABLE, 10_000_000)),)
+        peers = []
+
+        class Servicer(pb_grpc.SegmentationServiceServicer):
+            def SegmentStream(self, requests, context):
+                peers.append(context.peer())
+                if len(peers) <= 2:
+                    context.set_trailing_metadata(retry_soon)
+                    context.abort(grpc.StatusCode.UNAVAILABLE, "restarting")
+                return (ResumingStreamTest.answer(r) for r in requests if r.HasField("frame"))
+
+        address = start_fake(self, Servicer())
+        opened = []
+
+        class Recorded:
+            """A channel whose close is recorded."""
+
+            def __init__(self):
+                self.channel, self.closed = common.open_channel(address), False
+                opened.append(self)
+
+            def close(self):
+                self.closed = True
+                self.channel.close()
+
+            def __getattr__(self, name):
+                return getattr(self.channel, name)
+
+        with grpc.insecure_channel(address) as first:
+            summary = stream.stream_frames(pb_grpc.SegmentationServiceStub(first), [(1, b"a"), (2, b"b")],
+                                           reconnect_for=5, reconnect=Recorded)
+
+        self.assertEqual((summary.problems, summary.line(), summary.reconnects), ([], "sent 2, results 2, errors 0, skipped 0", 2))
+        self.assertEqual([channel.closed for channel in opened], [True, True], "two channels opened, both closed")
+        # Three calls, each on a connection of its own: the channels share none.
+        self.assertEqual(len(set(peers)), 3, peers)
 
     def test_answers_skipped_as_draining_are_no_progress(self):
         # A server that skips every frame as draining, call after call, answers nothing: the stream gives up
