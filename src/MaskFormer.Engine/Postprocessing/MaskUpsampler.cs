@@ -235,46 +235,60 @@ internal sealed class MaskUpsampler
     private void Interpolate<TTaps>(ReadOnlySpan<float> blended, int x0, Span<float> values)
         where TTaps : ITapCount
     {
+        // Checked once here, so that the vectors' loads and stores go unchecked: every window lies within
+        // a blended row (ComposedAxis.FillWindows) and every column within the axis.
+        ArgumentOutOfRangeException.ThrowIfNegative(x0);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(x0 + values.Length, _columns.OutputSize, nameof(values));
+        ArgumentOutOfRangeException.ThrowIfLessThan(blended.Length, _output.MaskWidth, nameof(blended));
         var (indices, weights) = (_columns.Indices, _columns.Weights);
+        var taps = new WindowTaps(_columns, blended);
+        ref var target = ref MemoryMarshal.GetReference(values);
         var p = 0;
 
         // Sixteen columns a step from a wide window where the core has 512-bit vectors (the same
         // float32 operations per lane), then eight at a time for the rest.
         if (Vector512.IsHardwareAccelerated)
         {
-            var wide = _columns.WideWindowStarts;
-            for (; p + Vector512<float>.Count <= values.Length && wide[x0 + p] >= 0; p += Vector512<float>.Count)
+            ref var wide = ref MemoryMarshal.GetArrayDataReference(_columns.WideWindowStarts);
+            for (; p + Vector512<float>.Count <= values.Length; p += Vector512<float>.Count)
             {
-                WideWindowVector<TTaps>(blended, x0 + p, wide[x0 + p]).CopyTo(values.Slice(p, Vector512<float>.Count));
+                var start = Unsafe.Add(ref wide, x0 + p);
+                if (start < 0)
+                {
+                    break;
+                }
+
+                WideWindowVector<TTaps>(taps, (nuint)(x0 + p), start).StoreUnsafe(ref target, (nuint)p);
             }
         }
 
         if (Vector256.IsHardwareAccelerated)
         {
-            var windows = _columns.WindowStarts;
+            ref var windows = ref MemoryMarshal.GetArrayDataReference(_columns.WindowStarts);
 
             // Two vectors a step where both have a window: their shuffles and adds interleave.
             for (; p + (2 * Vector256<float>.Count) <= values.Length; p += 2 * Vector256<float>.Count)
             {
                 var x = x0 + p;
-                var (first, second) = (windows[x], windows[x + Vector256<float>.Count]);
+                var (first, second) = (Unsafe.Add(ref windows, x), Unsafe.Add(ref windows, x + Vector256<float>.Count));
                 if ((first | second) < 0)
                 {
                     break;
                 }
 
-                var low = WindowVector<TTaps>(blended, x, first);
-                var high = WindowVector<TTaps>(blended, x + Vector256<float>.Count, second);
-                low.CopyTo(values.Slice(p, Vector256<float>.Count));
-                high.CopyTo(values.Slice(p + Vector256<float>.Count, Vector256<float>.Count));
+                var low = WindowVector<TTaps>(taps, (nuint)x, first);
+                var high = WindowVector<TTaps>(taps, (nuint)(x + Vector256<float>.Count), second);
+                low.StoreUnsafe(ref target, (nuint)p);
+                high.StoreUnsafe(ref target, (nuint)(p + Vector256<float>.Count));
             }
 
             for (; p + Vector256<float>.Count <= values.Length; p += Vector256<float>.Count)
             {
                 var x = x0 + p;
-                if (windows[x] >= 0)
+                var start = Unsafe.Add(ref windows, x);
+                if (start >= 0)
                 {
-                    WindowVector<TTaps>(blended, x, windows[x]).CopyTo(values.Slice(p, Vector256<float>.Count));
+                    WindowVector<TTaps>(taps, (nuint)x, start).StoreUnsafe(ref target, (nuint)p);
                     continue;
                 }
 
@@ -286,9 +300,9 @@ internal sealed class MaskUpsampler
 
             // The last columns as one vector that overlaps the one before: the same values again.
             var last = values.Length - Vector256<float>.Count;
-            if (p < values.Length && last >= 0 && windows[x0 + last] >= 0)
+            if (p < values.Length && last >= 0 && Unsafe.Add(ref windows, x0 + last) >= 0)
             {
-                WindowVector<TTaps>(blended, x0 + last, windows[x0 + last]).CopyTo(values[last..]);
+                WindowVector<TTaps>(taps, (nuint)(x0 + last), Unsafe.Add(ref windows, x0 + last)).StoreUnsafe(ref target, (nuint)last);
                 p = values.Length;
             }
         }
@@ -302,26 +316,21 @@ internal sealed class MaskUpsampler
     // Output columns [x, x + 8) from the window of eight blended mask values at `start`: four
     // multiply-shuffle-adds, Pixel's float32 operations in Pixel's order.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private Vector256<float> WindowVector<TTaps>(ReadOnlySpan<float> blended, int x, int start)
+    private static Vector256<float> WindowVector<TTaps>(WindowTaps taps, nuint x, int start)
         where TTaps : ITapCount
     {
-        // A window start is at most the mask width less eight and x + 8 is within the row
-        // (ComposedAxis.FillWindows), so the unchecked loads stay inside the arrays.
-        var width = (nuint)_columns.OutputSize;
-        ref var tapIndices = ref MemoryMarshal.GetArrayDataReference(_columns.TapIndices);
-        ref var tapWeights = ref MemoryMarshal.GetArrayDataReference(_columns.TapWeights);
-        var window = Vector256.Create(blended.Slice(start, Vector256<float>.Count));
+        var window = Vector256.LoadUnsafe(ref taps.Blended, (nuint)start);
         var origin = Vector256.Create(start);
-        var at = (nuint)x;
-        var sum = Vector256.LoadUnsafe(ref tapWeights, at) * Vector256.ShuffleNative(window, Vector256.LoadUnsafe(ref tapIndices, at) - origin);
-        at += width;
-        sum += Vector256.LoadUnsafe(ref tapWeights, at) * Vector256.ShuffleNative(window, Vector256.LoadUnsafe(ref tapIndices, at) - origin);
+        var at = x;
+        var sum = Vector256.LoadUnsafe(ref taps.Weights, at) * Vector256.ShuffleNative(window, Vector256.LoadUnsafe(ref taps.Indices, at) - origin);
+        at += taps.Stride;
+        sum += Vector256.LoadUnsafe(ref taps.Weights, at) * Vector256.ShuffleNative(window, Vector256.LoadUnsafe(ref taps.Indices, at) - origin);
         if (TTaps.Four)
         {
-            at += width;
-            sum += Vector256.LoadUnsafe(ref tapWeights, at) * Vector256.ShuffleNative(window, Vector256.LoadUnsafe(ref tapIndices, at) - origin);
-            at += width;
-            sum += Vector256.LoadUnsafe(ref tapWeights, at) * Vector256.ShuffleNative(window, Vector256.LoadUnsafe(ref tapIndices, at) - origin);
+            at += taps.Stride;
+            sum += Vector256.LoadUnsafe(ref taps.Weights, at) * Vector256.ShuffleNative(window, Vector256.LoadUnsafe(ref taps.Indices, at) - origin);
+            at += taps.Stride;
+            sum += Vector256.LoadUnsafe(ref taps.Weights, at) * Vector256.ShuffleNative(window, Vector256.LoadUnsafe(ref taps.Indices, at) - origin);
         }
 
         return sum;
@@ -329,27 +338,44 @@ internal sealed class MaskUpsampler
 
     // WindowVector's sixteen-lane twin: output columns [x, x + 16) from the wide window at `start`.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private Vector512<float> WideWindowVector<TTaps>(ReadOnlySpan<float> blended, int x, int start)
+    private static Vector512<float> WideWindowVector<TTaps>(WindowTaps taps, nuint x, int start)
         where TTaps : ITapCount
     {
-        var width = (nuint)_columns.OutputSize;
-        ref var tapIndices = ref MemoryMarshal.GetArrayDataReference(_columns.TapIndices);
-        ref var tapWeights = ref MemoryMarshal.GetArrayDataReference(_columns.TapWeights);
-        var window = Vector512.Create(blended.Slice(start, Vector512<float>.Count));
+        var window = Vector512.LoadUnsafe(ref taps.Blended, (nuint)start);
         var origin = Vector512.Create(start);
-        var at = (nuint)x;
-        var sum = Vector512.LoadUnsafe(ref tapWeights, at) * Vector512.ShuffleNative(window, Vector512.LoadUnsafe(ref tapIndices, at) - origin);
-        at += width;
-        sum += Vector512.LoadUnsafe(ref tapWeights, at) * Vector512.ShuffleNative(window, Vector512.LoadUnsafe(ref tapIndices, at) - origin);
+        var at = x;
+        var sum = Vector512.LoadUnsafe(ref taps.Weights, at) * Vector512.ShuffleNative(window, Vector512.LoadUnsafe(ref taps.Indices, at) - origin);
+        at += taps.Stride;
+        sum += Vector512.LoadUnsafe(ref taps.Weights, at) * Vector512.ShuffleNative(window, Vector512.LoadUnsafe(ref taps.Indices, at) - origin);
         if (TTaps.Four)
         {
-            at += width;
-            sum += Vector512.LoadUnsafe(ref tapWeights, at) * Vector512.ShuffleNative(window, Vector512.LoadUnsafe(ref tapIndices, at) - origin);
-            at += width;
-            sum += Vector512.LoadUnsafe(ref tapWeights, at) * Vector512.ShuffleNative(window, Vector512.LoadUnsafe(ref tapIndices, at) - origin);
+            at += taps.Stride;
+            sum += Vector512.LoadUnsafe(ref taps.Weights, at) * Vector512.ShuffleNative(window, Vector512.LoadUnsafe(ref taps.Indices, at) - origin);
+            at += taps.Stride;
+            sum += Vector512.LoadUnsafe(ref taps.Weights, at) * Vector512.ShuffleNative(window, Vector512.LoadUnsafe(ref taps.Indices, at) - origin);
         }
 
         return sum;
+    }
+
+    /// <summary>
+    /// The column axis' taps and a blended row as references, held in registers across a row's vectors
+    /// instead of read from the axis' arrays at each (their loads are unchecked: see Interpolate).
+    /// </summary>
+    private readonly ref struct WindowTaps
+    {
+        public readonly ref int Indices;
+        public readonly ref float Weights;
+        public readonly ref float Blended;
+        public readonly nuint Stride;
+
+        public WindowTaps(ComposedAxis columns, ReadOnlySpan<float> blended)
+        {
+            Indices = ref MemoryMarshal.GetArrayDataReference(columns.TapIndices);
+            Weights = ref MemoryMarshal.GetArrayDataReference(columns.TapWeights);
+            Blended = ref MemoryMarshal.GetReference(blended);
+            Stride = (nuint)columns.OutputSize;
+        }
     }
 
     private void FoldGridPoint<TMin, TMax>(ReadOnlySpan<float> blended, int c, Span<float> low, Span<float> high, bool first)
@@ -411,29 +437,50 @@ internal sealed class MaskUpsampler
         }
 
         var c = 0;
-        if (Vector512.IsHardwareAccelerated && taps >= 2)
+        if (taps >= 2 && (Vector512.IsHardwareAccelerated || Vector256.IsHardwareAccelerated))
         {
             // Two to four mask rows (two where the second resize keeps the grid, up to four where it
             // upsamples): the weights stay in registers and the loads go unchecked (every row lies in the
-            // plane). The same operations as the loop below, +0 included, in tap order.
+            // plane). The same operations as the loops below, +0 included, in tap order.
             ref var first = ref MemoryMarshal.GetReference(plane.Slice(starts[0], maskWidth));
             ref var second = ref MemoryMarshal.GetReference(plane.Slice(starts[1], maskWidth));
             ref var third = ref MemoryMarshal.GetReference(plane.Slice(starts[taps > 2 ? 2 : 1], maskWidth));
             ref var fourth = ref MemoryMarshal.GetReference(plane.Slice(starts[taps > 3 ? 3 : 1], maskWidth));
             ref var target = ref MemoryMarshal.GetReference(blended);
-            var (firstWeight, secondWeight) = (Vector512.Create(tapWeights[0]), Vector512.Create(tapWeights[1]));
-            var (thirdWeight, fourthWeight) = (Vector512.Create(taps > 2 ? tapWeights[2] : 0f), Vector512.Create(taps > 3 ? tapWeights[3] : 0f));
-            for (; c + Vector512<float>.Count <= maskWidth; c += Vector512<float>.Count)
+            var (firstWeight, secondWeight) = (tapWeights[0], tapWeights[1]);
+            var (thirdWeight, fourthWeight) = (taps > 2 ? tapWeights[2] : 0f, taps > 3 ? tapWeights[3] : 0f);
+            if (Vector512.IsHardwareAccelerated)
+            {
+                for (; c + Vector512<float>.Count <= maskWidth; c += Vector512<float>.Count)
+                {
+                    var at = (nuint)c;
+                    var sum = (Vector512.LoadUnsafe(ref first, at) * firstWeight) + Vector512<float>.Zero;
+                    sum = (Vector512.LoadUnsafe(ref second, at) * secondWeight) + sum;
+                    if (taps > 2)
+                    {
+                        sum = (Vector512.LoadUnsafe(ref third, at) * thirdWeight) + sum;
+                        if (taps > 3)
+                        {
+                            sum = (Vector512.LoadUnsafe(ref fourth, at) * fourthWeight) + sum;
+                        }
+                    }
+
+                    sum.StoreUnsafe(ref target, at);
+                }
+            }
+
+            // Eight at a time: all of the row on a core without 512-bit vectors, its last few on one with.
+            for (; c + Vector256<float>.Count <= maskWidth; c += Vector256<float>.Count)
             {
                 var at = (nuint)c;
-                var sum = (Vector512.LoadUnsafe(ref first, at) * firstWeight) + Vector512<float>.Zero;
-                sum = (Vector512.LoadUnsafe(ref second, at) * secondWeight) + sum;
+                var sum = (Vector256.LoadUnsafe(ref first, at) * firstWeight) + Vector256<float>.Zero;
+                sum = (Vector256.LoadUnsafe(ref second, at) * secondWeight) + sum;
                 if (taps > 2)
                 {
-                    sum = (Vector512.LoadUnsafe(ref third, at) * thirdWeight) + sum;
+                    sum = (Vector256.LoadUnsafe(ref third, at) * thirdWeight) + sum;
                     if (taps > 3)
                     {
-                        sum = (Vector512.LoadUnsafe(ref fourth, at) * fourthWeight) + sum;
+                        sum = (Vector256.LoadUnsafe(ref fourth, at) * fourthWeight) + sum;
                     }
                 }
 
