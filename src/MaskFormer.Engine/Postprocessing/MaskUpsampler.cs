@@ -106,10 +106,13 @@ internal sealed class MaskUpsampler
         // Eight grid columns at a time from a window of eight mask columns (ComposedAxis.GridWindowStarts).
         if (Vector256.IsHardwareAccelerated)
         {
-            var windows = _columns.GridWindowStarts;
+            ArgumentOutOfRangeException.ThrowIfNegative(from);
+            var taps = new GridTaps(_columns, blended, from + values.Length, _output.MaskWidth);
+            ref var target = ref MemoryMarshal.GetReference(values);
             for (; c + Vector256<float>.Count <= values.Length; c += Vector256<float>.Count)
             {
-                if (windows[from + c] < 0)
+                var start = Unsafe.Add(ref taps.Windows, from + c);
+                if (start < 0)
                 {
                     for (var k = c; k < c + Vector256<float>.Count; k++)
                     {
@@ -119,7 +122,7 @@ internal sealed class MaskUpsampler
                     continue;
                 }
 
-                GridVector(blended, windows[from + c], from + c).CopyTo(values.Slice(c, Vector256<float>.Count));
+                GridVector(taps, start, from + c).StoreUnsafe(ref target, (nuint)c);
             }
         }
 
@@ -145,10 +148,14 @@ internal sealed class MaskUpsampler
         var c = 0;
         if (Vector256.IsHardwareAccelerated)
         {
-            var windows = _columns.GridWindowStarts;
+            ArgumentOutOfRangeException.ThrowIfLessThan(high.Length, low.Length, nameof(high));
+            var taps = new GridTaps(_columns, blended, low.Length, _output.MaskWidth);
+            ref var lows = ref MemoryMarshal.GetReference(low);
+            ref var highs = ref MemoryMarshal.GetReference(high);
             for (; c + Vector256<float>.Count <= low.Length; c += Vector256<float>.Count)
             {
-                if (windows[c] < 0)
+                var start = Unsafe.Add(ref taps.Windows, c);
+                if (start < 0)
                 {
                     for (var k = c; k < c + Vector256<float>.Count; k++)
                     {
@@ -158,18 +165,17 @@ internal sealed class MaskUpsampler
                     continue;
                 }
 
-                var values = GridVector(blended, windows[c], c);
-                var lowSlice = low.Slice(c, Vector256<float>.Count);
-                var highSlice = high.Slice(c, Vector256<float>.Count);
+                var values = GridVector(taps, start, c);
+                var at = (nuint)c;
                 if (first)
                 {
-                    values.CopyTo(lowSlice);
-                    values.CopyTo(highSlice);
+                    values.StoreUnsafe(ref lows, at);
+                    values.StoreUnsafe(ref highs, at);
                 }
                 else
                 {
-                    TMin.Of(Vector256.Create(lowSlice), values).CopyTo(lowSlice);
-                    TMax.Of(Vector256.Create(highSlice), values).CopyTo(highSlice);
+                    TMin.Of(Vector256.LoadUnsafe(ref lows, at), values).StoreUnsafe(ref lows, at);
+                    TMax.Of(Vector256.LoadUnsafe(ref highs, at), values).StoreUnsafe(ref highs, at);
                 }
             }
         }
@@ -398,12 +404,35 @@ internal sealed class MaskUpsampler
     // Grid columns [c, c + 8) as GridPoint gives them, bit for bit: both taps from the window of eight
     // mask values at `start` (ComposedAxis.GridWindowStarts), the same float32 operations in order.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private Vector256<float> GridVector(ReadOnlySpan<float> blended, int start, int c)
+    private static Vector256<float> GridVector(GridTaps taps, int start, int c)
     {
-        var window = Vector256.Create(blended.Slice(start, Vector256<float>.Count));
-        var offsets = Vector256.Create(_columns.GridLower.AsSpan(c, Vector256<int>.Count)) - Vector256.Create(start);
-        var w = Vector256.Create(_columns.GridWeights.AsSpan(c, Vector256<float>.Count));
+        var window = Vector256.LoadUnsafe(ref taps.Blended, (nuint)start);
+        var offsets = Vector256.LoadUnsafe(ref taps.Lower, (nuint)c) - Vector256.Create(start);
+        var w = Vector256.LoadUnsafe(ref taps.Weights, (nuint)c);
         return ((Vector256<float>.One - w) * Vector256.ShuffleNative(window, offsets)) + (w * Vector256.ShuffleNative(window, offsets + Vector256<int>.One));
+    }
+
+    /// <summary>
+    /// The column axis' grid taps and a blended row as references for GridVector's unchecked loads, checked
+    /// once: grid columns up to <c>end</c> lie on the axis, and the row holds the mask's width, where every
+    /// window lies (ComposedAxis.GridWindowStarts).
+    /// </summary>
+    private readonly ref struct GridTaps
+    {
+        public readonly ref int Windows;
+        public readonly ref int Lower;
+        public readonly ref float Weights;
+        public readonly ref float Blended;
+
+        public GridTaps(ComposedAxis columns, ReadOnlySpan<float> blended, int end, int maskWidth)
+        {
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(end, columns.GridWindowStarts.Length, nameof(end));
+            ArgumentOutOfRangeException.ThrowIfLessThan(blended.Length, maskWidth, nameof(blended));
+            Windows = ref MemoryMarshal.GetArrayDataReference(columns.GridWindowStarts);
+            Lower = ref MemoryMarshal.GetArrayDataReference(columns.GridLower);
+            Weights = ref MemoryMarshal.GetArrayDataReference(columns.GridWeights);
+            Blended = ref MemoryMarshal.GetReference(blended);
+        }
     }
 
     private static float Pixel(ReadOnlySpan<float> blended, int x, int[] indices, float[] weights)
