@@ -52,6 +52,12 @@ public sealed class InstanceMask : IDisposable
     /// <summary>The mask's height.</summary>
     public int Height { get; }
 
+    /// <summary>
+    /// The mask's runs of set pixels, row by row: what encoding it costs (<see cref="Encoding.CocoRle"/>
+    /// reads them), about its boundary rather than its area.
+    /// </summary>
+    public int RunCount => Runs.RunCount;
+
     /// <summary>The mask (logit &gt; 0) at the original image size, one byte a pixel.</summary>
     public BinaryMask Mask
     {
