@@ -101,13 +101,13 @@ internal sealed class MaskUpsampler
     /// </summary>
     public void GridPoints(ReadOnlySpan<float> blended, int from, Span<float> values)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(from);
+        var taps = new GridTaps(_columns, blended, from + values.Length, _output.MaskWidth);
         var c = 0;
 
         // Eight grid columns at a time from a window of eight mask columns (ComposedAxis.GridWindowStarts).
         if (Vector256.IsHardwareAccelerated)
         {
-            ArgumentOutOfRangeException.ThrowIfNegative(from);
-            var taps = new GridTaps(_columns, blended, from + values.Length, _output.MaskWidth);
             ref var target = ref MemoryMarshal.GetReference(values);
             for (; c + Vector256<float>.Count <= values.Length; c += Vector256<float>.Count)
             {
@@ -145,11 +145,11 @@ internal sealed class MaskUpsampler
         where TMax : IExtreme
     {
         var blended = BlendGridRow(query, gridRow, scratch);
+        ArgumentOutOfRangeException.ThrowIfLessThan(high.Length, low.Length, nameof(high));
+        var taps = new GridTaps(_columns, blended, low.Length, _output.MaskWidth);
         var c = 0;
         if (Vector256.IsHardwareAccelerated)
         {
-            ArgumentOutOfRangeException.ThrowIfLessThan(high.Length, low.Length, nameof(high));
-            var taps = new GridTaps(_columns, blended, low.Length, _output.MaskWidth);
             ref var lows = ref MemoryMarshal.GetReference(low);
             ref var highs = ref MemoryMarshal.GetReference(high);
             for (; c + Vector256<float>.Count <= low.Length; c += Vector256<float>.Count)

@@ -54,6 +54,30 @@ public sealed class MaskUpsamplerTests
         }
     }
 
+    [Fact]
+    public void Interpolate_And_GridPoints_Refuse_Columns_Past_The_Row_Or_A_Row_Shorter_Than_The_Mask()
+    {
+        // Their vectors load and store unchecked: the columns and the blended row are checked once, up front.
+        var random = new Random(1001);
+        var plan = Plan(random, 1001);
+        using var output = Extremes(random, plan);
+        var upsampler = new MaskUpsampler(output, plan);
+        var blended = upsampler.BlendRow(0, 0, new float[upsampler.ScratchLength]).ToArray();
+        var (width, grid) = (upsampler.Width, upsampler.Columns.ResizedSize);
+        Assert.Equal(output.MaskWidth, blended.Length);
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => upsampler.Interpolate(blended, 1, new float[width]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => upsampler.Interpolate(blended, -1, new float[8]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => upsampler.Interpolate(blended.AsSpan(0, blended.Length - 1), 0, new float[width]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => upsampler.GridPoints(blended, 1, new float[grid]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => upsampler.GridPoints(blended, -1, new float[8]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => upsampler.GridPoints(blended.AsSpan(0, blended.Length - 1), 0, new float[grid]));
+
+        // The whole row, and the whole grid row, are taken.
+        upsampler.Interpolate(blended, 0, new float[width]);
+        upsampler.GridPoints(blended, 0, new float[grid]);
+    }
+
     [Theory]
     [MemberData(nameof(Seeds))]
     public void InterpolateTwoTaps_FiniteLogits_EqualsComputeRowUpToTheSignOfZero(int seed)
