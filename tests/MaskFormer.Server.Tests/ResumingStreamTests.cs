@@ -185,6 +185,23 @@ public sealed class ResumingStreamTests
     }
 
     [Fact]
+    public void ConnectionClosedBeforeTheCall_ByAWriteThatMetTheClose_IsToldApartFromNothingListening()
+    {
+        // The request written as the server closed the connection: .NET's client reports the broken pipe
+        // (or a reset) under its I/O errors, where nothing listening is a refused connection.
+        static Grpc.Core.Status Failed(System.Net.Sockets.SocketError error) => new(StatusCode.Unavailable, "Error starting gRPC call.",
+            new HttpRequestException("An error occurred while sending the request.", new IOException("The request was aborted.",
+                new IOException("Unable to write data to the transport connection.", new System.Net.Sockets.SocketException((int)error)))));
+
+        Assert.True(RetryingCall.IsConnectionClosedBeforeTheCall(Failed(System.Net.Sockets.SocketError.Shutdown)));
+        Assert.True(RetryingCall.IsConnectionClosedBeforeTheCall(Failed(System.Net.Sockets.SocketError.ConnectionReset)));
+        Assert.False(RetryingCall.IsConnectionClosedBeforeTheCall(Failed(System.Net.Sockets.SocketError.ConnectionRefused)));
+        Assert.False(RetryingCall.IsConnectionClosedBeforeTheCall(new Grpc.Core.Status(StatusCode.Unavailable, "Error connecting to subchannel.",
+            new HttpRequestException("Connection refused", new System.Net.Sockets.SocketException((int)System.Net.Sockets.SocketError.ConnectionRefused)))));
+        Assert.False(RetryingCall.IsConnectionClosedBeforeTheCall(new Grpc.Core.Status(StatusCode.Unavailable, "the server's own")));
+    }
+
+    [Fact]
     public async Task UnaryCallWhoseConnectionIsClosedBeforeItStarts_IsMadeAgain()
     {
         // The CLI's unary calls (segment, models) under the same close: RetryingCall makes the call again.

@@ -69,8 +69,9 @@ internal static class RetryingCall
     /// <summary>
     /// The status .NET's client gives a call whose connection the server closed under it before it started:
     /// its own <see cref="HttpRequestException"/> over an I/O error ("The HTTP/2 server closed the connection",
-    /// "the server did not complete the HTTP/2 handshake"), INTERNAL or UNAVAILABLE by when the close came;
-    /// not a status the server sent, nor a connection refused (nothing listening: a socket error).
+    /// "the server did not complete the HTTP/2 handshake"; or a write that met the close: a broken pipe or a
+    /// reset), INTERNAL or UNAVAILABLE by when the close came; not a status the server sent, nor a connection
+    /// refused or a host not reached (nothing listening: a socket error of another kind).
     /// </summary>
     internal static bool IsConnectionClosedBeforeTheCall(Grpc.Core.Status status)
     {
@@ -83,9 +84,12 @@ internal static class RetryingCall
         var closed = status.StatusCode == StatusCode.Internal;
         for (Exception? inner = request.InnerException; inner is not null; inner = inner.InnerException)
         {
-            if (inner is System.Net.Sockets.SocketException)
+            if (inner is System.Net.Sockets.SocketException socket)
             {
-                return false;
+                // The client's request written as the server closed the connection: the pipe is broken
+                // (EPIPE, which .NET names Shutdown) or the connection reset. Seen in CI, once in a run.
+                return socket.SocketErrorCode is System.Net.Sockets.SocketError.Shutdown
+                    or System.Net.Sockets.SocketError.ConnectionReset or System.Net.Sockets.SocketError.ConnectionAborted;
             }
 
             closed |= inner is IOException;
