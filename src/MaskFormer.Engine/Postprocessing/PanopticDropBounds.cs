@@ -4,14 +4,16 @@ namespace MaskFormer.Engine.Postprocessing;
 /// Per kept query, an upper bound on the area it wins that falls as pass 1 solves tiles, against a lower
 /// bound on its own mask area. Once the bounds put won ÷ mask below the overlap threshold, the query is
 /// dropped whatever the unsolved tiles hold, so a tile where only such queries can win ends void without
-/// its pixels being computed. Which tiles are skipped depends on the order the threads solve them in;
-/// the result does not (a skipped tile's pixels are void either way).
+/// its pixels being computed. Which tiles are skipped depends on the order the threads solve them in
+/// (<see cref="RowOrder"/>); the result does not (a skipped tile's pixels are void either way).
 /// </summary>
 /// <remarks>
 /// The bound starts as a tile's pixels for every query that can win it and falls by the pixels a query
 /// did not win once the tile is solved. It pays where many confident queries overlap: on the seeded
 /// realistic-width model, none of whose 98 kept queries keeps a segment, a quarter of the tiles' per-pixel
 /// query evaluations at 512x512 and half at 1920x1080 are left out (panoptic CPU 12 % and 43 % less).
+/// Taking the busiest rows first (<see cref="RowOrder"/>) leaves out 5 % and 11 % more of those that
+/// row order computed: 12.7 → 12.1 and 30.7 → 27.3 million per image.
 /// </remarks>
 internal sealed class PanopticDropBounds
 {
@@ -20,8 +22,9 @@ internal sealed class PanopticDropBounds
     private readonly double _overlapThreshold;
     private readonly int[] _dropped;
 
-    public PanopticDropBounds(long[] wonUpper, long[] maskLower, double overlapThreshold)
+    public PanopticDropBounds(long[] wonUpper, long[] maskLower, double overlapThreshold, long[] rowWork)
     {
+        RowOrder = SolveOrder(rowWork);
         _wonUpper = wonUpper;
         _maskLower = maskLower;
         _overlapThreshold = overlapThreshold;
@@ -30,6 +33,29 @@ internal sealed class PanopticDropBounds
         {
             _dropped[k] = Falls(k, wonUpper[k]) ? 1 : 0;
         }
+    }
+
+    /// <summary>The tile rows in the order pass 1 should solve them (<see cref="SolveOrder"/>).</summary>
+    public int[] RowOrder { get; }
+
+    /// <summary>
+    /// Rows by their per-pixel work (<paramref name="rowWork"/>, undecided pixels times the queries in the
+    /// running there), most first, ties in row order. Solving a row lowers the bound of every query in the
+    /// running on it that does not win there, so the busiest rows lower the most bounds at once, and are
+    /// the least likely to be skipped whatever is dropped; the light rows, left for last, are skipped
+    /// once their few queries are dropped. Most first also keeps a long row from finishing last on one core.
+    /// </summary>
+    public static int[] SolveOrder(ReadOnlySpan<long> rowWork)
+    {
+        var order = new int[rowWork.Length];
+        for (var row = 0; row < order.Length; row++)
+        {
+            order[row] = row;
+        }
+
+        var work = rowWork.ToArray();
+        Array.Sort(order, (a, b) => work[a] != work[b] ? work[b].CompareTo(work[a]) : a.CompareTo(b));
+        return order;
     }
 
     /// <summary>Whether kept query <paramref name="k"/> is sure to be dropped (never wrongly true; may be late).</summary>

@@ -82,7 +82,7 @@ public static class PanopticInference
         var work = (long)tiles.TileCount * kept.Count * 16;
         Parallel.For(0, tiles.TileRows.Count, RowParallelism.ForWork(work), () => new PanopticTileRow(tiles, kept, new AreaCounts(kept.Count), isMask2Former, drops), (row, _, solver) =>
         {
-            solver.Solve(row, ids, tileValues);
+            solver.Solve(drops?.RowOrder[row] ?? row, ids, tileValues);
             return solver;
         }, solver =>
         {
@@ -204,16 +204,18 @@ public static class PanopticInference
     private static int SegmentOf(ushort value, int[] segmentOf, bool isMask2Former)
         => value == Unassigned || (isMask2Former && (value & BelowHalf) != 0) ? 0 : segmentOf[value & ~BelowHalf];
 
-    // Pass 0: from the tile bounds alone, per kept query the most it can win and the least its own mask covers.
+    // Pass 0: from the tile bounds alone, per kept query the most it can win and the least its own mask
+    // covers, and per tile row the per-pixel work it holds (the order pass 1 takes the rows in).
     private static PanopticDropBounds MeasureDropBounds(MaskTiles tiles, List<(int Query, int Label, float Score)> kept, bool isMask2Former, double overlapThreshold)
     {
         var wonUpper = new long[kept.Count];
         var maskLower = new long[kept.Count];
+        var rowWork = new long[tiles.TileRows.Count];
         var sync = new object();
         var work = (long)tiles.TileCount * kept.Count;
         Parallel.For(0, tiles.TileRows.Count, RowParallelism.ForWork(work), () => (new PanopticTileRow(tiles, kept, new AreaCounts(kept.Count), isMask2Former), new long[kept.Count]), (row, _, local) =>
         {
-            local.Item1.AddWonBounds(row, local.Item2);
+            rowWork[row] = local.Item1.AddWonBounds(row, local.Item2);
             return local;
         }, local =>
         {
@@ -229,7 +231,7 @@ public static class PanopticInference
             local.Item1.Dispose();
         });
 
-        return new PanopticDropBounds(wonUpper, maskLower, overlapThreshold);
+        return new PanopticDropBounds(wonUpper, maskLower, overlapThreshold, rowWork);
     }
 
     // detectron2's test for dropping a query, with its own mask area given.

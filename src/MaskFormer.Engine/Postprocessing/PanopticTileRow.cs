@@ -123,14 +123,17 @@ internal sealed partial class PanopticTileRow : IDisposable
     public PanopticInference.AreaCounts Counts { get; }
 
     /// <summary>
-    /// Adds to <paramref name="wonUpper"/>[k] the pixels of tile row <paramref name="row"/> that kept query k
-    /// can win by the tile bounds, and its own mask area known from them to <see cref="Counts"/>.
+    /// Adds to <paramref name="wonUpper"/>[k] the pixels of tile row <paramref name="row"/> that kept
+    /// query k can win by the tile bounds, and its own mask area known from them to <see cref="Counts"/>;
+    /// returns the row's undecided pixels times the queries in the running on each: the per-pixel work
+    /// pass 1 has there before any query is dropped.
     /// </summary>
-    public void AddWonBounds(int row, long[] wonUpper)
+    public long AddWonBounds(int row, long[] wonUpper)
     {
         var columns = _tiles.TileColumns;
         var tileHeight = _tiles.TileRows.Length(row);
         DecideTiles(row, tileHeight);
+        var work = 0L;
         for (var t = 0; t < columns.Count; t++)
         {
             var pixels = (long)tileHeight * columns.Length(t);
@@ -144,7 +147,11 @@ internal sealed partial class PanopticTileRow : IDisposable
             {
                 wonUpper[k] += pixels;
             }
+
+            work += pixels * _relevantCount[t];
         }
+
+        return work;
     }
 
     /// <summary>

@@ -75,6 +75,16 @@ public sealed class PanopticInferenceTests
     }
 
     [Fact]
+    public void SolveOrder_BusiestRowsFirst_TiesInRowOrder()
+    {
+        // Pass 1 takes the rows holding the most per-pixel work first; which rows it then skips may
+        // change, the result may not (the test below compares every case with and without the bounds).
+        Assert.Equal([3, 1, 0, 4, 5, 2], PanopticDropBounds.SolveOrder([5, 9, 0, 12, 5, 1]));
+        Assert.Equal([0, 1, 2], PanopticDropBounds.SolveOrder([0, 0, 0]));
+        Assert.Empty(PanopticDropBounds.SolveOrder([]));
+    }
+
+    [Fact]
     public void Run_ManyOverlappingQueries_SameWithoutDropBoundsAndTheyLeaveTilesUncomputed()
     {
         // The drop bounds change nothing but the work: bit for bit the same map and segments as pass 1
