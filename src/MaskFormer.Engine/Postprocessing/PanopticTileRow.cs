@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -78,6 +79,7 @@ internal sealed partial class PanopticTileRow : IDisposable
     private readonly PanopticDropBounds? _drops;
     private readonly bool[] _skipped;
     private readonly long[] _notWon;
+    private readonly long[] _ownMaskSeen;
 
     public PanopticTileRow(MaskTiles tiles, List<(int Query, int Label, float Score)> kept, PanopticInference.AreaCounts counts, bool winnerMaskMatters, PanopticDropBounds? drops = null)
     {
@@ -117,6 +119,8 @@ internal sealed partial class PanopticTileRow : IDisposable
         _skipped = EngineArrayPool<bool>.Shared.Rent(columns);
         _notWon = EngineArrayPool<long>.Shared.Rent(kept.Count);
         _notWon.AsSpan(0, kept.Count).Clear();
+        _ownMaskSeen = EngineArrayPool<long>.Shared.Rent(kept.Count);
+        _ownMaskSeen.AsSpan(0, kept.Count).Clear();
         (_refined, _blockBase, _boundBase, _cursor, _blockLower, _blockUpper, _blockRelevant, _blockRelevantCount, _grid) = RentBlocks(tiles, kept.Count);
     }
 
@@ -241,7 +245,7 @@ internal sealed partial class PanopticTileRow : IDisposable
             }
         }
 
-        _drops?.Settle(_notWon.AsSpan(0, _kept.Count));
+        _drops?.Settle(_notWon.AsSpan(0, _kept.Count), _ownMaskSeen.AsSpan(0, _kept.Count));
     }
 
     /// <summary>
@@ -321,6 +325,7 @@ internal sealed partial class PanopticTileRow : IDisposable
         EngineArrayPool<int>.Shared.Return(_preset);
         EngineArrayPool<bool>.Shared.Return(_skipped);
         EngineArrayPool<long>.Shared.Return(_notWon);
+        EngineArrayPool<long>.Shared.Return(_ownMaskSeen);
         ReturnBlocks();
     }
 
@@ -515,13 +520,21 @@ internal sealed partial class PanopticTileRow : IDisposable
 
             var (inside, outside) = (Vector256.Create(k), Vector256.Create(k | PanopticInference.BelowHalf));
             var at = 0;
+
+            // Where the tile bounds left this query's own mask undecided, its computed pixels above
+            // the half raise the least own mask the drop bounds use: a logit above 0 (lazy, before the
+            // sigmoid) or a sigmoid of at least 0.5 is in the mask (detectron2's sigmoid >= 0.5).
+            var seen = 0;
+            var countSeen = _drops is not null;
             for (var r = first; r < end;)
             {
                 // Adjacent runs are compared as one span too, where the sigmoid says what the tile's
                 // bounds said of the query's own mask; those that only assign the decided winner's own
                 // mask, apart.
-                var (p0, length, assign) = (_runPosition[r], _runLength[r], _runKind[r] == Assign);
-                for (r++; r < end && _runPosition[r] == p0 + length && (_runKind[r] == Assign) == assign; r++)
+                var (p0, length, kind) = (_runPosition[r], _runLength[r], _runKind[r]);
+                var assign = kind == Assign;
+                var undecided = countSeen && kind == Undecided;
+                for (r++; r < end && _runPosition[r] == p0 + length && (_runKind[r] == Assign) == assign && (!countSeen || (_runKind[r] == Undecided) == undecided); r++)
                 {
                     length += _runLength[r];
                 }
@@ -533,6 +546,12 @@ internal sealed partial class PanopticTileRow : IDisposable
                     var sigmoid = Vector256.LoadUnsafe(ref values, (nuint)(at + i));
                     var p = (nuint)(p0 + i);
                     var bestSoFar = Vector256.LoadUnsafe(ref best, p);
+                    if (undecided)
+                    {
+                        var above = lazy ? Vector256.GreaterThan(sigmoid, Vector256<float>.Zero) : Vector256.GreaterThanOrEqual(sigmoid, half);
+                        seen += BitOperations.PopCount((above.AsInt32() & live).ExtractMostSignificantBits());
+                    }
+
                     if (lazy)
                     {
                         // Where score · σ cannot exceed the best so far in any live lane, no pixel
@@ -570,6 +589,8 @@ internal sealed partial class PanopticTileRow : IDisposable
 
                 at += length;
             }
+
+            _ownMaskSeen[k] += seen;
         }
 
         var columns = _tiles.TileColumns;
