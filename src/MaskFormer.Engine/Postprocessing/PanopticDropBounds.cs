@@ -4,8 +4,9 @@ namespace MaskFormer.Engine.Postprocessing;
 /// Per kept query, an upper bound on the area it wins that falls as pass 1 solves tiles, against a lower
 /// bound on its own mask area that rises as pass 1 computes pixels of it the tile bounds left undecided.
 /// Once the bounds put won ÷ mask below the overlap threshold, the query is dropped whatever the unsolved
-/// tiles hold, so a tile where only such queries can win ends void without its pixels being computed. Which tiles are skipped depends on the order the threads solve them in
-/// (<see cref="RowOrder"/>); the result does not (a skipped tile's pixels are void either way).
+/// tiles hold, so a tile where only such queries can win ends void without its pixels being computed.
+/// Which tiles are skipped depends on the order the threads solve them in (<see cref="RowOrder"/>); the
+/// result does not (a skipped tile's pixels are void either way).
 /// </summary>
 /// <remarks>
 /// The bound starts as a tile's pixels for every query that can win it and falls by the pixels a query
@@ -42,23 +43,14 @@ internal sealed class PanopticDropBounds
 
     /// <summary>
     /// Rows by their per-pixel work (<paramref name="rowWork"/>, undecided pixels times the queries in the
-    /// running there), most first, ties in row order. Solving a row lowers the bound of every query in the
-    /// running on it that does not win there, so the busiest rows lower the most bounds at once, and are
-    /// the least likely to be skipped whatever is dropped; the light rows, left for last, are skipped
-    /// once their few queries are dropped. Most first also keeps a long row from finishing last on one core.
+    /// running there), most first, ties in row order (a stable sort). Solving a row lowers the bound of
+    /// every query in the running on it that does not win there, so the busiest rows lower the most bounds
+    /// at once, and are the least likely to be skipped whatever is dropped; the light rows, left for last,
+    /// are skipped once their few queries are dropped. Most first also keeps a long row from finishing last
+    /// on one core.
     /// </summary>
-    public static int[] SolveOrder(ReadOnlySpan<long> rowWork)
-    {
-        var order = new int[rowWork.Length];
-        for (var row = 0; row < order.Length; row++)
-        {
-            order[row] = row;
-        }
-
-        var work = rowWork.ToArray();
-        Array.Sort(order, (a, b) => work[a] != work[b] ? work[b].CompareTo(work[a]) : a.CompareTo(b));
-        return order;
-    }
+    public static int[] SolveOrder(IReadOnlyList<long> rowWork) =>
+        [.. Enumerable.Range(0, rowWork.Count).OrderByDescending(row => rowWork[row])];
 
     /// <summary>Whether kept query <paramref name="k"/> is sure to be dropped (never wrongly true; may be late).</summary>
     public bool IsDropped(int k) => Volatile.Read(ref _dropped[k]) != 0;

@@ -480,6 +480,7 @@ internal sealed partial class PanopticTileRow : IDisposable
         ref var values = ref MemoryMarshal.GetArrayDataReference(_values);
         ref var lanes = ref MemoryMarshal.GetArrayDataReference(s_lanes);
         var half = Vector256.Create(0.5f);
+        var countSeen = _drops is not null;
         for (var k = 0; k < kept; k++)
         {
             var (first, end) = (_runStart[k], _runStart[k + 1]);
@@ -525,7 +526,6 @@ internal sealed partial class PanopticTileRow : IDisposable
             // the half raise the least own mask the drop bounds use: a logit above 0 (lazy, before the
             // sigmoid) or a sigmoid of at least 0.5 is in the mask (detectron2's sigmoid >= 0.5).
             var seen = 0;
-            var countSeen = _drops is not null;
             for (var r = first; r < end;)
             {
                 // Adjacent runs are compared as one span too, where the sigmoid says what the tile's
