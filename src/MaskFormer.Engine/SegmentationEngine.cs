@@ -26,6 +26,7 @@ public sealed partial class SegmentationEngine(
     AdmissionGate? admission = null) : IAsyncDisposable
 {
     private readonly InferenceOptions _inference = inferenceOptions.Value;
+    private IdleThreadScheduler? _postprocessThreads;
     private static readonly TimeSpan s_loadingRetryAfter = TimeSpan.FromSeconds(1);
 
     // How long disposal waits for a terminated warm-up run to return before leaving its sessions be.
@@ -74,6 +75,11 @@ public sealed partial class SegmentationEngine(
 
         // Before any session exists: ONNX Runtime's threads take the priority of the thread creating them.
         ModelThreadPriority.Configure(_inference.RequestThreadNice, logger);
+        if (_inference.IdlePostprocessing && OperatingSystem.IsLinux())
+        {
+            _postprocessThreads = IdleThreadScheduler.Shared(logger);
+        }
+
         RowParallelism.Configure(_inference.PostprocessThreads);
 
         var devices = _inference.Devices.Count > 0 ? _inference.Devices : [new DeviceOptions()];
@@ -344,7 +350,9 @@ public sealed partial class SegmentationEngine(
             await ticket.ResumeAsync(cancellationToken).ConfigureAwait(false);
             ModelThreadPriority.LowerCurrentThread();
             stamp = time.GetTimestamp();
-            var (semantic, instances, panoptic) = Postprocess(model, request, output, plan);
+            var (semantic, instances, panoptic) = _postprocessThreads is { } threads
+                ? threads.Run(() => Postprocess(model, request, output, plan))
+                : Postprocess(model, request, output, plan);
             var postprocessTime = time.GetElapsedTime(stamp);
 
             // The ticket goes with the result: its slot and pixels are held until the host has encoded it.

@@ -101,7 +101,7 @@ internal static class OverheadReport
         // Request threads left at this process's priority: they are the client's too.
         await using var engine = new SegmentationEngine(
             Options.Create(new ModelRepositoryOptions { Path = modelPath }),
-            Options.Create(new InferenceOptions { RequestThreadNice = 0 }),
+            Options.Create(new InferenceOptions { RequestThreadNice = 0, IdlePostprocessing = false }),
             new ImageDecoder(Options.Create(new ImageDecoderOptions())),
             TimeProvider.System,
             NullLogger<SegmentationEngine>.Instance);
@@ -335,6 +335,7 @@ internal static class OverheadReport
             new("nice0", "request threads at the model's priority (RequestThreadNice=0)", ["--MaskFormer:Inference:RequestThreadNice=0"], none, null),
             new("nice5", "request threads 5 nice levels down (RequestThreadNice=5)", ["--MaskFormer:Inference:RequestThreadNice=5"], none, null),
             new("nice19", "request threads 19 nice levels down (RequestThreadNice=19)", ["--MaskFormer:Inference:RequestThreadNice=19"], none, null),
+            new("postpool", "post-processing on the request's pool thread, at its nice value (IdlePostprocessing=false)", ["--MaskFormer:Inference:IdlePostprocessing=false"], none, null),
             new("wksgc", "workstation GC (DOTNET_gcServer=0)", [], new Dictionary<string, string> { ["DOTNET_gcServer"] = "0" }, null),
         ];
         if (baseline is not null)

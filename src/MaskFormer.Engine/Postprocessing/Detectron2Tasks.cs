@@ -61,7 +61,7 @@ internal static class Detectron2Tasks
             }
             else if (sideBySide ?? RowParallelism.Degree > 1)
             {
-                Parallel.Invoke([.. modes]);
+                Parallel.Invoke(RowParallelism.ForModes(), [.. modes]);
             }
             else
             {

@@ -15,6 +15,8 @@ internal static class RowParallelism
     // Options per degree, 1 to the core count, made once: a pass asks for them several times an image.
     private static readonly ParallelOptions[] s_byDegree = [.. Enumerable.Range(1, Environment.ProcessorCount).Select(d => new ParallelOptions { MaxDegreeOfParallelism = d })];
 
+    private static readonly ParallelOptions s_unbounded = new();
+
     private static int s_images;
     private static int s_maxThreads = int.MaxValue;
 
@@ -30,8 +32,18 @@ internal static class RowParallelism
 
     public static ParallelOptions For(int width, int height, int queries) => ForWork((long)width * height * Math.Max(1, queries));
 
-    /// <summary>Options for a pass of about <paramref name="work"/> multiply-adds.</summary>
-    public static ParallelOptions ForWork(long work) => work >= ParallelThreshold ? s_byDegree[Degree - 1] : s_byDegree[0];
+    /// <summary>
+    /// Options for a pass of about <paramref name="work"/> multiply-adds; on a post-processing thread
+    /// (<see cref="IdleThreadScheduler"/>), with its scheduler, so that the pass stays on those threads.
+    /// </summary>
+    public static ParallelOptions ForWork(long work)
+    {
+        var options = IdleThreadScheduler.OfCurrentThread?.OptionsByDegree ?? s_byDegree;
+        return work >= ParallelThreshold ? options[Math.Min(Degree, options.Length) - 1] : options[0];
+    }
+
+    /// <summary>Options for the modes of one image side by side: no limit of their own, on the post-processing threads where the caller is one.</summary>
+    public static ParallelOptions ForModes() => IdleThreadScheduler.OfCurrentThread?.Unbounded ?? s_unbounded;
 
     /// <summary>The threads a large pass may use now: the cores shared among the images being post-processed.</summary>
     public static int Degree => DegreeFor(s_byDegree.Length, Volatile.Read(ref s_images), Volatile.Read(ref s_maxThreads));

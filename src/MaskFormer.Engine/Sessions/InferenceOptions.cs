@@ -40,6 +40,14 @@ public sealed class InferenceOptions
     public int RequestThreadNice { get; set; } = 10;
 
     /// <summary>
+    /// Linux: post-processing runs on threads of the engine's own, one per core, in the <c>SCHED_IDLE</c>
+    /// policy, so that it takes a core only while the model's threads leave it free and gives it back the
+    /// moment one of them wakes (<c>IdleThreadScheduler</c>). Default true. False: post-processing
+    /// runs on the request's thread-pool thread, at <see cref="RequestThreadNice"/>. Ignored on other systems.
+    /// </summary>
+    public bool IdlePostprocessing { get; set; } = true;
+
+    /// <summary>
     /// Most threads one post-processing pass of a large image may use (its two or three tasks may run side
     /// by side, each with its own passes). 0 (default): the cores shared among the images being
     /// post-processed at that moment (alone, every core; under load, its own thread); N: that, but never

@@ -20,6 +20,7 @@ internal static partial class ModelThreadPriority
 {
     private const int PrioProcess = 0;
     private const int HighestNice = 19;
+    private const int SchedIdle = 5;
 
     private static readonly Lock s_gate = new();
 
@@ -98,6 +99,19 @@ internal static partial class ModelThreadPriority
     /// <summary>Sets the calling thread's nice value; 0, or the errno of the failure.</summary>
     public static int SetCurrentThreadNice(int nice) => setpriority(PrioProcess, gettid(), nice) == 0 ? 0 : Marshal.GetLastPInvokeError();
 
+    /// <summary>Lowers the calling thread to the request threads' nice value where they are lowered; 0, or the errno of the failure.</summary>
+    public static int LowerToRequestNice() => Volatile.Read(ref s_requestNice) is var nice && nice != int.MinValue ? SetCurrentThreadNice(nice) : 0;
+
+    /// <summary>
+    /// Gives the calling thread the <c>SCHED_IDLE</c> policy (sched(7): for work that should run only when
+    /// nothing else wants the core; no privilege needed, none can undo it); 0, or the errno of the failure.
+    /// </summary>
+    public static int SetCurrentThreadIdle()
+    {
+        var priority = 0;
+        return sched_setscheduler(gettid(), SchedIdle, ref priority) == 0 ? 0 : Marshal.GetLastPInvokeError();
+    }
+
     /// <summary>
     /// Starts a model thread at the process's priority: from the starter thread while request threads are
     /// lowered (the caller may be one of them), else here. Returns once the thread has started.
@@ -145,6 +159,11 @@ internal static partial class ModelThreadPriority
     [DllImport("libc.so.6")]
     [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
     private static extern int gettid();
+
+    // The last parameter is struct sched_param, whose one field is the int priority (0 for SCHED_IDLE).
+    [DllImport("libc.so.6", SetLastError = true)]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    private static extern int sched_setscheduler(int pid, int policy, ref int priority);
 #pragma warning restore SYSLIB1054
 
     [LoggerMessage(EventId = 30, Level = LogLevel.Warning, Message = "Request threads could not be lowered to nice {Nice} (errno {Errno}); they share the cores with the model's threads equally (MaskFormer:Inference:RequestThreadNice)")]
