@@ -82,13 +82,24 @@ internal sealed partial class IdleThreadScheduler : TaskScheduler, IDisposable
     private void Work()
     {
         s_owner = this;
-        if (ModelThreadPriority.SetCurrentThreadIdle() is var errno && errno != 0)
+        string? failure;
+        try
+        {
+            failure = ModelThreadPriority.SetCurrentThreadIdle() is var errno && errno != 0 ? $"errno {errno}" : null;
+        }
+        catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException)
+        {
+            // A C library without these calls (not glibc): the request threads are not lowered either.
+            failure = ex.Message;
+        }
+
+        if (failure is not null)
         {
             // Then at least as low as the request threads.
             _ = ModelThreadPriority.LowerToRequestNice();
             if (Interlocked.Exchange(ref _failureLogged, 1) == 0)
             {
-                LogIdleFailed(_logger, errno);
+                LogIdleFailed(_logger, failure);
             }
         }
 
@@ -98,6 +109,6 @@ internal sealed partial class IdleThreadScheduler : TaskScheduler, IDisposable
         }
     }
 
-    [LoggerMessage(EventId = 32, Level = LogLevel.Warning, Message = "Post-processing threads could not take the SCHED_IDLE policy (errno {Errno}); they run at the request threads' nice value instead (MaskFormer:Inference:IdlePostprocessing)")]
-    private static partial void LogIdleFailed(ILogger logger, int errno);
+    [LoggerMessage(EventId = 32, Level = LogLevel.Warning, Message = "Post-processing threads could not take the SCHED_IDLE policy ({Reason}); they run at the request threads' nice value instead (MaskFormer:Inference:IdlePostprocessing)")]
+    private static partial void LogIdleFailed(ILogger logger, string reason);
 }
