@@ -37,7 +37,7 @@ internal sealed partial class IdleThreadScheduler : TaskScheduler, IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         _logger = logger;
         MaximumConcurrencyLevel = threads;
-        OptionsByDegree = [.. Enumerable.Range(1, threads).Select(d => new ParallelOptions { MaxDegreeOfParallelism = d, TaskScheduler = this })];
+        OptionsByDegree = RowParallelism.OptionsByDegree(threads, this);
         Unbounded = new ParallelOptions { TaskScheduler = this };
         for (var i = 0; i < threads; i++)
         {

@@ -13,7 +13,7 @@ internal static class RowParallelism
     private const long ParallelThreshold = 1L << 18;
 
     // Options per degree, 1 to the core count, made once: a pass asks for them several times an image.
-    private static readonly ParallelOptions[] s_byDegree = [.. Enumerable.Range(1, Environment.ProcessorCount).Select(d => new ParallelOptions { MaxDegreeOfParallelism = d })];
+    private static readonly ParallelOptions[] s_byDegree = OptionsByDegree(Environment.ProcessorCount, scheduler: null);
 
     private static readonly ParallelOptions s_unbounded = new();
 
@@ -53,6 +53,10 @@ internal static class RowParallelism
     /// so that no core is left out (9 images on 16 cores: 2 each), at most <paramref name="maxThreads"/>.
     /// </summary>
     internal static int DegreeFor(int cores, int images, int maxThreads) => Math.Clamp((cores + Math.Max(1, images) - 1) / Math.Max(1, images), 1, Math.Max(1, Math.Min(cores, maxThreads)));
+
+    /// <summary>Loop options for 1 to <paramref name="degrees"/> threads, on <paramref name="scheduler"/> (null: the loops' default).</summary>
+    internal static ParallelOptions[] OptionsByDegree(int degrees, TaskScheduler? scheduler) =>
+        [.. Enumerable.Range(1, degrees).Select(d => new ParallelOptions { MaxDegreeOfParallelism = d, TaskScheduler = scheduler })];
 
     /// <summary>Ends one image's post-processing (<see cref="Enter"/>).</summary>
     public readonly struct ImageScope : IDisposable
