@@ -10,6 +10,7 @@ using MaskFormer.Engine.Models;
 using MaskFormer.Engine.Postprocessing;
 using MaskFormer.Engine.Preprocessing;
 using MaskFormer.Engine.Sessions;
+using MaskFormer.Server.Mapping;
 using Microsoft.Extensions.Options;
 using Microsoft.ML.OnnxRuntime;
 
@@ -98,14 +99,14 @@ internal static class PostprocessCpuReport
         using var computedPanoptic = computed.Panoptic;
         using var computedInstances = new DisposableList(computed.Instances);
         Action Task(string task) => task == "encode"
-            ? () => Encode(computed.Semantic, computed.Instances ?? [], computed.Panoptic, null)
+            ? () => Encode(computed.Semantic, computed.Instances ?? [], computed.Panoptic, labels, null)
             : () => RunTask(task, modelOutput, plan, labels, null);
         foreach (var task in s_tasks)
         {
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             if (task == "encode")
             {
-                Encode(computed.Semantic, computed.Instances ?? [], computed.Panoptic, hash);
+                Encode(computed.Semantic, computed.Instances ?? [], computed.Panoptic, labels, hash);
             }
             else
             {
@@ -159,7 +160,7 @@ internal static class PostprocessCpuReport
         var (semantic, instances, panoptic) = Detectron2Tasks.Run(tiles, modes, labels, true, false, PostprocessOptions.Detectron2);
         if (task == "all+encode")
         {
-            Encode(semantic, [], panoptic, hash);
+            Encode(semantic, instances ?? [], panoptic, labels, hash);
         }
 
         if (semantic is { } map)
@@ -180,11 +181,6 @@ internal static class PostprocessCpuReport
             {
                 hash.AppendData(Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{instance.LabelId} {instance.Score:R} {instance.Area} {instance.Box};")));
                 hash.AppendData(instance.Mask.Pixels);
-            }
-
-            if (task == "all+encode")
-            {
-                EncodeInstance(instance, hash);
             }
 
             instance.Dispose();
@@ -208,9 +204,9 @@ internal static class PostprocessCpuReport
         }
     }
 
-    // What the server's response mapper encodes: the label map as an 8-bit PNG, each instance's COCO
-    // RLE counts and compressed string, the panoptic ids as an RGB PNG.
-    private static void Encode(LabelMap? semantic, IReadOnlyList<InstanceMask> instances, Engine.Postprocessing.PanopticResult? panoptic, IncrementalHash? hash)
+    // What the server's response mapper encodes: the label map as an 8-bit PNG, the instances' COCO RLE
+    // counts and compressed strings (its own code, on one thread), the panoptic ids as an RGB PNG.
+    private static void Encode(LabelMap? semantic, IReadOnlyList<InstanceMask> instances, Engine.Postprocessing.PanopticResult? panoptic, IReadOnlyList<ModelLabel> labels, IncrementalHash? hash)
     {
         if (semantic is not null)
         {
@@ -218,9 +214,9 @@ internal static class PostprocessCpuReport
             hash?.AppendData(png);
         }
 
-        foreach (var instance in instances)
+        foreach (var instance in ResponseMapper.ToInstances(instances, labels, Contracts.V1.RleFormat.Unspecified, trackIds: null, parallel: false).Instances)
         {
-            EncodeInstance(instance, hash);
+            hash?.AppendData(Encoding.ASCII.GetBytes(instance.Mask.Compressed));
         }
 
         if (panoptic is not null)
@@ -228,12 +224,6 @@ internal static class PostprocessCpuReport
             var png = PanopticPngEncoder.Encode(panoptic.SegmentIds);
             hash?.AppendData(png);
         }
-    }
-
-    private static void EncodeInstance(InstanceMask instance, IncrementalHash? hash)
-    {
-        var compressed = CocoRle.Compress(CocoRle.Encode(instance));
-        hash?.AppendData(Encoding.ASCII.GetBytes(compressed));
     }
 
     private sealed class DisposableList(IReadOnlyList<InstanceMask>? items) : IDisposable

@@ -148,7 +148,7 @@ public static class HuggingFaceInference
 
                 if (built[query] is { } first)
                 {
-                    results.Add(new InstanceMask(label, score, first.Area, first.Box, first.Runs.Copy()));
+                    results.Add(new InstanceMask(label, score, first.Area, first.Box, first.Runs.Copy()) { Query = query });
                     continue;
                 }
 
@@ -186,7 +186,7 @@ public static class HuggingFaceInference
                     continue;
                 }
 
-                var instance = new InstanceMask(label, score, builder.Area, box.Build(), builder.Build(width, height));
+                var instance = new InstanceMask(label, score, builder.Area, box.Build(), builder.Build(width, height)) { Query = query };
                 results.Add(instance);
                 built[query] = (instance.Runs, instance.Area, instance.Box);
             }

@@ -54,7 +54,7 @@ public static class InstanceInference
                 // classes needs copies.
                 var runs = handedOver[q] ? mask.Runs.Copy() : mask.Runs;
                 handedOver[q] = true;
-                instances.Add(new InstanceMask(label, score, mask.Area, mask.Box, runs));
+                instances.Add(new InstanceMask(label, score, mask.Area, mask.Box, runs) { Query = query });
             }
 
             return [.. instances.OrderByDescending(i => i.Score)];

@@ -53,6 +53,12 @@ public sealed class InstanceMask : IDisposable
     public int Height { get; }
 
     /// <summary>
+    /// The query whose mask this is, or -1 where not known. Inference keeps a query's best classes, so
+    /// one query can give several instances, each with the same mask: encoding reads such a mask once.
+    /// </summary>
+    public int Query { get; init; } = -1;
+
+    /// <summary>
     /// The mask's runs of set pixels, row by row: what encoding it costs (<see cref="Encoding.CocoRle"/>
     /// reads them), about its boundary rather than its area.
     /// </summary>

@@ -51,7 +51,7 @@ internal static class ResponseMapper
         {
             if (result.Instances is { } instances)
             {
-                response.Instance = ToInstances(instances, result.Model, options?.RleFormat ?? RleFormat.Unspecified, tracks?.InstanceTrackIds, parallel);
+                response.Instance = ToInstances(instances, result.Model.Labels, options?.RleFormat ?? RleFormat.Unspecified, tracks?.InstanceTrackIds, parallel);
             }
         }
 
@@ -118,50 +118,68 @@ internal static class ResponseMapper
         }
     }
 
-    private static InstanceResult ToInstances(IReadOnlyList<Engine.Postprocessing.InstanceMask> instances, ServedModel model, RleFormat format, IReadOnlyList<int>? trackIds, bool parallel)
+    internal static InstanceResult ToInstances(IReadOnlyList<Engine.Postprocessing.InstanceMask> instances, IReadOnlyList<Engine.Models.ModelLabel> labels, RleFormat format, IReadOnlyList<int>? trackIds, bool parallel)
     {
-        var encoded = new Instance[instances.Count];
-        void Encode(int i)
+        // A query kept under several classes gives instances with one mask: each mask is encoded once,
+        // by the first instance of its query, and its counts and string are handed to the others.
+        var encodedBy = new int[instances.Count];
+        var firstOfQuery = new Dictionary<int, int>();
+        for (var i = 0; i < instances.Count; i++)
+        {
+            var query = instances[i].Query;
+            encodedBy[i] = query < 0 ? i : firstOfQuery.TryAdd(query, i) ? i : firstOfQuery[query];
+        }
+
+        var masks = new (uint[] Counts, string? Compressed)[instances.Count];
+        void EncodeMask(int i)
+        {
+            if (encodedBy[i] == i)
+            {
+                var counts = CocoRle.Encode(instances[i]);
+                masks[i] = (counts, format != RleFormat.Counts ? CocoRle.Compress(counts) : null);
+            }
+        }
+
+        if (parallel)
+        {
+            Parallel.For(0, instances.Count, s_parallel, EncodeMask);
+        }
+        else
+        {
+            for (var i = 0; i < instances.Count; i++)
+            {
+                EncodeMask(i);
+            }
+        }
+
+        var result = new InstanceResult();
+        for (var i = 0; i < instances.Count; i++)
         {
             var instance = instances[i];
-            var counts = CocoRle.Encode(instance);
+            var (counts, compressed) = masks[encodedBy[i]];
             var rle = new Rle { Height = (uint)instance.Height, Width = (uint)instance.Width };
             if (format != RleFormat.Compressed)
             {
                 rle.Counts.AddRange(counts);
             }
 
-            if (format != RleFormat.Counts)
+            if (compressed is not null)
             {
-                rle.Compressed = CocoRle.Compress(counts);
+                rle.Compressed = compressed;
             }
 
-            encoded[i] = new Instance
+            result.Instances.Add(new Instance
             {
                 LabelId = (uint)instance.LabelId,
-                LabelName = model.Labels[instance.LabelId].Name,
+                LabelName = labels[instance.LabelId].Name,
                 Score = instance.Score,
                 Area = (ulong)instance.Area,
                 Bbox = ToBox(instance.Box),
                 Mask = rle,
                 TrackId = trackIds is null ? 0u : (uint)trackIds[i],
-            };
+            });
         }
 
-        if (parallel)
-        {
-            Parallel.For(0, instances.Count, s_parallel, Encode);
-        }
-        else
-        {
-            for (var i = 0; i < instances.Count; i++)
-            {
-                Encode(i);
-            }
-        }
-
-        var result = new InstanceResult();
-        result.Instances.AddRange(encoded);
         return result;
     }
 

@@ -185,7 +185,7 @@ public sealed class HuggingFaceInferenceTests
     {
         // With every (query, class) pair kept, a query's mask is built once and copied for its other
         // classes: each of those instances equals the one built for it, pixel for pixel.
-        var shared = 0;
+        var (shared, namedTwice) = (0, 0);
         foreach (var (output, height, width) in RandomCases(6))
         {
             using (output)
@@ -208,6 +208,23 @@ public sealed class HuggingFaceInferenceTests
 
                     // Instances of one query have the same area and box: there are more instances than masks.
                     shared += all.Count - all.Select(a => (a.Area, a.Box)).Distinct().Count();
+
+                    // Each names its query (encoding reads a query's mask once); one query's instances have one mask.
+                    Assert.All(all, a => Assert.InRange(a.Query, 0, output.Queries - 1));
+                    foreach (var group in all.GroupBy(a => a.Query))
+                    {
+                        var first = group.First();
+                        foreach (var other in group.Skip(1))
+                        {
+                            Assert.Equal((first.Area, first.Box), (other.Area, other.Box));
+                            for (var y = 0; y < height; y++)
+                            {
+                                Assert.True(first.Mask.Row(y).SequenceEqual(other.Mask.Row(y)), $"query {group.Key}, row {y} differs");
+                            }
+                        }
+                    }
+
+                    namedTwice += all.Count - all.Select(a => a.Query).Distinct().Count();
                 }
                 finally
                 {
@@ -217,6 +234,7 @@ public sealed class HuggingFaceInferenceTests
         }
 
         Assert.True(shared > 0, "no query kept more than one class");
+        Assert.True(namedTwice > 0, "no query named by more than one instance");
     }
 
     [Fact]

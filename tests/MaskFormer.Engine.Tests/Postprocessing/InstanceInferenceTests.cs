@@ -84,6 +84,37 @@ public sealed class InstanceInferenceTests
     }
 
     [Fact]
+    public void Run_QueryKeptUnderTwoClasses_EachInstanceNamesItsQueryAndShareItsMask()
+    {
+        // Every (query, class) pair is kept: query 0 (the left half) and query 1 (the whole image) each
+        // under classes 0 and 1, so each query gives two instances with one mask.
+        using var output = Output(s_plan8, [[4f, 4f, 0f], [0f, 0f, 3f]], [[2f, -2f, 2f, -2f], [2f, 2f, 2f, 2f]]);
+
+        var instances = InstanceInference.Run(output, s_plan8, Labels(true, true), thingsOnly: false, PostprocessOptions.Detectron2);
+        try
+        {
+            Assert.Equal(4, instances.Count);
+            var byQuery = instances.GroupBy(i => i.Query).OrderBy(g => g.Key).ToArray();
+            Assert.Equal([0, 1], byQuery.Select(g => g.Key));
+            Assert.Equal([32L, 64L], byQuery.Select(g => g.First().Area));
+            foreach (var group in byQuery)
+            {
+                Assert.Equal([0, 1], group.Select(i => i.LabelId).Order());
+                var (first, second) = (group.First(), group.Last());
+                Assert.Equal((first.Area, first.Box), (second.Area, second.Box));
+                for (var y = 0; y < 8; y++)
+                {
+                    Assert.True(first.Mask.Row(y).SequenceEqual(second.Mask.Row(y)), $"query {group.Key}, row {y}");
+                }
+            }
+        }
+        finally
+        {
+            InstanceMasks.DisposeAll(instances);
+        }
+    }
+
+    [Fact]
     public void Run_ThingsOnlyAfterTopKOfStuff_LeavesNothing()
     {
         // The filter runs after the top-k, as the reference's does: the single best pair is stuff, so
