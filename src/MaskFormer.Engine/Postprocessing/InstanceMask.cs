@@ -54,7 +54,8 @@ public sealed class InstanceMask : IDisposable
 
     /// <summary>
     /// The query whose mask this is, or -1 where not known. Inference keeps a query's best classes, so
-    /// one query can give several instances, each with the same mask: encoding reads such a mask once.
+    /// one query can give several instances, each with the same mask: encoding reads such a mask once,
+    /// so instances of one result that name the same query must have the same mask.
     /// </summary>
     public int Query { get; init; } = -1;
 
