@@ -127,7 +127,7 @@ internal static class ResponseMapper
         for (var i = 0; i < instances.Count; i++)
         {
             var query = instances[i].Query;
-            encodedBy[i] = query < 0 ? i : firstOfQuery.TryAdd(query, i) ? i : firstOfQuery[query];
+            encodedBy[i] = query < 0 || firstOfQuery.TryAdd(query, i) ? i : firstOfQuery[query];
         }
 
         var masks = new (uint[] Counts, string? Compressed)[instances.Count];
