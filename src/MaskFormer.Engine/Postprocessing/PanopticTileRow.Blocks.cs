@@ -280,6 +280,53 @@ internal sealed partial class PanopticTileRow
         }
 
         _runStart[0] = 0;
+        MergeRuns(kept);
+    }
+
+    // Merges each query's runs once for all the band's rows (SolvePixels visits them on each): adjacent
+    // columns into one interpolation span (_spanX, _spanLength from _spanStart[k]), so that longer spans
+    // stay on the vector path; adjacent positions into one comparison run, in place, where the sigmoid says
+    // what the tile's bounds said of the query's own mask, with those that only assign the decided
+    // winner's own mask apart.
+    private void MergeRuns(int kept)
+    {
+        var countSeen = _drops is not null;
+        var (spans, runs) = (0, 0);
+        for (var k = 0; k < kept; k++)
+        {
+            // Merged runs are written at or before the ones read, and _runStart[k] once read: the runs and
+            // starts of the queries after k stay as Gather wrote them.
+            var (first, end) = (_runStart[k], _runStart[k + 1]);
+            _spanStart[k] = spans;
+            for (var r = first; r < end;)
+            {
+                var (x0, length) = (_runX[r], _runLength[r]);
+                for (r++; r < end && _runX[r] == x0 + length; r++)
+                {
+                    length += _runLength[r];
+                }
+
+                (_spanX[spans], _spanLength[spans]) = (x0, length);
+                spans++;
+            }
+
+            _runStart[k] = runs;
+            for (var r = first; r < end;)
+            {
+                var (p0, length, kind) = (_runPosition[r], _runLength[r], _runKind[r]);
+                var assign = kind == Assign;
+                var undecided = countSeen && kind == Undecided;
+                for (r++; r < end && _runPosition[r] == p0 + length && (_runKind[r] == Assign) == assign && (!countSeen || (_runKind[r] == Undecided) == undecided); r++)
+                {
+                    length += _runLength[r];
+                }
+
+                (_runPosition[runs], _runLength[runs], _runKind[runs]) = (p0, length, kind);
+                runs++;
+            }
+        }
+
+        (_spanStart[kept], _runStart[kept]) = (spans, runs);
     }
 
     private void AddRun(int pass, int k, int x0, int x1, int p0, int kind)

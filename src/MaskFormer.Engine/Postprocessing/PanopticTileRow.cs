@@ -66,6 +66,9 @@ internal sealed partial class PanopticTileRow : IDisposable
     private readonly int[] _runPosition;
     private readonly int[] _runLength;
     private readonly byte[] _runKind;
+    private readonly int[] _spanStart;
+    private readonly int[] _spanX;
+    private readonly int[] _spanLength;
     private readonly float[] _best;
     private readonly int[] _assigned;
     private readonly int[] _preset;
@@ -113,6 +116,9 @@ internal sealed partial class PanopticTileRow : IDisposable
         _runPosition = EngineArrayPool<int>.Shared.Rent(kept.Count * width);
         _runLength = EngineArrayPool<int>.Shared.Rent(kept.Count * width);
         _runKind = EngineArrayPool<byte>.Shared.Rent(kept.Count * width);
+        _spanStart = EngineArrayPool<int>.Shared.Rent(kept.Count + 1);
+        _spanX = EngineArrayPool<int>.Shared.Rent(kept.Count * width);
+        _spanLength = EngineArrayPool<int>.Shared.Rent(kept.Count * width);
         _best = EngineArrayPool<float>.Shared.Rent(width + Vector256<float>.Count);
         _assigned = EngineArrayPool<int>.Shared.Rent(width + Vector256<int>.Count);
         _preset = EngineArrayPool<int>.Shared.Rent(width);
@@ -320,6 +326,9 @@ internal sealed partial class PanopticTileRow : IDisposable
         EngineArrayPool<int>.Shared.Return(_runPosition);
         EngineArrayPool<int>.Shared.Return(_runLength);
         EngineArrayPool<byte>.Shared.Return(_runKind);
+        EngineArrayPool<int>.Shared.Return(_spanStart);
+        EngineArrayPool<int>.Shared.Return(_spanX);
+        EngineArrayPool<int>.Shared.Return(_spanLength);
         EngineArrayPool<float>.Shared.Return(_best);
         EngineArrayPool<int>.Shared.Return(_assigned);
         EngineArrayPool<int>.Shared.Return(_preset);
@@ -489,20 +498,12 @@ internal sealed partial class PanopticTileRow : IDisposable
                 continue;
             }
 
-            // Adjacent runs are interpolated as one span: longer spans stay on the vector path.
             var blended = _tiles.Upsampler.BlendRow(_kept[k].Query, y, _blend);
             var count = 0;
-            for (var r = first; r < end;)
+            for (var s = _spanStart[k]; s < _spanStart[k + 1]; s++)
             {
-                var (x0, length) = (_runX[r], _runLength[r]);
-                for (r++; r < end && _runX[r] == x0 + length; r++)
-                {
-                    length += _runLength[r];
-                }
-
-                _tiles.InterpolatePixels(_kept[k].Query, blended, x0, _values.AsSpan(count, length));
-
-                count += length;
+                _tiles.InterpolatePixels(_kept[k].Query, blended, _spanX[s], _values.AsSpan(count, _spanLength[s]));
+                count += _spanLength[s];
             }
 
             var sigmoids = _values.AsSpan(0, PixelBatch.PaddedLength(count, width));
@@ -526,18 +527,11 @@ internal sealed partial class PanopticTileRow : IDisposable
             // the half raise the least own mask the drop bounds use: a logit above 0 (lazy, before the
             // sigmoid) or a sigmoid of at least 0.5 is in the mask (detectron2's sigmoid >= 0.5).
             var seen = 0;
-            for (var r = first; r < end;)
+            for (var r = first; r < end; r++)
             {
-                // Adjacent runs are compared as one span too, where the sigmoid says what the tile's
-                // bounds said of the query's own mask; those that only assign the decided winner's own
-                // mask, apart.
                 var (p0, length, kind) = (_runPosition[r], _runLength[r], _runKind[r]);
                 var assign = kind == Assign;
                 var undecided = countSeen && kind == Undecided;
-                for (r++; r < end && _runPosition[r] == p0 + length && (_runKind[r] == Assign) == assign && (!countSeen || (_runKind[r] == Undecided) == undecided); r++)
-                {
-                    length += _runLength[r];
-                }
 
                 for (var i = 0; i < length; i += Vector256<float>.Count)
                 {
