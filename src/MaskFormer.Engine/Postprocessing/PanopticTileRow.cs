@@ -60,7 +60,9 @@ internal sealed partial class PanopticTileRow : IDisposable
 
     // Per kept query, the runs of the row's mixed pixels it is computed at (first output column,
     // position among the mixed pixels, length, what its value says of its own mask), for one band of
-    // output rows; and per mixed pixel the running first strict maximum over the queries.
+    // output rows: as Gather lists them, one per tile or block, then merged by MergeRuns (positions,
+    // lengths and kinds in place; the columns into the interpolation spans, _span*); and per mixed pixel
+    // the running first strict maximum over the queries.
     private readonly int[] _runStart;
     private readonly int[] _runX;
     private readonly int[] _runPosition;
@@ -475,8 +477,9 @@ internal sealed partial class PanopticTileRow : IDisposable
 
     // The dense computation's operations on the mixed pixels of row y: each kept query's sigmoid on
     // its runs, in query order, keeping each pixel's first strict maximum (as torch.argmax), then the
-    // area counts. A run lies in one tile or block, so what its value says of the query's own mask
-    // is the run's; eight pixels at a time, the same float32 products and comparisons as per pixel.
+    // area counts. A merged run joins only tiles or blocks that agree on what is read of its kind here
+    // (whether it only assigns the decided winner's own mask, and, where drop bounds count, whether that
+    // mask is undecided); eight pixels at a time, the same float32 products and comparisons as per pixel.
     private void SolvePixels(int y, int mixedCount, Span<ushort> assignment)
     {
         var width = _tiles.Upsampler.Width;
