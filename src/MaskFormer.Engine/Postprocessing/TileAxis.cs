@@ -15,9 +15,10 @@ internal sealed class TileAxis
     public const int MinimumPixels = 8;
 
     // Eight tiles take their extremes together by vector shuffles when each spans at most this many
-    // grid intervals and the eight start within this many vectors of grid points.
+    // grid intervals and the eight start within this many vectors of grid points (three: where an axis
+    // upsamples 3-4 times, as 512 grid points to 1920 pixels, eight tiles span about 19 points).
     private const int MaximumVectorExtent = 14;
-    private const int MaximumWindowVectors = 2;
+    private const int MaximumWindowVectors = 3;
     private const int Lanes = 8;
 
     // Per block of eight tiles: the grid point its window starts at (-1: tile by tile), the vectors
@@ -199,13 +200,20 @@ internal sealed class TileAxis
         var maxLevel = -1;
         for (var b = 0; b < windows.Length; b++)
         {
+            // One level serves every tile of the block whose 2^level points are at most its own and at
+            // least half of them: two overlapping reads then cover it exactly (tiles of 3 and 4 points,
+            // as where an axis upsamples by 3-4, share level 1).
             var start = GridStarts[b * Lanes];
-            var level = Level(GridEnds[b * Lanes] - start);
-            var (fits, reach) = (true, 0);
+            var (shortest, longest) = (int.MaxValue, 0);
+            for (var t = b * Lanes; t < (b + 1) * Lanes; t++)
+            {
+                (shortest, longest) = (Math.Min(shortest, GridEnds[t] - GridStarts[t]), Math.Max(longest, GridEnds[t] - GridStarts[t]));
+            }
+
+            var level = Level(shortest);
+            var (fits, reach) = (longest <= MaximumVectorExtent && longest + 1 <= 2 << level, 0);
             for (var t = b * Lanes; t < (b + 1) * Lanes && fits; t++)
             {
-                var extent = GridEnds[t] - GridStarts[t];
-                fits = extent <= MaximumVectorExtent && Level(extent) == level;
                 (first[t], second[t]) = (GridStarts[t] - start, GridEnds[t] + 1 - (1 << level) - start);
                 reach = Math.Max(reach, second[t]);
             }

@@ -22,13 +22,16 @@ public sealed class MaskTilesTests
 {
     public static TheoryData<int> Seeds => TiledCases.Seeds;
 
-    // The tiny model at 512x512 and 1920x1080, the realistic-width one at both (512x512: bounds from the corners).
+    // The tiny model at 512x512 and 1920x1080, the realistic-width one at both (512x512: bounds from the
+    // corners), and its 512x512 input stretched to 1920x1080, as `postproc` runs it: tiles of three and
+    // four grid points, whose blocks of eight share one level of extremes and a window of three vectors.
     public static TheoryData<int, int, int, int, int, int> BenchmarkPlans => new()
     {
         { 512, 512, 128, 128, 128, 128 },
         { 1080, 1920, 128, 228, 128, 256 },
         { 512, 512, 512, 512, 512, 512 },
         { 1080, 1920, 512, 910, 512, 928 },
+        { 1080, 1920, 512, 512, 512, 512 },
     };
 
     [Theory]
