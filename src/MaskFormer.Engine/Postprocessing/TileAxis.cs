@@ -190,8 +190,8 @@ internal sealed class TileAxis
         }
     }
 
-    // Tiles [8b, 8b + 8) share a window when their extents need the same level and both points each
-    // reads lie within MaximumWindowVectors vectors from the first tile's start.
+    // Tiles [8b, 8b + 8) share a window when one level serves them all and both points each reads lie
+    // within MaximumWindowVectors vectors from the first tile's start.
     private (int[] Windows, int[] Vectors, int[] Levels, int[] First, int[] Second, int MaxLevel) FindWindows()
     {
         var windows = new int[Count / Lanes];
@@ -200,14 +200,15 @@ internal sealed class TileAxis
         var maxLevel = -1;
         for (var b = 0; b < windows.Length; b++)
         {
-            // One level serves every tile of the block whose 2^level points are at most its own and at
-            // least half of them: two overlapping reads then cover it exactly (tiles of 3 and 4 points,
-            // as where an axis upsamples by 3-4, share level 1).
+            // The shortest tile's level serves every tile of at most twice its 2^level points: two
+            // overlapping reads of 2^level points cover such a tile exactly (tiles of 3 and 4 points, as
+            // where an axis upsamples 3-4 times, share level 1).
             var start = GridStarts[b * Lanes];
             var (shortest, longest) = (int.MaxValue, 0);
             for (var t = b * Lanes; t < (b + 1) * Lanes; t++)
             {
-                (shortest, longest) = (Math.Min(shortest, GridEnds[t] - GridStarts[t]), Math.Max(longest, GridEnds[t] - GridStarts[t]));
+                var extent = GridEnds[t] - GridStarts[t];
+                (shortest, longest) = (Math.Min(shortest, extent), Math.Max(longest, extent));
             }
 
             var level = Level(shortest);
