@@ -212,7 +212,7 @@ internal sealed class TileAxis
             }
 
             var level = Level(shortest);
-            var (fits, reach) = (longest <= MaximumVectorExtent && longest + 1 <= 2 << level, 0);
+            var (fits, reach) = (longest <= MaximumVectorExtent && longest + 1 <= (2 << level), 0);
             for (var t = b * Lanes; t < (b + 1) * Lanes && fits; t++)
             {
                 (first[t], second[t]) = (GridStarts[t] - start, GridEnds[t] + 1 - (1 << level) - start);
