@@ -70,7 +70,9 @@ public static class PanopticInference
         // detectron2 compares mask_area / original_area with the threshold in doubles; read the float
         // setting as the decimal it was written as (0.8f → 0.8), or a ratio of exactly 0.8 would be "below".
         var overlapThreshold = (double)(decimal)options.OverlapThreshold;
-        var drops = dropBounds ? MeasureDropBounds(tiles, kept, isMask2Former, overlapThreshold) : null;
+        using var decisions = dropBounds ? new PanopticTileDecisions(tiles.TileRows.Count, tiles.TileColumns.Count) : null;
+        var ownMasks = new AreaCounts(kept.Count);
+        var drops = dropBounds ? MeasureDropBounds(tiles, kept, isMask2Former, overlapThreshold, decisions!, ownMasks) : null;
 
         // Pass 1: each pixel's winning kept query (its index, with a flag when that query's sigmoid is
         // below 0.5), and per query the won area and bounds on its own mask area; whole tiles where the
@@ -80,7 +82,7 @@ public static class PanopticInference
         var tileValues = new ushort[tiles.TileCount];
         var sync = new object();
         var work = (long)tiles.TileCount * kept.Count * 16;
-        Parallel.For(0, tiles.TileRows.Count, RowParallelism.ForWork(work), () => new PanopticTileRow(tiles, kept, new AreaCounts(kept.Count), isMask2Former, drops), (row, _, solver) =>
+        Parallel.For(0, tiles.TileRows.Count, RowParallelism.ForWork(work), () => new PanopticTileRow(tiles, kept, new AreaCounts(kept.Count), isMask2Former, drops, decisions), (row, _, solver) =>
         {
             solver.Solve(drops?.RowOrder[row] ?? row, ids, tileValues);
             return solver;
@@ -93,6 +95,12 @@ public static class PanopticInference
 
             solver.Dispose();
         });
+
+        // Pass 1 took pass 0's tile decisions, and with them left the own mask areas known from the bounds to pass 0.
+        if (decisions is not null)
+        {
+            totals.Add(ownMasks);
+        }
 
         skippedPixels = totals.SkippedPixels;
         CountOpenMasks(tiles, kept, totals, isMask2Former, options);
@@ -205,15 +213,15 @@ public static class PanopticInference
         => value == Unassigned || (isMask2Former && (value & BelowHalf) != 0) ? 0 : segmentOf[value & ~BelowHalf];
 
     // Pass 0: from the tile bounds alone, per kept query the most it can win and the least its own mask
-    // covers, and per tile row the per-pixel work it holds (the order pass 1 takes the rows in).
-    private static PanopticDropBounds MeasureDropBounds(MaskTiles tiles, List<(int Query, int Label, float Score)> kept, bool isMask2Former, double overlapThreshold)
+    // covers, and per tile row the per-pixel work it holds (the order pass 1 takes the rows in); each tile's
+    // decision kept in `decisions` for pass 1, and the own mask areas the bounds decide added to `ownMasks`.
+    private static PanopticDropBounds MeasureDropBounds(MaskTiles tiles, List<(int Query, int Label, float Score)> kept, bool isMask2Former, double overlapThreshold, PanopticTileDecisions decisions, AreaCounts ownMasks)
     {
         var wonUpper = new long[kept.Count];
-        var maskLower = new long[kept.Count];
         var rowWork = new long[tiles.TileRows.Count];
         var sync = new object();
         var work = (long)tiles.TileCount * kept.Count;
-        Parallel.For(0, tiles.TileRows.Count, RowParallelism.ForWork(work), () => (new PanopticTileRow(tiles, kept, new AreaCounts(kept.Count), isMask2Former), new long[kept.Count]), (row, _, local) =>
+        Parallel.For(0, tiles.TileRows.Count, RowParallelism.ForWork(work), () => (new PanopticTileRow(tiles, kept, new AreaCounts(kept.Count), isMask2Former, decisions: decisions), new long[kept.Count]), (row, _, local) =>
         {
             rowWork[row] = local.Item1.AddWonBounds(row, local.Item2);
             return local;
@@ -221,17 +229,18 @@ public static class PanopticInference
         {
             lock (sync)
             {
+                ownMasks.Add(local.Item1.Counts);
                 for (var k = 0; k < wonUpper.Length; k++)
                 {
                     wonUpper[k] += local.Item2[k];
-                    maskLower[k] += local.Item1.Counts.Mask[k];
                 }
             }
 
             local.Item1.Dispose();
         });
 
-        return new PanopticDropBounds(wonUpper, maskLower, overlapThreshold, rowWork);
+        // A copy: the drop bounds raise their own as pass 1 computes pixels.
+        return new PanopticDropBounds(wonUpper, (long[])ownMasks.Mask.Clone(), overlapThreshold, rowWork);
     }
 
     // detectron2's test for dropping a query, with its own mask area given.

@@ -86,12 +86,16 @@ internal sealed partial class PanopticTileRow : IDisposable
     private readonly long[] _notWon;
     private readonly long[] _ownMaskSeen;
 
-    public PanopticTileRow(MaskTiles tiles, List<(int Query, int Label, float Score)> kept, PanopticInference.AreaCounts counts, bool winnerMaskMatters, PanopticDropBounds? drops = null)
+    // Pass 0's tile decisions: written by AddWonBounds, read back by Solve (null: each decides its own).
+    private readonly PanopticTileDecisions? _decisions;
+
+    public PanopticTileRow(MaskTiles tiles, List<(int Query, int Label, float Score)> kept, PanopticInference.AreaCounts counts, bool winnerMaskMatters, PanopticDropBounds? drops = null, PanopticTileDecisions? decisions = null)
     {
         _tiles = tiles;
         _kept = kept;
         _winnerMaskMatters = winnerMaskMatters;
         _drops = drops;
+        _decisions = decisions;
         Counts = counts;
         var columns = tiles.TileColumns.Count;
         var width = tiles.Upsampler.Width;
@@ -138,13 +142,17 @@ internal sealed partial class PanopticTileRow : IDisposable
     /// Adds to <paramref name="wonUpper"/>[k] the pixels of tile row <paramref name="row"/> that kept
     /// query k can win by the tile bounds, and its own mask area known from them to <see cref="Counts"/>;
     /// returns the row's undecided pixels times the queries in the running on each: the per-pixel work
-    /// pass 1 has there before any query is dropped.
+    /// pass 1 has there before any query is dropped. With decisions given, keeps the row's for pass 1.
     /// </summary>
     public long AddWonBounds(int row, long[] wonUpper)
     {
         var columns = _tiles.TileColumns;
         var tileHeight = _tiles.TileRows.Length(row);
         DecideTiles(row, tileHeight);
+        if (_decisions is not null)
+        {
+            Record(row);
+        }
         var work = 0L;
         for (var t = 0; t < columns.Count; t++)
         {
@@ -168,14 +176,16 @@ internal sealed partial class PanopticTileRow : IDisposable
 
     /// <summary>
     /// Decides tile row <paramref name="row"/>: a decided tile's assignment goes to
-    /// <paramref name="tileValues"/>, a mixed tile's pixels' assignments to <paramref name="ids"/>.
+    /// <paramref name="tileValues"/>, a mixed tile's pixels' assignments to <paramref name="ids"/>. With
+    /// decisions given, the tiles' are pass 0's, and the own mask areas known from the bounds are left to
+    /// pass 0's counts.
     /// </summary>
     public void Solve(int row, LabelMap ids, ushort[] tileValues)
     {
         var columns = _tiles.TileColumns;
         var rows = _tiles.TileRows;
         var tileHeight = rows.Starts[row + 1] - rows.Starts[row];
-        var mixedCount = DecideTiles(row, tileHeight);
+        var mixedCount = _decisions is null ? DecideTiles(row, tileHeight) : Restore(row);
         for (var t = 0; t < columns.Count; t++)
         {
             if (_winnerDecided[t])
@@ -469,6 +479,82 @@ internal sealed partial class PanopticTileRow : IDisposable
                 {
                     _mixedTiles[mixed++] = t;
                 }
+            }
+        }
+
+        return mixed;
+    }
+
+    // Keeps what DecideTiles found of tile row `row` for Restore: each tile's winner and its mask state, and
+    // each mixed tile's relevant queries with their mask states (the only states pass 1 reads).
+    private void Record(int row)
+    {
+        var (columns, kept) = (_tiles.TileColumns.Count, _kept.Count);
+        var winners = _decisions!.Winners(row);
+        var winnerStates = _decisions.WinnerStates(row);
+        var counts = _decisions.RelevantCounts(row);
+        var total = 0;
+        for (var t = 0; t < columns; t++)
+        {
+            (winners[t], winnerStates[t]) = _winnerDecided[t] ? (_winner[t], (byte)State(t, _winner[t])) : (PanopticTileDecisions.NoWinner, (byte)0);
+            counts[t] = IsMixed(t) ? _relevantCount[t] : 0;
+            total += counts[t];
+        }
+
+        var relevant = _decisions.RentRelevant(row, total);
+        var at = 0;
+        for (var t = 0; t < columns; t++)
+        {
+            foreach (var k in _relevant.AsSpan(t * kept, counts[t]))
+            {
+                relevant[at++] = (k << 2) | State(t, k);
+            }
+        }
+    }
+
+    // DecideTiles from pass 0's decisions (Record): the same winners, mixed tiles, relevant lists and the
+    // mask states read of them; which mixed tiles are skipped is decided now, by the drops known so far.
+    private int Restore(int row)
+    {
+        var (columns, kept) = (_tiles.TileColumns.Count, _kept.Count);
+        var winners = _decisions!.Winners(row);
+        var winnerStates = _decisions.WinnerStates(row);
+        var counts = _decisions.RelevantCounts(row);
+        var relevant = _decisions.Relevant(row);
+        var (mixed, at) = (0, 0);
+        for (var t = 0; t < columns; t++)
+        {
+            var winner = winners[t];
+            _winnerDecided[t] = winner != PanopticTileDecisions.NoWinner;
+            _skipped[t] = false;
+            if (_winnerDecided[t])
+            {
+                _winner[t] = winner;
+                _state[(winner * columns) + t] = winnerStates[t];
+            }
+
+            // A tile is mixed exactly where it lists queries: an open winner has two in the running at
+            // least, a decided one whose own mask matters lists itself.
+            var count = counts[t];
+            if (count == 0)
+            {
+                continue;
+            }
+
+            var list = _relevant.AsSpan(t * kept, count);
+            for (var i = 0; i < count; i++)
+            {
+                var packed = relevant[at++];
+                var k = packed >> 2;
+                list[i] = k;
+                _state[(k * columns) + t] = packed & 3;
+            }
+
+            _relevantCount[t] = count;
+            _skipped[t] = _drops is not null && _drops.AllDropped(list);
+            if (!_skipped[t])
+            {
+                _mixedTiles[mixed++] = t;
             }
         }
 
