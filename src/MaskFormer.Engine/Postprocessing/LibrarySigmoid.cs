@@ -150,14 +150,25 @@ internal static class LibrarySigmoid
     /// least 0; a NaN best leaves the lane open. Loose by at most 7 % of σ where σ is small.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<int> CannotExceed(Vector256<float> x, Vector256<float> score, Vector256<float> best)
+    public static Vector256<int> CannotExceed(Vector256<float> x, Vector256<float> score, Vector256<float> best) =>
+        CannotExceedWithSlack(x, WithProductSlack(score), best);
+
+    /// <summary>A score times the slack <see cref="CannotExceedWithSlack"/> takes it with: once per score, not per vector.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> WithProductSlack(Vector256<float> score) => score * Vector256.Create(ProductSlack);
+
+    /// <summary><see cref="CannotExceed"/> with the score given as <see cref="WithProductSlack"/> gives it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> CannotExceedWithSlack(Vector256<float> x, Vector256<float> slackScore, Vector256<float> best)
     {
-        // z clamped to ±125 keeps the exponent field in range; clamping from below gives an E no smaller
-        // than 2^−125 where e^−x is smaller still: 1 + E is then 1 either way.
-        var z = Vector256.Min(Vector256.Max(x * Vector256.Create(-Log2E), Vector256.Create(-125f)), Vector256.Create(125f));
-        var bits = Vector256.ConvertToInt32(z * Vector256.Create(8388608f)) + Vector256.Create(127 << 23);
+        // z = −x·log₂e in the exponent field's units (2^23 a unit), in one product: scaling by 2^23 is exact,
+        // so these are the bits of z times 2^23. Clamped to ±125 units, the exponent field stays in range and
+        // the conversion needs no saturation; clamping from below gives an E no smaller than 2^−125 where
+        // e^−x is smaller still: 1 + E is then 1 either way.
+        var z = Vector256.Min(Vector256.Max(x * Vector256.Create(-Log2E * 8388608f), Vector256.Create(-125f * 8388608f)), Vector256.Create(125f * 8388608f));
+        var bits = Vector256.ConvertToInt32Native(z) + Vector256.Create(127 << 23);
         var exp = bits.AsSingle() * Vector256.Create(0.94f);
-        return Vector256.LessThanOrEqual(score * Vector256.Create(ProductSlack), Vector256.FusedMultiplyAdd(best, exp, best)).AsInt32();
+        return Vector256.LessThanOrEqual(slackScore, Vector256.FusedMultiplyAdd(best, exp, best)).AsInt32();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -598,6 +598,7 @@ internal sealed partial class PanopticTileRow : IDisposable
             var sigmoids = _values.AsSpan(0, PixelBatch.PaddedLength(count, width));
             sigmoids[count..].Clear();
             var score = Vector256.Create(_kept[k].Score);
+            var slackScore = LibrarySigmoid.WithProductSlack(score);
             var plain = _tiles.IsPlain(_kept[k].Query);
 
             // Most vectors of a query's pixels change nothing (nine in ten on the realistic-width model):
@@ -639,7 +640,7 @@ internal sealed partial class PanopticTileRow : IDisposable
                     {
                         // Where score · σ cannot exceed the best so far in any live lane, no pixel
                         // takes this query.
-                        if (!assign && (LibrarySigmoid.CannotExceed(sigmoid, score, bestSoFar) | ~live) == Vector256<int>.AllBitsSet)
+                        if (!assign && (LibrarySigmoid.CannotExceedWithSlack(sigmoid, slackScore, bestSoFar) | ~live) == Vector256<int>.AllBitsSet)
                         {
                             continue;
                         }
