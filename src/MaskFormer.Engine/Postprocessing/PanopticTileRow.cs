@@ -153,6 +153,7 @@ internal sealed partial class PanopticTileRow : IDisposable
         {
             Record(row);
         }
+
         var work = 0L;
         for (var t = 0; t < columns.Count; t++)
         {
