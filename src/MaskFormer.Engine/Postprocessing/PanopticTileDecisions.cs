@@ -40,27 +40,19 @@ internal sealed class PanopticTileDecisions : IDisposable
     /// <summary>The row's packed queries, tile after tile; empty until <see cref="RentRelevant"/>.</summary>
     public ReadOnlySpan<int> Relevant(int row) => _relevant[row];
 
-    /// <summary>Room for <paramref name="count"/> packed queries of row <paramref name="row"/>, written once by pass 0.</summary>
-    public Span<int> RentRelevant(int row, int count)
-    {
-        var buffer = EngineArrayPool<int>.Shared.Rent(count);
-        var previous = Interlocked.Exchange(ref _relevant[row], buffer);
-        if (previous is not null)
-        {
-            EngineArrayPool<int>.Shared.Return(previous);
-        }
-
-        return buffer.AsSpan(0, count);
-    }
+    /// <summary>
+    /// Room for <paramref name="count"/> packed queries of row <paramref name="row"/>: once per row, by the
+    /// pass 0 thread that decides it (pass 1 reads the rows after pass 0 has joined).
+    /// </summary>
+    public Span<int> RentRelevant(int row, int count) => (_relevant[row] = EngineArrayPool<int>.Shared.Rent(count)).AsSpan(0, count);
 
     public void Dispose()
     {
         EngineArrayPool<int>.Shared.Return(_winners);
         EngineArrayPool<byte>.Shared.Return(_winnerStates);
         EngineArrayPool<int>.Shared.Return(_relevantCounts);
-        for (var row = 0; row < _relevant.Length; row++)
+        foreach (var buffer in _relevant)
         {
-            var buffer = Interlocked.Exchange(ref _relevant[row], null);
             if (buffer is not null)
             {
                 EngineArrayPool<int>.Shared.Return(buffer);
