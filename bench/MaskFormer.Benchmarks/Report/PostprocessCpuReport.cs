@@ -17,13 +17,14 @@ using Microsoft.ML.OnnxRuntime;
 namespace MaskFormer.Benchmarks.Report;
 
 /// <summary>
-/// <c>postproc [--models tiny,realistic] [--sizes 512x512,1920x1080] [--rounds N] [--runs N] [--tasks semantic,instance,panoptic,all,all+encode,encode]</c>: each
+/// <c>postproc [--models tiny,realistic] [--sizes 512x512,1920x1080] [--rounds N] [--runs N] [--tasks semantic,instance,panoptic,all,all+encode,encode,encode-semantic,encode-instance,encode-panoptic]</c>: each
 /// post-processing task's CPU time per image on one saved model output per model and size, beside the
 /// model run's CPU time on the same input; min and median over rounds. Process CPU time (all threads),
 /// so a pass that uses both cores counts both. A checksum of every result, taken in an untimed run of
 /// its own, lets two builds be compared for identical output. <c>encode</c> times only the encoding of
 /// all three tasks' results (label PNG, instance COCO RLE counts and strings, panoptic PNG), computed
-/// once beforehand.
+/// once beforehand; <c>encode-semantic</c>, <c>encode-instance</c> and <c>encode-panoptic</c> time one
+/// result's encoding each.
 /// </summary>
 internal static class PostprocessCpuReport
 {
@@ -41,7 +42,7 @@ internal static class PostprocessCpuReport
                 case "--rounds": rounds = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--runs": runs = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--tasks": s_tasks = args[++i].Split(','); break;
-                default: throw new ArgumentException($"unknown argument '{args[i]}'; usage: postproc [--models tiny,realistic] [--sizes 512x512,1920x1080] [--rounds N] [--runs N] [--tasks semantic,instance,panoptic,all,all+encode,encode]");
+                default: throw new ArgumentException($"unknown argument '{args[i]}'; usage: postproc [--models tiny,realistic] [--sizes 512x512,1920x1080] [--rounds N] [--runs N] [--tasks semantic,instance,panoptic,all,all+encode,encode,encode-semantic,encode-instance,encode-panoptic]");
             }
         }
 
@@ -92,21 +93,21 @@ internal static class PostprocessCpuReport
         // The checksum run hashes every result; the timed runs only compute them (hashing a 1080p
         // instance's mask pixels cost more than computing its runs).
         using var tiles = new MaskTiles(modelOutput, plan);
-        var computed = s_tasks.Contains("encode")
+        var computed = s_tasks.Any(IsEncoding)
             ? Detectron2Tasks.Run(tiles, SegmentationTasks.Semantic | SegmentationTasks.Instance | SegmentationTasks.Panoptic, labels, true, false, PostprocessOptions.Detectron2)
             : default;
         using var computedSemantic = computed.Semantic;
         using var computedPanoptic = computed.Panoptic;
         using var computedInstances = new DisposableList(computed.Instances);
-        Action Task(string task) => task == "encode"
-            ? () => Encode(computed.Semantic, computed.Instances ?? [], computed.Panoptic, labels, null)
+        Action Task(string task) => IsEncoding(task)
+            ? () => EncodeTask(task, computed, labels, null)
             : () => RunTask(task, modelOutput, plan, labels, null);
         foreach (var task in s_tasks)
         {
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            if (task == "encode")
+            if (IsEncoding(task))
             {
-                Encode(computed.Semantic, computed.Instances ?? [], computed.Panoptic, labels, hash);
+                EncodeTask(task, computed, labels, hash);
             }
             else
             {
@@ -139,6 +140,17 @@ internal static class PostprocessCpuReport
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {name} | {size} | {modelCpu:F1} | {task} | {cpu.Min():F2} | {Stats.Median(cpu):F2} | {Stats.Median(cells[task].Select(c => c.Wall)):F2} | {Stats.Median(cpu) / modelCpu:F3} | {checksums[task]} |"));
         }
     }
+
+    private static bool IsEncoding(string task) => task == "encode" || task.StartsWith("encode-", StringComparison.Ordinal);
+
+    // "encode" encodes all three results; "encode-semantic" and the like one of them.
+    private static void EncodeTask(string task, (LabelMap? Semantic, IReadOnlyList<InstanceMask>? Instances, Engine.Postprocessing.PanopticResult? Panoptic) computed, IReadOnlyList<ModelLabel> labels, IncrementalHash? hash) =>
+        Encode(
+            task is "encode" or "encode-semantic" ? computed.Semantic : null,
+            task is "encode" or "encode-instance" ? computed.Instances ?? [] : [],
+            task is "encode" or "encode-panoptic" ? computed.Panoptic : null,
+            labels,
+            hash);
 
     private static void RunTask(string task, ModelOutput output, ResizePlan plan, IReadOnlyList<ModelLabel> labels, IncrementalHash? hash)
     {

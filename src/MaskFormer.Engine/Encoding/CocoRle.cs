@@ -1,5 +1,7 @@
 using System.Buffers;
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using MaskFormer.Engine.Postprocessing;
 
 namespace MaskFormer.Engine.Encoding;
@@ -17,93 +19,13 @@ public static class CocoRle
 
     /// <summary>
     /// The run lengths of <paramref name="mask"/> in column-major order, given a <paramref name="box"/>
-    /// outside which every pixel is 0 (as an instance's box is). Costs the box's area, read row by row
-    /// (vectorised where rows agree), and the mask's boundary, not a column-major walk of the image.
+    /// outside which every pixel is 0 (as an instance's box is). Costs the box's area, read once into row
+    /// runs (vectorised), and the mask's boundary, not a column-major walk of the image.
     /// </summary>
     public static uint[] Encode(BinaryMask mask, PixelBox box)
     {
-        var height = mask.Height;
-        if (box.Width <= 0 || box.Height <= 0)
-        {
-            return [(uint)(mask.Width * height)];
-        }
-
-        // Where each column of the box flips between 0 and 1, found row by row against the row above
-        // (zeros above the box): (column, row) pairs in row order, so each column's flips come out sorted
-        // once grouped by column.
-        var flips = new List<(int Column, int Row)>();
-        var zeros = EngineArrayPool<byte>.Shared.Rent(box.Width);
-        try
-        {
-            ReadOnlySpan<byte> above = zeros.AsSpan(0, box.Width);
-            zeros.AsSpan(0, box.Width).Clear();
-            for (var y = box.Y; y < box.Y + box.Height; y++)
-            {
-                ReadOnlySpan<byte> row = mask.Row(y).Slice(box.X, box.Width);
-                for (var x = 0; x < row.Length;)
-                {
-                    x += row[x..].CommonPrefixLength(above[x..]);
-                    if (x >= row.Length)
-                    {
-                        break;
-                    }
-
-                    if ((row[x] != 0) != (above[x] != 0))
-                    {
-                        flips.Add((x, y));
-                    }
-
-                    x++;
-                }
-
-                above = row;
-            }
-
-            // Below the box every pixel is 0: a set pixel on its last row flips there.
-            for (var x = Next(above, 0); x >= 0; x = Next(above, x + 1))
-            {
-                flips.Add((x, box.Y + box.Height));
-            }
-        }
-        finally
-        {
-            EngineArrayPool<byte>.Shared.Return(zeros);
-        }
-
-        var starts = EngineArrayPool<int>.Shared.Rent(box.Width + 1);
-        var rows = EngineArrayPool<int>.Shared.Rent(Math.Max(1, flips.Count));
-        try
-        {
-            starts.AsSpan(0, box.Width + 1).Clear();
-            foreach (var (column, _) in flips)
-            {
-                starts[column + 1]++;
-            }
-
-            for (var x = 0; x < box.Width; x++)
-            {
-                starts[x + 1] += starts[x];
-            }
-
-            foreach (var (column, row) in flips)
-            {
-                rows[starts[column]++] = row;
-            }
-
-            // Filling moved each column's start to the next one's.
-            for (var x = box.Width; x > 0; x--)
-            {
-                starts[x] = starts[x - 1];
-            }
-
-            starts[0] = 0;
-            return Emit(starts, rows, box, mask.Width, height);
-        }
-        finally
-        {
-            EngineArrayPool<int>.Shared.Return(starts);
-            EngineArrayPool<int>.Shared.Return(rows);
-        }
+        using var runs = MaskRuns.FromBinary(mask, box);
+        return Encode(runs, box);
     }
 
     /// <summary>
@@ -114,8 +36,7 @@ public static class CocoRle
 
     /// <summary>
     /// The run lengths of <paramref name="runs"/> in column-major order; every run lies in <paramref name="box"/>.
-    /// Costs the runs and the mask's boundary: where a row's runs differ from the row above's, those
-    /// columns flip.
+    /// Costs the runs, the mask's boundary (one step per flip), and a scan of a bit per box pixel.
     /// </summary>
     internal static uint[] Encode(MaskRuns runs, PixelBox box)
     {
@@ -125,172 +46,146 @@ public static class CocoRle
             return [(uint)(runs.Width * height)];
         }
 
-        // Each row's difference from the row above (zeros above and below the box) as column ranges
-        // (start, end, row), in row order; a difference array counts each column's flips.
-        var ranges = EngineArrayPool<int>.Shared.Rent(Math.Max(16, 3 * (runs.RunCount + box.Height)));
-        var starts = EngineArrayPool<int>.Shared.Rent(box.Width + 1);
-        int[]? rows = null;
+        // A row's pixel x is set where an odd number of its runs' ends (starts and ends alike) lie at or
+        // before x. So a column flips between a row and the row above (what column-major runs count)
+        // where the ends of the two rows at or before it are odd in number. Each end is marked as a bit
+        // in its row and in the row below, in words of 64 rows a column (band b of column x holds rows
+        // box.Y + 64 b + 0..63); a running XOR along each band turns the marks into flips (MarkFlips),
+        // read back column by column (ReadColumns). No row is compared with another and nothing is sorted:
+        // two XORs per end, a scan of the words, one step per flip. One more row than the box: a set pixel
+        // on its last row flips back below it.
+        var bands = (box.Height + 1 + 63) >> 6;
+        var stride = box.Width + 1;
+        var words = EngineArrayPool<ulong>.Shared.Rent(bands * stride);
         try
         {
-            var count = 0;
-            ReadOnlySpan<int> above = [];
-            for (var y = box.Y; y <= box.Y + box.Height; y++)
+            var ends = words.AsSpan(0, bands * stride);
+            ends.Clear();
+            for (var r = 0; r < box.Height; r++)
             {
-                var row = y < box.Y + box.Height ? runs.Row(y) : [];
-                count = Difference(above, row, y, box.X, ref ranges, count);
-                above = row;
+                // An end at the box's right edge lands in the spare column, which no pixel reads; a run
+                // outside the box throws.
+                var band = ends.Slice((r >> 6) * stride, stride);
+                var bandBelow = ends.Slice(((r + 1) >> 6) * stride, stride);
+                var (bit, bitBelow) = (1UL << (r & 63), 1UL << ((r + 1) & 63));
+                foreach (var end in runs.Row(box.Y + r))
+                {
+                    band[end - box.X] ^= bit;
+                    bandBelow[end - box.X] ^= bitBelow;
+                }
             }
 
-            var column = starts.AsSpan(0, box.Width + 1);
-            column.Clear();
-            for (var r = 0; r < count; r += 3)
-            {
-                column[ranges[r]]++;
-                column[ranges[r + 1]]--;
-            }
-
-            // Flips per column (the ranges covering it), then where each column's flips start.
-            var (covering, flips) = (0, 0);
-            for (var x = 0; x < box.Width; x++)
-            {
-                covering += column[x];
-                column[x] = flips;
-                flips += covering;
-            }
-
-            column[box.Width] = flips;
-            rows = EngineArrayPool<int>.Shared.Rent(Math.Max(1, flips));
-            var fill = EngineArrayPool<int>.Shared.Rent(box.Width);
+            var groups = (bands + 63) >> 6;
+            var occupied = EngineArrayPool<ulong>.Shared.Rent(groups * box.Width);
+            uint[]? counts = null;
             try
             {
-                column[..box.Width].CopyTo(fill);
-                for (var r = 0; r < count; r += 3)
-                {
-                    for (var x = ranges[r]; x < ranges[r + 1]; x++)
-                    {
-                        rows[fill[x]++] = ranges[r + 2];
-                    }
-                }
+                var occupiedBands = occupied.AsSpan(0, groups * box.Width);
+                occupiedBands.Clear();
+                var flips = MarkFlips(ends, bands, stride, box.Width, occupiedBands, groups);
+
+                // Each flip adds at most one count, and the end one more.
+                counts = EngineArrayPool<uint>.Shared.Rent((int)flips + 1);
+                var n = ReadColumns(ends, stride, occupiedBands, groups, box, runs.Width, height, counts);
+                return counts.AsSpan(0, n).ToArray();
             }
             finally
             {
-                EngineArrayPool<int>.Shared.Return(fill);
+                EngineArrayPool<ulong>.Shared.Return(occupied);
+                if (counts is not null)
+                {
+                    EngineArrayPool<uint>.Shared.Return(counts);
+                }
             }
-
-            return Emit(starts, rows, box, runs.Width, height);
         }
         finally
         {
-            EngineArrayPool<int>.Shared.Return(ranges);
-            EngineArrayPool<int>.Shared.Return(starts);
-            if (rows is not null)
-            {
-                EngineArrayPool<int>.Shared.Return(rows);
-            }
+            EngineArrayPool<ulong>.Shared.Return(words);
         }
     }
 
-    // Appends the column ranges (relative to x0) where `above` and `row` (sorted, disjoint runs as
-    // start/end pairs) differ: a walk over both lists' ends in order, each end toggling one side.
-    private static int Difference(ReadOnlySpan<int> above, ReadOnlySpan<int> row, int y, int x0, ref int[] ranges, int count)
+    // Band by band, turns the marks (see Encode) into flips: the parity of a column's marks and the
+    // columns' before it, a running XOR along the band. Sets bit b of a column's occupied word (of 64
+    // bands) where its band b holds flips, so that the column-major read skips the empty words. Returns
+    // the number of flips.
+    private static long MarkFlips(Span<ulong> bits, int bands, int stride, int width, Span<ulong> occupied, int groups)
     {
-        var (a, b, inside, start) = (0, 0, false, 0);
-        while (a < above.Length || b < row.Length)
+        var flips = 0L;
+        ref var occupiedFirst = ref MemoryMarshal.GetReference(occupied);
+        for (var band = 0; band < bands; band++)
         {
-            int at;
-            if (b >= row.Length || (a < above.Length && above[a] < row[b]))
+            var row = bits.Slice(band * stride, width);
+            ref var occupiedColumn = ref Unsafe.Add(ref occupiedFirst, band >> 6);
+            var (parity, bit) = (0UL, band & 63);
+            for (var x = 0; x < row.Length; x++)
             {
-                at = above[a++];
-            }
-            else if (a >= above.Length || row[b] < above[a])
-            {
-                at = row[b++];
-            }
-            else
-            {
-                // Both sides change here: the difference does not.
-                (a, b) = (a + 1, b + 1);
-                continue;
-            }
-
-            inside = !inside;
-            if (inside)
-            {
-                start = at;
-                continue;
-            }
-
-            if (count + 3 > ranges.Length)
-            {
-                var larger = EngineArrayPool<int>.Shared.Rent(2 * ranges.Length);
-                ranges.AsSpan(0, count).CopyTo(larger);
-                EngineArrayPool<int>.Shared.Return(ranges);
-                ranges = larger;
-            }
-
-            (ranges[count], ranges[count + 1], ranges[count + 2]) = (start - x0, at - x0, y);
-            count += 3;
-        }
-
-        return count;
-    }
-
-    // Column-major run lengths from each box column's flip rows (column x's at rows[starts[x] .. starts[x + 1]), ascending).
-    private static uint[] Emit(int[] starts, int[] rows, PixelBox box, int width, int height)
-    {
-        // Each flip adds at most one count, and the end one more.
-        var counts = EngineArrayPool<uint>.Shared.Rent(starts[box.Width] + 2);
-        try
-        {
-            var n = 0;
-            var run = (long)box.X * height;
-            for (var x = 0; x < box.Width; x++)
-            {
-                var position = 0;
-                for (var i = starts[x]; i < starts[x + 1]; i++)
+                if (parity == 0)
                 {
-                    run += rows[i] - position;
-                    position = rows[i];
-                    if (run == 0 && n > 0)
+                    // Between a band's flips the words stay 0: skipped at the speed of a scan.
+                    var next = row[x..].IndexOfAnyExcept(0UL);
+                    if (next < 0)
                     {
-                        // A flip below one column's last row and one at the next column's first row are the
-                        // same place in column-major order: they cancel, and the run before goes on.
-                        run = counts[--n];
-                        continue;
+                        break;
                     }
 
-                    counts[n++] = (uint)run;
-                    run = 0;
+                    x += next;
                 }
 
-                run += height - position;
+                parity ^= row[x];
+                row[x] = parity;
+                flips += BitOperations.PopCount(parity);
+                Unsafe.Add(ref occupiedColumn, x * groups) |= (parity != 0 ? 1UL : 0UL) << bit;
             }
-
-            run += (long)(width - box.X - box.Width) * height;
-
-            // A mask whose last pixel is set ends on its run of 1s, with no empty run of 0s after it.
-            if (run > 0 || n == 0)
-            {
-                counts[n++] = (uint)run;
-            }
-
-            return counts.AsSpan(0, n).ToArray();
         }
-        finally
-        {
-            EngineArrayPool<uint>.Shared.Return(counts);
-        }
+
+        return flips;
     }
 
-    private static int Next(ReadOnlySpan<byte> row, int from)
+    // Column-major run lengths from each box column's flips (see MarkFlips), into `counts`; returns how many.
+    private static int ReadColumns(ReadOnlySpan<ulong> flips, int stride, ReadOnlySpan<ulong> occupied, int groups, PixelBox box, int width, int height, Span<uint> counts)
     {
-        if (from >= row.Length)
+        var n = 0;
+        var run = (long)box.X * height;
+        for (var x = 0; x < box.Width; x++)
         {
-            return -1;
+            var position = 0;
+            for (var group = 0; group < groups; group++)
+            {
+                for (var nonEmpty = occupied[(x * groups) + group]; nonEmpty != 0; nonEmpty &= nonEmpty - 1)
+                {
+                    var band = (group << 6) + BitOperations.TrailingZeroCount(nonEmpty);
+                    var top = box.Y + (band << 6);
+                    for (var word = flips[(band * stride) + x]; word != 0; word &= word - 1)
+                    {
+                        var y = top + BitOperations.TrailingZeroCount(word);
+                        run += y - position;
+                        position = y;
+                        if (run == 0 && n > 0)
+                        {
+                            // A flip below one column's last row and one at the next column's first row are the
+                            // same place in column-major order: they cancel, and the run before goes on.
+                            run = counts[--n];
+                            continue;
+                        }
+
+                        counts[n++] = (uint)run;
+                        run = 0;
+                    }
+                }
+            }
+
+            run += height - position;
         }
 
-        var next = row[from..].IndexOfAnyExcept((byte)0);
-        return next < 0 ? -1 : from + next;
+        run += (long)(width - box.X - box.Width) * height;
+
+        // A mask whose last pixel is set ends on its run of 1s, with no empty run of 0s after it.
+        if (run > 0 || n == 0)
+        {
+            counts[n++] = (uint)run;
+        }
+
+        return n;
     }
 
     /// <summary>pycocotools' rleToString.</summary>

@@ -199,6 +199,58 @@ public sealed class CocoRleTests
         Assert.Equal(counts, CocoRle.Encode(fromPixels));
     }
 
+    // Heights around the 64-row words the flips are kept in (a run's end marks its row and the row below,
+    // across a word's edge), a box whose last row is or is not the image's, and a mask over 64 words tall.
+    [Theory]
+    [InlineData(1, 63, 5)]
+    [InlineData(2, 64, 9)]
+    [InlineData(3, 65, 17)]
+    [InlineData(4, 127, 33)]
+    [InlineData(5, 128, 64)]
+    [InlineData(6, 129, 70)]
+    [InlineData(7, 300, 41)]
+    [InlineData(8, 4160, 3)]
+    public void Encode_MasksAcrossWordsOfRows_SameRunsAsTheColumnMajorReference(int seed, int height, int width)
+    {
+        var random = new Random(seed);
+        using var mask = new BinaryMask(width, height);
+        var box = new PixelBox.Builder();
+
+        // Rows of a few runs that drift from row to row, some rows empty, inside a box that leaves the
+        // image's first and last rows and columns empty in odd seeds.
+        var margin = seed % 2;
+        for (var y = margin; y < height - margin; y++)
+        {
+            for (var x = margin; x < width - margin; x++)
+            {
+                var inside = ((x * 7) + (y * 3) + random.Next(4)) % 11 < 5 + (y / 17 % 3);
+                if (inside && y % 23 != 5)
+                {
+                    mask.Row(y)[x] = 1;
+                    box.Add(x, y);
+                }
+            }
+        }
+
+        var expected = ReferenceEncode(mask);
+        using var runs = MaskRuns.FromBinary(mask);
+        using var instance = new InstanceMask(0, 1f, 0, box.Build(), runs.Copy());
+
+        Assert.Equal(expected, CocoRle.Encode(instance));
+        Assert.Equal(expected, CocoRle.Encode(mask));
+        Assert.Equal(expected, CocoRle.Encode(mask, box.Build()));
+    }
+
+    [Fact]
+    public void Encode_RunOutsideItsBox_Throws()
+    {
+        using var mask = Mask(3, 4, [0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0]);
+        using var runs = MaskRuns.FromBinary(mask);
+
+        // The set pixels are at (1, 1) and (2, 1); a box of columns 0 and 1 leaves (2, 1) outside.
+        Assert.Throws<IndexOutOfRangeException>(() => CocoRle.Encode(new InstanceMask(0, 1f, 0, new PixelBox(0, 0, 2, 2), runs.Copy())));
+    }
+
     [Fact]
     public void Encode_InstanceWithPixelMask_ReadsItsRuns()
     {
