@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace MaskFormer.Engine.Encoding;
 
 /// <summary>
@@ -65,14 +67,16 @@ internal sealed class RunDeflater : IDisposable
         {
             if (data[i] == 0)
             {
-                var zeros = data[i..].IndexOfAnyExcept((byte)0);
+                // A lone zero (an RGB id's blue byte) without the span search.
+                var zeros = i + 1 < data.Length && data[i + 1] != 0 ? 1 : data[i..].IndexOfAnyExcept((byte)0);
                 var run = zeros < 0 ? data.Length - i : zeros;
                 WriteZeros(run);
                 i += run;
                 continue;
             }
 
-            var repeat = i >= period ? data[i..].CommonPrefixLength(data[(i - period)..]) : 0;
+            // Most bytes at a boundary differ from the pixel before: tested here before the span compare.
+            var repeat = i >= period && data[i] == data[i - period] ? data[i..].CommonPrefixLength(data[(i - period)..]) : 0;
             if (repeat >= MinMatch)
             {
                 foreach (var value in data.Slice(i, repeat))
@@ -128,10 +132,20 @@ internal sealed class RunDeflater : IDisposable
             return;
         }
 
-        // Adler-32 of n zeros: a stays, b grows by n · a.
-        _a %= AdlerModulus;
-        _b = (uint)((_b + ((ulong)run * _a)) % AdlerModulus);
-        _pending = 0;
+        // Adler-32 of n zeros: a stays, b grows by n · a; reduced only when as many bytes as zlib's
+        // bound allows have been added since the last reduction.
+        if (_pending + run < AdlerBlock)
+        {
+            _b += (uint)run * _a;
+            _pending += run;
+        }
+        else
+        {
+            _a %= AdlerModulus;
+            _b = (uint)((_b + ((ulong)run * _a)) % AdlerModulus);
+            _pending = 0;
+        }
+
         if (_last != 0)
         {
             WriteSymbol(0);
@@ -173,6 +187,7 @@ internal sealed class RunDeflater : IDisposable
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void WriteLiteral(byte value)
     {
         AddToChecksum(value);
@@ -180,6 +195,7 @@ internal sealed class RunDeflater : IDisposable
         _last = value;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void AddToChecksum(byte value)
     {
         _a += value;
@@ -192,12 +208,14 @@ internal sealed class RunDeflater : IDisposable
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void WriteSymbol(int symbol)
     {
         var (code, bits) = s_literals[symbol];
         WriteBits(code, bits);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void WriteBits(uint value, int count)
     {
         _bits |= (ulong)value << _bitCount;
@@ -226,13 +244,18 @@ internal sealed class RunDeflater : IDisposable
         _bits = 0;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Ensure(int more)
     {
-        if (_length + more <= _buffer.Length)
+        if (_length + more > _buffer.Length)
         {
-            return;
+            Grow(more);
         }
+    }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void Grow(int more)
+    {
         var larger = EngineArrayPool<byte>.Shared.Rent(Math.Max(_buffer.Length * 2, _length + more));
         _buffer.AsSpan(0, _length).CopyTo(larger);
         EngineArrayPool<byte>.Shared.Return(_buffer);

@@ -61,6 +61,26 @@ public sealed class RunDeflaterTests
         Assert.True(deflater.Written.Length < ((1 << 20) / 258 * 13 / 8) + 64, $"a megabyte of zeros took {deflater.Written.Length} bytes");
     }
 
+    [Fact]
+    public void Write_ManyShortZeroRunsBetweenFewBytes_ChecksumStillRight()
+    {
+        // Runs of zeros, each shorter than the checksum's reduction bound but together far over it,
+        // between too few other bytes to reduce the sums on their own: a label map's unchanged pixels
+        // between boundaries.
+        using var deflater = new RunDeflater(16);
+        var written = new List<byte>();
+        for (var i = 0; i < 4000; i++)
+        {
+            byte[] chunk = [(byte)(250 - (i % 7)), .. new byte[200 + (i % 13)]];
+            deflater.Write(chunk, 1);
+            written.AddRange(chunk);
+        }
+
+        deflater.Finish();
+
+        Assert.Equal(written.ToArray(), Inflate(deflater.Written.ToArray()));
+    }
+
     public static TheoryData<int, int> Settings()
     {
         var data = new TheoryData<int, int>();
