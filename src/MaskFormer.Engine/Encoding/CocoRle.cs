@@ -54,53 +54,50 @@ public static class CocoRle
         // read back column by column (ReadColumns). No row is compared with another and nothing is sorted:
         // two XORs per end, a scan of the words, one step per flip. One more row than the box: a set pixel
         // on its last row flips back below it.
-        var bands = (box.Height + 1 + 63) >> 6;
-        var stride = box.Width + 1;
+        var (bands, stride) = ((box.Height + 1 + 63) >> 6, box.Width + 1);
+        var groups = (bands + 63) >> 6;
         var words = EngineArrayPool<ulong>.Shared.Rent(bands * stride);
+        var occupied = EngineArrayPool<ulong>.Shared.Rent(groups * box.Width);
+        uint[]? counts = null;
         try
         {
             var ends = words.AsSpan(0, bands * stride);
+            var occupiedBands = occupied.AsSpan(0, groups * box.Width);
             ends.Clear();
-            for (var r = 0; r < box.Height; r++)
-            {
-                // An end at the box's right edge lands in the spare column, which no pixel reads; a run
-                // outside the box throws.
-                var band = ends.Slice((r >> 6) * stride, stride);
-                var bandBelow = ends.Slice(((r + 1) >> 6) * stride, stride);
-                var (bit, bitBelow) = (1UL << (r & 63), 1UL << ((r + 1) & 63));
-                foreach (var end in runs.Row(box.Y + r))
-                {
-                    band[end - box.X] ^= bit;
-                    bandBelow[end - box.X] ^= bitBelow;
-                }
-            }
+            occupiedBands.Clear();
+            MarkEnds(runs, box, ends, stride);
+            var flips = MarkFlips(ends, bands, stride, box.Width, occupiedBands, groups);
 
-            var groups = (bands + 63) >> 6;
-            var occupied = EngineArrayPool<ulong>.Shared.Rent(groups * box.Width);
-            uint[]? counts = null;
-            try
-            {
-                var occupiedBands = occupied.AsSpan(0, groups * box.Width);
-                occupiedBands.Clear();
-                var flips = MarkFlips(ends, bands, stride, box.Width, occupiedBands, groups);
-
-                // Each flip adds at most one count, and the end one more.
-                counts = EngineArrayPool<uint>.Shared.Rent((int)flips + 1);
-                var n = ReadColumns(ends, stride, occupiedBands, groups, box, runs.Width, height, counts);
-                return counts.AsSpan(0, n).ToArray();
-            }
-            finally
-            {
-                EngineArrayPool<ulong>.Shared.Return(occupied);
-                if (counts is not null)
-                {
-                    EngineArrayPool<uint>.Shared.Return(counts);
-                }
-            }
+            // Each flip adds at most one count, and the end one more.
+            counts = EngineArrayPool<uint>.Shared.Rent((int)flips + 1);
+            var n = ReadColumns(ends, stride, occupiedBands, groups, box, runs.Width, height, counts);
+            return counts.AsSpan(0, n).ToArray();
         }
         finally
         {
             EngineArrayPool<ulong>.Shared.Return(words);
+            EngineArrayPool<ulong>.Shared.Return(occupied);
+            if (counts is not null)
+            {
+                EngineArrayPool<uint>.Shared.Return(counts);
+            }
+        }
+    }
+
+    // Marks each run end of the box's rows as a bit in its row and in the row below (see Encode). An end at
+    // the box's right edge lands in the spare column, which no pixel reads; a run outside the box throws.
+    private static void MarkEnds(MaskRuns runs, PixelBox box, Span<ulong> ends, int stride)
+    {
+        for (var r = 0; r < box.Height; r++)
+        {
+            var band = ends.Slice((r >> 6) * stride, stride);
+            var bandBelow = ends.Slice(((r + 1) >> 6) * stride, stride);
+            var (bit, bitBelow) = (1UL << (r & 63), 1UL << ((r + 1) & 63));
+            foreach (var end in runs.Row(box.Y + r))
+            {
+                band[end - box.X] ^= bit;
+                bandBelow[end - box.X] ^= bitBelow;
+            }
         }
     }
 
